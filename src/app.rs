@@ -1,0 +1,204 @@
+//! Wiring: database, session store, menus, ops and the HTTP server, with start-up
+//! errors that say what to do and a graceful shutdown.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::config::{Config, redact_url};
+use crate::gateway::{Gateway, GatewayConfig};
+use crate::http::{self, AppState};
+use crate::menu::Bundle;
+use crate::money::{self, Money, PinHasher};
+use crate::session::{MemoryStore, RedisStore, SessionStore, TextKey};
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// Why the gateway could not start, phrased for the person starting it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "cannot reach PostgreSQL at {url}: {reason}\n\
+         Start it (Debian: `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`; \
+         Docker: `docker compose -f deploy/compose.yaml up -d postgres`) or point DATABASE_URL at a running server."
+    )]
+    Postgres { url: String, reason: String },
+    #[error("cannot migrate the database at {url}: {reason}")]
+    Migrate { url: String, reason: String },
+    #[error(
+        "cannot reach Redis at {url}: {reason}\n\
+         Start it (`redis-server --daemonize yes`, or `docker compose -f deploy/compose.yaml up -d redis`), \
+         or unset REDIS_URL to keep sessions in process memory."
+    )]
+    Redis { url: String, reason: String },
+    #[error("the menus in {dir} do not compile:\n{report}")]
+    Menus { dir: String, report: String },
+    #[error("cannot listen on {addr}: {reason} (is another process using the port? try --listen 127.0.0.1:9090)")]
+    Listen { addr: String, reason: String },
+    #[error("cannot seed demo data: {0}")]
+    Demo(String),
+}
+
+/// Creates the database if it is missing, connects a pool and runs the migrations.
+pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool, StartError> {
+    let shown = redact_url(url);
+    let unreachable = |e: &dyn std::fmt::Display| StartError::Postgres { url: shown.clone(), reason: e.to_string() };
+    let options = PgConnectOptions::from_str(url).map_err(|e| unreachable(&e))?;
+    let exists = tokio::time::timeout(Duration::from_secs(5), Postgres::database_exists(url))
+        .await
+        .map_err(|_| unreachable(&"no answer within 5 s"))?
+        .map_err(|e| unreachable(&e))?;
+    if !exists {
+        Postgres::create_database(url).await.map_err(|e| unreachable(&e))?;
+        info!(database = %shown, "created the database");
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_with(options)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| StartError::Migrate { url: shown, reason: e.to_string() })?;
+    Ok(pool)
+}
+
+/// Redis when a URL is configured, process memory otherwise.
+pub async fn connect_store(config: &Config) -> Result<SessionStore, StartError> {
+    match &config.settings.redis_url {
+        Some(url) => RedisStore::connect(url, &config.settings.redis_key_prefix, Duration::from_secs(2))
+            .await
+            .map(SessionStore::Redis)
+            .map_err(|e| StartError::Redis { url: redact_url(url), reason: e.to_string() }),
+        None => Ok(SessionStore::Memory(MemoryStore::new())),
+    }
+}
+
+pub fn load_menus(config: &Config) -> Result<Bundle, StartError> {
+    Bundle::load_dir(&config.settings.menus_dir).map_err(|diagnostics| StartError::Menus {
+        dir: config.settings.menus_dir.display().to_string(),
+        report: diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
+    })
+}
+
+/// The shared state of the HTTP server, from already-connected parts.
+pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Config) -> AppState {
+    let pepper = config.pin_pepper.as_bytes();
+    let money = Money::new(pool, PinHasher::new(pepper));
+    let gateway = Gateway::new(
+        menus,
+        store,
+        money,
+        TextKey::new(&derive_key(pepper, b"session-text-mark")),
+        GatewayConfig { session_ttl: config.session_ttl, hop_deadline: config.hop_deadline },
+    );
+    AppState {
+        gateway: Arc::new(gateway),
+        default_region: config.region,
+        metrics: crate::telemetry::metrics(),
+        probe_timeout: Duration::from_secs(1),
+    }
+}
+
+/// A sub-key for one purpose, so one configured secret can key several hashes.
+fn derive_key(secret: &[u8], purpose: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(purpose);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// `serve`: connect, migrate, seed the demo if asked, and answer until SIGINT/SIGTERM.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let pool = connect_database(&config.settings.database_url, config.settings.database_max_connections).await?;
+    info!(database = %redact_url(&config.settings.database_url), "PostgreSQL connected and migrated");
+    let store = connect_store(&config).await?;
+    match store {
+        SessionStore::Memory(_) => warn!("REDIS_URL is not set: sessions are kept in process memory (lost on restart, not shared between replicas)"),
+        SessionStore::Redis(_) => info!("sessions are kept in Redis"),
+    }
+    let menus = load_menus(&config)?;
+    for m in menus.menus() {
+        info!(service = %m.service, codes = ?m.codes, version = %m.version, screens = m.screen_count(), "menu loaded");
+    }
+    let codes: Vec<String> = menus.menus().iter().flat_map(|m| m.codes.clone()).collect();
+    if config.demo {
+        let created = money::seed_demo(&pool, &PinHasher::new(config.pin_pepper.as_bytes()), &config.settings.currency)
+            .await
+            .map_err(|e| StartError::Demo(e.to_string()))?;
+        info!(created, "demo subscribers seeded");
+    }
+    let state = build_state(pool, store, menus, &config);
+    let upkeep = state.metrics.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartError::Listen { addr: config.listen.to_string(), reason: e.to_string() })?;
+    let addr = listener.local_addr().map_err(|e| StartError::Listen { addr: config.listen.to_string(), reason: e.to_string() })?;
+    info!(%addr, "listening");
+    if config.demo {
+        println!("{}", demo_banner(addr, codes.first().map_or("*384#", String::as_str), &config.settings.currency));
+    }
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| StartError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
+    info!("stopped");
+    Ok(())
+}
+
+fn demo_banner(addr: std::net::SocketAddr, code: &str, currency: &str) -> String {
+    let port = addr.port();
+    let money = crate::domain::Currency::new(currency, 2);
+    let mut out = format!("\nussd-gateway demo is up on port {port}. Demo subscribers (PIN {}):\n", money::DEMO_PIN);
+    for s in money::demo_subscribers() {
+        let name = format!("{} {}", s.first_name, s.last_name);
+        out.push_str(&format!("  {}  {name:<17} {:>14}\n", s.msisdn, money.format(s.balance)));
+    }
+    out.push_str(&format!(
+        "\nTry the balance journey as Africa's Talking would (text grows by one input per hop):\n\
+         \n  for t in '' '1' '1*{pin}'; do\n    curl -s http://127.0.0.1:{port}/ussd/africastalking \\\n      \
+         --data-urlencode sessionId=demo-$$ --data-urlencode 'serviceCode={code}' \\\n      \
+         --data-urlencode phoneNumber=+254700000001 --data-urlencode \"text=$t\"; echo; echo ---\n  done\n",
+        pin = money::DEMO_PIN
+    ));
+    out
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    info!("shutting down: finishing in-flight hops");
+}

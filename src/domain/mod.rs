@@ -1,0 +1,9 @@
+//! Domain types parsed once at the edge, so that the rest of the code never re-checks them.
+
+mod amount;
+mod msisdn;
+mod pin;
+
+pub use amount::{Amount, AmountError, Currency};
+pub use msisdn::{Msisdn, MsisdnError, Region, mask as msisdn_mask};
+pub use pin::{Pin, PinError};

@@ -1,0 +1,131 @@
+//! `Msisdn`: a subscriber number in E.164, masked whenever it is displayed or logged.
+
+use std::fmt;
+use std::str::FromStr;
+
+use phonenumber::country::Id as CountryId;
+
+/// The region used to read numbers written in national form (`0712345678`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region(CountryId);
+
+impl Region {
+    /// Parses an ISO 3166-1 alpha-2 code such as `KE`.
+    pub fn parse(code: &str) -> Result<Self, String> {
+        CountryId::from_str(&code.to_ascii_uppercase())
+            .map(Region)
+            .map_err(|_| format!("`{code}` is not an ISO 3166-1 alpha-2 region code (e.g. KE, GH, NG)"))
+    }
+}
+
+/// A valid mobile number in E.164 form (`+254712345678`).
+///
+/// `Display` and `Debug` mask the middle digits so that a number can be logged without
+/// leaking it; [`Msisdn::as_e164`] gives the full number for storage and lookups.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Msisdn(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MsisdnError {
+    #[error("not a phone number")]
+    Unparsable,
+    #[error("not a valid phone number for its country")]
+    Invalid,
+}
+
+impl Msisdn {
+    /// Parses international (`+254…`, `254…`) or national (`07…`, read in `region`) input.
+    pub fn parse(input: &str, region: Region) -> Result<Self, MsisdnError> {
+        let trimmed = input.trim();
+        if trimmed.is_empty() || trimmed.len() > 32 {
+            return Err(MsisdnError::Unparsable);
+        }
+        // Aggregators often send international numbers without the plus sign.
+        let candidate = if !trimmed.starts_with('+') && !trimmed.starts_with('0') && trimmed.len() > 10 {
+            format!("+{trimmed}")
+        } else {
+            trimmed.to_owned()
+        };
+        let number =
+            phonenumber::parse(Some(region.0), &candidate).map_err(|_| MsisdnError::Unparsable)?;
+        if !phonenumber::is_valid(&number) {
+            return Err(MsisdnError::Invalid);
+        }
+        Ok(Msisdn(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
+    }
+
+    /// Wraps a number already stored in E.164 form (from our own database).
+    pub fn from_trusted_e164(e164: String) -> Self {
+        Msisdn(e164)
+    }
+
+    pub fn as_e164(&self) -> &str {
+        &self.0
+    }
+
+    /// `+254712***678`: enough to recognise a number, not enough to reuse it.
+    pub fn masked(&self) -> String {
+        mask(&self.0)
+    }
+}
+
+/// Masks all but the first seven and the last three characters of a number.
+pub fn mask(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    if chars.len() <= 10 {
+        let keep = chars.len().saturating_sub(3);
+        return chars[..keep.min(3)].iter().collect::<String>() + "***";
+    }
+    let head: String = chars[..7].iter().collect();
+    let tail: String = chars[chars.len() - 3..].iter().collect();
+    format!("{head}***{tail}")
+}
+
+impl fmt::Display for Msisdn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl fmt::Debug for Msisdn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Msisdn({})", self.masked())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ke() -> Region {
+        Region::parse("KE").unwrap()
+    }
+
+    #[test]
+    fn national_international_and_bare_forms_agree() {
+        for input in ["0712345678", "+254712345678", "254712345678", " 0712 345 678 "] {
+            assert_eq!(Msisdn::parse(input, ke()).unwrap().as_e164(), "+254712345678", "{input}");
+        }
+    }
+
+    #[test]
+    fn rejects_garbage_and_invalid_numbers() {
+        assert_eq!(Msisdn::parse("hello", ke()), Err(MsisdnError::Unparsable));
+        assert_eq!(Msisdn::parse("", ke()), Err(MsisdnError::Unparsable));
+        assert!(Msisdn::parse("0712", ke()).is_err());
+    }
+
+    #[test]
+    fn display_and_debug_are_masked() {
+        let m = Msisdn::parse("+254712345678", ke()).unwrap();
+        assert_eq!(m.to_string(), "+254712***678");
+        assert!(!format!("{m:?}").contains("345"));
+    }
+
+    #[test]
+    fn unknown_region_is_explained() {
+        assert!(Region::parse("XX").unwrap_err().contains("ISO 3166-1"));
+    }
+}

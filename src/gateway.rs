@@ -1,0 +1,347 @@
+//! The hop pipeline: session → dedupe → engine ⇄ ops → cached reply, within the deadline.
+//!
+//! One writer per session: a hop that will run an op first claims the session with a
+//! compare-and-set (marking it pending); a duplicate that loses the race waits for the
+//! claimant's reply instead of running anything. Hops without ops write once.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::channel::Hop;
+use crate::channel::ussd::cumulative;
+use crate::menu::{Action, Bundle, EngineError, Menu, Message, Reply, Step};
+use crate::money::{Money, MoneyError, OpCall};
+use crate::ops::OpResult;
+use crate::session::{Loaded, Session, SessionKey, SessionStore, StoreError, TextKey, TextMark};
+
+/// Compare-and-set attempts before a hop gives up on a contended session.
+const CAS_ATTEMPTS: usize = 4;
+
+/// Time kept back from the hop deadline to write the session after an op.
+const SAVE_MARGIN: Duration = Duration::from_millis(250);
+
+/// Settings of the pipeline.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    pub session_ttl: Duration,
+    /// Time within which every hop is answered.
+    pub hop_deadline: Duration,
+}
+
+/// Everything a hop needs; shared by all requests.
+pub struct Gateway {
+    menus: ArcSwap<Bundle>,
+    store: SessionStore,
+    money: Money,
+    text_key: TextKey,
+    config: GatewayConfig,
+}
+
+/// How a hop was answered, for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HopKind {
+    Continue,
+    End,
+    /// A duplicate answered from the session's cached reply.
+    Replayed,
+    /// A dependency failed or the deadline passed.
+    Failed,
+}
+
+impl HopKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HopKind::Continue => "continue",
+            HopKind::End => "end",
+            HopKind::Replayed => "replayed",
+            HopKind::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum HopError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("session stayed contended for {CAS_ATTEMPTS} attempts")]
+    Contended,
+    #[error("another writer replaced a session this hop had claimed")]
+    ClaimLost,
+    #[error("the session's menu `{0}` is no longer loaded")]
+    MenuGone(String),
+}
+
+/// Why the engine loop stopped without a reply of its own.
+enum Interrupt {
+    /// Another hop claimed the session first: reload and start over.
+    LostRace,
+    Store(StoreError),
+    Engine(EngineError),
+    Money(MoneyError),
+    /// The op's task panicked.
+    OpCrashed,
+    /// The op overran the deadline; it goes on, the subscriber hears by SMS.
+    OpOverran,
+}
+
+impl Gateway {
+    pub fn new(menus: Bundle, store: SessionStore, money: Money, text_key: TextKey, config: GatewayConfig) -> Self {
+        Gateway { menus: ArcSwap::from_pointee(menus), store, money, text_key, config }
+    }
+
+    pub fn menus(&self) -> Arc<Bundle> {
+        self.menus.load_full()
+    }
+
+    pub fn store(&self) -> &SessionStore {
+        &self.store
+    }
+
+    pub fn money(&self) -> &Money {
+        &self.money
+    }
+
+    /// Answers one hop, always within the deadline.
+    pub async fn handle(&self, hop: &Hop) -> (Reply, HopKind) {
+        let deadline = Instant::now() + self.config.hop_deadline;
+        match tokio::time::timeout_at(deadline, self.process(hop, deadline)).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
+                warn!(provider = hop.provider, msisdn = %hop.msisdn, error = %e, "hop failed");
+                (Reply::end(Message::ServiceUnavailable.text("en")), HopKind::Failed)
+            }
+            Err(_) => {
+                warn!(provider = hop.provider, msisdn = %hop.msisdn, "hop deadline passed");
+                (Reply::end(Message::ServiceUnavailable.text("en")), HopKind::Failed)
+            }
+        }
+    }
+
+    async fn process(&self, hop: &Hop, deadline: Instant) -> Result<(Reply, HopKind), HopError> {
+        let bundle = self.menus.load_full();
+        let key = SessionKey::new(hop.provider, hop.msisdn.as_e164(), &hop.session_id);
+        let mark = self.text_key.mark(&hop.text);
+
+        for _ in 0..CAS_ATTEMPTS {
+            let (mut version, mut session, menu, inputs, fresh) = match self.store.load(&key).await? {
+                Some(Loaded { version, session }) => {
+                    if session.seen == mark {
+                        return self.replay(&key, session, mark, deadline).await;
+                    }
+                    if let Some(answer) = self.refuse_busy_or_over(&session) {
+                        return Ok(answer);
+                    }
+                    let menu = bundle
+                        .get(&session.service)
+                        .cloned()
+                        .ok_or_else(|| HopError::MenuGone(session.service.clone()))?;
+                    let input = match cumulative::next_input(session.seen, &hop.text, &self.text_key) {
+                        Some(input) => input.to_owned(),
+                        None => {
+                            warn!(provider = hop.provider, msisdn = %hop.msisdn, "text does not extend the previous hop; taking its last segment");
+                            hop.text.rsplit('*').next().unwrap_or_default().to_owned()
+                        }
+                    };
+                    (version, session, menu, vec![input], false)
+                }
+                None => {
+                    let Some(dialled) = bundle.resolve(&hop.service_code) else {
+                        debug!(code = %hop.service_code, "no menu for this service code");
+                        return Ok((Reply::end("This service is not available."), HopKind::End));
+                    };
+                    let mut inputs = dialled.jump.clone();
+                    inputs.extend(cumulative::first_inputs(&hop.text));
+                    let menu = Arc::clone(dialled.menu);
+                    let session = Session {
+                        service: menu.service.clone(),
+                        menu_version: menu.version.clone(),
+                        journey: Default::default(),
+                        seen: TextMark::default(),
+                        reply: None,
+                        pending_since_ms: None,
+                        hops: 0,
+                    };
+                    (0, session, menu, inputs, true)
+                }
+            };
+
+            let mut claimed = false;
+            let outcome = self
+                .drive(hop, &key, mark, &menu, &mut session, &mut version, &mut claimed, inputs, fresh, deadline)
+                .await;
+            let (reply, kind) = match outcome {
+                Ok(reply) => {
+                    let kind = if reply.end { HopKind::End } else { HopKind::Continue };
+                    (reply, kind)
+                }
+                Err(Interrupt::LostRace) => continue,
+                Err(Interrupt::Store(e)) => return Err(e.into()),
+                Err(Interrupt::OpOverran) => {
+                    session.journey.done = true;
+                    (Reply::end(Message::Processing.text(&session.journey.lang)), HopKind::Failed)
+                }
+                Err(Interrupt::Engine(e)) => {
+                    warn!(provider = hop.provider, msisdn = %hop.msisdn, error = %e, "menu engine refused the hop");
+                    session.journey.done = true;
+                    (Reply::end(Message::ServiceUnavailable.text(&session.journey.lang)), HopKind::Failed)
+                }
+                Err(Interrupt::OpCrashed) => {
+                    session.journey.done = true;
+                    (Reply::end(Message::ServiceUnavailable.text(&session.journey.lang)), HopKind::Failed)
+                }
+                Err(Interrupt::Money(e)) => {
+                    warn!(provider = hop.provider, msisdn = %hop.msisdn, error = %e, "op failed");
+                    session.journey.done = true;
+                    (Reply::end(Message::ServiceUnavailable.text(&session.journey.lang)), HopKind::Failed)
+                }
+            };
+            session.seen = mark;
+            session.reply = Some(reply.clone());
+            session.pending_since_ms = None;
+            session.hops += 1;
+            match self.store.save(&key, version, &session, self.config.session_ttl).await? {
+                Some(_) => return Ok((reply, kind)),
+                None if claimed => return Err(HopError::ClaimLost),
+                None => continue,
+            }
+        }
+        Err(HopError::Contended)
+    }
+
+    /// Runs the engine over this hop's inputs, running ops as it asks for them.
+    #[allow(clippy::too_many_arguments)]
+    async fn drive(
+        &self,
+        hop: &Hop,
+        key: &SessionKey,
+        mark: TextMark,
+        menu: &Menu,
+        session: &mut Session,
+        version: &mut u64,
+        claimed: &mut bool,
+        inputs: Vec<String>,
+        fresh: bool,
+        deadline: Instant,
+    ) -> Result<Reply, Interrupt> {
+        let mut inputs = inputs.into_iter();
+        let mut step = if fresh {
+            let (journey, step) = menu.begin(None).map_err(Interrupt::Engine)?;
+            session.journey = journey;
+            step
+        } else {
+            let first = inputs.next().unwrap_or_default();
+            menu.input(&mut session.journey, &first).map_err(Interrupt::Engine)?
+        };
+        loop {
+            step = match step {
+                Step::Reply(reply) => match inputs.next() {
+                    Some(next) if !reply.end => menu.input(&mut session.journey, &next).map_err(Interrupt::Engine)?,
+                    _ => return Ok(reply),
+                },
+                Step::Run(action) => {
+                    if !*claimed {
+                        session.seen = mark;
+                        session.reply = None;
+                        session.pending_since_ms = Some(unix_ms());
+                        match self.store.save(key, *version, session, self.config.session_ttl).await {
+                            Ok(Some(v)) => *version = v,
+                            Ok(None) => return Err(Interrupt::LostRace),
+                            Err(e) => return Err(Interrupt::Store(e)),
+                        }
+                        *claimed = true;
+                    }
+                    let result = self.run_op(hop, key, action, deadline).await?;
+                    menu.resume(&mut session.journey, result).map_err(Interrupt::Engine)?
+                }
+            };
+        }
+    }
+
+    /// Runs an op on its own task so that it completes even if the hop cannot wait.
+    async fn run_op(&self, hop: &Hop, key: &SessionKey, action: Action, deadline: Instant) -> Result<OpResult, Interrupt> {
+        let money = self.money.clone();
+        let msisdn = hop.msisdn.clone();
+        let idempotency_key = format!("{}:{}", key.as_str(), action.seq);
+        let op = action.op;
+        let task = tokio::spawn(async move {
+            let call = OpCall { msisdn: &msisdn, idempotency_key: &idempotency_key, action: &action };
+            money.run(call).await
+        });
+        let budget = deadline.checked_sub(SAVE_MARGIN).unwrap_or(deadline);
+        match tokio::time::timeout_at(budget, task).await {
+            Ok(Ok(Ok(result))) => {
+                metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => result.outcome.as_str()).increment(1);
+                Ok(result)
+            }
+            Ok(Ok(Err(e))) => {
+                metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => "error").increment(1);
+                Err(Interrupt::Money(e))
+            }
+            Ok(Err(join)) => {
+                warn!(op = op.name(), error = %join, "op task panicked");
+                metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => "error").increment(1);
+                Err(Interrupt::OpCrashed)
+            }
+            Err(_) => {
+                metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => "overran").increment(1);
+                Err(Interrupt::OpOverran)
+            }
+        }
+    }
+
+    /// A hop whose text equals the last one seen: the cached reply, or — while the
+    /// first copy still runs its op — the reply that copy will write.
+    async fn replay(&self, key: &SessionKey, session: Session, mark: TextMark, deadline: Instant) -> Result<(Reply, HopKind), HopError> {
+        if let (Some(reply), None) = (&session.reply, session.pending_since_ms) {
+            return Ok((reply.clone(), HopKind::Replayed));
+        }
+        if self.is_stale(&session) {
+            return Ok((Reply::end(Message::ServiceUnavailable.text(&session.journey.lang)), HopKind::Failed));
+        }
+        let lang = session.journey.lang.clone();
+        let mut pause = Duration::from_millis(2);
+        while Instant::now() + pause < deadline {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+            match self.store.load(key).await? {
+                Some(Loaded { session, .. }) if session.seen != mark => break,
+                Some(Loaded { session, .. }) => {
+                    if let (Some(reply), None) = (session.reply, session.pending_since_ms) {
+                        return Ok((reply, HopKind::Replayed));
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok((Reply::end(Message::Processing.text(&lang)), HopKind::Failed))
+    }
+
+    /// A new hop on a session that is busy with an op, or already over.
+    fn refuse_busy_or_over(&self, session: &Session) -> Option<(Reply, HopKind)> {
+        let lang = &session.journey.lang;
+        if session.pending_since_ms.is_some() {
+            let message = if self.is_stale(session) { Message::ServiceUnavailable } else { Message::Processing };
+            return Some((Reply::end(message.text(lang)), HopKind::Failed));
+        }
+        if session.journey.done {
+            return Some((Reply::end(Message::SessionOver.text(lang)), HopKind::End));
+        }
+        None
+    }
+
+    /// A claim older than twice the deadline belongs to a process that died mid-op.
+    fn is_stale(&self, session: &Session) -> bool {
+        let limit = u64::try_from(self.config.hop_deadline.as_millis() * 2).unwrap_or(u64::MAX);
+        session.pending_since_ms.is_some_and(|since| unix_ms().saturating_sub(since) > limit)
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

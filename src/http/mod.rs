@@ -1,0 +1,44 @@
+//! The HTTP edge: routes, shared state, and the layers every request goes through.
+
+mod health;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::channel::ussd::africastalking;
+use crate::domain::Region;
+use crate::gateway::Gateway;
+
+/// Aggregator callbacks are a few hundred bytes; anything much larger is not one.
+pub const MAX_BODY: usize = 16 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub gateway: Arc<Gateway>,
+    /// Region for numbers that arrive in national form.
+    pub default_region: Region,
+    pub metrics: PrometheusHandle,
+    /// Budget for each readiness probe of a dependency.
+    pub probe_timeout: Duration,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/ussd/africastalking", post(africastalking::callback))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint: see README.md for the routes\n") })
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::new())
+}

@@ -1,0 +1,13 @@
+//! ussd-gateway: USSD and SMS menus for mobile money, over a double-entry ledger.
+
+pub mod app;
+pub mod channel;
+pub mod config;
+pub mod domain;
+pub mod gateway;
+pub mod http;
+pub mod menu;
+pub mod money;
+pub mod ops;
+pub mod session;
+pub mod telemetry;

@@ -1,0 +1,336 @@
+//! Turns a parsed menu file into a checked, index-based graph, or into diagnostics that
+//! name the file, line and column of every problem.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::{Location, Spanned};
+
+use super::graph::{Menu, Node, NodeKind, Route, ScreenId};
+use super::input::Rules;
+use super::model::{self, InputKind, MenuFile, Screen, Text};
+use super::template::{Templates, Tpl};
+use crate::domain::{Currency, Region};
+use crate::ops::{Op, Outcome};
+
+/// One problem in a menu file, with where it is and how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: error: {}", self.file.display(), self.line, self.column, self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    languages: &'a [String],
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, at: Location, message: impl Into<String>, hint: Option<String>) {
+        self.diagnostics.push(Diagnostic {
+            file: self.file.to_path_buf(),
+            line: at.line(),
+            column: at.column(),
+            message: message.into(),
+            hint,
+        });
+    }
+
+    /// Per-language sources of a text, in the order of `languages`.
+    fn sources(&mut self, text: &Spanned<Text>, what: &str) -> Vec<Option<String>> {
+        match &text.value {
+            Text::Same(s) => vec![Some(s.clone()); self.languages.len()],
+            Text::PerLanguage(map) => {
+                for lang in map.keys() {
+                    if !self.languages.contains(lang) {
+                        self.error(
+                            text.referenced,
+                            format!("{what} has a text in `{lang}`, which is not in `languages`"),
+                            Some(format!("add `{lang}` to `languages` or remove this text")),
+                        );
+                    }
+                }
+                let sources: Vec<_> = self.languages.iter().map(|l| map.get(l).cloned()).collect();
+                if sources.first().is_some_and(Option::is_none) {
+                    self.error(
+                        text.referenced,
+                        format!("{what} has no text in `{}`, the default language", self.languages[0]),
+                        Some("the first language in `languages` is the fallback for all others".into()),
+                    );
+                }
+                sources
+            }
+        }
+    }
+}
+
+/// Parses and compiles one menu file's text.
+pub fn compile(file: &Path, source: &str) -> Result<Menu, Vec<Diagnostic>> {
+    let parsed: MenuFile = serde_saphyr::from_str(source).map_err(|e| {
+        let at = e.location().unwrap_or(Location::UNKNOWN);
+        vec![Diagnostic {
+            file: file.to_path_buf(),
+            line: at.line(),
+            column: at.column(),
+            message: first_line(&e.to_string()),
+            hint: Some("see menus/README.md for the menu file format".into()),
+        }]
+    })?;
+    let version = crate::menu::content_version(source);
+    build(file, parsed, version)
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).to_owned()
+}
+
+fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnostic>> {
+    let languages = m.languages.clone();
+    let mut cx = Ctx { file, languages: &languages, diagnostics: Vec::new() };
+    if languages.is_empty() {
+        cx.error(Location::UNKNOWN, "`languages` is empty", Some("list at least one language, e.g. `languages: [en]`".into()));
+        return Err(cx.diagnostics);
+    }
+    let region = Region::parse(&m.region.value).unwrap_or_else(|e| {
+        cx.error(m.region.referenced, e, None);
+        Region::parse("KE").expect("KE is a region")
+    });
+    let currency = Currency::new(&m.currency.code, m.currency.exponent);
+    if m.currency.exponent > 4 {
+        cx.error(Location::UNKNOWN, "`currency.exponent` is larger than 4", Some("KES, GHS and NGN use 2; UGX and RWF use 0".into()));
+    }
+    for code in &m.codes {
+        if !is_service_code(&code.value) {
+            cx.error(code.referenced, format!("`{}` is not a USSD service code", code.value), Some("write it as dialled, e.g. \"*384#\" or \"*384*12#\"".into()));
+        }
+    }
+    if m.codes.is_empty() {
+        cx.error(Location::UNKNOWN, "`codes` is empty", Some("list the USSD codes this menu answers, e.g. `codes: [\"*384#\"]`".into()));
+    }
+
+    let index: HashMap<String, ScreenId> =
+        m.screens.keys().enumerate().map(|(i, name)| (name.clone(), ScreenId(i as u16))).collect();
+    let resolve = |cx: &mut Ctx, target: &Spanned<String>| -> ScreenId {
+        index.get(&target.value).copied().unwrap_or_else(|| {
+            cx.error(target.referenced, format!("no screen named `{}`", target.value), suggest(&target.value, index.keys()));
+            ScreenId(0)
+        })
+    };
+
+    let mut templates = Templates::new(currency.clone());
+    let mut tpl = |cx: &mut Ctx, text: &Spanned<Text>, what: &str| -> Tpl {
+        let sources = cx.sources(text, what);
+        templates.add(sources).unwrap_or_else(|e| {
+            cx.error(text.referenced, format!("{what}: template error: {e}"), Some("templates use minijinja syntax: {{ name }}, {{ amount|money }}".into()));
+            Tpl::empty()
+        })
+    };
+
+    let mut screens = Vec::with_capacity(m.screens.len());
+    for (name, screen) in &m.screens {
+        let at = screen.referenced;
+        let what = format!("screen `{name}`");
+        let kind = match &screen.value {
+            Screen::Menu(s) => {
+                if s.options.is_empty() {
+                    cx.error(at, format!("{what} has no options"), Some("add options, or make it an `end` screen".into()));
+                }
+                let options = s.options.iter().map(|o| (tpl(&mut cx, &o.label, &what), resolve(&mut cx, &o.next))).collect();
+                NodeKind::Menu { text: tpl(&mut cx, &s.text, &what), options }
+            }
+            Screen::Input(s) => {
+                let scale = 10_i64.pow(currency.exponent.min(4));
+                let to_value = |v: Option<u64>| -> Option<i64> {
+                    let v = i64::try_from(v?).ok()?;
+                    Some(if s.kind == InputKind::Amount { v.saturating_mul(scale) } else { v })
+                };
+                let rules = Rules { min: to_value(s.min), max: to_value(s.max), min_length: s.min_length, max_length: s.max_length };
+                if let (Some(lo), Some(hi)) = (rules.min, rules.max) && lo > hi {
+                    cx.error(at, format!("{what}: `min` is greater than `max`"), None);
+                }
+                if s.kind != InputKind::Digits && (s.min_length.is_some() || s.max_length.is_some()) {
+                    cx.error(at, format!("{what}: `min_length`/`max_length` apply to `digits` inputs only"), None);
+                }
+                check_var_name(&mut cx, at, &s.save, &what);
+                NodeKind::Input {
+                    text: tpl(&mut cx, &s.text, &what),
+                    kind: s.kind,
+                    save: s.save.clone(),
+                    next: resolve(&mut cx, &s.next),
+                    rules,
+                    error: s.error.as_ref().map(|e| tpl(&mut cx, e, &what)),
+                }
+            }
+            Screen::Pin(s) => {
+                let next_is_action = matches!(m.screens.get(&s.next.value).map(|sc| &sc.value), Some(Screen::Action(_)));
+                if index.contains_key(&s.next.value) && !next_is_action {
+                    cx.error(s.next.referenced, format!("{what}: a `pin` must lead straight to an `action`"), Some("the PIN is kept for this hop only, so the op that checks it must run right after it".into()));
+                }
+                NodeKind::Pin {
+                    text: tpl(&mut cx, &s.text, &what),
+                    name: s.save.clone(),
+                    next: resolve(&mut cx, &s.next),
+                    error: s.error.as_ref().map(|e| tpl(&mut cx, e, &what)),
+                }
+            }
+            Screen::Action(s) => action(&mut cx, &m.screens, name, &what, s, &resolve, &mut tpl),
+            Screen::End(s) => NodeKind::End { text: tpl(&mut cx, &s.text, &what) },
+        };
+        screens.push(Node { name: name.clone(), kind });
+    }
+
+    let start = resolve(&mut cx, &m.start);
+    if !cx.diagnostics.is_empty() {
+        return Err(cx.diagnostics);
+    }
+    Ok(Menu {
+        service: m.service,
+        codes: m.codes.into_iter().map(|c| c.value).collect(),
+        languages,
+        region,
+        currency,
+        max_retries: m.max_retries.max(1),
+        version,
+        start,
+        screens,
+        index,
+        templates,
+    })
+}
+
+fn action(
+    cx: &mut Ctx,
+    screens: &BTreeMap<String, Spanned<Screen>>,
+    name: &str,
+    what: &str,
+    s: &model::ActionStep,
+    resolve: &dyn Fn(&mut Ctx, &Spanned<String>) -> ScreenId,
+    tpl: &mut dyn FnMut(&mut Ctx, &Spanned<Text>, &str) -> Tpl,
+) -> NodeKind {
+    let Some(op) = Op::from_name(&s.op.value) else {
+        let known: Vec<_> = crate::ops::CATALOG.iter().map(|c| c.name).collect();
+        cx.error(s.op.referenced, format!("{what}: unknown op `{}`", s.op.value), Some(format!("known ops: {}", known.join(", "))));
+        return NodeKind::End { text: Tpl::empty() };
+    };
+    let spec = op.spec();
+    for (arg, value) in &s.args {
+        if !spec.args.contains(&arg.as_str()) {
+            cx.error(value.referenced, format!("{what}: op `{op}` takes no argument `{arg}`"), Some(format!("its arguments: [{}]", spec.args.join(", "))));
+        }
+    }
+    for required in spec.args {
+        if !s.args.contains_key(*required) {
+            cx.error(s.op.referenced, format!("{what}: op `{op}` needs the argument `{required}`"), None);
+        }
+    }
+    if !spec.secrets.is_empty() {
+        let fed_by_pin = screens.values().any(|sc| {
+            matches!(&sc.value, Screen::Pin(p) if p.next.value == name && spec.secrets.contains(&p.save.as_str()))
+        });
+        if !fed_by_pin {
+            cx.error(s.op.referenced, format!("{what}: op `{op}` needs a PIN but no `pin` screen leads to it"), Some(format!("add a `pin` screen with `next:` pointing here and `save: {}`", spec.secrets[0])));
+        }
+    }
+    let mut routes = HashMap::new();
+    let mut other = None;
+    for (key, route) in &s.on {
+        let (target, error) = match &route.value {
+            model::Route::Screen(t) => (t.clone(), None),
+            model::Route::WithError { next, error } => (next.clone(), Some(error)),
+        };
+        let target = resolve(cx, &Spanned::new(target, route.referenced, route.defined));
+        let error = error.map(|e| tpl(cx, &Spanned::new(clone_text(e), route.referenced, route.defined), what));
+        let compiled = Route { next: target, error };
+        if key == "other" {
+            other = Some(compiled);
+            continue;
+        }
+        match Outcome::from_name(key).filter(|o| spec.outcomes.contains(o)) {
+            Some(outcome) => {
+                routes.insert(outcome, compiled);
+            }
+            None => {
+                let names: Vec<_> = spec.outcomes.iter().map(|o| o.as_str()).collect();
+                cx.error(route.referenced, format!("{what}: op `{op}` has no outcome `{key}`"), Some(format!("its outcomes: {}, or `other`", names.join(", "))));
+            }
+        }
+    }
+    if other.is_none() {
+        let missing: Vec<_> = spec.outcomes.iter().filter(|o| !routes.contains_key(o)).map(|o| o.as_str()).collect();
+        if !missing.is_empty() {
+            cx.error(s.op.referenced, format!("{what}: outcomes of `{op}` not routed: {}", missing.join(", ")), Some("route each under `on:`, or add `other: <screen>`".into()));
+        }
+    }
+    if let Some(save) = &s.save {
+        check_var_name(cx, s.op.referenced, save, what);
+    }
+    let mut args = Vec::new();
+    for (name, value) in &s.args {
+        let text = Spanned::new(Text::Same(value.value.clone()), value.referenced, value.defined);
+        args.push((name.clone(), tpl(cx, &text, what)));
+    }
+    NodeKind::Action { op, args, save: s.save.clone(), routes, other }
+}
+
+fn clone_text(t: &Text) -> Text {
+    match t {
+        Text::Same(s) => Text::Same(s.clone()),
+        Text::PerLanguage(m) => Text::PerLanguage(m.clone()),
+    }
+}
+
+fn check_var_name(cx: &mut Ctx, at: Location, name: &str, what: &str) {
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        cx.error(at, format!("{what}: `{name}` is not a valid variable name"), Some("use lower-case letters, digits and `_`, starting with a letter".into()));
+    } else if name == "result" {
+        cx.error(at, format!("{what}: `result` is reserved for the data of the last op"), Some("pick another name".into()));
+    }
+}
+
+fn is_service_code(code: &str) -> bool {
+    code.len() >= 3
+        && code.starts_with('*')
+        && code.ends_with('#')
+        && code[1..code.len() - 1].split('*').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn suggest<'a>(wanted: &str, names: impl Iterator<Item = &'a String>) -> Option<String> {
+    let mut names: Vec<_> = names.map(String::as_str).collect();
+    names.sort_unstable();
+    let close: Vec<_> = names.iter().filter(|n| n.contains(wanted) || wanted.contains(**n) || edit_distance(n, wanted) <= 2).collect();
+    if let Some(best) = close.first() {
+        Some(format!("did you mean `{best}`?"))
+    } else {
+        Some(format!("screens in this file: {}", names.join(", ")))
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

@@ -1,0 +1,127 @@
+//! Menu files: the format, the compiler and linter, templates, and the pure engine.
+
+mod compile;
+mod engine;
+mod graph;
+mod input;
+mod messages;
+pub mod model;
+mod template;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use compile::{Diagnostic, compile};
+pub use engine::{Action, EngineError, Journey, Reply, Step};
+pub use graph::Menu;
+pub use messages::Message;
+
+/// Every menu served at once, looked up by USSD service code.
+#[derive(Debug, Default)]
+pub struct Bundle {
+    menus: Vec<Arc<Menu>>,
+    by_code: HashMap<String, usize>,
+}
+
+/// A dial string resolved to a menu and the extra segments dialled after its code.
+#[derive(Debug)]
+pub struct Dialled<'a> {
+    pub menu: &'a Arc<Menu>,
+    /// `*384*1*2#` on the menu of `*384#` gives `["1", "2"]`.
+    pub jump: Vec<String>,
+}
+
+impl Bundle {
+    /// Loads and compiles every `*.yaml`/`*.yml` file in `dir`, reporting all problems
+    /// at once; a bundle with any error is refused whole.
+    pub fn load_dir(dir: &Path) -> Result<Bundle, Vec<Diagnostic>> {
+        let io_error = |message: String| {
+            vec![Diagnostic {
+                file: dir.to_path_buf(),
+                line: 0,
+                column: 0,
+                message,
+                hint: Some("set MENUS_DIR to the folder holding the menu files".into()),
+            }]
+        };
+        let entries = std::fs::read_dir(dir).map_err(|e| io_error(format!("cannot read the menu folder: {e}")))?;
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        paths.sort();
+        if paths.is_empty() {
+            return Err(io_error("no menu files (*.yaml) in the menu folder".into()));
+        }
+        let mut files = Vec::new();
+        for path in paths {
+            let source = std::fs::read_to_string(&path)
+                .map_err(|e| io_error(format!("cannot read {}: {e}", path.display())))?;
+            files.push((path, source));
+        }
+        Self::from_sources(files.iter().map(|(p, s)| (p.as_path(), s.as_str())))
+    }
+
+    /// Compiles menus from (file name, text) pairs.
+    pub fn from_sources<'a>(
+        files: impl IntoIterator<Item = (&'a Path, &'a str)>,
+    ) -> Result<Bundle, Vec<Diagnostic>> {
+        let mut bundle = Bundle::default();
+        let mut diagnostics = Vec::new();
+        for (path, source) in files {
+            match compile(path, source) {
+                Ok(menu) => {
+                    for code in &menu.codes {
+                        if bundle.by_code.insert(code.clone(), bundle.menus.len()).is_some() {
+                            diagnostics.push(Diagnostic {
+                                file: path.to_path_buf(),
+                                line: 0,
+                                column: 0,
+                                message: format!("service code {code} is claimed by two menus"),
+                                hint: Some("each code belongs to exactly one menu".into()),
+                            });
+                        }
+                    }
+                    bundle.menus.push(Arc::new(menu));
+                }
+                Err(mut d) => diagnostics.append(&mut d),
+            }
+        }
+        if diagnostics.is_empty() { Ok(bundle) } else { Err(diagnostics) }
+    }
+
+    pub fn menus(&self) -> &[Arc<Menu>] {
+        &self.menus
+    }
+
+    /// Finds the menu for a service code, longest registered code first, so that
+    /// `*384*1*2#` reaches `*384#` with the jump-ahead inputs `1` and `2`.
+    pub fn resolve(&self, dialled: &str) -> Option<Dialled<'_>> {
+        let body = dialled.trim().strip_suffix('#').unwrap_or(dialled.trim());
+        let parts: Vec<&str> = body.split('*').collect();
+        // parts[0] is the empty string before the leading `*`.
+        for cut in (2..=parts.len()).rev() {
+            let code = format!("{}#", parts[..cut].join("*"));
+            if let Some(&i) = self.by_code.get(&code) {
+                let jump = parts[cut..].iter().filter(|s| !s.is_empty()).map(|s| (*s).to_owned()).collect();
+                return Some(Dialled { menu: &self.menus[i], jump });
+            }
+        }
+        None
+    }
+
+    pub fn get(&self, service: &str) -> Option<&Arc<Menu>> {
+        self.menus.iter().find(|m| m.service == service)
+    }
+}
+
+/// A short, stable fingerprint of a menu file's bytes.
+pub(crate) fn content_version(source: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(source.as_bytes());
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,90 @@
+//! Localised texts compiled into minijinja templates, with the `money` and `mask` filters.
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+use crate::domain::Currency;
+
+/// A text in each language of the menu (index = position in `languages`); plain texts
+/// skip the template engine entirely.
+#[derive(Debug)]
+pub struct Tpl {
+    by_lang: Vec<Option<Piece>>,
+}
+
+#[derive(Debug)]
+enum Piece {
+    Plain(String),
+    Template(String),
+}
+
+/// Owns the compiled templates of one menu.
+pub struct Templates {
+    env: Environment<'static>,
+    count: usize,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates").field("count", &self.count).finish()
+    }
+}
+
+impl Tpl {
+    /// A placeholder for a text that failed to compile (the menu is rejected anyway).
+    pub fn empty() -> Self {
+        Tpl { by_lang: Vec::new() }
+    }
+}
+
+impl Templates {
+    pub fn new(currency: Currency) -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_filter("money", move |v: Value| -> Result<String, minijinja::Error> {
+            let minor = i64::try_from(v.clone()).map_err(|_| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("money expects an integer amount in minor units, got {v}"),
+                )
+            })?;
+            Ok(currency.format(minor))
+        });
+        env.add_filter("mask", |v: String| crate::domain::msisdn_mask(&v));
+        Templates { env, count: 0 }
+    }
+
+    /// Compiles one text per language; `Err` carries minijinja's message.
+    pub fn add(&mut self, sources: Vec<Option<String>>) -> Result<Tpl, String> {
+        let mut by_lang = Vec::with_capacity(sources.len());
+        for source in sources {
+            let piece = match source {
+                None => None,
+                Some(s) if !s.contains("{{") && !s.contains("{%") => Some(Piece::Plain(s)),
+                Some(s) => {
+                    let name = format!("t{}", self.count);
+                    self.count += 1;
+                    self.env
+                        .add_template_owned(name.clone(), s)
+                        .map_err(|e| e.to_string())?;
+                    Some(Piece::Template(name))
+                }
+            };
+            by_lang.push(piece);
+        }
+        Ok(Tpl { by_lang })
+    }
+
+    /// Renders `tpl` in language `lang` (falling back to the first language) over `ctx`.
+    pub fn render(&self, tpl: &Tpl, lang: usize, ctx: &Value) -> Result<String, minijinja::Error> {
+        let piece = tpl
+            .by_lang
+            .get(lang)
+            .and_then(Option::as_ref)
+            .or_else(|| tpl.by_lang.iter().flatten().next());
+        match piece {
+            None => Ok(String::new()),
+            Some(Piece::Plain(s)) => Ok(s.clone()),
+            Some(Piece::Template(name)) => self.env.get_template(name)?.render(ctx),
+        }
+    }
+}

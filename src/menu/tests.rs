@@ -1,0 +1,296 @@
+//! Engine and compiler tests on small menus written inline.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::*;
+use crate::ops::{Op, OpResult, Outcome};
+
+const MENU: &str = r#"
+service: test
+codes: ["*100#"]
+languages: [en, sw]
+start: who
+screens:
+  who:
+    action:
+      op: customer.profile
+      save: customer
+      on: { ok: main, not_registered: unknown }
+  unknown:
+    end: { text: { en: "Not registered", sw: "Hujasajiliwa" } }
+  main:
+    menu:
+      text: { en: "Hi {{ customer.first_name }}", sw: "Habari {{ customer.first_name }}" }
+      options:
+        - { label: { en: Balance, sw: Salio }, next: bal_pin }
+        - { label: Send, next: amount }
+        - { label: Code, next: code }
+  amount:
+    input: { text: "Enter amount", kind: amount, min: 10, max: 1000, save: amount, next: phone }
+  phone:
+    input: { text: "Send {{ amount|money }} to?", kind: msisdn, save: to, next: sent }
+  sent:
+    end: { text: "Sending {{ amount|money }} to {{ to|mask }}" }
+  code:
+    input: { text: "Code?", kind: digits, min_length: 4, max_length: 6, save: code, next: code_end, error: "Codes have 4 to 6 digits." }
+  code_end:
+    end: { text: "Code {{ code }}" }
+  bal_pin:
+    pin: { text: "Enter PIN", next: bal_do }
+  bal_do:
+    action:
+      op: wallet.balance
+      on:
+        ok: bal_show
+        pin_invalid: { next: bal_pin, error: { en: "Wrong PIN.", sw: "PIN si sahihi." } }
+        other: unknown
+  bal_show:
+    end: { text: "Balance {{ result.available|money }}" }
+"#;
+
+fn menu() -> Menu {
+    compile(Path::new("test.yaml"), MENU).unwrap_or_else(|d| panic!("{d:?}"))
+}
+
+fn reply(step: Step) -> Reply {
+    match step {
+        Step::Reply(r) => r,
+        Step::Run(a) => panic!("expected a reply, got op {}", a.op),
+    }
+}
+
+fn action(step: Step) -> Action {
+    match step {
+        Step::Run(a) => a,
+        Step::Reply(r) => panic!("expected an op, got {r:?}"),
+    }
+}
+
+/// Starts a journey and answers the profile lookup for Amina.
+fn at_main(m: &Menu, lang: Option<&str>) -> Journey {
+    let (mut j, step) = m.begin(lang).unwrap();
+    assert_eq!(action(step).op, Op::CustomerProfile);
+    let r = reply(m.resume(&mut j, OpResult::new(Outcome::Ok, json!({"first_name": "Amina"}))).unwrap());
+    assert!(!r.end);
+    j
+}
+
+#[test]
+fn begin_runs_the_start_action_then_shows_the_menu() {
+    let m = menu();
+    let (mut j, step) = m.begin(None).unwrap();
+    let a = action(step);
+    assert_eq!((a.op, a.seq), (Op::CustomerProfile, 1));
+    let r = reply(m.resume(&mut j, OpResult::new(Outcome::Ok, json!({"first_name": "Amina"}))).unwrap());
+    assert_eq!(r, Reply::con("Hi Amina\n1. Balance\n2. Send\n3. Code"));
+    assert_eq!(j.vars["customer"]["first_name"], "Amina");
+}
+
+#[test]
+fn texts_follow_the_language_and_fall_back_to_the_default() {
+    let m = menu();
+    let (mut j, _) = m.begin(Some("sw")).unwrap();
+    let r = reply(m.resume(&mut j, OpResult::new(Outcome::Ok, json!({"first_name": "Juma"}))).unwrap());
+    // `Send` and `Code` have one text for every language.
+    assert_eq!(r.text, "Habari Juma\n1. Salio\n2. Send\n3. Code");
+    let (j, _) = m.begin(Some("fr")).unwrap();
+    assert_eq!(j.lang, "en");
+}
+
+#[test]
+fn outcome_routes_to_an_end_screen() {
+    let m = menu();
+    let (mut j, _) = m.begin(Some("sw")).unwrap();
+    let r = reply(m.resume(&mut j, OpResult::bare(Outcome::NotRegistered)).unwrap());
+    assert_eq!(r, Reply::end("Hujasajiliwa"));
+    assert!(j.done);
+}
+
+#[test]
+fn invalid_choice_reshows_the_menu_with_an_error_then_ends_after_max_retries() {
+    let m = menu();
+    let mut j = at_main(&m, None);
+    let r = reply(m.input(&mut j, "9").unwrap());
+    assert_eq!(r, Reply::con("Invalid choice.\nHi Amina\n1. Balance\n2. Send\n3. Code"));
+    let r = reply(m.input(&mut j, "abc").unwrap());
+    assert!(r.text.starts_with("Invalid choice.\n"));
+    let r = reply(m.input(&mut j, "").unwrap());
+    assert_eq!(r, Reply::end("Too many invalid attempts. Please dial again."));
+    assert!(j.done);
+}
+
+#[test]
+fn a_valid_input_after_an_error_resets_the_retry_count() {
+    let m = menu();
+    let mut j = at_main(&m, None);
+    reply(m.input(&mut j, "7").unwrap());
+    assert_eq!(j.retries, 1);
+    reply(m.input(&mut j, "2").unwrap());
+    assert_eq!((j.screen.as_str(), j.retries), ("amount", 0));
+}
+
+#[test]
+fn amount_input_is_checked_and_kept_in_minor_units() {
+    let m = menu();
+    let mut j = at_main(&m, None);
+    assert_eq!(reply(m.input(&mut j, "2").unwrap()).text, "Enter amount");
+    assert_eq!(reply(m.input(&mut j, "5").unwrap()).text, "Invalid amount.\nEnter amount");
+    assert_eq!(reply(m.input(&mut j, "500").unwrap()).text, "Send KES 500.00 to?");
+    assert_eq!(j.vars["amount"], json!(50_000));
+}
+
+#[test]
+fn msisdn_input_is_normalised_and_masked_in_templates() {
+    let m = menu();
+    let mut j = at_main(&m, None);
+    m.input(&mut j, "2").unwrap();
+    m.input(&mut j, "500").unwrap();
+    assert_eq!(reply(m.input(&mut j, "07123").unwrap()).text, "Invalid phone number.\nSend KES 500.00 to?");
+    let r = reply(m.input(&mut j, "0712345678").unwrap());
+    assert_eq!(r, Reply::end("Sending KES 500.00 to +254712***678"));
+    assert_eq!(j.vars["to"], "+254712345678");
+}
+
+#[test]
+fn digits_input_uses_the_custom_error_line() {
+    let m = menu();
+    let mut j = at_main(&m, None);
+    m.input(&mut j, "3").unwrap();
+    assert_eq!(reply(m.input(&mut j, "12").unwrap()).text, "Codes have 4 to 6 digits.\nCode?");
+    assert_eq!(reply(m.input(&mut j, "0042").unwrap()), Reply::end("Code 0042"));
+}
+
+#[test]
+fn a_subscriber_may_type_a_star_inside_an_input() {
+    let m = menu();
+    let mut j = at_main(&m, None);
+    m.input(&mut j, "3").unwrap();
+    // `*` is not a digit: the input is refused as a whole rather than split.
+    assert_eq!(reply(m.input(&mut j, "12*34").unwrap()).text, "Codes have 4 to 6 digits.\nCode?");
+}
+
+#[test]
+fn pin_is_handed_to_the_op_and_never_kept_in_the_journey() {
+    let m = menu();
+    let mut j = at_main(&m, None);
+    assert_eq!(reply(m.input(&mut j, "1").unwrap()).text, "Enter PIN");
+    assert_eq!(reply(m.input(&mut j, "12").unwrap()).text, "PIN must be 4 digits.\nEnter PIN");
+    let a = action(m.input(&mut j, "4821").unwrap());
+    assert_eq!(a.op, Op::WalletBalance);
+    assert_eq!(a.secret("pin").map(|p| p.expose().to_vec()), Some(b"4821".to_vec()));
+    let stored = serde_json::to_string(&j).unwrap();
+    assert!(!stored.contains("4821"), "{stored}");
+    assert!(!format!("{a:?}").contains("4821"));
+}
+
+#[test]
+fn an_error_route_reshows_the_target_with_its_line() {
+    let m = menu();
+    let mut j = at_main(&m, Some("sw"));
+    m.input(&mut j, "1").unwrap();
+    action(m.input(&mut j, "0000").unwrap());
+    let r = reply(m.resume(&mut j, OpResult::bare(Outcome::PinInvalid)).unwrap());
+    assert_eq!(r, Reply::con("PIN si sahihi.\nEnter PIN"));
+    let a = action(m.input(&mut j, "1234").unwrap());
+    assert_eq!(a.seq, 3, "each op gets its own sequence number");
+    let r = reply(m.resume(&mut j, OpResult::new(Outcome::Ok, json!({"available": 123_456}))).unwrap());
+    assert_eq!(r, Reply::end("Balance KES 1,234.56"));
+}
+
+#[test]
+fn unrouted_outcomes_fall_to_other() {
+    let m = menu();
+    let mut j = at_main(&m, None);
+    m.input(&mut j, "1").unwrap();
+    m.input(&mut j, "1234").unwrap();
+    let r = reply(m.resume(&mut j, OpResult::bare(Outcome::AccountBlocked)).unwrap());
+    assert_eq!(r, Reply::end("Not registered"));
+}
+
+#[test]
+fn events_out_of_turn_are_errors_not_panics() {
+    let m = menu();
+    let (mut j, _) = m.begin(None).unwrap();
+    assert!(matches!(m.input(&mut j, "1"), Err(EngineError::NotAwaitingInput(_))));
+    let mut j = at_main(&m, None);
+    assert!(matches!(m.resume(&mut j, OpResult::bare(Outcome::Ok)), Err(EngineError::NotAwaitingResult(_))));
+    j.screen = "gone".into();
+    assert!(matches!(m.input(&mut j, "1"), Err(EngineError::UnknownScreen(_))));
+}
+
+#[test]
+fn a_template_on_a_missing_variable_is_an_error() {
+    let m = compile(
+        Path::new("t.yaml"),
+        "service: t\ncodes: [\"*1#\"]\nlanguages: [en]\nstart: a\nscreens:\n  a:\n    end: { text: \"{{ nope.x }}\" }\n",
+    )
+    .unwrap();
+    assert!(matches!(m.begin(None), Err(EngineError::Render { .. })));
+}
+
+fn diagnostics(source: &str) -> Vec<Diagnostic> {
+    compile(Path::new("bad.yaml"), source).expect_err("the menu should be refused")
+}
+
+const HEAD: &str = "service: t\ncodes: [\"*1#\"]\nlanguages: [en]\nstart: a\nscreens:\n";
+
+#[test]
+fn unknown_target_names_line_column_and_a_suggestion() {
+    let d = diagnostics(&format!("{HEAD}  a:\n    menu:\n      text: Hi\n      options:\n        - {{ label: X, next: ends }}\n  end1:\n    end: {{ text: Bye }}\n"));
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!((d[0].line, d[0].column), (10, 29));
+    assert!(d[0].message.contains("no screen named `ends`"));
+    assert_eq!(d[0].hint.as_deref(), Some("did you mean `end1`?"));
+    assert!(d[0].to_string().starts_with("bad.yaml:10:29: error:"));
+}
+
+#[test]
+fn yaml_errors_carry_their_location() {
+    let d = diagnostics(&format!("{HEAD}  a:\n    bogus: {{ text: Hi }}\n"));
+    assert_eq!(d[0].line, 7, "{d:?}");
+}
+
+#[test]
+fn op_checks_unknown_op_unrouted_outcomes_and_pins() {
+    let d = diagnostics(&format!("{HEAD}  a:\n    action: {{ op: wallet.steal, on: {{ ok: a }} }}\n"));
+    assert!(d[0].message.contains("unknown op `wallet.steal`"), "{d:?}");
+    assert!(d[0].hint.as_deref().unwrap().contains("wallet.balance"));
+
+    let d = diagnostics(&format!("{HEAD}  a:\n    action: {{ op: customer.profile, on: {{ ok: b, nope: b }} }}\n  b:\n    end: {{ text: x }}\n"));
+    let messages: Vec<_> = d.iter().map(|d| d.message.as_str()).collect();
+    assert!(messages.iter().any(|m| m.contains("no outcome `nope`")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("not routed: not_registered")), "{messages:?}");
+
+    let d = diagnostics(&format!("{HEAD}  a:\n    action: {{ op: wallet.balance, on: {{ other: b }} }}\n  b:\n    pin: {{ text: PIN, next: c }}\n  c:\n    end: {{ text: x }}\n"));
+    let messages: Vec<_> = d.iter().map(|d| d.message.as_str()).collect();
+    assert!(messages.iter().any(|m| m.contains("needs a PIN but no `pin` screen")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("must lead straight to an `action`")), "{messages:?}");
+}
+
+#[test]
+fn template_syntax_and_translation_errors_are_reported() {
+    let d = diagnostics("service: t\ncodes: [\"*1#\"]\nlanguages: [en, sw]\nstart: a\nscreens:\n  a:\n    end: { text: { sw: \"{{ x \" } }\n");
+    let messages: Vec<_> = d.iter().map(|d| d.message.as_str()).collect();
+    assert!(messages.iter().any(|m| m.contains("no text in `en`")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("template error")), "{messages:?}");
+}
+
+#[test]
+fn bundle_resolves_codes_and_jump_ahead_segments() {
+    let b = Bundle::from_sources([(Path::new("t.yaml"), MENU)]).unwrap();
+    let d = b.resolve("*100#").unwrap();
+    assert_eq!((d.menu.service.as_str(), d.jump.len()), ("test", 0));
+    let d = b.resolve("*100*2*500#").unwrap();
+    assert_eq!(d.jump, ["2", "500"]);
+    assert!(b.resolve("*999#").is_none());
+    assert!(b.resolve("").is_none());
+    assert!(b.resolve("###").is_none());
+}
+
+#[test]
+fn two_menus_on_one_code_are_refused() {
+    let err = Bundle::from_sources([(Path::new("a.yaml"), MENU), (Path::new("b.yaml"), MENU)]).unwrap_err();
+    assert!(err[0].message.contains("*100#"));
+}

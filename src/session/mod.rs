@@ -1,0 +1,98 @@
+//! Sessions: the small record kept between hops, and the stores that hold it
+//! (Redis in production, process memory as the embedded default).
+
+mod memory;
+mod record;
+mod redis;
+
+use std::time::Duration;
+
+pub use self::memory::MemoryStore;
+pub use self::record::{Session, TextKey, TextMark};
+pub use self::redis::RedisStore;
+
+/// Which session a hop belongs to: (provider, msisdn, provider session id).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SessionKey(String);
+
+impl SessionKey {
+    pub fn new(provider: &str, msisdn_e164: &str, session_id: &str) -> Self {
+        SessionKey(format!("{provider}:{msisdn_e164}:{session_id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A session as loaded, with the version a save must match.
+#[derive(Debug)]
+pub struct Loaded {
+    pub version: u64,
+    pub session: Session,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("session store unreachable: {0}")]
+    Unavailable(String),
+    #[error("session record unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// The session store: one writer per session through compare-and-set on a version.
+///
+/// An enum rather than a trait object: two backends, no boxing on the hot path.
+#[derive(Clone)]
+pub enum SessionStore {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+}
+
+impl SessionStore {
+    pub async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>, StoreError> {
+        let raw = match self {
+            SessionStore::Memory(m) => m.load(key.as_str()),
+            SessionStore::Redis(r) => r.load(key.as_str()).await?,
+        };
+        raw.map(|(version, bytes)| {
+            let session =
+                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(Loaded { version, session })
+        })
+        .transpose()
+    }
+
+    /// Writes `session` if the stored version is still `expected` (0: no record yet).
+    /// Returns the new version, or `None` when another writer got there first.
+    pub async fn save(
+        &self,
+        key: &SessionKey,
+        expected: u64,
+        session: &Session,
+        ttl: Duration,
+    ) -> Result<Option<u64>, StoreError> {
+        let bytes = serde_json::to_vec(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        match self {
+            SessionStore::Memory(m) => Ok(m.save(key.as_str(), expected, bytes, ttl)),
+            SessionStore::Redis(r) => r.save(key.as_str(), expected, bytes, ttl).await,
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            SessionStore::Memory(_) => Ok(()),
+            SessionStore::Redis(r) => r.ping().await,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SessionStore::Memory(_) => "memory",
+            SessionStore::Redis(_) => "redis",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,68 @@
+//! The session record: journey, the last input seen, and the cached reply.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::menu::{Journey, Reply};
+
+/// What is kept between two hops of one USSD session. Serialised with one-letter
+/// field names so that it stays a few hundred bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// The menu's service name and the version the session started on.
+    #[serde(rename = "m")]
+    pub service: String,
+    #[serde(rename = "mv")]
+    pub menu_version: String,
+    #[serde(rename = "j")]
+    pub journey: Journey,
+    /// The last cumulative text seen, as a length and keyed hash: enough to strip it
+    /// from the next hop and to spot a repeat, without storing a PIN typed into it.
+    #[serde(rename = "x")]
+    pub seen: TextMark,
+    /// The reply to the last hop, replayed verbatim to a duplicate.
+    #[serde(rename = "y", default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Reply>,
+    /// Set while an op runs for the last hop (Unix ms): duplicates wait for its reply.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub pending_since_ms: Option<u64>,
+    #[serde(rename = "h")]
+    pub hops: u32,
+}
+
+/// The length and keyed hash of a cumulative `text`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextMark {
+    #[serde(rename = "n")]
+    pub len: u32,
+    #[serde(rename = "h")]
+    pub hash: u64,
+}
+
+/// The key for [`TextMark`] hashes. Keyed, because a PIN has only 10⁴ values: an
+/// unkeyed hash of `1*1234` would give the PIN back to anyone who can read Redis.
+#[derive(Clone)]
+pub struct TextKey(Hmac<Sha256>);
+
+impl TextKey {
+    pub fn new(secret: &[u8]) -> Self {
+        let mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+        TextKey(mac)
+    }
+
+    pub fn mark(&self, text: &str) -> TextMark {
+        let mut mac = self.0.clone();
+        mac.update(text.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        TextMark { len: text.len() as u32, hash: u64::from_le_bytes(first) }
+    }
+}
+
+impl std::fmt::Debug for TextKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TextKey(..)")
+    }
+}

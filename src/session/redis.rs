@@ -1,0 +1,87 @@
+//! Redis session store: a hash `{v, d}` per session, written by a compare-and-set script.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use super::StoreError;
+
+/// Writes `d` and bumps `v` only if `v` still equals the caller's expected version
+/// (0 when the key must not exist), then refreshes the TTL. One round trip.
+const CAS: &str = r"
+local current = redis.call('HGET', KEYS[1], 'v')
+if (current or '0') ~= ARGV[1] then return 0 end
+local next = tonumber(ARGV[1]) + 1
+redis.call('HSET', KEYS[1], 'v', next, 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return next
+";
+
+/// Sessions in Redis through a self-reconnecting `ConnectionManager` (cheap to clone).
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    cas: Script,
+}
+
+impl RedisStore {
+    /// Connects, failing fast (about `timeout`) if Redis cannot be reached.
+    pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+            .set_number_of_retries(2)
+            .set_max_delay(200);
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(RedisStore { conn, prefix: prefix.to_owned(), cas: Script::new(CAS) })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}s:{key}", self.prefix)
+    }
+
+    pub async fn load(&self, key: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let (version, bytes): (Option<u64>, Option<Vec<u8>>) = conn
+            .hget(self.key(key), &["v", "d"])
+            .await
+            .map_err(unavailable)?;
+        Ok(version.zip(bytes))
+    }
+
+    pub async fn save(
+        &self,
+        key: &str,
+        expected: u64,
+        bytes: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut conn = self.conn.clone();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let written: u64 = self
+            .cas
+            .key(self.key(key))
+            .arg(expected)
+            .arg(bytes)
+            .arg(ttl_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok((written != 0).then_some(written))
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await.map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}

@@ -1,0 +1,107 @@
+//! Store contract tests, run against both backends (Redis at REDIS_URL or 127.0.0.1).
+
+use std::time::Duration;
+
+use super::*;
+use crate::menu::Journey;
+
+fn session(screen: &str) -> Session {
+    Session {
+        service: "wallet".into(),
+        menu_version: "abc".into(),
+        journey: Journey { screen: screen.into(), lang: "en".into(), ..Journey::default() },
+        seen: TextMark::default(),
+        reply: None,
+        pending_since_ms: None,
+        hops: 1,
+    }
+}
+
+async fn stores() -> Vec<SessionStore> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("test:{}:", rand::random::<u64>());
+    let redis = RedisStore::connect(&url, &prefix, Duration::from_secs(2))
+        .await
+        .expect("these tests need Redis: start it with `redis-server --daemonize yes` or set REDIS_URL");
+    vec![SessionStore::Memory(MemoryStore::new()), SessionStore::Redis(redis)]
+}
+
+const TTL: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn compare_and_set_creates_then_advances_versions() {
+    for store in stores().await {
+        let key = SessionKey::new("at", "+254700000001", "s1");
+        assert!(store.load(&key).await.unwrap().is_none(), "{}", store.kind());
+        assert_eq!(store.save(&key, 0, &session("a"), TTL).await.unwrap(), Some(1));
+        // A second creator loses.
+        assert_eq!(store.save(&key, 0, &session("b"), TTL).await.unwrap(), None);
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.session.journey.screen.as_str()), (1, "a"));
+        assert_eq!(store.save(&key, 1, &session("c"), TTL).await.unwrap(), Some(2));
+        // A writer holding a stale version loses.
+        assert_eq!(store.save(&key, 1, &session("d"), TTL).await.unwrap(), None);
+        assert_eq!(store.load(&key).await.unwrap().unwrap().session, session("c"));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_writers_of_one_version_have_exactly_one_winner() {
+    for store in stores().await {
+        let key = SessionKey::new("at", "+254700000002", "race");
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let (store, key) = (store.clone(), key.clone());
+                tokio::spawn(async move { store.save(&key, 0, &session(&format!("w{i}")), TTL).await })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            if t.await.unwrap().unwrap().is_some() {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1, "{}", store.kind());
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, 1);
+    }
+}
+
+#[tokio::test]
+async fn records_expire_after_their_ttl() {
+    for store in stores().await {
+        let key = SessionKey::new("at", "+254700000003", "ttl");
+        store.save(&key, 0, &session("a"), Duration::from_millis(1)).await.unwrap();
+        // Poll a bounded number of times for the expiry instead of sleeping a fixed time.
+        let mut gone = false;
+        for _ in 0..200 {
+            if store.load(&key).await.unwrap().is_none() {
+                gone = true;
+                break;
+            }
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(gone, "{}: record outlived its TTL", store.kind());
+        // An expired record counts as absent for compare-and-set.
+        assert_eq!(store.save(&key, 0, &session("b"), TTL).await.unwrap(), Some(1));
+    }
+}
+
+#[tokio::test]
+async fn a_session_record_is_small() {
+    let mut s = session("send_amount");
+    s.journey.vars.insert("customer".into(), serde_json::json!({"first_name": "Amina", "last_name": "Otieno", "language": "en"}));
+    s.journey.vars.insert("to".into(), "+254712345678".into());
+    s.reply = Some(crate::menu::Reply::con("x".repeat(160)));
+    let bytes = serde_json::to_vec(&s).unwrap();
+    assert!(bytes.len() < 512, "{} bytes: {}", bytes.len(), String::from_utf8_lossy(&bytes));
+}
+
+#[test]
+fn text_marks_are_keyed() {
+    let a = TextKey::new(b"one").mark("1*1234");
+    let b = TextKey::new(b"two").mark("1*1234");
+    assert_eq!(a.len, 6);
+    assert_ne!(a.hash, b.hash);
+    assert_eq!(a, TextKey::new(b"one").mark("1*1234"));
+}

@@ -1,0 +1,46 @@
+//! Logs (text or JSON, `RUST_LOG` filter) and Prometheus metrics.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::gateway::HopKind;
+
+/// Installs the global log subscriber; `json` for machines, text for people.
+pub fn init_logs(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // A second init (tests) is harmless: the first subscriber stays.
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("ussd_hop_duration_seconds".into()),
+                    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                )
+                .expect("the bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (embedding, tests): then ours
+            // still renders what it was given, the global one gets the rest.
+            let _ = metrics::set_global_recorder(recorder);
+            metrics::describe_counter!("ussd_hops_total", "USSD hops answered, by channel and outcome");
+            metrics::describe_histogram!("ussd_hop_duration_seconds", "Time to answer a USSD hop");
+            metrics::describe_counter!("ussd_ops_total", "Ops run, by op and outcome");
+            handle
+        })
+        .clone()
+}
+
+pub fn record_hop(channel: &'static str, kind: HopKind, elapsed: Duration) {
+    metrics::counter!("ussd_hops_total", "channel" => channel, "outcome" => kind.as_str()).increment(1);
+    metrics::histogram!("ussd_hop_duration_seconds", "channel" => channel).record(elapsed.as_secs_f64());
+}
