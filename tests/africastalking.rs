@@ -1,0 +1,151 @@
+//! The Africa's Talking endpoint end to end: real router, real Postgres, both stores.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{Store, TestApp, at_form, spawn, unique_session};
+use sqlx::PgPool;
+use ussd_gateway::session::SessionKey;
+
+const AMINA: &str = "+254700000001";
+
+async fn walk_balance(app: &TestApp) {
+    let s = unique_session();
+    assert_eq!(app.at_hop(&s, AMINA, "").await, "CON Welcome Amina\n1. My balance\n2. Help");
+    assert_eq!(app.at_hop(&s, AMINA, "1").await, "CON Enter your PIN to see your balance");
+    assert_eq!(app.at_hop(&s, AMINA, "1*1234").await, "END Your balance is KES 1,000.00.");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn balance_journey_with_memory_sessions(pool: PgPool) {
+    walk_balance(&spawn(pool, Store::Memory).await).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn balance_journey_with_redis_sessions(pool: PgPool) {
+    walk_balance(&spawn(pool, Store::Redis).await).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_balance_is_read_from_the_ledger(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    sqlx::query("UPDATE accounts SET balance = 123456, held = 23456 FROM customers c WHERE c.id = customer_id AND c.msisdn = $1")
+        .bind("+254700000007")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let s = unique_session();
+    app.at_hop(&s, "+254700000007", "").await;
+    app.at_hop(&s, "+254700000007", "1").await;
+    // Held funds are not available.
+    assert_eq!(app.at_hop(&s, "+254700000007", "1*1234").await, "END Your balance is KES 1,000.00.");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn wrong_pin_reshows_the_pin_screen_with_an_error(pool: PgPool) {
+    let app = spawn(pool, Store::Redis).await;
+    let s = unique_session();
+    app.at_hop(&s, AMINA, "").await;
+    app.at_hop(&s, AMINA, "1").await;
+    assert_eq!(app.at_hop(&s, AMINA, "1*9999").await, "CON Wrong PIN.\nEnter your PIN to see your balance");
+    assert_eq!(app.at_hop(&s, AMINA, "1*9999*12").await, "CON PIN must be 4 digits.\nEnter your PIN to see your balance");
+    assert_eq!(app.at_hop(&s, AMINA, "1*9999*12*1234").await, "END Your balance is KES 1,000.00.");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn invalid_menu_choice_reshows_the_menu_then_gives_up(pool: PgPool) {
+    let app = spawn(pool, Store::Memory).await;
+    let s = unique_session();
+    app.at_hop(&s, AMINA, "").await;
+    assert_eq!(app.at_hop(&s, AMINA, "7").await, "CON Invalid choice.\nWelcome Amina\n1. My balance\n2. Help");
+    assert!(app.at_hop(&s, AMINA, "7*x").await.starts_with("CON Invalid choice."));
+    assert_eq!(app.at_hop(&s, AMINA, "7*x*").await, "END Too many invalid attempts. Please dial again.");
+    // The session is over: a further hop is refused politely.
+    assert_eq!(app.at_hop(&s, AMINA, "7*x**1").await, "END This session has ended. Please dial again.");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn an_unregistered_number_is_told_how_to_register(pool: PgPool) {
+    let app = spawn(pool, Store::Memory).await;
+    let body = app.at_hop(&unique_session(), "+254711000111", "").await;
+    assert_eq!(body, "END This number is not registered for mobile money. Visit an agent to register.");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn jump_ahead_dialling_enters_the_flow_with_the_extra_segments(pool: PgPool) {
+    let app = spawn(pool, Store::Memory).await;
+    // `*384*1#` arrives with the extra segment either in the code or in the first text.
+    let s = unique_session();
+    let r = app.post_raw(at_form(&s, "*384*1#", AMINA, "")).await;
+    assert_eq!(r.body, "CON Enter your PIN to see your balance");
+    assert_eq!(app.post_raw(at_form(&s, "*384*1#", AMINA, "1234")).await.body, "END Your balance is KES 1,000.00.");
+    let s = unique_session();
+    assert_eq!(app.at_hop(&s, AMINA, "1").await, "CON Enter your PIN to see your balance");
+    assert_eq!(app.at_hop(&s, AMINA, "1*1234").await, "END Your balance is KES 1,000.00.");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn an_unknown_service_code_ends_politely(pool: PgPool) {
+    let app = spawn(pool, Store::Memory).await;
+    let r = app.post_raw(at_form(&unique_session(), "*999#", AMINA, "")).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "END This service is not available."));
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn malformed_requests_get_a_400_with_the_reason(pool: PgPool) {
+    let app = spawn(pool, Store::Memory).await;
+    let r = app.post_raw("serviceCode=*384%23&phoneNumber=%2B254700000001&text=").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("missing field `sessionId`"), "{}", r.body);
+
+    let r = app.post_raw(at_form("s1", "*384#", "not-a-number", "")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("`phoneNumber` is not a valid phone number"), "{}", r.body);
+
+    let r = app.post_raw(at_form("", "*384#", AMINA, "")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("`sessionId` is empty"), "{}", r.body);
+
+    let r = app.post_raw(at_form("s1", "*384#", AMINA, &"1".repeat(5000))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    let r = app.post_raw(vec![b'a'; 64 * 1024]).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_pin_never_reaches_the_session_record(pool: PgPool) {
+    let app = spawn(pool, Store::Redis).await;
+    let s = unique_session();
+    app.at_hop(&s, AMINA, "").await;
+    app.at_hop(&s, AMINA, "1").await;
+    app.at_hop(&s, AMINA, "1*4821").await;
+    let key = SessionKey::new("africastalking", AMINA, &s);
+    let loaded = app.state.gateway.store().load(&key).await.unwrap().expect("the session is kept for replays");
+    let record = serde_json::to_string(&loaded.session).unwrap();
+    assert!(!record.contains("1*4821") && !record.contains("\"4821\""), "{record}");
+    assert_eq!(loaded.session.reply.unwrap().text, "Wrong PIN.\nEnter your PIN to see your balance");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn health_readiness_and_metrics(pool: PgPool) {
+    let app = spawn(pool, Store::Redis).await;
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert!(ready.body.contains("\"store\":\"redis\""), "{}", ready.body);
+    app.at_hop(&unique_session(), AMINA, "").await;
+    let metrics = app.get("/metrics").await;
+    assert!(metrics.body.contains("ussd_hops_total{channel=\"africastalking\",outcome=\"continue\"}"), "{}", metrics.body);
+    assert!(metrics.body.contains("ussd_hop_duration_seconds_bucket{channel=\"africastalking\""), "{}", metrics.body);
+    assert_eq!(app.get("/nowhere").await.status, StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn readiness_fails_and_hops_end_politely_when_postgres_is_gone(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    pool.close().await;
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.body);
+    assert_eq!(app.at_hop(&unique_session(), AMINA, "").await, "END Service unavailable, please try again");
+}

@@ -1,0 +1,95 @@
+//! Duplicate hops — aggregator retries, sequential or concurrent — get the cached reply
+//! and never run an op twice.
+
+mod common;
+
+use common::{Store, TestApp, at_form, spawn, unique_session};
+use futures_util::future::join_all;
+use sqlx::PgPool;
+use ussd_gateway::ops::Op;
+
+const BRIAN: &str = "+254700000002";
+
+fn runs(app: &TestApp, op: Op) -> u64 {
+    app.state.gateway.money().runs(op)
+}
+
+async fn sequential(store: Store, pool: PgPool) {
+    let app = spawn(pool, store).await;
+    let s = unique_session();
+    let first = app.at_hop(&s, BRIAN, "").await;
+    assert_eq!(app.at_hop(&s, BRIAN, "").await, first);
+    assert_eq!(runs(&app, Op::CustomerProfile), 1);
+
+    let pin = app.at_hop(&s, BRIAN, "1").await;
+    assert_eq!(app.at_hop(&s, BRIAN, "1").await, pin);
+
+    let balance = app.at_hop(&s, BRIAN, "1*1234").await;
+    assert_eq!(balance, "END Your balance is KES 2,000.00.");
+    assert_eq!(app.at_hop(&s, BRIAN, "1*1234").await, balance);
+    assert_eq!(runs(&app, Op::WalletBalance), 1);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn repeated_hops_replay_the_cached_reply_memory(pool: PgPool) {
+    sequential(Store::Memory, pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn repeated_hops_replay_the_cached_reply_redis(pool: PgPool) {
+    sequential(Store::Redis, pool).await;
+}
+
+/// Sends `copies` identical hops at once and returns their bodies.
+async fn storm(app: &TestApp, session: &str, text: &str, copies: usize) -> Vec<String> {
+    let requests = (0..copies).map(|_| {
+        let router = app.router.clone();
+        let body = at_form(session, "*384#", BRIAN, text);
+        tokio::spawn(async move {
+            use tower::ServiceExt;
+            let request = axum::http::Request::post("/ussd/africastalking")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            let response = router.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), 200);
+            let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        })
+    });
+    join_all(requests).await.into_iter().map(|r| r.expect("no request panics")).collect()
+}
+
+async fn concurrent(store: Store, pool: PgPool) {
+    let app = spawn(pool, store).await;
+    let s = unique_session();
+
+    let replies = storm(&app, &s, "", 16).await;
+    assert!(replies.iter().all(|r| *r == "CON Welcome Brian\n1. My balance\n2. Help"), "{replies:?}");
+    assert_eq!(runs(&app, Op::CustomerProfile), 1, "the profile op ran more than once");
+
+    let replies = storm(&app, &s, "1", 16).await;
+    assert!(replies.iter().all(|r| *r == "CON Enter your PIN to see your balance"), "{replies:?}");
+
+    let replies = storm(&app, &s, "1*1234", 16).await;
+    assert!(replies.iter().all(|r| *r == "END Your balance is KES 2,000.00."), "{replies:?}");
+    assert_eq!(runs(&app, Op::WalletBalance), 1, "the balance op ran more than once");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn concurrent_duplicates_run_the_op_once_memory(pool: PgPool) {
+    concurrent(Store::Memory, pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn concurrent_duplicates_run_the_op_once_redis(pool: PgPool) {
+    concurrent(Store::Redis, pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn sessions_are_keyed_by_number_as_well_as_session_id(pool: PgPool) {
+    let app = spawn(pool, Store::Memory).await;
+    // Two subscribers whose aggregator reused one session id never share a session.
+    assert_eq!(app.at_hop("same", BRIAN, "").await, "CON Welcome Brian\n1. My balance\n2. Help");
+    assert_eq!(app.at_hop("same", "+254700000003", "").await, "CON Welcome Cynthia\n1. My balance\n2. Help");
+}
