@@ -42,7 +42,9 @@ pub enum StartError {
     Redis { url: String, reason: String },
     #[error("the menus in {dir} do not compile:\n{report}")]
     Menus { dir: String, report: String },
-    #[error("cannot listen on {addr}: {reason} (is another process using the port? try --listen 127.0.0.1:9090)")]
+    #[error(
+        "cannot listen on {addr}: {reason} (is another process using the port? try --listen 127.0.0.1:9090)"
+    )]
     Listen { addr: String, reason: String },
     #[error("cannot seed demo data: {0}")]
     Demo(String),
@@ -51,7 +53,8 @@ pub enum StartError {
 /// Creates the database if it is missing, connects a pool and runs the migrations.
 pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool, StartError> {
     let shown = redact_url(url);
-    let unreachable = |e: &dyn std::fmt::Display| StartError::Postgres { url: shown.clone(), reason: e.to_string() };
+    let unreachable =
+        |e: &dyn std::fmt::Display| StartError::Postgres { url: shown.clone(), reason: e.to_string() };
     let options = PgConnectOptions::from_str(url).map_err(|e| unreachable(&e))?;
     let exists = tokio::time::timeout(Duration::from_secs(5), Postgres::database_exists(url))
         .await
@@ -67,10 +70,7 @@ pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool,
         .connect_with(options)
         .await
         .map_err(|e| unreachable(&e))?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .map_err(|e| StartError::Migrate { url: shown, reason: e.to_string() })?;
+    MIGRATOR.run(&pool).await.map_err(|e| StartError::Migrate { url: shown, reason: e.to_string() })?;
     Ok(pool)
 }
 
@@ -120,11 +120,14 @@ fn derive_key(secret: &[u8], purpose: &[u8]) -> Vec<u8> {
 
 /// `serve`: connect, migrate, seed the demo if asked, and answer until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> Result<(), StartError> {
-    let pool = connect_database(&config.settings.database_url, config.settings.database_max_connections).await?;
+    let pool =
+        connect_database(&config.settings.database_url, config.settings.database_max_connections).await?;
     info!(database = %redact_url(&config.settings.database_url), "PostgreSQL connected and migrated");
     let store = connect_store(&config).await?;
     match store {
-        SessionStore::Memory(_) => warn!("REDIS_URL is not set: sessions are kept in process memory (lost on restart, not shared between replicas)"),
+        SessionStore::Memory(_) => warn!(
+            "REDIS_URL is not set: sessions are kept in process memory (lost on restart, not shared between replicas)"
+        ),
         SessionStore::Redis(_) => info!("sessions are kept in Redis"),
     }
     let menus = load_menus(&config)?;
@@ -133,9 +136,10 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     let codes: Vec<String> = menus.menus().iter().flat_map(|m| m.codes.clone()).collect();
     if config.demo {
-        let created = money::seed_demo(&pool, &PinHasher::new(config.pin_pepper.as_bytes()), &config.settings.currency)
-            .await
-            .map_err(|e| StartError::Demo(e.to_string()))?;
+        let created =
+            money::seed_demo(&pool, &PinHasher::new(config.pin_pepper.as_bytes()), &config.settings.currency)
+                .await
+                .map_err(|e| StartError::Demo(e.to_string()))?;
         info!(created, "demo subscribers seeded");
     }
     let state = build_state(pool, store, menus, &config);
@@ -150,10 +154,15 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| StartError::Listen { addr: config.listen.to_string(), reason: e.to_string() })?;
-    let addr = listener.local_addr().map_err(|e| StartError::Listen { addr: config.listen.to_string(), reason: e.to_string() })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Listen { addr: config.listen.to_string(), reason: e.to_string() })?;
     info!(%addr, "listening");
     if config.demo {
-        println!("{}", demo_banner(addr, codes.first().map_or("*384#", String::as_str), &config.settings.currency));
+        println!(
+            "{}",
+            demo_banner(addr, codes.first().map_or("*384#", String::as_str), &config.settings.currency)
+        );
     }
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown_signal())
@@ -166,7 +175,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 fn demo_banner(addr: std::net::SocketAddr, code: &str, currency: &str) -> String {
     let port = addr.port();
     let money = crate::domain::Currency::new(currency, 2);
-    let mut out = format!("\nussd-gateway demo is up on port {port}. Demo subscribers (PIN {}):\n", money::DEMO_PIN);
+    let mut out =
+        format!("\nussd-gateway demo is up on port {port}. Demo subscribers (PIN {}):\n", money::DEMO_PIN);
     for s in money::demo_subscribers() {
         let name = format!("{} {}", s.first_name, s.last_name);
         out.push_str(&format!("  {}  {name:<17} {:>14}\n", s.msisdn, money.format(s.balance)));

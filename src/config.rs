@@ -133,7 +133,9 @@ impl Settings {
         }
         figment = figment.merge(Env::raw().only(ENV_KEYS));
         figment.extract().map_err(|e| {
-            ConfigError(e.into_iter().map(|e| format!("{e} (check the variable or the config file)")).collect())
+            ConfigError(
+                e.into_iter().map(|e| format!("{e} (check the variable or the config file)")).collect(),
+            )
         })
     }
 
@@ -142,7 +144,9 @@ impl Settings {
         let mut problems = Vec::new();
         let listen_text = listen_override.unwrap_or(&self.listen_addr);
         let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
-            problems.push(format!("LISTEN_ADDR `{listen_text}` is not an address like 0.0.0.0:8080 or 127.0.0.1:9000"));
+            problems.push(format!(
+                "LISTEN_ADDR `{listen_text}` is not an address like 0.0.0.0:8080 or 127.0.0.1:9000"
+            ));
             SocketAddr::from(([0, 0, 0, 0], 8080))
         });
         if !self.database_url.starts_with("postgres://") && !self.database_url.starts_with("postgresql://") {
@@ -158,7 +162,10 @@ impl Settings {
             && !url.starts_with("redis://")
             && !url.starts_with("rediss://")
         {
-            problems.push(format!("REDIS_URL `{}` must start with redis:// or rediss://; unset it to keep sessions in memory", redact_url(url)));
+            problems.push(format!(
+                "REDIS_URL `{}` must start with redis:// or rediss://; unset it to keep sessions in memory",
+                redact_url(url)
+            ));
         }
         if !(10..=3_600).contains(&self.session_ttl_secs) {
             problems.push(format!("SESSION_TTL_SECS must be between 10 and 3600 (got {}); aggregators end sessions after about 180 s", self.session_ttl_secs));
@@ -171,7 +178,10 @@ impl Settings {
             Region::parse("KE").expect("KE is a region")
         });
         if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            problems.push(format!("CURRENCY `{}` must be a three-letter ISO 4217 code such as KES", self.currency));
+            problems.push(format!(
+                "CURRENCY `{}` must be a three-letter ISO 4217 code such as KES",
+                self.currency
+            ));
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             problems.push(format!("LOG_FORMAT `{}` must be `text` or `json`", self.log_format));
@@ -254,6 +264,9 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert!(!format!("{:?}", Settings { pin_pepper: Some("x".repeat(40)), ..Settings::default() }).contains("xxxx"));
+        assert!(
+            !format!("{:?}", Settings { pin_pepper: Some("x".repeat(40)), ..Settings::default() })
+                .contains("xxxx")
+        );
     }
 }

@@ -89,7 +89,13 @@ enum Interrupt {
 }
 
 impl Gateway {
-    pub fn new(menus: Bundle, store: SessionStore, money: Money, text_key: TextKey, config: GatewayConfig) -> Self {
+    pub fn new(
+        menus: Bundle,
+        store: SessionStore,
+        money: Money,
+        text_key: TextKey,
+        config: GatewayConfig,
+    ) -> Self {
         Gateway { menus: ArcSwap::from_pointee(menus), store, money, text_key, config }
     }
 
@@ -171,7 +177,18 @@ impl Gateway {
 
             let mut claimed = false;
             let outcome = self
-                .drive(hop, &key, mark, &menu, &mut session, &mut version, &mut claimed, inputs, fresh, deadline)
+                .drive(
+                    hop,
+                    &key,
+                    mark,
+                    &menu,
+                    &mut session,
+                    &mut version,
+                    &mut claimed,
+                    inputs,
+                    fresh,
+                    deadline,
+                )
                 .await;
             let (reply, kind) = match outcome {
                 Ok(reply) => {
@@ -239,7 +256,9 @@ impl Gateway {
         loop {
             step = match step {
                 Step::Reply(reply) => match inputs.next() {
-                    Some(next) if !reply.end => menu.input(&mut session.journey, &next).map_err(Interrupt::Engine)?,
+                    Some(next) if !reply.end => {
+                        menu.input(&mut session.journey, &next).map_err(Interrupt::Engine)?
+                    }
                     _ => return Ok(reply),
                 },
                 Step::Run(action) => {
@@ -262,7 +281,13 @@ impl Gateway {
     }
 
     /// Runs an op on its own task so that it completes even if the hop cannot wait.
-    async fn run_op(&self, hop: &Hop, key: &SessionKey, action: Action, deadline: Instant) -> Result<OpResult, Interrupt> {
+    async fn run_op(
+        &self,
+        hop: &Hop,
+        key: &SessionKey,
+        action: Action,
+        deadline: Instant,
+    ) -> Result<OpResult, Interrupt> {
         let money = self.money.clone();
         let msisdn = hop.msisdn.clone();
         let idempotency_key = format!("{}:{}", key.as_str(), action.seq);
@@ -274,7 +299,8 @@ impl Gateway {
         let budget = deadline.checked_sub(SAVE_MARGIN).unwrap_or(deadline);
         match tokio::time::timeout_at(budget, task).await {
             Ok(Ok(Ok(result))) => {
-                metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => result.outcome.as_str()).increment(1);
+                metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => result.outcome.as_str())
+                    .increment(1);
                 Ok(result)
             }
             Ok(Ok(Err(e))) => {
@@ -295,12 +321,21 @@ impl Gateway {
 
     /// A hop whose text equals the last one seen: the cached reply, or — while the
     /// first copy still runs its op — the reply that copy will write.
-    async fn replay(&self, key: &SessionKey, session: Session, mark: TextMark, deadline: Instant) -> Result<(Reply, HopKind), HopError> {
+    async fn replay(
+        &self,
+        key: &SessionKey,
+        session: Session,
+        mark: TextMark,
+        deadline: Instant,
+    ) -> Result<(Reply, HopKind), HopError> {
         if let (Some(reply), None) = (&session.reply, session.pending_since_ms) {
             return Ok((reply.clone(), HopKind::Replayed));
         }
         if self.is_stale(&session) {
-            return Ok((Reply::end(Message::ServiceUnavailable.text(&session.journey.lang)), HopKind::Failed));
+            return Ok((
+                Reply::end(Message::ServiceUnavailable.text(&session.journey.lang)),
+                HopKind::Failed,
+            ));
         }
         let lang = session.journey.lang.clone();
         let mut pause = Duration::from_millis(2);
@@ -324,7 +359,8 @@ impl Gateway {
     fn refuse_busy_or_over(&self, session: &Session) -> Option<(Reply, HopKind)> {
         let lang = &session.journey.lang;
         if session.pending_since_ms.is_some() {
-            let message = if self.is_stale(session) { Message::ServiceUnavailable } else { Message::Processing };
+            let message =
+                if self.is_stale(session) { Message::ServiceUnavailable } else { Message::Processing };
             return Some((Reply::end(message.text(lang)), HopKind::Failed));
         }
         if session.journey.done {

@@ -59,7 +59,13 @@ fn check_menus(dir: &std::path::Path) -> ExitCode {
     match menu::Bundle::load_dir(dir) {
         Ok(bundle) => {
             for m in bundle.menus() {
-                println!("ok  {} {:?}: {} screens, languages {:?}", m.service, m.codes, m.screen_count(), m.languages);
+                println!(
+                    "ok  {} {:?}: {} screens, languages {:?}",
+                    m.service,
+                    m.codes,
+                    m.screen_count(),
+                    m.languages
+                );
             }
             ExitCode::SUCCESS
         }
@@ -74,13 +80,14 @@ fn check_menus(dir: &std::path::Path) -> ExitCode {
 }
 
 fn run(config_file: Option<PathBuf>, listen: Option<String>, demo: bool, migrate_only: bool) -> ExitCode {
-    let config = match Settings::load(config_file.as_deref()).and_then(|s| s.validate(listen.as_deref(), demo)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let config =
+        match Settings::load(config_file.as_deref()).and_then(|s| s.validate(listen.as_deref(), demo)) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
     telemetry::init_logs(config.settings.log_format == "json");
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -91,7 +98,9 @@ fn run(config_file: Option<PathBuf>, listen: Option<String>, demo: bool, migrate
     };
     let result = runtime.block_on(async {
         if migrate_only {
-            app::connect_database(&config.settings.database_url, 2).await.map(|_| println!("database migrated"))
+            app::connect_database(&config.settings.database_url, 2)
+                .await
+                .map(|_| println!("database migrated"))
         } else {
             app::serve(config).await
         }

@@ -49,12 +49,7 @@ pub const CATALOG: &[OpSpec] = &[
     OpSpec {
         op: Op::WalletBalance,
         name: "wallet.balance",
-        outcomes: &[
-            Outcome::Ok,
-            Outcome::PinInvalid,
-            Outcome::NotRegistered,
-            Outcome::AccountBlocked,
-        ],
+        outcomes: &[Outcome::Ok, Outcome::PinInvalid, Outcome::NotRegistered, Outcome::AccountBlocked],
         args: &[],
         secrets: &["pin"],
     },
@@ -66,10 +61,7 @@ impl Op {
     }
 
     pub fn spec(self) -> &'static OpSpec {
-        CATALOG
-            .iter()
-            .find(|s| s.op == self)
-            .expect("every Op has an entry in CATALOG")
+        CATALOG.iter().find(|s| s.op == self).expect("every Op has an entry in CATALOG")
     }
 
     pub fn name(self) -> &'static str {
@@ -84,12 +76,8 @@ impl fmt::Display for Op {
 }
 
 impl Outcome {
-    pub const ALL: &'static [Outcome] = &[
-        Outcome::Ok,
-        Outcome::NotRegistered,
-        Outcome::PinInvalid,
-        Outcome::AccountBlocked,
-    ];
+    pub const ALL: &'static [Outcome] =
+        &[Outcome::Ok, Outcome::NotRegistered, Outcome::PinInvalid, Outcome::AccountBlocked];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -48,7 +48,10 @@ async fn wrong_pin_reshows_the_pin_screen_with_an_error(pool: PgPool) {
     app.at_hop(&s, AMINA, "").await;
     app.at_hop(&s, AMINA, "1").await;
     assert_eq!(app.at_hop(&s, AMINA, "1*9999").await, "CON Wrong PIN.\nEnter your PIN to see your balance");
-    assert_eq!(app.at_hop(&s, AMINA, "1*9999*12").await, "CON PIN must be 4 digits.\nEnter your PIN to see your balance");
+    assert_eq!(
+        app.at_hop(&s, AMINA, "1*9999*12").await,
+        "CON PIN must be 4 digits.\nEnter your PIN to see your balance"
+    );
     assert_eq!(app.at_hop(&s, AMINA, "1*9999*12*1234").await, "END Your balance is KES 1,000.00.");
 }
 
@@ -57,7 +60,10 @@ async fn invalid_menu_choice_reshows_the_menu_then_gives_up(pool: PgPool) {
     let app = spawn(pool, Store::Memory).await;
     let s = unique_session();
     app.at_hop(&s, AMINA, "").await;
-    assert_eq!(app.at_hop(&s, AMINA, "7").await, "CON Invalid choice.\nWelcome Amina\n1. My balance\n2. Help");
+    assert_eq!(
+        app.at_hop(&s, AMINA, "7").await,
+        "CON Invalid choice.\nWelcome Amina\n1. My balance\n2. Help"
+    );
     assert!(app.at_hop(&s, AMINA, "7*x").await.starts_with("CON Invalid choice."));
     assert_eq!(app.at_hop(&s, AMINA, "7*x*").await, "END Too many invalid attempts. Please dial again.");
     // The session is over: a further hop is refused politely.
@@ -78,7 +84,10 @@ async fn jump_ahead_dialling_enters_the_flow_with_the_extra_segments(pool: PgPoo
     let s = unique_session();
     let r = app.post_raw(at_form(&s, "*384*1#", AMINA, "")).await;
     assert_eq!(r.body, "CON Enter your PIN to see your balance");
-    assert_eq!(app.post_raw(at_form(&s, "*384*1#", AMINA, "1234")).await.body, "END Your balance is KES 1,000.00.");
+    assert_eq!(
+        app.post_raw(at_form(&s, "*384*1#", AMINA, "1234")).await.body,
+        "END Your balance is KES 1,000.00."
+    );
     let s = unique_session();
     assert_eq!(app.at_hop(&s, AMINA, "1").await, "CON Enter your PIN to see your balance");
     assert_eq!(app.at_hop(&s, AMINA, "1*1234").await, "END Your balance is KES 1,000.00.");
@@ -121,7 +130,8 @@ async fn the_pin_never_reaches_the_session_record(pool: PgPool) {
     app.at_hop(&s, AMINA, "1").await;
     app.at_hop(&s, AMINA, "1*4821").await;
     let key = SessionKey::new("africastalking", AMINA, &s);
-    let loaded = app.state.gateway.store().load(&key).await.unwrap().expect("the session is kept for replays");
+    let loaded =
+        app.state.gateway.store().load(&key).await.unwrap().expect("the session is kept for replays");
     let record = serde_json::to_string(&loaded.session).unwrap();
     assert!(!record.contains("1*4821") && !record.contains("\"4821\""), "{record}");
     assert_eq!(loaded.session.reply.unwrap().text, "Wrong PIN.\nEnter your PIN to see your balance");
@@ -136,8 +146,16 @@ async fn health_readiness_and_metrics(pool: PgPool) {
     assert!(ready.body.contains("\"store\":\"redis\""), "{}", ready.body);
     app.at_hop(&unique_session(), AMINA, "").await;
     let metrics = app.get("/metrics").await;
-    assert!(metrics.body.contains("ussd_hops_total{channel=\"africastalking\",outcome=\"continue\"}"), "{}", metrics.body);
-    assert!(metrics.body.contains("ussd_hop_duration_seconds_bucket{channel=\"africastalking\""), "{}", metrics.body);
+    assert!(
+        metrics.body.contains("ussd_hops_total{channel=\"africastalking\",outcome=\"continue\"}"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics.body.contains("ussd_hop_duration_seconds_bucket{channel=\"africastalking\""),
+        "{}",
+        metrics.body
+    );
     assert_eq!(app.get("/nowhere").await.status, StatusCode::NOT_FOUND);
 }
 

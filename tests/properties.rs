@@ -21,7 +21,12 @@ async fn arbitrary_bodies_never_panic_or_5xx(pool: PgPool) {
     let app = spawn(pool, Store::Memory).await;
     for body in draw(proptest::collection::vec(any::<u8>(), 0..2048), 300) {
         let r = app.post_raw(body.clone()).await;
-        assert!(r.status.is_success() || r.status.is_client_error(), "{} for {:?}", r.status, String::from_utf8_lossy(&body));
+        assert!(
+            r.status.is_success() || r.status.is_client_error(),
+            "{} for {:?}",
+            r.status,
+            String::from_utf8_lossy(&body)
+        );
     }
 }
 
@@ -29,10 +34,20 @@ async fn arbitrary_bodies_never_panic_or_5xx(pool: PgPool) {
 async fn arbitrary_form_fields_never_panic_or_5xx(pool: PgPool) {
     let app = spawn(pool, Store::Memory).await;
     let field = || prop_oneof![any::<String>(), "[0-9*#+ ]{0,40}", Just(String::new())];
-    let phone = prop_oneof![Just("+254700000001".to_owned()), Just("+254700000004".to_owned()), "\\+?[0-9]{0,16}", any::<String>()];
+    let phone = prop_oneof![
+        Just("+254700000001".to_owned()),
+        Just("+254700000004".to_owned()),
+        "\\+?[0-9]{0,16}",
+        any::<String>()
+    ];
     for (session, code, phone, text) in draw((field(), field(), phone, field()), 300) {
         let r = app.post_raw(at_form(&session, &code, &phone, &text)).await;
-        assert!(r.status == StatusCode::OK || r.status == StatusCode::BAD_REQUEST, "{} for {:?}", r.status, (session, code, phone, text));
+        assert!(
+            r.status == StatusCode::OK || r.status == StatusCode::BAD_REQUEST,
+            "{} for {:?}",
+            r.status,
+            (session, code, phone, text)
+        );
         if r.status == StatusCode::OK {
             assert!(r.body.starts_with("CON ") || r.body.starts_with("END "), "{}", r.body);
         }
@@ -50,7 +65,11 @@ async fn arbitrary_text_within_a_live_session_never_panics_or_5xx(pool: PgPool) 
         for input in inputs {
             text = if text.is_empty() { input } else { format!("{text}*{input}") };
             let r = app.post_raw(at_form(&s, "*384#", "+254700000005", &text)).await;
-            assert!(r.status == StatusCode::OK || r.status == StatusCode::BAD_REQUEST, "{} for {text:?}", r.status);
+            assert!(
+                r.status == StatusCode::OK || r.status == StatusCode::BAD_REQUEST,
+                "{} for {text:?}",
+                r.status
+            );
             if r.status == StatusCode::OK {
                 assert!(r.body.starts_with("CON ") || r.body.starts_with("END "), "{}", r.body);
             }

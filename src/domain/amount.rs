@@ -35,11 +35,7 @@ impl Currency {
         if self.exponent == 0 {
             format!("{} {sign}{grouped}", self.code)
         } else {
-            format!(
-                "{} {sign}{grouped}.{frac:0width$}",
-                self.code,
-                width = self.exponent as usize
-            )
+            format!("{} {sign}{grouped}.{frac:0width$}", self.code, width = self.exponent as usize)
         }
     }
 }
@@ -78,7 +74,8 @@ impl Amount {
         if whole.len() > 15 {
             return Err(AmountError::TooLarge);
         }
-        let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| AmountError::Unparsable)? };
+        let whole: i64 =
+            if whole.is_empty() { 0 } else { whole.parse().map_err(|_| AmountError::Unparsable)? };
         let frac_value: i64 = if frac.is_empty() {
             0
         } else {
@@ -93,11 +90,7 @@ impl Amount {
     }
 
     pub fn from_minor(minor: i64) -> Result<Self, AmountError> {
-        if minor <= 0 {
-            Err(AmountError::NotPositive)
-        } else {
-            Ok(Amount(minor))
-        }
+        if minor <= 0 { Err(AmountError::NotPositive) } else { Ok(Amount(minor)) }
     }
 
     pub fn minor(self) -> i64 {

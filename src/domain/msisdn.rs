@@ -46,14 +46,11 @@ impl Msisdn {
         } else {
             trimmed.to_owned()
         };
-        let number =
-            phonenumber::parse(Some(region.0), &candidate).map_err(|_| MsisdnError::Unparsable)?;
+        let number = phonenumber::parse(Some(region.0), &candidate).map_err(|_| MsisdnError::Unparsable)?;
         if !phonenumber::is_valid(&number) {
             return Err(MsisdnError::Invalid);
         }
-        Ok(Msisdn(
-            number.format().mode(phonenumber::Mode::E164).to_string(),
-        ))
+        Ok(Msisdn(number.format().mode(phonenumber::Mode::E164).to_string()))
     }
 
     /// Wraps a number already stored in E.164 form (from our own database).

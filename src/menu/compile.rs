@@ -103,7 +103,11 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
     let languages = m.languages.clone();
     let mut cx = Ctx { file, languages: &languages, diagnostics: Vec::new() };
     if languages.is_empty() {
-        cx.error(Location::UNKNOWN, "`languages` is empty", Some("list at least one language, e.g. `languages: [en]`".into()));
+        cx.error(
+            Location::UNKNOWN,
+            "`languages` is empty",
+            Some("list at least one language, e.g. `languages: [en]`".into()),
+        );
         return Err(cx.diagnostics);
     }
     let region = Region::parse(&m.region.value).unwrap_or_else(|e| {
@@ -112,22 +116,38 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
     });
     let currency = Currency::new(&m.currency.code, m.currency.exponent);
     if m.currency.exponent > 4 {
-        cx.error(Location::UNKNOWN, "`currency.exponent` is larger than 4", Some("KES, GHS and NGN use 2; UGX and RWF use 0".into()));
+        cx.error(
+            Location::UNKNOWN,
+            "`currency.exponent` is larger than 4",
+            Some("KES, GHS and NGN use 2; UGX and RWF use 0".into()),
+        );
     }
     for code in &m.codes {
         if !is_service_code(&code.value) {
-            cx.error(code.referenced, format!("`{}` is not a USSD service code", code.value), Some("write it as dialled, e.g. \"*384#\" or \"*384*12#\"".into()));
+            cx.error(
+                code.referenced,
+                format!("`{}` is not a USSD service code", code.value),
+                Some("write it as dialled, e.g. \"*384#\" or \"*384*12#\"".into()),
+            );
         }
     }
     if m.codes.is_empty() {
-        cx.error(Location::UNKNOWN, "`codes` is empty", Some("list the USSD codes this menu answers, e.g. `codes: [\"*384#\"]`".into()));
+        cx.error(
+            Location::UNKNOWN,
+            "`codes` is empty",
+            Some("list the USSD codes this menu answers, e.g. `codes: [\"*384#\"]`".into()),
+        );
     }
 
     let index: HashMap<String, ScreenId> =
         m.screens.keys().enumerate().map(|(i, name)| (name.clone(), ScreenId(i as u16))).collect();
     let resolve = |cx: &mut Ctx, target: &Spanned<String>| -> ScreenId {
         index.get(&target.value).copied().unwrap_or_else(|| {
-            cx.error(target.referenced, format!("no screen named `{}`", target.value), suggest(&target.value, index.keys()));
+            cx.error(
+                target.referenced,
+                format!("no screen named `{}`", target.value),
+                suggest(&target.value, index.keys()),
+            );
             ScreenId(0)
         })
     };
@@ -136,7 +156,11 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
     let mut tpl = |cx: &mut Ctx, text: &Spanned<Text>, what: &str| -> Tpl {
         let sources = cx.sources(text, what);
         templates.add(sources).unwrap_or_else(|e| {
-            cx.error(text.referenced, format!("{what}: template error: {e}"), Some("templates use minijinja syntax: {{ name }}, {{ amount|money }}".into()));
+            cx.error(
+                text.referenced,
+                format!("{what}: template error: {e}"),
+                Some("templates use minijinja syntax: {{ name }}, {{ amount|money }}".into()),
+            );
             Tpl::empty()
         })
     };
@@ -148,9 +172,17 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
         let kind = match &screen.value {
             Screen::Menu(s) => {
                 if s.options.is_empty() {
-                    cx.error(at, format!("{what} has no options"), Some("add options, or make it an `end` screen".into()));
+                    cx.error(
+                        at,
+                        format!("{what} has no options"),
+                        Some("add options, or make it an `end` screen".into()),
+                    );
                 }
-                let options = s.options.iter().map(|o| (tpl(&mut cx, &o.label, &what), resolve(&mut cx, &o.next))).collect();
+                let options = s
+                    .options
+                    .iter()
+                    .map(|o| (tpl(&mut cx, &o.label, &what), resolve(&mut cx, &o.next)))
+                    .collect();
                 NodeKind::Menu { text: tpl(&mut cx, &s.text, &what), options }
             }
             Screen::Input(s) => {
@@ -159,12 +191,23 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
                     let v = i64::try_from(v?).ok()?;
                     Some(if s.kind == InputKind::Amount { v.saturating_mul(scale) } else { v })
                 };
-                let rules = Rules { min: to_value(s.min), max: to_value(s.max), min_length: s.min_length, max_length: s.max_length };
-                if let (Some(lo), Some(hi)) = (rules.min, rules.max) && lo > hi {
+                let rules = Rules {
+                    min: to_value(s.min),
+                    max: to_value(s.max),
+                    min_length: s.min_length,
+                    max_length: s.max_length,
+                };
+                if let (Some(lo), Some(hi)) = (rules.min, rules.max)
+                    && lo > hi
+                {
                     cx.error(at, format!("{what}: `min` is greater than `max`"), None);
                 }
                 if s.kind != InputKind::Digits && (s.min_length.is_some() || s.max_length.is_some()) {
-                    cx.error(at, format!("{what}: `min_length`/`max_length` apply to `digits` inputs only"), None);
+                    cx.error(
+                        at,
+                        format!("{what}: `min_length`/`max_length` apply to `digits` inputs only"),
+                        None,
+                    );
                 }
                 check_var_name(&mut cx, at, &s.save, &what);
                 NodeKind::Input {
@@ -177,7 +220,8 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
                 }
             }
             Screen::Pin(s) => {
-                let next_is_action = matches!(m.screens.get(&s.next.value).map(|sc| &sc.value), Some(Screen::Action(_)));
+                let next_is_action =
+                    matches!(m.screens.get(&s.next.value).map(|sc| &sc.value), Some(Screen::Action(_)));
                 if index.contains_key(&s.next.value) && !next_is_action {
                     cx.error(s.next.referenced, format!("{what}: a `pin` must lead straight to an `action`"), Some("the PIN is kept for this hop only, so the op that checks it must run right after it".into()));
                 }
@@ -224,13 +268,21 @@ fn action(
 ) -> NodeKind {
     let Some(op) = Op::from_name(&s.op.value) else {
         let known: Vec<_> = crate::ops::CATALOG.iter().map(|c| c.name).collect();
-        cx.error(s.op.referenced, format!("{what}: unknown op `{}`", s.op.value), Some(format!("known ops: {}", known.join(", "))));
+        cx.error(
+            s.op.referenced,
+            format!("{what}: unknown op `{}`", s.op.value),
+            Some(format!("known ops: {}", known.join(", "))),
+        );
         return NodeKind::End { text: Tpl::empty() };
     };
     let spec = op.spec();
     for (arg, value) in &s.args {
         if !spec.args.contains(&arg.as_str()) {
-            cx.error(value.referenced, format!("{what}: op `{op}` takes no argument `{arg}`"), Some(format!("its arguments: [{}]", spec.args.join(", "))));
+            cx.error(
+                value.referenced,
+                format!("{what}: op `{op}` takes no argument `{arg}`"),
+                Some(format!("its arguments: [{}]", spec.args.join(", "))),
+            );
         }
     }
     for required in spec.args {
@@ -243,7 +295,14 @@ fn action(
             matches!(&sc.value, Screen::Pin(p) if p.next.value == name && spec.secrets.contains(&p.save.as_str()))
         });
         if !fed_by_pin {
-            cx.error(s.op.referenced, format!("{what}: op `{op}` needs a PIN but no `pin` screen leads to it"), Some(format!("add a `pin` screen with `next:` pointing here and `save: {}`", spec.secrets[0])));
+            cx.error(
+                s.op.referenced,
+                format!("{what}: op `{op}` needs a PIN but no `pin` screen leads to it"),
+                Some(format!(
+                    "add a `pin` screen with `next:` pointing here and `save: {}`",
+                    spec.secrets[0]
+                )),
+            );
         }
     }
     let mut routes = HashMap::new();
@@ -254,7 +313,8 @@ fn action(
             model::Route::WithError { next, error } => (next.clone(), Some(error)),
         };
         let target = resolve(cx, &Spanned::new(target, route.referenced, route.defined));
-        let error = error.map(|e| tpl(cx, &Spanned::new(clone_text(e), route.referenced, route.defined), what));
+        let error =
+            error.map(|e| tpl(cx, &Spanned::new(clone_text(e), route.referenced, route.defined), what));
         let compiled = Route { next: target, error };
         if key == "other" {
             other = Some(compiled);
@@ -266,14 +326,23 @@ fn action(
             }
             None => {
                 let names: Vec<_> = spec.outcomes.iter().map(|o| o.as_str()).collect();
-                cx.error(route.referenced, format!("{what}: op `{op}` has no outcome `{key}`"), Some(format!("its outcomes: {}, or `other`", names.join(", "))));
+                cx.error(
+                    route.referenced,
+                    format!("{what}: op `{op}` has no outcome `{key}`"),
+                    Some(format!("its outcomes: {}, or `other`", names.join(", "))),
+                );
             }
         }
     }
     if other.is_none() {
-        let missing: Vec<_> = spec.outcomes.iter().filter(|o| !routes.contains_key(o)).map(|o| o.as_str()).collect();
+        let missing: Vec<_> =
+            spec.outcomes.iter().filter(|o| !routes.contains_key(o)).map(|o| o.as_str()).collect();
         if !missing.is_empty() {
-            cx.error(s.op.referenced, format!("{what}: outcomes of `{op}` not routed: {}", missing.join(", ")), Some("route each under `on:`, or add `other: <screen>`".into()));
+            cx.error(
+                s.op.referenced,
+                format!("{what}: outcomes of `{op}` not routed: {}", missing.join(", ")),
+                Some("route each under `on:`, or add `other: <screen>`".into()),
+            );
         }
     }
     if let Some(save) = &s.save {
@@ -298,9 +367,17 @@ fn check_var_name(cx: &mut Ctx, at: Location, name: &str, what: &str) {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {
-        cx.error(at, format!("{what}: `{name}` is not a valid variable name"), Some("use lower-case letters, digits and `_`, starting with a letter".into()));
+        cx.error(
+            at,
+            format!("{what}: `{name}` is not a valid variable name"),
+            Some("use lower-case letters, digits and `_`, starting with a letter".into()),
+        );
     } else if name == "result" {
-        cx.error(at, format!("{what}: `result` is reserved for the data of the last op"), Some("pick another name".into()));
+        cx.error(
+            at,
+            format!("{what}: `result` is reserved for the data of the last op"),
+            Some("pick another name".into()),
+        );
     }
 }
 
@@ -308,13 +385,18 @@ fn is_service_code(code: &str) -> bool {
     code.len() >= 3
         && code.starts_with('*')
         && code.ends_with('#')
-        && code[1..code.len() - 1].split('*').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+        && code[1..code.len() - 1]
+            .split('*')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn suggest<'a>(wanted: &str, names: impl Iterator<Item = &'a String>) -> Option<String> {
     let mut names: Vec<_> = names.map(String::as_str).collect();
     names.sort_unstable();
-    let close: Vec<_> = names.iter().filter(|n| n.contains(wanted) || wanted.contains(**n) || edit_distance(n, wanted) <= 2).collect();
+    let close: Vec<_> = names
+        .iter()
+        .filter(|n| n.contains(wanted) || wanted.contains(**n) || edit_distance(n, wanted) <= 2)
+        .collect();
     if let Some(best) = close.first() {
         Some(format!("did you mean `{best}`?"))
     } else {

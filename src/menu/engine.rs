@@ -104,9 +104,7 @@ pub enum EngineError {
 impl Menu {
     /// Starts a journey on the start screen in `lang` (the menu's default if `None`).
     pub fn begin(&self, lang: Option<&str>) -> Result<(Journey, Step), EngineError> {
-        let lang = lang
-            .filter(|l| self.languages.iter().any(|x| x == *l))
-            .unwrap_or(&self.languages[0]);
+        let lang = lang.filter(|l| self.languages.iter().any(|x| x == *l)).unwrap_or(&self.languages[0]);
         let mut journey = Journey { lang: lang.to_owned(), ..Journey::default() };
         let step = self.enter(&mut journey, self.start, None, Vec::new())?;
         Ok((journey, step))

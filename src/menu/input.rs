@@ -46,8 +46,7 @@ pub fn parse(
             Ok(Value::String(raw.to_owned()))
         }
         InputKind::Amount => {
-            let amount =
-                Amount::parse_major(raw, currency).map_err(|_| Rejected(Message::InvalidAmount))?;
+            let amount = Amount::parse_major(raw, currency).map_err(|_| Rejected(Message::InvalidAmount))?;
             if !in_range(amount.minor(), rules) {
                 return Err(Rejected(Message::InvalidAmount));
             }

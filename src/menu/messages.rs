@@ -32,9 +32,7 @@ impl Message {
             Message::InvalidPin => "PIN must be 4 digits.",
             Message::TooManyAttempts => "Too many invalid attempts. Please dial again.",
             Message::ServiceUnavailable => "Service unavailable, please try again",
-            Message::Processing => {
-                "We are processing your request; you will receive an SMS."
-            }
+            Message::Processing => "We are processing your request; you will receive an SMS.",
             Message::SessionOver => "This session has ended. Please dial again.",
         }
     }

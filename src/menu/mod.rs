@@ -45,7 +45,8 @@ impl Bundle {
                 hint: Some("set MENUS_DIR to the folder holding the menu files".into()),
             }]
         };
-        let entries = std::fs::read_dir(dir).map_err(|e| io_error(format!("cannot read the menu folder: {e}")))?;
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| io_error(format!("cannot read the menu folder: {e}")))?;
         let mut paths: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))

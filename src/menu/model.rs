@@ -138,10 +138,7 @@ pub struct ActionStep {
 #[serde(untagged)]
 pub enum Route {
     Screen(String),
-    WithError {
-        next: String,
-        error: Text,
-    },
+    WithError { next: String, error: Text },
 }
 
 #[derive(Debug, Deserialize)]

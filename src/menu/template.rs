@@ -63,9 +63,7 @@ impl Templates {
                 Some(s) => {
                     let name = format!("t{}", self.count);
                     self.count += 1;
-                    self.env
-                        .add_template_owned(name.clone(), s)
-                        .map_err(|e| e.to_string())?;
+                    self.env.add_template_owned(name.clone(), s).map_err(|e| e.to_string())?;
                     Some(Piece::Template(name))
                 }
             };
@@ -76,11 +74,8 @@ impl Templates {
 
     /// Renders `tpl` in language `lang` (falling back to the first language) over `ctx`.
     pub fn render(&self, tpl: &Tpl, lang: usize, ctx: &Value) -> Result<String, minijinja::Error> {
-        let piece = tpl
-            .by_lang
-            .get(lang)
-            .and_then(Option::as_ref)
-            .or_else(|| tpl.by_lang.iter().flatten().next());
+        let piece =
+            tpl.by_lang.get(lang).and_then(Option::as_ref).or_else(|| tpl.by_lang.iter().flatten().next());
         match piece {
             None => Ok(String::new()),
             Some(Piece::Plain(s)) => Ok(s.clone()),

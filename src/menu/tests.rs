@@ -238,7 +238,9 @@ const HEAD: &str = "service: t\ncodes: [\"*1#\"]\nlanguages: [en]\nstart: a\nscr
 
 #[test]
 fn unknown_target_names_line_column_and_a_suggestion() {
-    let d = diagnostics(&format!("{HEAD}  a:\n    menu:\n      text: Hi\n      options:\n        - {{ label: X, next: ends }}\n  end1:\n    end: {{ text: Bye }}\n"));
+    let d = diagnostics(&format!(
+        "{HEAD}  a:\n    menu:\n      text: Hi\n      options:\n        - {{ label: X, next: ends }}\n  end1:\n    end: {{ text: Bye }}\n"
+    ));
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!((d[0].line, d[0].column), (10, 29));
     assert!(d[0].message.contains("no screen named `ends`"));
@@ -258,12 +260,16 @@ fn op_checks_unknown_op_unrouted_outcomes_and_pins() {
     assert!(d[0].message.contains("unknown op `wallet.steal`"), "{d:?}");
     assert!(d[0].hint.as_deref().unwrap().contains("wallet.balance"));
 
-    let d = diagnostics(&format!("{HEAD}  a:\n    action: {{ op: customer.profile, on: {{ ok: b, nope: b }} }}\n  b:\n    end: {{ text: x }}\n"));
+    let d = diagnostics(&format!(
+        "{HEAD}  a:\n    action: {{ op: customer.profile, on: {{ ok: b, nope: b }} }}\n  b:\n    end: {{ text: x }}\n"
+    ));
     let messages: Vec<_> = d.iter().map(|d| d.message.as_str()).collect();
     assert!(messages.iter().any(|m| m.contains("no outcome `nope`")), "{messages:?}");
     assert!(messages.iter().any(|m| m.contains("not routed: not_registered")), "{messages:?}");
 
-    let d = diagnostics(&format!("{HEAD}  a:\n    action: {{ op: wallet.balance, on: {{ other: b }} }}\n  b:\n    pin: {{ text: PIN, next: c }}\n  c:\n    end: {{ text: x }}\n"));
+    let d = diagnostics(&format!(
+        "{HEAD}  a:\n    action: {{ op: wallet.balance, on: {{ other: b }} }}\n  b:\n    pin: {{ text: PIN, next: c }}\n  c:\n    end: {{ text: x }}\n"
+    ));
     let messages: Vec<_> = d.iter().map(|d| d.message.as_str()).collect();
     assert!(messages.iter().any(|m| m.contains("needs a PIN but no `pin` screen")), "{messages:?}");
     assert!(messages.iter().any(|m| m.contains("must lead straight to an `action`")), "{messages:?}");
@@ -271,7 +277,9 @@ fn op_checks_unknown_op_unrouted_outcomes_and_pins() {
 
 #[test]
 fn template_syntax_and_translation_errors_are_reported() {
-    let d = diagnostics("service: t\ncodes: [\"*1#\"]\nlanguages: [en, sw]\nstart: a\nscreens:\n  a:\n    end: { text: { sw: \"{{ x \" } }\n");
+    let d = diagnostics(
+        "service: t\ncodes: [\"*1#\"]\nlanguages: [en, sw]\nstart: a\nscreens:\n  a:\n    end: { text: { sw: \"{{ x \" } }\n",
+    );
     let messages: Vec<_> = d.iter().map(|d| d.message.as_str()).collect();
     assert!(messages.iter().any(|m| m.contains("no text in `en`")), "{messages:?}");
     assert!(messages.iter().any(|m| m.contains("template error")), "{messages:?}");

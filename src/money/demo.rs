@@ -69,12 +69,14 @@ pub async fn seed_demo(pool: &PgPool, pins: &PinHasher, currency: &str) -> Resul
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(id) = id {
-            sqlx::query("INSERT INTO accounts (customer_id, kind, currency, balance) VALUES ($1, 'wallet', $2, $3)")
-                .bind(id)
-                .bind(currency)
-                .bind(s.balance)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO accounts (customer_id, kind, currency, balance) VALUES ($1, 'wallet', $2, $3)",
+            )
+            .bind(id)
+            .bind(currency)
+            .bind(s.balance)
+            .execute(&mut *tx)
+            .await?;
             created += 1;
         }
     }

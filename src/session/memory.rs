@@ -38,9 +38,7 @@ impl MemoryStore {
 
     pub fn load(&self, key: &str) -> Option<(u64, Vec<u8>)> {
         let map = lock(&self.inner);
-        map.get(key)
-            .filter(|e| e.expires > Instant::now())
-            .map(|e| (e.version, e.bytes.clone()))
+        map.get(key).filter(|e| e.expires > Instant::now()).map(|e| (e.version, e.bytes.clone()))
     }
 
     pub fn save(&self, key: &str, expected: u64, bytes: Vec<u8>, ttl: Duration) -> Option<u64> {

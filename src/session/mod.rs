@@ -56,8 +56,7 @@ impl SessionStore {
             SessionStore::Redis(r) => r.load(key.as_str()).await?,
         };
         raw.map(|(version, bytes)| {
-            let session =
-                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let session = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             Ok(Loaded { version, session })
         })
         .transpose()

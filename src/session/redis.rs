@@ -47,10 +47,8 @@ impl RedisStore {
 
     pub async fn load(&self, key: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         let mut conn = self.conn.clone();
-        let (version, bytes): (Option<u64>, Option<Vec<u8>>) = conn
-            .hget(self.key(key), &["v", "d"])
-            .await
-            .map_err(unavailable)?;
+        let (version, bytes): (Option<u64>, Option<Vec<u8>>) =
+            conn.hget(self.key(key), &["v", "d"]).await.map_err(unavailable)?;
         Ok(version.zip(bytes))
     }
 

@@ -90,7 +90,10 @@ async fn records_expire_after_their_ttl() {
 #[tokio::test]
 async fn a_session_record_is_small() {
     let mut s = session("send_amount");
-    s.journey.vars.insert("customer".into(), serde_json::json!({"first_name": "Amina", "last_name": "Otieno", "language": "en"}));
+    s.journey.vars.insert(
+        "customer".into(),
+        serde_json::json!({"first_name": "Amina", "last_name": "Otieno", "language": "en"}),
+    );
     s.journey.vars.insert("to".into(), "+254712345678".into());
     s.reply = Some(crate::menu::Reply::con("x".repeat(160)));
     let bytes = serde_json::to_vec(&s).unwrap();

@@ -44,7 +44,12 @@ pub enum BadRequest {
 
 impl IntoResponse for BadRequest {
     fn into_response(self) -> Response {
-        (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("bad Africa's Talking request: {self}\n")).into_response()
+        (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("bad Africa's Talking request: {self}\n"),
+        )
+            .into_response()
     }
 }
 
@@ -60,8 +65,15 @@ fn parse(body: &[u8], state: &AppState) -> Result<Hop, BadRequest> {
     check("sessionId", &cb.session_id, MAX_SESSION_ID, false)?;
     check("serviceCode", &cb.service_code, MAX_SERVICE_CODE, false)?;
     check("text", &cb.text, MAX_TEXT, true)?;
-    let msisdn = Msisdn::parse(&cb.phone_number, state.default_region).map_err(|e| BadRequest::PhoneNumber(e.to_string()))?;
-    Ok(Hop { provider: PROVIDER, session_id: cb.session_id, msisdn, service_code: cb.service_code, text: cb.text })
+    let msisdn = Msisdn::parse(&cb.phone_number, state.default_region)
+        .map_err(|e| BadRequest::PhoneNumber(e.to_string()))?;
+    Ok(Hop {
+        provider: PROVIDER,
+        session_id: cb.session_id,
+        msisdn,
+        service_code: cb.service_code,
+        text: cb.text,
+    })
 }
 
 /// `CON …` keeps the session open, `END …` closes it.

@@ -22,11 +22,7 @@ pub fn next_input<'t>(previous: TextMark, text: &'t str, key: &TextKey) -> Optio
 /// The inputs carried by the first hop of a session (jump-ahead dialling such as
 /// `*384*1*2#` arrives as `text=1*2`). Here there is no previous hop, so `*` separates.
 pub fn first_inputs(text: &str) -> Vec<String> {
-    if text.is_empty() {
-        Vec::new()
-    } else {
-        text.split('*').map(str::to_owned).collect()
-    }
+    if text.is_empty() { Vec::new() } else { text.split('*').map(str::to_owned).collect() }
 }
 
 #[cfg(test)]
