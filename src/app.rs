@@ -17,7 +17,7 @@ use crate::config::{Config, redact_url};
 use crate::gateway::{Gateway, GatewayConfig};
 use crate::http::{self, AppState};
 use crate::menu::Bundle;
-use crate::money::{self, Money, PinHasher};
+use crate::money::{self, DataVault, Money, MoneySettings, PinHasher};
 use crate::session::{MemoryStore, RedisStore, SessionStore, TextKey};
 
 /// The migrations in `migrations/`, embedded in the binary.
@@ -95,7 +95,15 @@ pub fn load_menus(config: &Config) -> Result<Bundle, StartError> {
 /// The shared state of the HTTP server, from already-connected parts.
 pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Config) -> AppState {
     let pepper = config.pin_pepper.as_bytes();
-    let money = Money::new(pool, PinHasher::new(pepper));
+    let money = Money::new(
+        pool,
+        MoneySettings {
+            pins: PinHasher::new(pepper),
+            pin_policy: config.pin_policy,
+            vault: DataVault::new(&config.data_key),
+            currency: config.settings.currency.clone(),
+        },
+    );
     let gateway = Gateway::new(
         menus,
         store,

@@ -14,6 +14,9 @@ use crate::domain::Region;
 /// The pepper used by `--demo` when PIN_PEPPER is not set. Public, hence demo only.
 pub const DEMO_PIN_PEPPER: &str = "ussd-gateway-demo-pepper-never-use-in-production";
 
+/// The data key used by `--demo` when DATA_KEY is not set. Public, hence demo only.
+pub const DEMO_DATA_KEY: &str = "d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0";
+
 /// Every setting, with the environment variable that sets it (the TOML file uses the
 /// same names in lower case).
 #[derive(Clone, Deserialize)]
@@ -37,6 +40,13 @@ pub struct Settings {
     pub hop_deadline_ms: u64,
     /// PIN_PEPPER: server-side secret keying PIN hashes; required outside `--demo`.
     pub pin_pepper: Option<String>,
+    /// DATA_KEY: 64 hex digits (32 bytes) encrypting personal data such as national IDs;
+    /// required outside `--demo`.
+    pub data_key: Option<String>,
+    /// PIN_MAX_ATTEMPTS: wrong PINs in a row that lock money operations.
+    pub pin_max_attempts: u32,
+    /// PIN_LOCK_SECS: how long the lock lasts.
+    pub pin_lock_secs: u64,
     /// DEFAULT_REGION: how to read numbers in national form (ISO 3166-1 alpha-2).
     pub default_region: String,
     /// CURRENCY: the currency of demo wallets.
@@ -57,6 +67,9 @@ impl Default for Settings {
             session_ttl_secs: 180,
             hop_deadline_ms: 5_000,
             pin_pepper: None,
+            data_key: None,
+            pin_max_attempts: 3,
+            pin_lock_secs: 3_600,
             default_region: "KE".into(),
             currency: "KES".into(),
             log_format: "text".into(),
@@ -74,6 +87,9 @@ impl fmt::Debug for Settings {
             .field("session_ttl_secs", &self.session_ttl_secs)
             .field("hop_deadline_ms", &self.hop_deadline_ms)
             .field("pin_pepper", &self.pin_pepper.as_ref().map(|_| "<set>"))
+            .field("data_key", &self.data_key.as_ref().map(|_| "<set>"))
+            .field("pin_max_attempts", &self.pin_max_attempts)
+            .field("pin_lock_secs", &self.pin_lock_secs)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +104,9 @@ const ENV_KEYS: &[&str] = &[
     "SESSION_TTL_SECS",
     "HOP_DEADLINE_MS",
     "PIN_PEPPER",
+    "DATA_KEY",
+    "PIN_MAX_ATTEMPTS",
+    "PIN_LOCK_SECS",
     "DEFAULT_REGION",
     "CURRENCY",
     "LOG_FORMAT",
@@ -102,7 +121,17 @@ pub struct Config {
     pub hop_deadline: Duration,
     pub region: Region,
     pub pin_pepper: String,
+    /// The 32-byte key for personal data at rest.
+    pub data_key: [u8; 32],
+    pub pin_policy: PinPolicy,
     pub demo: bool,
+}
+
+/// When wrong PINs lock a subscriber's money operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PinPolicy {
+    pub max_attempts: u32,
+    pub lock: Duration,
 }
 
 /// Everything wrong with the configuration, each with what to do about it.
@@ -198,10 +227,37 @@ impl Settings {
                 String::new()
             }
         };
+        let data_key = match (&self.data_key, demo) {
+            (Some(hex), _) => parse_key(hex).unwrap_or_else(|| {
+                problems.push(
+                    "DATA_KEY must be 64 hex digits (32 bytes): generate one with `openssl rand -hex 32`"
+                        .into(),
+                );
+                [0; 32]
+            }),
+            (None, true) => parse_key(DEMO_DATA_KEY).unwrap_or([0; 32]),
+            (None, false) => {
+                problems.push("DATA_KEY is not set: set it to 64 hex digits (`openssl rand -hex 32`) to encrypt personal data, or run `serve --demo`".into());
+                [0; 32]
+            }
+        };
+        if !(1..=10).contains(&self.pin_max_attempts) {
+            problems
+                .push(format!("PIN_MAX_ATTEMPTS must be between 1 and 10 (got {})", self.pin_max_attempts));
+        }
+        if !(60..=30 * 86_400).contains(&self.pin_lock_secs) {
+            problems
+                .push(format!("PIN_LOCK_SECS must be between 60 and 2592000 (got {})", self.pin_lock_secs));
+        }
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
         Ok(Config {
+            data_key,
+            pin_policy: PinPolicy {
+                max_attempts: self.pin_max_attempts,
+                lock: Duration::from_secs(self.pin_lock_secs),
+            },
             listen,
             session_ttl: Duration::from_secs(self.session_ttl_secs),
             hop_deadline: Duration::from_millis(self.hop_deadline_ms),
@@ -211,6 +267,18 @@ impl Settings {
             settings: self,
         })
     }
+}
+
+fn parse_key(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(key)
 }
 
 /// Hides the password in a URL so it can be printed.
@@ -238,6 +306,13 @@ mod tests {
         assert_eq!(config.session_ttl, Duration::from_secs(180));
         let err = Settings::default().validate(None, false).unwrap_err();
         assert!(err.0[0].contains("PIN_PEPPER is not set"), "{err}");
+        assert!(err.0[1].contains("DATA_KEY is not set"), "{err}");
+        let production = Settings {
+            pin_pepper: Some("p".repeat(32)),
+            data_key: Some("0f".repeat(32)),
+            ..Settings::default()
+        };
+        assert_eq!(production.validate(None, false).unwrap().data_key, [0x0f; 32]);
     }
 
     #[test]
@@ -247,10 +322,12 @@ mod tests {
             hop_deadline_ms: 0,
             redis_url: Some("localhost:6379".into()),
             log_format: "xml".into(),
+            data_key: Some("not hex".into()),
+            pin_max_attempts: 0,
             ..Settings::default()
         };
         let err = settings.validate(None, true).unwrap_err();
-        assert_eq!(err.0.len(), 4, "{err}");
+        assert_eq!(err.0.len(), 6, "{err}");
         assert!(err.to_string().contains("HOP_DEADLINE_MS must be between 500 and 30000 (got 0)"));
     }
 

@@ -84,8 +84,10 @@ enum Interrupt {
     Money(MoneyError),
     /// The op's task panicked.
     OpCrashed,
-    /// The op overran the deadline; it goes on, the subscriber hears by SMS.
-    OpOverran,
+    /// The op overran the deadline; it goes on without the subscriber.
+    OpOverran {
+        moves_money: bool,
+    },
 }
 
 impl Gateway {
@@ -197,9 +199,12 @@ impl Gateway {
                 }
                 Err(Interrupt::LostRace) => continue,
                 Err(Interrupt::Store(e)) => return Err(e.into()),
-                Err(Interrupt::OpOverran) => {
+                Err(Interrupt::OpOverran { moves_money }) => {
                     session.journey.done = true;
-                    (Reply::end(Message::Processing.text(&session.journey.lang)), HopKind::Failed)
+                    // A movement may still commit: its receipt tells the outcome. A lookup
+                    // is simply retried.
+                    let message = if moves_money { Message::Processing } else { Message::ServiceUnavailable };
+                    (Reply::end(message.text(&session.journey.lang)), HopKind::Failed)
                 }
                 Err(Interrupt::Engine(e)) => {
                     warn!(provider = hop.provider, msisdn = %hop.msisdn, error = %e, "menu engine refused the hop");
@@ -314,7 +319,7 @@ impl Gateway {
             }
             Err(_) => {
                 metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => "overran").increment(1);
-                Err(Interrupt::OpOverran)
+                Err(Interrupt::OpOverran { moves_money: op.spec().moves_money })
             }
         }
     }

@@ -12,8 +12,24 @@ use serde::{Deserialize, Serialize};
 pub enum Op {
     /// Looks up the subscriber dialling: name and language.
     CustomerProfile,
-    /// The subscriber's available wallet balance, after checking their PIN.
+    /// Opens a wallet for the subscriber dialling, with the PIN chosen and confirmed.
+    CustomerRegister,
+    /// Remembers the subscriber's language.
+    CustomerSetLanguage,
+    /// Checks a newly chosen PIN and hands back its salted hash for the confirm step.
+    PinStage,
+    /// Checks the subscriber's current PIN (with the lockout).
+    PinVerify,
+    /// Replaces the PIN with the staged one, once confirmed.
+    PinChange,
+    /// The subscriber's available wallet balance.
     WalletBalance,
+    /// The last five movements of the wallet.
+    WalletStatement,
+    /// The payee's name and the fee, for the confirmation screen.
+    TransferQuote,
+    /// Sends money to another customer.
+    TransferP2p,
 }
 
 /// What an op reports; menus route on these by name.
@@ -22,8 +38,18 @@ pub enum Op {
 pub enum Outcome {
     Ok,
     NotRegistered,
+    AlreadyRegistered,
+    IdTaken,
     PinInvalid,
+    PinLocked,
+    PinWeak,
+    PinMismatch,
     AccountBlocked,
+    InsufficientFunds,
+    LimitExceeded,
+    RecipientUnknown,
+    SameAccount,
+    Conflict,
 }
 
 /// What the menu compiler needs to know about an op.
@@ -36,22 +62,107 @@ pub struct OpSpec {
     pub args: &'static [&'static str],
     /// Sensitive values, collected by a `pin` step in the same hop.
     pub secrets: &'static [&'static str],
+    /// Whether the op can move money. One that overruns the hop deadline then tells the
+    /// subscriber to wait for the SMS receipt; a read-only one asks them to retry.
+    pub moves_money: bool,
 }
+
+use Outcome as O;
+
+/// Outcomes of every op that checks the subscriber's PIN first.
+const PIN_CHECKED: [Outcome; 4] = [O::Ok, O::PinInvalid, O::PinLocked, O::NotRegistered];
 
 pub const CATALOG: &[OpSpec] = &[
     OpSpec {
         op: Op::CustomerProfile,
         name: "customer.profile",
-        outcomes: &[Outcome::Ok, Outcome::NotRegistered],
+        outcomes: &[O::Ok, O::NotRegistered],
         args: &[],
         secrets: &[],
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::CustomerRegister,
+        name: "customer.register",
+        outcomes: &[O::Ok, O::PinMismatch, O::AlreadyRegistered, O::IdTaken],
+        args: &["first_name", "last_name", "national_id", "staged_pin", "language"],
+        secrets: &["pin"],
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::CustomerSetLanguage,
+        name: "customer.set_language",
+        outcomes: &[O::Ok, O::NotRegistered],
+        args: &["language"],
+        secrets: &[],
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::PinStage,
+        name: "pin.stage",
+        outcomes: &[O::Ok, O::PinWeak],
+        args: &[],
+        secrets: &["pin"],
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::PinVerify,
+        name: "pin.verify",
+        outcomes: &PIN_CHECKED,
+        args: &[],
+        secrets: &["pin"],
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::PinChange,
+        name: "pin.change",
+        outcomes: &[O::Ok, O::PinMismatch, O::NotRegistered],
+        args: &["staged_pin"],
+        secrets: &["pin"],
+        moves_money: false,
     },
     OpSpec {
         op: Op::WalletBalance,
         name: "wallet.balance",
-        outcomes: &[Outcome::Ok, Outcome::PinInvalid, Outcome::NotRegistered, Outcome::AccountBlocked],
+        outcomes: &[O::Ok, O::PinInvalid, O::PinLocked, O::NotRegistered, O::AccountBlocked],
         args: &[],
         secrets: &["pin"],
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::WalletStatement,
+        name: "wallet.statement",
+        outcomes: &PIN_CHECKED,
+        args: &[],
+        secrets: &["pin"],
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::TransferQuote,
+        name: "transfer.quote",
+        outcomes: &[O::Ok, O::RecipientUnknown, O::SameAccount, O::LimitExceeded],
+        args: &["to", "amount"],
+        secrets: &[],
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::TransferP2p,
+        name: "transfer.p2p",
+        outcomes: &[
+            O::Ok,
+            O::PinInvalid,
+            O::PinLocked,
+            O::NotRegistered,
+            O::InsufficientFunds,
+            O::LimitExceeded,
+            O::RecipientUnknown,
+            O::SameAccount,
+            O::AccountBlocked,
+            O::Conflict,
+        ],
+        args: &["to", "amount"],
+        secrets: &["pin"],
+        moves_money: true,
     },
 ];
 
@@ -76,15 +187,39 @@ impl fmt::Display for Op {
 }
 
 impl Outcome {
-    pub const ALL: &'static [Outcome] =
-        &[Outcome::Ok, Outcome::NotRegistered, Outcome::PinInvalid, Outcome::AccountBlocked];
+    pub const ALL: &'static [Outcome] = &[
+        O::Ok,
+        O::NotRegistered,
+        O::AlreadyRegistered,
+        O::IdTaken,
+        O::PinInvalid,
+        O::PinLocked,
+        O::PinWeak,
+        O::PinMismatch,
+        O::AccountBlocked,
+        O::InsufficientFunds,
+        O::LimitExceeded,
+        O::RecipientUnknown,
+        O::SameAccount,
+        O::Conflict,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Ok => "ok",
-            Outcome::NotRegistered => "not_registered",
-            Outcome::PinInvalid => "pin_invalid",
-            Outcome::AccountBlocked => "account_blocked",
+            O::Ok => "ok",
+            O::NotRegistered => "not_registered",
+            O::AlreadyRegistered => "already_registered",
+            O::IdTaken => "id_taken",
+            O::PinInvalid => "pin_invalid",
+            O::PinLocked => "pin_locked",
+            O::PinWeak => "pin_weak",
+            O::PinMismatch => "pin_mismatch",
+            O::AccountBlocked => "account_blocked",
+            O::InsufficientFunds => "insufficient_funds",
+            O::LimitExceeded => "limit_exceeded",
+            O::RecipientUnknown => "recipient_unknown",
+            O::SameAccount => "same_account",
+            O::Conflict => "conflict",
         }
     }
 
@@ -130,6 +265,8 @@ mod tests {
         }
         for o in Outcome::ALL {
             assert_eq!(Outcome::from_name(o.as_str()), Some(*o));
+            // serde and the menu compiler agree on every name.
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
         }
     }
 }

@@ -3,7 +3,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{Store, TestApp, at_form, spawn, unique_session};
+use common::{Store, TestApp, at_form, main_menu, spawn, unique_session};
 use sqlx::PgPool;
 use ussd_gateway::session::SessionKey;
 
@@ -11,9 +11,9 @@ const AMINA: &str = "+254700000001";
 
 async fn walk_balance(app: &TestApp) {
     let s = unique_session();
-    assert_eq!(app.at_hop(&s, AMINA, "").await, "CON Welcome Amina\n1. My balance\n2. Help");
-    assert_eq!(app.at_hop(&s, AMINA, "1").await, "CON Enter your PIN to see your balance");
-    assert_eq!(app.at_hop(&s, AMINA, "1*1234").await, "END Your balance is KES 1,000.00.");
+    assert_eq!(app.at_hop(&s, AMINA, "").await, main_menu("Amina"));
+    assert_eq!(app.at_hop(&s, AMINA, "2").await, "CON Enter your PIN to see your balance");
+    assert_eq!(app.at_hop(&s, AMINA, "2*1234").await, "END Your balance is KES 1,000.00.");
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -36,9 +36,9 @@ async fn the_balance_is_read_from_the_ledger(pool: PgPool) {
         .unwrap();
     let s = unique_session();
     app.at_hop(&s, "+254700000007", "").await;
-    app.at_hop(&s, "+254700000007", "1").await;
+    app.at_hop(&s, "+254700000007", "2").await;
     // Held funds are not available.
-    assert_eq!(app.at_hop(&s, "+254700000007", "1*1234").await, "END Your balance is KES 1,000.00.");
+    assert_eq!(app.at_hop(&s, "+254700000007", "2*1234").await, "END Your balance is KES 1,000.00.");
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -46,13 +46,18 @@ async fn wrong_pin_reshows_the_pin_screen_with_an_error(pool: PgPool) {
     let app = spawn(pool, Store::Redis).await;
     let s = unique_session();
     app.at_hop(&s, AMINA, "").await;
-    app.at_hop(&s, AMINA, "1").await;
-    assert_eq!(app.at_hop(&s, AMINA, "1*9999").await, "CON Wrong PIN.\nEnter your PIN to see your balance");
+    app.at_hop(&s, AMINA, "2").await;
+    assert_eq!(app.at_hop(&s, AMINA, "2*9999").await, "CON Wrong PIN.\nEnter your PIN to see your balance");
     assert_eq!(
-        app.at_hop(&s, AMINA, "1*9999*12").await,
+        app.at_hop(&s, AMINA, "2*9999*12").await,
         "CON PIN must be 4 digits.\nEnter your PIN to see your balance"
     );
-    assert_eq!(app.at_hop(&s, AMINA, "1*9999*12*1234").await, "END Your balance is KES 1,000.00.");
+    // A `*` typed inside the PIN is part of the input, not a separator.
+    assert_eq!(
+        app.at_hop(&s, AMINA, "2*9999*12*1*34").await,
+        "CON PIN must be 4 digits.\nEnter your PIN to see your balance"
+    );
+    assert_eq!(app.at_hop(&s, AMINA, "2*9999*12*1*34*1234").await, "END Your balance is KES 1,000.00.");
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -60,10 +65,7 @@ async fn invalid_menu_choice_reshows_the_menu_then_gives_up(pool: PgPool) {
     let app = spawn(pool, Store::Memory).await;
     let s = unique_session();
     app.at_hop(&s, AMINA, "").await;
-    assert_eq!(
-        app.at_hop(&s, AMINA, "7").await,
-        "CON Invalid choice.\nWelcome Amina\n1. My balance\n2. Help"
-    );
+    assert_eq!(app.at_hop(&s, AMINA, "7").await, main_menu("Amina").replace("CON ", "CON Invalid choice.\n"));
     assert!(app.at_hop(&s, AMINA, "7*x").await.starts_with("CON Invalid choice."));
     assert_eq!(app.at_hop(&s, AMINA, "7*x*").await, "END Too many invalid attempts. Please dial again.");
     // The session is over: a further hop is refused politely.
@@ -71,26 +73,26 @@ async fn invalid_menu_choice_reshows_the_menu_then_gives_up(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
-async fn an_unregistered_number_is_told_how_to_register(pool: PgPool) {
+async fn an_unregistered_number_is_offered_registration(pool: PgPool) {
     let app = spawn(pool, Store::Memory).await;
     let body = app.at_hop(&unique_session(), "+254711000111", "").await;
-    assert_eq!(body, "END This number is not registered for mobile money. Visit an agent to register.");
+    assert_eq!(body, "CON This number has no mobile money account.\n1. Register\n2. Exit");
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn jump_ahead_dialling_enters_the_flow_with_the_extra_segments(pool: PgPool) {
     let app = spawn(pool, Store::Memory).await;
-    // `*384*1#` arrives with the extra segment either in the code or in the first text.
+    // `*384*2#` arrives with the extra segment either in the code or in the first text.
     let s = unique_session();
-    let r = app.post_raw(at_form(&s, "*384*1#", AMINA, "")).await;
+    let r = app.post_raw(at_form(&s, "*384*2#", AMINA, "")).await;
     assert_eq!(r.body, "CON Enter your PIN to see your balance");
     assert_eq!(
-        app.post_raw(at_form(&s, "*384*1#", AMINA, "1234")).await.body,
+        app.post_raw(at_form(&s, "*384*2#", AMINA, "1234")).await.body,
         "END Your balance is KES 1,000.00."
     );
     let s = unique_session();
-    assert_eq!(app.at_hop(&s, AMINA, "1").await, "CON Enter your PIN to see your balance");
-    assert_eq!(app.at_hop(&s, AMINA, "1*1234").await, "END Your balance is KES 1,000.00.");
+    assert_eq!(app.at_hop(&s, AMINA, "2").await, "CON Enter your PIN to see your balance");
+    assert_eq!(app.at_hop(&s, AMINA, "2*1234").await, "END Your balance is KES 1,000.00.");
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -127,13 +129,13 @@ async fn the_pin_never_reaches_the_session_record(pool: PgPool) {
     let app = spawn(pool, Store::Redis).await;
     let s = unique_session();
     app.at_hop(&s, AMINA, "").await;
-    app.at_hop(&s, AMINA, "1").await;
-    app.at_hop(&s, AMINA, "1*4821").await;
+    app.at_hop(&s, AMINA, "2").await;
+    app.at_hop(&s, AMINA, "2*4821").await;
     let key = SessionKey::new("africastalking", AMINA, &s);
     let loaded =
         app.state.gateway.store().load(&key).await.unwrap().expect("the session is kept for replays");
     let record = serde_json::to_string(&loaded.session).unwrap();
-    assert!(!record.contains("1*4821") && !record.contains("\"4821\""), "{record}");
+    assert!(!record.contains("2*4821") && !record.contains("\"4821\""), "{record}");
     assert_eq!(loaded.session.reply.unwrap().text, "Wrong PIN.\nEnter your PIN to see your balance");
 }
 

@@ -2,8 +2,10 @@
 
 mod amount;
 mod msisdn;
+mod name;
 mod pin;
 
 pub use amount::{Amount, AmountError, Currency};
 pub use msisdn::{Msisdn, MsisdnError, Region, mask as msisdn_mask};
+pub use name::{NameError, PersonName};
 pub use pin::{Pin, PinError};

@@ -202,10 +202,12 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
                 {
                     cx.error(at, format!("{what}: `min` is greater than `max`"), None);
                 }
-                if s.kind != InputKind::Digits && (s.min_length.is_some() || s.max_length.is_some()) {
+                if !matches!(s.kind, InputKind::Digits | InputKind::Name)
+                    && (s.min_length.is_some() || s.max_length.is_some())
+                {
                     cx.error(
                         at,
-                        format!("{what}: `min_length`/`max_length` apply to `digits` inputs only"),
+                        format!("{what}: `min_length`/`max_length` apply to `digits` and `name` inputs only"),
                         None,
                     );
                 }
@@ -353,7 +355,11 @@ fn action(
         let text = Spanned::new(Text::Same(value.value.clone()), value.referenced, value.defined);
         args.push((name.clone(), tpl(cx, &text, what)));
     }
-    NodeKind::Action { op, args, save: s.save.clone(), routes, other }
+    let lang = s.lang.as_ref().map(|l| {
+        let text = Spanned::new(Text::Same(l.value.clone()), l.referenced, l.defined);
+        tpl(cx, &text, what)
+    });
+    NodeKind::Action { op, args, save: s.save.clone(), routes, other, lang }
 }
 
 fn clone_text(t: &Text) -> Text {

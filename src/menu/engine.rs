@@ -14,7 +14,7 @@ use super::input::{self, Rejected};
 use super::messages::Message;
 use super::template::Tpl;
 use crate::domain::Pin;
-use crate::ops::{Op, OpResult};
+use crate::ops::{Op, OpResult, Outcome};
 
 /// Where a subscriber is in a menu. Persisted in the session between hops; it never
 /// holds a PIN.
@@ -144,7 +144,7 @@ impl Menu {
     /// Routes the journey on the outcome of the op it asked for.
     pub fn resume(&self, j: &mut Journey, result: OpResult) -> Result<Step, EngineError> {
         let id = self.current(j)?;
-        let NodeKind::Action { op, save, routes, other, .. } = &self.screens[id.0 as usize].kind else {
+        let NodeKind::Action { op, save, routes, other, lang, .. } = &self.screens[id.0 as usize].kind else {
             return Err(EngineError::NotAwaitingResult(j.screen.clone()));
         };
         let Some(Route { next, error }) = routes.get(&result.outcome).or(other.as_ref()) else {
@@ -156,6 +156,12 @@ impl Menu {
         };
         let key = save.as_deref().unwrap_or("result");
         j.vars.insert(key.to_owned(), result.data);
+        if let (Outcome::Ok, Some(tpl)) = (result.outcome, lang) {
+            let wanted = self.render(j, tpl)?;
+            if self.languages.contains(&wanted) {
+                j.lang = wanted;
+            }
+        }
         let error = match error {
             Some(tpl) => Some(self.render(j, tpl)?),
             None => None,
@@ -196,23 +202,20 @@ impl Menu {
         }
     }
 
-    /// Renders an input screen (menu, input, pin), with an error line above it if any.
+    /// Renders a screen that waits for input (menu, input, pin), with an error line
+    /// above it if any.
     fn show(&self, j: &Journey, id: ScreenId, error: Option<String>) -> Result<Step, EngineError> {
-        let node = &self.screens[id.0 as usize];
-        let mut out = error.map(|e| e + "\n").unwrap_or_default();
-        match &node.kind {
-            NodeKind::Menu { text, options } => {
-                out.push_str(&self.render(j, text)?);
-                for (i, (label, _)) in options.iter().enumerate() {
-                    out.push_str(&format!("\n{}. {}", i + 1, self.render(j, label)?));
-                }
-            }
-            NodeKind::Input { text, .. } | NodeKind::Pin { text, .. } => {
-                out.push_str(&self.render(j, text)?);
-            }
+        let (text, options): (&Tpl, &[(Tpl, ScreenId)]) = match &self.screens[id.0 as usize].kind {
+            NodeKind::Menu { text, options } => (text, options),
+            NodeKind::Input { text, .. } | NodeKind::Pin { text, .. } => (text, &[]),
             NodeKind::Action { .. } | NodeKind::End { .. } => {
-                unreachable!("show() is only called for screens that wait for input")
+                return Err(EngineError::NotAwaitingInput(j.screen.clone()));
             }
+        };
+        let mut out = error.map(|e| e + "\n").unwrap_or_default();
+        out.push_str(&self.render(j, text)?);
+        for (i, (label, _)) in options.iter().enumerate() {
+            out.push_str(&format!("\n{}. {}", i + 1, self.render(j, label)?));
         }
         Ok(Step::Reply(Reply::con(out)))
     }
@@ -236,8 +239,10 @@ impl Menu {
         self.show(j, id, Some(line))
     }
 
+    /// Renders over the session variables plus `lang`, the session's language.
     fn render(&self, j: &Journey, tpl: &Tpl) -> Result<String, EngineError> {
-        let ctx = minijinja::Value::from_serialize(&j.vars);
+        let vars = minijinja::Value::from_serialize(&j.vars);
+        let ctx = minijinja::context! { lang => j.lang.as_str(), ..vars };
         self.templates
             .render(tpl, self.lang_index(&j.lang), &ctx)
             .map_err(|source| EngineError::Render { screen: j.screen.clone(), source })

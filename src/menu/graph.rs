@@ -61,6 +61,7 @@ pub(super) enum NodeKind {
         save: Option<String>,
         routes: HashMap<Outcome, Route>,
         other: Option<Route>,
+        lang: Option<Tpl>,
     },
     End {
         text: Tpl,

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::messages::Message;
 use super::model::InputKind;
-use crate::domain::{Amount, Currency, Msisdn, Region};
+use crate::domain::{Amount, Currency, Msisdn, PersonName, Region};
 
 /// The checks an `input` step declares, with amounts already in minor units.
 #[derive(Clone, Debug, Default)]
@@ -55,6 +55,14 @@ pub fn parse(
         InputKind::Msisdn => Msisdn::parse(raw, region)
             .map(|m| Value::String(m.as_e164().to_owned()))
             .map_err(|_| Rejected(Message::InvalidMsisdn)),
+        InputKind::Name => {
+            let name = PersonName::parse(raw).map_err(|_| Rejected(Message::InvalidName))?;
+            let len = name.as_str().chars().count();
+            if rules.min_length.is_some_and(|m| len < m) || rules.max_length.is_some_and(|m| len > m) {
+                return Err(Rejected(Message::InvalidName));
+            }
+            Ok(Value::String(name.as_str().to_owned()))
+        }
     }
 }
 
@@ -91,6 +99,13 @@ mod tests {
         assert_eq!(p("12"), Err(Rejected(Message::InvalidDigits)));
         assert_eq!(p("123456"), Err(Rejected(Message::InvalidDigits)));
         assert_eq!(p("12*3"), Err(Rejected(Message::InvalidDigits)));
+    }
+
+    #[test]
+    fn names_are_tidied() {
+        let p = |s| parse(InputKind::Name, &Rules::default(), s, ke(), &kes());
+        assert_eq!(p("AMINA"), Ok(Value::from("Amina")));
+        assert_eq!(p("4mina"), Err(Rejected(Message::InvalidName)));
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub enum InputKind {
     Digits,
     Amount,
     Msisdn,
+    /// A person's first or last name, tidied into title case.
+    Name,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +133,9 @@ pub struct ActionStep {
     pub save: Option<String>,
     /// Outcome name (or `other`) → next screen.
     pub on: BTreeMap<String, Spanned<Route>>,
+    /// On `ok`, switch the session to this language (a template, e.g.
+    /// `"{{ customer.language }}"`); ignored unless the menu has that language.
+    pub lang: Option<Spanned<String>>,
 }
 
 /// Where an outcome leads: a screen, optionally shown with an error line.

@@ -39,7 +39,10 @@ impl Tpl {
 impl Templates {
     pub fn new(currency: Currency) -> Self {
         let mut env = Environment::new();
+        // Screens are plain text: a block tag's own newline is not output.
+        env.set_trim_blocks(true);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let plain = currency.clone();
         env.add_filter("money", move |v: Value| -> Result<String, minijinja::Error> {
             let minor = i64::try_from(v.clone()).map_err(|_| {
                 minijinja::Error::new(
@@ -48,6 +51,17 @@ impl Templates {
                 )
             })?;
             Ok(currency.format(minor))
+        });
+        // `num`: an amount without the currency code, for tight lines such as statements.
+        env.add_filter("num", move |v: Value| -> Result<String, minijinja::Error> {
+            let minor = i64::try_from(v.clone()).map_err(|_| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("num expects an integer amount in minor units, got {v}"),
+                )
+            })?;
+            let formatted = plain.format(minor);
+            Ok(formatted.trim_start_matches(plain.code.as_str()).trim_start().to_owned())
         });
         env.add_filter("mask", |v: String| crate::domain::msisdn_mask(&v));
         Templates { env, count: 0 }

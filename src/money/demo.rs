@@ -47,8 +47,9 @@ pub fn demo_subscribers() -> Vec<DemoSubscriber> {
         .collect()
 }
 
-/// Creates the demo subscribers that do not exist yet; existing ones keep their balance.
-/// Returns how many were created.
+/// Creates the demo subscribers that do not exist yet, verified (KYC tier 2) and funded
+/// through the ledger from the funding account, so that every balance is the sum of its
+/// entries. Existing subscribers keep their balance. Returns how many were created.
 pub async fn seed_demo(pool: &PgPool, pins: &PinHasher, currency: &str) -> Result<usize, MoneyError> {
     let pin = Pin::parse(DEMO_PIN).expect("the demo PIN is valid");
     let mut tx = pool.begin().await?;
@@ -56,8 +57,8 @@ pub async fn seed_demo(pool: &PgPool, pins: &PinHasher, currency: &str) -> Resul
     for s in demo_subscribers() {
         let salt = PinHasher::new_salt();
         let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO customers (msisdn, first_name, last_name, pin_salt, pin_hash)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO customers (msisdn, first_name, last_name, pin_salt, pin_hash, kyc_tier)
+             VALUES ($1, $2, $3, $4, $5, 2)
              ON CONFLICT (msisdn) DO NOTHING
              RETURNING id",
         )
@@ -69,14 +70,19 @@ pub async fn seed_demo(pool: &PgPool, pins: &PinHasher, currency: &str) -> Resul
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(id) = id {
-            sqlx::query(
-                "INSERT INTO accounts (customer_id, kind, currency, balance) VALUES ($1, 'wallet', $2, $3)",
+            let account: i64 = sqlx::query_scalar(
+                "INSERT INTO accounts (customer_id, kind, currency) VALUES ($1, 'wallet', $2) RETURNING id",
             )
             .bind(id)
             .bind(currency)
-            .bind(s.balance)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+            sqlx::query("SELECT ledger_fund($1, $2, $3)")
+                .bind(format!("demo-opening:{}", s.msisdn))
+                .bind(account)
+                .bind(s.balance)
+                .execute(&mut *tx)
+                .await?;
             created += 1;
         }
     }

@@ -1,33 +1,52 @@
 //! Money operations behind a narrow typed interface: the ops menus call, run against
 //! Postgres, each answering with a typed [`OpResult`].
 
+mod crypto;
+mod customers;
 mod demo;
+mod ledger;
 mod pin;
-mod wallet;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde_json::json;
 use sqlx::PgPool;
 
+pub use self::crypto::{DataVault, DecryptError};
 pub use self::demo::{DEMO_PIN, DemoSubscriber, demo_subscribers, seed_demo};
-pub use self::pin::PinHasher;
-use crate::domain::Msisdn;
+pub use self::ledger::{Transfer, request_hash, transfer_p2p};
+pub use self::pin::{PinCheck, PinHasher, StagedPin, is_weak};
+use crate::config::PinPolicy;
+use crate::domain::{Amount, Msisdn, PersonName, Pin};
 use crate::menu::Action;
-use crate::ops::{CATALOG, Op, OpResult};
+use crate::ops::{CATALOG, Op, OpResult, Outcome};
 
-/// A dependency failed; the subscriber gets "Service unavailable" and may retry.
+/// A dependency failed, or a menu passed an op something it cannot use; the subscriber
+/// gets "Service unavailable" and may retry.
 #[derive(Debug, thiserror::Error)]
 pub enum MoneyError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("op `{op}`: argument `{arg}` {problem}")]
+    BadArgument { op: Op, arg: &'static str, problem: String },
+}
+
+/// The secrets and policies the ops need.
+#[derive(Clone, Debug)]
+pub struct MoneySettings {
+    pub pins: PinHasher,
+    pub pin_policy: PinPolicy,
+    pub vault: DataVault,
+    /// Currency of new wallets.
+    pub currency: String,
 }
 
 /// Runs ops against the ledger. Cheap to clone.
 #[derive(Clone)]
 pub struct Money {
     pool: PgPool,
-    pins: PinHasher,
+    settings: Arc<MoneySettings>,
     runs: Arc<[AtomicU64]>,
 }
 
@@ -39,18 +58,42 @@ pub struct OpCall<'a> {
     pub action: &'a Action,
 }
 
+impl OpCall<'_> {
+    fn arg(&self, name: &'static str) -> Result<&str, MoneyError> {
+        self.action.args.get(name).map(String::as_str).ok_or_else(|| self.bad(name, "is missing"))
+    }
+
+    fn bad(&self, arg: &'static str, problem: impl Into<String>) -> MoneyError {
+        MoneyError::BadArgument { op: self.action.op, arg, problem: problem.into() }
+    }
+
+    fn msisdn_arg(&self, name: &'static str) -> Result<Msisdn, MoneyError> {
+        let raw = self.arg(name)?;
+        // Inputs of kind `msisdn` are already E.164, so the region is never consulted.
+        let region = crate::domain::Region::parse("KE").expect("KE is a region");
+        Msisdn::parse(raw, region).map_err(|e| self.bad(name, e.to_string()))
+    }
+
+    fn amount_arg(&self, name: &'static str) -> Result<Amount, MoneyError> {
+        let raw = self.arg(name)?;
+        let minor: i64 = raw.parse().map_err(|_| self.bad(name, "is not an amount in minor units"))?;
+        Amount::from_minor(minor).map_err(|e| self.bad(name, e.to_string()))
+    }
+
+    fn staged_arg(&self) -> Result<StagedPin, MoneyError> {
+        StagedPin::decode(self.arg("staged_pin")?)
+            .ok_or_else(|| self.bad("staged_pin", "is not a staged PIN"))
+    }
+}
+
 impl Money {
-    pub fn new(pool: PgPool, pins: PinHasher) -> Self {
+    pub fn new(pool: PgPool, settings: MoneySettings) -> Self {
         let runs = CATALOG.iter().map(|_| AtomicU64::new(0)).collect();
-        Money { pool, pins, runs }
+        Money { pool, settings: Arc::new(settings), runs }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    pub fn pins(&self) -> &PinHasher {
-        &self.pins
     }
 
     pub async fn run(&self, call: OpCall<'_>) -> Result<OpResult, MoneyError> {
@@ -58,11 +101,102 @@ impl Money {
         if let Some(counter) = CATALOG.iter().position(|s| s.op == op).and_then(|i| self.runs.get(i)) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
+        let pool = &self.pool;
+        let s = &*self.settings;
+        let pin = call.action.secret("pin");
         match op {
-            Op::CustomerProfile => wallet::profile(&self.pool, call.msisdn).await,
-            Op::WalletBalance => {
-                wallet::balance(&self.pool, &self.pins, call.msisdn, call.action.secret("pin")).await
+            Op::CustomerProfile => Ok(customers::profile(pool, call.msisdn).await?),
+            Op::CustomerRegister => {
+                let staged = call.staged_arg()?;
+                if !pin.is_some_and(|p| staged.matches(&s.pins, p)) {
+                    return Ok(OpResult::bare(Outcome::PinMismatch));
+                }
+                let name = |arg| PersonName::parse(call.arg(arg)?).map_err(|e| call.bad(arg, e.to_string()));
+                let national_id = call.arg("national_id")?;
+                if national_id.is_empty() || !national_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err(call.bad("national_id", "must be letters and digits"));
+                }
+                let registration = customers::Registration {
+                    msisdn: call.msisdn,
+                    first_name: name("first_name")?,
+                    last_name: name("last_name")?,
+                    national_id,
+                    pin: &staged,
+                    language: call.arg("language")?,
+                    currency: &s.currency,
+                };
+                Ok(customers::register(pool, &s.vault, registration).await?)
             }
+            Op::CustomerSetLanguage => {
+                let language = call.arg("language")?;
+                if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_lowercase()) {
+                    return Err(call.bad("language", "must be a language code such as en"));
+                }
+                Ok(customers::set_language(pool, call.msisdn, language).await?)
+            }
+            Op::PinStage => Ok(match pin {
+                Some(p) if !is_weak(p) => {
+                    OpResult::new(Outcome::Ok, json!({ "digest": s.pins.stage(p).encode() }))
+                }
+                _ => OpResult::bare(Outcome::PinWeak),
+            }),
+            Op::PinVerify => {
+                Ok(self.with_pin(call.msisdn, pin, |_| async { Ok(OpResult::bare(Outcome::Ok)) }).await?)
+            }
+            Op::PinChange => {
+                let staged = call.staged_arg()?;
+                if !pin.is_some_and(|p| staged.matches(&s.pins, p)) {
+                    return Ok(OpResult::bare(Outcome::PinMismatch));
+                }
+                Ok(if pin::store(pool, call.msisdn, &staged).await? {
+                    OpResult::bare(Outcome::Ok)
+                } else {
+                    OpResult::bare(Outcome::NotRegistered)
+                })
+            }
+            Op::WalletBalance => Ok(self.with_pin(call.msisdn, pin, |id| ledger::balance(pool, id)).await?),
+            Op::WalletStatement => {
+                Ok(self.with_pin(call.msisdn, pin, |id| ledger::statement(pool, id)).await?)
+            }
+            Op::TransferQuote => {
+                let (to, amount) = (call.msisdn_arg("to")?, call.amount_arg("amount")?);
+                Ok(ledger::quote(pool, call.msisdn, &to, amount).await?)
+            }
+            Op::TransferP2p => {
+                let (to, amount) = (call.msisdn_arg("to")?, call.amount_arg("amount")?);
+                Ok(self
+                    .with_pin(call.msisdn, pin, |_| async {
+                        let t = ledger::transfer_p2p(pool, call.idempotency_key, call.msisdn, &to, amount)
+                            .await?;
+                        let data = json!({
+                            "ref": t.reference(),
+                            "fee": t.fee,
+                            "balance": t.payer_balance,
+                        });
+                        Ok(OpResult::new(t.outcome, data))
+                    })
+                    .await?)
+            }
+        }
+    }
+
+    /// Runs `then` with the customer's id once their PIN checks out, or reports why not.
+    async fn with_pin<F, Fut>(
+        &self,
+        msisdn: &Msisdn,
+        pin: Option<&Pin>,
+        then: F,
+    ) -> Result<OpResult, sqlx::Error>
+    where
+        F: FnOnce(i64) -> Fut,
+        Fut: Future<Output = Result<OpResult, sqlx::Error>>,
+    {
+        let s = &*self.settings;
+        match pin::check(&self.pool, &s.pins, s.pin_policy, msisdn, pin).await? {
+            PinCheck::Ok { customer_id } => then(customer_id).await,
+            PinCheck::Invalid => Ok(OpResult::bare(Outcome::PinInvalid)),
+            PinCheck::Locked => Ok(OpResult::bare(Outcome::PinLocked)),
+            PinCheck::NotRegistered => Ok(OpResult::bare(Outcome::NotRegistered)),
         }
     }
 

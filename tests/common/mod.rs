@@ -15,7 +15,6 @@ use tower::ServiceExt;
 use ussd_gateway::app;
 use ussd_gateway::config::{Config, Settings};
 use ussd_gateway::http::{AppState, router};
-use ussd_gateway::menu::Bundle;
 use ussd_gateway::money::{PinHasher, seed_demo};
 use ussd_gateway::session::{MemoryStore, RedisStore, SessionStore};
 
@@ -32,12 +31,9 @@ pub struct TestApp {
     pub pool: PgPool,
 }
 
-pub fn config() -> Config {
-    let settings = Settings {
-        menus_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("menus"),
-        ..Settings::default()
-    };
-    settings.validate(None, true).expect("the test configuration is valid")
+/// Defaults with the shipped menus, as `serve --demo` would run.
+pub fn settings() -> Settings {
+    Settings { menus_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("menus"), ..Settings::default() }
 }
 
 pub fn redis_url() -> String {
@@ -55,7 +51,11 @@ pub async fn redis_store() -> SessionStore {
 
 /// The shipped menus and demo subscribers on a fresh database.
 pub async fn spawn(pool: PgPool, store: Store) -> TestApp {
-    let config = config();
+    spawn_with(pool, store, settings()).await
+}
+
+pub async fn spawn_with(pool: PgPool, store: Store, settings: Settings) -> TestApp {
+    let config = settings.validate(None, true).expect("the test configuration is valid");
     let store = match store {
         Store::Memory => SessionStore::Memory(MemoryStore::new()),
         Store::Redis => redis_store().await,
@@ -63,14 +63,6 @@ pub async fn spawn(pool: PgPool, store: Store) -> TestApp {
     seed_demo(&pool, &PinHasher::new(config.pin_pepper.as_bytes()), "KES").await.expect("demo seed");
     let menus = app::load_menus(&config).expect("the shipped menus compile");
     let state = app::build_state(pool.clone(), store, menus, &config);
-    TestApp { router: router(state.clone()), state, config, pool }
-}
-
-/// The same, with menus given inline.
-pub async fn spawn_with_menus(pool: PgPool, menus: Bundle) -> TestApp {
-    let config = config();
-    seed_demo(&pool, &PinHasher::new(config.pin_pepper.as_bytes()), "KES").await.expect("demo seed");
-    let state = app::build_state(pool.clone(), SessionStore::Memory(MemoryStore::new()), menus, &config);
     TestApp { router: router(state.clone()), state, config, pool }
 }
 
@@ -126,4 +118,52 @@ pub fn at_form(session: &str, code: &str, phone: &str, text: &str) -> String {
 
 pub fn unique_session() -> String {
     format!("ATUid_{:016x}", rand::random::<u64>())
+}
+
+/// The wallet's main menu as `name` sees it in English.
+pub fn main_menu(name: &str) -> String {
+    format!(
+        "CON Welcome {name}\n1. Send money\n2. My balance\n3. Mini statement\n4. Change PIN\n5. Language / Lugha"
+    )
+}
+
+/// A customer at `tier` with a wallet funded with `funds` (minor units) through the
+/// ledger. Returns the wallet's account id.
+pub async fn customer(pool: &PgPool, msisdn: &str, tier: i16, funds: i64) -> i64 {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO customers (msisdn, first_name, last_name, pin_salt, pin_hash, kyc_tier)
+         VALUES ($1, 'Test', 'Customer', $2, $3, $4) RETURNING id",
+    )
+    .bind(msisdn)
+    .bind(vec![0u8; 16])
+    .bind(vec![0u8; 32])
+    .bind(tier)
+    .fetch_one(pool)
+    .await
+    .expect("insert customer");
+    let account: i64 = sqlx::query_scalar(
+        "INSERT INTO accounts (customer_id, kind, currency) VALUES ($1, 'wallet', 'KES') RETURNING id",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .expect("insert wallet");
+    if funds > 0 {
+        sqlx::query("SELECT ledger_fund($1, $2, $3)")
+            .bind(format!("test-funding:{msisdn}"))
+            .bind(account)
+            .bind(funds)
+            .execute(pool)
+            .await
+            .expect("fund wallet");
+    }
+    account
+}
+
+pub async fn balance_of(pool: &PgPool, account: i64) -> i64 {
+    sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
+        .bind(account)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }

@@ -1,0 +1,88 @@
+//! Customers: who is dialling, registration, and the remembered language.
+
+use serde_json::json;
+use sqlx::PgPool;
+
+use super::crypto::DataVault;
+use super::pin::StagedPin;
+use crate::domain::{Msisdn, PersonName};
+use crate::ops::{OpResult, Outcome};
+
+pub async fn profile(pool: &PgPool, msisdn: &Msisdn) -> Result<OpResult, sqlx::Error> {
+    let row: Option<(String, String, String)> =
+        sqlx::query_as("SELECT first_name, last_name, language FROM customers WHERE msisdn = $1")
+            .bind(msisdn.as_e164())
+            .fetch_optional(pool)
+            .await?;
+    Ok(match row {
+        None => OpResult::bare(Outcome::NotRegistered),
+        Some((first_name, last_name, language)) => OpResult::new(
+            Outcome::Ok,
+            json!({ "first_name": first_name, "last_name": last_name, "language": language }),
+        ),
+    })
+}
+
+/// A new customer at the lowest KYC tier, with an empty wallet.
+pub struct Registration<'a> {
+    pub msisdn: &'a Msisdn,
+    pub first_name: PersonName,
+    pub last_name: PersonName,
+    pub national_id: &'a str,
+    pub pin: &'a StagedPin,
+    pub language: &'a str,
+    pub currency: &'a str,
+}
+
+pub async fn register(
+    pool: &PgPool,
+    vault: &DataVault,
+    r: Registration<'_>,
+) -> Result<OpResult, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let inserted: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
+        "INSERT INTO customers (msisdn, first_name, last_name, language, pin_salt, pin_hash,
+                                national_id_enc, national_id_index)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (msisdn) DO NOTHING
+         RETURNING id",
+    )
+    .bind(r.msisdn.as_e164())
+    .bind(r.first_name.as_str())
+    .bind(r.last_name.as_str())
+    .bind(r.language)
+    .bind(&r.pin.salt[..])
+    .bind(&r.pin.hash)
+    .bind(vault.encrypt(r.national_id))
+    .bind(vault.blind_index(r.national_id))
+    .fetch_optional(&mut *tx)
+    .await;
+    let id = match inserted {
+        Ok(Some(id)) => id,
+        Ok(None) => return Ok(OpResult::bare(Outcome::AlreadyRegistered)),
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("customers_national_id_index_key") => {
+            return Ok(OpResult::bare(Outcome::IdTaken));
+        }
+        Err(e) => return Err(e),
+    };
+    sqlx::query("INSERT INTO accounts (customer_id, kind, currency) VALUES ($1, 'wallet', $2)")
+        .bind(id)
+        .bind(r.currency)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(OpResult::new(Outcome::Ok, json!({ "first_name": r.first_name.as_str() })))
+}
+
+pub async fn set_language(pool: &PgPool, msisdn: &Msisdn, language: &str) -> Result<OpResult, sqlx::Error> {
+    let updated = sqlx::query("UPDATE customers SET language = $2 WHERE msisdn = $1")
+        .bind(msisdn.as_e164())
+        .bind(language)
+        .execute(pool)
+        .await?;
+    Ok(if updated.rows_affected() == 1 {
+        OpResult::new(Outcome::Ok, json!({ "language": language }))
+    } else {
+        OpResult::bare(Outcome::NotRegistered)
+    })
+}

@@ -1,0 +1,153 @@
+//! The ledger as the ops see it: send money, quote a transfer, balance, statement.
+//!
+//! Every movement is one call of a PL/pgSQL function (see `migrations/`): one
+//! transaction and one round trip, idempotent by key.
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use crate::domain::{Amount, Msisdn};
+use crate::ops::{OpResult, Outcome};
+
+/// What `transfer_p2p` answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub outcome: Outcome,
+    pub transfer_id: i64,
+    pub fee: i64,
+    /// The payer's balance after the transfer (`None` when it was rejected).
+    pub payer_balance: Option<i64>,
+}
+
+impl Transfer {
+    pub fn reference(&self) -> String {
+        format!("TX{:08X}", self.transfer_id)
+    }
+}
+
+/// Binds an idempotency key to what was asked: the same key with another request is a conflict.
+pub fn request_hash(kind: &str, from: &Msisdn, to: &Msisdn, amount: Amount) -> Vec<u8> {
+    let text = format!("{kind}|{}|{}|{}", from.as_e164(), to.as_e164(), amount.minor());
+    Sha256::digest(text.as_bytes()).to_vec()
+}
+
+fn outcome_of(code: &str) -> Outcome {
+    match code {
+        "ok" => Outcome::Ok,
+        "insufficient_funds" => Outcome::InsufficientFunds,
+        "limit_exceeded" => Outcome::LimitExceeded,
+        "recipient_unknown" => Outcome::RecipientUnknown,
+        "same_account" => Outcome::SameAccount,
+        "account_blocked" => Outcome::AccountBlocked,
+        "not_registered" => Outcome::NotRegistered,
+        // `conflict`, and anything a later migration adds before this code knows it.
+        _ => Outcome::Conflict,
+    }
+}
+
+/// Sends `amount` from `from` to `to` under `key`; replays return the first outcome.
+pub async fn transfer_p2p(
+    pool: &PgPool,
+    key: &str,
+    from: &Msisdn,
+    to: &Msisdn,
+    amount: Amount,
+) -> Result<Transfer, sqlx::Error> {
+    let (code, transfer_id, fee, payer_balance): (String, i64, i64, Option<i64>) =
+        sqlx::query_as("SELECT * FROM transfer_p2p($1, $2, $3, $4, $5)")
+            .bind(key)
+            .bind(request_hash("p2p", from, to, amount))
+            .bind(from.as_e164())
+            .bind(to.as_e164())
+            .bind(amount.minor())
+            .fetch_one(pool)
+            .await?;
+    Ok(Transfer { outcome: outcome_of(&code), transfer_id, fee, payer_balance })
+}
+
+/// What the confirmation screen shows before the PIN: the payee's name and the fee.
+/// Funds and limits are checked by the transfer itself, under its locks.
+pub async fn quote(
+    pool: &PgPool,
+    from: &Msisdn,
+    to: &Msisdn,
+    amount: Amount,
+) -> Result<OpResult, sqlx::Error> {
+    let (payee, fee, max_per_transfer): (Option<String>, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT first_name || ' ' || last_name FROM customers WHERE msisdn = $2),
+                (SELECT fee FROM fee_bands WHERE kind = 'p2p' AND $3 BETWEEN min_amount AND max_amount),
+                (SELECT t.max_per_transfer FROM customers c JOIN kyc_tiers t ON t.tier = c.kyc_tier
+                  WHERE c.msisdn = $1)",
+    )
+    .bind(from.as_e164())
+    .bind(to.as_e164())
+    .bind(amount.minor())
+    .fetch_one(pool)
+    .await?;
+    if from == to {
+        return Ok(OpResult::bare(Outcome::SameAccount));
+    }
+    let Some(name) = payee else {
+        return Ok(OpResult::bare(Outcome::RecipientUnknown));
+    };
+    match (fee, max_per_transfer) {
+        (Some(fee), Some(max)) if amount.minor() <= max => {
+            Ok(OpResult::new(Outcome::Ok, json!({ "name": name, "fee": fee, "total": amount.minor() + fee })))
+        }
+        _ => Ok(OpResult::new(Outcome::LimitExceeded, json!({ "max": max_per_transfer }))),
+    }
+}
+
+/// The wallet of a customer: available balance, or why there is none to show.
+pub async fn balance(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx::Error> {
+    let row: Option<(i64, i64, String, String)> = sqlx::query_as(
+        "SELECT balance, held, currency::text, status FROM accounts WHERE customer_id = $1 AND kind = 'wallet'",
+    )
+    .bind(customer_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        None => OpResult::bare(Outcome::NotRegistered),
+        Some((_, _, _, status)) if status != "active" => OpResult::bare(Outcome::AccountBlocked),
+        Some((balance, held, currency, _)) => OpResult::new(
+            Outcome::Ok,
+            json!({ "balance": balance, "available": balance - held, "currency": currency }),
+        ),
+    })
+}
+
+/// The last five posted movements of a customer's wallet, newest first, short enough
+/// that five lines fit one USSD screen.
+pub async fn statement(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx::Error> {
+    let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
+        "WITH w AS (SELECT id FROM accounts WHERE customer_id = $1 AND kind = 'wallet'),
+              t AS ((SELECT tr.* FROM transfers tr, w WHERE tr.debit_account_id = w.id AND tr.status = 'posted'
+                      ORDER BY tr.id DESC LIMIT 5)
+                    UNION ALL
+                    (SELECT tr.* FROM transfers tr, w WHERE tr.credit_account_id = w.id AND tr.status = 'posted'
+                      ORDER BY tr.id DESC LIMIT 5))
+         SELECT to_char(t.created_at AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'), 'DD/MM'),
+                CASE WHEN t.debit_account_id = w.id THEN -(t.amount + t.fee) ELSE t.amount END,
+                t.kind,
+                coalesce(c.first_name || ' ' || left(c.last_name, 1) || '.', ''),
+                transfer_ref(t.id)
+           FROM t CROSS JOIN w
+           LEFT JOIN accounts o ON o.id = CASE WHEN t.debit_account_id = w.id THEN t.credit_account_id
+                                               ELSE t.debit_account_id END
+           LEFT JOIN customers c ON c.id = o.customer_id
+          ORDER BY t.id DESC
+          LIMIT 5",
+    )
+    .bind(customer_id)
+    .fetch_all(pool)
+    .await?;
+    let entries: Vec<_> = rows
+        .into_iter()
+        .map(|(date, amount, kind, party, reference)| {
+            let party: String = party.chars().take(14).collect();
+            json!({ "date": date, "amount": amount, "kind": kind, "party": party, "ref": reference })
+        })
+        .collect();
+    Ok(OpResult::new(Outcome::Ok, json!({ "entries": entries })))
+}

@@ -1,0 +1,304 @@
+//! The ledger under concurrency: conservation, idempotency, limits, fees, append-only
+//! entries. Many concurrent clients against the real Postgres.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{balance_of, customer};
+use futures_util::future::join_all;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use ussd_gateway::domain::{Amount, Msisdn, Region};
+use ussd_gateway::money::transfer_p2p;
+use ussd_gateway::ops::Outcome;
+
+fn msisdn(n: usize) -> String {
+    format!("+2547{:08}", 10_000_000 + n)
+}
+
+fn m(s: &str) -> Msisdn {
+    Msisdn::parse(s, Region::parse("KE").unwrap()).unwrap()
+}
+
+fn kes(major: i64) -> Amount {
+    Amount::from_minor(major * 100).unwrap()
+}
+
+/// A pool of its own on the test's database, larger than the one `#[sqlx::test]` hands out.
+async fn big_pool(_: PgPoolOptions, conn: PgConnectOptions, size: u32) -> PgPool {
+    PgPoolOptions::new().max_connections(size).connect_with(conn).await.expect("pool")
+}
+
+/// Checks every ledger invariant on a quiet database.
+async fn assert_invariants(pool: &PgPool) {
+    let total: i64 =
+        sqlx::query_scalar("SELECT sum(balance)::bigint FROM accounts").fetch_one(pool).await.unwrap();
+    assert_eq!(total, 0, "money was created or destroyed");
+    let unbalanced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT transfer_id FROM entries GROUP BY transfer_id HAVING sum(amount) <> 0) x",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(unbalanced, 0, "a transfer's entries do not sum to zero");
+    let drifted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM accounts a
+          WHERE a.balance <> coalesce((SELECT sum(e.amount) FROM entries e WHERE e.account_id = a.id), 0)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(drifted, 0, "a balance differs from the sum of its entries");
+    let negative: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM accounts WHERE balance < 0 AND NOT allow_negative")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(negative, 0, "an account went below zero");
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM transfers t WHERE t.status = 'posted'
+            AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.transfer_id = t.id)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0, "a posted transfer has no entries");
+    let receipts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM transfers t WHERE t.kind = 'p2p' AND t.status = 'posted'
+            AND (SELECT count(*) FROM outbox o WHERE o.transfer_id = t.id) <> 2",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(receipts, 0, "a transfer lacks exactly one receipt per party");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn bank_test_conserves_money_under_32_concurrent_clients(opts: PgPoolOptions, conn: PgConnectOptions) {
+    const ACCOUNTS: usize = 120;
+    const CLIENTS: usize = 32;
+    let pool = big_pool(opts, conn, CLIENTS as u32 + 4).await;
+    for n in 0..ACCOUNTS {
+        customer(&pool, &msisdn(n), 2, 10_000_00).await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, rejected) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+
+    // The auditor: every snapshot must add up to zero while transfers run.
+    let auditor = {
+        let (pool, stop) = (pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut snapshots = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut tx = pool.begin().await.unwrap();
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                let total: i64 = sqlx::query_scalar("SELECT sum(balance)::bigint FROM accounts")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .unwrap();
+                assert_eq!(total, 0, "snapshot {snapshots} does not add up");
+                tx.commit().await.unwrap();
+                snapshots += 1;
+            }
+            snapshots
+        })
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (pool, ok, rejected) = (pool.clone(), ok.clone(), rejected.clone());
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                // Bounded by time and by count.
+                while Instant::now() < deadline && i < 10_000 {
+                    let from = rand::random_range(0..ACCOUNTS);
+                    let to = rand::random_range(0..ACCOUNTS);
+                    let amount = Amount::from_minor(rand::random_range(100..=300_000)).unwrap();
+                    let key = format!("bank:{c}:{i}");
+                    let t =
+                        transfer_p2p(&pool, &key, &m(&msisdn(from)), &m(&msisdn(to)), amount).await.unwrap();
+                    if t.outcome == Outcome::Ok { &ok } else { &rejected }.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    for c in join_all(clients).await {
+        c.expect("client task");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let snapshots = auditor.await.expect("auditor");
+
+    let (ok, rejected) = (ok.load(Ordering::Relaxed), rejected.load(Ordering::Relaxed));
+    assert!(ok > 100, "only {ok} transfers went through");
+    assert!(rejected > 0, "self-transfers and overdrafts should have been refused");
+    assert!(snapshots > 10, "the auditor saw only {snapshots} snapshots");
+    assert_invariants(&pool).await;
+    let posted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p' AND status = 'posted'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(posted as u64, ok);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn sixteen_concurrent_duplicates_make_one_transfer(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let pool = big_pool(opts, conn, 20).await;
+    let payer = customer(&pool, "+254711000001", 2, 1_000_00).await;
+    let payee = customer(&pool, "+254711000002", 2, 0).await;
+    let calls = (0..16).map(|_| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            transfer_p2p(&pool, "dup-key", &m("+254711000001"), &m("+254711000002"), kes(500)).await.unwrap()
+        })
+    });
+    let results: Vec<_> = join_all(calls).await.into_iter().map(|r| r.unwrap()).collect();
+    assert!(results.iter().all(|r| *r == results[0]), "{results:?}");
+    assert_eq!(results[0].outcome, Outcome::Ok);
+    assert_eq!(results[0].fee, 7_00);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers WHERE idempotency_key = 'dup-key'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    assert_eq!(balance_of(&pool, payer).await, 1_000_00 - 500_00 - 7_00);
+    assert_eq!(balance_of(&pool, payee).await, 500_00);
+    assert_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_key_reused_for_another_request_is_a_conflict(pool: PgPool) {
+    customer(&pool, "+254711000001", 2, 1_000_00).await;
+    customer(&pool, "+254711000002", 2, 0).await;
+    let (a, b) = (m("+254711000001"), m("+254711000002"));
+    assert_eq!(transfer_p2p(&pool, "k", &a, &b, kes(100)).await.unwrap().outcome, Outcome::Ok);
+    let other = transfer_p2p(&pool, "k", &a, &b, kes(200)).await.unwrap();
+    assert_eq!(other.outcome, Outcome::Conflict);
+    assert_eq!(transfer_p2p(&pool, "k", &b, &a, kes(100)).await.unwrap().outcome, Outcome::Conflict);
+    assert_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_rejection_stays_rejected_after_the_account_is_funded(pool: PgPool) {
+    let payer = customer(&pool, "+254711000001", 2, 100_00).await;
+    customer(&pool, "+254711000002", 2, 0).await;
+    let (a, b) = (m("+254711000001"), m("+254711000002"));
+    let first = transfer_p2p(&pool, "poor", &a, &b, kes(500)).await.unwrap();
+    assert_eq!(first.outcome, Outcome::InsufficientFunds);
+    sqlx::query("SELECT ledger_fund('top-up', $1, 100000)").bind(payer).execute(&pool).await.unwrap();
+    let again = transfer_p2p(&pool, "poor", &a, &b, kes(500)).await.unwrap();
+    assert_eq!(again, first, "the stored rejection is replayed");
+    assert_eq!(transfer_p2p(&pool, "rich", &a, &b, kes(500)).await.unwrap().outcome, Outcome::Ok);
+    assert_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_daily_limit_holds_under_concurrent_debits(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let pool = big_pool(opts, conn, 20).await;
+    // More money than the tier-2 daily limit (KES 500,000) allows to be sent.
+    let payer = customer(&pool, "+254711000001", 2, 1_000_000_00).await;
+    for r in 0..16 {
+        customer(&pool, &format!("+2547120000{r:02}"), 2, 0).await;
+    }
+    let calls = (0..16).map(|r| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let to = m(&format!("+2547120000{r:02}"));
+            transfer_p2p(&pool, &format!("daily:{r}"), &m("+254711000001"), &to, kes(40_000))
+                .await
+                .unwrap()
+                .outcome
+        })
+    });
+    let outcomes: Vec<_> = join_all(calls).await.into_iter().map(|r| r.unwrap()).collect();
+    let ok = outcomes.iter().filter(|o| **o == Outcome::Ok).count();
+    let limited = outcomes.iter().filter(|o| **o == Outcome::LimitExceeded).count();
+    assert_eq!((ok, limited), (12, 4), "{outcomes:?}");
+    let used: i64 = sqlx::query_scalar("SELECT debited FROM daily_usage WHERE account_id = $1")
+        .bind(payer)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(used, 480_000_00);
+    assert_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn per_transfer_and_maximum_balance_limits_follow_the_tier(pool: PgPool) {
+    customer(&pool, "+254711000001", 1, 100_000_00).await;
+    customer(&pool, "+254711000002", 1, 95_000_00).await;
+    customer(&pool, "+254711000003", 2, 0).await;
+    let (basic, near_max, verified) = (m("+254711000001"), m("+254711000002"), m("+254711000003"));
+    // Tier 1 sends at most KES 70,000 at once.
+    let t = transfer_p2p(&pool, "a", &basic, &verified, kes(70_001)).await.unwrap();
+    assert_eq!(t.outcome, Outcome::LimitExceeded);
+    assert_eq!(transfer_p2p(&pool, "b", &basic, &verified, kes(70_000)).await.unwrap().outcome, Outcome::Ok);
+    // Tier 1 holds at most KES 100,000.
+    let t = transfer_p2p(&pool, "c", &verified, &near_max, kes(5_001)).await.unwrap();
+    assert_eq!(t.outcome, Outcome::LimitExceeded);
+    assert_eq!(
+        transfer_p2p(&pool, "d", &verified, &near_max, kes(5_000)).await.unwrap().outcome,
+        Outcome::Ok
+    );
+    assert_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn fee_band_boundaries_are_exact(pool: PgPool) {
+    customer(&pool, "+254711000001", 2, 500_000_00).await;
+    customer(&pool, "+254711000002", 2, 0).await;
+    let (a, b) = (m("+254711000001"), m("+254711000002"));
+    let cases = [
+        (1_00, Some(0)),
+        (100_00, Some(0)),
+        (100_01, Some(7_00)),
+        (500_00, Some(7_00)),
+        (500_01, Some(13_00)),
+        (1_000_00, Some(13_00)),
+        (1_000_01, Some(23_00)),
+        (20_000_00, Some(105_00)),
+        (20_000_01, Some(108_00)),
+        (250_000_00, Some(108_00)),
+        (99, None),
+        (250_000_01, None),
+    ];
+    for (i, (amount, fee)) in cases.into_iter().enumerate() {
+        let t = transfer_p2p(&pool, &format!("fee:{i}"), &a, &b, Amount::from_minor(amount).unwrap())
+            .await
+            .unwrap();
+        match fee {
+            Some(fee) => assert_eq!((t.outcome, t.fee), (Outcome::Ok, fee), "amount {amount}"),
+            None => assert_eq!(t.outcome, Outcome::LimitExceeded, "amount {amount}"),
+        }
+    }
+    let gaps: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT min_amount, lag(max_amount) OVER (ORDER BY min_amount) AS prev
+                                 FROM fee_bands WHERE kind = 'p2p') x
+          WHERE prev IS NOT NULL AND min_amount <> prev + 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(gaps, 0, "fee bands must be contiguous");
+    assert_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn entries_cannot_be_changed_or_removed(pool: PgPool) {
+    customer(&pool, "+254711000001", 2, 100_00).await;
+    for statement in
+        ["UPDATE entries SET amount = amount + 1", "DELETE FROM entries", "TRUNCATE entries CASCADE"]
+    {
+        let err = sqlx::query(statement).execute(&pool).await.expect_err(statement);
+        assert!(err.to_string().contains("append-only"), "{statement}: {err}");
+    }
+    assert_invariants(&pool).await;
+}

@@ -1,0 +1,226 @@
+//! The shipped wallet menu end to end over HTTP: registration, lockout, send money,
+//! statement, PIN change and language, against the real ledger.
+
+mod common;
+
+use common::{Store, TestApp, main_menu, spawn, unique_session};
+use sqlx::PgPool;
+use ussd_gateway::money::DataVault;
+
+const AMINA: &str = "+254700000001";
+const BRIAN: &str = "+254700000002";
+
+/// Walks one session, feeding each input in turn as Africa's Talking would (cumulative
+/// text), and returns every reply.
+async fn walk(app: &TestApp, phone: &str, inputs: &[&str]) -> Vec<String> {
+    let s = unique_session();
+    let mut replies = vec![app.at_hop(&s, phone, "").await];
+    let mut text = String::new();
+    for input in inputs {
+        text = if text.is_empty() && replies.len() == 1 {
+            (*input).to_owned()
+        } else {
+            format!("{text}*{input}")
+        };
+        replies.push(app.at_hop(&s, phone, &text).await);
+    }
+    replies
+}
+
+async fn last(app: &TestApp, phone: &str, inputs: &[&str]) -> String {
+    walk(app, phone, inputs).await.pop().unwrap()
+}
+
+async fn wallet_balance(pool: &PgPool, phone: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT a.balance FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE c.msisdn = $1",
+    )
+    .bind(phone)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn registration_creates_a_basic_customer_with_an_encrypted_id(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Redis).await;
+    let new = "+254711000111";
+    let replies =
+        walk(&app, new, &["1", "amina", "WANJIKU", "12345678", "1234", "4821", "4822", "4821", "4821"]).await;
+    assert_eq!(
+        replies,
+        [
+            "CON This number has no mobile money account.\n1. Register\n2. Exit",
+            "CON Enter your first name",
+            "CON Enter your last name",
+            "CON Enter your national ID number",
+            "CON Choose a 4-digit PIN",
+            "CON Too easy to guess.\nChoose a 4-digit PIN",
+            "CON Enter the PIN again to confirm",
+            "CON The PINs did not match.\nChoose a 4-digit PIN",
+            "CON Enter the PIN again to confirm",
+            "END Welcome Amina! Your wallet is ready. Dial *384# to use it.",
+        ]
+    );
+    let (first, last_name, tier, enc): (String, String, i16, Vec<u8>) = sqlx::query_as(
+        "SELECT first_name, last_name, kyc_tier, national_id_enc FROM customers WHERE msisdn = $1",
+    )
+    .bind(new)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((first.as_str(), last_name.as_str(), tier), ("Amina", "Wanjiku", 1));
+    assert!(!enc.windows(8).any(|w| w == b"12345678"), "the ID is stored encrypted");
+    assert_eq!(DataVault::new(&app.config.data_key).decrypt(&enc).unwrap(), "12345678");
+
+    // The new customer uses the wallet with the PIN they chose.
+    assert_eq!(last(&app, new, &["2", "4821"]).await, "END Your balance is KES 0.00.");
+
+    // The same ID cannot open a second wallet.
+    let other = last(&app, "+254711000222", &["1", "John", "Doe", "12345678", "5823", "5823"]).await;
+    assert_eq!(other, "END This ID number is already registered. Visit an agent for help.");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn three_wrong_pins_lock_money_operations_across_sessions_and_restarts(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let replies = walk(&app, AMINA, &["2", "0000", "1111", "2222"]).await;
+    assert_eq!(replies[2], "CON Wrong PIN.\nEnter your PIN to see your balance");
+    assert_eq!(replies[3], "CON Wrong PIN.\nEnter your PIN to see your balance");
+    let locked = "END Too many wrong PINs. Your PIN is locked; try again later or call 100.";
+    assert_eq!(replies[4], locked);
+
+    // The right PIN does not help while locked, in a new session of a restarted gateway.
+    let restarted = spawn(pool.clone(), Store::Memory).await;
+    assert_eq!(last(&restarted, AMINA, &["2", "1234"]).await, locked);
+    assert_eq!(last(&restarted, AMINA, &["1", "0700000002", "10", "1234"]).await, locked);
+
+    // Once the lock has expired, the right PIN works and clears the count.
+    sqlx::query("UPDATE customers SET pin_locked_until = now() - interval '1 second' WHERE msisdn = $1")
+        .bind(AMINA)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(last(&restarted, AMINA, &["2", "1234"]).await, "END Your balance is KES 1,000.00.");
+    let failures: i32 = sqlx::query_scalar("SELECT pin_failures FROM customers WHERE msisdn = $1")
+        .bind(AMINA)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(failures, 0);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_correct_pin_resets_the_count_of_wrong_ones(pool: PgPool) {
+    let app = spawn(pool, Store::Memory).await;
+    walk(&app, AMINA, &["2", "0000", "1111"]).await;
+    assert_eq!(last(&app, AMINA, &["2", "1234"]).await, "END Your balance is KES 1,000.00.");
+    // Two more wrong PINs do not lock: the count started again.
+    let replies = walk(&app, AMINA, &["2", "0000", "1111", "1234"]).await;
+    assert_eq!(replies[4], "END Your balance is KES 1,000.00.");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn send_money_confirms_the_recipient_by_name_and_moves_money_once(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Redis).await;
+    let replies = walk(&app, AMINA, &["1", "0700000002", "500", "1234"]).await;
+    assert_eq!(replies[1], "CON Enter phone number");
+    assert_eq!(replies[2], "CON Enter amount");
+    assert_eq!(
+        replies[3],
+        "CON Send KES 500.00 to Brian Kamau +254700***002? Fee KES 7.00. Enter PIN to confirm"
+    );
+    let reference: String =
+        sqlx::query_scalar("SELECT transfer_ref(max(id)) FROM transfers WHERE kind = 'p2p'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        replies[4],
+        format!("END Sent KES 500.00 to Brian Kamau. Ref {reference}. Balance KES 493.00.")
+    );
+    assert_eq!(wallet_balance(&pool, AMINA).await, 493_00);
+    assert_eq!(wallet_balance(&pool, BRIAN).await, 2_500_00);
+    let receipts: Vec<(String, String)> =
+        sqlx::query_as("SELECT role, msisdn FROM outbox ORDER BY role").fetch_all(&pool).await.unwrap();
+    assert_eq!(receipts, [("payee".into(), BRIAN.into()), ("payer".into(), AMINA.into())]);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn send_money_explains_every_refusal(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let r =
+        walk(&app, AMINA, &["1", "0711999999", "500", "0700000001", "500", "0700000002", "0", "5000"]).await;
+    assert_eq!(r[2], "CON Enter amount");
+    assert_eq!(r[3], "CON That number is not registered.\nEnter phone number");
+    assert_eq!(r[5], "CON You cannot send to yourself.\nEnter phone number");
+    assert_eq!(r[6], "CON Enter amount");
+    assert_eq!(r[7], "CON Enter KES 1 to 250,000.\nEnter amount");
+    assert!(r[8].starts_with("CON Send KES 5,000.00 to Brian Kamau"), "{}", r[8]);
+    let s = unique_session();
+    for text in ["", "1", "1*0700000002", "1*0700000002*5000"] {
+        app.at_hop(&s, AMINA, text).await;
+    }
+    assert_eq!(
+        app.at_hop(&s, AMINA, "1*0700000002*5000*1234").await,
+        "END Not enough money. You need KES 5,057.00 including the fee."
+    );
+    assert_eq!(wallet_balance(&pool, AMINA).await, 1_000_00);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_statement_lists_the_latest_movements(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    for (from, to, amount) in [(AMINA, "0700000002", "500"), ("+254700000003", "0700000001", "20")] {
+        let sent = last(&app, from, &["1", to, amount, "1234"]).await;
+        assert!(sent.starts_with("END Sent"), "{sent}");
+    }
+    let today: String = sqlx::query_scalar("SELECT to_char(now() AT TIME ZONE 'Africa/Nairobi', 'DD/MM')")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let statement = last(&app, AMINA, &["3", "1234"]).await;
+    assert_eq!(
+        statement,
+        format!("END {today} 20.00 Cynthia W.\n{today} -507.00 Brian K.\n{today} 1,000.00 Deposit")
+    );
+    assert!(statement.len() <= 160);
+    let fresh = spawn(pool, Store::Memory).await;
+    assert!(last(&fresh, "+254700000009", &["3", "1234"]).await.ends_with("Deposit"));
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn pin_change_replaces_the_pin(pool: PgPool) {
+    let app = spawn(pool, Store::Memory).await;
+    let replies = walk(&app, AMINA, &["4", "9999", "1234", "5555", "1357", "1358", "1357", "1357"]).await;
+    assert_eq!(
+        &replies[1..],
+        [
+            "CON Enter your current PIN",
+            "CON Wrong PIN.\nEnter your current PIN",
+            "CON Enter your new PIN",
+            "CON Too easy to guess.\nEnter your new PIN",
+            "CON Enter the new PIN again",
+            "CON The PINs did not match.\nEnter your new PIN",
+            "CON Enter the new PIN again",
+            "END Your PIN has been changed.",
+        ]
+    );
+    assert_eq!(last(&app, AMINA, &["2", "1234"]).await, "CON Wrong PIN.\nEnter your PIN to see your balance");
+    assert_eq!(last(&app, AMINA, &["2", "1357"]).await, "END Your balance is KES 1,000.00.");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_language_choice_is_remembered(pool: PgPool) {
+    let app = spawn(pool, Store::Redis).await;
+    let replies = walk(&app, AMINA, &["5", "2"]).await;
+    assert_eq!(replies[1], "CON Choose a language\n1. English\n2. Kiswahili");
+    let swahili_menu = "CON Karibu Amina\n1. Tuma pesa\n2. Salio langu\n3. Taarifa fupi\n4. Badilisha PIN\n5. Language / Lugha";
+    assert_eq!(replies[2], swahili_menu);
+    // A new session starts in Swahili, built-in lines included.
+    let replies = walk(&app, AMINA, &["2", "12"]).await;
+    assert_eq!(replies[0], swahili_menu);
+    assert_eq!(replies[2], "CON PIN ni tarakimu 4.\nWeka PIN yako kuona salio");
+    assert_eq!(last(&app, AMINA, &["5", "1"]).await, main_menu("Amina"));
+    assert_eq!(walk(&app, AMINA, &[]).await[0], main_menu("Amina"));
+}
