@@ -263,6 +263,11 @@ mod tests {
             assert_eq!(spec.op.spec().name, spec.name);
             assert!(spec.outcomes.contains(&Outcome::Ok));
         }
+        for spec in CATALOG {
+            for o in spec.outcomes {
+                assert!(Outcome::ALL.contains(o), "{o} is missing from Outcome::ALL");
+            }
+        }
         for o in Outcome::ALL {
             assert_eq!(Outcome::from_name(o.as_str()), Some(*o));
             // serde and the menu compiler agree on every name.

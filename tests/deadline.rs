@@ -30,3 +30,32 @@ async fn a_stuck_op_gets_a_clear_end_within_the_deadline(pool: PgPool) {
     blocker.rollback().await.unwrap();
     assert_eq!(app.at_hop(&unique_session(), "+254700000001", "").await, main_menu("Amina"));
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_stuck_transfer_tells_the_subscriber_to_expect_an_sms_and_still_completes(pool: PgPool) {
+    let app = spawn_with(pool.clone(), Store::Memory, Settings { hop_deadline_ms: 500, ..settings() }).await;
+    let s = unique_session();
+    for text in ["", "1", "1*0700000002", "1*0700000002*100"] {
+        app.at_hop(&s, "+254700000001", text).await;
+    }
+    // The PIN check reads `customers`; the transfer itself must write `transfers`.
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE transfers IN ACCESS EXCLUSIVE MODE").execute(&mut *blocker).await.unwrap();
+    let body = app.at_hop(&s, "+254700000001", "1*0700000002*100*1234").await;
+    assert_eq!(body, "END We are processing your request; you will receive an SMS.");
+    blocker.commit().await.unwrap();
+
+    // The op goes on without the subscriber. It queued for its lock on `transfers` before
+    // this SHARE request, so the request is granted only once the transfer has committed.
+    let mut probe = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE transfers IN SHARE MODE").execute(&mut *probe).await.unwrap();
+    probe.commit().await.unwrap();
+    let posted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p' AND status = 'posted'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(posted, 1, "the transfer did not complete after the hop ended");
+    let receipts: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&pool).await.unwrap();
+    assert_eq!(receipts, 2, "the SMS receipts carry the result");
+}

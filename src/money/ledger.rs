@@ -117,8 +117,9 @@ pub async fn balance(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx::
     })
 }
 
-/// The last five posted movements of a customer's wallet, newest first, short enough
-/// that five lines fit one USSD screen.
+/// The last five posted movements of a customer's wallet, newest first. Party names are
+/// cut to 12 characters so that five lines of the longest amounts (`DD/MM -250,108.00
+/// Name…`, 30 characters) fit a 160-character screen.
 pub async fn statement(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx::Error> {
     let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
         "WITH w AS (SELECT id FROM accounts WHERE customer_id = $1 AND kind = 'wallet'),
@@ -145,7 +146,7 @@ pub async fn statement(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx
     let entries: Vec<_> = rows
         .into_iter()
         .map(|(date, amount, kind, party, reference)| {
-            let party: String = party.chars().take(14).collect();
+            let party: String = party.chars().take(12).collect();
             json!({ "date": date, "amount": amount, "kind": kind, "party": party, "ref": reference })
         })
         .collect();
