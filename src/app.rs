@@ -151,6 +151,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         info!(created, "demo subscribers seeded");
     }
     let state = build_state(pool, store, menus, &config);
+    let gateway = std::sync::Arc::clone(&state.gateway);
     let upkeep = state.metrics.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -176,6 +177,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| StartError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
+    info!("no more hops; waiting for ops that are still running");
+    gateway.drain().await;
     info!("stopped");
     Ok(())
 }

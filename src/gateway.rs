@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::channel::Hop;
@@ -39,6 +40,8 @@ pub struct Gateway {
     money: Money,
     text_key: TextKey,
     config: GatewayConfig,
+    /// Ops run on tasks of their own; an op that overruns its hop keeps running here.
+    ops: TaskTracker,
 }
 
 /// How a hop was answered, for metrics.
@@ -98,7 +101,14 @@ impl Gateway {
         text_key: TextKey,
         config: GatewayConfig,
     ) -> Self {
-        Gateway { menus: ArcSwap::from_pointee(menus), store, money, text_key, config }
+        Gateway {
+            menus: ArcSwap::from_pointee(menus),
+            store,
+            money,
+            text_key,
+            config,
+            ops: TaskTracker::new(),
+        }
     }
 
     pub fn menus(&self) -> Arc<Bundle> {
@@ -111,6 +121,14 @@ impl Gateway {
 
     pub fn money(&self) -> &Money {
         &self.money
+    }
+
+    /// Waits for every op still running, including those whose hop already answered,
+    /// so that a shutdown never abandons a money movement between its hop and its receipt.
+    pub async fn drain(&self) {
+        self.ops.close();
+        self.ops.wait().await;
+        self.ops.reopen();
     }
 
     /// Answers one hop, always within the deadline.
@@ -297,7 +315,7 @@ impl Gateway {
         let msisdn = hop.msisdn.clone();
         let idempotency_key = format!("{}:{}", key.as_str(), action.seq);
         let op = action.op;
-        let task = tokio::spawn(async move {
+        let task = self.ops.spawn(async move {
             let call = OpCall { msisdn: &msisdn, idempotency_key: &idempotency_key, action: &action };
             money.run(call).await
         });

@@ -38,18 +38,25 @@ async fn a_stuck_transfer_tells_the_subscriber_to_expect_an_sms_and_still_comple
     for text in ["", "1", "1*0700000002", "1*0700000002*100"] {
         app.at_hop(&s, "+254700000001", text).await;
     }
-    // The PIN check reads `customers`; the transfer itself must write `transfers`.
+    // Another transaction holds Amina's wallet row: the PIN check passes, the transfer
+    // queues for the row.
     let mut blocker = pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE transfers IN ACCESS EXCLUSIVE MODE").execute(&mut *blocker).await.unwrap();
+    sqlx::query(
+        "SELECT a.id FROM accounts a JOIN customers c ON c.id = a.customer_id
+          WHERE c.msisdn = '+254700000001' FOR UPDATE OF a",
+    )
+    .execute(&mut *blocker)
+    .await
+    .unwrap();
     let body = app.at_hop(&s, "+254700000001", "1*0700000002*100*1234").await;
     assert_eq!(body, "END We are processing your request; you will receive an SMS.");
+    let waiting: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted").fetch_one(&pool).await.unwrap();
+    assert_eq!(waiting, 1, "the transfer should be queued behind the blocker");
     blocker.commit().await.unwrap();
 
-    // The op goes on without the subscriber. It queued for its lock on `transfers` before
-    // this SHARE request, so the request is granted only once the transfer has committed.
-    let mut probe = pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE transfers IN SHARE MODE").execute(&mut *probe).await.unwrap();
-    probe.commit().await.unwrap();
+    // The op goes on without the subscriber; draining waits for it as a shutdown would.
+    app.state.gateway.drain().await;
     let posted: i64 =
         sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p' AND status = 'posted'")
             .fetch_one(&pool)
