@@ -144,8 +144,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     let codes: Vec<String> = menus.menus().iter().flat_map(|m| m.codes.clone()).collect();
     if config.demo {
+        let pins = PinHasher::new(config.pin_pepper.as_bytes());
         let created =
-            money::seed_demo(&pool, &PinHasher::new(config.pin_pepper.as_bytes()), &config.settings.currency)
+            money::seed_demo(&pool, &pins, &config.settings.currency, config.settings.demo_subscribers)
                 .await
                 .map_err(|e| StartError::Demo(e.to_string()))?;
         info!(created, "demo subscribers seeded");
@@ -188,7 +189,7 @@ fn demo_banner(addr: std::net::SocketAddr, code: &str, currency: &str) -> String
     let money = crate::domain::Currency::new(currency, 2);
     let mut out =
         format!("\nussd-gateway demo is up on port {port}. Demo subscribers (PIN {}):\n", money::DEMO_PIN);
-    for s in money::demo_subscribers() {
+    for s in money::demo_subscribers(10) {
         let name = format!("{} {}", s.first_name, s.last_name);
         out.push_str(&format!("  {}  {name:<17} {:>14}\n", s.msisdn, money.format(s.balance)));
     }

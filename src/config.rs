@@ -49,6 +49,8 @@ pub struct Settings {
     pub pin_lock_secs: u64,
     /// DEFAULT_REGION: how to read numbers in national form (ISO 3166-1 alpha-2).
     pub default_region: String,
+    /// DEMO_SUBSCRIBERS: how many subscribers `--demo` seeds (the first ten as in the README).
+    pub demo_subscribers: u32,
     /// CURRENCY: the currency of demo wallets.
     pub currency: String,
     /// LOG_FORMAT: `text` or `json`.
@@ -71,6 +73,7 @@ impl Default for Settings {
             pin_max_attempts: 3,
             pin_lock_secs: 3_600,
             default_region: "KE".into(),
+            demo_subscribers: 10,
             currency: "KES".into(),
             log_format: "text".into(),
         }
@@ -108,6 +111,7 @@ const ENV_KEYS: &[&str] = &[
     "PIN_MAX_ATTEMPTS",
     "PIN_LOCK_SECS",
     "DEFAULT_REGION",
+    "DEMO_SUBSCRIBERS",
     "CURRENCY",
     "LOG_FORMAT",
 ];
@@ -241,6 +245,12 @@ impl Settings {
                 [0; 32]
             }
         };
+        if !(1..=100_000).contains(&self.demo_subscribers) {
+            problems.push(format!(
+                "DEMO_SUBSCRIBERS must be between 1 and 100000 (got {})",
+                self.demo_subscribers
+            ));
+        }
         if !(1..=10).contains(&self.pin_max_attempts) {
             problems
                 .push(format!("PIN_MAX_ATTEMPTS must be between 1 and 10 (got {})", self.pin_max_attempts));

@@ -30,6 +30,8 @@ enum Command {
     },
     /// Create the database if needed and apply the migrations, then exit.
     Migrate,
+    /// Simulate subscribers walking real journeys against a running gateway.
+    Loadtest(LoadtestArgs),
     /// Menu file tools.
     Menus {
         #[command(subcommand)]
@@ -46,12 +48,95 @@ enum MenusCommand {
     },
 }
 
+#[derive(clap::Args)]
+struct LoadtestArgs {
+    /// Base URL of the gateway.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Journeys and their weights: browse (menu hops only), balance, send.
+    #[arg(long, default_value = "browse=6,balance=3,send=1")]
+    mix: ussd_gateway::loadtest::Mix,
+    /// Closed loop: simulated subscribers at once. Open loop: the most journeys in flight.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Start this many journeys per second whatever the replies (open loop).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Seconds measured, after the warm-up.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Seconds run but not measured first.
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    /// Draw subscribers from the first N demo subscribers (serve with DEMO_SUBSCRIBERS=N).
+    #[arg(long, default_value_t = 10)]
+    subscribers: u32,
+    #[arg(long, default_value = "1234")]
+    pin: String,
+    /// KES per transfer.
+    #[arg(long, default_value_t = 10)]
+    amount: u64,
+    #[arg(long, default_value = "*384#")]
+    code: String,
+    /// Print the report as JSON on stdout (no progress bar).
+    #[arg(long)]
+    json: bool,
+    /// Count any 200 as success instead of checking each screen (for reference servers).
+    #[arg(long)]
+    no_check: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Loadtest(args) => loadtest(args),
         Command::Menus { command: MenusCommand::Check { dir } } => check_menus(&dir),
         Command::Serve { demo, listen } => run(cli.config, listen, demo, false),
         Command::Migrate => run(cli.config, None, true, true),
+    }
+}
+
+fn loadtest(args: LoadtestArgs) -> ExitCode {
+    let opts = ussd_gateway::loadtest::Options {
+        url: args.url,
+        code: args.code,
+        mix: args.mix,
+        concurrency: args.concurrency.max(1),
+        rate: args.rate,
+        duration: std::time::Duration::from_secs(args.duration.max(1)),
+        warmup: std::time::Duration::from_secs(args.warmup),
+        subscribers: args.subscribers,
+        pin: args.pin,
+        amount: args.amount,
+        check: !args.no_check,
+        progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ussd_gateway::loadtest::run(opts)) {
+        Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(report) => {
+            report.print();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use crate::domain::Pin;
 /// The PIN of every demo subscriber.
 pub const DEMO_PIN: &str = "1234";
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DemoSubscriber {
     pub msisdn: String,
     pub first_name: &'static str,
@@ -30,18 +30,18 @@ const NAMES: [(&str, &str); 10] = [
     ("James", "Odhiambo"),
 ];
 
-/// `+254700000001` … `+254700000010`; subscriber *n* holds KES *n*,000.00.
-pub fn demo_subscribers() -> Vec<DemoSubscriber> {
-    NAMES
-        .iter()
-        .enumerate()
-        .map(|(i, (first_name, last_name))| {
-            let n = i as i64 + 1;
+/// `+254700000001` … : subscriber *n* ≤ 10 holds KES *n*,000.00 (the README's table);
+/// the ones after (for load tests) hold KES 50,000.00 each.
+pub fn demo_subscribers(count: u32) -> Vec<DemoSubscriber> {
+    (1..=i64::from(count))
+        .map(|n| {
+            let i = (n - 1) as usize;
             DemoSubscriber {
-                msisdn: format!("+2547000000{n:02}"),
-                first_name,
-                last_name,
-                balance: n * 1_000 * 100,
+                msisdn: format!("+2547{n:08}"),
+                first_name: NAMES[i % NAMES.len()].0,
+                // The first ten keep their pairs; later ones mix first and last names.
+                last_name: NAMES[(i + i / NAMES.len()) % NAMES.len()].1,
+                balance: if n <= 10 { n * 1_000_00 } else { 50_000_00 },
             }
         })
         .collect()
@@ -50,11 +50,16 @@ pub fn demo_subscribers() -> Vec<DemoSubscriber> {
 /// Creates the demo subscribers that do not exist yet, verified (KYC tier 2) and funded
 /// through the ledger from the funding account, so that every balance is the sum of its
 /// entries. Existing subscribers keep their balance. Returns how many were created.
-pub async fn seed_demo(pool: &PgPool, pins: &PinHasher, currency: &str) -> Result<usize, MoneyError> {
+pub async fn seed_demo(
+    pool: &PgPool,
+    pins: &PinHasher,
+    currency: &str,
+    count: u32,
+) -> Result<usize, MoneyError> {
     let pin = Pin::parse(DEMO_PIN).expect("the demo PIN is valid");
     let mut tx = pool.begin().await?;
     let mut created = 0;
-    for s in demo_subscribers() {
+    for s in demo_subscribers(count) {
         let salt = PinHasher::new_salt();
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO customers (msisdn, first_name, last_name, pin_salt, pin_hash, kyc_tier)
@@ -88,4 +93,26 @@ pub async fn seed_demo(pool: &PgPool, pins: &PinHasher, currency: &str) -> Resul
     }
     tx.commit().await?;
     Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_ten_are_the_readme_table() {
+        let all = demo_subscribers(12);
+        assert_eq!(all.len(), 12);
+        assert_eq!(
+            (all[0].msisdn.as_str(), all[0].first_name, all[0].last_name),
+            ("+254700000001", "Amina", "Otieno")
+        );
+        assert_eq!((all[1].first_name, all[1].last_name, all[1].balance), ("Brian", "Kamau", 2_000_00));
+        assert_eq!(
+            (all[9].msisdn.as_str(), all[9].last_name, all[9].balance),
+            ("+254700000010", "Odhiambo", 10_000_00)
+        );
+        assert_eq!((all[10].msisdn.as_str(), all[10].balance), ("+254700000011", 50_000_00));
+        assert_ne!((all[10].first_name, all[10].last_name), (all[0].first_name, all[0].last_name));
+    }
 }

@@ -60,7 +60,7 @@ pub async fn spawn_with(pool: PgPool, store: Store, settings: Settings) -> TestA
         Store::Memory => SessionStore::Memory(MemoryStore::new()),
         Store::Redis => redis_store().await,
     };
-    seed_demo(&pool, &PinHasher::new(config.pin_pepper.as_bytes()), "KES").await.expect("demo seed");
+    seed_demo(&pool, &PinHasher::new(config.pin_pepper.as_bytes()), "KES", 10).await.expect("demo seed");
     let menus = app::load_menus(&config).expect("the shipped menus compile");
     let state = app::build_state(pool.clone(), store, menus, &config);
     TestApp { router: router(state.clone()), state, config, pool }

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Measures the gateway against references run in the same window on this machine,
+# interleaved, median of ROUNDS, and prints each gateway figure with its ratio:
+#   menu hops        vs a bare hyper server doing one Redis GET and SET per request
+#   send journeys    vs pgbench calling our ledger function, and vs pgbench's TPC-B
+# plus p99 latencies at 70% of the measured peak, resident memory and session size.
+#
+# Needs PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379), and
+# pgbench. Knobs: ROUNDS (3), BENCH_SECONDS (10), BENCH_WARMUP (3),
+# BENCH_CONCURRENCY (64), PGBENCH_CLIENTS (16). JSON of every run goes to $OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+SECS=${BENCH_SECONDS:-10}
+WARMUP=${BENCH_WARMUP:-3}
+CONC=${BENCH_CONCURRENCY:-64}
+PGCLIENTS=${PGBENCH_CLIENTS:-16}
+SUBS=1000
+PG=postgres://postgres@127.0.0.1:5432
+GW=127.0.0.1:18181
+REF=127.0.0.1:18190
+OUT=${OUT:-$(mktemp -d)}
+BIN=./target/release/ussd-gateway
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+command -v pgbench >/dev/null || { echo "pgbench is missing: apt-get install postgresql-client" >&2; exit 1; }
+
+step "building the gateway and the reference server (release)"
+cargo build --release --quiet --bin ussd-gateway --example reference_server
+
+step "fresh databases: ussd_bench (gateway, $SUBS demo subscribers) and ussd_tpcb (pgbench -i -s 10)"
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS ussd_bench WITH (FORCE)" -c "DROP DATABASE IF EXISTS ussd_tpcb WITH (FORCE)" -c "CREATE DATABASE ussd_tpcb"
+pgbench -i -s 10 -q "$PG/ussd_tpcb" 2>/dev/null
+redis-cli -h 127.0.0.1 --scan --pattern 'bench:*' | xargs -r redis-cli -h 127.0.0.1 DEL >/dev/null
+
+step "starting the gateway on $GW and the reference server on $REF"
+DATABASE_URL=$PG/ussd_bench REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX=bench: \
+  DEMO_SUBSCRIBERS=$SUBS LOG_FORMAT=json RUST_LOG=warn \
+  "$BIN" serve --demo --listen "$GW" > "$OUT/gateway.log" 2>&1 &
+gw_pid=$!; pids+=("$gw_pid")
+./target/release/examples/reference_server "$REF" redis://127.0.0.1:6379 2> "$OUT/reference.log" &
+pids+=("$!")
+for url in "$GW/healthz" "$REF/"; do
+  for _ in $(seq 1 120); do curl -sf "http://$url" >/dev/null 2>&1 && break; sleep 0.5; done
+  curl -sf "http://$url" >/dev/null || { echo "$url did not come up; see $OUT" >&2; exit 1; }
+done
+
+load() { # load NAME URL MIX CONCURRENCY [extra args…] → JSON in $OUT/NAME.json
+  local name=$1 url=$2 mix=$3 conc=$4; shift 4
+  "$BIN" loadtest --url "http://$url" --mix "$mix" --subscribers $SUBS --concurrency "$conc" \
+    --duration "$SECS" --warmup "$WARMUP" --json "$@" > "$OUT/$name.json"
+}
+pgb() { # pgb NAME DB [args…] → tps in $OUT/NAME.tps
+  local name=$1 db=$2; shift 2
+  pgbench -n -c "$PGCLIENTS" -j 2 -T "$SECS" "$@" "$PG/$db" 2>/dev/null \
+    | awk '/^tps = /{print $3; exit}' > "$OUT/$name.tps"
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+  step "round $r of $ROUNDS: reference hops, gateway menu hops, pgbench ledger, gateway send, TPC-B"
+  load "ref-$r" "$REF" browse "$CONC" --no-check
+  load "menu-$r" "$GW" browse "$CONC"
+  pgb "ledger-$r" ussd_bench -f bench/ledger.pgbench
+  load "send-$r" "$GW" send "$CONC"
+  pgb "tpcb-$r" ussd_tpcb
+done
+
+step "latency at 70% of the measured peak (open loop)"
+rate() { python3 - "$OUT" "$1" <<'PY'
+import json, statistics, sys, glob
+out, kind = sys.argv[1], sys.argv[2]
+runs = [json.load(open(f)) for f in sorted(glob.glob(f"{out}/{kind}-*.json"))]
+print(round(0.7 * statistics.median(r["journeys_per_second"] for r in runs), 1))
+PY
+}
+load menu-70 "$GW" browse 4096 --rate "$(rate menu)"
+load send-70 "$GW" send 4096 --rate "$(rate send)"
+rss_kb=$(awk '/VmHWM/{print $2}' "/proc/$gw_pid/status")
+key=$(redis-cli -h 127.0.0.1 --scan --pattern 'bench:s:*' 2>/dev/null | head -n 200 | tail -n 1 || true)
+session_bytes=$(redis-cli -h 127.0.0.1 HSTRLEN "$key" d)
+
+step "results (median of $ROUNDS; raw runs in $OUT)"
+python3 - "$OUT" "$ROUNDS" "$rss_kb" "$session_bytes" "$CONC" "$PGCLIENTS" <<'PY'
+import json, statistics, sys, platform, os
+out, rounds, rss_kb, session, conc, pgclients = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+def runs(kind): return [json.load(open(f"{out}/{kind}-{r}.json")) for r in range(1, rounds + 1)]
+def tps(kind): return statistics.median(float(open(f"{out}/{kind}-{r}.tps").read() or 0) for r in range(1, rounds + 1))
+med = lambda xs: statistics.median(xs)
+ref = med(r["hops_per_second"] for r in runs("ref"))
+menu = med(r["hops_per_second"] for r in runs("menu"))
+send = med(r["transfers_per_second"] for r in runs("send"))
+ledger, tpcb = tps("ledger"), tps("tpcb")
+m70, s70 = json.load(open(f"{out}/menu-70.json")), json.load(open(f"{out}/send-70.json"))
+menu_p99 = m70["steps"]["browse.menu"]["p99_ms"]
+send_p99 = s70["steps"]["send.pin"]["p99_ms"]
+cpu = med(r["loadgen_cpu_cores"] for r in runs("menu") + runs("send"))
+rows = [
+  ("menu hops/s", f"{menu:,.0f}", f"{ref:,.0f} hyper+Redis", menu / ref, "≥ 0.6"),
+  ("send journeys/s", f"{send:,.0f}", f"{ledger:,.0f} pgbench ledger fn", send / ledger if ledger else 0, "≥ 0.5"),
+  ("send journeys/s", f"{send:,.0f}", f"{tpcb:,.0f} pgbench TPC-B", send / tpcb if tpcb else 0, "≥ 1.0"),
+]
+print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; load {conc} closed-loop clients, pgbench {pgclients} clients")
+print(f"{'figure':<18} {'gateway':>10}  {'reference':<28} {'ratio':>6}  goal")
+for name, g, refname, ratio, goal in rows:
+    print(f"{name:<18} {g:>10}  {refname:<28} {ratio:>6.2f}  {goal}")
+print(f"{'menu hop p99':<18} {menu_p99:>8.2f} ms at 70% of peak ({m70['journeys_per_second']:.0f} journeys/s)   goal ≤ 5 ms")
+print(f"{'transfer hop p99':<18} {send_p99:>8.2f} ms at 70% of peak ({s70['journeys_per_second']:.0f} journeys/s)   goal ≤ 50 ms")
+print(f"{'resident memory':<18} {rss_kb/1024:>8.1f} MB peak                                goal ≤ 100 MB")
+print(f"{'session record':<18} {session:>8} bytes                                  goal ≤ 1024")
+print(f"{'load generator':<18} {cpu:>8.2f} cores (median while driving the gateway)")
+errors = sum(s["errors"] for r in runs("menu") + runs("send") for s in r["steps"].values())
+print(f"{'errors':<18} {errors:>8} in the gateway runs")
+PY

@@ -1,0 +1,260 @@
+//! `ussd-gateway loadtest`: simulated subscribers walking real journeys over HTTP in
+//! Africa's Talking's format, closed loop (fixed concurrency) or open loop (fixed
+//! arrival rate, so slow replies are not hidden by coordinated omission).
+
+mod journey;
+mod report;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+pub use self::journey::{Journey, Mix};
+pub use self::report::{Report, Tally, process_cpu};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The gateway's base URL (`http://127.0.0.1:8080`).
+    pub url: String,
+    pub code: String,
+    pub mix: Mix,
+    /// Closed loop: simulated subscribers. Open loop: the most journeys in flight.
+    pub concurrency: usize,
+    /// Journeys started per second; `Some` selects the open loop.
+    pub rate: Option<f64>,
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// Demo subscribers `+254700000001` … to draw from (seed them with DEMO_SUBSCRIBERS).
+    pub subscribers: u32,
+    pub pin: String,
+    /// KES sent per transfer.
+    pub amount: u64,
+    /// Check each reply against the journey's expected screen (off for reference servers).
+    pub check: bool,
+    pub progress: bool,
+}
+
+struct Shared {
+    client: reqwest::Client,
+    endpoint: String,
+    opts: Options,
+    run_id: u64,
+    /// Recording starts here (the end of the warm-up).
+    measure_from: Instant,
+    hops: AtomicU64,
+}
+
+/// Runs the load and returns the report; errors only for a setup problem.
+pub async fn run(opts: Options) -> Result<Report, String> {
+    if opts.subscribers < 2 {
+        return Err("--subscribers must be at least 2 (send journeys need a payee)".into());
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(opts.concurrency.max(1))
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let endpoint = format!("{}/ussd/africastalking", opts.url.trim_end_matches('/'));
+    // Fail fast, with a useful message, when nothing listens there.
+    client.get(format!("{}/healthz", opts.url.trim_end_matches('/'))).send().await.map_err(|e| {
+        format!("no gateway answers at {}: {e} (start one with `ussd-gateway serve --demo`)", opts.url)
+    })?;
+
+    let start = Instant::now();
+    let shared = Arc::new(Shared {
+        client,
+        endpoint,
+        run_id: rand::random::<u32>() as u64,
+        measure_from: start + opts.warmup,
+        hops: AtomicU64::new(0),
+        opts: opts.clone(),
+    });
+    let end = shared.measure_from + opts.duration;
+    let progress = opts.progress.then(|| progress_bar(&shared, start, end));
+    let cpu_at_measure = Arc::new(Mutex::new(None));
+    {
+        let (cpu, from) = (cpu_at_measure.clone(), shared.measure_from);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(from).await;
+            *cpu.lock().await = Some(process_cpu());
+        });
+    }
+
+    let tally = match opts.rate {
+        None => closed_loop(&shared, end).await,
+        Some(rate) => open_loop(&shared, end, rate).await,
+    };
+    let elapsed = Instant::now()
+        .saturating_duration_since(shared.measure_from)
+        .min(opts.duration.max(Duration::from_millis(1)));
+    if let Some(p) = progress {
+        p.abort();
+    }
+    let cpu_start = cpu_at_measure.lock().await.unwrap_or_default();
+    let cpu = process_cpu().saturating_sub(cpu_start);
+    let mode = match opts.rate {
+        None => format!("closed loop, {} subscribers", opts.concurrency),
+        Some(rate) => format!("open loop, {rate} journeys/s (at most {} in flight)", opts.concurrency),
+    };
+    Ok(Report::build(&opts.url, mode, &tally, elapsed, cpu))
+}
+
+fn progress_bar(shared: &Arc<Shared>, start: Instant, end: Instant) -> tokio::task::JoinHandle<()> {
+    let total = end.duration_since(start).as_secs();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} s {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut last = (Instant::now(), 0u64);
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            let hops = shared.hops.load(Ordering::Relaxed);
+            let rate = (hops - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
+            last = (now, hops);
+            let phase = if now < shared.measure_from { "warming up" } else { "measuring" };
+            bar.set_position(now.duration_since(start).as_secs().min(total));
+            bar.set_message(format!("{phase}, {rate:.0} hops/s"));
+            if now >= end {
+                bar.finish_and_clear();
+                break;
+            }
+        }
+    })
+}
+
+async fn closed_loop(shared: &Arc<Shared>, end: Instant) -> Tally {
+    let workers: Vec<_> = (0..shared.opts.concurrency)
+        .map(|w| {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                let mut seq = 0u64;
+                while Instant::now() < end {
+                    walk(&shared, w as u64, seq, &mut tally).await;
+                    seq += 1;
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut total = Tally::default();
+    for w in workers {
+        if let Ok(t) = w.await {
+            total.merge(&t);
+        }
+    }
+    total
+}
+
+async fn open_loop(shared: &Arc<Shared>, end: Instant, rate: f64) -> Tally {
+    let total = Arc::new(Mutex::new(Tally::default()));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
+    let mut seq = 0u64;
+    let mut shed = 0u64;
+    let mut tasks = tokio::task::JoinSet::new();
+    while Instant::now() < end {
+        let due = tick.tick().await;
+        if in_flight.load(Ordering::Relaxed) >= shared.opts.concurrency {
+            if due >= shared.measure_from {
+                shed += 1;
+            }
+            continue;
+        }
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        let (shared, total, in_flight) = (shared.clone(), total.clone(), in_flight.clone());
+        seq += 1;
+        tasks.spawn(async move {
+            let mut tally = Tally::default();
+            walk(&shared, u64::MAX, seq, &mut tally).await;
+            total.lock().await.merge(&tally);
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let mut tally = std::mem::take(&mut *total.lock().await);
+    tally.shed = shed;
+    tally
+}
+
+/// One journey by a random subscriber; hops are recorded if they start after the warm-up.
+async fn walk(shared: &Shared, worker: u64, seq: u64, tally: &mut Tally) {
+    let opts = &shared.opts;
+    let r = rand::random_range(0..opts.mix.total());
+    let journey = opts.mix.pick(r);
+    let payer = rand::random_range(1..=opts.subscribers);
+    let payee = (payer + rand::random_range(1..opts.subscribers) - 1) % opts.subscribers + 1;
+    let phone = format!("+2547{payer:08}");
+    let session = format!("lt{:x}-{worker:x}-{seq:x}", shared.run_id);
+    let started = Instant::now();
+    let measured = started >= shared.measure_from;
+    for hop in journey.hops(&opts.pin, &format!("07{payee:08}"), opts.amount) {
+        let body = serde_urlencoded::to_string([
+            ("sessionId", session.as_str()),
+            ("serviceCode", opts.code.as_str()),
+            ("phoneNumber", phone.as_str()),
+            ("networkCode", "63902"),
+            ("text", hop.text.as_str()),
+        ])
+        .unwrap_or_default();
+        let sent = Instant::now();
+        let outcome = shared
+            .client
+            .post(&shared.endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await;
+        let reply = match outcome {
+            Ok(response) => {
+                let status = response.status();
+                match response.text().await {
+                    Ok(text) if status.is_success() => Ok(text),
+                    Ok(text) => Err(format!("HTTP {status}: {}", text.trim())),
+                    Err(e) => Err(format!("reading the reply: {e}")),
+                }
+            }
+            Err(e) => Err(format!("request failed: {e}")),
+        };
+        let latency = sent.elapsed();
+        shared.hops.fetch_add(1, Ordering::Relaxed);
+        if !measured {
+            if reply.is_err() {
+                return;
+            }
+            continue;
+        }
+        let stats = tally.steps.entry(hop.step).or_default();
+        stats.record(latency);
+        match reply {
+            Ok(text) if !opts.check || text.starts_with(hop.expect) => {}
+            Ok(text) => {
+                stats.error(format!("expected `{}…`, got `{}`", hop.expect, text.replace('\n', "\\n")));
+                return;
+            }
+            Err(e) => {
+                stats.error(e);
+                return;
+            }
+        }
+    }
+    if measured {
+        tally.journeys += 1;
+        if journey.moves_money() {
+            tally.transfers += 1;
+        }
+    }
+}
