@@ -78,6 +78,23 @@ enum HopError {
     MenuGone(String),
 }
 
+/// What one attempt at a hop works on: fixed for the attempt.
+struct Attempt<'a> {
+    hop: &'a Hop,
+    key: &'a SessionKey,
+    mark: TextMark,
+    menu: &'a Menu,
+    deadline: Instant,
+}
+
+/// The session this attempt writes, with the version its next write must match.
+struct Record {
+    session: Session,
+    version: u64,
+    /// Whether this attempt has claimed the session (marked it pending) for an op.
+    claimed: bool,
+}
+
 /// Why the engine loop stopped without a reply of its own.
 enum Interrupt {
     /// Another hop claimed the session first: reload and start over.
@@ -152,8 +169,13 @@ impl Gateway {
         let key = SessionKey::new(hop.provider, hop.msisdn.as_e164(), &hop.session_id);
         let mark = self.text_key.mark(&hop.text);
 
+        // A first hop (empty text) almost always opens a new session: skip the read and
+        // create the record by compare-and-set on version 0. If a record exists after
+        // all (a duplicate), that write fails and the next attempt reads it.
+        let mut assume_new = hop.text.is_empty();
         for _ in 0..CAS_ATTEMPTS {
-            let (mut version, mut session, menu, inputs, fresh) = match self.store.load(&key).await? {
+            let loaded = if std::mem::take(&mut assume_new) { None } else { self.store.load(&key).await? };
+            let (version, session, menu, inputs, fresh) = match loaded {
                 Some(Loaded { version, session }) => {
                     if session.seen == mark {
                         return self.replay(&key, session, mark, deadline).await;
@@ -195,50 +217,34 @@ impl Gateway {
                 }
             };
 
-            let mut claimed = false;
-            let outcome = self
-                .drive(
-                    hop,
-                    &key,
-                    mark,
-                    &menu,
-                    &mut session,
-                    &mut version,
-                    &mut claimed,
-                    inputs,
-                    fresh,
-                    deadline,
-                )
-                .await;
-            let (reply, kind) = match outcome {
+            let attempt = Attempt { hop, key: &key, mark, menu: &menu, deadline };
+            let mut record = Record { session, version, claimed: false };
+            let (reply, kind) = match self.drive(&attempt, &mut record, inputs, fresh).await {
                 Ok(reply) => {
                     let kind = if reply.end { HopKind::End } else { HopKind::Continue };
                     (reply, kind)
                 }
                 Err(Interrupt::LostRace) => continue,
                 Err(Interrupt::Store(e)) => return Err(e.into()),
-                Err(Interrupt::OpOverran { moves_money }) => {
-                    session.journey.done = true;
-                    // A movement may still commit: its receipt tells the outcome. A lookup
-                    // is simply retried.
-                    let message = if moves_money { Message::Processing } else { Message::ServiceUnavailable };
-                    (Reply::end(message.text(&session.journey.lang)), HopKind::Failed)
-                }
-                Err(Interrupt::Engine(e)) => {
-                    warn!(provider = hop.provider, msisdn = %hop.msisdn, error = %e, "menu engine refused the hop");
-                    session.journey.done = true;
-                    (Reply::end(Message::ServiceUnavailable.text(&session.journey.lang)), HopKind::Failed)
-                }
-                Err(Interrupt::OpCrashed) => {
-                    session.journey.done = true;
-                    (Reply::end(Message::ServiceUnavailable.text(&session.journey.lang)), HopKind::Failed)
-                }
-                Err(Interrupt::Money(e)) => {
-                    warn!(provider = hop.provider, msisdn = %hop.msisdn, error = %e, "op failed");
-                    session.journey.done = true;
-                    (Reply::end(Message::ServiceUnavailable.text(&session.journey.lang)), HopKind::Failed)
+                Err(failure) => {
+                    let message = match failure {
+                        // A movement may still commit: its receipt tells the outcome.
+                        Interrupt::OpOverran { moves_money: true } => Message::Processing,
+                        Interrupt::Engine(e) => {
+                            warn!(provider = hop.provider, msisdn = %hop.msisdn, error = %e, "menu engine refused the hop");
+                            Message::ServiceUnavailable
+                        }
+                        Interrupt::Money(e) => {
+                            warn!(provider = hop.provider, msisdn = %hop.msisdn, error = %e, "op failed");
+                            Message::ServiceUnavailable
+                        }
+                        _ => Message::ServiceUnavailable,
+                    };
+                    record.session.journey.done = true;
+                    (Reply::end(message.text(&record.session.journey.lang)), HopKind::Failed)
                 }
             };
+            let Record { mut session, version, claimed } = record;
             session.seen = mark;
             session.reply = Some(reply.clone());
             session.pending_since_ms = None;
@@ -253,53 +259,56 @@ impl Gateway {
     }
 
     /// Runs the engine over this hop's inputs, running ops as it asks for them.
-    #[allow(clippy::too_many_arguments)]
     async fn drive(
         &self,
-        hop: &Hop,
-        key: &SessionKey,
-        mark: TextMark,
-        menu: &Menu,
-        session: &mut Session,
-        version: &mut u64,
-        claimed: &mut bool,
+        at: &Attempt<'_>,
+        rec: &mut Record,
         inputs: Vec<String>,
         fresh: bool,
-        deadline: Instant,
     ) -> Result<Reply, Interrupt> {
+        let menu = at.menu;
         let mut inputs = inputs.into_iter();
         let mut step = if fresh {
             let (journey, step) = menu.begin(None).map_err(Interrupt::Engine)?;
-            session.journey = journey;
+            rec.session.journey = journey;
             step
         } else {
             let first = inputs.next().unwrap_or_default();
-            menu.input(&mut session.journey, &first).map_err(Interrupt::Engine)?
+            menu.input(&mut rec.session.journey, &first).map_err(Interrupt::Engine)?
         };
         loop {
             step = match step {
                 Step::Reply(reply) => match inputs.next() {
                     Some(next) if !reply.end => {
-                        menu.input(&mut session.journey, &next).map_err(Interrupt::Engine)?
+                        menu.input(&mut rec.session.journey, &next).map_err(Interrupt::Engine)?
                     }
                     _ => return Ok(reply),
                 },
                 Step::Run(action) => {
-                    if !*claimed {
-                        session.seen = mark;
-                        session.reply = None;
-                        session.pending_since_ms = Some(unix_ms());
-                        match self.store.save(key, *version, session, self.config.session_ttl).await {
-                            Ok(Some(v)) => *version = v,
-                            Ok(None) => return Err(Interrupt::LostRace),
-                            Err(e) => return Err(Interrupt::Store(e)),
-                        }
-                        *claimed = true;
+                    if !rec.claimed {
+                        self.claim(at, rec).await?;
                     }
-                    let result = self.run_op(hop, key, action, deadline).await?;
-                    menu.resume(&mut session.journey, result).map_err(Interrupt::Engine)?
+                    let result = self.run_op(at.hop, at.key, action, at.deadline).await?;
+                    menu.resume(&mut rec.session.journey, result).map_err(Interrupt::Engine)?
                 }
             };
+        }
+    }
+
+    /// Marks the session pending for this hop's text before any op runs, so that a
+    /// duplicate arriving meanwhile waits for this hop's reply instead of running it again.
+    async fn claim(&self, at: &Attempt<'_>, rec: &mut Record) -> Result<(), Interrupt> {
+        rec.session.seen = at.mark;
+        rec.session.reply = None;
+        rec.session.pending_since_ms = Some(unix_ms());
+        match self.store.save(at.key, rec.version, &rec.session, self.config.session_ttl).await {
+            Ok(Some(v)) => {
+                rec.version = v;
+                rec.claimed = true;
+                Ok(())
+            }
+            Ok(None) => Err(Interrupt::LostRace),
+            Err(e) => Err(Interrupt::Store(e)),
         }
     }
 

@@ -20,6 +20,11 @@ impl Currency {
 
     /// `KES 1,234.50`: what a subscriber reads on a screen or in an SMS.
     pub fn format(&self, minor: i64) -> String {
+        format!("{} {}", self.code, self.number(minor))
+    }
+
+    /// `1,234.50`: the amount without the currency code, for tight lines.
+    pub fn number(&self, minor: i64) -> String {
         let sign = if minor < 0 { "-" } else { "" };
         let abs = minor.unsigned_abs();
         let scale = self.scale().unsigned_abs();
@@ -33,9 +38,9 @@ impl Currency {
             grouped.push(c);
         }
         if self.exponent == 0 {
-            format!("{} {sign}{grouped}", self.code)
+            format!("{sign}{grouped}")
         } else {
-            format!("{} {sign}{grouped}.{frac:0width$}", self.code, width = self.exponent as usize)
+            format!("{sign}{grouped}.{frac:0width$}", width = self.exponent as usize)
         }
     }
 }
@@ -135,6 +140,7 @@ mod tests {
         assert_eq!(kes().format(123_456_789), "KES 1,234,567.89");
         assert_eq!(kes().format(5), "KES 0.05");
         assert_eq!(kes().format(-100_000), "KES -1,000.00");
+        assert_eq!(kes().number(-50_700), "-507.00");
         assert_eq!(Currency::new("UGX", 0).format(1_500_000), "UGX 1,500,000");
     }
 }

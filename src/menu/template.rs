@@ -17,6 +17,16 @@ enum Piece {
     Template(String),
 }
 
+/// The integer a money filter was given, or an error naming the filter.
+fn minor_units(filter: &str, v: Value) -> Result<i64, minijinja::Error> {
+    i64::try_from(v.clone()).map_err(|_| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("{filter} expects an integer amount in minor units, got {v}"),
+        )
+    })
+}
+
 /// Owns the compiled templates of one menu.
 pub struct Templates {
     env: Environment<'static>,
@@ -43,26 +53,9 @@ impl Templates {
         env.set_trim_blocks(true);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         let plain = currency.clone();
-        env.add_filter("money", move |v: Value| -> Result<String, minijinja::Error> {
-            let minor = i64::try_from(v.clone()).map_err(|_| {
-                minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    format!("money expects an integer amount in minor units, got {v}"),
-                )
-            })?;
-            Ok(currency.format(minor))
-        });
+        env.add_filter("money", move |v: Value| minor_units("money", v).map(|m| currency.format(m)));
         // `num`: an amount without the currency code, for tight lines such as statements.
-        env.add_filter("num", move |v: Value| -> Result<String, minijinja::Error> {
-            let minor = i64::try_from(v.clone()).map_err(|_| {
-                minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    format!("num expects an integer amount in minor units, got {v}"),
-                )
-            })?;
-            let formatted = plain.format(minor);
-            Ok(formatted.trim_start_matches(plain.code.as_str()).trim_start().to_owned())
-        });
+        env.add_filter("num", move |v: Value| minor_units("num", v).map(|m| plain.number(m)));
         env.add_filter("mask", |v: String| crate::domain::msisdn_mask(&v));
         Templates { env, count: 0 }
     }
