@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 pub use self::journey::{Journey, Mix};
-pub use self::report::{Report, Tally, process_cpu};
+pub use self::report::{HopSample, Report, Tally, Walked, process_cpu};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -142,7 +142,7 @@ async fn closed_loop(shared: &Arc<Shared>, end: Instant) -> Tally {
                 let mut tally = Tally::default();
                 let mut seq = 0u64;
                 while Instant::now() < end {
-                    walk(&shared, w as u64, seq, &mut tally).await;
+                    tally.absorb(walk(&shared, w as u64, seq).await);
                     seq += 1;
                 }
                 tally
@@ -159,7 +159,9 @@ async fn closed_loop(shared: &Arc<Shared>, end: Instant) -> Tally {
 }
 
 async fn open_loop(shared: &Arc<Shared>, end: Instant, rate: f64) -> Tally {
-    let total = Arc::new(Mutex::new(Tally::default()));
+    // One tally for all journeys: each records its few samples under a short lock, so
+    // that the generator's own cost stays flat however many journeys are in flight.
+    let total = Arc::new(std::sync::Mutex::new(Tally::default()));
     let in_flight = Arc::new(AtomicUsize::new(0));
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
     let mut seq = 0u64;
@@ -177,21 +179,21 @@ async fn open_loop(shared: &Arc<Shared>, end: Instant, rate: f64) -> Tally {
         let (shared, total, in_flight) = (shared.clone(), total.clone(), in_flight.clone());
         seq += 1;
         tasks.spawn(async move {
-            let mut tally = Tally::default();
-            walk(&shared, u64::MAX, seq, &mut tally).await;
-            total.lock().await.merge(&tally);
+            let walked = walk(&shared, u64::MAX, seq).await;
+            total.lock().unwrap_or_else(|p| p.into_inner()).absorb(walked);
             in_flight.fetch_sub(1, Ordering::Relaxed);
         });
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
-    let mut tally = std::mem::take(&mut *total.lock().await);
+    let mut tally = std::mem::take(&mut *total.lock().unwrap_or_else(|p| p.into_inner()));
     tally.shed = shed;
     tally
 }
 
-/// One journey by a random subscriber; hops are recorded if they start after the warm-up.
-async fn walk(shared: &Shared, worker: u64, seq: u64, tally: &mut Tally) {
+/// One journey by a random subscriber. Its hops count if the journey started after the
+/// warm-up; it stops at the first failed hop.
+async fn walk(shared: &Shared, worker: u64, seq: u64) -> Walked {
     let opts = &shared.opts;
     let r = rand::random_range(0..opts.mix.total());
     let journey = opts.mix.pick(r);
@@ -199,8 +201,12 @@ async fn walk(shared: &Shared, worker: u64, seq: u64, tally: &mut Tally) {
     let payee = (payer + rand::random_range(1..opts.subscribers) - 1) % opts.subscribers + 1;
     let phone = format!("+2547{payer:08}");
     let session = format!("lt{:x}-{worker:x}-{seq:x}", shared.run_id);
-    let started = Instant::now();
-    let measured = started >= shared.measure_from;
+    let mut walked = Walked {
+        measured: Instant::now() >= shared.measure_from,
+        moves_money: journey.moves_money(),
+        hops: Vec::with_capacity(5),
+        completed: false,
+    };
     for hop in journey.hops(&opts.pin, &format!("07{payee:08}"), opts.amount) {
         let body = serde_urlencoded::to_string([
             ("sessionId", session.as_str()),
@@ -231,30 +237,17 @@ async fn walk(shared: &Shared, worker: u64, seq: u64, tally: &mut Tally) {
         };
         let latency = sent.elapsed();
         shared.hops.fetch_add(1, Ordering::Relaxed);
-        if !measured {
-            if reply.is_err() {
-                return;
-            }
-            continue;
-        }
-        let stats = tally.steps.entry(hop.step).or_default();
-        stats.record(latency);
-        match reply {
-            Ok(text) if !opts.check || text.starts_with(hop.expect) => {}
-            Ok(text) => {
-                stats.error(format!("expected `{}…`, got `{}`", hop.expect, text.replace('\n', "\\n")));
-                return;
-            }
-            Err(e) => {
-                stats.error(e);
-                return;
-            }
+        let error = match reply {
+            Ok(text) if !opts.check || text.starts_with(hop.expect) => None,
+            Ok(text) => Some(format!("expected `{}…`, got `{}`", hop.expect, text.replace('\n', "\\n"))),
+            Err(e) => Some(e),
+        };
+        let failed = error.is_some();
+        walked.hops.push(HopSample { step: hop.step, latency, error });
+        if failed {
+            return walked;
         }
     }
-    if measured {
-        tally.journeys += 1;
-        if journey.moves_money() {
-            tally.transfers += 1;
-        }
-    }
+    walked.completed = true;
+    walked
 }

@@ -57,7 +57,23 @@ impl StepStats {
     }
 }
 
-/// Everything one worker saw.
+/// One hop as the load generator saw it.
+pub struct HopSample {
+    pub step: &'static str,
+    pub latency: Duration,
+    pub error: Option<String>,
+}
+
+/// One journey's hops, up to and including the first failure.
+pub struct Walked {
+    /// Whether the journey started after the warm-up (only those are counted).
+    pub measured: bool,
+    pub moves_money: bool,
+    pub hops: Vec<HopSample>,
+    pub completed: bool,
+}
+
+/// Everything one worker (closed loop) or the whole run (open loop) saw.
 #[derive(Default)]
 pub struct Tally {
     pub steps: BTreeMap<&'static str, StepStats>,
@@ -68,6 +84,23 @@ pub struct Tally {
 }
 
 impl Tally {
+    pub fn absorb(&mut self, walked: Walked) {
+        if !walked.measured {
+            return;
+        }
+        for hop in walked.hops {
+            let stats = self.steps.entry(hop.step).or_default();
+            stats.record(hop.latency);
+            if let Some(e) = hop.error {
+                stats.error(e);
+            }
+        }
+        if walked.completed {
+            self.journeys += 1;
+            self.transfers += u64::from(walked.moves_money);
+        }
+    }
+
     pub fn merge(&mut self, other: &Tally) {
         for (step, stats) in &other.steps {
             self.steps.entry(step).or_default().merge(stats);
