@@ -15,7 +15,7 @@ use crate::domain::Region;
 pub const DEMO_PIN_PEPPER: &str = "ussd-gateway-demo-pepper-never-use-in-production";
 
 /// The data key used by `--demo` when DATA_KEY is not set. Public, hence demo only.
-pub const DEMO_DATA_KEY: &str = "d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0";
+pub const DEMO_DATA_KEY: [u8; 32] = *b"ussd-gateway demo key, not prod!";
 
 /// Every setting, with the environment variable that sets it (the TOML file uses the
 /// same names in lower case).
@@ -239,7 +239,7 @@ impl Settings {
                 );
                 [0; 32]
             }),
-            (None, true) => parse_key(DEMO_DATA_KEY).unwrap_or([0; 32]),
+            (None, true) => DEMO_DATA_KEY,
             (None, false) => {
                 problems.push("DATA_KEY is not set: set it to 64 hex digits (`openssl rand -hex 32`) to encrypt personal data, or run `serve --demo`".into());
                 [0; 32]
@@ -313,6 +313,8 @@ mod tests {
     fn defaults_validate_in_demo_mode_only() {
         let config = Settings::default().validate(None, true).unwrap();
         assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(config.data_key, DEMO_DATA_KEY);
+        assert_ne!(config.data_key, [0; 32]);
         assert_eq!(config.session_ttl, Duration::from_secs(180));
         let err = Settings::default().validate(None, false).unwrap_err();
         assert!(err.0[0].contains("PIN_PEPPER is not set"), "{err}");

@@ -128,10 +128,6 @@ impl Gateway {
         }
     }
 
-    pub fn menus(&self) -> Arc<Bundle> {
-        self.menus.load_full()
-    }
-
     pub fn store(&self) -> &SessionStore {
         &self.store
     }

@@ -53,11 +53,6 @@ impl Msisdn {
         Ok(Msisdn(number.format().mode(phonenumber::Mode::E164).to_string()))
     }
 
-    /// Wraps a number already stored in E.164 form (from our own database).
-    pub fn from_trusted_e164(e164: String) -> Self {
-        Msisdn(e164)
-    }
-
     pub fn as_e164(&self) -> &str {
         &self.0
     }

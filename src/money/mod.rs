@@ -92,10 +92,6 @@ impl Money {
         Money { pool, settings: Arc::new(settings), runs }
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     pub async fn run(&self, call: OpCall<'_>) -> Result<OpResult, MoneyError> {
         let op = call.action.op;
         if let Some(counter) = CATALOG.iter().position(|s| s.op == op).and_then(|i| self.runs.get(i)) {

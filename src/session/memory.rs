@@ -52,14 +52,6 @@ impl MemoryStore {
         map.insert(key.to_owned(), Entry { version, expires: now + ttl, bytes });
         Some(version)
     }
-
-    pub fn len(&self) -> usize {
-        lock(&self.inner).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// A poisoned lock only means another thread panicked mid-insert of a whole entry;
