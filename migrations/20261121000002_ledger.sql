@@ -185,6 +185,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_id bigint;
     v_prior transfers%ROWTYPE;
+    v_party record;
     v_payer record;
     v_payee record;
     v_payer_id bigint;
@@ -212,30 +213,30 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT a.id, a.status, c.first_name, c.last_name, c.language, t.*
-      INTO v_payer
-      FROM customers c
-      JOIN accounts a ON a.customer_id = c.id AND a.kind = 'wallet'
-      JOIN kyc_tiers t ON t.tier = c.kyc_tier
-     WHERE c.msisdn = p_from;
-    IF NOT FOUND THEN
-        v_code := 'not_registered';
-    ELSE
-        v_payer_id := v_payer.id;
-        SELECT a.id, a.status, c.first_name, c.last_name, c.language, t.*
-          INTO v_payee
+    -- Both parties in one statement.
+    FOR v_party IN
+        SELECT c.msisdn, a.id, a.status, c.first_name, c.last_name, c.language,
+               t.max_per_transfer, t.max_daily_debit, t.max_balance
           FROM customers c
           JOIN accounts a ON a.customer_id = c.id AND a.kind = 'wallet'
           JOIN kyc_tiers t ON t.tier = c.kyc_tier
-         WHERE c.msisdn = p_to;
-        IF NOT FOUND THEN
-            v_code := 'recipient_unknown';
-        ELSE
-            v_payee_id := v_payee.id;
-            IF v_payee_id = v_payer_id THEN
-                v_code := 'same_account';
-            END IF;
+         WHERE c.msisdn IN (p_from, p_to)
+    LOOP
+        IF v_party.msisdn = p_from THEN
+            v_payer := v_party;
+            v_payer_id := v_party.id;
         END IF;
+        IF v_party.msisdn = p_to THEN
+            v_payee := v_party;
+            v_payee_id := v_party.id;
+        END IF;
+    END LOOP;
+    IF v_payer_id IS NULL THEN
+        v_code := 'not_registered';
+    ELSIF v_payee_id IS NULL THEN
+        v_code := 'recipient_unknown';
+    ELSIF v_payee_id = v_payer_id THEN
+        v_code := 'same_account';
     END IF;
 
     IF v_code IS NULL THEN
