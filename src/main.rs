@@ -1,4 +1,4 @@
-//! The `ussd-gateway` command line: serve, migrate, and menu tools.
+//! The `ussd-gateway` command line: serve, migrate, menu tools and the load generator.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +52,20 @@ enum MenusCommand {
         #[arg(default_value = "menus")]
         dir: PathBuf,
     },
+    /// Draw the flow of one menu file (Mermaid for Markdown, DOT for Graphviz).
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "mermaid")]
+        format: GraphFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    /// Mermaid flowchart, for Markdown pages.
+    Mermaid,
+    /// Graphviz DOT: `… --format dot | dot -Tsvg > wallet.svg`.
+    Dot,
 }
 
 #[derive(clap::Args)]
@@ -97,6 +111,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Loadtest(args) => loadtest(args),
         Command::Menus { command: MenusCommand::Check { dir } } => check_menus(&dir),
+        Command::Menus { command: MenusCommand::Graph { file, format } } => graph_menu(&file, format),
         Command::Serve { demo, listen } => run(cli.config, listen, demo, false),
         // Migrating needs no secrets, so it validates as leniently as a demo does.
         Command::Migrate => run(cli.config, None, true, true),
@@ -142,6 +157,32 @@ fn loadtest(args: LoadtestArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn graph_menu(file: &std::path::Path, format: GraphFormat) -> ExitCode {
+    let format = match format {
+        GraphFormat::Mermaid => menu::PictureFormat::Mermaid,
+        GraphFormat::Dot => menu::PictureFormat::Dot,
+    };
+    let source = match std::fs::read_to_string(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match menu::compile(file, &source) {
+        Ok(menu) => {
+            print!("{}", menu.picture(format));
+            ExitCode::SUCCESS
+        }
+        Err(diagnostics) => {
+            for d in &diagnostics {
+                eprintln!("{d}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -6,6 +6,7 @@ mod graph;
 mod input;
 mod messages;
 pub mod model;
+mod picture;
 mod template;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ pub use compile::{Diagnostic, compile};
 pub use engine::{Action, EngineError, Journey, Reply, Step};
 pub use graph::Menu;
 pub use messages::Message;
+pub use picture::Format as PictureFormat;
 
 /// Every menu served at once, looked up by USSD service code.
 #[derive(Debug, Default)]

@@ -79,11 +79,25 @@ impl Templates {
         Ok(Tpl { by_lang })
     }
 
+    /// The text `tpl` shows in language `lang`, falling back to the first language.
+    fn piece(tpl: &Tpl, lang: usize) -> Option<&Piece> {
+        tpl.by_lang.get(lang).and_then(Option::as_ref).or_else(|| tpl.by_lang.iter().flatten().next())
+    }
+
+    /// The text as written in the menu file, templates unrendered (for pictures of the flow).
+    pub fn source(&self, tpl: &Tpl, lang: usize) -> String {
+        match Self::piece(tpl, lang) {
+            None => String::new(),
+            Some(Piece::Plain(s)) => s.clone(),
+            Some(Piece::Template(name)) => {
+                self.env.get_template(name).map(|t| t.source().to_owned()).unwrap_or_default()
+            }
+        }
+    }
+
     /// Renders `tpl` in language `lang` (falling back to the first language) over `ctx`.
     pub fn render(&self, tpl: &Tpl, lang: usize, ctx: &Value) -> Result<String, minijinja::Error> {
-        let piece =
-            tpl.by_lang.get(lang).and_then(Option::as_ref).or_else(|| tpl.by_lang.iter().flatten().next());
-        match piece {
+        match Self::piece(tpl, lang) {
             None => Ok(String::new()),
             Some(Piece::Plain(s)) => Ok(s.clone()),
             Some(Piece::Template(name)) => self.env.get_template(name)?.render(ctx),

@@ -302,3 +302,24 @@ fn two_menus_on_one_code_are_refused() {
     let err = Bundle::from_sources([(Path::new("a.yaml"), MENU), (Path::new("b.yaml"), MENU)]).unwrap_err();
     assert!(err[0].message.contains("*100#"));
 }
+
+#[test]
+fn the_flow_draws_as_mermaid_and_dot() {
+    let m = menu();
+    let mermaid = m.picture(PictureFormat::Mermaid);
+    assert!(mermaid.starts_with("%% test (*100#), start: who\nflowchart TD\n"), "{mermaid}");
+    for edge in [
+        "  main -->|\"1. Balance\"| bal_pin\n",
+        "  bal_do -->|\"pin_invalid\"| bal_pin\n",
+        "  bal_do -->|\"other\"| unknown\n",
+        "  amount -->|\"amount → amount\"| phone\n",
+        "  bal_pin -->|\"PIN\"| bal_do\n",
+    ] {
+        assert!(mermaid.contains(edge), "{edge:?} missing from\n{mermaid}");
+    }
+    let dot = m.picture(PictureFormat::Dot);
+    assert!(dot.starts_with("digraph \"test\" {"), "{dot}");
+    assert!(dot.contains("\"who\" [shape=diamond, penwidth=2, label=\"who\\ncustomer.profile\"];"), "{dot}");
+    assert!(dot.contains("\"main\" -> \"bal_pin\" [label=\"1. Balance\"];"), "{dot}");
+    assert_eq!(dot.matches(" -> ").count(), mermaid.matches(" -->").count());
+}

@@ -1,0 +1,162 @@
+//! `menus graph`: the flow of a compiled menu as a Mermaid or Graphviz DOT picture.
+
+use std::fmt::Write;
+
+use super::graph::{Menu, NodeKind, Route};
+
+/// The picture formats `menus graph --format` offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Mermaid,
+    Dot,
+}
+
+/// What a screen is, for its shape and caption.
+enum Shape {
+    Menu,
+    Input,
+    Pin,
+    Action,
+    End,
+}
+
+struct Edge {
+    from: usize,
+    to: usize,
+    label: String,
+}
+
+impl Menu {
+    /// Draws every screen and every way between them, labelled in the first language.
+    pub fn picture(&self, format: Format) -> String {
+        let (nodes, edges) = self.shapes_and_edges();
+        match format {
+            Format::Mermaid => self.mermaid(&nodes, &edges),
+            Format::Dot => self.dot(&nodes, &edges),
+        }
+    }
+
+    fn shapes_and_edges(&self) -> (Vec<(Shape, String)>, Vec<Edge>) {
+        let mut nodes = Vec::with_capacity(self.screens.len());
+        let mut edges = Vec::new();
+        let short = |s: String| {
+            let one_line = s.replace('\n', " ");
+            if one_line.chars().count() > 40 {
+                one_line.chars().take(39).collect::<String>() + "…"
+            } else {
+                one_line
+            }
+        };
+        for (from, node) in self.screens.iter().enumerate() {
+            let mut edge = |to: usize, label: String| edges.push(Edge { from, to, label });
+            let route = |r: &Route| r.next.0 as usize;
+            let shape = match &node.kind {
+                NodeKind::Menu { options, .. } => {
+                    for (i, (label, next)) in options.iter().enumerate() {
+                        edge(
+                            next.0 as usize,
+                            format!("{}. {}", i + 1, short(self.templates.source(label, 0))),
+                        );
+                    }
+                    Shape::Menu
+                }
+                NodeKind::Input { kind, save, next, .. } => {
+                    edge(next.0 as usize, format!("{kind:?} → {save}").to_lowercase());
+                    Shape::Input
+                }
+                NodeKind::Pin { next, .. } => {
+                    edge(next.0 as usize, "PIN".into());
+                    Shape::Pin
+                }
+                NodeKind::Action { routes, other, .. } => {
+                    let mut sorted: Vec<_> = routes.iter().collect();
+                    sorted.sort_by_key(|(outcome, _)| outcome.as_str());
+                    for (outcome, r) in sorted {
+                        edge(route(r), outcome.as_str().into());
+                    }
+                    if let Some(r) = other {
+                        edge(route(r), "other".into());
+                    }
+                    Shape::Action
+                }
+                NodeKind::End { .. } => Shape::End,
+            };
+            let caption = match &node.kind {
+                NodeKind::Action { op, .. } => format!("{}\\n{op}", node.name),
+                NodeKind::Menu { text, .. }
+                | NodeKind::Input { text, .. }
+                | NodeKind::Pin { text, .. }
+                | NodeKind::End { text } => {
+                    format!("{}\\n{}", node.name, short(self.templates.source(text, 0)))
+                }
+            };
+            nodes.push((shape, caption));
+        }
+        (nodes, edges)
+    }
+
+    fn mermaid(&self, nodes: &[(Shape, String)], edges: &[Edge]) -> String {
+        let quote = |s: &str| s.replace('"', "#quot;").replace("\\n", "<br/>");
+        let mut out = format!(
+            "%% {} ({}), start: {}\nflowchart TD\n",
+            self.service,
+            self.codes.join(", "),
+            self.screens[self.start.0 as usize].name
+        );
+        for (i, (shape, caption)) in nodes.iter().enumerate() {
+            let (open, close) = match shape {
+                Shape::Menu => ("[", "]"),
+                Shape::Input => ("[/", "/]"),
+                Shape::Pin => ("{{", "}}"),
+                Shape::Action => ("{", "}"),
+                Shape::End => ("([", "])"),
+            };
+            let _ = writeln!(out, "  {}{open}\"{}\"{close}", self.screens[i].name, quote(caption));
+        }
+        for e in edges {
+            let _ = writeln!(
+                out,
+                "  {} -->|\"{}\"| {}",
+                self.screens[e.from].name,
+                quote(&e.label),
+                self.screens[e.to].name
+            );
+        }
+        out
+    }
+
+    fn dot(&self, nodes: &[(Shape, String)], edges: &[Edge]) -> String {
+        let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace("\\\\n", "\\n");
+        let mut out = format!(
+            "digraph \"{}\" {{\n  rankdir=TB;\n  node [fontname=\"sans-serif\"];\n",
+            quote(&self.service)
+        );
+        for (i, (shape, caption)) in nodes.iter().enumerate() {
+            let shape = match shape {
+                Shape::Menu => "box",
+                Shape::Input => "parallelogram",
+                Shape::Pin => "hexagon",
+                Shape::Action => "diamond",
+                Shape::End => "box, style=rounded, peripheries=2",
+            };
+            let bold = if i == self.start.0 as usize { ", penwidth=2" } else { "" };
+            let _ = writeln!(
+                out,
+                "  \"{}\" [shape={shape}{bold}, label=\"{}\"];",
+                self.screens[i].name,
+                quote(caption)
+            );
+        }
+        for e in edges {
+            let _ = writeln!(
+                out,
+                "  \"{}\" -> \"{}\" [label=\"{}\"];",
+                self.screens[e.from].name,
+                self.screens[e.to].name,
+                quote(&e.label)
+            );
+        }
+        out.push_str("}\n");
+        out
+    }
+}
