@@ -52,6 +52,8 @@ enum MenusCommand {
         #[arg(default_value = "menus")]
         dir: PathBuf,
     },
+    /// Print the JSON Schema of menu files (shipped as menus/menu.schema.json).
+    Schema,
     /// Draw the flow of one menu file (Mermaid for Markdown, DOT for Graphviz).
     Graph {
         file: PathBuf,
@@ -112,6 +114,10 @@ fn main() -> ExitCode {
         Command::Loadtest(args) => loadtest(args),
         Command::Menus { command: MenusCommand::Check { dir } } => check_menus(&dir),
         Command::Menus { command: MenusCommand::Graph { file, format } } => graph_menu(&file, format),
+        Command::Menus { command: MenusCommand::Schema } => {
+            print!("{}", menu::json_schema());
+            ExitCode::SUCCESS
+        }
         Command::Serve { demo, listen } => run(cli.config, listen, demo, false),
         // Migrating needs no secrets, so it validates as leniently as a demo does.
         Command::Migrate => run(cli.config, None, true, true),

@@ -119,6 +119,13 @@ impl Bundle {
     }
 }
 
+/// The JSON Schema of menu files, generated from [`model::MenuFile`]; shipped as
+/// `menus/menu.schema.json` for editors (`ussd-gateway menus schema` prints it).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(model::MenuFile);
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
+
 /// A short, stable fingerprint of a menu file's bytes.
 pub(crate) fn content_version(source: &str) -> String {
     use sha2::{Digest, Sha256};

@@ -323,3 +323,18 @@ fn the_flow_draws_as_mermaid_and_dot() {
     assert!(dot.contains("\"main\" -> \"bal_pin\" [label=\"1. Balance\"];"), "{dot}");
     assert_eq!(dot.matches(" -> ").count(), mermaid.matches(" -->").count());
 }
+
+#[test]
+fn the_shipped_json_schema_is_the_generated_one() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("menus/menu.schema.json");
+    let shipped: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("menus/menu.schema.json")).expect("JSON");
+    let generated: serde_json::Value = serde_json::from_str(&json_schema()).expect("JSON");
+    assert!(
+        shipped == generated,
+        "menus/menu.schema.json is stale: run `cargo run -- menus schema > menus/menu.schema.json`"
+    );
+    // Editors find it from the shipped menus.
+    let wallet = std::fs::read_to_string(path.with_file_name("wallet.yaml")).expect("wallet.yaml");
+    assert!(wallet.starts_with("# yaml-language-server: $schema=./menu.schema.json\n"));
+}
