@@ -74,6 +74,9 @@ pub async fn quote(
     to: &Msisdn,
     amount: Amount,
 ) -> Result<OpResult, sqlx::Error> {
+    if from == to {
+        return Ok(OpResult::bare(Outcome::SameAccount));
+    }
     let (payee, fee, max_per_transfer): (Option<String>, Option<i64>, Option<i64>) = sqlx::query_as(
         "SELECT (SELECT first_name || ' ' || last_name FROM customers WHERE msisdn = $2),
                 (SELECT fee FROM fee_bands WHERE kind = 'p2p' AND $3 BETWEEN min_amount AND max_amount),
@@ -85,9 +88,6 @@ pub async fn quote(
     .bind(amount.minor())
     .fetch_one(pool)
     .await?;
-    if from == to {
-        return Ok(OpResult::bare(Outcome::SameAccount));
-    }
     let Some(name) = payee else {
         return Ok(OpResult::bare(Outcome::RecipientUnknown));
     };
