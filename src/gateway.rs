@@ -22,6 +22,9 @@ use crate::session::{Loaded, Session, SessionKey, SessionStore, StoreError, Text
 /// Compare-and-set attempts before a hop gives up on a contended session.
 const CAS_ATTEMPTS: usize = 4;
 
+/// Ops one hop may run; the menu checker refuses loops of ops, this guards the rest.
+const MAX_OPS_PER_HOP: usize = 8;
+
 /// Time kept back from the hop deadline to write the session after an op.
 const SAVE_MARGIN: Duration = Duration::from_millis(250);
 
@@ -241,6 +244,13 @@ impl Gateway {
                 }
             };
             let Record { mut session, version, claimed } = record;
+            let refused_on = std::mem::take(&mut session.journey.refused_on);
+            crate::telemetry::record_screens(
+                &session.service,
+                &session.journey.screen,
+                reply.end,
+                &refused_on,
+            );
             session.seen = mark;
             session.reply = Some(reply.clone());
             session.pending_since_ms = None;
@@ -264,6 +274,7 @@ impl Gateway {
     ) -> Result<Reply, Interrupt> {
         let menu = at.menu;
         let mut inputs = inputs.into_iter();
+        let mut ops = 0;
         let mut step = if fresh {
             let (journey, step) = menu.begin(None).map_err(Interrupt::Engine)?;
             rec.session.journey = journey;
@@ -281,6 +292,11 @@ impl Gateway {
                     _ => return Ok(reply),
                 },
                 Step::Run(action) => {
+                    ops += 1;
+                    if ops > MAX_OPS_PER_HOP {
+                        let screen = rec.session.journey.screen.clone();
+                        return Err(Interrupt::Engine(EngineError::Loop(screen)));
+                    }
                     if !rec.claimed {
                         self.claim(at, rec).await?;
                     }

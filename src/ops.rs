@@ -65,6 +65,9 @@ pub struct OpSpec {
     /// Whether the op can move money. One that overruns the hop deadline then tells the
     /// subscriber to wait for the SMS receipt; a read-only one asks them to retry.
     pub moves_money: bool,
+    /// Whether success changes stored state (money, PIN, profile): the menu's Back key
+    /// never returns across it.
+    pub writes: bool,
 }
 
 use Outcome as O;
@@ -79,6 +82,7 @@ pub const CATALOG: &[OpSpec] = &[
         outcomes: &[O::Ok, O::NotRegistered],
         args: &[],
         secrets: &[],
+        writes: false,
         moves_money: false,
     },
     OpSpec {
@@ -87,6 +91,7 @@ pub const CATALOG: &[OpSpec] = &[
         outcomes: &[O::Ok, O::PinMismatch, O::AlreadyRegistered, O::IdTaken],
         args: &["first_name", "last_name", "national_id", "staged_pin", "language"],
         secrets: &["pin"],
+        writes: true,
         moves_money: false,
     },
     OpSpec {
@@ -95,6 +100,7 @@ pub const CATALOG: &[OpSpec] = &[
         outcomes: &[O::Ok, O::NotRegistered],
         args: &["language"],
         secrets: &[],
+        writes: true,
         moves_money: false,
     },
     OpSpec {
@@ -103,6 +109,7 @@ pub const CATALOG: &[OpSpec] = &[
         outcomes: &[O::Ok, O::PinWeak],
         args: &[],
         secrets: &["pin"],
+        writes: false,
         moves_money: false,
     },
     OpSpec {
@@ -111,6 +118,7 @@ pub const CATALOG: &[OpSpec] = &[
         outcomes: &PIN_CHECKED,
         args: &[],
         secrets: &["pin"],
+        writes: false,
         moves_money: false,
     },
     OpSpec {
@@ -119,6 +127,7 @@ pub const CATALOG: &[OpSpec] = &[
         outcomes: &[O::Ok, O::PinMismatch, O::NotRegistered],
         args: &["staged_pin"],
         secrets: &["pin"],
+        writes: true,
         moves_money: false,
     },
     OpSpec {
@@ -127,6 +136,7 @@ pub const CATALOG: &[OpSpec] = &[
         outcomes: &[O::Ok, O::PinInvalid, O::PinLocked, O::NotRegistered, O::AccountBlocked],
         args: &[],
         secrets: &["pin"],
+        writes: false,
         moves_money: false,
     },
     OpSpec {
@@ -135,6 +145,7 @@ pub const CATALOG: &[OpSpec] = &[
         outcomes: &PIN_CHECKED,
         args: &[],
         secrets: &["pin"],
+        writes: false,
         moves_money: false,
     },
     OpSpec {
@@ -143,6 +154,7 @@ pub const CATALOG: &[OpSpec] = &[
         outcomes: &[O::Ok, O::RecipientUnknown, O::SameAccount, O::LimitExceeded],
         args: &["to", "amount"],
         secrets: &[],
+        writes: false,
         moves_money: false,
     },
     OpSpec {
@@ -162,6 +174,7 @@ pub const CATALOG: &[OpSpec] = &[
         ],
         args: &["to", "amount"],
         secrets: &["pin"],
+        writes: true,
         moves_money: true,
     },
 ];
@@ -177,6 +190,49 @@ impl Op {
 
     pub fn name(self) -> &'static str {
         self.spec().name
+    }
+}
+
+/// The largest amount the linter assumes an op reports (minor units): KES 99,999,999.99.
+const SAMPLE_AMOUNT: i64 = 99_999_999_99;
+
+/// A name-like text of `n` characters, outside GSM-7 so that the screen is counted in
+/// UCS-2, the smaller budget: the worst case a subscriber's name can bring.
+fn wide(n: usize) -> String {
+    "ũ".repeat(n)
+}
+
+impl Op {
+    /// The longest data this op can return on any outcome, for `menus check` to prove
+    /// that every screen showing it fits the budget. Keep in step with `crate::money`.
+    pub fn sample(self) -> serde_json::Value {
+        use serde_json::json;
+        let name = crate::domain::PersonName::MAX;
+        match self {
+            Op::CustomerProfile => {
+                json!({ "first_name": wide(name), "last_name": wide(name), "language": "sw" })
+            }
+            Op::CustomerRegister => json!({ "first_name": wide(name) }),
+            Op::CustomerSetLanguage => json!({ "language": "sw" }),
+            Op::PinStage => json!({ "digest": "x".repeat(120) }),
+            Op::PinVerify | Op::PinChange => serde_json::Value::Null,
+            Op::WalletBalance => {
+                json!({ "balance": SAMPLE_AMOUNT, "available": SAMPLE_AMOUNT, "currency": "KES" })
+            }
+            Op::WalletStatement => {
+                let entry = json!({
+                    "date": "31/12", "amount": -SAMPLE_AMOUNT, "kind": "p2p",
+                    "party": wide(12), "ref": "TX0123456789ABCDEF",
+                });
+                json!({ "entries": vec![entry; 5] })
+            }
+            Op::TransferQuote => json!({
+                "name": wide(2 * name + 1), "fee": SAMPLE_AMOUNT, "total": SAMPLE_AMOUNT, "max": SAMPLE_AMOUNT,
+            }),
+            Op::TransferP2p => {
+                json!({ "ref": "TX0123456789ABCDEF", "fee": SAMPLE_AMOUNT, "balance": SAMPLE_AMOUNT })
+            }
+        }
     }
 }
 

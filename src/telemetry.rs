@@ -36,6 +36,15 @@ pub fn metrics() -> PrometheusHandle {
             metrics::describe_counter!("ussd_hops_total", "USSD hops answered, by channel and outcome");
             metrics::describe_histogram!("ussd_hop_duration_seconds", "Time to answer a USSD hop");
             metrics::describe_counter!("ussd_ops_total", "Ops run, by op and outcome");
+            metrics::describe_counter!("ussd_screen_views_total", "Screens shown, by menu and screen");
+            metrics::describe_counter!(
+                "ussd_screen_invalid_total",
+                "Inputs a screen refused, by menu and screen"
+            );
+            metrics::describe_counter!(
+                "ussd_screen_exits_total",
+                "Sessions that ended on a screen, by menu and screen"
+            );
             handle
         })
         .clone()
@@ -44,4 +53,19 @@ pub fn metrics() -> PrometheusHandle {
 pub fn record_hop(channel: &'static str, kind: HopKind, elapsed: Duration) {
     metrics::counter!("ussd_hops_total", "channel" => channel, "outcome" => kind.as_str()).increment(1);
     metrics::histogram!("ussd_hop_duration_seconds", "channel" => channel).record(elapsed.as_secs_f64());
+}
+
+/// Funnel metrics of one answered hop: the screen shown, where it ended, what was refused.
+pub fn record_screens(menu: &str, shown: &str, ended: bool, refused_on: &[String]) {
+    let menu = menu.to_owned();
+    metrics::counter!("ussd_screen_views_total", "menu" => menu.clone(), "screen" => shown.to_owned())
+        .increment(1);
+    if ended {
+        metrics::counter!("ussd_screen_exits_total", "menu" => menu.clone(), "screen" => shown.to_owned())
+            .increment(1);
+    }
+    for screen in refused_on {
+        metrics::counter!("ussd_screen_invalid_total", "menu" => menu.clone(), "screen" => screen.clone())
+            .increment(1);
+    }
 }

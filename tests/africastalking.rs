@@ -147,7 +147,19 @@ async fn health_readiness_and_metrics(pool: PgPool) {
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
     assert!(ready.body.contains("\"store\":\"redis\""), "{}", ready.body);
     app.at_hop(&unique_session(), AMINA, "").await;
+    // A funnel: the language screen is viewed, refuses an input, and Back leaves it.
+    let s = unique_session();
+    for text in ["", "5", "5*7", "5*7*0", "5*7*0*2", "5*7*0*2*1234"] {
+        app.at_hop(&s, AMINA, text).await;
+    }
     let metrics = app.get("/metrics").await;
+    for line in [
+        "ussd_screen_views_total{menu=\"wallet\",screen=\"language\"} 2",
+        "ussd_screen_invalid_total{menu=\"wallet\",screen=\"language\"} 1",
+        "ussd_screen_exits_total{menu=\"wallet\",screen=\"balance_show\"}",
+    ] {
+        assert!(metrics.body.contains(line), "no {line} in\n{}", metrics.body);
+    }
     assert!(
         metrics.body.contains("ussd_hops_total{channel=\"africastalking\",outcome=\"continue\"}"),
         "{}",

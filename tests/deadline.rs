@@ -35,7 +35,7 @@ async fn a_stuck_op_gets_a_clear_end_within_the_deadline(pool: PgPool) {
 async fn a_stuck_transfer_tells_the_subscriber_to_expect_an_sms_and_still_completes(pool: PgPool) {
     let app = spawn_with(pool.clone(), Store::Memory, Settings { hop_deadline_ms: 500, ..settings() }).await;
     let s = unique_session();
-    for text in ["", "1", "1*0700000002", "1*0700000002*100"] {
+    for text in ["", "1", "1*0700000002", "1*0700000002*100", "1*0700000002*100*1"] {
         app.at_hop(&s, "+254700000001", text).await;
     }
     // Another transaction holds Amina's wallet row: the PIN check passes, the transfer
@@ -48,7 +48,7 @@ async fn a_stuck_transfer_tells_the_subscriber_to_expect_an_sms_and_still_comple
     .execute(&mut *blocker)
     .await
     .unwrap();
-    let body = app.at_hop(&s, "+254700000001", "1*0700000002*100*1234").await;
+    let body = app.at_hop(&s, "+254700000001", "1*0700000002*100*1*1234").await;
     assert_eq!(body, "END We are processing your request; you will receive an SMS.");
     let waiting: i64 =
         sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted").fetch_one(&pool).await.unwrap();

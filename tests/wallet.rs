@@ -54,10 +54,10 @@ async fn registration_creates_a_basic_customer_with_an_encrypted_id(pool: PgPool
             "CON Enter your first name",
             "CON Enter your last name",
             "CON Enter your national ID number",
-            "CON Choose a 4-digit PIN",
-            "CON Too easy to guess.\nChoose a 4-digit PIN",
+            "CON Choose a new 4-digit PIN",
+            "CON Too easy to guess.\nChoose a new 4-digit PIN",
             "CON Enter the PIN again to confirm",
-            "CON The PINs did not match.\nChoose a 4-digit PIN",
+            "CON The PINs did not match.\nChoose a new 4-digit PIN",
             "CON Enter the PIN again to confirm",
             "END Welcome Amina! Your wallet is ready. Dial *384# to use it.",
         ]
@@ -93,7 +93,7 @@ async fn three_wrong_pins_lock_money_operations_across_sessions_and_restarts(poo
     // The right PIN does not help while locked, in a new session of a restarted gateway.
     let restarted = spawn(pool.clone(), Store::Memory).await;
     assert_eq!(last(&restarted, AMINA, &["2", "1234"]).await, locked);
-    assert_eq!(last(&restarted, AMINA, &["1", "0700000002", "10", "1234"]).await, locked);
+    assert_eq!(last(&restarted, AMINA, &["1", "0700000002", "10", "1", "1234"]).await, locked);
 
     // Once the lock has expired, the right PIN works and clears the count.
     sqlx::query("UPDATE customers SET pin_locked_until = now() - interval '1 second' WHERE msisdn = $1")
@@ -123,20 +123,21 @@ async fn a_correct_pin_resets_the_count_of_wrong_ones(pool: PgPool) {
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn send_money_confirms_the_recipient_by_name_and_moves_money_once(pool: PgPool) {
     let app = spawn(pool.clone(), Store::Redis).await;
-    let replies = walk(&app, AMINA, &["1", "0700000002", "500", "1234"]).await;
+    let replies = walk(&app, AMINA, &["1", "0700000002", "500", "1", "1234"]).await;
     assert_eq!(replies[1], "CON Enter phone number");
     assert_eq!(replies[2], "CON Enter amount");
     assert_eq!(
         replies[3],
-        "CON Send KES 500.00 to Brian Kamau +254700***002? Fee KES 7.00. Enter PIN to confirm"
+        "CON Send KES 500.00 to Brian Kamau +254700***002? Fee KES 7.00.\n1. Yes\n2. No\n0. Back"
     );
+    assert_eq!(replies[4], "CON Enter PIN to send KES 500.00");
     let reference: String =
         sqlx::query_scalar("SELECT transfer_ref(max(id)) FROM transfers WHERE kind = 'p2p'")
             .fetch_one(&pool)
             .await
             .unwrap();
     assert_eq!(
-        replies[4],
+        replies[5],
         format!("END Sent KES 500.00 to Brian Kamau. Ref {reference}. Balance KES 493.00.")
     );
     assert_eq!(wallet_balance(&pool, AMINA).await, 493_00);
@@ -150,7 +151,8 @@ async fn send_money_confirms_the_recipient_by_name_and_moves_money_once(pool: Pg
 async fn send_money_explains_every_refusal(pool: PgPool) {
     let app = spawn(pool.clone(), Store::Memory).await;
     let r =
-        walk(&app, AMINA, &["1", "0711999999", "500", "0700000001", "500", "0700000002", "0", "5000"]).await;
+        walk(&app, AMINA, &["1", "0711999999", "500", "0700000001", "500", "0700000002", "300000", "5000"])
+            .await;
     assert_eq!(r[2], "CON Enter amount");
     assert_eq!(r[3], "CON That number is not registered.\nEnter phone number");
     assert_eq!(r[5], "CON You cannot send to yourself.\nEnter phone number");
@@ -158,11 +160,11 @@ async fn send_money_explains_every_refusal(pool: PgPool) {
     assert_eq!(r[7], "CON Enter KES 1 to 250,000.\nEnter amount");
     assert!(r[8].starts_with("CON Send KES 5,000.00 to Brian Kamau"), "{}", r[8]);
     let s = unique_session();
-    for text in ["", "1", "1*0700000002", "1*0700000002*5000"] {
+    for text in ["", "1", "1*0700000002", "1*0700000002*5000", "1*0700000002*5000*1"] {
         app.at_hop(&s, AMINA, text).await;
     }
     assert_eq!(
-        app.at_hop(&s, AMINA, "1*0700000002*5000*1234").await,
+        app.at_hop(&s, AMINA, "1*0700000002*5000*1*1234").await,
         "END Not enough money. You need KES 5,057.00 including the fee."
     );
     assert_eq!(wallet_balance(&pool, AMINA).await, 1_000_00);
@@ -172,7 +174,7 @@ async fn send_money_explains_every_refusal(pool: PgPool) {
 async fn the_statement_lists_the_latest_movements(pool: PgPool) {
     let app = spawn(pool.clone(), Store::Memory).await;
     for (from, to, amount) in [(AMINA, "0700000002", "500"), ("+254700000003", "0700000001", "20")] {
-        let sent = last(&app, from, &["1", to, amount, "1234"]).await;
+        let sent = last(&app, from, &["1", to, amount, "1", "1234"]).await;
         assert!(sent.starts_with("END Sent"), "{sent}");
     }
     let today: String = sqlx::query_scalar("SELECT to_char(now() AT TIME ZONE 'Africa/Nairobi', 'DD/MM')")
@@ -182,11 +184,23 @@ async fn the_statement_lists_the_latest_movements(pool: PgPool) {
     let statement = last(&app, AMINA, &["3", "1234"]).await;
     assert_eq!(
         statement,
-        format!("END {today} 20.00 Cynthia W.\n{today} -507.00 Brian K.\n{today} 1,000.00 Deposit")
+        format!(
+            "CON Last transactions\n1. {today} 20.00 Cynthia W.\n2. {today} -507.00 Brian K.\n3. {today} 1,000.00 Deposit\n0. Back"
+        )
     );
-    assert!(statement.len() <= 160);
+    // Choosing a line shows its reference.
+    let reference: String = sqlx::query_scalar(
+        "SELECT transfer_ref(max(id)) FROM transfers WHERE kind = 'p2p' AND amount = 50000",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        last(&app, AMINA, &["3", "1234", "2"]).await,
+        format!("END {today} KES -507.00 Brian K.\nRef {reference}")
+    );
     let fresh = spawn(pool, Store::Memory).await;
-    assert!(last(&fresh, "+254700000009", &["3", "1234"]).await.ends_with("Deposit"));
+    assert!(last(&fresh, "+254700000009", &["3", "1234"]).await.contains("Deposit"));
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -198,10 +212,10 @@ async fn pin_change_replaces_the_pin(pool: PgPool) {
         [
             "CON Enter your current PIN",
             "CON Wrong PIN.\nEnter your current PIN",
-            "CON Enter your new PIN",
-            "CON Too easy to guess.\nEnter your new PIN",
+            "CON Choose a new 4-digit PIN",
+            "CON Too easy to guess.\nChoose a new 4-digit PIN",
             "CON Enter the new PIN again",
-            "CON The PINs did not match.\nEnter your new PIN",
+            "CON The PINs did not match.\nChoose a new 4-digit PIN",
             "CON Enter the new PIN again",
             "END Your PIN has been changed.",
         ]
@@ -214,7 +228,7 @@ async fn pin_change_replaces_the_pin(pool: PgPool) {
 async fn the_language_choice_is_remembered(pool: PgPool) {
     let app = spawn(pool, Store::Redis).await;
     let replies = walk(&app, AMINA, &["5", "2"]).await;
-    assert_eq!(replies[1], "CON Choose a language\n1. English\n2. Kiswahili");
+    assert_eq!(replies[1], "CON Choose a language\n1. English\n2. Kiswahili\n0. Back");
     let swahili_menu = "CON Karibu Amina\n1. Tuma pesa\n2. Salio langu\n3. Taarifa fupi\n4. Badilisha PIN\n5. Language / Lugha";
     assert_eq!(replies[2], swahili_menu);
     // A new session starts in Swahili, built-in lines included.

@@ -49,7 +49,8 @@ impl Journey {
                 hop("send.menu", "1".into(), "CON Enter phone number"),
                 hop("send.number", format!("1*{payee}"), "CON Enter amount"),
                 hop("send.amount", format!("1*{payee}*{amount_major}"), "CON Send "),
-                hop("send.pin", format!("1*{payee}*{amount_major}*{pin}"), "END Sent "),
+                hop("send.confirm", format!("1*{payee}*{amount_major}*1"), "CON Enter PIN to send"),
+                hop("send.pin", format!("1*{payee}*{amount_major}*1*{pin}"), "END Sent "),
             ],
         }
     }
@@ -128,6 +129,9 @@ mod tests {
     fn send_hops_accumulate_text_like_africas_talking() {
         let hops = Journey::Send.hops("1234", "0700000002", 10);
         let texts: Vec<_> = hops.iter().map(|h| h.text.as_str()).collect();
-        assert_eq!(texts, ["", "1", "1*0700000002", "1*0700000002*10", "1*0700000002*10*1234"]);
+        assert_eq!(
+            texts,
+            ["", "1", "1*0700000002", "1*0700000002*10", "1*0700000002*10*1", "1*0700000002*10*1*1234"]
+        );
     }
 }

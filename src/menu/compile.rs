@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::{Location, Spanned};
 
-use super::graph::{Menu, Node, NodeKind, Route, ScreenId};
+use super::budget::Budget;
+use super::graph::{Items, Keys, Menu, Node, NodeKind, Route, ScreenId};
 use super::input::Rules;
+use super::messages::{Message, SHIPPED};
 use super::model::{self, InputKind, MenuFile, Screen, Text};
 use super::template::{Templates, Tpl};
 use crate::domain::{Currency, Region};
@@ -66,11 +68,21 @@ impl Ctx<'_> {
                     }
                 }
                 let sources: Vec<_> = self.languages.iter().map(|l| map.get(l).cloned()).collect();
-                if sources.first().is_some_and(Option::is_none) {
+                let missing: Vec<&str> = self
+                    .languages
+                    .iter()
+                    .zip(&sources)
+                    .filter(|(_, s)| s.is_none())
+                    .map(|(l, _)| l.as_str())
+                    .collect();
+                if !missing.is_empty() {
                     self.error(
                         text.referenced,
-                        format!("{what} has no text in `{}`, the default language", self.languages[0]),
-                        Some("the first language in `languages` is the fallback for all others".into()),
+                        format!("{what} has no text in `{}` (missing translation)", missing.join("`, `")),
+                        Some(
+                            "translate it, or write one plain string if it reads the same in every language"
+                                .into(),
+                        ),
                     );
                 }
                 sources
@@ -83,12 +95,25 @@ impl Ctx<'_> {
 pub fn compile(file: &Path, source: &str) -> Result<Menu, Vec<Diagnostic>> {
     let parsed: MenuFile = serde_saphyr::from_str(source).map_err(|e| {
         let at = e.location().unwrap_or(Location::UNKNOWN);
+        let message = first_line(&e.to_string());
+        // The location is printed in front already.
+        let message = message.strip_prefix("error: ").unwrap_or(&message);
+        let message = match message.split_once(": ") {
+            Some((place, rest)) if place.starts_with("line ") => rest.to_owned(),
+            _ => message.to_owned(),
+        };
+        let hint = if message.contains("enum Text") {
+            "a text is a string, or a map from language to string; quote words YAML reads as \
+             booleans or numbers (yes, no, on, off, y, n, 1.5)"
+        } else {
+            "see docs/menus.md for the menu file format"
+        };
         vec![Diagnostic {
             file: file.to_path_buf(),
             line: at.line(),
             column: at.column(),
-            message: first_line(&e.to_string()),
-            hint: Some("see menus/README.md for the menu file format".into()),
+            message,
+            hint: Some(hint.into()),
         }]
     })?;
     let version = crate::menu::content_version(source);
@@ -171,45 +196,108 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
         let what = format!("screen `{name}`");
         let kind = match &screen.value {
             Screen::Menu(s) => {
-                if s.options.is_empty() {
+                if s.options.is_empty() && s.items.is_none() {
                     cx.error(
                         at,
                         format!("{what} has no options"),
-                        Some("add options, or make it an `end` screen".into()),
+                        Some("add options or items, or make it an `end` screen".into()),
                     );
                 }
+                let items = s.items.as_ref().map(|it| {
+                    check_var_name(&mut cx, it.from.referenced, &it.save, &what);
+                    let from: Vec<String> = it.from.value.split('.').map(str::to_owned).collect();
+                    if from.iter().any(|p| p.is_empty()) {
+                        cx.error(
+                            it.from.referenced,
+                            format!("{what}: `{}` is not a path to a list", it.from.value),
+                            Some("write the variable and its fields with dots, e.g. `result.entries`".into()),
+                        );
+                    }
+                    if it.max == 0 {
+                        cx.error(it.from.referenced, format!("{what}: `max` must be at least 1"), None);
+                    }
+                    Items {
+                        from,
+                        label: tpl(&mut cx, &it.label, &what),
+                        save: it.save.clone(),
+                        next: resolve(&mut cx, &it.next),
+                        max: usize::from(it.max),
+                    }
+                });
                 let options = s
                     .options
                     .iter()
                     .map(|o| (tpl(&mut cx, &o.label, &what), resolve(&mut cx, &o.next)))
                     .collect();
-                NodeKind::Menu { text: tpl(&mut cx, &s.text, &what), options }
+                NodeKind::Menu { text: tpl(&mut cx, &s.text, &what), items, options }
             }
+            Screen::Confirm(s) => NodeKind::Confirm {
+                text: tpl(&mut cx, &s.text, &what),
+                yes: resolve(&mut cx, &s.yes),
+                no: resolve(&mut cx, &s.no),
+            },
+            Screen::Router(s) => {
+                let mut routes = Vec::with_capacity(s.routes.len());
+                for r in &s.routes {
+                    let source = format!("{{% if {} %}}1{{% endif %}}", r.condition.value);
+                    let text = Spanned::new(Text::Same(source), r.condition.referenced, r.condition.defined);
+                    routes.push((tpl(&mut cx, &text, &what), resolve(&mut cx, &r.next)));
+                }
+                NodeKind::Router { routes, otherwise: resolve(&mut cx, &s.otherwise) }
+            }
+            Screen::Call(s) => {
+                NodeKind::Call { journey: resolve(&mut cx, &s.journey), next: resolve(&mut cx, &s.next) }
+            }
+            Screen::Return(_) => NodeKind::Return,
             Screen::Input(s) => {
                 let scale = 10_i64.pow(currency.exponent.min(4));
                 let to_value = |v: Option<u64>| -> Option<i64> {
                     let v = i64::try_from(v?).ok()?;
                     Some(if s.kind == InputKind::Amount { v.saturating_mul(scale) } else { v })
                 };
+                let pattern = s.pattern.as_ref().and_then(|p| {
+                    if !matches!(s.kind, InputKind::Text | InputKind::Digits) {
+                        cx.error(
+                            p.referenced,
+                            format!("{what}: `pattern` applies to `text` and `digits` inputs only"),
+                            None,
+                        );
+                    }
+                    regex::Regex::new(&format!("^(?:{})$", p.value))
+                        .map_err(|e| {
+                            cx.error(
+                                p.referenced,
+                                format!("{what}: `pattern` is not a valid regular expression"),
+                                Some(first_line(&e.to_string())),
+                            )
+                        })
+                        .ok()
+                });
                 let rules = Rules {
                     min: to_value(s.min),
                     max: to_value(s.max),
                     min_length: s.min_length,
                     max_length: s.max_length,
+                    pattern,
                 };
                 if let (Some(lo), Some(hi)) = (rules.min, rules.max)
                     && lo > hi
                 {
                     cx.error(at, format!("{what}: `min` is greater than `max`"), None);
                 }
-                if !matches!(s.kind, InputKind::Digits | InputKind::Name)
+                if !matches!(s.kind, InputKind::Digits | InputKind::Name | InputKind::Text)
                     && (s.min_length.is_some() || s.max_length.is_some())
                 {
                     cx.error(
                         at,
-                        format!("{what}: `min_length`/`max_length` apply to `digits` and `name` inputs only"),
+                        format!(
+                            "{what}: `min_length`/`max_length` apply to `digits`, `name` and `text` inputs only"
+                        ),
                         None,
                     );
+                }
+                if s.retries == Some(0) {
+                    cx.error(at, format!("{what}: `retries` must be at least 1"), None);
                 }
                 check_var_name(&mut cx, at, &s.save, &what);
                 NodeKind::Input {
@@ -219,6 +307,7 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
                     next: resolve(&mut cx, &s.next),
                     rules,
                     error: s.error.as_ref().map(|e| tpl(&mut cx, e, &what)),
+                    retries: s.retries,
                 }
             }
             Screen::Pin(s) => {
@@ -241,10 +330,76 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
     }
 
     let start = resolve(&mut cx, &m.start);
+    let home = m.home.as_ref().map_or(start, |h| resolve(&mut cx, h));
+    let too_many_attempts = m.too_many_attempts.as_ref().map(|t| resolve(&mut cx, t));
+    let mut messages = HashMap::new();
+    for (name, text) in &m.messages {
+        match Message::from_name(name) {
+            Some(message) => {
+                messages.insert(message, tpl(&mut cx, text, &format!("message `{name}`")));
+            }
+            None => {
+                let known: Vec<_> = Message::ALL.iter().map(|m| m.name()).collect();
+                cx.error(
+                    text.referenced,
+                    format!("`messages` has no built-in line `{name}`"),
+                    Some(format!("the lines a menu may replace: {}", known.join(", "))),
+                );
+            }
+        }
+    }
+    for lang in languages.iter().filter(|l| !SHIPPED.contains(&l.as_str())) {
+        let missing: Vec<_> =
+            Message::ALL.iter().filter(|m| !messages.contains_key(m)).map(|m| m.name()).collect();
+        if !missing.is_empty() {
+            cx.error(
+                Location::UNKNOWN,
+                format!(
+                    "the gateway ships no built-in lines in `{lang}` (missing translation): {}",
+                    missing.join(", ")
+                ),
+                Some(format!(
+                    "translate them under `messages:`; built-in lines exist in {}",
+                    SHIPPED.join(", ")
+                )),
+            );
+        }
+    }
+    let budget = Budget { gsm7: usize::from(m.budget.gsm7), ucs2: usize::from(m.budget.ucs2) };
+    if budget.gsm7 < 40 || budget.ucs2 < 20 {
+        cx.error(
+            Location::UNKNOWN,
+            "`budget` is too small for a usable screen",
+            Some("USSD carries 182 GSM-7 or 80 UCS-2 characters; most aggregators advise 160".into()),
+        );
+    }
+    let keys = Keys {
+        back: m.navigation.back.clone(),
+        home: m.navigation.home.clone(),
+        more: m.navigation.more.clone(),
+    };
+    for (name, key) in [("back", &keys.back), ("home", &keys.home), ("more", &keys.more)] {
+        if key.is_empty() || key.contains('*') || key.contains('#') || key.trim() != key {
+            cx.error(
+                Location::UNKNOWN,
+                format!("navigation key `{name}` is `{key}`, which a subscriber cannot type as one input"),
+                Some("use digits, e.g. back: \"0\"".into()),
+            );
+        }
+    }
+    if keys.back == keys.home || keys.back == keys.more || keys.home == keys.more {
+        cx.error(
+            Location::UNKNOWN,
+            "two navigation keys are the same",
+            Some("give back, home and more different keys".into()),
+        );
+    }
     if !cx.diagnostics.is_empty() {
         return Err(cx.diagnostics);
     }
-    Ok(Menu {
+    let spans: HashMap<String, Location> =
+        m.screens.iter().map(|(name, screen)| (name.clone(), screen.referenced)).collect();
+    let menu = Menu {
         service: m.service,
         codes: m.codes.into_iter().map(|c| c.value).collect(),
         languages,
@@ -253,10 +408,17 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
         max_retries: m.max_retries.max(1),
         version,
         start,
+        home,
+        too_many_attempts,
+        keys,
+        budget,
+        messages,
         screens,
         index,
         templates,
-    })
+    };
+    let diagnostics = super::lint::lint(&menu, file, &spans);
+    if diagnostics.is_empty() { Ok(menu) } else { Err(diagnostics) }
 }
 
 fn action(

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::graph::{Menu, NodeKind, Route, ScreenId};
+use super::budget::{Layout, NavLines, paginate};
+use super::graph::{Items, Menu, NodeKind, Route, ScreenId};
 use super::input::{self, Rejected};
 use super::messages::Message;
 use super::template::Tpl;
@@ -34,6 +35,40 @@ pub struct Journey {
     pub seq: u32,
     #[serde(rename = "d", default, skip_serializing_if = "std::ops::Not::not")]
     pub done: bool,
+    /// Screens behind this one, for Back; cleared when a committing op succeeds, so
+    /// that Back never returns across a movement of money.
+    #[serde(rename = "b", default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Frame>,
+    /// Where each open sub-journey returns to, innermost last.
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<String>,
+    /// The page of the current screen being shown.
+    #[serde(rename = "g", default, skip_serializing_if = "is_zero")]
+    pub page: u8,
+    /// The error line over the current screen, kept while its pages are turned.
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Screens that refused an input since the caller last took this list (funnel
+    /// metrics); never stored.
+    #[serde(skip)]
+    pub refused_on: Vec<String>,
+}
+
+/// A screen's lines before pagination: prose, numbered options, navigation.
+pub(super) struct Parts {
+    pub header: Vec<String>,
+    pub options: Vec<String>,
+    pub nav: NavLines,
+    pub layout: Layout,
+}
+
+/// A screen in the history, with the sub-journeys that were open on it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    #[serde(rename = "s")]
+    pub screen: String,
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<String>,
 }
 
 fn is_zero(n: &u8) -> bool {
@@ -99,14 +134,22 @@ pub enum EngineError {
     Unrouted { screen: String, op: Op, outcome: String },
     #[error("screen `{screen}`: {source}")]
     Render { screen: String, source: minijinja::Error },
+    #[error("screen `{0}` returns from a sub-journey, but none was called")]
+    ReturnWithoutCall(String),
+    #[error("more than {MAX_STEPS} steps without waiting for input, at screen `{0}`")]
+    Loop(String),
 }
+
+/// Steps one event may pass through (actions, routers, calls) before it must show a
+/// screen; the compiler refuses loops without input, this guards the rest.
+const MAX_STEPS: usize = 64;
 
 impl Menu {
     /// Starts a journey on the start screen in `lang` (the menu's default if `None`).
     pub fn begin(&self, lang: Option<&str>) -> Result<(Journey, Step), EngineError> {
         let lang = lang.filter(|l| self.languages.iter().any(|x| x == *l)).unwrap_or(&self.languages[0]);
         let mut journey = Journey { lang: lang.to_owned(), ..Journey::default() };
-        let step = self.enter(&mut journey, self.start, None, Vec::new())?;
+        let step = self.go(&mut journey, self.start, None, Vec::new())?;
         Ok((journey, step))
     }
 
@@ -114,28 +157,50 @@ impl Menu {
     pub fn input(&self, j: &mut Journey, raw: &str) -> Result<Step, EngineError> {
         let id = self.current(j)?;
         let node = &self.screens[id.0 as usize];
+        let paging_an_end = matches!(node.kind, NodeKind::End { .. }) && !j.done;
+        if !node.kind.waits() && !paging_an_end {
+            return Err(EngineError::NotAwaitingInput(j.screen.clone()));
+        }
+        let key = raw.trim();
+        if let Some(step) = self.navigate(j, id, key)? {
+            return Ok(step);
+        }
         match &node.kind {
-            NodeKind::Menu { options, .. } => {
-                let choice = raw.trim().parse::<usize>().ok().filter(|n| (1..=options.len()).contains(n));
-                match choice {
-                    Some(n) => self.enter(j, options[n - 1].1, None, Vec::new()),
-                    None => self.reject(j, id, Message::InvalidChoice, None),
+            NodeKind::Menu { items, options, .. } => {
+                let list = items.as_ref().map(|it| self.list(j, it)).unwrap_or_default();
+                match key.parse::<usize>().ok().filter(|n| *n >= 1) {
+                    Some(n) if n <= list.len() => {
+                        let it = items.as_ref().expect("a list comes from items");
+                        j.vars.insert(it.save.clone(), list[n - 1].clone());
+                        self.advance(j, it.next, Vec::new())
+                    }
+                    Some(n) if n - list.len() <= options.len() => {
+                        self.advance(j, options[n - list.len() - 1].1, Vec::new())
+                    }
+                    _ => self.reject(j, id, Message::InvalidChoice, None),
                 }
             }
+            NodeKind::Confirm { yes, no, .. } => match key {
+                "1" => self.advance(j, *yes, Vec::new()),
+                "2" => self.advance(j, *no, Vec::new()),
+                _ => self.reject(j, id, Message::InvalidChoice, None),
+            },
             NodeKind::Input { kind, save, next, rules, error, .. } => {
                 match input::parse(*kind, rules, raw, self.region, &self.currency) {
                     Ok(value) => {
                         j.vars.insert(save.clone(), value);
-                        self.enter(j, *next, None, Vec::new())
+                        self.advance(j, *next, Vec::new())
                     }
                     Err(Rejected(message)) => self.reject(j, id, message, error.as_ref()),
                 }
             }
             NodeKind::Pin { name, next, error, .. } => match Pin::parse(raw) {
-                Ok(pin) => self.enter(j, *next, None, vec![(name.clone(), pin)]),
+                Ok(pin) => self.advance(j, *next, vec![(name.clone(), pin)]),
                 Err(_) => self.reject(j, id, Message::InvalidPin, error.as_ref()),
             },
-            NodeKind::Action { .. } | NodeKind::End { .. } => {
+            // A long `end` still showing its pages takes only More and Back.
+            NodeKind::End { .. } => self.reject(j, id, Message::InvalidChoice, None),
+            NodeKind::Action { .. } | NodeKind::Router { .. } | NodeKind::Call { .. } | NodeKind::Return => {
                 Err(EngineError::NotAwaitingInput(j.screen.clone()))
             }
         }
@@ -154,6 +219,9 @@ impl Menu {
                 outcome: result.outcome.to_string(),
             });
         };
+        if result.outcome == Outcome::Ok && op.spec().writes {
+            j.history.clear();
+        }
         let key = save.as_deref().unwrap_or("result");
         j.vars.insert(key.to_owned(), result.data);
         if let (Outcome::Ok, Some(tpl)) = (result.outcome, lang) {
@@ -166,58 +234,182 @@ impl Menu {
             Some(tpl) => Some(self.render(j, tpl)?),
             None => None,
         };
-        self.enter(j, *next, error, Vec::new())
+        self.go(j, *next, error, Vec::new())
     }
 
     fn current(&self, j: &Journey) -> Result<ScreenId, EngineError> {
-        self.index.get(&j.screen).copied().ok_or_else(|| EngineError::UnknownScreen(j.screen.clone()))
+        self.lookup(&j.screen)
     }
 
-    fn enter(
+    fn lookup(&self, name: &str) -> Result<ScreenId, EngineError> {
+        self.index.get(name).copied().ok_or_else(|| EngineError::UnknownScreen(name.to_owned()))
+    }
+
+    /// The reserved keys: More and Back turn pages, then Back returns to the previous
+    /// screen; Home starts over from the home screen.
+    fn navigate(&self, j: &mut Journey, id: ScreenId, key: &str) -> Result<Option<Step>, EngineError> {
+        let keys = &self.keys;
+        if key == keys.more {
+            let pages = self.pages(j, id)?;
+            if usize::from(j.page) + 1 < pages.len() {
+                j.page += 1;
+                return Ok(Some(self.page_reply(j, id, pages)));
+            }
+        } else if key == keys.back {
+            if j.page > 0 {
+                j.page -= 1;
+                let pages = self.pages(j, id)?;
+                return Ok(Some(self.page_reply(j, id, pages)));
+            }
+            if let Some(frame) = j.history.pop() {
+                let target = self.lookup(&frame.screen)?;
+                j.calls = frame.calls;
+                return self.go(j, target, None, Vec::new()).map(Some);
+            }
+        } else if key == keys.home {
+            j.history.clear();
+            j.calls.clear();
+            return self.go(j, self.home, None, Vec::new()).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Leaves a waiting screen after valid input, remembering it for Back.
+    fn advance(
+        &self,
+        j: &mut Journey,
+        next: ScreenId,
+        secrets: Vec<(String, Pin)>,
+    ) -> Result<Step, EngineError> {
+        j.history.push(Frame { screen: j.screen.clone(), calls: j.calls.clone() });
+        self.go(j, next, None, secrets)
+    }
+
+    /// Enters `id` and passes through steps that do not wait (routers, calls, returns)
+    /// until a screen is shown or an op must run.
+    fn go(
         &self,
         j: &mut Journey,
         id: ScreenId,
         error: Option<String>,
         secrets: Vec<(String, Pin)>,
     ) -> Result<Step, EngineError> {
-        let node = &self.screens[id.0 as usize];
-        if j.screen != node.name {
-            j.retries = 0;
-        }
-        j.screen.clone_from(&node.name);
-        match &node.kind {
-            NodeKind::Action { op, args, .. } => {
-                j.seq += 1;
-                let mut rendered = BTreeMap::new();
-                for (name, tpl) in args {
-                    rendered.insert(name.clone(), self.render(j, tpl)?);
+        let mut id = id;
+        for _ in 0..MAX_STEPS {
+            let node = &self.screens[id.0 as usize];
+            if j.screen != node.name {
+                j.retries = 0;
+            }
+            j.screen.clone_from(&node.name);
+            j.page = 0;
+            match &node.kind {
+                NodeKind::Action { op, args, .. } => {
+                    j.error = None;
+                    j.seq += 1;
+                    let mut rendered = BTreeMap::new();
+                    for (name, tpl) in args {
+                        rendered.insert(name.clone(), self.render(j, tpl)?);
+                    }
+                    return Ok(Step::Run(Action { op: *op, args: rendered, secrets, seq: j.seq }));
                 }
-                Ok(Step::Run(Action { op: *op, args: rendered, secrets, seq: j.seq }))
+                NodeKind::Router { routes, otherwise } => {
+                    id = *otherwise;
+                    for (condition, next) in routes {
+                        if self.render(j, condition)? == "1" {
+                            id = *next;
+                            break;
+                        }
+                    }
+                }
+                NodeKind::Call { journey, next } => {
+                    j.calls.push(self.screens[next.0 as usize].name.clone());
+                    id = *journey;
+                }
+                NodeKind::Return => {
+                    let Some(back_to) = j.calls.pop() else {
+                        return Err(EngineError::ReturnWithoutCall(j.screen.clone()));
+                    };
+                    id = self.lookup(&back_to)?;
+                }
+                NodeKind::Menu { .. }
+                | NodeKind::Confirm { .. }
+                | NodeKind::Input { .. }
+                | NodeKind::Pin { .. }
+                | NodeKind::End { .. } => {
+                    // Coming back to a screen already in the history forgets the way
+                    // since, so that Back leads where it led the first time.
+                    if let Some(at) = j.history.iter().position(|f| f.screen == node.name) {
+                        j.history.truncate(at);
+                    }
+                    j.error = error;
+                    let pages = self.pages(j, id)?;
+                    return Ok(self.page_reply(j, id, pages));
+                }
             }
-            NodeKind::End { text } => {
-                j.done = true;
-                Ok(Step::Reply(Reply::end(self.render(j, text)?)))
-            }
-            _ => self.show(j, id, error),
         }
+        Err(EngineError::Loop(j.screen.clone()))
     }
 
-    /// Renders a screen that waits for input (menu, input, pin), with an error line
-    /// above it if any.
-    fn show(&self, j: &Journey, id: ScreenId, error: Option<String>) -> Result<Step, EngineError> {
-        let (text, options): (&Tpl, &[(Tpl, ScreenId)]) = match &self.screens[id.0 as usize].kind {
-            NodeKind::Menu { text, options } => (text, options),
-            NodeKind::Input { text, .. } | NodeKind::Pin { text, .. } => (text, &[]),
-            NodeKind::Action { .. } | NodeKind::End { .. } => {
+    /// The current screen split into pages that each fit the budget.
+    pub(super) fn pages(&self, j: &Journey, id: ScreenId) -> Result<Vec<String>, EngineError> {
+        let p = self.parts(j, id)?;
+        Ok(paginate(&p.header, &p.options, &p.nav, p.layout, self.budget))
+    }
+
+    /// What a screen shows before it is split into pages.
+    pub(super) fn parts(&self, j: &Journey, id: ScreenId) -> Result<Parts, EngineError> {
+        let node = &self.screens[id.0 as usize];
+        let mut options: Vec<String> = Vec::new();
+        let (text, back_on_first, ends) = match &node.kind {
+            NodeKind::Menu { text, items, options: static_options } => {
+                let mut n = 0;
+                if let Some(it) = items {
+                    for item in self.list(j, it) {
+                        n += 1;
+                        options.push(format!("{n}. {}", self.render_item(j, &it.label, &item)?));
+                    }
+                }
+                for (label, _) in static_options {
+                    n += 1;
+                    options.push(format!("{n}. {}", self.render(j, label)?));
+                }
+                (text, !j.history.is_empty(), false)
+            }
+            NodeKind::Confirm { text, .. } => {
+                options.push(format!("1. {}", self.message(j, Message::Yes)?));
+                options.push(format!("2. {}", self.message(j, Message::No)?));
+                (text, !j.history.is_empty(), false)
+            }
+            NodeKind::Input { text, .. } | NodeKind::Pin { text, .. } => (text, false, false),
+            NodeKind::End { text } => (text, false, true),
+            NodeKind::Action { .. } | NodeKind::Router { .. } | NodeKind::Call { .. } | NodeKind::Return => {
                 return Err(EngineError::NotAwaitingInput(j.screen.clone()));
             }
         };
-        let mut out = error.map(|e| e + "\n").unwrap_or_default();
-        out.push_str(&self.render(j, text)?);
-        for (i, (label, _)) in options.iter().enumerate() {
-            out.push_str(&format!("\n{}. {}", i + 1, self.render(j, label)?));
+        let mut header: Vec<String> = Vec::new();
+        if let Some(error) = &j.error {
+            header.extend(error.lines().map(str::to_owned));
         }
-        Ok(Step::Reply(Reply::con(out)))
+        header.extend(self.render(j, text)?.lines().map(str::to_owned));
+        let nav = NavLines {
+            more: format!("{}. {}", self.keys.more, self.message(j, Message::More)?),
+            back: format!("{}. {}", self.keys.back, self.message(j, Message::Back)?),
+        };
+        Ok(Parts { header, options, nav, layout: Layout { back_on_first, ends } })
+    }
+
+    /// The page the journey is on; the last page of an `end` closes the session.
+    fn page_reply(&self, j: &mut Journey, id: ScreenId, mut pages: Vec<String>) -> Step {
+        let last = pages.len().saturating_sub(1);
+        let at = usize::from(j.page).min(last);
+        j.page = u8::try_from(at).unwrap_or(u8::MAX);
+        let text = if pages.is_empty() { String::new() } else { pages.swap_remove(at) };
+        if matches!(self.screens[id.0 as usize].kind, NodeKind::End { .. }) && at == last {
+            j.done = true;
+            Step::Reply(Reply::end(text))
+        } else {
+            Step::Reply(Reply::con(text))
+        }
     }
 
     fn reject(
@@ -228,21 +420,63 @@ impl Menu {
         custom: Option<&Tpl>,
     ) -> Result<Step, EngineError> {
         j.retries += 1;
-        if j.retries >= self.max_retries {
+        j.refused_on.push(j.screen.clone());
+        let limit = match &self.screens[id.0 as usize].kind {
+            NodeKind::Input { retries: Some(n), .. } => *n,
+            _ => self.max_retries,
+        };
+        if j.retries >= limit {
+            if let Some(target) = self.too_many_attempts {
+                j.history.clear();
+                j.calls.clear();
+                return self.go(j, target, None, Vec::new());
+            }
             j.done = true;
-            return Ok(Step::Reply(Reply::end(Message::TooManyAttempts.text(&j.lang))));
+            return Ok(Step::Reply(Reply::end(self.message(j, Message::TooManyAttempts)?)));
         }
         let line = match custom {
             Some(tpl) => self.render(j, tpl)?,
-            None => message.text(&j.lang).to_owned(),
+            None => self.message(j, message)?,
         };
-        self.show(j, id, Some(line))
+        j.error = Some(line);
+        j.page = 0;
+        let pages = self.pages(j, id)?;
+        Ok(self.page_reply(j, id, pages))
+    }
+
+    /// A built-in line in the journey's language, as the menu overrides it.
+    pub fn message(&self, j: &Journey, message: Message) -> Result<String, EngineError> {
+        match self.messages.get(&message) {
+            Some(tpl) => self.render(j, tpl),
+            None => Ok(message.text(&j.lang).to_owned()),
+        }
+    }
+
+    /// The elements of an `items` list, at most `max` of them.
+    fn list(&self, j: &Journey, items: &Items) -> Vec<Value> {
+        let mut path = items.from.iter();
+        let first = path.next().and_then(|k| j.vars.get(k));
+        let found = path.fold(first, |v, k| v.and_then(|v| v.get(k)));
+        match found {
+            Some(Value::Array(list)) => list.iter().take(items.max).cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Renders over the session variables plus `lang`, the session's language.
-    fn render(&self, j: &Journey, tpl: &Tpl) -> Result<String, EngineError> {
+    pub(super) fn render(&self, j: &Journey, tpl: &Tpl) -> Result<String, EngineError> {
         let vars = minijinja::Value::from_serialize(&j.vars);
         let ctx = minijinja::context! { lang => j.lang.as_str(), ..vars };
+        self.templates
+            .render(tpl, self.lang_index(&j.lang), &ctx)
+            .map_err(|source| EngineError::Render { screen: j.screen.clone(), source })
+    }
+
+    /// Renders an item label, with the element as `item`.
+    fn render_item(&self, j: &Journey, tpl: &Tpl, item: &Value) -> Result<String, EngineError> {
+        let vars = minijinja::Value::from_serialize(&j.vars);
+        let item = minijinja::Value::from_serialize(item);
+        let ctx = minijinja::context! { item => item, lang => j.lang.as_str(), ..vars };
         self.templates
             .render(tpl, self.lang_index(&j.lang), &ctx)
             .map_err(|source| EngineError::Render { screen: j.screen.clone(), source })

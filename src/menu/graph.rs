@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
+use super::budget::Budget;
 use super::input::Rules;
+use super::messages::Message;
 use super::model::InputKind;
 use super::template::{Templates, Tpl};
 use crate::domain::{Currency, Region};
@@ -24,9 +26,24 @@ pub struct Menu {
     /// Hash of the file's bytes: which edition of the menu a session runs.
     pub version: String,
     pub(super) start: ScreenId,
+    pub(super) home: ScreenId,
+    /// Where too many invalid inputs lead; `None` ends the session.
+    pub(super) too_many_attempts: Option<ScreenId>,
+    pub(super) keys: Keys,
+    pub budget: Budget,
+    /// The menu's own texts for built-in lines.
+    pub(super) messages: HashMap<Message, Tpl>,
     pub(super) screens: Vec<Node>,
     pub(super) index: HashMap<String, ScreenId>,
     pub(super) templates: Templates,
+}
+
+/// The reserved keys of a menu.
+#[derive(Debug)]
+pub(super) struct Keys {
+    pub back: String,
+    pub home: String,
+    pub more: String,
 }
 
 #[derive(Debug)]
@@ -39,7 +56,13 @@ pub(super) struct Node {
 pub(super) enum NodeKind {
     Menu {
         text: Tpl,
+        items: Option<Items>,
         options: Vec<(Tpl, ScreenId)>,
+    },
+    Confirm {
+        text: Tpl,
+        yes: ScreenId,
+        no: ScreenId,
     },
     Input {
         text: Tpl,
@@ -48,6 +71,7 @@ pub(super) enum NodeKind {
         next: ScreenId,
         rules: Rules,
         error: Option<Tpl>,
+        retries: Option<u8>,
     },
     Pin {
         text: Tpl,
@@ -63,9 +87,41 @@ pub(super) enum NodeKind {
         other: Option<Route>,
         lang: Option<Tpl>,
     },
+    /// Conditions (compiled as templates that render `1` when true), first match wins.
+    Router {
+        routes: Vec<(Tpl, ScreenId)>,
+        otherwise: ScreenId,
+    },
+    Call {
+        journey: ScreenId,
+        next: ScreenId,
+    },
+    Return,
     End {
         text: Tpl,
     },
+}
+
+impl NodeKind {
+    /// Whether the screen is shown and waits for the subscriber (an `end` is shown but
+    /// waits only while it has pages left).
+    pub fn waits(&self) -> bool {
+        matches!(
+            self,
+            NodeKind::Menu { .. } | NodeKind::Confirm { .. } | NodeKind::Input { .. } | NodeKind::Pin { .. }
+        )
+    }
+}
+
+/// Menu options drawn from a list in the session.
+#[derive(Debug)]
+pub(super) struct Items {
+    /// Path of the list: `result.entries` → `["result", "entries"]`.
+    pub from: Vec<String>,
+    pub label: Tpl,
+    pub save: String,
+    pub next: ScreenId,
+    pub max: usize,
 }
 
 #[derive(Debug)]

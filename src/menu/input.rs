@@ -13,6 +13,8 @@ pub struct Rules {
     pub max: Option<i64>,
     pub min_length: Option<usize>,
     pub max_length: Option<usize>,
+    /// Anchored at both ends by the compiler.
+    pub pattern: Option<regex::Regex>,
 }
 
 /// Why an input was refused: the built-in line to show, unless the step overrides it.
@@ -34,7 +36,7 @@ pub fn parse(
             let ok_chars = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit());
             let ok_len = rules.min_length.is_none_or(|m| raw.len() >= m)
                 && rules.max_length.is_none_or(|m| raw.len() <= m);
-            if !ok_chars || !ok_len {
+            if !ok_chars || !ok_len || !matches_pattern(raw, rules) {
                 return Err(Rejected(Message::InvalidDigits));
             }
             if rules.min.is_some() || rules.max.is_some() {
@@ -63,7 +65,19 @@ pub fn parse(
             }
             Ok(Value::String(name.as_str().to_owned()))
         }
+        InputKind::Text => {
+            let len = raw.chars().count();
+            let ok_len = len >= rules.min_length.unwrap_or(1) && rules.max_length.is_none_or(|m| len <= m);
+            if !ok_len || !matches_pattern(raw, rules) {
+                return Err(Rejected(Message::InvalidText));
+            }
+            Ok(Value::String(raw.to_owned()))
+        }
     }
+}
+
+fn matches_pattern(raw: &str, rules: &Rules) -> bool {
+    rules.pattern.as_ref().is_none_or(|p| p.is_match(raw))
 }
 
 fn in_range(value: i64, rules: &Rules) -> bool {
@@ -106,6 +120,20 @@ mod tests {
         let p = |s| parse(InputKind::Name, &Rules::default(), s, ke(), &kes());
         assert_eq!(p("AMINA"), Ok(Value::from("Amina")));
         assert_eq!(p("4mina"), Err(Rejected(Message::InvalidName)));
+    }
+
+    #[test]
+    fn text_is_checked_against_length_and_pattern() {
+        let rules = Rules {
+            max_length: Some(8),
+            pattern: Some(regex::Regex::new("^(?:[A-Z]{2}[0-9]+)$").unwrap()),
+            ..Rules::default()
+        };
+        let p = |s| parse(InputKind::Text, &rules, s, ke(), &kes());
+        assert_eq!(p(" KE1234 "), Ok(Value::from("KE1234")));
+        assert_eq!(p("ke1234"), Err(Rejected(Message::InvalidText)));
+        assert_eq!(p("KE1234567"), Err(Rejected(Message::InvalidText)));
+        assert_eq!(p(""), Err(Rejected(Message::InvalidText)));
     }
 
     #[test]

@@ -1,21 +1,73 @@
-//! Built-in lines the engine adds to screens (errors, endings), in each shipped language.
+//! Built-in lines the engine adds to screens (errors, endings, navigation), in each
+//! shipped language; a menu may replace any of them under `messages:`.
 
-/// A line the engine writes itself; menu authors may override the error lines per step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A line the engine writes itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Message {
     InvalidChoice,
     InvalidDigits,
     InvalidAmount,
     InvalidMsisdn,
     InvalidName,
+    InvalidText,
     InvalidPin,
     TooManyAttempts,
     ServiceUnavailable,
     Processing,
     SessionOver,
+    Back,
+    More,
+    Yes,
+    No,
 }
 
+/// Languages whose built-in lines ship with the gateway.
+pub const SHIPPED: &[&str] = &["en", "sw"];
+
 impl Message {
+    pub const ALL: &'static [Message] = &[
+        Message::InvalidChoice,
+        Message::InvalidDigits,
+        Message::InvalidAmount,
+        Message::InvalidMsisdn,
+        Message::InvalidName,
+        Message::InvalidText,
+        Message::InvalidPin,
+        Message::TooManyAttempts,
+        Message::ServiceUnavailable,
+        Message::Processing,
+        Message::SessionOver,
+        Message::Back,
+        Message::More,
+        Message::Yes,
+        Message::No,
+    ];
+
+    /// The key a menu uses under `messages:` to replace this line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Message::InvalidChoice => "invalid_choice",
+            Message::InvalidDigits => "invalid_digits",
+            Message::InvalidAmount => "invalid_amount",
+            Message::InvalidMsisdn => "invalid_msisdn",
+            Message::InvalidName => "invalid_name",
+            Message::InvalidText => "invalid_text",
+            Message::InvalidPin => "invalid_pin",
+            Message::TooManyAttempts => "too_many_attempts",
+            Message::ServiceUnavailable => "service_unavailable",
+            Message::Processing => "processing",
+            Message::SessionOver => "session_over",
+            Message::Back => "back",
+            Message::More => "more",
+            Message::Yes => "yes",
+            Message::No => "no",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Message> {
+        Self::ALL.iter().copied().find(|m| m.name() == name)
+    }
+
     /// The text in `lang`, falling back to English for languages we do not ship.
     pub fn text(self, lang: &str) -> &'static str {
         match lang {
@@ -31,11 +83,16 @@ impl Message {
             Message::InvalidAmount => "Invalid amount.",
             Message::InvalidMsisdn => "Invalid phone number.",
             Message::InvalidName => "Enter a name in letters only.",
+            Message::InvalidText => "Invalid entry.",
             Message::InvalidPin => "PIN must be 4 digits.",
             Message::TooManyAttempts => "Too many invalid attempts. Please dial again.",
             Message::ServiceUnavailable => "Service unavailable, please try again",
             Message::Processing => "We are processing your request; you will receive an SMS.",
             Message::SessionOver => "This session has ended. Please dial again.",
+            Message::Back => "Back",
+            Message::More => "More",
+            Message::Yes => "Yes",
+            Message::No => "No",
         }
     }
 
@@ -46,11 +103,16 @@ impl Message {
             Message::InvalidAmount => "Kiasi si sahihi.",
             Message::InvalidMsisdn => "Nambari ya simu si sahihi.",
             Message::InvalidName => "Weka jina kwa herufi pekee.",
+            Message::InvalidText => "Ulichoweka si sahihi.",
             Message::InvalidPin => "PIN ni tarakimu 4.",
             Message::TooManyAttempts => "Majaribio mengi yasiyo sahihi. Tafadhali piga tena.",
             Message::ServiceUnavailable => "Huduma haipatikani, tafadhali jaribu tena",
             Message::Processing => "Ombi lako linashughulikiwa; utapokea SMS.",
             Message::SessionOver => "Kipindi hiki kimeisha. Tafadhali piga tena.",
+            Message::Back => "Rudi",
+            Message::More => "Zaidi",
+            Message::Yes => "Ndiyo",
+            Message::No => "Hapana",
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Menu files: the format, the compiler and linter, templates, and the pure engine.
 
+mod budget;
 mod compile;
 mod engine;
 mod graph;
 mod input;
+mod lint;
 mod messages;
 pub mod model;
 mod picture;
@@ -13,6 +15,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use budget::{Budget, cost as screen_cost};
 pub use compile::{Diagnostic, compile};
 pub use engine::{Action, EngineError, Journey, Reply, Step};
 pub use graph::Menu;
@@ -135,3 +138,5 @@ pub(crate) fn content_version(source: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_flow;

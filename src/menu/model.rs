@@ -25,8 +25,25 @@ pub struct MenuFile {
     /// Invalid inputs allowed on one screen before the session ends.
     #[serde(default = "default_max_retries")]
     pub max_retries: u8,
+    /// Where a subscriber goes after too many invalid inputs; without it the session ends
+    /// with the built-in `too_many_attempts` line.
+    #[schemars(with = "Option<String>")]
+    pub too_many_attempts: Option<Spanned<String>>,
     #[schemars(with = "String")]
     pub start: Spanned<String>,
+    /// Where the Home key leads (default: `start`).
+    #[schemars(with = "Option<String>")]
+    pub home: Option<Spanned<String>>,
+    #[serde(default)]
+    pub navigation: Navigation,
+    /// The most a screen may hold; longer menus and texts are split into pages.
+    #[serde(default)]
+    pub budget: BudgetDecl,
+    /// Replacements for the built-in lines (`back`, `more`, `invalid_choice`, …), per
+    /// language. Required for every built-in line in a language the gateway does not ship.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Text>")]
+    pub messages: BTreeMap<String, Spanned<Text>>,
     #[schemars(with = "BTreeMap<String, Screen>")]
     pub screens: BTreeMap<String, Spanned<Screen>>,
 }
@@ -37,6 +54,40 @@ fn default_region() -> Spanned<String> {
 
 fn default_max_retries() -> u8 {
     3
+}
+
+/// The reserved keys, typed on any screen that waits for input. Menu options are
+/// numbered from 1, so the compiler refuses keys that an option number could take.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Navigation {
+    /// Previous page, else previous screen.
+    pub back: String,
+    /// The `home` screen, forgetting the way here.
+    pub home: String,
+    /// Next page of a screen too long for one.
+    pub more: String,
+}
+
+impl Default for Navigation {
+    fn default() -> Self {
+        Navigation { back: "0".into(), home: "00".into(), more: "98".into() }
+    }
+}
+
+/// Characters one screen may hold: GSM-7 septets (extension characters cost two), or
+/// UTF-16 units once any character is outside GSM-7.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetDecl {
+    pub gsm7: u16,
+    pub ucs2: u16,
+}
+
+impl Default for BudgetDecl {
+    fn default() -> Self {
+        BudgetDecl { gsm7: 160, ucs2: 80 }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -67,7 +118,11 @@ pub enum Screen {
     Menu(MenuStep),
     Input(InputStep),
     Pin(PinStep),
+    Confirm(ConfirmStep),
     Action(ActionStep),
+    Router(RouterStep),
+    Call(CallStep),
+    Return(ReturnStep),
     End(EndStep),
 }
 
@@ -76,7 +131,33 @@ pub enum Screen {
 pub struct MenuStep {
     #[schemars(with = "Text")]
     pub text: Spanned<Text>,
+    /// Options drawn from a list in the session (numbered first).
+    pub items: Option<Items>,
+    #[serde(default)]
     pub options: Vec<MenuOption>,
+}
+
+/// Menu options made from a list an op returned: one option per element.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Items {
+    /// Path of the list in the session, e.g. `result.entries`.
+    #[schemars(with = "String")]
+    pub from: Spanned<String>,
+    /// Label of each element, a template over `item`.
+    #[schemars(with = "Text")]
+    pub label: Spanned<Text>,
+    /// Session variable that receives the chosen element.
+    pub save: String,
+    #[schemars(with = "String")]
+    pub next: Spanned<String>,
+    /// At most this many elements are offered.
+    #[serde(default = "default_max_items")]
+    pub max: u8,
+}
+
+fn default_max_items() -> u8 {
+    9
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -96,6 +177,8 @@ pub enum InputKind {
     Msisdn,
     /// A person's first or last name, tidied into title case.
     Name,
+    /// Free text, checked with `pattern` and the length bounds.
+    Text,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -111,9 +194,14 @@ pub struct InputStep {
     /// Smallest accepted value: major units for `amount`, the number for `digits`.
     pub min: Option<u64>,
     pub max: Option<u64>,
-    /// Length bounds for `digits`.
+    /// Length bounds for `digits`, `name` and `text`.
     pub min_length: Option<usize>,
     pub max_length: Option<usize>,
+    /// A regular expression the whole input must match (`text` and `digits`).
+    #[schemars(with = "Option<String>")]
+    pub pattern: Option<Spanned<String>>,
+    /// Invalid inputs allowed here (default: the menu's `max_retries`).
+    pub retries: Option<u8>,
     /// Replaces the built-in error line shown when the input is rejected.
     #[schemars(with = "Option<Text>")]
     pub error: Option<Spanned<Text>>,
@@ -164,6 +252,55 @@ pub enum Route {
     Screen(String),
     WithError { next: String, error: Text },
 }
+
+/// A question answered with 1 (yes) or 2 (no), the labels localised.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmStep {
+    #[schemars(with = "Text")]
+    pub text: Spanned<Text>,
+    #[schemars(with = "String")]
+    pub yes: Spanned<String>,
+    #[schemars(with = "String")]
+    pub no: Spanned<String>,
+}
+
+/// Goes to the first route whose condition holds, else to `else`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouterStep {
+    pub routes: Vec<RouterRoute>,
+    #[serde(rename = "else")]
+    #[schemars(with = "String")]
+    pub otherwise: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouterRoute {
+    /// A condition over the session, in template expression syntax:
+    /// `amount > 100000`, `customer.language == "sw"`, `quote is defined`.
+    #[serde(rename = "if")]
+    #[schemars(with = "String")]
+    pub condition: Spanned<String>,
+    #[schemars(with = "String")]
+    pub next: Spanned<String>,
+}
+
+/// Runs a sub-journey from `journey` until it reaches a `return`, then goes to `next`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallStep {
+    #[schemars(with = "String")]
+    pub journey: Spanned<String>,
+    #[schemars(with = "String")]
+    pub next: Spanned<String>,
+}
+
+/// Ends a sub-journey: back to the `next` of the `call` that started it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnStep {}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

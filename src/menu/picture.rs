@@ -17,6 +17,8 @@ enum Shape {
     Input,
     Pin,
     Action,
+    Call,
+    Return,
     End,
 }
 
@@ -51,15 +53,45 @@ impl Menu {
             let mut edge = |to: usize, label: String| edges.push(Edge { from, to, label });
             let route = |r: &Route| r.next.0 as usize;
             let shape = match &node.kind {
-                NodeKind::Menu { options, .. } => {
+                NodeKind::Menu { items, options, .. } => {
+                    let first = match items {
+                        Some(it) => {
+                            edge(it.next.0 as usize, format!("item of {} → {}", it.from.join("."), it.save));
+                            it.max + 1
+                        }
+                        None => 1,
+                    };
                     for (i, (label, next)) in options.iter().enumerate() {
                         edge(
                             next.0 as usize,
-                            format!("{}. {}", i + 1, short(self.templates.source(label, 0))),
+                            format!("{}. {}", i + first, short(self.templates.source(label, 0))),
                         );
                     }
                     Shape::Menu
                 }
+                NodeKind::Confirm { yes, no, .. } => {
+                    edge(yes.0 as usize, "1. yes".into());
+                    edge(no.0 as usize, "2. no".into());
+                    Shape::Menu
+                }
+                NodeKind::Router { routes, otherwise } => {
+                    for (condition, next) in routes {
+                        let source = self.templates.source(condition, 0);
+                        let cond = source
+                            .strip_prefix("{% if ")
+                            .and_then(|c| c.strip_suffix(" %}1{% endif %}"))
+                            .unwrap_or(&source);
+                        edge(next.0 as usize, format!("if {}", short(cond.to_owned())));
+                    }
+                    edge(otherwise.0 as usize, "else".into());
+                    Shape::Action
+                }
+                NodeKind::Call { journey, next } => {
+                    edge(journey.0 as usize, "call".into());
+                    edge(next.0 as usize, "after return".into());
+                    Shape::Call
+                }
+                NodeKind::Return => Shape::Return,
                 NodeKind::Input { kind, save, next, .. } => {
                     edge(next.0 as usize, format!("{kind:?} → {save}").to_lowercase());
                     Shape::Input
@@ -83,7 +115,9 @@ impl Menu {
             };
             let caption = match &node.kind {
                 NodeKind::Action { op, .. } => format!("{}\\n{op}", node.name),
+                NodeKind::Router { .. } | NodeKind::Call { .. } | NodeKind::Return => node.name.clone(),
                 NodeKind::Menu { text, .. }
+                | NodeKind::Confirm { text, .. }
                 | NodeKind::Input { text, .. }
                 | NodeKind::Pin { text, .. }
                 | NodeKind::End { text } => {
@@ -109,6 +143,8 @@ impl Menu {
                 Shape::Input => ("[/", "/]"),
                 Shape::Pin => ("{{", "}}"),
                 Shape::Action => ("{", "}"),
+                Shape::Call => ("[[", "]]"),
+                Shape::Return => ("((", "))"),
                 Shape::End => ("([", "])"),
             };
             let _ = writeln!(out, "  {}{open}\"{}\"{close}", self.screens[i].name, quote(caption));
@@ -137,6 +173,8 @@ impl Menu {
                 Shape::Input => "parallelogram",
                 Shape::Pin => "hexagon",
                 Shape::Action => "diamond",
+                Shape::Call => "component",
+                Shape::Return => "circle",
                 Shape::End => "box, style=rounded, peripheries=2",
             };
             let bold = if i == self.start.0 as usize { ", penwidth=2" } else { "" };

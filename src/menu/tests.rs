@@ -221,13 +221,39 @@ fn events_out_of_turn_are_errors_not_panics() {
 }
 
 #[test]
-fn a_template_on_a_missing_variable_is_an_error() {
+fn a_template_on_a_variable_no_step_saves_is_refused_by_check() {
+    let d = diagnostics(
+        "service: t\ncodes: [\"*1#\"]\nlanguages: [en]\nstart: a\nscreens:\n  a:\n    end: { text: \"{{ nope.x }}\" }\n",
+    );
+    assert!(d[0].message.contains("cannot render"), "{d:?}");
+    assert_eq!(d[0].line, 7);
+}
+
+#[test]
+fn a_variable_saved_on_another_branch_is_an_engine_error_not_a_panic() {
     let m = compile(
         Path::new("t.yaml"),
-        "service: t\ncodes: [\"*1#\"]\nlanguages: [en]\nstart: a\nscreens:\n  a:\n    end: { text: \"{{ nope.x }}\" }\n",
+        r#"
+service: t
+codes: ["*1#"]
+languages: [en]
+start: a
+screens:
+  a:
+    menu:
+      text: Pick
+      options:
+        - { label: Code, next: code }
+        - { label: Show, next: show }
+  code:
+    input: { text: "Code?", kind: digits, min_length: 3, save: code, next: show }
+  show:
+    end: { text: "Code {{ code }}" }
+"#,
     )
-    .unwrap();
-    assert!(matches!(m.begin(None), Err(EngineError::Render { .. })));
+    .unwrap_or_else(|d| panic!("{d:?}"));
+    let (mut j, _) = m.begin(None).unwrap();
+    assert!(matches!(m.input(&mut j, "2"), Err(EngineError::Render { .. })));
 }
 
 fn diagnostics(source: &str) -> Vec<Diagnostic> {
