@@ -131,6 +131,11 @@ impl Gateway {
         }
     }
 
+    /// The menus being served now.
+    pub fn menus(&self) -> Arc<Bundle> {
+        self.menus.load_full()
+    }
+
     pub fn store(&self) -> &SessionStore {
         &self.store
     }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod gateway;
 pub mod http;
+pub mod journeys;
 pub mod loadtest;
 pub mod menu;
 pub mod money;

@@ -38,6 +38,16 @@ enum Command {
     Migrate,
     /// Simulate subscribers walking real journeys against a running gateway.
     Loadtest(LoadtestArgs),
+    /// Run journey transcripts against the menus, each on a fresh copy of a database
+    /// seeded with the demo subscribers (on the server of DATABASE_URL).
+    Journeys {
+        /// Folder of transcript files (`*.yaml`).
+        #[arg(default_value = "menus/journeys")]
+        dir: PathBuf,
+        /// Folder of menu files (default: the folder above DIR).
+        #[arg(long)]
+        menus: Option<PathBuf>,
+    },
     /// Menu file tools.
     Menus {
         #[command(subcommand)]
@@ -118,6 +128,7 @@ fn main() -> ExitCode {
             print!("{}", menu::json_schema());
             ExitCode::SUCCESS
         }
+        Command::Journeys { dir, menus } => journeys(cli.config, &dir, menus),
         Command::Serve { demo, listen } => run(cli.config, listen, demo, false),
         // Migrating needs no secrets, so it validates as leniently as a demo does.
         Command::Migrate => run(cli.config, None, true, true),
@@ -164,6 +175,39 @@ fn loadtest(args: LoadtestArgs) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn journeys(config_file: Option<PathBuf>, dir: &std::path::Path, menus: Option<PathBuf>) -> ExitCode {
+    let settings = match Settings::load(config_file.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let menus = menus.unwrap_or_else(|| dir.parent().map_or_else(|| PathBuf::from("menus"), PathBuf::from));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let run =
+        ussd_gateway::journeys::run_dir(&settings.database_url, dir, &menus, |t, mismatch| match mismatch {
+            None => println!("ok    {} ({} steps)", t.file.display(), t.steps()),
+            Some(m) => println!("FAIL  {m}"),
+        });
+    match runtime.block_on(run) {
+        Ok(summary) => {
+            println!("{} passed, {} failed", summary.passed.len(), summary.failed.len());
+            if summary.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

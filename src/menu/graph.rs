@@ -135,6 +135,13 @@ impl Menu {
         self.screens.len()
     }
 
+    /// Whether what is typed on this screen is a secret (a PIN) that must not be shown.
+    pub fn is_sensitive(&self, screen: &str) -> bool {
+        self.index
+            .get(screen)
+            .is_some_and(|id| matches!(self.screens[id.0 as usize].kind, NodeKind::Pin { .. }))
+    }
+
     /// Position of `lang` in `languages`, or the default language's.
     pub(super) fn lang_index(&self, lang: &str) -> usize {
         self.languages.iter().position(|l| l == lang).unwrap_or(0)
