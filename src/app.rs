@@ -116,7 +116,32 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         default_region: config.region,
         metrics: crate::telemetry::metrics(),
         probe_timeout: Duration::from_secs(1),
+        admin: config.settings.admin_token.as_ref().map(|token| http::Admin {
+            token: token.trim().into(),
+            menus_dir: config.settings.menus_dir.clone(),
+        }),
     }
+}
+
+/// Reloads the menus from `dir` on every SIGHUP (a refused reload keeps the current
+/// menus). The receiver counts finished reload attempts.
+#[cfg(unix)]
+pub fn reload_on_hangup(
+    gateway: Arc<Gateway>,
+    dir: std::path::PathBuf,
+) -> std::io::Result<tokio::sync::watch::Receiver<u32>> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let (done, attempts) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            info!(dir = %dir.display(), "SIGHUP: reloading the menus");
+            let gateway = Arc::clone(&gateway);
+            let from = dir.clone();
+            let _ = tokio::task::spawn_blocking(move || gateway.reload(&from)).await;
+            done.send_modify(|n| *n += 1);
+        }
+    });
+    Ok(attempts)
 }
 
 /// A sub-key for one purpose, so one configured secret can key several hashes.
@@ -153,6 +178,10 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     let state = build_state(pool, store, menus, &config);
     let gateway = std::sync::Arc::clone(&state.gateway);
+    #[cfg(unix)]
+    if let Err(e) = reload_on_hangup(Arc::clone(&gateway), config.settings.menus_dir.clone()) {
+        warn!(error = %e, "cannot listen for SIGHUP; menus reload only through the admin endpoint");
+    }
     let upkeep = state.metrics.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -55,6 +55,8 @@ pub struct Settings {
     pub currency: String,
     /// LOG_FORMAT: `text` or `json`.
     pub log_format: String,
+    /// ADMIN_TOKEN: bearer token of the admin endpoints; unset, they are off.
+    pub admin_token: Option<String>,
 }
 
 impl Default for Settings {
@@ -76,6 +78,7 @@ impl Default for Settings {
             demo_subscribers: 10,
             currency: "KES".into(),
             log_format: "text".into(),
+            admin_token: None,
         }
     }
 }
@@ -93,6 +96,7 @@ impl fmt::Debug for Settings {
             .field("data_key", &self.data_key.as_ref().map(|_| "<set>"))
             .field("pin_max_attempts", &self.pin_max_attempts)
             .field("pin_lock_secs", &self.pin_lock_secs)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +118,7 @@ const ENV_KEYS: &[&str] = &[
     "DEMO_SUBSCRIBERS",
     "CURRENCY",
     "LOG_FORMAT",
+    "ADMIN_TOKEN",
 ];
 
 /// Settings that passed validation, in the types the program uses.
@@ -205,6 +210,11 @@ impl Settings {
         }
         if !(500..=30_000).contains(&self.hop_deadline_ms) {
             problems.push(format!("HOP_DEADLINE_MS must be between 500 and 30000 (got {}); keep it below your aggregator's timeout", self.hop_deadline_ms));
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.trim().len() < 16) {
+            problems.push(
+                "ADMIN_TOKEN must be at least 16 characters; generate one with `openssl rand -hex 24`".into(),
+            );
         }
         let region = Region::parse(&self.default_region).unwrap_or_else(|e| {
             problems.push(format!("DEFAULT_REGION: {e}"));

@@ -77,8 +77,8 @@ enum HopError {
     Contended,
     #[error("another writer replaced a session this hop had claimed")]
     ClaimLost,
-    #[error("the session's menu `{0}` is no longer loaded")]
-    MenuGone(String),
+    #[error("the session's menu `{0}` (edition {1}) is no longer loaded")]
+    MenuGone(String, String),
 }
 
 /// What one attempt at a hop works on: fixed for the attempt.
@@ -136,6 +136,29 @@ impl Gateway {
         self.menus.load_full()
     }
 
+    /// Compiles the menus in `dir` and, only if every check passes, serves them from the
+    /// next hop on; sessions already running finish on the edition they started on.
+    /// On any problem the current menus keep serving and the diagnostics come back.
+    pub fn reload(&self, dir: &std::path::Path) -> Result<Arc<Bundle>, Vec<crate::menu::Diagnostic>> {
+        let fresh = match Bundle::load_dir(dir) {
+            Ok(b) => b,
+            Err(diagnostics) => {
+                warn!(dir = %dir.display(), problems = diagnostics.len(), "menu reload refused; the current menus keep serving");
+                for d in &diagnostics {
+                    warn!("{d}");
+                }
+                return Err(diagnostics);
+            }
+        };
+        let old = self.menus.load_full();
+        let next = Arc::new(fresh.succeeding(&old, std::time::Instant::now(), self.config.session_ttl));
+        self.menus.store(Arc::clone(&next));
+        for m in next.menus() {
+            tracing::info!(service = %m.service, version = %m.version, screens = m.screen_count(), "menu reloaded");
+        }
+        Ok(next)
+    }
+
     pub fn store(&self) -> &SessionStore {
         &self.store
     }
@@ -187,10 +210,10 @@ impl Gateway {
                     if let Some(answer) = self.refuse_busy_or_over(&session) {
                         return Ok(answer);
                     }
-                    let menu = bundle
-                        .get(&session.service)
-                        .cloned()
-                        .ok_or_else(|| HopError::MenuGone(session.service.clone()))?;
+                    let menu =
+                        bundle.for_session(&session.service, &session.menu_version).cloned().ok_or_else(
+                            || HopError::MenuGone(session.service.clone(), session.menu_version.clone()),
+                        )?;
                     let input = match cumulative::next_input(session.seen, &hop.text, &self.text_key) {
                         Some(input) => input.to_owned(),
                         None => {

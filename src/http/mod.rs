@@ -1,5 +1,6 @@
 //! The HTTP edge: routes, shared state, and the layers every request goes through.
 
+mod admin;
 mod health;
 
 use std::sync::Arc;
@@ -28,6 +29,16 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Budget for each readiness probe of a dependency.
     pub probe_timeout: Duration,
+    /// The admin endpoints, when ADMIN_TOKEN is set.
+    pub admin: Option<Admin>,
+}
+
+/// What the admin endpoints need.
+#[derive(Clone)]
+pub struct Admin {
+    pub token: Arc<str>,
+    /// Where menu reloads read from.
+    pub menus_dir: std::path::PathBuf,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -36,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/admin/menus/reload", post(admin::reload_menus))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint: see README.md for the routes\n") })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY))

@@ -14,6 +14,7 @@ mod template;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use budget::{Budget, cost as screen_cost};
 pub use compile::{Diagnostic, compile};
@@ -22,11 +23,20 @@ pub use graph::Menu;
 pub use messages::Message;
 pub use picture::Format as PictureFormat;
 
-/// Every menu served at once, looked up by USSD service code.
+/// Every menu served at once, looked up by USSD service code; plus the editions a
+/// reload replaced, kept for the sessions that started on them.
 #[derive(Debug, Default)]
 pub struct Bundle {
     menus: Vec<Arc<Menu>>,
     by_code: HashMap<String, usize>,
+    retired: Vec<Retired>,
+}
+
+/// A menu edition replaced by a reload, and when.
+#[derive(Debug, Clone)]
+struct Retired {
+    menu: Arc<Menu>,
+    since: Instant,
 }
 
 /// A dial string resolved to a menu and the extra segments dialled after its code.
@@ -119,6 +129,36 @@ impl Bundle {
 
     pub fn get(&self, service: &str) -> Option<&Arc<Menu>> {
         self.menus.iter().find(|m| m.service == service)
+    }
+
+    /// The menu a session runs: the edition it started on, even after a reload.
+    pub fn for_session(&self, service: &str, version: &str) -> Option<&Arc<Menu>> {
+        let same = |m: &Arc<Menu>| m.service == service && m.version == version;
+        self.menus.iter().find(|m| same(m)).or_else(|| self.retired.iter().map(|r| &r.menu).find(|m| same(m)))
+    }
+
+    /// Replaced editions still kept for their sessions.
+    pub fn retired(&self) -> usize {
+        self.retired.len()
+    }
+
+    /// This bundle taking over from `old`: every edition `old` served that this one does
+    /// not stays available to its sessions for `keep` (the session lifetime).
+    pub fn succeeding(mut self, old: &Bundle, now: Instant, keep: Duration) -> Bundle {
+        let serves = |menu: &Menu, menus: &[Arc<Menu>]| {
+            menus.iter().any(|m| m.service == menu.service && m.version == menu.version)
+        };
+        for m in &old.menus {
+            if !serves(m, &self.menus) {
+                self.retired.push(Retired { menu: Arc::clone(m), since: now });
+            }
+        }
+        for r in &old.retired {
+            if now.duration_since(r.since) < keep && !serves(&r.menu, &self.menus) {
+                self.retired.push(r.clone());
+            }
+        }
+        self
     }
 }
 
