@@ -12,4 +12,5 @@ pub mod menu;
 pub mod money;
 pub mod ops;
 pub mod session;
+pub mod simulate;
 pub mod telemetry;

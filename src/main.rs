@@ -48,6 +48,22 @@ enum Command {
         #[arg(long)]
         menus: Option<PathBuf>,
     },
+    /// A phone in the terminal: dial a code and walk the menu, against a gateway in
+    /// this process (a scratch demo database) or a running one.
+    Simulate {
+        /// A running gateway's Africa's Talking endpoint, e.g.
+        /// http://127.0.0.1:8080/ussd/africastalking.
+        #[arg(long)]
+        url: Option<String>,
+        /// The subscriber dialling (a demo subscriber: PIN 1234).
+        #[arg(long, default_value = "+254700000001")]
+        msisdn: String,
+        #[arg(long, default_value = "*384#")]
+        code: String,
+        /// Menus of the in-process gateway.
+        #[arg(long, default_value = "menus")]
+        menus: PathBuf,
+    },
     /// Menu file tools.
     Menus {
         #[command(subcommand)]
@@ -129,6 +145,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Journeys { dir, menus } => journeys(cli.config, &dir, menus),
+        Command::Simulate { url, msisdn, code, menus } => simulate(cli.config, url, &msisdn, &code, &menus),
         Command::Serve { demo, listen } => run(cli.config, listen, demo, false),
         // Migrating needs no secrets, so it validates as leniently as a demo does.
         Command::Migrate => run(cli.config, None, true, true),
@@ -208,6 +225,50 @@ fn journeys(config_file: Option<PathBuf>, dir: &std::path::Path, menus: Option<P
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn simulate(
+    config_file: Option<PathBuf>,
+    url: Option<String>,
+    msisdn: &str,
+    code: &str,
+    menus: &std::path::Path,
+) -> ExitCode {
+    use ussd_gateway::simulate::{Line, run};
+    let settings = match Settings::load(config_file.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let line = match url {
+            Some(url) => Line::http(&url),
+            None => {
+                eprintln!("starting a gateway in this process on a scratch demo database…");
+                Line::in_process(&settings.database_url, menus).await?
+            }
+        };
+        let typed = std::io::stdin().lines().map_while(Result::ok);
+        let walked = run(&line, typed, &mut std::io::stdout(), msisdn, code).await;
+        line.close().await?;
+        walked
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }
