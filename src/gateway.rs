@@ -14,10 +14,13 @@ use tracing::{debug, warn};
 
 use crate::channel::Hop;
 use crate::channel::ussd::cumulative;
+use crate::menu::Journey;
 use crate::menu::{Action, Bundle, EngineError, Menu, Message, Reply, Step};
 use crate::money::{Money, MoneyError, OpCall};
 use crate::ops::OpResult;
-use crate::session::{Loaded, Session, SessionKey, SessionStore, StoreError, TextKey, TextMark};
+use crate::session::{
+    Loaded, ResumePointer, Session, SessionKey, SessionStore, StoreError, TextKey, TextMark,
+};
 
 /// Compare-and-set attempts before a hop gives up on a contended session.
 const CAS_ATTEMPTS: usize = 4;
@@ -96,6 +99,16 @@ struct Record {
     version: u64,
     /// Whether this attempt has claimed the session (marked it pending) for an op.
     claimed: bool,
+}
+
+/// How a hop enters the engine.
+enum Entry {
+    /// An input on a running journey.
+    Continue,
+    /// A new session: the start screen.
+    Begin,
+    /// A new session offered the journey its subscriber dropped.
+    Offer(Box<Journey>),
 }
 
 /// Why the engine loop stopped without a reply of its own.
@@ -202,7 +215,7 @@ impl Gateway {
         let mut assume_new = hop.text.is_empty();
         for _ in 0..CAS_ATTEMPTS {
             let loaded = if std::mem::take(&mut assume_new) { None } else { self.store.load(&key).await? };
-            let (version, session, menu, inputs, fresh) = match loaded {
+            let (version, session, menu, inputs, entry) = match loaded {
                 Some(Loaded { version, session }) => {
                     if session.seen == mark {
                         return self.replay(&key, session, mark, deadline).await;
@@ -221,7 +234,7 @@ impl Gateway {
                             hop.text.rsplit('*').next().unwrap_or_default().to_owned()
                         }
                     };
-                    (version, session, menu, vec![input], false)
+                    (version, session, menu, vec![input], Entry::Continue)
                 }
                 None => {
                     let Some(dialled) = bundle.resolve(&hop.service_code) else {
@@ -231,6 +244,13 @@ impl Gateway {
                     let mut inputs = dialled.jump.clone();
                     inputs.extend(cumulative::first_inputs(&hop.text));
                     let menu = Arc::clone(dialled.menu);
+                    let entry = match menu.resume {
+                        Some(_) if inputs.is_empty() => match self.dropped_journey(hop, &key, &menu).await? {
+                            Some(journey) => Entry::Offer(Box::new(journey)),
+                            None => Entry::Begin,
+                        },
+                        _ => Entry::Begin,
+                    };
                     let session = Session {
                         service: menu.service.clone(),
                         menu_version: menu.version.clone(),
@@ -240,13 +260,13 @@ impl Gateway {
                         pending_since_ms: None,
                         hops: 0,
                     };
-                    (0, session, menu, inputs, true)
+                    (0, session, menu, inputs, entry)
                 }
             };
 
             let attempt = Attempt { hop, key: &key, mark, menu: &menu, deadline };
             let mut record = Record { session, version, claimed: false };
-            let (reply, kind) = match self.drive(&attempt, &mut record, inputs, fresh).await {
+            let (reply, kind) = match self.drive(&attempt, &mut record, inputs, entry).await {
                 Ok(reply) => {
                     let kind = if reply.end { HopKind::End } else { HopKind::Continue };
                     (reply, kind)
@@ -283,7 +303,20 @@ impl Gateway {
             session.reply = Some(reply.clone());
             session.pending_since_ms = None;
             session.hops += 1;
-            match self.store.save(&key, version, &session, self.config.session_ttl).await? {
+            let saved = match menu.resume {
+                None => self.store.save(&key, version, &session, self.config.session_ttl).await?,
+                Some(ref resume) => {
+                    let within = resume.within;
+                    // The record must outlive the offer window; the pointer leads to it
+                    // while the journey can be resumed, and is removed once it cannot.
+                    let pointer = ResumePointer::new(hop.msisdn.as_e164(), &session.service);
+                    let keep =
+                        (kind != HopKind::Failed && menu.can_resume(&session.journey)).then_some(within);
+                    let ttl = within.max(self.config.session_ttl);
+                    self.store.save_pointing(&key, version, &session, ttl, &pointer, keep).await?
+                }
+            };
+            match saved {
                 Some(_) => return Ok((reply, kind)),
                 None if claimed => return Err(HopError::ClaimLost),
                 None => continue,
@@ -298,18 +331,25 @@ impl Gateway {
         at: &Attempt<'_>,
         rec: &mut Record,
         inputs: Vec<String>,
-        fresh: bool,
+        entry: Entry,
     ) -> Result<Reply, Interrupt> {
         let menu = at.menu;
         let mut inputs = inputs.into_iter();
         let mut ops = 0;
-        let mut step = if fresh {
-            let (journey, step) = menu.begin(None).map_err(Interrupt::Engine)?;
-            rec.session.journey = journey;
-            step
-        } else {
-            let first = inputs.next().unwrap_or_default();
-            menu.input(&mut rec.session.journey, &first).map_err(Interrupt::Engine)?
+        let mut step = match entry {
+            Entry::Begin | Entry::Offer(_) => {
+                let (journey, step) = match entry {
+                    Entry::Offer(dropped) => menu.offer_resume(*dropped),
+                    _ => menu.begin(None),
+                }
+                .map_err(Interrupt::Engine)?;
+                rec.session.journey = journey;
+                step
+            }
+            Entry::Continue => {
+                let first = inputs.next().unwrap_or_default();
+                menu.input(&mut rec.session.journey, &first).map_err(Interrupt::Engine)?
+            }
         };
         loop {
             step = match step {
@@ -333,6 +373,26 @@ impl Gateway {
                 }
             };
         }
+    }
+
+    /// The journey this subscriber dropped within the menu's resume window, if it can be
+    /// offered back: same menu edition, no op in flight, past the first screen.
+    async fn dropped_journey(
+        &self,
+        hop: &Hop,
+        key: &SessionKey,
+        menu: &Menu,
+    ) -> Result<Option<Journey>, HopError> {
+        let pointer = ResumePointer::new(hop.msisdn.as_e164(), &menu.service);
+        let Some(old) = self.store.recall(&pointer).await? else { return Ok(None) };
+        if &old == key {
+            return Ok(None);
+        }
+        let Some(Loaded { session, .. }) = self.store.load(&old).await? else { return Ok(None) };
+        let offer = session.menu_version == menu.version
+            && session.pending_since_ms.is_none()
+            && menu.can_resume(&session.journey);
+        Ok(offer.then_some(session.journey))
     }
 
     /// Marks the session pending for this hop's text before any op runs, so that a

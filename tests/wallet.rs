@@ -159,12 +159,14 @@ async fn send_money_explains_every_refusal(pool: PgPool) {
     assert_eq!(r[6], "CON Enter amount");
     assert_eq!(r[7], "CON Enter KES 1 to 250,000.\nEnter amount");
     assert!(r[8].starts_with("CON Send KES 5,000.00 to Brian Kamau"), "{}", r[8]);
+    // The walk stopped at the confirmation: a new dial offers to continue from there.
     let s = unique_session();
-    for text in ["", "1", "1*0700000002", "1*0700000002*5000", "1*0700000002*5000*1"] {
-        app.at_hop(&s, AMINA, text).await;
-    }
+    let offer = "CON Your last session was cut off.\n1. Continue where I left off\n2. Start again";
+    assert_eq!(app.at_hop(&s, AMINA, "").await, offer);
+    assert!(app.at_hop(&s, AMINA, "1").await.starts_with("CON Send KES 5,000.00 to Brian Kamau"));
+    assert_eq!(app.at_hop(&s, AMINA, "1*1").await, "CON Enter PIN to send KES 5,000.00");
     assert_eq!(
-        app.at_hop(&s, AMINA, "1*0700000002*5000*1*1234").await,
+        app.at_hop(&s, AMINA, "1*1*1234").await,
         "END Not enough money. You need KES 5,057.00 including the fee."
     );
     assert_eq!(wallet_balance(&pool, AMINA).await, 1_000_00);
@@ -236,5 +238,30 @@ async fn the_language_choice_is_remembered(pool: PgPool) {
     assert_eq!(replies[0], swahili_menu);
     assert_eq!(replies[2], "CON PIN ni tarakimu 4.\nWeka PIN yako kuona salio");
     assert_eq!(last(&app, AMINA, &["5", "1"]).await, main_menu("Amina"));
+    assert_eq!(walk(&app, AMINA, &[]).await[0], main_menu("Amina"));
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_dropped_form_is_offered_back_until_finished_or_declined(pool: PgPool) {
+    let app = spawn(pool, Store::Redis).await;
+    let offer = "CON Your last session was cut off.\n1. Continue where I left off\n2. Start again";
+    // Dropped on a screen the menu lists (the amount): offered back.
+    walk(&app, AMINA, &["1", "0700000002"]).await;
+    let replies = walk(&app, AMINA, &["1", "500"]).await;
+    assert_eq!(replies[0], offer);
+    assert_eq!(replies[1], "CON Enter amount");
+    assert!(replies[2].starts_with("CON Send KES 500.00 to Brian Kamau"), "{}", replies[2]);
+    // Declining forgets it: the next dial is the main menu.
+    assert_eq!(walk(&app, AMINA, &["2"]).await[1], main_menu("Amina"));
+    assert_eq!(walk(&app, AMINA, &[]).await[0], main_menu("Amina"));
+    // Dropped on a screen it does not list (a menu): nothing to offer.
+    walk(&app, AMINA, &["5"]).await;
+    assert_eq!(walk(&app, AMINA, &[]).await[0], main_menu("Amina"));
+    // A finished journey is not offered either, and another subscriber never sees it.
+    walk(&app, AMINA, &["1", "0700000002"]).await;
+    assert_eq!(walk(&app, BRIAN, &[]).await[0], main_menu("Brian"));
+    let done = walk(&app, AMINA, &["1", "100", "1", "1234"]).await;
+    assert_eq!(done[0], offer);
+    assert!(done[4].starts_with("END Sent KES 100.00"), "{done:?}");
     assert_eq!(walk(&app, AMINA, &[]).await[0], main_menu("Amina"));
 }

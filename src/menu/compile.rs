@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::{Location, Spanned};
 
 use super::budget::Budget;
-use super::graph::{Items, Keys, Menu, Node, NodeKind, Route, ScreenId};
+use super::graph::{Items, Keys, Menu, Node, NodeKind, Resume, Route, ScreenId};
 use super::input::Rules;
 use super::messages::{Message, SHIPPED};
 use super::model::{self, InputKind, MenuFile, Screen, Text};
@@ -373,6 +373,38 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
             Some("USSD carries 182 GSM-7 or 80 UCS-2 characters; most aggregators advise 160".into()),
         );
     }
+    let resume = m.resume.as_ref().map(|r| {
+        if !(10..=3600).contains(&r.within) {
+            cx.error(
+                Location::UNKNOWN,
+                format!("`resume.within` is {} s; it must be between 10 and 3600", r.within),
+                Some("subscribers re-dial within a minute or two of a drop; 120 is typical".into()),
+            );
+        }
+        if r.screens.is_empty() {
+            cx.error(
+                Location::UNKNOWN,
+                "`resume.screens` is empty",
+                Some("list the screens a dropped subscriber is offered back to".into()),
+            );
+        }
+        let mut ids = Vec::new();
+        for name in &r.screens {
+            let id = resolve(&mut cx, name);
+            let waits = m.screens.get(&name.value).is_some_and(|s| {
+                matches!(s.value, Screen::Menu(_) | Screen::Input(_) | Screen::Pin(_) | Screen::Confirm(_))
+            });
+            if index.contains_key(&name.value) && !waits {
+                cx.error(
+                    name.referenced,
+                    format!("`resume.screens`: `{}` does not wait for input", name.value),
+                    Some("list menu, input, pin or confirm screens".into()),
+                );
+            }
+            ids.push(id);
+        }
+        Resume { within: std::time::Duration::from_secs(u64::from(r.within)), screens: ids }
+    });
     let keys = Keys {
         back: m.navigation.back.clone(),
         home: m.navigation.home.clone(),
@@ -412,6 +444,7 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
         too_many_attempts,
         keys,
         budget,
+        resume,
         messages,
         screens,
         index,

@@ -48,6 +48,9 @@ pub struct Journey {
     /// The error line over the current screen, kept while its pages are turned.
     #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The subscriber is being asked whether to continue this journey after a drop.
+    #[serde(rename = "o", default, skip_serializing_if = "std::ops::Not::not")]
+    pub resuming: bool,
     /// Screens that refused an input since the caller last took this list (funnel
     /// metrics); never stored.
     #[serde(skip)]
@@ -153,8 +156,62 @@ impl Menu {
         Ok((journey, step))
     }
 
+    /// Whether a journey left behind by a dropped session may be offered to continue: it
+    /// waits on one of the screens the menu's `resume` lists (or on the offer itself).
+    pub fn can_resume(&self, j: &Journey) -> bool {
+        let Some(resume) = &self.resume else { return false };
+        !j.done && self.index.get(&j.screen).is_some_and(|id| resume.screens.contains(id))
+    }
+
+    /// Offers a dropped journey back: continue where the subscriber left off, or start again.
+    pub fn offer_resume(&self, mut j: Journey) -> Result<(Journey, Step), EngineError> {
+        j.resuming = true;
+        j.retries = 0;
+        let text = self.resume_offer(&j)?;
+        Ok((j, Step::Reply(Reply::con(text))))
+    }
+
+    fn resume_offer(&self, j: &Journey) -> Result<String, EngineError> {
+        Ok(format!(
+            "{}\n1. {}\n2. {}",
+            self.message(j, Message::ResumeOffer)?,
+            self.message(j, Message::Continue)?,
+            self.message(j, Message::StartAgain)?
+        ))
+    }
+
+    fn answer_resume(&self, j: &mut Journey, key: &str) -> Result<Step, EngineError> {
+        match key {
+            "1" => {
+                j.resuming = false;
+                let id = self.current(j)?;
+                let pages = self.pages(j, id)?;
+                Ok(self.page_reply(j, id, pages))
+            }
+            "2" => {
+                // Ops are keyed by session and counter, and this is a new session: the
+                // counter may start again.
+                let (fresh, step) = self.begin(Some(&j.lang))?;
+                *j = fresh;
+                Ok(step)
+            }
+            _ => {
+                j.retries += 1;
+                if j.retries >= self.max_retries {
+                    j.done = true;
+                    return Ok(Step::Reply(Reply::end(self.message(j, Message::TooManyAttempts)?)));
+                }
+                let text = format!("{}\n{}", self.message(j, Message::InvalidChoice)?, self.resume_offer(j)?);
+                Ok(Step::Reply(Reply::con(text)))
+            }
+        }
+    }
+
     /// Applies what the subscriber typed on the current screen.
     pub fn input(&self, j: &mut Journey, raw: &str) -> Result<Step, EngineError> {
+        if j.resuming {
+            return self.answer_resume(j, raw.trim());
+        }
         let id = self.current(j)?;
         let node = &self.screens[id.0 as usize];
         let paging_an_end = matches!(node.kind, NodeKind::End { .. }) && !j.done;

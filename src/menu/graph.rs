@@ -31,11 +31,20 @@ pub struct Menu {
     pub(super) too_many_attempts: Option<ScreenId>,
     pub(super) keys: Keys,
     pub budget: Budget,
+    /// How long after a drop a new dial is offered to continue, and from which screens.
+    pub resume: Option<Resume>,
     /// The menu's own texts for built-in lines.
     pub(super) messages: HashMap<Message, Tpl>,
     pub(super) screens: Vec<Node>,
     pub(super) index: HashMap<String, ScreenId>,
     pub(super) templates: Templates,
+}
+
+/// A menu's offer to continue a dropped journey.
+#[derive(Debug)]
+pub struct Resume {
+    pub within: std::time::Duration,
+    pub(super) screens: Vec<ScreenId>,
 }
 
 /// The reserved keys of a menu.

@@ -19,6 +19,9 @@ pub enum Message {
     More,
     Yes,
     No,
+    ResumeOffer,
+    Continue,
+    StartAgain,
 }
 
 /// Languages whose built-in lines ship with the gateway.
@@ -41,6 +44,9 @@ impl Message {
         Message::More,
         Message::Yes,
         Message::No,
+        Message::ResumeOffer,
+        Message::Continue,
+        Message::StartAgain,
     ];
 
     /// The key a menu uses under `messages:` to replace this line.
@@ -61,6 +67,9 @@ impl Message {
             Message::More => "more",
             Message::Yes => "yes",
             Message::No => "no",
+            Message::ResumeOffer => "resume_offer",
+            Message::Continue => "continue",
+            Message::StartAgain => "start_again",
         }
     }
 
@@ -93,6 +102,9 @@ impl Message {
             Message::More => "More",
             Message::Yes => "Yes",
             Message::No => "No",
+            Message::ResumeOffer => "Your last session was cut off.",
+            Message::Continue => "Continue where I left off",
+            Message::StartAgain => "Start again",
         }
     }
 
@@ -113,6 +125,9 @@ impl Message {
             Message::More => "Zaidi",
             Message::Yes => "Ndiyo",
             Message::No => "Hapana",
+            Message::ResumeOffer => "Kipindi chako cha mwisho kilikatika.",
+            Message::Continue => "Endelea nilipoachia",
+            Message::StartAgain => "Anza upya",
         }
     }
 }

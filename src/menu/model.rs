@@ -36,6 +36,9 @@ pub struct MenuFile {
     pub home: Option<Spanned<String>>,
     #[serde(default)]
     pub navigation: Navigation,
+    /// Offer a subscriber who drops on one of `screens` and dials again within `within`
+    /// seconds to continue where they left off.
+    pub resume: Option<ResumeDecl>,
     /// The most a screen may hold; longer menus and texts are split into pages.
     #[serde(default)]
     pub budget: BudgetDecl,
@@ -73,6 +76,16 @@ impl Default for Navigation {
     fn default() -> Self {
         Navigation { back: "0".into(), home: "00".into(), more: "98".into() }
     }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeDecl {
+    /// Seconds after the last screen during which a new dial is offered to continue.
+    pub within: u32,
+    /// Screens worth coming back to (long forms, a confirmation), that wait for input.
+    #[schemars(with = "Vec<String>")]
+    pub screens: Vec<Spanned<String>>,
 }
 
 /// Characters one screen may hold: GSM-7 septets (extension characters cost two), or

@@ -15,6 +15,7 @@ languages: [en, sw]
 start: home
 too_many_attempts: oops
 budget: { gsm7: 80, ucs2: 60 }
+resume: { within: 60, screens: [amount, sure] }
 messages:
   invalid_choice: { en: "Pick a number from the list.", sw: "Chagua nambari iliyoorodheshwa." }
 screens:
@@ -301,6 +302,27 @@ fn text_input_checks_its_pattern() {
     let next = con(&m, &mut j, "AB123");
     assert!(next.starts_with("These are the terms"), "{next}");
     assert_eq!(j.vars["code"], "AB123");
+}
+
+#[test]
+fn a_dropped_journey_is_offered_back_from_the_screens_the_menu_lists() {
+    let m = flow();
+    let mut dropped = start(&m, None);
+    assert!(!m.can_resume(&dropped), "the home screen is not listed");
+    con(&m, &mut dropped, "1");
+    assert!(m.can_resume(&dropped));
+
+    let (mut j, step) = m.offer_resume(dropped.clone()).unwrap();
+    let offer = "Your last session was cut off.\n1. Continue where I left off\n2. Start again";
+    assert_eq!(text(step), (false, offer.to_owned()));
+    assert_eq!(con(&m, &mut j, "7"), format!("Pick a number from the list.\n{offer}"));
+    assert_eq!(con(&m, &mut j, "1"), "Amount?");
+    // The way back survives the drop.
+    assert!(con(&m, &mut j, "0").starts_with("Home"));
+
+    let (mut j, _) = m.offer_resume(dropped).unwrap();
+    assert!(con(&m, &mut j, "2").starts_with("Home"));
+    assert!(j.history.is_empty() && !j.resuming);
 }
 
 // ── What `menus check` refuses ────────────────────────────────────────────────

@@ -42,16 +42,59 @@ impl MemoryStore {
     }
 
     pub fn save(&self, key: &str, expected: u64, bytes: Vec<u8>, ttl: Duration) -> Option<u64> {
+        cas(&mut lock(&self.inner), key, expected, bytes, ttl)
+    }
+}
+
+impl MemoryStore {
+    /// [`Self::save`], and under the same lock points `pointer` at this session for
+    /// `keep` (deletes it when `keep` is `None`).
+    pub fn save_pointing(
+        &self,
+        key: &str,
+        expected: u64,
+        bytes: Vec<u8>,
+        ttl: Duration,
+        pointer: &str,
+        keep: Option<Duration>,
+    ) -> Option<u64> {
         let mut map = lock(&self.inner);
-        let now = Instant::now();
-        let current = map.get(key).filter(|e| e.expires > now).map_or(0, |e| e.version);
-        if current != expected {
-            return None;
+        let version = cas(&mut map, key, expected, bytes, ttl)?;
+        let slot = format!("\0r:{pointer}");
+        match keep {
+            Some(keep) => {
+                let entry =
+                    Entry { version: 1, expires: Instant::now() + keep, bytes: key.as_bytes().to_vec() };
+                map.insert(slot, entry);
+            }
+            None => {
+                map.remove(&slot);
+            }
         }
-        let version = expected + 1;
-        map.insert(key.to_owned(), Entry { version, expires: now + ttl, bytes });
         Some(version)
     }
+
+    pub fn recall(&self, pointer: &str) -> Option<String> {
+        let (_, bytes) = self.load(&format!("\0r:{pointer}"))?;
+        String::from_utf8(bytes).ok()
+    }
+}
+
+fn cas(
+    map: &mut HashMap<String, Entry>,
+    key: &str,
+    expected: u64,
+    bytes: Vec<u8>,
+    ttl: Duration,
+) -> Option<u64> {
+    let now = Instant::now();
+    let current = map.get(key).filter(|e| e.expires > now).map_or(0, |e| e.version);
+    if current != expected {
+        return None;
+    }
+    let version = expected + 1;
+    map.insert(key.to_owned(), Entry { version, expires: now + ttl, bytes });
+    Some(version)
 }
 
 /// A poisoned lock only means another thread panicked mid-insert of a whole entry;

@@ -25,6 +25,16 @@ impl SessionKey {
     }
 }
 
+/// Where a subscriber's resumable journey of one service is: (msisdn, service).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumePointer(String);
+
+impl ResumePointer {
+    pub fn new(msisdn_e164: &str, service: &str) -> Self {
+        ResumePointer(format!("{msisdn_e164}:{service}"))
+    }
+}
+
 /// A session as loaded, with the version a save must match.
 #[derive(Debug)]
 pub struct Loaded {
@@ -76,6 +86,37 @@ impl SessionStore {
             SessionStore::Memory(m) => Ok(m.save(key.as_str(), expected, bytes, ttl)),
             SessionStore::Redis(r) => r.save(key.as_str(), expected, bytes, ttl).await,
         }
+    }
+
+    /// [`Self::save`], and in the same write the subscriber's resume pointer: aimed at
+    /// this session for `keep`, or removed when `keep` is `None`.
+    pub async fn save_pointing(
+        &self,
+        key: &SessionKey,
+        expected: u64,
+        session: &Session,
+        ttl: Duration,
+        pointer: &ResumePointer,
+        keep: Option<Duration>,
+    ) -> Result<Option<u64>, StoreError> {
+        let bytes = serde_json::to_vec(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        match self {
+            SessionStore::Memory(m) => {
+                Ok(m.save_pointing(key.as_str(), expected, bytes, ttl, &pointer.0, keep))
+            }
+            SessionStore::Redis(r) => {
+                r.save_pointing(key.as_str(), expected, bytes, ttl, &pointer.0, keep).await
+            }
+        }
+    }
+
+    /// The session a subscriber's journey was left in, if the pointer has not expired.
+    pub async fn recall(&self, pointer: &ResumePointer) -> Result<Option<SessionKey>, StoreError> {
+        let found = match self {
+            SessionStore::Memory(m) => m.recall(&pointer.0),
+            SessionStore::Redis(r) => r.recall(&pointer.0).await?,
+        };
+        Ok(found.map(SessionKey))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -18,12 +18,29 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return next
 ";
 
+/// The compare-and-set, then in the same call the subscriber's resume pointer: set to
+/// this session (ARGV[5] ms) or, with ARGV[5] = 0, deleted.
+const CAS_AND_POINT: &str = r"
+local current = redis.call('HGET', KEYS[1], 'v')
+if (current or '0') ~= ARGV[1] then return 0 end
+local next = tonumber(ARGV[1]) + 1
+redis.call('HSET', KEYS[1], 'v', next, 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if ARGV[5] == '0' then
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
+end
+return next
+";
+
 /// Sessions in Redis through a self-reconnecting `ConnectionManager` (cheap to clone).
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     cas: Script,
+    cas_and_point: Script,
 }
 
 impl RedisStore {
@@ -38,7 +55,12 @@ impl RedisStore {
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(RedisStore { conn, prefix: prefix.to_owned(), cas: Script::new(CAS) })
+        Ok(RedisStore {
+            conn,
+            prefix: prefix.to_owned(),
+            cas: Script::new(CAS),
+            cas_and_point: Script::new(CAS_AND_POINT),
+        })
     }
 
     fn key(&self, key: &str) -> String {
@@ -71,6 +93,44 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         Ok((written != 0).then_some(written))
+    }
+
+    /// [`Self::save`], and in the same round trip points `pointer` at this session for
+    /// `keep` (or deletes it when `keep` is `None`).
+    pub async fn save_pointing(
+        &self,
+        key: &str,
+        expected: u64,
+        bytes: Vec<u8>,
+        ttl: Duration,
+        pointer: &str,
+        keep: Option<Duration>,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut conn = self.conn.clone();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+        let written: u64 = self
+            .cas_and_point
+            .key(self.key(key))
+            .key(self.pointer(pointer))
+            .arg(expected)
+            .arg(bytes)
+            .arg(ms(ttl))
+            .arg(key)
+            .arg(keep.map_or(0, ms))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok((written != 0).then_some(written))
+    }
+
+    /// The session `pointer` points at, if it has not expired.
+    pub async fn recall(&self, pointer: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        conn.get(self.pointer(pointer)).await.map_err(unavailable)
+    }
+
+    fn pointer(&self, pointer: &str) -> String {
+        format!("{}r:{pointer}", self.prefix)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
