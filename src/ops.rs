@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub enum Op {
     /// Looks up the subscriber dialling: name and language.
     CustomerProfile,
+    /// Checks that an ID number is free and seals it for registration.
+    CustomerSealId,
     /// Opens a wallet for the subscriber dialling, with the PIN chosen and confirmed.
     CustomerRegister,
     /// Remembers the subscriber's language.
@@ -86,10 +88,19 @@ pub const CATALOG: &[OpSpec] = &[
         moves_money: false,
     },
     OpSpec {
+        op: Op::CustomerSealId,
+        name: "customer.seal_id",
+        outcomes: &[O::Ok, O::IdTaken],
+        args: &[],
+        secrets: &["national_id"],
+        writes: false,
+        moves_money: false,
+    },
+    OpSpec {
         op: Op::CustomerRegister,
         name: "customer.register",
         outcomes: &[O::Ok, O::PinMismatch, O::AlreadyRegistered, O::IdTaken],
-        args: &["first_name", "last_name", "national_id", "staged_pin", "language"],
+        args: &["first_name", "last_name", "sealed_id", "staged_pin", "language"],
         secrets: &["pin"],
         writes: true,
         moves_money: false,
@@ -212,6 +223,7 @@ impl Op {
             Op::CustomerProfile => {
                 json!({ "first_name": wide(name), "last_name": wide(name), "language": "sw" })
             }
+            Op::CustomerSealId => json!({ "sealed": "0".repeat(120) }),
             Op::CustomerRegister => json!({ "first_name": wide(name) }),
             Op::CustomerSetLanguage => json!({ "language": "sw" }),
             Op::PinStage => json!({ "digest": "x".repeat(120) }),

@@ -4,8 +4,10 @@ mod amount;
 mod msisdn;
 mod name;
 mod pin;
+mod secret;
 
 pub use amount::{Amount, AmountError, Currency};
 pub use msisdn::{Msisdn, MsisdnError, Region, mask as msisdn_mask};
 pub use name::{NameError, PersonName};
 pub use pin::{Pin, PinError};
+pub use secret::Secret;

@@ -300,6 +300,20 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
                     cx.error(at, format!("{what}: `retries` must be at least 1"), None);
                 }
                 check_var_name(&mut cx, at, &s.save, &what);
+                if s.sensitive {
+                    let takes_it = match m.screens.get(&s.next.value).map(|sc| &sc.value) {
+                        Some(Screen::Action(a)) => Op::from_name(&a.op.value)
+                            .is_some_and(|op| op.spec().secrets.contains(&s.save.as_str())),
+                        _ => false,
+                    };
+                    if index.contains_key(&s.next.value) && !takes_it {
+                        cx.error(
+                            s.next.referenced,
+                            format!("{what}: a `sensitive` input must lead straight to an `action` whose op takes `{}` as a secret", s.save),
+                            Some("the value is kept for this hop only; ops and the secrets they take are listed in docs/menus.md".into()),
+                        );
+                    }
+                }
                 NodeKind::Input {
                     text: tpl(&mut cx, &s.text, &what),
                     kind: s.kind,
@@ -308,6 +322,7 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
                     rules,
                     error: s.error.as_ref().map(|e| tpl(&mut cx, e, &what)),
                     retries: s.retries,
+                    sensitive: s.sensitive,
                 }
             }
             Screen::Pin(s) => {
@@ -487,18 +502,30 @@ fn action(
             cx.error(s.op.referenced, format!("{what}: op `{op}` needs the argument `{required}`"), None);
         }
     }
-    if !spec.secrets.is_empty() {
-        let fed_by_pin = screens.values().any(|sc| {
-            matches!(&sc.value, Screen::Pin(p) if p.next.value == name && spec.secrets.contains(&p.save.as_str()))
+    for secret in spec.secrets {
+        let fed = screens.values().any(|sc| match &sc.value {
+            Screen::Pin(p) => p.next.value == name && p.save == *secret,
+            Screen::Input(i) => i.sensitive && i.next.value == name && i.save == *secret,
+            _ => false,
         });
-        if !fed_by_pin {
+        if !fed {
+            let (what_kind, hint) = if secret.contains("pin") {
+                (
+                    "a PIN but no `pin` screen",
+                    format!("add a `pin` screen with `next:` pointing here and `save: {secret}`"),
+                )
+            } else {
+                (
+                    "a sensitive value but no `sensitive` input",
+                    format!(
+                        "add an `input` with `sensitive: true`, `save: {secret}` and `next:` pointing here"
+                    ),
+                )
+            };
             cx.error(
                 s.op.referenced,
-                format!("{what}: op `{op}` needs a PIN but no `pin` screen leads to it"),
-                Some(format!(
-                    "add a `pin` screen with `next:` pointing here and `save: {}`",
-                    spec.secrets[0]
-                )),
+                format!("{what}: op `{op}` needs {what_kind} leads to it (`{secret}`)"),
+                Some(hint),
             );
         }
     }

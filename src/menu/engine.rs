@@ -14,7 +14,7 @@ use super::graph::{Items, Menu, NodeKind, Route, ScreenId};
 use super::input::{self, Rejected};
 use super::messages::Message;
 use super::template::Tpl;
-use crate::domain::Pin;
+use crate::domain::{Pin, Secret};
 use crate::ops::{Op, OpResult, Outcome};
 
 /// Where a subscriber is in a menu. Persisted in the session between hops; it never
@@ -106,15 +106,20 @@ impl Reply {
 pub struct Action {
     pub op: Op,
     pub args: BTreeMap<String, String>,
-    /// Sensitive values from the `pin` step of this same hop.
-    pub secrets: Vec<(String, Pin)>,
+    /// Sensitive values typed in this same hop (a `pin` step, a `sensitive` input).
+    pub secrets: Vec<(String, Secret)>,
     /// The journey's op counter: the caller builds the idempotency key from it.
     pub seq: u32,
 }
 
 impl Action {
-    pub fn secret(&self, name: &str) -> Option<&Pin> {
-        self.secrets.iter().find(|(n, _)| n == name).map(|(_, p)| p)
+    pub fn secret(&self, name: &str) -> Option<&Secret> {
+        self.secrets.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    }
+
+    /// The secret `name` as a PIN, if it is one.
+    pub fn pin(&self, name: &str) -> Option<Pin> {
+        self.secret(name).and_then(|s| Pin::parse(s.expose()).ok())
     }
 }
 
@@ -242,8 +247,16 @@ impl Menu {
                 "2" => self.advance(j, *no, Vec::new()),
                 _ => self.reject(j, id, Message::InvalidChoice, None),
             },
-            NodeKind::Input { kind, save, next, rules, error, .. } => {
+            NodeKind::Input { kind, save, next, rules, error, sensitive, .. } => {
                 match input::parse(*kind, rules, raw, self.region, &self.currency) {
+                    // A sensitive value goes to the op of this hop only, never the session.
+                    Ok(value) if *sensitive => {
+                        let text = match value {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        self.advance(j, *next, vec![(save.clone(), Secret::new(text))])
+                    }
                     Ok(value) => {
                         j.vars.insert(save.clone(), value);
                         self.advance(j, *next, Vec::new())
@@ -252,7 +265,10 @@ impl Menu {
                 }
             }
             NodeKind::Pin { name, next, error, .. } => match Pin::parse(raw) {
-                Ok(pin) => self.advance(j, *next, vec![(name.clone(), pin)]),
+                Ok(pin) => {
+                    let secret = Secret::new(String::from_utf8_lossy(pin.expose()).into_owned());
+                    self.advance(j, *next, vec![(name.clone(), secret)])
+                }
                 Err(_) => self.reject(j, id, Message::InvalidPin, error.as_ref()),
             },
             // A long `end` still showing its pages takes only More and Back.
@@ -336,7 +352,7 @@ impl Menu {
         &self,
         j: &mut Journey,
         next: ScreenId,
-        secrets: Vec<(String, Pin)>,
+        secrets: Vec<(String, Secret)>,
     ) -> Result<Step, EngineError> {
         j.history.push(Frame { screen: j.screen.clone(), calls: j.calls.clone() });
         self.go(j, next, None, secrets)
@@ -349,7 +365,7 @@ impl Menu {
         j: &mut Journey,
         id: ScreenId,
         error: Option<String>,
-        secrets: Vec<(String, Pin)>,
+        secrets: Vec<(String, Secret)>,
     ) -> Result<Step, EngineError> {
         let mut id = id;
         for _ in 0..MAX_STEPS {

@@ -81,6 +81,8 @@ pub(super) enum NodeKind {
         rules: Rules,
         error: Option<Tpl>,
         retries: Option<u8>,
+        /// The value goes to the next op as a secret, not to the session.
+        sensitive: bool,
     },
     Pin {
         text: Tpl,
@@ -144,11 +146,15 @@ impl Menu {
         self.screens.len()
     }
 
-    /// Whether what is typed on this screen is a secret (a PIN) that must not be shown.
+    /// Whether what is typed on this screen is a secret (a PIN, a sensitive input) that
+    /// must not be shown.
     pub fn is_sensitive(&self, screen: &str) -> bool {
-        self.index
-            .get(screen)
-            .is_some_and(|id| matches!(self.screens[id.0 as usize].kind, NodeKind::Pin { .. }))
+        self.index.get(screen).is_some_and(|id| {
+            matches!(
+                self.screens[id.0 as usize].kind,
+                NodeKind::Pin { .. } | NodeKind::Input { sensitive: true, .. }
+            )
+        })
     }
 
     /// Position of `lang` in `languages`, or the default language's.

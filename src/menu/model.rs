@@ -215,6 +215,10 @@ pub struct InputStep {
     pub pattern: Option<Spanned<String>>,
     /// Invalid inputs allowed here (default: the menu's `max_retries`).
     pub retries: Option<u8>,
+    /// Hand the value to the op on `next` (which must be an `action`) for this hop only,
+    /// instead of saving it in the session: for OTPs, ID numbers and the like.
+    #[serde(default)]
+    pub sensitive: bool,
     /// Replaces the built-in error line shown when the input is rejected.
     #[schemars(with = "Option<Text>")]
     pub error: Option<Spanned<Text>>,

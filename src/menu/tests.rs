@@ -179,7 +179,8 @@ fn pin_is_handed_to_the_op_and_never_kept_in_the_journey() {
     assert_eq!(reply(m.input(&mut j, "12").unwrap()).text, "PIN must be 4 digits.\nEnter PIN");
     let a = action(m.input(&mut j, "4821").unwrap());
     assert_eq!(a.op, Op::WalletBalance);
-    assert_eq!(a.secret("pin").map(|p| p.expose().to_vec()), Some(b"4821".to_vec()));
+    assert_eq!(a.secret("pin").map(|p| p.expose()), Some("4821"));
+    assert!(a.pin("pin").is_some());
     let stored = serde_json::to_string(&j).unwrap();
     assert!(!stored.contains("4821"), "{stored}");
     assert!(!format!("{a:?}").contains("4821"));

@@ -325,6 +325,42 @@ fn a_dropped_journey_is_offered_back_from_the_screens_the_menu_lists() {
     assert!(j.history.is_empty() && !j.resuming);
 }
 
+#[test]
+fn a_sensitive_input_goes_to_the_op_of_its_hop_and_never_to_the_session() {
+    let m = compile(
+        Path::new("kyc.yaml"),
+        r#"
+service: kyc
+codes: ["*300#"]
+languages: [en]
+start: id
+screens:
+  id:
+    input: { text: "ID number?", kind: digits, min_length: 6, sensitive: true, save: national_id, next: seal }
+  seal:
+    action: { op: customer.seal_id, save: sealed, on: { ok: done, id_taken: done } }
+  done:
+    end: { text: Done }
+"#,
+    )
+    .unwrap_or_else(|d| panic!("{}", render(&d)));
+    assert!(m.is_sensitive("id") && !m.is_sensitive("done"));
+    let (mut j, _) = m.begin(None).unwrap();
+    let Step::Run(a) = m.input(&mut j, "27182818").unwrap() else { panic!("expected the seal op") };
+    assert_eq!(a.secret("national_id").map(|s| s.expose()), Some("27182818"));
+    assert!(!format!("{a:?}").contains("27182818"));
+    let stored = serde_json::to_string(&j).unwrap();
+    assert!(!stored.contains("27182818"), "{stored}");
+
+    // Anywhere but straight into an op that takes it, a sensitive input is refused.
+    let d = compile(
+        Path::new("kyc.yaml"),
+        "service: kyc\ncodes: [\"*300#\"]\nlanguages: [en]\nstart: id\nscreens:\n  id:\n    input: { text: ID?, kind: digits, min_length: 6, sensitive: true, save: national_id, next: done }\n  done:\n    end: { text: Done }\n",
+    )
+    .unwrap_err();
+    assert!(d[0].message.contains("must lead straight to an `action` whose op takes `national_id`"), "{d:?}");
+}
+
 // ── What `menus check` refuses ────────────────────────────────────────────────
 
 const HEAD: &str = "service: t\ncodes: [\"*1#\"]\nlanguages: [en]\nstart: a\nscreens:\n";

@@ -23,6 +23,21 @@ pub async fn profile(pool: &PgPool, msisdn: &Msisdn) -> Result<OpResult, sqlx::E
     })
 }
 
+/// An ID number sealed for the session (AES-256-GCM, hex) between the screen that asks
+/// for it and registration, unless another customer already holds it.
+pub async fn seal_id(pool: &PgPool, vault: &DataVault, national_id: &str) -> Result<OpResult, sqlx::Error> {
+    let taken: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM customers WHERE national_id_index = $1)")
+            .bind(vault.blind_index(national_id))
+            .fetch_one(pool)
+            .await?;
+    Ok(if taken {
+        OpResult::bare(Outcome::IdTaken)
+    } else {
+        OpResult::new(Outcome::Ok, json!({ "sealed": super::crypto::to_hex(&vault.encrypt(national_id)) }))
+    })
+}
+
 /// A new customer at the lowest KYC tier, with an empty wallet.
 pub struct Registration<'a> {
     pub msisdn: &'a Msisdn,

@@ -99,7 +99,8 @@ impl Money {
         }
         let pool = &self.pool;
         let s = &*self.settings;
-        let pin = call.action.secret("pin");
+        let pin = call.action.pin("pin");
+        let pin = pin.as_ref();
         match op {
             Op::CustomerProfile => Ok(customers::profile(pool, call.msisdn).await?),
             Op::CustomerRegister => {
@@ -108,20 +109,26 @@ impl Money {
                     return Ok(OpResult::bare(Outcome::PinMismatch));
                 }
                 let name = |arg| PersonName::parse(call.arg(arg)?).map_err(|e| call.bad(arg, e.to_string()));
-                let national_id = call.arg("national_id")?;
-                if national_id.is_empty() || !national_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                    return Err(call.bad("national_id", "must be letters and digits"));
-                }
+                let national_id = crypto::from_hex(call.arg("sealed_id")?)
+                    .and_then(|sealed| s.vault.decrypt(&sealed).ok())
+                    .ok_or_else(|| call.bad("sealed_id", "is not an ID sealed by customer.seal_id"))?;
                 let registration = customers::Registration {
                     msisdn: call.msisdn,
                     first_name: name("first_name")?,
                     last_name: name("last_name")?,
-                    national_id,
+                    national_id: &national_id,
                     pin: &staged,
                     language: call.arg("language")?,
                     currency: &s.currency,
                 };
                 Ok(customers::register(pool, &s.vault, registration).await?)
+            }
+            Op::CustomerSealId => {
+                let id = call.action.secret("national_id").map(|s| s.expose()).unwrap_or_default();
+                if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err(call.bad("national_id", "must be letters and digits"));
+                }
+                Ok(customers::seal_id(pool, &s.vault, id).await?)
             }
             Op::CustomerSetLanguage => {
                 let language = call.arg("language")?;

@@ -65,15 +65,12 @@ pub struct StagedPin {
 
 impl StagedPin {
     pub fn encode(&self) -> String {
-        self.salt.iter().chain(&self.hash).map(|b| format!("{b:02x}")).collect()
+        let bytes: Vec<u8> = self.salt.iter().chain(&self.hash).copied().collect();
+        super::crypto::to_hex(&bytes)
     }
 
     pub fn decode(text: &str) -> Option<StagedPin> {
-        let bytes: Option<Vec<u8>> = (0..text.len())
-            .step_by(2)
-            .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-            .collect();
-        let bytes = bytes?;
+        let bytes = super::crypto::from_hex(text)?;
         if bytes.len() != 48 {
             return None;
         }
