@@ -1,5 +1,6 @@
 //! In-process costs of one hop's pure work: the engine step over the shipped wallet menu
-//! (template rendering included), and the session record's round trip through JSON.
+//! (template rendering included), the screen budget (encoding-aware counting and
+//! pagination), and the session record's round trip through JSON.
 //!
 //! `cargo bench --bench engine`
 
@@ -8,7 +9,7 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-use ussd_gateway::menu::{Bundle, Journey, Step};
+use ussd_gateway::menu::{Budget, Bundle, Journey, Layout, NavLines, Step, paginate, screen_cost};
 use ussd_gateway::ops::{OpResult, Outcome};
 use ussd_gateway::session::{Session, TextKey, TextMark};
 
@@ -61,6 +62,40 @@ fn engine(c: &mut Criterion) {
     });
 }
 
+fn budget(c: &mut Criterion) {
+    let gsm = "Send KES 250,000.00 to Brian Kamau +254700***002? Fee KES 108.00.\n1. Yes\n2. No\n0. Back {€}";
+    let ucs2 = "Tuma KES 250,000.00 kwa Wanjirũ Kamau +254700***002? Ada KES 108.00.\n1. Ndiyo\n2. Hapana";
+    c.bench_function("budget/count GSM-7 (90 chars, extension characters)", |b| {
+        b.iter(|| black_box(screen_cost(black_box(gsm))))
+    });
+    c.bench_function("budget/count UCS-2 (falls back after a non-GSM character)", |b| {
+        b.iter(|| black_box(screen_cost(black_box(ucs2))))
+    });
+    let nav = NavLines { more: "98. More".into(), back: "0. Back".into() };
+    let header = vec!["Choose a biller".to_owned()];
+    let one_page: Vec<String> = (1..=5).map(|i| format!("{i}. Biller number {i}")).collect();
+    let long: Vec<String> = (1..=20).map(|i| format!("{i}. Biller with a long name {i}")).collect();
+    let layout = Layout { back_on_first: true, ends: false };
+    c.bench_function("budget/paginate a menu that fits (5 options)", |b| {
+        b.iter(|| black_box(paginate(&header, black_box(&one_page), &nav, layout, Budget::default())))
+    });
+    c.bench_function("budget/paginate a long menu (20 options → 5 pages)", |b| {
+        b.iter(|| black_box(paginate(&header, black_box(&long), &nav, layout, Budget::default())))
+    });
+    let menu = wallet();
+    let mut at_statement = at_main(&menu);
+    menu.input(&mut at_statement, "3").expect("statement");
+    menu.input(&mut at_statement, "1234").expect("pin");
+    let entry = json!({"date": "21/11", "amount": -1_507_00, "kind": "p2p", "party": "Cynthia W.", "ref": "TX0000000B"});
+    let entries = json!({ "entries": vec![entry; 5] });
+    c.bench_function("engine/statement as items (5 options, 2 pages)", |b| {
+        b.iter(|| {
+            let mut j = at_statement.clone();
+            black_box(menu.resume(&mut j, OpResult::new(Outcome::Ok, entries.clone())).expect("resume"))
+        })
+    });
+}
+
 fn session(c: &mut Criterion) {
     let menu = wallet();
     let key = TextKey::new(b"bench");
@@ -85,5 +120,5 @@ fn session(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, engine, session);
+criterion_group!(benches, engine, budget, session);
 criterion_main!(benches);

@@ -33,7 +33,7 @@ pub struct Cost {
 }
 
 /// Septets a character costs in GSM-7, or `None` if GSM-7 cannot carry it.
-fn septets(c: char) -> Option<usize> {
+fn septets_of(c: char) -> Option<usize> {
     match c {
         '\n' | '\r' => Some(1),
         // The extension table: an escape septet, then the character.
@@ -48,7 +48,7 @@ fn septets(c: char) -> Option<usize> {
 pub fn cost(text: &str) -> Cost {
     let mut units = 0;
     for c in text.chars() {
-        match septets(c) {
+        match septets_of(c) {
             Some(n) => units += n,
             None => return Cost { encoding: Encoding::Ucs2, units: text.encode_utf16().count() },
         }
@@ -85,6 +85,44 @@ pub struct Layout {
     pub ends: bool,
 }
 
+/// The size of a text in both encodings, and whether GSM-7 can carry it; sizes add up
+/// line by line, so that pagination never re-measures a page.
+#[derive(Clone, Copy, Debug)]
+struct Size {
+    septets: usize,
+    units: usize,
+    gsm: bool,
+}
+
+impl Size {
+    const NEWLINE: Size = Size { septets: 1, units: 1, gsm: true };
+    const ZERO: Size = Size { septets: 0, units: 0, gsm: true };
+
+    fn of(text: &str) -> Size {
+        let mut septets = 0;
+        let mut gsm = true;
+        for c in text.chars() {
+            match septets_of(c) {
+                Some(n) => septets += n,
+                None => gsm = false,
+            }
+        }
+        Size { septets, units: text.encode_utf16().count(), gsm }
+    }
+
+    fn plus(self, other: Size) -> Size {
+        Size {
+            septets: self.septets + other.septets,
+            units: self.units + other.units,
+            gsm: self.gsm && other.gsm,
+        }
+    }
+
+    fn fits(self, budget: Budget) -> bool {
+        if self.gsm { self.septets <= budget.gsm7 } else { self.units <= budget.ucs2 }
+    }
+}
+
 /// Splits a screen into pages that each fit `budget`: `header` lines (prose, cut at
 /// spaces if one line is too long) then `options` (kept whole unless one alone cannot
 /// fit). Every page but the last ends with More; pages after the first offer Back.
@@ -95,14 +133,32 @@ pub fn paginate(
     layout: Layout,
     budget: Budget,
 ) -> Vec<String> {
-    let mut queue: std::collections::VecDeque<String> = header.iter().chain(options).cloned().collect();
+    let mut queue: std::collections::VecDeque<(String, Size)> =
+        header.iter().chain(options).map(|l| (l.clone(), Size::of(l))).collect();
+    let (more_size, back_size) = (Size::of(&nav.more), Size::of(&nav.back));
     let mut pages = Vec::new();
     loop {
         let back = !pages.is_empty() || layout.back_on_first;
+        // What the navigation lines add to a body of `lines` lines.
+        let with_nav = |body: Size, lines: usize, more: bool| -> Size {
+            let mut size = body;
+            let mut count = lines;
+            let show_back = back && (more || !layout.ends);
+            for (wanted, line) in [(more, more_size), (show_back, back_size)] {
+                if wanted {
+                    if count > 0 {
+                        size = size.plus(Size::NEWLINE);
+                    }
+                    size = size.plus(line);
+                    count += 1;
+                }
+            }
+            size
+        };
         let compose = |body: &[String], more: bool| -> String {
             let mut page = body.join("\n");
-            let last_without_keys = !more && layout.ends;
-            for (wanted, line) in [(more, &nav.more), (back && !last_without_keys, &nav.back)] {
+            let show_back = back && (more || !layout.ends);
+            for (wanted, line) in [(more, &nav.more), (show_back, &nav.back)] {
                 if wanted {
                     if !page.is_empty() {
                         page.push('\n');
@@ -112,36 +168,38 @@ pub fn paginate(
             }
             page
         };
-        let rest: Vec<String> = queue.iter().cloned().collect();
-        let whole = compose(&rest, false);
-        if budget.fits(&whole) {
-            pages.push(whole);
+        let rest = queue.iter().enumerate().fold(Size::ZERO, |acc, (i, (_, size))| {
+            if i == 0 { acc.plus(*size) } else { acc.plus(Size::NEWLINE).plus(*size) }
+        });
+        if with_nav(rest, queue.len(), false).fits(budget) {
+            let body: Vec<String> = queue.into_iter().map(|(line, _)| line).collect();
+            pages.push(compose(&body, false));
             return pages;
         }
         let mut body: Vec<String> = Vec::new();
-        while let Some(unit) = queue.pop_front() {
-            let mut candidate = body.clone();
-            candidate.push(unit.clone());
-            if budget.fits(&compose(&candidate, true)) {
-                body = candidate;
+        let mut body_size = Size::ZERO;
+        while let Some((line, size)) = queue.pop_front() {
+            let grown = if body.is_empty() { size } else { body_size.plus(Size::NEWLINE).plus(size) };
+            if with_nav(grown, body.len() + 1, true).fits(budget) {
+                body.push(line);
+                body_size = grown;
                 continue;
             }
             if body.is_empty() {
-                let (head, tail) = split_to_fit(&unit, |prefix| {
-                    budget.fits(&compose(std::slice::from_ref(&prefix.to_owned()), true))
-                });
+                let (head, tail) =
+                    split_to_fit(&line, |prefix| with_nav(Size::of(prefix), 1, true).fits(budget));
                 body.push(head);
                 if !tail.is_empty() {
-                    queue.push_front(tail);
+                    let tail_size = Size::of(&tail);
+                    queue.push_front((tail, tail_size));
                 }
             } else {
-                queue.push_front(unit);
+                queue.push_front((line, size));
             }
             break;
         }
         pages.push(compose(&body, true));
         if queue.is_empty() {
-            // Only the More line was left to show: the split above consumed everything.
             return pages;
         }
     }
@@ -251,6 +309,37 @@ mod tests {
         assert!(pages.iter().all(|p| budget.fits(p)), "{pages:?}");
         let xs: usize = pages.iter().map(|p| p.matches('x').count()).sum();
         assert_eq!(xs, 100);
+    }
+
+    proptest::proptest! {
+        /// Whatever the lines and the budget, every page fits and nothing is lost,
+        /// duplicated or reordered.
+        #[test]
+        fn pages_fit_and_keep_every_character_in_order(
+            header in proptest::collection::vec("[a-z €ũ]{0,120}", 0..3),
+            options in proptest::collection::vec("[a-z €ũ]{1,40}", 0..12),
+            gsm7 in 40usize..200,
+            ucs2 in 20usize..100,
+            back_on_first: bool,
+            ends: bool,
+        ) {
+            let nav = NavLines { more: "98. MORE!".into(), back: "0. BACK!".into() };
+            let budget = Budget { gsm7, ucs2 };
+            let pages = paginate(&header, &options, &nav, Layout { back_on_first, ends }, budget);
+            proptest::prop_assert!(!pages.is_empty());
+            for page in &pages {
+                proptest::prop_assert!(budget.fits(page), "over budget: {:?}", page);
+            }
+            let shown: String = pages
+                .iter()
+                .flat_map(|p| p.lines())
+                .filter(|l| *l != nav.more && *l != nav.back)
+                .flat_map(|l| l.chars())
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            let given: String = header.iter().chain(&options).flat_map(|l| l.chars()).filter(|c| !c.is_whitespace()).collect();
+            proptest::prop_assert_eq!(shown, given);
+        }
     }
 
     #[test]

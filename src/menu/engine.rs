@@ -433,18 +433,19 @@ impl Menu {
     pub(super) fn parts(&self, j: &Journey, id: ScreenId) -> Result<Parts, EngineError> {
         let node = &self.screens[id.0 as usize];
         let mut options: Vec<String> = Vec::new();
+        let mut ctx = None;
         let (text, back_on_first, ends) = match &node.kind {
             NodeKind::Menu { text, items, options: static_options } => {
                 let mut n = 0;
                 if let Some(it) = items {
                     for item in self.list(j, it) {
                         n += 1;
-                        options.push(format!("{n}. {}", self.render_item(j, &it.label, &item)?));
+                        options.push(format!("{n}. {}", self.render_item(j, &it.label, &item, &mut ctx)?));
                     }
                 }
                 for (label, _) in static_options {
                     n += 1;
-                    options.push(format!("{n}. {}", self.render(j, label)?));
+                    options.push(format!("{n}. {}", self.render_with(j, label, &mut ctx)?));
                 }
                 (text, !j.history.is_empty(), false)
             }
@@ -463,7 +464,7 @@ impl Menu {
         if let Some(error) = &j.error {
             header.extend(error.lines().map(str::to_owned));
         }
-        header.extend(self.render(j, text)?.lines().map(str::to_owned));
+        header.extend(self.render_with(j, text, &mut ctx)?.lines().map(str::to_owned));
         let nav = NavLines {
             more: format!("{}. {}", self.keys.more, self.message(j, Message::More)?),
             back: format!("{}. {}", self.keys.back, self.message(j, Message::Back)?),
@@ -538,20 +539,52 @@ impl Menu {
 
     /// Renders over the session variables plus `lang`, the session's language.
     pub(super) fn render(&self, j: &Journey, tpl: &Tpl) -> Result<String, EngineError> {
-        let vars = minijinja::Value::from_serialize(&j.vars);
-        let ctx = minijinja::context! { lang => j.lang.as_str(), ..vars };
+        let mut ctx = None;
+        self.render_with(j, tpl, &mut ctx)
+    }
+
+    /// Renders with a context built at most once for several texts of one screen.
+    fn render_with(
+        &self,
+        j: &Journey,
+        tpl: &Tpl,
+        ctx: &mut Option<minijinja::Value>,
+    ) -> Result<String, EngineError> {
+        let lang = self.lang_index(&j.lang);
+        if let Some(text) = self.templates.plain(tpl, lang) {
+            return Ok(text.to_owned());
+        }
+        let ctx = ctx.get_or_insert_with(|| {
+            let vars = minijinja::Value::from_serialize(&j.vars);
+            minijinja::context! { lang => j.lang.as_str(), ..vars }
+        });
         self.templates
-            .render(tpl, self.lang_index(&j.lang), &ctx)
+            .render(tpl, lang, ctx)
             .map_err(|source| EngineError::Render { screen: j.screen.clone(), source })
     }
 
     /// Renders an item label, with the element as `item`.
-    fn render_item(&self, j: &Journey, tpl: &Tpl, item: &Value) -> Result<String, EngineError> {
-        let vars = minijinja::Value::from_serialize(&j.vars);
+    fn render_item(
+        &self,
+        j: &Journey,
+        tpl: &Tpl,
+        item: &Value,
+        ctx: &mut Option<minijinja::Value>,
+    ) -> Result<String, EngineError> {
+        let lang = self.lang_index(&j.lang);
+        if let Some(text) = self.templates.plain(tpl, lang) {
+            return Ok(text.to_owned());
+        }
+        let base = ctx
+            .get_or_insert_with(|| {
+                let vars = minijinja::Value::from_serialize(&j.vars);
+                minijinja::context! { lang => j.lang.as_str(), ..vars }
+            })
+            .clone();
         let item = minijinja::Value::from_serialize(item);
-        let ctx = minijinja::context! { item => item, lang => j.lang.as_str(), ..vars };
+        let ctx = minijinja::context! { item => item, ..base };
         self.templates
-            .render(tpl, self.lang_index(&j.lang), &ctx)
+            .render(tpl, lang, &ctx)
             .map_err(|source| EngineError::Render { screen: j.screen.clone(), source })
     }
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use budget::{Budget, Encoding, cost as screen_cost};
+pub use budget::{Budget, Encoding, Layout, NavLines, cost as screen_cost, paginate};
 pub use compile::{Diagnostic, compile};
 pub use engine::{Action, EngineError, Journey, Reply, Step};
 pub use graph::Menu;

@@ -95,6 +95,15 @@ impl Templates {
         }
     }
 
+    /// The text of `tpl` in `lang` when it has no template code: no context needed.
+    pub fn plain<'t>(&self, tpl: &'t Tpl, lang: usize) -> Option<&'t str> {
+        match Self::piece(tpl, lang) {
+            None => Some(""),
+            Some(Piece::Plain(s)) => Some(s),
+            Some(Piece::Template(_)) => None,
+        }
+    }
+
     /// Renders `tpl` in language `lang` (falling back to the first language) over `ctx`.
     pub fn render(&self, tpl: &Tpl, lang: usize, ctx: &Value) -> Result<String, minijinja::Error> {
         match Self::piece(tpl, lang) {
