@@ -190,6 +190,12 @@ async fn open_loop(shared: &Arc<Shared>, end: Instant, rate: f64) -> Tally {
     tally
 }
 
+/// Whether a reply is the offer to continue a dropped journey, in a shipped language.
+fn is_resume_offer(text: &str) -> bool {
+    use crate::menu::Message;
+    ["en", "sw"].iter().any(|lang| text.starts_with(&format!("CON {}", Message::ResumeOffer.text(lang))))
+}
+
 /// One journey by a random subscriber. Its hops count if the journey started after the
 /// warm-up; it stops at the first failed hop.
 async fn walk(shared: &Shared, worker: u64, seq: u64) -> Walked {
@@ -206,13 +212,26 @@ async fn walk(shared: &Shared, worker: u64, seq: u64) -> Walked {
         hops: Vec::with_capacity(5),
         completed: false,
     };
-    for hop in journey.hops(&opts.pin, &format!("07{payee:08}"), opts.amount) {
+    let mut hops = journey.hops(&opts.pin, &format!("07{payee:08}"), opts.amount).into_iter().peekable();
+    // A subscriber who dropped a journey the menu can resume is offered it on the next
+    // dial (the generator stops mid-journey at the end of a run, and draws subscribers
+    // at random): they decline, and their later inputs follow that answer.
+    let mut prefix = String::new();
+    let mut declined = false;
+    while let Some(hop) = hops.peek() {
+        let text = match (&prefix[..], hop.text.as_str()) {
+            ("", t) => t.to_owned(),
+            (p, "") => p.to_owned(),
+            (p, t) => format!("{p}*{t}"),
+        };
+        let step = if declined { "resume.declined" } else { hop.step };
+        let expect = hop.expect;
         let body = serde_urlencoded::to_string([
             ("sessionId", session.as_str()),
             ("serviceCode", opts.code.as_str()),
             ("phoneNumber", phone.as_str()),
             ("networkCode", "63902"),
-            ("text", hop.text.as_str()),
+            ("text", text.as_str()),
         ])
         .unwrap_or_default();
         let sent = Instant::now();
@@ -236,16 +255,26 @@ async fn walk(shared: &Shared, worker: u64, seq: u64) -> Walked {
         };
         let latency = sent.elapsed();
         shared.hops.fetch_add(1, Ordering::Relaxed);
+        let offered = !declined && prefix.is_empty() && reply.as_ref().is_ok_and(|t| is_resume_offer(t));
         let error = match reply {
-            Ok(text) if !opts.check || text.starts_with(hop.expect) => None,
-            Ok(text) => Some(format!("expected `{}…`, got `{}`", hop.expect, text.replace('\n', "\\n"))),
+            _ if offered => None,
+            Ok(text) if !opts.check || text.starts_with(expect) => None,
+            Ok(text) => Some(format!("expected `{expect}…`, got `{}`", text.replace('\n', "\\n"))),
             Err(e) => Some(e),
         };
         let failed = error.is_some();
-        walked.hops.push(HopSample { step: hop.step, latency, error });
+        walked.hops.push(HopSample { step: if offered { "resume.offered" } else { step }, latency, error });
         if failed {
             return walked;
         }
+        if offered {
+            // Answer the offer with "2" (start again) in place of the dial's screen.
+            prefix = "2".into();
+            declined = true;
+            continue;
+        }
+        declined = false;
+        hops.next();
     }
     walked.completed = true;
     walked

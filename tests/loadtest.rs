@@ -1,0 +1,51 @@
+//! The load generator against a real gateway on loopback: its journeys pass every
+//! screen check, including a dropped journey's resume offer, which it declines.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sqlx::PgPool;
+use ussd_gateway::loadtest::{Options, run};
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn send_journeys_decline_a_resume_offer_and_complete(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Redis).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+
+    // Amina dropped a transfer at the amount: her next dial is offered it back (the
+    // generator draws her or Brian for each of its few dozen journeys).
+    let s = unique_session();
+    for text in ["", "1", "1*0700000002"] {
+        app.at_hop(&s, "+254700000001", text).await;
+    }
+    let report = run(Options {
+        url: format!("http://{addr}"),
+        code: "*384#".into(),
+        mix: "send".parse().unwrap(),
+        concurrency: 1,
+        rate: None,
+        duration: Duration::from_millis(1500),
+        warmup: Duration::ZERO,
+        subscribers: 2,
+        pin: "1234".into(),
+        amount: 10,
+        check: true,
+        progress: false,
+    })
+    .await
+    .unwrap();
+    server.abort();
+    assert_eq!(report.all_hops.errors, 0, "{:?}", report.all_hops.first_error);
+    assert_eq!(report.steps["resume.offered"].count, 1);
+    assert_eq!(report.steps["resume.declined"].count, 1);
+    assert!(report.transfers_per_second > 0.0);
+    let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(sent >= 1, "the journeys moved money");
+}
