@@ -183,11 +183,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         warn!(error = %e, "cannot listen for SIGHUP; menus reload only through the admin endpoint");
     }
     let upkeep = state.metrics.clone();
+    let sweeper = Arc::clone(&gateway);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
             upkeep.run_upkeep();
+            sweeper.sweep_timeouts(tokio::time::Instant::now()).await;
         }
     });
     let listener = TcpListener::bind(config.listen)

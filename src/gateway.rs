@@ -48,6 +48,18 @@ pub struct Gateway {
     config: GatewayConfig,
     /// Ops run on tasks of their own; an op that overruns its hop keeps running here.
     ops: TaskTracker,
+    /// Sessions this process last answered with a `CON`, for the timeout funnel metric.
+    open: std::sync::Mutex<std::collections::HashMap<SessionKey, Open>>,
+}
+
+/// A session waiting on a screen after this process's last reply.
+struct Open {
+    service: String,
+    screen: String,
+    /// The session's hop count after that reply: a higher one in the store means
+    /// another process answered since.
+    hops: u32,
+    at: Instant,
 }
 
 /// How a hop was answered, for metrics.
@@ -141,6 +153,53 @@ impl Gateway {
             text_key,
             config,
             ops: TaskTracker::new(),
+            open: Default::default(),
+        }
+    }
+
+    /// Counts, per screen, the sessions left waiting for longer than the session lifetime
+    /// as of `now` (`ussd_screen_timeouts_total`), and forgets them. A session another
+    /// process answered since is left to that process. Returns how many timed out.
+    pub async fn sweep_timeouts(&self, now: Instant) -> usize {
+        let due: Vec<(SessionKey, Open)> = {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            let keys: Vec<SessionKey> = open
+                .iter()
+                .filter(|(_, o)| now.duration_since(o.at) >= self.config.session_ttl)
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter().filter_map(|k| open.remove(&k).map(|o| (k, o))).collect()
+        };
+        let mut timed_out = 0;
+        for (key, o) in due {
+            let answered_elsewhere = match self.store.load(&key).await {
+                Ok(Some(Loaded { session, .. })) => session.hops != o.hops,
+                Ok(None) => false,
+                // The store is down: count nothing rather than guess.
+                Err(_) => true,
+            };
+            if !answered_elsewhere {
+                timed_out += 1;
+                metrics::counter!("ussd_screen_timeouts_total", "menu" => o.service, "screen" => o.screen)
+                    .increment(1);
+            }
+        }
+        timed_out
+    }
+
+    /// Notes where a session waits after a reply of this process, or that it ended.
+    fn track(&self, key: &SessionKey, session: &Session, ended: bool) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if ended {
+            open.remove(key);
+        } else {
+            let entry = Open {
+                service: session.service.clone(),
+                screen: session.journey.screen.clone(),
+                hops: session.hops,
+                at: Instant::now(),
+            };
+            open.insert(key.clone(), entry);
         }
     }
 
@@ -317,7 +376,10 @@ impl Gateway {
                 }
             };
             match saved {
-                Some(_) => return Ok((reply, kind)),
+                Some(_) => {
+                    self.track(&key, &session, reply.end);
+                    return Ok((reply, kind));
+                }
                 None if claimed => return Err(HopError::ClaimLost),
                 None => continue,
             }

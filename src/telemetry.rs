@@ -45,6 +45,10 @@ pub fn metrics() -> PrometheusHandle {
                 "ussd_screen_exits_total",
                 "Sessions that ended on a screen, by menu and screen"
             );
+            metrics::describe_counter!(
+                "ussd_screen_timeouts_total",
+                "Sessions left waiting on a screen past the session lifetime, by menu and screen"
+            );
             handle
         })
         .clone()

@@ -181,3 +181,56 @@ async fn readiness_fails_and_hops_end_politely_when_postgres_is_gone(pool: PgPoo
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.body);
     assert_eq!(app.at_hop(&unique_session(), AMINA, "").await, "END Service unavailable, please try again");
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn sessions_left_waiting_past_their_lifetime_count_as_timeouts_once(pool: PgPool) {
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    let app = spawn(pool.clone(), Store::Redis).await;
+    let gateway = &app.state.gateway;
+    // One session waits on the current-PIN screen; another finishes.
+    let waiting = unique_session();
+    app.at_hop(&waiting, AMINA, "").await;
+    app.at_hop(&waiting, AMINA, "4").await;
+    let finished = unique_session();
+    for text in ["", "2", "2*1234"] {
+        app.at_hop(&finished, AMINA, text).await;
+    }
+    // A third moves on to a second process sharing the store: that process owns it now.
+    let other = ussd_gateway::app::build_state(
+        pool,
+        gateway.store().clone(),
+        ussd_gateway::app::load_menus(&app.config).unwrap(),
+        &app.config,
+    );
+    let moved = unique_session();
+    app.at_hop(&moved, AMINA, "").await;
+    let hop = ussd_gateway::channel::Hop {
+        provider: "africastalking",
+        session_id: moved.clone(),
+        msisdn: ussd_gateway::domain::Msisdn::parse(
+            AMINA,
+            ussd_gateway::domain::Region::parse("KE").unwrap(),
+        )
+        .unwrap(),
+        service_code: "*384#".into(),
+        text: "5".into(),
+    };
+    assert!(other.gateway.handle(&hop).await.0.text.starts_with("Choose a language"));
+
+    assert_eq!(gateway.sweep_timeouts(Instant::now()).await, 0, "nothing is late yet");
+    let later = Instant::now() + app.config.session_ttl + Duration::from_secs(1);
+    assert_eq!(gateway.sweep_timeouts(later).await, 1, "only the session left on pin_old");
+    assert_eq!(gateway.sweep_timeouts(later).await, 0, "counted once");
+    assert_eq!(other.gateway.sweep_timeouts(later).await, 1, "the other process counts its own");
+    let metrics = app.get("/metrics").await.body;
+    assert!(
+        metrics.contains("ussd_screen_timeouts_total{menu=\"wallet\",screen=\"pin_old\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ussd_screen_timeouts_total{menu=\"wallet\",screen=\"language\"} 1"),
+        "{metrics}"
+    );
+}
