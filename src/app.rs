@@ -109,7 +109,11 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         store,
         money,
         TextKey::new(&derive_key(pepper, b"session-text-mark")),
-        GatewayConfig { session_ttl: config.session_ttl, hop_deadline: config.hop_deadline },
+        GatewayConfig {
+            session_ttl: config.session_ttl,
+            hop_deadline: config.hop_deadline,
+            budgets: config.screen_budgets.clone(),
+        },
     );
     AppState {
         gateway: Arc::new(gateway),
@@ -168,6 +172,15 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         info!(service = %m.service, codes = ?m.codes, version = %m.version, screens = m.screen_count(), "menu loaded");
     }
     let codes: Vec<String> = menus.menus().iter().flat_map(|m| m.codes.clone()).collect();
+    for (provider, budget) in &config.screen_budgets {
+        for m in menus.menus().iter().filter(|m| budget.min(m.budget) != m.budget) {
+            warn!(
+                channel = %provider, service = %m.service,
+                "this channel's screens hold less than the menu's budget, which `menus check` proves prompts against; set the menu's `budget` to {}/{} so that no prompt is split",
+                budget.gsm7, budget.ucs2
+            );
+        }
+    }
     if config.demo {
         let pins = PinHasher::new(config.pin_pepper.as_bytes());
         let created =

@@ -57,6 +57,9 @@ pub struct Settings {
     pub log_format: String,
     /// ADMIN_TOKEN: bearer token of the admin endpoints; unset, they are off.
     pub admin_token: Option<String>,
+    /// SCREEN_BUDGETS: channels whose screens hold less than the menus allow, as
+    /// `provider=GSM7/UCS2,…` (e.g. `africastalking=140/70`).
+    pub screen_budgets: String,
 }
 
 impl Default for Settings {
@@ -79,6 +82,7 @@ impl Default for Settings {
             currency: "KES".into(),
             log_format: "text".into(),
             admin_token: None,
+            screen_budgets: String::new(),
         }
     }
 }
@@ -119,6 +123,7 @@ const ENV_KEYS: &[&str] = &[
     "CURRENCY",
     "LOG_FORMAT",
     "ADMIN_TOKEN",
+    "SCREEN_BUDGETS",
 ];
 
 /// Settings that passed validation, in the types the program uses.
@@ -134,6 +139,8 @@ pub struct Config {
     pub data_key: [u8; 32],
     pub pin_policy: PinPolicy,
     pub demo: bool,
+    /// Screen budgets per channel (provider name), from SCREEN_BUDGETS.
+    pub screen_budgets: std::collections::HashMap<String, crate::menu::Budget>,
 }
 
 /// When wrong PINs lock a subscriber's money operations.
@@ -211,6 +218,17 @@ impl Settings {
         if !(500..=30_000).contains(&self.hop_deadline_ms) {
             problems.push(format!("HOP_DEADLINE_MS must be between 500 and 30000 (got {}); keep it below your aggregator's timeout", self.hop_deadline_ms));
         }
+        let mut screen_budgets = std::collections::HashMap::new();
+        for entry in self.screen_budgets.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            match entry.split_once('=').and_then(|(p, b)| Some((p.trim(), crate::menu::Budget::parse(b)?))) {
+                Some((provider, budget)) => {
+                    screen_budgets.insert(provider.to_owned(), budget);
+                }
+                None => problems.push(format!(
+                    "SCREEN_BUDGETS: `{entry}` is not `provider=GSM7/UCS2` with at least 40/20, e.g. africastalking=140/70"
+                )),
+            }
+        }
         if self.admin_token.as_ref().is_some_and(|t| t.trim().len() < 16) {
             problems.push(
                 "ADMIN_TOKEN must be at least 16 characters; generate one with `openssl rand -hex 24`".into(),
@@ -284,6 +302,7 @@ impl Settings {
             region,
             pin_pepper,
             demo,
+            screen_budgets,
             settings: self,
         })
     }

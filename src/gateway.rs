@@ -37,6 +37,8 @@ pub struct GatewayConfig {
     pub session_ttl: Duration,
     /// Time within which every hop is answered.
     pub hop_deadline: Duration,
+    /// Screen budgets of channels that hold less than the menus' own, by provider.
+    pub budgets: std::collections::HashMap<String, crate::menu::Budget>,
 }
 
 /// Everything a hop needs; shared by all requests.
@@ -400,9 +402,13 @@ impl Gateway {
         let mut ops = 0;
         let mut step = match entry {
             Entry::Begin | Entry::Offer(_) => {
+                let channel = self.config.budgets.get(at.hop.provider).copied();
                 let (journey, step) = match entry {
-                    Entry::Offer(dropped) => menu.offer_resume(*dropped),
-                    _ => menu.begin(None),
+                    Entry::Offer(mut dropped) => {
+                        dropped.budget = channel.map(|b| b.min(menu.budget)).filter(|b| *b != menu.budget);
+                        menu.offer_resume(*dropped)
+                    }
+                    _ => menu.begin_within(None, channel),
                 }
                 .map_err(Interrupt::Engine)?;
                 rec.session.journey = journey;

@@ -234,3 +234,29 @@ async fn sessions_left_waiting_past_their_lifetime_count_as_timeouts_once(pool: 
         "{metrics}"
     );
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_channel_budget_from_the_configuration_pages_screens(pool: PgPool) {
+    let settings = ussd_gateway::config::Settings {
+        screen_budgets: "africastalking=60/30".into(),
+        ..common::settings()
+    };
+    let app = common::spawn_with(pool, Store::Memory, settings).await;
+    let s = unique_session();
+    let first = app.at_hop(&s, AMINA, "").await;
+    assert!(
+        first.starts_with("CON Welcome Amina\n1. Send money") && first.ends_with("\n98. More"),
+        "{first}"
+    );
+    assert!(first.len() - "CON ".len() <= 60, "{first}");
+    let second = app.at_hop(&s, AMINA, "98").await;
+    assert!(second.contains("5. Language / Lugha") && second.ends_with("0. Back"), "{second}");
+    // Option numbers run on across pages: 2 is still "My balance".
+    assert_eq!(app.at_hop(&s, AMINA, "98*2").await, "CON Enter your PIN to see your balance");
+
+    let bad =
+        ussd_gateway::config::Settings { screen_budgets: "africastalking=10".into(), ..common::settings() }
+            .validate(None, true)
+            .unwrap_err();
+    assert!(bad.to_string().contains("SCREEN_BUDGETS"), "{bad}");
+}

@@ -5,12 +5,28 @@
 const BASIC_NON_ASCII: &str = "£¥èéùìòÇØøÅåΔΦΓΛΩΠΨΣΘΞÆæßÉ¤¡ÄÖÑÜ§¿äöñüà";
 
 /// The most one screen may hold in each encoding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Budget {
     /// GSM-7 septets, when every character is in GSM 03.38.
+    #[serde(rename = "g")]
     pub gsm7: usize,
     /// UTF-16 units, once any character is not.
+    #[serde(rename = "u")]
     pub ucs2: usize,
+}
+
+impl Budget {
+    /// The smaller of two budgets in each encoding.
+    pub fn min(self, other: Budget) -> Budget {
+        Budget { gsm7: self.gsm7.min(other.gsm7), ucs2: self.ucs2.min(other.ucs2) }
+    }
+
+    /// `160/80` (GSM-7 septets / UCS-2 units), as written in configuration.
+    pub fn parse(text: &str) -> Option<Budget> {
+        let (gsm7, ucs2) = text.trim().split_once('/')?;
+        let budget = Budget { gsm7: gsm7.trim().parse().ok()?, ucs2: ucs2.trim().parse().ok()? };
+        (budget.gsm7 >= 40 && budget.ucs2 >= 20).then_some(budget)
+    }
 }
 
 impl Default for Budget {

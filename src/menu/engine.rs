@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::budget::{Layout, NavLines, paginate};
+use super::budget::{Budget, Layout, NavLines, paginate};
 use super::graph::{Items, Menu, NodeKind, Route, ScreenId};
 use super::input::{self, Rejected};
 use super::messages::Message;
@@ -45,6 +45,9 @@ pub struct Journey {
     /// The page of the current screen being shown.
     #[serde(rename = "g", default, skip_serializing_if = "is_zero")]
     pub page: u8,
+    /// The channel's screen budget, when smaller than the menu's.
+    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
     /// The error line over the current screen, kept while its pages are turned.
     #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -155,8 +158,19 @@ const MAX_STEPS: usize = 64;
 impl Menu {
     /// Starts a journey on the start screen in `lang` (the menu's default if `None`).
     pub fn begin(&self, lang: Option<&str>) -> Result<(Journey, Step), EngineError> {
+        self.begin_within(lang, None)
+    }
+
+    /// Starts a journey on a channel whose screens hold at most `channel` (pages are cut
+    /// to the smaller of it and the menu's budget).
+    pub fn begin_within(
+        &self,
+        lang: Option<&str>,
+        channel: Option<Budget>,
+    ) -> Result<(Journey, Step), EngineError> {
         let lang = lang.filter(|l| self.languages.iter().any(|x| x == *l)).unwrap_or(&self.languages[0]);
-        let mut journey = Journey { lang: lang.to_owned(), ..Journey::default() };
+        let budget = channel.map(|b| b.min(self.budget)).filter(|b| *b != self.budget);
+        let mut journey = Journey { lang: lang.to_owned(), budget, ..Journey::default() };
         let step = self.go(&mut journey, self.start, None, Vec::new())?;
         Ok((journey, step))
     }
@@ -196,7 +210,7 @@ impl Menu {
             "2" => {
                 // Ops are keyed by session and counter, and this is a new session: the
                 // counter may start again.
-                let (fresh, step) = self.begin(Some(&j.lang))?;
+                let (fresh, step) = self.begin_within(Some(&j.lang), j.budget)?;
                 *j = fresh;
                 Ok(step)
             }
@@ -426,7 +440,12 @@ impl Menu {
     /// The current screen split into pages that each fit the budget.
     pub(super) fn pages(&self, j: &Journey, id: ScreenId) -> Result<Vec<String>, EngineError> {
         let p = self.parts(j, id)?;
-        Ok(paginate(&p.header, &p.options, &p.nav, p.layout, self.budget))
+        Ok(paginate(&p.header, &p.options, &p.nav, p.layout, self.budget_of(j)))
+    }
+
+    /// The budget a journey's screens are cut to.
+    pub(super) fn budget_of(&self, j: &Journey) -> Budget {
+        j.budget.map_or(self.budget, |b| b.min(self.budget))
     }
 
     /// What a screen shows before it is split into pages.
