@@ -38,6 +38,8 @@ impl fmt::Display for Diagnostic {
 
 struct Ctx<'a> {
     file: &'a Path,
+    /// The file's text, to place problems with top-level settings.
+    source: &'a str,
     languages: &'a [String],
     diagnostics: Vec<Diagnostic>,
 }
@@ -48,6 +50,23 @@ impl Ctx<'_> {
             file: self.file.to_path_buf(),
             line: at.line(),
             column: at.column(),
+            message: message.into(),
+            hint,
+        });
+    }
+
+    /// A problem with a top-level setting, placed at its key (or at the top of the file
+    /// when the setting is left to its default).
+    fn error_at_key(&mut self, key: &str, message: impl Into<String>, hint: Option<String>) {
+        let line = self
+            .source
+            .lines()
+            .position(|l| l.strip_prefix(key).is_some_and(|rest| rest.starts_with(':')))
+            .map_or(1, |i| i as u64 + 1);
+        self.diagnostics.push(Diagnostic {
+            file: self.file.to_path_buf(),
+            line,
+            column: 1,
             message: message.into(),
             hint,
         });
@@ -117,19 +136,19 @@ pub fn compile(file: &Path, source: &str) -> Result<Menu, Vec<Diagnostic>> {
         }]
     })?;
     let version = crate::menu::content_version(source);
-    build(file, parsed, version)
+    build(file, source, parsed, version)
 }
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).to_owned()
 }
 
-fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnostic>> {
+fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnostic>> {
     let languages = m.languages.clone();
-    let mut cx = Ctx { file, languages: &languages, diagnostics: Vec::new() };
+    let mut cx = Ctx { file, source, languages: &languages, diagnostics: Vec::new() };
     if languages.is_empty() {
-        cx.error(
-            Location::UNKNOWN,
+        cx.error_at_key(
+            "languages",
             "`languages` is empty",
             Some("list at least one language, e.g. `languages: [en]`".into()),
         );
@@ -141,8 +160,8 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
     });
     let currency = Currency::new(&m.currency.code, m.currency.exponent);
     if m.currency.exponent > 4 {
-        cx.error(
-            Location::UNKNOWN,
+        cx.error_at_key(
+            "currency",
             "`currency.exponent` is larger than 4",
             Some("KES, GHS and NGN use 2; UGX and RWF use 0".into()),
         );
@@ -157,8 +176,8 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
         }
     }
     if m.codes.is_empty() {
-        cx.error(
-            Location::UNKNOWN,
+        cx.error_at_key(
+            "codes",
             "`codes` is empty",
             Some("list the USSD codes this menu answers, e.g. `codes: [\"*384#\"]`".into()),
         );
@@ -367,8 +386,8 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
         let missing: Vec<_> =
             Message::ALL.iter().filter(|m| !messages.contains_key(m)).map(|m| m.name()).collect();
         if !missing.is_empty() {
-            cx.error(
-                Location::UNKNOWN,
+            cx.error_at_key(
+                "languages",
                 format!(
                     "the gateway ships no built-in lines in `{lang}` (missing translation): {}",
                     missing.join(", ")
@@ -382,23 +401,23 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
     }
     let budget = Budget { gsm7: usize::from(m.budget.gsm7), ucs2: usize::from(m.budget.ucs2) };
     if budget.gsm7 < 40 || budget.ucs2 < 20 {
-        cx.error(
-            Location::UNKNOWN,
+        cx.error_at_key(
+            "budget",
             "`budget` is too small for a usable screen",
             Some("USSD carries 182 GSM-7 or 80 UCS-2 characters; most aggregators advise 160".into()),
         );
     }
     let resume = m.resume.as_ref().map(|r| {
         if !(10..=3600).contains(&r.within) {
-            cx.error(
-                Location::UNKNOWN,
+            cx.error_at_key(
+                "resume",
                 format!("`resume.within` is {} s; it must be between 10 and 3600", r.within),
                 Some("subscribers re-dial within a minute or two of a drop; 120 is typical".into()),
             );
         }
         if r.screens.is_empty() {
-            cx.error(
-                Location::UNKNOWN,
+            cx.error_at_key(
+                "resume",
                 "`resume.screens` is empty",
                 Some("list the screens a dropped subscriber is offered back to".into()),
             );
@@ -427,16 +446,16 @@ fn build(file: &Path, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnost
     };
     for (name, key) in [("back", &keys.back), ("home", &keys.home), ("more", &keys.more)] {
         if key.is_empty() || key.contains('*') || key.contains('#') || key.trim() != key {
-            cx.error(
-                Location::UNKNOWN,
+            cx.error_at_key(
+                "navigation",
                 format!("navigation key `{name}` is `{key}`, which a subscriber cannot type as one input"),
                 Some("use digits, e.g. back: \"0\"".into()),
             );
         }
     }
     if keys.back == keys.home || keys.back == keys.more || keys.home == keys.more {
-        cx.error(
-            Location::UNKNOWN,
+        cx.error_at_key(
+            "navigation",
             "two navigation keys are the same",
             Some("give back, home and more different keys".into()),
         );

@@ -21,12 +21,15 @@ struct Lints<'a> {
     menu: &'a Menu,
     file: &'a Path,
     spans: &'a HashMap<String, Location>,
+    /// Where each screen leads, before `return`s are resolved.
+    plain: Vec<Vec<usize>>,
     out: Vec<Diagnostic>,
 }
 
 /// Every problem the graph and the budget show; empty when the menu may serve.
 pub(super) fn lint(menu: &Menu, file: &Path, spans: &HashMap<String, Location>) -> Vec<Diagnostic> {
-    let mut l = Lints { menu, file, spans, out: Vec::new() };
+    let mut l = Lints { menu, file, spans, plain: Vec::new(), out: Vec::new() };
+    l.plain = l.edges(&HashMap::new());
     let returns_to = l.sub_journeys();
     let edges = l.edges(&returns_to);
     l.reachability(&edges);
@@ -89,7 +92,7 @@ impl Lints<'_> {
             let next: Vec<usize> = match &self.menu.screens[i].kind {
                 NodeKind::Call { next, .. } => vec![next.0 as usize],
                 NodeKind::Return => Vec::new(),
-                _ => self.edges(&HashMap::new())[i].clone(),
+                _ => self.plain[i].clone(),
             };
             for n in next {
                 if seen.insert(n) {

@@ -376,6 +376,23 @@ screens:
     assert!(d[0].message.contains("must lead straight to an `action` whose op takes `national_id`"), "{d:?}");
 }
 
+#[test]
+fn the_picture_shows_routers_calls_confirmations_and_items() {
+    let mermaid = flow().picture(PictureFormat::Mermaid);
+    for edge in [
+        "  check -->|\"if amount > 50000\"| big\n",
+        "  check -->|\"else\"| sure\n",
+        "  sub -->|\"call\"| ask_name\n",
+        "  sub -->|\"after return\"| greet\n",
+        "  sure -->|\"1. yes\"| pay_pin\n",
+        "  st_list -->|\"item of st.entries → entry\"| st_entry\n",
+        "  st_list -->|\"4. Home\"| home\n",
+        "  ask_done((\"ask_done\"))\n",
+    ] {
+        assert!(mermaid.contains(edge), "{edge:?} missing from\n{mermaid}");
+    }
+}
+
 // ── What `menus check` refuses ────────────────────────────────────────────────
 
 const HEAD: &str = "service: t\ncodes: [\"*1#\"]\nlanguages: [en]\nstart: a\nscreens:\n";
@@ -438,6 +455,7 @@ fn missing_translations_are_refused() {
     let d = compile(Path::new("bad.yaml"), source).unwrap_err();
     assert!(d[0].message.contains("no built-in lines in `fr`"), "{d:?}");
     assert!(d[0].message.contains("back"), "{d:?}");
+    assert_eq!((d[0].line, d[0].column), (3, 1), "at `languages:`");
 }
 
 #[test]
