@@ -50,6 +50,8 @@ pub struct Gateway {
     config: GatewayConfig,
     /// Ops run on tasks of their own; an op that overruns its hop keeps running here.
     ops: TaskTracker,
+    /// One reload at a time, so that no replaced edition is lost between two.
+    reloading: std::sync::Mutex<()>,
     /// Sessions this process last answered with a `CON`, for the timeout funnel metric.
     open: std::sync::Mutex<std::collections::HashMap<SessionKey, Open>>,
 }
@@ -155,6 +157,7 @@ impl Gateway {
             text_key,
             config,
             ops: TaskTracker::new(),
+            reloading: Default::default(),
             open: Default::default(),
         }
     }
@@ -214,6 +217,7 @@ impl Gateway {
     /// next hop on; sessions already running finish on the edition they started on.
     /// On any problem the current menus keep serving and the diagnostics come back.
     pub fn reload(&self, dir: &std::path::Path) -> Result<Arc<Bundle>, Vec<crate::menu::Diagnostic>> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = match Bundle::load_dir(dir) {
             Ok(b) => b,
             Err(diagnostics) => {
@@ -278,10 +282,11 @@ impl Gateway {
             let loaded = if std::mem::take(&mut assume_new) { None } else { self.store.load(&key).await? };
             let (version, session, menu, inputs, entry) = match loaded {
                 Some(Loaded { version, session }) => {
+                    let edition = bundle.for_session(&session.service, &session.menu_version).cloned();
                     if session.seen == mark {
-                        return self.replay(&key, session, mark, deadline).await;
+                        return self.replay(&key, session, mark, deadline, edition.as_deref()).await;
                     }
-                    if let Some(answer) = self.refuse_busy_or_over(&session) {
+                    if let Some(answer) = self.refuse_busy_or_over(&session, edition.as_deref()) {
                         return Ok(answer);
                     }
                     let menu =
@@ -349,17 +354,11 @@ impl Gateway {
                         _ => Message::ServiceUnavailable,
                     };
                     record.session.journey.done = true;
-                    (Reply::end(message.text(&record.session.journey.lang)), HopKind::Failed)
+                    (Reply::end(line(&menu, &record.session.journey, message)), HopKind::Failed)
                 }
             };
             let Record { mut session, version, claimed } = record;
             let refused_on = std::mem::take(&mut session.journey.refused_on);
-            crate::telemetry::record_screens(
-                &session.service,
-                &session.journey.screen,
-                reply.end,
-                &refused_on,
-            );
             session.seen = mark;
             session.reply = Some(reply.clone());
             session.pending_since_ms = None;
@@ -379,6 +378,13 @@ impl Gateway {
             };
             match saved {
                 Some(_) => {
+                    // Counted once the hop's outcome is stored, not per attempt.
+                    crate::telemetry::record_screens(
+                        &session.service,
+                        &session.journey.screen,
+                        reply.end,
+                        &refused_on,
+                    );
                     self.track(&key, &session, reply.end);
                     return Ok((reply, kind));
                 }
@@ -527,17 +533,18 @@ impl Gateway {
         session: Session,
         mark: TextMark,
         deadline: Instant,
+        menu: Option<&Menu>,
     ) -> Result<(Reply, HopKind), HopError> {
         if let (Some(reply), None) = (&session.reply, session.pending_since_ms) {
             return Ok((reply.clone(), HopKind::Replayed));
         }
         if self.is_stale(&session) {
             return Ok((
-                Reply::end(Message::ServiceUnavailable.text(&session.journey.lang)),
+                Reply::end(session_line(menu, &session, Message::ServiceUnavailable)),
                 HopKind::Failed,
             ));
         }
-        let lang = session.journey.lang.clone();
+        let processing = session_line(menu, &session, Message::Processing);
         let mut pause = Duration::from_millis(2);
         while Instant::now() + pause < deadline {
             tokio::time::sleep(pause).await;
@@ -552,19 +559,18 @@ impl Gateway {
                 None => break,
             }
         }
-        Ok((Reply::end(Message::Processing.text(&lang)), HopKind::Failed))
+        Ok((Reply::end(processing), HopKind::Failed))
     }
 
     /// A new hop on a session that is busy with an op, or already over.
-    fn refuse_busy_or_over(&self, session: &Session) -> Option<(Reply, HopKind)> {
-        let lang = &session.journey.lang;
+    fn refuse_busy_or_over(&self, session: &Session, menu: Option<&Menu>) -> Option<(Reply, HopKind)> {
         if session.pending_since_ms.is_some() {
             let message =
                 if self.is_stale(session) { Message::ServiceUnavailable } else { Message::Processing };
-            return Some((Reply::end(message.text(lang)), HopKind::Failed));
+            return Some((Reply::end(session_line(menu, session, message)), HopKind::Failed));
         }
         if session.journey.done {
-            return Some((Reply::end(Message::SessionOver.text(lang)), HopKind::End));
+            return Some((Reply::end(session_line(menu, session, Message::SessionOver)), HopKind::End));
         }
         None
     }
@@ -573,6 +579,19 @@ impl Gateway {
     fn is_stale(&self, session: &Session) -> bool {
         let limit = u64::try_from(self.config.hop_deadline.as_millis() * 2).unwrap_or(u64::MAX);
         session.pending_since_ms.is_some_and(|since| unix_ms().saturating_sub(since) > limit)
+    }
+}
+
+/// A built-in line as the menu words it, in the journey's language.
+fn line(menu: &Menu, journey: &Journey, message: Message) -> String {
+    menu.message(journey, message).unwrap_or_else(|_| message.text(&journey.lang).to_owned())
+}
+
+/// [`line`] for a session whose menu edition may be gone.
+fn session_line(menu: Option<&Menu>, session: &Session, message: Message) -> String {
+    match menu {
+        Some(menu) => line(menu, &session.journey, message),
+        None => message.text(&session.journey.lang).to_owned(),
     }
 }
 

@@ -204,7 +204,10 @@ fn journeys(config_file: Option<PathBuf>, dir: &std::path::Path, menus: Option<P
             return ExitCode::from(2);
         }
     };
-    let menus = menus.unwrap_or_else(|| dir.parent().map_or_else(|| PathBuf::from("menus"), PathBuf::from));
+    let menus = menus.unwrap_or_else(|| match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -259,6 +262,21 @@ fn simulate(
                 Line::in_process(&settings.database_url, menus).await?
             }
         };
+        // Ctrl-C while a line is typed: drop the scratch databases, then leave.
+        // (On a thread of its own: the main one blocks reading the terminal.)
+        if let Some(scratch) = line.scratch() {
+            std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    return;
+                };
+                rt.block_on(async {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        let _ = scratch.remove().await;
+                        std::process::exit(130);
+                    }
+                });
+            });
+        }
         let typed = std::io::stdin().lines().map_while(Result::ok);
         let walked = run(&line, typed, &mut std::io::stdout(), msisdn, code).await;
         line.close().await?;

@@ -26,7 +26,7 @@ pub enum Line {
 /// The parts of an in-process line, kept to tear the scratch database down.
 pub struct Local {
     gateway: Arc<Gateway>,
-    scratch: Scratch,
+    scratch: Arc<Scratch>,
     db: String,
     pool: sqlx::PgPool,
 }
@@ -56,8 +56,15 @@ impl Line {
             .validate(None, true)
             .map_err(|e| SimulateError::Menus(e.to_string()))?;
         let scratch = Scratch::create(database_url).await?;
-        let (pool, db) = scratch.fresh().await?;
+        let (pool, db) = match scratch.fresh().await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                let _ = scratch.remove().await;
+                return Err(e.into());
+            }
+        };
         let state = app::build_state(pool.clone(), SessionStore::Memory(MemoryStore::new()), bundle, &config);
+        let scratch = Arc::new(scratch);
         Ok(Line::InProcess(Box::new(Local { gateway: state.gateway, scratch, db, pool })))
     }
 
@@ -109,6 +116,14 @@ impl Line {
         }
     }
 
+    /// The scratch databases of an in-process line, for a clean-up on Ctrl-C.
+    pub fn scratch(&self) -> Option<Arc<Scratch>> {
+        match self {
+            Line::InProcess(local) => Some(Arc::clone(&local.scratch)),
+            Line::Http { .. } => None,
+        }
+    }
+
     /// Drops the scratch database of an in-process line.
     pub async fn close(self) -> Result<(), SimulateError> {
         if let Line::InProcess(local) = self {
@@ -131,6 +146,7 @@ fn draw(out: &mut impl Write, end: bool, text: &str) -> std::io::Result<()> {
         writeln!(out, "│ {line}{} │", " ".repeat(pad))?;
     }
     writeln!(out, "└{}┘", "─".repeat(width + 2))?;
+    // What the line's channel holds is not known here: the default USSD budget.
     let cost = screen_cost(text);
     let budget = Budget::default();
     let (unit, budget) = match cost.encoding {

@@ -128,3 +128,19 @@ async fn sighup_reloads_the_menus(pool: PgPool) {
     assert_ne!(before, after);
     assert!(app.at_hop(&unique_session(), AMINA, "").await.starts_with("CON Hello Amina\n"));
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_gateways_own_endings_use_the_menus_wording(pool: PgPool) {
+    let menus = MenusCopy::new();
+    menus.edit(
+        "home: main\n",
+        "home: main\nmessages:\n  session_over: { en: \"All done here. Dial *384# again.\", sw: \"Imekwisha. Piga *384# tena.\" }\n",
+    );
+    let app = app_on(pool, &menus, None).await;
+    let s = unique_session();
+    app.at_hop(&s, AMINA, "").await;
+    app.at_hop(&s, AMINA, "2").await;
+    assert!(app.at_hop(&s, AMINA, "2*1234").await.starts_with("END Your balance is"));
+    // A hop after the END of a session.
+    assert_eq!(app.at_hop(&s, AMINA, "2*1234*1").await, "END All done here. Dial *384# again.");
+}

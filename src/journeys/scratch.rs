@@ -49,7 +49,13 @@ impl Scratch {
             made: std::sync::atomic::AtomicU32::new(0),
         };
         scratch.admin(&format!("CREATE DATABASE {}", scratch.template)).await?;
-        let pool = scratch.pool(&scratch.template).await?;
+        let pool = match scratch.pool(&scratch.template).await {
+            Ok(pool) => pool,
+            Err(e) => {
+                let _ = scratch.remove().await;
+                return Err(e);
+            }
+        };
         let seeded = async {
             MIGRATOR.run(&pool).await.map_err(|e| fail(&e))?;
             let pins = PinHasher::new(demo_pepper().as_bytes());
@@ -78,13 +84,18 @@ impl Scratch {
         self.admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await
     }
 
-    /// Drops the template and any clone left behind.
+    /// Drops the template and any clone left behind, trying every one before it
+    /// reports the first failure.
     pub async fn remove(&self) -> Result<(), ScratchError> {
         let made = self.made.load(std::sync::atomic::Ordering::Relaxed);
-        for n in 0..made {
-            self.discard(&format!("{}_{n}", self.prefix)).await?;
+        let mut first_failure = None;
+        let names = (0..made).map(|n| format!("{}_{n}", self.prefix)).chain([self.template.clone()]);
+        for name in names {
+            if let Err(e) = self.discard(&name).await {
+                first_failure.get_or_insert(e);
+            }
         }
-        self.discard(&self.template).await
+        first_failure.map_or(Ok(()), Err)
     }
 
     async fn pool(&self, name: &str) -> Result<PgPool, ScratchError> {

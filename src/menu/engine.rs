@@ -186,23 +186,37 @@ impl Menu {
     pub fn offer_resume(&self, mut j: Journey) -> Result<(Journey, Step), EngineError> {
         j.resuming = true;
         j.retries = 0;
-        let text = self.resume_offer(&j)?;
-        Ok((j, Step::Reply(Reply::con(text))))
+        j.page = 0;
+        j.error = None;
+        let step = self.offer_page(&mut j)?;
+        Ok((j, step))
     }
 
-    fn resume_offer(&self, j: &Journey) -> Result<String, EngineError> {
-        Ok(format!(
-            "{}\n1. {}\n2. {}",
-            self.message(j, Message::ResumeOffer)?,
-            self.message(j, Message::Continue)?,
-            self.message(j, Message::StartAgain)?
-        ))
+    /// The page of the offer the journey is on, cut to the budget like any screen.
+    fn offer_page(&self, j: &mut Journey) -> Result<Step, EngineError> {
+        let mut header: Vec<String> = Vec::new();
+        if let Some(error) = &j.error {
+            header.extend(error.lines().map(str::to_owned));
+        }
+        header.extend(self.message(j, Message::ResumeOffer)?.lines().map(str::to_owned));
+        let options = vec![
+            format!("1. {}", self.message(j, Message::Continue)?),
+            format!("2. {}", self.message(j, Message::StartAgain)?),
+        ];
+        let layout = Layout { back_on_first: false, ends: false };
+        let mut pages = paginate(&header, &options, &self.nav_lines(j)?, layout, self.budget_of(j));
+        let at = usize::from(j.page).min(pages.len().saturating_sub(1));
+        j.page = u8::try_from(at).unwrap_or(u8::MAX);
+        let text = if pages.is_empty() { String::new() } else { pages.swap_remove(at) };
+        Ok(Step::Reply(Reply::con(text)))
     }
 
     fn answer_resume(&self, j: &mut Journey, key: &str) -> Result<Step, EngineError> {
         match key {
             "1" => {
                 j.resuming = false;
+                j.page = 0;
+                j.error = None;
                 let id = self.current(j)?;
                 let pages = self.pages(j, id)?;
                 Ok(self.page_reply(j, id, pages))
@@ -214,14 +228,24 @@ impl Menu {
                 *j = fresh;
                 Ok(step)
             }
+            k if k == self.keys.more => {
+                j.page = j.page.saturating_add(1);
+                self.offer_page(j)
+            }
+            k if k == self.keys.back => {
+                j.page = j.page.saturating_sub(1);
+                self.offer_page(j)
+            }
             _ => {
                 j.retries += 1;
+                j.refused_on.push(j.screen.clone());
                 if j.retries >= self.max_retries {
                     j.done = true;
                     return Ok(Step::Reply(Reply::end(self.message(j, Message::TooManyAttempts)?)));
                 }
-                let text = format!("{}\n{}", self.message(j, Message::InvalidChoice)?, self.resume_offer(j)?);
-                Ok(Step::Reply(Reply::con(text)))
+                j.error = Some(self.message(j, Message::InvalidChoice)?);
+                j.page = 0;
+                self.offer_page(j)
             }
         }
     }
@@ -338,7 +362,7 @@ impl Menu {
         let keys = &self.keys;
         if key == keys.more {
             let pages = self.pages(j, id)?;
-            if usize::from(j.page) + 1 < pages.len() {
+            if usize::from(j.page) + 1 < pages.len() && j.page < u8::MAX {
                 j.page += 1;
                 return Ok(Some(self.page_reply(j, id, pages)));
             }
@@ -484,11 +508,15 @@ impl Menu {
             header.extend(error.lines().map(str::to_owned));
         }
         header.extend(self.render_with(j, text, &mut ctx)?.lines().map(str::to_owned));
-        let nav = NavLines {
+        Ok(Parts { header, options, nav: self.nav_lines(j)?, layout: Layout { back_on_first, ends } })
+    }
+
+    /// `98. More` and `0. Back` in the journey's language, with the menu's keys.
+    fn nav_lines(&self, j: &Journey) -> Result<NavLines, EngineError> {
+        Ok(NavLines {
             more: format!("{}. {}", self.keys.more, self.message(j, Message::More)?),
             back: format!("{}. {}", self.keys.back, self.message(j, Message::Back)?),
-        };
-        Ok(Parts { header, options, nav, layout: Layout { back_on_first, ends } })
+        })
     }
 
     /// The page the journey is on; the last page of an `end` closes the session.
@@ -522,6 +550,8 @@ impl Menu {
             if let Some(target) = self.too_many_attempts {
                 j.history.clear();
                 j.calls.clear();
+                // A fresh count, even when the target is the screen that gave up.
+                j.retries = 0;
                 return self.go(j, target, None, Vec::new());
             }
             j.done = true;

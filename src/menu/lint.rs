@@ -322,10 +322,10 @@ impl Lints<'_> {
             if !shown {
                 continue;
             }
-            let result_samples: Vec<Value> = match via.get(&i) {
-                Some(ops) => ops.iter().map(|op| op.sample()).collect(),
-                None => vec![results.clone()],
-            };
+            // Straight after an op its own data; by any other way, what any op left.
+            let mut result_samples: Vec<Value> =
+                via.get(&i).map(|ops| ops.iter().map(|op| op.sample()).collect()).unwrap_or_default();
+            result_samples.push(results.clone());
             for lang in &menu.languages {
                 let base = Journey {
                     screen: node.name.clone(),
@@ -436,10 +436,13 @@ fn samples(menu: &Menu) -> (Map<String, Value>, Value) {
     let mut results = Map::new();
     for node in &menu.screens {
         match &node.kind {
+            // A sensitive value is never a session variable: templates cannot show it.
+            NodeKind::Input { sensitive: true, .. } => {}
             NodeKind::Input { kind, save, rules, .. } => {
                 let long = |default: usize| rules.max_length.unwrap_or(default);
                 let value = match kind {
-                    InputKind::Digits => Value::from("9".repeat(long(15))),
+                    // Without `max_length`, as long as a USSD input can be.
+                    InputKind::Digits => Value::from("9".repeat(long(182))),
                     InputKind::Amount => Value::from(rules.max.unwrap_or(99_999_999_99)),
                     InputKind::Msisdn => Value::from(format!("+{}", "9".repeat(15))),
                     InputKind::Name => Value::from("ũ".repeat(long(PersonName::MAX))),
