@@ -167,13 +167,7 @@ fn loadtest(args: LoadtestArgs) -> ExitCode {
         check: !args.no_check,
         progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     match runtime.block_on(ussd_gateway::loadtest::run(opts)) {
         Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
             Ok(json) => {
@@ -208,13 +202,7 @@ fn journeys(config_file: Option<PathBuf>, dir: &std::path::Path, menus: Option<P
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     let run =
         ussd_gateway::journeys::run_dir(&settings.database_url, dir, &menus, |t, mismatch| match mismatch {
             None => println!("ok    {} ({} steps)", t.file.display(), t.steps()),
@@ -247,13 +235,7 @@ fn simulate(
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     let result = runtime.block_on(async {
         let line = match url {
             Some(url) => Line::http(&url),
@@ -289,6 +271,15 @@ fn simulate(
             ExitCode::FAILURE
         }
     }
+}
+
+/// The async runtime, or `None` after saying why it cannot start.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("error: cannot start the async runtime: {e}"))
+        .ok()
 }
 
 fn graph_menu(file: &std::path::Path, format: GraphFormat) -> ExitCode {
@@ -351,13 +342,7 @@ fn run(config_file: Option<PathBuf>, listen: Option<String>, demo: bool, migrate
             }
         };
     telemetry::init_logs(config.settings.log_format == "json");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     let result = runtime.block_on(async {
         if migrate_only {
             app::connect_database(&config.settings.database_url, 2)

@@ -2,10 +2,13 @@
 
 use std::fmt;
 
-/// A syntactically valid PIN. It has no `Display`, no `Serialize`, and a redacted `Debug`,
-/// so it cannot reach a log line, a session record or a transcript by accident.
+use super::Secret;
+
+/// A syntactically valid PIN: a [`Secret`] of four digits. No `Display`, no `Serialize`,
+/// a redacted `Debug`, overwritten when dropped, so it cannot reach a log line, a
+/// session record or a transcript by accident.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Pin(String);
+pub struct Pin(Secret);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("a PIN is exactly {} digits", Pin::LEN)]
@@ -17,7 +20,7 @@ impl Pin {
     pub fn parse(input: &str) -> Result<Self, PinError> {
         let input = input.trim();
         if input.len() == Self::LEN && input.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(Pin(input.to_owned()))
+            Ok(Pin(Secret::new(input)))
         } else {
             Err(PinError)
         }
@@ -25,21 +28,18 @@ impl Pin {
 
     /// The digits, for hashing only.
     pub fn expose(&self) -> &[u8] {
-        self.0.as_bytes()
+        self.0.expose().as_bytes()
+    }
+
+    /// The PIN as the secret an op receives.
+    pub fn into_secret(self) -> Secret {
+        self.0
     }
 }
 
 impl fmt::Debug for Pin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Pin(****)")
-    }
-}
-
-impl Drop for Pin {
-    fn drop(&mut self) {
-        // Overwrite the digits so they do not linger in freed memory.
-        let zeros = "0".repeat(self.0.len());
-        self.0.replace_range(.., &zeros);
     }
 }
 

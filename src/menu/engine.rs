@@ -303,10 +303,7 @@ impl Menu {
                 }
             }
             NodeKind::Pin { name, next, error, .. } => match Pin::parse(raw) {
-                Ok(pin) => {
-                    let secret = Secret::new(String::from_utf8_lossy(pin.expose()).into_owned());
-                    self.advance(j, *next, vec![(name.clone(), secret)])
-                }
+                Ok(pin) => self.advance(j, *next, vec![(name.clone(), pin.into_secret())]),
                 Err(_) => self.reject(j, id, Message::InvalidPin, error.as_ref()),
             },
             // A long `end` still showing its pages takes only More and Back.
