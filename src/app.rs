@@ -88,7 +88,7 @@ pub async fn connect_store(config: &Config) -> Result<SessionStore, StartError> 
 pub fn load_menus(config: &Config) -> Result<Bundle, StartError> {
     Bundle::load_dir(&config.settings.menus_dir).map_err(|diagnostics| StartError::Menus {
         dir: config.settings.menus_dir.display().to_string(),
-        report: diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
+        report: crate::menu::report(&diagnostics),
     })
 }
 

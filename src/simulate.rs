@@ -6,14 +6,11 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::app;
 use crate::channel::Hop;
-use crate::config::Settings;
 use crate::domain::{Msisdn, Region};
 use crate::gateway::Gateway;
 use crate::journeys::{Scratch, ScratchError};
 use crate::menu::{Budget, Bundle, Encoding, screen_cost};
-use crate::session::{MemoryStore, SessionStore};
 
 /// The line the phone talks over.
 pub enum Line {
@@ -49,12 +46,8 @@ impl Line {
     /// A gateway in this process over the menus in `menus_dir`, on a fresh database
     /// seeded with the demo subscribers (on the server of `database_url`).
     pub async fn in_process(database_url: &str, menus_dir: &Path) -> Result<Line, SimulateError> {
-        let bundle = Bundle::load_dir(menus_dir).map_err(|d| {
-            SimulateError::Menus(d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
-        })?;
-        let config = Settings { menus_dir: menus_dir.to_path_buf(), ..Settings::default() }
-            .validate(None, true)
-            .map_err(|e| SimulateError::Menus(e.to_string()))?;
+        // The menus are checked before any database is made.
+        Bundle::load_dir(menus_dir).map_err(|d| SimulateError::Menus(crate::menu::report(&d)))?;
         let scratch = Scratch::create(database_url).await?;
         let (pool, db) = match scratch.fresh().await {
             Ok(fresh) => fresh,
@@ -63,9 +56,15 @@ impl Line {
                 return Err(e.into());
             }
         };
-        let state = app::build_state(pool.clone(), SessionStore::Memory(MemoryStore::new()), bundle, &config);
+        let gateway = match crate::journeys::demo_gateway(pool.clone(), menus_dir) {
+            Ok(gateway) => gateway,
+            Err(e) => {
+                let _ = scratch.remove().await;
+                return Err(SimulateError::Menus(e));
+            }
+        };
         let scratch = Arc::new(scratch);
-        Ok(Line::InProcess(Box::new(Local { gateway: state.gateway, scratch, db, pool })))
+        Ok(Line::InProcess(Box::new(Local { gateway, scratch, db, pool })))
     }
 
     pub fn http(url: &str) -> Line {

@@ -5,6 +5,7 @@ mod scratch;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
@@ -15,6 +16,7 @@ use crate::app;
 use crate::channel::Hop;
 use crate::config::Settings;
 use crate::domain::{Msisdn, Region};
+use crate::gateway::Gateway;
 use crate::menu::{Bundle, Diagnostic};
 use crate::session::{MemoryStore, SessionKey, SessionStore};
 
@@ -236,14 +238,19 @@ pub async fn run_one(
     result
 }
 
-async fn run_on(pool: sqlx::PgPool, menus_dir: &Path, t: &Transcript) -> Result<Option<Mismatch>, RunError> {
+/// A gateway over the menus in `menus_dir` on `pool`, configured as `serve --demo` is,
+/// with sessions in process memory: what transcripts and the simulator talk to.
+pub(crate) fn demo_gateway(pool: sqlx::PgPool, menus_dir: &Path) -> Result<Arc<Gateway>, String> {
     let config = Settings { menus_dir: menus_dir.to_path_buf(), ..Settings::default() }
         .validate(None, true)
-        .map_err(|e| RunError::Menus(e.to_string()))?;
-    let bundle = Bundle::load_dir(menus_dir).map_err(|d| RunError::Menus(render(&d)))?;
+        .map_err(|e| e.to_string())?;
+    let bundle = Bundle::load_dir(menus_dir).map_err(|d| crate::menu::report(&d))?;
     let store = SessionStore::Memory(MemoryStore::new());
-    let state = app::build_state(pool, store, bundle, &config);
-    let gateway = &state.gateway;
+    Ok(app::build_state(pool, store, bundle, &config).gateway)
+}
+
+async fn run_on(pool: sqlx::PgPool, menus_dir: &Path, t: &Transcript) -> Result<Option<Mismatch>, RunError> {
+    let gateway = &demo_gateway(pool, menus_dir).map_err(RunError::Menus)?;
     let region = Region::parse("KE").expect("KE is a region");
 
     let mut msisdn = t.msisdn.clone();
@@ -314,10 +321,6 @@ async fn run_on(pool: sqlx::PgPool, menus_dir: &Path, t: &Transcript) -> Result<
     Ok(None)
 }
 
-fn render(d: &[Diagnostic]) -> String {
-    d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
-}
-
 /// Every `*.yaml` transcript in `dir`, parsed, sorted by name.
 pub fn load_dir(dir: &Path) -> Result<Vec<Transcript>, RunError> {
     let read_err =
@@ -339,7 +342,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Transcript>, RunError> {
         }
     }
     if !problems.is_empty() {
-        return Err(RunError::Transcripts(render(&problems)));
+        return Err(RunError::Transcripts(crate::menu::report(&problems)));
     }
     Ok(transcripts)
 }

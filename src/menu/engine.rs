@@ -600,10 +600,7 @@ impl Menu {
         if let Some(text) = self.templates.plain(tpl, lang) {
             return Ok(text.to_owned());
         }
-        let ctx = ctx.get_or_insert_with(|| {
-            let vars = minijinja::Value::from_serialize(&j.vars);
-            minijinja::context! { lang => j.lang.as_str(), ..vars }
-        });
+        let ctx = ctx.get_or_insert_with(|| context(j));
         self.templates
             .render(tpl, lang, ctx)
             .map_err(|source| EngineError::Render { screen: j.screen.clone(), source })
@@ -621,16 +618,17 @@ impl Menu {
         if let Some(text) = self.templates.plain(tpl, lang) {
             return Ok(text.to_owned());
         }
-        let base = ctx
-            .get_or_insert_with(|| {
-                let vars = minijinja::Value::from_serialize(&j.vars);
-                minijinja::context! { lang => j.lang.as_str(), ..vars }
-            })
-            .clone();
+        let base = ctx.get_or_insert_with(|| context(j)).clone();
         let item = minijinja::Value::from_serialize(item);
         let ctx = minijinja::context! { item => item, ..base };
         self.templates
             .render(tpl, lang, &ctx)
             .map_err(|source| EngineError::Render { screen: j.screen.clone(), source })
     }
+}
+
+/// What templates see: the session variables, and `lang`, the session's language.
+fn context(j: &Journey) -> minijinja::Value {
+    let vars = minijinja::Value::from_serialize(&j.vars);
+    minijinja::context! { lang => j.lang.as_str(), ..vars }
 }

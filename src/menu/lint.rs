@@ -227,7 +227,8 @@ impl Lints<'_> {
                                     path.join(" → "),
                                     self.name(n)
                                 );
-                                self.out.push(self.diagnostic_at(n, message));
+                                let hint = "put a screen that waits for input inside the loop".to_owned();
+                                self.error(n, message, hint);
                             }
                         } else if state[n] == 0 {
                             state[n] = 1;
@@ -237,17 +238,6 @@ impl Lints<'_> {
                     None => state[node] = 2,
                 }
             }
-        }
-    }
-
-    fn diagnostic_at(&self, screen: usize, message: String) -> Diagnostic {
-        let at = self.spans.get(self.name(screen)).copied().unwrap_or(Location::UNKNOWN);
-        Diagnostic {
-            file: self.file.to_path_buf(),
-            line: at.line(),
-            column: at.column(),
-            message,
-            hint: Some("put a screen that waits for input inside the loop".into()),
         }
     }
 

@@ -162,6 +162,11 @@ impl Bundle {
     }
 }
 
+/// Diagnostics as printed: one per line (with its hint under it).
+pub fn report(diagnostics: &[Diagnostic]) -> String {
+    diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+}
+
 /// The JSON Schema of menu files, generated from [`model::MenuFile`]; shipped as
 /// `menus/menu.schema.json` for editors (`ussd-gateway menus schema` prints it).
 pub fn json_schema() -> String {

@@ -97,7 +97,7 @@ fn flow() -> Menu {
 }
 
 fn render(d: &[Diagnostic]) -> String {
-    d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    report(d)
 }
 
 fn text(step: Step) -> (bool, String) {
