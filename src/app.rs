@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{Connection, PgPool, Postgres};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
@@ -50,6 +50,9 @@ pub enum StartError {
     Demo(String),
 }
 
+/// How long a pooled connection may sit unused before it is checked on acquire.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 /// Creates the database if it is missing, connects a pool and runs the migrations.
 pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool, StartError> {
     let shown = redact_url(url);
@@ -64,9 +67,20 @@ pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool,
         Postgres::create_database(url).await.map_err(|e| unreachable(&e))?;
         info!(database = %shown, "created the database");
     }
+    // sqlx pings every connection on release; pinging again on acquire doubles the
+    // round trips of a busy pool, so only a connection that sat idle is checked.
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(2))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > IDLE_BEFORE_PING {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .map_err(|e| unreachable(&e))?;

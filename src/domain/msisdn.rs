@@ -1,12 +1,14 @@
 //! `Msisdn`: a subscriber number in E.164, masked whenever it is displayed or logged.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
 use phonenumber::country::Id as CountryId;
 
 /// The region used to read numbers written in national form (`0712345678`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Region(CountryId);
 
 impl Region {
@@ -18,6 +20,17 @@ impl Region {
     }
 }
 
+/// How many distinct inputs each thread remembers before it starts afresh.
+const PARSED_CAPACITY: usize = 4096;
+
+/// Inputs already read in one region, with what they gave.
+type Parsed = HashMap<Box<str>, Result<Msisdn, MsisdnError>>;
+
+thread_local! {
+    static PARSED: RefCell<HashMap<Region, Parsed>> =
+        RefCell::new(HashMap::new());
+}
+
 /// A valid mobile number in E.164 form (`+254712345678`).
 ///
 /// `Display` and `Debug` mask the middle digits so that a number can be logged without
@@ -25,7 +38,7 @@ impl Region {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Msisdn(String);
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MsisdnError {
     #[error("not a phone number")]
     Unparsable,
@@ -35,7 +48,25 @@ pub enum MsisdnError {
 
 impl Msisdn {
     /// Parses international (`+254…`, `254…`) or national (`07…`, read in `region`) input.
+    ///
+    /// Results are remembered per thread: an aggregator sends the caller's number on
+    /// every hop, and the full parse (metadata regexes) costs more than the engine step.
     pub fn parse(input: &str, region: Region) -> Result<Self, MsisdnError> {
+        PARSED.with_borrow_mut(|parsed| {
+            let parsed = parsed.entry(region).or_default();
+            if let Some(known) = parsed.get(input) {
+                return known.clone();
+            }
+            let result = Self::parse_uncached(input, region);
+            if parsed.len() >= PARSED_CAPACITY {
+                parsed.clear();
+            }
+            parsed.insert(input.into(), result.clone());
+            result
+        })
+    }
+
+    fn parse_uncached(input: &str, region: Region) -> Result<Self, MsisdnError> {
         let trimmed = input.trim();
         if trimmed.is_empty() || trimmed.len() > 32 {
             return Err(MsisdnError::Unparsable);
@@ -107,6 +138,17 @@ mod tests {
         assert_eq!(Msisdn::parse("hello", ke()), Err(MsisdnError::Unparsable));
         assert_eq!(Msisdn::parse("", ke()), Err(MsisdnError::Unparsable));
         assert!(Msisdn::parse("0712", ke()).is_err());
+    }
+
+    #[test]
+    fn remembered_results_match_a_fresh_parse() {
+        for input in ["0712345678", "254712345678", "0712", "hello", "+254 712 345 678"] {
+            let fresh = Msisdn::parse_uncached(input, ke());
+            assert_eq!(Msisdn::parse(input, ke()), fresh, "{input}");
+            assert_eq!(Msisdn::parse(input, ke()), fresh, "{input} (remembered)");
+        }
+        let gh = Region::parse("GH").unwrap();
+        assert!(Msisdn::parse("0712345678", gh).is_err(), "a number read in another region is parsed afresh");
     }
 
     #[test]
