@@ -107,6 +107,7 @@ fn session(c: &mut Criterion) {
         reply: Some(ussd_gateway::menu::Reply::con("Welcome Amina\n1. Send money\n2. My balance")),
         pending_since_ms: None,
         hops: 1,
+        answered_ms: 1_795_000_000_000,
     };
     let bytes = serde_json::to_vec(&session).expect("serialise");
     c.bench_function("session/serialise", |b| {

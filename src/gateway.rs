@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::channel::Hop;
 use crate::channel::ussd::cumulative;
+use crate::channel::{Closed, Hop, Input};
 use crate::menu::Journey;
 use crate::menu::{Action, Bundle, EngineError, Menu, Message, Reply, Step};
 use crate::money::{Money, MoneyError, OpCall};
@@ -27,6 +27,11 @@ const CAS_ATTEMPTS: usize = 4;
 
 /// Ops one hop may run; the menu checker refuses loops of ops, this guards the rest.
 const MAX_OPS_PER_HOP: usize = 8;
+
+/// How long after a reply a repeat of the same per-hop input, from a provider that
+/// sends no hop counter, is taken for the provider's retry rather than the subscriber
+/// typing the same answer again on the next screen (which takes longer than this).
+const REPEAT_WINDOW_MS: u64 = 2_000;
 
 /// Time kept back from the hop deadline to write the session after an op.
 const SAVE_MARGIN: Duration = Duration::from_millis(250);
@@ -272,18 +277,18 @@ impl Gateway {
     async fn process(&self, hop: &Hop, deadline: Instant) -> Result<(Reply, HopKind), HopError> {
         let bundle = self.menus.load_full();
         let key = SessionKey::new(hop.provider, hop.msisdn.as_e164(), &hop.session_id);
-        let mark = self.text_key.mark(&hop.text);
+        let mark = self.text_key.mark(&hop.input.identity());
 
-        // A first hop (empty text) almost always opens a new session: skip the read and
-        // create the record by compare-and-set on version 0. If a record exists after
-        // all (a duplicate), that write fails and the next attempt reads it.
-        let mut assume_new = hop.text.is_empty();
+        // A first hop almost always opens a new session: skip the read and create the
+        // record by compare-and-set on version 0. If a record exists after all (a
+        // duplicate), that write fails and the next attempt reads it.
+        let mut assume_new = hop.input.is_first();
         for _ in 0..CAS_ATTEMPTS {
             let loaded = if std::mem::take(&mut assume_new) { None } else { self.store.load(&key).await? };
             let (version, session, menu, inputs, entry) = match loaded {
                 Some(Loaded { version, session }) => {
                     let edition = bundle.for_session(&session.service, &session.menu_version).cloned();
-                    if session.seen == mark {
+                    if self.is_retry(hop, &session, mark) {
                         return self.replay(&key, session, mark, deadline, edition.as_deref()).await;
                     }
                     if let Some(answer) = self.refuse_busy_or_over(&session, edition.as_deref()) {
@@ -293,11 +298,16 @@ impl Gateway {
                         bundle.for_session(&session.service, &session.menu_version).cloned().ok_or_else(
                             || HopError::MenuGone(session.service.clone(), session.menu_version.clone()),
                         )?;
-                    let input = match cumulative::next_input(session.seen, &hop.text, &self.text_key) {
-                        Some(input) => input.to_owned(),
-                        None => {
-                            warn!(provider = hop.provider, msisdn = %hop.msisdn, "text does not extend the previous hop; taking its last segment");
-                            hop.text.rsplit('*').next().unwrap_or_default().to_owned()
+                    let input = match &hop.input {
+                        Input::PerHop { text, .. } => text.clone(),
+                        Input::Cumulative(text) => {
+                            match cumulative::next_input(session.seen, text, &self.text_key) {
+                                Some(input) => input.to_owned(),
+                                None => {
+                                    warn!(provider = hop.provider, msisdn = %hop.msisdn, "text does not extend the previous hop; taking its last segment");
+                                    text.rsplit('*').next().unwrap_or_default().to_owned()
+                                }
+                            }
                         }
                     };
                     (version, session, menu, vec![input], Entry::Continue)
@@ -308,7 +318,11 @@ impl Gateway {
                         return Ok((Reply::end("This service is not available."), HopKind::End));
                     };
                     let mut inputs = dialled.jump.clone();
-                    inputs.extend(cumulative::first_inputs(&hop.text));
+                    // A per-hop input whose session is gone (expired) means nothing on
+                    // the start screen, so it is dropped; cumulative text is the whole way.
+                    if let Input::Cumulative(text) = &hop.input {
+                        inputs.extend(cumulative::first_inputs(text));
+                    }
                     let menu = Arc::clone(dialled.menu);
                     let entry = match menu.resume {
                         Some(_) if inputs.is_empty() => match self.dropped_journey(hop, &key, &menu).await? {
@@ -325,6 +339,7 @@ impl Gateway {
                         reply: None,
                         pending_since_ms: None,
                         hops: 0,
+                        answered_ms: 0,
                     };
                     (0, session, menu, inputs, entry)
                 }
@@ -360,8 +375,11 @@ impl Gateway {
             let Record { mut session, version, claimed } = record;
             let refused_on = std::mem::take(&mut session.journey.refused_on);
             session.seen = mark;
+            let mut reply = reply;
+            reply.secret_next = !reply.end && menu.is_sensitive(&session.journey.screen);
             session.reply = Some(reply.clone());
             session.pending_since_ms = None;
+            session.answered_ms = unix_ms();
             session.hops += 1;
             let saved = match menu.resume {
                 None => self.store.save(&key, version, &session, self.config.session_ttl).await?,
@@ -560,6 +578,40 @@ impl Gateway {
             }
         }
         Ok((Reply::end(processing), HopKind::Failed))
+    }
+
+    /// Whether a hop on an existing session repeats one already received: the same
+    /// identity (for a per-hop input without a counter, only while the reply is fresh or
+    /// still being worked out), or a second opening hop (Safaricom may send two).
+    fn is_retry(&self, hop: &Hop, session: &Session, mark: TextMark) -> bool {
+        if hop.input.is_first() {
+            return true;
+        }
+        session.seen == mark
+            && (hop.input.identifies_uniquely()
+                || session.pending_since_ms.is_some()
+                || unix_ms().saturating_sub(session.answered_ms) < REPEAT_WINDOW_MS)
+    }
+
+    /// An aggregator's notice that a session is over: counted as an abort or a timeout
+    /// on the screen it was left on. The record stays, so a resumable journey can still
+    /// be offered back on the next dial.
+    pub async fn close(&self, closed: &Closed) {
+        let key = SessionKey::new(closed.provider, closed.msisdn.as_e164(), &closed.session_id);
+        // The notice replaces this process's own timeout count for the session.
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        let session = match self.store.load(&key).await {
+            Ok(Some(Loaded { session, .. })) => session,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(provider = closed.provider, error = %e, "could not read a closed session");
+                return;
+            }
+        };
+        if session.journey.done || session.reply.as_ref().is_some_and(|r| r.end) {
+            return;
+        }
+        crate::telemetry::record_close(&session.service, &session.journey.screen, closed.reason);
     }
 
     /// A new hop on a session that is busy with an op, or already over.

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::channel::Hop;
+use crate::channel::{Hop, Input};
 use crate::domain::{Msisdn, Region};
 use crate::gateway::Gateway;
 use crate::journeys::{Scratch, ScratchError};
@@ -86,7 +86,7 @@ impl Line {
                     session_id: session.to_owned(),
                     msisdn: msisdn.clone(),
                     service_code: code.to_owned(),
-                    text: text.to_owned(),
+                    input: Input::Cumulative(text.to_owned()),
                 };
                 let (reply, _) = local.gateway.handle(&hop).await;
                 Ok((reply.end, reply.text))

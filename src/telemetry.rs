@@ -59,6 +59,17 @@ pub fn record_hop(channel: &'static str, kind: HopKind, elapsed: Duration) {
     metrics::histogram!("ussd_hop_duration_seconds", "channel" => channel).record(elapsed.as_secs_f64());
 }
 
+/// A session an aggregator reported closed while it waited on `screen`.
+pub fn record_close(menu: &str, screen: &str, reason: crate::channel::CloseReason) {
+    metrics::counter!(
+        "ussd_screen_closed_total",
+        "menu" => menu.to_owned(),
+        "screen" => screen.to_owned(),
+        "reason" => reason.as_str()
+    )
+    .increment(1);
+}
+
 /// Funnel metrics of one answered hop: the screen shown, where it ended, what was refused.
 pub fn record_screens(menu: &str, shown: &str, ended: bool, refused_on: &[String]) {
     let menu = menu.to_owned();

@@ -107,7 +107,7 @@ async fn malformed_requests_get_a_400_with_the_reason(pool: PgPool) {
     let app = spawn(pool, Store::Memory).await;
     let r = app.post_raw("serviceCode=*384%23&phoneNumber=%2B254700000001&text=").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body.contains("missing field `sessionId`"), "{}", r.body);
+    assert!(r.body.contains("`sessionId` is missing"), "{}", r.body);
 
     let r = app.post_raw(at_form("s1", "*384#", "not-a-number", "")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -115,7 +115,7 @@ async fn malformed_requests_get_a_400_with_the_reason(pool: PgPool) {
 
     let r = app.post_raw(at_form("", "*384#", AMINA, "")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body.contains("`sessionId` is empty"), "{}", r.body);
+    assert!(r.body.contains("`sessionId` is missing, empty"), "{}", r.body);
 
     let r = app.post_raw(at_form("s1", "*384#", AMINA, &"1".repeat(5000))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -215,7 +215,7 @@ async fn sessions_left_waiting_past_their_lifetime_count_as_timeouts_once(pool: 
         )
         .unwrap(),
         service_code: "*384#".into(),
-        text: "5".into(),
+        input: ussd_gateway::channel::Input::Cumulative("5".into()),
     };
     assert!(other.gateway.handle(&hop).await.0.text.starts_with("Choose a language"));
 

@@ -14,7 +14,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::channel::ussd::africastalking;
+use crate::channel::ussd::{self, Provider};
 use crate::domain::Region;
 use crate::gateway::Gateway;
 
@@ -42,9 +42,18 @@ pub struct Admin {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/ussd/africastalking", post(africastalking::callback))
-        .route("/healthz", get(health::healthz))
+    let mut ussd = Router::new();
+    for provider in Provider::ALL {
+        let path = format!("/ussd/{}", provider.name());
+        let handler = ussd::handler(provider);
+        let route = if provider.uses_get() { get(handler) } else { post(handler) };
+        ussd = if provider == Provider::Infobip {
+            ussd.route(&format!("{path}/{{*event}}"), route)
+        } else {
+            ussd.route(&path, route)
+        };
+    }
+    ussd.route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/admin/menus/reload", post(admin::reload_menus))

@@ -13,7 +13,7 @@ use serde_saphyr::{Location, Spanned};
 pub use scratch::{Scratch, ScratchError};
 
 use crate::app;
-use crate::channel::Hop;
+use crate::channel::{Hop, Input};
 use crate::config::Settings;
 use crate::domain::{Msisdn, Region};
 use crate::gateway::Gateway;
@@ -295,7 +295,7 @@ async fn run_on(pool: sqlx::PgPool, menus_dir: &Path, t: &Transcript) -> Result<
             session_id: session_id.clone(),
             msisdn: number.clone(),
             service_code: code.clone(),
-            text: text.clone(),
+            input: Input::Cumulative(text.clone()),
         };
         let (reply, _) = gateway.handle(&hop).await;
         if !step.expect.matches(&reply.text) {

@@ -92,15 +92,19 @@ pub struct Reply {
     pub end: bool,
     #[serde(rename = "t")]
     pub text: String,
+    /// The screen asks for a secret (a PIN, a sensitive input): providers that can
+    /// mask the next answer in their logs are told to.
+    #[serde(rename = "s", default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret_next: bool,
 }
 
 impl Reply {
     pub fn con(text: impl Into<String>) -> Self {
-        Reply { end: false, text: text.into() }
+        Reply { end: false, text: text.into(), secret_next: false }
     }
 
     pub fn end(text: impl Into<String>) -> Self {
-        Reply { end: true, text: text.into() }
+        Reply { end: true, text: text.into(), secret_next: false }
     }
 }
 

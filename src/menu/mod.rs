@@ -127,6 +127,18 @@ impl Bundle {
         None
     }
 
+    /// Splits a dial string into its registered code and the inputs after it, as
+    /// cumulative text: `*384*1*2#` → (`*384#`, `1*2`). For providers that send the
+    /// whole dial string on every hop.
+    pub fn split_dial(&self, dialled: &str) -> Option<(String, String)> {
+        let body = dialled.trim().strip_suffix('#').unwrap_or(dialled.trim());
+        let parts: Vec<&str> = body.split('*').collect();
+        (2..=parts.len()).rev().find_map(|cut| {
+            let code = format!("{}#", parts[..cut].join("*"));
+            self.by_code.contains_key(&code).then(|| (code, parts[cut..].join("*")))
+        })
+    }
+
     pub fn get(&self, service: &str) -> Option<&Arc<Menu>> {
         self.menus.iter().find(|m| m.service == service)
     }

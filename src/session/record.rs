@@ -29,6 +29,14 @@ pub struct Session {
     pub pending_since_ms: Option<u64>,
     #[serde(rename = "h")]
     pub hops: u32,
+    /// When the last hop was answered (Unix ms): a repeated per-hop input without a
+    /// provider counter counts as a retry only shortly after.
+    #[serde(rename = "t", default, skip_serializing_if = "is_zero")]
+    pub answered_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The length and keyed hash of a cumulative `text`.
