@@ -39,8 +39,10 @@ pgbench -i -s 10 -q "$PG/ussd_tpcb" 2>/dev/null
 redis-cli -h 127.0.0.1 --scan --pattern 'bench:*' | xargs -r redis-cli -h 127.0.0.1 DEL >/dev/null
 
 step "starting the gateway on $GW and the reference server on $REF"
+# The generator reuses $SUBS subscribers far faster than people could dial: the
+# per-number rate limit is lifted so that it measures hops, not refusals.
 DATABASE_URL=$PG/ussd_bench REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX=bench: \
-  DEMO_SUBSCRIBERS=$SUBS LOG_FORMAT=json RUST_LOG=warn \
+  DEMO_SUBSCRIBERS=$SUBS RATE_PER_MSISDN_PER_MINUTE=100000000 LOG_FORMAT=json RUST_LOG=warn \
   "$BIN" serve --demo --listen "$GW" > "$OUT/gateway.log" 2>&1 &
 gw_pid=$!; pids+=("$gw_pid")
 ./target/release/examples/reference_server "$REF" redis://127.0.0.1:6379 2> "$OUT/reference.log" &

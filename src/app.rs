@@ -134,6 +134,7 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         default_region: config.region,
         metrics: crate::telemetry::metrics(),
         probe_timeout: Duration::from_secs(1),
+        channels: config.channels.clone().into(),
         admin: config.settings.admin_token.as_ref().map(|token| http::Admin {
             token: token.trim().into(),
             menus_dir: config.settings.menus_dir.clone(),
@@ -232,7 +233,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             demo_banner(addr, codes.first().map_or("*384#", String::as_str), &config.settings.currency)
         );
     }
-    axum::serve(listener, http::router(state))
+    // The peer address is what a channel's `allow` list is checked against.
+    axum::serve(listener, http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| StartError::Listen { addr: addr.to_string(), reason: e.to_string() })?;

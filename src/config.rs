@@ -9,6 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
+use crate::channel::ussd::Provider;
 use crate::domain::Region;
 
 /// The pepper used by `--demo` when PIN_PEPPER is not set. Public, hence demo only.
@@ -60,6 +61,86 @@ pub struct Settings {
     /// SCREEN_BUDGETS: channels whose screens hold less than the menus allow, as
     /// `provider=GSM7/UCS2,…` (e.g. `africastalking=140/70`).
     pub screen_budgets: String,
+    /// RATE_PER_MSISDN_PER_MINUTE: hops one subscriber may make per minute on a channel
+    /// that does not set its own limit.
+    pub rate_per_msisdn_per_minute: u32,
+    /// `[[channels]]` in the config file: the aggregator connections this gateway serves.
+    pub channels: Vec<ChannelSettings>,
+}
+
+/// One aggregator connection as written in the config file.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelSettings {
+    /// Names the channel in metrics and logs (`hubtel-gh`).
+    pub name: String,
+    /// The wire format: africastalking, hubtel, hubtel-programmable, nalo, arkesel,
+    /// infobip, cellulant, safaricom, airtel or generic.
+    pub provider: String,
+    /// Where the aggregator calls; `/ussd/<name>` when unset.
+    pub path: Option<String>,
+    /// A secret path segment: the aggregator calls `<path>/<token>`.
+    pub token: Option<String>,
+    /// Addresses or CIDR blocks the aggregator calls from; any when empty.
+    pub allow: Vec<String>,
+    /// HTTP Basic credentials the aggregator sends.
+    pub basic_user: Option<String>,
+    pub basic_password: Option<String>,
+    /// Service codes this channel may reach (`*384#`); every served code when empty.
+    pub codes: Vec<String>,
+    /// This channel's hop deadline; HOP_DEADLINE_MS when unset.
+    pub deadline_ms: Option<u64>,
+    /// Hops one subscriber may make per minute on this channel (RATE_PER_MSISDN_PER_MINUTE
+    /// when unset).
+    pub per_msisdn_per_minute: Option<u32>,
+    /// Hops per second this channel accepts in all; unlimited when unset.
+    pub per_second: Option<u32>,
+}
+
+impl fmt::Debug for ChannelSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelSettings")
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .field("path", &self.path)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("allow", &self.allow)
+            .field("basic_user", &self.basic_user)
+            .field("basic_password", &self.basic_password.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated channel.
+#[derive(Clone)]
+pub struct ChannelSpec {
+    pub name: String,
+    pub provider: Provider,
+    /// The path without the token.
+    pub path: String,
+    pub token: Option<String>,
+    pub allow: Vec<ipnet::IpNet>,
+    /// `user:password`, as it is compared with the decoded `Authorization` header.
+    pub basic: Option<String>,
+    pub codes: Vec<String>,
+    pub deadline: Duration,
+    pub per_msisdn_per_minute: u32,
+    pub per_second: Option<u32>,
+}
+
+impl fmt::Debug for ChannelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelSpec")
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .field("path", &self.path)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("allow", &self.allow)
+            .field("basic", &self.basic.as_ref().map(|_| "<set>"))
+            .field("codes", &self.codes)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Settings {
@@ -83,6 +164,10 @@ impl Default for Settings {
             log_format: "text".into(),
             admin_token: None,
             screen_budgets: String::new(),
+            // A person reads each screen, so this is well above any real journey,
+            // an aggregator's retries included.
+            rate_per_msisdn_per_minute: 60,
+            channels: Vec::new(),
         }
     }
 }
@@ -124,6 +209,7 @@ const ENV_KEYS: &[&str] = &[
     "LOG_FORMAT",
     "ADMIN_TOKEN",
     "SCREEN_BUDGETS",
+    "RATE_PER_MSISDN_PER_MINUTE",
 ];
 
 /// Settings that passed validation, in the types the program uses.
@@ -141,6 +227,9 @@ pub struct Config {
     pub demo: bool,
     /// Screen budgets per channel (provider name), from SCREEN_BUDGETS.
     pub screen_budgets: std::collections::HashMap<String, crate::menu::Budget>,
+    /// The channels served: those declared, and with `--demo` every provider at
+    /// `/ussd/<provider>` on a path no declared channel took.
+    pub channels: Vec<ChannelSpec>,
 }
 
 /// When wrong PINs lock a subscriber's money operations.
@@ -287,10 +376,20 @@ impl Settings {
             problems
                 .push(format!("PIN_LOCK_SECS must be between 60 and 2592000 (got {})", self.pin_lock_secs));
         }
+        let hop_deadline = Duration::from_millis(self.hop_deadline_ms);
+        if self.rate_per_msisdn_per_minute == 0 {
+            problems.push("RATE_PER_MSISDN_PER_MINUTE must be at least 1".into());
+        }
+        let defaults = ChannelDefaults {
+            deadline: hop_deadline,
+            per_msisdn_per_minute: self.rate_per_msisdn_per_minute.max(1),
+        };
+        let channels = channels(&self.channels, demo, defaults, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
         Ok(Config {
+            channels,
             data_key,
             pin_policy: PinPolicy {
                 max_attempts: self.pin_max_attempts,
@@ -298,7 +397,7 @@ impl Settings {
             },
             listen,
             session_ttl: Duration::from_secs(self.session_ttl_secs),
-            hop_deadline: Duration::from_millis(self.hop_deadline_ms),
+            hop_deadline,
             region,
             pin_pepper,
             demo,
@@ -306,6 +405,133 @@ impl Settings {
             settings: self,
         })
     }
+}
+
+/// Validates the declared channels and adds the demo ones.
+/// What a channel gets for what it does not set.
+#[derive(Clone, Copy)]
+struct ChannelDefaults {
+    deadline: Duration,
+    per_msisdn_per_minute: u32,
+}
+
+fn channels(
+    declared: &[ChannelSettings],
+    demo: bool,
+    defaults: ChannelDefaults,
+    problems: &mut Vec<String>,
+) -> Vec<ChannelSpec> {
+    let mut specs: Vec<ChannelSpec> = Vec::new();
+    for (i, c) in declared.iter().enumerate() {
+        let at = if c.name.is_empty() { format!("channels[{i}]") } else { format!("channel `{}`", c.name) };
+        let mut problem = |p: String| problems.push(format!("{at}: {p}"));
+        if c.name.is_empty() || !c.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            problem("`name` must be set, with letters, digits, `-` and `_` only (e.g. hubtel-gh)".into());
+        }
+        let Some(provider) = Provider::from_name(&c.provider) else {
+            let names: Vec<&str> = Provider::ALL.iter().map(|p| p.name()).collect();
+            problem(format!("`provider` `{}` is not one of {}", c.provider, names.join(", ")));
+            continue;
+        };
+        let path = c.path.clone().unwrap_or_else(|| format!("/ussd/{}", c.name));
+        if !path.starts_with('/') || path.ends_with('/') || path.contains(['{', '}', '*', '?', '#']) {
+            problem(format!("`path` `{path}` must start with `/`, not end with one, and hold no `{{}}*?#`"));
+        }
+        if ["/healthz", "/readyz", "/metrics", "/admin"]
+            .iter()
+            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+        {
+            problem(format!("`path` `{path}` is taken by the gateway's own endpoints"));
+        }
+        if specs.iter().any(|s| s.path == path) {
+            problem(format!("`path` `{path}` is used by another channel"));
+        }
+        if c.token.as_ref().is_some_and(|t| {
+            t.len() < 16 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }) {
+            problem(
+                "`token` must be at least 16 letters, digits, `-` or `_` (`openssl rand -hex 24`)".into(),
+            );
+        }
+        let mut allow = Vec::new();
+        for entry in &c.allow {
+            match entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            {
+                Ok(net) => allow.push(net),
+                Err(_) => problem(format!(
+                    "`allow` entry `{entry}` is not an address or CIDR block such as 196.201.214.0/24"
+                )),
+            }
+        }
+        let basic = match (&c.basic_user, &c.basic_password) {
+            (Some(u), Some(p)) if !u.is_empty() && !u.contains(':') && p.len() >= 12 => {
+                Some(format!("{u}:{p}"))
+            }
+            (None, None) => None,
+            _ => {
+                problem("`basic_user` and `basic_password` go together; the user has no `:` and the password at least 12 characters".into());
+                None
+            }
+        };
+        let mut codes = Vec::new();
+        for code in &c.codes {
+            let body = code.trim().trim_start_matches('*').trim_end_matches('#');
+            if body.is_empty()
+                || !body.split('*').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            {
+                problem(format!("`codes` entry `{code}` is not a service code such as *384#"));
+            }
+            codes.push(format!("*{body}#"));
+        }
+        let deadline = match c.deadline_ms {
+            Some(ms) if (500..=30_000).contains(&ms) => Duration::from_millis(ms),
+            Some(ms) => {
+                problem(format!("`deadline_ms` must be between 500 and 30000 (got {ms})"));
+                defaults.deadline
+            }
+            None => defaults.deadline,
+        };
+        if c.per_msisdn_per_minute == Some(0) || c.per_second == Some(0) {
+            problem("`per_msisdn_per_minute` and `per_second` must be at least 1 (leave `per_second` out for no limit)".into());
+        }
+        specs.push(ChannelSpec {
+            name: c.name.clone(),
+            provider,
+            path,
+            token: c.token.clone(),
+            allow,
+            basic,
+            codes,
+            deadline,
+            per_msisdn_per_minute: c.per_msisdn_per_minute.unwrap_or(defaults.per_msisdn_per_minute).max(1),
+            per_second: c.per_second.filter(|n| *n > 0),
+        });
+    }
+    if demo {
+        for provider in Provider::ALL {
+            let path = format!("/ussd/{}", provider.name());
+            if specs.iter().any(|s| s.path == path) {
+                continue;
+            }
+            specs.push(ChannelSpec {
+                name: provider.name().to_owned(),
+                provider,
+                path,
+                token: None,
+                allow: Vec::new(),
+                basic: None,
+                codes: Vec::new(),
+                deadline: defaults.deadline,
+                per_msisdn_per_minute: defaults.per_msisdn_per_minute,
+                per_second: None,
+            });
+        }
+    } else if specs.is_empty() && problems.is_empty() {
+        problems.push("no channels: declare each aggregator connection as a `[[channels]]` table in the config file (see README, Aggregators), or run `serve --demo` to answer every provider at /ussd/<provider>".into());
+    }
+    specs
 }
 
 fn parse_key(hex: &str) -> Option<[u8; 32]> {
@@ -351,6 +577,11 @@ mod tests {
         let production = Settings {
             pin_pepper: Some("p".repeat(32)),
             data_key: Some("0f".repeat(32)),
+            channels: vec![ChannelSettings {
+                name: "at".into(),
+                provider: "africastalking".into(),
+                ..ChannelSettings::default()
+            }],
             ..Settings::default()
         };
         assert_eq!(production.validate(None, false).unwrap().data_key, [0x0f; 32]);

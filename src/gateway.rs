@@ -258,9 +258,14 @@ impl Gateway {
         self.ops.reopen();
     }
 
-    /// Answers one hop, always within the deadline.
+    /// Answers one hop, always within the configured deadline.
     pub async fn handle(&self, hop: &Hop) -> (Reply, HopKind) {
-        let deadline = Instant::now() + self.config.hop_deadline;
+        self.handle_within(hop, self.config.hop_deadline).await
+    }
+
+    /// Answers one hop within `limit` (a channel's own deadline).
+    pub async fn handle_within(&self, hop: &Hop, limit: Duration) -> (Reply, HopKind) {
+        let deadline = Instant::now() + limit;
         match tokio::time::timeout_at(deadline, self.process(hop, deadline)).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {

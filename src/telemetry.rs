@@ -54,9 +54,11 @@ pub fn metrics() -> PrometheusHandle {
         .clone()
 }
 
-pub fn record_hop(channel: &'static str, kind: HopKind, elapsed: Duration) {
-    metrics::counter!("ussd_hops_total", "channel" => channel, "outcome" => kind.as_str()).increment(1);
-    metrics::histogram!("ussd_hop_duration_seconds", "channel" => channel).record(elapsed.as_secs_f64());
+pub fn record_hop(channel: &str, kind: HopKind, elapsed: Duration) {
+    metrics::counter!("ussd_hops_total", "channel" => channel.to_owned(), "outcome" => kind.as_str())
+        .increment(1);
+    metrics::histogram!("ussd_hop_duration_seconds", "channel" => channel.to_owned())
+        .record(elapsed.as_secs_f64());
 }
 
 /// A session an aggregator reported closed while it waited on `screen`.

@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, shared state, and the layers every request goes through.
 
 mod admin;
+pub mod channels;
 mod health;
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::channel::ussd::{self, Provider};
+use crate::config::ChannelSpec;
 use crate::domain::Region;
 use crate::gateway::Gateway;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Budget for each readiness probe of a dependency.
     pub probe_timeout: Duration,
+    /// The aggregator connections served, each at its own path.
+    pub channels: Arc<[ChannelSpec]>,
     /// The admin endpoints, when ADMIN_TOKEN is set.
     pub admin: Option<Admin>,
 }
@@ -42,18 +45,8 @@ pub struct Admin {
 }
 
 pub fn router(state: AppState) -> Router {
-    let mut ussd = Router::new();
-    for provider in Provider::ALL {
-        let path = format!("/ussd/{}", provider.name());
-        let handler = ussd::handler(provider);
-        let route = if provider.uses_get() { get(handler) } else { post(handler) };
-        ussd = if provider == Provider::Infobip {
-            ussd.route(&format!("{path}/{{*event}}"), route)
-        } else {
-            ussd.route(&path, route)
-        };
-    }
-    ussd.route("/healthz", get(health::healthz))
+    channels::routes(&state.channels)
+        .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/admin/menus/reload", post(admin::reload_menus))

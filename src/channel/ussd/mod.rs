@@ -12,16 +12,13 @@ pub mod infobip;
 pub mod nalo;
 pub mod safaricom;
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::channel::{Closed, Hop};
 use crate::domain::{Msisdn, Region};
-use crate::http::AppState;
 use crate::menu::{Bundle, Reply};
 
 /// The longest session id, service code and input accepted from any aggregator.
@@ -183,7 +180,7 @@ pub enum BadRequest {
 }
 
 impl BadRequest {
-    fn into_response_for(self, provider: Provider) -> Response {
+    pub fn into_response_for(self, provider: Provider) -> Response {
         let status =
             if matches!(self, BadRequest::Path(_)) { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
         (status, plain(format!("bad {} request: {self}\n", provider.name()))).into_response()
@@ -284,53 +281,6 @@ pub fn flexible_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::
             other => Err(serde::de::Error::custom(format!("`{other}` is not a boolean"))),
         },
     }
-}
-
-/// Every USSD callback: parse in the provider's format, answer the hop (or note the
-/// close), write the reply in the provider's format.
-pub async fn callback(
-    provider: Provider,
-    state: AppState,
-    uri: Uri,
-    query: Option<String>,
-    body: Bytes,
-) -> Response {
-    let started = std::time::Instant::now();
-    let prefix = format!("/ussd/{}", provider.name());
-    let tail = uri.path().strip_prefix(&prefix).unwrap_or_default().trim_start_matches('/');
-    let menus = state.gateway.menus();
-    let request = Request { query: query.as_deref().unwrap_or_default(), body: &body, tail };
-    let ctx = Context { region: state.default_region, menus: &menus };
-    let parsed = match provider.parse(&request, &ctx) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            metrics::counter!("ussd_rejected_total", "channel" => provider.name(), "reason" => "malformed")
-                .increment(1);
-            return e.into_response_for(provider);
-        }
-    };
-    match parsed.inbound {
-        Inbound::Hop(hop) => {
-            let (reply, kind) = state.gateway.handle(&hop).await;
-            crate::telemetry::record_hop(provider.name(), kind, started.elapsed());
-            provider.render(&reply, &parsed.echo)
-        }
-        Inbound::Closed(closed) => {
-            state.gateway.close(&closed).await;
-            provider.acknowledge(&parsed.echo)
-        }
-    }
-}
-
-/// The axum handler for one provider.
-pub fn handler(
-    provider: Provider,
-) -> impl Fn(State<AppState>, Uri, RawQuery, Bytes) -> std::pin::Pin<Box<dyn Future<Output = Response> + Send>>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
-    move |State(state), uri, RawQuery(query), body| Box::pin(callback(provider, state, uri, query, body))
 }
 
 #[cfg(test)]

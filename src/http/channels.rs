@@ -1,0 +1,196 @@
+//! The guard in front of every adapter: a channel's secret path token, address
+//! allowlist and Basic credentials, its rate limits, service codes and hop deadline.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, on};
+use base64::Engine;
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use subtle::ConstantTimeEq;
+use tracing::warn;
+
+use super::{AppState, MAX_BODY};
+use crate::channel::ussd::{Context, Inbound, Request as WireRequest};
+use crate::config::ChannelSpec;
+use crate::menu::Reply;
+
+/// What a subscriber over the per-number limit is told.
+pub const TOO_MANY_HOPS: &str = "You are making requests too quickly. Please wait a minute and dial again.";
+/// What every subscriber is told while the channel is over its own limit.
+pub const CHANNEL_BUSY: &str = "The service is busy. Please try again in a few minutes.";
+const NOT_AVAILABLE: &str = "This service is not available.";
+
+/// How many hops pass between two clean-ups of the per-number limiter's memory.
+const FORGET_EVERY: u64 = 4096;
+
+/// One declared channel with its limiters.
+pub struct Channel {
+    spec: ChannelSpec,
+    per_msisdn: DefaultKeyedRateLimiter<String>,
+    per_channel: Option<DefaultDirectRateLimiter>,
+    hops: AtomicU64,
+}
+
+impl Channel {
+    pub fn new(spec: ChannelSpec) -> Self {
+        let per_minute = NonZeroU32::new(spec.per_msisdn_per_minute).unwrap_or(NonZeroU32::MIN);
+        let per_channel =
+            spec.per_second.and_then(NonZeroU32::new).map(|n| RateLimiter::direct(Quota::per_second(n)));
+        Channel {
+            per_msisdn: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            per_channel,
+            hops: AtomicU64::new(0),
+            spec,
+        }
+    }
+}
+
+/// The routes of every channel: `<path>` and everything below it (Infobip's
+/// `{sessionId}/start`, or the secret token).
+pub fn routes(specs: &[ChannelSpec]) -> Router<AppState> {
+    let mut router = Router::new();
+    for spec in specs {
+        let methods = if spec.provider.uses_get() { MethodFilter::GET } else { MethodFilter::POST };
+        let channel = Arc::new(Channel::new(spec.clone()));
+        let handler = move |State(state): State<AppState>, request: Request| {
+            let channel = Arc::clone(&channel);
+            async move { callback(&channel, state, request).await }
+        };
+        router = router
+            .route(&spec.path, on(methods, handler.clone()))
+            .route(&format!("{}/{{*rest}}", spec.path), on(methods, handler));
+    }
+    router
+}
+
+/// Why a call was refused before it reached an adapter.
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    Address,
+    Token,
+    Credentials,
+    TooLarge,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Address => "address",
+            Refusal::Token => "token",
+            Refusal::Credentials => "credentials",
+            Refusal::TooLarge => "too_large",
+        }
+    }
+}
+
+fn refuse(channel: &Channel, why: Refusal, peer: Option<std::net::IpAddr>) -> Response {
+    metrics::counter!("ussd_rejected_total", "channel" => channel.spec.name.clone(), "reason" => why.as_str())
+        .increment(1);
+    warn!(channel = %channel.spec.name, reason = why.as_str(), peer = ?peer, "refused an aggregator call");
+    match why {
+        // A wrong token looks like a path that does not exist.
+        Refusal::Token => (StatusCode::NOT_FOUND, "no such endpoint\n").into_response(),
+        Refusal::Address => {
+            (StatusCode::FORBIDDEN, "this address may not call this channel\n").into_response()
+        }
+        Refusal::Credentials => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"ussd-gateway\""))],
+            "credentials required\n",
+        )
+            .into_response(),
+        Refusal::TooLarge => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than any USSD callback\n").into_response()
+        }
+    }
+}
+
+fn same(given: &[u8], expected: &[u8]) -> bool {
+    given.ct_eq(expected).into()
+}
+
+async fn callback(channel: &Channel, state: AppState, request: Request) -> Response {
+    let started = std::time::Instant::now();
+    let spec = &channel.spec;
+    let (parts, body) = request.into_parts();
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if !spec.allow.is_empty() && !peer.is_some_and(|ip| spec.allow.iter().any(|net| net.contains(&ip))) {
+        return refuse(channel, Refusal::Address, peer);
+    }
+    let below = parts.uri.path().strip_prefix(spec.path.as_str()).unwrap_or_default().trim_start_matches('/');
+    let tail = match &spec.token {
+        Some(token) => {
+            let (given, rest) = below.split_once('/').unwrap_or((below, ""));
+            if !same(given.as_bytes(), token.as_bytes()) {
+                return refuse(channel, Refusal::Token, peer);
+            }
+            rest
+        }
+        None => below,
+    };
+    if let Some(expected) = &spec.basic {
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
+            .unwrap_or_default();
+        if !same(&given, expected.as_bytes()) {
+            return refuse(channel, Refusal::Credentials, peer);
+        }
+    }
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return refuse(channel, Refusal::TooLarge, peer);
+    };
+    let provider = spec.provider;
+    let menus = state.gateway.menus();
+    let wire = WireRequest { query: parts.uri.query().unwrap_or_default(), body: &body, tail };
+    let ctx = Context { region: state.default_region, menus: &menus };
+    let parsed = match provider.parse(&wire, &ctx) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            metrics::counter!("ussd_rejected_total", "channel" => spec.name.clone(), "reason" => "malformed")
+                .increment(1);
+            return e.into_response_for(provider);
+        }
+    };
+    let hop = match parsed.inbound {
+        Inbound::Hop(hop) => hop,
+        Inbound::Closed(closed) => {
+            state.gateway.close(&closed).await;
+            return provider.acknowledge(&parsed.echo);
+        }
+    };
+    let polite_end = |text: &str, reason: &'static str| {
+        metrics::counter!("ussd_rejected_total", "channel" => spec.name.clone(), "reason" => reason)
+            .increment(1);
+        provider.render(&Reply::end(text), &parsed.echo)
+    };
+    if channel.hops.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
+        channel.per_msisdn.retain_recent();
+    }
+    if channel.per_channel.as_ref().is_some_and(|limiter| limiter.check().is_err()) {
+        return polite_end(CHANNEL_BUSY, "channel_rate");
+    }
+    if channel.per_msisdn.check_key(&hop.msisdn.as_e164().to_owned()).is_err() {
+        warn!(channel = %spec.name, msisdn = %hop.msisdn, "subscriber over the hop rate limit");
+        return polite_end(TOO_MANY_HOPS, "msisdn_rate");
+    }
+    if hop.input.is_first()
+        && !spec.codes.is_empty()
+        && !menus.split_dial(&hop.service_code).is_some_and(|(code, _)| spec.codes.contains(&code))
+    {
+        return polite_end(NOT_AVAILABLE, "service_code");
+    }
+    let (reply, kind) = state.gateway.handle_within(&hop, spec.deadline).await;
+    crate::telemetry::record_hop(&spec.name, kind, started.elapsed());
+    provider.render(&reply, &parsed.echo)
+}
