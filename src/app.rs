@@ -258,10 +258,13 @@ fn demo_banner(addr: std::net::SocketAddr, code: &str, currency: &str) -> String
          \n  for t in '' '2' '2*{pin}'; do\n    curl -s http://127.0.0.1:{port}/ussd/africastalking \\\n      \
          --data-urlencode sessionId=demo-$$ --data-urlencode 'serviceCode={code}' \\\n      \
          --data-urlencode phoneNumber=+254700000001 --data-urlencode \"text=$t\"; echo; echo ---\n  done\n\
-         \nSend KES 500 to Brian with text = '1', '1*0700000002', '1*0700000002*500', '1*0700000002*500*{pin}'.\n\
-         Any other Kenyan number (say +254711000111) is offered registration.\n",
+         \nSend KES 500 to Brian with text = '1', '1*0700000002', '1*0700000002*500', '1*0700000002*500*1',\n\
+         '1*0700000002*500*1*{pin}'. Any other Kenyan number (say +254711000111) is offered registration.\n",
         pin = money::DEMO_PIN
     ));
+    let paths: Vec<String> =
+        crate::channel::ussd::Provider::ALL.iter().map(|p| format!("/ussd/{}", p.name())).collect();
+    out.push_str(&format!("\nEvery aggregator format answers (README, Aggregators): {}\n", paths.join(" ")));
     out
 }
 
