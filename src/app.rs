@@ -126,6 +126,7 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         GatewayConfig {
             session_ttl: config.session_ttl,
             hop_deadline: config.hop_deadline,
+            longest_deadline: config.channels.iter().map(|c| c.deadline).max().unwrap_or(config.hop_deadline),
             budgets: config.screen_budgets.clone(),
         },
     );

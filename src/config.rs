@@ -95,6 +95,10 @@ pub struct ChannelSettings {
     pub per_msisdn_per_minute: Option<u32>,
     /// Hops per second this channel accepts in all; unlimited when unset.
     pub per_second: Option<u32>,
+    /// For providers that send no hop counter: how long after a reply the same input
+    /// again is the aggregator's retry (default 2000); set it to the aggregator's retry
+    /// timeout if it retries later.
+    pub repeat_window_ms: Option<u64>,
 }
 
 impl fmt::Debug for ChannelSettings {
@@ -126,6 +130,7 @@ pub struct ChannelSpec {
     pub deadline: Duration,
     pub per_msisdn_per_minute: u32,
     pub per_second: Option<u32>,
+    pub repeat_window: Duration,
 }
 
 impl fmt::Debug for ChannelSpec {
@@ -310,6 +315,10 @@ impl Settings {
         let mut screen_budgets = std::collections::HashMap::new();
         for entry in self.screen_budgets.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             match entry.split_once('=').and_then(|(p, b)| Some((p.trim(), crate::menu::Budget::parse(b)?))) {
+                Some((provider, _)) if Provider::from_name(provider).is_none() => problems.push(format!(
+                    "SCREEN_BUDGETS: `{provider}` is not a provider ({})",
+                    Provider::ALL.map(Provider::name).join(", ")
+                )),
                 Some((provider, budget)) => {
                     screen_budgets.insert(provider.to_owned(), budget);
                 }
@@ -407,7 +416,6 @@ impl Settings {
     }
 }
 
-/// Validates the declared channels and adds the demo ones.
 /// What a channel gets for what it does not set.
 #[derive(Clone, Copy)]
 struct ChannelDefaults {
@@ -415,6 +423,7 @@ struct ChannelDefaults {
     per_msisdn_per_minute: u32,
 }
 
+/// Validates the declared channels and adds the demo ones.
 fn channels(
     declared: &[ChannelSettings],
     demo: bool,
@@ -422,9 +431,13 @@ fn channels(
     problems: &mut Vec<String>,
 ) -> Vec<ChannelSpec> {
     let mut specs: Vec<ChannelSpec> = Vec::new();
+    let mut names = std::collections::HashSet::new();
     for (i, c) in declared.iter().enumerate() {
         let at = if c.name.is_empty() { format!("channels[{i}]") } else { format!("channel `{}`", c.name) };
         let mut problem = |p: String| problems.push(format!("{at}: {p}"));
+        if !names.insert(c.name.as_str()) {
+            problem("another channel has this `name`; sessions and metrics are kept per name".into());
+        }
         if c.name.is_empty() || !c.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             problem("`name` must be set, with letters, digits, `-` and `_` only (e.g. hubtel-gh)".into());
         }
@@ -434,8 +447,8 @@ fn channels(
             continue;
         };
         let path = c.path.clone().unwrap_or_else(|| format!("/ussd/{}", c.name));
-        if !path.starts_with('/') || path.ends_with('/') || path.contains(['{', '}', '*', '?', '#']) {
-            problem(format!("`path` `{path}` must start with `/`, not end with one, and hold no `{{}}*?#`"));
+        if !path.starts_with('/') || path.ends_with('/') || path.contains(['{', '}', '*', '?', '#', ':']) {
+            problem(format!("`path` `{path}` must start with `/`, not end with one, and hold no `{{}}*?#:`"));
         }
         if ["/healthz", "/readyz", "/metrics", "/admin"]
             .iter()
@@ -445,6 +458,13 @@ fn channels(
         }
         if specs.iter().any(|s| s.path == path) {
             problem(format!("`path` `{path}` is used by another channel"));
+        }
+        // The example configuration's secrets are public: refuse them where they were copied.
+        if [&c.token, &c.basic_password]
+            .iter()
+            .any(|s| s.as_ref().is_some_and(|s| s.starts_with("replace-with")))
+        {
+            problem("`token` or `basic_password` is still the example's placeholder: generate a secret (`openssl rand -hex 24`)".into());
         }
         if c.token.as_ref().is_some_and(|t| {
             t.len() < 16 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -493,6 +513,14 @@ fn channels(
             }
             None => defaults.deadline,
         };
+        let repeat_window = match c.repeat_window_ms {
+            Some(ms) if ms <= 60_000 => Duration::from_millis(ms),
+            Some(ms) => {
+                problem(format!("`repeat_window_ms` must be at most 60000 (got {ms})"));
+                crate::gateway::DEFAULT_REPEAT_WINDOW
+            }
+            None => crate::gateway::DEFAULT_REPEAT_WINDOW,
+        };
         if c.per_msisdn_per_minute == Some(0) || c.per_second == Some(0) {
             problem("`per_msisdn_per_minute` and `per_second` must be at least 1 (leave `per_second` out for no limit)".into());
         }
@@ -507,12 +535,13 @@ fn channels(
             deadline,
             per_msisdn_per_minute: c.per_msisdn_per_minute.unwrap_or(defaults.per_msisdn_per_minute).max(1),
             per_second: c.per_second.filter(|n| *n > 0),
+            repeat_window,
         });
     }
     if demo {
         for provider in Provider::ALL {
             let path = format!("/ussd/{}", provider.name());
-            if specs.iter().any(|s| s.path == path) {
+            if specs.iter().any(|s| s.path == path || s.name == provider.name()) {
                 continue;
             }
             specs.push(ChannelSpec {
@@ -526,6 +555,7 @@ fn channels(
                 deadline: defaults.deadline,
                 per_msisdn_per_minute: defaults.per_msisdn_per_minute,
                 per_second: None,
+                repeat_window: crate::gateway::DEFAULT_REPEAT_WINDOW,
             });
         }
     } else if specs.is_empty() && problems.is_empty() {

@@ -31,7 +31,19 @@ const MAX_OPS_PER_HOP: usize = 8;
 /// How long after a reply a repeat of the same per-hop input, from a provider that
 /// sends no hop counter, is taken for the provider's retry rather than the subscriber
 /// typing the same answer again on the next screen (which takes longer than this).
-const REPEAT_WINDOW_MS: u64 = 2_000;
+/// Channels may set their own (`repeat_window_ms`).
+pub const DEFAULT_REPEAT_WINDOW: Duration = Duration::from_secs(2);
+
+/// What a channel asks of the hops it passes on.
+#[derive(Clone, Copy, Debug)]
+pub struct HopRules<'a> {
+    /// Every hop is answered within this.
+    pub deadline: Duration,
+    /// Service codes the channel may open sessions on (`*384#`); any when empty.
+    pub codes: &'a [String],
+    /// See [`DEFAULT_REPEAT_WINDOW`].
+    pub repeat_window: Duration,
+}
 
 /// Time kept back from the hop deadline to write the session after an op.
 const SAVE_MARGIN: Duration = Duration::from_millis(250);
@@ -42,6 +54,9 @@ pub struct GatewayConfig {
     pub session_ttl: Duration,
     /// Time within which every hop is answered.
     pub hop_deadline: Duration,
+    /// The longest deadline of any channel: a claim older than twice this belongs to a
+    /// process that died mid-op.
+    pub longest_deadline: Duration,
     /// Screen budgets of channels that hold less than the menus' own, by provider.
     pub budgets: std::collections::HashMap<String, crate::menu::Budget>,
 }
@@ -258,30 +273,38 @@ impl Gateway {
         self.ops.reopen();
     }
 
-    /// Answers one hop, always within the configured deadline.
+    /// Answers one hop under the gateway's own rules (the configured deadline, every
+    /// served code).
     pub async fn handle(&self, hop: &Hop) -> (Reply, HopKind) {
-        self.handle_within(hop, self.config.hop_deadline).await
+        let rules =
+            HopRules { deadline: self.config.hop_deadline, codes: &[], repeat_window: DEFAULT_REPEAT_WINDOW };
+        self.handle_with(hop, rules).await
     }
 
-    /// Answers one hop within `limit` (a channel's own deadline).
-    pub async fn handle_within(&self, hop: &Hop, limit: Duration) -> (Reply, HopKind) {
-        let deadline = Instant::now() + limit;
-        match tokio::time::timeout_at(deadline, self.process(hop, deadline)).await {
+    /// Answers one hop under its channel's rules, always within the channel's deadline.
+    pub async fn handle_with(&self, hop: &Hop, rules: HopRules<'_>) -> (Reply, HopKind) {
+        let deadline = Instant::now() + rules.deadline;
+        match tokio::time::timeout_at(deadline, self.process(hop, rules, deadline)).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {
-                warn!(provider = hop.provider, msisdn = %hop.msisdn, error = %e, "hop failed");
+                warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "hop failed");
                 (Reply::end(Message::ServiceUnavailable.text("en")), HopKind::Failed)
             }
             Err(_) => {
-                warn!(provider = hop.provider, msisdn = %hop.msisdn, "hop deadline passed");
+                warn!(channel = %hop.channel, msisdn = %hop.msisdn, "hop deadline passed");
                 (Reply::end(Message::ServiceUnavailable.text("en")), HopKind::Failed)
             }
         }
     }
 
-    async fn process(&self, hop: &Hop, deadline: Instant) -> Result<(Reply, HopKind), HopError> {
+    async fn process(
+        &self,
+        hop: &Hop,
+        rules: HopRules<'_>,
+        deadline: Instant,
+    ) -> Result<(Reply, HopKind), HopError> {
         let bundle = self.menus.load_full();
-        let key = SessionKey::new(hop.provider, hop.msisdn.as_e164(), &hop.session_id);
+        let key = SessionKey::new(&hop.channel, hop.msisdn.as_e164(), &hop.session_id);
         let mark = self.text_key.mark(&hop.input.identity());
 
         // A first hop almost always opens a new session: skip the read and create the
@@ -289,11 +312,20 @@ impl Gateway {
         // duplicate), that write fails and the next attempt reads it.
         let mut assume_new = hop.input.is_first();
         for _ in 0..CAS_ATTEMPTS {
-            let loaded = if std::mem::take(&mut assume_new) { None } else { self.store.load(&key).await? };
+            let mut loaded =
+                if std::mem::take(&mut assume_new) { None } else { self.store.load(&key).await? };
+            // An opening hop on a record it does not repeat is a new dial under a reused
+            // session id: it replaces the record (compare-and-set on its version).
+            let mut replaces = 0;
+            if let Some(old) =
+                loaded.take_if(|l| hop.input.is_first() && !self.is_retry(hop, &l.session, mark, rules))
+            {
+                replaces = old.version;
+            }
             let (version, session, menu, inputs, entry) = match loaded {
                 Some(Loaded { version, session }) => {
                     let edition = bundle.for_session(&session.service, &session.menu_version).cloned();
-                    if self.is_retry(hop, &session, mark) {
+                    if self.is_retry(hop, &session, mark, rules) {
                         return self.replay(&key, session, mark, deadline, edition.as_deref()).await;
                     }
                     if let Some(answer) = self.refuse_busy_or_over(&session, edition.as_deref()) {
@@ -305,11 +337,12 @@ impl Gateway {
                         )?;
                     let input = match &hop.input {
                         Input::PerHop { text, .. } => text.clone(),
-                        Input::Cumulative(text) => {
-                            match cumulative::next_input(session.seen, text, &self.text_key) {
+                        Input::Cumulative(_) | Input::Dialled(_) => {
+                            let text = hop.input.identity();
+                            match cumulative::next_input(session.seen, &text, &self.text_key) {
                                 Some(input) => input.to_owned(),
                                 None => {
-                                    warn!(provider = hop.provider, msisdn = %hop.msisdn, "text does not extend the previous hop; taking its last segment");
+                                    warn!(channel = %hop.channel, msisdn = %hop.msisdn, "text does not extend the previous hop; taking its last segment");
                                     text.rsplit('*').next().unwrap_or_default().to_owned()
                                 }
                             }
@@ -318,13 +351,19 @@ impl Gateway {
                     (version, session, menu, vec![input], Entry::Continue)
                 }
                 None => {
-                    let Some(dialled) = bundle.resolve(&hop.service_code) else {
-                        debug!(code = %hop.service_code, "no menu for this service code");
+                    if matches!(hop.input, Input::PerHop { first: false, .. }) {
+                        // An answer whose session expired (or never was): it means
+                        // nothing on a start screen.
+                        return Ok((Reply::end(Message::SessionOver.text("en")), HopKind::End));
+                    }
+                    let dialled = bundle
+                        .resolve(&hop.service_code)
+                        .filter(|d| rules.codes.is_empty() || rules.codes.contains(&d.code));
+                    let Some(dialled) = dialled else {
+                        debug!(code = %hop.service_code, channel = %hop.channel, "no menu for this service code on this channel");
                         return Ok((Reply::end("This service is not available."), HopKind::End));
                     };
                     let mut inputs = dialled.jump.clone();
-                    // A per-hop input whose session is gone (expired) means nothing on
-                    // the start screen, so it is dropped; cumulative text is the whole way.
                     if let Input::Cumulative(text) = &hop.input {
                         inputs.extend(cumulative::first_inputs(text));
                     }
@@ -346,7 +385,7 @@ impl Gateway {
                         hops: 0,
                         answered_ms: 0,
                     };
-                    (0, session, menu, inputs, entry)
+                    (replaces, session, menu, inputs, entry)
                 }
             };
 
@@ -364,11 +403,11 @@ impl Gateway {
                         // A movement may still commit: its receipt tells the outcome.
                         Interrupt::OpOverran { moves_money: true } => Message::Processing,
                         Interrupt::Engine(e) => {
-                            warn!(provider = hop.provider, msisdn = %hop.msisdn, error = %e, "menu engine refused the hop");
+                            warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "menu engine refused the hop");
                             Message::ServiceUnavailable
                         }
                         Interrupt::Money(e) => {
-                            warn!(provider = hop.provider, msisdn = %hop.msisdn, error = %e, "op failed");
+                            warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "op failed");
                             Message::ServiceUnavailable
                         }
                         _ => Message::ServiceUnavailable,
@@ -585,31 +624,30 @@ impl Gateway {
         Ok((Reply::end(processing), HopKind::Failed))
     }
 
-    /// Whether a hop on an existing session repeats one already received: the same
+    /// Whether a hop on an existing session repeats the last one received: the same
     /// identity (for a per-hop input without a counter, only while the reply is fresh or
-    /// still being worked out), or a second opening hop (Safaricom may send two).
-    fn is_retry(&self, hop: &Hop, session: &Session, mark: TextMark) -> bool {
-        if hop.input.is_first() {
-            return true;
-        }
+    /// still being worked out). A second opening hop right after the first (Safaricom
+    /// may send two) has the first's identity.
+    fn is_retry(&self, hop: &Hop, session: &Session, mark: TextMark, rules: HopRules<'_>) -> bool {
+        let window = u64::try_from(rules.repeat_window.as_millis()).unwrap_or(u64::MAX);
         session.seen == mark
             && (hop.input.identifies_uniquely()
                 || session.pending_since_ms.is_some()
-                || unix_ms().saturating_sub(session.answered_ms) < REPEAT_WINDOW_MS)
+                || unix_ms().saturating_sub(session.answered_ms) < window)
     }
 
     /// An aggregator's notice that a session is over: counted as an abort or a timeout
     /// on the screen it was left on. The record stays, so a resumable journey can still
     /// be offered back on the next dial.
     pub async fn close(&self, closed: &Closed) {
-        let key = SessionKey::new(closed.provider, closed.msisdn.as_e164(), &closed.session_id);
+        let key = SessionKey::new(&closed.channel, closed.msisdn.as_e164(), &closed.session_id);
         // The notice replaces this process's own timeout count for the session.
         self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         let session = match self.store.load(&key).await {
             Ok(Some(Loaded { session, .. })) => session,
             Ok(None) => return,
             Err(e) => {
-                warn!(provider = closed.provider, error = %e, "could not read a closed session");
+                warn!(channel = %closed.channel, error = %e, "could not read a closed session");
                 return;
             }
         };
@@ -634,7 +672,8 @@ impl Gateway {
 
     /// A claim older than twice the deadline belongs to a process that died mid-op.
     fn is_stale(&self, session: &Session) -> bool {
-        let limit = u64::try_from(self.config.hop_deadline.as_millis() * 2).unwrap_or(u64::MAX);
+        let longest = self.config.hop_deadline.max(self.config.longest_deadline);
+        let limit = u64::try_from(longest.as_millis() * 2).unwrap_or(u64::MAX);
         session.pending_since_ms.is_some_and(|since| unix_ms().saturating_sub(since) > limit)
     }
 }

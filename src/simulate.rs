@@ -83,6 +83,7 @@ impl Line {
             Line::InProcess(local) => {
                 let hop = Hop {
                     provider: "simulator",
+                    channel: "simulator".to_owned(),
                     session_id: session.to_owned(),
                     msisdn: msisdn.clone(),
                     service_code: code.to_owned(),

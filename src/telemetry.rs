@@ -49,6 +49,14 @@ pub fn metrics() -> PrometheusHandle {
                 "ussd_screen_timeouts_total",
                 "Sessions left waiting on a screen past the session lifetime, by menu and screen"
             );
+            metrics::describe_counter!(
+                "ussd_screen_closed_total",
+                "Sessions an aggregator reported closed while they waited on a screen, by reason"
+            );
+            metrics::describe_counter!(
+                "ussd_rejected_total",
+                "Aggregator calls refused or answered with a polite END, by channel and reason"
+            );
             handle
         })
         .clone()

@@ -191,6 +191,43 @@ impl Line {
         }
     }
 
+    /// The close notice this provider sends when the subscriber cancels, if it has one.
+    fn abort(&self) -> Option<Request<Body>> {
+        let s = self.session.as_str();
+        Some(match self.wire {
+            Wire::AfricasTalking => form(
+                "/ussd/africastalking",
+                &[
+                    ("sessionId", s),
+                    ("serviceCode", "*384#"),
+                    ("phoneNumber", &format!("+{AMINA}")),
+                    ("networkCode", "63902"),
+                    ("status", "Incomplete"),
+                    ("durationInMillis", "5250"),
+                    ("hopsCount", "2"),
+                ],
+            ),
+            Wire::Hubtel => post_json(
+                "/ussd/hubtel",
+                json!({
+                    "Mobile": AMINA, "SessionId": s, "ServiceCode": "384", "Type": "Release",
+                    "Message": "", "Operator": "Safaricom", "Sequence": self.seq + 1, "ClientState": "",
+                }),
+            ),
+            Wire::Cellulant => get(
+                "/ussd/cellulant",
+                &[("MSISDN", AMINA), ("sessionID", s), ("opCode", "ABO"), ("INPUT", ""), ("ABORT", "1")],
+            ),
+            Wire::Generic => post_json(
+                "/ussd/generic",
+                json!({
+                    "session_id": s, "msisdn": AMINA, "event": "close", "reason": "aborted",
+                }),
+            ),
+            _ => return None,
+        })
+    }
+
     /// The close notice this provider sends when the network times the session out.
     fn timeout(&self) -> Option<Request<Body>> {
         let s = self.session.as_str();
@@ -450,27 +487,50 @@ async fn exact_wire_replies(pool: PgPool) {
     }
 }
 
+/// Builds a provider's close notice for a line, if the provider sends one.
+type Notice = fn(&Line) -> Option<Request<Body>>;
+
+/// The value of one counter line in `/metrics`, 0 when absent.
+async fn counter(app: &TestApp, line: &str) -> f64 {
+    let metrics = app.get("/metrics").await.body;
+    metrics.lines().find_map(|l| l.strip_prefix(line)).map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn close_notices_count_where_the_subscriber_was_left(pool: PgPool) {
     let app = spawn(pool, Store::Memory).await;
+    let (mut timeouts, mut aborts) = (0.0, 0.0);
     for wire in ALL {
+        let notices: [(Notice, bool); 2] = [(Line::timeout, true), (Line::abort, false)];
+        for (notice, is_timeout) in notices {
+            let mut line = Line::new(wire);
+            hop(&app, &mut line, Step::Dial("*384#")).await;
+            hop(&app, &mut line, Step::Type("2")).await;
+            let Some(request) = notice(&line) else { continue };
+            let r = send(&app, request).await;
+            assert_eq!(r.status, StatusCode::OK, "{wire:?}: {}", r.body);
+            if is_timeout {
+                timeouts += 1.0;
+            } else {
+                aborts += 1.0;
+            }
+        }
+        // A notice after the session's END changes nothing.
         let mut line = Line::new(wire);
-        hop(&app, &mut line, Step::Dial("*384#")).await;
-        hop(&app, &mut line, Step::Type("2")).await;
-        let Some(notice) = line.timeout() else { continue };
-        let r = send(&app, notice).await;
-        assert_eq!(r.status, StatusCode::OK, "{wire:?}: {}", r.body);
+        hop(&app, &mut line, Step::Dial("*384*2#")).await;
+        assert!(hop(&app, &mut line, Step::Type("1234")).await.0);
+        if let Some(request) = line.abort().or_else(|| line.timeout()) {
+            assert_eq!(send(&app, request).await.status, StatusCode::OK);
+        }
     }
-    let metrics = app.get("/metrics").await.body;
-    let line = "ussd_screen_closed_total{menu=\"wallet\",screen=\"balance_pin\",reason=\"timed_out\"}";
-    let count: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(line))
-        .unwrap_or_else(|| panic!("no {line} in\n{metrics}"))
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(count >= 5.0, "five providers sent a timeout: {count}");
+    let at = |reason: &str| {
+        format!("ussd_screen_closed_total{{menu=\"wallet\",screen=\"balance_pin\",reason=\"{reason}\"}}")
+    };
+    assert_eq!((timeouts, aborts), (5.0, 4.0), "the notices this test knows");
+    assert_eq!(counter(&app, &at("timed_out")).await, timeouts);
+    assert_eq!(counter(&app, &at("aborted")).await, aborts);
+    let ended = "ussd_screen_closed_total{menu=\"wallet\",screen=\"balance_show\"";
+    assert!(!app.get("/metrics").await.body.contains(ended), "a notice after END is not counted");
 }
 
 /// A send-money journey in which every hop is sent twice in a row and the PIN hop
@@ -624,4 +684,51 @@ async fn malformed_requests_get_a_400_with_the_reason(pool: PgPool) {
     // The wrong method for a provider is refused, not processed.
     let r = send(&app, Request::get("/ussd/nalo").body(Body::empty()).unwrap()).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_examples_in_the_channel_reference_get_exact_replies(pool: PgPool) {
+    // The request bodies of ../shared/channels.md, verbatim. The shipped menu serves
+    // *384#, so the Ghanaian codes there are politely refused, each in its own format.
+    let app = spawn(pool, Store::Memory).await;
+    let at = Request::post("/ussd/africastalking")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "sessionId=ATUid_9f2e&serviceCode=*384%23&phoneNumber=%2B254711000111&networkCode=63902&text=1*2*500",
+        ))
+        .unwrap();
+    let r = send(&app, at).await;
+    // An unregistered number that dials ahead walks into registration, where `2` and
+    // `500` are not names.
+    let want = "CON Enter a name in letters only.\nEnter your first name";
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, want));
+
+    let hubtel = r#"{"Mobile":"233244567890","SessionId":"a3d7","ServiceCode":"714*5","Type":"Initiation","Message":"*714*5*3#","Operator":"MTN","Sequence":1,"ClientState":""}"#;
+    let r = send(&app, Request::post("/ussd/hubtel").body(Body::from(hubtel)).unwrap()).await;
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    let want = json!({"Type": "Release", "Message": "This service is not available.", "ClientState": "", "Mask": false, "MaskNextRoute": false});
+    assert_eq!(v, want);
+
+    let nalo = r#"{"USERID":"NALOTest","MSISDN":"233265542141","USERDATA":"*920#","MSGTYPE":true,"NETWORK":"MTN","SESSIONID":"16590115252429751"}"#;
+    let r = send(&app, Request::post("/ussd/nalo").body(Body::from(nalo)).unwrap()).await;
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    let want = json!({"USERID": "NALOTest", "MSISDN": "233265542141", "MSG": "This service is not available.", "MSGTYPE": false});
+    assert_eq!(v, want);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_reused_session_id_opens_a_new_session_and_a_stray_answer_is_told_to_dial(pool: PgPool) {
+    let app = spawn(pool, Store::Memory).await;
+    // Nalo integrators may key sessions on the number: the same SESSIONID comes back.
+    let mut line = Line::new(Wire::Nalo);
+    assert_eq!(hop(&app, &mut line, Step::Dial("*384#")).await, (false, MAIN.to_owned()));
+    assert_eq!(hop(&app, &mut line, Step::Type("2")).await, (false, PIN_SCREEN.to_owned()));
+    assert_eq!(hop(&app, &mut line, Step::Dial("*384#")).await, (false, MAIN.to_owned()), "a fresh start");
+    assert_eq!(hop(&app, &mut line, Step::Type("2")).await, (false, PIN_SCREEN.to_owned()));
+
+    // An answer under a session id the gateway does not know (expired, or never was).
+    let mut stray = Line::new(Wire::Arkesel);
+    stray.dialled = "*384#".into();
+    let reply = hop(&app, &mut stray, Step::Type("2")).await;
+    assert_eq!(reply, (true, "This session has ended. Please dial again.".to_owned()));
 }

@@ -208,6 +208,7 @@ async fn sessions_left_waiting_past_their_lifetime_count_as_timeouts_once(pool: 
     app.at_hop(&moved, AMINA, "").await;
     let hop = ussd_gateway::channel::Hop {
         provider: "africastalking",
+        channel: "africastalking".into(),
         session_id: moved.clone(),
         msisdn: ussd_gateway::domain::Msisdn::parse(
             AMINA,

@@ -143,17 +143,58 @@ async fn a_subscriber_over_the_rate_limit_gets_a_polite_end(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
-async fn a_channel_serves_only_its_codes_and_its_own_rate(pool: PgPool) {
+async fn a_channel_opens_sessions_only_on_its_codes(pool: PgPool) {
+    let ours = ChannelSettings { codes: vec!["*384#".into()], ..at("ours") };
+    let other = ChannelSettings { codes: vec!["*385#".into()], ..at("other") };
+    let app = spawn_with(pool, Store::Memory, with_channels(vec![ours, other])).await;
+    let r = app.send(hop("/ussd/ours", None, None, dial(AMINA))).await;
+    assert_eq!(r.body, main_menu("Amina"));
+    // Not on the other channel: not by dialling, not by dialling ahead, not by
+    // posting an answer under a session id it never opened.
+    for (code, text) in [("*384#", ""), ("*384*2#", ""), ("*384#", "2"), ("*384#", "2*1234")] {
+        let body = at_form(&unique_session(), code, AMINA, text);
+        let r = app.send(hop("/ussd/other", None, None, body)).await;
+        assert_eq!(r.body, "END This service is not available.", "{code} {text}");
+    }
+    assert_eq!(app.state.gateway.money().runs(Op::CustomerProfile), 1);
+    assert_eq!(app.state.gateway.money().runs(Op::WalletBalance), 0);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_channel_over_its_own_rate_is_busy_for_everyone(pool: PgPool) {
+    // Codes no menu serves, so that each call is answered without the database.
     let narrow = ChannelSettings { codes: vec!["*385#".into()], per_second: Some(1), ..at("narrow") };
     let app = spawn_with(pool, Store::Memory, with_channels(vec![narrow])).await;
     // Two calls back to back against a limit of one per second: the second is refused.
     let r = app.send(hop("/ussd/narrow", None, None, dial(AMINA))).await;
-    assert_eq!(r.body, "END This service is not available.", "*384# is not one of this channel's codes");
+    assert_eq!(r.body, "END This service is not available.");
     let r = app.send(hop("/ussd/narrow", None, None, dial("+254700000002"))).await;
     assert_eq!(r.body, format!("END {}", ussd_gateway::http::channels::CHANNEL_BUSY));
-    assert_eq!(app.state.gateway.money().runs(Op::CustomerProfile), 0);
-    assert_eq!(rejected(&app, "narrow", "service_code").await, 1.0);
     assert_eq!(rejected(&app, "narrow", "channel_rate").await, 1.0);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn sessions_are_kept_per_channel(pool: PgPool) {
+    // Two channels of one provider, one subscriber, one session id: two sessions.
+    let app = spawn_with(pool, Store::Memory, with_channels(vec![at("one"), at("two")])).await;
+    let s = unique_session();
+    let r = app.send(hop("/ussd/one", None, None, at_form(&s, "*384#", AMINA, ""))).await;
+    assert_eq!(r.body, main_menu("Amina"));
+    let r = app.send(hop("/ussd/one", None, None, at_form(&s, "*384#", AMINA, "2"))).await;
+    assert_eq!(r.body, "CON Enter your PIN to see your balance");
+    // The same session id on the other channel is a new session, not a replay.
+    let r = app.send(hop("/ussd/two", None, None, at_form(&s, "*384#", AMINA, ""))).await;
+    assert_eq!(r.body, main_menu("Amina"));
+    assert_eq!(app.state.gateway.money().runs(Op::CustomerProfile), 2);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn unknown_paths_below_a_channel_are_refused(pool: PgPool) {
+    let app = spawn_with(pool, Store::Memory, with_channels(vec![at("plain")])).await;
+    let r = app.send(hop("/ussd/plain/extra", None, None, dial(AMINA))).await;
+    let fallback = app.get("/nowhere").await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::NOT_FOUND, fallback.body.as_str()));
+    assert_eq!(app.state.gateway.money().runs(Op::CustomerProfile), 0);
 }
 
 #[test]
@@ -168,6 +209,11 @@ fn channel_mistakes_are_each_reported_with_what_to_do() {
             ..at("d")
         },
         ChannelSettings { deadline_ms: Some(50), per_second: Some(0), ..at("bad name") },
+        ChannelSettings {
+            path: Some("/hooks/:id".into()),
+            token: Some("replace-with-a-secret".into()),
+            ..at("a")
+        },
     ]);
     let err = settings.validate(None, false).unwrap_err().to_string();
     for expected in [
@@ -181,6 +227,9 @@ fn channel_mistakes_are_each_reported_with_what_to_do() {
         "channel `bad name`: `name` must be set",
         "channel `bad name`: `deadline_ms` must be between 500 and 30000",
         "`per_msisdn_per_minute` and `per_second` must be at least 1",
+        "`path` `/hooks/:id` must start with `/`",
+        "another channel has this `name`",
+        "is still the example's placeholder",
     ] {
         assert!(err.contains(expected), "no {expected:?} in\n{err}");
     }
@@ -215,11 +264,17 @@ fn secrets_stay_out_of_debug_output() {
 }
 
 #[test]
-fn the_example_configuration_is_valid() {
+fn the_example_configuration_is_valid_once_its_secrets_are_set() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gateway.example.toml");
     let settings = Settings::load(Some(&path)).unwrap();
-    let production =
+    let mut production =
         Settings { pin_pepper: Some("p".repeat(32)), data_key: Some("0f".repeat(32)), ..settings };
+    let err = production.clone().validate(None, false).unwrap_err().to_string();
+    assert_eq!(err.matches("is still the example's placeholder").count(), 3, "{err}");
+    for c in &mut production.channels {
+        c.token = c.token.as_ref().map(|_| format!("{:032x}", rand::random::<u128>()));
+        c.basic_password = c.basic_password.as_ref().map(|_| format!("{:032x}", rand::random::<u128>()));
+    }
     let config = production.validate(None, false).unwrap();
     let names: Vec<&str> = config.channels.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["at-ke", "hubtel-gh", "partner"]);

@@ -12,7 +12,6 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use common::{TestApp, main_menu, settings, unique_session};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use ussd_gateway::app;
@@ -70,15 +69,17 @@ impl Proxy {
 async fn spawn_behind(pool: &PgPool, pg_proxy: Option<&Proxy>, redis_proxy: Option<&Proxy>) -> TestApp {
     let config = Settings { hop_deadline_ms: 1_000, ..settings() }.validate(None, true).unwrap();
     seed_demo(pool, &PinHasher::new(config.pin_pepper.as_bytes()), "KES", 10).await.unwrap();
+    // The gateway's own pool settings, through the proxy.
     let gateway_pool = match pg_proxy {
         Some(proxy) => {
-            let options = (*pool.connect_options()).clone().host("127.0.0.1").port(proxy.addr.port());
-            PgPoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(Duration::from_millis(500))
-                .connect_with(options)
-                .await
-                .unwrap()
+            let options = pool.connect_options();
+            let url = format!(
+                "postgres://{}@127.0.0.1:{}/{}",
+                options.get_username(),
+                proxy.addr.port(),
+                options.get_database().unwrap()
+            );
+            app::connect_database(&url, 4).await.unwrap()
         }
         None => pool.clone(),
     };

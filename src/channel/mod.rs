@@ -8,8 +8,11 @@ use crate::domain::Msisdn;
 /// One USSD request from an aggregator, normalised.
 #[derive(Debug)]
 pub struct Hop {
-    /// Adapter name, part of the session key (`africastalking`).
+    /// The wire format (`africastalking`): screen budgets are per provider.
     pub provider: &'static str,
+    /// The channel it came through: part of the session key, so that two channels of
+    /// one provider never share a session.
+    pub channel: String,
     pub session_id: String,
     pub msisdn: Msisdn,
     /// The code as dialled (`*384#`, or `*384*1*2#` when jumping ahead).
@@ -17,22 +20,40 @@ pub struct Hop {
     pub input: Input,
 }
 
-/// What the subscriber typed, in the provider's input model.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the subscriber typed, in the provider's input model. `Debug` shows lengths
+/// only: the text may hold a PIN.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Input {
     /// Everything typed since the dial, joined by `*`; empty on the first hop.
     Cumulative(String),
+    /// The whole dial string with everything typed since (`*384*2*1234#`), as Airtel
+    /// and Safaricom may send it. Whether it opens a session is known only once the
+    /// session is looked up.
+    Dialled(String),
     /// Only this hop's input. The opening hop (`first`) carries nothing: its dial
     /// string is in [`Hop::service_code`]. `seq` is the provider's hop counter, when
     /// it sends one (Hubtel `Sequence`).
     PerHop { text: String, first: bool, seq: Option<u32> },
 }
 
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Cumulative(text) => write!(f, "Cumulative({} bytes)", text.len()),
+            Input::Dialled(text) => write!(f, "Dialled({} bytes)", text.len()),
+            Input::PerHop { text, first, seq } => {
+                write!(f, "PerHop {{ {} bytes, first: {first}, seq: {seq:?} }}", text.len())
+            }
+        }
+    }
+}
+
 impl Input {
-    /// A hop that opens a session.
+    /// A hop known, before any lookup, to open a session.
     pub fn is_first(&self) -> bool {
         match self {
             Input::Cumulative(text) => text.is_empty(),
+            Input::Dialled(_) => false,
             Input::PerHop { first, .. } => *first,
         }
     }
@@ -44,6 +65,7 @@ impl Input {
     pub fn identity(&self) -> std::borrow::Cow<'_, str> {
         match self {
             Input::Cumulative(text) => text.into(),
+            Input::Dialled(text) => text.trim_end_matches('#').into(),
             Input::PerHop { first: true, .. } => "".into(),
             Input::PerHop { text, seq: Some(n), .. } => format!("{n}\u{1f}{text}").into(),
             Input::PerHop { text, seq: None, .. } => text.into(),
@@ -53,7 +75,7 @@ impl Input {
     /// Whether the same identity on a later request can only be a retry, however late.
     pub fn identifies_uniquely(&self) -> bool {
         match self {
-            Input::Cumulative(_) => true,
+            Input::Cumulative(_) | Input::Dialled(_) => true,
             Input::PerHop { first, seq, .. } => *first || seq.is_some(),
         }
     }
@@ -62,7 +84,7 @@ impl Input {
 /// An aggregator telling us a session is over without asking for a screen.
 #[derive(Debug)]
 pub struct Closed {
-    pub provider: &'static str,
+    pub channel: String,
     pub session_id: String,
     pub msisdn: Msisdn,
     pub reason: CloseReason,

@@ -23,8 +23,11 @@ impl Region {
 /// How many distinct inputs each thread remembers before it starts afresh.
 const PARSED_CAPACITY: usize = 4096;
 
-/// Inputs already read in one region, with what they gave.
-type Parsed = HashMap<Box<str>, Result<Msisdn, MsisdnError>>;
+/// The longest text read as a number (spaces included).
+const MAX_INPUT: usize = 32;
+
+/// Inputs already read in one region, with the number each gave.
+type Parsed = HashMap<Box<str>, Msisdn>;
 
 thread_local! {
     static PARSED: RefCell<HashMap<Region, Parsed>> =
@@ -52,23 +55,28 @@ impl Msisdn {
     /// Results are remembered per thread: an aggregator sends the caller's number on
     /// every hop, and the full parse (metadata regexes) costs more than the engine step.
     pub fn parse(input: &str, region: Region) -> Result<Self, MsisdnError> {
+        // Only numbers are remembered, so that junk cannot fill the memo.
+        let input = input.trim();
+        if input.is_empty() || input.len() > MAX_INPUT {
+            return Err(MsisdnError::Unparsable);
+        }
         PARSED.with_borrow_mut(|parsed| {
             let parsed = parsed.entry(region).or_default();
             if let Some(known) = parsed.get(input) {
-                return known.clone();
+                return Ok(known.clone());
             }
-            let result = Self::parse_uncached(input, region);
+            let number = Self::parse_uncached(input, region)?;
             if parsed.len() >= PARSED_CAPACITY {
                 parsed.clear();
             }
-            parsed.insert(input.into(), result.clone());
-            result
+            parsed.insert(input.into(), number.clone());
+            Ok(number)
         })
     }
 
     fn parse_uncached(input: &str, region: Region) -> Result<Self, MsisdnError> {
         let trimmed = input.trim();
-        if trimmed.is_empty() || trimmed.len() > 32 {
+        if trimmed.is_empty() || trimmed.len() > MAX_INPUT {
             return Err(MsisdnError::Unparsable);
         }
         // Aggregators often send international numbers without the plus sign.

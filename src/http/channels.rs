@@ -19,13 +19,15 @@ use tracing::warn;
 use super::{AppState, MAX_BODY};
 use crate::channel::ussd::{Context, Inbound, Request as WireRequest};
 use crate::config::ChannelSpec;
+use crate::gateway::HopRules;
 use crate::menu::Reply;
 
 /// What a subscriber over the per-number limit is told.
 pub const TOO_MANY_HOPS: &str = "You are making requests too quickly. Please wait a minute and dial again.";
 /// What every subscriber is told while the channel is over its own limit.
 pub const CHANNEL_BUSY: &str = "The service is busy. Please try again in a few minutes.";
-const NOT_AVAILABLE: &str = "This service is not available.";
+/// The fallback's answer, which a wrong token must not be told apart from.
+pub const NO_SUCH_ENDPOINT: &str = "no such endpoint: see README.md for the routes\n";
 
 /// How many hops pass between two clean-ups of the per-number limiter's memory.
 const FORGET_EVERY: u64 = 4096;
@@ -96,7 +98,7 @@ fn refuse(channel: &Channel, why: Refusal, peer: Option<std::net::IpAddr>) -> Re
     warn!(channel = %channel.spec.name, reason = why.as_str(), peer = ?peer, "refused an aggregator call");
     match why {
         // A wrong token looks like a path that does not exist.
-        Refusal::Token => (StatusCode::NOT_FOUND, "no such endpoint\n").into_response(),
+        Refusal::Token => (StatusCode::NOT_FOUND, NO_SUCH_ENDPOINT).into_response(),
         Refusal::Address => {
             (StatusCode::FORBIDDEN, "this address may not call this channel\n").into_response()
         }
@@ -110,6 +112,11 @@ fn refuse(channel: &Channel, why: Refusal, peer: Option<std::net::IpAddr>) -> Re
             (StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than any USSD callback\n").into_response()
         }
     }
+}
+
+/// Whether nothing below the channel's path (after its token) is part of a request.
+fn provider_path_is_exact(spec: &ChannelSpec) -> bool {
+    spec.provider != crate::channel::ussd::Provider::Infobip
 }
 
 fn same(given: &[u8], expected: &[u8]) -> bool {
@@ -135,6 +142,10 @@ async fn callback(channel: &Channel, state: AppState, request: Request) -> Respo
         }
         None => below,
     };
+    // Only Infobip carries meaning below its path; anything else there is no endpoint.
+    if !tail.is_empty() && provider_path_is_exact(spec) {
+        return refuse(channel, Refusal::Token, peer);
+    }
     if let Some(expected) = &spec.basic {
         let given = parts
             .headers
@@ -151,9 +162,8 @@ async fn callback(channel: &Channel, state: AppState, request: Request) -> Respo
         return refuse(channel, Refusal::TooLarge, peer);
     };
     let provider = spec.provider;
-    let menus = state.gateway.menus();
     let wire = WireRequest { query: parts.uri.query().unwrap_or_default(), body: &body, tail };
-    let ctx = Context { region: state.default_region, menus: &menus };
+    let ctx = Context { channel: &spec.name, region: state.default_region };
     let parsed = match provider.parse(&wire, &ctx) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -177,20 +187,17 @@ async fn callback(channel: &Channel, state: AppState, request: Request) -> Respo
     if channel.hops.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
         channel.per_msisdn.retain_recent();
     }
-    if channel.per_channel.as_ref().is_some_and(|limiter| limiter.check().is_err()) {
-        return polite_end(CHANNEL_BUSY, "channel_rate");
-    }
+    // The number first: a passing check takes a cell, so one flooding subscriber must
+    // be stopped before they use up the channel's allowance for everyone else.
     if channel.per_msisdn.check_key(&hop.msisdn.as_e164().to_owned()).is_err() {
         warn!(channel = %spec.name, msisdn = %hop.msisdn, "subscriber over the hop rate limit");
         return polite_end(TOO_MANY_HOPS, "msisdn_rate");
     }
-    if hop.input.is_first()
-        && !spec.codes.is_empty()
-        && !menus.split_dial(&hop.service_code).is_some_and(|(code, _)| spec.codes.contains(&code))
-    {
-        return polite_end(NOT_AVAILABLE, "service_code");
+    if channel.per_channel.as_ref().is_some_and(|limiter| limiter.check().is_err()) {
+        return polite_end(CHANNEL_BUSY, "channel_rate");
     }
-    let (reply, kind) = state.gateway.handle_within(&hop, spec.deadline).await;
+    let rules = HopRules { deadline: spec.deadline, codes: &spec.codes, repeat_window: spec.repeat_window };
+    let (reply, kind) = state.gateway.handle_with(&hop, rules).await;
     crate::telemetry::record_hop(&spec.name, kind, started.elapsed());
     provider.render(&reply, &parsed.echo)
 }

@@ -50,9 +50,17 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/admin/menus/reload", post(admin::reload_menus))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint: see README.md for the routes\n") })
+        .fallback(|| async { (StatusCode::NOT_FOUND, channels::NO_SUCH_ENDPOINT) })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::new())
+}
+
+/// The span of one request: the method and the route it matched, never the URI, whose
+/// path may hold a channel's secret token and whose query may hold a PIN (Cellulant,
+/// Safaricom and Airtel send input as GET parameters).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("-", |p| p.as_str());
+    tracing::debug_span!("request", method = %request.method(), route)
 }

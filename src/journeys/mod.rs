@@ -292,6 +292,7 @@ async fn run_on(pool: sqlx::PgPool, menus_dir: &Path, t: &Transcript) -> Result<
         };
         let hop = Hop {
             provider: PROVIDER,
+            channel: PROVIDER.to_owned(),
             session_id: session_id.clone(),
             msisdn: number.clone(),
             service_code: code.clone(),

@@ -43,6 +43,8 @@ struct Retired {
 #[derive(Debug)]
 pub struct Dialled<'a> {
     pub menu: &'a Arc<Menu>,
+    /// The registered code it matched (`*384#`).
+    pub code: String,
     /// `*384*1*2#` on the menu of `*384#` gives `["1", "2"]`.
     pub jump: Vec<String>,
 }
@@ -114,28 +116,26 @@ impl Bundle {
     /// Finds the menu for a service code, longest registered code first, so that
     /// `*384*1*2#` reaches `*384#` with the jump-ahead inputs `1` and `2`.
     pub fn resolve(&self, dialled: &str) -> Option<Dialled<'_>> {
-        let body = dialled.trim().strip_suffix('#').unwrap_or(dialled.trim());
-        let parts: Vec<&str> = body.split('*').collect();
-        // parts[0] is the empty string before the leading `*`.
-        for cut in (2..=parts.len()).rev() {
-            let code = format!("{}#", parts[..cut].join("*"));
-            if let Some(&i) = self.by_code.get(&code) {
-                let jump = parts[cut..].iter().filter(|s| !s.is_empty()).map(|s| (*s).to_owned()).collect();
-                return Some(Dialled { menu: &self.menus[i], jump });
-            }
-        }
-        None
+        let (i, code, rest) = self.longest_code(dialled)?;
+        let jump = rest.split('*').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        Some(Dialled { menu: &self.menus[i], code, jump })
     }
 
     /// Splits a dial string into its registered code and the inputs after it, as
-    /// cumulative text: `*384*1*2#` → (`*384#`, `1*2`). For providers that send the
-    /// whole dial string on every hop.
+    /// cumulative text: `*384*1*2#` → (`*384#`, `1*2`).
     pub fn split_dial(&self, dialled: &str) -> Option<(String, String)> {
+        self.longest_code(dialled).map(|(_, code, rest)| (code, rest))
+    }
+
+    /// The menu index and code of the longest registered prefix of a dial string, and
+    /// what follows it.
+    fn longest_code(&self, dialled: &str) -> Option<(usize, String, String)> {
         let body = dialled.trim().strip_suffix('#').unwrap_or(dialled.trim());
         let parts: Vec<&str> = body.split('*').collect();
+        // parts[0] is the empty string before the leading `*`.
         (2..=parts.len()).rev().find_map(|cut| {
             let code = format!("{}#", parts[..cut].join("*"));
-            self.by_code.contains_key(&code).then(|| (code, parts[cut..].join("*")))
+            self.by_code.get(&code).map(|&i| (i, code, parts[cut..].join("*")))
         })
     }
 

@@ -11,7 +11,8 @@ use crate::channel::{CloseReason, Closed, Hop, Input};
 pub const PROVIDER: &str = "africastalking";
 
 /// The fields Africa's Talking posts. Fields it may add later are ignored.
-#[derive(Debug, Deserialize)]
+// No `Debug`: the fields may hold a PIN.
+#[derive(Deserialize)]
 struct Callback {
     #[serde(rename = "sessionId", default)]
     session_id: String,
@@ -32,18 +33,20 @@ pub fn parse(req: &Request<'_>, ctx: &Context<'_>) -> Result<Parsed, BadRequest>
     let msisdn = super::msisdn("phoneNumber", &cb.phone_number, ctx)?;
     let echo = Echo::default();
     if let Some(status) = cb.status {
+        // A status this adapter does not know still ends the session; refusing it would
+        // only make Africa's Talking send it again.
         let reason = match status.as_str() {
-            "Success" | "Failed" => CloseReason::Ended,
             // The subscriber was left on a screen that wanted input: dropped or timed out.
             "Incomplete" => CloseReason::Aborted,
-            _ => return Err(BadRequest::Value { field: "status", value: status }),
+            _ => CloseReason::Ended,
         };
-        let closed = Closed { provider: PROVIDER, session_id, msisdn, reason };
+        let closed = Closed { channel: ctx.channel.to_owned(), session_id, msisdn, reason };
         return Ok(Parsed { inbound: Inbound::Closed(closed), echo });
     }
     super::check("serviceCode", &cb.service_code, super::MAX_SERVICE_CODE, true)?;
     let hop = Hop {
         provider: PROVIDER,
+        channel: ctx.channel.to_owned(),
         session_id,
         msisdn,
         service_code: cb.service_code,

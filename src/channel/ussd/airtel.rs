@@ -8,12 +8,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{BadRequest, Context, Echo, Inbound, Parsed, Request};
-use crate::channel::{Hop, Input};
+use crate::channel::Hop;
 use crate::menu::Reply;
 
 pub const PROVIDER: &str = "airtel";
 
-#[derive(Debug, Deserialize)]
+// No `Debug`: the fields may hold a PIN.
+#[derive(Deserialize)]
 struct Callback {
     #[serde(rename = "SessionID", default)]
     session_id: String,
@@ -27,8 +28,9 @@ pub fn parse(req: &Request<'_>, ctx: &Context<'_>) -> Result<Parsed, BadRequest>
     let cb: Callback = super::from_query(req.query)?;
     let session_id = super::session_id("SessionID", &cb.session_id)?;
     let msisdn = super::msisdn("MSISDN", &cb.msisdn, ctx)?;
-    let (service_code, text) = super::dial_or_text("input", &cb.input, String::new(), ctx)?;
-    let hop = Hop { provider: PROVIDER, session_id, msisdn, service_code, input: Input::Cumulative(text) };
+    let (service_code, input) = super::dial_or_text("input", &cb.input, String::new())?;
+    let hop =
+        Hop { provider: PROVIDER, channel: ctx.channel.to_owned(), session_id, msisdn, service_code, input };
     Ok(Parsed { inbound: Inbound::Hop(hop), echo: Echo::default() })
 }
 

@@ -11,7 +11,8 @@ use crate::menu::Reply;
 
 pub const PROVIDER: &str = "arkesel";
 
-#[derive(Debug, Deserialize)]
+// No `Debug`: the fields may hold a PIN.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Callback {
     #[serde(rename = "sessionID", default)]
@@ -39,7 +40,8 @@ pub fn parse(req: &Request<'_>, ctx: &Context<'_>) -> Result<Parsed, BadRequest>
         let text = super::text("userData", &cb.user_data)?;
         (String::new(), Input::PerHop { text, first: false, seq: None })
     };
-    let hop = Hop { provider: PROVIDER, session_id, msisdn, service_code, input };
+    let hop =
+        Hop { provider: PROVIDER, channel: ctx.channel.to_owned(), session_id, msisdn, service_code, input };
     Ok(Parsed { inbound: Inbound::Hop(hop), echo })
 }
 

@@ -12,7 +12,8 @@ use crate::menu::Reply;
 
 pub const PROVIDER: &str = "cellulant";
 
-#[derive(Debug, Deserialize)]
+// No `Debug`: the fields may hold a PIN.
+#[derive(Deserialize)]
 struct Callback {
     #[serde(rename = "MSISDN", default)]
     msisdn: String,
@@ -30,10 +31,13 @@ pub fn parse(req: &Request<'_>, ctx: &Context<'_>) -> Result<Parsed, BadRequest>
     let cb: Callback = super::from_query(req.query)?;
     let session_id = super::session_id("sessionID", &cb.session_id)?;
     let msisdn = super::msisdn("MSISDN", &cb.msisdn, ctx)?;
-    let echo = Echo::default();
     let closed = |reason| {
-        let closed =
-            Closed { provider: PROVIDER, session_id: session_id.clone(), msisdn: msisdn.clone(), reason };
+        let closed = Closed {
+            channel: ctx.channel.to_owned(),
+            session_id: session_id.clone(),
+            msisdn: msisdn.clone(),
+            reason,
+        };
         Ok(Parsed { inbound: Inbound::Closed(closed), echo: Echo::default() })
     };
     if cb.abort {
@@ -52,8 +56,9 @@ pub fn parse(req: &Request<'_>, ctx: &Context<'_>) -> Result<Parsed, BadRequest>
         }
         _ => return Err(BadRequest::Value { field: "opCode", value: cb.op_code }),
     };
-    let hop = Hop { provider: PROVIDER, session_id, msisdn, service_code, input };
-    Ok(Parsed { inbound: Inbound::Hop(hop), echo })
+    let hop =
+        Hop { provider: PROVIDER, channel: ctx.channel.to_owned(), session_id, msisdn, service_code, input };
+    Ok(Parsed { inbound: Inbound::Hop(hop), echo: Echo::default() })
 }
 
 /// A `|` inside the screen would shift the fields, so it is shown as `/`.

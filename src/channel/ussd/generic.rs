@@ -23,7 +23,8 @@ use crate::menu::Reply;
 
 pub const PROVIDER: &str = "generic";
 
-#[derive(Debug, Deserialize)]
+// No `Debug`: the fields may hold a PIN.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Callback {
     session_id: String,
@@ -39,7 +40,8 @@ struct Callback {
     reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+// No `Debug`: the fields may hold a PIN.
+#[derive(Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Event {
     Start,
@@ -67,11 +69,12 @@ pub fn parse(req: &Request<'_>, ctx: &Context<'_>) -> Result<Parsed, BadRequest>
                 Some("aborted") => CloseReason::Aborted,
                 _ => CloseReason::Ended,
             };
-            let closed = Closed { provider: PROVIDER, session_id, msisdn, reason };
+            let closed = Closed { channel: ctx.channel.to_owned(), session_id, msisdn, reason };
             return Ok(Parsed { inbound: Inbound::Closed(closed), echo });
         }
     };
-    let hop = Hop { provider: PROVIDER, session_id, msisdn, service_code, input };
+    let hop =
+        Hop { provider: PROVIDER, channel: ctx.channel.to_owned(), session_id, msisdn, service_code, input };
     Ok(Parsed { inbound: Inbound::Hop(hop), echo })
 }
 

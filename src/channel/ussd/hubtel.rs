@@ -10,8 +10,6 @@ use super::{BadRequest, Context, Echo, Inbound, Parsed, Request};
 use crate::channel::{CloseReason, Closed, Hop, Input};
 use crate::menu::Reply;
 
-pub const PROVIDER: &str = "hubtel";
-
 /// Programmable Services words `Type` in lower case and wants `Label`, `DataType` and
 /// `FieldType` in every reply (a missing one fails the session).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +18,8 @@ pub enum Variant {
     Programmable,
 }
 
-#[derive(Debug, Deserialize)]
+// No `Debug`: the fields may hold a PIN.
+#[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Callback {
     #[serde(default)]
@@ -37,7 +36,7 @@ struct Callback {
     sequence: Option<u32>,
 }
 
-pub fn parse(req: &Request<'_>, ctx: &Context<'_>) -> Result<Parsed, BadRequest> {
+pub fn parse(req: &Request<'_>, ctx: &Context<'_>, variant: Variant) -> Result<Parsed, BadRequest> {
     let cb: Callback = super::from_json(req.body)?;
     let session_id = super::session_id("SessionId", &cb.session_id)?;
     let msisdn = super::msisdn("Mobile", &cb.mobile, ctx)?;
@@ -61,12 +60,16 @@ pub fn parse(req: &Request<'_>, ctx: &Context<'_>) -> Result<Parsed, BadRequest>
             } else {
                 CloseReason::Aborted
             };
-            let closed = Closed { provider: PROVIDER, session_id, msisdn, reason };
+            let closed = Closed { channel: ctx.channel.to_owned(), session_id, msisdn, reason };
             return Ok(Parsed { inbound: Inbound::Closed(closed), echo });
         }
         _ => return Err(BadRequest::Value { field: "Type", value: cb.kind }),
     };
-    let hop = Hop { provider: PROVIDER, session_id, msisdn, service_code, input };
+    let provider = match variant {
+        Variant::Legacy => "hubtel",
+        Variant::Programmable => "hubtel-programmable",
+    };
+    let hop = Hop { provider, channel: ctx.channel.to_owned(), session_id, msisdn, service_code, input };
     Ok(Parsed { inbound: Inbound::Hop(hop), echo })
 }
 

@@ -12,7 +12,8 @@ use crate::menu::Reply;
 
 pub const PROVIDER: &str = "infobip";
 
-#[derive(Debug, Deserialize)]
+// No `Debug`: the fields may hold a PIN.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Callback {
     #[serde(default)]
@@ -46,12 +47,13 @@ pub fn parse(req: &Request<'_>, ctx: &Context<'_>) -> Result<Parsed, BadRequest>
         "end" => {
             let timed_out = cb.reason.is_some_and(|r| r.to_ascii_lowercase().contains("timeout"));
             let reason = if timed_out { CloseReason::TimedOut } else { CloseReason::Ended };
-            let closed = Closed { provider: PROVIDER, session_id, msisdn, reason };
+            let closed = Closed { channel: ctx.channel.to_owned(), session_id, msisdn, reason };
             return Ok(Parsed { inbound: Inbound::Closed(closed), echo });
         }
         other => return Err(BadRequest::Path(format!("`{other}`: expected start, response or end"))),
     };
-    let hop = Hop { provider: PROVIDER, session_id, msisdn, service_code, input };
+    let hop =
+        Hop { provider: PROVIDER, channel: ctx.channel.to_owned(), session_id, msisdn, service_code, input };
     Ok(Parsed { inbound: Inbound::Hop(hop), echo })
 }
 

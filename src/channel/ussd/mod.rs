@@ -1,5 +1,5 @@
 //! USSD adapters, one module per aggregator wire format, behind one [`Provider`] enum,
-//! and the HTTP handler they all share.
+//! and the field checks they share. The HTTP handler is `crate::http::channels`.
 
 pub mod africastalking;
 pub mod airtel;
@@ -17,9 +17,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::channel::{Closed, Hop};
+use crate::channel::{Closed, Hop, Input};
 use crate::domain::{Msisdn, Region};
-use crate::menu::{Bundle, Reply};
+use crate::menu::Reply;
 
 /// The longest session id, service code and input accepted from any aggregator.
 pub const MAX_SESSION_ID: usize = 128;
@@ -84,8 +84,8 @@ impl Provider {
     pub fn parse(self, req: &Request<'_>, ctx: &Context<'_>) -> Result<Parsed, BadRequest> {
         match self {
             Provider::AfricasTalking => africastalking::parse(req, ctx),
-            Provider::Hubtel => hubtel::parse(req, ctx),
-            Provider::HubtelProgrammable => hubtel::parse(req, ctx),
+            Provider::Hubtel => hubtel::parse(req, ctx, hubtel::Variant::Legacy),
+            Provider::HubtelProgrammable => hubtel::parse(req, ctx, hubtel::Variant::Programmable),
             Provider::Nalo => nalo::parse(req, ctx),
             Provider::Arkesel => arkesel::parse(req, ctx),
             Provider::Infobip => infobip::parse(req, ctx),
@@ -134,10 +134,10 @@ pub struct Request<'a> {
 
 /// What an adapter needs besides the request.
 pub struct Context<'a> {
+    /// The channel the request came through (part of the session key).
+    pub channel: &'a str,
     /// Region for numbers in national form.
     pub region: Region,
-    /// The menus being served, to split dial strings into code and inputs.
-    pub menus: &'a Bundle,
 }
 
 /// A parsed request: a hop to answer or a notice to acknowledge, and what the reply
@@ -245,21 +245,17 @@ pub fn dial_code(field: &'static str, value: &str) -> Result<String, BadRequest>
 }
 
 /// Cumulative input that may arrive as the whole dial string (`*384*1*2#`, as Safaricom
-/// and Airtel send it) or as bare inputs (`1*2`): the service code and the cumulative
-/// text. A dial string is split at the longest code the menus serve; bare inputs keep
-/// `code` (which may be empty: a running session does not need it).
-pub fn dial_or_text(
-    field: &'static str,
-    value: &str,
-    code: String,
-    ctx: &Context<'_>,
-) -> Result<(String, String), BadRequest> {
+/// and Airtel send it) or as bare inputs (`1*2`): the service code and the input. A dial
+/// string is its own service code (the gateway finds the menu's code in it when it
+/// opens a session, and de-accumulates it against the last hop otherwise); bare inputs
+/// keep `code` (which may be empty: a running session does not need it).
+pub fn dial_or_text(field: &'static str, value: &str, code: String) -> Result<(String, Input), BadRequest> {
     check(field, value, MAX_TEXT, false)?;
     let value = value.trim();
     if value.starts_with('*') && value.ends_with('#') {
-        Ok(ctx.menus.split_dial(value).unwrap_or_else(|| (value.to_owned(), String::new())))
+        Ok((value.to_owned(), Input::Dialled(value.to_owned())))
     } else {
-        Ok((code, value.to_owned()))
+        Ok((code, Input::Cumulative(value.to_owned())))
     }
 }
 

@@ -12,7 +12,8 @@ use crate::menu::Reply;
 
 pub const PROVIDER: &str = "nalo";
 
-#[derive(Debug, Deserialize)]
+// No `Debug`: the fields may hold a PIN.
+#[derive(Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 struct Callback {
     #[serde(default)]
@@ -42,7 +43,8 @@ pub fn parse(req: &Request<'_>, ctx: &Context<'_>) -> Result<Parsed, BadRequest>
             Input::PerHop { text: super::text("USERDATA", &cb.userdata)?, first: false, seq: None },
         )
     };
-    let hop = Hop { provider: PROVIDER, session_id, msisdn, service_code, input };
+    let hop =
+        Hop { provider: PROVIDER, channel: ctx.channel.to_owned(), session_id, msisdn, service_code, input };
     Ok(Parsed { inbound: Inbound::Hop(hop), echo })
 }
 

@@ -5,11 +5,12 @@
 use serde::Deserialize;
 
 use super::{BadRequest, Context, Echo, Inbound, Parsed, Request};
-use crate::channel::{Hop, Input};
+use crate::channel::Hop;
 
 pub const PROVIDER: &str = "safaricom";
 
-#[derive(Debug, Deserialize)]
+// No `Debug`: the fields may hold a PIN.
+#[derive(Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 struct Callback {
     #[serde(default)]
@@ -27,7 +28,8 @@ pub fn parse(req: &Request<'_>, ctx: &Context<'_>) -> Result<Parsed, BadRequest>
     let session_id = super::session_id("SESSION_ID", &cb.session_id)?;
     let msisdn = super::msisdn("ORIG", &cb.orig, ctx)?;
     let code = super::dial_code("DEST", &cb.dest)?;
-    let (service_code, text) = super::dial_or_text("USSD_PARAMS", &cb.ussd_params, code, ctx)?;
-    let hop = Hop { provider: PROVIDER, session_id, msisdn, service_code, input: Input::Cumulative(text) };
+    let (service_code, input) = super::dial_or_text("USSD_PARAMS", &cb.ussd_params, code)?;
+    let hop =
+        Hop { provider: PROVIDER, channel: ctx.channel.to_owned(), session_id, msisdn, service_code, input };
     Ok(Parsed { inbound: Inbound::Hop(hop), echo: Echo::default() })
 }
