@@ -12,6 +12,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
+use ussd_gateway::channel::ussd::Provider;
 use ussd_gateway::ops::Op;
 
 /// Amina, a demo subscriber, as aggregators write her number (no plus sign).
@@ -21,32 +22,9 @@ const MAIN: &str =
 const PIN_SCREEN: &str = "Enter your PIN to see your balance";
 const BALANCE: &str = "Your balance is KES 1,000.00.";
 
-#[derive(Clone, Copy, Debug)]
-enum Wire {
-    AfricasTalking,
-    Hubtel,
-    HubtelProgrammable,
-    Nalo,
-    Arkesel,
-    Infobip,
-    Cellulant,
-    Safaricom,
-    Airtel,
-    Generic,
-}
-
-const ALL: [Wire; 10] = [
-    Wire::AfricasTalking,
-    Wire::Hubtel,
-    Wire::HubtelProgrammable,
-    Wire::Nalo,
-    Wire::Arkesel,
-    Wire::Infobip,
-    Wire::Cellulant,
-    Wire::Safaricom,
-    Wire::Airtel,
-    Wire::Generic,
-];
+/// The wire formats under test: every provider the gateway speaks.
+type Wire = Provider;
+const ALL: [Wire; 10] = Provider::ALL;
 
 /// What a subscriber does on one hop.
 #[derive(Clone, Copy)]
@@ -306,91 +284,84 @@ async fn send(app: &TestApp, request: Request<Body>) -> Wired {
     }
 }
 
-impl Wire {
-    /// Reads (end, screen) out of a reply in this wire format, checking its shape.
-    fn read(self, w: &Wired) -> (bool, String) {
-        assert_eq!(w.status, StatusCode::OK, "{self:?}: {}", w.body);
-        let json = || -> Value {
-            assert_eq!(w.content_type, "application/json", "{self:?}");
-            serde_json::from_str(&w.body).unwrap()
-        };
-        match self {
-            Wire::AfricasTalking | Wire::Safaricom => {
-                assert_eq!(w.content_type, "text/plain; charset=utf-8");
-                match w.body.split_once(' ') {
-                    Some(("CON", text)) => (false, text.to_owned()),
-                    Some(("END", text)) => (true, text.to_owned()),
-                    _ => panic!("{self:?}: neither CON nor END: {}", w.body),
-                }
+/// Reads (end, screen) out of a reply in this wire format, checking its shape.
+fn read(wire: Wire, w: &Wired) -> (bool, String) {
+    assert_eq!(w.status, StatusCode::OK, "{wire:?}: {}", w.body);
+    let json = || -> Value {
+        assert_eq!(w.content_type, "application/json", "{wire:?}");
+        serde_json::from_str(&w.body).unwrap()
+    };
+    match wire {
+        Wire::AfricasTalking | Wire::Safaricom => {
+            assert_eq!(w.content_type, "text/plain; charset=utf-8");
+            match w.body.split_once(' ') {
+                Some(("CON", text)) => (false, text.to_owned()),
+                Some(("END", text)) => (true, text.to_owned()),
+                _ => panic!("{wire:?}: neither CON nor END: {}", w.body),
             }
-            Wire::Hubtel => {
-                let v = json();
-                let end = match v["Type"].as_str() {
-                    Some("Response") => false,
-                    Some("Release") => true,
-                    other => panic!("Type {other:?}"),
-                };
-                (end, v["Message"].as_str().unwrap().to_owned())
+        }
+        Wire::Hubtel => {
+            let v = json();
+            let end = match v["Type"].as_str() {
+                Some("Response") => false,
+                Some("Release") => true,
+                other => panic!("Type {other:?}"),
+            };
+            (end, v["Message"].as_str().unwrap().to_owned())
+        }
+        Wire::HubtelProgrammable => {
+            let v = json();
+            let end = match (v["Type"].as_str(), v["DataType"].as_str()) {
+                (Some("response"), Some("input")) => false,
+                (Some("release"), Some("display")) => true,
+                other => panic!("Type/DataType {other:?}"),
+            };
+            for field in ["SessionId", "Label", "FieldType", "ClientState"] {
+                assert!(v[field].is_string(), "Programmable Services needs {field}: {v}");
             }
-            Wire::HubtelProgrammable => {
-                let v = json();
-                let end = match (v["Type"].as_str(), v["DataType"].as_str()) {
-                    (Some("response"), Some("input")) => false,
-                    (Some("release"), Some("display")) => true,
-                    other => panic!("Type/DataType {other:?}"),
-                };
-                for field in ["SessionId", "Label", "FieldType", "ClientState"] {
-                    assert!(v[field].is_string(), "Programmable Services needs {field}: {v}");
-                }
-                (end, v["Message"].as_str().unwrap().to_owned())
-            }
-            Wire::Nalo => {
-                let v = json();
-                (!v["MSGTYPE"].as_bool().unwrap(), v["MSG"].as_str().unwrap().to_owned())
-            }
-            Wire::Arkesel => {
-                let v = json();
-                (!v["continueSession"].as_bool().unwrap(), v["message"].as_str().unwrap().to_owned())
-            }
-            Wire::Infobip => {
-                let v = json();
-                assert_eq!(v["responseExitCode"], 200);
-                (v["shouldClose"].as_bool().unwrap(), v["ussdMenu"].as_str().unwrap().to_owned())
-            }
-            Wire::Cellulant => {
-                let fields: Vec<&str> = w.body.split('|').collect();
-                assert_eq!(
-                    fields.len(),
-                    6,
-                    "nextLevel|text|valueOfSelection|serviceId|status|extra: {}",
-                    w.body
-                );
-                let end = match fields[4] {
-                    "continue" => false,
-                    "end" => true,
-                    other => panic!("status {other}"),
-                };
-                (end, fields[1].to_owned())
-            }
-            Wire::Airtel => {
-                let end = match w.freeflow.as_deref() {
-                    Some("FC") => false,
-                    Some("FB") => true,
-                    other => panic!("Freeflow {other:?}"),
-                };
-                (end, w.body.clone())
-            }
-            Wire::Generic => {
-                let v = json();
-                (v["end"].as_bool().unwrap(), v["message"].as_str().unwrap().to_owned())
-            }
+            (end, v["Message"].as_str().unwrap().to_owned())
+        }
+        Wire::Nalo => {
+            let v = json();
+            (!v["MSGTYPE"].as_bool().unwrap(), v["MSG"].as_str().unwrap().to_owned())
+        }
+        Wire::Arkesel => {
+            let v = json();
+            (!v["continueSession"].as_bool().unwrap(), v["message"].as_str().unwrap().to_owned())
+        }
+        Wire::Infobip => {
+            let v = json();
+            assert_eq!(v["responseExitCode"], 200);
+            (v["shouldClose"].as_bool().unwrap(), v["ussdMenu"].as_str().unwrap().to_owned())
+        }
+        Wire::Cellulant => {
+            let fields: Vec<&str> = w.body.split('|').collect();
+            assert_eq!(fields.len(), 6, "nextLevel|text|valueOfSelection|serviceId|status|extra: {}", w.body);
+            let end = match fields[4] {
+                "continue" => false,
+                "end" => true,
+                other => panic!("status {other}"),
+            };
+            (end, fields[1].to_owned())
+        }
+        Wire::Airtel => {
+            let end = match w.freeflow.as_deref() {
+                Some("FC") => false,
+                Some("FB") => true,
+                other => panic!("Freeflow {other:?}"),
+            };
+            (end, w.body.clone())
+        }
+        Wire::Generic => {
+            let v = json();
+            (v["end"].as_bool().unwrap(), v["message"].as_str().unwrap().to_owned())
         }
     }
 }
 
 async fn hop(app: &TestApp, line: &mut Line, step: Step<'_>) -> (bool, String) {
     let request = line.request(step);
-    line.wire.read(&send(app, request).await)
+    read(line.wire, &send(app, request).await)
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -552,8 +523,8 @@ async fn send_money_with_retries(app: &TestApp, wire: Wire) {
                 }
             }
         };
-        let a = wire.read(&send(app, first).await);
-        let b = wire.read(&send(app, again).await);
+        let a = read(wire, &send(app, first).await);
+        let b = read(wire, &send(app, again).await);
         assert_eq!(a, b, "{wire:?}: a retry got another screen");
     }
     let copies: Vec<Request<Body>> = (0..8)
@@ -578,7 +549,7 @@ async fn send_money_with_retries(app: &TestApp, wire: Wire) {
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let w = Wired { status, content_type, freeflow, body: String::from_utf8(bytes.to_vec()).unwrap() };
-        let (end, text) = wire.read(&w);
+        let (end, text) = read(wire, &w);
         assert!(end, "{wire:?}: {text}");
         if text.starts_with("Sent KES 50.00 to Brian Kamau") {
             sent += 1;
