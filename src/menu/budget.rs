@@ -1,8 +1,8 @@
 //! What fits on one screen: GSM-7 septets or UCS-2 units, and splitting long screens
 //! into pages with More and Back.
 
-/// GSM 03.38 basic characters outside ASCII (ASCII ones are tested by range below).
-const BASIC_NON_ASCII: &str = "£¥èéùìòÇØøÅåΔΦΓΛΩΠΨΣΘΞÆæßÉ¤¡ÄÖÑÜ§¿äöñüà";
+use crate::gsm::septets as septets_of;
+pub use crate::gsm::{Encoding, cost};
 
 /// The most one screen may hold in each encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,43 +33,6 @@ impl Default for Budget {
     fn default() -> Self {
         Budget { gsm7: 160, ucs2: 80 }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Encoding {
-    Gsm7,
-    Ucs2,
-}
-
-/// The encoding a text needs and its length in that encoding's units.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cost {
-    pub encoding: Encoding,
-    pub units: usize,
-}
-
-/// Septets a character costs in GSM-7, or `None` if GSM-7 cannot carry it.
-fn septets_of(c: char) -> Option<usize> {
-    match c {
-        '\n' | '\r' => Some(1),
-        // The extension table: an escape septet, then the character.
-        '\u{c}' | '^' | '{' | '}' | '\\' | '[' | '~' | ']' | '|' | '€' => Some(2),
-        '`' => None,
-        ' '..='~' => Some(1),
-        c if BASIC_NON_ASCII.contains(c) => Some(1),
-        _ => None,
-    }
-}
-
-pub fn cost(text: &str) -> Cost {
-    let mut units = 0;
-    for c in text.chars() {
-        match septets_of(c) {
-            Some(n) => units += n,
-            None => return Cost { encoding: Encoding::Ucs2, units: text.encode_utf16().count() },
-        }
-    }
-    Cost { encoding: Encoding::Gsm7, units }
 }
 
 impl Budget {
@@ -249,6 +212,7 @@ fn split_to_fit(unit: &str, fits: impl Fn(&str) -> bool) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gsm::Cost;
 
     fn nav() -> NavLines {
         NavLines { more: "98. More".into(), back: "0. Back".into() }

@@ -1,0 +1,3 @@
+//! The SMS channel: what subscribers send and what we send them.
+
+pub mod segments;
