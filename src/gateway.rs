@@ -314,18 +314,17 @@ impl Gateway {
         for _ in 0..CAS_ATTEMPTS {
             let mut loaded =
                 if std::mem::take(&mut assume_new) { None } else { self.store.load(&key).await? };
+            let retry = loaded.as_ref().is_some_and(|l| self.is_retry(hop, &l.session, mark, rules));
             // An opening hop on a record it does not repeat is a new dial under a reused
             // session id: it replaces the record (compare-and-set on its version).
             let mut replaces = 0;
-            if let Some(old) =
-                loaded.take_if(|l| hop.input.is_first() && !self.is_retry(hop, &l.session, mark, rules))
-            {
+            if let Some(old) = loaded.take_if(|_| hop.input.is_first() && !retry) {
                 replaces = old.version;
             }
             let (version, session, menu, inputs, entry) = match loaded {
                 Some(Loaded { version, session }) => {
                     let edition = bundle.for_session(&session.service, &session.menu_version).cloned();
-                    if self.is_retry(hop, &session, mark, rules) {
+                    if retry {
                         return self.replay(&key, session, mark, deadline, edition.as_deref()).await;
                     }
                     if let Some(answer) = self.refuse_busy_or_over(&session, edition.as_deref()) {

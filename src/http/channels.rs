@@ -19,6 +19,7 @@ use tracing::warn;
 use super::{AppState, MAX_BODY};
 use crate::channel::ussd::{Context, Inbound, Request as WireRequest};
 use crate::config::ChannelSpec;
+use crate::domain::Msisdn;
 use crate::gateway::HopRules;
 use crate::menu::Reply;
 
@@ -35,7 +36,7 @@ const FORGET_EVERY: u64 = 4096;
 /// One declared channel with its limiters.
 pub struct Channel {
     spec: ChannelSpec,
-    per_msisdn: DefaultKeyedRateLimiter<String>,
+    per_msisdn: DefaultKeyedRateLimiter<Msisdn>,
     per_channel: Option<DefaultDirectRateLimiter>,
     hops: AtomicU64,
 }
@@ -77,6 +78,8 @@ pub fn routes(specs: &[ChannelSpec]) -> Router<AppState> {
 enum Refusal {
     Address,
     Token,
+    /// Something below a path that has nothing below it.
+    Path,
     Credentials,
     TooLarge,
 }
@@ -86,6 +89,7 @@ impl Refusal {
         match self {
             Refusal::Address => "address",
             Refusal::Token => "token",
+            Refusal::Path => "path",
             Refusal::Credentials => "credentials",
             Refusal::TooLarge => "too_large",
         }
@@ -98,7 +102,7 @@ fn refuse(channel: &Channel, why: Refusal, peer: Option<std::net::IpAddr>) -> Re
     warn!(channel = %channel.spec.name, reason = why.as_str(), peer = ?peer, "refused an aggregator call");
     match why {
         // A wrong token looks like a path that does not exist.
-        Refusal::Token => (StatusCode::NOT_FOUND, NO_SUCH_ENDPOINT).into_response(),
+        Refusal::Token | Refusal::Path => (StatusCode::NOT_FOUND, NO_SUCH_ENDPOINT).into_response(),
         Refusal::Address => {
             (StatusCode::FORBIDDEN, "this address may not call this channel\n").into_response()
         }
@@ -112,11 +116,6 @@ fn refuse(channel: &Channel, why: Refusal, peer: Option<std::net::IpAddr>) -> Re
             (StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than any USSD callback\n").into_response()
         }
     }
-}
-
-/// Whether nothing below the channel's path (after its token) is part of a request.
-fn provider_path_is_exact(spec: &ChannelSpec) -> bool {
-    spec.provider != crate::channel::ussd::Provider::Infobip
 }
 
 fn same(given: &[u8], expected: &[u8]) -> bool {
@@ -142,9 +141,8 @@ async fn callback(channel: &Channel, state: AppState, request: Request) -> Respo
         }
         None => below,
     };
-    // Only Infobip carries meaning below its path; anything else there is no endpoint.
-    if !tail.is_empty() && provider_path_is_exact(spec) {
-        return refuse(channel, Refusal::Token, peer);
+    if !tail.is_empty() && !spec.provider.uses_path_tail() {
+        return refuse(channel, Refusal::Path, peer);
     }
     if let Some(expected) = &spec.basic {
         let given = parts
@@ -189,7 +187,7 @@ async fn callback(channel: &Channel, state: AppState, request: Request) -> Respo
     }
     // The number first: a passing check takes a cell, so one flooding subscriber must
     // be stopped before they use up the channel's allowance for everyone else.
-    if channel.per_msisdn.check_key(&hop.msisdn.as_e164().to_owned()).is_err() {
+    if channel.per_msisdn.check_key(&hop.msisdn).is_err() {
         warn!(channel = %spec.name, msisdn = %hop.msisdn, "subscriber over the hop rate limit");
         return polite_end(TOO_MANY_HOPS, "msisdn_rate");
     }

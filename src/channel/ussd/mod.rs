@@ -80,6 +80,12 @@ impl Provider {
         matches!(self, Provider::Cellulant | Provider::Safaricom | Provider::Airtel)
     }
 
+    /// Whether the path below the provider's own carries part of the request (Infobip's
+    /// `{sessionId}/start`); for every other provider anything there is no endpoint.
+    pub fn uses_path_tail(self) -> bool {
+        self == Provider::Infobip
+    }
+
     /// Reads one request in this provider's format.
     pub fn parse(self, req: &Request<'_>, ctx: &Context<'_>) -> Result<Parsed, BadRequest> {
         match self {
