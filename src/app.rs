@@ -13,12 +13,14 @@ use sqlx::{Connection, PgPool, Postgres};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use crate::channel::sms::Outbound;
 use crate::config::{Config, redact_url};
 use crate::gateway::{Gateway, GatewayConfig};
 use crate::http::{self, AppState};
 use crate::menu::Bundle;
 use crate::money::{self, DataVault, Money, MoneySettings, PinHasher};
 use crate::session::{MemoryStore, RedisStore, SessionStore, TextKey};
+use crate::sms::outbox::Worker;
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -136,6 +138,7 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         metrics: crate::telemetry::metrics(),
         probe_timeout: Duration::from_secs(1),
         channels: config.channels.clone().into(),
+        sms: config.sms.as_ref().map(|spec| Outbound::new(spec.account.clone(), spec.timeout)),
         admin: config.settings.admin_token.as_ref().map(|token| http::Admin {
             token: token.trim().into(),
             menus_dir: config.settings.menus_dir.clone(),
@@ -205,7 +208,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
                 .map_err(|e| StartError::Demo(e.to_string()))?;
         info!(created, "demo subscribers seeded");
     }
-    let state = build_state(pool, store, menus, &config);
+    let state = build_state(pool.clone(), store, menus, &config);
     let gateway = std::sync::Arc::clone(&state.gateway);
     #[cfg(unix)]
     if let Err(e) = reload_on_hangup(Arc::clone(&gateway), config.settings.menus_dir.clone()) {
@@ -221,6 +224,18 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             sweeper.sweep_timeouts(tokio::time::Instant::now()).await;
         }
     });
+    let (stop_outbox, outbox_stopped) = tokio::sync::watch::channel(false);
+    let outbox = match (&state.sms, &config.sms) {
+        (Some(outbound), Some(spec)) => {
+            info!(provider = %outbound.provider(), "SMS receipts go out through the outbox worker");
+            let worker = Worker::new(pool, outbound.clone(), spec.policy.clone());
+            Some(tokio::spawn(worker.run(outbox_stopped)))
+        }
+        _ => {
+            warn!("no [sms] provider is configured: receipts wait in the outbox until one is");
+            None
+        }
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| StartError::Listen { addr: config.listen.to_string(), reason: e.to_string() })?;
@@ -241,6 +256,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .map_err(|e| StartError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
     info!("no more hops; waiting for ops that are still running");
     gateway.drain().await;
+    if let Some(outbox) = outbox {
+        let _ = stop_outbox.send(true);
+        let patience = config.sms.as_ref().map_or(Duration::ZERO, |s| s.timeout * 2);
+        if tokio::time::timeout(patience, outbox).await.is_err() {
+            warn!("the SMS worker did not finish its batch in time; unsent receipts go out after a restart");
+        }
+    }
     info!("stopped");
     Ok(())
 }
@@ -262,6 +284,9 @@ fn demo_banner(addr: std::net::SocketAddr, code: &str, currency: &str) -> String
          \nSend KES 500 to Brian with text = '1', '1*0700000002', '1*0700000002*500', '1*0700000002*500*1',\n\
          '1*0700000002*500*1*{pin}'. Any other Kenyan number (say +254711000111) is offered registration.\n",
         pin = money::DEMO_PIN
+    ));
+    out.push_str(&format!(
+        "\nThe SMS receipts of every transfer: curl -s http://127.0.0.1:{port}/demo/sms (add ?to=%2B254700000002 for one number)\n"
     ));
     let paths: Vec<String> =
         crate::channel::ussd::Provider::ALL.iter().map(|p| format!("/ussd/{}", p.name())).collect();

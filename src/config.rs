@@ -66,6 +66,56 @@ pub struct Settings {
     pub rate_per_msisdn_per_minute: u32,
     /// `[[channels]]` in the config file: the aggregator connections this gateway serves.
     pub channels: Vec<ChannelSettings>,
+    /// `[sms]` in the config file: the provider SMS receipts go out through.
+    pub sms: Option<SmsSettings>,
+}
+
+/// The SMS provider account as written in the config file.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsSettings {
+    /// africastalking, twilio, infobip, vonage, hubtel, or sink (kept in memory and
+    /// logged: what `--demo` uses).
+    pub provider: String,
+    /// The provider's API; its public address when unset (Infobip: your account's).
+    pub base_url: Option<String>,
+    /// Sender id or number (Twilio: a number or a Messaging Service SID `MG…`).
+    pub sender: Option<String>,
+    /// Africa's Talking username, Twilio Account SID, Vonage API key, Hubtel client id.
+    pub account: Option<String>,
+    /// Africa's Talking API key, Twilio auth token, Infobip API key, Vonage API
+    /// secret, Hubtel client secret.
+    pub secret: Option<String>,
+    /// What the account may send, in segments per second (default 10).
+    pub segments_per_second: Option<u32>,
+    /// Tries before a message is dead-lettered (default 10).
+    pub max_attempts: Option<u32>,
+    /// The first retry's delay; each further one doubles, up to ten minutes (default 2000).
+    pub retry_base_ms: Option<u64>,
+    /// How long one call to the provider may take (default 10000).
+    pub timeout_ms: Option<u64>,
+    /// How long the provider is left alone after five failures in a row (default 30000).
+    pub breaker_cooldown_ms: Option<u64>,
+}
+
+impl fmt::Debug for SmsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmsSettings")
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("sender", &self.sender)
+            .field("account", &self.account)
+            .field("secret", &self.secret.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated SMS provider and how the outbox worker uses it.
+#[derive(Clone, Debug)]
+pub struct SmsSpec {
+    pub account: crate::channel::sms::Account,
+    pub timeout: Duration,
+    pub policy: crate::sms::outbox::Policy,
 }
 
 /// One aggregator connection as written in the config file.
@@ -173,6 +223,7 @@ impl Default for Settings {
             // an aggregator's retries included.
             rate_per_msisdn_per_minute: 60,
             channels: Vec::new(),
+            sms: None,
         }
     }
 }
@@ -235,6 +286,8 @@ pub struct Config {
     /// The channels served: those declared, and with `--demo` every provider at
     /// `/ussd/<provider>` on a path no declared channel took.
     pub channels: Vec<ChannelSpec>,
+    /// Where SMS receipts go: `[sms]`, or the demo sink with `--demo`; none otherwise.
+    pub sms: Option<SmsSpec>,
 }
 
 /// When wrong PINs lock a subscriber's money operations.
@@ -394,11 +447,22 @@ impl Settings {
             per_msisdn_per_minute: self.rate_per_msisdn_per_minute.max(1),
         };
         let channels = channels(&self.channels, demo, defaults, &mut problems);
+        let currency = crate::domain::Currency::new(&self.currency, 2);
+        let sms = match &self.sms {
+            Some(declared) => sms(declared, currency, &mut problems),
+            None if demo => sms(
+                &SmsSettings { provider: "sink".into(), ..SmsSettings::default() },
+                currency,
+                &mut problems,
+            ),
+            None => None,
+        };
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
         Ok(Config {
             channels,
+            sms,
             data_key,
             pin_policy: PinPolicy {
                 max_attempts: self.pin_max_attempts,
@@ -414,6 +478,92 @@ impl Settings {
             settings: self,
         })
     }
+}
+
+/// Validates `[sms]`.
+fn sms(s: &SmsSettings, currency: crate::domain::Currency, problems: &mut Vec<String>) -> Option<SmsSpec> {
+    use crate::channel::sms::{Account, Provider as Sms};
+    let before = problems.len();
+    let mut problem = |p: String| problems.push(format!("[sms]: {p}"));
+    let Some(provider) = Sms::from_name(&s.provider) else {
+        let names: Vec<&str> = Sms::ALL.iter().map(|p| p.name()).collect();
+        problem(format!("`provider` `{}` is not one of {}", s.provider, names.join(", ")));
+        return None;
+    };
+    let base_url = match (&s.base_url, provider.default_base_url()) {
+        (Some(url), _) => url.trim_end_matches('/').to_owned(),
+        (None, Some(url)) => url.to_owned(),
+        (None, None) => {
+            problem(format!("`base_url` is required for {provider}: your account's API address"));
+            String::new()
+        }
+    };
+    if provider != Sms::Sink && !base_url.starts_with("https://") && !base_url.starts_with("http://") {
+        problem(format!(
+            "`base_url` `{base_url}` must start with https:// (or http:// for a local test server)"
+        ));
+    }
+    let (needs_account, needs_secret) = provider.credentials();
+    let mut credential = |name: &str, value: &Option<String>, what: Option<&str>| match (value, what) {
+        (Some(v), Some(_)) if v.starts_with("replace-with") => {
+            problem(format!("`{name}` is still the example's placeholder: set {}", what.unwrap_or("it")));
+            String::new()
+        }
+        (Some(v), Some(_)) if !v.trim().is_empty() => v.trim().to_owned(),
+        (_, Some(what)) => {
+            problem(format!("`{name}` is required for {provider}: {what}"));
+            String::new()
+        }
+        (v, None) => v.clone().unwrap_or_default(),
+    };
+    let account = credential("account", &s.account, needs_account);
+    let secret = credential("secret", &s.secret, needs_secret);
+    let mut policy = crate::sms::outbox::Policy::new(std::num::NonZeroU32::MIN, currency);
+    match s.segments_per_second.and_then(std::num::NonZeroU32::new) {
+        Some(n) if n.get() <= 10_000 => policy.segments_per_second = n,
+        None if s.segments_per_second.is_none() => {
+            policy.segments_per_second = std::num::NonZeroU32::new(10).expect("10 is not zero")
+        }
+        _ => problem("`segments_per_second` must be between 1 and 10000".into()),
+    }
+    if let Some(n) = s.max_attempts {
+        if (1..=100).contains(&n) {
+            policy.max_attempts = n
+        } else {
+            problem(format!("`max_attempts` must be between 1 and 100 (got {n})"))
+        }
+    }
+    if let Some(ms) = s.retry_base_ms {
+        if (10..=600_000).contains(&ms) {
+            policy.retry_base = Duration::from_millis(ms)
+        } else {
+            problem(format!("`retry_base_ms` must be between 10 and 600000 (got {ms})"))
+        }
+    }
+    if let Some(ms) = s.breaker_cooldown_ms {
+        if (10..=3_600_000).contains(&ms) {
+            policy.breaker_cooldown = Duration::from_millis(ms)
+        } else {
+            problem(format!("`breaker_cooldown_ms` must be between 10 and 3600000 (got {ms})"))
+        }
+    }
+    let timeout = match s.timeout_ms {
+        Some(ms) if (100..=60_000).contains(&ms) => Duration::from_millis(ms),
+        Some(ms) => {
+            problem(format!("`timeout_ms` must be between 100 and 60000 (got {ms})"));
+            Duration::from_secs(10)
+        }
+        None => Duration::from_secs(10),
+    };
+    // A claim outlives a send: the call itself and the wait for a full batch's segments.
+    let bucket_wait =
+        Duration::from_secs_f64(f64::from(policy.batch) * 4.0 / f64::from(policy.segments_per_second.get()));
+    policy.lease = (timeout * 2 + bucket_wait).max(Duration::from_secs(60));
+    if problems.len() > before {
+        return None;
+    }
+    let sender = s.sender.clone().filter(|v| !v.trim().is_empty());
+    Some(SmsSpec { account: Account { provider, base_url, sender, account, secret }, timeout, policy })
 }
 
 /// What a channel gets for what it does not set.

@@ -1,6 +1,7 @@
 //! Channels at the edge: each adapter turns a provider's wire format into a [`Hop`] (or
 //! a [`Closed`] notification) and a [`crate::menu::Reply`] back into the wire format.
 
+pub mod sms;
 pub mod ussd;
 
 use crate::domain::Msisdn;

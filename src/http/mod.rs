@@ -2,6 +2,7 @@
 
 mod admin;
 pub mod channels;
+mod demo;
 mod health;
 
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub channels: Arc<[ChannelSpec]>,
     /// The admin endpoints, when ADMIN_TOKEN is set.
     pub admin: Option<Admin>,
+    /// Where SMS receipts go out, when a provider is configured (`--demo`: the sink).
+    pub sms: Option<crate::channel::sms::Outbound>,
 }
 
 /// What the admin endpoints need.
@@ -45,7 +48,12 @@ pub struct Admin {
 }
 
 pub fn router(state: AppState) -> Router {
-    channels::routes(&state.channels)
+    let routes = channels::routes(&state.channels);
+    let routes = match state.sms.as_ref().and_then(|sms| sms.sink()) {
+        Some(_) => routes.route("/demo/sms", get(demo::sms)),
+        None => routes,
+    };
+    routes
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

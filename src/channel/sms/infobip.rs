@@ -1,0 +1,77 @@
+//! Infobip SMS API v3: JSON with an `App` key; every account has its own base URL.
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Client, RequestBuilder, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Accepted, Account, Message, SendError};
+
+pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBuilder {
+    let mut message = json!({
+        "destinations": [{ "to": m.to.trim_start_matches('+') }],
+        "content": { "text": m.text },
+    });
+    if let Some(sender) = &a.sender {
+        message["sender"] = json!(sender);
+    }
+    http.post(format!("{}/sms/3/messages", a.base_url))
+        .header(AUTHORIZATION, format!("App {}", a.secret))
+        .header(CONTENT_TYPE, "application/json")
+        .header(ACCEPT, "application/json")
+        .body(json!({ "messages": [message] }).to_string())
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    messages: Vec<Sent>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Sent {
+    message_id: Option<String>,
+    status: Status,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    group_name: String,
+    #[serde(default)]
+    description: String,
+}
+
+pub(super) fn read(status: StatusCode, body: &[u8]) -> Result<Accepted, SendError> {
+    if !status.is_success() {
+        return Err(SendError::status(status, body));
+    }
+    let answer: Answer = serde_json::from_slice(body).map_err(|_| SendError::unreadable(body))?;
+    let Some(sent) = answer.messages.into_iter().next() else {
+        return Err(SendError::unreadable(body));
+    };
+    match sent.status.group_name.as_str() {
+        "REJECTED" | "UNDELIVERABLE" => {
+            Err(SendError::permanent(format!("{}: {}", sent.status.group_name, sent.status.description)))
+        }
+        _ => Ok(Accepted { message_id: sent.message_id }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pending_and_rejected() {
+        let pending = br#"{"bulkId":"b1","messages":[{"messageId":"2250be2d4219-3af1-78856-aabe-1362af1edfd2","status":{"groupId":1,"groupName":"PENDING","id":26,"name":"PENDING_ACCEPTED","description":"Message sent to next instance"},"destination":"254711000111"}]}"#;
+        assert_eq!(
+            read(StatusCode::OK, pending),
+            Ok(Accepted { message_id: Some("2250be2d4219-3af1-78856-aabe-1362af1edfd2".into()) })
+        );
+        let rejected = br#"{"messages":[{"messageId":"x","status":{"groupId":5,"groupName":"REJECTED","id":51,"name":"MISSING_TO","description":"Missing destination"}}]}"#;
+        let e = read(StatusCode::OK, rejected).unwrap_err();
+        assert!(e.permanent);
+        assert_eq!(e.reason, "REJECTED: Missing destination");
+    }
+}

@@ -1,0 +1,293 @@
+//! SMS providers: one module per provider with how to send it a message and how to read
+//! its answer, and a client that picks the provider from configuration.
+//!
+//! Every answer is sorted into accepted (with the provider's message id, for delivery
+//! reports), worth retrying, or permanent (retrying cannot help: a bad number, a
+//! message the provider refuses). Whether a message was sent when the provider did not
+//! answer is unknown; it is retried, so a timeout may deliver a receipt twice, never zero times.
+
+mod africastalking;
+mod hubtel;
+mod infobip;
+pub mod sink;
+mod twilio;
+mod vonage;
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+pub use self::sink::{Sink, SinkMessage};
+use crate::gsm::Encoding;
+use crate::sms::segments::Segments;
+
+/// The providers we send through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Provider {
+    AfricasTalking,
+    Twilio,
+    Infobip,
+    Vonage,
+    Hubtel,
+    /// `--demo`: messages are kept in memory and logged, nothing leaves the machine.
+    Sink,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 6] = [
+        Provider::AfricasTalking,
+        Provider::Twilio,
+        Provider::Infobip,
+        Provider::Vonage,
+        Provider::Hubtel,
+        Provider::Sink,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::AfricasTalking => "africastalking",
+            Provider::Twilio => "twilio",
+            Provider::Infobip => "infobip",
+            Provider::Vonage => "vonage",
+            Provider::Hubtel => "hubtel",
+            Provider::Sink => "sink",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Provider> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Where the provider's API lives; `None` when every account has its own host.
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            Provider::AfricasTalking => Some("https://api.africastalking.com"),
+            Provider::Twilio => Some("https://api.twilio.com"),
+            Provider::Infobip => None,
+            Provider::Vonage => Some("https://rest.nexmo.com"),
+            Provider::Hubtel => Some("https://smsc.hubtel.com"),
+            Provider::Sink => Some(""),
+        }
+    }
+
+    /// Which credentials the provider needs, as the config file names them: `account`
+    /// and `secret` mean different things to each provider.
+    pub fn credentials(self) -> (Option<&'static str>, Option<&'static str>) {
+        match self {
+            Provider::AfricasTalking => (Some("your Africa's Talking username"), Some("its API key")),
+            Provider::Twilio => (Some("the Account SID"), Some("its auth token")),
+            Provider::Infobip => (None, Some("an API key")),
+            Provider::Vonage => (Some("the API key"), Some("the API secret")),
+            Provider::Hubtel => (Some("the client id"), Some("the client secret")),
+            Provider::Sink => (None, None),
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How to reach one provider account.
+#[derive(Clone)]
+pub struct Account {
+    pub provider: Provider,
+    /// Without a trailing slash.
+    pub base_url: String,
+    /// Sender id or number; the account's default when unset.
+    pub sender: Option<String>,
+    pub account: String,
+    pub secret: String,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("sender", &self.sender)
+            .field("account", &self.account)
+            .field("secret", &"<set>")
+            .finish()
+    }
+}
+
+/// One text to one number.
+#[derive(Debug)]
+pub struct Message<'a> {
+    /// E.164 with the plus.
+    pub to: &'a str,
+    pub text: &'a str,
+    pub segments: &'a Segments,
+}
+
+impl Message<'_> {
+    fn unicode(&self) -> bool {
+        self.segments.encoding == Encoding::Ucs2
+    }
+}
+
+/// The provider took the message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// What its delivery reports will call the message.
+    pub message_id: Option<String>,
+}
+
+/// The provider did not take the message.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct SendError {
+    /// Retrying cannot help.
+    pub permanent: bool,
+    /// What went wrong, for the dead-letter record and the operator. Never logged: a
+    /// provider may echo the number.
+    pub reason: String,
+}
+
+impl SendError {
+    fn retry(reason: impl Into<String>) -> Self {
+        SendError { permanent: false, reason: reason.into() }
+    }
+
+    fn permanent(reason: impl Into<String>) -> Self {
+        SendError { permanent: true, reason: reason.into() }
+    }
+
+    /// An HTTP status outside 2xx: overload and server trouble pass, and so may refused
+    /// credentials once an operator fixes them; any other 4xx is about this message.
+    fn status(status: StatusCode, body: &[u8]) -> Self {
+        let reason = format!("HTTP {}: {}", status.as_u16(), snippet(body));
+        match status.as_u16() {
+            401 | 403 => SendError::retry(format!("{reason} (check the [sms] credentials)")),
+            408 | 425 | 429 => SendError::retry(reason),
+            s if s >= 500 => SendError::retry(reason),
+            _ => SendError::permanent(reason),
+        }
+    }
+
+    fn unreadable(body: &[u8]) -> Self {
+        SendError::retry(format!("unreadable answer: {}", snippet(body)))
+    }
+}
+
+/// The start of a provider's answer, for error records.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(200) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// Sends through one provider account.
+#[derive(Clone)]
+pub struct Outbound {
+    account: Account,
+    http: reqwest::Client,
+    sink: Option<Sink>,
+}
+
+impl Outbound {
+    pub fn new(account: Account, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("ussd-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a client with a timeout and a user agent builds");
+        let sink = (account.provider == Provider::Sink).then(Sink::new);
+        Outbound { account, http, sink }
+    }
+
+    pub fn provider(&self) -> Provider {
+        self.account.provider
+    }
+
+    /// The demo sink's messages, when this is the sink.
+    pub fn sink(&self) -> Option<&Sink> {
+        self.sink.as_ref()
+    }
+
+    pub async fn send(&self, message: &Message<'_>) -> Result<Accepted, SendError> {
+        let a = &self.account;
+        let request = match a.provider {
+            Provider::AfricasTalking => africastalking::request(&self.http, a, message),
+            Provider::Twilio => twilio::request(&self.http, a, message),
+            Provider::Infobip => infobip::request(&self.http, a, message),
+            Provider::Vonage => vonage::request(&self.http, a, message),
+            Provider::Hubtel => hubtel::request(&self.http, a, message),
+            Provider::Sink => {
+                let sink = self.sink.as_ref().expect("a sink account has a sink");
+                return Ok(sink.push(message));
+            }
+        };
+        let response = request.send().await.map_err(|e| SendError::retry(describe(&e)))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| SendError::retry(describe(&e)))?;
+        match a.provider {
+            Provider::AfricasTalking => africastalking::read(status, &body),
+            Provider::Twilio => twilio::read(status, &body),
+            Provider::Infobip => infobip::read(status, &body),
+            Provider::Vonage => vonage::read(status, &body),
+            Provider::Hubtel => hubtel::read(status, &body),
+            Provider::Sink => unreachable!("the sink answered above"),
+        }
+    }
+}
+
+/// A transport error without the URL, which may carry credentials in its query.
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "no answer in time"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "the answer broke off"
+    } else {
+        "request failed"
+    };
+    match std::error::Error::source(e) {
+        Some(source) => format!("{kind}: {source}"),
+        None => kind.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_sort_into_retry_and_permanent() {
+        let retry = [401, 403, 408, 429, 500, 502, 503];
+        for s in retry {
+            assert!(!SendError::status(StatusCode::from_u16(s).unwrap(), b"x").permanent, "{s}");
+        }
+        for s in [400, 404, 409, 422] {
+            assert!(SendError::status(StatusCode::from_u16(s).unwrap(), b"x").permanent, "{s}");
+        }
+        let e = SendError::status(StatusCode::UNAUTHORIZED, b"{\"error\":\"bad key\"}");
+        assert_eq!(e.reason, "HTTP 401: {\"error\":\"bad key\"} (check the [sms] credentials)");
+    }
+
+    #[test]
+    fn snippets_stop_at_200_characters_on_a_character_boundary() {
+        let long = "é".repeat(300);
+        let s = snippet(long.as_bytes());
+        assert_eq!(s.chars().count(), 201);
+        assert!(s.ends_with('…'));
+        assert_eq!(snippet(b"  short \n"), "short");
+    }
+
+    #[test]
+    fn provider_names_round_trip() {
+        for p in Provider::ALL {
+            assert_eq!(Provider::from_name(p.name()), Some(p));
+        }
+        assert_eq!(Provider::from_name("nexmo"), None);
+    }
+}

@@ -1,0 +1,72 @@
+//! The `--demo` provider: keeps the latest messages in memory for `GET /demo/sms` and
+//! logs each one, so a person can read the receipts a demo produces.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::{Accepted, Message};
+use crate::domain::msisdn_mask as mask;
+
+/// How many messages the sink remembers.
+const KEEP: usize = 200;
+
+/// One message as the sink shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SinkMessage {
+    pub id: String,
+    pub to: String,
+    pub text: String,
+    pub segments: usize,
+    pub encoding: &'static str,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+}
+
+#[derive(Clone, Default)]
+pub struct Sink {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next: u64,
+    latest: VecDeque<SinkMessage>,
+}
+
+impl Sink {
+    pub fn new() -> Self {
+        Sink::default()
+    }
+
+    pub(super) fn push(&self, m: &Message<'_>) -> Accepted {
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.next += 1;
+        let id = format!("sink-{}", inner.next);
+        let encoding = match m.segments.encoding {
+            crate::gsm::Encoding::Gsm7 => "gsm7",
+            crate::gsm::Encoding::Ucs2 => "ucs2",
+        };
+        // The demo's point is to read the receipt; the number stays masked as in every log.
+        tracing::info!(to = %mask(m.to), segments = m.segments.count(), text = %m.text, "SMS (demo sink)");
+        let at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        inner.latest.push_front(SinkMessage {
+            id: id.clone(),
+            to: m.to.to_owned(),
+            text: m.text.to_owned(),
+            segments: m.segments.count(),
+            encoding,
+            at,
+        });
+        inner.latest.truncate(KEEP);
+        Accepted { message_id: Some(id) }
+    }
+
+    /// The latest messages, newest first; only those to `to` when given.
+    pub fn latest(&self, to: Option<&str>) -> Vec<SinkMessage> {
+        let inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.latest.iter().filter(|m| to.is_none_or(|to| m.to == to)).cloned().collect()
+    }
+}

@@ -1,0 +1,129 @@
+//! The texts of the SMS receipts, per language: what each party of a movement reads.
+//!
+//! The ledger writes a template name and its data to the outbox in the same
+//! transaction as the movement; the text is made only when the message is sent, in
+//! the language the subscriber had chosen then.
+
+use serde_json::Value;
+
+use crate::domain::Currency;
+
+/// One outbox row to put into words.
+#[derive(Debug)]
+pub struct Receipt<'a> {
+    pub template: &'a str,
+    pub language: &'a str,
+    pub data: &'a Value,
+    /// When the movement happened, in the ledger's time zone: `22/11/26` and `10:04`.
+    pub date: &'a str,
+    pub time: &'a str,
+}
+
+/// The text of `receipt`, or why there is none (a template this build does not know,
+/// data missing a field): the worker dead-letters it with that reason.
+pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, String> {
+    let d = receipt.data;
+    let text =
+        |key: &str| d.get(key).and_then(Value::as_str).ok_or_else(|| format!("the data has no `{key}`"));
+    let money = |key: &str| {
+        d.get(key)
+            .and_then(Value::as_i64)
+            .map(|m| currency.format(m))
+            .ok_or_else(|| format!("the data has no `{key}`"))
+    };
+    let (reference, date, time) = (text("ref")?, receipt.date, receipt.time);
+    let counterparty =
+        || Ok::<_, String>(format!("{} {}", text("counterparty")?, text("counterparty_msisdn")?));
+    let swahili = receipt.language == "sw";
+    Ok(match receipt.template {
+        "p2p_sent" => {
+            let (party, amount, fee, balance) =
+                (counterparty()?, money("amount")?, money("fee")?, money("balance")?);
+            if swahili {
+                format!(
+                    "{reference} Imethibitishwa. {amount} imetumwa kwa {party} tarehe {date} saa {time}. Ada {fee}. Salio jipya {balance}."
+                )
+            } else {
+                format!(
+                    "{reference} Confirmed. {amount} sent to {party} on {date} at {time}. Fee {fee}. New balance {balance}."
+                )
+            }
+        }
+        "p2p_received" => {
+            let (party, amount, balance) = (counterparty()?, money("amount")?, money("balance")?);
+            if swahili {
+                format!(
+                    "{reference} Imethibitishwa. Umepokea {amount} kutoka kwa {party} tarehe {date} saa {time}. Salio jipya {balance}."
+                )
+            } else {
+                format!(
+                    "{reference} Confirmed. You have received {amount} from {party} on {date} at {time}. New balance {balance}."
+                )
+            }
+        }
+        other => return Err(format!("no receipt text for template `{other}`")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::sms::segments::segment;
+
+    fn kes() -> Currency {
+        Currency::new("KES", 2)
+    }
+
+    fn sent(language: &str) -> String {
+        let data = json!({
+            "ref": "TX0000002A", "amount": 50000, "fee": 700, "balance": 1_234_50,
+            "counterparty": "Brian Otieno", "counterparty_msisdn": "+254700000002",
+        });
+        let r = Receipt { template: "p2p_sent", language, data: &data, date: "22/11/26", time: "10:04" };
+        render(&r, &kes()).unwrap()
+    }
+
+    #[test]
+    fn the_payer_reads_amount_payee_reference_fee_and_balance_in_their_language() {
+        assert_eq!(
+            sent("en"),
+            "TX0000002A Confirmed. KES 500.00 sent to Brian Otieno +254700000002 on 22/11/26 at 10:04. Fee KES 7.00. New balance KES 1,234.50."
+        );
+        assert_eq!(
+            sent("sw"),
+            "TX0000002A Imethibitishwa. KES 500.00 imetumwa kwa Brian Otieno +254700000002 tarehe 22/11/26 saa 10:04. Ada KES 7.00. Salio jipya KES 1,234.50."
+        );
+        assert_eq!(sent("fr"), sent("en"), "a language without texts falls back to English");
+    }
+
+    #[test]
+    fn the_payee_reads_who_paid_and_a_long_receipt_still_fits_two_parts() {
+        let data = json!({
+            "ref": "TX0000002A", "amount": 250_000_00, "balance": 99_999_999_99_i64,
+            "counterparty": "Bartholomew-Alexander Wanjiru-Kamau", "counterparty_msisdn": "+254700000001",
+        });
+        let r = Receipt {
+            template: "p2p_received",
+            language: "sw",
+            data: &data,
+            date: "22/11/26",
+            time: "23:59",
+        };
+        let text = render(&r, &kes()).unwrap();
+        assert!(
+            text.starts_with("TX0000002A Imethibitishwa. Umepokea KES 250,000.00 kutoka kwa Bartholomew")
+        );
+        assert!(segment(&text).count() <= 2, "{text}");
+    }
+
+    #[test]
+    fn unknown_templates_and_missing_data_are_reasons_not_panics() {
+        let data = json!({ "ref": "TX1" });
+        let r = Receipt { template: "p2p_sent", language: "en", data: &data, date: "", time: "" };
+        assert_eq!(render(&r, &kes()), Err("the data has no `counterparty`".into()));
+        let r = Receipt { template: "bill_paid", ..r };
+        assert_eq!(render(&r, &kes()), Err("no receipt text for template `bill_paid`".into()));
+    }
+}

@@ -1,0 +1,495 @@
+//! The SMS outbox against the real Postgres and local HTTP servers standing in for the
+//! providers: outages, throttling, permanent refusals, several workers at once, each
+//! provider's wire format, and receipts for a transfer made over USSD.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
+use common::{Store, main_menu, spawn};
+use sqlx::PgPool;
+use ussd_gateway::channel::sms::{Account, Message, Outbound, Provider};
+use ussd_gateway::domain::{Amount, Currency, Msisdn, Region};
+use ussd_gateway::money::{DEMO_PIN, PinHasher, seed_demo, transfer_p2p};
+use ussd_gateway::sms::outbox::{Policy, Worker};
+use ussd_gateway::sms::segments::segment;
+
+/// What the fake provider saw.
+#[derive(Clone, Debug)]
+struct Received {
+    at: Instant,
+    to: String,
+    text: String,
+    id: String,
+}
+
+/// An Africa's Talking stand-in: down (503) while `down` is set, refusing numbers in
+/// `refuse` with the given recipient status code (or an HTTP 500 for `500`).
+#[derive(Clone, Default)]
+struct FakeAt {
+    down: Arc<std::sync::atomic::AtomicBool>,
+    refuse: Arc<Mutex<HashMap<String, u16>>>,
+    accepted: Arc<Mutex<Vec<Received>>>,
+    /// Every request, accepted or not: (to, status code given).
+    calls: Arc<Mutex<Vec<(String, u16)>>>,
+}
+
+async fn fake_at(State(fake): State<FakeAt>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+    assert_eq!(headers.get("apiKey").and_then(|v| v.to_str().ok()), Some("at-key"));
+    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).expect("a form");
+    assert_eq!(form.get("username").map(String::as_str), Some("sandbox"));
+    let to = form["to"].clone();
+    if fake.down.load(std::sync::atomic::Ordering::SeqCst) {
+        fake.calls.lock().unwrap().push((to, 503));
+        return (StatusCode::SERVICE_UNAVAILABLE, "maintenance").into_response();
+    }
+    let refusal = fake.refuse.lock().unwrap().get(&to).copied();
+    fake.calls.lock().unwrap().push((to.clone(), refusal.unwrap_or(101)));
+    match refusal {
+        Some(500) => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+        Some(code) => {
+            let body = format!(
+                r#"{{"SMSMessageData":{{"Message":"Sent to 0/1","Recipients":[{{"statusCode":{code},"number":"{to}","status":"InvalidPhoneNumber","cost":"0","messageId":"None"}}]}}}}"#
+            );
+            (StatusCode::CREATED, body).into_response()
+        }
+        None => {
+            let mut accepted = fake.accepted.lock().unwrap();
+            let id = format!("ATXid_{}", accepted.len() + 1);
+            accepted.push(Received {
+                at: Instant::now(),
+                to: to.clone(),
+                text: form["message"].clone(),
+                id: id.clone(),
+            });
+            let body = format!(
+                r#"{{"SMSMessageData":{{"Message":"Sent to 1/1 Total Cost: KES 0.8000","Recipients":[{{"statusCode":101,"number":"{to}","status":"Success","cost":"KES 0.8000","messageId":"{id}"}}]}}}}"#
+            );
+            (StatusCode::CREATED, body).into_response()
+        }
+    }
+}
+
+/// Serves `router` on a free loopback port; returns its base URL.
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+async fn at_provider() -> (FakeAt, Outbound) {
+    let fake = FakeAt::default();
+    let router =
+        Router::new().route("/version1/messaging", axum::routing::post(fake_at)).with_state(fake.clone());
+    let base_url = serve(router).await;
+    let account = Account {
+        provider: Provider::AfricasTalking,
+        base_url,
+        sender: Some("WALLET".into()),
+        account: "sandbox".into(),
+        secret: "at-key".into(),
+    };
+    (fake, Outbound::new(account, Duration::from_secs(5)))
+}
+
+/// A policy that retries within milliseconds, so that outages pass quickly.
+fn quick_policy() -> Policy {
+    Policy {
+        retry_base: Duration::from_millis(20),
+        retry_cap: Duration::from_millis(200),
+        breaker_threshold: 3,
+        breaker_cooldown: Duration::from_millis(100),
+        idle_poll: Duration::from_millis(20),
+        max_attempts: 1_000,
+        ..Policy::new(NonZeroU32::new(10_000).unwrap(), Currency::new("KES", 2))
+    }
+}
+
+fn msisdn(n: u32) -> Msisdn {
+    Msisdn::parse(&format!("+2547{n:08}"), Region::parse("KE").unwrap()).unwrap()
+}
+
+/// `count` transfers between the ten demo subscribers, made by concurrent clients.
+/// Returns (reference, payer, payee) of each.
+async fn transfers(pool: &PgPool, count: u32) -> Vec<(String, String, String)> {
+    seed_demo(pool, &PinHasher::new(b"pepper"), "KES", 10).await.unwrap();
+    let mut clients = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let pool = pool.clone();
+        clients.spawn(async move {
+            let (from, to) = (msisdn(i % 10 + 1), msisdn((i + 3) % 10 + 1));
+            let t = transfer_p2p(
+                &pool,
+                &format!("outbox-test-{i}"),
+                &from,
+                &to,
+                Amount::from_minor(100_00).unwrap(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(t.outcome, ussd_gateway::ops::Outcome::Ok);
+            (t.reference(), from.as_e164().to_owned(), to.as_e164().to_owned())
+        });
+    }
+    clients.join_all().await
+}
+
+async fn statuses(pool: &PgPool) -> HashMap<String, i64> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM outbox GROUP BY status").fetch_all(pool).await.unwrap();
+    rows.into_iter().collect()
+}
+
+/// Waits (bounded) until every outbox row has left `queued`.
+async fn until_drained(pool: &PgPool, within: Duration) {
+    let deadline = Instant::now() + within;
+    while statuses(pool).await.contains_key("queued") {
+        assert!(Instant::now() < deadline, "the outbox did not drain: {:?}", statuses(pool).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Each transfer's two receipts arrived exactly once, each to its own party.
+fn assert_one_receipt_per_party(accepted: &[Received], made: &[(String, String, String)]) {
+    assert_eq!(accepted.len(), made.len() * 2, "one message per party per transfer");
+    let pairs: HashSet<(String, String)> =
+        accepted.iter().map(|r| (r.to.clone(), r.text.split(' ').next().unwrap().to_owned())).collect();
+    assert_eq!(pairs.len(), accepted.len(), "no party got a receipt twice");
+    for (reference, payer, payee) in made {
+        let to_payer =
+            accepted.iter().find(|r| &r.to == payer && r.text.starts_with(reference.as_str())).unwrap();
+        assert!(to_payer.text.contains("KES 100.00 sent to"), "{}", to_payer.text);
+        let to_payee =
+            accepted.iter().find(|r| &r.to == payee && r.text.starts_with(reference.as_str())).unwrap();
+        assert!(to_payee.text.contains("You have received KES 100.00 from"), "{}", to_payee.text);
+    }
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn receipts_outlast_a_provider_outage_and_arrive_once_per_party(pool: PgPool) {
+    let made = transfers(&pool, 20).await;
+    let (fake, outbound) = at_provider().await;
+    fake.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(Worker::new(pool.clone(), outbound, quick_policy()).run(stopped));
+
+    // The provider is down: the worker keeps trying and nothing is marked sent.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fake.calls.lock().unwrap().len() < 10 {
+        assert!(Instant::now() < deadline, "the worker did not call the provider");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(statuses(&pool).await, HashMap::from([("queued".to_owned(), 40)]));
+    let errors: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT last_error FROM outbox WHERE last_error IS NOT NULL")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(errors, ["HTTP 503: maintenance"]);
+
+    fake.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    until_drained(&pool, Duration::from_secs(30)).await;
+    let _ = stop.send(true);
+    worker.await.unwrap();
+
+    assert_eq!(statuses(&pool).await, HashMap::from([("sent".to_owned(), 40)]));
+    let accepted = fake.accepted.lock().unwrap().clone();
+    assert_one_receipt_per_party(&accepted, &made);
+    // Each row remembers the provider's id for its delivery reports.
+    let ids: HashSet<String> = sqlx::query_scalar(
+        "SELECT provider_message_id FROM outbox WHERE provider = 'africastalking' AND sent_at IS NOT NULL AND segments = 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    assert_eq!(ids, accepted.iter().map(|r| r.id.clone()).collect());
+    let retried: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE attempts > 1").fetch_one(&pool).await.unwrap();
+    assert!(retried > 0, "some receipts needed more than one try");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn several_workers_share_the_outbox_without_sending_twice(pool: PgPool) {
+    let made = transfers(&pool, 30).await;
+    let (fake, outbound) = at_provider().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let policy = Policy { batch: 4, ..quick_policy() };
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn(Worker::new(pool.clone(), outbound.clone(), policy.clone()).run(stopped.clone()))
+        })
+        .collect();
+    until_drained(&pool, Duration::from_secs(30)).await;
+    let _ = stop.send(true);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_one_receipt_per_party(&fake.accepted.lock().unwrap(), &made);
+    assert_eq!(fake.calls.lock().unwrap().len(), 60, "no message was sent twice");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn refused_numbers_are_dead_lettered_with_the_reason(pool: PgPool) {
+    transfers(&pool, 10).await;
+    let (fake, outbound) = at_provider().await;
+    // One number the provider calls invalid (permanent), one it always fails on (5xx).
+    let (invalid, failing) = (msisdn(1).as_e164().to_owned(), msisdn(2).as_e164().to_owned());
+    fake.refuse.lock().unwrap().extend([(invalid.clone(), 403), (failing.clone(), 500)]);
+    let policy = Policy { max_attempts: 3, breaker_threshold: 1_000, ..quick_policy() };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(Worker::new(pool.clone(), outbound, policy).run(stopped));
+    until_drained(&pool, Duration::from_secs(30)).await;
+    let _ = stop.send(true);
+    worker.await.unwrap();
+
+    let dead: Vec<(String, i32, String)> =
+        sqlx::query_as("SELECT msisdn, attempts, last_error FROM outbox WHERE status = 'dead' ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    // Each demo subscriber pays once and is paid once in `transfers(10)`.
+    assert_eq!(dead.len(), 4, "{dead:?}");
+    for (to, attempts, reason) in &dead {
+        if to == &invalid {
+            assert_eq!((*attempts, reason.as_str()), (1, "InvalidPhoneNumber (403)"));
+        } else {
+            assert_eq!(to, &failing);
+            assert_eq!((*attempts, reason.as_str()), (3, "3 tries; the last: HTTP 500: boom"));
+        }
+    }
+    let calls = fake.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.iter().filter(|(to, _)| to == &invalid).count(),
+        2,
+        "a permanent refusal is not retried"
+    );
+    assert_eq!(
+        calls.iter().filter(|(to, _)| to == &failing).count(),
+        6,
+        "three tries for each of two receipts"
+    );
+    assert_eq!(statuses(&pool).await.get("sent"), Some(&16));
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_token_bucket_paces_segments(pool: PgPool) {
+    transfers(&pool, 10).await;
+    let (fake, outbound) = at_provider().await;
+    let rate = 5;
+    let policy = Policy { segments_per_second: NonZeroU32::new(rate).unwrap(), ..quick_policy() };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(Worker::new(pool.clone(), outbound, policy).run(stopped));
+    until_drained(&pool, Duration::from_secs(60)).await;
+    let _ = stop.send(true);
+    worker.await.unwrap();
+
+    let accepted = fake.accepted.lock().unwrap().clone();
+    let segments: u32 = accepted.iter().map(|r| segment(&r.text).count() as u32).sum();
+    assert!(segments >= 20, "{segments}");
+    // A full bucket (`rate` segments) may go at once; every further segment waits 1/rate s.
+    let first = accepted.iter().map(|r| r.at).min().unwrap();
+    let last = accepted.iter().map(|r| r.at).max().unwrap();
+    let floor = Duration::from_secs_f64(f64::from(segments - rate - 1) / f64::from(rate));
+    assert!(
+        last - first >= floor,
+        "{segments} segments in {:?}, under the {floor:?} the bucket allows",
+        last - first
+    );
+}
+
+/// What a provider stand-in saw of one request.
+#[derive(Clone, Debug, Default)]
+struct Seen {
+    path: String,
+    authorization: String,
+    content_type: String,
+    body: String,
+}
+
+#[tokio::test]
+async fn each_provider_gets_its_own_wire_format() {
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let record = seen.clone();
+    let router = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+        let record = record.clone();
+        async move {
+            let header = |name| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            record.lock().unwrap().push(Seen {
+                path: uri.path().to_owned(),
+                authorization: header("authorization"),
+                content_type: header("content-type"),
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+            let answer = match uri.path() {
+                p if p.ends_with("/Messages.json") => r#"{"sid":"SMabc","status":"queued"}"#,
+                "/sms/3/messages" => r#"{"messages":[{"messageId":"ib-1","status":{"groupName":"PENDING","description":"ok"}}]}"#,
+                "/sms/json" => r#"{"message-count":"1","messages":[{"status":"0","message-id":"vo-1"}]}"#,
+                "/v1/messages/send" => r#"{"messageId":"hu-1","status":0}"#,
+                _ => return (StatusCode::NOT_FOUND, "no such path").into_response(),
+            };
+            (StatusCode::OK, answer).into_response()
+        }
+    });
+    let base_url = serve(router).await;
+    let text = "Reçu: KES 5.00";
+    let segments = segment(text);
+    let message = Message { to: "+254711000111", text, segments: &segments };
+    let basic = |user: &str, password: &str| {
+        use base64::Engine;
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    };
+    let cases = [
+        (
+            Provider::Twilio,
+            "AC123",
+            "SMabc",
+            "/2010-04-01/Accounts/AC123/Messages.json",
+            basic("AC123", "s3cret"),
+        ),
+        (Provider::Infobip, "", "ib-1", "/sms/3/messages", "App s3cret".to_owned()),
+        (Provider::Vonage, "key", "vo-1", "/sms/json", String::new()),
+        (Provider::Hubtel, "client", "hu-1", "/v1/messages/send", basic("client", "s3cret")),
+    ];
+    for (provider, account, id, path, authorization) in cases {
+        let account = Account {
+            provider,
+            base_url: base_url.clone(),
+            sender: Some("WALLET".into()),
+            account: account.into(),
+            secret: "s3cret".into(),
+        };
+        let accepted = Outbound::new(account, Duration::from_secs(5)).send(&message).await;
+        assert_eq!(accepted.unwrap().message_id.as_deref(), Some(id), "{provider}");
+        let request = seen.lock().unwrap().pop().unwrap();
+        assert_eq!(
+            (request.path.as_str(), request.authorization.as_str()),
+            (path, authorization.as_str()),
+            "{provider}"
+        );
+        match provider {
+            Provider::Twilio => {
+                let form: HashMap<String, String> = serde_urlencoded::from_str(&request.body).unwrap();
+                assert_eq!(form["To"], "+254711000111");
+                assert_eq!(form["From"], "WALLET");
+                assert_eq!(form["Body"], text);
+            }
+            Provider::Infobip => {
+                let json: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+                assert_eq!(request.content_type, "application/json");
+                assert_eq!(json["messages"][0]["destinations"][0]["to"], "254711000111");
+                assert_eq!(json["messages"][0]["content"]["text"], text);
+                assert_eq!(json["messages"][0]["sender"], "WALLET");
+            }
+            Provider::Vonage => {
+                let form: HashMap<String, String> = serde_urlencoded::from_str(&request.body).unwrap();
+                assert_eq!((form["api_key"].as_str(), form["api_secret"].as_str()), ("key", "s3cret"));
+                assert_eq!((form["to"].as_str(), form["text"].as_str()), ("254711000111", text));
+                assert_eq!(form["type"], "unicode", "ç is outside GSM-7");
+            }
+            Provider::Hubtel => {
+                let json: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+                assert_eq!(
+                    json,
+                    serde_json::json!({ "From": "WALLET", "To": "254711000111", "Content": text })
+                );
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_transfer_over_ussd_sends_both_parties_a_receipt_in_their_language(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    // Brian reads Swahili.
+    sqlx::query("UPDATE customers SET language = 'sw' WHERE msisdn = '+254700000002'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let session = common::unique_session();
+    let amina = "+254700000001";
+    assert_eq!(app.at_hop(&session, amina, "").await, main_menu("Amina"));
+    for text in ["1", "1*0700000002", "1*0700000002*500", "1*0700000002*500*1"] {
+        assert!(app.at_hop(&session, amina, text).await.starts_with("CON"));
+    }
+    let done = app.at_hop(&session, amina, &format!("1*0700000002*500*1*{DEMO_PIN}")).await;
+    assert!(done.starts_with("END Sent KES 500.00"), "{done}");
+
+    // The demo's sink stands in for the provider; `/demo/sms` shows what went out.
+    let outbound = app.state.sms.clone().expect("--demo sends SMS to the sink");
+    assert!(app.get("/demo/sms").await.body.contains(r#""messages":[]"#));
+    let worker = Worker::new(pool.clone(), outbound, quick_policy());
+    assert_eq!(worker.tick().await.unwrap(), 2);
+    assert_eq!(worker.tick().await.unwrap(), 0, "each receipt is sent once");
+
+    let listed: serde_json::Value = serde_json::from_str(&app.get("/demo/sms").await.body).unwrap();
+    let messages = listed["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    let text_to =
+        |to: &str| messages.iter().find(|m| m["to"] == to).unwrap()["text"].as_str().unwrap().to_owned();
+    let (to_amina, to_brian) = (text_to(amina), text_to("+254700000002"));
+    assert!(to_amina.contains("Confirmed. KES 500.00 sent to Brian Kamau +254700000002"), "{to_amina}");
+    assert!(to_amina.contains("Fee KES 7.00. New balance"), "{to_amina}");
+    assert!(to_brian.contains("Imethibitishwa. Umepokea KES 500.00 kutoka kwa Amina"), "{to_brian}");
+    let only_brian: serde_json::Value =
+        serde_json::from_str(&app.get("/demo/sms?to=%2B254700000002").await.body).unwrap();
+    assert_eq!(only_brian["messages"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn sms_settings_are_checked_with_what_to_do() {
+    use ussd_gateway::config::{Settings, SmsSettings};
+    let check = |sms: SmsSettings| {
+        let settings = Settings { sms: Some(sms), ..common::settings() };
+        settings.validate(None, true).map(|c| c.sms.unwrap()).map_err(|e| e.to_string())
+    };
+    let err = check(SmsSettings { provider: "nexmo".into(), ..SmsSettings::default() }).unwrap_err();
+    assert!(err.contains("[sms]: `provider` `nexmo` is not one of africastalking, twilio"), "{err}");
+    let err = check(SmsSettings { provider: "twilio".into(), ..SmsSettings::default() }).unwrap_err();
+    assert!(err.contains("`account` is required for twilio: the Account SID"), "{err}");
+    assert!(err.contains("`secret` is required for twilio: its auth token"), "{err}");
+    let err =
+        check(SmsSettings { provider: "infobip".into(), secret: Some("k".into()), ..SmsSettings::default() })
+            .unwrap_err();
+    assert!(err.contains("`base_url` is required for infobip"), "{err}");
+    let err = check(SmsSettings {
+        provider: "hubtel".into(),
+        account: Some("id".into()),
+        secret: Some("s".into()),
+        segments_per_second: Some(0),
+        max_attempts: Some(0),
+        timeout_ms: Some(5),
+        ..SmsSettings::default()
+    })
+    .unwrap_err();
+    for p in [
+        "`segments_per_second` must be between",
+        "`max_attempts` must be between",
+        "`timeout_ms` must be between",
+    ] {
+        assert!(err.contains(p), "{p}: {err}");
+    }
+    let ok = check(SmsSettings {
+        provider: "infobip".into(),
+        base_url: Some("https://xyz.api.infobip.com/".into()),
+        secret: Some("k".into()),
+        ..SmsSettings::default()
+    })
+    .unwrap();
+    assert_eq!(ok.account.base_url, "https://xyz.api.infobip.com");
+    assert!(!format!("{ok:?}").contains("\"k\""), "the secret stays out of Debug");
+    // Without [sms], --demo keeps SMS in the sink.
+    let demo = common::settings().validate(None, true).unwrap();
+    assert_eq!(demo.sms.unwrap().account.provider, Provider::Sink);
+}
