@@ -138,6 +138,7 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         metrics: crate::telemetry::metrics(),
         probe_timeout: Duration::from_secs(1),
         channels: config.channels.clone().into(),
+        sms_channels: config.sms_channels.clone().into(),
         sms: config.sms.as_ref().map(|spec| Outbound::new(spec.account.clone(), spec.timeout)),
         admin: config.settings.admin_token.as_ref().map(|token| http::Admin {
             token: token.trim().into(),

@@ -68,6 +68,74 @@ pub struct Settings {
     pub channels: Vec<ChannelSettings>,
     /// `[sms]` in the config file: the provider SMS receipts go out through.
     pub sms: Option<SmsSettings>,
+    /// `[[sms_channels]]` in the config file: where SMS providers call us.
+    pub sms_channels: Vec<SmsChannelSettings>,
+}
+
+/// Where one SMS provider calls us, as written in the config file.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsChannelSettings {
+    /// Names the channel in metrics and logs.
+    pub name: String,
+    /// africastalking, twilio, infobip or vonage.
+    pub provider: String,
+    /// `/sms/<name>` when unset. Delivery reports arrive at `<path>[/<token>]/status`.
+    pub path: Option<String>,
+    /// A secret path segment.
+    pub token: Option<String>,
+    /// Addresses or CIDR blocks the provider calls from; any when empty.
+    pub allow: Vec<String>,
+    pub basic_user: Option<String>,
+    pub basic_password: Option<String>,
+    /// Twilio: the auth token that signs its callbacks (required). Vonage: the
+    /// signature secret; when set, `sig` and `timestamp` are checked.
+    pub signing_secret: Option<String>,
+    /// Twilio: the gateway's address as Twilio calls it (`https://gw.example.com`);
+    /// the signature covers it, so behind a proxy it cannot be read from the request.
+    pub public_url: Option<String>,
+}
+
+impl fmt::Debug for SmsChannelSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmsChannelSettings")
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .field("path", &self.path)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("signing_secret", &self.signing_secret.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated SMS channel.
+#[derive(Clone)]
+pub struct SmsChannelSpec {
+    pub name: String,
+    pub provider: crate::channel::sms::Provider,
+    /// The path without the token.
+    pub path: String,
+    pub token: Option<String>,
+    pub allow: Vec<ipnet::IpNet>,
+    /// `user:password`.
+    pub basic: Option<String>,
+    pub signing_secret: Option<String>,
+    /// Without a trailing slash.
+    pub public_url: Option<String>,
+}
+
+impl fmt::Debug for SmsChannelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmsChannelSpec")
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .field("path", &self.path)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("allow", &self.allow)
+            .field("signing_secret", &self.signing_secret.as_ref().map(|_| "<set>"))
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The SMS provider account as written in the config file.
@@ -224,6 +292,7 @@ impl Default for Settings {
             rate_per_msisdn_per_minute: 60,
             channels: Vec::new(),
             sms: None,
+            sms_channels: Vec::new(),
         }
     }
 }
@@ -288,6 +357,9 @@ pub struct Config {
     pub channels: Vec<ChannelSpec>,
     /// Where SMS receipts go: `[sms]`, or the demo sink with `--demo`; none otherwise.
     pub sms: Option<SmsSpec>,
+    /// Where SMS providers call: those declared, and with `--demo` every provider that
+    /// reports delivery at `/sms/<provider>`, unsigned.
+    pub sms_channels: Vec<SmsChannelSpec>,
 }
 
 /// When wrong PINs lock a subscriber's money operations.
@@ -457,12 +529,14 @@ impl Settings {
             ),
             None => None,
         };
+        let sms_channels = sms_channels(&self.sms_channels, &channels, demo, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
         Ok(Config {
             channels,
             sms,
+            sms_channels,
             data_key,
             pin_policy: PinPolicy {
                 max_attempts: self.pin_max_attempts,
@@ -478,6 +552,159 @@ impl Settings {
             settings: self,
         })
     }
+}
+
+/// Who may call a callback path, as written in the config file.
+struct GateSettings<'a> {
+    path: String,
+    token: &'a Option<String>,
+    allow: &'a [String],
+    basic_user: &'a Option<String>,
+    basic_password: &'a Option<String>,
+}
+
+/// Who may call a callback path, checked: shared by USSD and SMS channels.
+struct Gate {
+    path: String,
+    token: Option<String>,
+    allow: Vec<ipnet::IpNet>,
+    basic: Option<String>,
+}
+
+/// Checks a channel's path (against `taken` and the gateway's own endpoints), secret
+/// token, allowlist and Basic credentials.
+fn gate(g: GateSettings<'_>, taken: &[&str], problem: &mut dyn FnMut(String)) -> Gate {
+    let path = g.path;
+    if !path.starts_with('/') || path.ends_with('/') || path.contains(['{', '}', '*', '?', '#', ':']) {
+        problem(format!("`path` `{path}` must start with `/`, not end with one, and hold no `{{}}*?#:`"));
+    }
+    if ["/healthz", "/readyz", "/metrics", "/admin", "/demo"]
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    {
+        problem(format!("`path` `{path}` is taken by the gateway's own endpoints"));
+    }
+    if taken.contains(&path.as_str()) {
+        problem(format!("`path` `{path}` is used by another channel"));
+    }
+    // The example configuration's secrets are public: refuse them where they were copied.
+    if [g.token, g.basic_password].iter().any(|s| s.as_ref().is_some_and(|s| s.starts_with("replace-with"))) {
+        problem("`token` or `basic_password` is still the example's placeholder: generate a secret (`openssl rand -hex 24`)".into());
+    }
+    if g.token.as_ref().is_some_and(|t| {
+        t.len() < 16 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        problem("`token` must be at least 16 letters, digits, `-` or `_` (`openssl rand -hex 24`)".into());
+    }
+    let mut allow = Vec::new();
+    for entry in g.allow {
+        match entry
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        {
+            Ok(net) => allow.push(net),
+            Err(_) => problem(format!(
+                "`allow` entry `{entry}` is not an address or CIDR block such as 196.201.214.0/24"
+            )),
+        }
+    }
+    let basic = match (g.basic_user, g.basic_password) {
+        (Some(u), Some(p)) if !u.is_empty() && !u.contains(':') && p.len() >= 12 => Some(format!("{u}:{p}")),
+        (None, None) => None,
+        _ => {
+            problem("`basic_user` and `basic_password` go together; the user has no `:` and the password at least 12 characters".into());
+            None
+        }
+    };
+    Gate { path, token: g.token.clone(), allow, basic }
+}
+
+/// Validates the declared SMS channels and adds the demo ones.
+fn sms_channels(
+    declared: &[SmsChannelSettings],
+    ussd: &[ChannelSpec],
+    demo: bool,
+    problems: &mut Vec<String>,
+) -> Vec<SmsChannelSpec> {
+    use crate::channel::sms::Provider as Sms;
+    let mut specs: Vec<SmsChannelSpec> = Vec::new();
+    for (i, c) in declared.iter().enumerate() {
+        let at = if c.name.is_empty() {
+            format!("sms_channels[{i}]")
+        } else {
+            format!("SMS channel `{}`", c.name)
+        };
+        let mut problem = |p: String| problems.push(format!("{at}: {p}"));
+        if c.name.is_empty() || !c.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            problem("`name` must be set, with letters, digits, `-` and `_` only (e.g. at-ke)".into());
+        }
+        if specs.iter().any(|s| s.name == c.name) {
+            problem("another SMS channel has this `name`".into());
+        }
+        let Some(provider) = Sms::from_name(&c.provider).filter(|p| p.reports_delivery()) else {
+            let names: Vec<&str> =
+                Sms::ALL.iter().filter(|p| p.reports_delivery()).map(|p| p.name()).collect();
+            problem(format!("`provider` `{}` is not one of {}", c.provider, names.join(", ")));
+            continue;
+        };
+        let taken: Vec<&str> =
+            ussd.iter().map(|s| s.path.as_str()).chain(specs.iter().map(|s| s.path.as_str())).collect();
+        let gate = gate(
+            GateSettings {
+                path: c.path.clone().unwrap_or_else(|| format!("/sms/{}", c.name)),
+                token: &c.token,
+                allow: &c.allow,
+                basic_user: &c.basic_user,
+                basic_password: &c.basic_password,
+            },
+            &taken,
+            &mut problem,
+        );
+        let signing_secret = c.signing_secret.clone().filter(|s| !s.trim().is_empty());
+        if signing_secret.is_some() && !provider.signs_callbacks() {
+            problem(format!(
+                "`signing_secret` is for providers that sign their callbacks (twilio, vonage), not {provider}"
+            ));
+        }
+        let public_url = c.public_url.as_ref().map(|u| u.trim_end_matches('/').to_owned());
+        if provider == Sms::Twilio && (signing_secret.is_none() || public_url.is_none()) {
+            problem("Twilio signs every callback: set `signing_secret` to the account's auth token and `public_url` to this gateway's address as Twilio calls it (https://…)".into());
+        }
+        if public_url.as_ref().is_some_and(|u| !u.starts_with("https://") && !u.starts_with("http://")) {
+            problem("`public_url` must start with https://".into());
+        }
+        specs.push(SmsChannelSpec {
+            name: c.name.clone(),
+            provider,
+            path: gate.path,
+            token: gate.token,
+            allow: gate.allow,
+            basic: gate.basic,
+            signing_secret,
+            public_url,
+        });
+    }
+    if demo {
+        for provider in Sms::ALL.into_iter().filter(|p| p.reports_delivery()) {
+            let path = format!("/sms/{}", provider.name());
+            if specs.iter().any(|s| s.path == path || s.name == provider.name())
+                || ussd.iter().any(|s| s.path == path)
+            {
+                continue;
+            }
+            specs.push(SmsChannelSpec {
+                name: provider.name().to_owned(),
+                provider,
+                path,
+                token: None,
+                allow: Vec::new(),
+                basic: None,
+                signing_secret: None,
+                public_url: None,
+            });
+        }
+    }
+    specs
 }
 
 /// Validates `[sms]`.
@@ -596,55 +823,18 @@ fn channels(
             problem(format!("`provider` `{}` is not one of {}", c.provider, names.join(", ")));
             continue;
         };
-        let path = c.path.clone().unwrap_or_else(|| format!("/ussd/{}", c.name));
-        if !path.starts_with('/') || path.ends_with('/') || path.contains(['{', '}', '*', '?', '#', ':']) {
-            problem(format!("`path` `{path}` must start with `/`, not end with one, and hold no `{{}}*?#:`"));
-        }
-        if ["/healthz", "/readyz", "/metrics", "/admin"]
-            .iter()
-            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
-        {
-            problem(format!("`path` `{path}` is taken by the gateway's own endpoints"));
-        }
-        if specs.iter().any(|s| s.path == path) {
-            problem(format!("`path` `{path}` is used by another channel"));
-        }
-        // The example configuration's secrets are public: refuse them where they were copied.
-        if [&c.token, &c.basic_password]
-            .iter()
-            .any(|s| s.as_ref().is_some_and(|s| s.starts_with("replace-with")))
-        {
-            problem("`token` or `basic_password` is still the example's placeholder: generate a secret (`openssl rand -hex 24`)".into());
-        }
-        if c.token.as_ref().is_some_and(|t| {
-            t.len() < 16 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        }) {
-            problem(
-                "`token` must be at least 16 letters, digits, `-` or `_` (`openssl rand -hex 24`)".into(),
-            );
-        }
-        let mut allow = Vec::new();
-        for entry in &c.allow {
-            match entry
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-            {
-                Ok(net) => allow.push(net),
-                Err(_) => problem(format!(
-                    "`allow` entry `{entry}` is not an address or CIDR block such as 196.201.214.0/24"
-                )),
-            }
-        }
-        let basic = match (&c.basic_user, &c.basic_password) {
-            (Some(u), Some(p)) if !u.is_empty() && !u.contains(':') && p.len() >= 12 => {
-                Some(format!("{u}:{p}"))
-            }
-            (None, None) => None,
-            _ => {
-                problem("`basic_user` and `basic_password` go together; the user has no `:` and the password at least 12 characters".into());
-                None
-            }
-        };
+        let taken: Vec<&str> = specs.iter().map(|s| s.path.as_str()).collect();
+        let gate = gate(
+            GateSettings {
+                path: c.path.clone().unwrap_or_else(|| format!("/ussd/{}", c.name)),
+                token: &c.token,
+                allow: &c.allow,
+                basic_user: &c.basic_user,
+                basic_password: &c.basic_password,
+            },
+            &taken,
+            &mut problem,
+        );
         let mut codes = Vec::new();
         for code in &c.codes {
             let body = code.trim().trim_start_matches('*').trim_end_matches('#');
@@ -677,10 +867,10 @@ fn channels(
         specs.push(ChannelSpec {
             name: c.name.clone(),
             provider,
-            path,
-            token: c.token.clone(),
-            allow,
-            basic,
+            path: gate.path,
+            token: gate.token,
+            allow: gate.allow,
+            basic: gate.basic,
             codes,
             deadline,
             per_msisdn_per_minute: c.per_msisdn_per_minute.unwrap_or(defaults.per_msisdn_per_minute).max(1),

@@ -270,10 +270,13 @@ fn the_example_configuration_is_valid_once_its_secrets_are_set() {
     let mut production =
         Settings { pin_pepper: Some("p".repeat(32)), data_key: Some("0f".repeat(32)), ..settings };
     let err = production.clone().validate(None, false).unwrap_err().to_string();
-    assert_eq!(err.matches("is still the example's placeholder").count(), 4, "{err}");
+    assert_eq!(err.matches("is still the example's placeholder").count(), 5, "{err}");
     for c in &mut production.channels {
         c.token = c.token.as_ref().map(|_| format!("{:032x}", rand::random::<u128>()));
         c.basic_password = c.basic_password.as_ref().map(|_| format!("{:032x}", rand::random::<u128>()));
+    }
+    for c in &mut production.sms_channels {
+        c.token = Some(format!("{:032x}", rand::random::<u128>()));
     }
     if let Some(sms) = &mut production.sms {
         sms.secret = Some(format!("{:032x}", rand::random::<u128>()));
@@ -285,6 +288,8 @@ fn the_example_configuration_is_valid_once_its_secrets_are_set() {
     assert_eq!(sms.account.provider, ussd_gateway::channel::sms::Provider::AfricasTalking);
     assert_eq!(sms.account.base_url, "https://api.africastalking.com");
     assert_eq!(sms.policy.segments_per_second.get(), 10);
+    let callbacks: Vec<&str> = config.sms_channels.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(callbacks, ["/sms/at-ke"]);
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]

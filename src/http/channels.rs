@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
@@ -75,7 +76,7 @@ pub fn routes(specs: &[ChannelSpec]) -> Router<AppState> {
 
 /// Why a call was refused before it reached an adapter.
 #[derive(Clone, Copy, Debug)]
-enum Refusal {
+pub(super) enum Refusal {
     Address,
     Token,
     /// Something below a path that has nothing below it.
@@ -96,68 +97,104 @@ impl Refusal {
     }
 }
 
-fn refuse(channel: &Channel, why: Refusal, peer: Option<std::net::IpAddr>) -> Response {
-    metrics::counter!("ussd_rejected_total", "channel" => channel.spec.name.clone(), "reason" => why.as_str())
-        .increment(1);
-    warn!(channel = %channel.spec.name, reason = why.as_str(), peer = ?peer, "refused an aggregator call");
-    match why {
-        // A wrong token looks like a path that does not exist.
-        Refusal::Token | Refusal::Path => (StatusCode::NOT_FOUND, NO_SUCH_ENDPOINT).into_response(),
-        Refusal::Address => {
-            (StatusCode::FORBIDDEN, "this address may not call this channel\n").into_response()
+/// A refusal and the address it was made to.
+pub(super) struct Refused(pub Refusal, pub Option<std::net::IpAddr>);
+
+/// Who may call a channel's path, borrowed from its spec: shared by USSD and SMS.
+pub(super) struct Gate<'a> {
+    pub name: &'a str,
+    /// The counter refusals go to (`ussd_rejected_total`).
+    pub metric: &'static str,
+    pub path: &'a str,
+    pub token: Option<&'a str>,
+    pub allow: &'a [ipnet::IpNet],
+    pub basic: Option<&'a str>,
+}
+
+impl Gate<'_> {
+    pub(super) fn refuse(&self, why: Refusal, peer: Option<std::net::IpAddr>) -> Response {
+        metrics::counter!(self.metric, "channel" => self.name.to_owned(), "reason" => why.as_str())
+            .increment(1);
+        warn!(channel = %self.name, reason = why.as_str(), peer = ?peer, "refused a provider's call");
+        match why {
+            // A wrong token looks like a path that does not exist.
+            Refusal::Token | Refusal::Path => (StatusCode::NOT_FOUND, NO_SUCH_ENDPOINT).into_response(),
+            Refusal::Address => {
+                (StatusCode::FORBIDDEN, "this address may not call this channel\n").into_response()
+            }
+            Refusal::Credentials => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"ussd-gateway\""))],
+                "credentials required\n",
+            )
+                .into_response(),
+            Refusal::TooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than any provider callback\n")
+                    .into_response()
+            }
         }
-        Refusal::Credentials => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"ussd-gateway\""))],
-            "credentials required\n",
-        )
-            .into_response(),
-        Refusal::TooLarge => {
-            (StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than any USSD callback\n").into_response()
+    }
+
+    /// Checks the caller's address, the secret token and the credentials; returns what
+    /// follows the token in the path, or the refusal to answer with.
+    pub(super) fn admit<'p>(&self, parts: &'p Parts) -> Result<&'p str, Refused> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        if !self.allow.is_empty() && !peer.is_some_and(|ip| self.allow.iter().any(|net| net.contains(&ip))) {
+            return Err(Refused(Refusal::Address, peer));
         }
+        let below = parts.uri.path().strip_prefix(self.path).unwrap_or_default().trim_start_matches('/');
+        let tail = match self.token {
+            Some(token) => {
+                let (given, rest) = below.split_once('/').unwrap_or((below, ""));
+                if !same(given.as_bytes(), token.as_bytes()) {
+                    return Err(Refused(Refusal::Token, peer));
+                }
+                rest
+            }
+            None => below,
+        };
+        if let Some(expected) = self.basic {
+            let given = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Basic "))
+                .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
+                .unwrap_or_default();
+            if !same(&given, expected.as_bytes()) {
+                return Err(Refused(Refusal::Credentials, peer));
+            }
+        }
+        Ok(tail)
     }
 }
 
-fn same(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn same(given: &[u8], expected: &[u8]) -> bool {
     given.ct_eq(expected).into()
 }
 
 async fn callback(channel: &Channel, state: AppState, request: Request) -> Response {
     let started = std::time::Instant::now();
     let spec = &channel.spec;
-    let (parts, body) = request.into_parts();
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    if !spec.allow.is_empty() && !peer.is_some_and(|ip| spec.allow.iter().any(|net| net.contains(&ip))) {
-        return refuse(channel, Refusal::Address, peer);
-    }
-    let below = parts.uri.path().strip_prefix(spec.path.as_str()).unwrap_or_default().trim_start_matches('/');
-    let tail = match &spec.token {
-        Some(token) => {
-            let (given, rest) = below.split_once('/').unwrap_or((below, ""));
-            if !same(given.as_bytes(), token.as_bytes()) {
-                return refuse(channel, Refusal::Token, peer);
-            }
-            rest
-        }
-        None => below,
+    let gate = Gate {
+        name: &spec.name,
+        metric: "ussd_rejected_total",
+        path: &spec.path,
+        token: spec.token.as_deref(),
+        allow: &spec.allow,
+        basic: spec.basic.as_deref(),
     };
+    let (parts, body) = request.into_parts();
+    let tail = match gate.admit(&parts) {
+        Ok(tail) => tail,
+        Err(Refused(why, peer)) => return gate.refuse(why, peer),
+    };
+    let peer = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     if !tail.is_empty() && !spec.provider.uses_path_tail() {
-        return refuse(channel, Refusal::Path, peer);
-    }
-    if let Some(expected) = &spec.basic {
-        let given = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
-            .unwrap_or_default();
-        if !same(&given, expected.as_bytes()) {
-            return refuse(channel, Refusal::Credentials, peer);
-        }
+        return gate.refuse(Refusal::Path, peer());
     }
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return refuse(channel, Refusal::TooLarge, peer);
+        return gate.refuse(Refusal::TooLarge, peer());
     };
     let provider = spec.provider;
     let wire = WireRequest { query: parts.uri.query().unwrap_or_default(), body: &body, tail };

@@ -4,6 +4,9 @@ mod admin;
 pub mod channels;
 mod demo;
 mod health;
+mod sms;
+
+pub(crate) use channels::same as same_secret;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +38,8 @@ pub struct AppState {
     pub channels: Arc<[ChannelSpec]>,
     /// The admin endpoints, when ADMIN_TOKEN is set.
     pub admin: Option<Admin>,
+    /// Where SMS providers call with delivery reports.
+    pub sms_channels: Arc<[crate::config::SmsChannelSpec]>,
     /// Where SMS receipts go out, when a provider is configured (`--demo`: the sink).
     pub sms: Option<crate::channel::sms::Outbound>,
 }
@@ -48,7 +53,7 @@ pub struct Admin {
 }
 
 pub fn router(state: AppState) -> Router {
-    let routes = channels::routes(&state.channels);
+    let routes = channels::routes(&state.channels).merge(sms::routes(&state.sms_channels));
     let routes = match state.sms.as_ref().and_then(|sms| sms.sink()) {
         Some(_) => routes.route("/demo/sms", get(demo::sms)),
         None => routes,

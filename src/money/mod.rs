@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::json;
 use sqlx::PgPool;
 
-pub use self::crypto::{DataVault, DecryptError};
+pub use self::crypto::{DataVault, DecryptError, to_hex};
 pub use self::demo::{DEMO_PIN, DemoSubscriber, demo_subscribers, seed_demo};
 pub use self::ledger::{Transfer, request_hash, transfer_p2p};
 pub use self::pin::{PinCheck, PinHasher, StagedPin, is_weak};
@@ -210,6 +210,11 @@ impl Money {
             .position(|s| s.op == op)
             .and_then(|i| self.runs.get(i))
             .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// The ledger's database, for the parts of the gateway that keep state beside it.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     pub async fn ping(&self) -> Result<(), MoneyError> {

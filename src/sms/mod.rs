@@ -2,6 +2,7 @@
 //! the outbox with each movement, delivered by a worker through a provider.
 
 pub mod breaker;
+pub mod delivery;
 pub mod outbox;
 pub mod receipts;
 pub mod segments;

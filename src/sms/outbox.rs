@@ -249,10 +249,17 @@ impl Worker {
     }
 
     async fn sent(&self, id: i64, message_id: Option<&str>, segments: usize) -> Result<Fate, sqlx::Error> {
+        // A delivery report may have overtaken this answer: the furthest one stored wins.
         sqlx::query(
-            "UPDATE outbox SET status = 'sent', provider = $2, provider_message_id = $3, segments = $4,
+            "UPDATE outbox o
+                SET status = coalesce(
+                        (SELECT r.status FROM sms_delivery_reports r
+                          WHERE r.provider = $2 AND r.message_id = $3
+                          ORDER BY sms_status_rank(r.status) DESC, r.id LIMIT 1),
+                        'sent'),
+                    provider = $2, provider_message_id = $3, segments = $4,
                     sent_at = now(), status_at = now(), last_error = NULL
-              WHERE id = $1 AND status = 'queued'",
+              WHERE o.id = $1 AND o.status = 'queued'",
         )
         .bind(id)
         .bind(self.inner.outbound.provider().name())

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod sms;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

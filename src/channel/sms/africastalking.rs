@@ -5,7 +5,7 @@ use reqwest::header::ACCEPT;
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 
-use super::{Accepted, Account, Message, SendError};
+use super::{Accepted, Account, BadCallback, Delivery, Message, Report, SendError, field};
 
 pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBuilder {
     let mut form = vec![("username", a.account.as_str()), ("to", m.to), ("message", m.text)];
@@ -61,6 +61,25 @@ pub(super) fn read(status: StatusCode, body: &[u8]) -> Result<Accepted, SendErro
     }
 }
 
+/// A delivery report: form `id, status, phoneNumber, networkCode, failureReason, retryCount`.
+pub(super) fn report(params: &[(String, String)]) -> Result<Option<Report>, BadCallback> {
+    let message_id = field(params, "id")?.to_owned();
+    let delivery = match field(params, "status")? {
+        "Sent" | "Submitted" | "Buffered" => Delivery::Sent,
+        "Success" => Delivery::Delivered,
+        "Failed" => Delivery::Failed,
+        "Rejected" => Delivery::Rejected,
+        "Expired" => Delivery::Expired,
+        other => {
+            return Err(BadCallback::Unreadable(format!(
+                "`status` `{other}` is not an Africa's Talking delivery status"
+            )));
+        }
+    };
+    let error = field(params, "failureReason").ok().map(str::to_owned);
+    Ok(Some(Report { message_id, delivery, error }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +107,22 @@ mod tests {
             read(StatusCode::CREATED, br#"{"SMSMessageData":{"Message":"InvalidSenderId","Recipients":[]}}"#);
         assert!(none.unwrap_err().permanent);
         assert!(!read(StatusCode::CREATED, b"<html>").unwrap_err().permanent);
+    }
+
+    #[test]
+    fn reads_the_documented_delivery_report() {
+        let form: Vec<(String, String)> = serde_urlencoded::from_str(
+            "id=ATXid_dda0&status=Success&phoneNumber=%2B254711000111&networkCode=63902&retryCount=0",
+        )
+        .unwrap();
+        assert_eq!(
+            report(&form),
+            Ok(Some(Report { message_id: "ATXid_dda0".into(), delivery: Delivery::Delivered, error: None }))
+        );
+        let failed: Vec<(String, String)> =
+            serde_urlencoded::from_str("id=ATXid_1&status=Failed&failureReason=UserInBlacklist").unwrap();
+        assert_eq!(report(&failed).unwrap().unwrap().error.as_deref(), Some("UserInBlacklist"));
+        let odd: Vec<(String, String)> = serde_urlencoded::from_str("id=ATXid_1&status=Lost").unwrap();
+        assert!(matches!(report(&odd), Err(BadCallback::Unreadable(_))));
     }
 }

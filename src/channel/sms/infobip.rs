@@ -5,7 +5,7 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Accepted, Account, Message, SendError};
+use super::{Accepted, Account, BadCallback, Delivery, Message, Report, SendError};
 
 pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBuilder {
     let mut message = json!({
@@ -58,6 +58,45 @@ pub(super) fn read(status: StatusCode, body: &[u8]) -> Result<Accepted, SendErro
     }
 }
 
+#[derive(Deserialize)]
+struct Reports {
+    results: Vec<Delivered>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Delivered {
+    message_id: String,
+    status: Status,
+    error: Option<Status>,
+}
+
+/// A delivery report: JSON `results[]: messageId, status.groupName, error`.
+pub(super) fn reports(body: &[u8]) -> Result<Vec<Report>, BadCallback> {
+    let reports: Reports = serde_json::from_slice(body)
+        .map_err(|e| BadCallback::Unreadable(format!("not an Infobip delivery report: {e}")))?;
+    reports
+        .results
+        .into_iter()
+        .map(|r| {
+            let delivery = match r.status.group_name.as_str() {
+                "PENDING" => Delivery::Sent,
+                "DELIVERED" => Delivery::Delivered,
+                "UNDELIVERABLE" => Delivery::Failed,
+                "EXPIRED" => Delivery::Expired,
+                "REJECTED" => Delivery::Rejected,
+                other => {
+                    return Err(BadCallback::Unreadable(format!(
+                        "`status.groupName` `{other}` is not an Infobip status group"
+                    )));
+                }
+            };
+            let error = r.error.filter(|e| e.group_name != "OK").map(|e| e.description);
+            Ok(Report { message_id: r.message_id, delivery, error })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +112,23 @@ mod tests {
         let e = read(StatusCode::OK, rejected).unwrap_err();
         assert!(e.permanent);
         assert_eq!(e.reason, "REJECTED: Missing destination");
+    }
+
+    #[test]
+    fn reads_a_delivery_report_with_several_results() {
+        let body = br#"{"results":[
+            {"bulkId":"b1","messageId":"m1","to":"254711000111","sentAt":"2026-11-22T00:40:00.000+0000","doneAt":"2026-11-22T00:40:02.000+0000","smsCount":1,
+             "status":{"groupId":3,"groupName":"DELIVERED","id":5,"name":"DELIVERED_TO_HANDSET","description":"Message delivered to handset"},
+             "error":{"groupId":0,"groupName":"OK","id":0,"name":"NO_ERROR","description":"No Error","permanent":false}},
+            {"messageId":"m2","status":{"groupName":"UNDELIVERABLE","description":"Not delivered"},
+             "error":{"groupName":"HANDSET_ERRORS","description":"Absent subscriber"}}]}"#;
+        let reports = reports(body).unwrap();
+        assert_eq!(
+            reports[0],
+            Report { message_id: "m1".into(), delivery: Delivery::Delivered, error: None }
+        );
+        assert_eq!(reports[1].delivery, Delivery::Failed);
+        assert_eq!(reports[1].error.as_deref(), Some("Absent subscriber"));
+        assert!(super::reports(b"{}").is_err());
     }
 }

@@ -184,6 +184,134 @@ fn snippet(body: &[u8]) -> String {
     }
 }
 
+/// What a delivery report says became of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Handed to the network, not yet on the phone.
+    Sent,
+    Delivered,
+    Failed,
+    Expired,
+    Rejected,
+}
+
+impl Delivery {
+    /// The outbox status it moves a message to.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Sent => "sent",
+            Delivery::Delivered => "delivered",
+            Delivery::Failed => "failed",
+            Delivery::Expired => "expired",
+            Delivery::Rejected => "rejected",
+        }
+    }
+}
+
+/// One delivery report, normalised.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Report {
+    pub message_id: String,
+    pub delivery: Delivery,
+    /// The provider's reason for a failure.
+    pub error: Option<String>,
+}
+
+/// A provider's callback as it arrived.
+#[derive(Debug)]
+pub struct Callback<'a> {
+    pub query: &'a str,
+    pub body: &'a [u8],
+    /// The body is JSON (else a form, or empty).
+    pub json: bool,
+}
+
+impl Callback<'_> {
+    /// The query's and the form body's fields, in order.
+    fn params(&self) -> Result<Vec<(String, String)>, BadCallback> {
+        let mut params: Vec<(String, String)> = serde_urlencoded::from_str(self.query)
+            .map_err(|_| BadCallback::Unreadable("the query string is not URL-encoded".into()))?;
+        if !self.json && !self.body.is_empty() {
+            let form: Vec<(String, String)> = serde_urlencoded::from_bytes(self.body)
+                .map_err(|_| BadCallback::Unreadable("the body is not a URL-encoded form".into()))?;
+            params.extend(form);
+        }
+        Ok(params)
+    }
+}
+
+/// The field `name` of `params`.
+fn field<'p>(params: &'p [(String, String)], name: &'static str) -> Result<&'p str, BadCallback> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+        .ok_or(BadCallback::Missing(name))
+}
+
+/// Why a provider's callback was refused: each answered 400 (401 for signatures) with
+/// the reason, so the provider's console shows it.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadCallback {
+    #[error("`{0}` is missing")]
+    Missing(&'static str),
+    #[error("{0}")]
+    Unreadable(String),
+    #[error("the signature does not match")]
+    Signature,
+    #[error("the signed timestamp is more than five minutes away")]
+    Stale,
+}
+
+/// How a channel checks that a callback came from its provider.
+#[derive(Debug)]
+pub struct Signed<'a> {
+    /// Twilio's auth token, Vonage's signature secret.
+    pub secret: &'a str,
+    /// The URL the provider called, as it saw it (Twilio signs it).
+    pub url: &'a str,
+    /// `X-Twilio-Signature`.
+    pub header: Option<&'a str>,
+    /// Seconds since the Unix epoch (Vonage's timestamp window).
+    pub now: u64,
+}
+
+impl Provider {
+    /// Whether the provider calls us with delivery reports.
+    pub fn reports_delivery(self) -> bool {
+        matches!(self, Provider::AfricasTalking | Provider::Twilio | Provider::Infobip | Provider::Vonage)
+    }
+
+    /// Whether the provider signs its callbacks (so a channel may verify them).
+    pub fn signs_callbacks(self) -> bool {
+        matches!(self, Provider::Twilio | Provider::Vonage)
+    }
+
+    /// Checks a signed callback.
+    pub fn verify(self, callback: &Callback<'_>, signed: &Signed<'_>) -> Result<(), BadCallback> {
+        match self {
+            Provider::Twilio => twilio::verify(callback, signed),
+            Provider::Vonage => vonage::verify(callback, signed),
+            _ => Ok(()),
+        }
+    }
+
+    /// The delivery reports in a callback; statuses we do not track (Twilio's
+    /// `sending`) are left out.
+    pub fn reports(self, callback: &Callback<'_>) -> Result<Vec<Report>, BadCallback> {
+        match self {
+            Provider::AfricasTalking => {
+                africastalking::report(&callback.params()?).map(|r| r.into_iter().collect())
+            }
+            Provider::Twilio => twilio::report(&callback.params()?).map(|r| r.into_iter().collect()),
+            Provider::Infobip => infobip::reports(callback.body),
+            Provider::Vonage => vonage::report(&vonage::params(callback)?).map(|r| r.into_iter().collect()),
+            Provider::Hubtel | Provider::Sink => Ok(Vec::new()),
+        }
+    }
+}
+
 /// Sends through one provider account.
 #[derive(Clone)]
 pub struct Outbound {

@@ -1,10 +1,14 @@
 //! Twilio Programmable Messaging: a form post under the account, Basic auth with the
 //! Account SID and auth token.
 
+use base64::Engine;
+use hmac::{Hmac, Mac};
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
 
-use super::{Accepted, Account, Message, SendError};
+use super::{Accepted, Account, BadCallback, Callback, Delivery, Message, Report, SendError, Signed, field};
 
 pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBuilder {
     let mut form = vec![("To", m.to), ("Body", m.text)];
@@ -34,6 +38,54 @@ pub(super) fn read(status: StatusCode, body: &[u8]) -> Result<Accepted, SendErro
     Ok(Accepted { message_id: Some(created.sid) })
 }
 
+/// A status callback: form `MessageSid, MessageStatus, ErrorCode`. Statuses before
+/// `sent` (queued, accepted, sending) are not tracked.
+pub(super) fn report(params: &[(String, String)]) -> Result<Option<Report>, BadCallback> {
+    let message_id = field(params, "MessageSid")?.to_owned();
+    let delivery = match field(params, "MessageStatus")? {
+        "queued" | "accepted" | "scheduled" | "sending" => return Ok(None),
+        "sent" => Delivery::Sent,
+        "delivered" | "read" => Delivery::Delivered,
+        "undelivered" | "failed" | "canceled" => Delivery::Failed,
+        other => {
+            return Err(BadCallback::Unreadable(format!("`MessageStatus` `{other}` is not a Twilio status")));
+        }
+    };
+    let error = field(params, "ErrorCode").ok().map(|code| format!("Twilio error {code}"));
+    Ok(Some(Report { message_id, delivery, error }))
+}
+
+/// `X-Twilio-Signature`: base64(HMAC-SHA1(auth token, URL + each form field's name
+/// and value, sorted by name)). A JSON body is covered by `bodySHA256` in the URL instead.
+pub(super) fn verify(callback: &Callback<'_>, signed: &Signed<'_>) -> Result<(), BadCallback> {
+    let given = signed.header.ok_or(BadCallback::Signature)?;
+    let mut data = signed.url.to_owned();
+    if callback.json {
+        let query: Vec<(String, String)> = serde_urlencoded::from_str(callback.query).unwrap_or_default();
+        let digest = crate::money::to_hex(&Sha256::digest(callback.body));
+        if field(&query, "bodySHA256").ok() != Some(digest.as_str()) {
+            return Err(BadCallback::Signature);
+        }
+    } else {
+        let mut form: Vec<(String, String)> = serde_urlencoded::from_bytes(callback.body)
+            .map_err(|_| BadCallback::Unreadable("the body is not a URL-encoded form".into()))?;
+        form.sort();
+        for (name, value) in form {
+            data.push_str(&name);
+            data.push_str(&value);
+        }
+    }
+    let mut mac =
+        Hmac::<Sha1>::new_from_slice(signed.secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(data.as_bytes());
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    if crate::http::same_secret(given.trim().as_bytes(), expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(BadCallback::Signature)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +103,55 @@ mod tests {
         assert!(e.permanent);
         assert!(e.reason.contains("21211"), "{}", e.reason);
         assert!(!read(StatusCode::TOO_MANY_REQUESTS, b"{}").unwrap_err().permanent);
+    }
+
+    fn form(pairs: &[(&str, &str)]) -> String {
+        serde_urlencoded::to_string(pairs).unwrap()
+    }
+
+    #[test]
+    fn the_public_signature_vector_verifies_and_a_changed_field_does_not() {
+        let params = [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+12349013030"),
+            ("Digits", "1234"),
+            ("From", "+12349013030"),
+            ("To", "+18005551212"),
+        ];
+        let body = form(&params);
+        let callback = Callback { query: "", body: body.as_bytes(), json: false };
+        let signed = |header| Signed {
+            secret: "12345",
+            url: "https://mycompany.com/myapp.php?foo=1&bar=2",
+            header,
+            now: 0,
+        };
+        assert_eq!(verify(&callback, &signed(Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ="))), Ok(()));
+        assert_eq!(
+            verify(&callback, &signed(Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ"))),
+            Err(BadCallback::Signature)
+        );
+        assert_eq!(verify(&callback, &signed(None)), Err(BadCallback::Signature));
+        let tampered = body.replace("1234", "9999");
+        let callback = Callback { query: "", body: tampered.as_bytes(), json: false };
+        assert_eq!(
+            verify(&callback, &signed(Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ="))),
+            Err(BadCallback::Signature)
+        );
+    }
+
+    #[test]
+    fn status_callbacks_map_to_forward_only_statuses() {
+        let params = |status: &str| {
+            vec![("MessageSid".to_owned(), "SM1".to_owned()), ("MessageStatus".to_owned(), status.to_owned())]
+        };
+        assert_eq!(report(&params("sending")), Ok(None));
+        assert_eq!(report(&params("delivered")).unwrap().unwrap().delivery, Delivery::Delivered);
+        let mut failed = params("undelivered");
+        failed.push(("ErrorCode".into(), "30003".into()));
+        let r = report(&failed).unwrap().unwrap();
+        assert_eq!((r.delivery, r.error.as_deref()), (Delivery::Failed, Some("Twilio error 30003")));
+        assert!(matches!(report(&params("lost")), Err(BadCallback::Unreadable(_))));
+        assert_eq!(report(&[]), Err(BadCallback::Missing("MessageSid")));
     }
 }

@@ -1,0 +1,102 @@
+//! SMS providers' callbacks: delivery reports at `<path>[/<token>]/status`, behind the
+//! same guard as USSD channels and, where the provider signs, its signature.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use tracing::warn;
+
+use super::channels::{Gate, Refusal, Refused};
+use super::{AppState, MAX_BODY};
+use crate::channel::sms::{BadCallback, Callback, Signed};
+use crate::config::SmsChannelSpec;
+
+/// The routes of every SMS channel.
+pub fn routes(specs: &[SmsChannelSpec]) -> Router<AppState> {
+    let mut router = Router::new();
+    for spec in specs {
+        let path = format!("{}/{{*rest}}", spec.path);
+        let spec = Arc::new(spec.clone());
+        let handler = move |State(state): State<AppState>, request: Request| {
+            let spec = Arc::clone(&spec);
+            async move { callback(&spec, state, request).await }
+        };
+        router = router.route(&path, any(handler));
+    }
+    router
+}
+
+fn refuse(spec: &SmsChannelSpec, status: StatusCode, e: &BadCallback) -> Response {
+    metrics::counter!("sms_rejected_total", "channel" => spec.name.clone(), "reason" => match e {
+        BadCallback::Signature => "signature",
+        BadCallback::Stale => "stale",
+        _ => "malformed",
+    })
+    .increment(1);
+    warn!(channel = %spec.name, reason = %e, "refused an SMS provider's callback");
+    (status, format!("bad {} callback: {e}\n", spec.provider)).into_response()
+}
+
+async fn callback(spec: &SmsChannelSpec, state: AppState, request: Request) -> Response {
+    let gate = Gate {
+        name: &spec.name,
+        metric: "sms_rejected_total",
+        path: &spec.path,
+        token: spec.token.as_deref(),
+        allow: &spec.allow,
+        basic: spec.basic.as_deref(),
+    };
+    let (parts, body) = request.into_parts();
+    let tail = match gate.admit(&parts) {
+        Ok(tail) => tail,
+        Err(Refused(why, peer)) => return gate.refuse(why, peer),
+    };
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if tail != "status" {
+        return gate.refuse(Refusal::Path, peer);
+    }
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return gate.refuse(Refusal::TooLarge, peer);
+    };
+    let json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    let query = parts.uri.query().unwrap_or_default();
+    let wire = Callback { query, body: &body, json };
+    if let Some(secret) = &spec.signing_secret {
+        let url = match (&spec.public_url, parts.uri.path_and_query()) {
+            (Some(base), Some(pq)) => format!("{base}{pq}"),
+            _ => String::new(),
+        };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let header = parts.headers.get("x-twilio-signature").and_then(|v| v.to_str().ok());
+        let signed = Signed { secret, url: &url, header, now };
+        if let Err(e) = spec.provider.verify(&wire, &signed) {
+            return refuse(spec, StatusCode::UNAUTHORIZED, &e);
+        }
+    }
+    let reports = match spec.provider.reports(&wire) {
+        Ok(reports) => reports,
+        Err(e) => return refuse(spec, StatusCode::BAD_REQUEST, &e),
+    };
+    match crate::sms::delivery::record(state.gateway.money().pool(), spec.provider, &reports).await {
+        Ok(_) => {
+            metrics::counter!("sms_delivery_reports_total", "channel" => spec.name.clone())
+                .increment(reports.len() as u64);
+            StatusCode::OK.into_response()
+        }
+        // The provider retries a report that did not get a 2xx.
+        Err(e) => {
+            warn!(channel = %spec.name, error = %e, "cannot store delivery reports; the provider will retry");
+            (StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; retry later\n").into_response()
+        }
+    }
+}
