@@ -641,9 +641,8 @@ fn sms_channels(
         if specs.iter().any(|s| s.name == c.name) {
             problem("another SMS channel has this `name`".into());
         }
-        let Some(provider) = Sms::from_name(&c.provider).filter(|p| p.reports_delivery()) else {
-            let names: Vec<&str> =
-                Sms::ALL.iter().filter(|p| p.reports_delivery()).map(|p| p.name()).collect();
+        let Some(provider) = Sms::from_name(&c.provider).filter(|p| p.calls_back()) else {
+            let names: Vec<&str> = Sms::ALL.iter().filter(|p| p.calls_back()).map(|p| p.name()).collect();
             problem(format!("`provider` `{}` is not one of {}", c.provider, names.join(", ")));
             continue;
         };
@@ -685,7 +684,7 @@ fn sms_channels(
         });
     }
     if demo {
-        for provider in Sms::ALL.into_iter().filter(|p| p.reports_delivery()) {
+        for provider in Sms::ALL.into_iter().filter(|p| p.calls_back()) {
             let path = format!("/sms/{}", provider.name());
             if specs.iter().any(|s| s.path == path || s.name == provider.name())
                 || ussd.iter().any(|s| s.path == path)
@@ -712,8 +711,8 @@ fn sms(s: &SmsSettings, currency: crate::domain::Currency, problems: &mut Vec<St
     use crate::channel::sms::{Account, Provider as Sms};
     let before = problems.len();
     let mut problem = |p: String| problems.push(format!("[sms]: {p}"));
-    let Some(provider) = Sms::from_name(&s.provider) else {
-        let names: Vec<&str> = Sms::ALL.iter().map(|p| p.name()).collect();
+    let Some(provider) = Sms::from_name(&s.provider).filter(|p| p.sends()) else {
+        let names: Vec<&str> = Sms::ALL.iter().filter(|p| p.sends()).map(|p| p.name()).collect();
         problem(format!("`provider` `{}` is not one of {}", s.provider, names.join(", ")));
         return None;
     };

@@ -1,5 +1,6 @@
-//! SMS providers' callbacks: delivery reports at `<path>[/<token>]/status`, behind the
-//! same guard as USSD channels and, where the provider signs, its signature.
+//! SMS providers' callbacks: messages from subscribers at `<path>[/<token>]/inbound`,
+//! delivery reports at `<path>[/<token>]/status`, behind the same guard as USSD
+//! channels and, where the provider signs, its signature.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use super::channels::{Gate, Refusal, Refused};
 use super::{AppState, MAX_BODY};
 use crate::channel::sms::{BadCallback, Callback, Signed};
 use crate::config::SmsChannelSpec;
+use crate::sms::inbound::{self, Context};
 
 /// The routes of every SMS channel.
 pub fn routes(specs: &[SmsChannelSpec]) -> Router<AppState> {
@@ -58,9 +60,11 @@ async fn callback(spec: &SmsChannelSpec, state: AppState, request: Request) -> R
         Err(Refused(why, peer)) => return gate.refuse(why, peer),
     };
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    if tail != "status" {
-        return gate.refuse(Refusal::Path, peer);
-    }
+    let inbound = match tail {
+        "status" => false,
+        "inbound" => true,
+        _ => return gate.refuse(Refusal::Path, peer),
+    };
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
         return gate.refuse(Refusal::TooLarge, peer);
     };
@@ -83,6 +87,9 @@ async fn callback(spec: &SmsChannelSpec, state: AppState, request: Request) -> R
             return refuse(spec, StatusCode::UNAUTHORIZED, &e);
         }
     }
+    if inbound {
+        return messages(spec, &state, &wire).await;
+    }
     let reports = match spec.provider.reports(&wire) {
         Ok(reports) => reports,
         Err(e) => return refuse(spec, StatusCode::BAD_REQUEST, &e),
@@ -99,4 +106,31 @@ async fn callback(spec: &SmsChannelSpec, state: AppState, request: Request) -> R
             (StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; retry later\n").into_response()
         }
     }
+}
+
+/// Incoming messages: each stored once and answered through the outbox. Their text is
+/// never logged (a subscriber may send a PIN by mistake).
+async fn messages(spec: &SmsChannelSpec, state: &AppState, wire: &Callback<'_>) -> Response {
+    let incoming = match spec.provider.messages(wire) {
+        Ok(incoming) => incoming,
+        Err(e) => return refuse(spec, StatusCode::BAD_REQUEST, &e),
+    };
+    let menus = state.gateway.menus();
+    let code = menus.menus().first().and_then(|m| m.codes.first()).map_or("*384#", String::as_str);
+    let ctx = Context { channel: &spec.name, provider: spec.provider, region: state.default_region, code };
+    for message in incoming {
+        match inbound::receive(state.gateway.money().pool(), ctx, message).await {
+            Ok(handled) => {
+                metrics::counter!("sms_inbound_total", "channel" => spec.name.clone(), "kind" => handled.as_str())
+                    .increment(1);
+            }
+            Err(e) => {
+                warn!(channel = %spec.name, error = %e, "cannot store an incoming SMS; the provider will retry");
+                return (StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; retry later\n")
+                    .into_response();
+            }
+        }
+    }
+    let (content_type, body) = spec.provider.acknowledgement();
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }

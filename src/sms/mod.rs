@@ -3,6 +3,7 @@
 
 pub mod breaker;
 pub mod delivery;
+pub mod inbound;
 pub mod outbox;
 pub mod receipts;
 pub mod segments;

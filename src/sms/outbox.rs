@@ -98,6 +98,8 @@ struct Claimed {
     template: String,
     data: Value,
     attempts: i32,
+    transactional: bool,
+    opted_out: bool,
     date: String,
     time: String,
 }
@@ -134,7 +136,8 @@ UPDATE outbox o
    SET attempts = o.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
   FROM due
  WHERE o.id = due.id
-RETURNING o.id, o.msisdn, o.language, o.template, o.data, o.attempts,
+RETURNING o.id, o.msisdn, o.language, o.template, o.data, o.attempts, o.transactional,
+          EXISTS (SELECT 1 FROM sms_opt_outs x WHERE x.msisdn = o.msisdn) AS opted_out,
           to_char(o.created_at AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'), 'DD/MM/YY') AS date,
           to_char(o.created_at AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'), 'HH24:MI') AS time";
 
@@ -208,6 +211,9 @@ impl Worker {
             time: &row.time,
         };
         let fate = match receipts::render(&receipt, &inner.policy.currency) {
+            _ if row.opted_out && !row.transactional => {
+                self.dead(row.id, "the subscriber opted out (STOP)").await?
+            }
             Err(reason) => self.dead(row.id, &reason).await?,
             Ok(text) => {
                 let segments = segment(&text);

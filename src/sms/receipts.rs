@@ -23,6 +23,14 @@ pub struct Receipt<'a> {
 /// data missing a field): the worker dead-letters it with that reason.
 pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, String> {
     let d = receipt.data;
+    if receipt.template == "reply" {
+        // Replies are written in the subscriber's language when they are queued.
+        return d
+            .get("text")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| "the reply has no `text`".into());
+    }
     let text =
         |key: &str| d.get(key).and_then(Value::as_str).ok_or_else(|| format!("the data has no `{key}`"));
     let money = |key: &str| {

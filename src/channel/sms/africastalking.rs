@@ -5,7 +5,7 @@ use reqwest::header::ACCEPT;
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 
-use super::{Accepted, Account, BadCallback, Delivery, Message, Report, SendError, field};
+use super::{Accepted, Account, BadCallback, Delivery, Incoming, Message, Report, SendError, field};
 
 pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBuilder {
     let mut form = vec![("username", a.account.as_str()), ("to", m.to), ("message", m.text)];
@@ -78,6 +78,17 @@ pub(super) fn report(params: &[(String, String)]) -> Result<Option<Report>, BadC
     };
     let error = field(params, "failureReason").ok().map(str::to_owned);
     Ok(Some(Report { message_id, delivery, error }))
+}
+
+/// An incoming message: form `from, to, text, date, id, linkId, networkCode`.
+pub(super) fn message(params: &[(String, String)]) -> Result<Incoming, BadCallback> {
+    Ok(Incoming {
+        message_id: field(params, "id")?.to_owned(),
+        from: field(params, "from")?.to_owned(),
+        to: field(params, "to").unwrap_or_default().to_owned(),
+        text: params.iter().find(|(k, _)| k == "text").map(|(_, v)| v.clone()).unwrap_or_default(),
+        part: None,
+    })
 }
 
 #[cfg(test)]

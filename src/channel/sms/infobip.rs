@@ -5,7 +5,7 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Accepted, Account, BadCallback, Delivery, Message, Report, SendError};
+use super::{Accepted, Account, BadCallback, Delivery, Incoming, Message, Report, SendError};
 
 pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBuilder {
     let mut message = json!({
@@ -95,6 +95,34 @@ pub(super) fn reports(body: &[u8]) -> Result<Vec<Report>, BadCallback> {
             Ok(Report { message_id: r.message_id, delivery, error })
         })
         .collect()
+}
+
+#[derive(Deserialize)]
+struct Inbox {
+    results: Vec<Received>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Received {
+    message_id: String,
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// Incoming messages: JSON `results[]: messageId, from, to, text, cleanText, keyword,
+/// receivedAt, smsCount` (Infobip joins long messages itself).
+pub(super) fn messages(body: &[u8]) -> Result<Vec<Incoming>, BadCallback> {
+    let inbox: Inbox = serde_json::from_slice(body)
+        .map_err(|e| BadCallback::Unreadable(format!("not an Infobip incoming message: {e}")))?;
+    Ok(inbox
+        .results
+        .into_iter()
+        .map(|r| Incoming { message_id: r.message_id, from: r.from, to: r.to, text: r.text, part: None })
+        .collect())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! answer is unknown; it is retried, so a timeout may deliver a receipt twice, never zero times.
 
 mod africastalking;
+mod generic;
 mod hubtel;
 mod infobip;
 pub mod sink;
@@ -32,16 +33,20 @@ pub enum Provider {
     Hubtel,
     /// `--demo`: messages are kept in memory and logged, nothing leaves the machine.
     Sink,
+    /// A documented JSON format for callbacks from any other provider (`generic.rs`);
+    /// nothing is sent through it.
+    Generic,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 6] = [
+    pub const ALL: [Provider; 7] = [
         Provider::AfricasTalking,
         Provider::Twilio,
         Provider::Infobip,
         Provider::Vonage,
         Provider::Hubtel,
         Provider::Sink,
+        Provider::Generic,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +57,7 @@ impl Provider {
             Provider::Vonage => "vonage",
             Provider::Hubtel => "hubtel",
             Provider::Sink => "sink",
+            Provider::Generic => "generic",
         }
     }
 
@@ -68,6 +74,7 @@ impl Provider {
             Provider::Vonage => Some("https://rest.nexmo.com"),
             Provider::Hubtel => Some("https://smsc.hubtel.com"),
             Provider::Sink => Some(""),
+            Provider::Generic => None,
         }
     }
 
@@ -80,7 +87,7 @@ impl Provider {
             Provider::Infobip => (None, Some("an API key")),
             Provider::Vonage => (Some("the API key"), Some("the API secret")),
             Provider::Hubtel => (Some("the client id"), Some("the client secret")),
-            Provider::Sink => (None, None),
+            Provider::Sink | Provider::Generic => (None, None),
         }
     }
 }
@@ -250,6 +257,43 @@ fn field<'p>(params: &'p [(String, String)], name: &'static str) -> Result<&'p s
         .ok_or(BadCallback::Missing(name))
 }
 
+/// One message a subscriber sent, normalised.
+#[derive(PartialEq, Eq)]
+pub struct Incoming {
+    /// The provider's id: its retries carry the same one.
+    pub message_id: String,
+    /// The subscriber's number as the provider wrote it (`+254…`, `254…`).
+    pub from: String,
+    /// Our short code or number.
+    pub to: String,
+    pub text: String,
+    /// A part of a longer message that arrives in pieces.
+    pub part: Option<Part>,
+}
+
+/// Where a piece belongs in a long message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// Shared by every piece of one message.
+    pub reference: String,
+    /// From 1.
+    pub number: u16,
+    pub total: u16,
+}
+
+/// The text may hold a PIN a subscriber sent by mistake: `Debug` shows its length.
+impl fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming")
+            .field("message_id", &self.message_id)
+            .field("from", &crate::domain::msisdn_mask(&self.from))
+            .field("to", &self.to)
+            .field("text", &format_args!("<{} characters>", self.text.chars().count()))
+            .field("part", &self.part)
+            .finish()
+    }
+}
+
 /// Why a provider's callback was refused: each answered 400 (401 for signatures) with
 /// the reason, so the provider's console shows it.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -278,9 +322,14 @@ pub struct Signed<'a> {
 }
 
 impl Provider {
-    /// Whether the provider calls us with delivery reports.
-    pub fn reports_delivery(self) -> bool {
-        matches!(self, Provider::AfricasTalking | Provider::Twilio | Provider::Infobip | Provider::Vonage)
+    /// Whether we send through the provider (`[sms]`).
+    pub fn sends(self) -> bool {
+        self != Provider::Generic
+    }
+
+    /// Whether the provider calls us, with messages and delivery reports (`[[sms_channels]]`).
+    pub fn calls_back(self) -> bool {
+        !matches!(self, Provider::Hubtel | Provider::Sink)
     }
 
     /// Whether the provider signs its callbacks (so a channel may verify them).
@@ -307,7 +356,33 @@ impl Provider {
             Provider::Twilio => twilio::report(&callback.params()?).map(|r| r.into_iter().collect()),
             Provider::Infobip => infobip::reports(callback.body),
             Provider::Vonage => vonage::report(&vonage::params(callback)?).map(|r| r.into_iter().collect()),
+            Provider::Generic => generic::report(callback.body).map(|r| vec![r]),
             Provider::Hubtel | Provider::Sink => Ok(Vec::new()),
+        }
+    }
+
+    /// The messages in a callback. A part of a longer message (Vonage) comes back as
+    /// a part, to be joined with the others.
+    pub fn messages(self, callback: &Callback<'_>) -> Result<Vec<Incoming>, BadCallback> {
+        match self {
+            Provider::AfricasTalking => africastalking::message(&callback.params()?).map(|m| vec![m]),
+            Provider::Twilio => twilio::message(&callback.params()?).map(|m| vec![m]),
+            Provider::Infobip => infobip::messages(callback.body),
+            Provider::Vonage => vonage::message(&vonage::params(callback)?).map(|m| vec![m]),
+            Provider::Generic => generic::message(callback.body).map(|m| vec![m]),
+            Provider::Hubtel | Provider::Sink => Ok(Vec::new()),
+        }
+    }
+
+    /// What the provider expects in answer to a callback it made.
+    pub fn acknowledgement(self) -> (&'static str, &'static str) {
+        match self {
+            // An empty TwiML document: no reply from Twilio itself (ours go through the outbox).
+            Provider::Twilio => {
+                ("text/xml", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>")
+            }
+            Provider::Generic => ("application/json", "{\"ok\":true}"),
+            _ => ("text/plain; charset=utf-8", "OK"),
         }
     }
 }
@@ -353,6 +428,7 @@ impl Outbound {
                 let sink = self.sink.as_ref().expect("a sink account has a sink");
                 return Ok(sink.push(message));
             }
+            Provider::Generic => return Err(SendError::permanent("the generic format only receives")),
         };
         let response = request.send().await.map_err(|e| SendError::retry(describe(&e)))?;
         let status = response.status();
@@ -363,7 +439,9 @@ impl Outbound {
             Provider::Infobip => infobip::read(status, &body),
             Provider::Vonage => vonage::read(status, &body),
             Provider::Hubtel => hubtel::read(status, &body),
-            Provider::Sink => unreachable!("the sink answered above"),
+            Provider::Sink | Provider::Generic => {
+                unreachable!("the sink answered above; generic never sends")
+            }
         }
     }
 }

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use super::{Accepted, Account, BadCallback, Callback, Delivery, Message, Report, SendError, Signed, field};
+use super::{
+    Accepted, Account, BadCallback, Callback, Delivery, Incoming, Message, Report, SendError, Signed, field,
+};
 
 pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBuilder {
     let mut form = vec![("To", m.to), ("Body", m.text)];
@@ -84,6 +86,18 @@ pub(super) fn verify(callback: &Callback<'_>, signed: &Signed<'_>) -> Result<(),
     } else {
         Err(BadCallback::Signature)
     }
+}
+
+/// An incoming message: form `MessageSid, AccountSid, From, To, Body, NumSegments…`
+/// (Twilio joins long messages itself).
+pub(super) fn message(params: &[(String, String)]) -> Result<Incoming, BadCallback> {
+    Ok(Incoming {
+        message_id: field(params, "MessageSid")?.to_owned(),
+        from: field(params, "From")?.to_owned(),
+        to: field(params, "To").unwrap_or_default().to_owned(),
+        text: params.iter().find(|(k, _)| k == "Body").map(|(_, v)| v.clone()).unwrap_or_default(),
+        part: None,
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::{Accepted, Account, BadCallback, Callback, Delivery, Message, Report, SendError, Signed, field};
+use super::{
+    Accepted, Account, BadCallback, Callback, Delivery, Incoming, Message, Part, Report, SendError, Signed,
+    field,
+};
 
 pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBuilder {
     let kind = if m.unicode() { "unicode" } else { "text" };
@@ -23,11 +26,11 @@ pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBui
 
 #[derive(Deserialize)]
 struct Answer {
-    messages: Vec<Part>,
+    messages: Vec<Answered>,
 }
 
 #[derive(Deserialize)]
-struct Part {
+struct Answered {
     status: String,
     #[serde(rename = "message-id")]
     message_id: Option<String>,
@@ -117,6 +120,35 @@ pub(super) fn verify(callback: &Callback<'_>, signed: &Signed<'_>) -> Result<(),
         return Err(BadCallback::Stale);
     }
     Ok(())
+}
+
+/// An incoming message: `msisdn, to, messageId, text, type, keyword, message-timestamp`;
+/// a long one arrives in pieces carrying `concat-ref, concat-total, concat-part`.
+pub(super) fn message(params: &[(String, String)]) -> Result<Incoming, BadCallback> {
+    let part = match field(params, "concat") {
+        Ok("true") => {
+            let number = |name| -> Result<u16, BadCallback> {
+                field(params, name)?
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=255).contains(n))
+                    .ok_or_else(|| BadCallback::Unreadable(format!("`{name}` is not a part number")))
+            };
+            let (number, total) = (number("concat-part")?, number("concat-total")?);
+            if number > total {
+                return Err(BadCallback::Unreadable("`concat-part` is beyond `concat-total`".into()));
+            }
+            Some(Part { reference: field(params, "concat-ref")?.to_owned(), number, total })
+        }
+        _ => None,
+    };
+    Ok(Incoming {
+        message_id: field(params, "messageId")?.to_owned(),
+        from: field(params, "msisdn")?.to_owned(),
+        to: field(params, "to").unwrap_or_default().to_owned(),
+        text: params.iter().find(|(k, _)| k == "text").map(|(_, v)| v.clone()).unwrap_or_default(),
+        part,
+    })
 }
 
 #[cfg(test)]

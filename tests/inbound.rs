@@ -1,0 +1,305 @@
+//! Messages subscribers send, through the real router and Postgres: each provider's
+//! format, one effect per provider message id, long messages joined from their parts,
+//! STOP and START, replies in the subscriber's language through the outbox, signatures,
+//! and no text of a message in the logs.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use common::sms::quick_policy;
+use common::{Store, TestApp, spawn_with};
+use hmac::{Hmac, Mac};
+use sqlx::PgPool;
+use ussd_gateway::config::{Settings, SmsChannelSettings};
+use ussd_gateway::sms::outbox::Worker;
+
+const TWILIO_TOKEN: &str = "twilio-auth-token-for-tests";
+
+fn settings() -> Settings {
+    Settings {
+        sms_channels: vec![SmsChannelSettings {
+            name: "twilio".into(),
+            provider: "twilio".into(),
+            signing_secret: Some(TWILIO_TOKEN.into()),
+            public_url: Some("https://gw.example.com".into()),
+            ..SmsChannelSettings::default()
+        }],
+        ..common::settings()
+    }
+}
+
+fn form(path: &str, pairs: &[(&str, &str)]) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(serde_urlencoded::to_string(pairs).unwrap()))
+        .unwrap()
+}
+
+async fn at_sms(app: &TestApp, id: &str, from: &str, text: &str) -> (StatusCode, String) {
+    let r = app
+        .send(form(
+            "/sms/africastalking/inbound",
+            &[
+                ("from", from),
+                ("to", "22384"),
+                ("text", text),
+                ("id", id),
+                ("date", "2026-11-22 01:00:00"),
+                ("linkId", "l1"),
+            ],
+        ))
+        .await;
+    (r.status, r.body)
+}
+
+/// The replies queued for `msisdn`, oldest first.
+async fn replies(pool: &PgPool, msisdn: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT data->>'text' FROM outbox WHERE role = 'reply' AND msisdn = $1 ORDER BY id")
+        .bind(msisdn)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn every_message_gets_one_reply_however_often_the_provider_retries(pool: PgPool) {
+    let app = spawn_with(pool.clone(), Store::Memory, settings()).await;
+    for _ in 0..3 {
+        assert_eq!(at_sms(&app, "at-1", "+254700000001", "BAL").await, (StatusCode::OK, "OK".into()));
+    }
+    let sent = replies(&pool, "+254700000001").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].starts_with("Dial *384# to send money"), "{}", sent[0]);
+    // Retries from several connections at once: still one.
+    let tries: Vec<_> = (0..8).map(|_| at_sms(&app, "at-2", "0700000001", "help")).collect();
+    for (status, _) in futures_util::future::join_all(tries).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(
+        replies(&pool, "+254700000001").await.len(),
+        2,
+        "a national-form number is the same subscriber"
+    );
+
+    // The reply goes out through the outbox, to the demo sink here.
+    let worker = Worker::new(pool.clone(), app.state.sms.clone().unwrap(), quick_policy());
+    assert_eq!(worker.tick().await.unwrap(), 2);
+    let listed = app.get("/demo/sms?to=%2B254700000001").await.body;
+    assert_eq!(listed.matches("Dial *384#").count(), 2, "{listed}");
+
+    // A subscriber who chose Swahili is answered in Swahili.
+    sqlx::query("UPDATE customers SET language = 'sw' WHERE msisdn = '+254700000002'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    at_sms(&app, "at-3", "+254700000002", "salio").await;
+    assert!(replies(&pool, "+254700000002").await[0].starts_with("Piga *384#"));
+
+    let bad =
+        app.send(form("/sms/africastalking/inbound", &[("from", "+254700000001"), ("text", "BAL")])).await;
+    assert_eq!(
+        (bad.status, bad.body.as_str()),
+        (StatusCode::BAD_REQUEST, "bad africastalking callback: `id` is missing\n")
+    );
+    // Not a number: acknowledged (or the provider retries for hours) and not answered.
+    assert_eq!(at_sms(&app, "at-4", "MPESA", "hello").await.0, StatusCode::OK);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sms_inbound").fetch_one(&pool).await.unwrap();
+    assert_eq!(stored, 3);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn stop_holds_back_promotions_but_not_receipts_and_start_undoes_it(pool: PgPool) {
+    let app = spawn_with(pool.clone(), Store::Memory, settings()).await;
+    let amina = "+254700000001";
+    at_sms(&app, "s-1", amina, "Stop").await;
+    assert!(replies(&pool, amina).await[0].starts_with("You will no longer receive promotional messages."));
+    let promotion = |text: &str| {
+        sqlx::query(
+            "INSERT INTO outbox (role, msisdn, language, template, data, transactional)
+             VALUES ('reply', $1, 'en', 'reply', jsonb_build_object('text', $2::text), false)",
+        )
+        .bind(amina)
+        .bind(text.to_owned())
+        .execute(&pool)
+    };
+    promotion("Win a prize!").await.unwrap();
+    let worker = Worker::new(pool.clone(), app.state.sms.clone().unwrap(), quick_policy());
+    while worker.tick().await.unwrap() > 0 {}
+    let (status, reason): (String, String) =
+        sqlx::query_as("SELECT status, last_error FROM outbox WHERE NOT transactional")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("dead", "the subscriber opted out (STOP)"));
+    let to_amina = app.get("/demo/sms?to=%2B254700000001").await.body;
+    assert!(
+        to_amina.contains("You will no longer receive") && !to_amina.contains("Win a prize"),
+        "{to_amina}"
+    );
+
+    at_sms(&app, "s-2", amina, "START").await;
+    let opted_out: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sms_opt_outs").fetch_one(&pool).await.unwrap();
+    assert_eq!(opted_out, 0);
+    promotion("Win another prize!").await.unwrap();
+    while worker.tick().await.unwrap() > 0 {}
+    assert!(app.get("/demo/sms?to=%2B254700000001").await.body.contains("Win another prize!"));
+}
+
+fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
+    let mut sorted = params.to_vec();
+    sorted.sort();
+    let data: String =
+        std::iter::once(url.to_owned()).chain(sorted.iter().map(|(k, v)| format!("{k}{v}"))).collect();
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(TWILIO_TOKEN.as_bytes()).unwrap();
+    mac.update(data.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn twilio_messages_need_their_signature_and_a_replay_changes_nothing(pool: PgPool) {
+    let app = spawn_with(pool.clone(), Store::Memory, settings()).await;
+    let params = [
+        ("MessageSid", "SM9"),
+        ("AccountSid", "AC1"),
+        ("From", "+254700000003"),
+        ("To", "+15005550006"),
+        ("Body", "HELP"),
+        ("NumSegments", "1"),
+    ];
+    let request = |signature: &str| {
+        let mut r = form("/sms/twilio/inbound", &params);
+        r.headers_mut().insert("X-Twilio-Signature", signature.parse().unwrap());
+        r
+    };
+    assert_eq!(app.send(request("bm90IGEgc2lnbmF0dXJl")).await.status, StatusCode::UNAUTHORIZED);
+    assert!(replies(&pool, "+254700000003").await.is_empty());
+    let good = twilio_signature("https://gw.example.com/sms/twilio/inbound", &params);
+    for _ in 0..2 {
+        let r = app.send(request(&good)).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.content_type.as_deref(), Some("text/xml"));
+        assert!(r.body.ends_with("<Response></Response>"));
+    }
+    assert_eq!(replies(&pool, "+254700000003").await.len(), 1);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_long_vonage_message_is_answered_once_when_its_last_piece_arrives(pool: PgPool) {
+    let app = spawn_with(pool.clone(), Store::Memory, settings()).await;
+    let piece = |n: &str, id: &str, text: &str| {
+        let query = serde_urlencoded::to_string([
+            ("msisdn", "254700000004"),
+            ("to", "WALLET"),
+            ("messageId", id),
+            ("text", text),
+            ("type", "text"),
+            ("concat", "true"),
+            ("concat-ref", "77"),
+            ("concat-total", "3"),
+            ("concat-part", n),
+            ("message-timestamp", "2026-11-22 01:00:00"),
+        ])
+        .unwrap();
+        Request::get(format!("/sms/vonage/inbound?{query}")).body(Body::empty()).unwrap()
+    };
+    // Out of order, with the first piece retried.
+    for (n, id, text) in [
+        ("3", "v3", "please"),
+        ("1", "v1", "STOP sending "),
+        ("1", "v1", "STOP sending "),
+        ("2", "v2", "promotions "),
+    ] {
+        assert_eq!(app.send(piece(n, id, text)).await.status, StatusCode::OK);
+    }
+    let sent = replies(&pool, "+254700000004").await;
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].starts_with("You will no longer receive"),
+        "the joined text starts with STOP: {}",
+        sent[0]
+    );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sms_parts").fetch_one(&pool).await.unwrap();
+    assert_eq!(left, 0);
+    // A piece retried after its message was joined is not kept, and not answered again.
+    assert_eq!(app.send(piece("2", "v2", "promotions ")).await.status, StatusCode::OK);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sms_parts").fetch_one(&pool).await.unwrap();
+    assert_eq!((left, replies(&pool, "+254700000004").await.len()), (0, 1));
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn infobip_batches_and_the_generic_format_are_read(pool: PgPool) {
+    let app = spawn_with(pool.clone(), Store::Memory, settings()).await;
+    let json = |path: &str, body: serde_json::Value| {
+        Request::post(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let batch = serde_json::json!({ "results": [
+        { "messageId": "ib-in-1", "from": "254700000005", "to": "22384", "text": "HELP", "cleanText": "", "keyword": "HELP", "receivedAt": "2026-11-22T01:00:00.000+0000", "smsCount": 1 },
+        { "messageId": "ib-in-2", "from": "254700000006", "to": "22384", "text": "stop", "receivedAt": "2026-11-22T01:00:01.000+0000", "smsCount": 1 },
+    ], "messageCount": 2, "pendingMessageCount": 0 });
+    assert_eq!(app.send(json("/sms/infobip/inbound", batch)).await.status, StatusCode::OK);
+    assert_eq!(replies(&pool, "+254700000005").await.len(), 1);
+    assert_eq!(replies(&pool, "+254700000006").await.len(), 1);
+    let generic = app
+        .send(json(
+            "/sms/generic/inbound",
+            serde_json::json!({ "message_id": "g1", "from": "+254700000007", "text": "hi" }),
+        ))
+        .await;
+    assert_eq!((generic.status, generic.body.as_str()), (StatusCode::OK, "{\"ok\":true}"));
+    assert_eq!(replies(&pool, "+254700000007").await.len(), 1);
+    let wrong = app.send(json("/sms/generic/inbound", serde_json::json!({ "msg": "hi" }))).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(wrong.body.contains("not the generic JSON format"), "{}", wrong.body);
+}
+
+/// Collects every log line written while it is the default subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_pin_sent_by_sms_reaches_neither_the_logs_nor_the_database(pool: PgPool) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = spawn_with(pool.clone(), Store::Memory, settings()).await;
+    assert_eq!(at_sms(&app, "pin-1", "+254700000008", "4821").await.0, StatusCode::OK);
+    assert_eq!(at_sms(&app, "pin-2", "+254700000008", "PIN 4821").await.0, StatusCode::OK);
+    let worker = Worker::new(pool.clone(), app.state.sms.clone().unwrap(), quick_policy());
+    while worker.tick().await.unwrap() > 0 {}
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("SMS (demo sink)"), "the capture works: {logs}");
+    assert!(!logs.contains("4821"), "{logs}");
+    let everywhere: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM sms_inbound WHERE sms_inbound::text LIKE '%4821%')
+              + (SELECT count(*) FROM outbox WHERE outbox::text LIKE '%4821%')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(everywhere, 0);
+}
