@@ -108,6 +108,7 @@ fn session(c: &mut Criterion) {
         pending_since_ms: None,
         hops: 1,
         answered_ms: 1_795_000_000_000,
+        code: None,
     };
     let bytes = serde_json::to_vec(&session).expect("serialise");
     c.bench_function("session/serialise", |b| {

@@ -8,6 +8,9 @@ CREATE TABLE sms_inbound (
     message_id  text NOT NULL,
     msisdn      text NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(),
+    -- When its reply was queued: until then a retry of the message waits (or, once the
+    -- first try looks dead, takes over).
+    answered_at timestamptz,
     UNIQUE (provider, message_id)
 );
 
@@ -37,3 +40,14 @@ ALTER TABLE outbox
     DROP CONSTRAINT outbox_role_check,
     ADD CONSTRAINT outbox_role_check CHECK (role IN ('payer', 'payee', 'reply')),
     ADD CONSTRAINT outbox_has_a_cause CHECK (transfer_id IS NOT NULL OR inbound_id IS NOT NULL OR NOT transactional);
+
+-- The SMS conversation a number is in (one per channel): a reply within the session
+-- lifetime continues it. Each conversation has its own session id, so the idempotency
+-- keys of its movements never repeat those of an earlier one.
+CREATE TABLE sms_conversations (
+    channel    text NOT NULL,
+    msisdn     text NOT NULL,
+    session_id text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (channel, msisdn)
+);

@@ -94,6 +94,11 @@ pub struct SmsChannelSettings {
     /// Twilio: the gateway's address as Twilio calls it (`https://gw.example.com`);
     /// the signature covers it, so behind a proxy it cannot be read from the request.
     pub public_url: Option<String>,
+    /// The most one movement started by SMS may move, in minor units (default
+    /// 1000000: KES 10,000); above it, subscribers are told to use USSD.
+    pub max_amount_minor: Option<i64>,
+    /// How long the one-time code of a movement started by SMS stays good (default 300).
+    pub code_ttl_secs: Option<u64>,
 }
 
 impl fmt::Debug for SmsChannelSettings {
@@ -122,6 +127,8 @@ pub struct SmsChannelSpec {
     pub signing_secret: Option<String>,
     /// Without a trailing slash.
     pub public_url: Option<String>,
+    /// How conversations on this channel stand in for PIN screens.
+    pub rules: crate::gateway::SmsRules,
 }
 
 impl fmt::Debug for SmsChannelSpec {
@@ -619,6 +626,11 @@ fn gate(g: GateSettings<'_>, taken: &[&str], problem: &mut dyn FnMut(String)) ->
     Gate { path, token: g.token.clone(), allow, basic }
 }
 
+/// What an SMS channel allows unless it says otherwise: KES 10,000 a movement, codes
+/// good for five minutes.
+const SMS_RULES: crate::gateway::SmsRules =
+    crate::gateway::SmsRules { max_amount: 10_000_00, code_ttl: Duration::from_secs(300) };
+
 /// Validates the declared SMS channels and adds the demo ones.
 fn sms_channels(
     declared: &[SmsChannelSettings],
@@ -672,6 +684,17 @@ fn sms_channels(
         if public_url.as_ref().is_some_and(|u| !u.starts_with("https://") && !u.starts_with("http://")) {
             problem("`public_url` must start with https://".into());
         }
+        let mut rules = SMS_RULES;
+        match c.max_amount_minor {
+            Some(n) if n > 0 => rules.max_amount = n,
+            Some(n) => problem(format!("`max_amount_minor` must be above 0 (got {n})")),
+            None => {}
+        }
+        match c.code_ttl_secs {
+            Some(secs) if (30..=1800).contains(&secs) => rules.code_ttl = Duration::from_secs(secs),
+            Some(secs) => problem(format!("`code_ttl_secs` must be between 30 and 1800 (got {secs})")),
+            None => {}
+        }
         specs.push(SmsChannelSpec {
             name: c.name.clone(),
             provider,
@@ -681,6 +704,7 @@ fn sms_channels(
             basic: gate.basic,
             signing_secret,
             public_url,
+            rules,
         });
     }
     if demo {
@@ -700,6 +724,7 @@ fn sms_channels(
                 basic: None,
                 signing_secret: None,
                 public_url: None,
+                rules: SMS_RULES,
             });
         }
     }

@@ -16,10 +16,10 @@ use crate::channel::ussd::cumulative;
 use crate::channel::{Closed, Hop, Input};
 use crate::menu::Journey;
 use crate::menu::{Action, Bundle, EngineError, Menu, Message, Reply, Step};
-use crate::money::{Money, MoneyError, OpCall};
+use crate::money::{Auth, Money, MoneyError, OpCall};
 use crate::ops::OpResult;
 use crate::session::{
-    Loaded, ResumePointer, Session, SessionKey, SessionStore, StoreError, TextKey, TextMark,
+    Loaded, PendingCode, ResumePointer, Session, SessionKey, SessionStore, StoreError, TextKey, TextMark,
 };
 
 /// Compare-and-set attempts before a hop gives up on a contended session.
@@ -43,7 +43,23 @@ pub struct HopRules<'a> {
     pub codes: &'a [String],
     /// See [`DEFAULT_REPEAT_WINDOW`].
     pub repeat_window: Duration,
+    /// Set for SMS conversations, where no PIN may travel.
+    pub sms: Option<SmsRules>,
 }
+
+/// How an SMS conversation stands in for PIN screens: an op that only reads runs on
+/// the sender's registered number; one that moves money waits for a one-time code the
+/// subscriber replies with, and is refused above `max_amount`.
+#[derive(Clone, Copy, Debug)]
+pub struct SmsRules {
+    /// Minor units.
+    pub max_amount: i64,
+    /// How long a one-time code stays good.
+    pub code_ttl: Duration,
+}
+
+/// Wrong one-time codes before the movement is called off.
+const MAX_WRONG_CODES: u8 = 3;
 
 /// Time kept back from the hop deadline to write the session after an op.
 const SAVE_MARGIN: Duration = Duration::from_millis(250);
@@ -127,6 +143,7 @@ struct Attempt<'a> {
     mark: TextMark,
     menu: &'a Menu,
     deadline: Instant,
+    sms: Option<SmsRules>,
 }
 
 /// The session this attempt writes, with the version its next write must match.
@@ -265,6 +282,11 @@ impl Gateway {
         &self.money
     }
 
+    /// How long a session lives without a hop.
+    pub fn session_ttl(&self) -> Duration {
+        self.config.session_ttl
+    }
+
     /// Waits for every op still running, including those whose hop already answered,
     /// so that a shutdown never abandons a money movement between its hop and its receipt.
     pub async fn drain(&self) {
@@ -276,8 +298,12 @@ impl Gateway {
     /// Answers one hop under the gateway's own rules (the configured deadline, every
     /// served code).
     pub async fn handle(&self, hop: &Hop) -> (Reply, HopKind) {
-        let rules =
-            HopRules { deadline: self.config.hop_deadline, codes: &[], repeat_window: DEFAULT_REPEAT_WINDOW };
+        let rules = HopRules {
+            deadline: self.config.hop_deadline,
+            codes: &[],
+            repeat_window: DEFAULT_REPEAT_WINDOW,
+            sms: None,
+        };
         self.handle_with(hop, rules).await
     }
 
@@ -383,12 +409,13 @@ impl Gateway {
                         pending_since_ms: None,
                         hops: 0,
                         answered_ms: 0,
+                        code: None,
                     };
                     (replaces, session, menu, inputs, entry)
                 }
             };
 
-            let attempt = Attempt { hop, key: &key, mark, menu: &menu, deadline };
+            let attempt = Attempt { hop, key: &key, mark, menu: &menu, deadline, sms: rules.sms };
             let mut record = Record { session, version, claimed: false };
             let (reply, kind) = match self.drive(&attempt, &mut record, inputs, entry).await {
                 Ok(reply) => {
@@ -483,7 +510,10 @@ impl Gateway {
             }
             Entry::Continue => {
                 let first = inputs.next().unwrap_or_default();
-                menu.input(&mut rec.session.journey, &first).map_err(Interrupt::Engine)?
+                match at.sms {
+                    Some(_) if rec.session.code.is_some() => self.confirm(rec, menu, &first)?,
+                    _ => menu.input(&mut rec.session.journey, &first).map_err(Interrupt::Engine)?,
+                }
             }
         };
         loop {
@@ -492,7 +522,21 @@ impl Gateway {
                     Some(next) if !reply.end => {
                         menu.input(&mut rec.session.journey, &next).map_err(Interrupt::Engine)?
                     }
-                    _ => return Ok(reply),
+                    _ => match at.sms {
+                        // A screen asking for a secret, reached now (not one whose code
+                        // is already out, answered with a wrong-code line).
+                        Some(sms)
+                            if !reply.end
+                                && rec.session.code.is_none()
+                                && menu.is_sensitive(&rec.session.journey.screen) =>
+                        {
+                            match self.instead_of_pin(rec, menu, sms)? {
+                                Ok(vouched) => vouched,
+                                Err(asked) => return Ok(asked),
+                            }
+                        }
+                        _ => return Ok(reply),
+                    },
                 },
                 Step::Run(action) => {
                     ops += 1;
@@ -503,11 +547,75 @@ impl Gateway {
                     if !rec.claimed {
                         self.claim(at, rec).await?;
                     }
-                    let result = self.run_op(at.hop, at.key, action, at.deadline).await?;
+                    let auth = match at.sms {
+                        Some(sms) => Auth::Vouched { max_amount: sms.max_amount },
+                        None => Auth::Pin,
+                    };
+                    let result = self.run_op(at.hop, at.key, action, auth, at.deadline).await?;
                     menu.resume(&mut rec.session.journey, result).map_err(Interrupt::Engine)?
                 }
             };
         }
+    }
+
+    /// Over SMS, a screen that asks for a secret: an op that only reads goes on (the
+    /// sender's number vouches); a movement asks for a one-time code instead
+    /// (`Err(reply)`); anything else (a national ID) is not done by SMS.
+    fn instead_of_pin(
+        &self,
+        rec: &mut Record,
+        menu: &Menu,
+        sms: SmsRules,
+    ) -> Result<Result<Step, Reply>, Interrupt> {
+        let j = &mut rec.session.journey;
+        let ending = |j: &mut Journey, message| {
+            j.done = true;
+            Reply::end(line(menu, j, message))
+        };
+        let Some(op) = menu.pin_op(&j.screen) else {
+            return Ok(Err(ending(j, Message::NotBySms)));
+        };
+        if !op.spec().moves_money {
+            return menu.vouch(j).map(Ok).map_err(Interrupt::Engine);
+        }
+        let code = format!("{:04}", rand::random_range(0..10_000u16));
+        let Some(prompt) = menu.sms_prompt(j, &code).map_err(Interrupt::Engine)? else {
+            return Ok(Err(ending(j, Message::NotBySms)));
+        };
+        let ttl = u64::try_from(sms.code_ttl.as_millis()).unwrap_or(u64::MAX);
+        rec.session.code = Some(PendingCode {
+            mark: self.text_key.mark(&code),
+            expires_ms: unix_ms().saturating_add(ttl),
+            wrong: 0,
+        });
+        Ok(Err(Reply::con(prompt)))
+    }
+
+    /// Over SMS, the reply to a one-time code: `YES 4821` (or `NDIYO 4821`). The right
+    /// code, in time, goes past the PIN screen once; a wrong one is counted, and the
+    /// third calls the movement off, as does an expired code.
+    fn confirm(&self, rec: &mut Record, menu: &Menu, text: &str) -> Result<Step, Interrupt> {
+        let Some(mut pending) = rec.session.code.take() else {
+            return menu.input(&mut rec.session.journey, text).map_err(Interrupt::Engine);
+        };
+        let j = &mut rec.session.journey;
+        let mut words = text.split_whitespace();
+        let said_yes = words.next().is_some_and(crate::sms::inbound::is_yes);
+        let code = words.next().unwrap_or_default();
+        if unix_ms() > pending.expires_ms {
+            j.done = true;
+            return Ok(Step::Reply(Reply::end(line(menu, j, Message::CodeExpired))));
+        }
+        if said_yes && self.text_key.mark(code) == pending.mark {
+            return menu.vouch(j).map_err(Interrupt::Engine);
+        }
+        pending.wrong += 1;
+        if pending.wrong >= MAX_WRONG_CODES {
+            j.done = true;
+            return Ok(Step::Reply(Reply::end(line(menu, j, Message::TooManyAttempts))));
+        }
+        rec.session.code = Some(pending);
+        Ok(Step::Reply(Reply::con(line(menu, j, Message::WrongCode))))
     }
 
     /// The journey this subscriber dropped within the menu's resume window, if it can be
@@ -553,6 +661,7 @@ impl Gateway {
         hop: &Hop,
         key: &SessionKey,
         action: Action,
+        auth: Auth,
         deadline: Instant,
     ) -> Result<OpResult, Interrupt> {
         let money = self.money.clone();
@@ -560,7 +669,7 @@ impl Gateway {
         let idempotency_key = format!("{}:{}", key.as_str(), action.seq);
         let op = action.op;
         let task = self.ops.spawn(async move {
-            let call = OpCall { msisdn: &msisdn, idempotency_key: &idempotency_key, action: &action };
+            let call = OpCall { msisdn: &msisdn, idempotency_key: &idempotency_key, action: &action, auth };
             money.run(call).await
         });
         let budget = deadline.checked_sub(SAVE_MARGIN).unwrap_or(deadline);

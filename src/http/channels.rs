@@ -231,7 +231,12 @@ async fn callback(channel: &Channel, state: AppState, request: Request) -> Respo
     if channel.per_channel.as_ref().is_some_and(|limiter| limiter.check().is_err()) {
         return polite_end(CHANNEL_BUSY, "channel_rate");
     }
-    let rules = HopRules { deadline: spec.deadline, codes: &spec.codes, repeat_window: spec.repeat_window };
+    let rules = HopRules {
+        deadline: spec.deadline,
+        codes: &spec.codes,
+        repeat_window: spec.repeat_window,
+        sms: None,
+    };
     let (reply, kind) = state.gateway.handle_with(&hop, rules).await;
     crate::telemetry::record_hop(&spec.name, kind, started.elapsed());
     provider.render(&reply, &parsed.echo)

@@ -19,6 +19,10 @@ use crate::channel::sms::{BadCallback, Callback, Signed};
 use crate::config::SmsChannelSpec;
 use crate::sms::inbound::{self, Context};
 
+/// How long one message of a conversation may take: no one waits on the line, but the
+/// provider waits for our answer to its callback.
+const CONVERSATION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The routes of every SMS channel.
 pub fn routes(specs: &[SmsChannelSpec]) -> Router<AppState> {
     let mut router = Router::new();
@@ -115,14 +119,26 @@ async fn messages(spec: &SmsChannelSpec, state: &AppState, wire: &Callback<'_>) 
         Ok(incoming) => incoming,
         Err(e) => return refuse(spec, StatusCode::BAD_REQUEST, &e),
     };
-    let menus = state.gateway.menus();
-    let code = menus.menus().first().and_then(|m| m.codes.first()).map_or("*384#", String::as_str);
-    let ctx = Context { channel: &spec.name, provider: spec.provider, region: state.default_region, code };
+    let ctx = Context {
+        channel: &spec.name,
+        provider: spec.provider,
+        region: state.default_region,
+        gateway: &state.gateway,
+        rules: spec.rules,
+        deadline: CONVERSATION_DEADLINE,
+    };
     for message in incoming {
         match inbound::receive(state.gateway.money().pool(), ctx, message).await {
             Ok(handled) => {
                 metrics::counter!("sms_inbound_total", "channel" => spec.name.clone(), "kind" => handled.as_str())
                     .increment(1);
+                if handled == inbound::Handled::InProgress {
+                    return (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "this message is being answered; retry later\n",
+                    )
+                        .into_response();
+                }
             }
             Err(e) => {
                 warn!(channel = %spec.name, error = %e, "cannot store an incoming SMS; the provider will retry");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::{Location, Spanned};
 
 use super::budget::Budget;
-use super::graph::{Items, Keys, Menu, Node, NodeKind, Resume, Route, ScreenId};
+use super::graph::{Command, DialPart, Items, Keys, Menu, Node, NodeKind, Resume, Route, ScreenId};
 use super::input::Rules;
 use super::messages::{Message, SHIPPED};
 use super::model::{self, InputKind, MenuFile, Screen, Text};
@@ -350,11 +350,25 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Result<Menu
                 if index.contains_key(&s.next.value) && !next_is_action {
                     cx.error(s.next.referenced, format!("{what}: a `pin` must lead straight to an `action`"), Some("the PIN is kept for this hop only, so the op that checks it must run right after it".into()));
                 }
+                let moves_money = match m.screens.get(&s.next.value).map(|sc| &sc.value) {
+                    Some(Screen::Action(a)) => {
+                        Op::from_name(&a.op.value).is_some_and(|op| op.spec().moves_money)
+                    }
+                    _ => false,
+                };
+                if moves_money && s.sms.is_none() && m.sms.as_ref().is_some_and(|d| !d.commands.is_empty()) {
+                    cx.error(
+                        at,
+                        format!("{what}: this PIN screen moves money and the menu has SMS commands, but it has no `sms` text"),
+                        Some("no PIN travels by SMS: write what SMS asks instead, e.g. sms: \"Reply YES {{ code }} to send {{ amount|money }} to {{ to|mask }}\"".into()),
+                    );
+                }
                 NodeKind::Pin {
                     text: tpl(&mut cx, &s.text, &what),
                     name: s.save.clone(),
                     next: resolve(&mut cx, &s.next),
                     error: s.error.as_ref().map(|e| tpl(&mut cx, e, &what)),
+                    sms: s.sms.as_ref().map(|t| tpl(&mut cx, t, &format!("{what} (sms)"))),
                 }
             }
             Screen::Action(s) => action(&mut cx, &m.screens, name, &what, s, &resolve, &mut tpl),
@@ -460,6 +474,7 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Result<Menu
             Some("give back, home and more different keys".into()),
         );
     }
+    let commands = m.sms.as_ref().map_or_else(Vec::new, |d| commands(&mut cx, d, &languages, &mut tpl));
     if !cx.diagnostics.is_empty() {
         return Err(cx.diagnostics);
     }
@@ -483,9 +498,89 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Result<Menu
         screens,
         index,
         templates,
+        commands,
     };
     let diagnostics = super::lint::lint(&menu, file, &spans);
     if diagnostics.is_empty() { Ok(menu) } else { Err(diagnostics) }
+}
+
+/// Compiles the SMS commands: words (with aliases) unique and not the gateway's own,
+/// dial paths of digits and `$n` within the arguments.
+fn commands(
+    cx: &mut Ctx,
+    decl: &model::SmsDecl,
+    languages: &[String],
+    tpl: &mut impl FnMut(&mut Ctx, &Spanned<Text>, &str) -> Tpl,
+) -> Vec<Command> {
+    let mut taken: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::new();
+    for (word, c) in &decl.commands {
+        let what = format!("SMS command `{word}`");
+        let mut claim = |cx: &mut Ctx, w: &str| {
+            let upper = w.to_uppercase();
+            if upper.is_empty() || upper.len() > 12 || !upper.chars().all(|ch| ch.is_alphanumeric()) {
+                cx.error(
+                    c.referenced,
+                    format!("{what}: `{w}` is not one word of letters and digits (at most 12)"),
+                    None,
+                );
+            }
+            if crate::sms::inbound::RESERVED.contains(&upper.as_str()) {
+                cx.error(
+                    c.referenced,
+                    format!("{what}: `{w}` is a word the gateway answers itself"),
+                    Some(format!("choose another; reserved: {}", crate::sms::inbound::RESERVED.join(", "))),
+                );
+            }
+            if let Some(other) = taken.insert(upper.clone(), word.clone()) {
+                cx.error(
+                    c.referenced,
+                    format!("{what}: `{w}` is also a word of SMS command `{other}`"),
+                    None,
+                );
+            }
+            upper
+        };
+        let upper = claim(cx, word);
+        let mut aliases = Vec::new();
+        for (lang, words) in &c.value.aliases {
+            if !languages.contains(lang) {
+                cx.error(
+                    c.referenced,
+                    format!("{what}: aliases in `{lang}`, which is not in `languages`"),
+                    None,
+                );
+            }
+            for w in words {
+                aliases.push((claim(cx, w), lang.clone()));
+            }
+        }
+        let mut dial = Vec::new();
+        for part in &c.value.dial {
+            match part.strip_prefix('$').map(str::parse::<usize>) {
+                Some(Ok(n)) if (1..=c.value.args.len()).contains(&n) => dial.push(DialPart::Arg(n - 1)),
+                Some(_) => cx.error(
+                    c.referenced,
+                    format!(
+                        "{what}: `{part}` in `dial` is not one of its {} argument(s)",
+                        c.value.args.len()
+                    ),
+                    Some("arguments are $1, $2 … in the order of `args`".into()),
+                ),
+                None if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) => {
+                    dial.push(DialPart::Typed(part.clone()))
+                }
+                None => cx.error(
+                    c.referenced,
+                    format!("{what}: `{part}` in `dial` is neither digits nor an argument ($1, $2 …)"),
+                    None,
+                ),
+            }
+        }
+        let help = tpl(cx, &c.value.help, &format!("{what} help"));
+        out.push(Command { word: upper, aliases, dial, args: c.value.args.clone(), help });
+    }
+    out
 }
 
 fn action(

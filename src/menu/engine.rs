@@ -318,6 +318,33 @@ impl Menu {
         }
     }
 
+    /// Goes past the `pin` screen the journey is on without a PIN: the channel has
+    /// vouched for the subscriber instead (SMS: the sender's registered number, and for
+    /// money a one-time code). The op runs without the secret.
+    pub fn vouch(&self, j: &mut Journey) -> Result<Step, EngineError> {
+        let id = self.current(j)?;
+        let NodeKind::Pin { next, .. } = &self.screens[id.0 as usize].kind else {
+            return Err(EngineError::NotAwaitingInput(j.screen.clone()));
+        };
+        j.error = None;
+        self.advance(j, *next, Vec::new())
+    }
+
+    /// What SMS asks instead of the PIN on the journey's `pin` screen, with `code`;
+    /// `None` when the screen has no `sms` text.
+    pub fn sms_prompt(&self, j: &Journey, code: &str) -> Result<Option<String>, EngineError> {
+        let id = self.current(j)?;
+        let NodeKind::Pin { sms: Some(tpl), .. } = &self.screens[id.0 as usize].kind else {
+            return Ok(None);
+        };
+        let lang = self.lang_index(&j.lang);
+        let ctx = minijinja::context! { code => code, ..context(j) };
+        self.templates
+            .render(tpl, lang, &ctx)
+            .map(Some)
+            .map_err(|source| EngineError::Render { screen: j.screen.clone(), source })
+    }
+
     /// Routes the journey on the outcome of the op it asked for.
     pub fn resume(&self, j: &mut Journey, result: OpResult) -> Result<Step, EngineError> {
         let id = self.current(j)?;

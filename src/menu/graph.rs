@@ -38,6 +38,28 @@ pub struct Menu {
     pub(super) screens: Vec<Node>,
     pub(super) index: HashMap<String, ScreenId>,
     pub(super) templates: Templates,
+    /// SMS commands, in the order of the help reply.
+    pub commands: Vec<Command>,
+}
+
+/// An SMS command, compiled.
+#[derive(Debug)]
+pub struct Command {
+    /// The keyword, upper-case.
+    pub word: String,
+    /// Other words, upper-case, with the language each belongs to.
+    pub aliases: Vec<(String, String)>,
+    pub(super) dial: Vec<DialPart>,
+    pub args: Vec<String>,
+    pub(super) help: Tpl,
+}
+
+/// One element of a command's dial path.
+#[derive(Debug)]
+pub(super) enum DialPart {
+    Typed(String),
+    /// The n-th argument, from 0.
+    Arg(usize),
 }
 
 /// A menu's offer to continue a dropped journey.
@@ -89,6 +111,8 @@ pub(super) enum NodeKind {
         name: String,
         next: ScreenId,
         error: Option<Tpl>,
+        /// What SMS asks instead, with `code`.
+        sms: Option<Tpl>,
     },
     Action {
         op: Op,

@@ -22,6 +22,12 @@ pub enum Message {
     ResumeOffer,
     Continue,
     StartAgain,
+    /// SMS: the reply to a one-time code that does not match.
+    WrongCode,
+    /// SMS: the one-time code is older than its lifetime.
+    CodeExpired,
+    /// SMS reached a screen that needs a secret SMS must not carry (a national ID).
+    NotBySms,
 }
 
 /// Languages whose built-in lines ship with the gateway.
@@ -47,6 +53,9 @@ impl Message {
         Message::ResumeOffer,
         Message::Continue,
         Message::StartAgain,
+        Message::WrongCode,
+        Message::CodeExpired,
+        Message::NotBySms,
     ];
 
     /// The key a menu uses under `messages:` to replace this line.
@@ -70,6 +79,9 @@ impl Message {
             Message::ResumeOffer => "resume_offer",
             Message::Continue => "continue",
             Message::StartAgain => "start_again",
+            Message::WrongCode => "wrong_code",
+            Message::CodeExpired => "code_expired",
+            Message::NotBySms => "not_by_sms",
         }
     }
 
@@ -105,6 +117,9 @@ impl Message {
             Message::ResumeOffer => "Your last session was cut off.",
             Message::Continue => "Continue where I left off",
             Message::StartAgain => "Start again",
+            Message::WrongCode => "That code is not right. Reply YES and the code we sent you.",
+            Message::CodeExpired => "The code has expired and nothing was done. Send the command again.",
+            Message::NotBySms => "This cannot be done by SMS. Please dial the USSD code.",
         }
     }
 
@@ -128,6 +143,9 @@ impl Message {
             Message::ResumeOffer => "Kipindi chako cha mwisho kilikatika.",
             Message::Continue => "Endelea nilipoachia",
             Message::StartAgain => "Anza upya",
+            Message::WrongCode => "Nambari hiyo si sahihi. Jibu NDIYO na nambari tuliyokutumia.",
+            Message::CodeExpired => "Nambari imepitwa na muda na hakuna kilichofanyika. Tuma amri tena.",
+            Message::NotBySms => "Hili haliwezi kufanywa kwa SMS. Tafadhali piga msimbo wa USSD.",
         }
     }
 }

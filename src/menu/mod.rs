@@ -9,6 +9,7 @@ mod lint;
 mod messages;
 pub mod model;
 mod picture;
+mod sms;
 mod template;
 
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 pub use budget::{Budget, Encoding, Layout, NavLines, cost as screen_cost, paginate};
 pub use compile::{Diagnostic, compile};
 pub use engine::{Action, EngineError, Journey, Reply, Step};
-pub use graph::Menu;
+pub use graph::{Command, Menu};
 pub use messages::Message;
 pub use picture::Format as PictureFormat;
 

@@ -39,6 +39,8 @@ pub struct MenuFile {
     /// Offer a subscriber who drops on one of `screens` and dials again within `within`
     /// seconds to continue where they left off.
     pub resume: Option<ResumeDecl>,
+    /// SMS commands that enter this menu's screens.
+    pub sms: Option<SmsDecl>,
     /// The most a screen may hold; longer menus and texts are split into pages.
     #[serde(default)]
     pub budget: BudgetDecl,
@@ -86,6 +88,32 @@ pub struct ResumeDecl {
     /// Screens worth coming back to (long forms, a confirmation), that wait for input.
     #[schemars(with = "Vec<String>")]
     pub screens: Vec<Spanned<String>>,
+}
+
+/// The menu's SMS commands. A command is a keyword, in any case, with positional
+/// arguments (`SEND 0712345678 500`); it enters the screens as a dial string would.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmsDecl {
+    #[schemars(with = "BTreeMap<String, CommandDecl>")]
+    pub commands: BTreeMap<String, Spanned<CommandDecl>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandDecl {
+    /// What is typed from the start screen, as after the service code in a dial string
+    /// (`["1", "$1", "$2", "1"]`); `$1`, `$2` … stand for the command's arguments.
+    pub dial: Vec<String>,
+    /// Names of the positional arguments, for the usage line (`[number, amount]`).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Other words for the command, per language (`sw: [SALIO]`).
+    #[serde(default)]
+    pub aliases: BTreeMap<String, Vec<String>>,
+    /// The command's line in the help reply.
+    #[schemars(with = "Text")]
+    pub help: Spanned<Text>,
 }
 
 /// Characters one screen may hold: GSM-7 septets (extension characters cost two), or
@@ -237,6 +265,12 @@ pub struct PinStep {
     pub next: Spanned<String>,
     #[schemars(with = "Option<Text>")]
     pub error: Option<Spanned<Text>>,
+    /// Over SMS, where no PIN may travel, what is asked instead when the op moves money:
+    /// `{{ code }}` is the one-time code the subscriber replies with (`Reply YES {{ code }}
+    /// to send {{ amount|money }} to {{ to|mask }}`). Ops that only read need none: the
+    /// sender's registered number is enough for them.
+    #[schemars(with = "Option<Text>")]
+    pub sms: Option<Spanned<Text>>,
 }
 
 fn default_pin_name() -> String {

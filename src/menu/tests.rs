@@ -365,3 +365,60 @@ fn the_shipped_json_schema_is_the_generated_one() {
     let wallet = std::fs::read_to_string(path.with_file_name("wallet.yaml")).expect("wallet.yaml");
     assert!(wallet.starts_with("# yaml-language-server: $schema=./menu.schema.json\n"));
 }
+
+#[test]
+fn sms_commands_become_dial_strings_into_the_same_screens() {
+    let source = MENU.replace(
+        "screens:\n",
+        "sms:\n  commands:\n    BAL: { dial: [\"1\"], aliases: { sw: [salio] }, help: { en: \"BAL - balance\", sw: \"SALIO - salio\" } }\n    SEND: { dial: [\"2\", \"$2\", \"$1\"], args: [number, amount], help: \"SEND <number> <amount>\" }\nscreens:\n",
+    );
+    let m = compile(Path::new("test.yaml"), &source).unwrap_or_else(|d| panic!("{d:?}"));
+    let (bal, lang) = m.command("Salio").unwrap();
+    assert_eq!((bal.word.as_str(), lang), ("BAL", Some("sw")));
+    assert_eq!(bal.dial("*100#", &[]).as_deref(), Some("*100*1#"));
+    let (send, _) = m.command("send").unwrap();
+    assert_eq!(send.dial("*100#", &["0712345678", "500"]).as_deref(), Some("*100*2*500*0712345678#"));
+    assert_eq!(send.dial("*100#", &["0712345678"]), None, "an argument missing");
+    assert_eq!(send.dial("*100#", &["07*1", "5"]), None, "a star would move the journey on");
+    assert_eq!(send.usage(), "SEND <number> <amount>");
+    assert_eq!(m.help("sw"), ["SALIO - salio", "SEND <number> <amount>"]);
+    assert!(m.command("STOP").is_none());
+    assert_eq!(m.pin_op("bal_pin"), Some(crate::ops::Op::WalletBalance));
+    assert_eq!(m.pin_op("main"), None);
+}
+
+#[test]
+fn check_refuses_reserved_repeated_and_unbound_command_words() {
+    let with = |commands: &str| {
+        let source = MENU.replace("screens:\n", &format!("sms:\n  commands:\n{commands}screens:\n"));
+        diagnostics(&source).into_iter().map(|d| d.message).collect::<Vec<_>>().join("\n")
+    };
+    let found = with("    STOP: { dial: [\"1\"], help: x }\n");
+    assert!(found.contains("`STOP` is a word the gateway answers itself"), "{found}");
+    let found = with(
+        "    BAL: { dial: [\"1\"], help: x }\n    SALDO: { dial: [\"1\"], aliases: { en: [bal] }, help: x }\n",
+    );
+    assert!(found.contains("`bal` is also a word of SMS command `BAL`"), "{found}");
+    let found = with("    PAY: { dial: [\"2\", \"$2\"], args: [amount], help: x }\n");
+    assert!(found.contains("`$2` in `dial` is not one of its 1 argument(s)"), "{found}");
+    let found = with("    PAY: { dial: [\"two\"], help: x }\n");
+    assert!(found.contains("`two` in `dial` is neither digits nor an argument"), "{found}");
+}
+
+#[test]
+fn with_sms_commands_a_pin_screen_that_moves_money_needs_its_sms_text() {
+    let source = MENU
+        .replace("screens:\n", "sms:\n  commands:\n    BAL: { dial: [\"1\"], help: x }\nscreens:\n")
+        + "  pay_pin:\n    pin: { text: \"PIN\", next: pay_do }\n  pay_do:\n    action:\n      op: transfer.p2p\n      args: { to: \"+254700000001\", amount: \"100\" }\n      on: { other: unknown }\n";
+    let source = source.replace(
+        "- { label: Code, next: code }",
+        "- { label: Code, next: code }\n        - { label: Pay, next: pay_pin }",
+    );
+    let found: Vec<String> = diagnostics(&source).into_iter().map(|d| d.message).collect();
+    assert!(found.iter().any(|m| m.contains("screen `pay_pin`: this PIN screen moves money")), "{found:?}");
+    let fixed = source.replace(
+        "pin: { text: \"PIN\", next: pay_do }",
+        "pin: { text: \"PIN\", sms: \"Reply YES {{ code }}\", next: pay_do }",
+    );
+    compile(Path::new("fixed.yaml"), &fixed).unwrap_or_else(|d| panic!("{d:?}"));
+}

@@ -56,6 +56,18 @@ pub struct OpCall<'a> {
     pub msisdn: &'a Msisdn,
     pub idempotency_key: &'a str,
     pub action: &'a Action,
+    pub auth: Auth,
+}
+
+/// How the subscriber proved who they are for an op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// The PIN typed in this hop, where the op takes one (USSD).
+    Pin,
+    /// The channel vouched for the subscriber: the registered number a message came
+    /// from (SMS), and for a movement a one-time code it confirmed. A movement above
+    /// `max_amount` (minor units) is refused as over the limit.
+    Vouched { max_amount: i64 },
 }
 
 impl OpCall<'_> {
@@ -144,7 +156,7 @@ impl Money {
                 _ => OpResult::bare(Outcome::PinWeak),
             }),
             Op::PinVerify => {
-                Ok(self.with_pin(call.msisdn, pin, |_| async { Ok(OpResult::bare(Outcome::Ok)) }).await?)
+                Ok(self.with_pin(&call, pin, |_| async { Ok(OpResult::bare(Outcome::Ok)) }).await?)
             }
             Op::PinChange => {
                 let staged = call.staged_arg()?;
@@ -157,18 +169,21 @@ impl Money {
                     OpResult::bare(Outcome::NotRegistered)
                 })
             }
-            Op::WalletBalance => Ok(self.with_pin(call.msisdn, pin, |id| ledger::balance(pool, id)).await?),
-            Op::WalletStatement => {
-                Ok(self.with_pin(call.msisdn, pin, |id| ledger::statement(pool, id)).await?)
-            }
+            Op::WalletBalance => Ok(self.with_pin(&call, pin, |id| ledger::balance(pool, id)).await?),
+            Op::WalletStatement => Ok(self.with_pin(&call, pin, |id| ledger::statement(pool, id)).await?),
             Op::TransferQuote => {
                 let (to, amount) = (call.msisdn_arg("to")?, call.amount_arg("amount")?);
                 Ok(ledger::quote(pool, call.msisdn, &to, amount).await?)
             }
             Op::TransferP2p => {
                 let (to, amount) = (call.msisdn_arg("to")?, call.amount_arg("amount")?);
+                if let Auth::Vouched { max_amount } = call.auth
+                    && amount.minor() > max_amount
+                {
+                    return Ok(OpResult::new(Outcome::LimitExceeded, json!({ "max": max_amount })));
+                }
                 Ok(self
-                    .with_pin(call.msisdn, pin, |_| async {
+                    .with_pin(&call, pin, |_| async {
                         let t = ledger::transfer_p2p(pool, call.idempotency_key, call.msisdn, &to, amount)
                             .await?;
                         let data = json!({
@@ -183,10 +198,11 @@ impl Money {
         }
     }
 
-    /// Runs `then` with the customer's id once their PIN checks out, or reports why not.
+    /// Runs `then` with the customer's id once their PIN checks out (or the channel
+    /// vouched for them), or reports why not.
     async fn with_pin<F, Fut>(
         &self,
-        msisdn: &Msisdn,
+        call: &OpCall<'_>,
         pin: Option<&Pin>,
         then: F,
     ) -> Result<OpResult, sqlx::Error>
@@ -195,7 +211,11 @@ impl Money {
         Fut: Future<Output = Result<OpResult, sqlx::Error>>,
     {
         let s = &*self.settings;
-        match pin::check(&self.pool, &s.pins, s.pin_policy, msisdn, pin).await? {
+        let checked = match call.auth {
+            Auth::Pin => pin::check(&self.pool, &s.pins, s.pin_policy, call.msisdn, pin).await?,
+            Auth::Vouched { .. } => pin::vouched(&self.pool, call.msisdn).await?,
+        };
+        match checked {
             PinCheck::Ok { customer_id } => then(customer_id).await,
             PinCheck::Invalid => Ok(OpResult::bare(Outcome::PinInvalid)),
             PinCheck::Locked => Ok(OpResult::bare(Outcome::PinLocked)),

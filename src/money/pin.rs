@@ -165,6 +165,22 @@ pub async fn check(
     Ok(if now_locked { PinCheck::Locked } else { PinCheck::Invalid })
 }
 
+/// The customer behind `msisdn` when the channel vouched for them instead of a PIN: a
+/// lock from wrong PINs still holds, since it may mean the phone is in other hands.
+pub async fn vouched(pool: &PgPool, msisdn: &Msisdn) -> Result<PinCheck, sqlx::Error> {
+    let row: Option<(i64, bool)> = sqlx::query_as(
+        "SELECT id, coalesce(pin_locked_until > now(), false) FROM customers WHERE msisdn = $1",
+    )
+    .bind(msisdn.as_e164())
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        None => PinCheck::NotRegistered,
+        Some((_, true)) => PinCheck::Locked,
+        Some((customer_id, false)) => PinCheck::Ok { customer_id },
+    })
+}
+
 /// Stores a confirmed new PIN and clears any lock.
 pub async fn store(pool: &PgPool, msisdn: &Msisdn, staged: &StagedPin) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query(

@@ -33,6 +33,23 @@ pub struct Session {
     /// provider counter counts as a retry only shortly after.
     #[serde(rename = "t", default, skip_serializing_if = "is_zero")]
     pub answered_ms: u64,
+    /// Over SMS, the one-time code a movement waits for.
+    #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<PendingCode>,
+}
+
+/// A one-time code sent over SMS in place of a PIN: kept as a keyed hash, single use,
+/// bound to the journey (so to its payee and amount) on the screen that asked for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCode {
+    #[serde(rename = "h")]
+    pub mark: TextMark,
+    /// Unix ms after which the code is refused.
+    #[serde(rename = "e")]
+    pub expires_ms: u64,
+    /// Wrong codes replied so far.
+    #[serde(rename = "w")]
+    pub wrong: u8,
 }
 
 fn is_zero(n: &u64) -> bool {

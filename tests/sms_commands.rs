@@ -1,0 +1,206 @@
+//! SMS commands end to end through the real router, menus, session store and ledger:
+//! balance and statement on the registered number alone, sending money confirmed by a
+//! one-time code (right, wrong, expired, reused, retried), the SMS limit, and help.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::{Store, TestApp, spawn};
+use sqlx::PgPool;
+use ussd_gateway::session::SessionKey;
+
+const AMINA: &str = "+254700000001";
+
+async fn post(app: &TestApp, id: &str, from: &str, text: &str) -> StatusCode {
+    let body =
+        serde_urlencoded::to_string([("from", from), ("to", "22384"), ("text", text), ("id", id)]).unwrap();
+    let request = Request::post("/sms/africastalking/inbound")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap();
+    app.send(request).await.status
+}
+
+/// Sends one message as Africa's Talking would and returns the reply it got.
+async fn sms(app: &TestApp, id: &str, from: &str, text: &str) -> String {
+    assert_eq!(post(app, id, from, text).await, StatusCode::OK);
+    last_reply(&app.pool, from).await
+}
+
+async fn last_reply(pool: &PgPool, to: &str) -> String {
+    sqlx::query_scalar(
+        "SELECT data->>'text' FROM outbox WHERE role = 'reply' AND msisdn = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(to)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+    .unwrap_or_default()
+}
+
+async fn transfers(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p' AND status = 'posted'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The code in "Reply YES 1234 to send …".
+fn code_in(prompt: &str) -> String {
+    let after = prompt.split("YES ").nth(1).unwrap_or_else(|| panic!("no code in {prompt:?}"));
+    after.chars().take(4).collect()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn balance_and_statement_need_only_the_registered_number(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Redis).await;
+    assert_eq!(sms(&app, "b1", AMINA, "BAL").await, "Your balance is KES 1,000.00.");
+    // Any case, and the Swahili word.
+    assert_eq!(sms(&app, "b2", AMINA, "salio").await, "Your balance is KES 1,000.00.");
+    assert_eq!(
+        sms(&app, "m1", AMINA, "mini").await,
+        "Last transactions\n1. 22/11 1,000.00 Deposit\n0. Back".replace("22/11", &today())
+    );
+    // A number without a wallet learns nothing.
+    assert_eq!(
+        sms(&app, "b3", "+254711000111", "BAL").await,
+        "This number has no mobile money account. Dial *384# to register."
+    );
+    // No PIN was asked, and none was counted as wrong.
+    let failures: i32 = sqlx::query_scalar("SELECT pin_failures FROM customers WHERE msisdn = $1")
+        .bind(AMINA)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(failures, 0);
+}
+
+fn today() -> String {
+    // The ledger's day is in Africa/Nairobi (UTC+3).
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3 * 3600;
+    let days = now / 86_400;
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{d:02}/{m:02}")
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn send_moves_money_once_after_the_right_code(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Redis).await;
+    let prompt = sms(&app, "s1", AMINA, "SEND 0700000002 500").await;
+    assert!(
+        prompt.starts_with("Reply YES ")
+            && prompt.ends_with(" to send KES 500.00 to Brian Kamau +254700***002. Fee KES 7.00."),
+        "{prompt}"
+    );
+    let code = code_in(&prompt);
+    let wrong = if code == "0000" { "1111" } else { "0000" };
+    assert_eq!(
+        sms(&app, "s2", AMINA, &format!("YES {wrong}")).await,
+        "That code is not right. Reply YES and the code we sent you."
+    );
+    assert_eq!(
+        sms(&app, "s3", AMINA, &code).await,
+        "That code is not right. Reply YES and the code we sent you.",
+        "the code alone is not a yes"
+    );
+    assert_eq!(transfers(&pool).await, 0);
+
+    // The provider delivers the confirmation several times at once: the copies that
+    // arrive while the first is answered are told to retry, and there is one transfer.
+    let yes = format!("yes {code}");
+    let tries: Vec<_> = (0..6).map(|_| post(&app, "s4", AMINA, &yes)).collect();
+    for status in futures_util::future::join_all(tries).await {
+        assert!(matches!(status, StatusCode::OK | StatusCode::SERVICE_UNAVAILABLE), "{status}");
+    }
+    assert_eq!(post(&app, "s4", AMINA, &yes).await, StatusCode::OK, "the retry after the answer");
+    let done = last_reply(&pool, AMINA).await;
+    assert!(done.starts_with("Sent KES 500.00 to Brian Kamau. Ref TX"), "{done}");
+    assert_eq!(transfers(&pool).await, 1);
+    // Both parties' receipts are in the outbox with the transfer.
+    let receipts: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE transfer_id IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(receipts, 2);
+
+    // The code is single use: the conversation is over and the same words move nothing.
+    let again = sms(&app, "s5", AMINA, &format!("YES {code}")).await;
+    assert!(again.contains("BAL - your balance") && again.contains("SEND <number> <amount>"), "{again}");
+    assert_eq!(transfers(&pool).await, 1);
+    assert_eq!(sms(&app, "s6", AMINA, "BAL").await, "Your balance is KES 493.00.");
+
+    // A second SEND is a new conversation with its own idempotency keys: it moves money.
+    let prompt = sms(&app, "s7", AMINA, "tuma 0700000002 100").await;
+    let code = code_in(&prompt);
+    assert!(sms(&app, "s8", AMINA, &format!("YES {code}")).await.starts_with("Sent KES 100.00"));
+    assert_eq!(transfers(&pool).await, 2);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn wrong_expired_and_over_limit_codes_move_nothing(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Redis).await;
+    // Three wrong codes call the movement off.
+    sms(&app, "w1", AMINA, "SEND 0700000002 500").await;
+    sms(&app, "w2", AMINA, "YES 0").await;
+    sms(&app, "w3", AMINA, "YES 1").await;
+    assert_eq!(sms(&app, "w4", AMINA, "YES 2").await, "Too many invalid attempts. Please dial again.");
+
+    // An expired code: the session's code is aged in the store, as five minutes would.
+    let prompt = sms(&app, "e1", AMINA, "SEND 0700000002 500").await;
+    let inbound: i64 = sqlx::query_scalar("SELECT id FROM sms_inbound WHERE message_id = 'e1'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let store = app.state.gateway.store();
+    let key = SessionKey::new("africastalking", AMINA, &format!("sms-{inbound}"));
+    let mut loaded = store.load(&key).await.unwrap().expect("the conversation's session");
+    loaded.session.code.as_mut().expect("a pending code").expires_ms = 1;
+    store.save(&key, loaded.version, &loaded.session, std::time::Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        sms(&app, "e2", AMINA, &format!("YES {}", code_in(&prompt))).await,
+        "The code has expired and nothing was done. Send the command again."
+    );
+
+    // Above the SMS channel's limit (KES 10,000), even with the right code.
+    sqlx::query("SELECT ledger_fund('top-up', (SELECT a.id FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE c.msisdn = $1), 2000000)")
+        .bind(AMINA)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let prompt = sms(&app, "l1", AMINA, "SEND 0700000002 15000").await;
+    assert_eq!(
+        sms(&app, "l2", AMINA, &format!("YES {}", code_in(&prompt))).await,
+        "This would pass your daily or balance limit. Try a smaller amount."
+    );
+    assert_eq!(transfers(&pool).await, 0);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn help_lists_the_commands_and_a_wrong_command_gets_it(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let help = sms(&app, "h1", AMINA, "HELP").await;
+    assert_eq!(
+        help,
+        "BAL - your balance\nMINI - your last 5 transactions\nSEND <number> <amount> - send money\n\
+         Dial *384# for your wallet. Never send your PIN by SMS. Reply STOP to stop promotional messages."
+    );
+    assert_eq!(sms(&app, "h2", AMINA, "SEND 0700000002").await, help, "a missing argument");
+    assert_eq!(sms(&app, "h3", AMINA, "SEND 07*1# 5 0").await, help, "too many arguments");
+    assert_eq!(sms(&app, "h4", AMINA, "hello").await, help);
+    // Brian reads Swahili.
+    sqlx::query("UPDATE customers SET language = 'sw' WHERE msisdn = '+254700000002'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(sms(&app, "h5", "+254700000002", "msaada").await.starts_with("SALIO - salio lako\nTAARIFA"));
+}
