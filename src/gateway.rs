@@ -511,7 +511,14 @@ impl Gateway {
             Entry::Continue => {
                 let first = inputs.next().unwrap_or_default();
                 match at.sms {
-                    Some(_) if rec.session.code.is_some() => self.confirm(rec, menu, &first)?,
+                    Some(_) if rec.session.code.is_some() => {
+                        if self.taken_elsewhere(at, menu).await? {
+                            rec.session.code = None;
+                            rec.session.journey.done = true;
+                            return Ok(Reply::end(line(menu, &rec.session.journey, Message::SessionOver)));
+                        }
+                        self.confirm(rec, menu, &first)?
+                    }
                     _ => menu.input(&mut rec.session.journey, &first).map_err(Interrupt::Engine)?,
                 }
             }
@@ -589,6 +596,18 @@ impl Gateway {
             wrong: 0,
         });
         Ok(Err(Reply::con(prompt)))
+    }
+
+    /// Whether the subscriber took this journey to another session (dialled USSD and
+    /// was offered it back): then the code must not move the money a second time. The
+    /// resume pointer leads to the session that may go on.
+    async fn taken_elsewhere(&self, at: &Attempt<'_>, menu: &Menu) -> Result<bool, Interrupt> {
+        if menu.resume.is_none() {
+            return Ok(false);
+        }
+        let pointer = ResumePointer::new(at.hop.msisdn.as_e164(), &menu.service);
+        let current = self.store.recall(&pointer).await.map_err(Interrupt::Store)?;
+        Ok(current.as_ref() != Some(at.key))
     }
 
     /// Over SMS, the reply to a one-time code: `YES 4821` (or `NDIYO 4821`). The right

@@ -204,3 +204,32 @@ async fn help_lists_the_commands_and_a_wrong_command_gets_it(pool: PgPool) {
         .unwrap();
     assert!(sms(&app, "h5", "+254700000002", "msaada").await.starts_with("SALIO - salio lako\nTAARIFA"));
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_send_started_by_sms_can_be_finished_on_ussd_with_the_pin(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Redis).await;
+    sms(&app, "u1", AMINA, "SEND 0700000002 500").await;
+    // Dialling the USSD code within the menu's resume window offers the journey back,
+    // on the PIN screen: the PIN is typed on USSD, never in an SMS.
+    let session = common::unique_session();
+    let offer = app.at_hop(&session, AMINA, "").await;
+    assert!(offer.starts_with("CON Your last session was cut off."), "{offer}");
+    let pin_screen = app.at_hop(&session, AMINA, "1").await;
+    assert_eq!(pin_screen, "CON Enter PIN to send KES 500.00");
+    let done = app.at_hop(&session, AMINA, &format!("1*{}", ussd_gateway::money::DEMO_PIN)).await;
+    assert!(done.starts_with("END Sent KES 500.00 to Brian Kamau."), "{done}");
+    assert_eq!(transfers(&pool).await, 1);
+    // The code sent by SMS for the same journey no longer moves anything.
+    let prompt: String = sqlx::query_scalar(
+        "SELECT data->>'text' FROM outbox WHERE msisdn = $1 AND data->>'text' LIKE 'Reply YES%'",
+    )
+    .bind(AMINA)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        sms(&app, "u2", AMINA, &format!("YES {}", code_in(&prompt))).await,
+        "This session has ended. Please dial again."
+    );
+    assert_eq!(transfers(&pool).await, 1);
+}
