@@ -171,6 +171,10 @@ pub struct SmsSettings {
     pub timeout_ms: Option<u64>,
     /// How long the provider is left alone after five failures in a row (default 30000).
     pub breaker_cooldown_ms: Option<u64>,
+    /// Where Twilio, Infobip and Vonage send each message's delivery reports: an SMS
+    /// channel's `…/status` URL as the provider reaches it. (Africa's Talking and
+    /// Hubtel take it in their dashboards.)
+    pub status_url: Option<String>,
 }
 
 impl fmt::Debug for SmsSettings {
@@ -806,6 +810,11 @@ fn sms(s: &SmsSettings, currency: crate::domain::Currency, problems: &mut Vec<St
         }
         None => Duration::from_secs(10),
     };
+    if s.status_url.as_ref().is_some_and(|u| !u.starts_with("https://") && !u.starts_with("http://")) {
+        problem(
+            "`status_url` must be a full URL (https://gw.example.com/sms/<channel>/<token>/status)".into(),
+        );
+    }
     // A claim outlives a send: the call itself and the wait for a full batch's segments.
     let bucket_wait =
         Duration::from_secs_f64(f64::from(policy.batch) * 4.0 / f64::from(policy.segments_per_second.get()));
@@ -814,7 +823,12 @@ fn sms(s: &SmsSettings, currency: crate::domain::Currency, problems: &mut Vec<St
         return None;
     }
     let sender = s.sender.clone().filter(|v| !v.trim().is_empty());
-    Some(SmsSpec { account: Account { provider, base_url, sender, account, secret }, timeout, policy })
+    let status_url = s.status_url.clone().filter(|v| !v.trim().is_empty());
+    Some(SmsSpec {
+        account: Account { provider, base_url, sender, account, secret, status_url },
+        timeout,
+        policy,
+    })
 }
 
 /// What a channel gets for what it does not set.

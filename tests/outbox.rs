@@ -246,6 +246,7 @@ async fn each_provider_gets_its_own_wire_format() {
             sender: Some("WALLET".into()),
             account: account.into(),
             secret: "s3cret".into(),
+            status_url: Some("https://gw.example.com/sms/p/status".into()),
         };
         let accepted = Outbound::new(account, Duration::from_secs(5)).send(&message).await;
         assert_eq!(accepted.unwrap().message_id.as_deref(), Some(id), "{provider}");
@@ -261,6 +262,7 @@ async fn each_provider_gets_its_own_wire_format() {
                 assert_eq!(form["To"], "+254711000111");
                 assert_eq!(form["From"], "WALLET");
                 assert_eq!(form["Body"], text);
+                assert_eq!(form["StatusCallback"], "https://gw.example.com/sms/p/status");
             }
             Provider::Infobip => {
                 let json: serde_json::Value = serde_json::from_str(&request.body).unwrap();
@@ -268,12 +270,17 @@ async fn each_provider_gets_its_own_wire_format() {
                 assert_eq!(json["messages"][0]["destinations"][0]["to"], "254711000111");
                 assert_eq!(json["messages"][0]["content"]["text"], text);
                 assert_eq!(json["messages"][0]["sender"], "WALLET");
+                assert_eq!(
+                    json["messages"][0]["webhooks"]["delivery"]["url"],
+                    "https://gw.example.com/sms/p/status"
+                );
             }
             Provider::Vonage => {
                 let form: HashMap<String, String> = serde_urlencoded::from_str(&request.body).unwrap();
                 assert_eq!((form["api_key"].as_str(), form["api_secret"].as_str()), ("key", "s3cret"));
                 assert_eq!((form["to"].as_str(), form["text"].as_str()), ("254711000111", text));
                 assert_eq!(form["type"], "unicode", "ç is outside GSM-7");
+                assert_eq!(form["callback"], "https://gw.example.com/sms/p/status");
             }
             Provider::Hubtel => {
                 let json: serde_json::Value = serde_json::from_str(&request.body).unwrap();

@@ -91,6 +91,7 @@ pub async fn at_provider() -> (FakeAt, Outbound) {
         sender: Some("WALLET".into()),
         account: "sandbox".into(),
         secret: "at-key".into(),
+        status_url: None,
     };
     (fake, Outbound::new(account, Duration::from_secs(5)))
 }

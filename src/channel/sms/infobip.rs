@@ -15,6 +15,9 @@ pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBui
     if let Some(sender) = &a.sender {
         message["sender"] = json!(sender);
     }
+    if let Some(url) = &a.status_url {
+        message["webhooks"] = json!({ "delivery": { "url": url } });
+    }
     http.post(format!("{}/sms/3/messages", a.base_url))
         .header(AUTHORIZATION, format!("App {}", a.secret))
         .header(CONTENT_TYPE, "application/json")

@@ -108,6 +108,9 @@ pub struct Account {
     pub sender: Option<String>,
     pub account: String,
     pub secret: String,
+    /// Where the provider sends each message's delivery reports, for providers that
+    /// take it per message (Twilio, Infobip, Vonage).
+    pub status_url: Option<String>,
 }
 
 impl fmt::Debug for Account {
@@ -118,6 +121,7 @@ impl fmt::Debug for Account {
             .field("sender", &self.sender)
             .field("account", &self.account)
             .field("secret", &"<set>")
+            .field("status_url", &self.status_url)
             .finish()
     }
 }

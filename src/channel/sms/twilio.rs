@@ -20,6 +20,9 @@ pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBui
         Some(from) => form.push(("From", from)),
         None => {}
     }
+    if let Some(url) = &a.status_url {
+        form.push(("StatusCallback", url));
+    }
     http.post(format!("{}/2010-04-01/Accounts/{}/Messages.json", a.base_url, a.account))
         .basic_auth(&a.account, Some(&a.secret))
         .form(&form)

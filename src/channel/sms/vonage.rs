@@ -14,14 +14,18 @@ use super::{
 pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBuilder {
     let kind = if m.unicode() { "unicode" } else { "text" };
     let from = a.sender.as_deref().unwrap_or("Wallet");
-    http.post(format!("{}/sms/json", a.base_url)).form(&[
+    let mut form = vec![
         ("api_key", a.account.as_str()),
         ("api_secret", a.secret.as_str()),
         ("from", from),
         ("to", m.to.trim_start_matches('+')),
         ("text", m.text),
         ("type", kind),
-    ])
+    ];
+    if let Some(url) = &a.status_url {
+        form.push(("callback", url));
+    }
+    http.post(format!("{}/sms/json", a.base_url)).form(&form)
 }
 
 #[derive(Deserialize)]
