@@ -323,3 +323,21 @@ fn sms_channels_are_checked_with_what_to_do() {
     assert_eq!((tw.path.as_str(), tw.public_url.as_deref()), ("/sms/tw", Some("https://gw.example.com")));
     assert!(!format!("{tw:?}").contains("\"s\""));
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_generic_report_names_a_message_sent_through_any_provider(pool: PgPool) {
+    let app = spawn_with(pool.clone(), Store::Memory, settings()).await;
+    transfers(&pool, 1).await;
+    sent_as(&pool, "africastalking", "ATXid_").await;
+    let report = |id: &str, status: &str| {
+        Request::post("/sms/generic/status")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(serde_json::json!({ "message_id": id, "status": status }).to_string()))
+            .unwrap()
+    };
+    assert_eq!(app.send(report("ATXid_1", "delivered")).await.status, StatusCode::OK);
+    assert_eq!(status_of(&pool, "ATXid_1").await.0, "delivered");
+    let bad = app.send(report("ATXid_2", "gone")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(status_of(&pool, "ATXid_2").await.0, "sent");
+}

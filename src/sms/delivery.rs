@@ -5,7 +5,8 @@ use sqlx::PgPool;
 
 use crate::channel::sms::{Provider, Report};
 
-/// Stores `reports` from `provider` and moves the messages they name forward. Returns
+/// Stores `reports` from `provider` and moves the messages they name forward (a report
+/// in the generic format names a message sent through any provider). Returns
 /// how many outbox rows changed: a repeat, a step back, or a message this gateway did
 /// not send changes none.
 pub async fn record(pool: &PgPool, provider: Provider, reports: &[Report]) -> Result<u64, sqlx::Error> {
@@ -17,7 +18,7 @@ pub async fn record(pool: &PgPool, provider: Provider, reports: &[Report]) -> Re
                  VALUES ($1, $2, $3, $4)
                  ON CONFLICT (provider, message_id, status) DO NOTHING)
              UPDATE outbox SET status = $3, status_at = now(), last_error = coalesce($4, last_error)
-              WHERE provider = $1 AND provider_message_id = $2
+              WHERE (provider = $1 OR $1 = 'generic') AND provider_message_id = $2
                 AND sms_status_rank(status) < sms_status_rank($3)
                 AND status <> 'dead'
              RETURNING id",

@@ -260,7 +260,7 @@ impl Worker {
             "UPDATE outbox o
                 SET status = coalesce(
                         (SELECT r.status FROM sms_delivery_reports r
-                          WHERE r.provider = $2 AND r.message_id = $3
+                          WHERE r.provider IN ($2, 'generic') AND r.message_id = $3
                           ORDER BY sms_status_rank(r.status) DESC, r.id LIMIT 1),
                         'sent'),
                     provider = $2, provider_message_id = $3, segments = $4,
