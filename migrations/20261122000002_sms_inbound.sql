@@ -14,17 +14,23 @@ CREATE TABLE sms_inbound (
     UNIQUE (provider, message_id)
 );
 
--- Pieces of long messages (Vonage sends them one by one), kept until the last arrives.
+-- Pieces of long messages (Vonage sends them one by one), kept until the last arrives
+-- (an hour at most).
+-- Each piece is known by its own message id (phones reuse the small concatenation
+-- references); a joined piece stays, marked, so that its retries are recognised.
 CREATE TABLE sms_parts (
     provider    text NOT NULL,
+    message_id  text NOT NULL,
     msisdn      text NOT NULL,
     reference   text NOT NULL,
     part        smallint NOT NULL CHECK (part >= 1),
     total       smallint NOT NULL CHECK (total >= part),
     body        text NOT NULL,
+    joined      boolean NOT NULL DEFAULT false,
     received_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (provider, msisdn, reference, part)
+    PRIMARY KEY (provider, message_id)
 );
+CREATE INDEX sms_parts_waiting ON sms_parts (provider, msisdn, reference) WHERE NOT joined;
 
 -- Numbers that replied STOP: no message that is not transactional goes to them.
 CREATE TABLE sms_opt_outs (

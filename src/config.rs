@@ -97,8 +97,12 @@ pub struct SmsChannelSettings {
     /// The most one movement started by SMS may move, in minor units (default
     /// 1000000: KES 10,000); above it, subscribers are told to use USSD.
     pub max_amount_minor: Option<i64>,
-    /// How long the one-time code of a movement started by SMS stays good (default 300).
+    /// How long the one-time code of a movement started by SMS stays good (default
+    /// 120, at most SESSION_TTL_SECS).
     pub code_ttl_secs: Option<u64>,
+    /// Messages one number may send per minute (default 10); more are acknowledged and
+    /// not answered.
+    pub per_msisdn_per_minute: Option<u32>,
 }
 
 impl fmt::Debug for SmsChannelSettings {
@@ -129,6 +133,7 @@ pub struct SmsChannelSpec {
     pub public_url: Option<String>,
     /// How conversations on this channel stand in for PIN screens.
     pub rules: crate::gateway::SmsRules,
+    pub per_msisdn_per_minute: u32,
 }
 
 impl fmt::Debug for SmsChannelSpec {
@@ -532,15 +537,17 @@ impl Settings {
         let channels = channels(&self.channels, demo, defaults, &mut problems);
         let currency = crate::domain::Currency::new(&self.currency, 2);
         let sms = match &self.sms {
-            Some(declared) => sms(declared, currency, &mut problems),
+            Some(declared) => sms(declared, currency, demo, &mut problems),
             None if demo => sms(
                 &SmsSettings { provider: "sink".into(), ..SmsSettings::default() },
                 currency,
+                demo,
                 &mut problems,
             ),
             None => None,
         };
-        let sms_channels = sms_channels(&self.sms_channels, &channels, demo, &mut problems);
+        let sms_channels =
+            sms_channels(&self.sms_channels, &channels, demo, self.session_ttl_secs, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
@@ -631,15 +638,20 @@ fn gate(g: GateSettings<'_>, taken: &[&str], problem: &mut dyn FnMut(String)) ->
 }
 
 /// What an SMS channel allows unless it says otherwise: KES 10,000 a movement, codes
-/// good for five minutes.
+/// good for two minutes.
 const SMS_RULES: crate::gateway::SmsRules =
-    crate::gateway::SmsRules { max_amount: 10_000_00, code_ttl: Duration::from_secs(300) };
+    crate::gateway::SmsRules { max_amount: 10_000_00, code_ttl: Duration::from_secs(120) };
+
+/// Messages a number may send a minute: a person texting, with room for a provider's
+/// retries, far below what guessing one-time codes would need.
+const SMS_PER_MSISDN_PER_MINUTE: u32 = 10;
 
 /// Validates the declared SMS channels and adds the demo ones.
 fn sms_channels(
     declared: &[SmsChannelSettings],
     ussd: &[ChannelSpec],
     demo: bool,
+    session_ttl_secs: u64,
     problems: &mut Vec<String>,
 ) -> Vec<SmsChannelSpec> {
     use crate::channel::sms::Provider as Sms;
@@ -695,9 +707,25 @@ fn sms_channels(
             None => {}
         }
         match c.code_ttl_secs {
-            Some(secs) if (30..=1800).contains(&secs) => rules.code_ttl = Duration::from_secs(secs),
-            Some(secs) => problem(format!("`code_ttl_secs` must be between 30 and 1800 (got {secs})")),
-            None => {}
+            Some(secs) if (30..=session_ttl_secs).contains(&secs) => {
+                rules.code_ttl = Duration::from_secs(secs)
+            }
+            Some(secs) => problem(format!(
+                "`code_ttl_secs` must be between 30 and SESSION_TTL_SECS ({session_ttl_secs}), since the conversation holds the code (got {secs})"
+            )),
+            None => rules.code_ttl = rules.code_ttl.min(Duration::from_secs(session_ttl_secs)),
+        }
+        if c.per_msisdn_per_minute == Some(0) {
+            problem("`per_msisdn_per_minute` must be at least 1".into());
+        }
+        // Anyone who can reach an open callback can write as any subscriber.
+        if !demo
+            && gate.token.is_none()
+            && gate.allow.is_empty()
+            && gate.basic.is_none()
+            && signing_secret.is_none()
+        {
+            problem("nothing proves a callback comes from the provider: set `token`, `allow`, Basic credentials or `signing_secret`".into());
         }
         specs.push(SmsChannelSpec {
             name: c.name.clone(),
@@ -709,6 +737,7 @@ fn sms_channels(
             signing_secret,
             public_url,
             rules,
+            per_msisdn_per_minute: c.per_msisdn_per_minute.unwrap_or(SMS_PER_MSISDN_PER_MINUTE).max(1),
         });
     }
     if demo {
@@ -728,7 +757,11 @@ fn sms_channels(
                 basic: None,
                 signing_secret: None,
                 public_url: None,
-                rules: SMS_RULES,
+                rules: crate::gateway::SmsRules {
+                    code_ttl: SMS_RULES.code_ttl.min(Duration::from_secs(session_ttl_secs)),
+                    ..SMS_RULES
+                },
+                per_msisdn_per_minute: SMS_PER_MSISDN_PER_MINUTE,
             });
         }
     }
@@ -736,10 +769,20 @@ fn sms_channels(
 }
 
 /// Validates `[sms]`.
-fn sms(s: &SmsSettings, currency: crate::domain::Currency, problems: &mut Vec<String>) -> Option<SmsSpec> {
+fn sms(
+    s: &SmsSettings,
+    currency: crate::domain::Currency,
+    demo: bool,
+    problems: &mut Vec<String>,
+) -> Option<SmsSpec> {
     use crate::channel::sms::{Account, Provider as Sms};
     let before = problems.len();
     let mut problem = |p: String| problems.push(format!("[sms]: {p}"));
+    if s.provider == "sink" && !demo {
+        problem(
+            "`provider` `sink` keeps messages in memory and logs their text: it is for `--demo` only".into(),
+        );
+    }
     let Some(provider) = Sms::from_name(&s.provider).filter(|p| p.sends()) else {
         let names: Vec<&str> = Sms::ALL.iter().filter(|p| p.sends()).map(|p| p.name()).collect();
         problem(format!("`provider` `{}` is not one of {}", s.provider, names.join(", ")));

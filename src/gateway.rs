@@ -394,10 +394,12 @@ impl Gateway {
                     }
                     let menu = Arc::clone(dialled.menu);
                     let entry = match menu.resume {
-                        Some(_) if inputs.is_empty() => match self.dropped_journey(hop, &key, &menu).await? {
-                            Some(journey) => Entry::Offer(Box::new(journey)),
-                            None => Entry::Begin,
-                        },
+                        Some(_) if inputs.is_empty() && rules.sms.is_none() => {
+                            match self.dropped_journey(hop, &key, &menu).await? {
+                                Some(journey) => Entry::Offer(Box::new(journey)),
+                                None => Entry::Begin,
+                            }
+                        }
                         _ => Entry::Begin,
                     };
                     let session = Session {
@@ -447,12 +449,19 @@ impl Gateway {
             session.seen = mark;
             let mut reply = reply;
             reply.secret_next = !reply.end && menu.is_sensitive(&session.journey.screen);
-            session.reply = Some(reply.clone());
+            // An SMS conversation's replies are not kept: duplicates are caught by
+            // provider message id, and a reply may carry a one-time code.
+            session.reply = rules.sms.is_none().then(|| reply.clone());
             session.pending_since_ms = None;
             session.answered_ms = unix_ms();
             session.hops += 1;
             let saved = match menu.resume {
+                // An SMS conversation is never offered on USSD, nor does it touch the
+                // USSD journey a subscriber may come back to.
                 None => self.store.save(&key, version, &session, self.config.session_ttl).await?,
+                Some(_) if rules.sms.is_some() => {
+                    self.store.save(&key, version, &session, self.config.session_ttl).await?
+                }
                 Some(ref resume) => {
                     let within = resume.within;
                     // The record must outlive the offer window; the pointer leads to it
@@ -511,36 +520,30 @@ impl Gateway {
             Entry::Continue => {
                 let first = inputs.next().unwrap_or_default();
                 match at.sms {
-                    Some(_) if rec.session.code.is_some() => {
-                        if self.taken_elsewhere(at, menu).await? {
-                            rec.session.code = None;
-                            rec.session.journey.done = true;
-                            return Ok(Reply::end(line(menu, &rec.session.journey, Message::SessionOver)));
-                        }
-                        self.confirm(rec, menu, &first)?
-                    }
+                    Some(_) if rec.session.code.is_some() => self.confirm(rec, menu, &first)?,
                     _ => menu.input(&mut rec.session.journey, &first).map_err(Interrupt::Engine)?,
                 }
             }
         };
         loop {
             step = match step {
-                Step::Reply(reply) => match inputs.next() {
-                    Some(next) if !reply.end => {
-                        menu.input(&mut rec.session.journey, &next).map_err(Interrupt::Engine)?
+                Step::Reply(reply) => match at.sms {
+                    // Over SMS a screen asking for a secret takes no input — a command's
+                    // dial cannot type a PIN, the rest of it is dropped — unless its
+                    // code is already out (this is the wrong-code line).
+                    Some(sms)
+                        if !reply.end
+                            && rec.session.code.is_none()
+                            && menu.is_sensitive(&rec.session.journey.screen) =>
+                    {
+                        match self.instead_of_pin(rec, menu, sms)? {
+                            Ok(vouched) => vouched,
+                            Err(asked) => return Ok(asked),
+                        }
                     }
-                    _ => match at.sms {
-                        // A screen asking for a secret, reached now (not one whose code
-                        // is already out, answered with a wrong-code line).
-                        Some(sms)
-                            if !reply.end
-                                && rec.session.code.is_none()
-                                && menu.is_sensitive(&rec.session.journey.screen) =>
-                        {
-                            match self.instead_of_pin(rec, menu, sms)? {
-                                Ok(vouched) => vouched,
-                                Err(asked) => return Ok(asked),
-                            }
+                    _ => match inputs.next() {
+                        Some(next) if !reply.end => {
+                            menu.input(&mut rec.session.journey, &next).map_err(Interrupt::Engine)?
                         }
                         _ => return Ok(reply),
                     },
@@ -579,13 +582,14 @@ impl Gateway {
             j.done = true;
             Reply::end(line(menu, j, message))
         };
-        let Some(op) = menu.pin_op(&j.screen) else {
+        // A PIN that is data (a new PIN to choose, to confirm) cannot be vouched for.
+        let Some(op) = menu.pin_op(&j.screen).filter(|op| op.authenticates_with_pin()) else {
             return Ok(Err(ending(j, Message::NotBySms)));
         };
         if !op.spec().moves_money {
             return menu.vouch(j).map(Ok).map_err(Interrupt::Engine);
         }
-        let code = format!("{:04}", rand::random_range(0..10_000u16));
+        let code = format!("{:06}", rand::random_range(0..1_000_000u32));
         let Some(prompt) = menu.sms_prompt(j, &code).map_err(Interrupt::Engine)? else {
             return Ok(Err(ending(j, Message::NotBySms)));
         };
@@ -596,18 +600,6 @@ impl Gateway {
             wrong: 0,
         });
         Ok(Err(Reply::con(prompt)))
-    }
-
-    /// Whether the subscriber took this journey to another session (dialled USSD and
-    /// was offered it back): then the code must not move the money a second time. The
-    /// resume pointer leads to the session that may go on.
-    async fn taken_elsewhere(&self, at: &Attempt<'_>, menu: &Menu) -> Result<bool, Interrupt> {
-        if menu.resume.is_none() {
-            return Ok(false);
-        }
-        let pointer = ResumePointer::new(at.hop.msisdn.as_e164(), &menu.service);
-        let current = self.store.recall(&pointer).await.map_err(Interrupt::Store)?;
-        Ok(current.as_ref() != Some(at.key))
     }
 
     /// Over SMS, the reply to a one-time code: `YES 4821` (or `NDIYO 4821`). The right

@@ -202,6 +202,12 @@ impl Op {
     pub fn name(self) -> &'static str {
         self.spec().name
     }
+
+    /// Whether the op takes the PIN to check who is asking (rather than as data, like
+    /// a new PIN): only then may a channel vouch for the subscriber instead.
+    pub fn authenticates_with_pin(self) -> bool {
+        matches!(self, Op::PinVerify | Op::WalletBalance | Op::WalletStatement | Op::TransferP2p)
+    }
 }
 
 /// The largest amount the linter assumes an op reports (minor units): KES 99,999,999.99.

@@ -229,12 +229,20 @@ async fn a_long_vonage_message_is_answered_once_when_its_last_piece_arrives(pool
         "the joined text starts with STOP: {}",
         sent[0]
     );
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sms_parts").fetch_one(&pool).await.unwrap();
-    assert_eq!(left, 0);
+    let waiting =
+        || sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sms_parts WHERE NOT joined").fetch_one(&pool);
+    assert_eq!(waiting().await.unwrap(), 0);
     // A piece retried after its message was joined is not kept, and not answered again.
     assert_eq!(app.send(piece("2", "v2", "promotions ")).await.status, StatusCode::OK);
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sms_parts").fetch_one(&pool).await.unwrap();
-    assert_eq!((left, replies(&pool, "+254700000004").await.len()), (0, 1));
+    assert_eq!((waiting().await.unwrap(), replies(&pool, "+254700000004").await.len()), (0, 1));
+    // Phones reuse concatenation references: a later long message with the same one is
+    // a message of its own.
+    for (n, id, text) in [("1", "w1", "START "), ("2", "w2", "again "), ("3", "w3", "please")] {
+        assert_eq!(app.send(piece(n, id, text)).await.status, StatusCode::OK);
+    }
+    let sent = replies(&pool, "+254700000004").await;
+    assert_eq!(sent.len(), 2);
+    assert!(sent[1].starts_with("You will receive our messages again."), "{}", sent[1]);
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -264,6 +272,19 @@ async fn infobip_batches_and_the_generic_format_are_read(pool: PgPool) {
     let wrong = app.send(json("/sms/generic/inbound", serde_json::json!({ "msg": "hi" }))).await;
     assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
     assert!(wrong.body.contains("not the generic JSON format"), "{}", wrong.body);
+    // serde's message would quote the value: the reply names only the place.
+    let typed = app
+        .send(json(
+            "/sms/generic/inbound",
+            serde_json::json!({ "message_id": "g2", "from": "+254700000007", "text": 4821 }),
+        ))
+        .await;
+    assert_eq!(typed.status, StatusCode::BAD_REQUEST);
+    assert!(
+        typed.body.contains("a field has the wrong type") && !typed.body.contains("4821"),
+        "{}",
+        typed.body
+    );
 }
 
 /// Collects every log line written while it is the default subscriber.
@@ -294,7 +315,10 @@ async fn a_pin_sent_by_sms_reaches_neither_the_logs_nor_the_database(pool: PgPoo
     let app = spawn_with(pool.clone(), Store::Memory, settings()).await;
     // A conversation waiting for a one-time code; the "PIN" below is never that code.
     at_sms(&app, "pin-0", "+254700000001", "SEND 0700000002 500").await;
-    let pin = if replies(&pool, "+254700000001").await[0].contains("YES 4821") { "4822" } else { "4821" };
+    let prompt = replies(&pool, "+254700000001").await[0].clone();
+    let code: String =
+        prompt.split("YES ").nth(1).unwrap().chars().take_while(char::is_ascii_digit).collect();
+    let pin = if prompt.contains("4821") { "4822" } else { "4821" };
     assert_eq!(at_sms(&app, "pin-1", "+254700000008", pin).await.0, StatusCode::OK);
     assert_eq!(at_sms(&app, "pin-2", "+254700000008", &format!("PIN {pin}")).await.0, StatusCode::OK);
     // In the conversation, a PIN is a wrong code, and stays secret.
@@ -311,6 +335,16 @@ async fn a_pin_sent_by_sms_reaches_neither_the_logs_nor_the_database(pool: PgPoo
     // As a number of its own: timings and timestamps may hold the same digits.
     let alone = regex::Regex::new(&format!(r"\b{pin}\b")).unwrap();
     assert!(!alone.is_match(&logs), "{logs}");
+    // Nor does the one-time code: the sink logs a placeholder, and once sent the outbox
+    // forgets the text.
+    let code_alone = regex::Regex::new(&format!(r"\b{code}\b")).unwrap();
+    assert!(!code_alone.is_match(&logs), "{logs}");
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE data::text LIKE '%' || $1 || '%'")
+        .bind(&code)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 0);
     let everywhere: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM sms_inbound WHERE message_id || msisdn LIKE '%' || $1 || '%')
               + (SELECT count(*) FROM outbox WHERE data::text || msisdn LIKE '%' || $1 || '%')",
@@ -320,4 +354,21 @@ async fn a_pin_sent_by_sms_reaches_neither_the_logs_nor_the_database(pool: PgPoo
     .await
     .unwrap();
     assert_eq!(everywhere, 0);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_number_sending_more_than_its_limit_is_not_answered(pool: PgPool) {
+    let app = spawn_with(pool.clone(), Store::Memory, settings()).await;
+    // Ten a minute by default; a provider's retries of one message count once.
+    for n in 0..10 {
+        for _ in 0..2 {
+            assert_eq!(at_sms(&app, &format!("lim-{n}"), "+254700000009", "hello").await.0, StatusCode::OK);
+        }
+    }
+    assert_eq!(replies(&pool, "+254700000009").await.len(), 10);
+    assert_eq!(at_sms(&app, "lim-10", "+254700000009", "hello").await.0, StatusCode::OK);
+    assert_eq!(replies(&pool, "+254700000009").await.len(), 10, "the eleventh is acknowledged, not answered");
+    // Another number is not held back.
+    at_sms(&app, "lim-other", "+254700000010", "hello").await;
+    assert_eq!(replies(&pool, "+254700000010").await.len(), 1);
 }

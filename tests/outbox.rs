@@ -222,7 +222,7 @@ async fn each_provider_gets_its_own_wire_format() {
     let base_url = serve(router).await;
     let text = "Reçu: KES 5.00";
     let segments = segment(text);
-    let message = Message { to: "+254711000111", text, segments: &segments };
+    let message = Message { to: "+254711000111", text, segments: &segments, secret: false };
     let basic = |user: &str, password: &str| {
         use base64::Engine;
         format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))

@@ -3,6 +3,7 @@
 //! channels and, where the provider signs, its signature.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,12 +12,14 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tracing::warn;
 
 use super::channels::{Gate, Refusal, Refused};
 use super::{AppState, MAX_BODY};
 use crate::channel::sms::{BadCallback, Callback, Signed};
 use crate::config::SmsChannelSpec;
+use crate::domain::Msisdn;
 use crate::sms::inbound::{self, Context};
 
 /// How long one message of a conversation may take: no one waits on the line, but the
@@ -28,10 +31,11 @@ pub fn routes(specs: &[SmsChannelSpec]) -> Router<AppState> {
     let mut router = Router::new();
     for spec in specs {
         let path = format!("{}/{{*rest}}", spec.path);
-        let spec = Arc::new(spec.clone());
+        let per_minute = NonZeroU32::new(spec.per_msisdn_per_minute).unwrap_or(NonZeroU32::MIN);
+        let channel = Arc::new((spec.clone(), RateLimiter::keyed(Quota::per_minute(per_minute))));
         let handler = move |State(state): State<AppState>, request: Request| {
-            let spec = Arc::clone(&spec);
-            async move { callback(&spec, state, request).await }
+            let channel = Arc::clone(&channel);
+            async move { callback(&channel.0, &channel.1, state, request).await }
         };
         router = router.route(&path, any(handler));
     }
@@ -49,7 +53,12 @@ fn refuse(spec: &SmsChannelSpec, status: StatusCode, e: &BadCallback) -> Respons
     (status, format!("bad {} callback: {e}\n", spec.provider)).into_response()
 }
 
-async fn callback(spec: &SmsChannelSpec, state: AppState, request: Request) -> Response {
+async fn callback(
+    spec: &SmsChannelSpec,
+    limiter: &DefaultKeyedRateLimiter<Msisdn>,
+    state: AppState,
+    request: Request,
+) -> Response {
     let gate = Gate {
         name: &spec.name,
         metric: "sms_rejected_total",
@@ -92,7 +101,7 @@ async fn callback(spec: &SmsChannelSpec, state: AppState, request: Request) -> R
         }
     }
     if inbound {
-        return messages(spec, &state, &wire).await;
+        return messages(spec, limiter, &state, &wire).await;
     }
     let reports = match spec.provider.reports(&wire) {
         Ok(reports) => reports,
@@ -114,7 +123,12 @@ async fn callback(spec: &SmsChannelSpec, state: AppState, request: Request) -> R
 
 /// Incoming messages: each stored once and answered through the outbox. Their text is
 /// never logged (a subscriber may send a PIN by mistake).
-async fn messages(spec: &SmsChannelSpec, state: &AppState, wire: &Callback<'_>) -> Response {
+async fn messages(
+    spec: &SmsChannelSpec,
+    limiter: &DefaultKeyedRateLimiter<Msisdn>,
+    state: &AppState,
+    wire: &Callback<'_>,
+) -> Response {
     let incoming = match spec.provider.messages(wire) {
         Ok(incoming) => incoming,
         Err(e) => return refuse(spec, StatusCode::BAD_REQUEST, &e),
@@ -126,7 +140,12 @@ async fn messages(spec: &SmsChannelSpec, state: &AppState, wire: &Callback<'_>) 
         gateway: &state.gateway,
         rules: spec.rules,
         deadline: CONVERSATION_DEADLINE,
+        limiter,
     };
+    // The limiter remembers every number it has seen; forget the quiet ones now and then.
+    if limiter.len() > 10_000 {
+        limiter.retain_recent();
+    }
     for message in incoming {
         match inbound::receive(state.gateway.money().pool(), ctx, message).await {
             Ok(handled) => {

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use governor::DefaultKeyedRateLimiter;
+
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -35,6 +37,8 @@ pub enum Handled {
     Reply,
     /// A command from a number without a wallet.
     NotRegistered,
+    /// Over the number's message limit: acknowledged, not answered.
+    Limited,
 }
 
 impl Handled {
@@ -50,6 +54,7 @@ impl Handled {
             Handled::Command => "command",
             Handled::Reply => "reply",
             Handled::NotRegistered => "not_registered",
+            Handled::Limited => "limited",
         }
     }
 }
@@ -126,6 +131,8 @@ pub struct Context<'a> {
     pub rules: SmsRules,
     /// How long one hop of a conversation may take.
     pub deadline: Duration,
+    /// Messages per number per minute.
+    pub limiter: &'a DefaultKeyedRateLimiter<Msisdn>,
 }
 
 /// After this long a message whose first copy has not been answered is taken over by
@@ -143,9 +150,8 @@ pub async fn receive(pool: &PgPool, ctx: Context<'_>, message: Incoming) -> Resu
     let (message_id, text) = match &message.part {
         None => (message.message_id, message.text),
         Some(part) => {
-            let joined = format!("concat:{}:{}", part.reference, msisdn.as_e164());
-            match join(pool, ctx.provider, &msisdn, part, &message.text, &joined).await? {
-                Some(text) => (joined, text),
+            match join(pool, ctx.provider, &msisdn, part, &message.message_id, &message.text).await? {
+                Some(joined) => joined,
                 None => return Ok(Handled::Partial),
             }
         }
@@ -173,6 +179,15 @@ pub async fn receive(pool: &PgPool, ctx: Context<'_>, message: Incoming) -> Resu
         .await?;
         return Ok(if answered { Handled::Duplicate } else { Handled::InProgress });
     };
+    // Counted once per message, not per provider retry; over the limit it is stored
+    // (so that its retries stay duplicates) and not answered.
+    if ctx.limiter.check_key(&msisdn).is_err() {
+        sqlx::query("UPDATE sms_inbound SET answered_at = now() WHERE id = $1")
+            .bind(inbound)
+            .execute(pool)
+            .await?;
+        return Ok(Handled::Limited);
+    }
     let (handled, answer, language) = answer(pool, ctx, inbound, &msisdn, &text).await?;
     let mut tx = pool.begin().await?;
     sqlx::query(
@@ -182,7 +197,11 @@ pub async fn receive(pool: &PgPool, ctx: Context<'_>, message: Incoming) -> Resu
     .bind(inbound)
     .bind(msisdn.as_e164())
     .bind(&language)
-    .bind(json!({ "text": answer }))
+    .bind(if answer.secret {
+        json!({ "text": answer.text, "secret": true })
+    } else {
+        json!({ "text": answer.text })
+    })
     .execute(&mut *tx)
     .await?;
     sqlx::query("UPDATE sms_inbound SET answered_at = now() WHERE id = $1")
@@ -200,7 +219,7 @@ async fn answer(
     inbound: i64,
     msisdn: &Msisdn,
     text: &str,
-) -> Result<(Handled, String, String), sqlx::Error> {
+) -> Result<(Handled, Answer, String), sqlx::Error> {
     let registered: Option<String> = sqlx::query_scalar("SELECT language FROM customers WHERE msisdn = $1")
         .bind(msisdn.as_e164())
         .fetch_optional(pool)
@@ -210,7 +229,7 @@ async fn answer(
     let first = menus.menus().first().map(|m| &**m);
     let code = first.and_then(|m| m.codes.first()).map_or("*384#", String::as_str);
     let word = keyword(text);
-    let reply = |handled| (handled, own_reply(handled, &language, code));
+    let reply = |handled| (handled, Answer::from(own_reply(handled, &language, code)));
     let (handled, answer) = if STOP.contains(&word.as_str()) {
         sqlx::query("INSERT INTO sms_opt_outs (msisdn) VALUES ($1) ON CONFLICT DO NOTHING")
             .bind(msisdn.as_e164())
@@ -224,19 +243,19 @@ async fn answer(
             .await?;
         reply(Handled::Started)
     } else if HELP.contains(&word.as_str()) {
-        (Handled::Helped, help(first, &language, code))
+        (Handled::Helped, help(first, &language, code).into())
     } else if let Some((menu, command)) =
         menus.menus().iter().find_map(|m| m.command(&word).map(|(c, _)| (m, c)))
     {
         let args: Vec<&str> = text.split_whitespace().skip(1).collect();
         let code = menu.codes.first().map_or(code, String::as_str);
         match (&registered, command.dial(code, &args)) {
-            (None, _) => (Handled::NotRegistered, own_reply(Handled::NotRegistered, &language, code)),
-            (Some(_), None) => (Handled::Helped, help(Some(menu), &language, code)),
+            (None, _) => (Handled::NotRegistered, own_reply(Handled::NotRegistered, &language, code).into()),
+            (Some(_), None) => (Handled::Helped, help(Some(menu), &language, code).into()),
             (Some(_), Some(dial)) => {
                 let hop = Hop {
                     provider: "sms",
-                    channel: ctx.channel.to_owned(),
+                    channel: session_channel(ctx.channel),
                     // Each conversation its own session, so its movements' idempotency
                     // keys never repeat an earlier conversation's.
                     session_id: format!("sms-{inbound}"),
@@ -261,7 +280,7 @@ async fn answer(
             Some(session_id) => {
                 let hop = Hop {
                     provider: "sms",
-                    channel: ctx.channel.to_owned(),
+                    channel: session_channel(ctx.channel),
                     session_id,
                     msisdn: msisdn.clone(),
                     service_code: String::new(),
@@ -269,21 +288,27 @@ async fn answer(
                 };
                 (Handled::Reply, converse(pool, ctx, &hop).await?)
             }
-            None => (Handled::Helped, help(first, &language, code)),
+            None => (Handled::Helped, help(first, &language, code).into()),
         }
     };
     Ok((handled, answer, language))
 }
 
+/// The channel part of an SMS conversation's session key: apart from every USSD
+/// channel's, even one of the same name.
+fn session_channel(channel: &str) -> String {
+    format!("sms:{channel}")
+}
+
 /// One hop of a conversation through the gateway; remembers the conversation while it
 /// goes on and forgets it when it ends. Returns the screen's text.
-async fn converse(pool: &PgPool, ctx: Context<'_>, hop: &Hop) -> Result<String, sqlx::Error> {
+async fn converse(pool: &PgPool, ctx: Context<'_>, hop: &Hop) -> Result<Answer, sqlx::Error> {
     let rules =
         HopRules { deadline: ctx.deadline, codes: &[], repeat_window: Duration::ZERO, sms: Some(ctx.rules) };
     let (reply, _) = ctx.gateway.handle_with(hop, rules).await;
     if reply.end {
         sqlx::query("DELETE FROM sms_conversations WHERE channel = $1 AND msisdn = $2 AND session_id = $3")
-            .bind(&hop.channel)
+            .bind(ctx.channel)
             .bind(hop.msisdn.as_e164())
             .bind(&hop.session_id)
             .execute(pool)
@@ -293,61 +318,77 @@ async fn converse(pool: &PgPool, ctx: Context<'_>, hop: &Hop) -> Result<String, 
             "INSERT INTO sms_conversations (channel, msisdn, session_id) VALUES ($1, $2, $3)
              ON CONFLICT (channel, msisdn) DO UPDATE SET session_id = excluded.session_id, updated_at = now()",
         )
-        .bind(&hop.channel)
+        .bind(ctx.channel)
         .bind(hop.msisdn.as_e164())
         .bind(&hop.session_id)
         .execute(pool)
         .await?;
     }
-    Ok(reply.text)
+    // A screen that asks for a secret is, over SMS, the one-time code's prompt.
+    Ok(Answer { text: reply.text, secret: reply.secret_next })
 }
 
-/// Keeps one piece of a long message; when it was the last missing one, takes every
-/// piece out and returns the whole text. Of two last pieces arriving at once, one joins;
-/// a piece retried after its message was joined (`joined`) is not kept, and pieces of a
-/// message that never completes are forgotten after a day.
+/// A reply to queue; `secret` when it carries a one-time code, which the outbox forgets
+/// once the message is sent.
+struct Answer {
+    text: String,
+    secret: bool,
+}
+
+impl From<String> for Answer {
+    fn from(text: String) -> Self {
+        Answer { text, secret: false }
+    }
+}
+
+/// Keeps one piece of a long message; when it was the last missing one, marks every
+/// piece joined and returns the whole text with an id made from its pieces' ids. Of two
+/// last pieces arriving at once, one joins; a piece retried later is recognised by its
+/// own id; pieces are forgotten after an hour.
 async fn join(
     pool: &PgPool,
     provider: Provider,
     msisdn: &Msisdn,
     part: &crate::channel::sms::Part,
+    message_id: &str,
     body: &str,
-    joined: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query("DELETE FROM sms_parts WHERE received_at < now() - interval '1 day'").execute(pool).await?;
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    sqlx::query("DELETE FROM sms_parts WHERE received_at < now() - interval '1 hour'").execute(pool).await?;
     sqlx::query(
-        "INSERT INTO sms_parts (provider, msisdn, reference, part, total, body)
-         SELECT $1, $2, $3, $4, $5, $6
-          WHERE NOT EXISTS (SELECT 1 FROM sms_inbound WHERE provider = $1 AND message_id = $7)
-         ON CONFLICT DO NOTHING",
+        "INSERT INTO sms_parts (provider, message_id, msisdn, reference, part, total, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
     )
     .bind(provider.name())
+    .bind(message_id)
     .bind(msisdn.as_e164())
     .bind(&part.reference)
     .bind(i16::try_from(part.number).unwrap_or(i16::MAX))
     .bind(i16::try_from(part.total).unwrap_or(i16::MAX))
     .bind(body)
-    .bind(joined)
     .execute(pool)
     .await?;
-    let pieces: Vec<(i16, String)> = sqlx::query_as(
-        "DELETE FROM sms_parts p
-          WHERE p.provider = $1 AND p.msisdn = $2 AND p.reference = $3
-            AND (SELECT count(*) FROM sms_parts q
-                  WHERE q.provider = $1 AND q.msisdn = $2 AND q.reference = $3) = p.total
-         RETURNING p.part, p.body",
+    let mut pieces: Vec<(i16, String, String)> = sqlx::query_as(
+        "UPDATE sms_parts p SET joined = true
+          WHERE p.provider = $1 AND p.msisdn = $2 AND p.reference = $3 AND p.total = $4 AND NOT p.joined
+            AND (SELECT count(DISTINCT q.part) FROM sms_parts q
+                  WHERE q.provider = $1 AND q.msisdn = $2 AND q.reference = $3 AND q.total = $4
+                    AND NOT q.joined) = $4
+         RETURNING p.part, p.body, p.message_id",
     )
     .bind(provider.name())
     .bind(msisdn.as_e164())
     .bind(&part.reference)
+    .bind(i16::try_from(part.total).unwrap_or(i16::MAX))
     .fetch_all(pool)
     .await?;
+    pieces.sort();
+    pieces.dedup_by_key(|(n, _, _)| *n);
     if pieces.len() != usize::from(part.total) {
         return Ok(None);
     }
-    let mut pieces = pieces;
-    pieces.sort_by_key(|(n, _)| *n);
-    Ok(Some(pieces.into_iter().map(|(_, body)| body).collect()))
+    let first_id = pieces.iter().map(|(_, _, id)| id.as_str()).min().unwrap_or_default();
+    let joined = format!("concat:{first_id}");
+    Ok(Some((joined, pieces.iter().map(|(_, body, _)| body.as_str()).collect())))
 }
 
 #[cfg(test)]

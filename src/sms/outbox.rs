@@ -125,6 +125,9 @@ impl Fate {
     }
 }
 
+/// What a message carrying a one-time code keeps of its text once it is sent.
+const FORGOTTEN: &str = "(a one-time code, forgotten once sent)";
+
 const CLAIM: &str = "
 WITH due AS (
     SELECT id FROM outbox
@@ -212,37 +215,38 @@ impl Worker {
         };
         let fate = match receipts::render(&receipt, &inner.policy.currency) {
             _ if row.opted_out && !row.transactional => {
-                self.dead(row.id, "the subscriber opted out (STOP)").await?
+                self.dead(&row, "the subscriber opted out (STOP)").await?
             }
-            Err(reason) => self.dead(row.id, &reason).await?,
+            Err(reason) => self.dead(&row, &reason).await?,
             Ok(text) => {
                 let segments = segment(&text);
                 if let Err(until) = inner.breaker.permit(Instant::now()) {
-                    self.release(row.id, until.saturating_duration_since(Instant::now())).await?
+                    self.release(&row, until.saturating_duration_since(Instant::now())).await?
                 } else {
                     let cells = u32::try_from(segments.count()).ok().and_then(NonZeroU32::new);
                     let cells = cells.unwrap_or(NonZeroU32::MIN).min(inner.policy.segments_per_second);
                     // Cannot fail: `cells` is at most the burst.
                     let _ = inner.bucket.until_n_ready(cells).await;
-                    let message = Message { to: &row.msisdn, text: &text, segments: &segments };
+                    let secret = row.data.get("secret").is_some();
+                    let message = Message { to: &row.msisdn, text: &text, segments: &segments, secret };
                     match inner.outbound.send(&message).await {
                         Ok(accepted) => {
                             inner.breaker.succeeded();
                             counter!("sms_segments_total", "provider" => provider)
                                 .increment(segments.count() as u64);
-                            self.sent(row.id, accepted.message_id.as_deref(), segments.count()).await?
+                            self.sent(&row, accepted.message_id.as_deref(), segments.count()).await?
                         }
                         Err(SendError { permanent: true, reason }) => {
                             inner.breaker.succeeded();
-                            self.dead(row.id, &reason).await?
+                            self.dead(&row, &reason).await?
                         }
                         Err(SendError { permanent: false, reason }) => {
                             inner.breaker.failed(Instant::now());
                             let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
                             if attempts >= inner.policy.max_attempts {
-                                self.dead(row.id, &format!("{attempts} tries; the last: {reason}")).await?
+                                self.dead(&row, &format!("{attempts} tries; the last: {reason}")).await?
                             } else {
-                                self.retry(row.id, inner.policy.backoff(attempts), &reason).await?
+                                self.retry(&row, inner.policy.backoff(attempts), &reason).await?
                             }
                         }
                     }
@@ -254,8 +258,22 @@ impl Worker {
         Ok(())
     }
 
-    async fn sent(&self, id: i64, message_id: Option<&str>, segments: usize) -> Result<Fate, sqlx::Error> {
+    async fn sent(
+        &self,
+        row: &Claimed,
+        message_id: Option<&str>,
+        segments: usize,
+    ) -> Result<Fate, sqlx::Error> {
         // A delivery report may have overtaken this answer: the furthest one stored wins.
+        // The lock on the message id orders this against a report being stored now, so
+        // that one of the two sees the other.
+        let mut tx = self.inner.pool.begin().await?;
+        if let Some(id) = message_id {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "UPDATE outbox o
                 SET status = coalesce(
@@ -264,52 +282,64 @@ impl Worker {
                           ORDER BY sms_status_rank(r.status) DESC, r.id LIMIT 1),
                         'sent'),
                     provider = $2, provider_message_id = $3, segments = $4,
-                    sent_at = now(), status_at = now(), last_error = NULL
-              WHERE o.id = $1 AND o.status = 'queued'",
+                    sent_at = now(), status_at = now(), last_error = NULL,
+                    data = CASE WHEN data ? 'secret' THEN jsonb_build_object('text', $5::text) ELSE data END
+              WHERE o.id = $1 AND o.status = 'queued' AND o.attempts = $6",
         )
-        .bind(id)
+        .bind(row.id)
         .bind(self.inner.outbound.provider().name())
         .bind(message_id)
         .bind(i16::try_from(segments).unwrap_or(i16::MAX))
-        .execute(&self.inner.pool)
+        .bind(FORGOTTEN)
+        .bind(row.attempts)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(Fate::Sent)
     }
 
-    async fn retry(&self, id: i64, after: Duration, reason: &str) -> Result<Fate, sqlx::Error> {
+    async fn retry(&self, row: &Claimed, after: Duration, reason: &str) -> Result<Fate, sqlx::Error> {
         sqlx::query(
             "UPDATE outbox SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3
-              WHERE id = $1 AND status = 'queued'",
+              WHERE id = $1 AND status = 'queued' AND attempts = $4",
         )
-        .bind(id)
+        .bind(row.id)
         .bind(after.as_secs_f64())
         .bind(reason)
+        .bind(row.attempts)
         .execute(&self.inner.pool)
         .await?;
         Ok(Fate::Retry)
     }
 
-    async fn release(&self, id: i64, after: Duration) -> Result<Fate, sqlx::Error> {
+    async fn release(&self, row: &Claimed, after: Duration) -> Result<Fate, sqlx::Error> {
         sqlx::query(
             "UPDATE outbox SET attempts = attempts - 1, next_attempt_at = now() + make_interval(secs => $2)
-              WHERE id = $1 AND status = 'queued'",
+              WHERE id = $1 AND status = 'queued' AND attempts = $3",
         )
-        .bind(id)
+        .bind(row.id)
         .bind(after.as_secs_f64())
+        .bind(row.attempts)
         .execute(&self.inner.pool)
         .await?;
         Ok(Fate::Deferred)
     }
 
-    async fn dead(&self, id: i64, reason: &str) -> Result<Fate, sqlx::Error> {
-        warn!(outbox_id = id, "SMS outbox: a message is dead-lettered (the reason is in outbox.last_error)");
+    async fn dead(&self, row: &Claimed, reason: &str) -> Result<Fate, sqlx::Error> {
+        warn!(
+            outbox_id = row.id,
+            "SMS outbox: a message is dead-lettered (the reason is in outbox.last_error)"
+        );
         sqlx::query(
-            "UPDATE outbox SET status = 'dead', last_error = $2, status_at = now(), provider = $3
-              WHERE id = $1 AND status = 'queued'",
+            "UPDATE outbox SET status = 'dead', last_error = $2, status_at = now(), provider = $3,
+                    data = CASE WHEN data ? 'secret' THEN jsonb_build_object('text', $4::text) ELSE data END
+              WHERE id = $1 AND status = 'queued' AND attempts = $5",
         )
-        .bind(id)
+        .bind(row.id)
         .bind(reason)
         .bind(self.inner.outbound.provider().name())
+        .bind(FORGOTTEN)
+        .bind(row.attempts)
         .execute(&self.inner.pool)
         .await?;
         Ok(Fate::Dead)

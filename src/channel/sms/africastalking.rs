@@ -67,14 +67,12 @@ pub(super) fn report(params: &[(String, String)]) -> Result<Option<Report>, BadC
     let delivery = match field(params, "status")? {
         "Sent" | "Submitted" | "Buffered" => Delivery::Sent,
         "Success" => Delivery::Delivered,
-        "Failed" => Delivery::Failed,
+        "Failed" | "AbsentSubscriber" => Delivery::Failed,
         "Rejected" => Delivery::Rejected,
         "Expired" => Delivery::Expired,
-        other => {
-            return Err(BadCallback::Unreadable(format!(
-                "`status` `{other}` is not an Africa's Talking delivery status"
-            )));
-        }
+        // A status this build does not know: acknowledged and left out, or the
+        // provider would retry it for hours.
+        _ => return Ok(None),
     };
     let error = field(params, "failureReason").ok().map(str::to_owned);
     Ok(Some(Report { message_id, delivery, error }))
@@ -134,6 +132,9 @@ mod tests {
             serde_urlencoded::from_str("id=ATXid_1&status=Failed&failureReason=UserInBlacklist").unwrap();
         assert_eq!(report(&failed).unwrap().unwrap().error.as_deref(), Some("UserInBlacklist"));
         let odd: Vec<(String, String)> = serde_urlencoded::from_str("id=ATXid_1&status=Lost").unwrap();
-        assert!(matches!(report(&odd), Err(BadCallback::Unreadable(_))));
+        assert_eq!(report(&odd), Ok(None));
+        let absent: Vec<(String, String)> =
+            serde_urlencoded::from_str("id=ATXid_1&status=AbsentSubscriber").unwrap();
+        assert_eq!(report(&absent).unwrap().unwrap().delivery, Delivery::Failed);
     }
 }

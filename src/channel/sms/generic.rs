@@ -34,7 +34,7 @@ struct Status {
 }
 
 fn unreadable(e: serde_json::Error) -> BadCallback {
-    BadCallback::Unreadable(format!("not the generic JSON format (see README): {e}"))
+    BadCallback::json("the generic JSON format (see src/channel/sms/generic.rs)", &e)
 }
 
 pub(super) fn message(body: &[u8]) -> Result<Incoming, BadCallback> {

@@ -76,28 +76,25 @@ struct Delivered {
 
 /// A delivery report: JSON `results[]: messageId, status.groupName, error`.
 pub(super) fn reports(body: &[u8]) -> Result<Vec<Report>, BadCallback> {
-    let reports: Reports = serde_json::from_slice(body)
-        .map_err(|e| BadCallback::Unreadable(format!("not an Infobip delivery report: {e}")))?;
-    reports
+    let reports: Reports =
+        serde_json::from_slice(body).map_err(|e| BadCallback::json("an Infobip delivery report", &e))?;
+    Ok(reports
         .results
         .into_iter()
-        .map(|r| {
+        .filter_map(|r| {
             let delivery = match r.status.group_name.as_str() {
                 "PENDING" => Delivery::Sent,
                 "DELIVERED" => Delivery::Delivered,
                 "UNDELIVERABLE" => Delivery::Failed,
                 "EXPIRED" => Delivery::Expired,
                 "REJECTED" => Delivery::Rejected,
-                other => {
-                    return Err(BadCallback::Unreadable(format!(
-                        "`status.groupName` `{other}` is not an Infobip status group"
-                    )));
-                }
+                // A group this build does not know: left out, the rest of the batch kept.
+                _ => return None,
             };
             let error = r.error.filter(|e| e.group_name != "OK").map(|e| e.description);
-            Ok(Report { message_id: r.message_id, delivery, error })
+            Some(Report { message_id: r.message_id, delivery, error })
         })
-        .collect()
+        .collect())
 }
 
 #[derive(Deserialize)]
@@ -119,8 +116,8 @@ struct Received {
 /// Incoming messages: JSON `results[]: messageId, from, to, text, cleanText, keyword,
 /// receivedAt, smsCount` (Infobip joins long messages itself).
 pub(super) fn messages(body: &[u8]) -> Result<Vec<Incoming>, BadCallback> {
-    let inbox: Inbox = serde_json::from_slice(body)
-        .map_err(|e| BadCallback::Unreadable(format!("not an Infobip incoming message: {e}")))?;
+    let inbox: Inbox =
+        serde_json::from_slice(body).map_err(|e| BadCallback::json("an Infobip incoming message", &e))?;
     Ok(inbox
         .results
         .into_iter()

@@ -133,6 +133,8 @@ pub struct Message<'a> {
     pub to: &'a str,
     pub text: &'a str,
     pub segments: &'a Segments,
+    /// The text carries a one-time code: it must not be logged.
+    pub secret: bool,
 }
 
 impl Message<'_> {
@@ -310,6 +312,22 @@ pub enum BadCallback {
     Signature,
     #[error("the signed timestamp is more than five minutes away")]
     Stale,
+}
+
+impl BadCallback {
+    /// A JSON body that is not `what`. serde's own message may quote a value from the
+    /// body (a subscriber's text): only missing and unknown field names are repeated.
+    fn json(what: &str, e: &serde_json::Error) -> Self {
+        let message = e.to_string();
+        let detail = if message.starts_with("missing field") || message.starts_with("unknown field") {
+            message.split(" at line").next().unwrap_or_default().to_owned()
+        } else if e.is_syntax() || e.is_eof() {
+            "not JSON".to_owned()
+        } else {
+            format!("a field has the wrong type at line {} column {}", e.line(), e.column())
+        };
+        BadCallback::Unreadable(format!("not {what}: {detail}"))
+    }
 }
 
 /// How a channel checks that a callback came from its provider.

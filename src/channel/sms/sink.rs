@@ -49,8 +49,10 @@ impl Sink {
             crate::gsm::Encoding::Gsm7 => "gsm7",
             crate::gsm::Encoding::Ucs2 => "ucs2",
         };
-        // The demo's point is to read the receipt; the number stays masked as in every log.
-        tracing::info!(to = %mask(m.to), segments = m.segments.count(), text = %m.text, "SMS (demo sink)");
+        // The demo's point is to read the receipt; the number stays masked as in every
+        // log, and a one-time code is read at /demo/sms, never in the log.
+        let text = if m.secret { "(a one-time code: see /demo/sms)" } else { m.text };
+        tracing::info!(to = %mask(m.to), segments = m.segments.count(), text, "SMS (demo sink)");
         let at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         inner.latest.push_front(SinkMessage {
             id: id.clone(),

@@ -52,9 +52,8 @@ pub(super) fn report(params: &[(String, String)]) -> Result<Option<Report>, BadC
         "sent" => Delivery::Sent,
         "delivered" | "read" => Delivery::Delivered,
         "undelivered" | "failed" | "canceled" => Delivery::Failed,
-        other => {
-            return Err(BadCallback::Unreadable(format!("`MessageStatus` `{other}` is not a Twilio status")));
-        }
+        // A status this build does not know: acknowledged and left out.
+        _ => return Ok(None),
     };
     let error = field(params, "ErrorCode").ok().map(|code| format!("Twilio error {code}"));
     Ok(Some(Report { message_id, delivery, error }))
@@ -168,7 +167,7 @@ mod tests {
         failed.push(("ErrorCode".into(), "30003".into()));
         let r = report(&failed).unwrap().unwrap();
         assert_eq!((r.delivery, r.error.as_deref()), (Delivery::Failed, Some("Twilio error 30003")));
-        assert!(matches!(report(&params("lost")), Err(BadCallback::Unreadable(_))));
+        assert_eq!(report(&params("lost")), Ok(None));
         assert_eq!(report(&[]), Err(BadCallback::Missing("MessageSid")));
     }
 }
