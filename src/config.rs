@@ -820,7 +820,9 @@ fn sms(
     match s.segments_per_second.and_then(std::num::NonZeroU32::new) {
         Some(n) if n.get() <= 10_000 => policy.segments_per_second = n,
         None if s.segments_per_second.is_none() => {
-            policy.segments_per_second = std::num::NonZeroU32::new(10).expect("10 is not zero")
+            // A provider account's usual allowance; the sink holds no one back.
+            let default = if provider == Sms::Sink { 10_000 } else { 10 };
+            policy.segments_per_second = std::num::NonZeroU32::new(default).expect("not zero")
         }
         _ => problem("`segments_per_second` must be between 1 and 10000".into()),
     }

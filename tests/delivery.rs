@@ -8,8 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use base64::Engine;
-use common::sms::{at_provider, quick_policy, transfers};
+use common::sms::{at_provider, quick_policy, transfers, twilio_signature};
 use common::{Store, TestApp, spawn_with};
 use hmac::{Hmac, Mac};
 use sqlx::PgPool;
@@ -152,16 +151,6 @@ async fn a_report_that_overtakes_the_send_is_applied_when_the_send_is_recorded(p
     assert_eq!(statuses, ["delivered", "rejected"]);
 }
 
-fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
-    let mut sorted = params.to_vec();
-    sorted.sort();
-    let data: String =
-        std::iter::once(url.to_owned()).chain(sorted.iter().map(|(k, v)| format!("{k}{v}"))).collect();
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(TWILIO_TOKEN.as_bytes()).unwrap();
-    mac.update(data.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn twilio_callbacks_must_carry_a_valid_signature(pool: PgPool) {
     let app = spawn_with(pool.clone(), Store::Memory, settings()).await;
@@ -181,7 +170,7 @@ async fn twilio_callbacks_must_carry_a_valid_signature(pool: PgPool) {
             .body(Body::from(body.clone()))
             .unwrap()
     };
-    let good = twilio_signature("https://gw.example.com/sms/twilio/status", &params);
+    let good = twilio_signature(TWILIO_TOKEN, "https://gw.example.com/sms/twilio/status", &params);
 
     let forged = app.send(signed("AAAAAAAAAAAAAAAAAAAAAAAAAAA=")).await;
     assert_eq!(
@@ -189,7 +178,7 @@ async fn twilio_callbacks_must_carry_a_valid_signature(pool: PgPool) {
         (StatusCode::UNAUTHORIZED, "bad twilio callback: the signature does not match\n")
     );
     // Signed for another URL (a proxy rewriting the path, or a report for another endpoint).
-    let elsewhere = twilio_signature("https://gw.example.com/sms/other/status", &params);
+    let elsewhere = twilio_signature(TWILIO_TOKEN, "https://gw.example.com/sms/other/status", &params);
     assert_eq!(app.send(signed(&elsewhere)).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(status_of(&pool, "SM1").await.0, "sent", "a refused callback changes nothing");
 
@@ -373,5 +362,22 @@ async fn a_generic_report_names_a_message_sent_through_any_provider(pool: PgPool
     assert_eq!(status_of(&pool, "ATXid_1").await.0, "delivered");
     let bad = app.send(report("ATXid_2", "gone")).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(status_of(&pool, "ATXid_2").await.0, "sent");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_report_missed_by_a_concurrent_send_record_is_applied_by_the_sweep(pool: PgPool) {
+    let app = spawn_with(pool.clone(), Store::Memory, settings()).await;
+    transfers(&pool, 1).await;
+    // The report is stored before the send is recorded, and the record does not apply
+    // it — as when the two statements run at the same moment.
+    assert_eq!(at_report(&app, "ATXid_1", "Success").await, StatusCode::OK);
+    sent_as(&pool, "africastalking", "ATXid_").await;
+    assert_eq!(status_of(&pool, "ATXid_1").await.0, "sent");
+    let (_fake, outbound) = at_provider().await;
+    let worker = Worker::new(pool.clone(), outbound, quick_policy());
+    assert_eq!(worker.reconcile().await.unwrap(), 1);
+    assert_eq!(status_of(&pool, "ATXid_1").await.0, "delivered");
+    assert_eq!(worker.reconcile().await.unwrap(), 0, "applied once");
     assert_eq!(status_of(&pool, "ATXid_2").await.0, "sent");
 }

@@ -1,5 +1,7 @@
 //! Delivery reports: each stored once (providers retry them), then applied to the
-//! outbox forward-only, so a late "sent" never undoes "delivered".
+//! outbox forward-only, so a late "sent" never undoes "delivered". A report stored
+//! while the worker records the send may be missed by both; the worker's `reconcile`
+//! applies it within seconds.
 
 use sqlx::PgPool;
 
@@ -12,12 +14,6 @@ use crate::channel::sms::{Provider, Report};
 pub async fn record(pool: &PgPool, provider: Provider, reports: &[Report]) -> Result<u64, sqlx::Error> {
     let mut changed = 0;
     for r in reports {
-        // Ordered against the worker recording the send of this message (see outbox.rs).
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(&r.message_id)
-            .execute(&mut *tx)
-            .await?;
         let row = sqlx::query_scalar::<_, i64>(
             "WITH stored AS (
                  INSERT INTO sms_delivery_reports (provider, message_id, status, error)
@@ -33,9 +29,8 @@ pub async fn record(pool: &PgPool, provider: Provider, reports: &[Report]) -> Re
         .bind(&r.message_id)
         .bind(r.delivery.as_str())
         .bind(&r.error)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(pool)
         .await?;
-        tx.commit().await?;
         changed += u64::from(row.is_some());
     }
     Ok(changed)

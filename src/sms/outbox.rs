@@ -125,6 +125,9 @@ impl Fate {
     }
 }
 
+/// How often the worker applies delivery reports that raced with a send.
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
 /// What a message carrying a one-time code keeps of its text once it is sent.
 const FORGOTTEN: &str = "(a one-time code, forgotten once sent)";
 
@@ -155,7 +158,14 @@ impl Worker {
     /// Delivers until `stop` turns true, then finishes the batch in hand.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let provider = self.inner.outbound.provider().name();
+        let mut reconciled = Instant::now();
         while !*stop.borrow() {
+            if reconciled.elapsed() >= RECONCILE_EVERY {
+                reconciled = Instant::now();
+                if let Err(e) = self.reconcile().await {
+                    warn!(error = %e, "SMS outbox: cannot apply delivery reports");
+                }
+            }
             let claimed = match self.tick().await {
                 Ok(n) => n,
                 Err(e) => {
@@ -172,6 +182,27 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Applies delivery reports of the last hour that a sent message does not show yet:
+    /// a report stored while the worker recorded the send, each missing the other.
+    /// Returns how many messages moved.
+    pub async fn reconcile(&self) -> Result<u64, sqlx::Error> {
+        let moved = sqlx::query(
+            "UPDATE outbox o
+                SET status = r.status, status_at = now(), last_error = coalesce(r.error, o.last_error)
+               FROM (SELECT DISTINCT ON (provider, message_id) provider, message_id, status, error
+                       FROM sms_delivery_reports
+                      WHERE received_at > now() - interval '1 hour'
+                      ORDER BY provider, message_id, sms_status_rank(status) DESC, id) r
+              WHERE o.provider_message_id = r.message_id
+                AND (o.provider = r.provider OR r.provider = 'generic')
+                AND o.status NOT IN ('queued', 'dead')
+                AND sms_status_rank(o.status) < sms_status_rank(r.status)",
+        )
+        .execute(&self.inner.pool)
+        .await?;
+        Ok(moved.rows_affected())
     }
 
     /// Claims one batch of due messages and sends it; returns how many were claimed.
@@ -265,15 +296,7 @@ impl Worker {
         segments: usize,
     ) -> Result<Fate, sqlx::Error> {
         // A delivery report may have overtaken this answer: the furthest one stored wins.
-        // The lock on the message id orders this against a report being stored now, so
-        // that one of the two sees the other.
-        let mut tx = self.inner.pool.begin().await?;
-        if let Some(id) = message_id {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        // One stored at this very moment may be missed by both sides; `reconcile` applies it.
         sqlx::query(
             "UPDATE outbox o
                 SET status = coalesce(
@@ -292,9 +315,8 @@ impl Worker {
         .bind(i16::try_from(segments).unwrap_or(i16::MAX))
         .bind(FORGOTTEN)
         .bind(row.attempts)
-        .execute(&mut *tx)
+        .execute(&self.inner.pool)
         .await?;
-        tx.commit().await?;
         Ok(Fate::Sent)
     }
 

@@ -137,3 +137,18 @@ pub async fn transfers(pool: &PgPool, count: u32) -> Vec<(String, String, String
     }
     clients.join_all().await
 }
+
+/// `X-Twilio-Signature` as Twilio computes it: the URL, then each form field's name
+/// and value sorted by name, under HMAC-SHA1 with the auth token.
+pub fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let mut sorted = params.to_vec();
+    sorted.sort();
+    let data: String =
+        std::iter::once(url.to_owned()).chain(sorted.iter().map(|(k, v)| format!("{k}{v}"))).collect();
+    let mut mac =
+        Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(data.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
