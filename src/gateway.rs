@@ -602,7 +602,7 @@ impl Gateway {
         Ok(Err(Reply::con(prompt)))
     }
 
-    /// Over SMS, the reply to a one-time code: `YES 4821` (or `NDIYO 4821`). The right
+    /// Over SMS, the reply to a one-time code: `YES 482193` (or `NDIYO 482193`). The right
     /// code, in time, goes past the PIN screen once; a wrong one is counted, and the
     /// third calls the movement off, as does an expired code.
     fn confirm(&self, rec: &mut Record, menu: &Menu, text: &str) -> Result<Step, Interrupt> {
