@@ -122,12 +122,7 @@ impl fmt::Debug for SmsChannelSettings {
 pub struct SmsChannelSpec {
     pub name: String,
     pub provider: crate::channel::sms::Provider,
-    /// The path without the token.
-    pub path: String,
-    pub token: Option<String>,
-    pub allow: Vec<ipnet::IpNet>,
-    /// `user:password`.
-    pub basic: Option<String>,
+    pub callers: Callers,
     pub signing_secret: Option<String>,
     /// Without a trailing slash.
     pub public_url: Option<String>,
@@ -141,9 +136,7 @@ impl fmt::Debug for SmsChannelSpec {
         f.debug_struct("SmsChannelSpec")
             .field("name", &self.name)
             .field("provider", &self.provider)
-            .field("path", &self.path)
-            .field("token", &self.token.as_ref().map(|_| "<set>"))
-            .field("allow", &self.allow)
+            .field("callers", &self.callers)
             .field("signing_secret", &self.signing_secret.as_ref().map(|_| "<set>"))
             .field("public_url", &self.public_url)
             .finish_non_exhaustive()
@@ -254,12 +247,7 @@ impl fmt::Debug for ChannelSettings {
 pub struct ChannelSpec {
     pub name: String,
     pub provider: Provider,
-    /// The path without the token.
-    pub path: String,
-    pub token: Option<String>,
-    pub allow: Vec<ipnet::IpNet>,
-    /// `user:password`, as it is compared with the decoded `Authorization` header.
-    pub basic: Option<String>,
+    pub callers: Callers,
     pub codes: Vec<String>,
     pub deadline: Duration,
     pub per_msisdn_per_minute: u32,
@@ -272,10 +260,7 @@ impl fmt::Debug for ChannelSpec {
         f.debug_struct("ChannelSpec")
             .field("name", &self.name)
             .field("provider", &self.provider)
-            .field("path", &self.path)
-            .field("token", &self.token.as_ref().map(|_| "<set>"))
-            .field("allow", &self.allow)
-            .field("basic", &self.basic.as_ref().map(|_| "<set>"))
+            .field("callers", &self.callers)
             .field("codes", &self.codes)
             .field("deadline", &self.deadline)
             .finish_non_exhaustive()
@@ -581,17 +566,38 @@ struct GateSettings<'a> {
     basic_password: &'a Option<String>,
 }
 
-/// Who may call a callback path, checked: shared by USSD and SMS channels.
-struct Gate {
-    path: String,
-    token: Option<String>,
-    allow: Vec<ipnet::IpNet>,
-    basic: Option<String>,
+/// Who may call a channel's path, checked: shared by USSD and SMS channels.
+#[derive(Clone)]
+pub struct Callers {
+    /// The path without the token.
+    pub path: String,
+    pub token: Option<String>,
+    pub allow: Vec<ipnet::IpNet>,
+    /// `user:password`, as it is compared with the decoded `Authorization` header.
+    pub basic: Option<String>,
+}
+
+impl Callers {
+    /// Anyone, at `path`: the demo channels.
+    fn anyone(path: String) -> Self {
+        Callers { path, token: None, allow: Vec::new(), basic: None }
+    }
+}
+
+impl fmt::Debug for Callers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Callers")
+            .field("path", &self.path)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("allow", &self.allow)
+            .field("basic", &self.basic.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 /// Checks a channel's path (against `taken` and the gateway's own endpoints), secret
 /// token, allowlist and Basic credentials.
-fn gate(g: GateSettings<'_>, taken: &[&str], problem: &mut dyn FnMut(String)) -> Gate {
+fn gate(g: GateSettings<'_>, taken: &[&str], problem: &mut dyn FnMut(String)) -> Callers {
     let path = g.path;
     if !path.starts_with('/') || path.ends_with('/') || path.contains(['{', '}', '*', '?', '#', ':']) {
         problem(format!("`path` `{path}` must start with `/`, not end with one, and hold no `{{}}*?#:`"));
@@ -634,7 +640,7 @@ fn gate(g: GateSettings<'_>, taken: &[&str], problem: &mut dyn FnMut(String)) ->
             None
         }
     };
-    Gate { path, token: g.token.clone(), allow, basic }
+    Callers { path, token: g.token.clone(), allow, basic }
 }
 
 /// What an SMS channel allows unless it says otherwise: KES 10,000 a movement, codes
@@ -674,8 +680,11 @@ fn sms_channels(
             problem(format!("`provider` `{}` is not one of {}", c.provider, names.join(", ")));
             continue;
         };
-        let taken: Vec<&str> =
-            ussd.iter().map(|s| s.path.as_str()).chain(specs.iter().map(|s| s.path.as_str())).collect();
+        let taken: Vec<&str> = ussd
+            .iter()
+            .map(|s| s.callers.path.as_str())
+            .chain(specs.iter().map(|s| s.callers.path.as_str()))
+            .collect();
         let gate = gate(
             GateSettings {
                 path: c.path.clone().unwrap_or_else(|| format!("/sms/{}", c.name)),
@@ -730,10 +739,7 @@ fn sms_channels(
         specs.push(SmsChannelSpec {
             name: c.name.clone(),
             provider,
-            path: gate.path,
-            token: gate.token,
-            allow: gate.allow,
-            basic: gate.basic,
+            callers: gate,
             signing_secret,
             public_url,
             rules,
@@ -743,18 +749,15 @@ fn sms_channels(
     if demo {
         for provider in Sms::ALL.into_iter().filter(|p| p.calls_back()) {
             let path = format!("/sms/{}", provider.name());
-            if specs.iter().any(|s| s.path == path || s.name == provider.name())
-                || ussd.iter().any(|s| s.path == path)
+            if specs.iter().any(|s| s.callers.path == path || s.name == provider.name())
+                || ussd.iter().any(|s| s.callers.path == path)
             {
                 continue;
             }
             specs.push(SmsChannelSpec {
                 name: provider.name().to_owned(),
                 provider,
-                path,
-                token: None,
-                allow: Vec::new(),
-                basic: None,
+                callers: Callers::anyone(path),
                 signing_secret: None,
                 public_url: None,
                 rules: crate::gateway::SmsRules {
@@ -906,7 +909,7 @@ fn channels(
             problem(format!("`provider` `{}` is not one of {}", c.provider, names.join(", ")));
             continue;
         };
-        let taken: Vec<&str> = specs.iter().map(|s| s.path.as_str()).collect();
+        let taken: Vec<&str> = specs.iter().map(|s| s.callers.path.as_str()).collect();
         let gate = gate(
             GateSettings {
                 path: c.path.clone().unwrap_or_else(|| format!("/ussd/{}", c.name)),
@@ -950,10 +953,7 @@ fn channels(
         specs.push(ChannelSpec {
             name: c.name.clone(),
             provider,
-            path: gate.path,
-            token: gate.token,
-            allow: gate.allow,
-            basic: gate.basic,
+            callers: gate,
             codes,
             deadline,
             per_msisdn_per_minute: c.per_msisdn_per_minute.unwrap_or(defaults.per_msisdn_per_minute).max(1),
@@ -964,16 +964,13 @@ fn channels(
     if demo {
         for provider in Provider::ALL {
             let path = format!("/ussd/{}", provider.name());
-            if specs.iter().any(|s| s.path == path || s.name == provider.name()) {
+            if specs.iter().any(|s| s.callers.path == path || s.name == provider.name()) {
                 continue;
             }
             specs.push(ChannelSpec {
                 name: provider.name().to_owned(),
                 provider,
-                path,
-                token: None,
-                allow: Vec::new(),
-                basic: None,
+                callers: Callers::anyone(path),
                 codes: Vec::new(),
                 deadline: defaults.deadline,
                 per_msisdn_per_minute: defaults.per_msisdn_per_minute,

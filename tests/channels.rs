@@ -243,7 +243,7 @@ fn production_needs_a_declared_channel_and_the_demo_does_not() {
     let err = production.clone().validate(None, false).unwrap_err().to_string();
     assert!(err.contains("no channels: declare each aggregator connection"), "{err}");
     let config = Settings { channels: vec![at("only")], ..production.clone() }.validate(None, false).unwrap();
-    let paths: Vec<&str> = config.channels.iter().map(|c| c.path.as_str()).collect();
+    let paths: Vec<&str> = config.channels.iter().map(|c| c.callers.path.as_str()).collect();
     assert_eq!(paths, ["/ussd/only"], "outside the demo only declared channels answer");
     let demo = production.validate(None, true).unwrap();
     assert_eq!(demo.channels.len(), 10, "the demo answers every provider at /ussd/<provider>");
@@ -288,7 +288,7 @@ fn the_example_configuration_is_valid_once_its_secrets_are_set() {
     assert_eq!(sms.account.provider, ussd_gateway::channel::sms::Provider::AfricasTalking);
     assert_eq!(sms.account.base_url, "https://api.africastalking.com");
     assert_eq!(sms.policy.segments_per_second.get(), 10);
-    let callbacks: Vec<&str> = config.sms_channels.iter().map(|c| c.path.as_str()).collect();
+    let callbacks: Vec<&str> = config.sms_channels.iter().map(|c| c.callers.path.as_str()).collect();
     assert_eq!(callbacks, ["/sms/at-ke"]);
 }
 

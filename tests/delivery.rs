@@ -343,7 +343,10 @@ fn sms_channels_are_checked_with_what_to_do() {
     assert!(err.contains("`provider` `sink` keeps messages in memory"), "{err}");
 
     let tw = ok.sms_channels.iter().find(|c| c.name == "tw").unwrap();
-    assert_eq!((tw.path.as_str(), tw.public_url.as_deref()), ("/sms/tw", Some("https://gw.example.com")));
+    assert_eq!(
+        (tw.callers.path.as_str(), tw.public_url.as_deref()),
+        ("/sms/tw", Some("https://gw.example.com"))
+    );
     assert!(!format!("{tw:?}").contains("\"s\""));
 }
 

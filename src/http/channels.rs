@@ -19,7 +19,7 @@ use tracing::warn;
 
 use super::{AppState, MAX_BODY};
 use crate::channel::ussd::{Context, Inbound, Request as WireRequest};
-use crate::config::ChannelSpec;
+use crate::config::{Callers, ChannelSpec};
 use crate::domain::Msisdn;
 use crate::gateway::HopRules;
 use crate::menu::Reply;
@@ -68,8 +68,8 @@ pub fn routes(specs: &[ChannelSpec]) -> Router<AppState> {
             async move { callback(&channel, state, request).await }
         };
         router = router
-            .route(&spec.path, on(methods, handler.clone()))
-            .route(&format!("{}/{{*rest}}", spec.path), on(methods, handler));
+            .route(&spec.callers.path, on(methods, handler.clone()))
+            .route(&format!("{}/{{*rest}}", spec.callers.path), on(methods, handler));
     }
     router
 }
@@ -100,15 +100,12 @@ impl Refusal {
 /// A refusal and the address it was made to.
 pub(super) struct Refused(pub Refusal, pub Option<std::net::IpAddr>);
 
-/// Who may call a channel's path, borrowed from its spec: shared by USSD and SMS.
+/// A channel's callers and where its refusals are counted: shared by USSD and SMS.
 pub(super) struct Gate<'a> {
     pub name: &'a str,
     /// The counter refusals go to (`ussd_rejected_total`).
     pub metric: &'static str,
-    pub path: &'a str,
-    pub token: Option<&'a str>,
-    pub allow: &'a [ipnet::IpNet],
-    pub basic: Option<&'a str>,
+    pub callers: &'a Callers,
 }
 
 impl Gate<'_> {
@@ -138,12 +135,16 @@ impl Gate<'_> {
     /// Checks the caller's address, the secret token and the credentials; returns what
     /// follows the token in the path, or the refusal to answer with.
     pub(super) fn admit<'p>(&self, parts: &'p Parts) -> Result<&'p str, Refused> {
+        let callers = self.callers;
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        if !self.allow.is_empty() && !peer.is_some_and(|ip| self.allow.iter().any(|net| net.contains(&ip))) {
+        if !callers.allow.is_empty()
+            && !peer.is_some_and(|ip| callers.allow.iter().any(|net| net.contains(&ip)))
+        {
             return Err(Refused(Refusal::Address, peer));
         }
-        let below = parts.uri.path().strip_prefix(self.path).unwrap_or_default().trim_start_matches('/');
-        let tail = match self.token {
+        let below =
+            parts.uri.path().strip_prefix(callers.path.as_str()).unwrap_or_default().trim_start_matches('/');
+        let tail = match &callers.token {
             Some(token) => {
                 let (given, rest) = below.split_once('/').unwrap_or((below, ""));
                 if !same(given.as_bytes(), token.as_bytes()) {
@@ -153,7 +154,7 @@ impl Gate<'_> {
             }
             None => below,
         };
-        if let Some(expected) = self.basic {
+        if let Some(expected) = &callers.basic {
             let given = parts
                 .headers
                 .get(header::AUTHORIZATION)
@@ -176,14 +177,7 @@ pub(crate) fn same(given: &[u8], expected: &[u8]) -> bool {
 async fn callback(channel: &Channel, state: AppState, request: Request) -> Response {
     let started = std::time::Instant::now();
     let spec = &channel.spec;
-    let gate = Gate {
-        name: &spec.name,
-        metric: "ussd_rejected_total",
-        path: &spec.path,
-        token: spec.token.as_deref(),
-        allow: &spec.allow,
-        basic: spec.basic.as_deref(),
-    };
+    let gate = Gate { name: &spec.name, metric: "ussd_rejected_total", callers: &spec.callers };
     let (parts, body) = request.into_parts();
     let tail = match gate.admit(&parts) {
         Ok(tail) => tail,

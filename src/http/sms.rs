@@ -30,7 +30,7 @@ const CONVERSATION_DEADLINE: std::time::Duration = std::time::Duration::from_sec
 pub fn routes(specs: &[SmsChannelSpec]) -> Router<AppState> {
     let mut router = Router::new();
     for spec in specs {
-        let path = format!("{}/{{*rest}}", spec.path);
+        let path = format!("{}/{{*rest}}", spec.callers.path);
         let per_minute = NonZeroU32::new(spec.per_msisdn_per_minute).unwrap_or(NonZeroU32::MIN);
         let channel = Arc::new((spec.clone(), RateLimiter::keyed(Quota::per_minute(per_minute))));
         let handler = move |State(state): State<AppState>, request: Request| {
@@ -59,14 +59,7 @@ async fn callback(
     state: AppState,
     request: Request,
 ) -> Response {
-    let gate = Gate {
-        name: &spec.name,
-        metric: "sms_rejected_total",
-        path: &spec.path,
-        token: spec.token.as_deref(),
-        allow: &spec.allow,
-        basic: spec.basic.as_deref(),
-    };
+    let gate = Gate { name: &spec.name, metric: "sms_rejected_total", callers: &spec.callers };
     let (parts, body) = request.into_parts();
     let tail = match gate.admit(&parts) {
         Ok(tail) => tail,

@@ -525,11 +525,14 @@ fn commands(
                     None,
                 );
             }
-            if crate::sms::inbound::RESERVED.contains(&upper.as_str()) {
+            if crate::sms::inbound::reserved().any(|r| r == upper) {
                 cx.error(
                     c.referenced,
                     format!("{what}: `{w}` is a word the gateway answers itself"),
-                    Some(format!("choose another; reserved: {}", crate::sms::inbound::RESERVED.join(", "))),
+                    Some(format!(
+                        "choose another; reserved: {}",
+                        crate::sms::inbound::reserved().collect::<Vec<_>>().join(", ")
+                    )),
                 );
             }
             if let Some(other) = taken.insert(upper.clone(), word.clone()) {

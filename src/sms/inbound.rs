@@ -72,25 +72,9 @@ pub fn is_yes(word: &str) -> bool {
 }
 
 /// Words menus may not use for commands: the gateway answers them itself.
-pub const RESERVED: &[&str] = &[
-    "STOP",
-    "STOPALL",
-    "UNSUBSCRIBE",
-    "CANCEL",
-    "END",
-    "QUIT",
-    "ACHA",
-    "SITISHA",
-    "START",
-    "UNSTOP",
-    "SUBSCRIBE",
-    "ANZA",
-    "HELP",
-    "INFO",
-    "MSAADA",
-    "YES",
-    "NDIYO",
-];
+pub fn reserved() -> impl Iterator<Item = &'static str> {
+    [STOP, START, HELP, YES].into_iter().flatten().copied()
+}
 
 /// The command word: the first word, upper-cased.
 fn keyword(text: &str) -> String {
@@ -253,17 +237,11 @@ async fn answer(
             (None, _) => (Handled::NotRegistered, own_reply(Handled::NotRegistered, &language, code).into()),
             (Some(_), None) => (Handled::Helped, help(Some(menu), &language, code).into()),
             (Some(_), Some(dial)) => {
-                let hop = Hop {
-                    provider: "sms",
-                    channel: session_channel(ctx.channel),
-                    // Each conversation its own session, so its movements' idempotency
-                    // keys never repeat an earlier conversation's.
-                    session_id: format!("sms-{inbound}"),
-                    msisdn: msisdn.clone(),
-                    service_code: dial.clone(),
-                    input: Input::PerHop { text: dial, first: true, seq: None },
-                };
-                (Handled::Command, converse(pool, ctx, &hop).await?)
+                // Each conversation its own session, so its movements' idempotency keys
+                // never repeat an earlier conversation's.
+                let session_id = format!("sms-{inbound}");
+                let input = Input::PerHop { text: dial.clone(), first: true, seq: None };
+                (Handled::Command, converse(pool, ctx, msisdn, session_id, dial, input).await?)
             }
         }
     } else {
@@ -278,15 +256,8 @@ async fn answer(
         .await?;
         match open {
             Some(session_id) => {
-                let hop = Hop {
-                    provider: "sms",
-                    channel: session_channel(ctx.channel),
-                    session_id,
-                    msisdn: msisdn.clone(),
-                    service_code: String::new(),
-                    input: Input::PerHop { text: text.trim().to_owned(), first: false, seq: None },
-                };
-                (Handled::Reply, converse(pool, ctx, &hop).await?)
+                let input = Input::PerHop { text: text.trim().to_owned(), first: false, seq: None };
+                (Handled::Reply, converse(pool, ctx, msisdn, session_id, String::new(), input).await?)
             }
             None => (Handled::Helped, help(first, &language, code).into()),
         }
@@ -294,18 +265,28 @@ async fn answer(
     Ok((handled, answer, language))
 }
 
-/// The channel part of an SMS conversation's session key: apart from every USSD
-/// channel's, even one of the same name.
-fn session_channel(channel: &str) -> String {
-    format!("sms:{channel}")
-}
-
 /// One hop of a conversation through the gateway; remembers the conversation while it
 /// goes on and forgets it when it ends. Returns the screen's text.
-async fn converse(pool: &PgPool, ctx: Context<'_>, hop: &Hop) -> Result<Answer, sqlx::Error> {
+async fn converse(
+    pool: &PgPool,
+    ctx: Context<'_>,
+    msisdn: &Msisdn,
+    session_id: String,
+    service_code: String,
+    input: Input,
+) -> Result<Answer, sqlx::Error> {
+    // Sessions live under `sms:<channel>`, apart from a USSD channel of the same name.
+    let hop = Hop {
+        provider: "sms",
+        channel: format!("sms:{}", ctx.channel),
+        session_id,
+        msisdn: msisdn.clone(),
+        service_code,
+        input,
+    };
     let rules =
         HopRules { deadline: ctx.deadline, codes: &[], repeat_window: Duration::ZERO, sms: Some(ctx.rules) };
-    let (reply, _) = ctx.gateway.handle_with(hop, rules).await;
+    let (reply, _) = ctx.gateway.handle_with(&hop, rules).await;
     if reply.end {
         sqlx::query("DELETE FROM sms_conversations WHERE channel = $1 AND msisdn = $2 AND session_id = $3")
             .bind(ctx.channel)
