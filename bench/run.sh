@@ -63,12 +63,29 @@ pgb() { # pgb NAME DB [args…] → tps in $OUT/NAME.tps
     | awk '/^tps = /{print $3; exit}' > "$OUT/$name.tps"
 }
 
+drain() { # drain NAME → waits until the receipts of the send run went out; "backlog seconds" in $OUT/NAME.drain
+  local name=$1 backlog start left
+  backlog=$(psql "$PG/ussd_bench" -Atc "SELECT count(*) FROM outbox WHERE status = 'queued'")
+  start=$(date +%s.%N)
+  for _ in $(seq 1 600); do
+    left=$(psql "$PG/ussd_bench" -Atc "SELECT count(*) FROM outbox WHERE status = 'queued'")
+    [ "$left" -eq 0 ] && break
+    printf '   %s receipts still queued\r' "$left" >&2
+    sleep 1
+  done
+  [ "$left" -eq 0 ] || { echo "the outbox did not drain in 10 minutes; see $OUT/gateway.log" >&2; exit 1; }
+  echo "$backlog $(echo "$(date +%s.%N) - $start" | bc)" > "$OUT/$name.drain"
+}
+
 for r in $(seq 1 "$ROUNDS"); do
   step "round $r of $ROUNDS: reference hops, gateway menu hops, pgbench ledger, gateway send, TPC-B"
   load "ref-$r" "$REF" browse "$CONC" --no-check
   load "menu-$r" "$GW" browse "$CONC"
   pgb "ledger-$r" ussd_bench -f bench/ledger.pgbench
   load "send-$r" "$GW" send "$CONC"
+  # The worker sends receipts while transfers run; what is left is drained here so
+  # that no measurement after this one competes with a backlog it did not cause.
+  drain "send-$r"
   pgb "tpcb-$r" ussd_tpcb
 done
 
@@ -117,4 +134,7 @@ print(f"{'session record':<18} {session:>8} bytes                               
 print(f"{'load generator':<18} {cpu:>8.2f} cores (median while driving the gateway)")
 errors = sum(s["errors"] for r in runs("menu") + runs("send") for s in r["steps"].values())
 print(f"{'errors':<18} {errors:>8} in the gateway runs")
+drains = [open(f"{out}/send-{r}.drain").read().split() for r in range(1, rounds + 1)]
+left = med(int(b) for b, _ in drains)
+print(f"{'receipt backlog':<18} {left:>8} receipts queued when a send run ended, drained in {med(float(t) for _, t in drains):.1f} s")
 PY

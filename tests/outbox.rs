@@ -62,7 +62,13 @@ async fn receipts_outlast_a_provider_outage_and_arrive_once_per_party(pool: PgPo
 
     // The provider is down: the worker keeps trying and nothing is marked sent.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while fake.calls.lock().unwrap().len() < 10 {
+    let failures_recorded = || async {
+        sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM outbox WHERE last_error IS NOT NULL)")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    while fake.calls.lock().unwrap().len() < 10 || !failures_recorded().await {
         assert!(Instant::now() < deadline, "the worker did not call the provider");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -105,22 +105,26 @@ struct Claimed {
 }
 
 /// What became of one message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 enum Fate {
-    Sent,
-    Retry,
-    Dead,
-    /// The breaker was open: back to the queue, not counted as a try.
-    Deferred,
+    Sent {
+        message_id: Option<String>,
+        segments: usize,
+    },
+    /// A transient failure: try again after the delay.
+    Retry(Duration, String),
+    /// The breaker was open: back to the queue after the delay, not counted as a try.
+    Deferred(Duration),
+    Dead(String),
 }
 
 impl Fate {
-    fn name(self) -> &'static str {
+    fn name(&self) -> &'static str {
         match self {
-            Fate::Sent => "sent",
-            Fate::Retry => "retry",
-            Fate::Dead => "dead",
-            Fate::Deferred => "deferred",
+            Fate::Sent { .. } => "sent",
+            Fate::Retry(..) => "retry",
+            Fate::Dead(_) => "dead",
+            Fate::Deferred(_) => "deferred",
         }
     }
 }
@@ -205,7 +209,8 @@ impl Worker {
         Ok(moved.rows_affected())
     }
 
-    /// Claims one batch of due messages and sends it; returns how many were claimed.
+    /// Claims one batch of due messages, sends it, and records every outcome in one
+    /// statement; returns how many were claimed.
     pub async fn tick(&self) -> Result<usize, sqlx::Error> {
         let inner = &self.inner;
         if inner.breaker.is_open(Instant::now()) {
@@ -220,21 +225,25 @@ impl Worker {
         let mut sends = JoinSet::new();
         for row in claimed {
             let worker = self.clone();
-            sends.spawn(async move { worker.deliver(row).await });
+            sends.spawn(async move { (row.id, row.attempts, worker.deliver(row).await) });
         }
+        let mut outcomes = Outcomes::default();
         while let Some(done) = sends.join_next().await {
             match done {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    warn!(error = %e, "SMS outbox: cannot record an outcome; the message is retried when its claim runs out")
+                Ok((id, attempts, fate)) => outcomes.push(id, attempts, fate),
+                Err(e) => {
+                    warn!(error = %e, "SMS outbox: a send task failed; the message is retried when its claim runs out")
                 }
-                Err(e) => warn!(error = %e, "SMS outbox: a send task failed"),
             }
+        }
+        if !outcomes.ids.is_empty() {
+            outcomes.record(&inner.pool, inner.outbound.provider().name()).await?;
         }
         Ok(count)
     }
 
-    async fn deliver(&self, row: Claimed) -> Result<(), sqlx::Error> {
+    /// Sends one message and decides its fate; writes nothing.
+    async fn deliver(&self, row: Claimed) -> Fate {
         let inner = &self.inner;
         let provider = inner.outbound.provider().name();
         let receipt = Receipt {
@@ -245,14 +254,12 @@ impl Worker {
             time: &row.time,
         };
         let fate = match receipts::render(&receipt, &inner.policy.currency) {
-            _ if row.opted_out && !row.transactional => {
-                self.dead(&row, "the subscriber opted out (STOP)").await?
-            }
-            Err(reason) => self.dead(&row, &reason).await?,
+            _ if row.opted_out && !row.transactional => Fate::Dead("the subscriber opted out (STOP)".into()),
+            Err(reason) => Fate::Dead(reason),
             Ok(text) => {
                 let segments = segment(&text);
                 if let Err(until) = inner.breaker.permit(Instant::now()) {
-                    self.release(&row, until.saturating_duration_since(Instant::now())).await?
+                    Fate::Deferred(until.saturating_duration_since(Instant::now()))
                 } else {
                     let cells = u32::try_from(segments.count()).ok().and_then(NonZeroU32::new);
                     let cells = cells.unwrap_or(NonZeroU32::MIN).min(inner.policy.segments_per_second);
@@ -265,106 +272,114 @@ impl Worker {
                             inner.breaker.succeeded();
                             counter!("sms_segments_total", "provider" => provider)
                                 .increment(segments.count() as u64);
-                            self.sent(&row, accepted.message_id.as_deref(), segments.count()).await?
+                            Fate::Sent { message_id: accepted.message_id, segments: segments.count() }
                         }
                         Err(SendError { permanent: true, reason }) => {
                             inner.breaker.succeeded();
-                            self.dead(&row, &reason).await?
+                            Fate::Dead(reason)
                         }
                         Err(SendError { permanent: false, reason }) => {
                             inner.breaker.failed(Instant::now());
                             let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
                             if attempts >= inner.policy.max_attempts {
-                                self.dead(&row, &format!("{attempts} tries; the last: {reason}")).await?
+                                Fate::Dead(format!("{attempts} tries; the last: {reason}"))
                             } else {
-                                self.retry(&row, inner.policy.backoff(attempts), &reason).await?
+                                Fate::Retry(inner.policy.backoff(attempts), reason)
                             }
                         }
                     }
                 }
             }
         };
+        if matches!(fate, Fate::Dead(_)) {
+            warn!(
+                outbox_id = row.id,
+                "SMS outbox: a message is dead-lettered (the reason is in outbox.last_error)"
+            );
+        }
         counter!("sms_outbox_total", "provider" => provider, "result" => fate.name()).increment(1);
         debug!(outbox_id = row.id, attempt = row.attempts, fate = fate.name(), "SMS outbox");
-        Ok(())
+        fate
+    }
+}
+
+/// A batch's outcomes, column by column, for one `UPDATE … FROM unnest(…)`.
+#[derive(Default)]
+struct Outcomes {
+    ids: Vec<i64>,
+    attempts: Vec<i32>,
+    fates: Vec<&'static str>,
+    message_ids: Vec<Option<String>>,
+    segments: Vec<i16>,
+    after_secs: Vec<f64>,
+    reasons: Vec<Option<String>>,
+}
+
+/// Applies each outcome only while its claim stands (`status` queued, `attempts` as
+/// claimed): a worker whose lease ran out cannot overwrite the next worker's result.
+/// A sent message takes the furthest delivery report already stored (a report may
+/// overtake the provider's answer); one stored at this very moment may be missed by
+/// both sides, and `reconcile` applies it. A deferred message gets its try back.
+/// Secret texts are forgotten once sent or dead.
+const RECORD: &str = "
+UPDATE outbox x
+   SET status = CASE o.fate
+                  WHEN 'sent' THEN coalesce(
+                      (SELECT r.status FROM sms_delivery_reports r
+                        WHERE r.provider IN ($8, 'generic') AND r.message_id = o.message_id
+                        ORDER BY sms_status_rank(r.status) DESC, r.id LIMIT 1),
+                      'sent')
+                  WHEN 'dead' THEN 'dead'
+                  ELSE x.status END,
+       attempts = CASE WHEN o.fate = 'deferred' THEN x.attempts - 1 ELSE x.attempts END,
+       next_attempt_at = CASE WHEN o.fate IN ('retry', 'deferred')
+                              THEN now() + make_interval(secs => o.after_secs)
+                              ELSE x.next_attempt_at END,
+       provider = CASE WHEN o.fate IN ('sent', 'dead') THEN $8 ELSE x.provider END,
+       provider_message_id = CASE WHEN o.fate = 'sent' THEN o.message_id ELSE x.provider_message_id END,
+       segments = CASE WHEN o.fate = 'sent' THEN o.segments ELSE x.segments END,
+       sent_at = CASE WHEN o.fate = 'sent' THEN now() ELSE x.sent_at END,
+       status_at = CASE WHEN o.fate IN ('sent', 'dead') THEN now() ELSE x.status_at END,
+       last_error = CASE WHEN o.fate = 'deferred' THEN x.last_error ELSE o.reason END,
+       data = CASE WHEN o.fate IN ('sent', 'dead') AND x.data ? 'secret'
+                   THEN jsonb_build_object('text', $9::text) ELSE x.data END
+  FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::smallint[], $6::float8[], $7::text[])
+       AS o(id, attempts, fate, message_id, segments, after_secs, reason)
+ WHERE x.id = o.id AND x.status = 'queued' AND x.attempts = o.attempts";
+
+impl Outcomes {
+    fn push(&mut self, id: i64, attempts: i32, fate: Fate) {
+        self.ids.push(id);
+        self.attempts.push(attempts);
+        self.fates.push(fate.name());
+        let (message_id, segments, after, reason) = match fate {
+            Fate::Sent { message_id, segments } => {
+                (message_id, i16::try_from(segments).unwrap_or(i16::MAX), Duration::ZERO, None)
+            }
+            Fate::Retry(after, reason) => (None, 0, after, Some(reason)),
+            Fate::Deferred(after) => (None, 0, after, None),
+            Fate::Dead(reason) => (None, 0, Duration::ZERO, Some(reason)),
+        };
+        self.message_ids.push(message_id);
+        self.segments.push(segments);
+        self.after_secs.push(after.as_secs_f64());
+        self.reasons.push(reason);
     }
 
-    async fn sent(
-        &self,
-        row: &Claimed,
-        message_id: Option<&str>,
-        segments: usize,
-    ) -> Result<Fate, sqlx::Error> {
-        // A delivery report may have overtaken this answer: the furthest one stored wins.
-        // One stored at this very moment may be missed by both sides; `reconcile` applies it.
-        sqlx::query(
-            "UPDATE outbox o
-                SET status = coalesce(
-                        (SELECT r.status FROM sms_delivery_reports r
-                          WHERE r.provider IN ($2, 'generic') AND r.message_id = $3
-                          ORDER BY sms_status_rank(r.status) DESC, r.id LIMIT 1),
-                        'sent'),
-                    provider = $2, provider_message_id = $3, segments = $4,
-                    sent_at = now(), status_at = now(), last_error = NULL,
-                    data = CASE WHEN data ? 'secret' THEN jsonb_build_object('text', $5::text) ELSE data END
-              WHERE o.id = $1 AND o.status = 'queued' AND o.attempts = $6",
-        )
-        .bind(row.id)
-        .bind(self.inner.outbound.provider().name())
-        .bind(message_id)
-        .bind(i16::try_from(segments).unwrap_or(i16::MAX))
-        .bind(FORGOTTEN)
-        .bind(row.attempts)
-        .execute(&self.inner.pool)
-        .await?;
-        Ok(Fate::Sent)
-    }
-
-    async fn retry(&self, row: &Claimed, after: Duration, reason: &str) -> Result<Fate, sqlx::Error> {
-        sqlx::query(
-            "UPDATE outbox SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3
-              WHERE id = $1 AND status = 'queued' AND attempts = $4",
-        )
-        .bind(row.id)
-        .bind(after.as_secs_f64())
-        .bind(reason)
-        .bind(row.attempts)
-        .execute(&self.inner.pool)
-        .await?;
-        Ok(Fate::Retry)
-    }
-
-    async fn release(&self, row: &Claimed, after: Duration) -> Result<Fate, sqlx::Error> {
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts - 1, next_attempt_at = now() + make_interval(secs => $2)
-              WHERE id = $1 AND status = 'queued' AND attempts = $3",
-        )
-        .bind(row.id)
-        .bind(after.as_secs_f64())
-        .bind(row.attempts)
-        .execute(&self.inner.pool)
-        .await?;
-        Ok(Fate::Deferred)
-    }
-
-    async fn dead(&self, row: &Claimed, reason: &str) -> Result<Fate, sqlx::Error> {
-        warn!(
-            outbox_id = row.id,
-            "SMS outbox: a message is dead-lettered (the reason is in outbox.last_error)"
-        );
-        sqlx::query(
-            "UPDATE outbox SET status = 'dead', last_error = $2, status_at = now(), provider = $3,
-                    data = CASE WHEN data ? 'secret' THEN jsonb_build_object('text', $4::text) ELSE data END
-              WHERE id = $1 AND status = 'queued' AND attempts = $5",
-        )
-        .bind(row.id)
-        .bind(reason)
-        .bind(self.inner.outbound.provider().name())
-        .bind(FORGOTTEN)
-        .bind(row.attempts)
-        .execute(&self.inner.pool)
-        .await?;
-        Ok(Fate::Dead)
+    async fn record(self, pool: &PgPool, provider: &str) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(RECORD)
+            .bind(self.ids)
+            .bind(self.attempts)
+            .bind(self.fates)
+            .bind(self.message_ids)
+            .bind(self.segments)
+            .bind(self.after_secs)
+            .bind(self.reasons)
+            .bind(provider)
+            .bind(FORGOTTEN)
+            .execute(pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 }
 
