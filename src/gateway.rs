@@ -162,6 +162,8 @@ enum Entry {
     Begin,
     /// A new session offered the journey its subscriber dropped.
     Offer(Box<Journey>),
+    /// A new session that takes over an SMS movement on its PIN screen.
+    HandOff(Box<Journey>),
 }
 
 /// Why the engine loop stopped without a reply of its own.
@@ -393,8 +395,17 @@ impl Gateway {
                         inputs.extend(cumulative::first_inputs(text));
                     }
                     let menu = Arc::clone(dialled.menu);
-                    let entry = match menu.resume {
-                        Some(_) if inputs.is_empty() && rules.sms.is_none() => {
+                    let handoff = menu.handoff_code(&inputs).filter(|_| rules.sms.is_none());
+                    let entry = match (handoff, &menu.resume) {
+                        (Some(code), _) => {
+                            let Some(journey) = self.take_handoff(hop, &menu, code).await? else {
+                                let j = Journey { lang: menu.languages[0].clone(), ..Journey::default() };
+                                return Ok((Reply::end(line(&menu, &j, Message::CodeExpired)), HopKind::End));
+                            };
+                            inputs.clear();
+                            Entry::HandOff(Box::new(journey))
+                        }
+                        (None, Some(_)) if inputs.is_empty() && rules.sms.is_none() => {
                             match self.dropped_journey(hop, &key, &menu).await? {
                                 Some(journey) => Entry::Offer(Box::new(journey)),
                                 None => Entry::Begin,
@@ -457,11 +468,12 @@ impl Gateway {
             session.hops += 1;
             let saved = match menu.resume {
                 // An SMS conversation is never offered on USSD, nor does it touch the
-                // USSD journey a subscriber may come back to.
-                None => self.store.save(&key, version, &session, self.config.session_ttl).await?,
-                Some(_) if rules.sms.is_some() => {
-                    self.store.save(&key, version, &session, self.config.session_ttl).await?
+                // USSD journey a subscriber may come back to; it may hand its movement
+                // over by a code instead.
+                _ if rules.sms.is_some() => {
+                    self.save_conversation(hop, &key, version, &session, &menu).await?
                 }
+                None => self.store.save(&key, version, &session, self.config.session_ttl).await?,
                 Some(ref resume) => {
                     let within = resume.within;
                     // The record must outlive the offer window; the pointer leads to it
@@ -504,12 +516,17 @@ impl Gateway {
         let mut inputs = inputs.into_iter();
         let mut ops = 0;
         let mut step = match entry {
-            Entry::Begin | Entry::Offer(_) => {
+            Entry::Begin | Entry::Offer(_) | Entry::HandOff(_) => {
                 let channel = self.config.budgets.get(at.hop.provider).copied();
+                let budget = channel.map(|b| b.min(menu.budget)).filter(|b| *b != menu.budget);
                 let (journey, step) = match entry {
                     Entry::Offer(mut dropped) => {
-                        dropped.budget = channel.map(|b| b.min(menu.budget)).filter(|b| *b != menu.budget);
+                        dropped.budget = budget;
                         menu.offer_resume(*dropped)
+                    }
+                    Entry::HandOff(handed) => {
+                        let mut j = Journey { budget, retries: 0, ..*handed };
+                        menu.show(&mut j).map(|step| (j, step))
                     }
                     _ => menu.begin_within(None, channel),
                 }
@@ -617,6 +634,11 @@ impl Gateway {
             j.done = true;
             return Ok(Step::Reply(Reply::end(line(menu, j, Message::CodeExpired))));
         }
+        if !menu.confirms_by_reply(&j.screen) {
+            // The menu finishes this movement on USSD, with the PIN, only.
+            rec.session.code = Some(pending);
+            return Ok(Step::Reply(Reply::con(line(menu, j, Message::DialToFinish))));
+        }
         if said_yes && self.text_key.mark(code) == pending.mark {
             return menu.vouch(j).map_err(Interrupt::Engine);
         }
@@ -627,6 +649,54 @@ impl Gateway {
         }
         rec.session.code = Some(pending);
         Ok(Step::Reply(Reply::con(line(menu, j, Message::WrongCode))))
+    }
+
+    /// Saves an SMS conversation; while it waits for a code its menu lets the subscriber
+    /// dial, a pointer from that code (as a keyed hash) leads a USSD dial to it.
+    async fn save_conversation(
+        &self,
+        hop: &Hop,
+        key: &SessionKey,
+        version: u64,
+        session: &Session,
+        menu: &Menu,
+    ) -> Result<Option<u64>, StoreError> {
+        let ttl = self.config.session_ttl;
+        match session.code.filter(|_| menu.confirms_by_dial(&session.journey.screen)) {
+            Some(code) => {
+                let pointer = ResumePointer::handoff(hop.msisdn.as_e164(), &session.service, code.mark);
+                let left = Duration::from_millis(code.expires_ms.saturating_sub(unix_ms()));
+                self.store.save_pointing(key, version, session, ttl, &pointer, Some(left)).await
+            }
+            None => self.store.save(key, version, session, ttl).await,
+        }
+    }
+
+    /// A USSD dial of the hand-off `code` an SMS conversation of this subscriber sent:
+    /// ends that conversation by compare-and-set — so that the code is used once, and a
+    /// reply by SMS can no longer confirm — and returns its journey, on the PIN screen.
+    /// `None` when there is no such code, or it expired or was used.
+    async fn take_handoff(&self, hop: &Hop, menu: &Menu, code: &str) -> Result<Option<Journey>, HopError> {
+        let mark = self.text_key.mark(code);
+        let pointer = ResumePointer::handoff(hop.msisdn.as_e164(), &menu.service, mark);
+        let Some(key) = self.store.recall(&pointer).await? else { return Ok(None) };
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(Loaded { version, mut session }) = self.store.load(&key).await? else { return Ok(None) };
+            let waiting = session.menu_version == menu.version
+                && !session.journey.done
+                && session.pending_since_ms.is_none()
+                && session.code.is_some_and(|c| c.mark == mark && unix_ms() <= c.expires_ms);
+            if !waiting {
+                return Ok(None);
+            }
+            let journey = session.journey.clone();
+            session.code = None;
+            session.journey.done = true;
+            if self.store.save(&key, version, &session, self.config.session_ttl).await?.is_some() {
+                return Ok(Some(journey));
+            }
+        }
+        Err(HopError::Contended)
     }
 
     /// The journey this subscriber dropped within the menu's resume window, if it can be

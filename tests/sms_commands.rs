@@ -1,6 +1,7 @@
 //! SMS commands end to end through the real router, menus, session store and ledger:
 //! balance and statement on the registered number alone, sending money confirmed by a
-//! one-time code (right, wrong, expired, reused, retried), the SMS limit, and help.
+//! one-time code (right, wrong, expired, reused, retried) or handed to USSD by a dial
+//! string, the SMS limit, and help.
 
 mod common;
 
@@ -22,10 +23,17 @@ async fn post(app: &TestApp, id: &str, from: &str, text: &str) -> StatusCode {
     app.send(request).await.status
 }
 
-/// Sends one message as Africa's Talking would and returns the reply it got.
+/// Sends one message as Africa's Talking would and returns the reply to it.
 async fn sms(app: &TestApp, id: &str, from: &str, text: &str) -> String {
     assert_eq!(post(app, id, from, text).await, StatusCode::OK);
-    last_reply(&app.pool, from).await
+    sqlx::query_scalar(
+        "SELECT o.data->>'text' FROM outbox o JOIN sms_inbound i ON i.id = o.inbound_id WHERE i.message_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&app.pool)
+    .await
+    .unwrap()
+    .unwrap_or_else(|| panic!("message {id} got no reply (over the per-number limit?)"))
 }
 
 async fn last_reply(pool: &PgPool, to: &str) -> String {
@@ -99,12 +107,14 @@ fn today() -> String {
 async fn send_moves_money_once_after_the_right_code(pool: PgPool) {
     let app = spawn(pool.clone(), Store::Redis).await;
     let prompt = sms(&app, "s1", AMINA, "SEND 0700000002 500").await;
-    assert!(
-        prompt.starts_with("Reply YES ")
-            && prompt.ends_with(" to send KES 500.00 to Brian Kamau +254700***002. Fee KES 7.00."),
-        "{prompt}"
-    );
     let code = code_in(&prompt);
+    assert_eq!(
+        prompt,
+        format!(
+            "Reply YES {code} to send KES 500.00 to Brian Kamau +254700***002. Fee KES 7.00. \
+             Or dial *384*9*{code}# to finish with your PIN."
+        )
+    );
     let wrong = if code == "0000" { "1111" } else { "0000" };
     assert_eq!(
         sms(&app, "s2", AMINA, &format!("YES {wrong}")).await,
@@ -146,6 +156,112 @@ async fn send_moves_money_once_after_the_right_code(pool: PgPool) {
     let code = code_in(&prompt);
     assert!(sms(&app, "s8", AMINA, &format!("YES {code}")).await.starts_with("Sent KES 100.00"));
     assert_eq!(transfers(&pool).await, 2);
+}
+
+/// Dials the hand-off string `*384*9*<code>#` from `from`, as Africa's Talking passes
+/// a jump-ahead dial (the inputs in `text`); returns the reply.
+async fn dial_handoff(app: &TestApp, session: &str, from: &str, code: &str) -> String {
+    app.at_hop(session, from, &format!("9*{code}")).await
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_movement_started_by_sms_finishes_on_ussd_with_the_pin(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Redis).await;
+    let code = code_in(&sms(&app, "d1", AMINA, "SEND 0700000002 500").await);
+
+    // Another phone cannot take it over.
+    let brian = common::unique_session();
+    assert_eq!(
+        dial_handoff(&app, &brian, "+254700000002", &code).await,
+        "END The code has expired and nothing was done. Send the command again."
+    );
+    // Amina's dial lands on the PIN screen of the same journey (payee, amount).
+    let ussd = common::unique_session();
+    assert_eq!(dial_handoff(&app, &ussd, AMINA, &code).await, "CON Enter PIN to send KES 500.00");
+    // The SMS conversation is over: the code no longer confirms there.
+    let late = sms(&app, "d2", AMINA, &format!("YES {code}")).await;
+    assert!(!late.starts_with("Sent"), "{late}");
+    assert_eq!(transfers(&pool).await, 0);
+    // A wrong PIN is a wrong PIN, as on any USSD session; the right one moves the money.
+    let wrong_pin = if ussd_gateway::money::DEMO_PIN == "0000" { "1111" } else { "0000" };
+    let again = app.at_hop(&ussd, AMINA, &format!("9*{code}*{wrong_pin}")).await;
+    assert!(again.starts_with("CON Wrong PIN."), "{again}");
+    let done =
+        app.at_hop(&ussd, AMINA, &format!("9*{code}*{wrong_pin}*{}", ussd_gateway::money::DEMO_PIN)).await;
+    assert!(done.starts_with("END Sent KES 500.00 to Brian Kamau. Ref TX"), "{done}");
+    assert_eq!(transfers(&pool).await, 1);
+    // The code is used: dialling it again starts nothing.
+    assert_eq!(
+        dial_handoff(&app, &common::unique_session(), AMINA, &code).await,
+        "END The code has expired and nothing was done. Send the command again."
+    );
+    // Nor can it be dialled once the SMS reply confirmed.
+    let code = code_in(&sms(&app, "d3", AMINA, "SEND 0700000002 100").await);
+    assert!(sms(&app, "d4", AMINA, &format!("YES {code}")).await.starts_with("Sent KES 100.00"));
+    assert!(
+        dial_handoff(&app, &common::unique_session(), AMINA, &code)
+            .await
+            .starts_with("END The code has expired")
+    );
+    assert_eq!(transfers(&pool).await, 2);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_reply_and_a_handoff_racing_move_the_money_once(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Redis).await;
+    // Two messages a round: five rounds stay within the per-number limit of ten a minute.
+    for round in 0..5 {
+        let code = code_in(&sms(&app, &format!("r{round}"), AMINA, "SEND 0700000002 100").await);
+        let ussd = common::unique_session();
+        let yes = format!("YES {code}");
+        let reply_id = format!("r{round}-yes");
+        let (status, dialled) =
+            tokio::join!(post(&app, &reply_id, AMINA, &yes), dial_handoff(&app, &ussd, AMINA, &code));
+        assert_eq!(status, StatusCode::OK);
+        let by_sms = last_reply(&pool, AMINA).await.starts_with("Sent KES 100.00");
+        if dialled.starts_with("CON Enter PIN") {
+            assert!(!by_sms, "round {round}: both the reply and the dial went on");
+            let pin = ussd_gateway::money::DEMO_PIN;
+            assert!(
+                app.at_hop(&ussd, AMINA, &format!("9*{code}*{pin}")).await.starts_with("END Sent KES 100.00")
+            );
+        } else {
+            assert!(by_sms, "round {round}: neither went on: {dialled}");
+        }
+        assert_eq!(transfers(&pool).await, round + 1, "round {round}");
+    }
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_menu_may_finish_sms_movements_on_ussd_only(pool: PgPool) {
+    let dir = std::env::temp_dir().join(format!("menus-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wallet =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("menus/wallet.yaml"))
+            .unwrap();
+    let dial_only = wallet
+        .replace("en: \"Reply YES {{ code }} to send", "en: \"To send")
+        .replace("sw: \"Jibu NDIYO {{ code }} kutuma", "sw: \"Kutuma");
+    assert_ne!(dial_only, wallet);
+    std::fs::write(dir.join("wallet.yaml"), dial_only).unwrap();
+    let settings = ussd_gateway::config::Settings { menus_dir: dir.clone(), ..common::settings() };
+    let app = common::spawn_with(pool.clone(), Store::Memory, settings).await;
+
+    let prompt = sms(&app, "o1", AMINA, "SEND 0700000002 500").await;
+    assert!(prompt.starts_with("To send KES 500.00 to Brian Kamau") && !prompt.contains("YES"), "{prompt}");
+    let code: String = prompt.split("*384*9*").nth(1).unwrap().chars().take(6).collect();
+    // The code the text did not offer to reply with does not confirm by SMS.
+    assert_eq!(
+        sms(&app, "o2", AMINA, &format!("YES {code}")).await,
+        "To finish, dial the code in our last message and enter your PIN."
+    );
+    assert_eq!(transfers(&pool).await, 0);
+    let ussd = common::unique_session();
+    assert_eq!(dial_handoff(&app, &ussd, AMINA, &code).await, "CON Enter PIN to send KES 500.00");
+    let pin = ussd_gateway::money::DEMO_PIN;
+    assert!(app.at_hop(&ussd, AMINA, &format!("9*{code}*{pin}")).await.starts_with("END Sent KES 500.00"));
+    assert_eq!(transfers(&pool).await, 1);
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::{Location, Spanned};
 
 use super::budget::Budget;
-use super::graph::{Command, DialPart, Items, Keys, Menu, Node, NodeKind, Resume, Route, ScreenId};
+use super::graph::{Command, DialPart, Handoff, Items, Keys, Menu, Node, NodeKind, Resume, Route, ScreenId};
 use super::input::Rules;
 use super::messages::{Message, SHIPPED};
 use super::model::{self, InputKind, MenuFile, Screen, Text};
@@ -363,12 +363,30 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Result<Menu
                         Some("no PIN travels by SMS: write what SMS asks instead, e.g. sms: \"Reply YES {{ code }} to send {{ amount|money }} to {{ to|mask }}\"".into()),
                     );
                 }
+                let by_reply = s.sms.as_ref().is_some_and(|t| mentions(t, "code"));
+                let by_dial = s.sms.as_ref().is_some_and(|t| mentions(t, "dial"));
+                if let Some(sms) = s.sms.as_ref().filter(|_| !by_reply && !by_dial) {
+                    cx.error(
+                        sms.referenced,
+                        format!("{what}: the `sms` text offers no way to go on"),
+                        Some("say {{ code }} (the subscriber replies YES and the code) or {{ dial }} (they finish on USSD with the PIN), or both".into()),
+                    );
+                }
+                if by_dial && m.sms.as_ref().is_none_or(|d| d.handoff.is_none()) {
+                    cx.error(
+                        s.sms.as_ref().map_or(at, |t| t.referenced),
+                        format!("{what}: the `sms` text says {{{{ dial }}}}, but the menu has no `sms.handoff` code"),
+                        Some("add e.g. sms: { handoff: \"*384*9#\" } (one of `codes` with digits after it)".into()),
+                    );
+                }
                 NodeKind::Pin {
                     text: tpl(&mut cx, &s.text, &what),
                     name: s.save.clone(),
                     next: resolve(&mut cx, &s.next),
                     error: s.error.as_ref().map(|e| tpl(&mut cx, e, &what)),
                     sms: s.sms.as_ref().map(|t| tpl(&mut cx, t, &format!("{what} (sms)"))),
+                    by_reply,
+                    by_dial,
                 }
             }
             Screen::Action(s) => action(&mut cx, &m.screens, name, &what, s, &resolve, &mut tpl),
@@ -475,6 +493,7 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Result<Menu
         );
     }
     let commands = m.sms.as_ref().map_or_else(Vec::new, |d| commands(&mut cx, d, &languages, &mut tpl));
+    let handoff = m.sms.as_ref().and_then(|d| d.handoff.as_ref()).and_then(|h| handoff(&mut cx, h, &m.codes));
     if !cx.diagnostics.is_empty() {
         return Err(cx.diagnostics);
     }
@@ -499,9 +518,41 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Result<Menu
         index,
         templates,
         commands,
+        handoff,
     };
     let diagnostics = super::lint::lint(&menu, file, &spans);
     if diagnostics.is_empty() { Ok(menu) } else { Err(diagnostics) }
+}
+
+/// Whether a template's text, in any language, prints the variable `name`.
+fn mentions(text: &Spanned<Text>, name: &str) -> bool {
+    let says = |s: &str| {
+        s.split("{{").skip(1).any(|tail| {
+            let inside = tail.split("}}").next().unwrap_or_default();
+            inside.trim().split(|c: char| c == '|' || c.is_whitespace()).next() == Some(name)
+        })
+    };
+    match &text.value {
+        Text::Same(s) => says(s),
+        Text::PerLanguage(texts) => texts.values().any(|s| says(s)),
+    }
+}
+
+/// Compiles `sms.handoff`: one of the menu's codes with digits after it.
+fn handoff(cx: &mut Ctx, code: &Spanned<String>, codes: &[Spanned<String>]) -> Option<Handoff> {
+    let after = codes.iter().find_map(|c| {
+        let rest = code.value.strip_prefix(c.value.trim_end_matches('#'))?.strip_prefix('*')?;
+        let parts: Vec<String> = rest.strip_suffix('#')?.split('*').map(str::to_owned).collect();
+        parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())).then_some(parts)
+    });
+    if after.is_none() {
+        cx.error(
+            code.referenced,
+            format!("`sms.handoff` is `{}`, which is not one of `codes` with digits after it", code.value),
+            Some("e.g. \"*384*9#\" for a menu on *384#".into()),
+        );
+    }
+    Some(Handoff { code: code.value.clone(), after: after? })
 }
 
 /// Compiles the SMS commands: words (with aliases) unique and not the gateway's own,

@@ -219,11 +219,7 @@ impl Menu {
         match key {
             "1" => {
                 j.resuming = false;
-                j.page = 0;
-                j.error = None;
-                let id = self.current(j)?;
-                let pages = self.pages(j, id)?;
-                Ok(self.page_reply(j, id, pages))
+                self.show(j)
             }
             "2" => {
                 // Ops are keyed by session and counter, and this is a new session: the
@@ -252,6 +248,16 @@ impl Menu {
                 self.offer_page(j)
             }
         }
+    }
+
+    /// Shows the screen the journey waits on again, from its first page and without an
+    /// error line: for a journey continued in another session.
+    pub fn show(&self, j: &mut Journey) -> Result<Step, EngineError> {
+        j.page = 0;
+        j.error = None;
+        let id = self.current(j)?;
+        let pages = self.pages(j, id)?;
+        Ok(self.page_reply(j, id, pages))
     }
 
     /// Applies what the subscriber typed on the current screen.
@@ -330,15 +336,16 @@ impl Menu {
         self.advance(j, *next, Vec::new())
     }
 
-    /// What SMS asks instead of the PIN on the journey's `pin` screen, with `code`;
-    /// `None` when the screen has no `sms` text.
+    /// What SMS asks instead of the PIN on the journey's `pin` screen, with `code` (and
+    /// its hand-off dial string); `None` when the screen has no `sms` text.
     pub fn sms_prompt(&self, j: &Journey, code: &str) -> Result<Option<String>, EngineError> {
         let id = self.current(j)?;
         let NodeKind::Pin { sms: Some(tpl), .. } = &self.screens[id.0 as usize].kind else {
             return Ok(None);
         };
         let lang = self.lang_index(&j.lang);
-        let ctx = minijinja::context! { code => code, ..context(j) };
+        let dial = self.handoff_dial(code);
+        let ctx = minijinja::context! { code => code, dial => dial, ..context(j) };
         self.templates
             .render(tpl, lang, &ctx)
             .map(Some)

@@ -40,6 +40,18 @@ pub struct Menu {
     pub(super) templates: Templates,
     /// SMS commands, in the order of the help reply.
     pub commands: Vec<Command>,
+    /// The inputs after the menu's code that start a USSD hand-off (`*384*9#` → `["9"]`),
+    /// and that code as dialled.
+    pub(super) handoff: Option<Handoff>,
+}
+
+/// Where an SMS movement goes on over USSD.
+#[derive(Debug)]
+pub(super) struct Handoff {
+    /// `*384*9#`.
+    pub code: String,
+    /// `["9"]`: what follows one of the menu's codes.
+    pub after: Vec<String>,
 }
 
 /// An SMS command, compiled.
@@ -111,8 +123,11 @@ pub(super) enum NodeKind {
         name: String,
         next: ScreenId,
         error: Option<Tpl>,
-        /// What SMS asks instead, with `code`.
+        /// What SMS asks instead, with `code` and `dial`.
         sms: Option<Tpl>,
+        /// Whether the `sms` text offers to reply with the code, and to dial it.
+        by_reply: bool,
+        by_dial: bool,
     },
     Action {
         op: Op,

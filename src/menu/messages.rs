@@ -28,6 +28,8 @@ pub enum Message {
     CodeExpired,
     /// SMS reached a screen that needs a secret SMS must not carry (a national ID).
     NotBySms,
+    /// SMS: a reply to a movement the menu finishes on USSD only (its text offers a dial).
+    DialToFinish,
 }
 
 /// Languages whose built-in lines ship with the gateway.
@@ -56,6 +58,7 @@ impl Message {
         Message::WrongCode,
         Message::CodeExpired,
         Message::NotBySms,
+        Message::DialToFinish,
     ];
 
     /// The key a menu uses under `messages:` to replace this line.
@@ -82,6 +85,7 @@ impl Message {
             Message::WrongCode => "wrong_code",
             Message::CodeExpired => "code_expired",
             Message::NotBySms => "not_by_sms",
+            Message::DialToFinish => "dial_to_finish",
         }
     }
 
@@ -120,6 +124,7 @@ impl Message {
             Message::WrongCode => "That code is not right. Reply YES and the code we sent you.",
             Message::CodeExpired => "The code has expired and nothing was done. Send the command again.",
             Message::NotBySms => "This cannot be done by SMS. Please dial the USSD code.",
+            Message::DialToFinish => "To finish, dial the code in our last message and enter your PIN.",
         }
     }
 
@@ -146,6 +151,9 @@ impl Message {
             Message::WrongCode => "Nambari hiyo si sahihi. Jibu NDIYO na nambari tuliyokutumia.",
             Message::CodeExpired => "Nambari imepitwa na muda na hakuna kilichofanyika. Tuma amri tena.",
             Message::NotBySms => "Hili haliwezi kufanywa kwa SMS. Tafadhali piga msimbo wa USSD.",
+            Message::DialToFinish => {
+                "Ili kumaliza, piga msimbo ulio kwenye ujumbe wetu wa mwisho na uweke PIN yako."
+            }
         }
     }
 }

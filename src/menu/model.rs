@@ -97,6 +97,11 @@ pub struct ResumeDecl {
 pub struct SmsDecl {
     #[schemars(with = "BTreeMap<String, CommandDecl>")]
     pub commands: BTreeMap<String, Spanned<CommandDecl>>,
+    /// The USSD code that takes a movement started by SMS to its PIN screen
+    /// (`"*384*9#"`, one of `codes` with digits after it): a PIN screen's `sms` text that
+    /// says `{{ dial }}` offers `*384*9*<code>#`, where the subscriber confirms with the PIN.
+    #[schemars(with = "Option<String>")]
+    pub handoff: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -267,8 +272,10 @@ pub struct PinStep {
     pub error: Option<Spanned<Text>>,
     /// Over SMS, where no PIN may travel, what is asked instead when the op moves money:
     /// `{{ code }}` is the one-time code the subscriber replies with (`Reply YES {{ code }}
-    /// to send {{ amount|money }} to {{ to|mask }}`). Ops that only read need none: the
-    /// sender's registered number is enough for them.
+    /// to send {{ amount|money }} to {{ to|mask }}`), `{{ dial }}` the USSD string that
+    /// takes the journey to this screen to finish with the PIN (`sms.handoff`). The text
+    /// chooses: a code it does not show cannot be replied with. Ops that only read need
+    /// none: the sender's registered number is enough for them.
     #[schemars(with = "Option<Text>")]
     pub sms: Option<Spanned<Text>>,
 }

@@ -58,6 +58,38 @@ impl Menu {
             .collect()
     }
 
+    /// The string that dials an SMS movement's hand-off with `code` (`*384*9*482193#`).
+    pub fn handoff_dial(&self, code: &str) -> Option<String> {
+        let h = self.handoff.as_ref()?;
+        Some(format!("{}*{code}#", h.code.trim_end_matches('#')))
+    }
+
+    /// The hand-off code in a dial's inputs (`["9", "482193"]` → `482193`), if that is
+    /// what they are.
+    pub fn handoff_code<'a>(&self, inputs: &'a [String]) -> Option<&'a str> {
+        let h = self.handoff.as_ref()?;
+        let (code, after) = inputs.split_last()?;
+        (after == h.after.as_slice() && code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()))
+            .then_some(code.as_str())
+    }
+
+    /// Whether the `pin` screen's SMS text offers to reply with the code.
+    pub fn confirms_by_reply(&self, screen: &str) -> bool {
+        self.pin_sms(screen).is_some_and(|(reply, _)| reply)
+    }
+
+    /// Whether the `pin` screen's SMS text offers to dial the code on USSD.
+    pub fn confirms_by_dial(&self, screen: &str) -> bool {
+        self.pin_sms(screen).is_some_and(|(_, dial)| dial)
+    }
+
+    fn pin_sms(&self, screen: &str) -> Option<(bool, bool)> {
+        match self.screens[self.index.get(screen)?.0 as usize].kind {
+            NodeKind::Pin { by_reply, by_dial, .. } => Some((by_reply, by_dial)),
+            _ => None,
+        }
+    }
+
     /// The op a `pin` screen leads to (always an `action`, which the compiler checks).
     pub fn pin_op(&self, screen: &str) -> Option<Op> {
         let node = &self.screens[self.index.get(screen)?.0 as usize];

@@ -422,3 +422,52 @@ fn with_sms_commands_a_pin_screen_that_moves_money_needs_its_sms_text() {
     );
     compile(Path::new("fixed.yaml"), &fixed).unwrap_or_else(|d| panic!("{d:?}"));
 }
+
+#[test]
+fn the_sms_text_chooses_reply_dial_or_both_and_a_dial_needs_a_handoff_code() {
+    let base = MENU
+        .replace("screens:\n", "sms:\n  commands:\n    BAL: { dial: [\"1\"], help: x }\nscreens:\n")
+        .replace(
+            "- { label: Code, next: code }",
+            "- { label: Code, next: code }\n        - { label: Pay, next: pay_pin }",
+        )
+        + "  pay_pin:\n    pin: { text: \"PIN\", sms: SMS, next: pay_do }\n  pay_do:\n    action:\n      op: transfer.p2p\n      args: { to: \"+254700000001\", amount: \"100\" }\n      on: { other: unknown }\n";
+    let with = |sms: &str, handoff: Option<&str>| {
+        let mut source = base.replace("sms: SMS", &format!("sms: {sms:?}"));
+        if let Some(code) = handoff {
+            source = source.replace("sms:\n  commands:", &format!("sms:\n  handoff: {code:?}\n  commands:"));
+        }
+        compile(Path::new("t.yaml"), &source)
+    };
+    let found = |r: Result<Menu, Vec<Diagnostic>>| match r {
+        Ok(_) => String::new(),
+        Err(d) => d.into_iter().map(|d| d.message).collect::<Vec<_>>().join("\n"),
+    };
+    assert!(found(with("Thanks", None)).contains("the `sms` text offers no way to go on"));
+    assert!(
+        found(with("Dial {{ dial }}", None)).contains("says {{ dial }}, but the menu has no `sms.handoff`")
+    );
+    for wrong in ["*384*9#", "*100#", "*100*x#", "*100*9"] {
+        assert!(
+            found(with("Dial {{ dial }}", Some(wrong)))
+                .contains("is not one of `codes` with digits after it"),
+            "{wrong}"
+        );
+    }
+
+    let both =
+        with("Reply YES {{ code }} or dial {{dial}}", Some("*100*9#")).unwrap_or_else(|d| panic!("{d:?}"));
+    assert!(both.confirms_by_reply("pay_pin") && both.confirms_by_dial("pay_pin"));
+    assert_eq!(both.handoff_dial("482193").as_deref(), Some("*100*9*482193#"));
+    let inputs = |s: &str| s.split('*').map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(both.handoff_code(&inputs("9*482193")), Some("482193"));
+    for other in ["9", "9*48219", "9*4821934", "8*482193", "9*48219x", "1*9*482193"] {
+        assert_eq!(both.handoff_code(&inputs(other)), None, "{other}");
+    }
+    let dial_only = with("Dial {{ dial }} to pay", Some("*100*9*1#")).unwrap_or_else(|d| panic!("{d:?}"));
+    assert!(!dial_only.confirms_by_reply("pay_pin") && dial_only.confirms_by_dial("pay_pin"));
+    assert_eq!(dial_only.handoff_code(&inputs("9*1*000001")), Some("000001"));
+    let reply_only = with("Reply YES {{ code|upper }}", None).unwrap_or_else(|d| panic!("{d:?}"));
+    assert!(reply_only.confirms_by_reply("pay_pin") && !reply_only.confirms_by_dial("pay_pin"));
+    assert_eq!(reply_only.handoff_dial("482193"), None);
+}

@@ -33,6 +33,11 @@ impl ResumePointer {
     pub fn new(msisdn_e164: &str, service: &str) -> Self {
         ResumePointer(format!("{msisdn_e164}:{service}"))
     }
+
+    /// Where an SMS conversation waiting for the hand-off code marked `code` is.
+    pub fn handoff(msisdn_e164: &str, service: &str, code: TextMark) -> Self {
+        ResumePointer(format!("{msisdn_e164}:{service}:handoff:{:016x}", code.hash))
+    }
 }
 
 /// A session as loaded, with the version a save must match.
