@@ -103,6 +103,9 @@ pub struct SmsChannelSettings {
     /// Messages one number may send per minute (default 10); more are acknowledged and
     /// not answered.
     pub per_msisdn_per_minute: Option<u32>,
+    /// Wrong one-time codes one number may send in a day, over all its conversations
+    /// (default 5); past it, the number confirms movements on USSD only until the day is out.
+    pub wrong_codes_per_day: Option<u32>,
 }
 
 impl fmt::Debug for SmsChannelSettings {
@@ -644,9 +647,12 @@ fn gate(g: GateSettings<'_>, taken: &[&str], problem: &mut dyn FnMut(String)) ->
 }
 
 /// What an SMS channel allows unless it says otherwise: KES 10,000 a movement, codes
-/// good for two minutes.
-const SMS_RULES: crate::gateway::SmsRules =
-    crate::gateway::SmsRules { max_amount: 10_000_00, code_ttl: Duration::from_secs(120) };
+/// good for two minutes, five wrong codes a day per number (one in 200,000 to guess one).
+const SMS_RULES: crate::gateway::SmsRules = crate::gateway::SmsRules {
+    max_amount: 10_000_00,
+    code_ttl: Duration::from_secs(120),
+    wrong_codes_per_day: 5,
+};
 
 /// Messages a number may send a minute: a person texting, with room for a provider's
 /// retries, far below what guessing one-time codes would need.
@@ -726,6 +732,11 @@ fn sms_channels(
         }
         if c.per_msisdn_per_minute == Some(0) {
             problem("`per_msisdn_per_minute` must be at least 1".into());
+        }
+        match c.wrong_codes_per_day {
+            Some(n) if n > 0 => rules.wrong_codes_per_day = n,
+            Some(_) => problem("`wrong_codes_per_day` must be at least 1 (a typo in a code should not end SMS payments for the day)".into()),
+            None => {}
         }
         // Anyone who can reach an open callback can write as any subscriber.
         if !demo

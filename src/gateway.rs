@@ -56,6 +56,8 @@ pub struct SmsRules {
     pub max_amount: i64,
     /// How long a one-time code stays good.
     pub code_ttl: Duration,
+    /// Wrong codes a number may send in a day, over all its conversations.
+    pub wrong_codes_per_day: u32,
 }
 
 /// Wrong one-time codes before the movement is called off.
@@ -537,7 +539,7 @@ impl Gateway {
             Entry::Continue => {
                 let first = inputs.next().unwrap_or_default();
                 match at.sms {
-                    Some(_) if rec.session.code.is_some() => self.confirm(rec, menu, &first)?,
+                    Some(sms) if rec.session.code.is_some() => self.confirm(at, rec, sms, &first).await?,
                     _ => menu.input(&mut rec.session.journey, &first).map_err(Interrupt::Engine)?,
                 }
             }
@@ -553,7 +555,7 @@ impl Gateway {
                             && rec.session.code.is_none()
                             && menu.is_sensitive(&rec.session.journey.screen) =>
                     {
-                        match self.instead_of_pin(rec, menu, sms)? {
+                        match self.instead_of_pin(at, rec, sms).await? {
                             Ok(vouched) => vouched,
                             Err(asked) => return Ok(asked),
                         }
@@ -588,12 +590,13 @@ impl Gateway {
     /// Over SMS, a screen that asks for a secret: an op that only reads goes on (the
     /// sender's number vouches); a movement asks for a one-time code instead
     /// (`Err(reply)`); anything else (a national ID) is not done by SMS.
-    fn instead_of_pin(
+    async fn instead_of_pin(
         &self,
+        at: &Attempt<'_>,
         rec: &mut Record,
-        menu: &Menu,
         sms: SmsRules,
     ) -> Result<Result<Step, Reply>, Interrupt> {
+        let menu = at.menu;
         let j = &mut rec.session.journey;
         let ending = |j: &mut Journey, message| {
             j.done = true;
@@ -605,6 +608,10 @@ impl Gateway {
         };
         if !op.spec().moves_money {
             return menu.vouch(j).map(Ok).map_err(Interrupt::Engine);
+        }
+        let failures = self.money.code_failures(&at.hop.msisdn).await.map_err(Interrupt::Money)?;
+        if failures >= sms.wrong_codes_per_day {
+            return Ok(Err(ending(j, Message::NoMoreCodes)));
         }
         let code = format!("{:06}", rand::random_range(0..1_000_000u32));
         let Some(prompt) = menu.sms_prompt(j, &code).map_err(Interrupt::Engine)? else {
@@ -622,7 +629,14 @@ impl Gateway {
     /// Over SMS, the reply to a one-time code: `YES 482193` (or `NDIYO 482193`). The right
     /// code, in time, goes past the PIN screen once; a wrong one is counted, and the
     /// third calls the movement off, as does an expired code.
-    fn confirm(&self, rec: &mut Record, menu: &Menu, text: &str) -> Result<Step, Interrupt> {
+    async fn confirm(
+        &self,
+        at: &Attempt<'_>,
+        rec: &mut Record,
+        sms: SmsRules,
+        text: &str,
+    ) -> Result<Step, Interrupt> {
+        let menu = at.menu;
         let Some(mut pending) = rec.session.code.take() else {
             return menu.input(&mut rec.session.journey, text).map_err(Interrupt::Engine);
         };
@@ -642,8 +656,11 @@ impl Gateway {
         if said_yes && self.text_key.mark(code) == pending.mark {
             return menu.vouch(j).map_err(Interrupt::Engine);
         }
+        // Counted for the number too, so that guessing cannot go on conversation after
+        // conversation.
+        let today = self.money.code_failed(&at.hop.msisdn).await.map_err(Interrupt::Money)?;
         pending.wrong += 1;
-        if pending.wrong >= MAX_WRONG_CODES {
+        if pending.wrong >= MAX_WRONG_CODES || today >= sms.wrong_codes_per_day {
             j.done = true;
             return Ok(Step::Reply(Reply::end(line(menu, j, Message::TooManyAttempts))));
         }

@@ -335,9 +335,13 @@ fn sms_channels_are_checked_with_what_to_do() {
     };
     let err = production(vec![open.clone()], None).unwrap_err();
     assert!(err.contains("nothing proves a callback comes from the provider"), "{err}");
-    let long_code = SmsChannelSettings { token: Some("t".repeat(20)), code_ttl_secs: Some(600), ..open };
+    let long_code =
+        SmsChannelSettings { token: Some("t".repeat(20)), code_ttl_secs: Some(600), ..open.clone() };
     let err = production(vec![long_code], None).unwrap_err();
     assert!(err.contains("`code_ttl_secs` must be between 30 and SESSION_TTL_SECS (180)"), "{err}");
+    let no_codes = SmsChannelSettings { token: Some("t".repeat(20)), wrong_codes_per_day: Some(0), ..open };
+    let err = production(vec![no_codes], None).unwrap_err();
+    assert!(err.contains("`wrong_codes_per_day` must be at least 1"), "{err}");
     let sink = ussd_gateway::config::SmsSettings { provider: "sink".into(), ..Default::default() };
     let err = production(vec![], Some(sink)).unwrap_err();
     assert!(err.contains("`provider` `sink` keeps messages in memory"), "{err}");

@@ -304,6 +304,41 @@ async fn wrong_expired_and_over_limit_codes_move_nothing(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn wrong_codes_add_up_per_number_across_conversations(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Redis).await;
+    let wrong = |code: &str| if code.starts_with('0') { "YES 111111" } else { "YES 000000" }.to_owned();
+    // Three wrong in a first conversation end it …
+    let code = code_in(&sms(&app, "c1", AMINA, "SEND 0700000002 500").await);
+    for id in ["c2", "c3"] {
+        assert!(sms(&app, id, AMINA, &wrong(&code)).await.starts_with("That code is not right."));
+    }
+    assert_eq!(sms(&app, "c4", AMINA, &wrong(&code)).await, "Too many invalid attempts. Please dial again.");
+    // … and the day's fifth, in the next, ends that one after two.
+    let code = code_in(&sms(&app, "c5", AMINA, "SEND 0700000002 500").await);
+    assert!(sms(&app, "c6", AMINA, &wrong(&code)).await.starts_with("That code is not right."));
+    assert_eq!(sms(&app, "c7", AMINA, &wrong(&code)).await, "Too many invalid attempts. Please dial again.");
+    // No further code is sent today; reading by SMS and sending on USSD still work.
+    assert_eq!(
+        sms(&app, "c8", AMINA, "SEND 0700000002 500").await,
+        "Too many wrong codes today. Please dial the USSD code and use your PIN."
+    );
+    assert_eq!(sms(&app, "c9", AMINA, "BAL").await, "Your balance is KES 1,000.00.");
+    let ussd = common::unique_session();
+    let pin = ussd_gateway::money::DEMO_PIN;
+    let sent = app.at_hop(&ussd, AMINA, &format!("1*0700000002*500*1*{pin}")).await;
+    assert!(sent.starts_with("END Sent KES 500.00"), "{sent}");
+    assert_eq!(transfers(&pool).await, 1);
+    // The count is per number: Brian is unaffected.
+    assert!(sms(&app, "b1", "+254700000002", "SEND 0700000001 100").await.starts_with("Reply YES "));
+    // A day after the first wrong code, the count starts again.
+    sqlx::query("UPDATE sms_code_failures SET since = since - interval '25 hours'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(sms(&app, "c10", AMINA, "SEND 0700000002 100").await.starts_with("Reply YES "));
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn help_lists_the_commands_and_a_wrong_command_gets_it(pool: PgPool) {
     let app = spawn(pool.clone(), Store::Memory).await;
     let help = sms(&app, "h1", AMINA, "HELP").await;

@@ -30,6 +30,8 @@ pub enum Message {
     NotBySms,
     /// SMS: a reply to a movement the menu finishes on USSD only (its text offers a dial).
     DialToFinish,
+    /// SMS: the number sent too many wrong codes today to be sent another.
+    NoMoreCodes,
 }
 
 /// Languages whose built-in lines ship with the gateway.
@@ -59,6 +61,7 @@ impl Message {
         Message::CodeExpired,
         Message::NotBySms,
         Message::DialToFinish,
+        Message::NoMoreCodes,
     ];
 
     /// The key a menu uses under `messages:` to replace this line.
@@ -86,6 +89,7 @@ impl Message {
             Message::CodeExpired => "code_expired",
             Message::NotBySms => "not_by_sms",
             Message::DialToFinish => "dial_to_finish",
+            Message::NoMoreCodes => "no_more_codes",
         }
     }
 
@@ -125,6 +129,7 @@ impl Message {
             Message::CodeExpired => "The code has expired and nothing was done. Send the command again.",
             Message::NotBySms => "This cannot be done by SMS. Please dial the USSD code.",
             Message::DialToFinish => "To finish, dial the code in our last message and enter your PIN.",
+            Message::NoMoreCodes => "Too many wrong codes today. Please dial the USSD code and use your PIN.",
         }
     }
 
@@ -153,6 +158,9 @@ impl Message {
             Message::NotBySms => "Hili haliwezi kufanywa kwa SMS. Tafadhali piga msimbo wa USSD.",
             Message::DialToFinish => {
                 "Ili kumaliza, piga msimbo ulio kwenye ujumbe wetu wa mwisho na uweke PIN yako."
+            }
+            Message::NoMoreCodes => {
+                "Nambari nyingi zisizo sahihi leo. Tafadhali piga msimbo wa USSD na utumie PIN yako."
             }
         }
     }
