@@ -140,10 +140,10 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         channels: config.channels.clone().into(),
         sms_channels: config.sms_channels.clone().into(),
         sms: config.sms.as_ref().map(|spec| Outbound::new(spec.account.clone(), spec.timeout)),
-        admin: config.settings.admin_token.as_ref().map(|token| http::Admin {
-            token: token.trim().into(),
+        admin: http::Admin {
+            root: config.settings.admin_token.as_ref().map(|token| token.trim().into()),
             menus_dir: config.settings.menus_dir.clone(),
-        }),
+        },
     }
 }
 

@@ -56,7 +56,8 @@ pub struct Settings {
     pub currency: String,
     /// LOG_FORMAT: `text` or `json`.
     pub log_format: String,
-    /// ADMIN_TOKEN: bearer token of the admin endpoints; unset, they are off.
+    /// ADMIN_TOKEN: a root token of the admin API with every scope; the API also takes
+    /// the scoped tokens of `ussd-gateway admin token create`.
     pub admin_token: Option<String>,
     /// SCREEN_BUDGETS: channels whose screens hold less than the menus allow, as
     /// `provider=GSM7/UCS2,…` (e.g. `africastalking=140/70`).

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
 use ussd_gateway::config::Settings;
-use ussd_gateway::{app, menu, telemetry};
+use ussd_gateway::{admin, app, menu, telemetry};
 
 /// A hop allocates many small, short-lived buffers; glibc's malloc took about 13% of
 /// the gateway's CPU under load (perf), mimalloc much less (docs/performance.md).
@@ -69,6 +69,38 @@ enum Command {
         #[command(subcommand)]
         command: MenusCommand,
     },
+    /// Admin API tools (on the database of DATABASE_URL).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Bearer tokens of the admin API.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it: the database keeps only its hash, so this is the
+    /// one time it can be read.
+    Create {
+        /// 1 to 63 lower-case letters, digits, `.`, `_` or `-` (who or what uses it).
+        name: String,
+        /// What it may do: menus, customers:read, customers:write (repeat the flag or
+        /// separate with commas).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// Revoke a token; calls with it are refused from now on.
+    Revoke { name: String },
+    /// List the tokens: name, scopes, when created, live or revoked.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -149,7 +181,55 @@ fn main() -> ExitCode {
         Command::Serve { demo, listen } => run(cli.config, listen, demo, false),
         // Migrating needs no secrets, so it validates as leniently as a demo does.
         Command::Migrate => run(cli.config, None, true, true),
+        Command::Admin { command: AdminCommand::Token { command } } => tokens(cli.config, command),
     }
+}
+
+fn tokens(config_file: Option<PathBuf>, command: TokenCommand) -> ExitCode {
+    let url = match Settings::load(config_file.as_deref()) {
+        Ok(s) => s.database_url,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(runtime) = runtime() else { return ExitCode::FAILURE };
+    runtime.block_on(async {
+        let pool = match app::connect_database(&url, 1).await {
+            Ok(pool) => pool,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let done = match command {
+            TokenCommand::Create { name, scopes } => {
+                admin::create(&pool, &name, &scopes).await.map(|token| {
+                    println!("{token}");
+                    eprintln!("token `{name}` created; it is shown only now: keep it in your secret store");
+                })
+            }
+            TokenCommand::Revoke { name } => match admin::revoke(&pool, &name).await {
+                Ok(true) => {
+                    eprintln!("token `{name}` revoked");
+                    Ok(())
+                }
+                Ok(false) => Err(admin::TokenError::Unknown(name)),
+                Err(e) => Err(e.into()),
+            },
+            TokenCommand::List => admin::list(&pool)
+                .await
+                .map(|lines| lines.iter().for_each(|l| println!("{l}")))
+                .map_err(Into::into),
+        };
+        match done {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn loadtest(args: LoadtestArgs) -> ExitCode {

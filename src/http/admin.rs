@@ -1,28 +1,135 @@
-//! Operator endpoints behind `Authorization: Bearer $ADMIN_TOKEN`: menu reload.
+//! The admin API: JSON over HTTP behind scoped bearer tokens, every call written to
+//! the audit trail, described by the OpenAPI document it serves.
 
-use axum::Json;
-use axum::extract::State;
+use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::error;
 
 use super::AppState;
+use crate::admin::{self, Principal, Scope, customers};
+use crate::domain::Msisdn;
 
-/// `POST /admin/menus/reload`: compiles the menus again and serves them if every check
-/// passes (200 with the editions now served); otherwise 422 with every diagnostic while
-/// the current menus keep serving.
-pub async fn reload_menus(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(admin) = state.admin.clone() else {
-        let body = json!({ "error": "the admin API is off: set ADMIN_TOKEN to enable it" });
-        return (StatusCode::FORBIDDEN, Json(body)).into_response();
-    };
-    if !authorized(&headers, &admin.token) {
-        let body = json!({ "error": "send the header `Authorization: Bearer <ADMIN_TOKEN>`" });
-        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(body))
-            .into_response();
+pub fn routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/admin/menus/reload", post(reload_menus))
+        .route("/admin/customers/{msisdn}", get(customer))
+        .route("/admin/customers/{msisdn}/pin/unlock", post(unlock_pin))
+        .route_layer(middleware::from_fn_with_state(state.clone(), audited))
+        .route("/admin/openapi.json", get(openapi))
+}
+
+/// What a handler tells the trail about its call, beside the method, route and status.
+#[derive(Clone, Debug, Default)]
+struct Note {
+    token: Option<String>,
+    target: Option<String>,
+    detail: Option<Value>,
+}
+
+impl Note {
+    fn by(who: &Principal) -> Self {
+        Note { token: Some(who.name.clone()), ..Note::default() }
     }
+
+    fn on(mut self, target: &Msisdn) -> Self {
+        self.target = Some(target.as_e164().to_owned());
+        self
+    }
+}
+
+/// A JSON answer carrying its note for the trail.
+fn answer(status: StatusCode, note: Note, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response.extensions_mut().insert(note);
+    response
+}
+
+fn error(status: StatusCode, note: Note, message: impl Into<String>) -> Response {
+    answer(status, note, json!({ "error": message.into() }))
+}
+
+/// Writes every call to the trail once its answer is known, refusals included.
+async fn audited(
+    State(state): State<AppState>,
+    route: MatchedPath,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let note = response.extensions().get::<Note>().cloned().unwrap_or_default();
+    let entry = admin::Entry {
+        token: note.token,
+        method,
+        route: route.as_str().to_owned(),
+        target: note.target,
+        status: response.status().as_u16(),
+        detail: note.detail,
+    };
+    if let Err(e) = admin::audit(state.gateway.money().pool(), &entry).await {
+        error!(error = %e, route = %entry.route, status = entry.status, "admin call not written to the audit trail");
+    }
+    response
+}
+
+/// The caller, when their token grants `scope`; otherwise the refusal to send.
+async fn caller(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Principal, Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|b| !b.is_empty());
+    let unauthorized = |message: &str| {
+        let mut r = error(StatusCode::UNAUTHORIZED, Note::default(), message);
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        r
+    };
+    let Some(bearer) = bearer else {
+        return Err(unauthorized(
+            "send the header `Authorization: Bearer <token>`; `ussd-gateway admin token create` makes a token",
+        ));
+    };
+    let pool = state.gateway.money().pool();
+    match admin::authenticate(pool, state.admin.root.as_deref(), bearer).await {
+        Ok(Some(who)) if who.allows(scope) => Ok(who),
+        Ok(Some(who)) => Err(error(
+            StatusCode::FORBIDDEN,
+            Note::by(&who),
+            format!("token `{}` does not have the scope `{}`", who.name, scope.name()),
+        )),
+        Ok(None) => Err(unauthorized("the token is unknown or revoked")),
+        Err(e) => Err(unavailable(Note::default(), &e)),
+    }
+}
+
+fn unavailable(note: Note, e: &sqlx::Error) -> Response {
+    error!(error = %e, "admin API: the database is unavailable");
+    error(StatusCode::SERVICE_UNAVAILABLE, note, "the database is unavailable; retry later")
+}
+
+/// The customer number in a path, national or international; or why it is not one.
+fn number(state: &AppState, given: &str) -> Result<Msisdn, String> {
+    Msisdn::parse(given, state.default_region)
+        .map_err(|e| format!("`{given}` is {e}; write it as +254712345678 or 0712345678"))
+}
+
+/// `POST /admin/menus/reload` (scope `menus`): compiles the menus again and serves them
+/// if every check passes (200 with the editions now served); otherwise 422 with every
+/// diagnostic while the current menus keep serving.
+async fn reload_menus(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let who = match caller(&state, &headers, Scope::Menus).await {
+        Ok(who) => who,
+        Err(refused) => return refused,
+    };
     let gateway = state.gateway.clone();
-    let dir = admin.menus_dir.clone();
+    let dir = state.admin.menus_dir.clone();
     match tokio::task::spawn_blocking(move || gateway.reload(&dir)).await {
         Ok(Ok(bundle)) => {
             let menus: Vec<_> = bundle
@@ -30,30 +137,130 @@ pub async fn reload_menus(State(state): State<AppState>, headers: HeaderMap) -> 
                 .iter()
                 .map(|m| json!({ "service": m.service, "version": m.version, "codes": m.codes, "screens": m.screen_count() }))
                 .collect();
-            (StatusCode::OK, Json(json!({ "menus": menus, "retired": bundle.retired() }))).into_response()
+            let note = Note { detail: Some(json!({ "menus": menus })), ..Note::by(&who) };
+            answer(StatusCode::OK, note, json!({ "menus": menus, "retired": bundle.retired() }))
         }
         Ok(Err(diagnostics)) => {
             let body = json!({
                 "error": "the menus do not pass the checks; the current ones keep serving",
                 "diagnostics": diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>(),
             });
-            (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+            answer(StatusCode::UNPROCESSABLE_ENTITY, Note::by(&who), body)
         }
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "the reload crashed" })))
-            .into_response(),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, Note::by(&who), "the reload crashed"),
     }
 }
 
-/// Compares the bearer token in constant time, so that its bytes cannot be guessed one
-/// by one from response times.
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Listing {
+    limit: Option<i64>,
+}
+
+/// `GET /admin/customers/{msisdn}?limit=20` (scope `customers:read`): profile, PIN
+/// state, wallet and the latest transfers.
+async fn customer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(given): Path<String>,
+    Query(listing): Query<Listing>,
+) -> Response {
+    let who = match caller(&state, &headers, Scope::CustomersRead).await {
+        Ok(who) => who,
+        Err(refused) => return refused,
     };
-    let (a, b) = (given.trim().as_bytes(), token.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let msisdn = match number(&state, &given) {
+        Ok(m) => m,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, Note::by(&who), reason),
+    };
+    let note = Note::by(&who).on(&msisdn);
+    let limit = listing.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            note,
+            format!("`limit` must be between 1 and 100 (got {limit})"),
+        );
+    }
+    match customers::lookup(state.gateway.money().pool(), &msisdn, limit).await {
+        Ok(Some(found)) => answer(StatusCode::OK, note, found),
+        Ok(None) => error(StatusCode::NOT_FOUND, note, "no customer has this number"),
+        Err(e) => unavailable(note, &e),
+    }
+}
+
+/// `POST /admin/customers/{msisdn}/pin/unlock` (scope `customers:write`): clears the
+/// wrong-PIN count and any lock.
+async fn unlock_pin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(given): Path<String>,
+) -> Response {
+    let who = match caller(&state, &headers, Scope::CustomersWrite).await {
+        Ok(who) => who,
+        Err(refused) => return refused,
+    };
+    let msisdn = match number(&state, &given) {
+        Ok(m) => m,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, Note::by(&who), reason),
+    };
+    let note = Note::by(&who).on(&msisdn);
+    match customers::unlock_pin(state.gateway.money().pool(), &msisdn).await {
+        Ok(Some(done)) => answer(StatusCode::OK, Note { detail: Some(done.clone()), ..note }, done),
+        Ok(None) => error(StatusCode::NOT_FOUND, note, "no customer has this number"),
+        Err(e) => unavailable(note, &e),
+    }
+}
+
+/// `GET /admin/openapi.json`: this API, described.
+async fn openapi() -> Json<Value> {
+    Json(spec())
+}
+
+fn spec() -> Value {
+    let error = json!({ "description": "refused, with the reason in `error`",
+                        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+    let refusals = |codes: &[&str]| -> serde_json::Map<String, Value> {
+        ["401", "403", "503"].iter().chain(codes).map(|c| ((*c).to_owned(), error.clone())).collect()
+    };
+    let msisdn = json!({ "name": "msisdn", "in": "path", "required": true,
+                         "description": "the customer's number, +254712345678 or 0712345678",
+                         "schema": { "type": "string" } });
+    let ok = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": { "type": "object" } } } });
+    let with_ok = |mut r: serde_json::Map<String, Value>, description: &str| {
+        r.insert("200".into(), ok(description));
+        Value::Object(r)
+    };
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ussd-gateway admin API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Every call needs `Authorization: Bearer <token>` with the scope the operation names, and is written to the audit trail (`admin_audit`), refusals included. Tokens: `ussd-gateway admin token create NAME --scope …`.",
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": { "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" } } } },
+        },
+        "security": [{ "bearer": [] }],
+        "paths": {
+            "/admin/menus/reload": { "post": {
+                "summary": "Compile the menus again and serve them if every check passes",
+                "x-scope": Scope::Menus.name(),
+                "responses": with_ok(refusals(&["422"]), "the menu editions now served"),
+            }},
+            "/admin/customers/{msisdn}": { "get": {
+                "summary": "A customer: profile, PIN state, wallet and latest transfers",
+                "x-scope": Scope::CustomersRead.name(),
+                "parameters": [msisdn, { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 20 } }],
+                "responses": with_ok(refusals(&["400", "404"]), "the customer"),
+            }},
+            "/admin/customers/{msisdn}/pin/unlock": { "post": {
+                "summary": "Clear the customer's wrong-PIN count and lock",
+                "x-scope": Scope::CustomersWrite.name(),
+                "parameters": [msisdn],
+                "responses": with_ok(refusals(&["400", "404"]), "whether a lock was in force"),
+            }},
+        },
+    })
 }

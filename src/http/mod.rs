@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -36,18 +36,19 @@ pub struct AppState {
     pub probe_timeout: Duration,
     /// The aggregator connections served, each at its own path.
     pub channels: Arc<[ChannelSpec]>,
-    /// The admin endpoints, when ADMIN_TOKEN is set.
-    pub admin: Option<Admin>,
+    /// The admin API.
+    pub admin: Admin,
     /// Where SMS providers call with delivery reports.
     pub sms_channels: Arc<[crate::config::SmsChannelSpec]>,
     /// Where SMS receipts go out, when a provider is configured (`--demo`: the sink).
     pub sms: Option<crate::channel::sms::Outbound>,
 }
 
-/// What the admin endpoints need.
+/// What the admin API needs.
 #[derive(Clone)]
 pub struct Admin {
-    pub token: Arc<str>,
+    /// ADMIN_TOKEN: a token with every scope, from the configuration.
+    pub root: Option<Arc<str>>,
     /// Where menu reloads read from.
     pub menus_dir: std::path::PathBuf,
 }
@@ -59,10 +60,10 @@ pub fn router(state: AppState) -> Router {
         None => routes,
     };
     routes
+        .merge(admin::routes(&state))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .route("/admin/menus/reload", post(admin::reload_menus))
         .fallback(|| async { (StatusCode::NOT_FOUND, channels::NO_SUCH_ENDPOINT) })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY))

@@ -1,0 +1,247 @@
+//! The admin API: scoped tokens kept as hashes, every call in the audit trail, customer
+//! lookup and PIN unlock, bad requests answered with a reason, and its OpenAPI document.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::*;
+use serde_json::Value;
+use sqlx::PgPool;
+use ussd_gateway::admin::{self, TokenError};
+use ussd_gateway::money::DEMO_PIN;
+
+const AMINA: &str = "+254700000001";
+
+async fn call(app: &TestApp, method: &str, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let r = app.send(request.body(Body::empty()).unwrap()).await;
+    (r.status, serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)))
+}
+
+/// The trail, oldest first: (token, method, route, target, status).
+async fn trail(pool: &PgPool) -> Vec<(Option<String>, String, String, Option<String>, i16)> {
+    sqlx::query_as("SELECT token_name, method, route, target, status FROM admin_audit ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn tokens_are_kept_as_hashes_with_their_scopes(pool: PgPool) {
+    let token =
+        admin::create(&pool, "support-desk", &["customers:read,customers:write".into()]).await.unwrap();
+    assert!(token.starts_with("uga_") && token.len() > 40, "{token}");
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT token_hash FROM admin_tokens WHERE name = 'support-desk'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_ne!(stored, token.as_bytes(), "only a hash is stored");
+    let who = admin::authenticate(&pool, None, &token).await.unwrap().expect("the token checks out");
+    assert_eq!(who.name, "support-desk");
+    assert!(who.allows(admin::Scope::CustomersRead) && !who.allows(admin::Scope::Menus));
+
+    let refused = |r: Result<String, TokenError>| r.unwrap_err().to_string();
+    assert!(
+        refused(admin::create(&pool, "support-desk", &["menus".into()]).await).contains("exists already")
+    );
+    assert!(
+        refused(admin::create(&pool, "Bad Name", &["menus".into()]).await).contains("is not a token name")
+    );
+    assert!(
+        refused(admin::create(&pool, "ops", &["menus".into(), "payroll".into()]).await)
+            .contains("`payroll` is not a scope; scopes are menus, customers:read, customers:write")
+    );
+    assert!(refused(admin::create(&pool, "ops", &[" , ".into()]).await).contains("at least one scope"));
+
+    assert!(admin::revoke(&pool, "support-desk").await.unwrap());
+    assert!(!admin::revoke(&pool, "support-desk").await.unwrap(), "revoked once");
+    assert!(admin::authenticate(&pool, None, &token).await.unwrap().is_none());
+    let listed = admin::list(&pool).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(
+        listed[0].starts_with("support-desk\tcustomers:read,customers:write\tcreated ")
+            && listed[0].contains("revoked")
+    );
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn scopes_are_enforced_and_every_call_is_audited(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let reader = admin::create(&pool, "reader", &["customers:read".into()]).await.unwrap();
+    let path = format!("/admin/customers/{AMINA}");
+
+    let (status, body) = call(&app, "GET", &path, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["error"].as_str().unwrap().contains("admin token create"), "{body}");
+    assert_eq!(call(&app, "GET", &path, Some("uga_not-a-token")).await.0, StatusCode::UNAUTHORIZED);
+    let (status, body) = call(&app, "POST", &format!("{path}/pin/unlock"), Some(&reader)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "token `reader` does not have the scope `customers:write`");
+    assert_eq!(call(&app, "POST", "/admin/menus/reload", Some(&reader)).await.0, StatusCode::FORBIDDEN);
+
+    let (status, body) = call(&app, "GET", &path, Some(&reader)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["first_name"], "Amina");
+    assert_eq!(body["wallet"]["balance"], 100_000);
+
+    // Bad requests get their reason, and are audited like the rest.
+    let (status, body) = call(&app, "GET", "/admin/customers/07x", Some(&reader)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().starts_with("`07x` is not a phone number"), "{body}");
+    let (status, body) = call(&app, "GET", "/admin/customers/+254711000111", Some(&reader)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no customer has this number"))
+    );
+    let (status, body) = call(&app, "GET", &format!("{path}?limit=500"), Some(&reader)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "`limit` must be between 1 and 100 (got 500)");
+    assert_eq!(
+        call(&app, "GET", &format!("{path}?limit=ten"), Some(&reader)).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    let customer = "/admin/customers/{msisdn}".to_owned();
+    let row = |token: Option<&str>, method: &str, route: &str, target: Option<&str>, status: u16| {
+        (
+            token.map(str::to_owned),
+            method.to_owned(),
+            route.to_owned(),
+            target.map(str::to_owned),
+            status as i16,
+        )
+    };
+    assert_eq!(
+        trail(&pool).await,
+        [
+            row(None, "GET", &customer, None, 401),
+            row(None, "GET", &customer, None, 401),
+            row(Some("reader"), "POST", "/admin/customers/{msisdn}/pin/unlock", None, 403),
+            row(Some("reader"), "POST", "/admin/menus/reload", None, 403),
+            row(Some("reader"), "GET", &customer, Some(AMINA), 200),
+            row(Some("reader"), "GET", &customer, None, 400),
+            row(Some("reader"), "GET", &customer, Some("+254711000111"), 404),
+            row(Some("reader"), "GET", &customer, Some(AMINA), 400),
+            row(None, "GET", &customer, None, 400),
+        ]
+    );
+    // The trail is append-only.
+    let err = sqlx::query("DELETE FROM admin_audit").execute(&pool).await.unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_locked_pin_is_unlocked_and_the_lookup_shows_transfers(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let desk =
+        admin::create(&pool, "desk", &["customers:read".into(), "customers:write".into()]).await.unwrap();
+    // Amina sends Brian money, then locks her PIN with three wrong ones.
+    let pin = DEMO_PIN;
+    let sent = app.at_hop(&unique_session(), AMINA, &format!("1*0700000002*250*1*{pin}")).await;
+    assert!(sent.starts_with("END Sent KES 250.00"), "{sent}");
+    let wrong = if pin == "0000" { "1111" } else { "0000" };
+    for _ in 0..3 {
+        app.at_hop(&unique_session(), AMINA, &format!("2*{wrong}")).await;
+    }
+    let locked = app.at_hop(&unique_session(), AMINA, &format!("2*{pin}")).await;
+    assert!(locked.contains("locked"), "{locked}");
+
+    let (status, body) = call(&app, "GET", "/admin/customers/0700000001?limit=5", Some(&desk)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["pin"]["locked_until"].is_string(), "{body}");
+    assert_eq!(body["pin"]["failures"], 3);
+    let transfers = body["transfers"].as_array().unwrap();
+    assert_eq!(transfers[0]["direction"], "out");
+    assert_eq!(transfers[0]["amount"], 25_000);
+    assert_eq!(transfers[0]["counterparty"], "+254700000002");
+    assert_eq!(transfers[1]["kind"], "funding", "the demo's opening deposit");
+
+    let (status, body) = call(&app, "POST", "/admin/customers/0700000001/pin/unlock", Some(&desk)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["was_locked"], true);
+    let balance = app.at_hop(&unique_session(), AMINA, &format!("2*{pin}")).await;
+    assert!(balance.starts_with("END Your balance is KES 743.00"), "{balance}");
+    let detail: Value =
+        sqlx::query_scalar("SELECT detail FROM admin_audit WHERE route LIKE '%unlock' AND status = 200")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(detail["was_locked"], true);
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_api_describes_itself(pool: PgPool) {
+    let app = spawn(pool, Store::Memory).await;
+    let (status, spec) = call(&app, "GET", "/admin/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(spec["openapi"], "3.1.0");
+    for (path, method, scope) in [
+        ("/admin/menus/reload", "post", "menus"),
+        ("/admin/customers/{msisdn}", "get", "customers:read"),
+        ("/admin/customers/{msisdn}/pin/unlock", "post", "customers:write"),
+    ] {
+        assert_eq!(spec["paths"][path][method]["x-scope"], scope, "{path}");
+        assert!(spec["paths"][path][method]["responses"]["401"].is_object(), "{path}");
+    }
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_command_line_makes_lists_and_revokes_tokens(pool: PgPool) {
+    let options = pool.connect_options();
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap()
+    );
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
+            .args(["admin", "token"])
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, token, said) = cli(&["create", "ops", "--scope", "menus"]);
+    assert!(ok && token.starts_with("uga_"), "{said}");
+    assert!(said.contains("shown only now"), "{said}");
+    assert!(
+        admin::authenticate(&pool, None, &token)
+            .await
+            .unwrap()
+            .is_some_and(|w| w.allows(admin::Scope::Menus))
+    );
+    let (ok, _, said) = cli(&["create", "ops2", "--scope", "everything"]);
+    assert!(!ok && said.contains("`everything` is not a scope"), "{said}");
+    let (ok, listed, _) = cli(&["list"]);
+    assert!(ok && listed.starts_with("ops\tmenus\tcreated ") && listed.ends_with("live"), "{listed}");
+    assert!(cli(&["revoke", "ops"]).0);
+    let (ok, _, said) = cli(&["revoke", "ops"]);
+    assert!(!ok && said.contains("no live token named `ops`"), "{said}");
+    assert!(admin::authenticate(&pool, None, &token).await.unwrap().is_none());
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_configured_root_token_has_every_scope_and_is_audited_by_name(pool: PgPool) {
+    let root = "root-token-0123456789abcdef";
+    let settings = ussd_gateway::config::Settings { admin_token: Some(root.into()), ..settings() };
+    let app = spawn_with(pool.clone(), Store::Memory, settings).await;
+    assert_eq!(call(&app, "GET", &format!("/admin/customers/{AMINA}"), Some(root)).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&app, "POST", &format!("/admin/customers/{AMINA}/pin/unlock"), Some(root)).await.0,
+        StatusCode::OK
+    );
+    let names: Vec<Option<String>> = trail(&pool).await.into_iter().map(|r| r.0).collect();
+    assert_eq!(names, [Some("ADMIN_TOKEN".to_owned()), Some("ADMIN_TOKEN".to_owned())]);
+}
