@@ -627,8 +627,12 @@ impl Gateway {
     }
 
     /// Over SMS, the reply to a one-time code: `YES 482193` (or `NDIYO 482193`). The right
-    /// code, in time, goes past the PIN screen once; a wrong one is counted, and the
-    /// third calls the movement off, as does an expired code.
+    /// code, in time, goes past the PIN screen once; a wrong one is counted in the
+    /// conversation and for the number, and the conversation's third or the number's
+    /// last of the day calls the movement off, as does an expired code. Where the menu
+    /// offers only the USSD hand-off, a reply is pointed there and counts for nothing.
+    /// (A wrong code in a hop that then loses its compare-and-set and runs again is
+    /// counted twice for the number: on the safe side.)
     async fn confirm(
         &self,
         at: &Attempt<'_>,

@@ -158,6 +158,21 @@ async fn send_moves_money_once_after_the_right_code(pool: PgPool) {
     assert_eq!(transfers(&pool).await, 2);
 }
 
+/// The app serving the shipped wallet as `edit` changes it, and the menus folder to
+/// remove afterwards.
+async fn with_wallet(pool: &PgPool, edit: impl FnOnce(&str) -> String) -> (TestApp, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("menus-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wallet =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("menus/wallet.yaml"))
+            .unwrap();
+    let edited = edit(&wallet);
+    assert_ne!(edited, wallet, "the edit changed nothing");
+    std::fs::write(dir.join("wallet.yaml"), edited).unwrap();
+    let settings = ussd_gateway::config::Settings { menus_dir: dir.clone(), ..common::settings() };
+    (common::spawn_with(pool.clone(), Store::Memory, settings).await, dir)
+}
+
 /// Dials the hand-off string `*384*9*<code>#` from `from`, as Africa's Talking passes
 /// a jump-ahead dial (the inputs in `text`); returns the reply.
 async fn dial_handoff(app: &TestApp, session: &str, from: &str, code: &str) -> String {
@@ -234,18 +249,12 @@ async fn a_reply_and_a_handoff_racing_move_the_money_once(pool: PgPool) {
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn a_menu_may_finish_sms_movements_on_ussd_only(pool: PgPool) {
-    let dir = std::env::temp_dir().join(format!("menus-{:016x}", rand::random::<u64>()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let wallet =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("menus/wallet.yaml"))
-            .unwrap();
-    let dial_only = wallet
-        .replace("en: \"Reply YES {{ code }} to send", "en: \"To send")
-        .replace("sw: \"Jibu NDIYO {{ code }} kutuma", "sw: \"Kutuma");
-    assert_ne!(dial_only, wallet);
-    std::fs::write(dir.join("wallet.yaml"), dial_only).unwrap();
-    let settings = ussd_gateway::config::Settings { menus_dir: dir.clone(), ..common::settings() };
-    let app = common::spawn_with(pool.clone(), Store::Memory, settings).await;
+    let (app, dir) = with_wallet(&pool, |wallet| {
+        wallet
+            .replace("en: \"Reply YES {{ code }} to send", "en: \"To send")
+            .replace("sw: \"Jibu NDIYO {{ code }} kutuma", "sw: \"Kutuma")
+    })
+    .await;
 
     let prompt = sms(&app, "o1", AMINA, "SEND 0700000002 500").await;
     assert!(prompt.starts_with("To send KES 500.00 to Brian Kamau") && !prompt.contains("YES"), "{prompt}");
@@ -361,19 +370,13 @@ async fn help_lists_the_commands_and_a_wrong_command_gets_it(pool: PgPool) {
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn a_command_cannot_type_into_a_pin_screen(pool: PgPool) {
     // A menu author's command whose last argument would land on the PIN screen.
-    let dir = std::env::temp_dir().join(format!("menus-{:016x}", rand::random::<u64>()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let wallet =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("menus/wallet.yaml"))
-            .unwrap();
-    let with_pay = wallet.replace(
-        "  commands:\n",
-        "  commands:\n    PAY:\n      dial: [\"1\", \"$1\", \"$2\", \"1\", \"$3\"]\n      args: [number, amount, pin]\n      help: \"PAY <number> <amount> <pin>\"\n",
-    );
-    assert_ne!(with_pay, wallet);
-    std::fs::write(dir.join("wallet.yaml"), with_pay).unwrap();
-    let settings = ussd_gateway::config::Settings { menus_dir: dir.clone(), ..common::settings() };
-    let app = common::spawn_with(pool.clone(), Store::Memory, settings).await;
+    let (app, dir) = with_wallet(&pool, |wallet| {
+        wallet.replace(
+            "  commands:\n",
+            "  commands:\n    PAY:\n      dial: [\"1\", \"$1\", \"$2\", \"1\", \"$3\"]\n      args: [number, amount, pin]\n      help: \"PAY <number> <amount> <pin>\"\n",
+        )
+    })
+    .await;
     let reply =
         sms(&app, "p1", AMINA, &format!("PAY 0700000002 500 {}", ussd_gateway::money::DEMO_PIN)).await;
     assert!(
