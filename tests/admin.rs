@@ -1,5 +1,6 @@
 //! The admin API: scoped tokens kept as hashes, every call in the audit trail, customer
-//! lookup and PIN unlock, bad requests answered with a reason, and its OpenAPI document.
+//! lookup, PIN unlock and transfer reversal (once, under concurrency, never more than
+//! the payee has), bad requests answered with a reason, and its OpenAPI document.
 
 mod common;
 
@@ -52,10 +53,9 @@ async fn tokens_are_kept_as_hashes_with_their_scopes(pool: PgPool) {
     assert!(
         refused(admin::create(&pool, "Bad Name", &["menus".into()]).await).contains("is not a token name")
     );
-    assert!(
-        refused(admin::create(&pool, "ops", &["menus".into(), "payroll".into()]).await)
-            .contains("`payroll` is not a scope; scopes are menus, customers:read, customers:write")
-    );
+    assert!(refused(admin::create(&pool, "ops", &["menus".into(), "payroll".into()]).await).contains(
+        "`payroll` is not a scope; scopes are menus, customers:read, customers:write, transfers:reverse"
+    ));
     assert!(refused(admin::create(&pool, "ops", &[" , ".into()]).await).contains("at least one scope"));
 
     assert!(admin::revoke(&pool, "support-desk").await.unwrap());
@@ -184,6 +184,7 @@ async fn the_api_describes_itself(pool: PgPool) {
         ("/admin/menus/reload", "post", "menus"),
         ("/admin/customers/{msisdn}", "get", "customers:read"),
         ("/admin/customers/{msisdn}/pin/unlock", "post", "customers:write"),
+        ("/admin/transfers/{reference}/reverse", "post", "transfers:reverse"),
     ] {
         assert_eq!(spec["paths"][path][method]["x-scope"], scope, "{path}");
         assert!(spec["paths"][path][method]["responses"]["401"].is_object(), "{path}");
@@ -244,4 +245,165 @@ async fn the_configured_root_token_has_every_scope_and_is_audited_by_name(pool: 
     );
     let names: Vec<Option<String>> = trail(&pool).await.into_iter().map(|r| r.0).collect();
     assert_eq!(names, [Some("ADMIN_TOKEN".to_owned()), Some("ADMIN_TOKEN".to_owned())]);
+}
+
+async fn send(pool: &PgPool, key: &str, from: u32, to: u32, minor: i64) -> ussd_gateway::money::Transfer {
+    let t = ussd_gateway::money::transfer_p2p(
+        pool,
+        key,
+        &common::sms::msisdn(from),
+        &common::sms::msisdn(to),
+        ussd_gateway::domain::Amount::from_minor(minor).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.outcome, ussd_gateway::ops::Outcome::Ok);
+    t
+}
+
+async fn balance(pool: &PgPool, n: u32) -> i64 {
+    sqlx::query_scalar(
+        "SELECT a.balance FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE c.msisdn = $1",
+    )
+    .bind(common::sms::msisdn(n).as_e164())
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn total(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT sum(balance)::bigint FROM accounts").fetch_one(pool).await.unwrap()
+}
+
+async fn post_json(app: &TestApp, path: &str, token: &str, body: &str) -> (StatusCode, Value) {
+    let request = Request::post(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let r = app.send(request).await;
+    (r.status, serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)))
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_transfer_is_reversed_once_however_often_it_is_asked(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let ops = admin::create(&pool, "ops", &["transfers:reverse".into()]).await.unwrap();
+    let (amina, brian) = (balance(&pool, 1).await, balance(&pool, 2).await);
+    let sent = send(&pool, "r1", 1, 2, 500_00).await;
+    let fee = sent.fee;
+    assert!(fee > 0);
+    let before = total(&pool).await;
+    let path = format!("/admin/transfers/{}/reverse", sent.reference());
+    let why = r#"{"reason": "sent to the wrong number"}"#;
+
+    // Malformed asks get their reason and move nothing.
+    for (body, says) in [
+        ("{}", "missing field `reason`"),
+        (r#"{"reason": "x"}"#, "`reason` must say why"),
+        (r#"{"reason": "wrong number", "refund": true}"#, "unknown field `refund`"),
+        ("reason=wrong", "the body must be"),
+    ] {
+        let (status, answer) = post_json(&app, &path, &ops, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{body}: {answer}");
+    }
+    let (status, answer) = post_json(&app, "/admin/transfers/TXZZ/reverse", &ops, why).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        post_json(&app, "/admin/transfers/TX0000FFFF/reverse", &ops, why).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Eight operators press the button at once: one reversal.
+    let asks: Vec<_> = (0..8).map(|_| post_json(&app, &path, &ops, why)).collect();
+    let answers = futures_util::future::join_all(asks).await;
+    let done: Vec<_> = answers.iter().filter(|(s, _)| *s == StatusCode::OK).collect();
+    assert_eq!(done.len(), 1, "{answers:?}");
+    let reversal = done[0].1["reversal"].as_str().unwrap().to_owned();
+    assert_eq!(done[0].1["amount"], 500_00);
+    assert_eq!(done[0].1["fee_refunded"], 0);
+    for (status, answer) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!(*status, StatusCode::CONFLICT);
+        assert_eq!(answer["reversal"], reversal.as_str());
+    }
+    assert_eq!(balance(&pool, 1).await, amina - fee, "the amount is back, the fee kept");
+    assert_eq!(balance(&pool, 2).await, brian);
+    assert_eq!(total(&pool).await, before, "money is neither made nor lost");
+    let unbalanced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT transfer_id FROM entries GROUP BY transfer_id HAVING sum(amount) <> 0) x",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(unbalanced, 0);
+    // A receipt to each party, in the outbox with the reversal.
+    let receipts: Vec<(String, String)> = sqlx::query_as(
+        "SELECT o.msisdn, o.template FROM outbox o WHERE o.transfer_id = (SELECT id FROM transfers WHERE kind = 'reversal') ORDER BY o.template DESC",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        receipts,
+        [
+            ("+254700000002".to_owned(), "reversal_debited".to_owned()),
+            ("+254700000001".to_owned(), "reversal_credited".to_owned())
+        ]
+    );
+    // A reversal, and a deposit, are not reversed.
+    let (status, answer) = post_json(&app, &format!("/admin/transfers/{reversal}/reverse"), &ops, why).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let deposit: i64 = sqlx::query_scalar("SELECT min(id) FROM transfers WHERE kind = 'funding'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        post_json(&app, &format!("/admin/transfers/{deposit}/reverse"), &ops, why).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let trail: Vec<(i16, Option<Value>)> =
+        sqlx::query_as("SELECT status, detail FROM admin_audit WHERE status = 200")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(trail.len(), 1);
+    assert_eq!(trail[0].1.as_ref().unwrap()["reason"], "sent to the wrong number");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_spent_transfer_is_not_reversed_and_a_fee_comes_back_when_asked(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let ops = admin::create(&pool, "ops", &["transfers:reverse".into()]).await.unwrap();
+    // Brian passes on nearly all he has: the first transfer cannot come back.
+    let first = send(&pool, "s1", 1, 2, 800_00).await;
+    send(&pool, "s2", 2, 3, balance(&pool, 2).await - 700_00).await;
+    assert!(balance(&pool, 2).await < 800_00);
+    let before = (balance(&pool, 1).await, balance(&pool, 2).await, total(&pool).await);
+    let path = format!("/admin/transfers/{}/reverse", first.reference());
+    let (status, answer) = post_json(&app, &path, &ops, r#"{"reason": "disputed"}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer["error"], "the payee no longer has the amount; nothing was moved");
+    assert_eq!((balance(&pool, 1).await, balance(&pool, 2).await, total(&pool).await), before);
+
+    // With the fee: the payer gets amount and fee, fee revenue gives the fee back.
+    let fees = || async {
+        sqlx::query_scalar::<_, i64>("SELECT sum(balance)::bigint FROM accounts WHERE kind = 'fee_revenue'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let second = send(&pool, "s3", 4, 5, 200_00).await;
+    let (payer, fee_revenue) = (balance(&pool, 4).await, fees().await);
+    let path = format!("/admin/transfers/{}/reverse", second.reference().to_lowercase());
+    let (status, answer) =
+        post_json(&app, &path, &ops, r#"{"reason": "agent error", "refund_fee": true}"#).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["fee_refunded"], second.fee);
+    assert_eq!(balance(&pool, 4).await, payer + 200_00 + second.fee);
+    assert_eq!(fees().await, fee_revenue - second.fee);
+    // Asked again, the answer still tells the fee it refunded.
+    let (status, answer) =
+        post_json(&app, &path, &ops, r#"{"reason": "agent error", "refund_fee": true}"#).await;
+    assert_eq!((status, answer["fee_refunded"].as_i64()), (StatusCode::CONFLICT, Some(second.fee)));
 }

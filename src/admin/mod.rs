@@ -18,16 +18,20 @@ pub enum Scope {
     CustomersRead,
     /// Change a customer's state (unlock a PIN).
     CustomersWrite,
+    /// Reverse a transfer.
+    TransfersReverse,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::Menus, Scope::CustomersRead, Scope::CustomersWrite];
+    pub const ALL: [Scope; 4] =
+        [Scope::Menus, Scope::CustomersRead, Scope::CustomersWrite, Scope::TransfersReverse];
 
     pub fn name(self) -> &'static str {
         match self {
             Scope::Menus => "menus",
             Scope::CustomersRead => "customers:read",
             Scope::CustomersWrite => "customers:write",
+            Scope::TransfersReverse => "transfers:reverse",
         }
     }
 

@@ -20,6 +20,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/admin/menus/reload", post(reload_menus))
         .route("/admin/customers/{msisdn}", get(customer))
         .route("/admin/customers/{msisdn}/pin/unlock", post(unlock_pin))
+        .route("/admin/transfers/{reference}/reverse", post(reverse))
         .route_layer(middleware::from_fn_with_state(state.clone(), audited))
         .route("/admin/openapi.json", get(openapi))
 }
@@ -114,10 +115,26 @@ fn unavailable(note: Note, e: &sqlx::Error) -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, note, "the database is unavailable; retry later")
 }
 
-/// The customer number in a path, national or international; or why it is not one.
-fn number(state: &AppState, given: &str) -> Result<Msisdn, String> {
-    Msisdn::parse(given, state.default_region)
-        .map_err(|e| format!("`{given}` is {e}; write it as +254712345678 or 0712345678"))
+/// For a call about the customer whose number is `given` in the path (national or
+/// international): the number and the call's note, once the caller holds `scope`.
+async fn about_customer(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: Scope,
+    given: &str,
+) -> Result<(Msisdn, Note), Response> {
+    let who = caller(state, headers, scope).await?;
+    match Msisdn::parse(given, state.default_region) {
+        Ok(msisdn) => {
+            let note = Note::by(&who).on(&msisdn);
+            Ok((msisdn, note))
+        }
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            Note::by(&who),
+            format!("`{given}` is {e}; write it as +254712345678 or 0712345678"),
+        )),
+    }
 }
 
 /// `POST /admin/menus/reload` (scope `menus`): compiles the menus again and serves them
@@ -165,15 +182,10 @@ async fn customer(
     Path(given): Path<String>,
     Query(listing): Query<Listing>,
 ) -> Response {
-    let who = match caller(&state, &headers, Scope::CustomersRead).await {
-        Ok(who) => who,
+    let (msisdn, note) = match about_customer(&state, &headers, Scope::CustomersRead, &given).await {
+        Ok(found) => found,
         Err(refused) => return refused,
     };
-    let msisdn = match number(&state, &given) {
-        Ok(m) => m,
-        Err(reason) => return error(StatusCode::BAD_REQUEST, Note::by(&who), reason),
-    };
-    let note = Note::by(&who).on(&msisdn);
     let limit = listing.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return error(
@@ -196,19 +208,85 @@ async fn unlock_pin(
     headers: HeaderMap,
     Path(given): Path<String>,
 ) -> Response {
-    let who = match caller(&state, &headers, Scope::CustomersWrite).await {
-        Ok(who) => who,
+    let (msisdn, note) = match about_customer(&state, &headers, Scope::CustomersWrite, &given).await {
+        Ok(found) => found,
         Err(refused) => return refused,
     };
-    let msisdn = match number(&state, &given) {
-        Ok(m) => m,
-        Err(reason) => return error(StatusCode::BAD_REQUEST, Note::by(&who), reason),
-    };
-    let note = Note::by(&who).on(&msisdn);
     match customers::unlock_pin(state.gateway.money().pool(), &msisdn).await {
         Ok(Some(done)) => answer(StatusCode::OK, Note { detail: Some(done.clone()), ..note }, done),
         Ok(None) => error(StatusCode::NOT_FOUND, note, "no customer has this number"),
         Err(e) => unavailable(note, &e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReverseRequest {
+    reason: String,
+    #[serde(default)]
+    refund_fee: bool,
+}
+
+/// `POST /admin/transfers/{reference}/reverse` (scope `transfers:reverse`) with
+/// `{"reason": "…", "refund_fee": false}`: moves a transfer's amount back, as a new
+/// linked transfer with a receipt to each party; at most once.
+async fn reverse(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let who = match caller(&state, &headers, Scope::TransfersReverse).await {
+        Ok(who) => who,
+        Err(refused) => return refused,
+    };
+    let mut note = Note { target: Some(reference.clone()), ..Note::by(&who) };
+    let Some(original) = crate::money::parse_reference(&reference) else {
+        let message =
+            format!("`{reference}` is not a transfer reference; write it as on the receipt, e.g. TX0000002A");
+        return error(StatusCode::BAD_REQUEST, note, message);
+    };
+    let asked: ReverseRequest = match serde_json::from_slice(&body) {
+        Ok(asked) => asked,
+        Err(e) => {
+            let message = format!("the body must be {{\"reason\": \"…\", \"refund_fee\": false}}: {e}");
+            return error(StatusCode::BAD_REQUEST, note, message);
+        }
+    };
+    let reason = asked.reason.trim();
+    if !(3..=200).contains(&reason.chars().count()) {
+        return error(StatusCode::BAD_REQUEST, note, "`reason` must say why, in 3 to 200 characters");
+    }
+    let done =
+        match crate::money::reverse(state.gateway.money().pool(), original, asked.refund_fee, reason).await {
+            Ok(done) => done,
+            Err(e) => return unavailable(note, &e),
+        };
+    let reversal = done.transfer_id.map(crate::money::reference);
+    let body = json!({
+        "reversal": reversal, "amount": done.amount, "fee_refunded": done.fee_refunded,
+    });
+    note.detail = Some(json!({ "reason": reason, "refund_fee": asked.refund_fee, "reversal": reversal }));
+    use crate::money::Reversed;
+    match done.outcome {
+        Reversed::Done => answer(StatusCode::OK, note, body),
+        Reversed::Already => {
+            let mut body = body;
+            body["error"] =
+                json!(format!("this transfer was reversed before, by {}", reversal.unwrap_or_default()));
+            answer(StatusCode::CONFLICT, note, body)
+        }
+        Reversed::NotFound => error(StatusCode::NOT_FOUND, note, "no transfer has this reference"),
+        Reversed::NotReversible => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            note,
+            "only a posted transfer between customers can be reversed (not a deposit, a rejected transfer or a reversal)",
+        ),
+        Reversed::InsufficientFunds => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            note,
+            "the payee no longer has the amount; nothing was moved",
+        ),
     }
 }
 
@@ -260,6 +338,21 @@ fn spec() -> Value {
                 "x-scope": Scope::CustomersWrite.name(),
                 "parameters": [msisdn],
                 "responses": with_ok(refusals(&["400", "404"]), "whether a lock was in force"),
+            }},
+            "/admin/transfers/{reference}/reverse": { "post": {
+                "summary": "Move a transfer's amount (and, if asked, its fee) back, as a new linked transfer with a receipt to each party; at most once",
+                "x-scope": Scope::TransfersReverse.name(),
+                "parameters": [{ "name": "reference", "in": "path", "required": true,
+                                 "description": "as on the receipt (TX0000002A), or the transfer's id",
+                                 "schema": { "type": "string" } }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["reason"], "additionalProperties": false,
+                    "properties": {
+                        "reason": { "type": "string", "minLength": 3, "maxLength": 200 },
+                        "refund_fee": { "type": "boolean", "default": false },
+                    },
+                }}}},
+                "responses": with_ok(refusals(&["400", "404", "409", "422"]), "the reversal's reference, amount and fee refunded"),
             }},
         },
     })

@@ -1,4 +1,5 @@
-//! The ledger as the ops see it: send money, quote a transfer, balance, statement.
+//! The ledger as the ops see it: send money, quote a transfer, balance, statement; and
+//! as operators do: reverse a transfer.
 //!
 //! Every movement is one call of a PL/pgSQL function (see `migrations/`): one
 //! transaction and one round trip, idempotent by key.
@@ -22,7 +23,7 @@ pub struct Transfer {
 
 impl Transfer {
     pub fn reference(&self) -> String {
-        format!("TX{:08X}", self.transfer_id)
+        reference(self.transfer_id)
     }
 }
 
@@ -64,6 +65,72 @@ pub async fn transfer_p2p(
             .fetch_one(pool)
             .await?;
     Ok(Transfer { outcome: outcome_of(&code), transfer_id, fee, payer_balance })
+}
+
+/// How a reversal went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reversed {
+    Done,
+    /// Reversed before: the answer names that reversal.
+    Already,
+    NotFound,
+    /// Not a posted transfer between customers (a deposit, a rejected or reversing one).
+    NotReversible,
+    /// The payee no longer has the amount.
+    InsufficientFunds,
+}
+
+/// What `transfer_reverse` answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reversal {
+    pub outcome: Reversed,
+    /// The reversing transfer, when there is one.
+    pub transfer_id: Option<i64>,
+    pub amount: i64,
+    pub fee_refunded: i64,
+}
+
+/// Reverses transfer `original` — the amount back from the payee, and the fee from fee
+/// revenue when `refund_fee` — as a new linked transfer with a receipt to each party;
+/// at most once, however often or concurrently it is asked.
+pub async fn reverse(
+    pool: &PgPool,
+    original: i64,
+    refund_fee: bool,
+    reason: &str,
+) -> Result<Reversal, sqlx::Error> {
+    let (code, transfer_id, amount, fee_refunded): (String, Option<i64>, i64, i64) =
+        sqlx::query_as("SELECT * FROM transfer_reverse($1, $2, $3)")
+            .bind(original)
+            .bind(refund_fee)
+            .bind(reason)
+            .fetch_one(pool)
+            .await?;
+    let outcome = match code.as_str() {
+        "ok" => Reversed::Done,
+        "already_reversed" => Reversed::Already,
+        "not_found" => Reversed::NotFound,
+        "not_reversible" => Reversed::NotReversible,
+        "insufficient_funds" => Reversed::InsufficientFunds,
+        other => return Err(sqlx::Error::Protocol(format!("transfer_reverse answered `{other}`"))),
+    };
+    Ok(Reversal { outcome, transfer_id, amount, fee_refunded })
+}
+
+/// The reference of transfer `id` on receipts and statements (`TX0000002A`; the SQL
+/// function `transfer_ref` writes the same).
+pub fn reference(id: i64) -> String {
+    format!("TX{id:08X}")
+}
+
+/// The id behind a transfer reference (`TX0000002A`, any case) or a bare id.
+pub fn parse_reference(text: &str) -> Option<i64> {
+    let text = text.trim();
+    match text.get(..2) {
+        Some(tx) if tx.eq_ignore_ascii_case("TX") => i64::from_str_radix(&text[2..], 16).ok(),
+        _ => text.parse().ok(),
+    }
+    .filter(|id| *id > 0)
 }
 
 /// What the confirmation screen shows before the PIN: the payee's name and the fee.
@@ -151,4 +218,20 @@ pub async fn statement(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx
         })
         .collect();
     Ok(OpResult::new(Outcome::Ok, json!({ "entries": entries })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_read_back_to_their_ids() {
+        assert_eq!(reference(42), "TX0000002A");
+        assert_eq!(parse_reference("TX0000002A"), Some(42));
+        assert_eq!(parse_reference("tx0000002a"), Some(42));
+        assert_eq!(parse_reference(" 42 "), Some(42));
+        for bad in ["TX", "TXZZ", "TX-1", "0", "-5", "", "RX0000002A"] {
+            assert_eq!(parse_reference(bad), None, "{bad}");
+        }
+    }
 }

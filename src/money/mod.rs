@@ -15,7 +15,9 @@ use sqlx::PgPool;
 
 pub use self::crypto::{DataVault, DecryptError, to_hex};
 pub use self::demo::{DEMO_PIN, DemoSubscriber, demo_subscribers, seed_demo};
-pub use self::ledger::{Transfer, request_hash, transfer_p2p};
+pub use self::ledger::{
+    Reversal, Reversed, Transfer, parse_reference, reference, request_hash, reverse, transfer_p2p,
+};
 pub use self::pin::{PinCheck, PinHasher, StagedPin, is_weak};
 use crate::config::PinPolicy;
 use crate::domain::{Amount, Msisdn, PersonName, Pin};

@@ -69,6 +69,32 @@ pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, Stri
                 )
             }
         }
+        "reversal_debited" => {
+            let (party, amount, balance, original) =
+                (counterparty()?, money("amount")?, money("balance")?, text("original_ref")?);
+            if swahili {
+                format!(
+                    "{reference} Imethibitishwa. {amount} ulizotumiwa na {party} katika {original} zimerudishwa tarehe {date} saa {time}. Salio jipya {balance}."
+                )
+            } else {
+                format!(
+                    "{reference} Confirmed. {amount} you received from {party} in {original} was reversed on {date} at {time}. New balance {balance}."
+                )
+            }
+        }
+        "reversal_credited" => {
+            let (party, amount, balance, original) =
+                (counterparty()?, money("amount")?, money("balance")?, text("original_ref")?);
+            if swahili {
+                format!(
+                    "{reference} Imethibitishwa. {amount} za {original} kwa {party} zimerudishwa kwako tarehe {date} saa {time}. Salio jipya {balance}."
+                )
+            } else {
+                format!(
+                    "{reference} Confirmed. {amount} of {original} to {party} was returned to you on {date} at {time}. New balance {balance}."
+                )
+            }
+        }
         other => return Err(format!("no receipt text for template `{other}`")),
     })
 }
@@ -124,6 +150,27 @@ mod tests {
             text.starts_with("TX0000002A Imethibitishwa. Umepokea KES 250,000.00 kutoka kwa Bartholomew")
         );
         assert!(segment(&text).count() <= 2, "{text}");
+    }
+
+    #[test]
+    fn both_parties_of_a_reversal_read_what_came_back_and_from_which_transfer() {
+        let data = |party: &str, msisdn: &str| {
+            json!({ "ref": "TX0000002B", "original_ref": "TX0000002A", "amount": 50000, "balance": 100000,
+                    "counterparty": party, "counterparty_msisdn": msisdn })
+        };
+        let (debited, credited) =
+            (data("Amina Wanjiru", "+254700000001"), data("Brian Otieno", "+254700000002"));
+        let r = |template, data| Receipt { template, language: "en", data, date: "22/11/26", time: "10:04" };
+        assert_eq!(
+            render(&r("reversal_debited", &debited), &kes()).unwrap(),
+            "TX0000002B Confirmed. KES 500.00 you received from Amina Wanjiru +254700000001 in TX0000002A was reversed on 22/11/26 at 10:04. New balance KES 1,000.00."
+        );
+        assert_eq!(
+            render(&r("reversal_credited", &credited), &kes()).unwrap(),
+            "TX0000002B Confirmed. KES 500.00 of TX0000002A to Brian Otieno +254700000002 was returned to you on 22/11/26 at 10:04. New balance KES 1,000.00."
+        );
+        let sw = Receipt { language: "sw", ..r("reversal_credited", &credited) };
+        assert!(render(&sw, &kes()).unwrap().contains("zimerudishwa kwako"));
     }
 
     #[test]
