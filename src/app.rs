@@ -208,6 +208,11 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
                 .await
                 .map_err(|e| StartError::Demo(e.to_string()))?;
         info!(created, "demo subscribers seeded");
+        if config.settings.demo_subscribers >= 10
+            && money::seed_demo_agent(&pool).await.map_err(|e| StartError::Demo(e.to_string()))?
+        {
+            info!(agent = money::DEMO_AGENT, store = money::DEMO_STORE, "demo agent seeded");
+        }
     }
     let state = build_state(pool.clone(), store, menus, &config);
     let gateway = std::sync::Arc::clone(&state.gateway);

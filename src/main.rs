@@ -92,8 +92,8 @@ enum TokenCommand {
     Create {
         /// 1 to 63 lower-case letters, digits, `.`, `_` or `-` (who or what uses it).
         name: String,
-        /// What it may do: menus, customers:read, customers:write, transfers:reverse
-        /// (repeat the flag or separate with commas).
+        /// What it may do: menus, customers:read, customers:write, transfers:reverse,
+        /// agents, float (repeat the flag or separate with commas).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
     },

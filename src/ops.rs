@@ -32,6 +32,14 @@ pub enum Op {
     TransferQuote,
     /// Sends money to another customer.
     TransferP2p,
+    /// The agent behind the number dialling: business name and agent number.
+    AgentProfile,
+    /// The customer's name for the agent's cash-in confirmation screen.
+    AgentCashInQuote,
+    /// Cash in at an agent: the agent's float to the customer's wallet.
+    AgentCashIn,
+    /// The agent's float and commission balances.
+    AgentBalances,
 }
 
 /// What an op reports; menus route on these by name.
@@ -52,6 +60,8 @@ pub enum Outcome {
     RecipientUnknown,
     SameAccount,
     Conflict,
+    /// The number dialling is not a registered agent.
+    NotAgent,
 }
 
 /// What the menu compiler needs to know about an op.
@@ -188,6 +198,54 @@ pub const CATALOG: &[OpSpec] = &[
         writes: true,
         moves_money: true,
     },
+    OpSpec {
+        op: Op::AgentProfile,
+        name: "agent.profile",
+        outcomes: &[O::Ok, O::NotAgent],
+        args: &[],
+        secrets: &[],
+        writes: false,
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::AgentCashInQuote,
+        name: "agent.cash_in_quote",
+        outcomes: &[O::Ok, O::NotAgent, O::RecipientUnknown, O::SameAccount],
+        args: &["to"],
+        secrets: &[],
+        writes: false,
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::AgentCashIn,
+        name: "agent.cash_in",
+        outcomes: &[
+            O::Ok,
+            O::PinInvalid,
+            O::PinLocked,
+            O::NotRegistered,
+            O::NotAgent,
+            O::InsufficientFunds,
+            O::LimitExceeded,
+            O::RecipientUnknown,
+            O::SameAccount,
+            O::AccountBlocked,
+            O::Conflict,
+        ],
+        args: &["to", "amount"],
+        secrets: &["pin"],
+        writes: true,
+        moves_money: true,
+    },
+    OpSpec {
+        op: Op::AgentBalances,
+        name: "agent.balances",
+        outcomes: &[O::Ok, O::PinInvalid, O::PinLocked, O::NotRegistered, O::NotAgent],
+        args: &[],
+        secrets: &["pin"],
+        writes: false,
+        moves_money: false,
+    },
 ];
 
 impl Op {
@@ -206,7 +264,15 @@ impl Op {
     /// Whether the op takes the PIN to check who is asking (rather than as data, like
     /// a new PIN): only then may a channel vouch for the subscriber instead.
     pub fn authenticates_with_pin(self) -> bool {
-        matches!(self, Op::PinVerify | Op::WalletBalance | Op::WalletStatement | Op::TransferP2p)
+        matches!(
+            self,
+            Op::PinVerify
+                | Op::WalletBalance
+                | Op::WalletStatement
+                | Op::TransferP2p
+                | Op::AgentCashIn
+                | Op::AgentBalances
+        )
     }
 }
 
@@ -250,6 +316,10 @@ impl Op {
             Op::TransferP2p => {
                 json!({ "ref": "TX0123456789ABCDEF", "fee": SAMPLE_AMOUNT, "balance": SAMPLE_AMOUNT })
             }
+            Op::AgentProfile => json!({ "name": wide(40), "agent_number": "1234567", "language": "sw" }),
+            Op::AgentCashInQuote => json!({ "name": wide(2 * name + 1) }),
+            Op::AgentCashIn => json!({ "ref": "TX0123456789ABCDEF", "balance": SAMPLE_AMOUNT }),
+            Op::AgentBalances => json!({ "float": SAMPLE_AMOUNT, "commission": SAMPLE_AMOUNT }),
         }
     }
 }
@@ -276,6 +346,7 @@ impl Outcome {
         O::RecipientUnknown,
         O::SameAccount,
         O::Conflict,
+        O::NotAgent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -294,6 +365,7 @@ impl Outcome {
             O::RecipientUnknown => "recipient_unknown",
             O::SameAccount => "same_account",
             O::Conflict => "conflict",
+            O::NotAgent => "not_agent",
         }
     }
 

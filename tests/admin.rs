@@ -54,7 +54,7 @@ async fn tokens_are_kept_as_hashes_with_their_scopes(pool: PgPool) {
         refused(admin::create(&pool, "Bad Name", &["menus".into()]).await).contains("is not a token name")
     );
     assert!(refused(admin::create(&pool, "ops", &["menus".into(), "payroll".into()]).await).contains(
-        "`payroll` is not a scope; scopes are menus, customers:read, customers:write, transfers:reverse"
+        "`payroll` is not a scope; scopes are menus, customers:read, customers:write, transfers:reverse, agents, float"
     ));
     assert!(refused(admin::create(&pool, "ops", &[" , ".into()]).await).contains("at least one scope"));
 

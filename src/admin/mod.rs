@@ -1,6 +1,7 @@
 //! The admin API's credentials — scoped bearer tokens kept as hashes — and its audit
 //! trail; the HTTP handlers are in `src/http/admin.rs`.
 
+pub mod agents;
 pub mod customers;
 
 use base64::Engine;
@@ -20,11 +21,21 @@ pub enum Scope {
     CustomersWrite,
     /// Reverse a transfer.
     TransfersReverse,
+    /// Onboard and look up agents.
+    Agents,
+    /// Top up an agent's float.
+    Float,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] =
-        [Scope::Menus, Scope::CustomersRead, Scope::CustomersWrite, Scope::TransfersReverse];
+    pub const ALL: [Scope; 6] = [
+        Scope::Menus,
+        Scope::CustomersRead,
+        Scope::CustomersWrite,
+        Scope::TransfersReverse,
+        Scope::Agents,
+        Scope::Float,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -32,6 +43,8 @@ impl Scope {
             Scope::CustomersRead => "customers:read",
             Scope::CustomersWrite => "customers:write",
             Scope::TransfersReverse => "transfers:reverse",
+            Scope::Agents => "agents",
+            Scope::Float => "float",
         }
     }
 

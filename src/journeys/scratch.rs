@@ -8,7 +8,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::app::MIGRATOR;
 use crate::config::redact_url;
-use crate::money::{PinHasher, seed_demo};
+use crate::money::{PinHasher, seed_demo, seed_demo_agent};
 
 /// The pepper `serve --demo` uses; transcripts log in with the demo PIN.
 fn demo_pepper() -> String {
@@ -60,6 +60,7 @@ impl Scratch {
             MIGRATOR.run(&pool).await.map_err(|e| fail(&e))?;
             let pins = PinHasher::new(demo_pepper().as_bytes());
             seed_demo(&pool, &pins, "KES", 10).await.map_err(|e| fail(&e))?;
+            seed_demo_agent(&pool).await.map_err(|e| fail(&e))?;
             Ok::<(), ScratchError>(())
         }
         .await;

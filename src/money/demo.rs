@@ -95,6 +95,48 @@ pub async fn seed_demo(
     Ok(created)
 }
 
+/// The demo agent: James Odhiambo's phone (+254700000010) runs it.
+pub const DEMO_AGENT: &str = "123456";
+/// The demo agent's store.
+pub const DEMO_STORE: &str = "1001";
+/// The float the demo agent starts with: KES 100,000.
+const DEMO_FLOAT: i64 = 100_000_00;
+
+/// Makes the tenth demo subscriber the demo agent, with float, unless it is one
+/// already. Returns whether it was created.
+pub async fn seed_demo_agent(pool: &PgPool) -> Result<bool, MoneyError> {
+    let mut tx = pool.begin().await?;
+    let float: Option<i64> = sqlx::query_scalar(
+        "WITH c AS (SELECT c.id, a.currency FROM customers c JOIN accounts a ON a.customer_id = c.id AND a.kind = 'wallet'
+                     WHERE c.msisdn = '+254700000010'),
+              f AS (INSERT INTO accounts (customer_id, kind, currency, name)
+                    SELECT id, 'agent_float', currency, 'agent_float ' || $1 FROM c
+                     WHERE NOT EXISTS (SELECT 1 FROM agents WHERE agent_number = $1) RETURNING id, customer_id, currency),
+              m AS (INSERT INTO accounts (customer_id, kind, currency, name)
+                    SELECT customer_id, 'agent_commission', currency, 'agent_commission ' || $1 FROM f RETURNING id),
+              g AS (INSERT INTO agents (customer_id, agent_number, name, float_account_id, commission_account_id)
+                    SELECT f.customer_id, $1, 'Duka la Demo', f.id, m.id FROM f, m RETURNING id, float_account_id)
+         SELECT float_account_id FROM g",
+    )
+    .bind(DEMO_AGENT)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(float) = float else { return Ok(false) };
+    sqlx::query("INSERT INTO agent_stores (store_number, agent_id, name) SELECT $1, id, 'Demo Street' FROM agents WHERE agent_number = $2")
+        .bind(DEMO_STORE)
+        .bind(DEMO_AGENT)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT ledger_fund($1, $2, $3)")
+        .bind(format!("demo-float:{DEMO_AGENT}"))
+        .bind(float)
+        .bind(DEMO_FLOAT)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

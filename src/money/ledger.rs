@@ -33,7 +33,7 @@ pub fn request_hash(kind: &str, from: &Msisdn, to: &Msisdn, amount: Amount) -> V
     Sha256::digest(text.as_bytes()).to_vec()
 }
 
-fn outcome_of(code: &str) -> Outcome {
+pub(super) fn outcome_of(code: &str) -> Outcome {
     match code {
         "ok" => Outcome::Ok,
         "insufficient_funds" => Outcome::InsufficientFunds,

@@ -1,6 +1,7 @@
 //! Money operations behind a narrow typed interface: the ops menus call, run against
 //! Postgres, each answering with a typed [`OpResult`].
 
+mod agents;
 mod crypto;
 mod customers;
 mod demo;
@@ -14,7 +15,9 @@ use serde_json::json;
 use sqlx::PgPool;
 
 pub use self::crypto::{DataVault, DecryptError, to_hex};
-pub use self::demo::{DEMO_PIN, DemoSubscriber, demo_subscribers, seed_demo};
+pub use self::demo::{
+    DEMO_AGENT, DEMO_PIN, DEMO_STORE, DemoSubscriber, demo_subscribers, seed_demo, seed_demo_agent,
+};
 pub use self::ledger::{
     Reversal, Reversed, Transfer, parse_reference, reference, request_hash, reverse, transfer_p2p,
 };
@@ -92,6 +95,16 @@ impl OpCall<'_> {
         let raw = self.arg(name)?;
         let minor: i64 = raw.parse().map_err(|_| self.bad(name, "is not an amount in minor units"))?;
         Amount::from_minor(minor).map_err(|e| self.bad(name, e.to_string()))
+    }
+
+    /// A movement above what the channel that vouched for the caller allows (SMS).
+    fn over_channel_limit(&self, amount: Amount) -> Option<OpResult> {
+        match self.auth {
+            Auth::Vouched { max_amount } if amount.minor() > max_amount => {
+                Some(OpResult::new(Outcome::LimitExceeded, json!({ "max": max_amount })))
+            }
+            _ => None,
+        }
     }
 
     fn staged_arg(&self) -> Result<StagedPin, MoneyError> {
@@ -179,10 +192,8 @@ impl Money {
             }
             Op::TransferP2p => {
                 let (to, amount) = (call.msisdn_arg("to")?, call.amount_arg("amount")?);
-                if let Auth::Vouched { max_amount } = call.auth
-                    && amount.minor() > max_amount
-                {
-                    return Ok(OpResult::new(Outcome::LimitExceeded, json!({ "max": max_amount })));
+                if let Some(refused) = call.over_channel_limit(amount) {
+                    return Ok(refused);
                 }
                 Ok(self
                     .with_pin(&call, pin, |_| async {
@@ -197,6 +208,22 @@ impl Money {
                     })
                     .await?)
             }
+            Op::AgentProfile => Ok(agents::profile(pool, call.msisdn).await?),
+            Op::AgentCashInQuote => {
+                Ok(agents::quote_cash_in(pool, call.msisdn, &call.msisdn_arg("to")?).await?)
+            }
+            Op::AgentCashIn => {
+                let (to, amount) = (call.msisdn_arg("to")?, call.amount_arg("amount")?);
+                if let Some(refused) = call.over_channel_limit(amount) {
+                    return Ok(refused);
+                }
+                Ok(self
+                    .with_pin(&call, pin, |_| {
+                        agents::cash_in(pool, call.idempotency_key, call.msisdn, &to, amount)
+                    })
+                    .await?)
+            }
+            Op::AgentBalances => Ok(self.with_pin(&call, pin, |id| agents::balances(pool, id)).await?),
         }
     }
 

@@ -95,6 +95,31 @@ pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, Stri
                 )
             }
         }
+        "cash_in_given" => {
+            let (party, amount, balance) = (counterparty()?, money("amount")?, money("balance")?);
+            if swahili {
+                format!(
+                    "{reference} Imethibitishwa. Umeweka {amount} kwa {party} tarehe {date} saa {time}. Salio jipya la float {balance}."
+                )
+            } else {
+                format!(
+                    "{reference} Confirmed. {amount} deposited to {party} on {date} at {time}. New float balance {balance}."
+                )
+            }
+        }
+        "cash_in_received" => {
+            let (agent, number, amount, balance) =
+                (text("agent")?, text("agent_number")?, money("amount")?, money("balance")?);
+            if swahili {
+                format!(
+                    "{reference} Imethibitishwa. Umeweka {amount} kwa wakala {number} {agent} tarehe {date} saa {time}. Salio jipya {balance}."
+                )
+            } else {
+                format!(
+                    "{reference} Confirmed. You have deposited {amount} at agent {number} {agent} on {date} at {time}. New balance {balance}."
+                )
+            }
+        }
         other => return Err(format!("no receipt text for template `{other}`")),
     })
 }
@@ -171,6 +196,30 @@ mod tests {
         );
         let sw = Receipt { language: "sw", ..r("reversal_credited", &credited) };
         assert!(render(&sw, &kes()).unwrap().contains("zimerudishwa kwako"));
+    }
+
+    #[test]
+    fn a_cash_in_tells_the_customer_the_agent_and_the_agent_the_float_left() {
+        let to_customer = json!({ "ref": "TX0000002C", "amount": 150000, "balance": 250000,
+                                  "agent": "Duka la Demo", "agent_number": "123456" });
+        let r = Receipt {
+            template: "cash_in_received",
+            language: "en",
+            data: &to_customer,
+            date: "22/11/26",
+            time: "10:04",
+        };
+        assert_eq!(
+            render(&r, &kes()).unwrap(),
+            "TX0000002C Confirmed. You have deposited KES 1,500.00 at agent 123456 Duka la Demo on 22/11/26 at 10:04. New balance KES 2,500.00."
+        );
+        let to_agent = json!({ "ref": "TX0000002C", "amount": 150000, "balance": 9850000,
+                               "counterparty": "Amina Otieno", "counterparty_msisdn": "+254700000001" });
+        let r = Receipt { template: "cash_in_given", language: "sw", data: &to_agent, ..r };
+        assert_eq!(
+            render(&r, &kes()).unwrap(),
+            "TX0000002C Imethibitishwa. Umeweka KES 1,500.00 kwa Amina Otieno +254700000001 tarehe 22/11/26 saa 10:04. Salio jipya la float KES 98,500.00."
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::error;
 
+mod agents;
+
 use super::AppState;
 use crate::admin::{self, Principal, Scope, customers};
 use crate::domain::Msisdn;
@@ -21,6 +23,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/admin/customers/{msisdn}", get(customer))
         .route("/admin/customers/{msisdn}/pin/unlock", post(unlock_pin))
         .route("/admin/transfers/{reference}/reverse", post(reverse))
+        .route("/admin/agents", post(agents::onboard))
+        .route("/admin/agents/{agent_number}", get(agents::show))
+        .route("/admin/agents/{agent_number}/float", post(agents::top_up))
         .route_layer(middleware::from_fn_with_state(state.clone(), audited))
         .route("/admin/openapi.json", get(openapi))
 }
@@ -108,6 +113,11 @@ async fn caller(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<P
         Ok(None) => Err(unauthorized("the token is unknown or revoked")),
         Err(e) => Err(unavailable(Note::default(), &e)),
     }
+}
+
+/// A JSON body of the shape `example`, or why it is not one.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], example: &str) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("the body must be {example}: {e}"))
 }
 
 fn unavailable(note: Note, e: &sqlx::Error) -> Response {
@@ -246,12 +256,9 @@ async fn reverse(
             format!("`{reference}` is not a transfer reference; write it as on the receipt, e.g. TX0000002A");
         return error(StatusCode::BAD_REQUEST, note, message);
     };
-    let asked: ReverseRequest = match serde_json::from_slice(&body) {
+    let asked: ReverseRequest = match json_body(&body, r#"{"reason": "…", "refund_fee": false}"#) {
         Ok(asked) => asked,
-        Err(e) => {
-            let message = format!("the body must be {{\"reason\": \"…\", \"refund_fee\": false}}: {e}");
-            return error(StatusCode::BAD_REQUEST, note, message);
-        }
+        Err(reason) => return error(StatusCode::BAD_REQUEST, note, reason),
     };
     let reason = asked.reason.trim();
     if !(3..=200).contains(&reason.chars().count()) {
@@ -353,6 +360,44 @@ fn spec() -> Value {
                     },
                 }}}},
                 "responses": with_ok(refusals(&["400", "404", "409", "422"]), "the reversal's reference, amount and fee refunded"),
+            }},
+            "/admin/agents": { "post": {
+                "summary": "Onboard a registered customer's phone as an agent, with float and commission accounts and its stores",
+                "x-scope": Scope::Agents.name(),
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["msisdn", "agent_number", "name"], "additionalProperties": false,
+                    "properties": {
+                        "msisdn": { "type": "string" },
+                        "agent_number": { "type": "string", "pattern": "^[0-9]{5,7}$" },
+                        "name": { "type": "string", "minLength": 1, "maxLength": 40 },
+                        "stores": { "type": "array", "items": { "type": "object", "required": ["store_number", "name"],
+                            "properties": { "store_number": { "type": "string", "pattern": "^[0-9]{3,7}$" },
+                                            "name": { "type": "string", "minLength": 1, "maxLength": 40 } } } },
+                    },
+                }}}},
+                "responses": {
+                    "201": ok("the agent"),
+                    "400": error, "401": error, "403": error, "409": error, "422": error, "503": error,
+                },
+            }},
+            "/admin/agents/{agent_number}": { "get": {
+                "summary": "An agent: phone, status, float, commission and stores",
+                "x-scope": Scope::Agents.name(),
+                "parameters": [{ "name": "agent_number", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": with_ok(refusals(&["404"]), "the agent"),
+            }},
+            "/admin/agents/{agent_number}/float": { "post": {
+                "summary": "Top up an agent's float from the funding account; the same Idempotency-Key and amount again is the same top-up",
+                "x-scope": Scope::Float.name(),
+                "parameters": [
+                    { "name": "agent_number", "in": "path", "required": true, "schema": { "type": "string" } },
+                    { "name": "Idempotency-Key", "in": "header", "required": true, "schema": { "type": "string", "minLength": 8, "maxLength": 100 } },
+                ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["amount"], "additionalProperties": false,
+                    "properties": { "amount": { "type": "integer", "minimum": 1, "description": "minor units" } },
+                }}}},
+                "responses": with_ok(refusals(&["400", "404", "409"]), "the top-up's reference and the float balance"),
             }},
         },
     })

@@ -1,0 +1,91 @@
+//! Agents as the agent menu sees them: who is dialling, the customer a cash-in goes
+//! to, the cash-in itself (one call of `agent_cash_in`), float and commission.
+
+use serde_json::json;
+use sqlx::PgPool;
+
+use super::ledger::{outcome_of, reference, request_hash};
+use crate::domain::{Amount, Msisdn};
+use crate::ops::{OpResult, Outcome};
+
+/// The agent behind `msisdn`: business name, agent number, the phone's language.
+pub async fn profile(pool: &PgPool, msisdn: &Msisdn) -> Result<OpResult, sqlx::Error> {
+    let row: Option<(String, String, String)> = sqlx::query_as(
+        "SELECT g.name, g.agent_number, c.language FROM agents g JOIN customers c ON c.id = g.customer_id
+          WHERE c.msisdn = $1 AND g.status = 'active'",
+    )
+    .bind(msisdn.as_e164())
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        None => OpResult::bare(Outcome::NotAgent),
+        Some((name, agent_number, language)) => OpResult::new(
+            Outcome::Ok,
+            json!({ "name": name, "agent_number": agent_number, "language": language }),
+        ),
+    })
+}
+
+/// The name of the customer a cash-in from `agent` to `to` would reach.
+pub async fn quote_cash_in(pool: &PgPool, agent: &Msisdn, to: &Msisdn) -> Result<OpResult, sqlx::Error> {
+    if agent == to {
+        return Ok(OpResult::bare(Outcome::SameAccount));
+    }
+    let (is_agent, name): (bool, Option<String>) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM agents g JOIN customers c ON c.id = g.customer_id WHERE c.msisdn = $1),
+                (SELECT first_name || ' ' || last_name FROM customers WHERE msisdn = $2)",
+    )
+    .bind(agent.as_e164())
+    .bind(to.as_e164())
+    .fetch_one(pool)
+    .await?;
+    Ok(match (is_agent, name) {
+        (false, _) => OpResult::bare(Outcome::NotAgent),
+        (true, None) => OpResult::bare(Outcome::RecipientUnknown),
+        (true, Some(name)) => OpResult::new(Outcome::Ok, json!({ "name": name })),
+    })
+}
+
+/// Cash-in of `amount` from `agent`'s float to `to`'s wallet under `key`.
+pub async fn cash_in(
+    pool: &PgPool,
+    key: &str,
+    agent: &Msisdn,
+    to: &Msisdn,
+    amount: Amount,
+) -> Result<OpResult, sqlx::Error> {
+    let (code, transfer_id, float): (String, i64, Option<i64>) =
+        sqlx::query_as("SELECT * FROM agent_cash_in($1, $2, $3, $4, $5)")
+            .bind(key)
+            .bind(request_hash("cash_in", agent, to, amount))
+            .bind(agent.as_e164())
+            .bind(to.as_e164())
+            .bind(amount.minor())
+            .fetch_one(pool)
+            .await?;
+    let outcome = match code.as_str() {
+        // The agent's phone is a customer; what it lacks here is the agent.
+        "not_registered" => Outcome::NotAgent,
+        other => outcome_of(other),
+    };
+    Ok(OpResult::new(outcome, json!({ "ref": reference(transfer_id), "balance": float })))
+}
+
+/// The float and commission balances of the agent whose phone is `customer_id`.
+pub async fn balances(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx::Error> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT f.balance - f.held, m.balance FROM agents g
+           JOIN accounts f ON f.id = g.float_account_id
+           JOIN accounts m ON m.id = g.commission_account_id
+          WHERE g.customer_id = $1",
+    )
+    .bind(customer_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        None => OpResult::bare(Outcome::NotAgent),
+        Some((float, commission)) => {
+            OpResult::new(Outcome::Ok, json!({ "float": float, "commission": commission }))
+        }
+    })
+}

@@ -1,0 +1,244 @@
+//! Agents end to end: onboarding and float top-ups through the admin API, cash-in and
+//! the float screen through the agent menu on *385#, and concurrent cash-ins that
+//! never overdraw a float.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::*;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use ussd_gateway::admin;
+use ussd_gateway::money::{DEMO_PIN, seed_demo_agent};
+
+const JAMES: &str = "+254700000010";
+
+async fn post(app: &TestApp, path: &str, token: &str, key: Option<&str>, body: Value) -> (StatusCode, Value) {
+    let mut request = Request::post(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let r = app.send(request.body(Body::from(body.to_string())).unwrap()).await;
+    (r.status, serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)))
+}
+
+async fn get(app: &TestApp, path: &str, token: &str) -> (StatusCode, Value) {
+    let request = Request::get(path).header(header::AUTHORIZATION, format!("Bearer {token}"));
+    let r = app.send(request.body(Body::empty()).unwrap()).await;
+    (r.status, serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)))
+}
+
+/// One hop of the agent menu, as Africa's Talking sends it.
+async fn agent_hop(app: &TestApp, session: &str, phone: &str, text: &str) -> String {
+    let r = app.post_raw(at_form(session, "*385#", phone, text)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
+}
+
+async fn total(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT sum(balance)::bigint FROM accounts").fetch_one(pool).await.unwrap()
+}
+
+async fn wallet(pool: &PgPool, msisdn: &str) -> i64 {
+    sqlx::query_scalar("SELECT a.balance FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE c.msisdn = $1 AND a.kind = 'wallet'")
+        .bind(msisdn)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn agents_are_onboarded_and_funded_through_the_admin_api(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let ops = admin::create(&pool, "ops", &["agents".into(), "float".into()]).await.unwrap();
+    let cynthia = json!({ "msisdn": "0700000003", "agent_number": "222333", "name": "Cynthia Shop",
+                          "stores": [{ "store_number": "2001", "name": "Market Road" }] });
+
+    for (body, says) in [
+        (
+            json!({ "msisdn": "07x", "agent_number": "222333", "name": "x" }),
+            "`msisdn` `07x` is not a phone number",
+        ),
+        (
+            json!({ "msisdn": "0700000003", "agent_number": "12", "name": "x" }),
+            "`agent_number` `12` must be 5 to 7 digits",
+        ),
+        (
+            json!({ "msisdn": "0700000003", "agent_number": "222333", "name": "" }),
+            "`name` must be 1 to 40 characters",
+        ),
+        (
+            json!({ "msisdn": "0700000003", "agent_number": "222333", "name": "x",
+                 "stores": [{ "store_number": "2001", "name": "a" }, { "store_number": "2001", "name": "b" }] }),
+            "store number 2001 is listed twice",
+        ),
+        (json!({ "agent_number": "222333", "name": "x" }), "missing field `msisdn`"),
+    ] {
+        let (status, answer) = post(&app, "/admin/agents", &ops, None, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{body}: {answer}");
+    }
+    let stranger = json!({ "msisdn": "+254711000111", "agent_number": "222333", "name": "x" });
+    let (status, answer) = post(&app, "/admin/agents", &ops, None, stranger).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(answer["error"].as_str().unwrap().contains("registered customer first"), "{answer}");
+
+    let (status, agent) = post(&app, "/admin/agents", &ops, None, cynthia.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    assert_eq!(agent["msisdn"], "+254700000003");
+    assert_eq!(agent["float"]["balance"], 0);
+    assert_eq!(agent["stores"], json!([{ "store_number": "2001", "name": "Market Road" }]));
+    // Taken numbers and phones are refused whole: nothing of the second request stays.
+    let (status, answer) = post(&app, "/admin/agents", &ops, None, cynthia).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::CONFLICT, Some("this customer is an agent already"))
+    );
+    let (status, answer) = post(
+        &app,
+        "/admin/agents",
+        &ops,
+        None,
+        json!({ "msisdn": "0700000004", "agent_number": "444555", "name": "David", "stores": [{ "store_number": "2001", "name": "x" }] }),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::CONFLICT, Some("store number 2001 is taken"))
+    );
+    assert_eq!(get(&app, "/admin/agents/444555", &ops).await.0, StatusCode::NOT_FOUND);
+
+    // Float top-ups: keyed, so that a retry does not pay twice.
+    let float = "/admin/agents/222333/float";
+    let (status, answer) = post(&app, float, &ops, None, json!({ "amount": 5_000_00 })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer["error"].as_str().unwrap().contains("Idempotency-Key"), "{answer}");
+    let (status, answer) = post(&app, float, &ops, Some("bank-ref-0001"), json!({ "amount": 0 })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, first) = post(&app, float, &ops, Some("bank-ref-0001"), json!({ "amount": 5_000_00 })).await;
+    assert_eq!((status, first["float"].as_i64()), (StatusCode::OK, Some(5_000_00)), "{first}");
+    let (status, again) = post(&app, float, &ops, Some("bank-ref-0001"), json!({ "amount": 5_000_00 })).await;
+    assert_eq!((status, &again), (StatusCode::OK, &first), "the same top-up");
+    let (status, _) = post(&app, float, &ops, Some("bank-ref-0001"), json!({ "amount": 6_000_00 })).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        post(&app, "/admin/agents/999999/float", &ops, Some("bank-ref-0002"), json!({ "amount": 1 })).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, agent) = get(&app, "/admin/agents/222333", &ops).await;
+    assert_eq!((status, agent["float"]["balance"].as_i64()), (StatusCode::OK, Some(5_000_00)));
+    // Without the scope, refused.
+    let reader = admin::create(&pool, "reader", &["agents".into()]).await.unwrap();
+    assert_eq!(
+        post(&app, float, &reader, Some("bank-ref-0003"), json!({ "amount": 1 })).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn an_agent_deposits_for_a_customer_through_the_agent_menu(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    assert!(seed_demo_agent(&pool).await.unwrap());
+    assert!(!seed_demo_agent(&pool).await.unwrap(), "seeded once");
+    let before = (wallet(&pool, "+254700000001").await, total(&pool).await);
+    let s = unique_session();
+    assert_eq!(
+        agent_hop(&app, &s, JAMES, "").await,
+        "CON Agent 123456 Duka la Demo\n1. Deposit for a customer\n2. Float and commission"
+    );
+    agent_hop(&app, &s, JAMES, "1").await;
+    agent_hop(&app, &s, JAMES, "1*0700000001").await;
+    assert_eq!(
+        agent_hop(&app, &s, JAMES, "1*0700000001*1500").await,
+        "CON Deposit KES 1,500.00 to Amina Otieno +254700***001?\n1. Yes\n2. No\n0. Back"
+    );
+    assert_eq!(
+        agent_hop(&app, &s, JAMES, "1*0700000001*1500*1").await,
+        "CON Enter your PIN to deposit KES 1,500.00"
+    );
+    let done = agent_hop(&app, &s, JAMES, &format!("1*0700000001*1500*1*{DEMO_PIN}")).await;
+    assert!(done.starts_with("END Deposited KES 1,500.00 to Amina Otieno. Ref TX"), "{done}");
+    assert!(done.ends_with("Float KES 98,500.00."), "{done}");
+    assert_eq!(wallet(&pool, "+254700000001").await, before.0 + 1_500_00);
+    assert_eq!(total(&pool).await, before.1, "float became e-money, nothing more");
+    let receipts: Vec<(String, String)> = sqlx::query_as(
+        "SELECT msisdn, template FROM outbox WHERE template LIKE 'cash_in%' ORDER BY template",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        receipts,
+        [
+            (JAMES.to_owned(), "cash_in_given".to_owned()),
+            ("+254700000001".to_owned(), "cash_in_received".to_owned())
+        ]
+    );
+
+    // The float screen; and a customer who dials the agent code is turned away.
+    let s = unique_session();
+    agent_hop(&app, &s, JAMES, "").await;
+    agent_hop(&app, &s, JAMES, "2").await;
+    assert_eq!(
+        agent_hop(&app, &s, JAMES, &format!("2*{DEMO_PIN}")).await,
+        "END Float KES 98,500.00. Commission KES 0.00."
+    );
+    assert_eq!(
+        agent_hop(&app, &unique_session(), "+254700000001", "").await,
+        "END This number is not a registered agent. Dial *384# for your wallet."
+    );
+    // An agent cannot deposit to its own wallet.
+    let s = unique_session();
+    agent_hop(&app, &s, JAMES, "").await;
+    agent_hop(&app, &s, JAMES, "1").await;
+    agent_hop(&app, &s, JAMES, "1*0700000010").await;
+    let own = agent_hop(&app, &s, JAMES, "1*0700000010*100").await;
+    assert!(own.starts_with("CON Deposit to your own wallet at another agent."), "{own}");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn concurrent_cash_ins_never_overdraw_the_float(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    seed_demo_agent(&pool).await.unwrap();
+    // Leave KES 1,000 of float: ten deposits of KES 100 fit, twenty are asked at once.
+    sqlx::query("SELECT agent_cash_in('drain', '\\x00', $1, '+254700000009', (SELECT balance - 100000 FROM accounts WHERE kind = 'agent_float'))")
+        .bind(JAMES)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let before = total(&pool).await;
+    let mut clients = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let pool = pool.clone();
+        clients.spawn(async move {
+            let to = format!("+2547000000{:02}", i % 8 + 1);
+            sqlx::query_scalar::<_, String>("SELECT outcome FROM agent_cash_in($1, '\\x01', $2, $3, 10000)")
+                .bind(format!("cash-in-{i}"))
+                .bind(JAMES)
+                .bind(to)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        });
+    }
+    let outcomes = clients.join_all().await;
+    assert_eq!(outcomes.iter().filter(|o| *o == "ok").count(), 10, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| *o == "insufficient_funds").count(), 10, "{outcomes:?}");
+    let float: i64 = sqlx::query_scalar("SELECT balance FROM accounts WHERE kind = 'agent_float'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(float, 0);
+    assert_eq!(total(&pool).await, before);
+    let unbalanced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT transfer_id FROM entries GROUP BY transfer_id HAVING sum(amount) <> 0) x",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(unbalanced, 0);
+    let _ = app;
+}
