@@ -40,6 +40,11 @@ pub enum Op {
     AgentCashIn,
     /// The agent's float and commission balances.
     AgentBalances,
+    /// The agent, store and withdrawal fee, for the customer's cash-out confirmation.
+    CashOutQuote,
+    /// Cash out at an agent's store: the customer's wallet to the agent's float, with
+    /// the withdrawal fee and the agent's commission.
+    CashOutWithdraw,
 }
 
 /// What an op reports; menus route on these by name.
@@ -238,6 +243,35 @@ pub const CATALOG: &[OpSpec] = &[
         moves_money: true,
     },
     OpSpec {
+        op: Op::CashOutQuote,
+        name: "cash_out.quote",
+        outcomes: &[O::Ok, O::RecipientUnknown, O::SameAccount, O::LimitExceeded],
+        args: &["agent", "store", "amount"],
+        secrets: &[],
+        writes: false,
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::CashOutWithdraw,
+        name: "cash_out.withdraw",
+        outcomes: &[
+            O::Ok,
+            O::PinInvalid,
+            O::PinLocked,
+            O::NotRegistered,
+            O::InsufficientFunds,
+            O::LimitExceeded,
+            O::RecipientUnknown,
+            O::SameAccount,
+            O::AccountBlocked,
+            O::Conflict,
+        ],
+        args: &["agent", "store", "amount"],
+        secrets: &["pin"],
+        writes: true,
+        moves_money: true,
+    },
+    OpSpec {
         op: Op::AgentBalances,
         name: "agent.balances",
         outcomes: &[O::Ok, O::PinInvalid, O::PinLocked, O::NotRegistered, O::NotAgent],
@@ -272,6 +306,7 @@ impl Op {
                 | Op::TransferP2p
                 | Op::AgentCashIn
                 | Op::AgentBalances
+                | Op::CashOutWithdraw
         )
     }
 }
@@ -320,6 +355,12 @@ impl Op {
             Op::AgentCashInQuote => json!({ "name": wide(2 * name + 1) }),
             Op::AgentCashIn => json!({ "ref": "TX0123456789ABCDEF", "balance": SAMPLE_AMOUNT }),
             Op::AgentBalances => json!({ "float": SAMPLE_AMOUNT, "commission": SAMPLE_AMOUNT }),
+            Op::CashOutQuote => json!({
+                "agent": wide(40), "store": wide(40), "fee": SAMPLE_AMOUNT, "total": SAMPLE_AMOUNT,
+            }),
+            Op::CashOutWithdraw => {
+                json!({ "ref": "TX0123456789ABCDEF", "fee": SAMPLE_AMOUNT, "balance": SAMPLE_AMOUNT })
+            }
         }
     }
 }

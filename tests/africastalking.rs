@@ -251,9 +251,14 @@ async fn a_channel_budget_from_the_configuration_pages_screens(pool: PgPool) {
     );
     assert!(first.len() - "CON ".len() <= 60, "{first}");
     let second = app.at_hop(&s, AMINA, "98").await;
-    assert!(second.contains("5. Language / Lugha") && second.ends_with("0. Back"), "{second}");
+    assert!(second.starts_with("CON 3. Mini statement") && second.ends_with("98. More\n0. Back"), "{second}");
     // Option numbers run on across pages: 2 is still "My balance".
     assert_eq!(app.at_hop(&s, AMINA, "98*2").await, "CON Enter your PIN to see your balance");
+    let s = unique_session();
+    app.at_hop(&s, AMINA, "").await;
+    app.at_hop(&s, AMINA, "98").await;
+    let third = app.at_hop(&s, AMINA, "98*98").await;
+    assert!(third.contains("5. Language / Lugha\n6. Withdraw cash") && third.ends_with("0. Back"), "{third}");
 
     let bad =
         ussd_gateway::config::Settings { screen_budgets: "africastalking=10".into(), ..common::settings() }

@@ -242,3 +242,126 @@ async fn concurrent_cash_ins_never_overdraw_the_float(pool: PgPool) {
     assert_eq!(unbalanced, 0);
     let _ = app;
 }
+
+async fn account_of_kind(pool: &PgPool, kind: &str) -> i64 {
+    sqlx::query_scalar("SELECT sum(balance)::bigint FROM accounts WHERE kind = $1")
+        .bind(kind)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_customer_withdraws_at_a_store_and_the_agent_earns_its_commission(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    seed_demo_agent(&pool).await.unwrap();
+    let amina = "+254700000001";
+    let (float, fees, total_before) = (
+        account_of_kind(&pool, "agent_float").await,
+        account_of_kind(&pool, "fee_revenue").await,
+        total(&pool).await,
+    );
+    let s = unique_session();
+    assert!(app.at_hop(&s, amina, "").await.ends_with("6. Withdraw cash"));
+    assert_eq!(app.at_hop(&s, amina, "6").await, "CON Enter agent number");
+    // A wrong store for this agent is caught before the PIN.
+    app.at_hop(&s, amina, "6*123456").await;
+    app.at_hop(&s, amina, "6*123456*9999").await;
+    let unknown = app.at_hop(&s, amina, "6*123456*9999*500").await;
+    assert_eq!(unknown, "CON No such agent and store.\nEnter agent number");
+    app.at_hop(&s, amina, "6*123456*9999*500*123456").await;
+    app.at_hop(&s, amina, "6*123456*9999*500*123456*1001").await;
+    assert_eq!(
+        app.at_hop(&s, amina, "6*123456*9999*500*123456*1001*500").await,
+        "CON Withdraw KES 500.00 at Duka la Demo, Demo Street? Fee KES 29.00.\n1. Yes\n2. No\n0. Back"
+    );
+    assert_eq!(
+        app.at_hop(&s, amina, "6*123456*9999*500*123456*1001*500*1").await,
+        "CON Enter PIN to withdraw KES 500.00"
+    );
+    let done = app.at_hop(&s, amina, &format!("6*123456*9999*500*123456*1001*500*1*{DEMO_PIN}")).await;
+    assert!(done.starts_with("END Take KES 500.00 in cash from the agent. Ref TX"), "{done}");
+    assert!(done.ends_with("Balance KES 471.00."), "{done}");
+
+    assert_eq!(wallet(&pool, amina).await, 1_000_00 - 500_00 - 29_00);
+    assert_eq!(account_of_kind(&pool, "agent_float").await, float + 500_00);
+    // The agent earns two fifths of the fee; fee revenue keeps the rest.
+    assert_eq!(account_of_kind(&pool, "agent_commission").await, 11_60);
+    assert_eq!(account_of_kind(&pool, "fee_revenue").await, fees + 29_00 - 11_60);
+    assert_eq!(total(&pool).await, total_before);
+    let receipts: Vec<(String, String)> = sqlx::query_as(
+        "SELECT msisdn, template FROM outbox WHERE template LIKE 'cash_out%' ORDER BY template DESC",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        receipts,
+        [(amina.to_owned(), "cash_out_withdrawn".to_owned()), (JAMES.to_owned(), "cash_out_paid".to_owned())]
+    );
+    // The agent sees its commission.
+    let s = unique_session();
+    agent_hop(&app, &s, JAMES, "").await;
+    agent_hop(&app, &s, JAMES, "2").await;
+    assert_eq!(
+        agent_hop(&app, &s, JAMES, &format!("2*{DEMO_PIN}")).await,
+        "END Float KES 100,500.00. Commission KES 11.60."
+    );
+
+    // More than the wallet holds with the fee; and an agent at its own store.
+    // (Jump-ahead dials: the whole walk in the first hop's text.)
+    let short = app.at_hop(&unique_session(), amina, &format!("6*123456*1001*471*1*{DEMO_PIN}")).await;
+    assert_eq!(short, "END Not enough money. You need KES 500.00 including the fee.");
+    let own = app.at_hop(&unique_session(), JAMES, "6*123456*1001*100").await;
+    assert!(own.starts_with("CON Withdraw at another agent's store."), "{own}");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn withdrawal_fees_and_commissions_are_exact_at_band_boundaries(pool: PgPool) {
+    let _app = spawn(pool.clone(), Store::Memory).await;
+    seed_demo_agent(&pool).await.unwrap();
+    // A rich customer, so that only the bands decide.
+    sqlx::query("SELECT ledger_fund('rich', (SELECT a.id FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE c.msisdn = '+254700000005' AND a.kind = 'wallet'), 40000000)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for (i, (amount, fee)) in [
+        (49_99, None),
+        (50_00, Some(11_00)),
+        (100_00, Some(11_00)),
+        (100_01, Some(29_00)),
+        (2_500_00, Some(29_00)),
+        (2_500_01, Some(52_00)),
+        (50_000_00, Some(278_00)),
+        (50_000_01, Some(309_00)),
+        (250_000_00, Some(309_00)),
+        (250_000_01, None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (outcome, id, charged): (String, i64, i64) = sqlx::query_as(
+            "SELECT outcome, transfer_id, fee FROM agent_cash_out($1, '\\x02', '+254700000005', '123456', '1001', $2)",
+        )
+        .bind(format!("band-{i}"))
+        .bind(amount)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        match fee {
+            None => assert_eq!(outcome, "limit_exceeded", "{amount}"),
+            Some(fee) => {
+                assert_eq!((outcome.as_str(), charged), ("ok", fee), "{amount}");
+                let commission: i64 = sqlx::query_scalar(
+                    "SELECT e.amount FROM entries e JOIN accounts a ON a.id = e.account_id
+                      WHERE e.transfer_id = $1 AND a.kind = 'agent_commission'",
+                )
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                assert_eq!(commission, fee * 2 / 5, "{amount}");
+            }
+        }
+    }
+}

@@ -1,7 +1,9 @@
-//! Agents as the agent menu sees them: who is dialling, the customer a cash-in goes
-//! to, the cash-in itself (one call of `agent_cash_in`), float and commission.
+//! Agents as the menus see them: who is dialling, the customer a cash-in goes to, the
+//! cash-in itself (one call of `agent_cash_in`), float and commission; and a customer's
+//! cash-out at a store (one call of `agent_cash_out`).
 
 use serde_json::json;
+use sha2::Digest;
 use sqlx::PgPool;
 
 use super::ledger::{outcome_of, reference, request_hash};
@@ -69,6 +71,65 @@ pub async fn cash_in(
         other => outcome_of(other),
     };
     Ok(OpResult::new(outcome, json!({ "ref": reference(transfer_id), "balance": float })))
+}
+
+/// The agent and store a customer's cash-out of `amount` would reach, and its fee.
+pub async fn quote_cash_out(
+    pool: &PgPool,
+    from: &Msisdn,
+    agent: &str,
+    store: &str,
+    amount: Amount,
+) -> Result<OpResult, sqlx::Error> {
+    let row: Option<(String, String, bool, Option<i64>)> = sqlx::query_as(
+        "SELECT g.name, s.name, c.msisdn = $1,
+                (SELECT b.fee FROM fee_bands b WHERE b.kind = 'withdrawal' AND $4 BETWEEN b.min_amount AND b.max_amount)
+           FROM agents g
+           JOIN agent_stores s ON s.agent_id = g.id AND s.store_number = $3
+           JOIN customers c ON c.id = g.customer_id
+          WHERE g.agent_number = $2 AND g.status = 'active'",
+    )
+    .bind(from.as_e164())
+    .bind(agent)
+    .bind(store)
+    .bind(amount.minor())
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        None => OpResult::bare(Outcome::RecipientUnknown),
+        Some((_, _, true, _)) => OpResult::bare(Outcome::SameAccount),
+        Some((_, _, _, None)) => OpResult::bare(Outcome::LimitExceeded),
+        Some((agent, store, false, Some(fee))) => OpResult::new(
+            Outcome::Ok,
+            json!({ "agent": agent, "store": store, "fee": fee, "total": amount.minor() + fee }),
+        ),
+    })
+}
+
+/// `from` withdraws `amount` at `store` of `agent` under `key`.
+pub async fn cash_out(
+    pool: &PgPool,
+    key: &str,
+    from: &Msisdn,
+    (agent, store): (&str, &str),
+    amount: Amount,
+) -> Result<OpResult, sqlx::Error> {
+    let hash =
+        sha2::Sha256::digest(format!("cash_out|{}|{agent}|{store}|{}", from.as_e164(), amount.minor()));
+    let (code, transfer_id, fee, balance): (String, i64, i64, Option<i64>) =
+        sqlx::query_as("SELECT * FROM agent_cash_out($1, $2, $3, $4, $5, $6)")
+            .bind(key)
+            .bind(hash.to_vec())
+            .bind(from.as_e164())
+            .bind(agent)
+            .bind(store)
+            .bind(amount.minor())
+            .fetch_one(pool)
+            .await?;
+    Ok(OpResult::new(
+        outcome_of(&code),
+        json!({ "ref": reference(transfer_id), "fee": fee, "balance": balance }),
+    ))
 }
 
 /// The float and commission balances of the agent whose phone is `customer_id`.

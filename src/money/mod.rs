@@ -97,6 +97,15 @@ impl OpCall<'_> {
         Amount::from_minor(minor).map_err(|e| self.bad(name, e.to_string()))
     }
 
+    /// An agent or store number: digits only.
+    fn digits_arg(&self, name: &'static str) -> Result<&str, MoneyError> {
+        let raw = self.arg(name)?;
+        if raw.is_empty() || raw.len() > 12 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(self.bad(name, "must be digits"));
+        }
+        Ok(raw)
+    }
+
     /// A movement above what the channel that vouched for the caller allows (SMS).
     fn over_channel_limit(&self, amount: Amount) -> Option<OpResult> {
         match self.auth {
@@ -224,6 +233,23 @@ impl Money {
                     .await?)
             }
             Op::AgentBalances => Ok(self.with_pin(&call, pin, |id| agents::balances(pool, id)).await?),
+            Op::CashOutQuote => {
+                let (agent, store) = (call.digits_arg("agent")?, call.digits_arg("store")?);
+                let amount = call.amount_arg("amount")?;
+                Ok(agents::quote_cash_out(pool, call.msisdn, agent, store, amount).await?)
+            }
+            Op::CashOutWithdraw => {
+                let (agent, store) = (call.digits_arg("agent")?, call.digits_arg("store")?);
+                let amount = call.amount_arg("amount")?;
+                if let Some(refused) = call.over_channel_limit(amount) {
+                    return Ok(refused);
+                }
+                Ok(self
+                    .with_pin(&call, pin, |_| {
+                        agents::cash_out(pool, call.idempotency_key, call.msisdn, (agent, store), amount)
+                    })
+                    .await?)
+            }
         }
     }
 

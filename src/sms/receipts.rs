@@ -120,6 +120,32 @@ pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, Stri
                 )
             }
         }
+        "cash_out_withdrawn" => {
+            let (agent, number, store) = (text("agent")?, text("agent_number")?, text("store")?);
+            let (amount, fee, balance) = (money("amount")?, money("fee")?, money("balance")?);
+            if swahili {
+                format!(
+                    "{reference} Imethibitishwa. Umetoa {amount} kwa wakala {number} {agent}, {store}, tarehe {date} saa {time}. Ada {fee}. Salio jipya {balance}."
+                )
+            } else {
+                format!(
+                    "{reference} Confirmed. You have withdrawn {amount} at agent {number} {agent}, {store}, on {date} at {time}. Fee {fee}. New balance {balance}."
+                )
+            }
+        }
+        "cash_out_paid" => {
+            let (party, amount) = (counterparty()?, money("amount")?);
+            let (balance, commission) = (money("balance")?, money("commission")?);
+            if swahili {
+                format!(
+                    "{reference} Imethibitishwa. Toa {amount} taslimu kwa {party}; float imepokea {amount} tarehe {date} saa {time}. Kamisheni {commission}. Salio jipya la float {balance}."
+                )
+            } else {
+                format!(
+                    "{reference} Confirmed. Give {amount} in cash to {party}; your float received it on {date} at {time}. Commission {commission}. New float balance {balance}."
+                )
+            }
+        }
         other => return Err(format!("no receipt text for template `{other}`")),
     })
 }
@@ -219,6 +245,30 @@ mod tests {
         assert_eq!(
             render(&r, &kes()).unwrap(),
             "TX0000002C Imethibitishwa. Umeweka KES 1,500.00 kwa Amina Otieno +254700000001 tarehe 22/11/26 saa 10:04. Salio jipya la float KES 98,500.00."
+        );
+    }
+
+    #[test]
+    fn a_cash_out_tells_the_customer_where_and_the_agent_what_to_hand_over() {
+        let to_customer = json!({ "ref": "TX0000002D", "amount": 50000, "fee": 2900, "balance": 47100,
+                                  "agent": "Duka la Demo", "agent_number": "123456", "store": "Demo Street" });
+        let r = Receipt {
+            template: "cash_out_withdrawn",
+            language: "en",
+            data: &to_customer,
+            date: "22/11/26",
+            time: "10:04",
+        };
+        assert_eq!(
+            render(&r, &kes()).unwrap(),
+            "TX0000002D Confirmed. You have withdrawn KES 500.00 at agent 123456 Duka la Demo, Demo Street, on 22/11/26 at 10:04. Fee KES 29.00. New balance KES 471.00."
+        );
+        let to_agent = json!({ "ref": "TX0000002D", "amount": 50000, "balance": 10050000, "commission": 1160,
+                               "counterparty": "Amina Otieno", "counterparty_msisdn": "+254700000001" });
+        let r = Receipt { template: "cash_out_paid", data: &to_agent, ..r };
+        assert_eq!(
+            render(&r, &kes()).unwrap(),
+            "TX0000002D Confirmed. Give KES 500.00 in cash to Amina Otieno +254700000001; your float received it on 22/11/26 at 10:04. Commission KES 11.60. New float balance KES 100,500.00."
         );
     }
 
