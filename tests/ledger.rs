@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{balance_of, customer};
+use common::{assert_ledger_invariants, balance_of, customer};
 use futures_util::future::join_all;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -30,50 +30,6 @@ fn kes(major: i64) -> Amount {
 /// A pool of its own on the test's database, larger than the one `#[sqlx::test]` hands out.
 async fn big_pool(_: PgPoolOptions, conn: PgConnectOptions, size: u32) -> PgPool {
     PgPoolOptions::new().max_connections(size).connect_with(conn).await.expect("pool")
-}
-
-/// Checks every ledger invariant on a quiet database.
-async fn assert_invariants(pool: &PgPool) {
-    let total: i64 =
-        sqlx::query_scalar("SELECT sum(balance)::bigint FROM accounts").fetch_one(pool).await.unwrap();
-    assert_eq!(total, 0, "money was created or destroyed");
-    let unbalanced: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT transfer_id FROM entries GROUP BY transfer_id HAVING sum(amount) <> 0) x",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    assert_eq!(unbalanced, 0, "a transfer's entries do not sum to zero");
-    let drifted: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM accounts a
-          WHERE a.balance <> coalesce((SELECT sum(e.amount) FROM entries e WHERE e.account_id = a.id), 0)",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    assert_eq!(drifted, 0, "a balance differs from the sum of its entries");
-    let negative: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM accounts WHERE balance < 0 AND NOT allow_negative")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    assert_eq!(negative, 0, "an account went below zero");
-    let orphans: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM transfers t WHERE t.status = 'posted'
-            AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.transfer_id = t.id)",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    assert_eq!(orphans, 0, "a posted transfer has no entries");
-    let receipts: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM transfers t WHERE t.kind = 'p2p' AND t.status = 'posted'
-            AND (SELECT count(*) FROM outbox o WHERE o.transfer_id = t.id) <> 2",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    assert_eq!(receipts, 0, "a transfer lacks exactly one receipt per party");
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -140,7 +96,7 @@ async fn bank_test_conserves_money_under_32_concurrent_clients(opts: PgPoolOptio
     assert!(ok > 100, "only {ok} transfers went through");
     assert!(rejected > 0, "self-transfers and overdrafts should have been refused");
     assert!(snapshots > 10, "the auditor saw only {snapshots} snapshots");
-    assert_invariants(&pool).await;
+    assert_ledger_invariants(&pool).await;
     let posted: i64 =
         sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p' AND status = 'posted'")
             .fetch_one(&pool)
@@ -171,7 +127,7 @@ async fn sixteen_concurrent_duplicates_make_one_transfer(opts: PgPoolOptions, co
     assert_eq!(count, 1);
     assert_eq!(balance_of(&pool, payer).await, 1_000_00 - 500_00 - 7_00);
     assert_eq!(balance_of(&pool, payee).await, 500_00);
-    assert_invariants(&pool).await;
+    assert_ledger_invariants(&pool).await;
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -183,7 +139,7 @@ async fn a_key_reused_for_another_request_is_a_conflict(pool: PgPool) {
     let other = transfer_p2p(&pool, "k", &a, &b, kes(200)).await.unwrap();
     assert_eq!(other.outcome, Outcome::Conflict);
     assert_eq!(transfer_p2p(&pool, "k", &b, &a, kes(100)).await.unwrap().outcome, Outcome::Conflict);
-    assert_invariants(&pool).await;
+    assert_ledger_invariants(&pool).await;
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -197,7 +153,7 @@ async fn a_rejection_stays_rejected_after_the_account_is_funded(pool: PgPool) {
     let again = transfer_p2p(&pool, "poor", &a, &b, kes(500)).await.unwrap();
     assert_eq!(again, first, "the stored rejection is replayed");
     assert_eq!(transfer_p2p(&pool, "rich", &a, &b, kes(500)).await.unwrap().outcome, Outcome::Ok);
-    assert_invariants(&pool).await;
+    assert_ledger_invariants(&pool).await;
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -228,7 +184,7 @@ async fn the_daily_limit_holds_under_concurrent_debits(opts: PgPoolOptions, conn
         .await
         .unwrap();
     assert_eq!(used, 480_000_00);
-    assert_invariants(&pool).await;
+    assert_ledger_invariants(&pool).await;
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -248,7 +204,7 @@ async fn per_transfer_and_maximum_balance_limits_follow_the_tier(pool: PgPool) {
         transfer_p2p(&pool, "d", &verified, &near_max, kes(5_000)).await.unwrap().outcome,
         Outcome::Ok
     );
-    assert_invariants(&pool).await;
+    assert_ledger_invariants(&pool).await;
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -288,7 +244,7 @@ async fn fee_band_boundaries_are_exact(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(gaps, 0, "fee bands must be contiguous");
-    assert_invariants(&pool).await;
+    assert_ledger_invariants(&pool).await;
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -300,5 +256,5 @@ async fn entries_cannot_be_changed_or_removed(pool: PgPool) {
         let err = sqlx::query(statement).execute(&pool).await.expect_err(statement);
         assert!(err.to_string().contains("append-only"), "{statement}: {err}");
     }
-    assert_invariants(&pool).await;
+    assert_ledger_invariants(&pool).await;
 }

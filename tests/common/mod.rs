@@ -75,6 +75,34 @@ pub struct Response {
 }
 
 impl TestApp {
+    /// One admin API call with a bearer token, a JSON body and an Idempotency-Key
+    /// when given; the status and the JSON answer (a string if it is not JSON).
+    pub async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        key: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let body = match body {
+            Some(json) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(json)
+            }
+            None => Body::empty(),
+        };
+        let r = self.send(request.body(body).expect("request")).await;
+        (r.status, serde_json::from_str(&r.body).unwrap_or(serde_json::Value::String(r.body)))
+    }
+
     pub async fn send(&self, request: Request<Body>) -> Response {
         let response = self.router.clone().oneshot(request).await.expect("the router is infallible");
         let status = response.status();
@@ -168,4 +196,50 @@ pub async fn balance_of(pool: &PgPool, account: i64) -> i64 {
         .fetch_one(pool)
         .await
         .unwrap()
+}
+
+/// Checks every ledger invariant on a quiet database: money neither made nor lost,
+/// every transfer balanced, every balance the sum of its entries, none below zero that
+/// may not be, and one receipt per party of every movement but deposits.
+pub async fn assert_ledger_invariants(pool: &PgPool) {
+    let total: i64 =
+        sqlx::query_scalar("SELECT sum(balance)::bigint FROM accounts").fetch_one(pool).await.unwrap();
+    assert_eq!(total, 0, "money was created or destroyed");
+    let unbalanced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT transfer_id FROM entries GROUP BY transfer_id HAVING sum(amount) <> 0) x",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(unbalanced, 0, "a transfer's entries do not sum to zero");
+    let drifted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM accounts a
+          WHERE a.balance <> coalesce((SELECT sum(e.amount) FROM entries e WHERE e.account_id = a.id), 0)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(drifted, 0, "a balance differs from the sum of its entries");
+    let negative: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM accounts WHERE balance < 0 AND NOT allow_negative")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(negative, 0, "an account went below zero");
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM transfers t WHERE t.status = 'posted'
+            AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.transfer_id = t.id)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0, "a posted transfer has no entries");
+    let receipts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM transfers t WHERE t.kind <> 'funding' AND t.status = 'posted'
+            AND (SELECT count(*) FROM outbox o WHERE o.transfer_id = t.id) <> 2",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(receipts, 0, "a movement lacks exactly one receipt per party");
 }
