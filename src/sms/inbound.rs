@@ -210,8 +210,10 @@ async fn answer(
         .await?;
     let language = registered.clone().unwrap_or_else(|| "en".into());
     let menus = ctx.gateway.menus();
-    let first = menus.menus().first().map(|m| &**m);
-    let code = first.and_then(|m| m.codes.first()).map_or("*384#", String::as_str);
+    // The menu SMS speaks for: the first with commands (a wallet, not an agent menu).
+    let sms_menu =
+        menus.menus().iter().find(|m| !m.commands.is_empty()).or(menus.menus().first()).map(|m| &**m);
+    let code = sms_menu.and_then(|m| m.codes.first()).map_or("*384#", String::as_str);
     let word = keyword(text);
     let reply = |handled| (handled, Answer::from(own_reply(handled, &language, code)));
     let (handled, answer) = if STOP.contains(&word.as_str()) {
@@ -227,7 +229,7 @@ async fn answer(
             .await?;
         reply(Handled::Started)
     } else if HELP.contains(&word.as_str()) {
-        (Handled::Helped, help(first, &language, code).into())
+        (Handled::Helped, help(sms_menu, &language, code).into())
     } else if let Some((menu, command)) =
         menus.menus().iter().find_map(|m| m.command(&word).map(|(c, _)| (m, c)))
     {
@@ -259,7 +261,7 @@ async fn answer(
                 let input = Input::PerHop { text: text.trim().to_owned(), first: false, seq: None };
                 (Handled::Reply, converse(pool, ctx, msisdn, session_id, String::new(), input).await?)
             }
-            None => (Handled::Helped, help(first, &language, code).into()),
+            None => (Handled::Helped, help(sms_menu, &language, code).into()),
         }
     };
     Ok((handled, answer, language))
