@@ -40,6 +40,12 @@ pub enum Op {
     AgentCashIn,
     /// The agent's float and commission balances.
     AgentBalances,
+    /// The last five movements of the agent's float.
+    AgentStatement,
+    /// The receiving agent's name, for a float transfer's confirmation.
+    AgentFloatQuote,
+    /// One agent's float to another's.
+    AgentFloatTransfer,
     /// The agent, store and withdrawal fee, for the customer's cash-out confirmation.
     CashOutQuote,
     /// Cash out at an agent's store: the customer's wallet to the agent's float, with
@@ -243,6 +249,44 @@ pub const CATALOG: &[OpSpec] = &[
         moves_money: true,
     },
     OpSpec {
+        op: Op::AgentStatement,
+        name: "agent.statement",
+        outcomes: &[O::Ok, O::PinInvalid, O::PinLocked, O::NotRegistered, O::NotAgent],
+        args: &[],
+        secrets: &["pin"],
+        writes: false,
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::AgentFloatQuote,
+        name: "agent.float_quote",
+        outcomes: &[O::Ok, O::NotAgent, O::RecipientUnknown, O::SameAccount],
+        args: &["agent"],
+        secrets: &[],
+        writes: false,
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::AgentFloatTransfer,
+        name: "agent.float_transfer",
+        outcomes: &[
+            O::Ok,
+            O::PinInvalid,
+            O::PinLocked,
+            O::NotRegistered,
+            O::NotAgent,
+            O::InsufficientFunds,
+            O::RecipientUnknown,
+            O::SameAccount,
+            O::AccountBlocked,
+            O::Conflict,
+        ],
+        args: &["agent", "amount"],
+        secrets: &["pin"],
+        writes: true,
+        moves_money: true,
+    },
+    OpSpec {
         op: Op::CashOutQuote,
         name: "cash_out.quote",
         outcomes: &[O::Ok, O::RecipientUnknown, O::SameAccount, O::LimitExceeded],
@@ -306,6 +350,8 @@ impl Op {
                 | Op::TransferP2p
                 | Op::AgentCashIn
                 | Op::AgentBalances
+                | Op::AgentStatement
+                | Op::AgentFloatTransfer
                 | Op::CashOutWithdraw
         )
     }
@@ -355,6 +401,15 @@ impl Op {
             Op::AgentCashInQuote => json!({ "name": wide(2 * name + 1) }),
             Op::AgentCashIn => json!({ "ref": "TX0123456789ABCDEF", "balance": SAMPLE_AMOUNT }),
             Op::AgentBalances => json!({ "float": SAMPLE_AMOUNT, "commission": SAMPLE_AMOUNT }),
+            Op::AgentStatement => {
+                let entry = json!({
+                    "date": "31/12", "amount": -SAMPLE_AMOUNT, "kind": "float_transfer",
+                    "party": wide(12), "ref": "TX0123456789ABCDEF",
+                });
+                json!({ "entries": vec![entry; 5] })
+            }
+            Op::AgentFloatQuote => json!({ "name": wide(40) }),
+            Op::AgentFloatTransfer => json!({ "ref": "TX0123456789ABCDEF", "balance": SAMPLE_AMOUNT }),
             Op::CashOutQuote => json!({
                 "agent": wide(40), "store": wide(40), "fee": SAMPLE_AMOUNT, "total": SAMPLE_AMOUNT,
             }),

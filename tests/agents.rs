@@ -133,7 +133,7 @@ async fn an_agent_deposits_for_a_customer_through_the_agent_menu(pool: PgPool) {
     let s = unique_session();
     assert_eq!(
         agent_hop(&app, &s, JAMES, "").await,
-        "CON Agent 123456 Duka la Demo\n1. Deposit for a customer\n2. Float and commission"
+        "CON Agent 123456 Duka la Demo\n1. Deposit for a customer\n2. Float and commission\n3. Send float to an agent\n4. Float statement"
     );
     agent_hop(&app, &s, JAMES, "1").await;
     agent_hop(&app, &s, JAMES, "1*0700000001").await;
@@ -339,5 +339,67 @@ async fn withdrawal_fees_and_commissions_are_exact_at_band_boundaries(pool: PgPo
             }
         }
     }
+    assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn agents_send_each_other_float_and_read_their_float_statement(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    seed_demo_agent(&pool).await.unwrap();
+    let cynthia = ussd_gateway::admin::agents::NewAgent {
+        msisdn: common::sms::msisdn(3),
+        agent_number: "222333".into(),
+        name: "Cynthia Shop".into(),
+        stores: vec![("2001".into(), "Market Road".into())],
+    };
+    ussd_gateway::admin::agents::onboard(&pool, &cynthia).await.unwrap();
+
+    // Refused before the PIN: its own number, an unknown one.
+    let own = agent_hop(&app, &unique_session(), JAMES, "3*123456*500").await;
+    assert!(own.starts_with("CON That is your own agent number."), "{own}");
+    let unknown = agent_hop(&app, &unique_session(), JAMES, "3*765432*500").await;
+    assert!(unknown.starts_with("CON No agent has that number."), "{unknown}");
+
+    let s = unique_session();
+    assert_eq!(
+        agent_hop(&app, &s, JAMES, "3*222333*5000").await,
+        "CON Send KES 5,000.00 of float to agent 222333 Cynthia Shop?\n1. Yes\n2. No\n0. Back"
+    );
+    agent_hop(&app, &s, JAMES, "3*222333*5000*1").await;
+    let done = agent_hop(&app, &s, JAMES, &format!("3*222333*5000*1*{DEMO_PIN}")).await;
+    assert!(done.starts_with("END Sent KES 5,000.00 of float to Cynthia Shop. Ref TX"), "{done}");
+    assert!(done.ends_with("Float KES 95,000.00."), "{done}");
+    let float: i64 = sqlx::query_scalar(
+        "SELECT a.balance FROM agents g JOIN accounts a ON a.id = g.float_account_id WHERE g.agent_number = '222333'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(float, 5_000_00);
+    let receipts: Vec<(String, String)> = sqlx::query_as(
+        "SELECT msisdn, template FROM outbox WHERE template LIKE 'float_%' ORDER BY template DESC",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        receipts,
+        [
+            (JAMES.to_owned(), "float_sent".to_owned()),
+            ("+254700000003".to_owned(), "float_received".to_owned())
+        ]
+    );
+
+    // A deposit for Amina, then James's float statement, newest first; and Amina's
+    // statement names the shop, not the phone behind it.
+    agent_hop(&app, &unique_session(), JAMES, &format!("1*0700000001*250*1*{DEMO_PIN}")).await;
+    let statement = agent_hop(&app, &unique_session(), JAMES, &format!("4*{DEMO_PIN}")).await;
+    let lines: Vec<&str> = statement.trim_start_matches("END ").lines().collect();
+    assert_eq!(lines.len(), 3, "{statement}");
+    assert!(lines[0].ends_with(" -250.00 Amina O."), "{statement}");
+    assert!(lines[1].ends_with(" -5,000.00 Cynthia Shop"), "{statement}");
+    assert!(lines[2].ends_with(" 100,000.00 Top-up"), "{statement}");
+    let mini = app.at_hop(&unique_session(), "+254700000001", &format!("3*{DEMO_PIN}")).await;
+    assert!(mini.contains(" 250.00 Duka la Demo"), "{mini}");
     assert_ledger_invariants(&pool).await;
 }

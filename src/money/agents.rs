@@ -6,7 +6,7 @@ use serde_json::json;
 use sha2::Digest;
 use sqlx::PgPool;
 
-use super::ledger::{outcome_of, reference, request_hash};
+use super::ledger::{outcome_of, reference, request_hash, statement_of};
 use crate::domain::{Amount, Msisdn};
 use crate::ops::{OpResult, Outcome};
 
@@ -130,6 +130,79 @@ pub async fn cash_out(
         outcome_of(&code),
         json!({ "ref": reference(transfer_id), "fee": fee, "balance": balance }),
     ))
+}
+
+/// The name of the agent `to_agent` a float transfer from `from` would reach.
+pub async fn quote_float(pool: &PgPool, from: &Msisdn, to_agent: &str) -> Result<OpResult, sqlx::Error> {
+    let (from_agent, to): (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT (SELECT g.agent_number FROM agents g JOIN customers c ON c.id = g.customer_id WHERE c.msisdn = $1),
+                (SELECT g.name FROM agents g WHERE g.agent_number = $2 AND g.status = 'active')",
+    )
+    .bind(from.as_e164())
+    .bind(to_agent)
+    .fetch_one(pool)
+    .await?;
+    Ok(match (from_agent, to) {
+        (None, _) => OpResult::bare(Outcome::NotAgent),
+        (Some(own), _) if own == to_agent => OpResult::bare(Outcome::SameAccount),
+        (Some(_), None) => OpResult::bare(Outcome::RecipientUnknown),
+        (Some(_), Some(name)) => OpResult::new(Outcome::Ok, json!({ "name": name })),
+    })
+}
+
+/// `amount` of `from`'s float to agent `to_agent`'s under `key`.
+pub async fn transfer_float(
+    pool: &PgPool,
+    key: &str,
+    from: &Msisdn,
+    to_agent: &str,
+    amount: Amount,
+) -> Result<OpResult, sqlx::Error> {
+    let hash =
+        sha2::Sha256::digest(format!("float_transfer|{}|{to_agent}|{}", from.as_e164(), amount.minor()));
+    let (code, transfer_id, float): (String, i64, Option<i64>) =
+        sqlx::query_as("SELECT * FROM agent_float_transfer($1, $2, $3, $4, $5)")
+            .bind(key)
+            .bind(hash.to_vec())
+            .bind(from.as_e164())
+            .bind(to_agent)
+            .bind(amount.minor())
+            .fetch_one(pool)
+            .await?;
+    let outcome = match code.as_str() {
+        "not_agent" => Outcome::NotAgent,
+        other => outcome_of(other),
+    };
+    Ok(OpResult::new(outcome, json!({ "ref": reference(transfer_id), "balance": float })))
+}
+
+/// The last five posted movements of the float of the agent whose phone is
+/// `customer_id`, newest first, each with the customer or agent on the other side.
+pub async fn statement(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx::Error> {
+    let float: Option<i64> = sqlx::query_scalar("SELECT float_account_id FROM agents WHERE customer_id = $1")
+        .bind(customer_id)
+        .fetch_optional(pool)
+        .await?;
+    let Some(float) = float else { return Ok(OpResult::bare(Outcome::NotAgent)) };
+    let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
+        "SELECT to_char(t.created_at AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'), 'DD/MM'),
+                CASE WHEN t.debit_account_id = $1 THEN -t.amount ELSE t.amount END,
+                t.kind,
+                CASE WHEN o.kind = 'wallet' THEN c.first_name || ' ' || left(c.last_name, 1) || '.'
+                     ELSE coalesce((SELECT g.name FROM agents g WHERE g.float_account_id = o.id), '') END,
+                transfer_ref(t.id)
+           FROM transfers t
+           LEFT JOIN accounts o ON o.id = CASE WHEN t.debit_account_id = $1 THEN t.credit_account_id
+                                               ELSE t.debit_account_id END
+           LEFT JOIN customers c ON c.id = o.customer_id
+          WHERE (t.debit_account_id = $1 OR t.credit_account_id = $1) AND t.status = 'posted'
+          ORDER BY t.id DESC
+          LIMIT 5",
+    )
+    .bind(float)
+    .fetch_all(pool)
+    .await?;
+    Ok(statement_of(rows))
 }
 
 /// The float and commission balances of the agent whose phone is `customer_id`.

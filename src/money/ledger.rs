@@ -198,7 +198,8 @@ pub async fn statement(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx
          SELECT to_char(t.created_at AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'), 'DD/MM'),
                 CASE WHEN t.debit_account_id = w.id THEN -(t.amount + t.fee) ELSE t.amount END,
                 t.kind,
-                coalesce(c.first_name || ' ' || left(c.last_name, 1) || '.', ''),
+                CASE WHEN o.kind = 'wallet' THEN c.first_name || ' ' || left(c.last_name, 1) || '.'
+                     ELSE coalesce((SELECT g.name FROM agents g WHERE g.float_account_id = o.id), '') END,
                 transfer_ref(t.id)
            FROM t CROSS JOIN w
            LEFT JOIN accounts o ON o.id = CASE WHEN t.debit_account_id = w.id THEN t.credit_account_id
@@ -210,6 +211,11 @@ pub async fn statement(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx
     .bind(customer_id)
     .fetch_all(pool)
     .await?;
+    Ok(statement_of(rows))
+}
+
+/// A statement's lines from (date, signed amount, kind, party, reference) rows.
+pub(super) fn statement_of(rows: Vec<(String, i64, String, String, String)>) -> OpResult {
     let entries: Vec<_> = rows
         .into_iter()
         .map(|(date, amount, kind, party, reference)| {
@@ -217,7 +223,7 @@ pub async fn statement(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx
             json!({ "date": date, "amount": amount, "kind": kind, "party": party, "ref": reference })
         })
         .collect();
-    Ok(OpResult::new(Outcome::Ok, json!({ "entries": entries })))
+    OpResult::new(Outcome::Ok, json!({ "entries": entries }))
 }
 
 #[cfg(test)]

@@ -233,6 +233,21 @@ impl Money {
                     .await?)
             }
             Op::AgentBalances => Ok(self.with_pin(&call, pin, |id| agents::balances(pool, id)).await?),
+            Op::AgentStatement => Ok(self.with_pin(&call, pin, |id| agents::statement(pool, id)).await?),
+            Op::AgentFloatQuote => {
+                Ok(agents::quote_float(pool, call.msisdn, call.digits_arg("agent")?).await?)
+            }
+            Op::AgentFloatTransfer => {
+                let (agent, amount) = (call.digits_arg("agent")?, call.amount_arg("amount")?);
+                if let Some(refused) = call.over_channel_limit(amount) {
+                    return Ok(refused);
+                }
+                Ok(self
+                    .with_pin(&call, pin, |_| {
+                        agents::transfer_float(pool, call.idempotency_key, call.msisdn, agent, amount)
+                    })
+                    .await?)
+            }
             Op::CashOutQuote => {
                 let (agent, store) = (call.digits_arg("agent")?, call.digits_arg("store")?);
                 let amount = call.amount_arg("amount")?;

@@ -146,6 +146,24 @@ pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, Stri
                 )
             }
         }
+        "float_sent" | "float_received" => {
+            let (agent, number, amount, balance) =
+                (text("agent")?, text("agent_number")?, money("amount")?, money("balance")?);
+            match (receipt.template == "float_sent", swahili) {
+                (true, true) => format!(
+                    "{reference} Imethibitishwa. Float {amount} imetumwa kwa wakala {number} {agent} tarehe {date} saa {time}. Salio jipya la float {balance}."
+                ),
+                (true, false) => format!(
+                    "{reference} Confirmed. {amount} of float sent to agent {number} {agent} on {date} at {time}. New float balance {balance}."
+                ),
+                (false, true) => format!(
+                    "{reference} Imethibitishwa. Umepokea float {amount} kutoka kwa wakala {number} {agent} tarehe {date} saa {time}. Salio jipya la float {balance}."
+                ),
+                (false, false) => format!(
+                    "{reference} Confirmed. You have received {amount} of float from agent {number} {agent} on {date} at {time}. New float balance {balance}."
+                ),
+            }
+        }
         other => return Err(format!("no receipt text for template `{other}`")),
     })
 }
