@@ -3,7 +3,6 @@
 //! cash-out at a store (one call of `agent_cash_out`).
 
 use serde_json::json;
-use sha2::Digest;
 use sqlx::PgPool;
 
 use super::ledger::{outcome_of, reference, request_hash, statement_of};
@@ -59,7 +58,7 @@ pub async fn cash_in(
     let (code, transfer_id, float): (String, i64, Option<i64>) =
         sqlx::query_as("SELECT * FROM agent_cash_in($1, $2, $3, $4, $5)")
             .bind(key)
-            .bind(request_hash("cash_in", agent, to, amount))
+            .bind(request_hash("cash_in", &[agent.as_e164(), to.as_e164()], amount))
             .bind(agent.as_e164())
             .bind(to.as_e164())
             .bind(amount.minor())
@@ -114,12 +113,10 @@ pub async fn cash_out(
     (agent, store): (&str, &str),
     amount: Amount,
 ) -> Result<OpResult, sqlx::Error> {
-    let hash =
-        sha2::Sha256::digest(format!("cash_out|{}|{agent}|{store}|{}", from.as_e164(), amount.minor()));
     let (code, transfer_id, fee, balance): (String, i64, i64, Option<i64>) =
         sqlx::query_as("SELECT * FROM agent_cash_out($1, $2, $3, $4, $5, $6)")
             .bind(key)
-            .bind(hash.to_vec())
+            .bind(request_hash("cash_out", &[from.as_e164(), agent, store], amount))
             .bind(from.as_e164())
             .bind(agent)
             .bind(store)
@@ -158,12 +155,10 @@ pub async fn transfer_float(
     to_agent: &str,
     amount: Amount,
 ) -> Result<OpResult, sqlx::Error> {
-    let hash =
-        sha2::Sha256::digest(format!("float_transfer|{}|{to_agent}|{}", from.as_e164(), amount.minor()));
     let (code, transfer_id, float): (String, i64, Option<i64>) =
         sqlx::query_as("SELECT * FROM agent_float_transfer($1, $2, $3, $4, $5)")
             .bind(key)
-            .bind(hash.to_vec())
+            .bind(request_hash("float_transfer", &[from.as_e164(), to_agent], amount))
             .bind(from.as_e164())
             .bind(to_agent)
             .bind(amount.minor())

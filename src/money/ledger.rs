@@ -27,9 +27,10 @@ impl Transfer {
     }
 }
 
-/// Binds an idempotency key to what was asked: the same key with another request is a conflict.
-pub fn request_hash(kind: &str, from: &Msisdn, to: &Msisdn, amount: Amount) -> Vec<u8> {
-    let text = format!("{kind}|{}|{}|{}", from.as_e164(), to.as_e164(), amount.minor());
+/// Binds an idempotency key to what was asked: the same key with another request is a
+/// conflict. `parties` are the numbers (phone, agent, store) the movement names, in order.
+pub fn request_hash(kind: &str, parties: &[&str], amount: Amount) -> Vec<u8> {
+    let text = format!("{kind}|{}|{}", parties.join("|"), amount.minor());
     Sha256::digest(text.as_bytes()).to_vec()
 }
 
@@ -58,7 +59,7 @@ pub async fn transfer_p2p(
     let (code, transfer_id, fee, payer_balance): (String, i64, i64, Option<i64>) =
         sqlx::query_as("SELECT * FROM transfer_p2p($1, $2, $3, $4, $5)")
             .bind(key)
-            .bind(request_hash("p2p", from, to, amount))
+            .bind(request_hash("p2p", &[from.as_e164(), to.as_e164()], amount))
             .bind(from.as_e164())
             .bind(to.as_e164())
             .bind(amount.minor())
