@@ -227,6 +227,57 @@ async fn pin_change_replaces_the_pin(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_pin_changed_through_another_gateway_holds_for_transfers_here(pool: PgPool) {
+    let here = spawn(pool.clone(), Store::Memory).await;
+    let elsewhere = spawn(pool.clone(), Store::Memory).await;
+    let send = |pin: &'static str| ["1", "0700000002", "10", "1", pin];
+    let failures = || async {
+        let n: i32 = sqlx::query_scalar("SELECT pin_failures FROM customers WHERE msisdn = $1")
+            .bind(AMINA)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        n
+    };
+    // Two sends here: the second checks the PIN in the transfer's own round trip.
+    for _ in 0..2 {
+        assert!(last(&here, AMINA, &send("1234")).await.starts_with("END Sent KES 10.00"));
+    }
+    let pinned = || here.state.gateway.money().pinned_transfers();
+    assert_eq!(pinned(), 1, "the first send read the salt");
+    let changed = last(&elsewhere, AMINA, &["4", "1234", "1357", "1357"]).await;
+    assert_eq!(changed, "END Your PIN has been changed.");
+
+    // The old PIN is a wrong PIN here now, and counts as one; the new one sends.
+    let s = unique_session();
+    let hop = |text: &'static str| here.at_hop(&s, AMINA, text);
+    for text in ["", "1", "1*0700000002", "1*0700000002*10", "1*0700000002*10*1"] {
+        hop(text).await;
+    }
+    let old = hop("1*0700000002*10*1*1234").await;
+    assert!(old.starts_with("CON Wrong PIN."), "{old}");
+    assert_eq!(pinned(), 1, "a stale salt is checked the long way");
+    assert_eq!(failures().await, 1);
+    let new = hop("1*0700000002*10*1*1234*1357").await;
+    assert!(new.starts_with("END Sent KES 10.00"), "{new}");
+    assert_eq!(failures().await, 0);
+    assert_eq!(wallet_balance(&pool, AMINA).await, 1_000_00 - 3 * 10_00);
+
+    // Wrong PINs checked with the transfer still lock, and nothing moves.
+    let replies = walk(&here, AMINA, &["1", "0700000002", "10", "1", "0000", "1111", "2222"]).await;
+    assert_eq!(replies[7], "END Too many wrong PINs. Your PIN is locked; try again later or call 100.");
+    assert_eq!(last(&here, AMINA, &send("1357")).await, replies[7]);
+    assert_eq!(wallet_balance(&pool, AMINA).await, 1_000_00 - 3 * 10_00);
+    let posted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p' AND status = 'posted'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(posted, 3);
+    assert_eq!(pinned(), 6, "the new PIN, three wrong ones and the locked send: one round trip each");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn the_language_choice_is_remembered(pool: PgPool) {
     let app = spawn(pool, Store::Redis).await;
     let replies = walk(&app, AMINA, &["5", "2"]).await;

@@ -8,6 +8,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
+use super::pin::{self, PinCheck, PinProof};
+use crate::config::PinPolicy;
 use crate::domain::{Amount, Msisdn};
 use crate::ops::{OpResult, Outcome};
 
@@ -66,6 +68,49 @@ pub async fn transfer_p2p(
             .fetch_one(pool)
             .await?;
     Ok(Transfer { outcome: outcome_of(&code), transfer_id, fee, payer_balance })
+}
+
+/// What `transfer_p2p_pinned` answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pinned {
+    Sent(Transfer),
+    /// The PIN check refused (never `PinCheck::Ok`); nothing was recorded but the failure.
+    Refused(PinCheck),
+    /// The PIN changed since its salt was cached: check it the long way.
+    StaleSalt,
+}
+
+/// [`transfer_p2p`] behind the payer's PIN, checked in the same transaction and round trip.
+pub async fn transfer_p2p_pinned(
+    pool: &PgPool,
+    key: &str,
+    (from, to): (&Msisdn, &Msisdn),
+    amount: Amount,
+    proof: &PinProof,
+    policy: PinPolicy,
+) -> Result<Pinned, sqlx::Error> {
+    let (max_attempts, lock_secs) = pin::policy_args(policy);
+    let (code, transfer_id, fee, payer_balance): (String, Option<i64>, i64, Option<i64>) =
+        sqlx::query_as("SELECT * FROM transfer_p2p_pinned($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(key)
+            .bind(request_hash("p2p", &[from.as_e164(), to.as_e164()], amount))
+            .bind(from.as_e164())
+            .bind(to.as_e164())
+            .bind(amount.minor())
+            .bind(&proof.salt[..])
+            .bind(&proof.hash)
+            .bind(max_attempts)
+            .bind(lock_secs)
+            .fetch_one(pool)
+            .await?;
+    Ok(match (transfer_id, pin::pin_outcome(&code, None)) {
+        (Some(transfer_id), _) => {
+            Pinned::Sent(Transfer { outcome: outcome_of(&code), transfer_id, fee, payer_balance })
+        }
+        (None, Ok(None)) => Pinned::StaleSalt,
+        (None, Ok(Some(check))) => Pinned::Refused(check),
+        (None, Err(e)) => return Err(e),
+    })
 }
 
 /// How a reversal went.

@@ -18,10 +18,12 @@ pub use self::crypto::{DataVault, DecryptError, to_hex};
 pub use self::demo::{
     DEMO_AGENT, DEMO_PIN, DEMO_STORE, DemoSubscriber, demo_subscribers, seed_demo, seed_demo_agent,
 };
+use self::ledger::Pinned;
 pub use self::ledger::{
     Reversal, Reversed, Transfer, parse_reference, reference, request_hash, reverse, transfer_p2p,
 };
 pub use self::pin::{PinCheck, PinHasher, StagedPin, is_weak};
+use self::pin::{PinProof, SaltCache};
 use crate::config::PinPolicy;
 use crate::domain::{Amount, Msisdn, PersonName, Pin};
 use crate::menu::Action;
@@ -53,6 +55,9 @@ pub struct Money {
     pool: PgPool,
     settings: Arc<MoneySettings>,
     runs: Arc<[AtomicU64]>,
+    salts: Arc<SaltCache>,
+    /// Transfers whose PIN was checked in the transfer's own round trip.
+    pinned: Arc<AtomicU64>,
 }
 
 /// Who asked and under which idempotency key.
@@ -122,10 +127,19 @@ impl OpCall<'_> {
     }
 }
 
+/// The answer to a PIN check that did not let the op through.
+fn refusal(check: PinCheck) -> OpResult {
+    OpResult::bare(match check {
+        PinCheck::Ok { .. } | PinCheck::Invalid => Outcome::PinInvalid,
+        PinCheck::Locked => Outcome::PinLocked,
+        PinCheck::NotRegistered => Outcome::NotRegistered,
+    })
+}
+
 impl Money {
     pub fn new(pool: PgPool, settings: MoneySettings) -> Self {
         let runs = CATALOG.iter().map(|_| AtomicU64::new(0)).collect();
-        Money { pool, settings: Arc::new(settings), runs }
+        Money { pool, settings: Arc::new(settings), runs, salts: Arc::default(), pinned: Arc::default() }
     }
 
     pub async fn run(&self, call: OpCall<'_>) -> Result<OpResult, MoneyError> {
@@ -188,6 +202,7 @@ impl Money {
                     return Ok(OpResult::bare(Outcome::PinMismatch));
                 }
                 Ok(if pin::store(pool, call.msisdn, &staged).await? {
+                    self.salts.put(call.msisdn, staged.salt);
                     OpResult::bare(Outcome::Ok)
                 } else {
                     OpResult::bare(Outcome::NotRegistered)
@@ -204,16 +219,39 @@ impl Money {
                 if let Some(refused) = call.over_channel_limit(amount) {
                     return Ok(refused);
                 }
+                let sent = |t: Transfer| {
+                    let data = json!({ "ref": t.reference(), "fee": t.fee, "balance": t.payer_balance });
+                    OpResult::new(t.outcome, data)
+                };
+                // The usual case: the salt is known, so PIN and transfer are one round trip.
+                if call.auth == Auth::Pin
+                    && let Some(salt) = self.salts.get(call.msisdn)
+                {
+                    let proof = PinProof::new(&s.pins, salt, pin);
+                    let parties = (call.msisdn, &to);
+                    let pinned = ledger::transfer_p2p_pinned(
+                        pool,
+                        call.idempotency_key,
+                        parties,
+                        amount,
+                        &proof,
+                        s.pin_policy,
+                    )
+                    .await?;
+                    if pinned != Pinned::StaleSalt {
+                        self.pinned.fetch_add(1, Ordering::Relaxed);
+                    }
+                    match pinned {
+                        Pinned::Sent(t) => return Ok(sent(t)),
+                        Pinned::Refused(check) => return Ok(refusal(check)),
+                        Pinned::StaleSalt => self.salts.forget(call.msisdn),
+                    }
+                }
                 Ok(self
                     .with_pin(&call, pin, |_| async {
                         let t = ledger::transfer_p2p(pool, call.idempotency_key, call.msisdn, &to, amount)
                             .await?;
-                        let data = json!({
-                            "ref": t.reference(),
-                            "fee": t.fee,
-                            "balance": t.payer_balance,
-                        });
-                        Ok(OpResult::new(t.outcome, data))
+                        Ok(sent(t))
                     })
                     .await?)
             }
@@ -282,15 +320,19 @@ impl Money {
     {
         let s = &*self.settings;
         let checked = match call.auth {
-            Auth::Pin => pin::check(&self.pool, &s.pins, s.pin_policy, call.msisdn, pin).await?,
+            Auth::Pin => pin::check(&self.pool, &s.pins, s.pin_policy, &self.salts, call.msisdn, pin).await?,
             Auth::Vouched { .. } => pin::vouched(&self.pool, call.msisdn).await?,
         };
         match checked {
             PinCheck::Ok { customer_id } => then(customer_id).await,
-            PinCheck::Invalid => Ok(OpResult::bare(Outcome::PinInvalid)),
-            PinCheck::Locked => Ok(OpResult::bare(Outcome::PinLocked)),
-            PinCheck::NotRegistered => Ok(OpResult::bare(Outcome::NotRegistered)),
+            refused => Ok(refusal(refused)),
         }
+    }
+
+    /// How many transfers this process checked the PIN of in the transfer's own round
+    /// trip (tests and metrics).
+    pub fn pinned_transfers(&self) -> u64 {
+        self.pinned.load(Ordering::Relaxed)
     }
 
     /// How many times `op` has been started by this process (tests and metrics).

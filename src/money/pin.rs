@@ -5,6 +5,9 @@
 //! possible PINs a slow hash adds nothing; what protects a stolen table is the pepper,
 //! kept in configuration and never in the database, and the lockout.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sqlx::PgPool;
@@ -103,66 +106,116 @@ pub enum PinCheck {
     NotRegistered,
 }
 
-#[derive(sqlx::FromRow)]
-struct PinRow {
-    id: i64,
-    pin_salt: Vec<u8>,
-    pin_hash: Vec<u8>,
-    pin_failures: i32,
-    locked: bool,
-    lock_recorded: bool,
+/// Each number's PIN salt as last read, so that the entered PIN can travel to the
+/// database as its keyed hash and be checked there in the same round trip as the
+/// operation it guards. A salt gone stale (a new PIN, perhaps set through another
+/// replica) is caught by the database, never trusted.
+#[derive(Debug, Default)]
+pub struct SaltCache {
+    salts: Mutex<HashMap<Box<str>, [u8; 16]>>,
+}
+
+impl SaltCache {
+    /// Beyond this many numbers the cache starts over: a miss costs one read.
+    const CAPACITY: usize = 200_000;
+
+    pub fn get(&self, msisdn: &Msisdn) -> Option<[u8; 16]> {
+        self.lock().get(msisdn.as_e164()).copied()
+    }
+
+    pub fn put(&self, msisdn: &Msisdn, salt: [u8; 16]) {
+        let mut salts = self.lock();
+        if salts.len() >= Self::CAPACITY {
+            salts.clear();
+        }
+        salts.insert(msisdn.as_e164().into(), salt);
+    }
+
+    pub fn forget(&self, msisdn: &Msisdn) {
+        self.lock().remove(msisdn.as_e164());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, [u8; 16]>> {
+        // A panic elsewhere cannot leave a half-written salt: recover the map.
+        self.salts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The entered PIN as the database checks it: its keyed hash under the salt the
+/// gateway believes current. No PIN at all hashes to nothing, which never matches.
+pub struct PinProof {
+    pub salt: [u8; 16],
+    pub hash: Vec<u8>,
+}
+
+impl PinProof {
+    pub fn new(hasher: &PinHasher, salt: [u8; 16], pin: Option<&Pin>) -> Self {
+        PinProof { salt, hash: pin.map(|p| hasher.hash(&salt, p)).unwrap_or_default() }
+    }
+}
+
+/// What the database's `pin_check` answered; `None` for a stale salt.
+pub(super) fn pin_outcome(code: &str, customer_id: Option<i64>) -> Result<Option<PinCheck>, sqlx::Error> {
+    Ok(Some(match (code, customer_id) {
+        ("ok", Some(customer_id)) => PinCheck::Ok { customer_id },
+        ("pin_invalid", _) => PinCheck::Invalid,
+        ("pin_locked", _) => PinCheck::Locked,
+        ("not_registered", _) => PinCheck::NotRegistered,
+        ("stale_salt", _) => return Ok(None),
+        (other, _) => return Err(sqlx::Error::Protocol(format!("pin_check answered `{other}`"))),
+    }))
+}
+
+/// The lockout policy as `pin_check` takes it.
+pub(super) fn policy_args(policy: PinPolicy) -> (i32, f64) {
+    (i32::try_from(policy.max_attempts).unwrap_or(i32::MAX), policy.lock.as_secs_f64())
 }
 
 /// Verifies `pin` for `msisdn`, counting failures in the database so that the count
-/// survives restarts and holds across replicas; a correct PIN resets it.
+/// survives restarts and holds across replicas; a correct PIN resets it. One round
+/// trip when the salt is cached.
 pub async fn check(
     pool: &PgPool,
     hasher: &PinHasher,
     policy: PinPolicy,
+    salts: &SaltCache,
     msisdn: &Msisdn,
     pin: Option<&Pin>,
 ) -> Result<PinCheck, sqlx::Error> {
-    let row: Option<PinRow> = sqlx::query_as(
-        "SELECT id, pin_salt, pin_hash, pin_failures,
-                coalesce(pin_locked_until > now(), false) AS locked,
-                pin_locked_until IS NOT NULL AS lock_recorded
-           FROM customers WHERE msisdn = $1",
-    )
-    .bind(msisdn.as_e164())
-    .fetch_optional(pool)
-    .await?;
-    let Some(PinRow { id, pin_salt, pin_hash, pin_failures, locked, lock_recorded }) = row else {
-        return Ok(PinCheck::NotRegistered);
-    };
-    if locked {
-        return Ok(PinCheck::Locked);
-    }
-    if pin.is_some_and(|p| hasher.verify(&pin_salt, p, &pin_hash)) {
-        if pin_failures > 0 || lock_recorded {
-            sqlx::query("UPDATE customers SET pin_failures = 0, pin_locked_until = NULL WHERE id = $1")
-                .bind(id)
-                .execute(pool)
+    let (max_attempts, lock_secs) = policy_args(policy);
+    // A second stale salt means the PIN changed again while we looked.
+    for _ in 0..2 {
+        let salt = match salts.get(msisdn) {
+            Some(salt) => salt,
+            None => {
+                let salt: Option<Vec<u8>> =
+                    sqlx::query_scalar("SELECT pin_salt FROM customers WHERE msisdn = $1")
+                        .bind(msisdn.as_e164())
+                        .fetch_optional(pool)
+                        .await?;
+                let Some(salt) = salt.and_then(|s| <[u8; 16]>::try_from(s).ok()) else {
+                    return Ok(PinCheck::NotRegistered);
+                };
+                salts.put(msisdn, salt);
+                salt
+            }
+        };
+        let proof = PinProof::new(hasher, salt, pin);
+        let (code, customer_id): (String, Option<i64>) =
+            sqlx::query_as("SELECT * FROM pin_check($1, $2, $3, $4, $5)")
+                .bind(msisdn.as_e164())
+                .bind(&proof.salt[..])
+                .bind(&proof.hash)
+                .bind(max_attempts)
+                .bind(lock_secs)
+                .fetch_one(pool)
                 .await?;
+        match pin_outcome(&code, customer_id)? {
+            Some(checked) => return Ok(checked),
+            None => salts.forget(msisdn),
         }
-        return Ok(PinCheck::Ok { customer_id: id });
     }
-    // One statement, so concurrent wrong PINs all count. An expired lock starts a new count.
-    let now_locked: bool = sqlx::query_scalar(
-        "UPDATE customers
-            SET pin_failures = CASE WHEN pin_locked_until <= now() THEN 1 ELSE pin_failures + 1 END,
-                pin_locked_until = CASE
-                    WHEN (CASE WHEN pin_locked_until <= now() THEN 1 ELSE pin_failures + 1 END) >= $2
-                    THEN now() + make_interval(secs => $3)
-                END
-          WHERE id = $1
-      RETURNING pin_locked_until IS NOT NULL",
-    )
-    .bind(id)
-    .bind(i32::try_from(policy.max_attempts).unwrap_or(i32::MAX))
-    .bind(policy.lock.as_secs_f64())
-    .fetch_one(pool)
-    .await?;
-    Ok(if now_locked { PinCheck::Locked } else { PinCheck::Invalid })
+    Ok(PinCheck::Invalid)
 }
 
 /// The customer behind `msisdn` when the channel vouched for them instead of a PIN: a
