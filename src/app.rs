@@ -116,6 +116,7 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         MoneySettings {
             pins: PinHasher::new(pepper),
             pin_policy: config.pin_policy,
+            approval_ttl: config.approval_ttl,
             vault: DataVault::new(&config.data_key),
             currency: config.settings.currency.clone(),
         },
@@ -228,6 +229,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             tick.tick().await;
             upkeep.run_upkeep();
             sweeper.sweep_timeouts(tokio::time::Instant::now()).await;
+            // The hold sweeper: unanswered cash-out requests give the money back.
+            match sweeper.money().expire_holds().await {
+                Ok(0) => {}
+                Ok(expired) => info!(expired, "holds expired"),
+                Err(e) => warn!(error = %e, "the hold sweeper could not run; it tries again in 5 s"),
+            }
         }
     });
     let (stop_outbox, outbox_stopped) = tokio::sync::watch::channel(false);

@@ -48,6 +48,9 @@ pub struct Settings {
     pub pin_max_attempts: u32,
     /// PIN_LOCK_SECS: how long the lock lasts.
     pub pin_lock_secs: u64,
+    /// APPROVAL_TTL_SECS: how long an agent's cash-out request holds the customer's
+    /// money waiting for their approval before the sweeper releases it.
+    pub approval_ttl_secs: u64,
     /// DEFAULT_REGION: how to read numbers in national form (ISO 3166-1 alpha-2).
     pub default_region: String,
     /// DEMO_SUBSCRIBERS: how many subscribers `--demo` seeds (the first ten as in the README).
@@ -286,6 +289,7 @@ impl Default for Settings {
             data_key: None,
             pin_max_attempts: 3,
             pin_lock_secs: 3_600,
+            approval_ttl_secs: 300,
             default_region: "KE".into(),
             demo_subscribers: 10,
             currency: "KES".into(),
@@ -315,6 +319,7 @@ impl fmt::Debug for Settings {
             .field("data_key", &self.data_key.as_ref().map(|_| "<set>"))
             .field("pin_max_attempts", &self.pin_max_attempts)
             .field("pin_lock_secs", &self.pin_lock_secs)
+            .field("approval_ttl_secs", &self.approval_ttl_secs)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
     }
@@ -354,6 +359,8 @@ pub struct Config {
     /// The 32-byte key for personal data at rest.
     pub data_key: [u8; 32],
     pub pin_policy: PinPolicy,
+    /// How long an agent's cash-out request waits for the customer's approval.
+    pub approval_ttl: Duration,
     pub demo: bool,
     /// Screen budgets per channel (provider name), from SCREEN_BUDGETS.
     pub screen_budgets: std::collections::HashMap<String, crate::menu::Budget>,
@@ -515,6 +522,12 @@ impl Settings {
             problems
                 .push(format!("PIN_LOCK_SECS must be between 60 and 2592000 (got {})", self.pin_lock_secs));
         }
+        if !(60..=86_400).contains(&self.approval_ttl_secs) {
+            problems.push(format!(
+                "APPROVAL_TTL_SECS must be between 60 and 86400 (got {}); the customer approves at the counter, within minutes",
+                self.approval_ttl_secs
+            ));
+        }
         let hop_deadline = Duration::from_millis(self.hop_deadline_ms);
         if self.rate_per_msisdn_per_minute == 0 {
             problems.push("RATE_PER_MSISDN_PER_MINUTE must be at least 1".into());
@@ -549,6 +562,7 @@ impl Settings {
                 max_attempts: self.pin_max_attempts,
                 lock: Duration::from_secs(self.pin_lock_secs),
             },
+            approval_ttl: Duration::from_secs(self.approval_ttl_secs),
             listen,
             session_ttl: Duration::from_secs(self.session_ttl_secs),
             hop_deadline,

@@ -51,6 +51,16 @@ pub enum Op {
     /// Cash out at an agent's store: the customer's wallet to the agent's float, with
     /// the withdrawal fee and the agent's commission.
     CashOutWithdraw,
+    /// The customer's name and the fee, for the agent's confirmation of a cash-out request.
+    AgentCashOutQuote,
+    /// The agent asks a customer to approve a cash-out: the amount and fee are held.
+    AgentCashOutRequest,
+    /// The cash-out requests waiting for the customer's answer.
+    CashOutWaiting,
+    /// The customer approves a waiting request with their PIN: the held money moves.
+    CashOutApprove,
+    /// The customer declines a waiting request: the hold is released.
+    CashOutDecline,
 }
 
 /// What an op reports; menus route on these by name.
@@ -73,6 +83,10 @@ pub enum Outcome {
     Conflict,
     /// The number dialling is not a registered agent.
     NotAgent,
+    /// The store number is not one of the agent's stores.
+    StoreUnknown,
+    /// The request is no longer waiting: it expired, or was answered already.
+    Expired,
 }
 
 /// What the menu compiler needs to know about an op.
@@ -316,6 +330,79 @@ pub const CATALOG: &[OpSpec] = &[
         moves_money: true,
     },
     OpSpec {
+        op: Op::AgentCashOutQuote,
+        name: "agent.cash_out_quote",
+        outcomes: &[
+            O::Ok,
+            O::NotAgent,
+            O::StoreUnknown,
+            O::RecipientUnknown,
+            O::SameAccount,
+            O::LimitExceeded,
+        ],
+        args: &["customer", "store", "amount"],
+        secrets: &[],
+        writes: false,
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::AgentCashOutRequest,
+        name: "agent.cash_out_request",
+        outcomes: &[
+            O::Ok,
+            O::PinInvalid,
+            O::PinLocked,
+            O::NotRegistered,
+            O::NotAgent,
+            O::StoreUnknown,
+            O::InsufficientFunds,
+            O::LimitExceeded,
+            O::RecipientUnknown,
+            O::SameAccount,
+            O::AccountBlocked,
+            O::Conflict,
+        ],
+        args: &["customer", "store", "amount", "dial"],
+        secrets: &["pin"],
+        writes: true,
+        moves_money: true,
+    },
+    OpSpec {
+        op: Op::CashOutWaiting,
+        name: "cash_out.waiting",
+        outcomes: &[O::Ok],
+        args: &[],
+        secrets: &[],
+        writes: false,
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::CashOutApprove,
+        name: "cash_out.approve",
+        outcomes: &[
+            O::Ok,
+            O::PinInvalid,
+            O::PinLocked,
+            O::NotRegistered,
+            O::Expired,
+            O::LimitExceeded,
+            O::AccountBlocked,
+        ],
+        args: &["request"],
+        secrets: &["pin"],
+        writes: true,
+        moves_money: true,
+    },
+    OpSpec {
+        op: Op::CashOutDecline,
+        name: "cash_out.decline",
+        outcomes: &[O::Ok, O::Expired],
+        args: &["request"],
+        secrets: &[],
+        writes: true,
+        moves_money: false,
+    },
+    OpSpec {
         op: Op::AgentBalances,
         name: "agent.balances",
         outcomes: &[O::Ok, O::PinInvalid, O::PinLocked, O::NotRegistered, O::NotAgent],
@@ -353,6 +440,8 @@ impl Op {
                 | Op::AgentStatement
                 | Op::AgentFloatTransfer
                 | Op::CashOutWithdraw
+                | Op::AgentCashOutRequest
+                | Op::CashOutApprove
         )
     }
 }
@@ -413,9 +502,22 @@ impl Op {
             Op::CashOutQuote => json!({
                 "agent": wide(40), "store": wide(40), "fee": SAMPLE_AMOUNT, "total": SAMPLE_AMOUNT,
             }),
-            Op::CashOutWithdraw => {
+            Op::CashOutWithdraw | Op::CashOutApprove | Op::CashOutDecline => {
                 json!({ "ref": "TX0123456789ABCDEF", "fee": SAMPLE_AMOUNT, "balance": SAMPLE_AMOUNT })
             }
+            Op::AgentCashOutQuote => {
+                json!({ "name": wide(2 * name + 1), "fee": SAMPLE_AMOUNT, "total": SAMPLE_AMOUNT })
+            }
+            Op::AgentCashOutRequest => {
+                json!({ "ref": "TX0123456789ABCDEF", "fee": SAMPLE_AMOUNT, "minutes": 1440 })
+            }
+            Op::CashOutWaiting => json!({
+                "count": 99,
+                "first": {
+                    "ref": "TX0123456789ABCDEF", "amount": SAMPLE_AMOUNT, "fee": SAMPLE_AMOUNT,
+                    "total": SAMPLE_AMOUNT, "agent": wide(40), "agent_number": "1234567", "store": wide(40),
+                },
+            }),
         }
     }
 }
@@ -443,6 +545,8 @@ impl Outcome {
         O::SameAccount,
         O::Conflict,
         O::NotAgent,
+        O::StoreUnknown,
+        O::Expired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -462,6 +566,8 @@ impl Outcome {
             O::SameAccount => "same_account",
             O::Conflict => "conflict",
             O::NotAgent => "not_agent",
+            O::StoreUnknown => "store_unknown",
+            O::Expired => "expired",
         }
     }
 

@@ -133,7 +133,7 @@ async fn an_agent_deposits_for_a_customer_through_the_agent_menu(pool: PgPool) {
     let s = unique_session();
     assert_eq!(
         agent_hop(&app, &s, JAMES, "").await,
-        "CON Agent 123456 Duka la Demo\n1. Deposit for a customer\n2. Float and commission\n3. Send float to an agent\n4. Float statement"
+        "CON Agent 123456 Duka la Demo\n1. Deposit for a customer\n2. Float and commission\n3. Send float to an agent\n4. Float statement\n5. Withdrawal for a customer"
     );
     agent_hop(&app, &s, JAMES, "1").await;
     agent_hop(&app, &s, JAMES, "1*0700000001").await;
@@ -237,7 +237,7 @@ async fn a_customer_withdraws_at_a_store_and_the_agent_earns_its_commission(pool
     let (float, fees) =
         (account_of_kind(&pool, "agent_float").await, account_of_kind(&pool, "fee_revenue").await);
     let s = unique_session();
-    assert!(app.at_hop(&s, amina, "").await.ends_with("6. Withdraw cash"));
+    assert!(app.at_hop(&s, amina, "").await.ends_with("6. Withdraw cash\n7. My approvals"));
     assert_eq!(app.at_hop(&s, amina, "6").await, "CON Enter agent number");
     // A wrong store for this agent is caught before the PIN.
     app.at_hop(&s, amina, "6*123456").await;

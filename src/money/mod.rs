@@ -2,6 +2,7 @@
 //! Postgres, each answering with a typed [`OpResult`].
 
 mod agents;
+mod approvals;
 mod crypto;
 mod customers;
 mod demo;
@@ -44,6 +45,8 @@ pub enum MoneyError {
 pub struct MoneySettings {
     pub pins: PinHasher,
     pub pin_policy: PinPolicy,
+    /// How long an agent's cash-out request holds the customer's money.
+    pub approval_ttl: std::time::Duration,
     pub vault: DataVault,
     /// Currency of new wallets.
     pub currency: String,
@@ -121,10 +124,24 @@ impl OpCall<'_> {
         }
     }
 
+    /// A transfer named by its reference (`request: "{{ approval.ref }}"`).
+    fn request_arg(&self) -> Result<i64, MoneyError> {
+        ledger::parse_reference(self.arg("request")?)
+            .ok_or_else(|| self.bad("request", "is not a transfer reference"))
+    }
+
     fn staged_arg(&self) -> Result<StagedPin, MoneyError> {
         StagedPin::decode(self.arg("staged_pin")?)
             .ok_or_else(|| self.bad("staged_pin", "is not a staged PIN"))
     }
+}
+
+/// `*384#`, `*384*7#`: what a subscriber can dial.
+fn is_dial_string(text: &str) -> bool {
+    let inner = text.strip_prefix('*').and_then(|t| t.strip_suffix('#')).unwrap_or("");
+    text.len() <= 20
+        && !inner.is_empty()
+        && inner.split('*').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The answer to a PIN check that did not let the op through.
@@ -303,7 +320,40 @@ impl Money {
                     })
                     .await?)
             }
+            Op::AgentCashOutQuote => {
+                let (customer, store) = (call.msisdn_arg("customer")?, call.digits_arg("store")?);
+                Ok(approvals::quote(pool, call.msisdn, &customer, store, call.amount_arg("amount")?).await?)
+            }
+            Op::AgentCashOutRequest => {
+                let (customer, store) = (call.msisdn_arg("customer")?, call.digits_arg("store")?);
+                let amount = call.amount_arg("amount")?;
+                if let Some(refused) = call.over_channel_limit(amount) {
+                    return Ok(refused);
+                }
+                let dial = call.arg("dial")?;
+                if !is_dial_string(dial) {
+                    return Err(call.bad("dial", "must be a USSD code such as *384*7#"));
+                }
+                let request = approvals::Request { customer: &customer, store, amount, dial };
+                Ok(self
+                    .with_pin(&call, pin, |_| {
+                        approvals::request(pool, call.idempotency_key, call.msisdn, request, s.approval_ttl)
+                    })
+                    .await?)
+            }
+            Op::CashOutWaiting => Ok(approvals::waiting(pool, call.msisdn).await?),
+            Op::CashOutApprove => {
+                let request = call.request_arg()?;
+                Ok(self.with_pin(&call, pin, |_| approvals::decide(pool, call.msisdn, request, true)).await?)
+            }
+            Op::CashOutDecline => Ok(approvals::decide(pool, call.msisdn, call.request_arg()?, false).await?),
         }
+    }
+
+    /// Expires the cash-out requests nobody answered in time, releasing their holds;
+    /// returns how many (the hold sweeper's one step).
+    pub async fn expire_holds(&self) -> Result<u64, MoneyError> {
+        Ok(approvals::sweep(&self.pool, 100).await?)
     }
 
     /// Runs `then` with the customer's id once their PIN checks out (or the channel

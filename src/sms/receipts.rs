@@ -164,6 +164,38 @@ pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, Stri
                 ),
             }
         }
+        "cash_out_request" => {
+            let (agent, number, store, dial) =
+                (text("agent")?, text("agent_number")?, text("store")?, text("dial")?);
+            let (amount, fee) = (money("amount")?, money("fee")?);
+            let minutes = d.get("minutes").and_then(Value::as_u64).ok_or("the data has no `minutes`")?;
+            if swahili {
+                format!(
+                    "{reference} Wakala {number} {agent}, {store}, anaomba kukupa {amount} taslimu kutoka pochi yako. Ada {fee}. Kuidhinisha, piga {dial} ndani ya dakika {minutes}; usipoidhinisha, hakuna pesa itakayotoka."
+                )
+            } else {
+                format!(
+                    "{reference} Agent {number} {agent}, {store}, asks to pay you {amount} in cash from your wallet. Fee {fee}. To approve, dial {dial} within {minutes} minutes; if you do not, no money moves."
+                )
+            }
+        }
+        "cash_out_declined" | "cash_out_expired" => {
+            let (party, amount) = (counterparty()?, money("amount")?);
+            match (receipt.template == "cash_out_declined", swahili) {
+                (true, true) => format!(
+                    "{reference} {party} amekataa ombi la kutoa {amount}. Hakuna pesa iliyohamishwa; usitoe pesa taslimu."
+                ),
+                (true, false) => format!(
+                    "{reference} {party} declined the request to withdraw {amount}. No money was moved; do not pay out cash."
+                ),
+                (false, true) => format!(
+                    "{reference} Ombi la kutoa {amount} kwa {party} limekwisha muda bila idhini. Hakuna pesa iliyohamishwa; usitoe pesa taslimu."
+                ),
+                (false, false) => format!(
+                    "{reference} The request to withdraw {amount} for {party} expired unapproved. No money was moved; do not pay out cash."
+                ),
+            }
+        }
         other => return Err(format!("no receipt text for template `{other}`")),
     })
 }

@@ -153,7 +153,7 @@ pub fn unique_session() -> String {
 /// The wallet's main menu as `name` sees it in English.
 pub fn main_menu(name: &str) -> String {
     format!(
-        "CON Welcome {name}\n1. Send money\n2. My balance\n3. Mini statement\n4. Change PIN\n5. Language / Lugha\n6. Withdraw cash"
+        "CON Welcome {name}\n1. Send money\n2. My balance\n3. Mini statement\n4. Change PIN\n5. Language / Lugha\n6. Withdraw cash\n7. My approvals"
     )
 }
 
@@ -234,9 +234,27 @@ pub async fn assert_ledger_invariants(pool: &PgPool) {
     .await
     .unwrap();
     assert_eq!(orphans, 0, "a posted transfer has no entries");
+    let misheld: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM accounts a
+          WHERE a.held <> coalesce((SELECT sum(h.amount) FROM holds h
+                                     WHERE h.account_id = a.id AND h.resolution IS NULL), 0)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(misheld, 0, "an account's held differs from the sum of its open holds");
+    let held_posted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM holds h JOIN transfers t ON t.id = h.transfer_id
+          WHERE (h.resolution IS NULL) <> (t.status = 'held')
+             OR (h.resolution = 'posted') <> (t.status = 'posted')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(held_posted, 0, "a hold and its transfer disagree on what became of it");
     let receipts: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM transfers t WHERE t.kind <> 'funding' AND t.status = 'posted'
-            AND (SELECT count(*) FROM outbox o WHERE o.transfer_id = t.id) <> 2",
+            AND (SELECT count(*) FROM outbox o WHERE o.transfer_id = t.id AND o.role IN ('payer', 'payee')) <> 2",
     )
     .fetch_one(pool)
     .await
