@@ -414,3 +414,18 @@ impl Money {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_dial_string;
+
+    #[test]
+    fn dial_strings_are_star_digits_hash() {
+        for good in ["*384#", "*384*7#", "*1*2*3#"] {
+            assert!(is_dial_string(good), "{good}");
+        }
+        for bad in ["384#", "*384", "*#", "**7#", "*384*#", "*38a#", "*384*7#;", "*1234567890123456789#"] {
+            assert!(!is_dial_string(bad), "{bad}");
+        }
+    }
+}

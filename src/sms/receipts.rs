@@ -299,6 +299,34 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_request_says_what_is_asked_and_where_to_approve_and_fits_two_parts() {
+        let data = json!({ "ref": "TX0000002E", "amount": 250_000_00, "fee": 309_00,
+                           "agent": "Bartholomew-Alexander Wholesale Shop", "agent_number": "1234567",
+                           "store": "Kenyatta Avenue Branch Number Two", "dial": "*384*7#", "minutes": 5 });
+        let r = |language| Receipt {
+            template: "cash_out_request",
+            language,
+            data: &data,
+            date: "22/11/26",
+            time: "10:04",
+        };
+        let en = render(&r("en"), &kes()).unwrap();
+        assert!(en.starts_with("TX0000002E Agent 1234567 Bartholomew-Alexander Wholesale Shop, Kenyatta Avenue Branch Number Two, asks to pay you KES 250,000.00 in cash"), "{en}");
+        assert!(en.contains("To approve, dial *384*7# within 5 minutes"), "{en}");
+        for text in [en, render(&r("sw"), &kes()).unwrap()] {
+            assert!(segment(&text).count() <= 2, "{text}");
+        }
+        let told = json!({ "ref": "TX0000002E", "amount": 50000,
+                           "counterparty": "Amina Otieno", "counterparty_msisdn": "+254700000001" });
+        let r = |template| Receipt { template, language: "en", data: &told, date: "22/11/26", time: "10:04" };
+        assert_eq!(
+            render(&r("cash_out_declined"), &kes()).unwrap(),
+            "TX0000002E Amina Otieno +254700000001 declined the request to withdraw KES 500.00. No money was moved; do not pay out cash."
+        );
+        assert!(render(&r("cash_out_expired"), &kes()).unwrap().contains("expired unapproved"));
+    }
+
+    #[test]
     fn a_cash_out_tells_the_customer_where_and_the_agent_what_to_hand_over() {
         let to_customer = json!({ "ref": "TX0000002D", "amount": 50000, "fee": 2900, "balance": 47100,
                                   "agent": "Duka la Demo", "agent_number": "123456", "store": "Demo Street" });
