@@ -237,6 +237,19 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             }
         }
     });
+    // The bill reconciler, on its own task: a slow biller must not hold up the upkeep.
+    let reconciler = Arc::clone(&gateway);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            match reconciler.money().reconcile_bills().await {
+                Ok(0) => {}
+                Ok(settled) => info!(settled, "pending bill payments settled"),
+                Err(e) => warn!(error = %e, "the bill reconciler could not run; it tries again in 5 s"),
+            }
+        }
+    });
     let (stop_outbox, outbox_stopped) = tokio::sync::watch::channel(false);
     let outbox = match (&state.sms, &config.sms) {
         (Some(outbound), Some(spec)) => {

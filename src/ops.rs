@@ -61,6 +61,12 @@ pub enum Op {
     CashOutApprove,
     /// The customer declines a waiting request: the hold is released.
     CashOutDecline,
+    /// The billers a customer can pay.
+    BillBillers,
+    /// The biller checks an account number (the holder's name), and the fee for an amount.
+    BillValidate,
+    /// Pays a bill: held, sent to the biller, posted or voided on its answer.
+    BillPay,
 }
 
 /// What an op reports; menus route on these by name.
@@ -87,6 +93,13 @@ pub enum Outcome {
     StoreUnknown,
     /// The request is no longer waiting: it expired, or was answered already.
     Expired,
+    /// The account number is not one the biller issues.
+    AccountInvalid,
+    /// The biller refused the payment; the money was given back.
+    BillRejected,
+    /// The biller has not answered yet: the money stays held until it does, and the
+    /// subscriber gets an SMS either way.
+    Pending,
 }
 
 /// What the menu compiler needs to know about an op.
@@ -403,6 +416,46 @@ pub const CATALOG: &[OpSpec] = &[
         moves_money: false,
     },
     OpSpec {
+        op: Op::BillBillers,
+        name: "bill.billers",
+        outcomes: &[O::Ok],
+        args: &[],
+        secrets: &[],
+        writes: false,
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::BillValidate,
+        name: "bill.validate",
+        outcomes: &[O::Ok, O::RecipientUnknown, O::AccountInvalid, O::LimitExceeded],
+        args: &["biller", "account", "amount"],
+        secrets: &[],
+        writes: false,
+        moves_money: false,
+    },
+    OpSpec {
+        op: Op::BillPay,
+        name: "bill.pay",
+        outcomes: &[
+            O::Ok,
+            O::PinInvalid,
+            O::PinLocked,
+            O::NotRegistered,
+            O::RecipientUnknown,
+            O::AccountInvalid,
+            O::InsufficientFunds,
+            O::LimitExceeded,
+            O::AccountBlocked,
+            O::Conflict,
+            O::BillRejected,
+            O::Pending,
+        ],
+        args: &["biller", "account", "amount", "holder"],
+        secrets: &["pin"],
+        writes: true,
+        moves_money: true,
+    },
+    OpSpec {
         op: Op::AgentBalances,
         name: "agent.balances",
         outcomes: &[O::Ok, O::PinInvalid, O::PinLocked, O::NotRegistered, O::NotAgent],
@@ -442,6 +495,7 @@ impl Op {
                 | Op::CashOutWithdraw
                 | Op::AgentCashOutRequest
                 | Op::CashOutApprove
+                | Op::BillPay
         )
     }
 }
@@ -511,6 +565,17 @@ impl Op {
             Op::AgentCashOutRequest => {
                 json!({ "ref": "TX0123456789ABCDEF", "fee": SAMPLE_AMOUNT, "minutes": 1440 })
             }
+            Op::BillBillers => {
+                let biller = json!({ "code": "ABCDEFGHIJKL", "name": wide(30), "label": wide(30) });
+                json!({ "billers": vec![biller; 9] })
+            }
+            Op::BillValidate => json!({
+                "holder": wide(40), "biller": wide(30), "fee": SAMPLE_AMOUNT, "total": SAMPLE_AMOUNT,
+            }),
+            Op::BillPay => json!({
+                "ref": "TX0123456789ABCDEF", "fee": SAMPLE_AMOUNT, "balance": SAMPLE_AMOUNT,
+                "token": "1234 5678 9012 3456 7890", "receipt": "x".repeat(24), "reason": wide(60),
+            }),
             Op::CashOutWaiting => json!({
                 "count": 99,
                 "first": {
@@ -547,6 +612,9 @@ impl Outcome {
         O::NotAgent,
         O::StoreUnknown,
         O::Expired,
+        O::AccountInvalid,
+        O::BillRejected,
+        O::Pending,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -568,6 +636,9 @@ impl Outcome {
             O::NotAgent => "not_agent",
             O::StoreUnknown => "store_unknown",
             O::Expired => "expired",
+            O::AccountInvalid => "account_invalid",
+            O::BillRejected => "bill_rejected",
+            O::Pending => "pending",
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod agents;
 mod approvals;
+pub mod bills;
 mod crypto;
 mod customers;
 mod demo;
@@ -38,6 +39,8 @@ pub enum MoneyError {
     Database(#[from] sqlx::Error),
     #[error("op `{op}`: argument `{arg}` {problem}")]
     BadArgument { op: Op, arg: &'static str, problem: String },
+    #[error("{0} did not answer")]
+    Unavailable(String),
 }
 
 /// The secrets and policies the ops need.
@@ -61,6 +64,7 @@ pub struct Money {
     salts: Arc<SaltCache>,
     /// Transfers whose PIN was checked in the transfer's own round trip.
     pinned: Arc<AtomicU64>,
+    bills: Arc<bills::Bills>,
 }
 
 /// Who asked and under which idempotency key.
@@ -156,7 +160,15 @@ fn refusal(check: PinCheck) -> OpResult {
 impl Money {
     pub fn new(pool: PgPool, settings: MoneySettings) -> Self {
         let runs = CATALOG.iter().map(|_| AtomicU64::new(0)).collect();
-        Money { pool, settings: Arc::new(settings), runs, salts: Arc::default(), pinned: Arc::default() }
+        let bills = Arc::new(bills::Bills::new(pool.clone(), settings.currency.clone()));
+        Money {
+            pool,
+            settings: Arc::new(settings),
+            runs,
+            salts: Arc::default(),
+            pinned: Arc::default(),
+            bills,
+        }
     }
 
     pub async fn run(&self, call: OpCall<'_>) -> Result<OpResult, MoneyError> {
@@ -347,7 +359,41 @@ impl Money {
                 Ok(self.with_pin(&call, pin, |_| approvals::decide(pool, call.msisdn, request, true)).await?)
             }
             Op::CashOutDecline => Ok(approvals::decide(pool, call.msisdn, call.request_arg()?, false).await?),
+            Op::BillBillers => Ok(self.bills.catalogue().await?),
+            Op::BillValidate => {
+                let (biller, account) = (call.arg("biller")?, call.arg("account")?);
+                let amount = call.amount_arg("amount")?;
+                self.bills
+                    .validate(biller, account, amount)
+                    .await?
+                    .ok_or_else(|| MoneyError::Unavailable(format!("biller {biller}")))
+            }
+            Op::BillPay => {
+                let bill = bills::Bill {
+                    biller: call.arg("biller")?,
+                    account: call.arg("account")?,
+                    holder: call.arg("holder")?,
+                    amount: call.amount_arg("amount")?,
+                };
+                if let Some(refused) = call.over_channel_limit(bill.amount) {
+                    return Ok(refused);
+                }
+                Ok(self
+                    .with_pin(&call, pin, |_| self.bills.pay(call.idempotency_key, call.msisdn, bill))
+                    .await?)
+            }
         }
+    }
+
+    /// Asks billers about the payments they have not answered; returns how many
+    /// settled (the reconciler's one pass).
+    pub async fn reconcile_bills(&self) -> Result<u64, MoneyError> {
+        Ok(self.bills.reconcile().await?)
+    }
+
+    /// The biller catalogue and payments.
+    pub fn bills(&self) -> &bills::Bills {
+        &self.bills
     }
 
     /// Expires the cash-out requests nobody answered in time, releasing their holds;

@@ -196,6 +196,35 @@ pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, Stri
                 ),
             }
         }
+        "bill_paid" => {
+            let (biller, account, receipt) = (text("biller")?, text("account")?, text("biller_ref")?);
+            let (amount, fee, balance) = (money("amount")?, money("fee")?, money("balance")?);
+            let token = d.get("token").and_then(Value::as_str).filter(|t| !t.is_empty());
+            if swahili {
+                let token = token.map(|t| format!(" Tokeni {t}.")).unwrap_or_default();
+                format!(
+                    "{reference} Imethibitishwa. {amount} zimelipwa kwa {biller} akaunti {account} tarehe {date} saa {time}.{token} Kumb. ya {biller} {receipt}. Ada {fee}. Salio jipya {balance}."
+                )
+            } else {
+                let token = token.map(|t| format!(" Token {t}.")).unwrap_or_default();
+                format!(
+                    "{reference} Confirmed. {amount} paid to {biller} for account {account} on {date} at {time}.{token} {biller} ref {receipt}. Fee {fee}. New balance {balance}."
+                )
+            }
+        }
+        "bill_rejected" => {
+            let (biller, account, reason, amount) =
+                (text("biller")?, text("account")?, text("reason")?, money("amount")?);
+            if swahili {
+                format!(
+                    "{reference} {biller} imekataa malipo ya {amount} kwa akaunti {account}: {reason}. Hakuna pesa iliyohamishwa."
+                )
+            } else {
+                format!(
+                    "{reference} {biller} refused the payment of {amount} for account {account}: {reason}. No money was moved."
+                )
+            }
+        }
         other => return Err(format!("no receipt text for template `{other}`")),
     })
 }

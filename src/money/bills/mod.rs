@@ -1,0 +1,330 @@
+//! Bill payment: the biller catalogue, paying a bill (hold → the biller → post or void)
+//! and the reconciler that settles what a biller did not answer at once.
+//!
+//! Our transfer reference is the biller's idempotency key, so asking again — a
+//! duplicated hop, the reconciler after a timeout — never pays twice; `bill_settle`
+//! resolves each payment exactly once however many answers arrive.
+
+pub mod client;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::time::Instant;
+use tracing::warn;
+
+use self::client::{Answer, BillerClient, Payment, Validation};
+use super::ledger::{outcome_of, reference, request_hash};
+use crate::domain::{Amount, Msisdn};
+use crate::ops::{OpResult, Outcome};
+use crate::sms::breaker::Breaker;
+
+/// A biller as the catalogue holds it.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct Biller {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub account_pattern: String,
+    pub account_label: String,
+    pub fee_payer: String,
+    pub base_url: String,
+    pub timeout_ms: i32,
+    pub status: String,
+}
+
+impl Biller {
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.timeout_ms).unwrap_or(3_000))
+    }
+
+    /// Whether `account` has the shape of this biller's account numbers.
+    pub fn accepts(&self, account: &str) -> bool {
+        regex::Regex::new(&format!("^(?:{})$", self.account_pattern)).is_ok_and(|re| re.is_match(account))
+    }
+}
+
+const BILLER_COLUMNS: &str =
+    "id, code, name, account_pattern, account_label, fee_payer, base_url, timeout_ms, status";
+
+/// Pays bills and settles them. Cheap to share.
+#[derive(Debug)]
+pub struct Bills {
+    pool: PgPool,
+    client: BillerClient,
+    currency: String,
+    breakers: Mutex<HashMap<i64, Arc<Breaker>>>,
+}
+
+/// Failures in a row before a biller's breaker opens, and how long it stays open.
+const BREAKER_THRESHOLD: u32 = 5;
+const BREAKER_COOLDOWN: Duration = Duration::from_secs(30);
+/// Pending payments one reconciler pass asks about.
+const RECONCILE_BATCH: i64 = 50;
+
+impl Bills {
+    pub fn new(pool: PgPool, currency: String) -> Self {
+        Bills { pool, client: BillerClient::new(), currency, breakers: Mutex::default() }
+    }
+
+    fn breaker(&self, biller: &Biller) -> Arc<Breaker> {
+        let mut breakers = self.breakers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(
+            breakers
+                .entry(biller.id)
+                .or_insert_with(|| Arc::new(Breaker::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN))),
+        )
+    }
+
+    pub async fn biller(&self, code: &str) -> Result<Option<Biller>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {BILLER_COLUMNS} FROM billers WHERE code = $1"))
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// The active billers, for a menu to list.
+    pub async fn catalogue(&self) -> Result<OpResult, sqlx::Error> {
+        let billers: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT code, name, account_label FROM billers WHERE status = 'active' ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let billers: Vec<_> = billers
+            .into_iter()
+            .map(|(code, name, label)| json!({ "code": code, "name": name, "label": label }))
+            .collect();
+        Ok(OpResult::new(Outcome::Ok, json!({ "billers": billers })))
+    }
+
+    /// Checks `account` with the biller and quotes the fee for `amount`: the holder's
+    /// name, fee and total for the confirmation screen. `None` when the biller cannot
+    /// be asked now.
+    pub async fn validate(
+        &self,
+        code: &str,
+        account: &str,
+        amount: Amount,
+    ) -> Result<Option<OpResult>, sqlx::Error> {
+        let Some(biller) = self.biller(code).await?.filter(|b| b.status == "active") else {
+            return Ok(Some(OpResult::bare(Outcome::RecipientUnknown)));
+        };
+        if !biller.accepts(account) {
+            return Ok(Some(OpResult::bare(Outcome::AccountInvalid)));
+        }
+        let fee: Option<i64> = sqlx::query_scalar(
+            "SELECT fee FROM fee_bands WHERE kind = 'bill' AND $1 BETWEEN min_amount AND max_amount",
+        )
+        .bind(amount.minor())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(fee) = fee.filter(|fee| biller.fee_payer == "customer" || *fee < amount.minor()) else {
+            return Ok(Some(OpResult::bare(Outcome::LimitExceeded)));
+        };
+        let breaker = self.breaker(&biller);
+        if breaker.is_open(Instant::now()) {
+            return Ok(None);
+        }
+        let fee = if biller.fee_payer == "customer" { fee } else { 0 };
+        Ok(match self.client.validate(&biller.base_url, biller.timeout(), account).await {
+            Validation::Valid { holder } => {
+                breaker.succeeded();
+                Some(OpResult::new(
+                    Outcome::Ok,
+                    json!({ "holder": holder, "biller": biller.name, "fee": fee, "total": amount.minor() + fee }),
+                ))
+            }
+            Validation::NoSuchAccount => {
+                breaker.succeeded();
+                Some(OpResult::bare(Outcome::AccountInvalid))
+            }
+            Validation::Unavailable(why) => {
+                breaker.failed(Instant::now());
+                warn!(biller = %biller.code, %why, "a biller could not check an account number");
+                None
+            }
+        })
+    }
+
+    /// Pays `amount` from `from` to `account` at biller `code` under `key`: holds the
+    /// money, asks the biller, and posts or voids on its answer. Without one the
+    /// payment stays pending (outcome `pending`) for the reconciler.
+    pub async fn pay(&self, key: &str, from: &Msisdn, bill: Bill<'_>) -> Result<OpResult, sqlx::Error> {
+        let Bill { biller: code, account, holder, amount } = bill;
+        let Some(biller) = self.biller(code).await? else {
+            return Ok(OpResult::bare(Outcome::RecipientUnknown));
+        };
+        if !biller.accepts(account) {
+            return Ok(OpResult::bare(Outcome::AccountInvalid));
+        }
+        let (code, transfer_id, fee): (String, i64, i64) =
+            sqlx::query_as("SELECT * FROM bill_hold($1, $2, $3, $4, $5, $6, $7)")
+                .bind(key)
+                .bind(request_hash("bill", &[from.as_e164(), &biller.code, account], amount))
+                .bind(from.as_e164())
+                .bind(&biller.code)
+                .bind(account)
+                .bind(holder)
+                .bind(amount.minor())
+                .fetch_one(&self.pool)
+                .await?;
+        let fee = if biller.fee_payer == "customer" { fee } else { 0 };
+        if code != "ok" {
+            return Ok(OpResult::new(outcome_of(&code), json!({ "ref": reference(transfer_id) })));
+        }
+        let state: String = sqlx::query_scalar("SELECT state FROM bill_payments WHERE transfer_id = $1")
+            .bind(transfer_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let settled = match state.as_str() {
+            "pending" => {
+                let answer = self.ask(&biller, &reference(transfer_id), account, amount.minor(), false).await;
+                self.settle(transfer_id, &answer).await?
+            }
+            // A replay of a payment the biller has answered.
+            "paid" => Settled::Paid,
+            _ => Settled::Rejected,
+        };
+        self.answer_of(transfer_id, fee, settled).await
+    }
+
+    /// Asks the biller to pay (or, for the reconciler, how a payment stands), through
+    /// its breaker: an open breaker answers `Unknown` without calling.
+    async fn ask(
+        &self,
+        biller: &Biller,
+        reference: &str,
+        account: &str,
+        amount: i64,
+        status_first: bool,
+    ) -> Answer {
+        let breaker = self.breaker(biller);
+        if let Err(until) = breaker.permit(Instant::now()) {
+            let wait = until.saturating_duration_since(Instant::now());
+            return Answer::Unknown(format!("the biller's breaker is open for {} s", wait.as_secs()));
+        }
+        let payment = Payment { reference, account, amount, currency: &self.currency };
+        let mut answer = if status_first {
+            self.client.status(&biller.base_url, biller.timeout(), reference).await
+        } else {
+            self.client.pay(&biller.base_url, biller.timeout(), &payment).await
+        };
+        if answer == Answer::NotFound {
+            // Never received: send it again, under the same reference.
+            answer = self.client.pay(&biller.base_url, biller.timeout(), &payment).await;
+        }
+        match &answer {
+            Answer::Unknown(why) => {
+                breaker.failed(Instant::now());
+                warn!(biller = %biller.code, %reference, %why, "no answer from a biller; the payment stays pending");
+            }
+            _ => breaker.succeeded(),
+        }
+        answer
+    }
+
+    /// Records a biller's answer: posts or voids, or leaves the payment pending.
+    async fn settle(&self, transfer_id: i64, answer: &Answer) -> Result<Settled, sqlx::Error> {
+        let (paid, receipt, token, reason) = match answer {
+            Answer::Paid { receipt, token } => (true, Some(receipt.as_str()), token.as_deref(), None),
+            Answer::Rejected { reason } => (false, None, None, Some(reason.as_str())),
+            Answer::Pending | Answer::NotFound | Answer::Unknown(_) => return Ok(Settled::Pending),
+        };
+        let state: String = sqlx::query_scalar("SELECT state FROM bill_settle($1, $2, $3, $4, $5)")
+            .bind(transfer_id)
+            .bind(paid)
+            .bind(receipt)
+            .bind(token)
+            .bind(reason)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(match state.as_str() {
+            "paid" => Settled::Paid,
+            "rejected" => Settled::Rejected,
+            _ => Settled::Pending,
+        })
+    }
+
+    /// The op's answer for a payment in the state `settled` left it (a replayed payment
+    /// reads the state the first one recorded).
+    async fn answer_of(&self, transfer_id: i64, fee: i64, settled: Settled) -> Result<OpResult, sqlx::Error> {
+        let (token, biller_ref, reason, balance): (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+        ) = sqlx::query_as(
+            "SELECT p.token, p.biller_ref, p.reason, t.debit_balance_after
+                   FROM bill_payments p JOIN transfers t ON t.id = p.transfer_id WHERE p.transfer_id = $1",
+        )
+        .bind(transfer_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let data = json!({
+            "ref": reference(transfer_id), "fee": fee, "token": token, "receipt": biller_ref,
+            "reason": reason, "balance": balance,
+        });
+        Ok(OpResult::new(
+            match settled {
+                Settled::Paid => Outcome::Ok,
+                Settled::Rejected => Outcome::BillRejected,
+                Settled::Pending => Outcome::Pending,
+            },
+            data,
+        ))
+    }
+
+    /// One reconciler pass: asks the billers about the pending payments that are due,
+    /// each at most once per pass, leasing them so that another replica's pass skips
+    /// them; the next check backs off from 5 s to 10 min. Returns how many settled.
+    pub async fn reconcile(&self) -> Result<u64, sqlx::Error> {
+        let due: Vec<(i64, i64, String, i64)> = sqlx::query_as(
+            "UPDATE bill_payments p
+                SET checks = p.checks + 1,
+                    next_check_at = now() + least(interval '10 minutes', interval '5 seconds' * power(2, least(p.checks, 10)))
+               FROM transfers t
+              WHERE t.id = p.transfer_id
+                AND p.transfer_id IN (SELECT q.transfer_id FROM bill_payments q
+                                       WHERE q.state = 'pending' AND q.next_check_at <= now()
+                                       ORDER BY q.next_check_at LIMIT $1
+                                         FOR UPDATE SKIP LOCKED)
+          RETURNING p.transfer_id, p.biller_id, p.account_number, t.amount",
+        )
+        .bind(RECONCILE_BATCH)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut settled = 0;
+        for (transfer_id, biller_id, account, amount) in due {
+            let biller: Biller =
+                sqlx::query_as(&format!("SELECT {BILLER_COLUMNS} FROM billers WHERE id = $1"))
+                    .bind(biller_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+            let answer = self.ask(&biller, &reference(transfer_id), &account, amount, true).await;
+            if !matches!(self.settle(transfer_id, &answer).await?, Settled::Pending) {
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+}
+
+/// What a customer pays.
+#[derive(Clone, Copy, Debug)]
+pub struct Bill<'a> {
+    pub biller: &'a str,
+    pub account: &'a str,
+    /// The holder's name the biller gave when the account was checked (for receipts).
+    pub holder: &'a str,
+    pub amount: Amount,
+}
+
+enum Settled {
+    Paid,
+    Rejected,
+    Pending,
+}

@@ -1,0 +1,314 @@
+//! Bill payment against billers that are local HTTP servers: one that pays, one that
+//! refuses, one whose answer is lost (it pays, then answers too late), one that fails
+//! and then recovers; the money held until the biller answers, posted or given back
+//! exactly once, and never charged twice.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use common::*;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use ussd_gateway::domain::{Amount, Msisdn, Region};
+use ussd_gateway::money::bills::Bill;
+use ussd_gateway::ops::Outcome;
+
+const AMINA: &str = "+254700000001";
+
+/// How a test biller behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mood {
+    Pays,
+    Refuses,
+    /// Pays, then answers after our timeout: the answer is lost.
+    PaysTooLate,
+    /// 500 to everything.
+    Fails,
+}
+
+#[derive(Default)]
+struct Ledger {
+    /// Reference → how many `pay` calls the biller received for it.
+    pays: HashMap<String, u32>,
+    /// References the biller applied.
+    paid: Vec<String>,
+    calls: u32,
+}
+
+#[derive(Clone)]
+struct TestBiller {
+    mood: Arc<Mutex<Mood>>,
+    ledger: Arc<Mutex<Ledger>>,
+}
+
+impl TestBiller {
+    fn set(&self, mood: Mood) {
+        *self.mood.lock().unwrap() = mood;
+    }
+    fn mood(&self) -> Mood {
+        *self.mood.lock().unwrap()
+    }
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap()
+    }
+}
+
+async fn validate(State(b): State<TestBiller>, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
+    b.ledger().calls += 1;
+    match (b.mood(), body["account"].as_str()) {
+        (Mood::Fails, _) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({}))),
+        (_, Some("00000000000")) => (StatusCode::NOT_FOUND, Json(json!({ "error": "no such meter" }))),
+        _ => (StatusCode::OK, Json(json!({ "name": "JOHN KAMAU" }))),
+    }
+}
+
+async fn pay(State(b): State<TestBiller>, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
+    let reference = body["reference"].as_str().unwrap_or_default().to_owned();
+    let mood = b.mood();
+    {
+        let mut ledger = b.ledger();
+        ledger.calls += 1;
+        if mood == Mood::Fails {
+            return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({})));
+        }
+        *ledger.pays.entry(reference.clone()).or_default() += 1;
+        if mood == Mood::Refuses {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "status": "rejected", "reason": "meter blocked" })),
+            );
+        }
+        // Idempotent by reference, as the protocol asks.
+        if !ledger.paid.contains(&reference) {
+            ledger.paid.push(reference.clone());
+        }
+    }
+    if mood == Mood::PaysTooLate {
+        // The biller's own slowness: applied, but the answer arrives after our timeout.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    (StatusCode::OK, Json(paid(&reference)))
+}
+
+fn paid(reference: &str) -> Value {
+    json!({ "status": "paid", "receipt": format!("KP-{reference}"), "token": "1234-5678-9012-3456-7890" })
+}
+
+async fn status(State(b): State<TestBiller>, Path(reference): Path<String>) -> (StatusCode, Json<Value>) {
+    let mut ledger = b.ledger();
+    ledger.calls += 1;
+    if b.mood() == Mood::Fails {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({})));
+    }
+    if ledger.paid.contains(&reference) {
+        (StatusCode::OK, Json(paid(&reference)))
+    } else {
+        (StatusCode::NOT_FOUND, Json(json!({ "error": "unknown reference" })))
+    }
+}
+
+/// Starts a biller on loopback and registers it as `code` (customer pays the fee).
+async fn biller(pool: &PgPool, code: &str, mood: Mood) -> TestBiller {
+    let b = TestBiller { mood: Arc::new(Mutex::new(mood)), ledger: Arc::default() };
+    let app = Router::new()
+        .route("/validate", post(validate))
+        .route("/pay", post(pay))
+        .route("/payments/{reference}", get(status))
+        .with_state(b.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, app).into_future());
+    sqlx::query(
+        "WITH a AS (INSERT INTO accounts (kind, currency, name) VALUES ('biller_settlement', 'KES', $1) RETURNING id)
+         INSERT INTO billers (code, name, account_pattern, account_label, fee_payer, settlement_account_id, base_url, timeout_ms)
+         SELECT $1, 'Power ' || $1, '[0-9]{11}', 'meter number', 'customer', a.id, $2, 300 FROM a",
+    )
+    .bind(code)
+    .bind(url)
+    .execute(pool)
+    .await
+    .unwrap();
+    b
+}
+
+fn bill<'a>(code: &'a str, amount: i64) -> Bill<'a> {
+    Bill { biller: code, account: "12345678901", holder: "JOHN KAMAU", amount: minor(amount) }
+}
+
+fn minor(amount: i64) -> Amount {
+    Amount::from_minor(amount).unwrap()
+}
+
+fn amina() -> Msisdn {
+    Msisdn::parse(AMINA, Region::parse("KE").unwrap()).unwrap()
+}
+
+async fn wallet(pool: &PgPool) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT a.balance, a.held FROM accounts a JOIN customers c ON c.id = a.customer_id
+          WHERE c.msisdn = $1 AND a.kind = 'wallet'",
+    )
+    .bind(AMINA)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn settlement(pool: &PgPool, code: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT a.balance FROM accounts a JOIN billers b ON b.settlement_account_id = a.id WHERE b.code = $1",
+    )
+    .bind(code)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn templates(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT template FROM outbox WHERE msisdn = $1 AND transfer_id IS NOT NULL ORDER BY id",
+    )
+    .bind(AMINA)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_paid_bill_is_posted_with_the_billers_token_and_a_replay_pays_nothing_more(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let kplc = biller(&pool, "KPLC", Mood::Pays).await;
+    let bills = app.state.gateway.money().bills();
+
+    let checked = bills.validate("KPLC", "12345678901", minor(500_00)).await.unwrap().unwrap();
+    assert_eq!(checked.outcome, Outcome::Ok);
+    assert_eq!(checked.data["holder"], "JOHN KAMAU");
+    assert_eq!(checked.data["fee"], 5_00);
+    let unknown = bills.validate("KPLC", "00000000000", minor(500_00)).await.unwrap().unwrap();
+    assert_eq!(unknown.outcome, Outcome::AccountInvalid);
+    let malformed = bills.validate("KPLC", "123", minor(500_00)).await.unwrap().unwrap();
+    assert_eq!(
+        malformed.outcome,
+        Outcome::AccountInvalid,
+        "checked against the pattern, the biller not asked"
+    );
+    assert_eq!(kplc.ledger().calls, 2);
+
+    let paid = bills.pay("bill-1", &amina(), bill("KPLC", 500_00)).await.unwrap();
+    assert_eq!(paid.outcome, Outcome::Ok, "{paid:?}");
+    assert_eq!(paid.data["token"], "1234-5678-9012-3456-7890");
+    assert_eq!(paid.data["balance"], 1_000_00 - 505_00);
+    assert_eq!(wallet(&pool).await, (495_00, 0));
+    assert_eq!(settlement(&pool, "KPLC").await, 500_00);
+    assert_eq!(templates(&pool).await, ["bill_paid"]);
+
+    let again = bills.pay("bill-1", &amina(), bill("KPLC", 500_00)).await.unwrap();
+    assert_eq!(again, paid, "a replay answers as the first did");
+    assert_eq!(kplc.ledger().pays.values().sum::<u32>(), 1, "and does not ask the biller again");
+    assert_eq!(wallet(&pool).await, (495_00, 0));
+    let other = bills.pay("bill-1", &amina(), bill("KPLC", 600_00)).await.unwrap();
+    assert_eq!(other.outcome, Outcome::Conflict);
+    assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_refused_bill_gives_the_money_back_and_says_why(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    biller(&pool, "KPLC", Mood::Refuses).await;
+    let refused =
+        app.state.gateway.money().bills().pay("bill-1", &amina(), bill("KPLC", 500_00)).await.unwrap();
+    assert_eq!(refused.outcome, Outcome::BillRejected);
+    assert_eq!(refused.data["reason"], "meter blocked");
+    assert_eq!(wallet(&pool).await, (1_000_00, 0));
+    assert_eq!(settlement(&pool, "KPLC").await, 0);
+    assert_eq!(templates(&pool).await, ["bill_rejected"]);
+    let status: String = sqlx::query_scalar("SELECT status FROM transfers WHERE kind = 'bill'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "voided");
+    assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_lost_answer_stays_pending_until_reconciled_and_never_charges_twice(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let kplc = biller(&pool, "KPLC", Mood::PaysTooLate).await;
+    let money = app.state.gateway.money();
+    let pending = money.bills().pay("bill-1", &amina(), bill("KPLC", 500_00)).await.unwrap();
+    assert_eq!(pending.outcome, Outcome::Pending);
+    assert_eq!(wallet(&pool).await, (1_000_00, 505_00), "held while the biller has not said");
+    assert!(templates(&pool).await.is_empty());
+    // The subscriber retries the same hop: still pending, still one payment.
+    let again = money.bills().pay("bill-1", &amina(), bill("KPLC", 500_00)).await.unwrap();
+    assert_eq!(again.outcome, Outcome::Pending);
+
+    kplc.set(Mood::Pays);
+    assert_eq!(money.reconcile_bills().await.unwrap(), 1);
+    assert_eq!(wallet(&pool).await, (495_00, 0));
+    assert_eq!(settlement(&pool, "KPLC").await, 500_00);
+    assert_eq!(templates(&pool).await, ["bill_paid"]);
+    assert_eq!(kplc.ledger().paid.len(), 1, "the biller applied it once");
+    assert_eq!(money.reconcile_bills().await.unwrap(), 0, "nothing left to ask");
+    assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_failing_biller_trips_its_breaker_and_payments_resolve_when_it_recovers(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let kplc = biller(&pool, "KPLC", Mood::Fails).await;
+    let bills = app.state.gateway.money().bills();
+    for i in 0..7 {
+        let answer = bills.pay(&format!("bill-{i}"), &amina(), bill("KPLC", 100_00)).await.unwrap();
+        assert_eq!(answer.outcome, Outcome::Pending);
+    }
+    assert_eq!(kplc.ledger().calls, 5, "after five failures the breaker stops calling");
+    assert_eq!(wallet(&pool).await, (1_000_00, 7 * 100_00));
+    // While it is open, checking an account says the service is unavailable.
+    assert_eq!(bills.validate("KPLC", "12345678901", minor(100_00)).await.unwrap(), None);
+
+    // The biller recovers; a restarted gateway (a fresh breaker) reconciles every
+    // payment: none was received, so each is sent again under its reference.
+    kplc.set(Mood::Pays);
+    let restarted = spawn(pool.clone(), Store::Memory).await;
+    sqlx::query("UPDATE bill_payments SET next_check_at = now()").execute(&pool).await.unwrap();
+    assert_eq!(restarted.state.gateway.money().reconcile_bills().await.unwrap(), 7);
+    assert_eq!(wallet(&pool).await, (1_000_00 - 7 * 100_00, 0));
+    assert_eq!(kplc.ledger().paid.len(), 7);
+    assert_eq!(settlement(&pool, "KPLC").await, 7 * 100_00);
+    assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn concurrent_and_duplicated_payments_never_overdraw_or_pay_twice(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let kplc = biller(&pool, "KPLC", Mood::Pays).await;
+    // KES 300 and a KES 5 fee each: three fit in KES 1,000; twelve keys, each sent twice at once.
+    let mut payers = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let money = app.state.gateway.money().clone();
+        payers.spawn(async move {
+            let answer =
+                money.bills().pay(&format!("bill-{}", i / 2), &amina(), bill("KPLC", 300_00)).await.unwrap();
+            (i / 2, answer.outcome)
+        });
+    }
+    let answers = payers.join_all().await;
+    for key in 0..12 {
+        let both: Vec<_> = answers.iter().filter(|(k, _)| *k == key).map(|(_, o)| *o).collect();
+        assert_eq!(both[0], both[1], "duplicates answer alike: {both:?}");
+    }
+    let paid = answers.iter().filter(|(_, o)| *o == Outcome::Ok).count();
+    assert_eq!(paid, 2 * 3, "{answers:?}");
+    assert_eq!(wallet(&pool).await, (1_000_00 - 3 * 305_00, 0));
+    assert_eq!(kplc.ledger().paid.len(), 3);
+    assert_eq!(settlement(&pool, "KPLC").await, 3 * 300_00);
+    assert_ledger_invariants(&pool).await;
+}
