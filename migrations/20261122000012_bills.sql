@@ -22,6 +22,12 @@ ALTER TABLE transfers DROP CONSTRAINT transfers_kind_check;
 ALTER TABLE transfers ADD CONSTRAINT transfers_kind_check
     CHECK (kind IN ('p2p', 'funding', 'reversal', 'cash_in', 'cash_out', 'float_transfer', 'bill'));
 
+-- One settlement account per biller: the uniqueness of system accounts' shards does
+-- not apply to them.
+DROP INDEX accounts_system_shards;
+CREATE UNIQUE INDEX accounts_system_shards ON accounts (kind, shard)
+    WHERE customer_id IS NULL AND kind <> 'biller_settlement';
+
 CREATE TABLE billers (
     id                     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     code                   text NOT NULL UNIQUE CHECK (code ~ '^[A-Z][A-Z0-9]{1,11}$'),

@@ -141,6 +141,7 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         channels: config.channels.clone().into(),
         sms_channels: config.sms_channels.clone().into(),
         sms: config.sms.as_ref().map(|spec| Outbound::new(spec.account.clone(), spec.timeout)),
+        demo: config.demo,
         admin: http::Admin {
             root: config.settings.admin_token.as_ref().map(|token| token.trim().into()),
             menus_dir: config.settings.menus_dir.clone(),
@@ -214,6 +215,11 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         {
             info!(agent = money::DEMO_AGENT, store = money::DEMO_STORE, "demo agent seeded");
         }
+        // The sandbox billers answer on this gateway's own port.
+        let sandbox = format!("http://127.0.0.1:{}/sandbox/billers", config.listen.port());
+        money::seed_demo_billers(&pool, &sandbox, &config.settings.currency)
+            .await
+            .map_err(|e| StartError::Demo(e.to_string()))?;
     }
     let state = build_state(pool.clone(), store, menus, &config);
     let gateway = std::sync::Arc::clone(&state.gateway);

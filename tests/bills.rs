@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use ussd_gateway::domain::{Amount, Msisdn, Region};
 use ussd_gateway::money::bills::Bill;
+use ussd_gateway::money::seed_demo_billers;
 use ussd_gateway::ops::Outcome;
 
 const AMINA: &str = "+254700000001";
@@ -311,4 +312,115 @@ async fn concurrent_and_duplicated_payments_never_overdraw_or_pay_twice(pool: Pg
     assert_eq!(kplc.ledger().paid.len(), 3);
     assert_eq!(settlement(&pool, "KPLC").await, 3 * 300_00);
     assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_subscriber_pays_the_sandbox_billers_through_the_menu(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    // The sandbox billers answer on the gateway's own port, as under `--demo`.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+    seed_demo_billers(&pool, &format!("http://127.0.0.1:{port}/sandbox/billers"), "KES").await.unwrap();
+
+    let s = unique_session();
+    app.at_hop(&s, AMINA, "").await;
+    assert_eq!(
+        app.at_hop(&s, AMINA, "8").await,
+        "CON Pay bill\n1. Kenya Power prepaid\n2. Nairobi Water\n0. Back"
+    );
+    assert_eq!(app.at_hop(&s, AMINA, "8*1").await, "CON Enter meter number");
+    assert_eq!(app.at_hop(&s, AMINA, "8*1*00000000000").await, "CON Enter amount");
+    assert_eq!(
+        app.at_hop(&s, AMINA, "8*1*00000000000*500").await,
+        "CON No such meter number.\nEnter meter number"
+    );
+    app.at_hop(&s, AMINA, "8*1*00000000000*500*12345678901").await;
+    let confirm = app.at_hop(&s, AMINA, "8*1*00000000000*500*12345678901*500").await;
+    assert!(confirm.starts_with("CON Pay KES 500.00 to Kenya Power prepaid for "), "{confirm}");
+    assert!(confirm.ends_with(", 12345678901? Fee KES 5.00.\n1. Yes\n2. No\n0. Back"), "{confirm}");
+    assert_eq!(
+        app.at_hop(&s, AMINA, "8*1*00000000000*500*12345678901*500*1").await,
+        "CON Enter PIN to pay KES 500.00"
+    );
+    let paid = app.at_hop(&s, AMINA, "8*1*00000000000*500*12345678901*500*1*1234").await;
+    let token: String = sqlx::query_scalar("SELECT token FROM bill_payments").fetch_one(&pool).await.unwrap();
+    assert_eq!(token.len(), 24, "five groups of four digits: {token}");
+    assert!(
+        paid.starts_with(&format!("END Paid KES 500.00 to Kenya Power prepaid. Token {token}. Ref TX")),
+        "{paid}"
+    );
+    assert!(paid.ends_with("Balance KES 495.00."), "{paid}");
+    assert_eq!(templates(&pool).await, ["bill_paid"]);
+
+    // Water: the biller pays the fee out of the amount; and a blocked meter is refused.
+    let water = app.at_hop(&unique_session(), AMINA, "8*2*1234567*200*1*1234").await;
+    assert!(water.starts_with("END Paid KES 200.00 to Nairobi Water. Ref TX"), "{water}");
+    assert!(water.ends_with("Balance KES 295.00."), "{water}");
+    assert_eq!(settlement(&pool, "WATER").await, 200_00 - 5_00);
+    let blocked = app.at_hop(&unique_session(), AMINA, "8*1*99999999999*100*1*1234").await;
+    assert_eq!(blocked, "END Kenya Power prepaid refused the payment: account blocked. No money was moved.");
+    assert_eq!(wallet(&pool).await, (295_00, 0));
+    assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn billers_are_registered_and_listed_through_the_admin_api(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let desk = ussd_gateway::admin::create(&pool, "biller-desk", &["billers".into()]).await.unwrap();
+    let agents_only = ussd_gateway::admin::create(&pool, "agent-desk", &["agents".into()]).await.unwrap();
+    let power = json!({ "code": "KPLC", "name": "Kenya Power", "account_pattern": "[0-9]{11}",
+                        "account_label": "meter number", "fee_payer": "customer", "base_url": "http://127.0.0.1:9/kplc" });
+    let with = |key: &str, value: Value| {
+        let mut body = power.clone();
+        body[key] = value;
+        body
+    };
+    for (body, says) in [
+        (with("code", json!("kplc")), "`code` `kplc` must be 2 to 12 capital letters"),
+        (with("account_pattern", json!("[0-9")), "`account_pattern` `[0-9` is not a regular expression"),
+        (with("fee_payer", json!("nobody")), "`fee_payer` `nobody` must be `customer` or `biller`"),
+        (with("base_url", json!("ftp://x")), "`base_url` `ftp://x` must start with http"),
+        (with("timeout_ms", json!(5)), "`timeout_ms` must be 100 to 30000"),
+        (with("colour", json!("red")), "unknown field `colour`"),
+    ] {
+        let (status, answer) =
+            app.admin("POST", "/admin/billers", Some(&desk), None, Some(body.to_string())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{body}: {answer}");
+    }
+    let (status, _) =
+        app.admin("POST", "/admin/billers", Some(&agents_only), None, Some(power.to_string())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, created) =
+        app.admin("POST", "/admin/billers", Some(&desk), None, Some(power.to_string())).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["code"], "KPLC");
+    assert_eq!(created["settlement"]["balance"], 0);
+    let (status, taken) =
+        app.admin("POST", "/admin/billers", Some(&desk), None, Some(power.to_string())).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(taken["error"], "biller code KPLC is taken");
+    let water = with("code", json!("WATER"));
+    assert_eq!(
+        app.admin("POST", "/admin/billers", Some(&desk), None, Some(water.to_string())).await.0,
+        StatusCode::CREATED
+    );
+
+    let (status, all) = app.admin("GET", "/admin/billers", Some(&desk), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let codes: Vec<&str> =
+        all["billers"].as_array().unwrap().iter().map(|b| b["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["KPLC", "WATER"]);
+    assert_eq!(all["billers"][0]["pending_payments"], 0);
+    // Every call is in the audit trail, refusals included.
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM admin_audit WHERE route = '/admin/billers'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(audited, 6 + 1 + 2 + 1 + 1);
+    // The registered biller is in the menu's catalogue.
+    let catalogue = app.state.gateway.money().bills().catalogue().await.unwrap();
+    assert_eq!(catalogue.data["billers"][0]["label"], "meter number");
 }

@@ -2,6 +2,7 @@
 //! trail; the HTTP handlers are in `src/http/admin.rs`.
 
 pub mod agents;
+pub mod billers;
 pub mod customers;
 
 use base64::Engine;
@@ -25,16 +26,19 @@ pub enum Scope {
     Agents,
     /// Top up an agent's float.
     Float,
+    /// Register billers and read the catalogue.
+    Billers,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::Menus,
         Scope::CustomersRead,
         Scope::CustomersWrite,
         Scope::TransfersReverse,
         Scope::Agents,
         Scope::Float,
+        Scope::Billers,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +49,7 @@ impl Scope {
             Scope::TransfersReverse => "transfers:reverse",
             Scope::Agents => "agents",
             Scope::Float => "float",
+            Scope::Billers => "billers",
         }
     }
 

@@ -4,6 +4,7 @@ mod admin;
 pub mod channels;
 mod demo;
 mod health;
+mod sandbox;
 mod sms;
 
 pub(crate) use channels::same as same_secret;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub sms_channels: Arc<[crate::config::SmsChannelSpec]>,
     /// Where SMS receipts go out, when a provider is configured (`--demo`: the sink).
     pub sms: Option<crate::channel::sms::Outbound>,
+    /// `--demo`: the sandbox billers answer at `/sandbox/billers/{code}`.
+    pub demo: bool,
 }
 
 /// What the admin API needs.
@@ -59,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         Some(_) => routes.route("/demo/sms", get(demo::sms)),
         None => routes,
     };
+    let routes = if state.demo { routes.merge(sandbox::routes(sandbox::Sandbox::default())) } else { routes };
     routes
         .merge(admin::routes(&state))
         .route("/healthz", get(health::healthz))

@@ -137,6 +137,40 @@ pub async fn seed_demo_agent(pool: &PgPool) -> Result<bool, MoneyError> {
     Ok(true)
 }
 
+/// The sandbox billers of `--demo` (prepaid power with a token, the customer paying the
+/// fee; water, the biller paying it), pointed at `sandbox` (`http://…/sandbox/billers`)
+/// on every start, since the port may change.
+pub async fn seed_demo_billers(pool: &PgPool, sandbox: &str, currency: &str) -> Result<(), MoneyError> {
+    for (code, name, pattern, label, fee_payer) in [
+        ("KPLC", "Kenya Power prepaid", "[0-9]{11}", "meter number", "customer"),
+        ("WATER", "Nairobi Water", "[0-9]{6,10}", "account number", "biller"),
+    ] {
+        sqlx::query(
+            "WITH a AS (INSERT INTO accounts (kind, currency, name)
+                        SELECT 'biller_settlement', $7, 'biller ' || $1 WHERE NOT EXISTS (SELECT 1 FROM billers WHERE code = $1)
+                        RETURNING id)
+             INSERT INTO billers (code, name, account_pattern, account_label, fee_payer, settlement_account_id, base_url)
+             SELECT $1, $2, $3, $4, $5, a.id, $6 FROM a
+             ON CONFLICT (code) DO NOTHING",
+        )
+        .bind(code)
+        .bind(name)
+        .bind(pattern)
+        .bind(label)
+        .bind(fee_payer)
+        .bind(format!("{sandbox}/{code}"))
+        .bind(currency)
+        .execute(pool)
+        .await?;
+        sqlx::query("UPDATE billers SET base_url = $2 WHERE code = $1")
+            .bind(code)
+            .bind(format!("{sandbox}/{code}"))
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,7 @@ use sqlx::PgPool;
 pub use self::crypto::{DataVault, DecryptError, to_hex};
 pub use self::demo::{
     DEMO_AGENT, DEMO_PIN, DEMO_STORE, DemoSubscriber, demo_subscribers, seed_demo, seed_demo_agent,
+    seed_demo_billers,
 };
 use self::ledger::Pinned;
 pub use self::ledger::{
@@ -389,6 +390,11 @@ impl Money {
     /// settled (the reconciler's one pass).
     pub async fn reconcile_bills(&self) -> Result<u64, MoneyError> {
         Ok(self.bills.reconcile().await?)
+    }
+
+    /// The currency of new wallets and accounts.
+    pub fn currency(&self) -> &str {
+        &self.settings.currency
     }
 
     /// The biller catalogue and payments.

@@ -384,7 +384,26 @@ mod tests {
         let data = json!({ "ref": "TX1" });
         let r = Receipt { template: "p2p_sent", language: "en", data: &data, date: "", time: "" };
         assert_eq!(render(&r, &kes()), Err("the data has no `counterparty`".into()));
-        let r = Receipt { template: "bill_paid", ..r };
-        assert_eq!(render(&r, &kes()), Err("no receipt text for template `bill_paid`".into()));
+        let r = Receipt { template: "loyalty_points", ..r };
+        assert_eq!(render(&r, &kes()), Err("no receipt text for template `loyalty_points`".into()));
+    }
+
+    #[test]
+    fn a_paid_bill_carries_the_billers_reference_and_token() {
+        let data = json!({ "ref": "TX0000002F", "amount": 50000, "fee": 500, "balance": 49500,
+                           "biller": "Kenya Power prepaid", "account": "12345678901",
+                           "biller_ref": "KPLC1A2B3C4D", "token": "1234-5678-9012-3456-7890" });
+        let r =
+            Receipt { template: "bill_paid", language: "en", data: &data, date: "22/11/26", time: "10:04" };
+        let text = render(&r, &kes()).unwrap();
+        assert_eq!(
+            text,
+            "TX0000002F Confirmed. KES 500.00 paid to Kenya Power prepaid for account 12345678901 on 22/11/26 at 10:04. Token 1234-5678-9012-3456-7890. Kenya Power prepaid ref KPLC1A2B3C4D. Fee KES 5.00. New balance KES 495.00."
+        );
+        assert!(segment(&text).count() <= 2, "{text}");
+        let mut water = data.clone();
+        water["token"] = Value::Null;
+        let r = Receipt { data: &water, language: "sw", ..r };
+        assert!(!render(&r, &kes()).unwrap().contains("Tokeni"), "no token, no token line");
     }
 }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tracing::error;
 
 mod agents;
+mod billers;
 
 use super::AppState;
 use crate::admin::{self, Principal, Scope, customers};
@@ -26,6 +27,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/admin/agents", post(agents::onboard))
         .route("/admin/agents/{agent_number}", get(agents::show))
         .route("/admin/agents/{agent_number}/float", post(agents::top_up))
+        .route("/admin/billers", post(billers::register).get(billers::list))
         .route_layer(middleware::from_fn_with_state(state.clone(), audited))
         .route("/admin/openapi.json", get(openapi))
 }
@@ -380,6 +382,31 @@ fn spec() -> Value {
                     "400": error, "401": error, "403": error, "409": error, "422": error, "503": error,
                 },
             }},
+            "/admin/billers": {
+                "post": {
+                    "summary": "Register a biller, with a settlement account; it answers the biller protocol at `base_url`",
+                    "x-scope": Scope::Billers.name(),
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "type": "object", "additionalProperties": false,
+                        "required": ["code", "name", "account_pattern", "account_label", "fee_payer", "base_url"],
+                        "properties": {
+                            "code": { "type": "string", "pattern": "^[A-Z][A-Z0-9]{1,11}$" },
+                            "name": { "type": "string", "minLength": 1, "maxLength": 30 },
+                            "account_pattern": { "type": "string", "description": "a regular expression the whole account number must match" },
+                            "account_label": { "type": "string", "minLength": 1, "maxLength": 30, "description": "what subscribers are asked for" },
+                            "fee_payer": { "enum": ["customer", "biller"] },
+                            "base_url": { "type": "string", "pattern": "^https?://" },
+                            "timeout_ms": { "type": "integer", "minimum": 100, "maximum": 30000, "default": 3000 },
+                        },
+                    }}}},
+                    "responses": { "201": ok("the biller"), "400": error, "401": error, "403": error, "409": error, "503": error },
+                },
+                "get": {
+                    "summary": "The biller catalogue, with settlement balances and payments pending with each biller",
+                    "x-scope": Scope::Billers.name(),
+                    "responses": with_ok(refusals(&[]), "the billers"),
+                },
+            },
             "/admin/agents/{agent_number}": { "get": {
                 "summary": "An agent: phone, status, float, commission and stores",
                 "x-scope": Scope::Agents.name(),

@@ -1,0 +1,54 @@
+//! The admin API's biller endpoints: register a biller, list the catalogue.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::{AppState, Note, answer, caller, error, json_body, unavailable};
+use crate::admin::Scope;
+use crate::admin::billers::{self, BillerError, NewBiller};
+
+const REGISTER: &str = r#"{"code": "KPLC", "name": "Kenya Power", "account_pattern": "[0-9]{11}", "account_label": "meter number", "fee_payer": "customer", "base_url": "https://…", "timeout_ms": 3000}"#;
+
+/// `POST /admin/billers` (scope `billers`): registers a biller with a settlement account.
+pub(super) async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let who = match caller(&state, &headers, Scope::Billers).await {
+        Ok(who) => who,
+        Err(refused) => return refused,
+    };
+    let mut note = Note::by(&who);
+    let new: NewBiller = match json_body(&body, REGISTER) {
+        Ok(new) => new,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, note, reason),
+    };
+    note.target = Some(new.code.clone());
+    note.detail = Some(serde_json::json!({
+        "name": new.name, "account_pattern": new.account_pattern, "fee_payer": new.fee_payer,
+        "base_url": new.base_url, "timeout_ms": new.timeout_ms,
+    }));
+    let currency = state.gateway.money().currency().to_owned();
+    match billers::register(state.gateway.money().pool(), &new, &currency).await {
+        Ok(biller) => answer(StatusCode::CREATED, note, biller),
+        Err(BillerError::Invalid(reason)) => error(StatusCode::BAD_REQUEST, note, reason),
+        Err(e @ BillerError::CodeTaken(_)) => error(StatusCode::CONFLICT, note, e.to_string()),
+        Err(BillerError::Database(e)) => unavailable(note, &e),
+    }
+}
+
+/// `GET /admin/billers` (scope `billers`): the catalogue, with settlement balances and
+/// the payments still pending with each biller.
+pub(super) async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let who = match caller(&state, &headers, Scope::Billers).await {
+        Ok(who) => who,
+        Err(refused) => return refused,
+    };
+    let note = Note::by(&who);
+    match billers::list(state.gateway.money().pool()).await {
+        Ok(all) => answer(StatusCode::OK, note, all),
+        Err(e) => unavailable(note, &e),
+    }
+}
