@@ -181,6 +181,7 @@ DECLARE
     v_biller billers%ROWTYPE;
     v_payer record;
     v_fee_account bigint;
+    v_fee_from bigint;
     v_day date;
     v_payer_balance bigint;
 BEGIN
@@ -222,24 +223,17 @@ BEGIN
     UPDATE accounts a SET balance = a.balance - v_hold.amount, held = a.held - v_hold.amount
      WHERE a.id = v_t.debit_account_id
     RETURNING a.balance INTO v_payer_balance;
-    IF v_biller.fee_payer = 'customer' THEN
-        UPDATE accounts a SET balance = a.balance + v_t.amount WHERE a.id = v_t.credit_account_id;
-        INSERT INTO entries (transfer_id, account_id, amount)
-        VALUES (p_transfer, v_t.debit_account_id, -v_t.amount), (p_transfer, v_t.credit_account_id, v_t.amount);
-        IF v_t.fee > 0 THEN
-            INSERT INTO entries (transfer_id, account_id, amount)
-            VALUES (p_transfer, v_t.debit_account_id, -v_t.fee), (p_transfer, v_fee_account, v_t.fee);
-        END IF;
-    ELSE
-        UPDATE accounts a SET balance = a.balance + (v_t.amount - v_t.fee) WHERE a.id = v_t.credit_account_id;
-        INSERT INTO entries (transfer_id, account_id, amount)
-        VALUES (p_transfer, v_t.debit_account_id, -v_t.amount), (p_transfer, v_t.credit_account_id, v_t.amount);
-        IF v_t.fee > 0 THEN
-            INSERT INTO entries (transfer_id, account_id, amount)
-            VALUES (p_transfer, v_t.credit_account_id, -v_t.fee), (p_transfer, v_fee_account, v_t.fee);
-        END IF;
-    END IF;
+    -- The fee comes from whoever pays it: on top of the amount, or out of it.
+    v_fee_from := CASE WHEN v_biller.fee_payer = 'customer' THEN v_t.debit_account_id ELSE v_t.credit_account_id END;
+    UPDATE accounts a SET balance = a.balance + v_t.amount - CASE WHEN v_fee_from = a.id THEN v_t.fee ELSE 0 END
+     WHERE a.id = v_t.credit_account_id;
     UPDATE accounts a SET balance = a.balance + v_t.fee WHERE a.id = v_fee_account;
+    INSERT INTO entries (transfer_id, account_id, amount)
+    VALUES (p_transfer, v_t.debit_account_id, -v_t.amount), (p_transfer, v_t.credit_account_id, v_t.amount);
+    IF v_t.fee > 0 THEN
+        INSERT INTO entries (transfer_id, account_id, amount)
+        VALUES (p_transfer, v_fee_from, -v_t.fee), (p_transfer, v_fee_account, v_t.fee);
+    END IF;
     v_day := (now() AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'))::date;
     INSERT INTO daily_usage AS u (account_id, day, debited) VALUES (v_t.debit_account_id, v_day, v_t.amount)
     ON CONFLICT (account_id, day) DO UPDATE SET debited = u.debited + excluded.debited;

@@ -574,7 +574,7 @@ impl Op {
             }),
             Op::BillPay => json!({
                 "ref": "TX0123456789ABCDEF", "fee": SAMPLE_AMOUNT, "balance": SAMPLE_AMOUNT,
-                "token": "1234 5678 9012 3456 7890", "receipt": "x".repeat(24), "reason": wide(60),
+                "token": "x".repeat(40), "receipt": "x".repeat(24), "reason": wide(60),
             }),
             Op::CashOutWaiting => json!({
                 "count": 99,

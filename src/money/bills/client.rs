@@ -151,10 +151,17 @@ async fn read(response: reqwest::Response, is_status_call: bool) -> Answer {
     let Some(status) = body::<Status>(response).await else {
         return Answer::Unknown(format!("HTTP {code} with an unreadable body"));
     };
+    // What a biller says reaches screens and SMS: cut to what they can carry.
+    let cut = |text: String, most: usize| text.trim().chars().take(most).collect::<String>();
     match (status.status.as_str(), code.is_success()) {
-        ("paid", true) => Answer::Paid { receipt: status.receipt.unwrap_or_default(), token: status.token },
+        ("paid", true) => Answer::Paid {
+            receipt: cut(status.receipt.unwrap_or_default(), 24),
+            token: status.token.map(|t| cut(t, 40)).filter(|t| !t.is_empty()),
+        },
         ("pending", true) => Answer::Pending,
-        ("rejected", _) => Answer::Rejected { reason: status.reason.unwrap_or_else(|| "refused".into()) },
+        ("rejected", _) => {
+            Answer::Rejected { reason: cut(status.reason.unwrap_or_else(|| "refused".into()), 60) }
+        }
         (other, _) => Answer::Unknown(format!("HTTP {code} with status `{other}`")),
     }
 }
