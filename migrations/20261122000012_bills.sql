@@ -133,9 +133,14 @@ BEGIN
     END IF;
 
     IF v_code IS NULL THEN
+        -- A paid bill posts whatever the limits say by then, so the day's limit counts
+        -- the amounts still held as well as those posted (the account lock above
+        -- keeps concurrent holds from each seeing room for themselves).
         v_day := (now() AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'))::date;
         SELECT coalesce(sum(u.debited), 0) INTO v_used FROM daily_usage u
          WHERE u.account_id = v_payer.account AND u.day = v_day;
+        v_used := v_used + (SELECT coalesce(sum(t.amount), 0) FROM holds h JOIN transfers t ON t.id = h.transfer_id
+                             WHERE h.account_id = v_payer.account AND h.resolution IS NULL);
         IF p_amount > v_payer.max_per_transfer OR v_used + p_amount > v_payer.max_daily_debit THEN
             v_code := 'limit_exceeded';
         END IF;

@@ -424,3 +424,69 @@ async fn billers_are_registered_and_listed_through_the_admin_api(pool: PgPool) {
     let catalogue = app.state.gateway.money().bills().catalogue().await.unwrap();
     assert_eq!(catalogue.data["billers"][0]["label"], "meter number");
 }
+
+/// `bill_hold` straight through the ledger: its outcome and fee.
+async fn hold(pool: &PgPool, key: &str, from: &str, amount: i64) -> (String, i64) {
+    sqlx::query_as(
+        "SELECT outcome, fee FROM bill_hold($1, '\\x01', $2, 'KPLC', '12345678901', 'JOHN KAMAU', $3)",
+    )
+    .bind(key)
+    .bind(from)
+    .bind(amount)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn bill_fees_are_exact_at_band_boundaries_and_held_bills_count_against_the_day(pool: PgPool) {
+    let _app = spawn(pool.clone(), Store::Memory).await;
+    biller(&pool, "KPLC", Mood::Fails).await;
+    // A verified customer rich enough that only the bands decide.
+    let rich = "+254711000001";
+    customer(&pool, rich, 2, 2_000_000_00).await;
+    let bands = [
+        (99, None),
+        (1_00, Some(0)),
+        (100_00, Some(0)),
+        (100_01, Some(5_00)),
+        (500_00, Some(5_00)),
+        (500_01, Some(10_00)),
+        (1_000_00, Some(10_00)),
+        (1_000_01, Some(20_00)),
+        (2_500_00, Some(20_00)),
+        (2_500_01, Some(34_00)),
+        (5_000_00, Some(34_00)),
+        (5_000_01, Some(48_00)),
+        (10_000_00, Some(48_00)),
+        (10_000_01, Some(62_00)),
+        (20_000_00, Some(62_00)),
+        (20_000_01, Some(72_00)),
+        (50_000_00, Some(72_00)),
+        (50_000_01, Some(83_00)),
+        (250_000_00, Some(83_00)),
+        (250_000_01, None),
+    ];
+    for (i, (amount, fee)) in bands.into_iter().enumerate() {
+        // Each hold is released before the next, so the day's limit never decides here.
+        let (outcome, charged) = hold(&pool, &format!("band-{i}"), rich, amount).await;
+        match fee {
+            Some(fee) => assert_eq!((outcome.as_str(), charged), ("ok", fee), "KES {amount} minor"),
+            None => assert_eq!(outcome, "limit_exceeded", "{amount} minor"),
+        }
+        sqlx::query("SELECT bill_settle(transfer_id, false, NULL, NULL, 'test') FROM bill_payments WHERE state = 'pending'")
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+
+    // A basic customer may debit KES 140,000 a day: two pending KES 60,000 bills leave
+    // no room for a third, though none is posted yet.
+    let basic = "+254711000002";
+    customer(&pool, basic, 1, 500_000_00).await;
+    assert_eq!(hold(&pool, "day-1", basic, 60_000_00).await.0, "ok");
+    assert_eq!(hold(&pool, "day-2", basic, 60_000_00).await.0, "ok");
+    assert_eq!(hold(&pool, "day-3", basic, 60_000_00).await.0, "limit_exceeded");
+    assert_eq!(hold(&pool, "day-4", basic, 20_000_00).await.0, "ok");
+    assert_ledger_invariants(&pool).await;
+}
