@@ -228,8 +228,9 @@ BEGIN
     UPDATE accounts a SET balance = a.balance - v_hold.amount, held = a.held - v_hold.amount
      WHERE a.id = v_t.debit_account_id
     RETURNING a.balance INTO v_payer_balance;
-    -- The fee comes from whoever pays it: on top of the amount, or out of it.
-    v_fee_from := CASE WHEN v_biller.fee_payer = 'customer' THEN v_t.debit_account_id ELSE v_t.credit_account_id END;
+    -- The fee comes from whoever paid it when the money was held (the hold says: on
+    -- top of the amount, or not), whatever the biller's setting is now.
+    v_fee_from := CASE WHEN v_hold.amount > v_t.amount THEN v_t.debit_account_id ELSE v_t.credit_account_id END;
     UPDATE accounts a SET balance = a.balance + v_t.amount - CASE WHEN v_fee_from = a.id THEN v_t.fee ELSE 0 END
      WHERE a.id = v_t.credit_account_id;
     UPDATE accounts a SET balance = a.balance + v_t.fee WHERE a.id = v_fee_account;
@@ -248,7 +249,7 @@ BEGIN
     INSERT INTO outbox (transfer_id, role, msisdn, language, template, data) VALUES
         (p_transfer, 'payer', v_payer.msisdn, v_payer.language, 'bill_paid',
          jsonb_build_object('ref', transfer_ref(p_transfer), 'amount', v_t.amount,
-                            'fee', CASE WHEN v_biller.fee_payer = 'customer' THEN v_t.fee ELSE 0 END,
+                            'fee', v_hold.amount - v_t.amount,
                             'balance', v_payer_balance, 'biller', v_biller.name,
                             'account', v_pay.account_number, 'biller_ref', coalesce(p_biller_ref, ''),
                             'token', p_token));

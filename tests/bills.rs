@@ -32,6 +32,8 @@ enum Mood {
     PaysTooLate,
     /// 500 to everything.
     Fails,
+    /// Down for four calls, up for four, and so on.
+    Flaps,
 }
 
 #[derive(Default)]
@@ -59,12 +61,21 @@ impl TestBiller {
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
         self.ledger.lock().unwrap()
     }
+    /// Counts a call and says whether it fails.
+    fn fails(&self, ledger: &mut Ledger) -> bool {
+        ledger.calls += 1;
+        match self.mood() {
+            Mood::Fails => true,
+            Mood::Flaps => ((ledger.calls - 1) / 4).is_multiple_of(2),
+            _ => false,
+        }
+    }
 }
 
 async fn validate(State(b): State<TestBiller>, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
-    b.ledger().calls += 1;
-    match (b.mood(), body["account"].as_str()) {
-        (Mood::Fails, _) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({}))),
+    let failing = b.fails(&mut b.ledger());
+    match (failing, body["account"].as_str()) {
+        (true, _) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({}))),
         (_, Some("00000000000")) => (StatusCode::NOT_FOUND, Json(json!({ "error": "no such meter" }))),
         _ => (StatusCode::OK, Json(json!({ "name": "JOHN KAMAU" }))),
     }
@@ -75,8 +86,7 @@ async fn pay(State(b): State<TestBiller>, Json(body): Json<Value>) -> (StatusCod
     let mood = b.mood();
     {
         let mut ledger = b.ledger();
-        ledger.calls += 1;
-        if mood == Mood::Fails {
+        if b.fails(&mut ledger) {
             return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({})));
         }
         *ledger.pays.entry(reference.clone()).or_default() += 1;
@@ -104,8 +114,7 @@ fn paid(reference: &str) -> Value {
 
 async fn status(State(b): State<TestBiller>, Path(reference): Path<String>) -> (StatusCode, Json<Value>) {
     let mut ledger = b.ledger();
-    ledger.calls += 1;
-    if b.mood() == Mood::Fails {
+    if b.fails(&mut ledger) {
         return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({})));
     }
     if ledger.paid.contains(&reference) {
@@ -488,5 +497,83 @@ async fn bill_fees_are_exact_at_band_boundaries_and_held_bills_count_against_the
     assert_eq!(hold(&pool, "day-2", basic, 60_000_00).await.0, "ok");
     assert_eq!(hold(&pool, "day-3", basic, 60_000_00).await.0, "limit_exceeded");
     assert_eq!(hold(&pool, "day-4", basic, 20_000_00).await.0, "ok");
+    assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn payments_to_a_flapping_biller_all_resolve_once(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let kplc = biller(&pool, "KPLC", Mood::Flaps).await;
+    let money = app.state.gateway.money();
+    let mut pending = 0;
+    for i in 0..6 {
+        let answer = money.bills().pay(&format!("bill-{i}"), &amina(), bill("KPLC", 100_00)).await.unwrap();
+        assert!(matches!(answer.outcome, Outcome::Ok | Outcome::Pending), "{answer:?}");
+        pending += usize::from(answer.outcome == Outcome::Pending);
+    }
+    assert!(pending > 0, "the first four calls fail");
+    // Failures never come five in a row, so the breaker stays shut; each pass asks
+    // every pending payment once, as if its next check were due.
+    for _ in 0..10 {
+        sqlx::query("UPDATE bill_payments SET next_check_at = now() WHERE state = 'pending'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        money.reconcile_bills().await.unwrap();
+    }
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM bill_payments WHERE state = 'pending'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(kplc.ledger().paid.len(), 6);
+    assert_eq!(wallet(&pool).await, (1_000_00 - 6 * 100_00, 0));
+    assert_eq!(settlement(&pool, "KPLC").await, 6 * 100_00);
+    assert_eq!(templates(&pool).await, ["bill_paid"; 6]);
+    assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_changed_or_suspended_biller_settles_what_it_holds_as_it_was_held(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let kplc = biller(&pool, "KPLC", Mood::Fails).await;
+    let desk = ussd_gateway::admin::create(&pool, "biller-desk", &["billers".into()]).await.unwrap();
+    let patch =
+        |body: Value| app.admin("PATCH", "/admin/billers/KPLC", Some(&desk), None, Some(body.to_string()));
+    // Held with the customer paying the fee (KES 500 + KES 5) while the biller is down.
+    let money = app.state.gateway.money();
+    assert_eq!(
+        money.bills().pay("bill-1", &amina(), bill("KPLC", 500_00)).await.unwrap().outcome,
+        Outcome::Pending
+    );
+    assert_eq!(wallet(&pool).await, (1_000_00, 505_00));
+
+    let (status, refused) = patch(json!({ "status": "closed" })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused["error"], "`status` `closed` must be `active` or `suspended`");
+    let (status, _) = app.admin("PATCH", "/admin/billers/NOPE", Some(&desk), None, Some("{}".into())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, changed) = patch(json!({ "fee_payer": "biller", "status": "suspended" })).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(
+        (changed["fee_payer"].as_str(), changed["status"].as_str()),
+        (Some("biller"), Some("suspended"))
+    );
+    assert_eq!(changed["pending_payments"], 1);
+
+    // Suspended: out of the menu, new payments refused, the pending one still reconciled.
+    let catalogue = money.bills().catalogue().await.unwrap();
+    assert_eq!(catalogue.data["billers"], json!([]));
+    assert_eq!(
+        money.bills().pay("bill-2", &amina(), bill("KPLC", 100_00)).await.unwrap().outcome,
+        Outcome::AccountBlocked
+    );
+    kplc.set(Mood::Pays);
+    let restarted = spawn(pool.clone(), Store::Memory).await;
+    sqlx::query("UPDATE bill_payments SET next_check_at = now()").execute(&pool).await.unwrap();
+    assert_eq!(restarted.state.gateway.money().reconcile_bills().await.unwrap(), 1);
+    // Settled as held: the customer paid the fee, the biller gets the whole amount.
+    assert_eq!(wallet(&pool).await, (495_00, 0));
+    assert_eq!(settlement(&pool, "KPLC").await, 500_00);
     assert_ledger_invariants(&pool).await;
 }

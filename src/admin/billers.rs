@@ -1,5 +1,5 @@
-//! Billers as operators manage them: registering one (with its settlement account) and
-//! the catalogue.
+//! Billers as operators manage them: registering one (with its settlement account),
+//! changing or suspending it, and the catalogue.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -33,8 +33,55 @@ pub enum BillerError {
     Invalid(String),
     #[error("biller code {0} is taken")]
     CodeTaken(String),
+    #[error("no biller has the code {0}")]
+    Unknown(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+/// What may change of a registered biller: any of these, the rest stays.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillerChange {
+    pub name: Option<String>,
+    pub account_pattern: Option<String>,
+    pub account_label: Option<String>,
+    /// Payments already held settle as they were held.
+    pub fee_payer: Option<String>,
+    pub base_url: Option<String>,
+    pub timeout_ms: Option<i32>,
+    /// `active`, or `suspended`: out of the menu, and new payments refused; payments
+    /// pending with it are still reconciled.
+    pub status: Option<String>,
+}
+
+fn name_problem(name: &str) -> Option<String> {
+    (!(1..=30).contains(&name.trim().chars().count())).then(|| "`name` must be 1 to 30 characters".into())
+}
+
+fn pattern_problem(pattern: &str) -> Option<String> {
+    (pattern.len() > 200 || regex::Regex::new(pattern).is_err()).then(|| {
+        format!("`account_pattern` `{pattern}` is not a regular expression (at most 200 characters)")
+    })
+}
+
+fn label_problem(label: &str) -> Option<String> {
+    (!(1..=30).contains(&label.trim().chars().count()))
+        .then(|| "`account_label` must be 1 to 30 characters".into())
+}
+
+fn fee_payer_problem(payer: &str) -> Option<String> {
+    (!matches!(payer, "customer" | "biller"))
+        .then(|| format!("`fee_payer` `{payer}` must be `customer` or `biller`"))
+}
+
+fn url_problem(url: &str) -> Option<String> {
+    (!(url.starts_with("http://") || url.starts_with("https://")))
+        .then(|| format!("`base_url` `{url}` must start with http:// or https://"))
+}
+
+fn timeout_problem(ms: i32) -> Option<String> {
+    (!(100..=30_000).contains(&ms)).then(|| format!("`timeout_ms` must be 100 to 30000 (got {ms})"))
 }
 
 impl NewBiller {
@@ -49,28 +96,30 @@ impl NewBiller {
                 self.code
             ));
         }
-        if !(1..=30).contains(&self.name.trim().chars().count()) {
-            return Some("`name` must be 1 to 30 characters".into());
-        }
-        if self.account_pattern.len() > 200 || regex::Regex::new(&self.account_pattern).is_err() {
-            return Some(format!(
-                "`account_pattern` `{}` is not a regular expression (at most 200 characters)",
-                self.account_pattern
-            ));
-        }
-        if !(1..=30).contains(&self.account_label.trim().chars().count()) {
-            return Some("`account_label` must be 1 to 30 characters".into());
-        }
-        if !matches!(self.fee_payer.as_str(), "customer" | "biller") {
-            return Some(format!("`fee_payer` `{}` must be `customer` or `biller`", self.fee_payer));
-        }
-        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
-            return Some(format!("`base_url` `{}` must start with http:// or https://", self.base_url));
-        }
-        if !(100..=30_000).contains(&self.timeout_ms) {
-            return Some(format!("`timeout_ms` must be 100 to 30000 (got {})", self.timeout_ms));
-        }
-        None
+        name_problem(&self.name)
+            .or_else(|| pattern_problem(&self.account_pattern))
+            .or_else(|| label_problem(&self.account_label))
+            .or_else(|| fee_payer_problem(&self.fee_payer))
+            .or_else(|| url_problem(&self.base_url))
+            .or_else(|| timeout_problem(self.timeout_ms))
+    }
+}
+
+impl BillerChange {
+    fn problem(&self) -> Option<String> {
+        let status = self.status.as_deref().and_then(|s| {
+            (!matches!(s, "active" | "suspended"))
+                .then(|| format!("`status` `{s}` must be `active` or `suspended`"))
+        });
+        self.name
+            .as_deref()
+            .and_then(name_problem)
+            .or_else(|| self.account_pattern.as_deref().and_then(pattern_problem))
+            .or_else(|| self.account_label.as_deref().and_then(label_problem))
+            .or_else(|| self.fee_payer.as_deref().and_then(fee_payer_problem))
+            .or_else(|| self.base_url.as_deref().and_then(url_problem))
+            .or_else(|| self.timeout_ms.and_then(timeout_problem))
+            .or(status)
     }
 }
 
@@ -106,6 +155,32 @@ pub async fn register(pool: &PgPool, new: &NewBiller, currency: &str) -> Result<
     .fetch_optional(pool)
     .await?;
     let Some(id) = inserted else { return Err(BillerError::CodeTaken(new.code.clone())) };
+    Ok(sqlx::query_scalar(&format!("{SHOW} WHERE b.id = $1")).bind(id).fetch_one(pool).await?)
+}
+
+/// Applies `change` to biller `code`; returns it as [`list`] shows it.
+pub async fn change(pool: &PgPool, code: &str, change: &BillerChange) -> Result<Value, BillerError> {
+    if let Some(problem) = change.problem() {
+        return Err(BillerError::Invalid(problem));
+    }
+    let updated: Option<i64> = sqlx::query_scalar(
+        "UPDATE billers SET name = coalesce($2, name), account_pattern = coalesce($3, account_pattern),
+                account_label = coalesce($4, account_label), fee_payer = coalesce($5, fee_payer),
+                base_url = coalesce($6, base_url), timeout_ms = coalesce($7, timeout_ms), status = coalesce($8, status)
+          WHERE code = $1
+      RETURNING id",
+    )
+    .bind(code)
+    .bind(change.name.as_deref().map(str::trim))
+    .bind(&change.account_pattern)
+    .bind(change.account_label.as_deref().map(str::trim))
+    .bind(&change.fee_payer)
+    .bind(&change.base_url)
+    .bind(change.timeout_ms)
+    .bind(&change.status)
+    .fetch_optional(pool)
+    .await?;
+    let Some(id) = updated else { return Err(BillerError::Unknown(code.to_owned())) };
     Ok(sqlx::query_scalar(&format!("{SHOW} WHERE b.id = $1")).bind(id).fetch_one(pool).await?)
 }
 

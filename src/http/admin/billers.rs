@@ -1,12 +1,12 @@
-//! The admin API's biller endpoints: register a biller, list the catalogue.
+//! The admin API's biller endpoints: register, change or suspend a biller, list the catalogue.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::{AppState, Note, answer, caller, error, json_body, unavailable};
 use crate::admin::Scope;
-use crate::admin::billers::{self, BillerError, NewBiller};
+use crate::admin::billers::{self, BillerChange, BillerError, NewBiller};
 
 const REGISTER: &str = r#"{"code": "KPLC", "name": "Kenya Power", "account_pattern": "[0-9]{11}", "account_label": "meter number", "fee_payer": "customer", "base_url": "https://…", "timeout_ms": 3000}"#;
 
@@ -33,9 +33,42 @@ pub(super) async fn register(
     let currency = state.gateway.money().currency().to_owned();
     match billers::register(state.gateway.money().pool(), &new, &currency).await {
         Ok(biller) => answer(StatusCode::CREATED, note, biller),
-        Err(BillerError::Invalid(reason)) => error(StatusCode::BAD_REQUEST, note, reason),
-        Err(e @ BillerError::CodeTaken(_)) => error(StatusCode::CONFLICT, note, e.to_string()),
-        Err(BillerError::Database(e)) => unavailable(note, &e),
+        Err(e) => refusal(note, e),
+    }
+}
+
+fn refusal(note: Note, e: BillerError) -> Response {
+    match e {
+        BillerError::Invalid(reason) => error(StatusCode::BAD_REQUEST, note, reason),
+        e @ BillerError::CodeTaken(_) => error(StatusCode::CONFLICT, note, e.to_string()),
+        e @ BillerError::Unknown(_) => error(StatusCode::NOT_FOUND, note, e.to_string()),
+        BillerError::Database(e) => unavailable(note, &e),
+    }
+}
+
+const CHANGE: &str = r#"{"status": "suspended"}, or any of name, account_pattern, account_label, fee_payer, base_url, timeout_ms"#;
+
+/// `PATCH /admin/billers/{code}` (scope `billers`): changes what is sent, keeps the rest;
+/// `{"status": "suspended"}` takes a biller out of the menu.
+pub(super) async fn change(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let who = match caller(&state, &headers, Scope::Billers).await {
+        Ok(who) => who,
+        Err(refused) => return refused,
+    };
+    let mut note = Note { target: Some(code.clone()), ..Note::by(&who) };
+    let asked: BillerChange = match json_body(&body, CHANGE) {
+        Ok(asked) => asked,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, note, reason),
+    };
+    note.detail = serde_json::from_slice(&body).ok();
+    match billers::change(state.gateway.money().pool(), &code, &asked).await {
+        Ok(biller) => answer(StatusCode::OK, note, biller),
+        Err(e) => refusal(note, e),
     }
 }
 

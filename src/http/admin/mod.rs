@@ -5,7 +5,7 @@ use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -28,6 +28,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/admin/agents/{agent_number}", get(agents::show))
         .route("/admin/agents/{agent_number}/float", post(agents::top_up))
         .route("/admin/billers", post(billers::register).get(billers::list))
+        .route("/admin/billers/{code}", patch(billers::change))
         .route_layer(middleware::from_fn_with_state(state.clone(), audited))
         .route("/admin/openapi.json", get(openapi))
 }
@@ -407,6 +408,21 @@ fn spec() -> Value {
                     "responses": with_ok(refusals(&[]), "the billers"),
                 },
             },
+            "/admin/billers/{code}": { "patch": {
+                "summary": "Change a biller's settings, or suspend it (out of the menu, new payments refused; pending ones still reconciled)",
+                "x-scope": Scope::Billers.name(),
+                "parameters": [{ "name": "code", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": {
+                        "name": { "type": "string" }, "account_pattern": { "type": "string" },
+                        "account_label": { "type": "string" }, "fee_payer": { "enum": ["customer", "biller"] },
+                        "base_url": { "type": "string" }, "timeout_ms": { "type": "integer" },
+                        "status": { "enum": ["active", "suspended"] },
+                    },
+                }}}},
+                "responses": with_ok(refusals(&["400", "404"]), "the biller"),
+            }},
             "/admin/agents/{agent_number}": { "get": {
                 "summary": "An agent: phone, status, float, commission and stores",
                 "x-scope": Scope::Agents.name(),
