@@ -777,7 +777,8 @@ fn check_var_name(cx: &mut Ctx, at: Location, name: &str, what: &str) {
     }
 }
 
-fn is_service_code(code: &str) -> bool {
+/// `*384#`, `*384*7#`: what a subscriber can dial.
+pub fn is_service_code(code: &str) -> bool {
     code.len() >= 3
         && code.starts_with('*')
         && code.ends_with('#')

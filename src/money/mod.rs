@@ -141,12 +141,9 @@ impl OpCall<'_> {
     }
 }
 
-/// `*384#`, `*384*7#`: what a subscriber can dial.
+/// A service code short enough to quote in an SMS.
 fn is_dial_string(text: &str) -> bool {
-    let inner = text.strip_prefix('*').and_then(|t| t.strip_suffix('#')).unwrap_or("");
-    text.len() <= 20
-        && !inner.is_empty()
-        && inner.split('*').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    text.len() <= 20 && crate::menu::is_service_code(text)
 }
 
 /// The answer to a PIN check that did not let the op through.

@@ -297,14 +297,20 @@ impl Bills {
         .bind(RECONCILE_BATCH)
         .fetch_all(&self.pool)
         .await?;
+        let ids: Vec<i64> = due.iter().map(|(_, biller, _, _)| *biller).collect();
+        let billers: HashMap<i64, Biller> =
+            sqlx::query_as::<_, Biller>(&format!("SELECT {BILLER_COLUMNS} FROM billers WHERE id = ANY($1)"))
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|b| (b.id, b))
+                .collect();
         let mut settled = 0;
         for (transfer_id, biller_id, account, amount) in due {
-            let biller: Biller =
-                sqlx::query_as(&format!("SELECT {BILLER_COLUMNS} FROM billers WHERE id = $1"))
-                    .bind(biller_id)
-                    .fetch_one(&self.pool)
-                    .await?;
-            let answer = self.ask(&biller, &reference(transfer_id), &account, amount, true).await;
+            // Billers are never deleted, so every payment's biller is here.
+            let Some(biller) = billers.get(&biller_id) else { continue };
+            let answer = self.ask(biller, &reference(transfer_id), &account, amount, true).await;
             if !matches!(self.settle(transfer_id, &answer).await?, Settled::Pending) {
                 settled += 1;
             }
