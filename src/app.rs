@@ -18,7 +18,7 @@ use crate::config::{Config, redact_url};
 use crate::gateway::{Gateway, GatewayConfig};
 use crate::http::{self, AppState};
 use crate::menu::Bundle;
-use crate::money::{self, DataVault, Money, MoneySettings, PinHasher};
+use crate::money::{self, DataVault, Lane, LaneOptions, Money, MoneySettings, PinHasher};
 use crate::session::{MemoryStore, RedisStore, SessionStore, TextKey};
 use crate::sms::outbox::Worker;
 
@@ -111,8 +111,16 @@ pub fn load_menus(config: &Config) -> Result<Bundle, StartError> {
 /// The shared state of the HTTP server, from already-connected parts.
 pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Config) -> AppState {
     let pepper = config.pin_pepper.as_bytes();
-    let money = Money::new(
+    let lane = LaneOptions {
+        max_connections: config.settings.database_max_connections,
+        acquire_timeout: Duration::from_secs(2),
+        ping_after_idle: IDLE_BEFORE_PING,
+        ..LaneOptions::default()
+    };
+    let lane = Lane::new((*pool.connect_options()).clone(), lane);
+    let money = Money::with_lane(
         pool,
+        lane,
         MoneySettings {
             pins: PinHasher::new(pepper),
             pin_policy: config.pin_policy,
@@ -179,8 +187,10 @@ fn derive_key(secret: &[u8], purpose: &[u8]) -> Vec<u8> {
 
 /// `serve`: connect, migrate, seed the demo if asked, and answer until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> Result<(), StartError> {
-    let pool =
-        connect_database(&config.settings.database_url, config.settings.database_max_connections).await?;
+    // Hops' statements go through the money lane (DATABASE_MAX_CONNECTIONS); the pool
+    // serves what no hop waits on: workers, the admin API, SMS callbacks.
+    let background = (config.settings.database_max_connections / 2).max(2);
+    let pool = connect_database(&config.settings.database_url, background).await?;
     info!(database = %redact_url(&config.settings.database_url), "PostgreSQL connected and migrated");
     let store = connect_store(&config).await?;
     match store {

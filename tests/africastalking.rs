@@ -4,7 +4,7 @@ mod common;
 
 use axum::http::StatusCode;
 use common::{Store, TestApp, at_form, main_menu, spawn, unique_session};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use ussd_gateway::session::SessionKey;
 
 const AMINA: &str = "+254700000001";
@@ -174,9 +174,22 @@ async fn health_readiness_and_metrics(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
-async fn readiness_fails_and_hops_end_politely_when_postgres_is_gone(pool: PgPool) {
+async fn readiness_fails_and_hops_end_politely_when_postgres_turns_the_gateway_away(pool: PgPool) {
     let app = spawn(pool.clone(), Store::Memory).await;
-    pool.close().await;
+    // The database takes no new connections and ends the ones it has.
+    let db = pool.connect_options().get_database().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect_with(&(*pool.connect_options()).clone().database("postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("ALTER DATABASE \"{db}\" WITH ALLOW_CONNECTIONS false"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&db)
+        .execute(&mut admin)
+        .await
+        .unwrap();
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.body);
     assert_eq!(app.at_hop(&unique_session(), AMINA, "").await, "END Service unavailable, please try again");

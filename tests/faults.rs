@@ -142,6 +142,7 @@ async fn postgres_going_away_and_coming_back(pool: PgPool) {
 
     proxy.restore();
     serves_again(&app).await;
-    assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
     assert_eq!(app.at_hop(&unique_session(), AMINA, "2*1234").await, "END Your balance is KES 1,000.00.");
 }

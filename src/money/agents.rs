@@ -3,20 +3,20 @@
 //! cash-out at a store (one call of `agent_cash_out`).
 
 use serde_json::json;
-use sqlx::PgPool;
 
+use super::lane::Db;
 use super::ledger::{outcome_of, reference, request_hash, statement_of};
 use crate::domain::{Amount, Msisdn};
 use crate::ops::{OpResult, Outcome};
 
 /// The agent behind `msisdn`: business name, agent number, the phone's language.
-pub async fn profile(pool: &PgPool, msisdn: &Msisdn) -> Result<OpResult, sqlx::Error> {
+pub async fn profile(db: impl Db, msisdn: &Msisdn) -> Result<OpResult, sqlx::Error> {
     let row: Option<(String, String, String)> = sqlx::query_as(
         "SELECT g.name, g.agent_number, c.language FROM agents g JOIN customers c ON c.id = g.customer_id
           WHERE c.msisdn = $1 AND g.status = 'active'",
     )
     .bind(msisdn.as_e164())
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(match row {
         None => OpResult::bare(Outcome::NotAgent),
@@ -28,7 +28,7 @@ pub async fn profile(pool: &PgPool, msisdn: &Msisdn) -> Result<OpResult, sqlx::E
 }
 
 /// The name of the customer a cash-in from `agent` to `to` would reach.
-pub async fn quote_cash_in(pool: &PgPool, agent: &Msisdn, to: &Msisdn) -> Result<OpResult, sqlx::Error> {
+pub async fn quote_cash_in(db: impl Db, agent: &Msisdn, to: &Msisdn) -> Result<OpResult, sqlx::Error> {
     if agent == to {
         return Ok(OpResult::bare(Outcome::SameAccount));
     }
@@ -38,7 +38,7 @@ pub async fn quote_cash_in(pool: &PgPool, agent: &Msisdn, to: &Msisdn) -> Result
     )
     .bind(agent.as_e164())
     .bind(to.as_e164())
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?;
     Ok(match (is_agent, name) {
         (false, _) => OpResult::bare(Outcome::NotAgent),
@@ -49,7 +49,7 @@ pub async fn quote_cash_in(pool: &PgPool, agent: &Msisdn, to: &Msisdn) -> Result
 
 /// Cash-in of `amount` from `agent`'s float to `to`'s wallet under `key`.
 pub async fn cash_in(
-    pool: &PgPool,
+    db: impl Db,
     key: &str,
     agent: &Msisdn,
     to: &Msisdn,
@@ -62,7 +62,7 @@ pub async fn cash_in(
             .bind(agent.as_e164())
             .bind(to.as_e164())
             .bind(amount.minor())
-            .fetch_one(pool)
+            .fetch_one(db)
             .await?;
     let outcome = match code.as_str() {
         // The agent's phone is a customer; what it lacks here is the agent.
@@ -74,7 +74,7 @@ pub async fn cash_in(
 
 /// The agent and store a customer's cash-out of `amount` would reach, and its fee.
 pub async fn quote_cash_out(
-    pool: &PgPool,
+    db: impl Db,
     from: &Msisdn,
     agent: &str,
     store: &str,
@@ -92,7 +92,7 @@ pub async fn quote_cash_out(
     .bind(agent)
     .bind(store)
     .bind(amount.minor())
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(match row {
         None => OpResult::bare(Outcome::RecipientUnknown),
@@ -107,7 +107,7 @@ pub async fn quote_cash_out(
 
 /// `from` withdraws `amount` at `store` of `agent` under `key`.
 pub async fn cash_out(
-    pool: &PgPool,
+    db: impl Db,
     key: &str,
     from: &Msisdn,
     (agent, store): (&str, &str),
@@ -121,7 +121,7 @@ pub async fn cash_out(
             .bind(agent)
             .bind(store)
             .bind(amount.minor())
-            .fetch_one(pool)
+            .fetch_one(db)
             .await?;
     Ok(OpResult::new(
         outcome_of(&code),
@@ -130,14 +130,14 @@ pub async fn cash_out(
 }
 
 /// The name of the agent `to_agent` a float transfer from `from` would reach.
-pub async fn quote_float(pool: &PgPool, from: &Msisdn, to_agent: &str) -> Result<OpResult, sqlx::Error> {
+pub async fn quote_float(db: impl Db, from: &Msisdn, to_agent: &str) -> Result<OpResult, sqlx::Error> {
     let (from_agent, to): (Option<String>, Option<String>) = sqlx::query_as(
         "SELECT (SELECT g.agent_number FROM agents g JOIN customers c ON c.id = g.customer_id WHERE c.msisdn = $1),
                 (SELECT g.name FROM agents g WHERE g.agent_number = $2 AND g.status = 'active')",
     )
     .bind(from.as_e164())
     .bind(to_agent)
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?;
     Ok(match (from_agent, to) {
         (None, _) => OpResult::bare(Outcome::NotAgent),
@@ -149,7 +149,7 @@ pub async fn quote_float(pool: &PgPool, from: &Msisdn, to_agent: &str) -> Result
 
 /// `amount` of `from`'s float to agent `to_agent`'s under `key`.
 pub async fn transfer_float(
-    pool: &PgPool,
+    db: impl Db,
     key: &str,
     from: &Msisdn,
     to_agent: &str,
@@ -162,7 +162,7 @@ pub async fn transfer_float(
             .bind(from.as_e164())
             .bind(to_agent)
             .bind(amount.minor())
-            .fetch_one(pool)
+            .fetch_one(db)
             .await?;
     let outcome = match code.as_str() {
         "not_agent" => Outcome::NotAgent,
@@ -173,10 +173,10 @@ pub async fn transfer_float(
 
 /// The last five posted movements of the float of the agent whose phone is
 /// `customer_id`, newest first, each with the customer or agent on the other side.
-pub async fn statement(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx::Error> {
+pub async fn statement(db: impl Db, customer_id: i64) -> Result<OpResult, sqlx::Error> {
     let float: Option<i64> = sqlx::query_scalar("SELECT float_account_id FROM agents WHERE customer_id = $1")
         .bind(customer_id)
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await?;
     let Some(float) = float else { return Ok(OpResult::bare(Outcome::NotAgent)) };
     let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
@@ -195,13 +195,13 @@ pub async fn statement(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx
           LIMIT 5",
     )
     .bind(float)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(statement_of(rows))
 }
 
 /// The float and commission balances of the agent whose phone is `customer_id`.
-pub async fn balances(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx::Error> {
+pub async fn balances(db: impl Db, customer_id: i64) -> Result<OpResult, sqlx::Error> {
     let row: Option<(i64, i64)> = sqlx::query_as(
         "SELECT f.balance - f.held, m.balance FROM agents g
            JOIN accounts f ON f.id = g.float_account_id
@@ -209,7 +209,7 @@ pub async fn balances(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx:
           WHERE g.customer_id = $1",
     )
     .bind(customer_id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(match row {
         None => OpResult::bare(Outcome::NotAgent),

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::PgPool;
 
+use super::lane::Db;
 use super::ledger::{outcome_of, reference, request_hash};
 use crate::domain::{Amount, Msisdn};
 use crate::ops::{OpResult, Outcome};
@@ -13,7 +13,7 @@ use crate::ops::{OpResult, Outcome};
 /// The customer's name and the fee, for the agent's confirmation of a request that
 /// `agent` (the phone dialling) would send to `customer` from its `store`.
 pub async fn quote(
-    pool: &PgPool,
+    db: impl Db,
     agent: &Msisdn,
     customer: &Msisdn,
     store: &str,
@@ -31,7 +31,7 @@ pub async fn quote(
     .bind(customer.as_e164())
     .bind(store)
     .bind(amount.minor())
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?;
     Ok(match (is_agent, own_store, name, fee) {
         (false, ..) => OpResult::bare(Outcome::NotAgent),
@@ -57,7 +57,7 @@ pub struct Request<'a> {
 /// `agent` asks a customer to approve a withdrawal under `key`: the amount and fee are
 /// held on the wallet until approved, declined or `ttl` passes.
 pub async fn request(
-    pool: &PgPool,
+    db: impl Db,
     key: &str,
     agent: &Msisdn,
     Request { customer, store, amount, dial }: Request<'_>,
@@ -73,7 +73,7 @@ pub async fn request(
             .bind(amount.minor())
             .bind(i32::try_from(ttl.as_secs()).unwrap_or(i32::MAX))
             .bind(dial)
-            .fetch_one(pool)
+            .fetch_one(db)
             .await?;
     let outcome = match code.as_str() {
         "not_registered" => Outcome::NotAgent,
@@ -86,7 +86,7 @@ pub async fn request(
 
 /// The requests waiting for `customer`'s answer, oldest first: how many, and the
 /// first of them in full (the one a menu asks about).
-pub async fn waiting(pool: &PgPool, customer: &Msisdn) -> Result<OpResult, sqlx::Error> {
+pub async fn waiting(db: impl Db, customer: &Msisdn) -> Result<OpResult, sqlx::Error> {
     let rows: Vec<(String, i64, i64, String, String, String)> = sqlx::query_as(
         "SELECT transfer_ref(t.id), t.amount, t.fee, g.name, g.agent_number, s.name
            FROM customers c
@@ -99,7 +99,7 @@ pub async fn waiting(pool: &PgPool, customer: &Msisdn) -> Result<OpResult, sqlx:
           ORDER BY h.transfer_id",
     )
     .bind(customer.as_e164())
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     let first = rows.first().map(|(reference, amount, fee, agent, agent_number, store)| {
         json!({
@@ -114,7 +114,7 @@ pub async fn waiting(pool: &PgPool, customer: &Msisdn) -> Result<OpResult, sqlx:
 /// however it races another decision or the sweeper. A request no longer waiting (it
 /// expired, was declined, or is not theirs) answers `expired`.
 pub async fn decide(
-    pool: &PgPool,
+    db: impl Db,
     customer: &Msisdn,
     transfer_id: i64,
     approve: bool,
@@ -124,7 +124,7 @@ pub async fn decide(
             .bind(transfer_id)
             .bind(customer.as_e164())
             .bind(approve)
-            .fetch_one(pool)
+            .fetch_one(db)
             .await?;
     let outcome = match (code.as_str(), approve) {
         ("ok", true) | ("declined", false) => Outcome::Ok,
@@ -135,11 +135,11 @@ pub async fn decide(
 }
 
 /// Expires the holds past their time, `batch` at a time; returns how many.
-pub async fn sweep(pool: &PgPool, batch: u16) -> Result<u64, sqlx::Error> {
+pub async fn sweep(db: impl Db, batch: u16) -> Result<u64, sqlx::Error> {
     let mut expired = 0;
     loop {
         let n: i32 =
-            sqlx::query_scalar("SELECT holds_expire($1)").bind(i32::from(batch)).fetch_one(pool).await?;
+            sqlx::query_scalar("SELECT holds_expire($1)").bind(i32::from(batch)).fetch_one(db).await?;
         expired += u64::try_from(n).unwrap_or(0);
         if n < i32::from(batch) {
             return Ok(expired);

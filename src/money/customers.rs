@@ -4,15 +4,16 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::crypto::DataVault;
+use super::lane::Db;
 use super::pin::StagedPin;
 use crate::domain::{Msisdn, PersonName};
 use crate::ops::{OpResult, Outcome};
 
-pub async fn profile(pool: &PgPool, msisdn: &Msisdn) -> Result<OpResult, sqlx::Error> {
+pub async fn profile(db: impl Db, msisdn: &Msisdn) -> Result<OpResult, sqlx::Error> {
     let row: Option<(String, String, String)> =
         sqlx::query_as("SELECT first_name, last_name, language FROM customers WHERE msisdn = $1")
             .bind(msisdn.as_e164())
-            .fetch_optional(pool)
+            .fetch_optional(db)
             .await?;
     Ok(match row {
         None => OpResult::bare(Outcome::NotRegistered),
@@ -25,11 +26,11 @@ pub async fn profile(pool: &PgPool, msisdn: &Msisdn) -> Result<OpResult, sqlx::E
 
 /// An ID number sealed for the session (AES-256-GCM, hex) between the screen that asks
 /// for it and registration, unless another customer already holds it.
-pub async fn seal_id(pool: &PgPool, vault: &DataVault, national_id: &str) -> Result<OpResult, sqlx::Error> {
+pub async fn seal_id(db: impl Db, vault: &DataVault, national_id: &str) -> Result<OpResult, sqlx::Error> {
     let taken: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM customers WHERE national_id_index = $1)")
             .bind(vault.blind_index(national_id))
-            .fetch_one(pool)
+            .fetch_one(db)
             .await?;
     Ok(if taken {
         OpResult::bare(Outcome::IdTaken)
@@ -89,11 +90,11 @@ pub async fn register(
     Ok(OpResult::new(Outcome::Ok, json!({ "first_name": r.first_name.as_str() })))
 }
 
-pub async fn set_language(pool: &PgPool, msisdn: &Msisdn, language: &str) -> Result<OpResult, sqlx::Error> {
+pub async fn set_language(db: impl Db, msisdn: &Msisdn, language: &str) -> Result<OpResult, sqlx::Error> {
     let updated = sqlx::query("UPDATE customers SET language = $2 WHERE msisdn = $1")
         .bind(msisdn.as_e164())
         .bind(language)
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(if updated.rows_affected() == 1 {
         OpResult::new(Outcome::Ok, json!({ "language": language }))

@@ -6,8 +6,8 @@
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 
+use super::lane::Db;
 use super::pin::{self, PinCheck, PinProof};
 use crate::config::PinPolicy;
 use crate::domain::{Amount, Msisdn};
@@ -52,7 +52,7 @@ pub(super) fn outcome_of(code: &str) -> Outcome {
 
 /// Sends `amount` from `from` to `to` under `key`; replays return the first outcome.
 pub async fn transfer_p2p(
-    pool: &PgPool,
+    db: impl Db,
     key: &str,
     from: &Msisdn,
     to: &Msisdn,
@@ -65,7 +65,7 @@ pub async fn transfer_p2p(
             .bind(from.as_e164())
             .bind(to.as_e164())
             .bind(amount.minor())
-            .fetch_one(pool)
+            .fetch_one(db)
             .await?;
     Ok(Transfer { outcome: outcome_of(&code), transfer_id, fee, payer_balance })
 }
@@ -82,7 +82,7 @@ pub enum Pinned {
 
 /// [`transfer_p2p`] behind the payer's PIN, checked in the same transaction and round trip.
 pub async fn transfer_p2p_pinned(
-    pool: &PgPool,
+    db: impl Db,
     key: &str,
     (from, to): (&Msisdn, &Msisdn),
     amount: Amount,
@@ -101,7 +101,7 @@ pub async fn transfer_p2p_pinned(
             .bind(&proof.hash)
             .bind(max_attempts)
             .bind(lock_secs)
-            .fetch_one(pool)
+            .fetch_one(db)
             .await?;
     Ok(match (transfer_id, pin::pin_outcome(&code, None)) {
         (Some(transfer_id), _) => {
@@ -140,7 +140,7 @@ pub struct Reversal {
 /// revenue when `refund_fee` — as a new linked transfer with a receipt to each party;
 /// at most once, however often or concurrently it is asked.
 pub async fn reverse(
-    pool: &PgPool,
+    db: impl Db,
     original: i64,
     refund_fee: bool,
     reason: &str,
@@ -150,7 +150,7 @@ pub async fn reverse(
             .bind(original)
             .bind(refund_fee)
             .bind(reason)
-            .fetch_one(pool)
+            .fetch_one(db)
             .await?;
     let outcome = match code.as_str() {
         "ok" => Reversed::Done,
@@ -181,12 +181,7 @@ pub fn parse_reference(text: &str) -> Option<i64> {
 
 /// What the confirmation screen shows before the PIN: the payee's name and the fee.
 /// Funds and limits are checked by the transfer itself, under its locks.
-pub async fn quote(
-    pool: &PgPool,
-    from: &Msisdn,
-    to: &Msisdn,
-    amount: Amount,
-) -> Result<OpResult, sqlx::Error> {
+pub async fn quote(db: impl Db, from: &Msisdn, to: &Msisdn, amount: Amount) -> Result<OpResult, sqlx::Error> {
     if from == to {
         return Ok(OpResult::bare(Outcome::SameAccount));
     }
@@ -199,7 +194,7 @@ pub async fn quote(
     .bind(from.as_e164())
     .bind(to.as_e164())
     .bind(amount.minor())
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?;
     let Some(name) = payee else {
         return Ok(OpResult::bare(Outcome::RecipientUnknown));
@@ -213,12 +208,12 @@ pub async fn quote(
 }
 
 /// The wallet of a customer: available balance, or why there is none to show.
-pub async fn balance(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx::Error> {
+pub async fn balance(db: impl Db, customer_id: i64) -> Result<OpResult, sqlx::Error> {
     let row: Option<(i64, i64, String, String)> = sqlx::query_as(
         "SELECT balance, held, currency::text, status FROM accounts WHERE customer_id = $1 AND kind = 'wallet'",
     )
     .bind(customer_id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(match row {
         None => OpResult::bare(Outcome::NotRegistered),
@@ -233,7 +228,7 @@ pub async fn balance(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx::
 /// The last five posted movements of a customer's wallet, newest first. Party names are
 /// cut to 12 characters so that five lines of the longest amounts (`DD/MM -250,108.00
 /// Name…`, 30 characters) fit a 160-character screen.
-pub async fn statement(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx::Error> {
+pub async fn statement(db: impl Db, customer_id: i64) -> Result<OpResult, sqlx::Error> {
     let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
         "WITH w AS (SELECT id FROM accounts WHERE customer_id = $1 AND kind = 'wallet'),
               t AS ((SELECT tr.* FROM transfers tr, w WHERE tr.debit_account_id = w.id AND tr.status = 'posted'
@@ -255,7 +250,7 @@ pub async fn statement(pool: &PgPool, customer_id: i64) -> Result<OpResult, sqlx
           LIMIT 5",
     )
     .bind(customer_id)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(statement_of(rows))
 }

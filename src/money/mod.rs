@@ -7,6 +7,7 @@ pub mod bills;
 mod crypto;
 mod customers;
 mod demo;
+mod lane;
 mod ledger;
 mod pin;
 
@@ -21,6 +22,7 @@ pub use self::demo::{
     DEMO_AGENT, DEMO_PIN, DEMO_STORE, DemoSubscriber, demo_subscribers, seed_demo, seed_demo_agent,
     seed_demo_billers,
 };
+pub use self::lane::{Db, Lane, LaneOptions};
 use self::ledger::Pinned;
 pub use self::ledger::{
     Reversal, Reversed, Transfer, parse_reference, reference, request_hash, reverse, transfer_p2p,
@@ -59,7 +61,10 @@ pub struct MoneySettings {
 /// Runs ops against the ledger. Cheap to clone.
 #[derive(Clone)]
 pub struct Money {
+    /// For what hops do not wait on (registration's transaction, the sweeper, bills).
     pool: PgPool,
+    /// The statements hops wait on.
+    lane: Lane,
     settings: Arc<MoneySettings>,
     runs: Arc<[AtomicU64]>,
     salts: Arc<SaltCache>,
@@ -156,11 +161,21 @@ fn refusal(check: PinCheck) -> OpResult {
 }
 
 impl Money {
+    /// Ops over `pool`'s database; the statements hops wait on go through a lane of as
+    /// many connections again as the pool may open.
     pub fn new(pool: PgPool, settings: MoneySettings) -> Self {
+        let lane =
+            LaneOptions { max_connections: pool.options().get_max_connections(), ..Default::default() };
+        Self::with_lane(pool.clone(), Lane::new((*pool.connect_options()).clone(), lane), settings)
+    }
+
+    /// Ops whose hop statements go through `lane`, the rest through `pool`.
+    pub fn with_lane(pool: PgPool, lane: Lane, settings: MoneySettings) -> Self {
         let runs = CATALOG.iter().map(|_| AtomicU64::new(0)).collect();
         let bills = Arc::new(bills::Bills::new(pool.clone(), settings.currency.clone()));
         Money {
             pool,
+            lane,
             settings: Arc::new(settings),
             runs,
             salts: Arc::default(),
@@ -175,11 +190,12 @@ impl Money {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         let pool = &self.pool;
+        let db = &self.lane;
         let s = &*self.settings;
         let pin = call.action.pin("pin");
         let pin = pin.as_ref();
         match op {
-            Op::CustomerProfile => Ok(customers::profile(pool, call.msisdn).await?),
+            Op::CustomerProfile => Ok(customers::profile(db, call.msisdn).await?),
             Op::CustomerRegister => {
                 let staged = call.staged_arg()?;
                 if !pin.is_some_and(|p| staged.matches(&s.pins, p)) {
@@ -205,14 +221,14 @@ impl Money {
                 if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
                     return Err(call.bad("national_id", "must be letters and digits"));
                 }
-                Ok(customers::seal_id(pool, &s.vault, id).await?)
+                Ok(customers::seal_id(db, &s.vault, id).await?)
             }
             Op::CustomerSetLanguage => {
                 let language = call.arg("language")?;
                 if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_lowercase()) {
                     return Err(call.bad("language", "must be a language code such as en"));
                 }
-                Ok(customers::set_language(pool, call.msisdn, language).await?)
+                Ok(customers::set_language(db, call.msisdn, language).await?)
             }
             Op::PinStage => Ok(match pin {
                 Some(p) if !is_weak(p) => {
@@ -228,18 +244,18 @@ impl Money {
                 if !pin.is_some_and(|p| staged.matches(&s.pins, p)) {
                     return Ok(OpResult::bare(Outcome::PinMismatch));
                 }
-                Ok(if pin::store(pool, call.msisdn, &staged).await? {
+                Ok(if pin::store(db, call.msisdn, &staged).await? {
                     self.salts.put(call.msisdn, staged.salt);
                     OpResult::bare(Outcome::Ok)
                 } else {
                     OpResult::bare(Outcome::NotRegistered)
                 })
             }
-            Op::WalletBalance => Ok(self.with_pin(&call, pin, |id| ledger::balance(pool, id)).await?),
-            Op::WalletStatement => Ok(self.with_pin(&call, pin, |id| ledger::statement(pool, id)).await?),
+            Op::WalletBalance => Ok(self.with_pin(&call, pin, |id| ledger::balance(db, id)).await?),
+            Op::WalletStatement => Ok(self.with_pin(&call, pin, |id| ledger::statement(db, id)).await?),
             Op::TransferQuote => {
                 let (to, amount) = (call.msisdn_arg("to")?, call.amount_arg("amount")?);
-                Ok(ledger::quote(pool, call.msisdn, &to, amount).await?)
+                Ok(ledger::quote(db, call.msisdn, &to, amount).await?)
             }
             Op::TransferP2p => {
                 let (to, amount) = (call.msisdn_arg("to")?, call.amount_arg("amount")?);
@@ -257,7 +273,7 @@ impl Money {
                     let proof = PinProof::new(&s.pins, salt, pin);
                     let parties = (call.msisdn, &to);
                     let pinned = ledger::transfer_p2p_pinned(
-                        pool,
+                        db,
                         call.idempotency_key,
                         parties,
                         amount,
@@ -276,15 +292,15 @@ impl Money {
                 }
                 Ok(self
                     .with_pin(&call, pin, |_| async {
-                        let t = ledger::transfer_p2p(pool, call.idempotency_key, call.msisdn, &to, amount)
-                            .await?;
+                        let t =
+                            ledger::transfer_p2p(db, call.idempotency_key, call.msisdn, &to, amount).await?;
                         Ok(sent(t))
                     })
                     .await?)
             }
-            Op::AgentProfile => Ok(agents::profile(pool, call.msisdn).await?),
+            Op::AgentProfile => Ok(agents::profile(db, call.msisdn).await?),
             Op::AgentCashInQuote => {
-                Ok(agents::quote_cash_in(pool, call.msisdn, &call.msisdn_arg("to")?).await?)
+                Ok(agents::quote_cash_in(db, call.msisdn, &call.msisdn_arg("to")?).await?)
             }
             Op::AgentCashIn => {
                 let (to, amount) = (call.msisdn_arg("to")?, call.amount_arg("amount")?);
@@ -293,15 +309,13 @@ impl Money {
                 }
                 Ok(self
                     .with_pin(&call, pin, |_| {
-                        agents::cash_in(pool, call.idempotency_key, call.msisdn, &to, amount)
+                        agents::cash_in(db, call.idempotency_key, call.msisdn, &to, amount)
                     })
                     .await?)
             }
-            Op::AgentBalances => Ok(self.with_pin(&call, pin, |id| agents::balances(pool, id)).await?),
-            Op::AgentStatement => Ok(self.with_pin(&call, pin, |id| agents::statement(pool, id)).await?),
-            Op::AgentFloatQuote => {
-                Ok(agents::quote_float(pool, call.msisdn, call.digits_arg("agent")?).await?)
-            }
+            Op::AgentBalances => Ok(self.with_pin(&call, pin, |id| agents::balances(db, id)).await?),
+            Op::AgentStatement => Ok(self.with_pin(&call, pin, |id| agents::statement(db, id)).await?),
+            Op::AgentFloatQuote => Ok(agents::quote_float(db, call.msisdn, call.digits_arg("agent")?).await?),
             Op::AgentFloatTransfer => {
                 let (agent, amount) = (call.digits_arg("agent")?, call.amount_arg("amount")?);
                 if let Some(refused) = call.over_channel_limit(amount) {
@@ -309,14 +323,14 @@ impl Money {
                 }
                 Ok(self
                     .with_pin(&call, pin, |_| {
-                        agents::transfer_float(pool, call.idempotency_key, call.msisdn, agent, amount)
+                        agents::transfer_float(db, call.idempotency_key, call.msisdn, agent, amount)
                     })
                     .await?)
             }
             Op::CashOutQuote => {
                 let (agent, store) = (call.digits_arg("agent")?, call.digits_arg("store")?);
                 let amount = call.amount_arg("amount")?;
-                Ok(agents::quote_cash_out(pool, call.msisdn, agent, store, amount).await?)
+                Ok(agents::quote_cash_out(db, call.msisdn, agent, store, amount).await?)
             }
             Op::CashOutWithdraw => {
                 let (agent, store) = (call.digits_arg("agent")?, call.digits_arg("store")?);
@@ -326,13 +340,13 @@ impl Money {
                 }
                 Ok(self
                     .with_pin(&call, pin, |_| {
-                        agents::cash_out(pool, call.idempotency_key, call.msisdn, (agent, store), amount)
+                        agents::cash_out(db, call.idempotency_key, call.msisdn, (agent, store), amount)
                     })
                     .await?)
             }
             Op::AgentCashOutQuote => {
                 let (customer, store) = (call.msisdn_arg("customer")?, call.digits_arg("store")?);
-                Ok(approvals::quote(pool, call.msisdn, &customer, store, call.amount_arg("amount")?).await?)
+                Ok(approvals::quote(db, call.msisdn, &customer, store, call.amount_arg("amount")?).await?)
             }
             Op::AgentCashOutRequest => {
                 let (customer, store) = (call.msisdn_arg("customer")?, call.digits_arg("store")?);
@@ -347,16 +361,16 @@ impl Money {
                 let request = approvals::Request { customer: &customer, store, amount, dial };
                 Ok(self
                     .with_pin(&call, pin, |_| {
-                        approvals::request(pool, call.idempotency_key, call.msisdn, request, s.approval_ttl)
+                        approvals::request(db, call.idempotency_key, call.msisdn, request, s.approval_ttl)
                     })
                     .await?)
             }
-            Op::CashOutWaiting => Ok(approvals::waiting(pool, call.msisdn).await?),
+            Op::CashOutWaiting => Ok(approvals::waiting(db, call.msisdn).await?),
             Op::CashOutApprove => {
                 let request = call.request_arg()?;
-                Ok(self.with_pin(&call, pin, |_| approvals::decide(pool, call.msisdn, request, true)).await?)
+                Ok(self.with_pin(&call, pin, |_| approvals::decide(db, call.msisdn, request, true)).await?)
             }
-            Op::CashOutDecline => Ok(approvals::decide(pool, call.msisdn, call.request_arg()?, false).await?),
+            Op::CashOutDecline => Ok(approvals::decide(db, call.msisdn, call.request_arg()?, false).await?),
             Op::BillBillers => Ok(self.bills.catalogue().await?),
             Op::BillValidate => {
                 let (biller, account) = (call.arg("biller")?, call.arg("account")?);
@@ -419,8 +433,8 @@ impl Money {
     {
         let s = &*self.settings;
         let checked = match call.auth {
-            Auth::Pin => pin::check(&self.pool, &s.pins, s.pin_policy, &self.salts, call.msisdn, pin).await?,
-            Auth::Vouched { .. } => pin::vouched(&self.pool, call.msisdn).await?,
+            Auth::Pin => pin::check(&self.lane, &s.pins, s.pin_policy, &self.salts, call.msisdn, pin).await?,
+            Auth::Vouched { .. } => pin::vouched(&self.lane, call.msisdn).await?,
         };
         match checked {
             PinCheck::Ok { customer_id } => then(customer_id).await,
@@ -445,12 +459,12 @@ impl Money {
 
     /// Counts a wrong one-time code (SMS) from `msisdn`; returns its wrong codes today.
     pub async fn code_failed(&self, msisdn: &Msisdn) -> Result<u32, MoneyError> {
-        Ok(pin::code_failed(&self.pool, msisdn).await?)
+        Ok(pin::code_failed(&self.lane, msisdn).await?)
     }
 
     /// The wrong one-time codes (SMS) from `msisdn` today.
     pub async fn code_failures(&self, msisdn: &Msisdn) -> Result<u32, MoneyError> {
-        Ok(pin::code_failures(&self.pool, msisdn).await?)
+        Ok(pin::code_failures(&self.lane, msisdn).await?)
     }
 
     /// The ledger's database, for the parts of the gateway that keep state beside it.
@@ -458,8 +472,15 @@ impl Money {
         &self.pool
     }
 
+    /// Whether both the hops' lane and the pool reach the database. Both are asked every
+    /// time, so that each drops the connections an outage left dead.
     pub async fn ping(&self) -> Result<(), MoneyError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        let (lane, pool) = tokio::join!(
+            sqlx::query("SELECT 1").execute(&self.lane),
+            sqlx::query("SELECT 1").execute(&self.pool)
+        );
+        lane?;
+        pool?;
         Ok(())
     }
 }

@@ -10,8 +10,8 @@ use std::sync::Mutex;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use sqlx::PgPool;
 
+use super::lane::Db;
 use crate::config::PinPolicy;
 use crate::domain::{Msisdn, Pin};
 
@@ -175,7 +175,7 @@ pub(super) fn policy_args(policy: PinPolicy) -> (i32, f64) {
 /// survives restarts and holds across replicas; a correct PIN resets it. One round
 /// trip when the salt is cached.
 pub async fn check(
-    pool: &PgPool,
+    db: impl Db,
     hasher: &PinHasher,
     policy: PinPolicy,
     salts: &SaltCache,
@@ -191,7 +191,7 @@ pub async fn check(
                 let salt: Option<Vec<u8>> =
                     sqlx::query_scalar("SELECT pin_salt FROM customers WHERE msisdn = $1")
                         .bind(msisdn.as_e164())
-                        .fetch_optional(pool)
+                        .fetch_optional(db)
                         .await?;
                 let Some(salt) = salt.and_then(|s| <[u8; 16]>::try_from(s).ok()) else {
                     return Ok(PinCheck::NotRegistered);
@@ -208,7 +208,7 @@ pub async fn check(
                 .bind(&proof.hash)
                 .bind(max_attempts)
                 .bind(lock_secs)
-                .fetch_one(pool)
+                .fetch_one(db)
                 .await?;
         match pin_outcome(&code, customer_id)? {
             Some(checked) => return Ok(checked),
@@ -220,12 +220,12 @@ pub async fn check(
 
 /// The customer behind `msisdn` when the channel vouched for them instead of a PIN: a
 /// lock from wrong PINs still holds, since it may mean the phone is in other hands.
-pub async fn vouched(pool: &PgPool, msisdn: &Msisdn) -> Result<PinCheck, sqlx::Error> {
+pub async fn vouched(db: impl Db, msisdn: &Msisdn) -> Result<PinCheck, sqlx::Error> {
     let row: Option<(i64, bool)> = sqlx::query_as(
         "SELECT id, coalesce(pin_locked_until > now(), false) FROM customers WHERE msisdn = $1",
     )
     .bind(msisdn.as_e164())
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(match row {
         None => PinCheck::NotRegistered,
@@ -240,7 +240,7 @@ const CODE_FAILURE_WINDOW: &str = "1 day";
 /// Counts a wrong one-time code from `msisdn`; returns the wrong codes of its current
 /// day (which starts with the first of them). One statement, so that concurrent
 /// conversations cannot each see a count below the cap.
-pub async fn code_failed(pool: &PgPool, msisdn: &Msisdn) -> Result<u32, sqlx::Error> {
+pub async fn code_failed(db: impl Db, msisdn: &Msisdn) -> Result<u32, sqlx::Error> {
     let failures: i32 = sqlx::query_scalar(
         "INSERT INTO sms_code_failures AS f (msisdn, failures) VALUES ($1, 1)
          ON CONFLICT (msisdn) DO UPDATE SET
@@ -250,25 +250,25 @@ pub async fn code_failed(pool: &PgPool, msisdn: &Msisdn) -> Result<u32, sqlx::Er
     )
     .bind(msisdn.as_e164())
     .bind(CODE_FAILURE_WINDOW)
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?;
     Ok(u32::try_from(failures).unwrap_or(0))
 }
 
 /// The wrong one-time codes from `msisdn` in its current day.
-pub async fn code_failures(pool: &PgPool, msisdn: &Msisdn) -> Result<u32, sqlx::Error> {
+pub async fn code_failures(db: impl Db, msisdn: &Msisdn) -> Result<u32, sqlx::Error> {
     let failures: Option<i32> = sqlx::query_scalar(
         "SELECT failures FROM sms_code_failures WHERE msisdn = $1 AND since >= now() - $2::interval",
     )
     .bind(msisdn.as_e164())
     .bind(CODE_FAILURE_WINDOW)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(failures.and_then(|n| u32::try_from(n).ok()).unwrap_or(0))
 }
 
 /// Stores a confirmed new PIN and clears any lock.
-pub async fn store(pool: &PgPool, msisdn: &Msisdn, staged: &StagedPin) -> Result<bool, sqlx::Error> {
+pub async fn store(db: impl Db, msisdn: &Msisdn, staged: &StagedPin) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query(
         "UPDATE customers SET pin_salt = $2, pin_hash = $3, pin_failures = 0, pin_locked_until = NULL
           WHERE msisdn = $1",
@@ -276,7 +276,7 @@ pub async fn store(pool: &PgPool, msisdn: &Msisdn, staged: &StagedPin) -> Result
     .bind(msisdn.as_e164())
     .bind(&staged.salt[..])
     .bind(&staged.hash)
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(updated.rows_affected() == 1)
 }
