@@ -49,6 +49,14 @@ pub fn metrics() -> PrometheusHandle {
                 "ussd_screen_timeouts_total",
                 "Sessions left waiting on a screen past the session lifetime, by menu and screen"
             );
+            metrics::describe_gauge!(
+                "ussd_sessions_waiting",
+                "Sessions this process last answered with a screen that waits, as of the last sweep"
+            );
+            metrics::describe_counter!(
+                "ussd_screen_untracked_total",
+                "Screens left waiting that the timeout count did not follow: the process already followed 100,000"
+            );
             metrics::describe_counter!(
                 "ussd_screen_closed_total",
                 "Sessions an aggregator reported closed while they waited on a screen, by reason"

@@ -70,11 +70,16 @@ impl SessionStore {
             SessionStore::Memory(m) => m.load(key.as_str()),
             SessionStore::Redis(r) => r.load(key.as_str()).await?,
         };
-        raw.map(|(version, bytes)| {
-            let session = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            Ok(Loaded { version, session })
-        })
-        .transpose()
+        raw.map(decode).transpose()
+    }
+
+    /// The sessions under `keys`, in their order, read in one round trip.
+    pub async fn load_many(&self, keys: &[&SessionKey]) -> Result<Vec<Option<Loaded>>, StoreError> {
+        let raw = match self {
+            SessionStore::Memory(m) => keys.iter().map(|k| m.load(k.as_str())).collect(),
+            SessionStore::Redis(r) => r.load_many(keys.iter().map(|k| k.as_str())).await?,
+        };
+        raw.into_iter().map(|found| found.map(decode).transpose()).collect()
     }
 
     /// Writes `session` if the stored version is still `expected` (0: no record yet).
@@ -137,6 +142,11 @@ impl SessionStore {
             SessionStore::Redis(_) => "redis",
         }
     }
+}
+
+fn decode((version, bytes): (u64, Vec<u8>)) -> Result<Loaded, StoreError> {
+    let session = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Loaded { version, session })
 }
 
 #[cfg(test)]

@@ -74,6 +74,21 @@ impl RedisStore {
         Ok(version.zip(bytes))
     }
 
+    /// [`Self::load`] for many keys, pipelined: one round trip.
+    pub async fn load_many(
+        &self,
+        keys: impl Iterator<Item = &str>,
+    ) -> Result<Vec<Option<(u64, Vec<u8>)>>, StoreError> {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.hget(self.key(key), &["v", "d"]);
+        }
+        let mut conn = self.conn.clone();
+        let found: Vec<(Option<u64>, Option<Vec<u8>>)> =
+            pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(found.into_iter().map(|(version, bytes)| version.zip(bytes)).collect())
+    }
+
     pub async fn save(
         &self,
         key: &str,

@@ -4,6 +4,8 @@
 //! compare-and-set (marking it pending); a duplicate that loses the race waits for the
 //! claimant's reply instead of running anything. Hops without ops write once.
 
+mod waiting;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +23,7 @@ use crate::ops::OpResult;
 use crate::session::{
     Loaded, PendingCode, ResumePointer, Session, SessionKey, SessionStore, StoreError, TextKey, TextMark,
 };
+use waiting::Waiting;
 
 /// Compare-and-set attempts before a hop gives up on a contended session.
 const CAS_ATTEMPTS: usize = 4;
@@ -91,18 +94,11 @@ pub struct Gateway {
     /// One reload at a time, so that no replaced edition is lost between two.
     reloading: std::sync::Mutex<()>,
     /// Sessions this process last answered with a `CON`, for the timeout funnel metric.
-    open: std::sync::Mutex<std::collections::HashMap<SessionKey, Open>>,
+    waiting: std::sync::Mutex<Waiting>,
 }
 
-/// A session waiting on a screen after this process's last reply.
-struct Open {
-    service: String,
-    screen: String,
-    /// The session's hop count after that reply: a higher one in the store means
-    /// another process answered since.
-    hops: u32,
-    at: Instant,
-}
+/// Due sessions the timeout sweep reads back from the store in one round trip.
+const SWEEP_BATCH: usize = 500;
 
 /// How a hop was answered, for metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,7 +195,7 @@ impl Gateway {
             config,
             ops: TaskTracker::new(),
             reloading: Default::default(),
-            open: Default::default(),
+            waiting: Default::default(),
         }
     }
 
@@ -207,27 +203,28 @@ impl Gateway {
     /// as of `now` (`ussd_screen_timeouts_total`), and forgets them. A session another
     /// process answered since is left to that process. Returns how many timed out.
     pub async fn sweep_timeouts(&self, now: Instant) -> usize {
-        let due: Vec<(SessionKey, Open)> = {
-            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-            let keys: Vec<SessionKey> = open
-                .iter()
-                .filter(|(_, o)| now.duration_since(o.at) >= self.config.session_ttl)
-                .map(|(k, _)| k.clone())
-                .collect();
-            keys.into_iter().filter_map(|k| open.remove(&k).map(|o| (k, o))).collect()
+        let due = {
+            let mut waiting = self.waiting();
+            let due = waiting.due(now, self.config.session_ttl);
+            metrics::gauge!("ussd_sessions_waiting").set(waiting.len() as f64);
+            due
         };
         let mut timed_out = 0;
-        for (key, o) in due {
-            let answered_elsewhere = match self.store.load(&key).await {
-                Ok(Some(Loaded { session, .. })) => session.hops != o.hops,
-                Ok(None) => false,
-                // The store is down: count nothing rather than guess.
-                Err(_) => true,
-            };
-            if !answered_elsewhere {
-                timed_out += 1;
-                metrics::counter!("ussd_screen_timeouts_total", "menu" => o.service, "screen" => o.screen)
+        for batch in due.chunks(SWEEP_BATCH) {
+            let keys: Vec<&SessionKey> = batch.iter().map(|(key, _)| key).collect();
+            // The store is down, or a record unreadable: count nothing rather than guess.
+            let Ok(stored) = self.store.load_many(&keys).await else { continue };
+            for ((_, wait), stored) in batch.iter().zip(stored) {
+                let answered_elsewhere = stored.is_some_and(|l| l.session.hops != wait.hops);
+                if !answered_elsewhere {
+                    timed_out += 1;
+                    metrics::counter!(
+                        "ussd_screen_timeouts_total",
+                        "menu" => wait.menu.to_string(),
+                        "screen" => wait.screen.to_string()
+                    )
                     .increment(1);
+                }
             }
         }
         timed_out
@@ -235,18 +232,22 @@ impl Gateway {
 
     /// Notes where a session waits after a reply of this process, or that it ended.
     fn track(&self, key: &SessionKey, session: &Session, ended: bool) {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut waiting = self.waiting();
         if ended {
-            open.remove(key);
-        } else {
-            let entry = Open {
-                service: session.service.clone(),
-                screen: session.journey.screen.clone(),
-                hops: session.hops,
-                at: Instant::now(),
-            };
-            open.insert(key.clone(), entry);
+            waiting.ended(key);
+        } else if !waiting.answered(
+            key,
+            &session.service,
+            &session.journey.screen,
+            session.hops,
+            Instant::now(),
+        ) {
+            metrics::counter!("ussd_screen_untracked_total").increment(1);
         }
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The menus being served now.
@@ -852,7 +853,7 @@ impl Gateway {
     pub async fn close(&self, closed: &Closed) {
         let key = SessionKey::new(&closed.channel, closed.msisdn.as_e164(), &closed.session_id);
         // The notice replaces this process's own timeout count for the session.
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        self.waiting().ended(&key);
         let session = match self.store.load(&key).await {
             Ok(Some(Loaded { session, .. })) => session,
             Ok(None) => return,
