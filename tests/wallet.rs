@@ -294,7 +294,42 @@ async fn the_language_choice_is_remembered(pool: PgPool) {
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn a_dropped_form_is_offered_back_until_finished_or_declined(pool: PgPool) {
-    let app = spawn(pool, Store::Redis).await;
+    offered_back_until_finished_or_declined(spawn(pool, Store::Redis).await).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_dropped_form_is_offered_back_with_memory_sessions_too(pool: PgPool) {
+    offered_back_until_finished_or_declined(spawn(pool, Store::Memory).await).await;
+}
+
+/// A start screen that runs no op: the resume pointer is read before it is shown.
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_start_screen_without_an_op_still_offers_a_dropped_form(pool: PgPool) {
+    let dir = std::env::temp_dir().join(format!("menus-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wallet =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("menus/wallet.yaml"))
+            .unwrap();
+    let hello = "screens:\n  hello:\n    menu:\n      text: { en: Hello, sw: Habari }\n      options:\n        - { label: { en: Go on, sw: Endelea }, next: welcome }\n";
+    let edited = wallet.replacen("start: welcome", "start: hello", 1).replacen("screens:\n", hello, 1);
+    std::fs::write(dir.join("wallet.yaml"), edited).unwrap();
+    let settings = ussd_gateway::config::Settings { menus_dir: dir.clone(), ..common::settings() };
+    let app = common::spawn_with(pool, Store::Redis, settings).await;
+
+    assert_eq!(walk(&app, AMINA, &[]).await[0], "CON Hello\n1. Go on");
+    // Dropped on the amount (a screen `resume` lists): offered back on the next dial.
+    let dropped = walk(&app, AMINA, &["1", "1", "0700000002"]).await;
+    assert_eq!(dropped[3], "CON Enter amount");
+    let replies = walk(&app, AMINA, &["1"]).await;
+    assert_eq!(
+        replies[0],
+        "CON Your last session was cut off.\n1. Continue where I left off\n2. Start again"
+    );
+    assert_eq!(replies[1], "CON Enter amount");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+async fn offered_back_until_finished_or_declined(app: TestApp) {
     let offer = "CON Your last session was cut off.\n1. Continue where I left off\n2. Start again";
     // Dropped on a screen the menu lists (the amount): offered back.
     walk(&app, AMINA, &["1", "0700000002"]).await;

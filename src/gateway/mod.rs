@@ -22,6 +22,7 @@ use crate::money::{Auth, Money, MoneyError, OpCall};
 use crate::ops::OpResult;
 use crate::session::{
     Loaded, PendingCode, ResumePointer, Session, SessionKey, SessionStore, StoreError, TextKey, TextMark,
+    Unless,
 };
 use waiting::Waiting;
 
@@ -150,6 +151,8 @@ struct Record {
     version: u64,
     /// Whether this attempt has claimed the session (marked it pending) for an op.
     claimed: bool,
+    /// A new session's resume pointer, not read yet: the claim reads it.
+    unread: Option<ResumePointer>,
 }
 
 /// How a hop enters the engine.
@@ -158,6 +161,10 @@ enum Entry {
     Continue,
     /// A new session: the start screen.
     Begin,
+    /// A new session whose subscriber may have dropped a journey that could be offered
+    /// back: the start screen, and the claim before its first op reads the resume
+    /// pointer in the same round trip.
+    Fresh,
     /// A new session offered the journey its subscriber dropped.
     Offer(Box<Journey>),
     /// A new session that takes over an SMS movement on its PIN screen.
@@ -177,6 +184,9 @@ enum Interrupt {
     OpOverran {
         moves_money: bool,
     },
+    /// A fresh session's resume pointer leads to this session (or was not read): whether
+    /// to offer that journey back is decided before anything is shown.
+    Dropped(Option<SessionKey>),
 }
 
 impl Gateway {
@@ -342,6 +352,8 @@ impl Gateway {
         // record by compare-and-set on version 0. If a record exists after all (a
         // duplicate), that write fails and the next attempt reads it.
         let mut assume_new = hop.input.is_first();
+        // How a new session enters once its resume pointer has been read.
+        let mut decided: Option<Entry> = None;
         for _ in 0..CAS_ATTEMPTS {
             let mut loaded =
                 if std::mem::take(&mut assume_new) { None } else { self.store.load(&key).await? };
@@ -409,10 +421,7 @@ impl Gateway {
                             Entry::HandOff(Box::new(journey))
                         }
                         (None, Some(_)) if inputs.is_empty() && rules.sms.is_none() => {
-                            match self.dropped_journey(hop, &key, &menu).await? {
-                                Some(journey) => Entry::Offer(Box::new(journey)),
-                                None => Entry::Begin,
-                            }
+                            decided.take().unwrap_or(Entry::Fresh)
                         }
                         _ => Entry::Begin,
                     };
@@ -432,7 +441,9 @@ impl Gateway {
             };
 
             let attempt = Attempt { hop, key: &key, mark, menu: &menu, deadline, sms: rules.sms };
-            let mut record = Record { session, version, claimed: false };
+            let unread = matches!(entry, Entry::Fresh)
+                .then(|| ResumePointer::new(hop.msisdn.as_e164(), &menu.service));
+            let mut record = Record { session, version, claimed: false, unread };
             let (reply, kind) = match self.drive(&attempt, &mut record, inputs, entry).await {
                 Ok(reply) => {
                     let kind = if reply.end { HopKind::End } else { HopKind::Continue };
@@ -440,6 +451,22 @@ impl Gateway {
                 }
                 Err(Interrupt::LostRace) => continue,
                 Err(Interrupt::Store(e)) => return Err(e.into()),
+                Err(Interrupt::Dropped(found)) => {
+                    let dropped = match found {
+                        Some(dropped) => Some(dropped),
+                        None => {
+                            let pointer = ResumePointer::new(hop.msisdn.as_e164(), &menu.service);
+                            self.store.recall(&pointer).await?
+                        }
+                    };
+                    decided = Some(match self.offerable(&key, dropped, &menu).await? {
+                        Some(journey) => Entry::Offer(Box::new(journey)),
+                        None => Entry::Begin,
+                    });
+                    // Nothing was written: a record that did not exist still does not.
+                    assume_new = record.version == 0;
+                    continue;
+                }
                 Err(failure) => {
                     let message = match failure {
                         // A movement may still commit: its receipt tells the outcome.
@@ -458,7 +485,7 @@ impl Gateway {
                     (Reply::end(line(&menu, &record.session.journey, message)), HopKind::Failed)
                 }
             };
-            let Record { mut session, version, claimed } = record;
+            let Record { mut session, version, claimed, .. } = record;
             let refused_on = std::mem::take(&mut session.journey.refused_on);
             session.seen = mark;
             let mut reply = reply;
@@ -519,7 +546,7 @@ impl Gateway {
         let mut inputs = inputs.into_iter();
         let mut ops = 0;
         let mut step = match entry {
-            Entry::Begin | Entry::Offer(_) | Entry::HandOff(_) => {
+            Entry::Begin | Entry::Fresh | Entry::Offer(_) | Entry::HandOff(_) => {
                 let channel = self.config.budgets.get(at.hop.provider).copied();
                 let budget = channel.map(|b| b.min(menu.budget)).filter(|b| *b != menu.budget);
                 let (journey, step) = match entry {
@@ -565,6 +592,8 @@ impl Gateway {
                         Some(next) if !reply.end => {
                             menu.input(&mut rec.session.journey, &next).map_err(Interrupt::Engine)?
                         }
+                        // A start screen with no op: the resume pointer is read now.
+                        _ if rec.unread.is_some() => return Err(Interrupt::Dropped(None)),
                         _ => return Ok(reply),
                     },
                 },
@@ -721,19 +750,16 @@ impl Gateway {
         Err(HopError::Contended)
     }
 
-    /// The journey this subscriber dropped within the menu's resume window, if it can be
-    /// offered back: same menu edition, no op in flight, past the first screen.
-    async fn dropped_journey(
+    /// The journey this subscriber dropped in session `dropped` (where their resume
+    /// pointer led), if it can be offered back: same menu edition, no op in flight, past
+    /// the first screen, and not this very session.
+    async fn offerable(
         &self,
-        hop: &Hop,
         key: &SessionKey,
+        dropped: Option<SessionKey>,
         menu: &Menu,
     ) -> Result<Option<Journey>, HopError> {
-        let pointer = ResumePointer::new(hop.msisdn.as_e164(), &menu.service);
-        let Some(old) = self.store.recall(&pointer).await? else { return Ok(None) };
-        if &old == key {
-            return Ok(None);
-        }
+        let Some(old) = dropped.filter(|old| old != key) else { return Ok(None) };
         let Some(Loaded { session, .. }) = self.store.load(&old).await? else { return Ok(None) };
         let offer = session.menu_version == menu.version
             && session.pending_since_ms.is_none()
@@ -743,18 +769,30 @@ impl Gateway {
 
     /// Marks the session pending for this hop's text before any op runs, so that a
     /// duplicate arriving meanwhile waits for this hop's reply instead of running it again.
+    /// A fresh session's claim also reads the subscriber's resume pointer, and stands
+    /// aside (writing nothing) if it leads to another session.
     async fn claim(&self, at: &Attempt<'_>, rec: &mut Record) -> Result<(), Interrupt> {
         rec.session.seen = at.mark;
         rec.session.reply = None;
         rec.session.pending_since_ms = Some(unix_ms());
-        match self.store.save(at.key, rec.version, &rec.session, self.config.session_ttl).await {
-            Ok(Some(v)) => {
+        let (ttl, store) = (self.config.session_ttl, &self.store);
+        let saved = match rec.unread.take() {
+            Some(pointer) => {
+                store.save_unless_pointed(at.key, rec.version, &rec.session, ttl, &pointer).await
+            }
+            None => store.save(at.key, rec.version, &rec.session, ttl).await.map(|saved| match saved {
+                Some(version) => Unless::Saved(version),
+                None => Unless::Lost,
+            }),
+        };
+        match saved.map_err(Interrupt::Store)? {
+            Unless::Saved(v) => {
                 rec.version = v;
                 rec.claimed = true;
                 Ok(())
             }
-            Ok(None) => Err(Interrupt::LostRace),
-            Err(e) => Err(Interrupt::Store(e)),
+            Unless::Lost => Err(Interrupt::LostRace),
+            Unless::Pointed(dropped) => Err(Interrupt::Dropped(Some(dropped))),
         }
     }
 

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use super::{SessionKey, Unless};
+
 struct Entry {
     version: u64,
     expires: Instant,
@@ -72,6 +74,28 @@ impl MemoryStore {
             }
         }
         Some(version)
+    }
+
+    /// [`Self::save`] unless `pointer` leads to another session, under one lock.
+    pub fn save_unless_pointed(
+        &self,
+        key: &str,
+        expected: u64,
+        bytes: Vec<u8>,
+        ttl: Duration,
+        pointer: &str,
+    ) -> Unless {
+        let mut map = lock(&self.inner);
+        let now = Instant::now();
+        let pointed =
+            map.get(&format!("\0r:{pointer}")).filter(|e| e.expires > now && e.bytes != key.as_bytes());
+        if let Some(other) = pointed {
+            return Unless::Pointed(SessionKey(String::from_utf8_lossy(&other.bytes).into_owned()));
+        }
+        match cas(&mut map, key, expected, bytes, ttl) {
+            Some(version) => Unless::Saved(version),
+            None => Unless::Lost,
+        }
     }
 
     pub fn recall(&self, pointer: &str) -> Option<String> {

@@ -40,6 +40,17 @@ impl ResumePointer {
     }
 }
 
+/// What a save that first looks at the subscriber's resume pointer did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unless {
+    /// Written: the new version.
+    Saved(u64),
+    /// Another writer got there first.
+    Lost,
+    /// Not written: the pointer leads to this other session.
+    Pointed(SessionKey),
+}
+
 /// A session as loaded, with the version a save must match.
 #[derive(Debug)]
 pub struct Loaded {
@@ -116,6 +127,28 @@ impl SessionStore {
             }
             SessionStore::Redis(r) => {
                 r.save_pointing(key.as_str(), expected, bytes, ttl, &pointer.0, keep).await
+            }
+        }
+    }
+
+    /// [`Self::save`], unless `pointer` leads to another session (a journey this
+    /// subscriber may have dropped), in one round trip: a new session claims its record
+    /// and learns whether to offer a dropped journey at once.
+    pub async fn save_unless_pointed(
+        &self,
+        key: &SessionKey,
+        expected: u64,
+        session: &Session,
+        ttl: Duration,
+        pointer: &ResumePointer,
+    ) -> Result<Unless, StoreError> {
+        let bytes = serde_json::to_vec(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        match self {
+            SessionStore::Memory(m) => {
+                Ok(m.save_unless_pointed(key.as_str(), expected, bytes, ttl, &pointer.0))
+            }
+            SessionStore::Redis(r) => {
+                r.save_unless_pointed(key.as_str(), expected, bytes, ttl, &pointer.0).await
             }
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::StoreError;
+use super::{SessionKey, StoreError, Unless};
 
 /// Writes `d` and bumps `v` only if `v` still equals the caller's expected version
 /// (0 when the key must not exist), then refreshes the TTL. One round trip.
@@ -34,6 +34,20 @@ end
 return next
 ";
 
+/// The compare-and-set, unless the subscriber's resume pointer (KEYS[2]) leads to
+/// another session (ARGV[4] is this one's): then nothing is written and that session's
+/// key comes back, for the caller to see whether its journey can be offered.
+const CAS_UNLESS_POINTED: &str = r"
+local pointed = redis.call('GET', KEYS[2])
+if pointed and pointed ~= ARGV[4] then return pointed end
+local current = redis.call('HGET', KEYS[1], 'v')
+if (current or '0') ~= ARGV[1] then return 0 end
+local next = tonumber(ARGV[1]) + 1
+redis.call('HSET', KEYS[1], 'v', next, 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return next
+";
+
 /// Sessions in Redis through a self-reconnecting `ConnectionManager` (cheap to clone).
 #[derive(Clone)]
 pub struct RedisStore {
@@ -41,6 +55,7 @@ pub struct RedisStore {
     prefix: String,
     cas: Script,
     cas_and_point: Script,
+    cas_unless_pointed: Script,
 }
 
 impl RedisStore {
@@ -60,6 +75,7 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             cas: Script::new(CAS),
             cas_and_point: Script::new(CAS_AND_POINT),
+            cas_unless_pointed: Script::new(CAS_UNLESS_POINTED),
         })
     }
 
@@ -136,6 +152,38 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         Ok((written != 0).then_some(written))
+    }
+
+    /// [`Self::save`] unless `pointer` leads to another session: one round trip either way.
+    pub async fn save_unless_pointed(
+        &self,
+        key: &str,
+        expected: u64,
+        bytes: Vec<u8>,
+        ttl: Duration,
+        pointer: &str,
+    ) -> Result<Unless, StoreError> {
+        let mut conn = self.conn.clone();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let answer: redis::Value = self
+            .cas_unless_pointed
+            .key(self.key(key))
+            .key(self.pointer(pointer))
+            .arg(expected)
+            .arg(bytes)
+            .arg(ttl_ms)
+            .arg(key)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        match answer {
+            redis::Value::Int(0) => Ok(Unless::Lost),
+            redis::Value::Int(version) => Ok(Unless::Saved(version.unsigned_abs())),
+            redis::Value::BulkString(other) => String::from_utf8(other)
+                .map(|other| Unless::Pointed(SessionKey(other)))
+                .map_err(|e| StoreError::Corrupt(format!("resume pointer: {e}"))),
+            other => Err(StoreError::Corrupt(format!("unexpected answer to a claim: {other:?}"))),
+        }
     }
 
     /// The session `pointer` points at, if it has not expired.

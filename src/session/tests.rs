@@ -66,6 +66,30 @@ async fn many_sessions_load_at_once_in_the_order_asked() {
 }
 
 #[tokio::test]
+async fn a_save_unless_pointed_stands_aside_for_another_session_only() {
+    for store in stores().await {
+        let key = SessionKey::new("at", "+254700000004", "new");
+        let old = SessionKey::new("at", "+254700000004", "old");
+        let pointer = ResumePointer::new("+254700000004", "wallet");
+        // No pointer: an ordinary compare-and-set.
+        let saved = store.save_unless_pointed(&key, 0, &session("main"), TTL, &pointer).await.unwrap();
+        assert_eq!(saved, Unless::Saved(1), "{}", store.kind());
+        let lost = store.save_unless_pointed(&key, 0, &session("main"), TTL, &pointer).await.unwrap();
+        assert_eq!(lost, Unless::Lost, "{}", store.kind());
+        // A pointer to this very session does not stop it.
+        store.save_pointing(&key, 1, &session("amount"), TTL, &pointer, Some(TTL)).await.unwrap();
+        let own = store.save_unless_pointed(&key, 2, &session("confirm"), TTL, &pointer).await.unwrap();
+        assert_eq!(own, Unless::Saved(3), "{}", store.kind());
+        // A pointer to another session: nothing is written, and that session comes back.
+        store.save_pointing(&old, 0, &session("amount"), TTL, &pointer, Some(TTL)).await.unwrap();
+        let fresh = SessionKey::new("at", "+254700000004", "fresh");
+        let pointed = store.save_unless_pointed(&fresh, 0, &session("main"), TTL, &pointer).await.unwrap();
+        assert_eq!(pointed, Unless::Pointed(old.clone()), "{}", store.kind());
+        assert!(store.load(&fresh).await.unwrap().is_none(), "{}", store.kind());
+    }
+}
+
+#[tokio::test]
 async fn concurrent_writers_of_one_version_have_exactly_one_winner() {
     for store in stores().await {
         let key = SessionKey::new("at", "+254700000002", "race");
