@@ -93,3 +93,36 @@ async fn sessions_are_keyed_by_number_as_well_as_session_id(pool: PgPool) {
     assert_eq!(app.at_hop("same", BRIAN, "").await, main_menu("Brian"));
     assert_eq!(app.at_hop("same", "+254700000003", "").await, main_menu("Cynthia"));
 }
+
+/// A second gateway process on the same database and session store.
+fn second_process(app: &TestApp) -> TestApp {
+    let menus = ussd_gateway::app::load_menus(&app.config).unwrap();
+    let store = app.state.gateway.store().clone();
+    let state = ussd_gateway::app::build_state(app.pool.clone(), store, menus, &app.config);
+    let router = ussd_gateway::http::router(state.clone());
+    TestApp { router, state, config: app.config.clone(), pool: app.pool.clone() }
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_session_whose_hops_alternate_between_processes_moves_money_once(pool: PgPool) {
+    const AMINA: &str = "+254700000001";
+    let a = spawn(pool.clone(), Store::Redis).await;
+    let b = second_process(&a);
+    let s = unique_session();
+    assert_eq!(a.at_hop(&s, AMINA, "").await, main_menu("Amina"));
+    assert_eq!(a.at_hop(&s, AMINA, "1").await, "CON Enter phone number");
+    assert_eq!(b.at_hop(&s, AMINA, "1*0700000002").await, "CON Enter amount");
+    let confirm = a.at_hop(&s, AMINA, "1*0700000002*100").await;
+    assert!(confirm.starts_with("CON Send KES 100.00 to Brian Kamau"), "{confirm}");
+    assert_eq!(b.at_hop(&s, AMINA, "1*0700000002*100*1").await, "CON Enter PIN to send KES 100.00");
+    let sent = a.at_hop(&s, AMINA, "1*0700000002*100*1*1234").await;
+    assert!(sent.starts_with("END Sent KES 100.00"), "{sent}");
+    // The retry lands on the other process: it replays, it does not send again.
+    assert_eq!(b.at_hop(&s, AMINA, "1*0700000002*100*1*1234").await, sent);
+    assert_eq!(runs(&a, Op::TransferP2p) + runs(&b, Op::TransferP2p), 1);
+    let transfers: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(transfers, 1);
+}
