@@ -218,6 +218,7 @@ impl<'l> Executor<'l> for &'_ Lane {
     }
 }
 
+/// sqlx's executors are `Debug`.
 impl std::fmt::Debug for Lane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lane")
