@@ -47,6 +47,10 @@ async fn send_journeys_decline_a_resume_offer_and_complete(pool: PgPool) {
     assert_eq!(report.steps["resume.offered"].count, 1);
     assert_eq!(report.steps["resume.declined"].count, 1);
     assert!(report.transfers_per_second > 0.0);
+    // Every hop is in the timeline, in the second it was sent.
+    assert!(report.timeline.len() >= 2, "{:?}", report.timeline);
+    assert_eq!(report.timeline.iter().map(|s| s.hops).sum::<u64>(), report.all_hops.count);
+    assert!(report.timeline.iter().all(|s| s.max_ms >= s.p99_ms && s.p99_ms >= s.p50_ms));
     let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p'")
         .fetch_one(&pool)
         .await

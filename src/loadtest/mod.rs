@@ -263,7 +263,9 @@ async fn walk(shared: &Shared, worker: u64, seq: u64) -> Walked {
             Err(e) => Some(e),
         };
         let failed = error.is_some();
-        walked.hops.push(HopSample { step: if offered { "resume.offered" } else { step }, latency, error });
+        let sent = sent.saturating_duration_since(shared.measure_from);
+        let step = if offered { "resume.offered" } else { step };
+        walked.hops.push(HopSample { step, sent, latency, error });
         if failed {
             return walked;
         }

@@ -60,6 +60,8 @@ impl StepStats {
 /// One hop as the load generator saw it.
 pub struct HopSample {
     pub step: &'static str,
+    /// When it was sent, from the start of the measurement.
+    pub sent: Duration,
     pub latency: Duration,
     pub error: Option<String>,
 }
@@ -73,10 +75,27 @@ pub struct Walked {
     pub completed: bool,
 }
 
+/// Every hop sent in one second of the run, to within a tenth: enough to see a stall.
+struct Second {
+    latency_us: Histogram<u32>,
+    errors: u64,
+}
+
+impl Default for Second {
+    fn default() -> Self {
+        Second {
+            latency_us: Histogram::new_with_bounds(1, 120_000_000, 1).expect("valid histogram bounds"),
+            errors: 0,
+        }
+    }
+}
+
 /// Everything one worker (closed loop) or the whole run (open loop) saw.
 #[derive(Default)]
 pub struct Tally {
     pub steps: BTreeMap<&'static str, StepStats>,
+    /// All hops by the second they were sent in.
+    seconds: Vec<Second>,
     pub journeys: u64,
     pub transfers: u64,
     /// Open loop only: journeys due while the in-flight cap was reached.
@@ -89,6 +108,15 @@ impl Tally {
             return;
         }
         for hop in walked.hops {
+            let at = usize::try_from(hop.sent.as_secs()).unwrap_or(usize::MAX);
+            if self.seconds.len() <= at && at < MAX_SECONDS {
+                self.seconds.resize_with(at + 1, Second::default);
+            }
+            if let Some(second) = self.seconds.get_mut(at) {
+                let us = u64::try_from(hop.latency.as_micros()).unwrap_or(u64::MAX).clamp(1, 120_000_000);
+                second.latency_us.saturating_record(us);
+                second.errors += u64::from(hop.error.is_some());
+            }
             let stats = self.steps.entry(hop.step).or_default();
             stats.record(hop.latency);
             if let Some(e) = hop.error {
@@ -105,10 +133,32 @@ impl Tally {
         for (step, stats) in &other.steps {
             self.steps.entry(step).or_default().merge(stats);
         }
+        if self.seconds.len() < other.seconds.len() {
+            self.seconds.resize_with(other.seconds.len(), Second::default);
+        }
+        for (mine, theirs) in self.seconds.iter_mut().zip(&other.seconds) {
+            mine.latency_us.add(&theirs.latency_us).expect("histograms share bounds");
+            mine.errors += theirs.errors;
+        }
         self.journeys += other.journeys;
         self.transfers += other.transfers;
         self.shed += other.shed;
     }
+}
+
+/// Runs longer than a day keep no timeline past it.
+const MAX_SECONDS: usize = 86_400;
+
+/// One second of the run, all steps together.
+#[derive(Debug, Serialize)]
+pub struct SecondSummary {
+    /// From the start of the measurement.
+    pub second: usize,
+    pub hops: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub errors: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -137,6 +187,9 @@ pub struct Report {
     pub steps: BTreeMap<String, StepSummary>,
     /// CPU time of the load generator itself, in cores (1.0 = one core busy).
     pub loadgen_cpu_cores: f64,
+    /// Second by second, by when each hop was sent: a tail from a stall shows as a
+    /// few bad seconds, one from saturation as all of them.
+    pub timeline: Vec<SecondSummary>,
 }
 
 impl Report {
@@ -158,6 +211,22 @@ impl Report {
             all_hops,
             steps: tally.steps.iter().map(|(k, v)| ((*k).to_owned(), v.summary(seconds))).collect(),
             loadgen_cpu_cores: cpu.as_secs_f64() / seconds,
+            timeline: tally
+                .seconds
+                .iter()
+                .enumerate()
+                .map(|(second, s)| {
+                    let ms = |us: u64| us as f64 / 1_000.0;
+                    SecondSummary {
+                        second,
+                        hops: s.latency_us.len(),
+                        p50_ms: ms(s.latency_us.value_at_quantile(0.5)),
+                        p99_ms: ms(s.latency_us.value_at_quantile(0.99)),
+                        max_ms: ms(s.latency_us.max()),
+                        errors: s.errors,
+                    }
+                })
+                .collect(),
         }
     }
 
@@ -189,6 +258,18 @@ impl Report {
             line(name, s);
         }
         line("all hops", &self.all_hops);
+        if self.timeline.len() > 1 {
+            println!(
+                "\n  {:<14} {:>9} {:>9} {:>9} {:>9} {:>7}",
+                "second", "hops", "p50 ms", "p99 ms", "max ms", "errors"
+            );
+            for s in &self.timeline {
+                println!(
+                    "  {:<14} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+                    s.second, s.hops, s.p50_ms, s.p99_ms, s.max_ms, s.errors
+                );
+            }
+        }
         for (name, s) in &self.steps {
             if let Some(e) = &s.first_error {
                 println!("  first error at {name}: {e}");
