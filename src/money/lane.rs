@@ -156,8 +156,9 @@ impl Drop for Lease {
             let idle = Idle { conn, born: self.born, since: now };
             self.lane.idle.lock().unwrap_or_else(PoisonError::into_inner).push(idle);
         }
-        // Otherwise the connection drops here, which closes its socket: Postgres ends
-        // the backend and rolls back whatever it was doing.
+        // Otherwise the connection drops here and its socket closes. A statement
+        // Postgres had started runs to its end (as one whose answer the network lost
+        // would) and the backend goes when it finds no one to answer.
     }
 }
 
