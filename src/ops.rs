@@ -642,6 +642,12 @@ impl Outcome {
         }
     }
 
+    /// Whether a money op's own SMS tells the subscriber this outcome: the receipts of a
+    /// movement, a bill's paid or refused receipt, the one a pending bill sends later.
+    pub fn has_receipt(self) -> bool {
+        matches!(self, O::Ok | O::Pending | O::BillRejected)
+    }
+
     pub fn from_name(name: &str) -> Option<Outcome> {
         Self::ALL.iter().copied().find(|o| o.as_str() == name)
     }

@@ -36,6 +36,10 @@ pub fn metrics() -> PrometheusHandle {
             metrics::describe_counter!("ussd_hops_total", "USSD hops answered, by channel and outcome");
             metrics::describe_histogram!("ussd_hop_duration_seconds", "Time to answer a USSD hop");
             metrics::describe_counter!("ussd_ops_total", "Ops run, by op and outcome");
+            metrics::describe_counter!(
+                "ussd_ops_unconfirmed_total",
+                "Money ops that overran their hop and then failed, crashed or lost their notice: the subscriber awaits an SMS that will not come"
+            );
             metrics::describe_counter!("ussd_screen_views_total", "Screens shown, by menu and screen");
             metrics::describe_counter!(
                 "ussd_screen_invalid_total",

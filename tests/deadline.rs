@@ -72,3 +72,55 @@ async fn a_stuck_transfer_tells_the_subscriber_to_expect_an_sms_and_still_comple
     let receipts: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&pool).await.unwrap();
     assert_eq!(receipts, 2, "the SMS receipts carry the result");
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_stuck_transfer_refused_after_the_hop_ended_says_why_by_sms(pool: PgPool) {
+    let app = spawn_with(pool.clone(), Store::Memory, Settings { hop_deadline_ms: 500, ..settings() }).await;
+    let s = unique_session();
+    for text in ["", "1", "1*0700000002", "1*0700000002*100", "1*0700000002*100*1"] {
+        app.at_hop(&s, "+254700000001", text).await;
+    }
+    // Another transaction holds Amina's customer row: counting her wrong PIN waits.
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM customers WHERE msisdn = '+254700000001' FOR UPDATE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let body = app.at_hop(&s, "+254700000001", "1*0700000002*100*1*9999").await;
+    assert_eq!(body, "END We are processing your request; you will receive an SMS.");
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(waiting, 1, "the PIN check should be queued behind the blocker");
+    blocker.commit().await.unwrap();
+    app.state.gateway.drain().await;
+
+    // The refusal wrote no receipt: the promised SMS is the notice, and only it.
+    let sent: Vec<(String, String, String, serde_json::Value, bool)> =
+        sqlx::query_as("SELECT msisdn, role, template, data, transactional FROM outbox ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let notice = (
+        "+254700000001".to_owned(),
+        "outcome".to_owned(),
+        "not_completed".to_owned(),
+        serde_json::json!({ "outcome": "pin_invalid" }),
+        true,
+    );
+    assert_eq!(sent, vec![notice]);
+    let moved: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(moved, 0);
+    let failures: i32 =
+        sqlx::query_scalar("SELECT pin_failures FROM customers WHERE msisdn = '+254700000001'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(failures, 1, "the wrong PIN counts once");
+}

@@ -10,16 +10,18 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::channel::ussd::cumulative;
 use crate::channel::{Closed, Hop, Input};
+use crate::domain::Msisdn;
 use crate::menu::Journey;
 use crate::menu::{Action, Bundle, EngineError, Menu, Message, Reply, Step};
 use crate::money::{Auth, Money, MoneyError, OpCall};
-use crate::ops::OpResult;
+use crate::ops::{Op, OpResult};
 use crate::session::{
     Loaded, PendingCode, ResumePointer, Session, SessionKey, SessionStore, StoreError, TextKey, TextMark,
     Unless,
@@ -610,7 +612,8 @@ impl Gateway {
                         Some(sms) => Auth::Vouched { max_amount: sms.max_amount },
                         None => Auth::Pin,
                     };
-                    let result = self.run_op(at.hop, at.key, action, auth, at.deadline).await?;
+                    let lang = &rec.session.journey.lang;
+                    let result = self.run_op(at.hop, at.key, action, auth, lang, at.deadline).await?;
                     menu.resume(&mut rec.session.journey, result).map_err(Interrupt::Engine)?
                 }
             };
@@ -803,18 +806,20 @@ impl Gateway {
         key: &SessionKey,
         action: Action,
         auth: Auth,
+        lang: &str,
         deadline: Instant,
     ) -> Result<OpResult, Interrupt> {
         let money = self.money.clone();
         let msisdn = hop.msisdn.clone();
         let idempotency_key = format!("{}:{}", key.as_str(), action.seq);
         let op = action.op;
-        let task = self.ops.spawn(async move {
+        let op_key = idempotency_key.clone();
+        let mut task = self.ops.spawn(async move {
             let call = OpCall { msisdn: &msisdn, idempotency_key: &idempotency_key, action: &action, auth };
             money.run(call).await
         });
         let budget = deadline.checked_sub(SAVE_MARGIN).unwrap_or(deadline);
-        match tokio::time::timeout_at(budget, task).await {
+        match tokio::time::timeout_at(budget, &mut task).await {
             Ok(Ok(Ok(result))) => {
                 metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => result.outcome.as_str())
                     .increment(1);
@@ -831,7 +836,12 @@ impl Gateway {
             }
             Err(_) => {
                 metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => "overran").increment(1);
-                Err(Interrupt::OpOverran { moves_money: op.spec().moves_money })
+                let moves_money = op.spec().moves_money;
+                if moves_money {
+                    let (msisdn, lang) = (hop.msisdn.clone(), lang.to_owned());
+                    self.ops.spawn(follow_overran(self.money.clone(), task, op, msisdn, op_key, lang));
+                }
+                Err(Interrupt::OpOverran { moves_money })
             }
         }
     }
@@ -944,4 +954,28 @@ fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Waits for a money op that overran its hop, whose subscriber was told an SMS would
+/// follow: a refusal writes no receipt, so it is told by a notice; an op that failed
+/// or crashed cannot be told either way and is logged for an operator.
+async fn follow_overran(
+    money: Money,
+    task: JoinHandle<Result<OpResult, MoneyError>>,
+    op: Op,
+    msisdn: Msisdn,
+    op_key: String,
+    lang: String,
+) {
+    let failure = match task.await {
+        Ok(Ok(result)) if result.outcome.has_receipt() => return,
+        Ok(Ok(result)) => match money.notify_refused(&msisdn, &op_key, &lang, result.outcome).await {
+            Ok(()) => return,
+            Err(e) => format!("refused ({}), and its notice could not be queued: {e}", result.outcome),
+        },
+        Ok(Err(e)) => format!("failed: {e}"),
+        Err(join) => format!("crashed: {join}"),
+    };
+    warn!(op = op.name(), msisdn = %msisdn, "an op that overran its hop, whose subscriber was told an SMS would follow, {failure}");
+    metrics::counter!("ussd_ops_unconfirmed_total", "op" => op.name()).increment(1);
 }

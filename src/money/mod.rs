@@ -9,6 +9,7 @@ mod customers;
 mod demo;
 mod lane;
 mod ledger;
+mod notices;
 mod pin;
 
 use std::sync::Arc;
@@ -182,6 +183,18 @@ impl Money {
             pinned: Arc::default(),
             bills,
         }
+    }
+
+    /// Tells `msisdn` by SMS that the op under `op_key`, which ran on past its hop after
+    /// the subscriber was told an SMS would follow, was refused with `outcome`.
+    pub async fn notify_refused(
+        &self,
+        msisdn: &Msisdn,
+        op_key: &str,
+        language: &str,
+        outcome: Outcome,
+    ) -> Result<(), MoneyError> {
+        Ok(notices::refused(&self.pool, msisdn, op_key, language, outcome).await?)
     }
 
     pub async fn run(&self, call: OpCall<'_>) -> Result<OpResult, MoneyError> {

@@ -33,6 +33,10 @@ pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, Stri
     }
     let text =
         |key: &str| d.get(key).and_then(Value::as_str).ok_or_else(|| format!("the data has no `{key}`"));
+    let swahili = receipt.language == "sw";
+    if receipt.template == "not_completed" {
+        return Ok(not_completed(text("outcome")?, swahili));
+    }
     let money = |key: &str| {
         d.get(key)
             .and_then(Value::as_i64)
@@ -42,7 +46,6 @@ pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, Stri
     let (reference, date, time) = (text("ref")?, receipt.date, receipt.time);
     let counterparty =
         || Ok::<_, String>(format!("{} {}", text("counterparty")?, text("counterparty_msisdn")?));
-    let swahili = receipt.language == "sw";
     Ok(match receipt.template {
         "p2p_sent" => {
             let (party, amount, fee, balance) =
@@ -229,6 +232,46 @@ pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, Stri
     })
 }
 
+/// Why an op the subscriber was told to wait for did not happen. No movement was made:
+/// a refused op writes nothing but its refusal.
+fn not_completed(outcome: &str, swahili: bool) -> String {
+    let reason = match (outcome, swahili) {
+        ("pin_invalid", false) => "the PIN was wrong",
+        ("pin_invalid", true) => "PIN si sahihi",
+        ("pin_locked", false) => "your PIN is locked for now",
+        ("pin_locked", true) => "PIN yako imefungwa kwa sasa",
+        ("not_registered", false) => "this number is not registered",
+        ("not_registered", true) => "nambari hii haijasajiliwa",
+        ("account_blocked", false) => "the account is blocked",
+        ("account_blocked", true) => "akaunti imezuiwa",
+        ("insufficient_funds", false) => "the balance is not enough",
+        ("insufficient_funds", true) => "salio halitoshi",
+        ("limit_exceeded", false) => "it is over the limit",
+        ("limit_exceeded", true) => "kiasi kinazidi kikomo",
+        ("recipient_unknown", false) => "the recipient is not registered",
+        ("recipient_unknown", true) => "mpokeaji hajasajiliwa",
+        ("same_account", false) => "it was to your own account",
+        ("same_account", true) => "ilikuwa kwa akaunti yako mwenyewe",
+        ("conflict", false) => "it repeated an earlier request with other details",
+        ("conflict", true) => "lilirudia ombi la awali lenye maelezo tofauti",
+        ("not_agent", false) => "this number is not an agent's",
+        ("not_agent", true) => "nambari hii si ya wakala",
+        ("store_unknown", false) => "the store number is not yours",
+        ("store_unknown", true) => "nambari ya duka si yako",
+        ("expired", false) => "the request had expired or was answered already",
+        ("expired", true) => "ombi lilikuwa limeisha muda au limeshajibiwa",
+        ("account_invalid", false) => "the account number is not valid",
+        ("account_invalid", true) => "nambari ya akaunti si sahihi",
+        (_, false) => "it was refused",
+        (_, true) => "limekataliwa",
+    };
+    if swahili {
+        format!("Ombi lako halikukamilika: {reason}. Hakuna pesa iliyohamishwa.")
+    } else {
+        format!("Your request was not completed: {reason}. No money was moved.")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -386,6 +429,31 @@ mod tests {
         assert_eq!(render(&r, &kes()), Err("the data has no `counterparty`".into()));
         let r = Receipt { template: "loyalty_points", ..r };
         assert_eq!(render(&r, &kes()), Err("no receipt text for template `loyalty_points`".into()));
+    }
+
+    #[test]
+    fn every_refusal_of_a_money_op_says_why_in_one_message() {
+        use crate::ops::CATALOG;
+        let refusals = CATALOG
+            .iter()
+            .filter(|spec| spec.moves_money)
+            .flat_map(|spec| spec.outcomes.iter().copied())
+            .filter(|outcome| !outcome.has_receipt());
+        for outcome in refusals {
+            let data = json!({ "outcome": outcome.as_str() });
+            for (language, generic) in [("en", "it was refused"), ("sw", "limekataliwa")] {
+                let r = Receipt { template: "not_completed", language, data: &data, date: "", time: "" };
+                let text = render(&r, &kes()).unwrap();
+                assert!(!text.contains(generic), "{outcome} has no reason of its own in {language}: {text}");
+                assert_eq!(segment(&text).count(), 1, "{text}");
+            }
+        }
+        let data = json!({ "outcome": "pin_invalid" });
+        let r = Receipt { template: "not_completed", language: "en", data: &data, date: "", time: "" };
+        assert_eq!(
+            render(&r, &kes()).unwrap(),
+            "Your request was not completed: the PIN was wrong. No money was moved."
+        );
     }
 
     #[test]
