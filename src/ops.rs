@@ -644,6 +644,8 @@ impl Outcome {
 
     /// Whether a money op's own SMS tells the subscriber this outcome: the receipts of a
     /// movement, a bill's paid or refused receipt, the one a pending bill sends later.
+    /// Two successes tell only the other party: an agent's cash-out request (the
+    /// customer) and a customer's decline of one (the agent).
     pub fn has_receipt(self) -> bool {
         matches!(self, O::Ok | O::Pending | O::BillRejected)
     }
