@@ -838,8 +838,14 @@ impl Gateway {
                 metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => "overran").increment(1);
                 let moves_money = op.spec().moves_money;
                 if moves_money {
-                    let (msisdn, lang) = (hop.msisdn.clone(), lang.to_owned());
-                    self.ops.spawn(follow_overran(self.money.clone(), task, op, msisdn, op_key, lang));
+                    let overran = Overran {
+                        op,
+                        msisdn: hop.msisdn.clone(),
+                        session: format!("{}:{}", hop.channel, hop.session_id),
+                        op_key,
+                        lang: lang.to_owned(),
+                    };
+                    self.ops.spawn(follow_overran(self.money.clone(), task, overran));
                 }
                 Err(Interrupt::OpOverran { moves_money })
             }
@@ -956,26 +962,30 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A money op that overran its hop, and who was told an SMS would follow.
+struct Overran {
+    op: Op,
+    msisdn: Msisdn,
+    /// Channel and provider session id: what a log line may name to find the op (its
+    /// key holds the full number).
+    session: String,
+    op_key: String,
+    lang: String,
+}
+
 /// Waits for a money op that overran its hop, whose subscriber was told an SMS would
 /// follow: a refusal writes no receipt, so it is told by a notice; an op that failed
 /// or crashed cannot be told either way and is logged for an operator.
-async fn follow_overran(
-    money: Money,
-    task: JoinHandle<Result<OpResult, MoneyError>>,
-    op: Op,
-    msisdn: Msisdn,
-    op_key: String,
-    lang: String,
-) {
+async fn follow_overran(money: Money, task: JoinHandle<Result<OpResult, MoneyError>>, o: Overran) {
     let failure = match task.await {
         Ok(Ok(result)) if result.outcome.has_receipt() => return,
-        Ok(Ok(result)) => match money.notify_refused(&msisdn, &op_key, &lang, result.outcome).await {
+        Ok(Ok(result)) => match money.notify_refused(&o.msisdn, &o.op_key, &o.lang, result.outcome).await {
             Ok(()) => return,
             Err(e) => format!("refused ({}), and its notice could not be queued: {e}", result.outcome),
         },
         Ok(Err(e)) => format!("failed: {e}"),
         Err(join) => format!("crashed: {join}"),
     };
-    warn!(op = op.name(), msisdn = %msisdn, "an op that overran its hop, whose subscriber was told an SMS would follow, {failure}");
-    metrics::counter!("ussd_ops_unconfirmed_total", "op" => op.name()).increment(1);
+    warn!(op = o.op.name(), msisdn = %o.msisdn, session = %o.session, "an op that overran its hop, whose subscriber was told an SMS would follow, {failure}");
+    metrics::counter!("ussd_ops_unconfirmed_total", "op" => o.op.name()).increment(1);
 }
