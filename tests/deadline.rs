@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Store, main_menu, settings, spawn_with, unique_session};
+use common::{Store, TestApp, main_menu, settings, spawn_with, unique_session};
 use sqlx::PgPool;
 use ussd_gateway::config::Settings;
 
@@ -34,10 +34,7 @@ async fn a_stuck_op_gets_a_clear_end_within_the_deadline(pool: PgPool) {
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn a_stuck_transfer_tells_the_subscriber_to_expect_an_sms_and_still_completes(pool: PgPool) {
     let app = spawn_with(pool.clone(), Store::Memory, Settings { hop_deadline_ms: 500, ..settings() }).await;
-    let s = unique_session();
-    for text in ["", "1", "1*0700000002", "1*0700000002*100", "1*0700000002*100*1"] {
-        app.at_hop(&s, "+254700000001", text).await;
-    }
+    let s = to_the_pin_screen(&app).await;
     // Another transaction holds Amina's wallet row: the PIN check passes, the transfer
     // queues for the row.
     let mut blocker = pool.begin().await.unwrap();
@@ -50,15 +47,7 @@ async fn a_stuck_transfer_tells_the_subscriber_to_expect_an_sms_and_still_comple
     .unwrap();
     let body = app.at_hop(&s, "+254700000001", "1*0700000002*100*1*1234").await;
     assert_eq!(body, "END We are processing your request; you will receive an SMS.");
-    // Waiters in this test's database only: pg_locks spans the cluster, where the
-    // other stuck-op test may be waiting at the same moment.
-    let waiting: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(waiting, 1, "the transfer should be queued behind the blocker");
+    assert_eq!(lock_waiters(&pool).await, 1, "the transfer should be queued behind the blocker");
     blocker.commit().await.unwrap();
 
     // The op goes on without the subscriber; draining waits for it as a shutdown would.
@@ -76,10 +65,7 @@ async fn a_stuck_transfer_tells_the_subscriber_to_expect_an_sms_and_still_comple
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn a_stuck_transfer_refused_after_the_hop_ended_says_why_by_sms(pool: PgPool) {
     let app = spawn_with(pool.clone(), Store::Memory, Settings { hop_deadline_ms: 500, ..settings() }).await;
-    let s = unique_session();
-    for text in ["", "1", "1*0700000002", "1*0700000002*100", "1*0700000002*100*1"] {
-        app.at_hop(&s, "+254700000001", text).await;
-    }
+    let s = to_the_pin_screen(&app).await;
     // Another transaction holds Amina's customer row: counting her wrong PIN waits.
     let mut blocker = pool.begin().await.unwrap();
     sqlx::query("SELECT id FROM customers WHERE msisdn = '+254700000001' FOR UPDATE")
@@ -88,13 +74,7 @@ async fn a_stuck_transfer_refused_after_the_hop_ended_says_why_by_sms(pool: PgPo
         .unwrap();
     let body = app.at_hop(&s, "+254700000001", "1*0700000002*100*1*9999").await;
     assert_eq!(body, "END We are processing your request; you will receive an SMS.");
-    let waiting: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(waiting, 1, "the PIN check should be queued behind the blocker");
+    assert_eq!(lock_waiters(&pool).await, 1, "the PIN check should be queued behind the blocker");
     blocker.commit().await.unwrap();
     app.state.gateway.drain().await;
 
@@ -123,4 +103,24 @@ async fn a_stuck_transfer_refused_after_the_hop_ended_says_why_by_sms(pool: PgPo
             .await
             .unwrap();
     assert_eq!(failures, 1, "the wrong PIN counts once");
+}
+
+/// Amina's send-money journey up to its PIN screen (KES 100 to 0700000002).
+async fn to_the_pin_screen(app: &TestApp) -> String {
+    let s = unique_session();
+    for text in ["", "1", "1*0700000002", "1*0700000002*100", "1*0700000002*100*1"] {
+        app.at_hop(&s, "+254700000001", text).await;
+    }
+    s
+}
+
+/// Statements waiting for a lock in this test's database only: `pg_locks` spans the
+/// cluster, where another stuck-op test may be waiting at the same moment.
+async fn lock_waiters(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }

@@ -811,9 +811,8 @@ impl Gateway {
     ) -> Result<OpResult, Interrupt> {
         let money = self.money.clone();
         let msisdn = hop.msisdn.clone();
-        let idempotency_key = format!("{}:{}", key.as_str(), action.seq);
-        let op = action.op;
-        let op_key = idempotency_key.clone();
+        let (op, seq) = (action.op, action.seq);
+        let idempotency_key = op_key(key, seq);
         let mut task = self.ops.spawn(async move {
             let call = OpCall { msisdn: &msisdn, idempotency_key: &idempotency_key, action: &action, auth };
             money.run(call).await
@@ -842,7 +841,7 @@ impl Gateway {
                         op,
                         msisdn: hop.msisdn.clone(),
                         session: format!("{}:{}", hop.channel, hop.session_id),
-                        op_key,
+                        op_key: op_key(key, seq),
                         lang: lang.to_owned(),
                     };
                     self.ops.spawn(follow_overran(self.money.clone(), task, overran));
@@ -960,6 +959,11 @@ fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The idempotency key of a session's `seq`th op.
+fn op_key(key: &SessionKey, seq: u32) -> String {
+    format!("{}:{}", key.as_str(), seq)
 }
 
 /// A money op that overran its hop, and who was told an SMS would follow.

@@ -62,7 +62,7 @@ impl MemoryStore {
     ) -> Option<u64> {
         let mut map = lock(&self.inner);
         let version = cas(&mut map, key, expected, bytes, ttl)?;
-        let slot = format!("\0r:{pointer}");
+        let slot = slot(pointer);
         match keep {
             Some(keep) => {
                 let entry =
@@ -87,8 +87,7 @@ impl MemoryStore {
     ) -> Unless {
         let mut map = lock(&self.inner);
         let now = Instant::now();
-        let pointed =
-            map.get(&format!("\0r:{pointer}")).filter(|e| e.expires > now && e.bytes != key.as_bytes());
+        let pointed = map.get(&slot(pointer)).filter(|e| e.expires > now && e.bytes != key.as_bytes());
         if let Some(other) = pointed {
             return Unless::Pointed(SessionKey(String::from_utf8_lossy(&other.bytes).into_owned()));
         }
@@ -99,7 +98,7 @@ impl MemoryStore {
     }
 
     pub fn recall(&self, pointer: &str) -> Option<String> {
-        let (_, bytes) = self.load(&format!("\0r:{pointer}"))?;
+        let (_, bytes) = self.load(&slot(pointer))?;
         String::from_utf8(bytes).ok()
     }
 }
@@ -125,4 +124,9 @@ fn cas(
 /// the map itself is still consistent.
 fn lock(m: &Mutex<HashMap<String, Entry>>) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Where a resume pointer lives beside the sessions (no session key starts with NUL).
+fn slot(pointer: &str) -> String {
+    format!("\0r:{pointer}")
 }

@@ -102,7 +102,7 @@ impl SessionStore {
         session: &Session,
         ttl: Duration,
     ) -> Result<Option<u64>, StoreError> {
-        let bytes = serde_json::to_vec(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let bytes = encode(session)?;
         match self {
             SessionStore::Memory(m) => Ok(m.save(key.as_str(), expected, bytes, ttl)),
             SessionStore::Redis(r) => r.save(key.as_str(), expected, bytes, ttl).await,
@@ -120,7 +120,7 @@ impl SessionStore {
         pointer: &ResumePointer,
         keep: Option<Duration>,
     ) -> Result<Option<u64>, StoreError> {
-        let bytes = serde_json::to_vec(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let bytes = encode(session)?;
         match self {
             SessionStore::Memory(m) => {
                 Ok(m.save_pointing(key.as_str(), expected, bytes, ttl, &pointer.0, keep))
@@ -142,7 +142,7 @@ impl SessionStore {
         ttl: Duration,
         pointer: &ResumePointer,
     ) -> Result<Unless, StoreError> {
-        let bytes = serde_json::to_vec(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let bytes = encode(session)?;
         match self {
             SessionStore::Memory(m) => {
                 Ok(m.save_unless_pointed(key.as_str(), expected, bytes, ttl, &pointer.0))
@@ -184,3 +184,8 @@ fn decode((version, bytes): (u64, Vec<u8>)) -> Result<Loaded, StoreError> {
 
 #[cfg(test)]
 mod tests;
+
+/// A session as the stores keep it.
+fn encode(session: &Session) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(session).map_err(|e| StoreError::Corrupt(e.to_string()))
+}

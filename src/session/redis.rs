@@ -8,45 +8,46 @@ use redis::{AsyncCommands, Script};
 use super::{SessionKey, StoreError, Unless};
 
 /// Writes `d` and bumps `v` only if `v` still equals the caller's expected version
-/// (0 when the key must not exist), then refreshes the TTL. One round trip.
-const CAS: &str = r"
+/// (0 when the key must not exist), then refreshes the TTL; leaves `next` for what
+/// follows it. The scripts below share it.
+macro_rules! cas {
+    () => {
+        r"
 local current = redis.call('HGET', KEYS[1], 'v')
 if (current or '0') ~= ARGV[1] then return 0 end
 local next = tonumber(ARGV[1]) + 1
 redis.call('HSET', KEYS[1], 'v', next, 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return next
-";
+"
+    };
+}
+
+/// The compare-and-set alone. One round trip.
+const CAS: &str = concat!(cas!(), "return next\n");
 
 /// The compare-and-set, then in the same call the subscriber's resume pointer: set to
 /// this session (ARGV[5] ms) or, with ARGV[5] = 0, deleted.
-const CAS_AND_POINT: &str = r"
-local current = redis.call('HGET', KEYS[1], 'v')
-if (current or '0') ~= ARGV[1] then return 0 end
-local next = tonumber(ARGV[1]) + 1
-redis.call('HSET', KEYS[1], 'v', next, 'd', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if ARGV[5] == '0' then
+const CAS_AND_POINT: &str = concat!(
+    cas!(),
+    r"if ARGV[5] == '0' then
   redis.call('DEL', KEYS[2])
 else
   redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
 end
 return next
-";
+"
+);
 
 /// The compare-and-set, unless the subscriber's resume pointer (KEYS[2]) leads to
 /// another session (ARGV[4] is this one's): then nothing is written and that session's
 /// key comes back, for the caller to see whether its journey can be offered.
-const CAS_UNLESS_POINTED: &str = r"
+const CAS_UNLESS_POINTED: &str = concat!(
+    r"
 local pointed = redis.call('GET', KEYS[2])
-if pointed and pointed ~= ARGV[4] then return pointed end
-local current = redis.call('HGET', KEYS[1], 'v')
-if (current or '0') ~= ARGV[1] then return 0 end
-local next = tonumber(ARGV[1]) + 1
-redis.call('HSET', KEYS[1], 'v', next, 'd', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return next
-";
+if pointed and pointed ~= ARGV[4] then return pointed end",
+    cas!(),
+    "return next\n"
+);
 
 /// Sessions in Redis through a self-reconnecting `ConnectionManager` (cheap to clone).
 #[derive(Clone)]
@@ -113,7 +114,7 @@ impl RedisStore {
         ttl: Duration,
     ) -> Result<Option<u64>, StoreError> {
         let mut conn = self.conn.clone();
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ttl_ms = millis(ttl);
         let written: u64 = self
             .cas
             .key(self.key(key))
@@ -138,16 +139,15 @@ impl RedisStore {
         keep: Option<Duration>,
     ) -> Result<Option<u64>, StoreError> {
         let mut conn = self.conn.clone();
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
         let written: u64 = self
             .cas_and_point
             .key(self.key(key))
             .key(self.pointer(pointer))
             .arg(expected)
             .arg(bytes)
-            .arg(ms(ttl))
+            .arg(millis(ttl))
             .arg(key)
-            .arg(keep.map_or(0, ms))
+            .arg(keep.map_or(0, millis))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -164,7 +164,7 @@ impl RedisStore {
         pointer: &str,
     ) -> Result<Unless, StoreError> {
         let mut conn = self.conn.clone();
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ttl_ms = millis(ttl);
         let answer: redis::Value = self
             .cas_unless_pointed
             .key(self.key(key))
@@ -205,4 +205,9 @@ impl RedisStore {
 
 fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+/// A TTL for `PEXPIRE`/`PX`: at least 1 ms, since 0 would mean "now" (or "no pointer").
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
