@@ -20,6 +20,7 @@ use crate::http::{self, AppState};
 use crate::menu::Bundle;
 use crate::money::{self, DataVault, Lane, LaneOptions, Money, MoneySettings, PinHasher};
 use crate::session::{MemoryStore, RedisStore, SessionStore, TextKey};
+use crate::sms::answer::{self, Answerer};
 use crate::sms::outbox::Worker;
 
 /// The migrations in `migrations/`, embedded in the binary.
@@ -51,6 +52,9 @@ pub enum StartError {
     #[error("cannot seed demo data: {0}")]
     Demo(String),
 }
+
+/// How often every replica looks for promised SMS that are due.
+const PROMISE_SWEEP: Duration = Duration::from_secs(1);
 
 /// How long a pooled connection may sit unused before it is checked on acquire.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
@@ -251,6 +255,29 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
                 Ok(expired) => info!(expired, "holds expired"),
                 Err(e) => warn!(error = %e, "the hold sweeper could not run; it tries again in 5 s"),
             }
+            if let Ok((open, oldest)) = sweeper.money().open_promises().await {
+                metrics::gauge!("ussd_promises_open").set(open as f64);
+                metrics::gauge!("ussd_promises_oldest_seconds").set(oldest);
+            }
+            if let Ok((waiting, dead)) = answer::backlog(sweeper.money().pool()).await {
+                metrics::gauge!("sms_inbound_waiting").set(waiting as f64);
+                metrics::gauge!("sms_inbound_dead").set(dead as f64);
+            }
+        }
+    });
+    // The promise keeper: every promised SMS whose process did not keep it (it died, or
+    // the database failed) is kept by whichever replica comes by first.
+    let keeper = Arc::clone(&gateway);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PROMISE_SWEEP);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match keeper.money().keep_due_promises().await {
+                Ok(0) => {}
+                Ok(kept) => info!(kept, "promised SMS settled by the sweeper"),
+                Err(e) => warn!(error = %e, "the promise keeper could not run; it tries again shortly"),
+            }
         }
     });
     // The bill reconciler, on its own task: a slow biller must not hold up the upkeep.
@@ -267,6 +294,17 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         }
     });
     let (stop_outbox, outbox_stopped) = tokio::sync::watch::channel(false);
+    // Subscribers' messages are answered here, not in their provider's callback.
+    let (stop_answering, answering_stopped) = tokio::sync::watch::channel(false);
+    let answerer = (!config.sms_channels.is_empty()).then(|| {
+        let answerer = Answerer::new(
+            Arc::clone(&gateway),
+            config.sms_channels.clone().into(),
+            config.region,
+            answer::Policy::default(),
+        );
+        tokio::spawn(answerer.run(answering_stopped))
+    });
     let outbox = match (&state.sms, &config.sms) {
         (Some(outbound), Some(spec)) => {
             info!(provider = %outbound.provider(), "SMS receipts go out through the outbox worker");
@@ -297,6 +335,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .await
         .map_err(|e| StartError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
     info!("no more hops; waiting for ops that are still running");
+    let _ = stop_answering.send(true);
+    if let Some(answerer) = answerer
+        && tokio::time::timeout(Duration::from_secs(35), answerer).await.is_err()
+    {
+        warn!(
+            "the SMS answerer did not finish its batch in time; those messages are answered after a restart"
+        );
+    }
     gateway.drain().await;
     if let Some(outbox) = outbox {
         let _ = stop_outbox.send(true);

@@ -112,12 +112,52 @@ pub struct OpSpec {
     pub args: &'static [&'static str],
     /// Sensitive values, collected by a `pin` step in the same hop.
     pub secrets: &'static [&'static str],
-    /// Whether the op can move money. One that overruns the hop deadline then tells the
-    /// subscriber to wait for the SMS receipt; a read-only one asks them to retry.
-    pub moves_money: bool,
+    /// How the op moves money, if it can. One whose outcome the hop cannot learn (it
+    /// overran, or its answer was lost) tells the subscriber an SMS will follow, and the
+    /// promise keeper finds the outcome here; one that only reads asks them to retry.
+    pub movement: Option<Movement>,
     /// Whether success changes stored state (money, PIN, profile): the menu's Back key
     /// never returns across it.
     pub writes: bool,
+}
+
+/// Where the outcome of a money op is found once the op itself cannot say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Movement {
+    /// A transfer of `kind` under the op's idempotency key. `held_tells`: whether the
+    /// dialler has an SMS while the transfer is held (an agent's cash-out request tells
+    /// only the customer until it is decided).
+    Transfer { kind: &'static str, held_tells: bool },
+    /// The decision on the hold of the transfer the `request` argument names.
+    Hold,
+}
+
+impl Movement {
+    /// The name the promise keeper knows it by: the transfer kind, or `hold`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Movement::Transfer { kind, .. } => kind,
+            Movement::Hold => "hold",
+        }
+    }
+
+    pub fn held_tells(self) -> bool {
+        match self {
+            Movement::Transfer { held_tells, .. } => held_tells,
+            Movement::Hold => true,
+        }
+    }
+}
+
+impl OpSpec {
+    /// Whether the op can move money.
+    pub fn moves_money(&self) -> bool {
+        self.movement.is_some()
+    }
+}
+
+const fn transfer(kind: &'static str) -> Option<Movement> {
+    Some(Movement::Transfer { kind, held_tells: true })
 }
 
 use Outcome as O;
@@ -133,7 +173,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &[],
         secrets: &[],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::CustomerSealId,
@@ -142,7 +182,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &[],
         secrets: &["national_id"],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::CustomerRegister,
@@ -151,7 +191,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["first_name", "last_name", "sealed_id", "staged_pin", "language"],
         secrets: &["pin"],
         writes: true,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::CustomerSetLanguage,
@@ -160,7 +200,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["language"],
         secrets: &[],
         writes: true,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::PinStage,
@@ -169,7 +209,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &[],
         secrets: &["pin"],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::PinVerify,
@@ -178,7 +218,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &[],
         secrets: &["pin"],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::PinChange,
@@ -187,7 +227,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["staged_pin"],
         secrets: &["pin"],
         writes: true,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::WalletBalance,
@@ -196,7 +236,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &[],
         secrets: &["pin"],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::WalletStatement,
@@ -205,7 +245,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &[],
         secrets: &["pin"],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::TransferQuote,
@@ -214,7 +254,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["to", "amount"],
         secrets: &[],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::TransferP2p,
@@ -234,7 +274,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["to", "amount"],
         secrets: &["pin"],
         writes: true,
-        moves_money: true,
+        movement: transfer("p2p"),
     },
     OpSpec {
         op: Op::AgentProfile,
@@ -243,7 +283,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &[],
         secrets: &[],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::AgentCashInQuote,
@@ -252,7 +292,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["to"],
         secrets: &[],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::AgentCashIn,
@@ -273,7 +313,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["to", "amount"],
         secrets: &["pin"],
         writes: true,
-        moves_money: true,
+        movement: transfer("cash_in"),
     },
     OpSpec {
         op: Op::AgentStatement,
@@ -282,7 +322,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &[],
         secrets: &["pin"],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::AgentFloatQuote,
@@ -291,7 +331,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["agent"],
         secrets: &[],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::AgentFloatTransfer,
@@ -311,7 +351,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["agent", "amount"],
         secrets: &["pin"],
         writes: true,
-        moves_money: true,
+        movement: transfer("float_transfer"),
     },
     OpSpec {
         op: Op::CashOutQuote,
@@ -320,7 +360,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["agent", "store", "amount"],
         secrets: &[],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::CashOutWithdraw,
@@ -340,7 +380,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["agent", "store", "amount"],
         secrets: &["pin"],
         writes: true,
-        moves_money: true,
+        movement: transfer("cash_out"),
     },
     OpSpec {
         op: Op::AgentCashOutQuote,
@@ -356,7 +396,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["customer", "store", "amount"],
         secrets: &[],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::AgentCashOutRequest,
@@ -378,7 +418,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["customer", "store", "amount", "dial"],
         secrets: &["pin"],
         writes: true,
-        moves_money: true,
+        movement: Some(Movement::Transfer { kind: "cash_out", held_tells: false }),
     },
     OpSpec {
         op: Op::CashOutWaiting,
@@ -387,7 +427,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &[],
         secrets: &[],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::CashOutApprove,
@@ -404,7 +444,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["request"],
         secrets: &["pin"],
         writes: true,
-        moves_money: true,
+        movement: Some(Movement::Hold),
     },
     OpSpec {
         op: Op::CashOutDecline,
@@ -413,7 +453,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["request"],
         secrets: &[],
         writes: true,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::BillBillers,
@@ -422,7 +462,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &[],
         secrets: &[],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::BillValidate,
@@ -431,7 +471,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["biller", "account", "amount"],
         secrets: &[],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
     OpSpec {
         op: Op::BillPay,
@@ -453,7 +493,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &["biller", "account", "amount", "holder"],
         secrets: &["pin"],
         writes: true,
-        moves_money: true,
+        movement: transfer("bill"),
     },
     OpSpec {
         op: Op::AgentBalances,
@@ -462,7 +502,7 @@ pub const CATALOG: &[OpSpec] = &[
         args: &[],
         secrets: &["pin"],
         writes: false,
-        moves_money: false,
+        movement: None,
     },
 ];
 
@@ -640,14 +680,6 @@ impl Outcome {
             O::BillRejected => "bill_rejected",
             O::Pending => "pending",
         }
-    }
-
-    /// Whether a money op's own SMS tells the subscriber this outcome: the receipts of a
-    /// movement, a bill's paid or refused receipt, the one a pending bill sends later.
-    /// Two successes tell only the other party: an agent's cash-out request (the
-    /// customer) and a customer's decline of one (the agent).
-    pub fn has_receipt(self) -> bool {
-        matches!(self, O::Ok | O::Pending | O::BillRejected)
     }
 
     pub fn from_name(name: &str) -> Option<Outcome> {

@@ -308,3 +308,71 @@ async fn approvals_duplicates_and_the_sweeper_race_and_each_hold_resolves_once(p
     assert_eq!(outcomes, i64::try_from(N).unwrap() - n, "one notice per expired request");
     assert_ledger_invariants(&pool).await;
 }
+
+/// A promise on `op` under `key`, made as a hop would when it cannot learn the outcome.
+async fn promise(app: &TestApp, op: ussd_gateway::ops::Op, key: &str, dialler: &str, request: Option<i64>) {
+    let msisdn =
+        ussd_gateway::domain::Msisdn::parse(dialler, ussd_gateway::domain::Region::parse("KE").unwrap())
+            .unwrap();
+    let promise = ussd_gateway::money::Promise {
+        op,
+        op_key: key,
+        request,
+        msisdn: &msisdn,
+        language: "en",
+        due_in: std::time::Duration::ZERO,
+    };
+    app.state.gateway.money().promise(&promise).await.unwrap();
+}
+
+async fn notices(pool: &PgPool, key: &str) -> Vec<(String, String, serde_json::Value)> {
+    sqlx::query_as("SELECT msisdn, template, data FROM outbox WHERE op_key = $1")
+        .bind(key)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn promises_on_requests_and_approvals_are_kept_by_what_became_of_the_hold(pool: PgPool) {
+    use ussd_gateway::money::Kept;
+    use ussd_gateway::ops::Op;
+    let app = spawn(pool.clone(), Store::Memory).await;
+    seed_demo_agent(&pool).await.unwrap();
+    let money = app.state.gateway.money();
+
+    // The agent's request went through, but only the customer hears of it: the agent's
+    // promised SMS says it was sent.
+    let (outcome, transfer) = request(&pool, "req-1", AMINA, 100_00).await;
+    assert_eq!(outcome, "ok");
+    let held = wallet(&pool, AMINA).await.1;
+    assert!(held > 100_00, "amount and fee held");
+    promise(&app, Op::AgentCashOutRequest, "req-1", JAMES, None).await;
+    assert_eq!(money.keep_promise("req-1", None).await.unwrap(), Kept::Notice);
+    let told = notices(&pool, "req-1").await;
+    assert_eq!(told.len(), 1);
+    assert_eq!((told[0].0.as_str(), told[0].1.as_str()), (JAMES, "completed"));
+    assert_eq!(told[0].2["ref"], serde_json::json!(format!("TX{transfer:08X}")));
+
+    // An approval that never arrived: the keeper fences its key, and the approval
+    // arriving after it moves nothing; the hold still waits for a real decision.
+    promise(&app, Op::CashOutApprove, "approve-1", AMINA, Some(transfer)).await;
+    assert_eq!(money.keep_promise("approve-1", None).await.unwrap(), Kept::Notice);
+    assert_eq!(notices(&pool, "approve-1").await[0].2, serde_json::json!({ "outcome": "not_arrived" }));
+    let late: String =
+        sqlx::query_scalar("SELECT outcome FROM cash_out_decide_keyed('approve-1', $1, $2, true)")
+            .bind(transfer)
+            .bind(AMINA)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(late, "not_arrived");
+    assert_eq!(wallet(&pool, AMINA).await.1, held, "still held");
+
+    // An approval that did arrive: its withdrawal receipt keeps the promise.
+    assert_eq!(decide(&pool, transfer, true).await, "ok");
+    promise(&app, Op::CashOutApprove, "approve-2", AMINA, Some(transfer)).await;
+    assert_eq!(money.keep_promise("approve-2", None).await.unwrap(), Kept::Receipt);
+    assert!(notices(&pool, "approve-2").await.is_empty());
+    assert_ledger_invariants(&pool).await;
+}

@@ -92,11 +92,20 @@ async fn a_stuck_transfer_refused_after_the_hop_ended_says_why_by_sms(pool: PgPo
         true,
     );
     assert_eq!(sent, vec![notice]);
-    let moved: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let moved: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p' AND status = 'posted'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(moved, 0);
+    // The promise was kept by the notice, and the op's key is closed with its reason.
+    let kept: (String, String) = sqlx::query_as(
+        "SELECT p.kept_by, t.reject_code FROM op_promises p JOIN transfers t ON t.idempotency_key = p.op_key",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, ("notice".to_owned(), "pin_invalid".to_owned()));
     let failures: i32 =
         sqlx::query_scalar("SELECT pin_failures FROM customers WHERE msisdn = '+254700000001'")
             .fetch_one(&pool)

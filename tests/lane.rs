@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use sqlx::PgPool;
-use ussd_gateway::money::{Lane, LaneOptions};
+use ussd_gateway::money::{Lane, LaneOptions, MoneyError};
 
 fn lane(pool: &PgPool, options: LaneOptions) -> Lane {
     Lane::new((*pool.connect_options()).clone(), options)
@@ -75,7 +75,11 @@ async fn a_connection_whose_backend_died_is_not_used_again(pool: PgPool) {
     sqlx::query("SELECT pg_terminate_backend($1)").bind(first).execute(&pool).await.unwrap();
     gone(&pool, first).await;
     let failed = backend(&lane).await;
-    assert!(failed.is_err(), "the statement went to a dead backend: {failed:?}");
+    let error = failed.expect_err("the statement went to a dead backend");
+    assert!(
+        MoneyError::Database(error).may_have_moved(),
+        "a statement sent on a connection that broke may have run: its outcome is unknown"
+    );
     let next = backend(&lane).await.expect("a new connection serves the statement after");
     assert_ne!(next, first);
 }
@@ -121,6 +125,21 @@ async fn a_statement_that_cannot_get_a_connection_in_time_fails(pool: PgPool) {
     }
     let waited = backend(&lane).await;
     assert!(matches!(waited, Err(sqlx::Error::PoolTimedOut)), "{waited:?}");
+    assert!(!MoneyError::Database(waited.unwrap_err()).may_have_moved(), "it was never sent");
     long.await.unwrap().unwrap();
     backend(&lane).await.expect("the connection serves again once the long statement is done");
+}
+
+#[sqlx::test]
+async fn a_statement_with_no_server_to_reach_was_never_sent(pool: PgPool) {
+    // A port nobody listens on: the connection is refused before any statement leaves.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let options = (*pool.connect_options()).clone().port(closed);
+    let lane = Lane::new(options, LaneOptions::default());
+    let refused = backend(&lane).await.expect_err("nothing listens there");
+    assert!(!MoneyError::Database(refused).may_have_moved(), "it was never sent");
+    // What Postgres refuses itself rolled back: nothing moved either.
+    let lane = self::lane(&pool, LaneOptions::default());
+    let division = sqlx::query_scalar::<_, i32>("SELECT 1 / 0").fetch_one(&lane).await.unwrap_err();
+    assert!(!MoneyError::Database(division).may_have_moved());
 }

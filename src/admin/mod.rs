@@ -28,10 +28,12 @@ pub enum Scope {
     Float,
     /// Register billers and read the catalogue.
     Billers,
+    /// Read the SMS channels' dead letters.
+    Sms,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::Menus,
         Scope::CustomersRead,
         Scope::CustomersWrite,
@@ -39,6 +41,7 @@ impl Scope {
         Scope::Agents,
         Scope::Float,
         Scope::Billers,
+        Scope::Sms,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Scope {
             Scope::Agents => "agents",
             Scope::Float => "float",
             Scope::Billers => "billers",
+            Scope::Sms => "sms",
         }
     }
 

@@ -4,28 +4,29 @@
 //! compare-and-set (marking it pending); a duplicate that loses the race waits for the
 //! claimant's reply instead of running anything. Hops without ops write once.
 
+mod claim;
+mod told;
 mod waiting;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::channel::ussd::cumulative;
 use crate::channel::{Closed, Hop, Input};
-use crate::domain::Msisdn;
 use crate::menu::Journey;
 use crate::menu::{Action, Bundle, EngineError, Menu, Message, Reply, Step};
 use crate::money::{Auth, Money, MoneyError, OpCall};
-use crate::ops::{Op, OpResult};
+use crate::ops::{Op, OpResult, Outcome};
 use crate::session::{
     Loaded, PendingCode, ResumePointer, Session, SessionKey, SessionStore, StoreError, TextKey, TextMark,
-    Unless,
 };
+use claim::{Behind, RENEW_EVERY};
+use told::{LEFT_TO_RUNNER, LEFT_TO_SERVER, PROMISE_MARGIN, Unknown};
 use waiting::Waiting;
 
 /// Compare-and-set attempts before a hop gives up on a contended session.
@@ -78,8 +79,8 @@ pub struct GatewayConfig {
     pub session_ttl: Duration,
     /// Time within which every hop is answered.
     pub hop_deadline: Duration,
-    /// The longest deadline of any channel: a claim older than twice this belongs to a
-    /// process that died mid-op.
+    /// The longest deadline of any channel: a claim written before claims had leases
+    /// and older than twice this belongs to a process that died mid-op.
     pub longest_deadline: Duration,
     /// Screen budgets of channels that hold less than the menus' own, by provider.
     pub budgets: std::collections::HashMap<String, crate::menu::Budget>,
@@ -110,8 +111,15 @@ pub enum HopKind {
     End,
     /// A duplicate answered from the session's cached reply.
     Replayed,
-    /// A dependency failed or the deadline passed.
+    /// A dependency failed or the deadline passed; nothing moved, or the subscriber is
+    /// told the outcome cannot be confirmed.
     Failed,
+    /// The outcome of a movement is not known yet: the subscriber was promised an SMS
+    /// saying what happened, and the promise is written down.
+    Promised,
+    /// Over SMS only: a dependency failed before anything changed, and the session is
+    /// as it was; the message should be answered again later.
+    Retry,
 }
 
 impl HopKind {
@@ -121,6 +129,8 @@ impl HopKind {
             HopKind::End => "end",
             HopKind::Replayed => "replayed",
             HopKind::Failed => "failed",
+            HopKind::Promised => "promised",
+            HopKind::Retry => "retry",
         }
     }
 }
@@ -153,8 +163,16 @@ struct Record {
     version: u64,
     /// Whether this attempt has claimed the session (marked it pending) for an op.
     claimed: bool,
+    /// Whether another writer replaced the claim while the op ran.
+    lost: bool,
     /// A new session's resume pointer, not read yet: the claim reads it.
     unread: Option<ResumePointer>,
+    /// Whether an op answered in this attempt: its reply then stands even if the
+    /// session cannot be saved.
+    ran: bool,
+    /// A movement this attempt committed (op, counter, request): a failure after it
+    /// must not say "unavailable".
+    moved: Option<(Op, u32, Option<i64>)>,
 }
 
 /// How a hop enters the engine.
@@ -179,13 +197,14 @@ enum Interrupt {
     LostRace,
     Store(StoreError),
     Engine(EngineError),
+    /// An op failed and nothing moved.
     Money(MoneyError),
-    /// The op's task panicked.
+    /// The op's task panicked (an op that moves nothing).
     OpCrashed,
-    /// The op overran the deadline; it goes on without the subscriber.
-    OpOverran {
-        moves_money: bool,
-    },
+    /// An op that moves nothing overran the deadline; it goes on without the subscriber.
+    OpOverran,
+    /// A movement's outcome is not known: it overran, or its answer was lost.
+    Unknown(Box<Unknown>),
     /// A fresh session's resume pointer leads to this session (or was not read): whether
     /// to offer that journey back is decided before anything is shown.
     Dropped(Option<SessionKey>),
@@ -327,15 +346,17 @@ impl Gateway {
     /// Answers one hop under its channel's rules, always within the channel's deadline.
     pub async fn handle_with(&self, hop: &Hop, rules: HopRules<'_>) -> (Reply, HopKind) {
         let deadline = Instant::now() + rules.deadline;
+        // Over SMS a hop that failed outright is answered again later.
+        let failed = if rules.sms.is_some() { HopKind::Retry } else { HopKind::Failed };
         match tokio::time::timeout_at(deadline, self.process(hop, rules, deadline)).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {
                 warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "hop failed");
-                (Reply::end(Message::ServiceUnavailable.text("en")), HopKind::Failed)
+                (Reply::end(Message::ServiceUnavailable.text("en")), failed)
             }
             Err(_) => {
                 warn!(channel = %hop.channel, msisdn = %hop.msisdn, "hop deadline passed");
-                (Reply::end(Message::ServiceUnavailable.text("en")), HopKind::Failed)
+                (Reply::end(Message::ServiceUnavailable.text("en")), failed)
             }
         }
     }
@@ -367,13 +388,18 @@ impl Gateway {
                 replaces = old.version;
             }
             let (version, session, menu, inputs, entry) = match loaded {
-                Some(Loaded { version, session }) => {
-                    let edition = bundle.for_session(&session.service, &session.menu_version).cloned();
-                    if retry {
-                        return self.replay(&key, session, mark, deadline, edition.as_deref()).await;
+                Some(loaded) => {
+                    let edition = bundle.for_session(&loaded.session.service, &loaded.session.menu_version);
+                    if retry || loaded.session.pending_since_ms.is_some() {
+                        let mark = retry.then_some(mark);
+                        return self
+                            .behind(hop, &key, loaded, mark, deadline, edition.map(|m| &**m), rules)
+                            .await;
                     }
-                    if let Some(answer) = self.refuse_busy_or_over(&session, edition.as_deref()) {
-                        return Ok(answer);
+                    let Loaded { version, session } = loaded;
+                    if session.journey.done {
+                        let over = session_line(edition.map(|m| &**m), &session, Message::SessionOver);
+                        return Ok((Reply::end(over), HopKind::End));
                     }
                     let menu =
                         bundle.for_session(&session.service, &session.menu_version).cloned().ok_or_else(
@@ -434,6 +460,7 @@ impl Gateway {
                         seen: TextMark::default(),
                         reply: None,
                         pending_since_ms: None,
+                        claim: None,
                         hops: 0,
                         answered_ms: 0,
                         code: None,
@@ -445,14 +472,18 @@ impl Gateway {
             let attempt = Attempt { hop, key: &key, mark, menu: &menu, deadline, sms: rules.sms };
             let unread = matches!(entry, Entry::Fresh)
                 .then(|| ResumePointer::new(hop.msisdn.as_e164(), &menu.service));
-            let mut record = Record { session, version, claimed: false, unread };
+            // Over SMS a failed hop leaves a running conversation as it was, to be
+            // answered again.
+            let before = (rules.sms.is_some() && matches!(entry, Entry::Continue)).then(|| session.clone());
+            let mut record =
+                Record { session, version, claimed: false, lost: false, unread, ran: false, moved: None };
             let (reply, kind) = match self.drive(&attempt, &mut record, inputs, entry).await {
                 Ok(reply) => {
                     let kind = if reply.end { HopKind::End } else { HopKind::Continue };
                     (reply, kind)
                 }
                 Err(Interrupt::LostRace) => continue,
-                Err(Interrupt::Store(e)) => return Err(e.into()),
+                Err(Interrupt::Store(e)) if record.moved.is_none() => return Err(e.into()),
                 Err(Interrupt::Dropped(found)) => {
                     let dropped = match found {
                         Some(dropped) => Some(dropped),
@@ -470,24 +501,15 @@ impl Gateway {
                     continue;
                 }
                 Err(failure) => {
-                    let message = match failure {
-                        // A movement may still commit: its receipt tells the outcome.
-                        Interrupt::OpOverran { moves_money: true } => Message::Processing,
-                        Interrupt::Engine(e) => {
-                            warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "menu engine refused the hop");
-                            Message::ServiceUnavailable
-                        }
-                        Interrupt::Money(e) => {
-                            warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "op failed");
-                            Message::ServiceUnavailable
-                        }
-                        _ => Message::ServiceUnavailable,
-                    };
+                    let (message, kind) = self.failed(&attempt, &mut record, failure).await;
+                    if kind != HopKind::Promised && rules.sms.is_some() {
+                        return Ok(self.restore(&key, &record, before, &menu, message).await);
+                    }
                     record.session.journey.done = true;
-                    (Reply::end(line(&menu, &record.session.journey, message)), HopKind::Failed)
+                    (Reply::end(line(&menu, &record.session.journey, message)), kind)
                 }
             };
-            let Record { mut session, version, claimed, .. } = record;
+            let Record { mut session, version, claimed, ran, .. } = record;
             let refused_on = std::mem::take(&mut session.journey.refused_on);
             session.seen = mark;
             let mut reply = reply;
@@ -496,29 +518,29 @@ impl Gateway {
             // provider message id, and a reply may carry a one-time code.
             session.reply = rules.sms.is_none().then(|| reply.clone());
             session.pending_since_ms = None;
+            session.claim = None;
             session.answered_ms = unix_ms();
             session.hops += 1;
             let saved = match menu.resume {
                 // An SMS conversation is never offered on USSD, nor does it touch the
                 // USSD journey a subscriber may come back to; it may hand its movement
                 // over by a code instead.
-                _ if rules.sms.is_some() => {
-                    self.save_conversation(hop, &key, version, &session, &menu).await?
-                }
-                None => self.store.save(&key, version, &session, self.config.session_ttl).await?,
+                _ if rules.sms.is_some() => self.save_conversation(hop, &key, version, &session, &menu).await,
+                None => self.store.save(&key, version, &session, self.config.session_ttl).await,
                 Some(ref resume) => {
                     let within = resume.within;
                     // The record must outlive the offer window; the pointer leads to it
                     // while the journey can be resumed, and is removed once it cannot.
                     let pointer = ResumePointer::new(hop.msisdn.as_e164(), &session.service);
-                    let keep =
-                        (kind != HopKind::Failed && menu.can_resume(&session.journey)).then_some(within);
+                    let keep = (matches!(kind, HopKind::Continue | HopKind::End)
+                        && menu.can_resume(&session.journey))
+                    .then_some(within);
                     let ttl = within.max(self.config.session_ttl);
-                    self.store.save_pointing(&key, version, &session, ttl, &pointer, keep).await?
+                    self.store.save_pointing(&key, version, &session, ttl, &pointer, keep).await
                 }
             };
             match saved {
-                Some(_) => {
+                Ok(Some(_)) => {
                     // Counted once the hop's outcome is stored, not per attempt.
                     crate::telemetry::record_screens(
                         &session.service,
@@ -529,11 +551,102 @@ impl Gateway {
                     self.track(&key, &session, reply.end);
                     return Ok((reply, kind));
                 }
-                None if claimed => return Err(HopError::ClaimLost),
-                None => continue,
+                // What an op answered is true whether or not the session could be
+                // saved after it: the reply stands, and a copy of this hop finds the
+                // claim and answers for it.
+                Err(e) if ran => {
+                    warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "the session could not be saved after an op answered; its reply stands");
+                    return Ok((reply, kind));
+                }
+                Ok(None) if ran => {
+                    warn!(channel = %hop.channel, msisdn = %hop.msisdn, "another writer replaced a session whose op answered; its reply stands");
+                    return Ok((reply, kind));
+                }
+                Err(e) => return Err(e.into()),
+                Ok(None) if claimed => return Err(HopError::ClaimLost),
+                Ok(None) => continue,
             }
         }
         Err(HopError::Contended)
+    }
+
+    /// What a hop that failed tells the subscriber: a movement whose outcome is unknown
+    /// (or that committed before something else failed) gets an SMS promised; anything
+    /// else moved nothing and says so.
+    async fn failed(&self, at: &Attempt<'_>, rec: &mut Record, failure: Interrupt) -> (Message, HopKind) {
+        let (hop, lang) = (at.hop, &rec.session.journey.lang);
+        let unknown = match failure {
+            Interrupt::Unknown(unknown) => Some(*unknown),
+            other => {
+                match &other {
+                    Interrupt::Engine(e) => {
+                        warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "menu engine refused the hop")
+                    }
+                    Interrupt::Money(e) => {
+                        warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "op failed; nothing moved")
+                    }
+                    Interrupt::Store(e) => {
+                        warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "session store failed after a movement")
+                    }
+                    _ => {}
+                }
+                rec.moved.take().map(|(op, seq, request)| Unknown {
+                    op,
+                    seq,
+                    request,
+                    running: None,
+                    due_in: Duration::ZERO,
+                })
+            }
+        };
+        match unknown {
+            Some(unknown) => self.promise_on(hop, at.key, lang, unknown, at.deadline).await,
+            None => (Message::ServiceUnavailable, HopKind::Failed),
+        }
+    }
+
+    /// Over SMS, a hop that failed without promising anything: the session goes back to
+    /// what it was before the hop, so that answering the message again later runs the
+    /// same step under the same idempotency keys.
+    async fn restore(
+        &self,
+        key: &SessionKey,
+        rec: &Record,
+        before: Option<Session>,
+        menu: &Menu,
+        message: Message,
+    ) -> (Reply, HopKind) {
+        let reply = Reply::end(line(menu, &rec.session.journey, message));
+        // A command's conversation is new each time it is answered: nothing to put back.
+        if let Some(before) = before.filter(|_| rec.claimed)
+            && let Err(e) = self.store.save(key, rec.version, &before, self.config.session_ttl).await
+        {
+            warn!(error = %e, "could not put an SMS conversation back after a failed hop");
+        }
+        (reply, HopKind::Retry)
+    }
+
+    /// A hop that found its session claimed by an op: a copy of the claimant's hop
+    /// (`mark`) waits for its reply while the claimant lives; otherwise, or once the
+    /// claimant is gone, it is answered for (see `answer_for_claimant`).
+    #[allow(clippy::too_many_arguments)]
+    async fn behind(
+        &self,
+        hop: &Hop,
+        key: &SessionKey,
+        mut loaded: Loaded,
+        mark: Option<TextMark>,
+        deadline: Instant,
+        menu: Option<&Menu>,
+        rules: HopRules<'_>,
+    ) -> Result<(Reply, HopKind), HopError> {
+        if let Some(mark) = mark {
+            let until = deadline.checked_sub(SAVE_MARGIN + PROMISE_MARGIN).unwrap_or(deadline);
+            if let Behind::Replayed(reply) = self.wait_for_claimant(key, &mut loaded, mark, until).await? {
+                return Ok((reply, HopKind::Replayed));
+            }
+        }
+        self.answer_for_claimant(hop, key, loaded, menu, deadline, rules).await
     }
 
     /// Runs the engine over this hop's inputs, running ops as it asks for them.
@@ -605,15 +718,14 @@ impl Gateway {
                         let screen = rec.session.journey.screen.clone();
                         return Err(Interrupt::Engine(EngineError::Loop(screen)));
                     }
-                    if !rec.claimed {
-                        self.claim(at, rec).await?;
+                    if Self::needs_claim(rec, &action) {
+                        self.claim(at, rec, &action).await?;
                     }
                     let auth = match at.sms {
                         Some(sms) => Auth::Vouched { max_amount: sms.max_amount },
                         None => Auth::Pin,
                     };
-                    let lang = &rec.session.journey.lang;
-                    let result = self.run_op(at.hop, at.key, action, auth, lang, at.deadline).await?;
+                    let result = self.run_op(at, rec, action, auth).await?;
                     menu.resume(&mut rec.session.journey, result).map_err(Interrupt::Engine)?
                 }
             };
@@ -639,7 +751,7 @@ impl Gateway {
         let Some(op) = menu.pin_op(&j.screen).filter(|op| op.authenticates_with_pin()) else {
             return Ok(Err(ending(j, Message::NotBySms)));
         };
-        if !op.spec().moves_money {
+        if !op.spec().moves_money() {
             return menu.vouch(j).map(Ok).map_err(Interrupt::Engine);
         }
         let failures = self.money.code_failures(&at.hop.msisdn).await.map_err(Interrupt::Money)?;
@@ -770,122 +882,67 @@ impl Gateway {
         Ok(offer.then_some(session.journey))
     }
 
-    /// Marks the session pending for this hop's text before any op runs, so that a
-    /// duplicate arriving meanwhile waits for this hop's reply instead of running it again.
-    /// A fresh session's claim also reads the subscriber's resume pointer, and stands
-    /// aside (writing nothing) if it leads to another session.
-    async fn claim(&self, at: &Attempt<'_>, rec: &mut Record) -> Result<(), Interrupt> {
-        rec.session.seen = at.mark;
-        rec.session.reply = None;
-        rec.session.pending_since_ms = Some(unix_ms());
-        let (ttl, store) = (self.config.session_ttl, &self.store);
-        let saved = match rec.unread.take() {
-            Some(pointer) => {
-                store.save_unless_pointed(at.key, rec.version, &rec.session, ttl, &pointer).await
-            }
-            None => store.save(at.key, rec.version, &rec.session, ttl).await.map(|saved| match saved {
-                Some(version) => Unless::Saved(version),
-                None => Unless::Lost,
-            }),
-        };
-        match saved.map_err(Interrupt::Store)? {
-            Unless::Saved(v) => {
-                rec.version = v;
-                rec.claimed = true;
-                Ok(())
-            }
-            Unless::Lost => Err(Interrupt::LostRace),
-            Unless::Pointed(dropped) => Err(Interrupt::Dropped(Some(dropped))),
-        }
-    }
-
-    /// Runs an op on its own task so that it completes even if the hop cannot wait.
+    /// Runs an op on its own task so that it completes even if the hop cannot wait,
+    /// renewing the hop's claim meanwhile. A movement that overruns, fails after its
+    /// statement was sent, or crashes has an unknown outcome; any other failure moved
+    /// nothing.
     async fn run_op(
         &self,
-        hop: &Hop,
-        key: &SessionKey,
+        at: &Attempt<'_>,
+        rec: &mut Record,
         action: Action,
         auth: Auth,
-        lang: &str,
-        deadline: Instant,
     ) -> Result<OpResult, Interrupt> {
         let money = self.money.clone();
-        let msisdn = hop.msisdn.clone();
+        let msisdn = at.hop.msisdn.clone();
         let (op, seq) = (action.op, action.seq);
-        let idempotency_key = op_key(key, seq);
+        let spec = op.spec();
+        let request = rec.session.claim.as_ref().filter(|c| c.seq == seq).and_then(|c| c.request);
+        let idempotency_key = op_key(at.key, seq);
         let mut task = self.ops.spawn(async move {
             let call = OpCall { msisdn: &msisdn, idempotency_key: &idempotency_key, action: &action, auth };
             money.run(call).await
         });
-        let budget = deadline.checked_sub(SAVE_MARGIN).unwrap_or(deadline);
-        match tokio::time::timeout_at(budget, &mut task).await {
-            Ok(Ok(Ok(result))) => {
-                metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => result.outcome.as_str())
-                    .increment(1);
+        // A movement keeps back the time to write its promise, should it overrun.
+        let margin = if spec.moves_money() { SAVE_MARGIN + PROMISE_MARGIN } else { SAVE_MARGIN };
+        let budget = at.deadline.checked_sub(margin).unwrap_or(at.deadline);
+        let joined = loop {
+            let renew_at = (Instant::now() + RENEW_EVERY).min(budget);
+            match tokio::time::timeout_at(renew_at, &mut task).await {
+                Ok(joined) => break Some(joined),
+                Err(_) if renew_at >= budget => break None,
+                Err(_) => self.renew(at, rec).await,
+            }
+        };
+        let unknown = |running, due_in| {
+            Err(Interrupt::Unknown(Box::new(Unknown { op, seq, request, running, due_in })))
+        };
+        let outcome = match &joined {
+            Some(Ok(Ok(result))) => result.outcome.as_str(),
+            Some(_) => "error",
+            None => "overran",
+        };
+        metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => outcome).increment(1);
+        match joined {
+            Some(Ok(Ok(result))) => {
+                rec.ran = true;
+                if spec.moves_money() && result.outcome == Outcome::Ok {
+                    rec.moved = Some((op, seq, request));
+                }
                 Ok(result)
             }
-            Ok(Ok(Err(e))) => {
-                metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => "error").increment(1);
-                Err(Interrupt::Money(e))
+            Some(Ok(Err(e))) if spec.moves_money() && e.may_have_moved() => {
+                warn!(op = op.name(), channel = %at.hop.channel, session = %at.hop.session_id, error = %e, "a movement's answer was lost; its outcome will be looked up");
+                unknown(None, LEFT_TO_SERVER)
             }
-            Ok(Err(join)) => {
+            Some(Ok(Err(e))) => Err(Interrupt::Money(e)),
+            Some(Err(join)) => {
                 warn!(op = op.name(), error = %join, "op task panicked");
-                metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => "error").increment(1);
-                Err(Interrupt::OpCrashed)
+                if spec.moves_money() { unknown(None, LEFT_TO_SERVER) } else { Err(Interrupt::OpCrashed) }
             }
-            Err(_) => {
-                metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => "overran").increment(1);
-                let moves_money = op.spec().moves_money;
-                if moves_money {
-                    let overran = Overran {
-                        op,
-                        msisdn: hop.msisdn.clone(),
-                        session: format!("{}:{}", hop.channel, hop.session_id),
-                        op_key: op_key(key, seq),
-                        lang: lang.to_owned(),
-                    };
-                    self.ops.spawn(follow_overran(self.money.clone(), task, overran));
-                }
-                Err(Interrupt::OpOverran { moves_money })
-            }
+            None if spec.moves_money() => unknown(Some(task), LEFT_TO_RUNNER),
+            None => Err(Interrupt::OpOverran),
         }
-    }
-
-    /// A hop whose text equals the last one seen: the cached reply, or — while the
-    /// first copy still runs its op — the reply that copy will write.
-    async fn replay(
-        &self,
-        key: &SessionKey,
-        session: Session,
-        mark: TextMark,
-        deadline: Instant,
-        menu: Option<&Menu>,
-    ) -> Result<(Reply, HopKind), HopError> {
-        if let (Some(reply), None) = (&session.reply, session.pending_since_ms) {
-            return Ok((reply.clone(), HopKind::Replayed));
-        }
-        if self.is_stale(&session) {
-            return Ok((
-                Reply::end(session_line(menu, &session, Message::ServiceUnavailable)),
-                HopKind::Failed,
-            ));
-        }
-        let processing = session_line(menu, &session, Message::Processing);
-        let mut pause = Duration::from_millis(2);
-        while Instant::now() + pause < deadline {
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
-            match self.store.load(key).await? {
-                Some(Loaded { session, .. }) if session.seen != mark => break,
-                Some(Loaded { session, .. }) => {
-                    if let (Some(reply), None) = (session.reply, session.pending_since_ms) {
-                        return Ok((reply, HopKind::Replayed));
-                    }
-                }
-                None => break,
-            }
-        }
-        Ok((Reply::end(processing), HopKind::Failed))
     }
 
     /// Whether a hop on an existing session repeats the last one received: the same
@@ -920,26 +977,6 @@ impl Gateway {
         }
         crate::telemetry::record_close(&session.service, &session.journey.screen, closed.reason);
     }
-
-    /// A new hop on a session that is busy with an op, or already over.
-    fn refuse_busy_or_over(&self, session: &Session, menu: Option<&Menu>) -> Option<(Reply, HopKind)> {
-        if session.pending_since_ms.is_some() {
-            let message =
-                if self.is_stale(session) { Message::ServiceUnavailable } else { Message::Processing };
-            return Some((Reply::end(session_line(menu, session, message)), HopKind::Failed));
-        }
-        if session.journey.done {
-            return Some((Reply::end(session_line(menu, session, Message::SessionOver)), HopKind::End));
-        }
-        None
-    }
-
-    /// A claim older than twice the deadline belongs to a process that died mid-op.
-    fn is_stale(&self, session: &Session) -> bool {
-        let longest = self.config.hop_deadline.max(self.config.longest_deadline);
-        let limit = u64::try_from(longest.as_millis() * 2).unwrap_or(u64::MAX);
-        session.pending_since_ms.is_some_and(|since| unix_ms().saturating_sub(since) > limit)
-    }
 }
 
 /// A built-in line as the menu words it, in the journey's language.
@@ -964,32 +1001,4 @@ fn unix_ms() -> u64 {
 /// The idempotency key of a session's `seq`th op.
 fn op_key(key: &SessionKey, seq: u32) -> String {
     format!("{}:{}", key.as_str(), seq)
-}
-
-/// A money op that overran its hop, and who was told an SMS would follow.
-struct Overran {
-    op: Op,
-    msisdn: Msisdn,
-    /// Channel and provider session id: what a log line may name to find the op (its
-    /// key holds the full number).
-    session: String,
-    op_key: String,
-    lang: String,
-}
-
-/// Waits for a money op that overran its hop, whose subscriber was told an SMS would
-/// follow: a refusal writes no receipt, so it is told by a notice; an op that failed
-/// or crashed cannot be told either way and is logged for an operator.
-async fn follow_overran(money: Money, task: JoinHandle<Result<OpResult, MoneyError>>, o: Overran) {
-    let failure = match task.await {
-        Ok(Ok(result)) if result.outcome.has_receipt() => return,
-        Ok(Ok(result)) => match money.notify_refused(&o.msisdn, &o.op_key, &o.lang, result.outcome).await {
-            Ok(()) => return,
-            Err(e) => format!("refused ({}), and its notice could not be queued: {e}", result.outcome),
-        },
-        Ok(Err(e)) => format!("failed: {e}"),
-        Err(join) => format!("crashed: {join}"),
-    };
-    warn!(op = o.op.name(), msisdn = %o.msisdn, session = %o.session, "an op that overran its hop, whose subscriber was told an SMS would follow, {failure}");
-    metrics::counter!("ussd_ops_unconfirmed_total", "op" => o.op.name()).increment(1);
 }

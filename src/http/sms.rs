@@ -22,10 +22,6 @@ use crate::config::SmsChannelSpec;
 use crate::domain::Msisdn;
 use crate::sms::inbound::{self, Context};
 
-/// How long one message of a conversation may take: no one waits on the line, but the
-/// provider waits for our answer to its callback.
-const CONVERSATION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// The routes of every SMS channel.
 pub fn routes(specs: &[SmsChannelSpec]) -> Router<AppState> {
     let mut router = Router::new();
@@ -114,8 +110,9 @@ async fn callback(
     }
 }
 
-/// Incoming messages: each stored once and answered through the outbox. Their text is
-/// never logged (a subscriber may send a PIN by mistake).
+/// Incoming messages: each stored once and acknowledged at once; a worker answers them
+/// through the outbox. Their text is never logged (a subscriber may send a PIN by
+/// mistake).
 async fn messages(
     spec: &SmsChannelSpec,
     limiter: &DefaultKeyedRateLimiter<Msisdn>,
@@ -130,9 +127,7 @@ async fn messages(
         channel: &spec.name,
         provider: spec.provider,
         region: state.default_region,
-        gateway: &state.gateway,
-        rules: spec.rules,
-        deadline: CONVERSATION_DEADLINE,
+        vault: state.gateway.money().vault(),
         limiter,
     };
     // The limiter remembers every number it has seen; forget the quiet ones now and then.
@@ -141,16 +136,9 @@ async fn messages(
     }
     for message in incoming {
         match inbound::receive(state.gateway.money().pool(), ctx, message).await {
-            Ok(handled) => {
-                metrics::counter!("sms_inbound_total", "channel" => spec.name.clone(), "kind" => handled.as_str())
+            Ok(received) => {
+                metrics::counter!("sms_inbound_total", "channel" => spec.name.clone(), "kind" => received.as_str())
                     .increment(1);
-                if handled == inbound::Handled::InProgress {
-                    return (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "this message is being answered; retry later\n",
-                    )
-                        .into_response();
-                }
             }
             Err(e) => {
                 warn!(channel = %spec.name, error = %e, "cannot store an incoming SMS; the provider will retry");

@@ -352,7 +352,7 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Result<Menu
                 }
                 let moves_money = match m.screens.get(&s.next.value).map(|sc| &sc.value) {
                     Some(Screen::Action(a)) => {
-                        Op::from_name(&a.op.value).is_some_and(|op| op.spec().moves_money)
+                        Op::from_name(&a.op.value).is_some_and(|op| op.spec().moves_money())
                     }
                     _ => false,
                 };

@@ -14,6 +14,8 @@ pub enum Message {
     TooManyAttempts,
     ServiceUnavailable,
     Processing,
+    /// A movement whose outcome is unknown, when no SMS could be promised about it.
+    Unconfirmed,
     SessionOver,
     Back,
     More,
@@ -49,6 +51,7 @@ impl Message {
         Message::TooManyAttempts,
         Message::ServiceUnavailable,
         Message::Processing,
+        Message::Unconfirmed,
         Message::SessionOver,
         Message::Back,
         Message::More,
@@ -77,6 +80,7 @@ impl Message {
             Message::TooManyAttempts => "too_many_attempts",
             Message::ServiceUnavailable => "service_unavailable",
             Message::Processing => "processing",
+            Message::Unconfirmed => "unconfirmed",
             Message::SessionOver => "session_over",
             Message::Back => "back",
             Message::More => "more",
@@ -117,6 +121,9 @@ impl Message {
             Message::TooManyAttempts => "Too many invalid attempts. Please dial again.",
             Message::ServiceUnavailable => "Service unavailable, please try again",
             Message::Processing => "We are processing your request; you will receive an SMS.",
+            Message::Unconfirmed => {
+                "We cannot confirm your request right now. Please check your balance before you try again."
+            }
             Message::SessionOver => "This session has ended. Please dial again.",
             Message::Back => "Back",
             Message::More => "More",
@@ -145,6 +152,9 @@ impl Message {
             Message::TooManyAttempts => "Majaribio mengi yasiyo sahihi. Tafadhali piga tena.",
             Message::ServiceUnavailable => "Huduma haipatikani, tafadhali jaribu tena",
             Message::Processing => "Ombi lako linashughulikiwa; utapokea SMS.",
+            Message::Unconfirmed => {
+                "Hatuwezi kuthibitisha ombi lako sasa hivi. Tafadhali angalia salio lako kabla ya kujaribu tena."
+            }
             Message::SessionOver => "Kipindi hiki kimeisha. Tafadhali piga tena.",
             Message::Back => "Rudi",
             Message::More => "Zaidi",

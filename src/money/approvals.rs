@@ -110,17 +110,20 @@ pub async fn waiting(db: impl Db, customer: &Msisdn) -> Result<OpResult, sqlx::E
     Ok(OpResult::new(Outcome::Ok, json!({ "count": rows.len(), "first": first })))
 }
 
-/// `customer` approves (`approve`) or declines the request `transfer_id`; exactly once,
-/// however it races another decision or the sweeper. A request no longer waiting (it
-/// expired, was declined, or is not theirs) answers `expired`.
+/// `customer` approves (`approve`) or declines the request `transfer_id` under `key`;
+/// exactly once, however it races another decision or the sweeper. A request no longer
+/// waiting (it expired, was declined, or is not theirs) answers `expired`; a key the
+/// promise keeper closed (the subscriber was told it did not arrive) answers `conflict`.
 pub async fn decide(
     db: impl Db,
+    key: &str,
     customer: &Msisdn,
     transfer_id: i64,
     approve: bool,
 ) -> Result<OpResult, sqlx::Error> {
     let (code, id, fee, balance): (String, Option<i64>, i64, Option<i64>) =
-        sqlx::query_as("SELECT * FROM cash_out_decide($1, $2, $3)")
+        sqlx::query_as("SELECT * FROM cash_out_decide_keyed($1, $2, $3, $4)")
+            .bind(key)
             .bind(transfer_id)
             .bind(customer.as_e164())
             .bind(approve)
@@ -129,6 +132,7 @@ pub async fn decide(
     let outcome = match (code.as_str(), approve) {
         ("ok", true) | ("declined", false) => Outcome::Ok,
         ("ok" | "declined" | "expired" | "not_found", _) => Outcome::Expired,
+        ("not_arrived", _) => Outcome::Conflict,
         (other, _) => outcome_of(other),
     };
     Ok(OpResult::new(outcome, json!({ "ref": id.map(reference), "fee": fee, "balance": balance })))

@@ -118,7 +118,29 @@ impl Lane {
                 }
             }
         };
-        tokio::time::timeout(shared.options.acquire_timeout, lease).await.map_err(|_| Error::PoolTimedOut)?
+        match tokio::time::timeout(shared.options.acquire_timeout, lease).await {
+            Ok(Ok(lease)) => Ok(lease),
+            Ok(Err(Error::PoolClosed)) => Err(Error::PoolClosed),
+            Ok(Err(e)) => Err(Error::Io(std::io::Error::other(NeverSent(e)))),
+            Err(_) => Err(Error::PoolTimedOut),
+        }
+    }
+}
+
+/// Why a connection for a statement could not be had (it could not be opened): the
+/// statement was never sent. Carried inside `sqlx::Error::Io`, the one variant that
+/// can wrap an error of ours.
+#[derive(Debug, thiserror::Error)]
+#[error("no connection, the statement was not sent: {0}")]
+struct NeverSent(Error);
+
+/// Whether `e` failed before its statement left the gateway: no connection was free
+/// (`PoolTimedOut`) or none could be opened. Then it cannot have changed anything.
+pub fn never_sent(e: &Error) -> bool {
+    match e {
+        Error::PoolTimedOut | Error::PoolClosed => true,
+        Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<NeverSent>()),
+        _ => false,
     }
 }
 
@@ -143,7 +165,7 @@ impl Lease {
 }
 
 /// A server error that ends the session (`FATAL`, `PANIC`: the backend is going away).
-fn is_fatal(e: &dyn DatabaseError) -> bool {
+pub fn is_fatal(e: &dyn DatabaseError) -> bool {
     e.try_downcast_ref::<PgDatabaseError>()
         .is_some_and(|pg| matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic))
 }

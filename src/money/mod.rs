@@ -9,8 +9,8 @@ mod customers;
 mod demo;
 mod lane;
 mod ledger;
-mod notices;
 mod pin;
+mod promises;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,21 +30,58 @@ pub use self::ledger::{
 };
 pub use self::pin::{PinCheck, PinHasher, StagedPin, is_weak};
 use self::pin::{PinProof, SaltCache};
+pub use self::promises::{Kept, Promise};
 use crate::config::PinPolicy;
 use crate::domain::{Amount, Msisdn, PersonName, Pin};
 use crate::menu::Action;
 use crate::ops::{CATALOG, Op, OpResult, Outcome};
 
-/// A dependency failed, or a menu passed an op something it cannot use; the subscriber
-/// gets "Service unavailable" and may retry.
+/// A dependency failed, or a menu passed an op something it cannot use. Whether the
+/// subscriber may simply retry depends on [`MoneyError::may_have_moved`].
 #[derive(Debug, thiserror::Error)]
 pub enum MoneyError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database failed before the op's movement was sent (checking the PIN).
+    #[error("database, before the movement: {0}")]
+    BeforeMovement(sqlx::Error),
+    /// The database failed after the movement had begun (a bill held before its biller
+    /// was asked): what became of it is found out later.
+    #[error("database, after the movement began: {0}")]
+    Unsettled(sqlx::Error),
     #[error("op `{op}`: argument `{arg}` {problem}")]
     BadArgument { op: Op, arg: &'static str, problem: String },
     #[error("{0} did not answer")]
     Unavailable(String),
+}
+
+impl MoneyError {
+    /// Whether the ledger may have changed before the op failed: a statement was sent
+    /// and its answer never came (the connection broke, the server went away, the
+    /// answer could not be read). Nothing moved when the statement never left (no
+    /// connection could be opened, none was free), when Postgres itself refused it (its
+    /// transaction rolled back), or when an argument was unusable.
+    pub fn may_have_moved(&self) -> bool {
+        match self {
+            MoneyError::Database(e) => !lane::never_sent(e) && !refused_by_postgres(e),
+            MoneyError::Unsettled(_) => true,
+            MoneyError::BeforeMovement(_) | MoneyError::BadArgument { .. } | MoneyError::Unavailable(_) => {
+                false
+            }
+        }
+    }
+}
+
+/// An error Postgres reported for the statement itself: the statement's transaction
+/// rolled back. A fatal one (the server shutting down mid-statement) is not: the commit
+/// may have come before it.
+fn refused_by_postgres(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => !lane::is_fatal(db.as_ref()),
+        // Arguments are encoded before anything is sent.
+        sqlx::Error::Encode(_) => true,
+        _ => false,
+    }
 }
 
 /// The secrets and policies the ops need.
@@ -185,16 +222,25 @@ impl Money {
         }
     }
 
-    /// Tells `msisdn` by SMS that the op under `op_key`, which ran on past its hop after
-    /// the subscriber was told an SMS would follow, was refused with `outcome`.
-    pub async fn notify_refused(
-        &self,
-        msisdn: &Msisdn,
-        op_key: &str,
-        language: &str,
-        outcome: Outcome,
-    ) -> Result<(), MoneyError> {
-        Ok(notices::refused(&self.pool, msisdn, op_key, language, outcome).await?)
+    /// Writes down that the dialler was told an SMS would follow about this op.
+    pub async fn promise(&self, promise: &Promise<'_>) -> Result<(), MoneyError> {
+        Ok(promises::make(&self.pool, promise).await?)
+    }
+
+    /// Keeps the promise on the op under `op_key` now, if no one has; `hint` is the
+    /// op's outcome where the caller knows it.
+    pub async fn keep_promise(&self, op_key: &str, hint: Option<Outcome>) -> Result<Kept, MoneyError> {
+        Ok(promises::keep(&self.pool, op_key, hint).await?)
+    }
+
+    /// The promise sweeper's pass over every due promise; returns how many it kept.
+    pub async fn keep_due_promises(&self) -> Result<usize, MoneyError> {
+        Ok(promises::sweep(&self.pool).await?)
+    }
+
+    /// Promises not kept yet, and the age of the oldest in seconds.
+    pub async fn open_promises(&self) -> Result<(i64, f64), MoneyError> {
+        Ok(promises::open(&self.pool).await?)
     }
 
     pub async fn run(&self, call: OpCall<'_>) -> Result<OpResult, MoneyError> {
@@ -250,7 +296,8 @@ impl Money {
                 _ => OpResult::bare(Outcome::PinWeak),
             }),
             Op::PinVerify => {
-                Ok(self.with_pin(&call, pin, |_| async { Ok(OpResult::bare(Outcome::Ok)) }).await?)
+                self.with_pin(&call, pin, |_| async { Ok::<_, MoneyError>(OpResult::bare(Outcome::Ok)) })
+                    .await
             }
             Op::PinChange => {
                 let staged = call.staged_arg()?;
@@ -307,7 +354,7 @@ impl Money {
                     .with_pin(&call, pin, |_| async {
                         let t =
                             ledger::transfer_p2p(db, call.idempotency_key, call.msisdn, &to, amount).await?;
-                        Ok(sent(t))
+                        Ok::<_, MoneyError>(sent(t))
                     })
                     .await?)
             }
@@ -381,9 +428,16 @@ impl Money {
             Op::CashOutWaiting => Ok(approvals::waiting(db, call.msisdn).await?),
             Op::CashOutApprove => {
                 let request = call.request_arg()?;
-                Ok(self.with_pin(&call, pin, |_| approvals::decide(db, call.msisdn, request, true)).await?)
+                Ok(self
+                    .with_pin(&call, pin, |_| {
+                        approvals::decide(db, call.idempotency_key, call.msisdn, request, true)
+                    })
+                    .await?)
             }
-            Op::CashOutDecline => Ok(approvals::decide(db, call.msisdn, call.request_arg()?, false).await?),
+            Op::CashOutDecline => {
+                Ok(approvals::decide(db, call.idempotency_key, call.msisdn, call.request_arg()?, false)
+                    .await?)
+            }
             Op::BillBillers => Ok(self.bills.catalogue().await?),
             Op::BillValidate => {
                 let (biller, account) = (call.arg("biller")?, call.arg("account")?);
@@ -416,6 +470,11 @@ impl Money {
         Ok(self.bills.reconcile().await?)
     }
 
+    /// The key that seals personal data at rest (national IDs, waiting SMS texts).
+    pub fn vault(&self) -> &DataVault {
+        &self.settings.vault
+    }
+
     /// The currency of new wallets and accounts.
     pub fn currency(&self) -> &str {
         &self.settings.currency
@@ -433,24 +492,26 @@ impl Money {
     }
 
     /// Runs `then` with the customer's id once their PIN checks out (or the channel
-    /// vouched for them), or reports why not.
-    async fn with_pin<F, Fut>(
+    /// vouched for them), or reports why not. A failure of the check itself comes
+    /// before any movement was sent.
+    async fn with_pin<F, Fut, E>(
         &self,
         call: &OpCall<'_>,
         pin: Option<&Pin>,
         then: F,
-    ) -> Result<OpResult, sqlx::Error>
+    ) -> Result<OpResult, MoneyError>
     where
         F: FnOnce(i64) -> Fut,
-        Fut: Future<Output = Result<OpResult, sqlx::Error>>,
+        Fut: Future<Output = Result<OpResult, E>>,
+        MoneyError: From<E>,
     {
         let s = &*self.settings;
         let checked = match call.auth {
-            Auth::Pin => pin::check(&self.lane, &s.pins, s.pin_policy, &self.salts, call.msisdn, pin).await?,
-            Auth::Vouched { .. } => pin::vouched(&self.lane, call.msisdn).await?,
+            Auth::Pin => pin::check(&self.lane, &s.pins, s.pin_policy, &self.salts, call.msisdn, pin).await,
+            Auth::Vouched { .. } => pin::vouched(&self.lane, call.msisdn).await,
         };
-        match checked {
-            PinCheck::Ok { customer_id } => then(customer_id).await,
+        match checked.map_err(MoneyError::BeforeMovement)? {
+            PinCheck::Ok { customer_id } => Ok(then(customer_id).await?),
             refused => Ok(refusal(refused)),
         }
     }

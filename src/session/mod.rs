@@ -8,7 +8,7 @@ mod redis;
 use std::time::Duration;
 
 pub use self::memory::MemoryStore;
-pub use self::record::{PendingCode, Session, TextKey, TextMark};
+pub use self::record::{Claim, PendingCode, Session, TextKey, TextMark};
 pub use self::redis::RedisStore;
 
 /// Which session a hop belongs to: (provider, msisdn, provider session id).

@@ -27,6 +27,10 @@ pub struct Session {
     /// Set while an op runs for the last hop (Unix ms): duplicates wait for its reply.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub pending_since_ms: Option<u64>,
+    /// While an op runs for the last hop: which, and how long the claim stands unless
+    /// its owner renews it. Absent in claims written before it was kept.
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
     #[serde(rename = "h")]
     pub hops: u32,
     /// When the last hop was answered (Unix ms): a repeated per-hop input without a
@@ -36,6 +40,25 @@ pub struct Session {
     /// Over SMS, the one-time code a movement waits for.
     #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
     pub code: Option<PendingCode>,
+}
+
+/// What a claimed session waits for: the op (the riskiest of the hop's, a movement
+/// before a read), its place in the journey (so its idempotency key) and the lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The op's catalogue name.
+    #[serde(rename = "o")]
+    pub op: String,
+    /// The journey's op counter for it: the op's idempotency key ends with it.
+    #[serde(rename = "s")]
+    pub seq: u32,
+    /// For a decision on a hold: the transfer it decides.
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<i64>,
+    /// Unix ms until which the claim stands; its owner renews it while the op runs, so
+    /// a claim past it belongs to a process that died.
+    #[serde(rename = "l")]
+    pub lease_ms: u64,
 }
 
 /// A one-time code sent over SMS in place of a PIN: kept as a keyed hash, single use,

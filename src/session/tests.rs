@@ -13,6 +13,7 @@ fn session(screen: &str) -> Session {
         seen: TextMark::default(),
         reply: None,
         pending_since_ms: None,
+        claim: None,
         answered_ms: 0,
         code: None,
         hops: 1,

@@ -1,6 +1,7 @@
 //! The SMS channel: what subscribers send and what we send them — receipts written to
 //! the outbox with each movement, delivered by a worker through a provider.
 
+pub mod answer;
 pub mod breaker;
 pub mod delivery;
 pub mod inbound;

@@ -37,6 +37,9 @@ pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, Stri
     if receipt.template == "not_completed" {
         return Ok(not_completed(text("outcome")?, swahili));
     }
+    if receipt.template == "completed" {
+        return completed(text("op")?, text("ref")?, swahili);
+    }
     let money = |key: &str| {
         d.get(key)
             .and_then(Value::as_i64)
@@ -233,8 +236,15 @@ pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, Stri
 }
 
 /// Why an op the subscriber was told to wait for did not happen. No movement was made:
-/// a refused op writes nothing but its refusal.
+/// a refused op writes nothing but its refusal, and one that never arrived nothing.
 fn not_completed(outcome: &str, swahili: bool) -> String {
+    if outcome == "not_arrived" {
+        return if swahili {
+            "Ombi lako halikukamilika. Hakuna pesa iliyohamishwa. Tafadhali jaribu tena.".into()
+        } else {
+            "Your request was not completed. No money was moved. Please try again.".into()
+        };
+    }
     let reason = match (outcome, swahili) {
         ("pin_invalid", false) => "the PIN was wrong",
         ("pin_invalid", true) => "PIN si sahihi",
@@ -269,6 +279,20 @@ fn not_completed(outcome: &str, swahili: bool) -> String {
         format!("Ombi lako halikukamilika: {reason}. Hakuna pesa iliyohamishwa.")
     } else {
         format!("Your request was not completed: {reason}. No money was moved.")
+    }
+}
+
+/// That an op the subscriber was told to wait for was done, where the movement's own
+/// receipts do not reach them yet: an agent's cash-out request, which tells the customer.
+fn completed(op: &str, reference: &str, swahili: bool) -> Result<String, String> {
+    match (op, swahili) {
+        ("agent.cash_out_request", false) => Ok(format!(
+            "{reference} Your withdrawal request was sent to the customer. Pay out only after you receive the confirmation SMS."
+        )),
+        ("agent.cash_out_request", true) => Ok(format!(
+            "{reference} Ombi lako la kutoa pesa limetumwa kwa mteja. Toa pesa tu baada ya kupokea SMS ya uthibitisho."
+        )),
+        _ => Err(format!("no completion text for op `{op}`")),
     }
 }
 
@@ -433,12 +457,14 @@ mod tests {
 
     #[test]
     fn every_refusal_of_a_money_op_says_why_in_one_message() {
-        use crate::ops::CATALOG;
+        use crate::ops::{CATALOG, Outcome};
         let refusals = CATALOG
             .iter()
-            .filter(|spec| spec.moves_money)
+            .filter(|spec| spec.moves_money())
             .flat_map(|spec| spec.outcomes.iter().copied())
-            .filter(|outcome| !outcome.has_receipt());
+            // Outcomes with a receipt of their own: a movement, a bill paid, refused or
+            // still with its biller.
+            .filter(|outcome| !matches!(outcome, Outcome::Ok | Outcome::Pending | Outcome::BillRejected));
         for outcome in refusals {
             let data = json!({ "outcome": outcome.as_str() });
             for (language, generic) in [("en", "it was refused"), ("sw", "limekataliwa")] {
@@ -454,6 +480,35 @@ mod tests {
             render(&r, &kes()).unwrap(),
             "Your request was not completed: the PIN was wrong. No money was moved."
         );
+        // A request the promise keeper found never arrived: said plainly.
+        let data = json!({ "outcome": "not_arrived" });
+        for language in ["en", "sw"] {
+            let r = Receipt { template: "not_completed", language, data: &data, date: "", time: "" };
+            let text = render(&r, &kes()).unwrap();
+            assert_eq!(segment(&text).count(), 1, "{text}");
+        }
+    }
+
+    #[test]
+    fn an_op_whose_held_movement_tells_only_the_other_party_has_a_completion_text() {
+        use crate::ops::{CATALOG, Movement};
+        let held_silent =
+            CATALOG.iter().filter(|spec| spec.movement.is_some_and(|m| !Movement::held_tells(m)));
+        let mut seen = 0;
+        for spec in held_silent {
+            seen += 1;
+            let data = json!({ "op": spec.name, "ref": "TX0000002F" });
+            for language in ["en", "sw"] {
+                let r = Receipt { template: "completed", language, data: &data, date: "", time: "" };
+                let text = render(&r, &kes()).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+                assert!(text.starts_with("TX0000002F "), "{text}");
+                assert!(segment(&text).count() <= 2, "{text}");
+            }
+        }
+        assert_eq!(seen, 1, "the agent's cash-out request");
+        let data = json!({ "op": "transfer.p2p", "ref": "TX1" });
+        let r = Receipt { template: "completed", language: "en", data: &data, date: "", time: "" };
+        assert!(render(&r, &kes()).is_err(), "a transfer's own receipt tells its sender");
     }
 
     #[test]

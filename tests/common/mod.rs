@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod sms;
 
 use std::path::PathBuf;
@@ -127,6 +128,33 @@ impl TestApp {
         assert_eq!(response.status, StatusCode::OK, "body: {}", response.body);
         assert_eq!(response.content_type.as_deref(), Some("text/plain; charset=utf-8"));
         response.body
+    }
+
+    /// Answers every SMS waiting, as the answerer in `serve` would, until none is due;
+    /// returns how many tries it made (a failed one is tried again at once, until it is
+    /// dead-lettered).
+    pub async fn answer_sms(&self) -> usize {
+        let answerer = self.answerer();
+        let mut answered = 0;
+        for _ in 0..100 {
+            match answerer.tick().await.expect("the answerer claims messages") {
+                0 => return answered,
+                n => answered += n,
+            }
+        }
+        panic!("the SMS answerer kept finding messages to answer");
+    }
+
+    /// The SMS answerer over this app's gateway, trying a failed message again at once.
+    pub fn answerer(&self) -> ussd_gateway::sms::answer::Answerer {
+        use ussd_gateway::sms::answer::{Answerer, Policy};
+        let policy = Policy { retry_base: Duration::ZERO, retry_cap: Duration::ZERO, ..Policy::default() };
+        Answerer::new(
+            self.state.gateway.clone(),
+            self.config.sms_channels.clone().into(),
+            self.config.region,
+            policy,
+        )
     }
 
     pub async fn get(&self, path: &str) -> Response {

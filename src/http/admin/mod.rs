@@ -29,6 +29,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/admin/agents/{agent_number}/float", post(agents::top_up))
         .route("/admin/billers", post(billers::register).get(billers::list))
         .route("/admin/billers/{code}", patch(billers::change))
+        .route("/admin/sms/dead", get(sms_dead))
         .route_layer(middleware::from_fn_with_state(state.clone(), audited))
         .route("/admin/openapi.json", get(openapi))
 }
@@ -85,6 +86,28 @@ async fn audited(
         error!(error = %e, route = %entry.route, status = entry.status, "admin call not written to the audit trail");
     }
     response
+}
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<i64>,
+}
+
+/// `GET /admin/sms/dead` (scope `sms`): the dead-lettered inbound messages.
+async fn sms_dead(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Limit>) -> Response {
+    let who = match caller(&state, &headers, Scope::Sms).await {
+        Ok(who) => who,
+        Err(refused) => return refused,
+    };
+    let note = Note::by(&who);
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return error(StatusCode::BAD_REQUEST, note, "`limit` must be between 1 and 500");
+    }
+    match crate::sms::answer::dead_letters(state.gateway.money().pool(), limit).await {
+        Ok(dead) => answer(StatusCode::OK, note, json!({ "dead": dead })),
+        Err(e) => unavailable(note, &e),
+    }
 }
 
 /// The caller, when their token grants `scope`; otherwise the refusal to send.
@@ -422,6 +445,13 @@ fn spec() -> Value {
                     },
                 }}}},
                 "responses": with_ok(refusals(&["400", "404"]), "the biller"),
+            }},
+            "/admin/sms/dead": { "get": {
+                "summary": "Subscribers' messages that could not be answered after every try, latest first, with the reason (never their text); each sender was told to check their balance before trying again",
+                "x-scope": Scope::Sms.name(),
+                "parameters": [{ "name": "limit", "in": "query", "required": false,
+                                 "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } }],
+                "responses": with_ok(refusals(&["400"]), "the dead letters"),
             }},
             "/admin/agents/{agent_number}": { "get": {
                 "summary": "An agent: phone, status, float, commission and stores",

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use self::client::{Answer, BillerClient, Payment, Validation};
+use super::MoneyError;
 use super::ledger::{outcome_of, reference, request_hash};
 use crate::domain::{Amount, Msisdn};
 use crate::ops::{OpResult, Outcome};
@@ -153,7 +154,9 @@ impl Bills {
     /// Pays `amount` from `from` to `account` at biller `code` under `key`: holds the
     /// money, asks the biller, and posts or voids on its answer. Without one the
     /// payment stays pending (outcome `pending`) for the reconciler.
-    pub async fn pay(&self, key: &str, from: &Msisdn, bill: Bill<'_>) -> Result<OpResult, sqlx::Error> {
+    /// Once the hold is made, a failure of the database is [`MoneyError::Unsettled`]: the
+    /// money is held and the reconciler settles it, with its receipt.
+    pub async fn pay(&self, key: &str, from: &Msisdn, bill: Bill<'_>) -> Result<OpResult, MoneyError> {
         let Bill { biller: code, account, holder, amount } = bill;
         let Some(biller) = self.biller(code).await? else {
             return Ok(OpResult::bare(Outcome::RecipientUnknown));
@@ -179,17 +182,18 @@ impl Bills {
         let state: String = sqlx::query_scalar("SELECT state FROM bill_payments WHERE transfer_id = $1")
             .bind(transfer_id)
             .fetch_one(&self.pool)
-            .await?;
+            .await
+            .map_err(MoneyError::Unsettled)?;
         let settled = match state.as_str() {
             "pending" => {
                 let answer = self.ask(&biller, &reference(transfer_id), account, amount.minor(), false).await;
-                self.settle(transfer_id, &answer).await?
+                self.settle(transfer_id, &answer).await.map_err(MoneyError::Unsettled)?
             }
             // A replay of a payment the biller has answered.
             "paid" => Settled::Paid,
             _ => Settled::Rejected,
         };
-        self.answer_of(transfer_id, fee, settled).await
+        self.answer_of(transfer_id, fee, settled).await.map_err(MoneyError::Unsettled)
     }
 
     /// Asks the biller to pay (or, for the reconciler, how a payment stands), through

@@ -1,0 +1,125 @@
+//! Promises of an SMS: written down before a hop says one will follow, kept exactly once
+//! by whoever learns the op's outcome first — the process running it, or any replica's
+//! sweeper once the promise is due.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::domain::Msisdn;
+use crate::ops::{Op, Outcome};
+
+/// What a hop promised: an SMS to `msisdn` saying what became of the op under `op_key`.
+#[derive(Debug)]
+pub struct Promise<'a> {
+    pub op: Op,
+    pub op_key: &'a str,
+    /// For a decision on a hold: the transfer it decides.
+    pub request: Option<i64>,
+    pub msisdn: &'a Msisdn,
+    pub language: &'a str,
+    /// Left to the process running the op for this long; any sweeper keeps it after.
+    pub due_in: Duration,
+}
+
+/// How a promise was kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kept {
+    /// The movement's own receipt tells the dialler.
+    Receipt,
+    /// A notice was queued: why it did not happen, or that it did.
+    Notice,
+    /// Kept before, or another keeper has it now.
+    Already,
+    /// There is no such promise.
+    Missing,
+}
+
+/// Writes `promise` down, once per op key. A second promise on the same op (the hop
+/// that runs it overran after a copy of it had promised) only leaves it to its runner
+/// for longer.
+pub async fn make(pool: &PgPool, promise: &Promise<'_>) -> Result<(), sqlx::Error> {
+    let Some(movement) = promise.op.spec().movement else {
+        return Err(sqlx::Error::InvalidArgument(format!(
+            "`{}` moves no money to promise about",
+            promise.op
+        )));
+    };
+    sqlx::query(
+        "INSERT INTO op_promises AS p (op_key, op, movement, request, held_tells, msisdn, language, due_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))
+         ON CONFLICT (op_key) DO UPDATE SET due_at = greatest(p.due_at, excluded.due_at)
+          WHERE p.kept_at IS NULL",
+    )
+    .bind(promise.op_key)
+    .bind(promise.op.name())
+    .bind(movement.name())
+    .bind(promise.request)
+    .bind(movement.held_tells())
+    .bind(promise.msisdn.as_e164())
+    .bind(promise.language)
+    .bind(promise.due_in.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Keeps the promise under `op_key`; `hint` is the op's outcome where the caller knows
+/// it (a refusal that wrote no row, such as a wrong PIN, is then named in the notice).
+pub async fn keep(pool: &PgPool, op_key: &str, hint: Option<Outcome>) -> Result<Kept, sqlx::Error> {
+    let hint = hint.filter(|o| *o != Outcome::Ok).map(Outcome::as_str);
+    let kept: String =
+        sqlx::query_scalar("SELECT op_promise_keep($1, $2)").bind(op_key).bind(hint).fetch_one(pool).await?;
+    Ok(match kept.as_str() {
+        "receipt" => Kept::Receipt,
+        "notice" => Kept::Notice,
+        "none" => Kept::Missing,
+        _ => Kept::Already,
+    })
+}
+
+/// Due promises taken per sweep.
+const SWEEP_BATCH: i64 = 100;
+
+/// The sweeper's pass: keeps every promise that is due, whatever process made it.
+/// A promise that cannot be kept yet (a statement still holds its key, the database
+/// failed) is tried again later, backing off. Returns how many were kept.
+pub async fn sweep(pool: &PgPool) -> Result<usize, sqlx::Error> {
+    let due: Vec<String> = sqlx::query_scalar(
+        "SELECT op_key FROM op_promises WHERE kept_at IS NULL AND due_at <= now() ORDER BY due_at LIMIT $1",
+    )
+    .bind(SWEEP_BATCH)
+    .fetch_all(pool)
+    .await?;
+    let mut kept = 0;
+    for op_key in due {
+        match keep(pool, &op_key, None).await {
+            Ok(Kept::Receipt | Kept::Notice) => kept += 1,
+            Ok(Kept::Already | Kept::Missing) => {}
+            Err(e) => {
+                metrics::counter!("ussd_promises_deferred_total").increment(1);
+                tracing::warn!(error = %e, "a promised SMS could not be settled yet; trying again later");
+                sqlx::query(
+                    "UPDATE op_promises SET attempts = attempts + 1, last_error = left($2, 300),
+                            due_at = now() + make_interval(secs => least(60, 2 ^ least(attempts, 6)))
+                      WHERE op_key = $1 AND kept_at IS NULL",
+                )
+                .bind(&op_key)
+                .bind(e.to_string())
+                .execute(pool)
+                .await?;
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// Promises not kept yet, and the age of the oldest in seconds (for the metrics).
+pub async fn open(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+           FROM op_promises WHERE kept_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await
+}

@@ -1,0 +1,123 @@
+//! A TCP proxy that cuts a dependency away (every connection dropped, new ones refused)
+//! and brings it back, and the demo gateway reaching Postgres or Redis through one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use ussd_gateway::app;
+use ussd_gateway::config::Settings;
+use ussd_gateway::http::router;
+use ussd_gateway::money::{PinHasher, seed_demo};
+use ussd_gateway::session::{RedisStore, SessionStore};
+
+use super::TestApp;
+
+/// A TCP proxy to `upstream` that can be cut and restored.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    /// Whether new connections are let through, and how many cuts there have been:
+    /// every connection ends at the first cut after it opened, however soon the proxy
+    /// is restored.
+    state: watch::Sender<(bool, u64)>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: &str) -> Arc<Proxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (state, _) = watch::channel((true, 0));
+        let proxy = Arc::new(Proxy { addr: listener.local_addr().unwrap(), state });
+        let upstream = upstream.to_owned();
+        let watcher = proxy.state.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut state = watcher.subscribe();
+                let (open, cuts) = *state.borrow_and_update();
+                if !open {
+                    continue; // refused: dropping the socket closes it
+                }
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = state.wait_for(|(_, now)| *now != cuts) => {}
+                    }
+                });
+            }
+        });
+        proxy
+    }
+
+    /// A proxy to the Postgres server `pool` uses.
+    pub async fn postgres(pool: &PgPool) -> Arc<Proxy> {
+        let options = pool.connect_options();
+        Proxy::start(&format!("{}:{}", options.get_host(), options.get_port())).await
+    }
+
+    /// A proxy to the tests' Redis.
+    pub async fn redis() -> Arc<Proxy> {
+        Proxy::start(super::redis_url().trim_start_matches("redis://")).await
+    }
+
+    /// Drops every connection through the proxy and refuses new ones.
+    pub fn cut(&self) {
+        self.state.send_modify(|(open, cuts)| {
+            *open = false;
+            *cuts += 1;
+        });
+    }
+
+    pub fn restore(&self) {
+        self.state.send_modify(|(open, _)| *open = true);
+    }
+}
+
+/// The demo gateway whose Postgres pool or Redis store goes through a proxy, with its
+/// sessions under a key prefix of its own.
+pub async fn spawn_behind(
+    pool: &PgPool,
+    pg_proxy: Option<&Proxy>,
+    redis_proxy: Option<&Proxy>,
+    settings: Settings,
+) -> TestApp {
+    let prefix = format!("test:{:016x}:", rand::random::<u64>());
+    spawn_replica(pool, pg_proxy, redis_proxy, settings, &prefix).await
+}
+
+/// [`spawn_behind`] with the session key prefix given: replicas of one gateway share it.
+pub async fn spawn_replica(
+    pool: &PgPool,
+    pg_proxy: Option<&Proxy>,
+    redis_proxy: Option<&Proxy>,
+    settings: Settings,
+    prefix: &str,
+) -> TestApp {
+    let config = settings.validate(None, true).unwrap();
+    seed_demo(pool, &PinHasher::new(config.pin_pepper.as_bytes()), "KES", 10).await.unwrap();
+    // The gateway's own pool settings, through the proxy.
+    let gateway_pool = match pg_proxy {
+        Some(proxy) => {
+            let options = pool.connect_options();
+            let url = format!(
+                "postgres://{}@127.0.0.1:{}/{}",
+                options.get_username(),
+                proxy.addr.port(),
+                options.get_database().unwrap()
+            );
+            app::connect_database(&url, 4).await.unwrap()
+        }
+        None => pool.clone(),
+    };
+    let redis = match redis_proxy {
+        Some(proxy) => format!("redis://{}", proxy.addr),
+        None => super::redis_url(),
+    };
+    let store = RedisStore::connect(&redis, prefix, Duration::from_millis(500)).await.unwrap();
+    let menus = app::load_menus(&config).unwrap();
+    let state = app::build_state(gateway_pool.clone(), SessionStore::Redis(store), menus, &config);
+    TestApp { router: router(state.clone()), state, config, pool: gateway_pool }
+}
