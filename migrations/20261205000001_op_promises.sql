@@ -133,6 +133,11 @@ END $$;
 -- callback: the callback stores the message (its text sealed under the data key, and
 -- erased once answered) and acknowledges at once. A claim is a lease on the row
 -- (`next_attempt_at`); a message that fails too often is dead-lettered with its reason.
+-- Messages stored before this version kept no text to be answered with. One the
+-- callback left unanswered long ago is closed; a recent one is dead-lettered by the
+-- answerer (its sender told to check before trying again) once the callback that
+-- stored it can no longer be answering it.
+UPDATE sms_inbound SET answered_at = now() WHERE answered_at IS NULL AND received_at < now() - interval '1 hour';
 ALTER TABLE sms_inbound
     ADD COLUMN text_sealed     bytea,
     ADD COLUMN attempts        integer NOT NULL DEFAULT 0,

@@ -22,10 +22,9 @@ use common::assert_ledger_invariants;
 use common::proxy::Proxy;
 use sqlx::PgPool;
 
-/// Subscribers sending at once, each from a number of its own.
-const SENDERS: usize = 16;
-/// Demo subscribers money is sent between.
-const SUBSCRIBERS: u32 = 40;
+/// Subscribers sending at once, each from a number of its own, to each other: the
+/// money goes round.
+const SENDERS: u32 = 16;
 /// Each gateway answers a hop within this.
 const DEADLINE_MS: u64 = 2_000;
 
@@ -155,7 +154,7 @@ async fn sender(payer: u32, replicas: Vec<SocketAddr>, stop: Arc<AtomicBool>, ou
     let msisdn = format!("+2547{payer:08}");
     while !stop.load(Ordering::Relaxed) {
         let payee = loop {
-            let n = rand::random_range(1..=SUBSCRIBERS);
+            let n = rand::random_range(1..=SENDERS);
             if n != payer {
                 break n;
             }
@@ -259,7 +258,7 @@ async fn what_subscribers_are_told_stays_true_through_crashes_and_outages(pool: 
         ("REDIS_KEY_PREFIX", prefix),
         ("MENUS_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/menus").into()),
         ("HOP_DEADLINE_MS", DEADLINE_MS.to_string()),
-        ("DEMO_SUBSCRIBERS", SUBSCRIBERS.to_string()),
+        ("DEMO_SUBSCRIBERS", SENDERS.to_string()),
         ("RATE_PER_MSISDN_PER_MINUTE", "100000".into()),
     ];
     let mut replicas = Vec::new();
@@ -276,7 +275,7 @@ async fn what_subscribers_are_told_stays_true_through_crashes_and_outages(pool: 
 
     let stop = Arc::new(AtomicBool::new(false));
     let journeys = Arc::new(Mutex::new(Vec::new()));
-    let senders: Vec<_> = (1..=SENDERS as u32)
+    let senders: Vec<_> = (1..=SENDERS)
         .map(|payer| tokio::spawn(sender(payer, addrs.clone(), Arc::clone(&stop), Arc::clone(&journeys))))
         .collect();
     let stop_chaos = Arc::new(AtomicBool::new(false));

@@ -366,3 +366,31 @@ async fn a_number_sending_more_than_its_limit_is_not_answered(pool: PgPool) {
     at_sms(&app, "lim-other", "+254700000010", "hello").await;
     assert_eq!(replies(&app, "+254700000010").await.len(), 1);
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_message_stored_without_its_text_is_dead_lettered_once_nobody_can_be_answering_it(pool: PgPool) {
+    let app = spawn_with(pool.clone(), Store::Memory, settings()).await;
+    // As a version that answered inside the callback stored them: no text kept.
+    sqlx::query(
+        "INSERT INTO sms_inbound (channel, provider, message_id, msisdn, received_at) VALUES
+           ('africastalking', 'africastalking', 'old-1', '+254700000001', now() - interval '2 minutes'),
+           ('africastalking', 'africastalking', 'new-1', '+254700000002', now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(app.answer_sms().await, 1, "the recent one may still be answered by its callback");
+    let (attempts, reason): (i32, Option<String>) = sqlx::query_as(
+        "SELECT attempts, last_error FROM sms_inbound WHERE message_id = 'old-1' AND dead_at IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(attempts, 1, "trying again cannot bring the text back");
+    assert_eq!(reason.as_deref(), Some("the message's text was not kept or cannot be read"));
+    assert_eq!(
+        replies(&app, "+254700000001").await,
+        ["We cannot confirm your request right now. Please check your balance before you try again."]
+    );
+    assert!(replies(&app, "+254700000002").await.is_empty());
+}

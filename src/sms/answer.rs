@@ -120,6 +120,8 @@ enum Said {
     Promised,
     /// Nothing changed; answer it again later, for this reason.
     Retry(String),
+    /// It can never be answered, for this reason.
+    Dead(String),
 }
 
 /// A reply to queue; `secret` when it carries a one-time code, which the outbox forgets
@@ -139,6 +141,8 @@ const CLAIM: &str = "
 WITH due AS (
     SELECT i.id FROM sms_inbound i
      WHERE i.answered_at IS NULL AND i.dead_at IS NULL AND i.next_attempt_at <= now()
+       -- Stored by a version that answered in the callback: left to it for a minute.
+       AND (i.text_sealed IS NOT NULL OR i.received_at < now() - interval '1 minute')
        AND NOT EXISTS (SELECT 1 FROM sms_inbound e
                         WHERE e.msisdn = i.msisdn AND e.answered_at IS NULL AND e.dead_at IS NULL
                           AND e.id < i.id)
@@ -226,7 +230,10 @@ impl Answerer {
                 .await
                 .map(|_| ())
             }
-            Said::Retry(reason) => self.fail(&message, &reason).await,
+            Said::Retry(reason) if message.attempts < self.policy.max_attempts => {
+                self.retry(&message, &reason).await
+            }
+            Said::Retry(reason) | Said::Dead(reason) => self.dead(&message, &reason).await,
         };
         if let Err(e) = recorded {
             // The lease runs out and the message is answered again.
@@ -272,23 +279,25 @@ impl Answerer {
         tx.commit().await
     }
 
-    /// Tries the message again after a backoff, or, past the last try, dead-letters it
-    /// with `reason` and tells its sender that nothing could be confirmed.
-    async fn fail(&self, message: &Claimed, reason: &str) -> Result<(), sqlx::Error> {
-        if message.attempts < self.policy.max_attempts {
-            debug!(inbound = message.id, attempts = message.attempts, %reason, "an SMS will be answered again later");
-            sqlx::query(
-                "UPDATE sms_inbound SET next_attempt_at = now() + make_interval(secs => $2),
-                        last_error = left($3, 300)
-                  WHERE id = $1",
-            )
-            .bind(message.id)
-            .bind(self.policy.backoff(message.attempts).as_secs_f64())
-            .bind(reason)
-            .execute(self.pool())
-            .await?;
-            return Ok(());
-        }
+    /// Tries the message again after a backoff.
+    async fn retry(&self, message: &Claimed, reason: &str) -> Result<(), sqlx::Error> {
+        debug!(inbound = message.id, attempts = message.attempts, %reason, "an SMS will be answered again later");
+        sqlx::query(
+            "UPDATE sms_inbound SET next_attempt_at = now() + make_interval(secs => $2),
+                    last_error = left($3, 300)
+              WHERE id = $1",
+        )
+        .bind(message.id)
+        .bind(self.policy.backoff(message.attempts).as_secs_f64())
+        .bind(reason)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Dead-letters the message with `reason`, erasing its text, and tells its sender
+    /// that nothing could be confirmed.
+    async fn dead(&self, message: &Claimed, reason: &str) -> Result<(), sqlx::Error> {
         warn!(inbound = message.id, channel = %message.channel, attempts = message.attempts, %reason, "an SMS could not be answered and is dead-lettered");
         metrics::counter!("sms_inbound_dead_total", "channel" => message.channel.clone()).increment(1);
         let language: Option<String> = sqlx::query_scalar("SELECT language FROM customers WHERE msisdn = $1")
@@ -325,11 +334,12 @@ impl Answerer {
             return Ok(Said::Retry(format!("the SMS channel `{}` is not configured", message.channel)));
         };
         let vault = self.gateway.money().vault();
+        // Neither comes back by trying again.
         let Some(text) = message.text_sealed.as_deref().and_then(|sealed| vault.decrypt(sealed).ok()) else {
-            return Ok(Said::Retry("the message's text was not kept or cannot be read".into()));
+            return Ok(Said::Dead("the message's text was not kept or cannot be read".into()));
         };
         let Ok(msisdn) = Msisdn::parse(&message.msisdn, self.region) else {
-            return Ok(Said::Retry("the sender's number cannot be read".into()));
+            return Ok(Said::Dead("the sender's number cannot be read".into()));
         };
         let pool = self.pool();
         let registered: Option<String> =
