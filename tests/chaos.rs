@@ -241,18 +241,11 @@ async fn what_subscribers_are_told_stays_true_through_crashes_and_outages(pool: 
     let seconds: u64 = std::env::var("CHAOS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
     let pg = Proxy::postgres(&pool).await;
     let redis = Proxy::redis().await;
-    let options = pool.connect_options();
-    let database = format!(
-        "postgres://{}@127.0.0.1:{}/{}",
-        options.get_username(),
-        pg.addr.port(),
-        options.get_database().unwrap()
-    );
     let prefix = format!("chaos:{:016x}:", rand::random::<u64>());
     let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chaos");
     std::fs::create_dir_all(&logs).unwrap();
     let env = vec![
-        ("DATABASE_URL", database),
+        ("DATABASE_URL", pg.database_url(&pool)),
         ("DATABASE_MAX_CONNECTIONS", "8".into()),
         ("REDIS_URL", format!("redis://{}", redis.addr)),
         ("REDIS_KEY_PREFIX", prefix),

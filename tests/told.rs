@@ -105,21 +105,27 @@ async fn hold_customers(pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postg
     blocker
 }
 
+/// Sends the money on session `s` and, once its statement waits for a lock at the
+/// server, breaks the connection carrying it (new ones may open); what the hop said.
+async fn send_cut_off(app: &Arc<TestApp>, pool: &PgPool, pg: &Proxy, s: String) -> String {
+    let hop = tokio::spawn({
+        let app = Arc::clone(app);
+        async move { app.at_hop(&s, AMINA, SEND).await }
+    });
+    until("the statement queueing at the server", || async { lock_waiters(pool).await == 1 }).await;
+    pg.cut();
+    pg.restore();
+    hop.await.unwrap()
+}
+
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn an_answer_lost_after_the_commit_is_processing_and_the_receipt_is_the_sms(pool: PgPool) {
     let pg = Proxy::postgres(&pool).await;
     let app = Arc::new(spawn_behind(&pool, Some(&pg), None, with_deadline(3_000)).await);
     let s = to_the_pin_screen(&app).await;
     let blocker = hold_wallet(&pool).await;
-    let hop = tokio::spawn({
-        let app = Arc::clone(&app);
-        async move { app.at_hop(&s, AMINA, SEND).await }
-    });
-    until("the transfer queueing for the wallet", || async { lock_waiters(&pool).await == 1 }).await;
-    // The connection carrying the statement breaks; new ones may open.
-    pg.cut();
-    pg.restore();
-    assert_eq!(hop.await.unwrap(), PROCESSING, "the statement was sent: its outcome is unknown");
+    let told = send_cut_off(&app, &pool, &pg, s).await;
+    assert_eq!(told, PROCESSING, "the statement was sent: its outcome is unknown");
     // The server finishes the statement nobody hears any more.
     blocker.commit().await.unwrap();
     until("the transfer committing on its own", || async { posted(&pool).await == 1 }).await;
@@ -141,14 +147,7 @@ async fn a_movement_that_never_arrived_is_told_so_and_arriving_late_moves_nothin
     assert_eq!(balance, "END Your balance is KES 1,000.00.");
     let s = to_the_pin_screen(&app).await;
     let blocker = hold_customers(&pool).await;
-    let hop = tokio::spawn({
-        let app = Arc::clone(&app);
-        async move { app.at_hop(&s, AMINA, SEND).await }
-    });
-    until("the PIN check queueing", || async { lock_waiters(&pool).await == 1 }).await;
-    pg.cut();
-    pg.restore();
-    assert_eq!(hop.await.unwrap(), PROCESSING);
+    assert_eq!(send_cut_off(&app, &pool, &pg, s).await, PROCESSING);
 
     // The keeper comes by while the statement still waits at the server: it closes the
     // op's key and says that nothing moved.

@@ -7,8 +7,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::told::Unknown;
-use super::{Attempt, Gateway, HopError, HopKind, HopRules, Interrupt, Record, session_line, unix_ms};
+use super::told::{LEFT_TO_CLAIMANT, PROMISE_MARGIN, Unknown};
+use super::{
+    Attempt, Gateway, HopError, HopKind, HopRules, Interrupt, Record, SAVE_MARGIN, session_line, unix_ms,
+};
+use crate::channel::Hop;
 use crate::menu::{Action, Menu, Message, Reply};
 use crate::money::parse_reference;
 use crate::ops::{Movement, Op};
@@ -22,7 +25,7 @@ pub(super) const CLAIM_LEASE: Duration = Duration::from_secs(2);
 pub(super) const RENEW_EVERY: Duration = Duration::from_millis(500);
 
 /// What a hop found when it came upon a claimed session.
-pub(super) enum Behind {
+enum Behind {
     /// The claimant answered this very hop: its reply.
     Replayed(Reply),
     /// No reply to give: the claimant is gone, still at it, or the session moved on.
@@ -112,9 +115,37 @@ impl Gateway {
         }
     }
 
+    /// A hop that found its session claimed by an op: a copy of the claimant's hop
+    /// (`mark`) waits for its reply while the claimant lives; otherwise, or once the
+    /// claimant is gone, it is answered for. A copy that finds the session moved on
+    /// past its hop cannot know what it was answered.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn behind(
+        &self,
+        hop: &Hop,
+        key: &SessionKey,
+        mut loaded: Loaded,
+        mark: Option<TextMark>,
+        deadline: Instant,
+        menu: Option<&Menu>,
+        rules: HopRules<'_>,
+    ) -> Result<(Reply, HopKind), HopError> {
+        if let Some(mark) = mark {
+            let until = deadline.checked_sub(SAVE_MARGIN + PROMISE_MARGIN).unwrap_or(deadline);
+            if let Behind::Replayed(reply) = self.wait_for_claimant(key, &mut loaded, mark, until).await? {
+                return Ok((reply, HopKind::Replayed));
+            }
+            if loaded.session.seen != mark {
+                let line = session_line(menu, &loaded.session, Message::Unconfirmed);
+                return Ok((Reply::end(line), HopKind::Failed));
+            }
+        }
+        self.answer_for_claimant(hop, key, loaded, menu, deadline, rules).await
+    }
+
     /// Waits, until `until`, for the claimant of the hop with identity `mark` to store
     /// its reply, checking all the while whether the claimant is gone.
-    pub(super) async fn wait_for_claimant(
+    async fn wait_for_claimant(
         &self,
         key: &SessionKey,
         loaded: &mut Loaded,
@@ -146,9 +177,9 @@ impl Gateway {
     /// claimant's: for a movement, an SMS is promised (the claimant may have moved the
     /// money); for anything else, "Service unavailable" (nothing moved). A claimant that
     /// is gone is answered for in the session, so that later copies get the same.
-    pub(super) async fn answer_for_claimant(
+    async fn answer_for_claimant(
         &self,
-        hop: &crate::channel::Hop,
+        hop: &Hop,
         key: &SessionKey,
         loaded: Loaded,
         menu: Option<&Menu>,
@@ -166,7 +197,7 @@ impl Gateway {
                     request: claim.request,
                     running: None,
                     // A claimant still at it may yet answer; one that is gone cannot.
-                    due_in: if gone { Duration::ZERO } else { super::told::LEFT_TO_CLAIMANT },
+                    due_in: if gone { Duration::ZERO } else { LEFT_TO_CLAIMANT },
                 };
                 self.promise_on(hop, key, &session.journey.lang, unknown, deadline).await
             }

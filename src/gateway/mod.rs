@@ -25,7 +25,7 @@ use crate::ops::{Op, OpResult, Outcome};
 use crate::session::{
     Loaded, PendingCode, ResumePointer, Session, SessionKey, SessionStore, StoreError, TextKey, TextMark,
 };
-use claim::{Behind, RENEW_EVERY};
+use claim::RENEW_EVERY;
 use told::{LEFT_TO_RUNNER, LEFT_TO_SERVER, PROMISE_MARGIN, Unknown};
 use waiting::Waiting;
 
@@ -624,29 +624,6 @@ impl Gateway {
             warn!(error = %e, "could not put an SMS conversation back after a failed hop");
         }
         (reply, HopKind::Retry)
-    }
-
-    /// A hop that found its session claimed by an op: a copy of the claimant's hop
-    /// (`mark`) waits for its reply while the claimant lives; otherwise, or once the
-    /// claimant is gone, it is answered for (see `answer_for_claimant`).
-    #[allow(clippy::too_many_arguments)]
-    async fn behind(
-        &self,
-        hop: &Hop,
-        key: &SessionKey,
-        mut loaded: Loaded,
-        mark: Option<TextMark>,
-        deadline: Instant,
-        menu: Option<&Menu>,
-        rules: HopRules<'_>,
-    ) -> Result<(Reply, HopKind), HopError> {
-        if let Some(mark) = mark {
-            let until = deadline.checked_sub(SAVE_MARGIN + PROMISE_MARGIN).unwrap_or(deadline);
-            if let Behind::Replayed(reply) = self.wait_for_claimant(key, &mut loaded, mark, until).await? {
-                return Ok((reply, HopKind::Replayed));
-            }
-        }
-        self.answer_for_claimant(hop, key, loaded, menu, deadline, rules).await
     }
 
     /// Runs the engine over this hop's inputs, running ops as it asks for them.

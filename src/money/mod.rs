@@ -311,8 +311,8 @@ impl Money {
                     OpResult::bare(Outcome::NotRegistered)
                 })
             }
-            Op::WalletBalance => Ok(self.with_pin(&call, pin, |id| ledger::balance(db, id)).await?),
-            Op::WalletStatement => Ok(self.with_pin(&call, pin, |id| ledger::statement(db, id)).await?),
+            Op::WalletBalance => self.with_pin(&call, pin, |id| ledger::balance(db, id)).await,
+            Op::WalletStatement => self.with_pin(&call, pin, |id| ledger::statement(db, id)).await,
             Op::TransferQuote => {
                 let (to, amount) = (call.msisdn_arg("to")?, call.amount_arg("amount")?);
                 Ok(ledger::quote(db, call.msisdn, &to, amount).await?)
@@ -350,13 +350,11 @@ impl Money {
                         Pinned::StaleSalt => self.salts.forget(call.msisdn),
                     }
                 }
-                Ok(self
-                    .with_pin(&call, pin, |_| async {
-                        let t =
-                            ledger::transfer_p2p(db, call.idempotency_key, call.msisdn, &to, amount).await?;
-                        Ok::<_, MoneyError>(sent(t))
-                    })
-                    .await?)
+                self.with_pin(&call, pin, |_| async {
+                    let t = ledger::transfer_p2p(db, call.idempotency_key, call.msisdn, &to, amount).await?;
+                    Ok::<_, MoneyError>(sent(t))
+                })
+                .await
             }
             Op::AgentProfile => Ok(agents::profile(db, call.msisdn).await?),
             Op::AgentCashInQuote => {
@@ -367,25 +365,23 @@ impl Money {
                 if let Some(refused) = call.over_channel_limit(amount) {
                     return Ok(refused);
                 }
-                Ok(self
-                    .with_pin(&call, pin, |_| {
-                        agents::cash_in(db, call.idempotency_key, call.msisdn, &to, amount)
-                    })
-                    .await?)
+                self.with_pin(&call, pin, |_| {
+                    agents::cash_in(db, call.idempotency_key, call.msisdn, &to, amount)
+                })
+                .await
             }
-            Op::AgentBalances => Ok(self.with_pin(&call, pin, |id| agents::balances(db, id)).await?),
-            Op::AgentStatement => Ok(self.with_pin(&call, pin, |id| agents::statement(db, id)).await?),
+            Op::AgentBalances => self.with_pin(&call, pin, |id| agents::balances(db, id)).await,
+            Op::AgentStatement => self.with_pin(&call, pin, |id| agents::statement(db, id)).await,
             Op::AgentFloatQuote => Ok(agents::quote_float(db, call.msisdn, call.digits_arg("agent")?).await?),
             Op::AgentFloatTransfer => {
                 let (agent, amount) = (call.digits_arg("agent")?, call.amount_arg("amount")?);
                 if let Some(refused) = call.over_channel_limit(amount) {
                     return Ok(refused);
                 }
-                Ok(self
-                    .with_pin(&call, pin, |_| {
-                        agents::transfer_float(db, call.idempotency_key, call.msisdn, agent, amount)
-                    })
-                    .await?)
+                self.with_pin(&call, pin, |_| {
+                    agents::transfer_float(db, call.idempotency_key, call.msisdn, agent, amount)
+                })
+                .await
             }
             Op::CashOutQuote => {
                 let (agent, store) = (call.digits_arg("agent")?, call.digits_arg("store")?);
@@ -398,11 +394,10 @@ impl Money {
                 if let Some(refused) = call.over_channel_limit(amount) {
                     return Ok(refused);
                 }
-                Ok(self
-                    .with_pin(&call, pin, |_| {
-                        agents::cash_out(db, call.idempotency_key, call.msisdn, (agent, store), amount)
-                    })
-                    .await?)
+                self.with_pin(&call, pin, |_| {
+                    agents::cash_out(db, call.idempotency_key, call.msisdn, (agent, store), amount)
+                })
+                .await
             }
             Op::AgentCashOutQuote => {
                 let (customer, store) = (call.msisdn_arg("customer")?, call.digits_arg("store")?);
@@ -419,20 +414,18 @@ impl Money {
                     return Err(call.bad("dial", "must be a USSD code such as *384*7#"));
                 }
                 let request = approvals::Request { customer: &customer, store, amount, dial };
-                Ok(self
-                    .with_pin(&call, pin, |_| {
-                        approvals::request(db, call.idempotency_key, call.msisdn, request, s.approval_ttl)
-                    })
-                    .await?)
+                self.with_pin(&call, pin, |_| {
+                    approvals::request(db, call.idempotency_key, call.msisdn, request, s.approval_ttl)
+                })
+                .await
             }
             Op::CashOutWaiting => Ok(approvals::waiting(db, call.msisdn).await?),
             Op::CashOutApprove => {
                 let request = call.request_arg()?;
-                Ok(self
-                    .with_pin(&call, pin, |_| {
-                        approvals::decide(db, call.idempotency_key, call.msisdn, request, true)
-                    })
-                    .await?)
+                self.with_pin(&call, pin, |_| {
+                    approvals::decide(db, call.idempotency_key, call.msisdn, request, true)
+                })
+                .await
             }
             Op::CashOutDecline => {
                 Ok(approvals::decide(db, call.idempotency_key, call.msisdn, call.request_arg()?, false)
@@ -457,9 +450,7 @@ impl Money {
                 if let Some(refused) = call.over_channel_limit(bill.amount) {
                     return Ok(refused);
                 }
-                Ok(self
-                    .with_pin(&call, pin, |_| self.bills.pay(call.idempotency_key, call.msisdn, bill))
-                    .await?)
+                self.with_pin(&call, pin, |_| self.bills.pay(call.idempotency_key, call.msisdn, bill)).await
             }
         }
     }

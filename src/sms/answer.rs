@@ -255,20 +255,7 @@ impl Answerer {
         language: &str,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO outbox (inbound_id, role, msisdn, language, template, data)
-             VALUES ($1, 'reply', $2, $3, 'reply', $4) ON CONFLICT (inbound_id) DO NOTHING",
-        )
-        .bind(message.id)
-        .bind(&message.msisdn)
-        .bind(language)
-        .bind(if answer.secret {
-            json!({ "text": answer.text, "secret": true })
-        } else {
-            json!({ "text": answer.text })
-        })
-        .execute(&mut *tx)
-        .await?;
+        queue(&mut tx, message, answer, language).await?;
         sqlx::query(
             "UPDATE sms_inbound SET answered_at = now(), handled = $2, text_sealed = NULL WHERE id = $1",
         )
@@ -306,16 +293,8 @@ impl Answerer {
             .await?;
         let language = language.unwrap_or_else(|| "en".into());
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO outbox (inbound_id, role, msisdn, language, template, data)
-             VALUES ($1, 'reply', $2, $3, 'reply', $4) ON CONFLICT (inbound_id) DO NOTHING",
-        )
-        .bind(message.id)
-        .bind(&message.msisdn)
-        .bind(&language)
-        .bind(json!({ "text": Message::Unconfirmed.text(&language) }))
-        .execute(&mut *tx)
-        .await?;
+        let answer = Answer::from(Message::Unconfirmed.text(&language).to_owned());
+        queue(&mut tx, message, &answer, &language).await?;
         sqlx::query(
             "UPDATE sms_inbound SET dead_at = now(), last_error = left($2, 300), text_sealed = NULL,
                     handled = 'dead'
@@ -482,6 +461,30 @@ impl Answerer {
         let answer = Answer { text: reply.text, secret: reply.secret_next };
         Ok(Said::Text(handled, answer, language.to_owned()))
     }
+}
+
+/// Queues `answer` to the sender of `message`, once per message.
+async fn queue(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    message: &Claimed,
+    answer: &Answer,
+    language: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (inbound_id, role, msisdn, language, template, data)
+         VALUES ($1, 'reply', $2, $3, 'reply', $4) ON CONFLICT (inbound_id) DO NOTHING",
+    )
+    .bind(message.id)
+    .bind(&message.msisdn)
+    .bind(language)
+    .bind(if answer.secret {
+        json!({ "text": answer.text, "secret": true })
+    } else {
+        json!({ "text": answer.text })
+    })
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Messages waiting to be answered, and dead-lettered ones (for the metrics).

@@ -58,6 +58,13 @@ impl Proxy {
         Proxy::start(&format!("{}:{}", options.get_host(), options.get_port())).await
     }
 
+    /// The URL of `pool`'s database, reached through this proxy.
+    pub fn database_url(&self, pool: &PgPool) -> String {
+        let options = pool.connect_options();
+        let database = options.get_database().expect("a test pool names its database");
+        format!("postgres://{}@127.0.0.1:{}/{database}", options.get_username(), self.addr.port())
+    }
+
     /// A proxy to the tests' Redis.
     pub async fn redis() -> Arc<Proxy> {
         Proxy::start(super::redis_url().trim_start_matches("redis://")).await
@@ -100,16 +107,7 @@ pub async fn spawn_replica(
     seed_demo(pool, &PinHasher::new(config.pin_pepper.as_bytes()), "KES", 10).await.unwrap();
     // The gateway's own pool settings, through the proxy.
     let gateway_pool = match pg_proxy {
-        Some(proxy) => {
-            let options = pool.connect_options();
-            let url = format!(
-                "postgres://{}@127.0.0.1:{}/{}",
-                options.get_username(),
-                proxy.addr.port(),
-                options.get_database().unwrap()
-            );
-            app::connect_database(&url, 4).await.unwrap()
-        }
+        Some(proxy) => app::connect_database(&proxy.database_url(pool), 4).await.unwrap(),
         None => pool.clone(),
     };
     let redis = match redis_proxy {
