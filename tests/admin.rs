@@ -136,13 +136,13 @@ async fn a_locked_pin_is_unlocked_and_the_lookup_shows_transfers(pool: PgPool) {
         admin::create(&pool, "desk", &["customers:read".into(), "customers:write".into()]).await.unwrap();
     // Amina sends Brian money, then locks her PIN with three wrong ones.
     let pin = DEMO_PIN;
-    let sent = app.at_hop(&unique_session(), AMINA, &format!("1*0700000002*250*1*{pin}")).await;
+    let sent = app.journey(AMINA, &format!("1*0700000002*250*1*{pin}")).await;
     assert!(sent.starts_with("END Sent KES 250.00"), "{sent}");
     let wrong = if pin == "0000" { "1111" } else { "0000" };
     for _ in 0..3 {
-        app.at_hop(&unique_session(), AMINA, &format!("2*{wrong}")).await;
+        app.journey(AMINA, &format!("2*{wrong}")).await;
     }
-    let locked = app.at_hop(&unique_session(), AMINA, &format!("2*{pin}")).await;
+    let locked = app.journey(AMINA, &format!("2*{pin}")).await;
     assert!(locked.contains("locked"), "{locked}");
 
     let (status, body) = call(&app, "GET", "/admin/customers/0700000001?limit=5", Some(&desk)).await;
@@ -158,7 +158,7 @@ async fn a_locked_pin_is_unlocked_and_the_lookup_shows_transfers(pool: PgPool) {
     let (status, body) = call(&app, "POST", "/admin/customers/0700000001/pin/unlock", Some(&desk)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["was_locked"], true);
-    let balance = app.at_hop(&unique_session(), AMINA, &format!("2*{pin}")).await;
+    let balance = app.journey(AMINA, &format!("2*{pin}")).await;
     assert!(balance.starts_with("END Your balance is KES 743.00"), "{balance}");
     let detail: Value =
         sqlx::query_scalar("SELECT detail FROM admin_audit WHERE route LIKE '%unlock' AND status = 200")

@@ -285,7 +285,7 @@ async fn a_customer_withdraws_at_a_store_and_the_agent_earns_its_commission(pool
 
     // More than the wallet holds with the fee; and an agent at its own store.
     // (Jump-ahead dials: the whole walk in the first hop's text.)
-    let short = app.at_hop(&unique_session(), amina, &format!("6*123456*1001*471*1*{DEMO_PIN}")).await;
+    let short = app.journey(amina, &format!("6*123456*1001*471*1*{DEMO_PIN}")).await;
     assert_eq!(short, "END Not enough money. You need KES 500.00 including the fee.");
     let own = app.at_hop(&unique_session(), JAMES, "6*123456*1001*100").await;
     assert!(own.starts_with("CON Withdraw at another agent's store."), "{own}");
@@ -392,14 +392,14 @@ async fn agents_send_each_other_float_and_read_their_float_statement(pool: PgPoo
 
     // A deposit for Amina, then James's float statement, newest first; and Amina's
     // statement names the shop, not the phone behind it.
-    agent_hop(&app, &unique_session(), JAMES, &format!("1*0700000001*250*1*{DEMO_PIN}")).await;
-    let statement = agent_hop(&app, &unique_session(), JAMES, &format!("4*{DEMO_PIN}")).await;
+    app.walk("*385#", JAMES, &format!("1*0700000001*250*1*{DEMO_PIN}")).await;
+    let statement = app.walk("*385#", JAMES, &format!("4*{DEMO_PIN}")).await;
     let lines: Vec<&str> = statement.trim_start_matches("END ").lines().collect();
     assert_eq!(lines.len(), 3, "{statement}");
     assert!(lines[0].ends_with(" -250.00 Amina O."), "{statement}");
     assert!(lines[1].ends_with(" -5,000.00 Cynthia Shop"), "{statement}");
     assert!(lines[2].ends_with(" 100,000.00 Top-up"), "{statement}");
-    let mini = app.at_hop(&unique_session(), "+254700000001", &format!("3*{DEMO_PIN}")).await;
+    let mini = app.journey("+254700000001", &format!("3*{DEMO_PIN}")).await;
     assert!(mini.contains(" 250.00 Duka la Demo"), "{mini}");
     assert_ledger_invariants(&pool).await;
 }

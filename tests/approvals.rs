@@ -104,7 +104,7 @@ async fn the_agent_asks_and_the_customer_approves_with_their_pin(pool: PgPool) {
     // Held, not moved: the balance stays, what she can spend shrinks by amount and fee.
     assert_eq!(wallet(&pool, AMINA).await, (1_000_00, 529_00));
     assert_eq!(templates_to(&pool, AMINA).await, ["cash_out_request"]);
-    let short = app.at_hop(&unique_session(), AMINA, &format!("1*0700000002*500*1*{DEMO_PIN}")).await;
+    let short = app.journey(AMINA, &format!("1*0700000002*500*1*{DEMO_PIN}")).await;
     assert!(short.starts_with("END Not enough money"), "the hold is not spendable: {short}");
 
     let s = unique_session();

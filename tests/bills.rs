@@ -362,11 +362,11 @@ async fn a_subscriber_pays_the_sandbox_billers_through_the_menu(pool: PgPool) {
     assert_eq!(templates(&pool).await, ["bill_paid"]);
 
     // Water: the biller pays the fee out of the amount; and a blocked meter is refused.
-    let water = app.at_hop(&unique_session(), AMINA, "8*2*1234567*200*1*1234").await;
+    let water = app.journey(AMINA, "8*2*1234567*200*1*1234").await;
     assert!(water.starts_with("END Paid KES 200.00 to Nairobi Water. Ref TX"), "{water}");
     assert!(water.ends_with("Balance KES 295.00."), "{water}");
     assert_eq!(settlement(&pool, "WATER").await, 200_00 - 5_00);
-    let blocked = app.at_hop(&unique_session(), AMINA, "8*1*99999999999*100*1*1234").await;
+    let blocked = app.journey(AMINA, "8*1*99999999999*100*1*1234").await;
     assert_eq!(blocked, "END Kenya Power prepaid refused the payment: account blocked. No money was moved.");
     assert_eq!(wallet(&pool).await, (295_00, 0));
     assert_ledger_invariants(&pool).await;

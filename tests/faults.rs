@@ -67,5 +67,5 @@ async fn postgres_going_away_and_coming_back(pool: PgPool) {
     serves_again(&app).await;
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
-    assert_eq!(app.at_hop(&unique_session(), AMINA, "2*1234").await, "END Your balance is KES 1,000.00.");
+    assert_eq!(app.journey(AMINA, "2*1234").await, "END Your balance is KES 1,000.00.");
 }

@@ -340,9 +340,8 @@ async fn wrong_codes_add_up_per_number_across_conversations(pool: PgPool) {
         "Too many wrong codes today. Please dial the USSD code and use your PIN."
     );
     assert_eq!(sms(&app, "c9", AMINA, "BAL").await, "Your balance is KES 1,000.00.");
-    let ussd = common::unique_session();
     let pin = ussd_gateway::money::DEMO_PIN;
-    let sent = app.at_hop(&ussd, AMINA, &format!("1*0700000002*500*1*{pin}")).await;
+    let sent = app.journey(AMINA, &format!("1*0700000002*500*1*{pin}")).await;
     assert!(sent.starts_with("END Sent KES 500.00"), "{sent}");
     assert_eq!(transfers(&pool).await, 1);
     // The count is per number: Brian is unaffected.

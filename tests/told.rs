@@ -143,7 +143,7 @@ async fn a_movement_that_never_arrived_is_told_so_and_arriving_late_moves_nothin
     let pg = Proxy::postgres(&pool).await;
     let app = Arc::new(spawn_behind(&pool, Some(&pg), None, with_deadline(3_000)).await);
     // Her PIN's salt is known from a balance check, so PIN and transfer are one statement.
-    let balance = app.at_hop(&unique_session(), AMINA, "2*1234").await;
+    let balance = app.journey(AMINA, "2*1234").await;
     assert_eq!(balance, "END Your balance is KES 1,000.00.");
     let s = to_the_pin_screen(&app).await;
     let blocker = hold_customers(&pool).await;

@@ -680,6 +680,16 @@ impl Gateway {
                             Err(asked) => return Ok(asked),
                         }
                     }
+                    // Inputs left over are dialled ahead (`*384*1*0712…#`, or an
+                    // opening hop's text): they never type a PIN nor say yes to a
+                    // step on the subscriber's behalf, so the dial string and the
+                    // aggregator's logs carry no PIN and a replayed dial moves nothing.
+                    _ if !reply.end
+                        && inputs.len() > 0
+                        && dialled_past(menu, at, &rec.session.journey.screen) =>
+                    {
+                        return Ok(reply);
+                    }
                     _ => match inputs.next() {
                         Some(next) if !reply.end => {
                             menu.input(&mut rec.session.journey, &next).map_err(Interrupt::Engine)?
@@ -954,6 +964,13 @@ impl Gateway {
         }
         crate::telemetry::record_close(&session.service, &session.journey.screen, closed.reason);
     }
+}
+
+/// Whether dialling ahead must stop at `screen`: it asks for a secret, or (on USSD) for
+/// a yes. An SMS command's arguments confirm by design, and its movements wait for a
+/// one-time code; its secrets are never typed (`instead_of_pin`).
+fn dialled_past(menu: &Menu, at: &Attempt<'_>, screen: &str) -> bool {
+    menu.is_sensitive(screen) || (at.sms.is_none() && menu.is_confirm(screen))
 }
 
 /// A built-in line as the menu words it, in the journey's language.

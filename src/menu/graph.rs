@@ -196,6 +196,13 @@ impl Menu {
         })
     }
 
+    /// Whether this screen asks the subscriber to confirm a step (yes or no).
+    pub fn is_confirm(&self, screen: &str) -> bool {
+        self.index
+            .get(screen)
+            .is_some_and(|id| matches!(self.screens[id.0 as usize].kind, NodeKind::Confirm { .. }))
+    }
+
     /// Position of `lang` in `languages`, or the default language's.
     pub(super) fn lang_index(&self, lang: &str) -> usize {
         self.languages.iter().position(|l| l == lang).unwrap_or(0)

@@ -157,6 +157,31 @@ impl TestApp {
         )
     }
 
+    /// Dials `code` on a new session and types `text`'s inputs one hop at a time, as a
+    /// subscriber does (a PIN or a yes on its own screen); the last reply.
+    pub async fn walk(&self, code: &str, phone: &str, text: &str) -> String {
+        let session = unique_session();
+        let mut typed = String::new();
+        let mut reply = String::new();
+        for input in std::iter::once("").chain(text.split('*').filter(|_| !text.is_empty())) {
+            if !input.is_empty() || !typed.is_empty() {
+                if !typed.is_empty() {
+                    typed.push('*');
+                }
+                typed.push_str(input);
+            }
+            let response = self.post_raw(at_form(&session, code, phone, &typed)).await;
+            assert_eq!(response.status, StatusCode::OK, "body: {}", response.body);
+            reply = response.body;
+        }
+        reply
+    }
+
+    /// [`Self::walk`] on the wallet, `*384#`.
+    pub async fn journey(&self, phone: &str, text: &str) -> String {
+        self.walk("*384#", phone, text).await
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.send(Request::get(path).body(Body::empty()).expect("request")).await
     }

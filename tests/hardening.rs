@@ -1,0 +1,121 @@
+//! Holes found by probing the running gateway from outside, each kept closed by a test:
+//! concurrent guesses cannot get round the PIN lockout, and a PIN or a yes typed into
+//! the dial string moves nothing.
+
+mod common;
+
+use common::{Store, TestApp, settings, spawn_with, unique_session};
+use futures_util::future::join_all;
+use sqlx::PgPool;
+use ussd_gateway::config::Settings;
+use ussd_gateway::money::DEMO_PIN;
+
+const AMINA: &str = "+254700000001";
+const GUESSES: usize = 40;
+
+fn unlimited() -> Settings {
+    Settings { rate_per_msisdn_per_minute: 100_000, ..settings() }
+}
+
+/// `GUESSES` sessions of Amina's, each waiting at the balance's PIN screen.
+async fn at_the_pin_screen(app: &TestApp) -> Vec<String> {
+    let mut sessions = Vec::new();
+    for _ in 0..GUESSES {
+        let s = unique_session();
+        app.at_hop(&s, AMINA, "").await;
+        assert_eq!(app.at_hop(&s, AMINA, "2").await, "CON Enter your PIN to see your balance");
+        sessions.push(s);
+    }
+    sessions
+}
+
+/// Every session answers its PIN screen at the same moment; the replies.
+async fn guess_at_once(app: &TestApp, sessions: &[String], guesses: &[String]) -> Vec<String> {
+    let hops = sessions.iter().zip(guesses).map(|(s, pin)| async move {
+        let text = format!("2*{pin}");
+        app.at_hop(s, AMINA, &text).await
+    });
+    join_all(hops).await
+}
+
+async fn failures(pool: &PgPool) -> (i32, bool) {
+    sqlx::query_as("SELECT pin_failures, pin_locked_until > now() FROM customers WHERE msisdn = $1")
+        .bind(AMINA)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+fn wrong(n: usize) -> String {
+    let pin = format!("{:04}", 5000 + n);
+    assert_ne!(pin, DEMO_PIN);
+    pin
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn forty_guesses_at_once_get_no_more_tries_than_the_lockout_allows(pool: PgPool) {
+    let app = spawn_with(pool.clone(), Store::Redis, unlimited()).await;
+    let max = app.config.pin_policy.max_attempts;
+
+    // Forty wrong guesses released together: only the first `max` are compared.
+    let sessions = at_the_pin_screen(&app).await;
+    let guesses: Vec<String> = (0..GUESSES).map(wrong).collect();
+    let replies = guess_at_once(&app, &sessions, &guesses).await;
+    let compared = replies.iter().filter(|r| r.contains("Wrong PIN")).count();
+    assert_eq!(compared, max as usize - 1, "wrong PINs answered as such (the last one locks): {replies:#?}");
+    assert_eq!(failures(&pool).await, (i32::try_from(max).unwrap(), true));
+    assert!(replies.iter().all(|r| r.contains("Wrong PIN") || r.contains("locked")), "{replies:#?}");
+
+    // Locked, the right PIN among forty guesses gets nothing, and counts nothing.
+    let sessions = at_the_pin_screen(&app).await;
+    let mut guesses: Vec<String> = (0..GUESSES - 1).map(wrong).collect();
+    guesses.push(DEMO_PIN.to_owned());
+    let replies = guess_at_once(&app, &sessions, &guesses).await;
+    assert!(replies.iter().all(|r| r.contains("locked")), "{replies:#?}");
+    assert_eq!(failures(&pool).await, (i32::try_from(max).unwrap(), true));
+}
+
+/// What one hop with the whole journey in its dial string (or in an opening hop's text)
+/// does, and how many transfers it made.
+async fn sends_in_one_request(app: &TestApp, code: &str, text: &str) -> (String, i64) {
+    let r = app.post_raw(common::at_form(&unique_session(), code, AMINA, text)).await;
+    let moved: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    (r.body, moved)
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_pin_in_the_dial_string_moves_nothing_and_the_pin_is_asked_on_its_own_screen(pool: PgPool) {
+    let app = spawn_with(pool.clone(), Store::Redis, unlimited()).await;
+    let confirm = "CON Send KES 7.00 to Brian Kamau +254700***002? Fee KES 0.00.\n1. Yes\n2. No\n0. Back";
+    let dialled = format!("*384*1*0700000002*7*1*{DEMO_PIN}#");
+    // Replayed under new session ids, as an attacker holding the dial string would.
+    for _ in 0..3 {
+        assert_eq!(sends_in_one_request(&app, &dialled, "").await, (confirm.to_owned(), 0));
+    }
+    let text = format!("1*0700000002*7*1*{DEMO_PIN}");
+    assert_eq!(sends_in_one_request(&app, "*384#", &text).await, (confirm.to_owned(), 0));
+    // Dialled up to the PIN screen: it stops there, whatever follows.
+    assert_eq!(
+        sends_in_one_request(&app, &format!("*384*2*{DEMO_PIN}#"), "").await,
+        ("CON Enter your PIN to see your balance".to_owned(), 0)
+    );
+
+    // The subscriber goes on from the confirmation, one screen at a time.
+    let s = unique_session();
+    assert_eq!(app.post_raw(common::at_form(&s, &dialled, AMINA, "")).await.body, confirm);
+    assert_eq!(
+        app.post_raw(common::at_form(&s, &dialled, AMINA, "1")).await.body,
+        "CON Enter PIN to send KES 7.00"
+    );
+    let sent = app.post_raw(common::at_form(&s, &dialled, AMINA, &format!("1*{DEMO_PIN}"))).await.body;
+    assert!(sent.starts_with("END Sent KES 7.00 to Brian Kamau."), "{sent}");
+    let moved: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p' AND status = 'posted'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(moved, 1);
+}
