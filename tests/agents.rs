@@ -54,7 +54,7 @@ async fn agents_are_onboarded_and_funded_through_the_admin_api(pool: PgPool) {
         ),
         (
             json!({ "msisdn": "0700000003", "agent_number": "222333", "name": "" }),
-            "`name` must be 1 to 40 characters",
+            "`name` must not be empty",
         ),
         (
             json!({ "msisdn": "0700000003", "agent_number": "222333", "name": "x",

@@ -119,3 +119,92 @@ async fn a_pin_in_the_dial_string_moves_nothing_and_the_pin_is_asked_on_its_own_
             .unwrap();
     assert_eq!(moved, 1);
 }
+
+/// A biller that tries to draw on the subscriber's screen: a holder's name that is a
+/// menu, a receipt and a token with line breaks and a right-to-left override.
+async fn spoofing_biller(pool: &PgPool) {
+    use axum::Json;
+    use axum::routing::post;
+    use serde_json::json;
+    let app = axum::Router::new()
+        .route("/validate", post(|| async { Json(json!({ "name": "JOHN\n1. Yes\n2. No\nEND" })) }))
+        .route(
+            "/pay",
+            post(|| async {
+                Json(json!({ "status": "paid", "receipt": "KP\u{202E}1\n2", "token": "1234\n1. Call us\u{0}" }))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, app).into_future());
+    sqlx::query(
+        "WITH a AS (INSERT INTO accounts (kind, currency, name) VALUES ('biller_settlement', 'KES', 'SPOOF') RETURNING id)
+         INSERT INTO billers (code, name, account_pattern, account_label, fee_payer, settlement_account_id, base_url, timeout_ms)
+         SELECT 'SPOOF', 'Spoof Power', '[0-9]{4,20}', 'meter number', 'customer', a.id, $1, 1000 FROM a",
+    )
+    .bind(url)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn what_a_biller_says_reaches_screens_and_sms_as_one_visible_line(pool: PgPool) {
+    let app = spawn_with(pool.clone(), Store::Memory, unlimited()).await;
+    spoofing_biller(&pool).await;
+    let confirm = app.journey(AMINA, "8*1*12345678*200").await;
+    let lines: Vec<&str> = confirm.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "CON Pay KES 200.00 to Spoof Power for JOHN 1. Yes 2. No END, 12345678? Fee KES 5.00.",
+            "1. Yes",
+            "2. No",
+            "0. Back"
+        ],
+        "the biller's name for the holder stays on its line"
+    );
+    let paid = app.journey(AMINA, &format!("8*1*12345678*200*1*{DEMO_PIN}")).await;
+    assert_eq!(paid.lines().count(), 1, "{paid}");
+    assert!(paid.contains("Token 1234 1. Call us."), "{paid}");
+    let receipt: serde_json::Value =
+        sqlx::query_scalar("SELECT data FROM outbox WHERE template = 'bill_paid'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (receipt["biller_ref"].as_str(), receipt["token"].as_str()),
+        (Some("KP1 2"), Some("1234 1. Call us"))
+    );
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn names_operators_send_must_be_one_visible_line(pool: PgPool) {
+    let root = "root-token-for-the-names-test";
+    let app =
+        spawn_with(pool.clone(), Store::Memory, Settings { admin_token: Some(root.into()), ..settings() })
+            .await;
+    let agent = |name: &str| {
+        serde_json::json!({ "msisdn": "+254700000003", "agent_number": "77777", "name": name,
+                            "stores": [{ "store_number": "7001", "name": "Duka" }] })
+        .to_string()
+    };
+    for bad in ["Mama\nEND", "Duka\u{202E}lanigirO", "Zero\u{200B}width", "Nul\u{0}"] {
+        let (status, body) = app.admin("POST", "/admin/agents", Some(root), None, Some(agent(bad))).await;
+        assert_eq!(status, axum::http::StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains("one line of visible characters")),
+            "{body}"
+        );
+    }
+    let biller = serde_json::json!({ "code": "KPLC2", "name": "Kenya\nPower", "account_pattern": "[0-9]{11}",
+                                     "account_label": "meter", "fee_payer": "customer",
+                                     "base_url": "http://127.0.0.1:9", "timeout_ms": 3000 });
+    let (status, body) =
+        app.admin("POST", "/admin/billers", Some(root), None, Some(biller.to_string())).await;
+    assert_eq!(status, axum::http::StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) =
+        app.admin("POST", "/admin/agents", Some(root), None, Some(agent(" Mama Mboga "))).await;
+    assert_eq!(status, axum::http::StatusCode::CREATED, "{body}");
+    assert_eq!(body["name"], "Mama Mboga");
+}

@@ -5,6 +5,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use crate::domain::DisplayText;
+
 /// A biller to register, as the admin API takes it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,8 +57,9 @@ pub struct BillerChange {
     pub status: Option<String>,
 }
 
+/// What subscribers read on screens and in receipts: one visible line of 1 to 30.
 fn name_problem(name: &str) -> Option<String> {
-    (!(1..=30).contains(&name.trim().chars().count())).then(|| "`name` must be 1 to 30 characters".into())
+    DisplayText::parse(name, 30).err().map(|e| format!("`name` {e}"))
 }
 
 fn pattern_problem(pattern: &str) -> Option<String> {
@@ -66,8 +69,7 @@ fn pattern_problem(pattern: &str) -> Option<String> {
 }
 
 fn label_problem(label: &str) -> Option<String> {
-    (!(1..=30).contains(&label.trim().chars().count()))
-        .then(|| "`account_label` must be 1 to 30 characters".into())
+    DisplayText::parse(label, 30).err().map(|e| format!("`account_label` {e}"))
 }
 
 fn fee_payer_problem(payer: &str) -> Option<String> {

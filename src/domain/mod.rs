@@ -5,9 +5,11 @@ mod msisdn;
 mod name;
 mod pin;
 mod secret;
+mod text;
 
 pub use amount::{Amount, AmountError, Currency};
 pub use msisdn::{Msisdn, MsisdnError, Region, mask as msisdn_mask};
 pub use name::{NameError, PersonName};
 pub use pin::{Pin, PinError};
 pub use secret::Secret;
+pub use text::{DisplayText, TextError, one_line};

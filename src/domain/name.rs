@@ -31,6 +31,11 @@ impl PersonName {
             }
             start = matches!(c, ' ' | '-' | '\'');
         }
+        // Changing case can lengthen a name (`ﬃ` is `FFI` in capitals): the limit holds
+        // for what is stored.
+        if out.chars().count() > Self::MAX {
+            return Err(NameError);
+        }
         Ok(PersonName(out))
     }
 
@@ -54,6 +59,13 @@ impl fmt::Debug for PersonName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_that_grows_past_the_limit_in_title_case_is_refused() {
+        let input = format!("\u{FB03}{}", "\u{130}".repeat(29));
+        assert_eq!(input.chars().count(), PersonName::MAX);
+        assert_eq!(PersonName::parse(&input), Err(NameError));
+    }
 
     #[test]
     fn tidies_case_and_spaces() {

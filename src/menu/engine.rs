@@ -13,7 +13,7 @@ use super::budget::{Budget, Layout, NavLines, paginate};
 use super::graph::{Items, Menu, NodeKind, Route, ScreenId};
 use super::input::{self, Rejected};
 use super::messages::Message;
-use super::template::Tpl;
+use super::template::{Tpl, one_line_value, one_line_values};
 use crate::domain::{Pin, Secret};
 use crate::ops::{Op, OpResult, Outcome};
 
@@ -657,7 +657,7 @@ impl Menu {
             return Ok(text.to_owned());
         }
         let base = ctx.get_or_insert_with(|| context(j)).clone();
-        let item = minijinja::Value::from_serialize(item);
+        let item = minijinja::Value::from_serialize(&*one_line_value(item));
         let ctx = minijinja::context! { item => item, ..base };
         self.templates
             .render(tpl, lang, &ctx)
@@ -665,8 +665,9 @@ impl Menu {
     }
 }
 
-/// What templates see: the session variables, and `lang`, the session's language.
+/// What templates see: the session variables, each string one visible line, and
+/// `lang`, the session's language.
 fn context(j: &Journey) -> minijinja::Value {
-    let vars = minijinja::Value::from_serialize(&j.vars);
+    let vars = minijinja::Value::from_serialize(&*one_line_values(&j.vars));
     minijinja::context! { lang => j.lang.as_str(), ..vars }
 }

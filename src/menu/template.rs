@@ -1,8 +1,11 @@
 //! Localised texts compiled into minijinja templates, with the `money` and `mask` filters.
 
-use minijinja::{Environment, UndefinedBehavior, Value};
+use std::borrow::Cow;
 
-use crate::domain::Currency;
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde_json::Map;
+
+use crate::domain::{Currency, one_line};
 
 /// A text in each language of the menu (index = position in `languages`); plain texts
 /// skip the template engine entirely.
@@ -111,5 +114,71 @@ impl Templates {
             Some(Piece::Plain(s)) => Ok(s.clone()),
             Some(Piece::Template(name)) => self.env.get_template(name)?.render(ctx),
         }
+    }
+}
+
+/// `value` with every string in it made one visible line, borrowed when all are
+/// already: values come from outside the menu file (billers, operators, subscribers),
+/// and none may draw a line or a menu of its own. The menu's own texts may break lines.
+pub fn one_line_value(value: &serde_json::Value) -> Cow<'_, serde_json::Value> {
+    if !needs_cleaning(value) {
+        return Cow::Borrowed(value);
+    }
+    let mut owned = value.clone();
+    clean(&mut owned);
+    Cow::Owned(owned)
+}
+
+/// [`one_line_value`] over a journey's variables.
+pub fn one_line_values(vars: &Map<String, serde_json::Value>) -> Cow<'_, Map<String, serde_json::Value>> {
+    if !vars.values().any(needs_cleaning) {
+        return Cow::Borrowed(vars);
+    }
+    let mut owned = vars.clone();
+    owned.values_mut().for_each(clean);
+    Cow::Owned(owned)
+}
+
+fn needs_cleaning(v: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) => matches!(one_line(s), Cow::Owned(_)),
+        J::Array(items) => items.iter().any(needs_cleaning),
+        J::Object(fields) => fields.values().any(needs_cleaning),
+        _ => false,
+    }
+}
+
+fn clean(v: &mut serde_json::Value) {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) => {
+            if let Cow::Owned(line) = one_line(s) {
+                *s = line;
+            }
+        }
+        J::Array(items) => items.iter_mut().for_each(clean),
+        J::Object(fields) => fields.values_mut().for_each(clean),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn values_are_one_visible_line_and_the_menus_own_breaks_stay() {
+        let mut t = Templates::new(Currency::new("KES", 2));
+        let tpl = t.add(vec![Some("Pay {{ name }}?{{ '\\n' }}1. Yes".into())]).unwrap();
+        let vars = json!({ "name": "John\n1. Yes\n2. No\u{202E}END", "n": [{ "x": "a\tb" }] });
+        let clean = one_line_value(&vars);
+        assert_eq!(clean["n"][0]["x"], "a b");
+        let ctx = minijinja::Value::from_serialize(&*clean);
+        assert_eq!(t.render(&tpl, 0, &ctx).unwrap(), "Pay John 1. Yes 2. NoEND?\n1. Yes");
+        let tidy = json!({ "name": "Brian" });
+        assert!(matches!(one_line_value(&tidy), Cow::Borrowed(_)));
     }
 }

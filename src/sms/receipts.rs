@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::domain::Currency;
+use crate::domain::{Currency, one_line};
 
 /// One outbox row to put into words.
 #[derive(Debug)]
@@ -31,14 +31,16 @@ pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, Stri
             .map(str::to_owned)
             .ok_or_else(|| "the reply has no `text`".into());
     }
-    let text =
-        |key: &str| d.get(key).and_then(Value::as_str).ok_or_else(|| format!("the data has no `{key}`"));
+    // Names and references come from outside (billers, operators): one visible line each.
+    let text = |key: &str| {
+        d.get(key).and_then(Value::as_str).map(one_line).ok_or_else(|| format!("the data has no `{key}`"))
+    };
     let swahili = receipt.language == "sw";
     if receipt.template == "not_completed" {
-        return Ok(not_completed(text("outcome")?, swahili));
+        return Ok(not_completed(&text("outcome")?, swahili));
     }
     if receipt.template == "completed" {
-        return completed(text("op")?, text("ref")?, swahili);
+        return completed(&text("op")?, &text("ref")?, swahili);
     }
     let money = |key: &str| {
         d.get(key)

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{AppState, Note, answer, caller, error, json_body, unavailable};
 use crate::admin::Scope;
 use crate::admin::agents::{self, AgentError, NewAgent};
-use crate::domain::{Amount, Msisdn};
+use crate::domain::{Amount, DisplayText, Msisdn};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,8 +33,9 @@ fn digits(text: &str, lengths: std::ops::RangeInclusive<usize>) -> bool {
     lengths.contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn a_name(text: &str) -> bool {
-    (1..=40).contains(&text.trim().chars().count())
+/// A name subscribers will read on screens and in receipts: one visible line.
+fn a_name(field: &str, text: &str) -> Result<String, String> {
+    DisplayText::parse(text, 40).map(DisplayText::into_string).map_err(|e| format!("{field} {e}"))
 }
 
 /// Checks an onboarding request field by field; the first problem is the answer.
@@ -44,23 +45,19 @@ fn new_agent(asked: Onboard, state: &AppState) -> Result<NewAgent, String> {
     if !digits(&asked.agent_number, 5..=7) {
         return Err(format!("`agent_number` `{}` must be 5 to 7 digits", asked.agent_number));
     }
-    if !a_name(&asked.name) {
-        return Err("`name` must be 1 to 40 characters".into());
-    }
+    let name = a_name("`name`", &asked.name)?;
     let mut stores: Vec<(String, String)> = Vec::new();
     for s in asked.stores {
         if !digits(&s.store_number, 3..=7) {
             return Err(format!("store number `{}` must be 3 to 7 digits", s.store_number));
         }
-        if !a_name(&s.name) {
-            return Err(format!("store {}: `name` must be 1 to 40 characters", s.store_number));
-        }
+        let store_name = a_name(&format!("store {}: `name`", s.store_number), &s.name)?;
         if stores.iter().any(|(n, _)| *n == s.store_number) {
             return Err(format!("store number {} is listed twice", s.store_number));
         }
-        stores.push((s.store_number, s.name.trim().to_owned()));
+        stores.push((s.store_number, store_name));
     }
-    Ok(NewAgent { msisdn, agent_number: asked.agent_number, name: asked.name.trim().to_owned(), stores })
+    Ok(NewAgent { msisdn, agent_number: asked.agent_number, name, stores })
 }
 
 /// `POST /admin/agents` (scope `agents`): onboards a registered customer's phone as an

@@ -17,6 +17,8 @@ use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::domain::DisplayText;
+
 /// What a biller said about an account number.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Validation {
@@ -97,10 +99,13 @@ impl BillerClient {
                     name: String,
                 }
                 match body::<Holder>(response).await {
-                    Some(Holder { name }) if !name.trim().is_empty() => {
-                        Validation::Valid { holder: name.trim().chars().take(40).collect() }
-                    }
-                    _ => Validation::Unavailable("the answer has no account holder's name".into()),
+                    Some(Holder { name }) => match DisplayText::clean(&name, 40).into_string() {
+                        holder if holder.is_empty() => {
+                            Validation::Unavailable("the answer has no account holder's name".into())
+                        }
+                        holder => Validation::Valid { holder },
+                    },
+                    None => Validation::Unavailable("the answer has no account holder's name".into()),
                 }
             }
             s => Validation::Unavailable(format!("HTTP {s}")),
@@ -151,8 +156,9 @@ async fn read(response: reqwest::Response, is_status_call: bool) -> Answer {
     let Some(status) = body::<Status>(response).await else {
         return Answer::Unknown(format!("HTTP {code} with an unreadable body"));
     };
-    // What a biller says reaches screens and SMS: cut to what they can carry.
-    let cut = |text: String, most: usize| text.trim().chars().take(most).collect::<String>();
+    // What a biller says reaches screens and SMS: one visible line, cut to what they
+    // can carry.
+    let cut = |text: String, most: usize| DisplayText::clean(&text, most).into_string();
     match (status.status.as_str(), code.is_success()) {
         ("paid", true) => Answer::Paid {
             receipt: cut(status.receipt.unwrap_or_default(), 24),
