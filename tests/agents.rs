@@ -52,10 +52,7 @@ async fn agents_are_onboarded_and_funded_through_the_admin_api(pool: PgPool) {
             json!({ "msisdn": "0700000003", "agent_number": "12", "name": "x" }),
             "`agent_number` `12` must be 5 to 7 digits",
         ),
-        (
-            json!({ "msisdn": "0700000003", "agent_number": "222333", "name": "" }),
-            "`name` must not be empty",
-        ),
+        (json!({ "msisdn": "0700000003", "agent_number": "222333", "name": "" }), "`name` must not be empty"),
         (
             json!({ "msisdn": "0700000003", "agent_number": "222333", "name": "x",
                  "stores": [{ "store_number": "2001", "name": "a" }, { "store_number": "2001", "name": "b" }] }),

@@ -73,7 +73,10 @@ async fn token_address_and_credentials_are_all_checked(pool: PgPool) {
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, main_menu("Amina").as_str()));
     let r = app.send(hop(&good_path, Some("10.9.8.7:5000"), Some(&good_auth), dial(AMINA))).await;
     assert_eq!(r.status, StatusCode::OK, "a single address is allowed too");
-    assert_eq!(profiles(), 2);
+    // On a dual-stack listener (`[::]`) an IPv4 caller arrives IPv4-mapped.
+    let r = app.send(hop(&good_path, Some("[::ffff:10.9.8.7]:5000"), Some(&good_auth), dial(AMINA))).await;
+    assert_eq!(r.status, StatusCode::OK, "an IPv4-mapped address is the IPv4 address");
+    assert_eq!(profiles(), 3);
 
     let wrong_token = format!("/hooks/at/{}", TOKEN.replace('0', "1"));
     let refusals = [
@@ -113,7 +116,7 @@ async fn token_address_and_credentials_are_all_checked(pool: PgPool) {
         let r = app.send(request).await;
         assert_eq!(r.status, status, "{}", r.body);
     }
-    assert_eq!(profiles(), 2, "a refused call runs nothing");
+    assert_eq!(profiles(), 3, "a refused call runs nothing");
     assert_eq!(rejected(&app, "guarded", "token").await, 2.0);
     assert_eq!(rejected(&app, "guarded", "address").await, 2.0);
     assert_eq!(rejected(&app, "guarded", "credentials").await, 3.0);

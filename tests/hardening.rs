@@ -189,7 +189,7 @@ async fn names_operators_send_must_be_one_visible_line(pool: PgPool) {
                             "stores": [{ "store_number": "7001", "name": "Duka" }] })
         .to_string()
     };
-    for bad in ["Mama\nEND", "Duka\u{202E}lanigirO", "Zero\u{200B}width", "Nul\u{0}"] {
+    for bad in ["Mama\nEND", "Duka\u{202E}lanigirO", "Zero\u{200B}width", "Tab\tbed"] {
         let (status, body) = app.admin("POST", "/admin/agents", Some(root), None, Some(agent(bad))).await;
         assert_eq!(status, axum::http::StatusCode::BAD_REQUEST, "{bad:?}: {body}");
         assert!(
@@ -207,4 +207,51 @@ async fn names_operators_send_must_be_one_visible_line(pool: PgPool) {
         app.admin("POST", "/admin/agents", Some(root), None, Some(agent(" Mama Mboga "))).await;
     assert_eq!(status, axum::http::StatusCode::CREATED, "{body}");
     assert_eq!(body["name"], "Mama Mboga");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_nul_byte_is_a_400_with_the_reason_and_admin_calls_carrying_one_are_audited(pool: PgPool) {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    let root = "root-token-for-the-nul-test";
+    let app =
+        spawn_with(pool.clone(), Store::Memory, Settings { admin_token: Some(root.into()), ..unlimited() })
+            .await;
+    let form = |path: &str, body: &str| {
+        Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    // An SMS callback: the provider must not be told to retry for hours.
+    let sms =
+        app.send(form("/sms/africastalking/inbound", "from=%2B254700000001&to=22384&text=BAL&id=%00")).await;
+    assert_eq!(sms.status, StatusCode::BAD_REQUEST, "{}", sms.body);
+    assert!(sms.body.contains("control character"), "{}", sms.body);
+    let sms = app
+        .send(form("/sms/africastalking/inbound", "from=%2B254700000001&to=22384&text=B%00AL&id=n1"))
+        .await;
+    assert_eq!(sms.status, StatusCode::BAD_REQUEST, "{}", sms.body);
+    // A USSD hop.
+    let hop = app.post_raw("sessionId=ATUid_%00&serviceCode=*384%23&phoneNumber=%2B254700000001&text=").await;
+    assert_eq!(hop.status, StatusCode::BAD_REQUEST, "{}", hop.body);
+    assert!(hop.body.contains("`sessionId` holds a control character"), "{}", hop.body);
+
+    // Admin calls: refused with the reason, and each is in the trail.
+    let (status, body) = app.admin("GET", "/admin/agents/123456%00", Some(root), None, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("control character")), "{body}");
+    let reason = serde_json::json!({ "reason": "typo\u{0}", "refund_fee": false }).to_string();
+    let (status, body) =
+        app.admin("POST", "/admin/transfers/TX00000001/reverse", Some(root), None, Some(reason)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let trail: Vec<(String, i16)> =
+        sqlx::query_as("SELECT route, status FROM admin_audit ORDER BY id").fetch_all(&pool).await.unwrap();
+    assert_eq!(
+        trail,
+        [
+            ("/admin/agents/{agent_number}".to_owned(), 400),
+            ("/admin/transfers/{reference}/reverse".to_owned(), 400)
+        ]
+    );
 }

@@ -136,7 +136,8 @@ impl Gate<'_> {
     /// follows the token in the path, or the refusal to answer with.
     pub(super) fn admit<'p>(&self, parts: &'p Parts) -> Result<&'p str, Refused> {
         let callers = self.callers;
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        // A dual-stack listener sees IPv4 callers as `::ffff:a.b.c.d`: compared as IPv4.
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_canonical());
         if !callers.allow.is_empty()
             && !peer.is_some_and(|ip| callers.allow.iter().any(|net| net.contains(&ip)))
         {

@@ -314,6 +314,15 @@ pub enum BadCallback {
     Stale,
 }
 
+/// Refuses a field holding control characters (a NUL cannot even be stored): the
+/// provider is told at once, rather than retrying for hours against a 503.
+fn printable(field: &str, value: &str) -> Result<(), BadCallback> {
+    if value.chars().any(char::is_control) {
+        return Err(BadCallback::Unreadable(format!("`{field}` holds a control character")));
+    }
+    Ok(())
+}
+
 impl BadCallback {
     /// A JSON body that is not `what`. serde's own message may quote a value from the
     /// body (a subscriber's text): only missing and unknown field names are repeated.
@@ -371,7 +380,7 @@ impl Provider {
     /// The delivery reports in a callback; statuses we do not track (Twilio's
     /// `sending`) are left out.
     pub fn reports(self, callback: &Callback<'_>) -> Result<Vec<Report>, BadCallback> {
-        match self {
+        let reports = match self {
             Provider::AfricasTalking => {
                 africastalking::report(&callback.params()?).map(|r| r.into_iter().collect())
             }
@@ -380,20 +389,37 @@ impl Provider {
             Provider::Vonage => vonage::report(&vonage::params(callback)?).map(|r| r.into_iter().collect()),
             Provider::Generic => generic::report(callback.body).map(|r| vec![r]),
             Provider::Hubtel | Provider::Sink => Ok(Vec::new()),
+        }?;
+        for r in &reports {
+            printable("message id", &r.message_id)?;
+            printable("error", r.error.as_deref().unwrap_or_default())?;
         }
+        Ok(reports)
     }
 
     /// The messages in a callback. A part of a longer message (Vonage) comes back as
     /// a part, to be joined with the others.
     pub fn messages(self, callback: &Callback<'_>) -> Result<Vec<Incoming>, BadCallback> {
-        match self {
+        let messages = match self {
             Provider::AfricasTalking => africastalking::message(&callback.params()?).map(|m| vec![m]),
             Provider::Twilio => twilio::message(&callback.params()?).map(|m| vec![m]),
             Provider::Infobip => infobip::messages(callback.body),
             Provider::Vonage => vonage::message(&vonage::params(callback)?).map(|m| vec![m]),
             Provider::Generic => generic::message(callback.body).map(|m| vec![m]),
             Provider::Hubtel | Provider::Sink => Ok(Vec::new()),
+        }?;
+        for m in &messages {
+            printable("message id", &m.message_id)?;
+            printable("from", &m.from)?;
+            if let Some(part) = &m.part {
+                printable("concatenation reference", &part.reference)?;
+            }
+            // A subscriber's text may break lines, never hold a NUL.
+            if m.text.contains('\0') {
+                return Err(BadCallback::Unreadable("the text holds a NUL character".into()));
+            }
         }
+        Ok(messages)
     }
 
     /// What the provider expects in answer to a callback it made.

@@ -177,6 +177,8 @@ pub enum BadRequest {
     Query(String),
     #[error("`{field}` is missing, empty or longer than {max} bytes")]
     Length { field: &'static str, max: usize },
+    #[error("`{field}` holds a control character")]
+    Control { field: &'static str },
     #[error("`{field}` is not a valid phone number: {reason}")]
     PhoneNumber { field: &'static str, reason: String },
     #[error("`{field}` has an unknown value `{value}`")]
@@ -220,10 +222,13 @@ pub fn from_query<T: DeserializeOwned>(query: &str) -> Result<T, BadRequest> {
     serde_urlencoded::from_str(query).map_err(|e| BadRequest::Query(e.to_string()))
 }
 
-/// Refuses a required field that is blank, or any field that is too long.
+/// Refuses a required field that is blank, any field that is too long, and any that
+/// holds a control character (a NUL cannot even be stored, and no keypad types one).
 pub fn check(field: &'static str, value: &str, max: usize, required: bool) -> Result<(), BadRequest> {
     if (required && value.trim().is_empty()) || value.len() > max {
         Err(BadRequest::Length { field, max })
+    } else if value.chars().any(char::is_control) {
+        Err(BadRequest::Control { field })
     } else {
         Ok(())
     }

@@ -72,7 +72,16 @@ async fn audited(
     next: Next,
 ) -> Response {
     let method = request.method().to_string();
-    let response = next.run(request).await;
+    // A path or query holding a control character (`%00`) is refused before any handler
+    // reads it, and the refusal is in the trail like any other call.
+    let uri = request.uri();
+    let decoded = percent_encoding::percent_decode_str(uri.path())
+        .chain(percent_encoding::percent_decode_str(uri.query().unwrap_or_default()));
+    let response = if String::from_utf8_lossy(&decoded.collect::<Vec<u8>>()).chars().any(char::is_control) {
+        error(StatusCode::BAD_REQUEST, Note::default(), "the path or query holds a control character")
+    } else {
+        next.run(request).await
+    };
     let note = response.extensions().get::<Note>().cloned().unwrap_or_default();
     let entry = admin::Entry {
         token: note.token,
@@ -143,7 +152,22 @@ async fn caller(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<P
 
 /// A JSON body of the shape `example`, or why it is not one.
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], example: &str) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| format!("the body must be {example}: {e}"))
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body must be {example}: {e}"))?;
+    // Postgres stores no NUL: refused here, not as an unavailable database.
+    if holds_nul(&value) {
+        return Err("the body holds a NUL character (\\u0000)".into());
+    }
+    serde_json::from_value(value).map_err(|e| format!("the body must be {example}: {e}"))
+}
+
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(fields) => fields.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
 }
 
 fn unavailable(note: Note, e: &sqlx::Error) -> Response {
