@@ -329,11 +329,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             demo_banner(addr, codes.first().map_or("*384#", String::as_str), &config.settings.currency)
         );
     }
-    // The peer address is what a channel's `allow` list is checked against.
-    axum::serve(listener, http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| StartError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
+    let server = http::serve::Server::new(http::serve::Limits {
+        max_connections: config.settings.http_max_connections as usize,
+        header_timeout: Duration::from_secs(config.settings.http_header_timeout_secs),
+        drain: Duration::from_secs(30),
+    });
+    server.serve(listener, http::router(state), shutdown_signal()).await;
     info!("no more hops; waiting for ops that are still running");
     let _ = stop_answering.send(true);
     if let Some(answerer) = answerer

@@ -68,6 +68,11 @@ pub struct Settings {
     /// RATE_PER_MSISDN_PER_MINUTE: hops one subscriber may make per minute on a channel
     /// that does not set its own limit.
     pub rate_per_msisdn_per_minute: u32,
+    /// HTTP_MAX_CONNECTIONS: connections served at once; more wait in the backlog.
+    pub http_max_connections: u32,
+    /// HTTP_HEADER_TIMEOUT_SECS: how long a request's headers, or a kept-alive
+    /// connection's next request, may take to arrive before the connection is closed.
+    pub http_header_timeout_secs: u64,
     /// `[[channels]]` in the config file: the aggregator connections this gateway serves.
     pub channels: Vec<ChannelSettings>,
     /// `[sms]` in the config file: the provider SMS receipts go out through.
@@ -299,6 +304,8 @@ impl Default for Settings {
             // A person reads each screen, so this is well above any real journey,
             // an aggregator's retries included.
             rate_per_msisdn_per_minute: 60,
+            http_max_connections: 10_000,
+            http_header_timeout_secs: 15,
             channels: Vec::new(),
             sms: None,
             sms_channels: Vec::new(),
@@ -345,6 +352,8 @@ const ENV_KEYS: &[&str] = &[
     "ADMIN_TOKEN",
     "SCREEN_BUDGETS",
     "RATE_PER_MSISDN_PER_MINUTE",
+    "HTTP_MAX_CONNECTIONS",
+    "HTTP_HEADER_TIMEOUT_SECS",
 ];
 
 /// Settings that passed validation, in the types the program uses.
@@ -531,6 +540,18 @@ impl Settings {
         let hop_deadline = Duration::from_millis(self.hop_deadline_ms);
         if self.rate_per_msisdn_per_minute == 0 {
             problems.push("RATE_PER_MSISDN_PER_MINUTE must be at least 1".into());
+        }
+        if !(16..=1_000_000).contains(&self.http_max_connections) {
+            problems.push(format!(
+                "HTTP_MAX_CONNECTIONS must be between 16 and 1000000 (got {}); each connection costs a file descriptor",
+                self.http_max_connections
+            ));
+        }
+        if !(1..=300).contains(&self.http_header_timeout_secs) {
+            problems.push(format!(
+                "HTTP_HEADER_TIMEOUT_SECS must be between 1 and 300 (got {}); aggregators send a request's headers at once",
+                self.http_header_timeout_secs
+            ));
         }
         let defaults = ChannelDefaults {
             deadline: hop_deadline,

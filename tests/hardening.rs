@@ -255,3 +255,87 @@ async fn a_nul_byte_is_a_400_with_the_reason_and_admin_calls_carrying_one_are_au
         ]
     );
 }
+
+/// The app's router on a real listener under `limits`; its address and the server.
+async fn listening(
+    app: &TestApp,
+    limits: ussd_gateway::http::serve::Limits,
+) -> (std::net::SocketAddr, ussd_gateway::http::serve::Server) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = ussd_gateway::http::serve::Server::new(limits);
+    let serving = server.clone();
+    let router = app.router.clone();
+    tokio::spawn(async move { serving.serve(listener, router, std::future::pending()).await });
+    (addr, server)
+}
+
+/// Reads until the server closes the connection (at most 10 s); what it sent.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the server kept the connection open: {}", String::from_utf8_lossy(&got));
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn slow_and_idle_callers_lose_their_connection_and_never_hold_more_than_the_cap(pool: PgPool) {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with(pool, Store::Memory, unlimited()).await;
+    let limits = ussd_gateway::http::serve::Limits {
+        max_connections: 2,
+        header_timeout: std::time::Duration::from_millis(300),
+        drain: std::time::Duration::from_secs(1),
+    };
+    let (addr, server) = listening(&app, limits).await;
+    // Headers that never finish, as a slow-loris client sends them.
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        slow.push(s);
+    }
+    for s in &mut slow {
+        until_closed(s).await;
+        assert!(server.open() <= 2, "{} connections served at once", server.open());
+    }
+    // A kept-alive connection that asks nothing more is closed too.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let answered = until_closed(&mut idle).await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_admin_api_refuses_a_caller_without_a_token_before_reading_their_body(pool: PgPool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with(
+        pool,
+        Store::Memory,
+        Settings { admin_token: Some("root-token-for-the-body-test".into()), ..unlimited() },
+    )
+    .await;
+    let limits = ussd_gateway::http::serve::Limits {
+        max_connections: 16,
+        header_timeout: std::time::Duration::from_secs(5),
+        drain: std::time::Duration::from_secs(1),
+    };
+    let (addr, _server) = listening(&app, limits).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The body is announced and never sent.
+    s.write_all(b"POST /admin/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_exact(&mut head)).await;
+    assert!(read.is_ok(), "no answer until the body comes");
+    assert_eq!(&head, b"HTTP/1.1 401");
+    // An unknown token's query is not read either: 401 in JSON, not a query error.
+    let (status, body) = app.admin("GET", "/admin/sms/dead?limit=abc", Some("wrong"), None, None).await;
+    assert_eq!(status, axum::http::StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) =
+        app.admin("GET", "/admin/sms/dead?limit=abc", Some("root-token-for-the-body-test"), None, None).await;
+    assert_eq!(status, axum::http::StatusCode::BAD_REQUEST);
+    assert!(body["error"].is_string(), "a JSON error like every refusal: {body}");
+}

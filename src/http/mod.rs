@@ -5,6 +5,7 @@ pub mod channels;
 mod demo;
 mod health;
 mod sandbox;
+pub mod serve;
 mod sms;
 
 pub(crate) use channels::same as same_secret;
@@ -18,6 +19,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::ChannelSpec;
@@ -26,6 +28,9 @@ use crate::gateway::Gateway;
 
 /// Aggregator callbacks are a few hundred bytes; anything much larger is not one.
 pub const MAX_BODY: usize = 16 * 1024;
+
+/// How long a request's body may take to arrive once its headers have.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -71,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { (StatusCode::NOT_FOUND, channels::NO_SUCH_ENDPOINT) })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::new())
 }

@@ -1,6 +1,7 @@
 //! The admin API: JSON over HTTP behind scoped bearer tokens, every call written to
 //! the audit trail, described by the OpenAPI document it serves.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -80,7 +81,11 @@ async fn audited(
     let response = if String::from_utf8_lossy(&decoded.collect::<Vec<u8>>()).chars().any(char::is_control) {
         error(StatusCode::BAD_REQUEST, Note::default(), "the path or query holds a control character")
     } else {
-        next.run(request).await
+        // Whoever holds no valid token is answered before their body or query is read.
+        match authenticated(&state, request.headers()).await {
+            Ok(_) => next.run(request).await,
+            Err(refused) => refused,
+        }
     };
     let note = response.extensions().get::<Note>().cloned().unwrap_or_default();
     let entry = admin::Entry {
@@ -97,19 +102,27 @@ async fn audited(
     response
 }
 
-#[derive(Deserialize)]
-struct Limit {
-    limit: Option<i64>,
+/// `?limit=…`, or why the query is not that (answered as a 400 in JSON, like every
+/// refusal, and only once the caller is known).
+fn limit(query: Result<Query<Listing>, QueryRejection>) -> Result<Option<i64>, String> {
+    query.map(|Query(listing)| listing.limit).map_err(|e| e.body_text())
 }
 
 /// `GET /admin/sms/dead` (scope `sms`): the dead-lettered inbound messages.
-async fn sms_dead(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Limit>) -> Response {
+async fn sms_dead(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<Listing>, QueryRejection>,
+) -> Response {
     let who = match caller(&state, &headers, Scope::Sms).await {
         Ok(who) => who,
         Err(refused) => return refused,
     };
     let note = Note::by(&who);
-    let limit = q.limit.unwrap_or(50);
+    let limit = match limit(query) {
+        Ok(limit) => limit.unwrap_or(50),
+        Err(why) => return error(StatusCode::BAD_REQUEST, note, why),
+    };
     if !(1..=500).contains(&limit) {
         return error(StatusCode::BAD_REQUEST, note, "`limit` must be between 1 and 500");
     }
@@ -121,6 +134,18 @@ async fn sms_dead(State(state): State<AppState>, headers: HeaderMap, Query(q): Q
 
 /// The caller, when their token grants `scope`; otherwise the refusal to send.
 async fn caller(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Principal, Response> {
+    match authenticated(state, headers).await? {
+        who if who.allows(scope) => Ok(who),
+        who => Err(error(
+            StatusCode::FORBIDDEN,
+            Note::by(&who),
+            format!("token `{}` does not have the scope `{}`", who.name, scope.name()),
+        )),
+    }
+}
+
+/// The caller, when their token is valid; otherwise the refusal to send.
+async fn authenticated(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -139,12 +164,7 @@ async fn caller(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<P
     };
     let pool = state.gateway.money().pool();
     match admin::authenticate(pool, state.admin.root.as_deref(), bearer).await {
-        Ok(Some(who)) if who.allows(scope) => Ok(who),
-        Ok(Some(who)) => Err(error(
-            StatusCode::FORBIDDEN,
-            Note::by(&who),
-            format!("token `{}` does not have the scope `{}`", who.name, scope.name()),
-        )),
+        Ok(Some(who)) => Ok(who),
         Ok(None) => Err(unauthorized("the token is unknown or revoked")),
         Err(e) => Err(unavailable(Note::default(), &e)),
     }
@@ -240,13 +260,16 @@ async fn customer(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(given): Path<String>,
-    Query(listing): Query<Listing>,
+    query: Result<Query<Listing>, QueryRejection>,
 ) -> Response {
     let (msisdn, note) = match about_customer(&state, &headers, Scope::CustomersRead, &given).await {
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let limit = listing.limit.unwrap_or(20);
+    let limit = match limit(query) {
+        Ok(limit) => limit.unwrap_or(20),
+        Err(why) => return error(StatusCode::BAD_REQUEST, note, why),
+    };
     if !(1..=100).contains(&limit) {
         return error(
             StatusCode::BAD_REQUEST,
