@@ -107,6 +107,7 @@ fn session(c: &mut Criterion) {
         reply: Some(ussd_gateway::menu::Reply::con("Welcome Amina\n1. Send money\n2. My balance")),
         pending_since_ms: None,
         claim: None,
+        last_seq: None,
         hops: 1,
         answered_ms: 1_795_000_000_000,
         code: None,

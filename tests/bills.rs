@@ -388,7 +388,20 @@ async fn billers_are_registered_and_listed_through_the_admin_api(pool: PgPool) {
         (with("code", json!("kplc")), "`code` `kplc` must be 2 to 12 capital letters"),
         (with("account_pattern", json!("[0-9")), "`account_pattern` `[0-9` is not a regular expression"),
         (with("fee_payer", json!("nobody")), "`fee_payer` `nobody` must be `customer` or `biller`"),
-        (with("base_url", json!("ftp://x")), "`base_url` `ftp://x` must start with http"),
+        (with("base_url", json!("ftp://x")), "`base_url` `ftp://x` must be an http:// or https:// URL"),
+        (with("base_url", json!("http://[")), "must be an http:// or https:// URL"),
+        (with("base_url", json!("http://169.254.169.254/latest")), "names an address a biller cannot have"),
+        (with("base_url", json!("http://[fd00:ec2::254]/")), "names an address a biller cannot have"),
+        (
+            with("base_url", json!("http://[::ffff:169.254.169.254]/")),
+            "names an address a biller cannot have",
+        ),
+        (
+            with("base_url", json!("http://metadata.google.internal/")),
+            "names an address a biller cannot have",
+        ),
+        (with("base_url", json!("http://0.0.0.0:80/")), "names an address a biller cannot have"),
+        (with("base_url", json!("https://user:pw@biller.example/")), "must not carry credentials"),
         (with("timeout_ms", json!(5)), "`timeout_ms` must be 100 to 30000"),
         (with("colour", json!("red")), "unknown field `colour`"),
     ] {
@@ -427,7 +440,7 @@ async fn billers_are_registered_and_listed_through_the_admin_api(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(audited, 6 + 1 + 2 + 1 + 1);
+    assert_eq!(audited, 13 + 1 + 2 + 1 + 1);
     // The registered biller is in the menu's catalogue.
     let catalogue = app.state.gateway.money().bills().catalogue().await.unwrap();
     assert_eq!(catalogue.data["billers"][0]["label"], "meter number");

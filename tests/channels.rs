@@ -76,7 +76,11 @@ async fn token_address_and_credentials_are_all_checked(pool: PgPool) {
     // On a dual-stack listener (`[::]`) an IPv4 caller arrives IPv4-mapped.
     let r = app.send(hop(&good_path, Some("[::ffff:10.9.8.7]:5000"), Some(&good_auth), dial(AMINA))).await;
     assert_eq!(r.status, StatusCode::OK, "an IPv4-mapped address is the IPv4 address");
-    assert_eq!(profiles(), 3);
+    // The scheme's name is case-insensitive.
+    let lower = good_auth.replacen("Basic", "basic", 1);
+    let r = app.send(hop(&good_path, Some("10.9.8.7:5000"), Some(&lower), dial(AMINA))).await;
+    assert_eq!(r.status, StatusCode::OK, "`basic` is Basic");
+    assert_eq!(profiles(), 4);
 
     let wrong_token = format!("/hooks/at/{}", TOKEN.replace('0', "1"));
     let refusals = [
@@ -116,7 +120,7 @@ async fn token_address_and_credentials_are_all_checked(pool: PgPool) {
         let r = app.send(request).await;
         assert_eq!(r.status, status, "{}", r.body);
     }
-    assert_eq!(profiles(), 3, "a refused call runs nothing");
+    assert_eq!(profiles(), 4, "a refused call runs nothing");
     assert_eq!(rejected(&app, "guarded", "token").await, 2.0);
     assert_eq!(rejected(&app, "guarded", "address").await, 2.0);
     assert_eq!(rejected(&app, "guarded", "credentials").await, 3.0);

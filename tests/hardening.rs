@@ -339,3 +339,30 @@ async fn the_admin_api_refuses_a_caller_without_a_token_before_reading_their_bod
     assert_eq!(status, axum::http::StatusCode::BAD_REQUEST);
     assert!(body["error"].is_string(), "a JSON error like every refusal: {body}");
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_late_copy_of_an_earlier_hop_is_not_taken_for_new_input(pool: PgPool) {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    let app = spawn_with(pool, Store::Redis, unlimited()).await;
+    let session = unique_session();
+    let hubtel = |seq: u32, kind: &str, message: &str| {
+        let body = serde_json::json!({
+            "Mobile": "254700000001", "SessionId": session, "ServiceCode": "384", "Type": kind,
+            "Message": message, "Operator": "Safaricom", "Sequence": seq, "ClientState": "",
+        });
+        Request::post("/ussd/hubtel")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let message = |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap()["Message"].clone();
+    app.send(hubtel(1, "Initiation", "*384#")).await;
+    app.send(hubtel(2, "Response", "1")).await;
+    let amount = message(&app.send(hubtel(3, "Response", "0700000002")).await.body);
+    assert_eq!(amount, "Enter amount");
+    // Hop 2 arrives again, late: its "1" is not an amount of KES 1.
+    assert_eq!(message(&app.send(hubtel(2, "Response", "1")).await.body), amount);
+    let confirm = message(&app.send(hubtel(4, "Response", "100")).await.body);
+    assert!(confirm.as_str().is_some_and(|c| c.starts_with("Send KES 100.00 to Brian Kamau")), "{confirm}");
+}

@@ -77,10 +77,38 @@ fn fee_payer_problem(payer: &str) -> Option<String> {
         .then(|| format!("`fee_payer` `{payer}` must be `customer` or `biller`"))
 }
 
+/// A biller's address: http(s), a host, no credentials in it, and never one of the
+/// addresses a server must not be made to call (link-local, where clouds answer with
+/// their instance's secrets; unspecified; multicast).
 fn url_problem(url: &str) -> Option<String> {
-    (!(url.starts_with("http://") || url.starts_with("https://")))
-        .then(|| format!("`base_url` `{url}` must start with http:// or https://"))
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => parsed,
+        _ => return Some(format!("`base_url` `{url}` must be an http:// or https:// URL")),
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Some("`base_url` must not carry credentials".into());
+    }
+    let forbidden = match parsed.host() {
+        None => true,
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "metadata" || name == "metadata.google.internal"
+        }
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_link_local() || ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast()
+        }
+        Some(url::Host::Ipv6(ip)) => match ip.to_ipv4_mapped() {
+            Some(v4) => v4.is_link_local() || v4.is_unspecified(),
+            None => {
+                ip.is_unicast_link_local() || ip.is_unspecified() || ip.is_multicast() || ip == METADATA_V6
+            }
+        },
+    };
+    forbidden.then(|| format!("`base_url` `{url}` names an address a biller cannot have"))
 }
+
+/// Where AWS answers with an instance's credentials over IPv6.
+const METADATA_V6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
 
 fn timeout_problem(ms: i32) -> Option<String> {
     (!(100..=30_000).contains(&ms)).then(|| format!("`timeout_ms` must be 100 to 30000 (got {ms})"))

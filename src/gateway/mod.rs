@@ -390,6 +390,21 @@ impl Gateway {
             let (version, session, menu, inputs, entry) = match loaded {
                 Some(loaded) => {
                     let edition = bundle.for_session(&loaded.session.service, &loaded.session.menu_version);
+                    if let Input::PerHop { seq: Some(seq), .. } = hop.input
+                        && loaded.session.last_seq.is_some_and(|last| seq < last)
+                    {
+                        // A copy of a hop answered long ago: it changes nothing, and gets
+                        // the screen the session is on.
+                        let reply = match (&loaded.session.reply, loaded.session.pending_since_ms) {
+                            (Some(reply), None) => reply.clone(),
+                            _ => Reply::end(session_line(
+                                edition.map(|m| &**m),
+                                &loaded.session,
+                                Message::Unconfirmed,
+                            )),
+                        };
+                        return Ok((reply, HopKind::Replayed));
+                    }
                     if retry || loaded.session.pending_since_ms.is_some() {
                         let mark = retry.then_some(mark);
                         return self
@@ -461,6 +476,7 @@ impl Gateway {
                         reply: None,
                         pending_since_ms: None,
                         claim: None,
+                        last_seq: None,
                         hops: 0,
                         answered_ms: 0,
                         code: None,
@@ -521,6 +537,9 @@ impl Gateway {
             session.claim = None;
             session.answered_ms = unix_ms();
             session.hops += 1;
+            if let Input::PerHop { seq: Some(seq), .. } = hop.input {
+                session.last_seq = Some(seq);
+            }
             let saved = match menu.resume {
                 // An SMS conversation is never offered on USSD, nor does it touch the
                 // USSD journey a subscriber may come back to; it may hand its movement

@@ -160,8 +160,10 @@ impl Gate<'_> {
                 .headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Basic "))
-                .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
+                .and_then(|v| v.trim().split_once(' '))
+                // The scheme is case-insensitive (RFC 7235): `basic` is Basic.
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Basic"))
+                .and_then(|(_, b64)| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
                 .unwrap_or_default();
             if !same(&given, expected.as_bytes()) {
                 return Err(Refused(Refusal::Credentials, peer));

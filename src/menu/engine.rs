@@ -401,6 +401,11 @@ impl Menu {
                 j.page += 1;
                 return Ok(Some(self.page_reply(j, id, pages)));
             }
+            // More past the last page of a paged screen shows that page again, its
+            // options in sight, rather than an error over the first page.
+            if pages.len() > 1 {
+                return Ok(Some(self.page_reply(j, id, pages)));
+            }
         } else if key == keys.back {
             if j.page > 0 {
                 j.page -= 1;

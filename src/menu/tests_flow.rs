@@ -198,6 +198,10 @@ fn long_menus_page_with_more_and_back_and_options_keep_their_numbers() {
     for page in &pages {
         assert!(m.budget.fits(page), "over budget: {page:?}");
     }
+    // More past the last page stays there, with its options.
+    let last = pages.last().unwrap().clone();
+    assert_eq!(con(&m, &mut j, "98"), last);
+    assert_eq!(j.error, None);
     // Back turns pages before it leaves the screen.
     while j.page > 0 {
         con(&m, &mut j, "0");

@@ -37,6 +37,10 @@ pub struct Session {
     /// provider counter counts as a retry only shortly after.
     #[serde(rename = "t", default, skip_serializing_if = "is_zero")]
     pub answered_ms: u64,
+    /// The provider's counter of the last hop answered (Hubtel's `Sequence`): a copy of
+    /// an earlier hop arriving late is not taken for new input.
+    #[serde(rename = "q", default, skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u32>,
     /// Over SMS, the one-time code a movement waits for.
     #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
     pub code: Option<PendingCode>,

@@ -14,6 +14,7 @@ fn session(screen: &str) -> Session {
         reply: None,
         pending_since_ms: None,
         claim: None,
+        last_seq: None,
         answered_ms: 0,
         code: None,
         hops: 1,

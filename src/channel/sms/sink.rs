@@ -49,10 +49,15 @@ impl Sink {
             crate::gsm::Encoding::Gsm7 => "gsm7",
             crate::gsm::Encoding::Ucs2 => "ucs2",
         };
-        // The demo's point is to read the receipt; the number stays masked as in every
-        // log, and a one-time code is read at /demo/sms, never in the log.
-        let text = if m.secret { "(a one-time code: see /demo/sms)" } else { m.text };
-        tracing::info!(to = %mask(m.to), segments = m.segments.count(), text, "SMS (demo sink)");
+        // The demo's point is to read the receipt; numbers stay masked as in every log,
+        // the recipient's and those inside the text (a counterparty's), and a one-time
+        // code is read at /demo/sms, never in the log.
+        let text = if m.secret {
+            "(a one-time code: see /demo/sms)".into()
+        } else {
+            numbers().replace_all(m.text, |n: &regex::Captures<'_>| mask(&n[0]))
+        };
+        tracing::info!(to = %mask(m.to), segments = m.segments.count(), %text, "SMS (demo sink)");
         let at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         inner.latest.push_front(SinkMessage {
             id: id.clone(),
@@ -70,5 +75,25 @@ impl Sink {
     pub fn latest(&self, to: Option<&str>) -> Vec<SinkMessage> {
         let inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         inner.latest.iter().filter(|m| to.is_none_or(|to| m.to == to)).cloned().collect()
+    }
+}
+
+/// Phone numbers as receipts write them (`+254712345678`, `0712345678`).
+fn numbers() -> &'static regex::Regex {
+    static NUMBERS: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    NUMBERS.get_or_init(|| regex::Regex::new(r"\+?\d{9,15}").expect("a valid pattern"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbers_inside_a_logged_text_are_masked() {
+        let text =
+            "TX0000002F Confirmed. KES 5.00 sent to Brian Kamau +254700000002 on 05/12/26. Call 0712345678.";
+        let logged = super::numbers().replace_all(text, |n: &regex::Captures<'_>| super::mask(&n[0]));
+        assert_eq!(
+            logged,
+            "TX0000002F Confirmed. KES 5.00 sent to Brian Kamau +254700***002 on 05/12/26. Call 071***."
+        );
     }
 }
