@@ -49,9 +49,16 @@ pub enum StartError {
         "cannot listen on {addr}: {reason} (is another process using the port? try --listen 127.0.0.1:9090)"
     )]
     Listen { addr: String, reason: String },
+    #[error(
+        "cannot listen on {addr} for the admin API and /metrics: {reason} (is another process using the port? set ADMIN_LISTEN, e.g. 127.0.0.1:9091)"
+    )]
+    AdminListen { addr: String, reason: String },
     #[error("cannot seed demo data: {0}")]
     Demo(String),
 }
+
+/// Connections the admin listener serves at once: operators and a metrics scraper.
+const ADMIN_CONNECTIONS: usize = 256;
 
 /// How often every replica looks for promised SMS that are due.
 const PROMISE_SWEEP: Duration = Duration::from_secs(1);
@@ -329,12 +336,31 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             demo_banner(addr, codes.first().map_or("*384#", String::as_str), &config.settings.currency)
         );
     }
-    let server = http::serve::Server::new(http::serve::Limits {
-        max_connections: config.settings.http_max_connections as usize,
+    let admin_listener = TcpListener::bind(config.admin_listen).await.map_err(|e| {
+        StartError::AdminListen { addr: config.admin_listen.to_string(), reason: e.to_string() }
+    })?;
+    if let Ok(admin) = admin_listener.local_addr() {
+        info!(%admin, "the admin API and /metrics listen here");
+    }
+    let limits = |max_connections| http::serve::Limits {
+        max_connections,
         header_timeout: Duration::from_secs(config.settings.http_header_timeout_secs),
         drain: Duration::from_secs(30),
+    };
+    let server = http::serve::Server::new(limits(config.settings.http_max_connections as usize));
+    let admin_server = http::serve::Server::new(limits(ADMIN_CONNECTIONS));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
     });
-    server.serve(listener, http::router(state), shutdown_signal()).await;
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    tokio::join!(
+        server.serve(listener, http::router(state.clone()), until_stopped(stopped.clone())),
+        admin_server.serve(admin_listener, http::admin_router(state), until_stopped(stopped)),
+    );
     info!("no more hops; waiting for ops that are still running");
     let _ = stop_answering.send(true);
     if let Some(answerer) = answerer

@@ -31,8 +31,11 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// REDIS_KEY_PREFIX
     pub redis_key_prefix: String,
-    /// LISTEN_ADDR (or `--listen`)
+    /// LISTEN_ADDR (or `--listen`): where aggregators and SMS providers call.
     pub listen_addr: String,
+    /// ADMIN_LISTEN: where the admin API and `/metrics` answer, apart from the port
+    /// aggregators reach.
+    pub admin_listen: String,
     /// MENUS_DIR
     pub menus_dir: PathBuf,
     /// SESSION_TTL_SECS
@@ -287,6 +290,7 @@ impl Default for Settings {
             redis_url: None,
             redis_key_prefix: "ussd:".into(),
             listen_addr: "0.0.0.0:8080".into(),
+            admin_listen: "127.0.0.1:9090".into(),
             menus_dir: PathBuf::from("menus"),
             session_ttl_secs: 180,
             hop_deadline_ms: 5_000,
@@ -319,6 +323,7 @@ impl fmt::Debug for Settings {
             .field("database_url", &redact_url(&self.database_url))
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("listen_addr", &self.listen_addr)
+            .field("admin_listen", &self.admin_listen)
             .field("menus_dir", &self.menus_dir)
             .field("session_ttl_secs", &self.session_ttl_secs)
             .field("hop_deadline_ms", &self.hop_deadline_ms)
@@ -338,6 +343,7 @@ const ENV_KEYS: &[&str] = &[
     "REDIS_URL",
     "REDIS_KEY_PREFIX",
     "LISTEN_ADDR",
+    "ADMIN_LISTEN",
     "MENUS_DIR",
     "SESSION_TTL_SECS",
     "HOP_DEADLINE_MS",
@@ -361,6 +367,7 @@ const ENV_KEYS: &[&str] = &[
 pub struct Config {
     pub settings: Settings,
     pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
     pub session_ttl: Duration,
     pub hop_deadline: Duration,
     pub region: Region,
@@ -434,6 +441,16 @@ impl Settings {
             ));
             SocketAddr::from(([0, 0, 0, 0], 8080))
         });
+        let admin_listen = self.admin_listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+            problems
+                .push(format!("ADMIN_LISTEN `{}` is not an address like 127.0.0.1:9090", self.admin_listen));
+            SocketAddr::from(([127, 0, 0, 1], 9090))
+        });
+        if admin_listen.port() != 0 && admin_listen.port() == listen.port() {
+            problems.push(format!(
+                "ADMIN_LISTEN `{admin_listen}` must be another port than LISTEN_ADDR `{listen}`: the admin API and /metrics are never served where aggregators call"
+            ));
+        }
         if !self.database_url.starts_with("postgres://") && !self.database_url.starts_with("postgresql://") {
             problems.push(format!(
                 "DATABASE_URL `{}` must start with postgres:// (e.g. postgres://postgres@127.0.0.1:5432/ussd_gateway)",
@@ -585,6 +602,7 @@ impl Settings {
             },
             approval_ttl: Duration::from_secs(self.approval_ttl_secs),
             listen,
+            admin_listen,
             session_ttl: Duration::from_secs(self.session_ttl_secs),
             hop_deadline,
             region,

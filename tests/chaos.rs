@@ -253,6 +253,7 @@ async fn what_subscribers_are_told_stays_true_through_crashes_and_outages(pool: 
         ("HOP_DEADLINE_MS", DEADLINE_MS.to_string()),
         ("DEMO_SUBSCRIBERS", SENDERS.to_string()),
         ("RATE_PER_MSISDN_PER_MINUTE", "100000".into()),
+        ("ADMIN_LISTEN", "127.0.0.1:0".into()),
     ];
     let mut replicas = Vec::new();
     for n in 0..2 {

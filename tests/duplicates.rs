@@ -99,8 +99,7 @@ fn second_process(app: &TestApp) -> TestApp {
     let menus = ussd_gateway::app::load_menus(&app.config).unwrap();
     let store = app.state.gateway.store().clone();
     let state = ussd_gateway::app::build_state(app.pool.clone(), store, menus, &app.config);
-    let router = ussd_gateway::http::router(state.clone());
-    TestApp { router, state, config: app.config.clone(), pool: app.pool.clone() }
+    TestApp::new(state, app.config.clone(), app.pool.clone())
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]

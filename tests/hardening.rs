@@ -256,16 +256,16 @@ async fn a_nul_byte_is_a_400_with_the_reason_and_admin_calls_carrying_one_are_au
     );
 }
 
-/// The app's router on a real listener under `limits`; its address and the server.
+/// `router` on a real listener under `limits`; its address and the server.
 async fn listening(
-    app: &TestApp,
+    router: &axum::Router,
     limits: ussd_gateway::http::serve::Limits,
 ) -> (std::net::SocketAddr, ussd_gateway::http::serve::Server) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = ussd_gateway::http::serve::Server::new(limits);
     let serving = server.clone();
-    let router = app.router.clone();
+    let router = router.clone();
     tokio::spawn(async move { serving.serve(listener, router, std::future::pending()).await });
     (addr, server)
 }
@@ -288,7 +288,7 @@ async fn slow_and_idle_callers_lose_their_connection_and_never_hold_more_than_th
         header_timeout: std::time::Duration::from_millis(300),
         drain: std::time::Duration::from_secs(1),
     };
-    let (addr, server) = listening(&app, limits).await;
+    let (addr, server) = listening(&app.router, limits).await;
     // Headers that never finish, as a slow-loris client sends them.
     let mut slow = Vec::new();
     for _ in 0..4 {
@@ -321,7 +321,7 @@ async fn the_admin_api_refuses_a_caller_without_a_token_before_reading_their_bod
         header_timeout: std::time::Duration::from_secs(5),
         drain: std::time::Duration::from_secs(1),
     };
-    let (addr, _server) = listening(&app, limits).await;
+    let (addr, _server) = listening(&app.admin_router, limits).await;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     // The body is announced and never sent.
     s.write_all(b"POST /admin/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
@@ -365,4 +365,23 @@ async fn a_late_copy_of_an_earlier_hop_is_not_taken_for_new_input(pool: PgPool) 
     assert_eq!(message(&app.send(hubtel(2, "Response", "1")).await.body), amount);
     let confirm = message(&app.send(hubtel(4, "Response", "100")).await.body);
     assert!(confirm.as_str().is_some_and(|c| c.starts_with("Send KES 100.00 to Brian Kamau")), "{confirm}");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_admin_api_and_metrics_are_never_served_where_aggregators_call(pool: PgPool) {
+    use tower::ServiceExt;
+    let app = spawn_with(pool, Store::Memory, unlimited()).await;
+    let get = |router: &axum::Router, path: &str| {
+        let request = axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+        let router = router.clone();
+        async move { router.oneshot(request).await.unwrap().status() }
+    };
+    for path in ["/metrics", "/admin/openapi.json", "/admin/billers"] {
+        assert_eq!(get(&app.router, path).await, axum::http::StatusCode::NOT_FOUND, "{path}");
+    }
+    assert_eq!(get(&app.admin_router, "/metrics").await, axum::http::StatusCode::OK);
+    assert_eq!(get(&app.admin_router, "/admin/openapi.json").await, axum::http::StatusCode::OK);
+    assert_eq!(get(&app.admin_router, "/admin/billers").await, axum::http::StatusCode::UNAUTHORIZED);
+    assert_eq!(get(&app.router, "/healthz").await, axum::http::StatusCode::OK, "probes on both");
+    assert_eq!(get(&app.admin_router, "/healthz").await, axum::http::StatusCode::OK);
 }

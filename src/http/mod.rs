@@ -61,6 +61,8 @@ pub struct Admin {
     pub menus_dir: std::path::PathBuf,
 }
 
+/// What aggregators and SMS providers call (`LISTEN_ADDR`): their channels, the health
+/// probes, and with `--demo` the demo's own pages.
 pub fn router(state: AppState) -> Router {
     let routes = channels::routes(&state.channels).merge(sms::routes(&state.sms_channels));
     let routes = match state.sms.as_ref().and_then(|sms| sms.sink()) {
@@ -68,11 +70,20 @@ pub fn router(state: AppState) -> Router {
         None => routes,
     };
     let routes = if state.demo { routes.merge(sandbox::routes(sandbox::Sandbox::default())) } else { routes };
+    layered(routes, state)
+}
+
+/// What operators reach (`ADMIN_LISTEN`), never on the aggregators' port: the admin API,
+/// `/metrics`, and the health probes.
+pub fn admin_router(state: AppState) -> Router {
+    layered(admin::routes(&state).route("/metrics", get(health::metrics)), state)
+}
+
+/// The probes and the layers every request goes through, on either listener.
+fn layered(routes: Router<AppState>, state: AppState) -> Router {
     routes
-        .merge(admin::routes(&state))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
         .fallback(|| async { (StatusCode::NOT_FOUND, channels::NO_SUCH_ENDPOINT) })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY))

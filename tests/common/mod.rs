@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use tower::ServiceExt;
 use ussd_gateway::app;
 use ussd_gateway::config::{Config, Settings};
-use ussd_gateway::http::{AppState, router};
+use ussd_gateway::http::{AppState, admin_router, router};
 use ussd_gateway::money::{PinHasher, seed_demo};
 use ussd_gateway::session::{MemoryStore, RedisStore, SessionStore};
 
@@ -28,7 +28,10 @@ pub enum Store {
 }
 
 pub struct TestApp {
+    /// What aggregators and SMS providers reach.
     pub router: Router,
+    /// What operators reach: the admin API and `/metrics`.
+    pub admin_router: Router,
     pub state: AppState,
     pub config: Config,
     pub pool: PgPool,
@@ -66,7 +69,7 @@ pub async fn spawn_with(pool: PgPool, store: Store, settings: Settings) -> TestA
     seed_demo(&pool, &PinHasher::new(config.pin_pepper.as_bytes()), "KES", 10).await.expect("demo seed");
     let menus = app::load_menus(&config).expect("the shipped menus compile");
     let state = app::build_state(pool.clone(), store, menus, &config);
-    TestApp { router: router(state.clone()), state, config, pool }
+    TestApp::new(state, config, pool)
 }
 
 pub struct Response {
@@ -76,6 +79,16 @@ pub struct Response {
 }
 
 impl TestApp {
+    pub fn new(state: AppState, config: Config, pool: PgPool) -> Self {
+        TestApp {
+            router: router(state.clone()),
+            admin_router: admin_router(state.clone()),
+            state,
+            config,
+            pool,
+        }
+    }
+
     /// One admin API call with a bearer token, a JSON body and an Idempotency-Key
     /// when given; the status and the JSON answer (a string if it is not JSON).
     pub async fn admin(
@@ -104,8 +117,13 @@ impl TestApp {
         (r.status, serde_json::from_str(&r.body).unwrap_or(serde_json::Value::String(r.body)))
     }
 
+    /// One request, to the admin listener's router for `/admin` and `/metrics`, to the
+    /// aggregators' otherwise.
     pub async fn send(&self, request: Request<Body>) -> Response {
-        let response = self.router.clone().oneshot(request).await.expect("the router is infallible");
+        let path = request.uri().path();
+        let router =
+            if path.starts_with("/admin") || path == "/metrics" { &self.admin_router } else { &self.router };
+        let response = router.clone().oneshot(request).await.expect("the router is infallible");
         let status = response.status();
         let content_type =
             response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);

@@ -10,7 +10,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use ussd_gateway::app;
 use ussd_gateway::config::Settings;
-use ussd_gateway::http::router;
 use ussd_gateway::money::{PinHasher, seed_demo};
 use ussd_gateway::session::{RedisStore, SessionStore};
 
@@ -117,5 +116,5 @@ pub async fn spawn_replica(
     let store = RedisStore::connect(&redis, prefix, Duration::from_millis(500)).await.unwrap();
     let menus = app::load_menus(&config).unwrap();
     let state = app::build_state(gateway_pool.clone(), SessionStore::Redis(store), menus, &config);
-    TestApp { router: router(state.clone()), state, config, pool: gateway_pool }
+    TestApp::new(state, config, gateway_pool)
 }
