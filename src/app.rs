@@ -108,7 +108,9 @@ pub async fn connect_store(config: &Config) -> Result<SessionStore, StartError> 
             .await
             .map(SessionStore::Redis)
             .map_err(|e| StartError::Redis { url: redact_url(url), reason: e.to_string() }),
-        None => Ok(SessionStore::Memory(MemoryStore::new())),
+        None => {
+            Ok(SessionStore::Memory(MemoryStore::with_capacity(config.settings.memory_sessions_max as usize)))
+        }
     }
 }
 

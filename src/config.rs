@@ -31,6 +31,9 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// REDIS_KEY_PREFIX
     pub redis_key_prefix: String,
+    /// MEMORY_SESSIONS_MAX: without Redis, the most sessions (and resume pointers)
+    /// kept in process memory; past it new dials are told the service is unavailable.
+    pub memory_sessions_max: u32,
     /// LISTEN_ADDR (or `--listen`): where aggregators and SMS providers call.
     pub listen_addr: String,
     /// ADMIN_LISTEN: where the admin API and `/metrics` answer, apart from the port
@@ -289,6 +292,7 @@ impl Default for Settings {
             database_max_connections: 16,
             redis_url: None,
             redis_key_prefix: "ussd:".into(),
+            memory_sessions_max: 100_000,
             listen_addr: "0.0.0.0:8080".into(),
             admin_listen: "127.0.0.1:9090".into(),
             menus_dir: PathBuf::from("menus"),
@@ -359,6 +363,7 @@ const ENV_KEYS: &[&str] = &[
     "SCREEN_BUDGETS",
     "RATE_PER_MSISDN_PER_MINUTE",
     "HTTP_MAX_CONNECTIONS",
+    "MEMORY_SESSIONS_MAX",
     "HTTP_HEADER_TIMEOUT_SECS",
 ];
 
@@ -557,6 +562,12 @@ impl Settings {
         let hop_deadline = Duration::from_millis(self.hop_deadline_ms);
         if self.rate_per_msisdn_per_minute == 0 {
             problems.push("RATE_PER_MSISDN_PER_MINUTE must be at least 1".into());
+        }
+        if !(100..=10_000_000).contains(&self.memory_sessions_max) {
+            problems.push(format!(
+                "MEMORY_SESSIONS_MAX must be between 100 and 10000000 (got {}); for more, keep sessions in Redis (REDIS_URL)",
+                self.memory_sessions_max
+            ));
         }
         if !(16..=1_000_000).contains(&self.http_max_connections) {
             problems.push(format!(

@@ -7,7 +7,7 @@ mod redis;
 
 use std::time::Duration;
 
-pub use self::memory::MemoryStore;
+pub use self::memory::{DEFAULT_CAPACITY as MEMORY_CAPACITY, MemoryStore};
 pub use self::record::{Claim, PendingCode, Session, TextKey, TextMark};
 pub use self::redis::RedisStore;
 
@@ -104,7 +104,7 @@ impl SessionStore {
     ) -> Result<Option<u64>, StoreError> {
         let bytes = encode(session)?;
         match self {
-            SessionStore::Memory(m) => Ok(m.save(key.as_str(), expected, bytes, ttl)),
+            SessionStore::Memory(m) => m.save(key.as_str(), expected, bytes, ttl),
             SessionStore::Redis(r) => r.save(key.as_str(), expected, bytes, ttl).await,
         }
     }
@@ -122,9 +122,7 @@ impl SessionStore {
     ) -> Result<Option<u64>, StoreError> {
         let bytes = encode(session)?;
         match self {
-            SessionStore::Memory(m) => {
-                Ok(m.save_pointing(key.as_str(), expected, bytes, ttl, &pointer.0, keep))
-            }
+            SessionStore::Memory(m) => m.save_pointing(key.as_str(), expected, bytes, ttl, &pointer.0, keep),
             SessionStore::Redis(r) => {
                 r.save_pointing(key.as_str(), expected, bytes, ttl, &pointer.0, keep).await
             }
@@ -144,9 +142,7 @@ impl SessionStore {
     ) -> Result<Unless, StoreError> {
         let bytes = encode(session)?;
         match self {
-            SessionStore::Memory(m) => {
-                Ok(m.save_unless_pointed(key.as_str(), expected, bytes, ttl, &pointer.0))
-            }
+            SessionStore::Memory(m) => m.save_unless_pointed(key.as_str(), expected, bytes, ttl, &pointer.0),
             SessionStore::Redis(r) => {
                 r.save_unless_pointed(key.as_str(), expected, bytes, ttl, &pointer.0).await
             }

@@ -154,3 +154,36 @@ fn text_marks_are_keyed() {
     assert_ne!(a.hash, b.hash);
     assert_eq!(a, TextKey::new(b"one").mark("1*1234"));
 }
+
+#[tokio::test]
+async fn the_memory_store_refuses_new_sessions_when_full_and_gives_back_what_expired() {
+    let store = MemoryStore::with_capacity(3);
+    let memory = SessionStore::Memory(store.clone());
+    let key = |n: u32| SessionKey::new("at", "+254700000004", &format!("s{n}"));
+    let short = Duration::from_millis(20);
+    for n in 0..3 {
+        assert_eq!(memory.save(&key(n), 0, &session("a"), short).await.unwrap(), Some(1));
+    }
+    // Full: a new session is refused, one already there goes on.
+    let refused = memory.save(&key(3), 0, &session("a"), TTL).await;
+    assert!(
+        matches!(refused, Err(StoreError::Unavailable(ref why)) if why.contains("REDIS_URL")),
+        "{refused:?}"
+    );
+    assert_eq!(memory.save(&key(0), 1, &session("b"), short).await.unwrap(), Some(2));
+    // Once they expire there is room again (the full store sweeps at most once a second).
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(memory.save(&key(3), 0, &session("a"), TTL).await.unwrap(), Some(1));
+    assert_eq!(store.len(), 1, "the expired ones were swept");
+
+    // A burst's room is given back once it has expired.
+    let big = MemoryStore::with_capacity(100_000);
+    let memory = SessionStore::Memory(big.clone());
+    for n in 0..20_000 {
+        memory.save(&key(n), 0, &session("a"), Duration::from_millis(1)).await.unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(5));
+    big.sweep();
+    assert_eq!(big.len(), 0);
+    assert!(big.capacity() < 2_000, "the map kept room for {} records", big.capacity());
+}
