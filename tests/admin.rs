@@ -86,7 +86,11 @@ async fn scopes_are_enforced_and_every_call_is_audited(pool: PgPool) {
     // Bad requests get their reason, and are audited like the rest.
     let (status, body) = call(&app, "GET", "/admin/customers/07x", Some(&reader)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"].as_str().unwrap().starts_with("`07x` is not a phone number"), "{body}");
+    assert!(body["error"].as_str().unwrap().starts_with("`07x` is not written as a phone number"), "{body}");
+    // Written as a number, but one no numbering plan has: nobody's.
+    let (status, body) = call(&app, "GET", "/admin/customers/0000000", Some(&reader)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].as_str().unwrap().starts_with("no customer has `0000000`"), "{body}");
     let (status, body) = call(&app, "GET", "/admin/customers/+254711000111", Some(&reader)).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -119,6 +123,7 @@ async fn scopes_are_enforced_and_every_call_is_audited(pool: PgPool) {
             row(Some("reader"), "POST", "/admin/menus/reload", None, 403),
             row(Some("reader"), "GET", &customer, Some(AMINA), 200),
             row(Some("reader"), "GET", &customer, None, 400),
+            row(Some("reader"), "GET", &customer, None, 404),
             row(Some("reader"), "GET", &customer, Some("+254711000111"), 404),
             row(Some("reader"), "GET", &customer, Some(AMINA), 400),
             // A query that does not parse is answered once the caller is known.

@@ -43,25 +43,46 @@ async fn agents_are_onboarded_and_funded_through_the_admin_api(pool: PgPool) {
     let cynthia = json!({ "msisdn": "0700000003", "agent_number": "222333", "name": "Cynthia Shop",
                           "stores": [{ "store_number": "2001", "name": "Market Road" }] });
 
-    for (body, says) in [
+    // 400: the request breaks the OpenAPI document; 422: it keeps to it, but cannot be.
+    let (bad, unacceptable) = (StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY);
+    let store = |n: usize| json!({ "store_number": format!("{}", 1000 + n), "name": "a" });
+    for (body, status, says) in [
         (
             json!({ "msisdn": "07x", "agent_number": "222333", "name": "x" }),
-            "`msisdn` `07x` is not a phone number",
+            bad,
+            "`msisdn` `07x` must be written +254712345678 or 0712345678",
+        ),
+        (
+            json!({ "msisdn": "0000000", "agent_number": "222333", "name": "x" }),
+            unacceptable,
+            "`msisdn` `0000000` is not a phone number",
         ),
         (
             json!({ "msisdn": "0700000003", "agent_number": "12", "name": "x" }),
+            bad,
             "`agent_number` `12` must be 5 to 7 digits",
         ),
-        (json!({ "msisdn": "0700000003", "agent_number": "222333", "name": "" }), "`name` must not be empty"),
+        (
+            json!({ "msisdn": "0700000003", "agent_number": "222333", "name": "" }),
+            bad,
+            "`name` must not be empty",
+        ),
         (
             json!({ "msisdn": "0700000003", "agent_number": "222333", "name": "x",
                  "stores": [{ "store_number": "2001", "name": "a" }, { "store_number": "2001", "name": "b" }] }),
+            unacceptable,
             "store number 2001 is listed twice",
         ),
-        (json!({ "agent_number": "222333", "name": "x" }), "missing field `msisdn`"),
+        (
+            json!({ "msisdn": "0700000003", "agent_number": "222333", "name": "x",
+                    "stores": (0..21).map(store).collect::<Vec<_>>() }),
+            bad,
+            "at most 20 stores",
+        ),
+        (json!({ "agent_number": "222333", "name": "x" }), bad, "missing field `msisdn`"),
     ] {
-        let (status, answer) = post(&app, "/admin/agents", &ops, None, body.clone()).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let (got, answer) = post(&app, "/admin/agents", &ops, None, body.clone()).await;
+        assert_eq!(got, status, "{body}: {answer}");
         assert!(answer["error"].as_str().unwrap().contains(says), "{body}: {answer}");
     }
     let stranger = json!({ "msisdn": "+254711000111", "agent_number": "222333", "name": "x" });
@@ -105,6 +126,14 @@ async fn agents_are_onboarded_and_funded_through_the_admin_api(pool: PgPool) {
     assert_eq!((status, first["float"].as_i64()), (StatusCode::OK, Some(5_000_00)), "{first}");
     let (status, again) = post(&app, float, &ops, Some("bank-ref-0001"), json!({ "amount": 5_000_00 })).await;
     assert_eq!((status, &again), (StatusCode::OK, &first), "the same top-up");
+    // JSON Schema's `integer` takes 500000.0; a fraction of a minor unit is refused.
+    let (status, again) = post(&app, float, &ops, Some("bank-ref-0001"), json!({ "amount": 500000.0 })).await;
+    assert_eq!((status, &again), (StatusCode::OK, &first), "the same top-up, written otherwise");
+    let (status, _) = post(&app, float, &ops, Some("bank-ref-0009"), json!({ "amount": 10.5 })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) =
+        post(&app, "/admin/agents/12/float", &ops, Some("bank-ref-0009"), json!({ "amount": 1 })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "not an agent number at all");
     let (status, _) = post(&app, float, &ops, Some("bank-ref-0001"), json!({ "amount": 6_000_00 })).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(

@@ -384,30 +384,61 @@ async fn billers_are_registered_and_listed_through_the_admin_api(pool: PgPool) {
         body[key] = value;
         body
     };
-    for (body, says) in [
-        (with("code", json!("kplc")), "`code` `kplc` must be 2 to 12 capital letters"),
-        (with("account_pattern", json!("[0-9")), "`account_pattern` `[0-9` is not a regular expression"),
-        (with("fee_payer", json!("nobody")), "`fee_payer` `nobody` must be `customer` or `biller`"),
-        (with("base_url", json!("ftp://x")), "`base_url` `ftp://x` must be an http:// or https:// URL"),
-        (with("base_url", json!("http://[")), "must be an http:// or https:// URL"),
-        (with("base_url", json!("http://169.254.169.254/latest")), "names an address a biller cannot have"),
-        (with("base_url", json!("http://[fd00:ec2::254]/")), "names an address a biller cannot have"),
+    // 400: the request breaks the OpenAPI document; 422: it keeps to it, but cannot be.
+    let (bad, unacceptable) = (StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY);
+    for (body, status, says) in [
+        (with("code", json!("kplc")), bad, "`code` `kplc` must be 2 to 12 capital letters"),
+        (
+            with("account_pattern", json!("[0-9")),
+            unacceptable,
+            "`account_pattern` `[0-9` is not a regular expression",
+        ),
+        (
+            with("account_pattern", json!("1".repeat(201))),
+            bad,
+            "`account_pattern` must be at most 200 characters",
+        ),
+        (with("fee_payer", json!("nobody")), bad, "`fee_payer` `nobody` must be `customer` or `biller`"),
+        (with("base_url", json!("ftp://x")), bad, "`base_url` `ftp://x` must be an http:// or https:// URL"),
+        (with("base_url", json!("http://\u{2003}x")), bad, "must be an http:// or https:// URL"),
+        (with("base_url", json!("http://[")), unacceptable, "is not a URL with a host"),
+        (
+            with("base_url", json!("http://169.254.169.254/latest")),
+            unacceptable,
+            "names an address a biller cannot have",
+        ),
+        (
+            with("base_url", json!("http://[fd00:ec2::254]/")),
+            unacceptable,
+            "names an address a biller cannot have",
+        ),
         (
             with("base_url", json!("http://[::ffff:169.254.169.254]/")),
+            unacceptable,
             "names an address a biller cannot have",
         ),
         (
             with("base_url", json!("http://metadata.google.internal/")),
+            unacceptable,
             "names an address a biller cannot have",
         ),
-        (with("base_url", json!("http://0.0.0.0:80/")), "names an address a biller cannot have"),
-        (with("base_url", json!("https://user:pw@biller.example/")), "must not carry credentials"),
-        (with("timeout_ms", json!(5)), "`timeout_ms` must be 100 to 30000"),
-        (with("colour", json!("red")), "unknown field `colour`"),
+        (
+            with("base_url", json!("http://0.0.0.0:80/")),
+            unacceptable,
+            "names an address a biller cannot have",
+        ),
+        (
+            with("base_url", json!("https://user:pw@biller.example/")),
+            unacceptable,
+            "must not carry credentials",
+        ),
+        (with("timeout_ms", json!(5)), bad, "`timeout_ms` must be 100 to 30000"),
+        (with("timeout_ms", json!(50.5)), bad, "is not a whole number"),
+        (with("colour", json!("red")), bad, "unknown field `colour`"),
     ] {
-        let (status, answer) =
+        let (got, answer) =
             app.admin("POST", "/admin/billers", Some(&desk), None, Some(body.to_string())).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(got, status, "{body}: {answer}");
         assert!(answer["error"].as_str().unwrap().contains(says), "{body}: {answer}");
     }
     let (status, _) =
@@ -440,7 +471,7 @@ async fn billers_are_registered_and_listed_through_the_admin_api(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(audited, 13 + 1 + 2 + 1 + 1);
+    assert_eq!(audited, 16 + 1 + 2 + 1 + 1);
     // The registered biller is in the menu's catalogue.
     let catalogue = app.state.gateway.money().bills().catalogue().await.unwrap();
     assert_eq!(catalogue.data["billers"][0]["label"], "meter number");
@@ -565,6 +596,13 @@ async fn a_changed_or_suspended_biller_settles_what_it_holds_as_it_was_held(pool
     assert_eq!(refused["error"], "`status` `closed` must be `active` or `suspended`");
     let (status, _) = app.admin("PATCH", "/admin/billers/NOPE", Some(&desk), None, Some("{}".into())).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.admin("PATCH", "/admin/billers/nope", Some(&desk), None, Some("{}".into())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "not a biller code at all");
+    // The document gives no field `null`; and its `integer` takes 4000.0, so the API does.
+    let (status, refused) = patch(json!({ "base_url": null })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let (status, changed) = patch(json!({ "timeout_ms": 4000.0 })).await;
+    assert_eq!((status, &changed["timeout_ms"]), (StatusCode::OK, &json!(4000)), "{changed}");
     let (status, changed) = patch(json!({ "fee_payer": "biller", "status": "suspended" })).await;
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert_eq!(

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use super::shape;
 use crate::domain::DisplayText;
 
 /// A biller to register, as the admin API takes it.
@@ -21,7 +22,7 @@ pub struct NewBiller {
     pub fee_payer: String,
     /// Where the biller's API answers (the protocol in `money::bills::client`).
     pub base_url: String,
-    #[serde(default = "default_timeout")]
+    #[serde(default = "default_timeout", deserialize_with = "shape::whole")]
     pub timeout_ms: i32,
 }
 
@@ -31,8 +32,13 @@ fn default_timeout() -> i32 {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BillerError {
+    /// The request breaks the admin API's document (a 400).
     #[error("{0}")]
     Invalid(String),
+    /// The request keeps to the document but cannot be done (a 422): a pattern that
+    /// does not compile, an address a biller cannot have.
+    #[error("{0}")]
+    Unacceptable(String),
     #[error("biller code {0} is taken")]
     CodeTaken(String),
     #[error("no biller has the code {0}")]
@@ -45,48 +51,64 @@ pub enum BillerError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BillerChange {
+    #[serde(default, deserialize_with = "shape::present")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "shape::present")]
     pub account_pattern: Option<String>,
+    #[serde(default, deserialize_with = "shape::present")]
     pub account_label: Option<String>,
     /// Payments already held settle as they were held.
+    #[serde(default, deserialize_with = "shape::present")]
     pub fee_payer: Option<String>,
+    #[serde(default, deserialize_with = "shape::present")]
     pub base_url: Option<String>,
+    #[serde(default, deserialize_with = "shape::whole_opt")]
     pub timeout_ms: Option<i32>,
     /// `active`, or `suspended`: out of the menu, and new payments refused; payments
     /// pending with it are still reconciled.
+    #[serde(default, deserialize_with = "shape::present")]
     pub status: Option<String>,
 }
 
 /// What subscribers read on screens and in receipts: one visible line of 1 to 30.
-fn name_problem(name: &str) -> Option<String> {
-    DisplayText::parse(name, 30).err().map(|e| format!("`name` {e}"))
+fn name_problem(name: &str) -> Option<BillerError> {
+    DisplayText::parse(name, 30).err().map(|e| BillerError::Invalid(format!("`name` {e}")))
 }
 
-fn pattern_problem(pattern: &str) -> Option<String> {
-    (pattern.len() > 200 || regex::Regex::new(pattern).is_err()).then(|| {
-        format!("`account_pattern` `{pattern}` is not a regular expression (at most 200 characters)")
+fn pattern_problem(pattern: &str) -> Option<BillerError> {
+    if pattern.chars().count() > 200 {
+        return Some(BillerError::Invalid("`account_pattern` must be at most 200 characters".into()));
+    }
+    regex::Regex::new(pattern).err().map(|_| {
+        BillerError::Unacceptable(format!("`account_pattern` `{pattern}` is not a regular expression"))
     })
 }
 
-fn label_problem(label: &str) -> Option<String> {
-    DisplayText::parse(label, 30).err().map(|e| format!("`account_label` {e}"))
+fn label_problem(label: &str) -> Option<BillerError> {
+    DisplayText::parse(label, 30).err().map(|e| BillerError::Invalid(format!("`account_label` {e}")))
 }
 
-fn fee_payer_problem(payer: &str) -> Option<String> {
+fn fee_payer_problem(payer: &str) -> Option<BillerError> {
     (!matches!(payer, "customer" | "biller"))
-        .then(|| format!("`fee_payer` `{payer}` must be `customer` or `biller`"))
+        .then(|| BillerError::Invalid(format!("`fee_payer` `{payer}` must be `customer` or `biller`")))
 }
 
 /// A biller's address: http(s), a host, no credentials in it, and never one of the
 /// addresses a server must not be made to call (link-local, where clouds answer with
 /// their instance's secrets; unspecified; multicast).
-fn url_problem(url: &str) -> Option<String> {
+fn url_problem(url: &str) -> Option<BillerError> {
+    if url.chars().count() > 500 || !shape::BILLER_URL.fits(url) {
+        return Some(BillerError::Invalid(format!(
+            "`base_url` `{url}` must be an http:// or https:// URL of at most 500 characters"
+        )));
+    }
+    let unacceptable = |why: &str| Some(BillerError::Unacceptable(format!("`base_url` `{url}` {why}")));
     let parsed = match reqwest::Url::parse(url) {
         Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => parsed,
-        _ => return Some(format!("`base_url` `{url}` must be an http:// or https:// URL")),
+        _ => return unacceptable("is not a URL with a host"),
     };
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Some("`base_url` must not carry credentials".into());
+        return unacceptable("must not carry credentials");
     }
     let forbidden = match parsed.host() {
         None => true,
@@ -104,27 +126,25 @@ fn url_problem(url: &str) -> Option<String> {
             }
         },
     };
-    forbidden.then(|| format!("`base_url` `{url}` names an address a biller cannot have"))
+    if forbidden { unacceptable("names an address a biller cannot have") } else { None }
 }
 
 /// Where AWS answers with an instance's credentials over IPv6.
 const METADATA_V6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
 
-fn timeout_problem(ms: i32) -> Option<String> {
-    (!(100..=30_000).contains(&ms)).then(|| format!("`timeout_ms` must be 100 to 30000 (got {ms})"))
+fn timeout_problem(ms: i32) -> Option<BillerError> {
+    (!(100..=30_000).contains(&ms))
+        .then(|| BillerError::Invalid(format!("`timeout_ms` must be 100 to 30000 (got {ms})")))
 }
 
 impl NewBiller {
     /// The first thing wrong with this request, if any.
-    fn problem(&self) -> Option<String> {
-        let code_ok = (2..=12).contains(&self.code.len())
-            && self.code.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
-            && self.code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        if !code_ok {
-            return Some(format!(
+    fn problem(&self) -> Option<BillerError> {
+        if !shape::BILLER_CODE.fits(&self.code) {
+            return Some(BillerError::Invalid(format!(
                 "`code` `{}` must be 2 to 12 capital letters or digits, starting with a letter",
                 self.code
-            ));
+            )));
         }
         name_problem(&self.name)
             .or_else(|| pattern_problem(&self.account_pattern))
@@ -136,10 +156,10 @@ impl NewBiller {
 }
 
 impl BillerChange {
-    fn problem(&self) -> Option<String> {
+    fn problem(&self) -> Option<BillerError> {
         let status = self.status.as_deref().and_then(|s| {
             (!matches!(s, "active" | "suspended"))
-                .then(|| format!("`status` `{s}` must be `active` or `suspended`"))
+                .then(|| BillerError::Invalid(format!("`status` `{s}` must be `active` or `suspended`")))
         });
         self.name
             .as_deref()
@@ -163,7 +183,7 @@ const SHOW: &str = "SELECT jsonb_build_object('code', b.code, 'name', b.name, 'a
 /// Registers `new` with a settlement account of `currency`; returns it as [`list`] shows it.
 pub async fn register(pool: &PgPool, new: &NewBiller, currency: &str) -> Result<Value, BillerError> {
     if let Some(problem) = new.problem() {
-        return Err(BillerError::Invalid(problem));
+        return Err(problem);
     }
     let inserted: Option<i64> = sqlx::query_scalar(
         "WITH a AS (INSERT INTO accounts (kind, currency, name)
@@ -191,7 +211,7 @@ pub async fn register(pool: &PgPool, new: &NewBiller, currency: &str) -> Result<
 /// Applies `change` to biller `code`; returns it as [`list`] shows it.
 pub async fn change(pool: &PgPool, code: &str, change: &BillerChange) -> Result<Value, BillerError> {
     if let Some(problem) = change.problem() {
-        return Err(BillerError::Invalid(problem));
+        return Err(problem);
     }
     let updated: Option<i64> = sqlx::query_scalar(
         "UPDATE billers SET name = coalesce($2, name), account_pattern = coalesce($3, account_pattern),

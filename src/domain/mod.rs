@@ -12,4 +12,4 @@ pub use msisdn::{Msisdn, MsisdnError, Region, mask as msisdn_mask};
 pub use name::{NameError, PersonName};
 pub use pin::{Pin, PinError};
 pub use secret::Secret;
-pub use text::{DisplayText, TextError, one_line};
+pub use text::{DISPLAY_TEXT_PATTERN, DisplayText, TextError, one_line};

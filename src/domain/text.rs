@@ -27,6 +27,17 @@ fn is_hidden(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}')
 }
 
+/// What [`DisplayText::parse`] takes, as a regular expression both ECMA-262 (JSON
+/// Schema) and Python read alike: optional white space at the ends, and between them
+/// visible characters and plain spaces, starting and ending with a visible one.
+pub const DISPLAY_TEXT_PATTERN: &str = concat!(
+    r"^[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*",
+    r"[^\u0000-\u0020\u007F-\u00A0\u061C\u1680\u2000-\u200F\u2028-\u202F\u205F-\u2069\u3000\uFEFF]",
+    r"(?:[^\u0000-\u001F\u007F-\u00A0\u061C\u1680\u2000-\u200F\u2028-\u202F\u205F-\u2069\u3000\uFEFF]*",
+    r"[^\u0000-\u0020\u007F-\u00A0\u061C\u1680\u2000-\u200F\u2028-\u202F\u205F-\u2069\u3000\uFEFF])?",
+    r"[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$",
+);
+
 impl DisplayText {
     /// Makes text from a party we cannot refuse (a biller's answer) fit: control
     /// characters become spaces, hidden ones go, spaces are collapsed and the ends
@@ -57,8 +68,9 @@ impl DisplayText {
         DisplayText(out)
     }
 
-    /// Takes text an operator sends (a name in the admin API) only as it is: trimmed,
-    /// it must be 1 to `max` characters of one visible line.
+    /// Takes text an operator sends (a name in the admin API) only as it is: at most
+    /// `max` characters as sent (so that a JSON Schema `maxLength` says the same), and
+    /// trimmed, one visible line of at least one character ([`DISPLAY_TEXT_PATTERN`]).
     pub fn parse(raw: &str, max: usize) -> Result<DisplayText, TextError> {
         let text = raw.trim();
         if text.is_empty() {
@@ -67,7 +79,7 @@ impl DisplayText {
         if text.chars().any(|c| c.is_control() || is_hidden(c) || (c.is_whitespace() && c != ' ')) {
             return Err(TextError::Invisible);
         }
-        if text.chars().count() > max {
+        if raw.chars().count() > max {
             return Err(TextError::TooLong(max));
         }
         Ok(DisplayText(text.to_owned()))
@@ -132,6 +144,23 @@ mod tests {
         assert_eq!(DisplayText::parse(&"x".repeat(31), 30), Err(TextError::TooLong(30)));
         assert_eq!(DisplayText::parse("   ", 30), Err(TextError::Empty));
         assert_eq!(DisplayText::parse(" Duka la Demo ", 30).unwrap().as_str(), "Duka la Demo");
+    }
+
+    #[test]
+    fn length_counts_what_was_sent() {
+        assert_eq!(DisplayText::parse(" Duka ", 5), Err(TextError::TooLong(5)));
+        assert_eq!(DisplayText::parse(" Duka ", 6).unwrap().as_str(), "Duka");
+    }
+
+    proptest::proptest! {
+        /// The pattern the OpenAPI document states is exactly what `parse` takes.
+        #[test]
+        fn the_pattern_says_what_parse_takes(
+            text in r"[ a-z\t\n\u{0}\u{7f}\u{85}\u{a0}\u{61c}\u{1680}\u{2000}-\u{2070}\u{3000}\u{feff}Ñ]{0,6}"
+        ) {
+            let pattern = regex::Regex::new(DISPLAY_TEXT_PATTERN).unwrap();
+            proptest::prop_assert_eq!(pattern.is_match(&text), DisplayText::parse(&text, 100).is_ok(), "{:?}", text);
+        }
     }
 
     #[test]

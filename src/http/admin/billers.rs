@@ -5,8 +5,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::{AppState, Note, answer, caller, error, json_body, unavailable};
-use crate::admin::Scope;
 use crate::admin::billers::{self, BillerChange, BillerError, NewBiller};
+use crate::admin::{Scope, shape};
 
 const REGISTER: &str = r#"{"code": "KPLC", "name": "Kenya Power", "account_pattern": "[0-9]{11}", "account_label": "meter number", "fee_payer": "customer", "base_url": "https://…", "timeout_ms": 3000}"#;
 
@@ -40,6 +40,7 @@ pub(super) async fn register(
 fn refusal(note: Note, e: BillerError) -> Response {
     match e {
         BillerError::Invalid(reason) => error(StatusCode::BAD_REQUEST, note, reason),
+        BillerError::Unacceptable(reason) => error(StatusCode::UNPROCESSABLE_ENTITY, note, reason),
         e @ BillerError::CodeTaken(_) => error(StatusCode::CONFLICT, note, e.to_string()),
         e @ BillerError::Unknown(_) => error(StatusCode::NOT_FOUND, note, e.to_string()),
         BillerError::Database(e) => unavailable(note, &e),
@@ -61,6 +62,13 @@ pub(super) async fn change(
         Err(refused) => return refused,
     };
     let mut note = Note { target: Some(code.clone()), ..Note::by(&who) };
+    if !shape::BILLER_CODE.fits(&code) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            note,
+            format!("`{code}` is not a biller code (2 to 12 capital letters or digits)"),
+        );
+    }
     let asked: BillerChange = match json_body(&body, CHANGE) {
         Ok(asked) => asked,
         Err(reason) => return error(StatusCode::BAD_REQUEST, note, reason),

@@ -14,9 +14,10 @@ use tracing::error;
 
 mod agents;
 mod billers;
+mod openapi;
 
 use super::AppState;
-use crate::admin::{self, Principal, Scope, customers};
+use crate::admin::{self, Principal, Scope, customers, shape};
 use crate::domain::Msisdn;
 
 pub fn routes(state: &AppState) -> Router<AppState> {
@@ -196,7 +197,9 @@ fn unavailable(note: Note, e: &sqlx::Error) -> Response {
 }
 
 /// For a call about the customer whose number is `given` in the path (national or
-/// international): the number and the call's note, once the caller holds `scope`.
+/// international): the number and the call's note, once the caller holds `scope`. A
+/// number written wrongly is a 400; one no numbering plan has cannot be a customer's
+/// (404).
 async fn about_customer(
     state: &AppState,
     headers: &HeaderMap,
@@ -204,15 +207,20 @@ async fn about_customer(
     given: &str,
 ) -> Result<(Msisdn, Note), Response> {
     let who = caller(state, headers, scope).await?;
+    if !shape::MSISDN.fits(given) {
+        let message =
+            format!("`{given}` is not written as a phone number; write it as +254712345678 or 0712345678");
+        return Err(error(StatusCode::BAD_REQUEST, Note::by(&who), message));
+    }
     match Msisdn::parse(given, state.default_region) {
         Ok(msisdn) => {
             let note = Note::by(&who).on(&msisdn);
             Ok((msisdn, note))
         }
         Err(e) => Err(error(
-            StatusCode::BAD_REQUEST,
+            StatusCode::NOT_FOUND,
             Note::by(&who),
-            format!("`{given}` is {e}; write it as +254712345678 or 0712345678"),
+            format!("no customer has `{given}`: it is {e} in any numbering plan the gateway serves"),
         )),
     }
 }
@@ -324,19 +332,30 @@ async fn reverse(
         Err(refused) => return refused,
     };
     let mut note = Note { target: Some(reference.clone()), ..Note::by(&who) };
-    let Some(original) = crate::money::parse_reference(&reference) else {
+    if !shape::REFERENCE.fits(&reference) {
         let message =
             format!("`{reference}` is not a transfer reference; write it as on the receipt, e.g. TX0000002A");
         return error(StatusCode::BAD_REQUEST, note, message);
-    };
+    }
     let asked: ReverseRequest = match json_body(&body, r#"{"reason": "…", "refund_fee": false}"#) {
         Ok(asked) => asked,
         Err(reason) => return error(StatusCode::BAD_REQUEST, note, reason),
     };
-    let reason = asked.reason.trim();
-    if !(3..=200).contains(&reason.chars().count()) {
+    if !(3..=200).contains(&asked.reason.chars().count()) {
         return error(StatusCode::BAD_REQUEST, note, "`reason` must say why, in 3 to 200 characters");
     }
+    let reason = asked.reason.trim();
+    if reason.chars().count() < 3 {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            note,
+            "`reason` must say why: at least 3 visible characters",
+        );
+    }
+    // Written as a reference but naming no transfer there can be (TX0, or past i64).
+    let Some(original) = crate::money::parse_reference(&reference) else {
+        return error(StatusCode::NOT_FOUND, note, "no transfer has this reference");
+    };
     let done =
         match crate::money::reverse(state.gateway.money().pool(), original, asked.refund_fee, reason).await {
             Ok(done) => done,
@@ -372,153 +391,5 @@ async fn reverse(
 
 /// `GET /admin/openapi.json`: this API, described.
 async fn openapi() -> Json<Value> {
-    Json(spec())
-}
-
-fn spec() -> Value {
-    let error = json!({ "description": "refused, with the reason in `error`",
-                        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-    let refusals = |codes: &[&str]| -> serde_json::Map<String, Value> {
-        ["401", "403", "503"].iter().chain(codes).map(|c| ((*c).to_owned(), error.clone())).collect()
-    };
-    let msisdn = json!({ "name": "msisdn", "in": "path", "required": true,
-                         "description": "the customer's number, +254712345678 or 0712345678",
-                         "schema": { "type": "string" } });
-    let ok = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": { "type": "object" } } } });
-    let with_ok = |mut r: serde_json::Map<String, Value>, description: &str| {
-        r.insert("200".into(), ok(description));
-        Value::Object(r)
-    };
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "ussd-gateway admin API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Every call needs `Authorization: Bearer <token>` with the scope the operation names, and is written to the audit trail (`admin_audit`), refusals included. Tokens: `ussd-gateway admin token create NAME --scope …`.",
-        },
-        "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "schemas": { "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" } } } },
-        },
-        "security": [{ "bearer": [] }],
-        "paths": {
-            "/admin/menus/reload": { "post": {
-                "summary": "Compile the menus again and serve them if every check passes",
-                "x-scope": Scope::Menus.name(),
-                "responses": with_ok(refusals(&["422"]), "the menu editions now served"),
-            }},
-            "/admin/customers/{msisdn}": { "get": {
-                "summary": "A customer: profile, PIN state, wallet and latest transfers",
-                "x-scope": Scope::CustomersRead.name(),
-                "parameters": [msisdn, { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 20 } }],
-                "responses": with_ok(refusals(&["400", "404"]), "the customer"),
-            }},
-            "/admin/customers/{msisdn}/pin/unlock": { "post": {
-                "summary": "Clear the customer's wrong-PIN count and lock",
-                "x-scope": Scope::CustomersWrite.name(),
-                "parameters": [msisdn],
-                "responses": with_ok(refusals(&["400", "404"]), "whether a lock was in force"),
-            }},
-            "/admin/transfers/{reference}/reverse": { "post": {
-                "summary": "Move a transfer's amount (and, if asked, its fee) back, as a new linked transfer with a receipt to each party; at most once",
-                "x-scope": Scope::TransfersReverse.name(),
-                "parameters": [{ "name": "reference", "in": "path", "required": true,
-                                 "description": "as on the receipt (TX0000002A), or the transfer's id",
-                                 "schema": { "type": "string" } }],
-                "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                    "type": "object", "required": ["reason"], "additionalProperties": false,
-                    "properties": {
-                        "reason": { "type": "string", "minLength": 3, "maxLength": 200 },
-                        "refund_fee": { "type": "boolean", "default": false },
-                    },
-                }}}},
-                "responses": with_ok(refusals(&["400", "404", "409", "422"]), "the reversal's reference, amount and fee refunded"),
-            }},
-            "/admin/agents": { "post": {
-                "summary": "Onboard a registered customer's phone as an agent, with float and commission accounts and its stores",
-                "x-scope": Scope::Agents.name(),
-                "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                    "type": "object", "required": ["msisdn", "agent_number", "name"], "additionalProperties": false,
-                    "properties": {
-                        "msisdn": { "type": "string" },
-                        "agent_number": { "type": "string", "pattern": "^[0-9]{5,7}$" },
-                        "name": { "type": "string", "minLength": 1, "maxLength": 40 },
-                        "stores": { "type": "array", "items": { "type": "object", "required": ["store_number", "name"],
-                            "properties": { "store_number": { "type": "string", "pattern": "^[0-9]{3,7}$" },
-                                            "name": { "type": "string", "minLength": 1, "maxLength": 40 } } } },
-                    },
-                }}}},
-                "responses": {
-                    "201": ok("the agent"),
-                    "400": error, "401": error, "403": error, "409": error, "422": error, "503": error,
-                },
-            }},
-            "/admin/billers": {
-                "post": {
-                    "summary": "Register a biller, with a settlement account; it answers the biller protocol at `base_url`",
-                    "x-scope": Scope::Billers.name(),
-                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                        "type": "object", "additionalProperties": false,
-                        "required": ["code", "name", "account_pattern", "account_label", "fee_payer", "base_url"],
-                        "properties": {
-                            "code": { "type": "string", "pattern": "^[A-Z][A-Z0-9]{1,11}$" },
-                            "name": { "type": "string", "minLength": 1, "maxLength": 30 },
-                            "account_pattern": { "type": "string", "description": "a regular expression the whole account number must match" },
-                            "account_label": { "type": "string", "minLength": 1, "maxLength": 30, "description": "what subscribers are asked for" },
-                            "fee_payer": { "enum": ["customer", "biller"] },
-                            "base_url": { "type": "string", "pattern": "^https?://" },
-                            "timeout_ms": { "type": "integer", "minimum": 100, "maximum": 30000, "default": 3000 },
-                        },
-                    }}}},
-                    "responses": { "201": ok("the biller"), "400": error, "401": error, "403": error, "409": error, "503": error },
-                },
-                "get": {
-                    "summary": "The biller catalogue, with settlement balances and payments pending with each biller",
-                    "x-scope": Scope::Billers.name(),
-                    "responses": with_ok(refusals(&[]), "the billers"),
-                },
-            },
-            "/admin/billers/{code}": { "patch": {
-                "summary": "Change a biller's settings, or suspend it (out of the menu, new payments refused; pending ones still reconciled)",
-                "x-scope": Scope::Billers.name(),
-                "parameters": [{ "name": "code", "in": "path", "required": true, "schema": { "type": "string" } }],
-                "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                    "type": "object", "additionalProperties": false,
-                    "properties": {
-                        "name": { "type": "string" }, "account_pattern": { "type": "string" },
-                        "account_label": { "type": "string" }, "fee_payer": { "enum": ["customer", "biller"] },
-                        "base_url": { "type": "string" }, "timeout_ms": { "type": "integer" },
-                        "status": { "enum": ["active", "suspended"] },
-                    },
-                }}}},
-                "responses": with_ok(refusals(&["400", "404"]), "the biller"),
-            }},
-            "/admin/sms/dead": { "get": {
-                "summary": "Subscribers' messages that could not be answered after every try, latest first, with the reason (never their text); each sender was told to check their balance before trying again",
-                "x-scope": Scope::Sms.name(),
-                "parameters": [{ "name": "limit", "in": "query", "required": false,
-                                 "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } }],
-                "responses": with_ok(refusals(&["400"]), "the dead letters"),
-            }},
-            "/admin/agents/{agent_number}": { "get": {
-                "summary": "An agent: phone, status, float, commission and stores",
-                "x-scope": Scope::Agents.name(),
-                "parameters": [{ "name": "agent_number", "in": "path", "required": true, "schema": { "type": "string" } }],
-                "responses": with_ok(refusals(&["404"]), "the agent"),
-            }},
-            "/admin/agents/{agent_number}/float": { "post": {
-                "summary": "Top up an agent's float from the funding account; the same Idempotency-Key and amount again is the same top-up",
-                "x-scope": Scope::Float.name(),
-                "parameters": [
-                    { "name": "agent_number", "in": "path", "required": true, "schema": { "type": "string" } },
-                    { "name": "Idempotency-Key", "in": "header", "required": true, "schema": { "type": "string", "minLength": 8, "maxLength": 100 } },
-                ],
-                "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                    "type": "object", "required": ["amount"], "additionalProperties": false,
-                    "properties": { "amount": { "type": "integer", "minimum": 1, "description": "minor units" } },
-                }}}},
-                "responses": with_ok(refusals(&["400", "404", "409"]), "the top-up's reference and the float balance"),
-            }},
-        },
-    })
+    Json(openapi::spec())
 }
