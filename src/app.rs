@@ -18,6 +18,7 @@ use crate::config::{Config, redact_url};
 use crate::gateway::{Gateway, GatewayConfig};
 use crate::http::{self, AppState};
 use crate::menu::Bundle;
+use crate::money::kek::ConfiguredKeys;
 use crate::money::{self, DataVault, Lane, LaneOptions, Money, MoneySettings, PinHasher};
 use crate::session::{MemoryStore, RedisStore, SessionStore, TextKey};
 use crate::sms::answer::{self, Answerer};
@@ -55,6 +56,11 @@ pub enum StartError {
     AdminListen { addr: String, reason: String },
     #[error("cannot seed demo data: {0}")]
     Demo(String),
+    #[error(
+        "cannot seal personal data: {0}\n\
+         DATA_KEYS must hold the key-encryption key the newest data key is wrapped with (`ussd-gateway keys list` shows which)."
+    )]
+    Keys(String),
 }
 
 /// Connections the admin listener serves at once: operators and a metrics scraper.
@@ -131,6 +137,7 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         ..LaneOptions::default()
     };
     let lane = Lane::new((*pool.connect_options()).clone(), lane);
+    let vault = vault(pool.clone(), config);
     let money = Money::with_lane(
         pool,
         lane,
@@ -138,7 +145,7 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
             pins: PinHasher::new(pepper),
             pin_policy: config.pin_policy,
             approval_ttl: config.approval_ttl,
-            vault: DataVault::new(&config.data_key),
+            vault,
             currency: config.settings.currency.clone(),
         },
     );
@@ -169,6 +176,16 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         },
     }
 }
+
+/// The vault of personal data, its key-encryption keys from configuration.
+pub fn vault(pool: PgPool, config: &Config) -> DataVault {
+    let first = config.data_keys.first().expect("validated: at least one data key").1;
+    let index = config.blind_index_key.unwrap_or_else(|| money::crypto::derive(&first, b"blind-index"));
+    DataVault::new(pool, Arc::new(ConfiguredKeys::new(&config.data_keys)), &index, &first)
+}
+
+/// How often a replica looks for a data key made by a rotation elsewhere.
+const DATA_KEY_REFRESH: Duration = Duration::from_secs(30);
 
 /// Reloads the menus from `dir` on every SIGHUP (a refused reload keeps the current
 /// menus). The receiver counts finished reload attempts.
@@ -246,6 +263,23 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     let state = build_state(pool.clone(), store, menus, &config);
     let gateway = std::sync::Arc::clone(&state.gateway);
+    let vault = gateway.money().vault().clone();
+    vault.refresh().await.map_err(|e| StartError::Keys(e.to_string()))?;
+    match vault.sealing_with() {
+        Some(key) => info!(data_key = key, "personal data is sealed with data key"),
+        None => return Err(StartError::Keys("no data key here can be unwrapped".into())),
+    }
+    // A rotation elsewhere reaches this replica without a restart.
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(DATA_KEY_REFRESH);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = vault.refresh().await {
+                warn!(error = %e, "cannot look for new data keys; sealing with the current one");
+            }
+        }
+    });
     #[cfg(unix)]
     if let Err(e) = reload_on_hangup(Arc::clone(&gateway), config.settings.menus_dir.clone()) {
         warn!(error = %e, "cannot listen for SIGHUP; menus reload only through the admin endpoint");

@@ -47,9 +47,17 @@ pub struct Settings {
     pub hop_deadline_ms: u64,
     /// PIN_PEPPER: server-side secret keying PIN hashes; required outside `--demo`.
     pub pin_pepper: Option<String>,
-    /// DATA_KEY: 64 hex digits (32 bytes) encrypting personal data such as national IDs;
+    /// DATA_KEY: 64 hex digits (32 bytes), the key-encryption key `k1` wrapping the data
+    /// keys that seal personal data such as national IDs; DATA_KEY or DATA_KEYS is
     /// required outside `--demo`.
     pub data_key: Option<String>,
+    /// DATA_KEYS: key-encryption keys oldest first, `id:hex,id:hex` (ids of lower-case
+    /// letters, digits, `-` or `_`); the newest wraps new data keys, `keys rotate`
+    /// re-wraps the older ones under it.
+    pub data_keys: Option<String>,
+    /// BLIND_INDEX_KEY: 64 hex digits keying the index that finds a national ID without
+    /// storing it; it never rotates. Default: derived from the first data key.
+    pub blind_index_key: Option<String>,
     /// PIN_MAX_ATTEMPTS: wrong PINs in a row that lock money operations.
     pub pin_max_attempts: u32,
     /// PIN_LOCK_SECS: how long the lock lasts.
@@ -300,6 +308,8 @@ impl Default for Settings {
             hop_deadline_ms: 5_000,
             pin_pepper: None,
             data_key: None,
+            data_keys: None,
+            blind_index_key: None,
             pin_max_attempts: 3,
             pin_lock_secs: 3_600,
             approval_ttl_secs: 300,
@@ -333,6 +343,8 @@ impl fmt::Debug for Settings {
             .field("hop_deadline_ms", &self.hop_deadline_ms)
             .field("pin_pepper", &self.pin_pepper.as_ref().map(|_| "<set>"))
             .field("data_key", &self.data_key.as_ref().map(|_| "<set>"))
+            .field("data_keys", &self.data_keys.as_ref().map(|_| "<set>"))
+            .field("blind_index_key", &self.blind_index_key.as_ref().map(|_| "<set>"))
             .field("pin_max_attempts", &self.pin_max_attempts)
             .field("pin_lock_secs", &self.pin_lock_secs)
             .field("approval_ttl_secs", &self.approval_ttl_secs)
@@ -353,6 +365,8 @@ const ENV_KEYS: &[&str] = &[
     "HOP_DEADLINE_MS",
     "PIN_PEPPER",
     "DATA_KEY",
+    "DATA_KEYS",
+    "BLIND_INDEX_KEY",
     "PIN_MAX_ATTEMPTS",
     "PIN_LOCK_SECS",
     "DEFAULT_REGION",
@@ -377,8 +391,10 @@ pub struct Config {
     pub hop_deadline: Duration,
     pub region: Region,
     pub pin_pepper: String,
-    /// The 32-byte key for personal data at rest.
-    pub data_key: [u8; 32],
+    /// Key-encryption keys for personal data at rest, oldest first (at least one).
+    pub data_keys: Vec<(String, [u8; 32])>,
+    /// The key of the national-ID blind index, when set apart from the data keys.
+    pub blind_index_key: Option<[u8; 32]>,
     pub pin_policy: PinPolicy,
     /// How long an agent's cash-out request waits for the customer's approval.
     pub approval_ttl: Duration,
@@ -525,20 +541,14 @@ impl Settings {
                 String::new()
             }
         };
-        let data_key = match (&self.data_key, demo) {
-            (Some(hex), _) => parse_key(hex).unwrap_or_else(|| {
-                problems.push(
-                    "DATA_KEY must be 64 hex digits (32 bytes): generate one with `openssl rand -hex 32`"
-                        .into(),
-                );
-                [0; 32]
-            }),
-            (None, true) => DEMO_DATA_KEY,
-            (None, false) => {
-                problems.push("DATA_KEY is not set: set it to 64 hex digits (`openssl rand -hex 32`) to encrypt personal data, or run `serve --demo`".into());
-                [0; 32]
+        let data_keys = data_keys(self.data_key.as_deref(), self.data_keys.as_deref(), demo, &mut problems);
+        let blind_index_key = self.blind_index_key.as_deref().and_then(|hex| {
+            let key = parse_key(hex);
+            if key.is_none() {
+                problems.push("BLIND_INDEX_KEY must be 64 hex digits (32 bytes)".into());
             }
-        };
+            key
+        });
         if !(1..=100_000).contains(&self.demo_subscribers) {
             problems.push(format!(
                 "DEMO_SUBSCRIBERS must be between 1 and 100000 (got {})",
@@ -606,7 +616,8 @@ impl Settings {
             channels,
             sms,
             sms_channels,
-            data_key,
+            data_keys,
+            blind_index_key,
             pin_policy: PinPolicy {
                 max_attempts: self.pin_max_attempts,
                 lock: Duration::from_secs(self.pin_lock_secs),
@@ -1060,6 +1071,53 @@ fn channels(
     specs
 }
 
+/// The key-encryption keys, oldest first, from DATA_KEY (`k1`) or DATA_KEYS.
+fn data_keys(
+    single: Option<&str>,
+    ring: Option<&str>,
+    demo: bool,
+    problems: &mut Vec<String>,
+) -> Vec<(String, [u8; 32])> {
+    let mut keys = Vec::new();
+    match (single, ring) {
+        (Some(_), Some(_)) => problems.push(
+            "set DATA_KEY or DATA_KEYS, not both: DATA_KEY=hex is DATA_KEYS=k1:hex".into(),
+        ),
+        (Some(hex), None) => match parse_key(hex) {
+            Some(key) => keys.push(("k1".to_owned(), key)),
+            None => problems.push(
+                "DATA_KEY must be 64 hex digits (32 bytes): generate one with `openssl rand -hex 32`".into(),
+            ),
+        },
+        (None, Some(ring)) => {
+            for entry in ring.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let parsed = entry.split_once(':').and_then(|(id, hex)| {
+                    let id_ok = (1..=32).contains(&id.len())
+                        && id.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                    id_ok.then_some(id).zip(parse_key(hex))
+                });
+                match parsed {
+                    Some((id, _)) if keys.iter().any(|(k, _)| k == id) => {
+                        problems.push(format!("DATA_KEYS names the key `{id}` twice"));
+                    }
+                    Some((id, key)) => keys.push((id.to_owned(), key)),
+                    None => problems.push(format!(
+                        "DATA_KEYS entry `{}…` must be id:64-hex-digits (an id of lower-case letters, digits, - or _; a key from `openssl rand -hex 32`)",
+                        entry.chars().take(8).collect::<String>()
+                    )),
+                }
+            }
+            if keys.is_empty() && problems.is_empty() {
+                problems.push("DATA_KEYS is empty: give at least one id:hex key".into());
+            }
+        }
+        (None, None) if demo => keys.push(("k1".to_owned(), DEMO_DATA_KEY)),
+        (None, None) => problems.push("DATA_KEY is not set: set it to 64 hex digits (`openssl rand -hex 32`) to encrypt personal data (or DATA_KEYS to rotate keys), or run `serve --demo`".into()),
+    }
+    keys
+}
+
 fn parse_key(hex: &str) -> Option<[u8; 32]> {
     let hex = hex.trim();
     if hex.len() != 64 {
@@ -1094,8 +1152,7 @@ mod tests {
     fn defaults_validate_in_demo_mode_only() {
         let config = Settings::default().validate(None, true).unwrap();
         assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
-        assert_eq!(config.data_key, DEMO_DATA_KEY);
-        assert_ne!(config.data_key, [0; 32]);
+        assert_eq!(config.data_keys, [("k1".to_owned(), DEMO_DATA_KEY)]);
         assert_eq!(config.session_ttl, Duration::from_secs(180));
         let err = Settings::default().validate(None, false).unwrap_err();
         assert!(err.0[0].contains("PIN_PEPPER is not set"), "{err}");
@@ -1110,7 +1167,7 @@ mod tests {
             }],
             ..Settings::default()
         };
-        assert_eq!(production.validate(None, false).unwrap().data_key, [0x0f; 32]);
+        assert_eq!(production.validate(None, false).unwrap().data_keys, [("k1".to_owned(), [0x0f; 32])]);
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
 use ussd_gateway::config::Settings;
+use ussd_gateway::money::crypto;
+use ussd_gateway::money::kek::ConfiguredKeys;
 use ussd_gateway::{admin, app, menu, telemetry};
 
 /// A hop allocates many small, short-lived buffers; glibc's malloc took about 13% of
@@ -74,6 +76,26 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The keys sealing personal data (on the database of DATABASE_URL, with the
+    /// key-encryption keys of DATA_KEY or DATA_KEYS).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-wrap every data key under a key-encryption key (the newest in DATA_KEYS unless
+    /// --to names another) and add a new data key under it, while the gateway runs.
+    /// First give every replica the new key in DATA_KEYS; once this is done, the older
+    /// keys may leave DATA_KEYS.
+    Rotate {
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// The data keys: id, the key-encryption key wrapping each, when made and re-wrapped.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -182,7 +204,63 @@ fn main() -> ExitCode {
         // Migrating needs no secrets, so it validates as leniently as a demo does.
         Command::Migrate => run(cli.config, None, true, true),
         Command::Admin { command: AdminCommand::Token { command } } => tokens(cli.config, command),
+        Command::Keys { command } => keys(cli.config, command),
     }
+}
+
+fn keys(config_file: Option<PathBuf>, command: KeysCommand) -> ExitCode {
+    let settings = match Settings::load(config_file.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if settings.data_key.is_none() && settings.data_keys.is_none() {
+        eprintln!("error: set DATA_KEYS (or DATA_KEY) to the key-encryption keys the gateway runs with");
+        return ExitCode::from(2);
+    }
+    // Only the keys and the database matter here, so the rest validates as leniently as
+    // a demo does.
+    let config = match settings.validate(None, true) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(runtime) = runtime() else { return ExitCode::FAILURE };
+    runtime.block_on(async {
+        let pool = match app::connect_database(&config.settings.database_url, 2).await {
+            Ok(pool) => pool,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let keks = ConfiguredKeys::new(&config.data_keys);
+        let done = match command {
+            KeysCommand::Rotate { to } => crypto::rotate(&pool, &keks, to.as_deref()).await.map(|r| {
+                println!(
+                    "re-wrapped {} data key(s) under `{}`; new values are sealed with data key {} (replicas take it within 30 s)",
+                    r.rewrapped, r.kek, r.new_data_key
+                );
+            }),
+            KeysCommand::List => crypto::data_keys(&pool).await.map_err(Into::into).map(|keys| {
+                for (id, kek, created, rewrapped) in keys {
+                    let rewrapped = rewrapped.map(|at| format!(", re-wrapped {at}")).unwrap_or_default();
+                    println!("data key {id}: wrapped with `{kek}`, made {created}{rewrapped}");
+                }
+            }),
+        };
+        match done {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn tokens(config_file: Option<PathBuf>, command: TokenCommand) -> ExitCode {

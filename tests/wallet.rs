@@ -5,7 +5,7 @@ mod common;
 
 use common::{Store, TestApp, main_menu, spawn, unique_session};
 use sqlx::PgPool;
-use ussd_gateway::money::DataVault;
+use ussd_gateway::money::Place;
 
 const AMINA: &str = "+254700000001";
 const BRIAN: &str = "+254700000002";
@@ -71,7 +71,12 @@ async fn registration_creates_a_basic_customer_with_an_encrypted_id(pool: PgPool
     .unwrap();
     assert_eq!((first.as_str(), last_name.as_str(), tier), ("Amina", "Wanjiku", 1));
     assert!(!enc.windows(8).any(|w| w == b"12345678"), "the ID is stored encrypted");
-    assert_eq!(DataVault::new(&app.config.data_key).decrypt(&enc).unwrap(), "12345678");
+    let vault = app.state.gateway.money().vault();
+    let place = Place { table: "customers", column: "national_id_enc", row: new };
+    assert_eq!(vault.open(place, &enc).await.unwrap(), "12345678");
+    // Sealed for this customer's row: under another number it does not open.
+    let elsewhere = Place { row: "+254700000001", ..place };
+    assert!(vault.open(elsewhere, &enc).await.is_err());
 
     // The new customer uses the wallet with the PIN they chose.
     assert_eq!(last(&app, new, &["2", "4821"]).await, "END Your balance is KES 0.00.");

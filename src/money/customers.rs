@@ -3,7 +3,7 @@
 use serde_json::json;
 use sqlx::PgPool;
 
-use super::crypto::DataVault;
+use super::crypto::{DataVault, Place, VaultError};
 use super::lane::Db;
 use super::pin::StagedPin;
 use crate::domain::{Msisdn, PersonName};
@@ -26,17 +26,28 @@ pub async fn profile(db: impl Db, msisdn: &Msisdn) -> Result<OpResult, sqlx::Err
 
 /// An ID number sealed for the session (AES-256-GCM, hex) between the screen that asks
 /// for it and registration, unless another customer already holds it.
-pub async fn seal_id(db: impl Db, vault: &DataVault, national_id: &str) -> Result<OpResult, sqlx::Error> {
+pub async fn seal_id(
+    db: impl Db,
+    vault: &DataVault,
+    msisdn: &Msisdn,
+    national_id: &str,
+) -> Result<OpResult, sqlx::Error> {
     let taken: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM customers WHERE national_id_index = $1)")
             .bind(vault.blind_index(national_id))
             .fetch_one(db)
             .await?;
-    Ok(if taken {
-        OpResult::bare(Outcome::IdTaken)
-    } else {
-        OpResult::new(Outcome::Ok, json!({ "sealed": super::crypto::to_hex(&vault.encrypt(national_id)) }))
-    })
+    if taken {
+        return Ok(OpResult::bare(Outcome::IdTaken));
+    }
+    let sealed = vault.seal(id_in_session(msisdn), national_id).await.map_err(VaultError::into_sqlx)?;
+    Ok(OpResult::new(Outcome::Ok, json!({ "sealed": super::crypto::to_hex(&sealed) })))
+}
+
+/// Where an ID waits, sealed, between its screen and registration: the subscriber's
+/// session, so that it opens for no other number.
+pub fn id_in_session(msisdn: &Msisdn) -> Place<'_> {
+    Place { table: "sessions", column: "sealed_id", row: msisdn.as_e164() }
 }
 
 /// A new customer at the lowest KYC tier, with an empty wallet.
@@ -55,6 +66,8 @@ pub async fn register(
     vault: &DataVault,
     r: Registration<'_>,
 ) -> Result<OpResult, sqlx::Error> {
+    let place = Place { table: "customers", column: "national_id_enc", row: r.msisdn.as_e164() };
+    let sealed_id = vault.seal(place, r.national_id).await.map_err(VaultError::into_sqlx)?;
     let mut tx = pool.begin().await?;
     let inserted: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
         "INSERT INTO customers (msisdn, first_name, last_name, language, pin_salt, pin_hash,
@@ -69,7 +82,7 @@ pub async fn register(
     .bind(r.language)
     .bind(&r.pin.salt[..])
     .bind(&r.pin.hash)
-    .bind(vault.encrypt(r.national_id))
+    .bind(sealed_id)
     .bind(vault.blind_index(r.national_id))
     .fetch_optional(&mut *tx)
     .await;

@@ -4,9 +4,10 @@
 mod agents;
 mod approvals;
 pub mod bills;
-mod crypto;
+pub mod crypto;
 mod customers;
 mod demo;
+pub mod kek;
 mod lane;
 mod ledger;
 mod pin;
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::json;
 use sqlx::PgPool;
 
-pub use self::crypto::{DataVault, DecryptError, to_hex};
+pub use self::crypto::{DataVault, Place, VaultError, to_hex};
 pub use self::demo::{
     DEMO_AGENT, DEMO_PIN, DEMO_STORE, DemoSubscriber, demo_subscribers, seed_demo, seed_demo_agent,
     seed_demo_billers,
@@ -261,9 +262,14 @@ impl Money {
                     return Ok(OpResult::bare(Outcome::PinMismatch));
                 }
                 let name = |arg| PersonName::parse(call.arg(arg)?).map_err(|e| call.bad(arg, e.to_string()));
-                let national_id = crypto::from_hex(call.arg("sealed_id")?)
-                    .and_then(|sealed| s.vault.decrypt(&sealed).ok())
-                    .ok_or_else(|| call.bad("sealed_id", "is not an ID sealed by customer.seal_id"))?;
+                let not_sealed =
+                    || call.bad("sealed_id", "is not an ID sealed by customer.seal_id for this number");
+                let sealed = crypto::from_hex(call.arg("sealed_id")?).ok_or_else(not_sealed)?;
+                let national_id = match s.vault.open(customers::id_in_session(call.msisdn), &sealed).await {
+                    Ok(id) => id,
+                    Err(VaultError::Unreadable) => return Err(not_sealed()),
+                    Err(e) => return Err(e.into_sqlx().into()),
+                };
                 let registration = customers::Registration {
                     msisdn: call.msisdn,
                     first_name: name("first_name")?,
@@ -280,7 +286,7 @@ impl Money {
                 if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
                     return Err(call.bad("national_id", "must be letters and digits"));
                 }
-                Ok(customers::seal_id(db, &s.vault, id).await?)
+                Ok(customers::seal_id(db, &s.vault, call.msisdn, id).await?)
             }
             Op::CustomerSetLanguage => {
                 let language = call.arg("language")?;

@@ -21,6 +21,7 @@ use crate::config::SmsChannelSpec;
 use crate::domain::{Msisdn, Region};
 use crate::gateway::{Gateway, HopKind, HopRules};
 use crate::menu::{Menu, Message};
+use crate::money::VaultError;
 
 /// What answering one message came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +108,8 @@ pub struct Answerer {
 struct Claimed {
     id: i64,
     channel: String,
+    provider: String,
+    message_id: String,
     msisdn: String,
     text_sealed: Option<Vec<u8>>,
     attempts: i32,
@@ -153,7 +156,7 @@ WITH due AS (
 UPDATE sms_inbound i SET attempts = i.attempts + 1,
        next_attempt_at = now() + make_interval(secs => $2)
   FROM due WHERE i.id = due.id
-RETURNING i.id, i.channel, i.msisdn, i.text_sealed, i.attempts";
+RETURNING i.id, i.channel, i.provider, i.message_id, i.msisdn, i.text_sealed, i.attempts";
 
 impl Answerer {
     pub fn new(
@@ -313,9 +316,20 @@ impl Answerer {
             return Ok(Said::Retry(format!("the SMS channel `{}` is not configured", message.channel)));
         };
         let vault = self.gateway.money().vault();
-        // Neither comes back by trying again.
-        let Some(text) = message.text_sealed.as_deref().and_then(|sealed| vault.decrypt(sealed).ok()) else {
-            return Ok(Said::Dead("the message's text was not kept or cannot be read".into()));
+        let row = super::inbound::text_row(&message.provider, &message.message_id);
+        let opened = match message.text_sealed.as_deref() {
+            Some(sealed) => vault.open(super::inbound::text_place(&row), sealed).await,
+            None => Err(VaultError::Unreadable),
+        };
+        let text = match opened {
+            Ok(text) => text,
+            // A text not kept or unreadable does not come back by trying again, nor does
+            // an unreadable number (below).
+            Err(VaultError::Unreadable) => {
+                return Ok(Said::Dead("the message's text was not kept or cannot be read".into()));
+            }
+            // The keys may: another replica, or this one once its configuration is right.
+            Err(e) => return Ok(Said::Retry(e.to_string())),
         };
         let Ok(msisdn) = Msisdn::parse(&message.msisdn, self.region) else {
             return Ok(Said::Dead("the sender's number cannot be read".into()));

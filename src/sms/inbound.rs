@@ -8,7 +8,7 @@ use sqlx::PgPool;
 
 use crate::channel::sms::{Incoming, Provider};
 use crate::domain::{Msisdn, Region};
-use crate::money::DataVault;
+use crate::money::{DataVault, Place, VaultError};
 
 /// What became of one incoming message at the callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +84,8 @@ pub async fn receive(pool: &PgPool, ctx: Context<'_>, message: Incoming) -> Resu
             }
         }
     };
+    let row = text_row(ctx.provider.name(), &message_id);
+    let sealed = ctx.vault.seal(text_place(&row), &text).await.map_err(VaultError::into_sqlx)?;
     let stored: Option<i64> = sqlx::query_scalar(
         "INSERT INTO sms_inbound (channel, provider, message_id, msisdn, text_sealed)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (provider, message_id) DO NOTHING RETURNING id",
@@ -92,7 +94,7 @@ pub async fn receive(pool: &PgPool, ctx: Context<'_>, message: Incoming) -> Resu
     .bind(ctx.provider.name())
     .bind(&message_id)
     .bind(msisdn.as_e164())
-    .bind(ctx.vault.encrypt(&text))
+    .bind(sealed)
     .fetch_optional(pool)
     .await?;
     let Some(id) = stored else { return Ok(Received::Duplicate) };
@@ -158,4 +160,14 @@ async fn join(
     let first_id = pieces.iter().map(|(_, _, id)| id.as_str()).min().unwrap_or_default();
     let joined = format!("concat:{first_id}");
     Ok(Some((joined, pieces.iter().map(|(_, body, _)| body.as_str()).collect())))
+}
+
+/// What names a waiting message's row for good: its provider and the provider's id.
+pub fn text_row(provider: &str, message_id: &str) -> String {
+    format!("{provider}/{message_id}")
+}
+
+/// Where a waiting message's text is sealed.
+pub fn text_place(row: &str) -> Place<'_> {
+    Place { table: "sms_inbound", column: "text_sealed", row }
 }
