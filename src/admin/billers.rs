@@ -7,6 +7,9 @@ use sqlx::PgPool;
 
 use super::shape;
 use crate::domain::DisplayText;
+use crate::money::DataVault;
+use crate::money::bills::client::BillerClient;
+use crate::money::bills::credentials::{self, Credentials};
 
 /// A biller to register, as the admin API takes it.
 #[derive(Debug, Deserialize)]
@@ -175,7 +178,7 @@ impl BillerChange {
 
 const SHOW: &str = "SELECT jsonb_build_object('code', b.code, 'name', b.name, 'account_pattern', b.account_pattern,
                            'account_label', b.account_label, 'fee_payer', b.fee_payer, 'base_url', b.base_url,
-                           'timeout_ms', b.timeout_ms, 'status', b.status,
+                           'timeout_ms', b.timeout_ms, 'status', b.status, 'credentials', b.credentials_sealed IS NOT NULL,
                            'settlement', jsonb_build_object('account', a.id, 'balance', a.balance),
                            'pending_payments', (SELECT count(*) FROM bill_payments p WHERE p.biller_id = b.id AND p.state = 'pending'))
                       FROM billers b JOIN accounts a ON a.id = b.settlement_account_id";
@@ -232,6 +235,91 @@ pub async fn change(pool: &PgPool, code: &str, change: &BillerChange) -> Result<
     .await?;
     let Some(id) = updated else { return Err(BillerError::Unknown(code.to_owned())) };
     Ok(sqlx::query_scalar(&format!("{SHOW} WHERE b.id = $1")).bind(id).fetch_one(pool).await?)
+}
+
+/// The first thing wrong with a biller's credentials, if any: breaking the document
+/// (400) or unusable as they are (422).
+fn credentials_problem(credentials: &Credentials) -> Option<BillerError> {
+    let invalid = |what: &str| Some(BillerError::Invalid(what.to_owned()));
+    if let Some(key) = &credentials.api_key {
+        if !shape::HEADER_NAME.fits(&key.header) {
+            return invalid("`api_key.header` must be a header name: letters, digits and -, at most 64");
+        }
+        if !shape::API_KEY.fits(&key.value) {
+            return invalid("`api_key.value` must be 8 to 512 visible ASCII characters");
+        }
+        let header = key.header.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&header.as_str()) || header.starts_with("x-gateway-") {
+            return Some(BillerError::Unacceptable(format!(
+                "`api_key.header` `{}` is a header the gateway sets itself",
+                key.header
+            )));
+        }
+    }
+    if let Some(signing) = &credentials.hmac {
+        if !shape::KEY_ID.fits(&signing.key_id) {
+            return invalid("`hmac.key_id` must be 1 to 64 letters, digits, ., _ or -");
+        }
+        if !shape::SIGNING_SECRET.fits(&signing.secret) {
+            return invalid("`hmac.secret` must be 16 to 256 visible ASCII characters");
+        }
+    }
+    let pems = [
+        credentials.mtls.as_ref().map(|m| ("mtls.certificate", &m.certificate)),
+        credentials.mtls.as_ref().map(|m| ("mtls.private_key", &m.private_key)),
+        credentials.ca_certificate.as_ref().map(|ca| ("ca_certificate", ca)),
+    ];
+    for (field, pem) in pems.into_iter().flatten() {
+        if pem.len() > 8_000 || !shape::PEM.fits(pem) {
+            return Some(BillerError::Invalid(format!("`{field}` must be PEM, at most 8000 characters")));
+        }
+    }
+    BillerClient::with(credentials).err().map(BillerError::Unacceptable)
+}
+
+/// Headers a partner's API key cannot take: the gateway writes them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "trailer",
+];
+
+/// Replaces biller `code`'s credentials (all of them; none clears them), sealed for its
+/// row. Answers which are set, never what they are.
+pub async fn set_credentials(
+    pool: &PgPool,
+    vault: &DataVault,
+    code: &str,
+    credentials: &Credentials,
+) -> Result<Value, BillerError> {
+    if let Some(problem) = credentials_problem(credentials) {
+        return Err(problem);
+    }
+    let sealed = if credentials.is_empty() {
+        None
+    } else {
+        let json = serde_json::to_string(credentials).expect("credentials serialise");
+        Some(
+            vault
+                .seal(credentials::place(code), &json)
+                .await
+                .map_err(|e| BillerError::Database(e.into_sqlx()))?,
+        )
+    };
+    let updated = sqlx::query("UPDATE billers SET credentials_sealed = $2 WHERE code = $1")
+        .bind(code)
+        .bind(sealed)
+        .execute(pool)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(BillerError::Unknown(code.to_owned()));
+    }
+    Ok(json!({ "code": code, "credentials": credentials.summary() }))
 }
 
 /// Every biller, with its settlement balance and the payments still pending with it.

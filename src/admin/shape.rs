@@ -41,6 +41,12 @@ shape!(BILLER_URL, r"^https?://[A-Za-z0-9\[][!-~]*$");
 // Postgres stores no NUL; every free text field says so.
 shape!(NO_NUL, r"^[^\u0000]*$");
 shape!(IDEMPOTENCY_KEY, r"^[!-~]{8,100}$");
+// A partner's credentials.
+shape!(HEADER_NAME, r"^[A-Za-z][A-Za-z0-9-]{0,63}$");
+shape!(API_KEY, r"^[!-~][ -~]{6,510}[!-~]$");
+shape!(KEY_ID, r"^[A-Za-z0-9._-]{1,64}$");
+shape!(SIGNING_SECRET, r"^[!-~]{16,256}$");
+shape!(PEM, r"^(?:-----BEGIN [A-Z0-9 ]{1,40}-----[A-Za-z0-9+/=\r\n]+-----END [A-Z0-9 ]{1,40}-----[\r\n]*)+$");
 
 /// A whole number however JSON writes it (`5000`, `5000.0`, `5e3`): JSON Schema's
 /// `integer` takes all three, so the API does.

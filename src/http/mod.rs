@@ -29,6 +29,10 @@ use crate::gateway::Gateway;
 /// Aggregator callbacks are a few hundred bytes; anything much larger is not one.
 pub const MAX_BODY: usize = 16 * 1024;
 
+/// Operators send certificates (a partner's credentials); the admin API reads no body
+/// before the caller's token is known.
+pub const MAX_ADMIN_BODY: usize = 64 * 1024;
+
 /// How long a request's body may take to arrive once its headers have.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -70,23 +74,23 @@ pub fn router(state: AppState) -> Router {
         None => routes,
     };
     let routes = if state.demo { routes.merge(sandbox::routes(sandbox::Sandbox::default())) } else { routes };
-    layered(routes, state)
+    layered(routes, state, MAX_BODY)
 }
 
 /// What operators reach (`ADMIN_LISTEN`), never on the aggregators' port: the admin API,
 /// `/metrics`, and the health probes.
 pub fn admin_router(state: AppState) -> Router {
-    layered(admin::routes(&state).route("/metrics", get(health::metrics)), state)
+    layered(admin::routes(&state).route("/metrics", get(health::metrics)), state, MAX_ADMIN_BODY)
 }
 
 /// The probes and the layers every request goes through, on either listener.
-fn layered(routes: Router<AppState>, state: AppState) -> Router {
+fn layered(routes: Router<AppState>, state: AppState, max_body: usize) -> Router {
     routes
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { (StatusCode::NOT_FOUND, channels::NO_SUCH_ENDPOINT) })
         .with_state(state)
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(RequestBodyLimitLayer::new(max_body))
         .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::new())

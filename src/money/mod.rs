@@ -211,7 +211,8 @@ impl Money {
     /// Ops whose hop statements go through `lane`, the rest through `pool`.
     pub fn with_lane(pool: PgPool, lane: Lane, settings: MoneySettings) -> Self {
         let runs = CATALOG.iter().map(|_| AtomicU64::new(0)).collect();
-        let bills = Arc::new(bills::Bills::new(pool.clone(), settings.currency.clone()));
+        let bills =
+            Arc::new(bills::Bills::new(pool.clone(), settings.vault.clone(), settings.currency.clone()));
         Money {
             pool,
             lane,

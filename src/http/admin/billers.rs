@@ -7,6 +7,7 @@ use axum::response::Response;
 use super::{AppState, Note, answer, caller, error, json_body, unavailable};
 use crate::admin::billers::{self, BillerChange, BillerError, NewBiller};
 use crate::admin::{Scope, shape};
+use crate::money::bills::credentials::Credentials;
 
 const REGISTER: &str = r#"{"code": "KPLC", "name": "Kenya Power", "account_pattern": "[0-9]{11}", "account_label": "meter number", "fee_payer": "customer", "base_url": "https://…", "timeout_ms": 3000}"#;
 
@@ -93,3 +94,39 @@ pub(super) async fn list(State(state): State<AppState>, headers: HeaderMap) -> R
         Err(e) => unavailable(note, &e),
     }
 }
+
+/// `PUT /admin/billers/{code}/credentials` (scope `billers`): replaces the biller's
+/// credentials (`{}` clears them), sealed; answers which are set, never what they are.
+pub(super) async fn set_credentials(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let who = match caller(&state, &headers, Scope::Billers).await {
+        Ok(who) => who,
+        Err(refused) => return refused,
+    };
+    let mut note = Note { target: Some(code.clone()), ..Note::by(&who) };
+    if !shape::BILLER_CODE.fits(&code) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            note,
+            format!("`{code}` is not a biller code (2 to 12 capital letters or digits)"),
+        );
+    }
+    let credentials: Credentials = match json_body(&body, CREDENTIALS) {
+        Ok(credentials) => credentials,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, note, reason),
+    };
+    let money = state.gateway.money();
+    match billers::set_credentials(money.pool(), money.vault(), &code, &credentials).await {
+        Ok(set) => {
+            note.detail = Some(set["credentials"].clone());
+            answer(StatusCode::OK, note, set)
+        }
+        Err(e) => refusal(note, e),
+    }
+}
+
+const CREDENTIALS: &str = r#"{"api_key": {"header": "X-Api-Key", "value": "…"}, "hmac": {"key_id": "…", "secret": "…"}, "mtls": {"certificate": "PEM", "private_key": "PEM"}, "ca_certificate": "PEM"}, each optional"#;

@@ -6,7 +6,7 @@ use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -31,6 +31,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/admin/agents/{agent_number}/float", post(agents::top_up))
         .route("/admin/billers", post(billers::register).get(billers::list))
         .route("/admin/billers/{code}", patch(billers::change))
+        .route("/admin/billers/{code}/credentials", put(billers::set_credentials))
         .route("/admin/sms/dead", get(sms_dead))
         .route_layer(middleware::from_fn_with_state(state.clone(), audited))
         .route("/admin/openapi.json", get(openapi))
@@ -179,7 +180,21 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], example: &str) -> Resu
     if holds_nul(&value) {
         return Err("the body holds a NUL character (\\u0000)".into());
     }
+    // Serde would read `["X-Api-Key", "…"]` as the object it stands for; the document
+    // says objects, and so does the API. Lists hold objects (an agent's stores).
+    if !value.is_object() || !records_only(&value) {
+        return Err(format!("the body must be {example}: objects where the document says objects"));
+    }
     serde_json::from_value(value).map_err(|e| format!("the body must be {example}: {e}"))
+}
+
+/// Whether every array in `value` is a list of objects.
+fn records_only(value: &Value) -> bool {
+    match value {
+        Value::Array(items) => items.iter().all(|item| item.is_object() && records_only(item)),
+        Value::Object(fields) => fields.values().all(records_only),
+        _ => true,
+    }
 }
 
 fn holds_nul(value: &Value) -> bool {

@@ -11,7 +11,8 @@ use serde_json::{Map, Value, json};
 
 use crate::admin::Scope;
 use crate::admin::shape::{
-    AGENT_NUMBER, BILLER_CODE, BILLER_URL, IDEMPOTENCY_KEY, MSISDN, NO_NUL, REFERENCE, STORE_NUMBER, Shape,
+    AGENT_NUMBER, API_KEY, BILLER_CODE, BILLER_URL, HEADER_NAME, IDEMPOTENCY_KEY, KEY_ID, MSISDN, NO_NUL,
+    PEM, REFERENCE, SIGNING_SECRET, STORE_NUMBER, Shape,
 };
 use crate::domain::DISPLAY_TEXT_PATTERN;
 
@@ -73,6 +74,7 @@ pub(super) fn spec() -> Value {
     let base_url = json!({ "type": "string", "maxLength": 500, "pattern": BILLER_URL.pattern,
                            "description": "where the biller answers; a host that cannot be parsed, credentials in the URL, or a link-local, metadata, unspecified or multicast address: 422" });
     let timeout_ms = json!({ "type": "integer", "minimum": 100, "maximum": 30000, "default": 3000 });
+    let pem = || json!({ "type": "string", "maxLength": 8000, "pattern": PEM.pattern });
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -190,6 +192,26 @@ pub(super) fn spec() -> Value {
                     },
                 })),
                 "responses": responses(("200", "the biller"), &["404", "422"]),
+            }},
+            "/admin/billers/{code}/credentials": { "put": {
+                "summary": "Replace a biller's credentials (each optional; `{}` clears them), sealed at rest and never shown again: an API key header, HMAC request signing, a client certificate for mutual TLS, the biller's certificate authority",
+                "x-scope": Scope::Billers.name(),
+                "parameters": [path("code", &BILLER_CODE, "the biller's code", "KPLC")],
+                "requestBody": body(json!({
+                    "type": "object", "additionalProperties": false,
+                    "properties": {
+                        "api_key": { "type": ["object", "null"], "required": ["header", "value"], "additionalProperties": false,
+                            "properties": { "header": shaped(&HEADER_NAME), "value": shaped(&API_KEY) },
+                            "description": "a header the gateway sets itself (Host, Content-Type, X-Gateway-…): 422" },
+                        "hmac": { "type": ["object", "null"], "required": ["key_id", "secret"], "additionalProperties": false,
+                            "properties": { "key_id": shaped(&KEY_ID), "secret": shaped(&SIGNING_SECRET) } },
+                        "mtls": { "type": ["object", "null"], "required": ["certificate", "private_key"], "additionalProperties": false,
+                            "properties": { "certificate": pem(), "private_key": pem() },
+                            "description": "a certificate and key that do not make a TLS identity: 422" },
+                        "ca_certificate": { "anyOf": [pem(), { "type": "null" }] },
+                    },
+                })),
+                "responses": responses(("200", "which credentials are set (the header's name, the signing key's id), never their values"), &["404", "422"]),
             }},
             "/admin/sms/dead": { "get": {
                 "summary": "Subscribers' messages that could not be answered after every try, latest first, with the reason (never their text); each sender was told to check their balance before trying again",

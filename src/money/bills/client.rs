@@ -10,14 +10,26 @@
 //!
 //! Anything else — a timeout, a 5xx, a body we cannot read — is `Unknown`: the payment
 //! may or may not have happened, so the money stays held until the biller says.
+//!
+//! A biller with credentials gets them on every call: its API key header; a signature
+//! — `X-Gateway-Key-Id`, `X-Gateway-Timestamp` (Unix seconds) and `X-Gateway-Signature:
+//! v1=` the hex HMAC-SHA256 under the shared secret of `timestamp \n METHOD \n path
+//! \n hex SHA-256 of the body` (the path with its query, as sent), so the biller can
+//! refuse a forged, altered or replayed call; and its client certificate, when its
+//! server asks for one (mutual TLS), trusting its own authority if it has one.
 
 use std::time::Duration;
 
-use reqwest::{Client, StatusCode};
+use hmac::{Hmac, Mac};
+use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::{Client, Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
+use super::credentials::Credentials;
 use crate::domain::DisplayText;
+use crate::money::crypto::to_hex;
 
 /// What a biller said about an account number.
 #[derive(Debug, PartialEq, Eq)]
@@ -55,10 +67,12 @@ struct Status {
     reason: Option<String>,
 }
 
-/// Calls billers over HTTP.
-#[derive(Clone, Debug)]
+/// Calls one biller (or every biller without credentials) over HTTP.
+#[derive(Clone)]
 pub struct BillerClient {
     http: Client,
+    api_key: Option<(HeaderName, HeaderValue)>,
+    signing: Option<(HeaderValue, Hmac<Sha256>)>,
 }
 
 impl Default for BillerClient {
@@ -67,22 +81,94 @@ impl Default for BillerClient {
     }
 }
 
+fn builder() -> reqwest::ClientBuilder {
+    Client::builder().connect_timeout(Duration::from_secs(2)).pool_idle_timeout(Duration::from_secs(30))
+}
+
 impl BillerClient {
     pub fn new() -> Self {
-        let http = Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .expect("the TLS backend initialises");
-        BillerClient { http }
+        let http = builder().build().expect("the TLS backend initialises");
+        BillerClient { http, api_key: None, signing: None }
+    }
+
+    /// A client presenting `credentials`, or why they cannot be used.
+    pub fn with(credentials: &Credentials) -> Result<Self, String> {
+        let mut http = builder();
+        if let Some(mtls) = &credentials.mtls {
+            let pem = format!("{}\n{}", mtls.private_key.trim(), mtls.certificate.trim());
+            let identity = reqwest::Identity::from_pem(pem.as_bytes())
+                .map_err(|e| format!("the client certificate and key cannot be used: {e}"))?;
+            http = http.identity(identity);
+        }
+        if let Some(ca) = &credentials.ca_certificate {
+            let ca = reqwest::Certificate::from_pem(ca.as_bytes())
+                .map_err(|e| format!("the certificate authority cannot be read: {e}"))?;
+            http = http.add_root_certificate(ca);
+        }
+        let http = http.build().map_err(|e| {
+            format!(
+                "these credentials cannot be used for TLS (a certificate and key that do not match?): {e}"
+            )
+        })?;
+        let api_key = match &credentials.api_key {
+            Some(key) => Some((
+                HeaderName::from_bytes(key.header.as_bytes())
+                    .map_err(|_| "the API key header is not a header name")?,
+                HeaderValue::from_str(&key.value).map_err(|_| "the API key is not a header value")?,
+            )),
+            None => None,
+        };
+        let signing = match &credentials.hmac {
+            Some(s) => Some((
+                HeaderValue::from_str(&s.key_id).map_err(|_| "the signing key id is not a header value")?,
+                <Hmac<Sha256> as Mac>::new_from_slice(s.secret.as_bytes())
+                    .expect("HMAC takes keys of any length"),
+            )),
+            None => None,
+        };
+        Ok(BillerClient { http, api_key, signing })
+    }
+
+    /// The request with this biller's API key and signature.
+    fn send(
+        &self,
+        method: Method,
+        url: String,
+        timeout: Duration,
+        body: Option<String>,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self.http.request(method.clone(), &url).timeout(timeout);
+        if let Some((name, value)) = &self.api_key {
+            request = request.header(name, value);
+        }
+        if let Some((key_id, mac)) = &self.signing {
+            let path = reqwest::Url::parse(&url)
+                .map(|u| match u.query() {
+                    Some(q) => format!("{}?{q}", u.path()),
+                    None => u.path().to_owned(),
+                })
+                .unwrap_or_default();
+            let timestamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                .to_string();
+            let digest = to_hex(&Sha256::digest(body.as_deref().unwrap_or_default().as_bytes()));
+            let mut mac = mac.clone();
+            mac.update(format!("{timestamp}\n{method}\n{path}\n{digest}").as_bytes());
+            let signature = format!("v1={}", to_hex(&mac.finalize().into_bytes()));
+            request = request
+                .header("x-gateway-key-id", key_id)
+                .header("x-gateway-timestamp", timestamp)
+                .header("x-gateway-signature", signature);
+        }
+        match body {
+            Some(body) => request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body),
+            None => request,
+        }
     }
 
     fn post(&self, url: String, timeout: Duration, body: &serde_json::Value) -> reqwest::RequestBuilder {
-        self.http
-            .post(url)
-            .timeout(timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string())
+        self.send(Method::POST, url, timeout, Some(body.to_string()))
     }
 
     pub async fn validate(&self, base: &str, timeout: Duration, account: &str) -> Validation {
@@ -125,7 +211,7 @@ impl BillerClient {
     }
 
     pub async fn status(&self, base: &str, timeout: Duration, reference: &str) -> Answer {
-        let sent = self.http.get(format!("{base}/payments/{reference}")).timeout(timeout).send().await;
+        let sent = self.send(Method::GET, format!("{base}/payments/{reference}"), timeout, None).send().await;
         match sent {
             Ok(r) => read(r, true).await,
             Err(e) => Answer::Unknown(describe(&e)),
@@ -184,5 +270,14 @@ fn describe(e: &reqwest::Error) -> String {
         "cannot connect".into()
     } else {
         e.to_string()
+    }
+}
+
+impl std::fmt::Debug for BillerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BillerClient")
+            .field("api_key", &self.api_key.as_ref().map(|(name, _)| name))
+            .field("signed", &self.signing.is_some())
+            .finish_non_exhaustive()
     }
 }

@@ -6,6 +6,7 @@
 //! resolves each payment exactly once however many answers arrive.
 
 pub mod client;
+pub mod credentials;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,9 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use self::client::{Answer, BillerClient, Payment, Validation};
+use self::credentials::Credentials;
 use super::MoneyError;
+use super::crypto::DataVault;
 use super::ledger::{outcome_of, reference, request_hash};
 use crate::domain::{Amount, Msisdn};
 use crate::ops::{OpResult, Outcome};
@@ -36,6 +39,9 @@ pub struct Biller {
     pub base_url: String,
     pub timeout_ms: i32,
     pub status: String,
+    /// Sealed; opened only to call the biller.
+    #[serde(skip)]
+    pub credentials_sealed: Option<Vec<u8>>,
 }
 
 impl Biller {
@@ -49,14 +55,20 @@ impl Biller {
     }
 }
 
-const BILLER_COLUMNS: &str =
-    "id, code, name, account_pattern, account_label, fee_payer, base_url, timeout_ms, status";
+const BILLER_COLUMNS: &str = "id, code, name, account_pattern, account_label, fee_payer, base_url, timeout_ms, status, credentials_sealed";
+
+/// A biller's client, and the sealed credentials it was made from.
+type Partner = (Vec<u8>, Arc<BillerClient>);
 
 /// Pays bills and settles them. Cheap to share.
 #[derive(Debug)]
 pub struct Bills {
     pool: PgPool,
-    client: BillerClient,
+    client: Arc<BillerClient>,
+    vault: DataVault,
+    /// Clients of billers with credentials, each with the sealed credentials it was
+    /// made from (changed credentials make a new one).
+    partners: Mutex<HashMap<i64, Partner>>,
     currency: String,
     breakers: Mutex<HashMap<i64, Arc<Breaker>>>,
 }
@@ -68,8 +80,37 @@ const BREAKER_COOLDOWN: Duration = Duration::from_secs(30);
 const RECONCILE_BATCH: i64 = 50;
 
 impl Bills {
-    pub fn new(pool: PgPool, currency: String) -> Self {
-        Bills { pool, client: BillerClient::new(), currency, breakers: Mutex::default() }
+    pub fn new(pool: PgPool, vault: DataVault, currency: String) -> Self {
+        Bills {
+            pool,
+            client: Arc::new(BillerClient::new()),
+            vault,
+            partners: Mutex::default(),
+            currency,
+            breakers: Mutex::default(),
+        }
+    }
+
+    /// The client that calls `biller` with its credentials, or why there is none.
+    async fn client(&self, biller: &Biller) -> Result<Arc<BillerClient>, String> {
+        let Some(sealed) = &biller.credentials_sealed else { return Ok(Arc::clone(&self.client)) };
+        {
+            let partners = self.partners.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some((_, client)) = partners.get(&biller.id).filter(|(from, _)| from == sealed) {
+                return Ok(Arc::clone(client));
+            }
+        }
+        let opened = self
+            .vault
+            .open(credentials::place(&biller.code), sealed)
+            .await
+            .map_err(|e| format!("the biller's credentials cannot be opened: {e}"))?;
+        let credentials: Credentials = serde_json::from_str(&opened)
+            .map_err(|_| "the biller's credentials cannot be read".to_owned())?;
+        let client = Arc::new(BillerClient::with(&credentials)?);
+        let mut partners = self.partners.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        partners.insert(biller.id, (sealed.clone(), Arc::clone(&client)));
+        Ok(client)
     }
 
     fn breaker(&self, biller: &Biller) -> Arc<Breaker> {
@@ -131,7 +172,11 @@ impl Bills {
             return Ok(None);
         }
         let fee = if biller.fee_payer == "customer" { fee } else { 0 };
-        Ok(match self.client.validate(&biller.base_url, biller.timeout(), account).await {
+        let validation = match self.client(&biller).await {
+            Ok(client) => client.validate(&biller.base_url, biller.timeout(), account).await,
+            Err(why) => Validation::Unavailable(why),
+        };
+        Ok(match validation {
             Validation::Valid { holder } => {
                 breaker.succeeded();
                 Some(OpResult::new(
@@ -212,15 +257,21 @@ impl Bills {
             return Answer::Unknown(format!("the biller's breaker is open for {} s", wait.as_secs()));
         }
         let payment = Payment { reference, account, amount, currency: &self.currency };
-        let mut answer = if status_first {
-            self.client.status(&biller.base_url, biller.timeout(), reference).await
-        } else {
-            self.client.pay(&biller.base_url, biller.timeout(), &payment).await
+        let answer = match self.client(biller).await {
+            Err(why) => Answer::Unknown(why),
+            Ok(client) => {
+                let mut answer = if status_first {
+                    client.status(&biller.base_url, biller.timeout(), reference).await
+                } else {
+                    client.pay(&biller.base_url, biller.timeout(), &payment).await
+                };
+                if answer == Answer::NotFound {
+                    // Never received: send it again, under the same reference.
+                    answer = client.pay(&biller.base_url, biller.timeout(), &payment).await;
+                }
+                answer
+            }
         };
-        if answer == Answer::NotFound {
-            // Never received: send it again, under the same reference.
-            answer = self.client.pay(&biller.base_url, biller.timeout(), &payment).await;
-        }
         match &answer {
             Answer::Unknown(why) => {
                 breaker.failed(Instant::now());
