@@ -9,8 +9,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
+use crate::channel::Callers;
 use crate::channel::ussd::Provider;
 use crate::domain::Region;
+use crate::money::PinPolicy;
+use crate::sms::SmsChannelSpec;
 
 /// The pepper used by `--demo` when PIN_PEPPER is not set. Public, hence demo only.
 pub const DEMO_PIN_PEPPER: &str = "ussd-gateway-demo-pepper-never-use-in-production";
@@ -139,32 +142,6 @@ impl fmt::Debug for SmsChannelSettings {
             .field("path", &self.path)
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("signing_secret", &self.signing_secret.as_ref().map(|_| "<set>"))
-            .finish_non_exhaustive()
-    }
-}
-
-/// A validated SMS channel.
-#[derive(Clone)]
-pub struct SmsChannelSpec {
-    pub name: String,
-    pub provider: crate::channel::sms::Provider,
-    pub callers: Callers,
-    pub signing_secret: Option<String>,
-    /// Without a trailing slash.
-    pub public_url: Option<String>,
-    /// How conversations on this channel stand in for PIN screens.
-    pub rules: crate::gateway::SmsRules,
-    pub per_msisdn_per_minute: u32,
-}
-
-impl fmt::Debug for SmsChannelSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SmsChannelSpec")
-            .field("name", &self.name)
-            .field("provider", &self.provider)
-            .field("callers", &self.callers)
-            .field("signing_secret", &self.signing_secret.as_ref().map(|_| "<set>"))
-            .field("public_url", &self.public_url)
             .finish_non_exhaustive()
     }
 }
@@ -411,13 +388,6 @@ pub struct Config {
     pub sms_channels: Vec<SmsChannelSpec>,
 }
 
-/// When wrong PINs lock a subscriber's money operations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PinPolicy {
-    pub max_attempts: u32,
-    pub lock: Duration,
-}
-
 /// Everything wrong with the configuration, each with what to do about it.
 #[derive(Debug)]
 pub struct ConfigError(pub Vec<String>);
@@ -643,35 +613,6 @@ struct GateSettings<'a> {
     allow: &'a [String],
     basic_user: &'a Option<String>,
     basic_password: &'a Option<String>,
-}
-
-/// Who may call a channel's path, checked: shared by USSD and SMS channels.
-#[derive(Clone)]
-pub struct Callers {
-    /// The path without the token.
-    pub path: String,
-    pub token: Option<String>,
-    pub allow: Vec<ipnet::IpNet>,
-    /// `user:password`, as it is compared with the decoded `Authorization` header.
-    pub basic: Option<String>,
-}
-
-impl Callers {
-    /// Anyone, at `path`: the demo channels.
-    fn anyone(path: String) -> Self {
-        Callers { path, token: None, allow: Vec::new(), basic: None }
-    }
-}
-
-impl fmt::Debug for Callers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Callers")
-            .field("path", &self.path)
-            .field("token", &self.token.as_ref().map(|_| "<set>"))
-            .field("allow", &self.allow)
-            .field("basic", &self.basic.as_ref().map(|_| "<set>"))
-            .finish()
-    }
 }
 
 /// Checks a channel's path (against `taken` and the gateway's own endpoints), secret

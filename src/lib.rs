@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod app;
+pub mod breaker;
+pub mod bytes;
 pub mod channel;
 pub mod config;
 pub mod domain;
@@ -13,7 +15,11 @@ pub mod loadtest;
 pub mod menu;
 pub mod money;
 pub mod ops;
+pub mod segments;
 pub mod session;
 pub mod simulate;
 pub mod sms;
 pub mod telemetry;
+
+#[cfg(test)]
+mod layering;

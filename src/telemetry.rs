@@ -6,8 +6,6 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-use crate::gateway::HopKind;
-
 /// Installs the global log subscriber; `json` for machines, text for people.
 pub fn init_logs(json: bool) {
     let filter = EnvFilter::try_from_default_env()
@@ -74,20 +72,21 @@ pub fn metrics() -> PrometheusHandle {
         .clone()
 }
 
-pub fn record_hop(channel: &str, kind: HopKind, elapsed: Duration) {
-    metrics::counter!("ussd_hops_total", "channel" => channel.to_owned(), "outcome" => kind.as_str())
-        .increment(1);
+/// One answered hop: its channel, its outcome (`HopKind::as_str`) and how long it took.
+pub fn record_hop(channel: &str, outcome: &'static str, elapsed: Duration) {
+    metrics::counter!("ussd_hops_total", "channel" => channel.to_owned(), "outcome" => outcome).increment(1);
     metrics::histogram!("ussd_hop_duration_seconds", "channel" => channel.to_owned())
         .record(elapsed.as_secs_f64());
 }
 
-/// A session an aggregator reported closed while it waited on `screen`.
-pub fn record_close(menu: &str, screen: &str, reason: crate::channel::CloseReason) {
+/// A session an aggregator reported closed while it waited on `screen`, for `reason`
+/// (`CloseReason::as_str`).
+pub fn record_close(menu: &str, screen: &str, reason: &'static str) {
     metrics::counter!(
         "ussd_screen_closed_total",
         "menu" => menu.to_owned(),
         "screen" => screen.to_owned(),
-        "reason" => reason.as_str()
+        "reason" => reason
     )
     .increment(1);
 }

@@ -207,7 +207,7 @@ fn vonage_query(message_id: &str, status: &str, timestamp: u64, secret: &str) ->
     for (k, v) in &params {
         mac.update(format!("&{k}={}", v.replace(['&', '='], "_")).as_bytes());
     }
-    let sig = ussd_gateway::money::to_hex(&mac.finalize().into_bytes()).to_uppercase();
+    let sig = ussd_gateway::bytes::to_hex(&mac.finalize().into_bytes()).to_uppercase();
     params.push(("sig", &sig));
     serde_urlencoded::to_string(&params).unwrap()
 }

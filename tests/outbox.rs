@@ -18,8 +18,8 @@ use common::{Store, main_menu, spawn};
 use sqlx::PgPool;
 use ussd_gateway::channel::sms::{Account, Message, Outbound, Provider};
 use ussd_gateway::money::DEMO_PIN;
+use ussd_gateway::segments::segment;
 use ussd_gateway::sms::outbox::{Policy, Worker};
-use ussd_gateway::sms::segments::segment;
 
 async fn statuses(pool: &PgPool) -> HashMap<String, i64> {
     let rows: Vec<(String, i64)> =

@@ -171,7 +171,7 @@ pub async fn authenticate(
     bearer: &str,
 ) -> Result<Option<Principal>, sqlx::Error> {
     if let Some(root) = root
-        && crate::http::same_secret(bearer.as_bytes(), root.as_bytes())
+        && crate::bytes::same_secret(bearer.as_bytes(), root.as_bytes())
     {
         return Ok(Some(Principal { name: ROOT.to_owned(), scopes: Scope::ALL.to_vec() }));
     }

@@ -1,8 +1,11 @@
 //! Channels at the edge: each adapter turns a provider's wire format into a [`Hop`] (or
 //! a [`Closed`] notification) and a [`crate::menu::Reply`] back into the wire format.
 
+mod callers;
 pub mod sms;
 pub mod ussd;
+
+pub use callers::Callers;
 
 use crate::domain::Msisdn;
 

@@ -797,7 +797,7 @@ impl Gateway {
         };
         let j = &mut rec.session.journey;
         let mut words = text.split_whitespace();
-        let said_yes = words.next().is_some_and(crate::sms::inbound::is_yes);
+        let said_yes = words.next().is_some_and(crate::menu::words::is_yes);
         let code = words.next().unwrap_or_default();
         if unix_ms() > pending.expires_ms {
             j.done = true;
@@ -981,7 +981,7 @@ impl Gateway {
         if session.journey.done || session.reply.as_ref().is_some_and(|r| r.end) {
             return;
         }
-        crate::telemetry::record_close(&session.service, &session.journey.screen, closed.reason);
+        crate::telemetry::record_close(&session.service, &session.journey.screen, closed.reason.as_str());
     }
 }
 

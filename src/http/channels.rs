@@ -6,6 +6,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::bytes::same_secret;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::request::Parts;
@@ -14,12 +15,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use base64::Engine;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
-use subtle::ConstantTimeEq;
 use tracing::warn;
 
 use super::{AppState, MAX_BODY};
+use crate::channel::Callers;
 use crate::channel::ussd::{Context, Inbound, Request as WireRequest};
-use crate::config::{Callers, ChannelSpec};
+use crate::config::ChannelSpec;
 use crate::domain::Msisdn;
 use crate::gateway::HopRules;
 use crate::menu::Reply;
@@ -148,7 +149,7 @@ impl Gate<'_> {
         let tail = match &callers.token {
             Some(token) => {
                 let (given, rest) = below.split_once('/').unwrap_or((below, ""));
-                if !same(given.as_bytes(), token.as_bytes()) {
+                if !same_secret(given.as_bytes(), token.as_bytes()) {
                     return Err(Refused(Refusal::Token, peer));
                 }
                 rest
@@ -165,16 +166,12 @@ impl Gate<'_> {
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Basic"))
                 .and_then(|(_, b64)| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
                 .unwrap_or_default();
-            if !same(&given, expected.as_bytes()) {
+            if !same_secret(&given, expected.as_bytes()) {
                 return Err(Refused(Refusal::Credentials, peer));
             }
         }
         Ok(tail)
     }
-}
-
-pub(crate) fn same(given: &[u8], expected: &[u8]) -> bool {
-    given.ct_eq(expected).into()
 }
 
 async fn callback(channel: &Channel, state: AppState, request: Request) -> Response {
@@ -235,6 +232,6 @@ async fn callback(channel: &Channel, state: AppState, request: Request) -> Respo
         sms: None,
     };
     let (reply, kind) = state.gateway.handle_with(&hop, rules).await;
-    crate::telemetry::record_hop(&spec.name, kind, started.elapsed());
+    crate::telemetry::record_hop(&spec.name, kind.as_str(), started.elapsed());
     provider.render(&reply, &parsed.echo)
 }

@@ -8,8 +8,6 @@ mod sandbox;
 pub mod serve;
 mod sms;
 
-pub(crate) use channels::same as same_secret;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +47,7 @@ pub struct AppState {
     /// The admin API.
     pub admin: Admin,
     /// Where SMS providers call with delivery reports.
-    pub sms_channels: Arc<[crate::config::SmsChannelSpec]>,
+    pub sms_channels: Arc<[crate::sms::SmsChannelSpec]>,
     /// Where SMS receipts go out, when a provider is configured (`--demo`: the sink).
     pub sms: Option<crate::channel::sms::Outbound>,
     /// `--demo`: the sandbox billers answer at `/sandbox/billers/{code}`.

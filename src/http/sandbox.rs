@@ -79,7 +79,7 @@ async fn pay(
         );
     }
     let digest = Sha256::digest(reference.as_bytes());
-    let receipt = format!("{code}{}", &crate::money::to_hex(&digest[..4]).to_uppercase());
+    let receipt = format!("{code}{}", &crate::bytes::to_hex(&digest[..4]).to_uppercase());
     let token = (code == "KPLC").then(|| {
         let digits: String = digest.iter().take(20).map(|b| char::from(b'0' + b % 10)).collect();
         digits

@@ -18,8 +18,8 @@ use tracing::warn;
 use super::channels::{Gate, Refusal, Refused};
 use super::{AppState, MAX_BODY};
 use crate::channel::sms::{BadCallback, Callback, Signed};
-use crate::config::SmsChannelSpec;
 use crate::domain::Msisdn;
+use crate::sms::SmsChannelSpec;
 use crate::sms::inbound::{self, Context};
 
 /// The routes of every SMS channel.

@@ -576,13 +576,13 @@ fn commands(
                     None,
                 );
             }
-            if crate::sms::inbound::reserved().any(|r| r == upper) {
+            if super::words::reserved().any(|r| r == upper) {
                 cx.error(
                     c.referenced,
                     format!("{what}: `{w}` is a word the gateway answers itself"),
                     Some(format!(
                         "choose another; reserved: {}",
-                        crate::sms::inbound::reserved().collect::<Vec<_>>().join(", ")
+                        super::words::reserved().collect::<Vec<_>>().join(", ")
                     )),
                 );
             }

@@ -11,6 +11,7 @@ pub mod model;
 mod picture;
 mod sms;
 mod template;
+pub mod words;
 
 use std::collections::HashMap;
 use std::path::Path;

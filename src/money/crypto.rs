@@ -311,22 +311,6 @@ pub async fn data_keys(pool: &PgPool) -> Result<Vec<(i32, String, String, Option
     .await
 }
 
-/// Bytes as lower-case hex, for values that travel through session variables.
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The bytes of a hex string, or `None` if it is not one.
-pub fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
-}
-
 impl std::fmt::Debug for DataVault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "DataVault({:?})", self.inner.keks)

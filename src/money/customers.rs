@@ -41,7 +41,7 @@ pub async fn seal_id(
         return Ok(OpResult::bare(Outcome::IdTaken));
     }
     let sealed = vault.seal(id_in_session(msisdn), national_id).await.map_err(VaultError::into_sqlx)?;
-    Ok(OpResult::new(Outcome::Ok, json!({ "sealed": super::crypto::to_hex(&sealed) })))
+    Ok(OpResult::new(Outcome::Ok, json!({ "sealed": crate::bytes::to_hex(&sealed) })))
 }
 
 /// Where an ID waits, sealed, between its screen and registration: the subscriber's

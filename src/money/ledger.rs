@@ -8,8 +8,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::lane::Db;
+use super::pin::PinPolicy;
 use super::pin::{self, PinCheck, PinProof};
-use crate::config::PinPolicy;
 use crate::domain::{Amount, Msisdn};
 use crate::ops::{OpResult, Outcome};
 

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::json;
 use sqlx::PgPool;
 
-pub use self::crypto::{DataVault, Place, VaultError, to_hex};
+pub use self::crypto::{DataVault, Place, VaultError};
 pub use self::demo::{
     DEMO_AGENT, DEMO_PIN, DEMO_STORE, DemoSubscriber, demo_subscribers, seed_demo, seed_demo_agent,
     seed_demo_billers,
@@ -29,10 +29,9 @@ use self::ledger::Pinned;
 pub use self::ledger::{
     Reversal, Reversed, Transfer, parse_reference, reference, request_hash, reverse, transfer_p2p,
 };
-pub use self::pin::{PinCheck, PinHasher, StagedPin, is_weak};
+pub use self::pin::{PinCheck, PinHasher, PinPolicy, StagedPin, is_weak};
 use self::pin::{PinProof, SaltCache};
 pub use self::promises::{Kept, Promise};
-use crate::config::PinPolicy;
 use crate::domain::{Amount, Msisdn, PersonName, Pin};
 use crate::menu::Action;
 use crate::ops::{CATALOG, Op, OpResult, Outcome};
@@ -265,7 +264,7 @@ impl Money {
                 let name = |arg| PersonName::parse(call.arg(arg)?).map_err(|e| call.bad(arg, e.to_string()));
                 let not_sealed =
                     || call.bad("sealed_id", "is not an ID sealed by customer.seal_id for this number");
-                let sealed = crypto::from_hex(call.arg("sealed_id")?).ok_or_else(not_sealed)?;
+                let sealed = crate::bytes::from_hex(call.arg("sealed_id")?).ok_or_else(not_sealed)?;
                 let national_id = match s.vault.open(customers::id_in_session(call.msisdn), &sealed).await {
                     Ok(id) => id,
                     Err(VaultError::Unreadable) => return Err(not_sealed()),

@@ -12,7 +12,6 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::lane::Db;
-use crate::config::PinPolicy;
 use crate::domain::{Msisdn, Pin};
 
 #[derive(Clone)]
@@ -58,6 +57,13 @@ impl std::fmt::Debug for PinHasher {
     }
 }
 
+/// When wrong PINs lock a subscriber's money operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PinPolicy {
+    pub max_attempts: u32,
+    pub lock: std::time::Duration,
+}
+
 /// A chosen PIN between the "choose" and the "confirm" hop. It travels in the session
 /// as its salted, peppered hash — exactly what the database will store — never as digits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,11 +75,11 @@ pub struct StagedPin {
 impl StagedPin {
     pub fn encode(&self) -> String {
         let bytes: Vec<u8> = self.salt.iter().chain(&self.hash).copied().collect();
-        super::crypto::to_hex(&bytes)
+        crate::bytes::to_hex(&bytes)
     }
 
     pub fn decode(text: &str) -> Option<StagedPin> {
-        let bytes = super::crypto::from_hex(text)?;
+        let bytes = crate::bytes::from_hex(text)?;
         if bytes.len() != 48 {
             return None;
         }

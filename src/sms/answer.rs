@@ -15,11 +15,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use super::inbound::{HELP, START, STOP};
+use super::SmsChannelSpec;
 use crate::channel::{Hop, Input};
-use crate::config::SmsChannelSpec;
 use crate::domain::{Msisdn, Region};
 use crate::gateway::{Gateway, HopKind, HopRules};
+use crate::menu::words::{HELP, START, STOP};
 use crate::menu::{Menu, Message};
 use crate::money::VaultError;
 
@@ -581,11 +581,11 @@ mod tests {
             [(Handled::Stopped, "en"), (Handled::Started, "sw"), (Handled::Helped, "en")]
         {
             let text = own_reply(handled, language, "*384#");
-            assert!(crate::sms::segments::segment(&text).count() <= 2, "{text}");
+            assert!(crate::segments::segment(&text).count() <= 2, "{text}");
         }
         assert!(help(None, "sw", "*384#").starts_with("Piga *384#"));
-        assert!(super::super::inbound::is_yes("ndiyo") && super::super::inbound::is_yes("Yes"));
-        assert!(!super::super::inbound::is_yes("YESS"));
+        assert!(crate::menu::words::is_yes("ndiyo") && crate::menu::words::is_yes("Yes"));
+        assert!(!crate::menu::words::is_yes("YESS"));
     }
 
     #[test]

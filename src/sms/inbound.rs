@@ -38,24 +38,6 @@ impl Received {
     }
 }
 
-/// Words that opt a number out, and back in, in every language we ship.
-pub(super) const STOP: &[&str] =
-    &["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "ACHA", "SITISHA"];
-pub(super) const START: &[&str] = &["START", "UNSTOP", "SUBSCRIBE", "ANZA"];
-pub(super) const HELP: &[&str] = &["HELP", "INFO", "MSAADA"];
-/// What a subscriber replies with a one-time code to confirm.
-const YES: &[&str] = &["YES", "NDIYO"];
-
-/// Whether `word` is how a subscriber says yes to a one-time code.
-pub fn is_yes(word: &str) -> bool {
-    YES.contains(&word.to_uppercase().as_str())
-}
-
-/// Words menus may not use for commands: the gateway answers them itself.
-pub fn reserved() -> impl Iterator<Item = &'static str> {
-    [STOP, START, HELP, YES].into_iter().flatten().copied()
-}
-
 /// Where a message came in.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {

@@ -20,11 +20,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::breaker::Breaker;
 use super::receipts::{self, Receipt};
-use super::segments::segment;
+use crate::breaker::Breaker;
 use crate::channel::sms::{Message, Outbound, SendError};
 use crate::domain::Currency;
+use crate::segments::segment;
 
 /// How the worker paces and retries.
 #[derive(Clone, Debug)]

@@ -303,7 +303,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::sms::segments::segment;
+    use crate::segments::segment;
 
     fn kes() -> Currency {
         Currency::new("KES", 2)

@@ -21,7 +21,7 @@ use reqwest::StatusCode;
 
 pub use self::sink::{Sink, SinkMessage};
 use crate::gsm::Encoding;
-use crate::sms::segments::Segments;
+use crate::segments::Segments;
 
 /// The providers we send through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -66,7 +66,7 @@ pub(super) fn verify(callback: &Callback<'_>, signed: &Signed<'_>) -> Result<(),
     let mut data = signed.url.to_owned();
     if callback.json {
         let query: Vec<(String, String)> = serde_urlencoded::from_str(callback.query).unwrap_or_default();
-        let digest = crate::money::to_hex(&Sha256::digest(callback.body));
+        let digest = crate::bytes::to_hex(&Sha256::digest(callback.body));
         if field(&query, "bodySHA256").ok() != Some(digest.as_str()) {
             return Err(BadCallback::Signature);
         }
@@ -83,7 +83,7 @@ pub(super) fn verify(callback: &Callback<'_>, signed: &Signed<'_>) -> Result<(),
         Hmac::<Sha1>::new_from_slice(signed.secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(data.as_bytes());
     let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    if crate::http::same_secret(given.trim().as_bytes(), expected.as_bytes()) {
+    if crate::bytes::same_secret(given.trim().as_bytes(), expected.as_bytes()) {
         Ok(())
     } else {
         Err(BadCallback::Signature)

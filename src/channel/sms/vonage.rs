@@ -112,8 +112,8 @@ pub(super) fn verify(callback: &Callback<'_>, signed: &Signed<'_>) -> Result<(),
     for (name, value) in &params {
         mac.update(format!("&{name}={}", value.replace(['&', '='], "_")).as_bytes());
     }
-    let expected = crate::money::to_hex(&mac.finalize().into_bytes());
-    if !crate::http::same_secret(given.as_bytes(), expected.as_bytes()) {
+    let expected = crate::bytes::to_hex(&mac.finalize().into_bytes());
+    if !crate::bytes::same_secret(given.as_bytes(), expected.as_bytes()) {
         return Err(BadCallback::Signature);
     }
     if signed.now.abs_diff(at) > 300 {

@@ -28,8 +28,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::credentials::Credentials;
+use crate::bytes::to_hex;
 use crate::domain::DisplayText;
-use crate::money::crypto::to_hex;
 
 /// What a biller said about an account number.
 #[derive(Debug, PartialEq, Eq)]

@@ -23,9 +23,9 @@ use self::credentials::Credentials;
 use super::MoneyError;
 use super::crypto::DataVault;
 use super::ledger::{outcome_of, reference, request_hash};
+use crate::breaker::Breaker;
 use crate::domain::{Amount, Msisdn};
 use crate::ops::{OpResult, Outcome};
-use crate::sms::breaker::Breaker;
 
 /// A biller as the catalogue holds it.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]

@@ -1,5 +1,6 @@
-//! A circuit breaker per provider: after a run of failures the worker stops calling the
-//! provider for a while, then lets one message through to see whether it is back.
+//! A circuit breaker for a remote party (an SMS provider, a biller): after a run of
+//! failures callers stop calling it for a while, then one call goes through to see
+//! whether it is back.
 
 use std::sync::Mutex;
 use std::time::Duration;
