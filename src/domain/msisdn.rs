@@ -89,7 +89,16 @@ impl Msisdn {
         if !phonenumber::is_valid(&number) {
             return Err(MsisdnError::Invalid);
         }
-        Ok(Msisdn(number.format().mode(phonenumber::Mode::E164).to_string()))
+        let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+        // A few inputs (`800 00 001H01HE`: letters, leading zeros in a global service
+        // number) give an E.164 form that is not the same number read again; such a
+        // number would not find its own wallet, so it is refused.
+        let again = phonenumber::parse(Some(region.0), &e164).map_err(|_| MsisdnError::Invalid)?;
+        if !phonenumber::is_valid(&again) || again.format().mode(phonenumber::Mode::E164).to_string() != e164
+        {
+            return Err(MsisdnError::Invalid);
+        }
+        Ok(Msisdn(e164))
     }
 
     pub fn as_e164(&self) -> &str {
@@ -132,6 +141,17 @@ mod tests {
 
     fn ke() -> Region {
         Region::parse("KE").unwrap()
+    }
+
+    #[test]
+    fn a_parsed_number_reads_back_as_itself() {
+        // Found by the `msisdn` fuzz target: parsed, its E.164 form did not parse again.
+        for input in ["800 00 001H01HE", "0712345678", "+254712345678"] {
+            if let Ok(number) = Msisdn::parse(input, ke()) {
+                assert_eq!(Msisdn::parse(number.as_e164(), ke()).as_ref(), Ok(&number), "{input}");
+            }
+        }
+        assert_eq!(Msisdn::parse("800 00 001H01HE", ke()), Err(MsisdnError::Invalid));
     }
 
     #[test]
