@@ -193,14 +193,7 @@ async fn the_api_describes_itself(pool: PgPool) {
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn the_command_line_makes_lists_and_revokes_tokens(pool: PgPool) {
-    let options = pool.connect_options();
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap()
-    );
+    let url = database_url(&pool);
     let cli = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
             .args(["admin", "token"])

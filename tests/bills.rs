@@ -134,16 +134,7 @@ async fn biller(pool: &PgPool, code: &str, mood: Mood) -> TestBiller {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, app).into_future());
-    sqlx::query(
-        "WITH a AS (INSERT INTO accounts (kind, currency, name) VALUES ('biller_settlement', 'KES', $1) RETURNING id)
-         INSERT INTO billers (code, name, account_pattern, account_label, fee_payer, settlement_account_id, base_url, timeout_ms)
-         SELECT $1, 'Power ' || $1, '[0-9]{11}', 'meter number', 'customer', a.id, $2, 300 FROM a",
-    )
-    .bind(code)
-    .bind(url)
-    .execute(pool)
-    .await
-    .unwrap();
+    register_biller(pool, code, &url, 300).await;
     b
 }
 

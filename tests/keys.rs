@@ -2,11 +2,14 @@
 //! values sealed before envelopes still open, and `keys rotate` twice under load loses
 //! nothing, so that afterwards the newest key-encryption key alone opens everything.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
+use common::database_url;
 use sqlx::PgPool;
 use ussd_gateway::money::crypto::{self, DataVault, Place, VaultError};
 use ussd_gateway::money::kek::ConfiguredKeys;
@@ -156,14 +159,7 @@ async fn rotating_twice_under_load_loses_nothing(pool: PgPool) {
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn the_command_line_rotates_and_lists(pool: PgPool) {
-    let options = pool.connect_options();
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap()
-    );
+    let url = database_url(&pool);
     vault(&pool, &[("k1", K1)]).refresh().await.unwrap();
     let hex = |key: [u8; 32]| key.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let cli = |args: &[&str], ring: &str| {

@@ -31,19 +31,6 @@ async fn validate(State(seen): State<Seen>, headers: HeaderMap, body: String) ->
     (StatusCode::OK, Json(json!({ "name": "JOHN KAMAU" })))
 }
 
-async fn register(pool: &PgPool, code: &str, url: &str) {
-    sqlx::query(
-        "WITH a AS (INSERT INTO accounts (kind, currency, name) VALUES ('biller_settlement', 'KES', $1) RETURNING id)
-         INSERT INTO billers (code, name, account_pattern, account_label, fee_payer, settlement_account_id, base_url, timeout_ms)
-         SELECT $1, 'Power ' || $1, '[0-9]{11}', 'meter number', 'customer', a.id, $2, 2000 FROM a",
-    )
-    .bind(code)
-    .bind(url)
-    .execute(pool)
-    .await
-    .unwrap();
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -65,7 +52,7 @@ async fn calls_carry_the_api_key_and_a_signature_and_secrets_are_never_shown(poo
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/kplc", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, biller).into_future());
-    register(&pool, "KPLC", &url).await;
+    register_biller(&pool, "KPLC", &url, 2000).await;
     let desk = ussd_gateway::admin::create(&pool, "biller-desk", &["billers".into()]).await.unwrap();
 
     let put = |body: Value| {
@@ -226,7 +213,7 @@ async fn a_biller_that_requires_a_client_certificate_is_reached_only_with_the_ri
     let app = spawn(pool.clone(), Store::Memory).await;
     let pki = pki();
     let url = mutual_tls_biller(&pki).await;
-    register(&pool, "TLS", &url).await;
+    register_biller(&pool, "TLS", &url, 2000).await;
     let desk = ussd_gateway::admin::create(&pool, "biller-desk", &["billers".into()]).await.unwrap();
     let put = |body: Value| {
         app.admin("PUT", "/admin/billers/TLS/credentials", Some(&desk), None, Some(body.to_string()))

@@ -333,3 +333,26 @@ pub async fn assert_ledger_invariants(pool: &PgPool) {
     .unwrap();
     assert_eq!(receipts, 0, "a movement lacks exactly one receipt per party (a bill's payee is no phone)");
 }
+
+/// The URL of `pool`'s database, for a child process (the command line).
+pub fn database_url(pool: &PgPool) -> String {
+    let options = pool.connect_options();
+    let database = options.get_database().expect("a test pool names its database");
+    format!("postgres://{}@{}:{}/{database}", options.get_username(), options.get_host(), options.get_port())
+}
+
+/// Registers biller `code` (11-digit meter numbers, the customer pays the fee) at `url`,
+/// with a settlement account.
+pub async fn register_biller(pool: &PgPool, code: &str, url: &str, timeout_ms: i32) {
+    sqlx::query(
+        "WITH a AS (INSERT INTO accounts (kind, currency, name) VALUES ('biller_settlement', 'KES', $1) RETURNING id)
+         INSERT INTO billers (code, name, account_pattern, account_label, fee_payer, settlement_account_id, base_url, timeout_ms)
+         SELECT $1, 'Power ' || $1, '[0-9]{11}', 'meter number', 'customer', a.id, $2, $3 FROM a",
+    )
+    .bind(code)
+    .bind(url)
+    .bind(timeout_ms)
+    .execute(pool)
+    .await
+    .unwrap();
+}

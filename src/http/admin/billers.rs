@@ -48,6 +48,27 @@ fn refusal(note: Note, e: BillerError) -> Response {
     }
 }
 
+/// For a call about the biller `code` with a JSON body of the shape `example`: the
+/// call's note and the body, once the caller holds `billers` and both are well formed.
+async fn about_biller<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    code: &str,
+    body: &[u8],
+    example: &str,
+) -> Result<(Note, T), Response> {
+    let who = caller(state, headers, Scope::Billers).await?;
+    let note = Note { target: Some(code.to_owned()), ..Note::by(&who) };
+    if !shape::BILLER_CODE.fits(code) {
+        let reason = format!("`{code}` is not a biller code (2 to 12 capital letters or digits)");
+        return Err(error(StatusCode::BAD_REQUEST, note, reason));
+    }
+    match json_body(body, example) {
+        Ok(asked) => Ok((note, asked)),
+        Err(reason) => Err(error(StatusCode::BAD_REQUEST, note, reason)),
+    }
+}
+
 const CHANGE: &str = r#"{"status": "suspended"}, or any of name, account_pattern, account_label, fee_payer, base_url, timeout_ms"#;
 
 /// `PATCH /admin/billers/{code}` (scope `billers`): changes what is sent, keeps the rest;
@@ -58,22 +79,11 @@ pub(super) async fn change(
     Path(code): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let who = match caller(&state, &headers, Scope::Billers).await {
-        Ok(who) => who,
-        Err(refused) => return refused,
-    };
-    let mut note = Note { target: Some(code.clone()), ..Note::by(&who) };
-    if !shape::BILLER_CODE.fits(&code) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            note,
-            format!("`{code}` is not a biller code (2 to 12 capital letters or digits)"),
-        );
-    }
-    let asked: BillerChange = match json_body(&body, CHANGE) {
-        Ok(asked) => asked,
-        Err(reason) => return error(StatusCode::BAD_REQUEST, note, reason),
-    };
+    let (mut note, asked): (_, BillerChange) =
+        match about_biller(&state, &headers, &code, &body, CHANGE).await {
+            Ok(found) => found,
+            Err(refused) => return refused,
+        };
     note.detail = serde_json::from_slice(&body).ok();
     match billers::change(state.gateway.money().pool(), &code, &asked).await {
         Ok(biller) => answer(StatusCode::OK, note, biller),
@@ -103,22 +113,11 @@ pub(super) async fn set_credentials(
     Path(code): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let who = match caller(&state, &headers, Scope::Billers).await {
-        Ok(who) => who,
-        Err(refused) => return refused,
-    };
-    let mut note = Note { target: Some(code.clone()), ..Note::by(&who) };
-    if !shape::BILLER_CODE.fits(&code) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            note,
-            format!("`{code}` is not a biller code (2 to 12 capital letters or digits)"),
-        );
-    }
-    let credentials: Credentials = match json_body(&body, CREDENTIALS) {
-        Ok(credentials) => credentials,
-        Err(reason) => return error(StatusCode::BAD_REQUEST, note, reason),
-    };
+    let (mut note, credentials): (_, Credentials) =
+        match about_biller(&state, &headers, &code, &body, CREDENTIALS).await {
+            Ok(found) => found,
+            Err(refused) => return refused,
+        };
     let money = state.gateway.money();
     match billers::set_credentials(money.pool(), money.vault(), &code, &credentials).await {
         Ok(set) => {
