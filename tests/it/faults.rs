@@ -3,11 +3,9 @@
 //! ones) and restores. While cut, hops end politely within the deadline and `/readyz`
 //! fails; once restored, the same process serves again without a restart.
 
-mod common;
-
+use crate::common::proxy::{Proxy, spawn_behind};
+use crate::common::{TestApp, main_menu, settings, unique_session};
 use axum::http::StatusCode;
-use common::proxy::{Proxy, spawn_behind};
-use common::{TestApp, main_menu, settings, unique_session};
 use sqlx::PgPool;
 use ussd_gateway::config::Settings;
 

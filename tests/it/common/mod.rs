@@ -1,8 +1,6 @@
 //! Test harness: the real router over a fresh database (from `#[sqlx::test]`) with
 //! either session store, driven in-process through `tower::ServiceExt::oneshot`.
 
-#![allow(dead_code)]
-
 pub mod proxy;
 pub mod sms;
 

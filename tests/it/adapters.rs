@@ -2,11 +2,9 @@
 //! wire format, the exact wire reply, a full journey per adapter, close notices,
 //! duplicate storms for per-hop providers, and malformed requests.
 
-mod common;
-
+use crate::common::{Store, TestApp, spawn};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{Store, TestApp, spawn};
 use futures_util::future::join_all;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};

@@ -1,11 +1,10 @@
 //! The load generator against a real gateway on loopback: its journeys pass every
 //! screen check, including a dropped journey's resume offer, which it declines.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common;
+use crate::common::*;
 use sqlx::PgPool;
 use ussd_gateway::config::Settings;
 use ussd_gateway::loadtest::{Options, run};

@@ -1,10 +1,8 @@
 //! Every hop is answered within the deadline, even when Postgres does not answer.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Store, TestApp, main_menu, settings, spawn_with, unique_session};
+use crate::common::{Store, TestApp, main_menu, settings, spawn_with, unique_session};
 use sqlx::PgPool;
 use ussd_gateway::config::Settings;
 

@@ -2,9 +2,8 @@
 //! concurrent guesses cannot get round the PIN lockout, and a PIN or a yes typed into
 //! the dial string moves nothing.
 
-mod common;
-
-use common::{Store, TestApp, settings, spawn_with, unique_session};
+use crate::common;
+use crate::common::{Store, TestApp, settings, spawn_with, unique_session};
 use futures_util::future::join_all;
 use sqlx::PgPool;
 use ussd_gateway::config::Settings;

@@ -1,9 +1,8 @@
 //! The Africa's Talking endpoint end to end: real router, real Postgres, both stores.
 
-mod common;
-
+use crate::common;
+use crate::common::{Store, TestApp, at_form, main_menu, spawn, unique_session};
 use axum::http::StatusCode;
-use common::{Store, TestApp, at_form, main_menu, spawn, unique_session};
 use sqlx::{Connection, PgPool};
 use ussd_gateway::session::SessionKey;
 

@@ -2,10 +2,9 @@
 //! the float screen through the agent menu on *385#, and concurrent cash-ins that
 //! never overdraw a float.
 
-mod common;
-
+use crate::common;
+use crate::common::*;
 use axum::http::StatusCode;
-use common::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use ussd_gateway::admin;

@@ -1,13 +1,11 @@
 //! The ledger under concurrency: conservation, idempotency, limits, fees, append-only
 //! entries. Many concurrent clients against the real Postgres.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{assert_ledger_invariants, balance_of, customer};
+use crate::common::{assert_ledger_invariants, balance_of, customer};
 use futures_util::future::join_all;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

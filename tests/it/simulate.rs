@@ -1,9 +1,7 @@
 //! The terminal phone, scripted: in process on a scratch database, and over HTTP against
 //! a gateway listening on loopback.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use sqlx::PgPool;
 use ussd_gateway::simulate::{Line, run};
 

@@ -2,19 +2,18 @@
 //! providers: outages, throttling, permanent refusals, several workers at once, each
 //! provider's wire format, and receipts for a transfer made over USSD.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common;
+use crate::common::sms::{Received, at_provider, msisdn, quick_policy, serve, transfers};
+use crate::common::{Store, main_menu, spawn};
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
-use common::sms::{Received, at_provider, msisdn, quick_policy, serve, transfers};
-use common::{Store, main_menu, spawn};
 use sqlx::PgPool;
 use ussd_gateway::channel::sms::{Account, Message, Outbound, Provider};
 use ussd_gateway::money::DEMO_PIN;

@@ -2,10 +2,8 @@
 //! that holds the money, "My approvals" on *384#, decline, expiry by the sweeper, and
 //! each hold resolved exactly once while approvals, duplicates and the sweeper race.
 
-mod common;
-
+use crate::common::*;
 use axum::http::StatusCode;
-use common::*;
 use sqlx::PgPool;
 use ussd_gateway::money::{DEMO_PIN, seed_demo_agent};
 

@@ -2,14 +2,12 @@
 //! values sealed before envelopes still open, and `keys rotate` twice under load loses
 //! nothing, so that afterwards the newest key-encryption key alone opens everything.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::common::database_url;
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
-use common::database_url;
 use sqlx::PgPool;
 use ussd_gateway::money::crypto::{self, DataVault, Place, VaultError};
 use ussd_gateway::money::kek::ConfiguredKeys;

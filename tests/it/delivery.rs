@@ -2,14 +2,13 @@
 //! forward-only status, repeats, reports that overtake the send, signatures valid,
 //! invalid and replayed, and the channel guard.
 
-mod common;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::common;
+use crate::common::sms::{at_provider, quick_policy, transfers, twilio_signature};
+use crate::common::{Store, TestApp, spawn_with};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::sms::{at_provider, quick_policy, transfers, twilio_signature};
-use common::{Store, TestApp, spawn_with};
 use hmac::{Hmac, Mac};
 use sqlx::PgPool;
 use ussd_gateway::config::{Settings, SmsChannelSettings};

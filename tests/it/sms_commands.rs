@@ -3,11 +3,10 @@
 //! one-time code (right, wrong, expired, reused, retried) or handed to USSD by a dial
 //! string, the SMS limit, and help.
 
-mod common;
-
+use crate::common;
+use crate::common::{Store, TestApp, spawn};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{Store, TestApp, spawn};
 use sqlx::PgPool;
 use ussd_gateway::session::SessionKey;
 

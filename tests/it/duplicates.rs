@@ -1,9 +1,7 @@
 //! Duplicate hops — aggregator retries, sequential or concurrent — get the cached reply
 //! and never run an op twice.
 
-mod common;
-
-use common::{Store, TestApp, at_form, main_menu, spawn, unique_session};
+use crate::common::{Store, TestApp, at_form, main_menu, spawn, unique_session};
 use futures_util::future::join_all;
 use sqlx::PgPool;
 use ussd_gateway::ops::Op;

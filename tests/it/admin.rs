@@ -2,10 +2,9 @@
 //! lookup, PIN unlock and transfer reversal (once, under concurrency, never more than
 //! the payee has), bad requests answered with a reason, and its OpenAPI document.
 
-mod common;
-
+use crate::common;
+use crate::common::*;
 use axum::http::StatusCode;
-use common::*;
 use serde_json::Value;
 use sqlx::PgPool;
 use ussd_gateway::admin::{self, TokenError};

@@ -1,10 +1,9 @@
 //! Property tests: whatever an aggregator (or an attacker) posts, the endpoint answers
 //! without panicking and without a 5xx.
 
-mod common;
-
+use crate::common;
+use crate::common::{Store, at_form, spawn, unique_session};
 use axum::http::StatusCode;
-use common::{Store, at_form, spawn, unique_session};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};

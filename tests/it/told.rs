@@ -2,14 +2,12 @@
 //! replicas: "unavailable" only when nothing moved, "processing" only with a written
 //! promise that exactly one SMS follows, and that SMS says what happened.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::proxy::{Proxy, spawn_behind, spawn_replica};
+use crate::common::{TestApp, assert_ledger_invariants, settings, unique_session};
 use axum::http::StatusCode;
-use common::proxy::{Proxy, spawn_behind, spawn_replica};
-use common::{TestApp, assert_ledger_invariants, settings, unique_session};
 use sqlx::PgPool;
 use ussd_gateway::config::Settings;
 use ussd_gateway::money::Kept;

@@ -2,15 +2,14 @@
 //! (refused calls are counted and never processed), per-number and per-channel rate
 //! limits with a polite END, service codes per channel, and configuration errors.
 
-mod common;
-
 use std::net::SocketAddr;
 
+use crate::common;
+use crate::common::{Store, TestApp, at_form, main_menu, spawn_with, unique_session};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
-use common::{Store, TestApp, at_form, main_menu, spawn_with, unique_session};
 use sqlx::PgPool;
 use ussd_gateway::config::{ChannelSettings, Settings};
 use ussd_gateway::ops::Op;

@@ -3,15 +3,14 @@
 //! STOP and START, replies in the subscriber's language through the outbox, signatures,
 //! and no text of a message in the logs.
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use crate::common;
+use crate::common::sms::{quick_policy, twilio_signature};
+use crate::common::{Store, TestApp, spawn_with};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::sms::{quick_policy, twilio_signature};
-use common::{Store, TestApp, spawn_with};
 use sqlx::PgPool;
 use ussd_gateway::config::{Settings, SmsChannelSettings};
 use ussd_gateway::sms::outbox::Worker;

@@ -5,10 +5,8 @@
 //! told "unavailable" moved nothing, and every journey told "processing" got exactly one
 //! SMS saying what happened.
 //!
-//! Short by default (CI); `CHAOS_SECS=600 cargo test --test chaos -- --nocapture` is the
-//! long form. Loopback only, bounded in time.
-
-mod common;
+//! Short by default (CI); `CHAOS_SECS=600 cargo test --test it chaos:: --nocapture` is
+//! the long form. Loopback only, bounded in time.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -18,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::assert_ledger_invariants;
-use common::proxy::Proxy;
+use crate::common::assert_ledger_invariants;
+use crate::common::proxy::Proxy;
 use sqlx::PgPool;
 
 /// Subscribers sending at once, each from a number of its own, to each other: the

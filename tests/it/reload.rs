@@ -1,13 +1,11 @@
 //! Menu reload: through the admin endpoint and on SIGHUP, only when the new menus pass
 //! every check; sessions already running finish on the edition they started on.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::*;
 use sqlx::PgPool;
 
 const TOKEN: &str = "test-admin-token-0123456789";

@@ -1,9 +1,8 @@
 //! The shipped wallet menu end to end over HTTP: registration, lockout, send money,
 //! statement, PIN change and language, against the real ledger.
 
-mod common;
-
-use common::{Store, TestApp, main_menu, spawn, unique_session};
+use crate::common;
+use crate::common::{Store, TestApp, main_menu, spawn, unique_session};
 use sqlx::PgPool;
 use ussd_gateway::money::Place;
 

@@ -3,16 +3,14 @@
 //! and then recovers; the money held until the biller answers, posted or given back
 //! exactly once, and never charged twice.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::common::*;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use ussd_gateway::domain::{Amount, Msisdn, Region};

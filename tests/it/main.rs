@@ -1,0 +1,33 @@
+//! Every integration test in one binary, a module per area, so the crate is linked once
+//! (27 binaries linking it apiece took most of CI's time on two cores). Run one area
+//! with `cargo test --test it wallet::`, one test by its path.
+
+mod common;
+
+mod adapters;
+mod admin;
+mod africastalking;
+mod agents;
+mod approvals;
+mod bills;
+mod channels;
+mod chaos;
+mod deadline;
+mod delivery;
+mod duplicates;
+mod faults;
+mod hardening;
+mod inbound;
+mod journeys;
+mod keys;
+mod lane;
+mod ledger;
+mod loadtest;
+mod outbox;
+mod partners;
+mod properties;
+mod reload;
+mod simulate;
+mod sms_commands;
+mod told;
+mod wallet;
