@@ -10,7 +10,7 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use ussd_gateway::menu::{Budget, Bundle, Journey, Layout, NavLines, Step, paginate, screen_cost};
-use ussd_gateway::ops::{OpResult, Outcome};
+use ussd_gateway::outcome::{OpResult, Outcome};
 use ussd_gateway::session::{Session, TextKey, TextMark};
 
 fn wallet() -> std::sync::Arc<ussd_gateway::menu::Menu> {

@@ -13,7 +13,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use ussd_gateway::domain::{Amount, Msisdn, Region};
 use ussd_gateway::money::transfer_p2p;
-use ussd_gateway::ops::Outcome;
+use ussd_gateway::outcome::Outcome;
 
 const ACCOUNTS: i64 = 1_000;
 const CLIENTS: [usize; 4] = [1, 4, 16, 64];

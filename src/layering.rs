@@ -6,11 +6,12 @@ use std::path::Path;
 
 /// Bottom to top. A module may import from modules of a lower layer only.
 const LAYERS: &[&[&str]] = &[
-    &["domain", "gsm", "bytes", "breaker", "telemetry"],
-    &["ops", "segments"],
+    &["domain", "gsm", "bytes", "breaker", "telemetry", "outcome"],
+    &["segments", "money"],
+    &["ops"],
     &["menu"],
     &["session"],
-    &["channel", "money"],
+    &["channel"],
     &["gateway", "admin"],
     &["sms"],
     &["config"],

@@ -15,6 +15,7 @@ pub mod loadtest;
 pub mod menu;
 pub mod money;
 pub mod ops;
+pub mod outcome;
 pub mod segments;
 pub mod session;
 pub mod simulate;

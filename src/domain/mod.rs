@@ -1,6 +1,7 @@
 //! Domain types parsed once at the edge, so that the rest of the code never re-checks them.
 
 mod amount;
+mod dial;
 mod msisdn;
 mod name;
 mod pin;
@@ -8,6 +9,7 @@ mod secret;
 mod text;
 
 pub use amount::{Amount, AmountError, Currency};
+pub use dial::is_service_code;
 pub use msisdn::{Msisdn, MsisdnError, Region, mask as msisdn_mask};
 pub use name::{NameError, PersonName};
 pub use pin::{Pin, PinError};

@@ -13,8 +13,9 @@ use super::{
 };
 use crate::channel::Hop;
 use crate::menu::{Action, Menu, Message, Reply};
+use crate::money::Movement;
 use crate::money::parse_reference;
-use crate::ops::{Movement, Op};
+use crate::ops::Op;
 use crate::session::{Claim, Loaded, Session, SessionKey, TextMark, Unless};
 
 /// How long a claim stands unless its owner renews it. Longer than a Redis round trip

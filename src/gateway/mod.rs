@@ -18,10 +18,12 @@ use tracing::{debug, warn};
 
 use crate::channel::ussd::cumulative;
 use crate::channel::{Closed, Hop, Input};
+use crate::domain::Region;
 use crate::menu::Journey;
 use crate::menu::{Action, Bundle, EngineError, Menu, Message, Reply, Step};
-use crate::money::{Auth, Money, MoneyError, OpCall};
-use crate::ops::{Op, OpResult, Outcome};
+use crate::money::{Auth, Money, MoneyError};
+use crate::ops::{Call, Op, Ops};
+use crate::outcome::{OpResult, Outcome};
 use crate::session::{
     Loaded, PendingCode, ResumePointer, Session, SessionKey, SessionStore, StoreError, TextKey, TextMark,
 };
@@ -90,11 +92,11 @@ pub struct GatewayConfig {
 pub struct Gateway {
     menus: ArcSwap<Bundle>,
     store: SessionStore,
-    money: Money,
+    ops: Ops,
     text_key: TextKey,
     config: GatewayConfig,
     /// Ops run on tasks of their own; an op that overruns its hop keeps running here.
-    ops: TaskTracker,
+    tasks: TaskTracker,
     /// One reload at a time, so that no replaced edition is lost between two.
     reloading: std::sync::Mutex<()>,
     /// Sessions this process last answered with a `CON`, for the timeout funnel metric.
@@ -221,10 +223,10 @@ impl Gateway {
         Gateway {
             menus: ArcSwap::from_pointee(menus),
             store,
-            money,
+            ops: Ops::new(money),
             text_key,
             config,
-            ops: TaskTracker::new(),
+            tasks: TaskTracker::new(),
             reloading: Default::default(),
             waiting: Default::default(),
         }
@@ -315,7 +317,12 @@ impl Gateway {
     }
 
     pub fn money(&self) -> &Money {
-        &self.money
+        self.ops.money()
+    }
+
+    /// The ops this process runs, and how many times each ran.
+    pub fn ops(&self) -> &Ops {
+        &self.ops
     }
 
     /// How long a session lives without a hop.
@@ -326,9 +333,9 @@ impl Gateway {
     /// Waits for every op still running, including those whose hop already answered,
     /// so that a shutdown never abandons a money movement between its hop and its receipt.
     pub async fn drain(&self) {
-        self.ops.close();
-        self.ops.wait().await;
-        self.ops.reopen();
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.tasks.reopen();
     }
 
     /// Answers one hop under the gateway's own rules (the configured deadline, every
@@ -731,7 +738,7 @@ impl Gateway {
                         Some(sms) => Auth::Vouched { max_amount: sms.max_amount },
                         None => Auth::Pin,
                     };
-                    let result = self.run_op(at, rec, action, auth).await?;
+                    let result = self.run_op(at, rec, action, auth, menu.region).await?;
                     menu.resume(&mut rec.session.journey, result).map_err(Interrupt::Engine)?
                 }
             };
@@ -760,7 +767,7 @@ impl Gateway {
         if !op.spec().moves_money() {
             return menu.vouch(j).map(Ok).map_err(Interrupt::Engine);
         }
-        let failures = self.money.code_failures(&at.hop.msisdn).await.map_err(Interrupt::Money)?;
+        let failures = self.ops.money().code_failures(&at.hop.msisdn).await.map_err(Interrupt::Money)?;
         if failures >= sms.wrong_codes_per_day {
             return Ok(Err(ending(j, Message::NoMoreCodes)));
         }
@@ -813,7 +820,7 @@ impl Gateway {
         }
         // Counted for the number too, so that guessing cannot go on conversation after
         // conversation.
-        let today = self.money.code_failed(&at.hop.msisdn).await.map_err(Interrupt::Money)?;
+        let today = self.ops.money().code_failed(&at.hop.msisdn).await.map_err(Interrupt::Money)?;
         pending.wrong += 1;
         if pending.wrong >= MAX_WRONG_CODES || today >= sms.wrong_codes_per_day {
             j.done = true;
@@ -898,16 +905,19 @@ impl Gateway {
         rec: &mut Record,
         action: Action,
         auth: Auth,
+        region: Region,
     ) -> Result<OpResult, Interrupt> {
-        let money = self.money.clone();
+        let ops = self.ops.clone();
         let msisdn = at.hop.msisdn.clone();
         let (op, seq) = (action.op, action.seq);
         let spec = op.spec();
         let request = rec.session.claim.as_ref().filter(|c| c.seq == seq).and_then(|c| c.request);
         let idempotency_key = op_key(at.key, seq);
-        let mut task = self.ops.spawn(async move {
-            let call = OpCall { msisdn: &msisdn, idempotency_key: &idempotency_key, action: &action, auth };
-            money.run(call).await
+        let mut task = self.tasks.spawn(async move {
+            let Action { args, secrets, .. } = &action;
+            let key = &idempotency_key;
+            let call = Call { op, msisdn: &msisdn, idempotency_key: key, args, secrets, auth, region };
+            ops.run(call).await
         });
         // A movement keeps back the time to write its promise, should it overrun.
         let margin = if spec.moves_money() { SAVE_MARGIN + PROMISE_MARGIN } else { SAVE_MARGIN };

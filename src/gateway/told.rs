@@ -12,7 +12,8 @@ use super::{Gateway, HopKind, SAVE_MARGIN, op_key};
 use crate::channel::Hop;
 use crate::menu::Message;
 use crate::money::{Money, MoneyError, Promise};
-use crate::ops::{Op, OpResult};
+use crate::ops::Op;
+use crate::outcome::OpResult;
 use crate::session::SessionKey;
 
 /// Time kept back from a money op's budget to write its promise if it overruns.
@@ -56,23 +57,31 @@ impl Gateway {
         deadline: Instant,
     ) -> (Message, HopKind) {
         let op_key = op_key(key, unknown.seq);
-        let promise = Promise {
-            op: unknown.op,
-            op_key: &op_key,
-            request: unknown.request,
-            msisdn: &hop.msisdn,
-            language,
-            due_in: unknown.due_in,
-        };
         let until = deadline.checked_sub(SAVE_MARGIN).unwrap_or(deadline);
-        if !write(&self.money, &promise, until).await {
+        // Only a movement is ever unknown; an op that moves nothing has no promise to make.
+        let written = match unknown.op.spec().movement {
+            Some(movement) => {
+                let promise = Promise {
+                    op: unknown.op.name(),
+                    movement,
+                    op_key: &op_key,
+                    request: unknown.request,
+                    msisdn: &hop.msisdn,
+                    language,
+                    due_in: unknown.due_in,
+                };
+                write(self.ops.money(), &promise, until).await
+            }
+            None => false,
+        };
+        if !written {
             warn!(op = unknown.op.name(), channel = %hop.channel, session = %hop.session_id, "a movement's outcome is unknown and no SMS could be promised; the subscriber is told to check their balance");
             metrics::counter!("ussd_ops_unconfirmed_total", "op" => unknown.op.name()).increment(1);
             return (Message::Unconfirmed, HopKind::Failed);
         }
         metrics::counter!("ussd_promises_total", "op" => unknown.op.name()).increment(1);
         if let Some(task) = unknown.running {
-            self.ops.spawn(keep_when_done(self.money.clone(), task, op_key));
+            self.tasks.spawn(keep_when_done(self.ops.money().clone(), task, op_key));
         }
         (Message::Processing, HopKind::Promised)
     }

@@ -13,8 +13,9 @@ use super::input::Rules;
 use super::messages::{Message, SHIPPED};
 use super::model::{self, InputKind, MenuFile, Screen, Text};
 use super::template::{Templates, Tpl};
-use crate::domain::{Currency, Region};
-use crate::ops::{Op, Outcome};
+use crate::domain::{Currency, Region, is_service_code};
+use crate::ops::Op;
+use crate::outcome::Outcome;
 
 /// One problem in a menu file, with where it is and how to fix it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -647,7 +648,7 @@ fn action(
     tpl: &mut dyn FnMut(&mut Ctx, &Spanned<Text>, &str) -> Tpl,
 ) -> NodeKind {
     let Some(op) = Op::from_name(&s.op.value) else {
-        let known: Vec<_> = crate::ops::CATALOG.iter().map(|c| c.name).collect();
+        let known: Vec<_> = crate::ops::Op::all().map(crate::ops::Op::name).collect();
         cx.error(
             s.op.referenced,
             format!("{what}: unknown op `{}`", s.op.value),
@@ -775,16 +776,6 @@ fn check_var_name(cx: &mut Ctx, at: Location, name: &str, what: &str) {
             Some("pick another name".into()),
         );
     }
-}
-
-/// `*384#`, `*384*7#`: what a subscriber can dial.
-pub fn is_service_code(code: &str) -> bool {
-    code.len() >= 3
-        && code.starts_with('*')
-        && code.ends_with('#')
-        && code[1..code.len() - 1]
-            .split('*')
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn suggest<'a>(wanted: &str, names: impl Iterator<Item = &'a String>) -> Option<String> {

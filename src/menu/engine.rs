@@ -15,7 +15,8 @@ use super::input::{self, Rejected};
 use super::messages::Message;
 use super::template::{Tpl, one_line_value, one_line_values};
 use crate::domain::{Pin, Secret};
-use crate::ops::{Op, OpResult, Outcome};
+use crate::ops::Op;
+use crate::outcome::{OpResult, Outcome};
 
 /// Where a subscriber is in a menu. Persisted in the session between hops; it never
 /// holds a PIN.

@@ -8,7 +8,8 @@ use super::messages::Message;
 use super::model::InputKind;
 use super::template::{Templates, Tpl};
 use crate::domain::{Currency, Region};
-use crate::ops::{Op, Outcome};
+use crate::ops::Op;
+use crate::outcome::Outcome;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ScreenId(pub u16);

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use budget::{Budget, Encoding, Layout, NavLines, cost as screen_cost, paginate};
-pub use compile::{Diagnostic, compile, is_service_code};
+pub use compile::{Diagnostic, compile};
 pub use engine::{Action, EngineError, Journey, Reply, Step};
 pub use graph::{Command, Menu};
 pub use messages::Message;

@@ -5,7 +5,8 @@ use std::path::Path;
 use serde_json::json;
 
 use super::*;
-use crate::ops::{Op, OpResult, Outcome};
+use crate::ops::Op;
+use crate::outcome::{OpResult, Outcome};
 
 const MENU: &str = r#"
 service: test
@@ -71,7 +72,7 @@ fn action(step: Step) -> Action {
 /// Starts a journey and answers the profile lookup for Amina.
 fn at_main(m: &Menu, lang: Option<&str>) -> Journey {
     let (mut j, step) = m.begin(lang).unwrap();
-    assert_eq!(action(step).op, Op::CustomerProfile);
+    assert_eq!(action(step).op, Op::of::<crate::ops::CustomerProfile>());
     let r = reply(m.resume(&mut j, OpResult::new(Outcome::Ok, json!({"first_name": "Amina"}))).unwrap());
     assert!(!r.end);
     j
@@ -82,7 +83,7 @@ fn begin_runs_the_start_action_then_shows_the_menu() {
     let m = menu();
     let (mut j, step) = m.begin(None).unwrap();
     let a = action(step);
-    assert_eq!((a.op, a.seq), (Op::CustomerProfile, 1));
+    assert_eq!((a.op, a.seq), (Op::of::<crate::ops::CustomerProfile>(), 1));
     let r = reply(m.resume(&mut j, OpResult::new(Outcome::Ok, json!({"first_name": "Amina"}))).unwrap());
     assert_eq!(r, Reply::con("Hi Amina\n1. Balance\n2. Send\n3. Code"));
     assert_eq!(j.vars["customer"]["first_name"], "Amina");
@@ -178,7 +179,7 @@ fn pin_is_handed_to_the_op_and_never_kept_in_the_journey() {
     assert_eq!(reply(m.input(&mut j, "1").unwrap()).text, "Enter PIN");
     assert_eq!(reply(m.input(&mut j, "12").unwrap()).text, "PIN must be 4 digits.\nEnter PIN");
     let a = action(m.input(&mut j, "4821").unwrap());
-    assert_eq!(a.op, Op::WalletBalance);
+    assert_eq!(a.op, Op::of::<crate::ops::WalletBalance>());
     assert_eq!(a.secret("pin").map(|p| p.expose()), Some("4821"));
     assert!(a.pin("pin").is_some());
     let stored = serde_json::to_string(&j).unwrap();
@@ -383,7 +384,7 @@ fn sms_commands_become_dial_strings_into_the_same_screens() {
     assert_eq!(send.usage(), "SEND <number> <amount>");
     assert_eq!(m.help("sw"), ["SALIO - salio", "SEND <number> <amount>"]);
     assert!(m.command("STOP").is_none());
-    assert_eq!(m.pin_op("bal_pin"), Some(crate::ops::Op::WalletBalance));
+    assert_eq!(m.pin_op("bal_pin"), Some(crate::ops::Op::of::<crate::ops::WalletBalance>()));
     assert_eq!(m.pin_op("main"), None);
 }
 

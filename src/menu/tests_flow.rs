@@ -6,7 +6,8 @@ use std::path::Path;
 use serde_json::json;
 
 use super::*;
-use crate::ops::{Op, OpResult, Outcome};
+use crate::ops::Op;
+use crate::outcome::{OpResult, Outcome};
 
 const FLOW: &str = r#"
 service: flow
@@ -157,7 +158,7 @@ fn back_never_crosses_a_committed_money_step() {
     con(&m, &mut j, "100");
     assert_eq!(con(&m, &mut j, "1"), "PIN");
     let Step::Run(a) = m.input(&mut j, "4821").unwrap() else { panic!("expected the transfer") };
-    assert_eq!(a.op, Op::TransferP2p);
+    assert_eq!(a.op, Op::of::<crate::ops::TransferP2p>());
     let (_, paid) = text(m.resume(&mut j, OpResult::new(Outcome::Ok, json!({"ref": "TX1"}))).unwrap());
     assert_eq!(paid, "Paid\n1. Again", "no Back after money moved");
     assert!(j.history.is_empty());
@@ -239,7 +240,7 @@ fn items_come_from_an_op_list_and_save_the_chosen_element() {
     let mut j = start(&m, None);
     con(&m, &mut j, "3");
     let Step::Run(a) = m.input(&mut j, "1234").unwrap() else { panic!("expected the statement") };
-    assert_eq!(a.op, Op::WalletStatement);
+    assert_eq!(a.op, Op::of::<crate::ops::WalletStatement>());
     let entries: Vec<_> = (1..=4)
         .map(|i| json!({"date": format!("0{i}/11"), "amount": -i * 100_00, "ref": format!("TX{i}")}))
         .collect();

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::lane::Db;
 use super::ledger::{outcome_of, reference, request_hash, statement_of};
 use crate::domain::{Amount, Msisdn};
-use crate::ops::{OpResult, Outcome};
+use crate::outcome::{OpResult, Outcome};
 
 /// The agent behind `msisdn`: business name, agent number, the phone's language.
 pub async fn profile(db: impl Db, msisdn: &Msisdn) -> Result<OpResult, sqlx::Error> {

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::lane::Db;
 use super::ledger::{outcome_of, reference, request_hash};
 use crate::domain::{Amount, Msisdn};
-use crate::ops::{OpResult, Outcome};
+use crate::outcome::{OpResult, Outcome};
 
 /// The customer's name and the fee, for the agent's confirmation of a request that
 /// `agent` (the phone dialling) would send to `customer` from its `store`.

@@ -7,7 +7,7 @@ use super::crypto::{DataVault, Place, VaultError};
 use super::lane::Db;
 use super::pin::StagedPin;
 use crate::domain::{Msisdn, PersonName};
-use crate::ops::{OpResult, Outcome};
+use crate::outcome::{OpResult, Outcome};
 
 pub async fn profile(db: impl Db, msisdn: &Msisdn) -> Result<OpResult, sqlx::Error> {
     let row: Option<(String, String, String)> =

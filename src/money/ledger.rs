@@ -11,7 +11,7 @@ use super::lane::Db;
 use super::pin::PinPolicy;
 use super::pin::{self, PinCheck, PinProof};
 use crate::domain::{Amount, Msisdn};
-use crate::ops::{OpResult, Outcome};
+use crate::outcome::{OpResult, Outcome};
 
 /// What `transfer_p2p` answered.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,12 +7,42 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use crate::domain::Msisdn;
-use crate::ops::{Op, Outcome};
+use crate::outcome::Outcome;
+
+/// Where the outcome of a money op is found once the op itself cannot say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Movement {
+    /// A transfer of `kind` under the op's idempotency key. `held_tells`: whether the
+    /// dialler has an SMS while the transfer is held (an agent's cash-out request tells
+    /// only the customer until it is decided).
+    Transfer { kind: &'static str, held_tells: bool },
+    /// The decision on the hold of the transfer the `request` argument names.
+    Hold,
+}
+
+impl Movement {
+    /// The name the promise keeper knows it by: the transfer kind, or `hold`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Movement::Transfer { kind, .. } => kind,
+            Movement::Hold => "hold",
+        }
+    }
+
+    pub fn held_tells(self) -> bool {
+        match self {
+            Movement::Transfer { held_tells, .. } => held_tells,
+            Movement::Hold => true,
+        }
+    }
+}
 
 /// What a hop promised: an SMS to `msisdn` saying what became of the op under `op_key`.
 #[derive(Debug)]
 pub struct Promise<'a> {
-    pub op: Op,
+    /// The op's name, and how it moves money.
+    pub op: &'static str,
+    pub movement: Movement,
     pub op_key: &'a str,
     /// For a decision on a hold: the transfer it decides.
     pub request: Option<i64>,
@@ -39,12 +69,7 @@ pub enum Kept {
 /// that runs it overran after a copy of it had promised) only leaves it to its runner
 /// for longer.
 pub async fn make(pool: &PgPool, promise: &Promise<'_>) -> Result<(), sqlx::Error> {
-    let Some(movement) = promise.op.spec().movement else {
-        return Err(sqlx::Error::InvalidArgument(format!(
-            "`{}` moves no money to promise about",
-            promise.op
-        )));
-    };
+    let movement = promise.movement;
     sqlx::query(
         "INSERT INTO op_promises AS p (op_key, op, movement, request, held_tells, msisdn, language, due_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))
@@ -52,7 +77,7 @@ pub async fn make(pool: &PgPool, promise: &Promise<'_>) -> Result<(), sqlx::Erro
           WHERE p.kept_at IS NULL",
     )
     .bind(promise.op_key)
-    .bind(promise.op.name())
+    .bind(promise.op)
     .bind(movement.name())
     .bind(promise.request)
     .bind(movement.held_tells())

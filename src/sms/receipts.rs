@@ -459,9 +459,10 @@ mod tests {
 
     #[test]
     fn every_refusal_of_a_money_op_says_why_in_one_message() {
-        use crate::ops::{CATALOG, Outcome};
-        let refusals = CATALOG
-            .iter()
+        use crate::ops::Op;
+        use crate::outcome::Outcome;
+        let refusals = Op::all()
+            .map(Op::spec)
             .filter(|spec| spec.moves_money())
             .flat_map(|spec| spec.outcomes.iter().copied())
             // Outcomes with a receipt of their own: a movement, a bill paid, refused or
@@ -493,9 +494,10 @@ mod tests {
 
     #[test]
     fn an_op_whose_held_movement_tells_only_the_other_party_has_a_completion_text() {
-        use crate::ops::{CATALOG, Movement};
+        use crate::money::Movement;
+        use crate::ops::Op;
         let held_silent =
-            CATALOG.iter().filter(|spec| spec.movement.is_some_and(|m| !Movement::held_tells(m)));
+            Op::all().map(Op::spec).filter(|spec| spec.movement.is_some_and(|m| !Movement::held_tells(m)));
         let mut seen = 0;
         for spec in held_silent {
             seen += 1;

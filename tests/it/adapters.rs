@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
 use ussd_gateway::channel::ussd::Provider;
-use ussd_gateway::ops::Op;
+use ussd_gateway::ops::{self, Op};
 
 /// Amina, a demo subscriber, as aggregators write her number (no plus sign).
 const AMINA: &str = "254700000001";
@@ -563,7 +563,7 @@ async fn retried_hops_move_money_once_on_every_adapter(pool: PgPool) {
     for wire in ALL {
         send_money_with_retries(&app, wire).await;
     }
-    assert_eq!(app.state.gateway.money().runs(Op::TransferP2p), ALL.len() as u64);
+    assert_eq!(app.state.gateway.ops().runs(Op::of::<ops::TransferP2p>()), ALL.len() as u64);
     let transfers: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p'")
         .fetch_one(&pool)
         .await

@@ -249,7 +249,7 @@ async fn send(pool: &PgPool, key: &str, from: u32, to: u32, minor: i64) -> ussd_
     )
     .await
     .unwrap();
-    assert_eq!(t.outcome, ussd_gateway::ops::Outcome::Ok);
+    assert_eq!(t.outcome, ussd_gateway::outcome::Outcome::Ok);
     t
 }
 

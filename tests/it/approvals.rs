@@ -313,7 +313,8 @@ async fn promise(app: &TestApp, op: ussd_gateway::ops::Op, key: &str, dialler: &
         ussd_gateway::domain::Msisdn::parse(dialler, ussd_gateway::domain::Region::parse("KE").unwrap())
             .unwrap();
     let promise = ussd_gateway::money::Promise {
-        op,
+        op: op.name(),
+        movement: op.spec().movement.expect("a movement"),
         op_key: key,
         request,
         msisdn: &msisdn,
@@ -334,7 +335,7 @@ async fn notices(pool: &PgPool, key: &str) -> Vec<(String, String, serde_json::V
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn promises_on_requests_and_approvals_are_kept_by_what_became_of_the_hold(pool: PgPool) {
     use ussd_gateway::money::Kept;
-    use ussd_gateway::ops::Op;
+    use ussd_gateway::ops::{self, Op};
     let app = spawn(pool.clone(), Store::Memory).await;
     seed_demo_agent(&pool).await.unwrap();
     let money = app.state.gateway.money();
@@ -345,7 +346,7 @@ async fn promises_on_requests_and_approvals_are_kept_by_what_became_of_the_hold(
     assert_eq!(outcome, "ok");
     let held = wallet(&pool, AMINA).await.1;
     assert!(held > 100_00, "amount and fee held");
-    promise(&app, Op::AgentCashOutRequest, "req-1", JAMES, None).await;
+    promise(&app, Op::of::<ops::AgentCashOutRequest>(), "req-1", JAMES, None).await;
     assert_eq!(money.keep_promise("req-1", None).await.unwrap(), Kept::Notice);
     let told = notices(&pool, "req-1").await;
     assert_eq!(told.len(), 1);
@@ -354,7 +355,7 @@ async fn promises_on_requests_and_approvals_are_kept_by_what_became_of_the_hold(
 
     // An approval that never arrived: the keeper fences its key, and the approval
     // arriving after it moves nothing; the hold still waits for a real decision.
-    promise(&app, Op::CashOutApprove, "approve-1", AMINA, Some(transfer)).await;
+    promise(&app, Op::of::<ops::CashOutApprove>(), "approve-1", AMINA, Some(transfer)).await;
     assert_eq!(money.keep_promise("approve-1", None).await.unwrap(), Kept::Notice);
     assert_eq!(notices(&pool, "approve-1").await[0].2, serde_json::json!({ "outcome": "not_arrived" }));
     let late: String =
@@ -369,7 +370,7 @@ async fn promises_on_requests_and_approvals_are_kept_by_what_became_of_the_hold(
 
     // An approval that did arrive: its withdrawal receipt keeps the promise.
     assert_eq!(decide(&pool, transfer, true).await, "ok");
-    promise(&app, Op::CashOutApprove, "approve-2", AMINA, Some(transfer)).await;
+    promise(&app, Op::of::<ops::CashOutApprove>(), "approve-2", AMINA, Some(transfer)).await;
     assert_eq!(money.keep_promise("approve-2", None).await.unwrap(), Kept::Receipt);
     assert!(notices(&pool, "approve-2").await.is_empty());
     assert_ledger_invariants(&pool).await;

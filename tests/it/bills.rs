@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use ussd_gateway::domain::{Amount, Msisdn, Region};
 use ussd_gateway::money::bills::Bill;
 use ussd_gateway::money::seed_demo_billers;
-use ussd_gateway::ops::Outcome;
+use ussd_gateway::outcome::Outcome;
 
 const AMINA: &str = "+254700000001";
 

@@ -12,7 +12,7 @@ use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use sqlx::PgPool;
 use ussd_gateway::config::{ChannelSettings, Settings};
-use ussd_gateway::ops::Op;
+use ussd_gateway::ops::{self, Op};
 
 const AMINA: &str = "+254700000001";
 const TOKEN: &str = "0123456789abcdef0123";
@@ -66,7 +66,7 @@ async fn token_address_and_credentials_are_all_checked(pool: PgPool) {
     let app = spawn_with(pool, Store::Memory, with_channels(vec![guarded])).await;
     let good_path = format!("/hooks/at/{TOKEN}");
     let good_auth = basic("aggregator:correct horse battery");
-    let profiles = || app.state.gateway.money().runs(Op::CustomerProfile);
+    let profiles = || app.state.gateway.ops().runs(Op::of::<ops::CustomerProfile>());
 
     let r = app.send(hop(&good_path, Some("196.201.214.77:5000"), Some(&good_auth), dial(AMINA))).await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, main_menu("Amina").as_str()));
@@ -140,7 +140,11 @@ async fn a_subscriber_over_the_rate_limit_gets_a_polite_end(pool: PgPool) {
     let r = app.send(hop("/ussd/limited", None, None, dial(AMINA))).await;
     assert_eq!(r.status, StatusCode::OK, "the aggregator gets a screen, not an error");
     assert_eq!(r.body, format!("END {}", ussd_gateway::http::channels::TOO_MANY_HOPS));
-    assert_eq!(app.state.gateway.money().runs(Op::CustomerProfile), 3, "the fourth dial ran nothing");
+    assert_eq!(
+        app.state.gateway.ops().runs(Op::of::<ops::CustomerProfile>()),
+        3,
+        "the fourth dial ran nothing"
+    );
     // Another subscriber, and the same subscriber on another channel, are not affected.
     let r = app.send(hop("/ussd/limited", None, None, dial("+254700000002"))).await;
     assert_eq!(r.body, main_menu("Brian"));
@@ -162,8 +166,8 @@ async fn a_channel_opens_sessions_only_on_its_codes(pool: PgPool) {
         let r = app.send(hop("/ussd/other", None, None, body)).await;
         assert_eq!(r.body, "END This service is not available.", "{code} {text}");
     }
-    assert_eq!(app.state.gateway.money().runs(Op::CustomerProfile), 1);
-    assert_eq!(app.state.gateway.money().runs(Op::WalletBalance), 0);
+    assert_eq!(app.state.gateway.ops().runs(Op::of::<ops::CustomerProfile>()), 1);
+    assert_eq!(app.state.gateway.ops().runs(Op::of::<ops::WalletBalance>()), 0);
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -191,7 +195,7 @@ async fn sessions_are_kept_per_channel(pool: PgPool) {
     // The same session id on the other channel is a new session, not a replay.
     let r = app.send(hop("/ussd/two", None, None, at_form(&s, "*384#", AMINA, ""))).await;
     assert_eq!(r.body, main_menu("Amina"));
-    assert_eq!(app.state.gateway.money().runs(Op::CustomerProfile), 2);
+    assert_eq!(app.state.gateway.ops().runs(Op::of::<ops::CustomerProfile>()), 2);
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -200,7 +204,7 @@ async fn unknown_paths_below_a_channel_are_refused(pool: PgPool) {
     let r = app.send(hop("/ussd/plain/extra", None, None, dial(AMINA))).await;
     let fallback = app.get("/nowhere").await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::NOT_FOUND, fallback.body.as_str()));
-    assert_eq!(app.state.gateway.money().runs(Op::CustomerProfile), 0);
+    assert_eq!(app.state.gateway.ops().runs(Op::of::<ops::CustomerProfile>()), 0);
 }
 
 #[test]

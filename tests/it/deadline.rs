@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use crate::common::{Store, TestApp, main_menu, settings, spawn_with, unique_session};
 use sqlx::PgPool;
 use ussd_gateway::config::Settings;
+use ussd_gateway::ops::{self, Op};
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn a_stuck_op_gets_a_clear_end_within_the_deadline(pool: PgPool) {
@@ -23,7 +24,7 @@ async fn a_stuck_op_gets_a_clear_end_within_the_deadline(pool: PgPool) {
     assert!(elapsed < Duration::from_secs(3), "answered after {elapsed:?}");
     // The aggregator's retry gets the same answer, and the op is not started again.
     assert_eq!(app.at_hop(&s, "+254700000001", "").await, body);
-    assert_eq!(app.state.gateway.money().runs(ussd_gateway::ops::Op::CustomerProfile), 1);
+    assert_eq!(app.state.gateway.ops().runs(Op::of::<ops::CustomerProfile>()), 1);
 
     blocker.rollback().await.unwrap();
     assert_eq!(app.at_hop(&unique_session(), "+254700000001", "").await, main_menu("Amina"));

@@ -4,12 +4,12 @@
 use crate::common::{Store, TestApp, at_form, main_menu, spawn, unique_session};
 use futures_util::future::join_all;
 use sqlx::PgPool;
-use ussd_gateway::ops::Op;
+use ussd_gateway::ops::{self, Op};
 
 const BRIAN: &str = "+254700000002";
 
 fn runs(app: &TestApp, op: Op) -> u64 {
-    app.state.gateway.money().runs(op)
+    app.state.gateway.ops().runs(op)
 }
 
 async fn sequential(store: Store, pool: PgPool) {
@@ -17,7 +17,7 @@ async fn sequential(store: Store, pool: PgPool) {
     let s = unique_session();
     let first = app.at_hop(&s, BRIAN, "").await;
     assert_eq!(app.at_hop(&s, BRIAN, "").await, first);
-    assert_eq!(runs(&app, Op::CustomerProfile), 1);
+    assert_eq!(runs(&app, Op::of::<ops::CustomerProfile>()), 1);
 
     let pin = app.at_hop(&s, BRIAN, "2").await;
     assert_eq!(app.at_hop(&s, BRIAN, "2").await, pin);
@@ -25,7 +25,7 @@ async fn sequential(store: Store, pool: PgPool) {
     let balance = app.at_hop(&s, BRIAN, "2*1234").await;
     assert_eq!(balance, "END Your balance is KES 2,000.00.");
     assert_eq!(app.at_hop(&s, BRIAN, "2*1234").await, balance);
-    assert_eq!(runs(&app, Op::WalletBalance), 1);
+    assert_eq!(runs(&app, Op::of::<ops::WalletBalance>()), 1);
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -64,14 +64,14 @@ async fn concurrent(store: Store, pool: PgPool) {
 
     let replies = storm(&app, &s, "", 16).await;
     assert!(replies.iter().all(|r| *r == main_menu("Brian")), "{replies:?}");
-    assert_eq!(runs(&app, Op::CustomerProfile), 1, "the profile op ran more than once");
+    assert_eq!(runs(&app, Op::of::<ops::CustomerProfile>()), 1, "the profile op ran more than once");
 
     let replies = storm(&app, &s, "2", 16).await;
     assert!(replies.iter().all(|r| *r == "CON Enter your PIN to see your balance"), "{replies:?}");
 
     let replies = storm(&app, &s, "2*1234", 16).await;
     assert!(replies.iter().all(|r| *r == "END Your balance is KES 2,000.00."), "{replies:?}");
-    assert_eq!(runs(&app, Op::WalletBalance), 1, "the balance op ran more than once");
+    assert_eq!(runs(&app, Op::of::<ops::WalletBalance>()), 1, "the balance op ran more than once");
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -116,7 +116,7 @@ async fn a_session_whose_hops_alternate_between_processes_moves_money_once(pool:
     assert!(sent.starts_with("END Sent KES 100.00"), "{sent}");
     // The retry lands on the other process: it replays, it does not send again.
     assert_eq!(b.at_hop(&s, AMINA, "1*0700000002*100*1*1234").await, sent);
-    assert_eq!(runs(&a, Op::TransferP2p) + runs(&b, Op::TransferP2p), 1);
+    assert_eq!(runs(&a, Op::of::<ops::TransferP2p>()) + runs(&b, Op::of::<ops::TransferP2p>()), 1);
     let transfers: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'p2p'")
         .fetch_one(&pool)
         .await

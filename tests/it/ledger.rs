@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use ussd_gateway::domain::{Amount, Msisdn, Region};
 use ussd_gateway::money::transfer_p2p;
-use ussd_gateway::ops::Outcome;
+use ussd_gateway::outcome::Outcome;
 
 fn msisdn(n: usize) -> String {
     format!("+2547{:08}", 10_000_000 + n)

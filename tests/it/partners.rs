@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use ussd_gateway::domain::Amount;
-use ussd_gateway::ops::Outcome;
+use ussd_gateway::outcome::Outcome;
 
 const API_KEY: &str = "kplc-live-7f3a9c2e";
 const SECRET: &str = "a-shared-signing-secret-0123456789";

@@ -25,7 +25,7 @@ use super::crypto::DataVault;
 use super::ledger::{outcome_of, reference, request_hash};
 use crate::breaker::Breaker;
 use crate::domain::{Amount, Msisdn};
-use crate::ops::{OpResult, Outcome};
+use crate::outcome::{OpResult, Outcome};
 
 /// A biller as the catalogue holds it.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]

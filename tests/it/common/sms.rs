@@ -131,7 +131,7 @@ pub async fn transfers(pool: &PgPool, count: u32) -> Vec<(String, String, String
             )
             .await
             .unwrap();
-            assert_eq!(t.outcome, ussd_gateway::ops::Outcome::Ok);
+            assert_eq!(t.outcome, ussd_gateway::outcome::Outcome::Ok);
             (t.reference(), from.as_e164().to_owned(), to.as_e164().to_owned())
         });
     }

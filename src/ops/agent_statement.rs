@@ -1,0 +1,35 @@
+//! `agent.statement`: the last five movements of the agent's float.
+
+use super::{Call, OpSpec, Operation, sample_statement};
+use crate::domain::Pin;
+use crate::money::{Money, MoneyError, agents};
+use crate::outcome::{OpResult, Outcome as O};
+
+pub struct AgentStatement {
+    pin: Option<Pin>,
+}
+
+impl Operation for AgentStatement {
+    const SPEC: &'static OpSpec = &OpSpec {
+        name: "agent.statement",
+        outcomes: &[O::Ok, O::PinInvalid, O::PinLocked, O::NotRegistered, O::NotAgent],
+        args: &[],
+        secrets: &["pin"],
+        authenticates: true,
+        writes: false,
+        movement: None,
+    };
+
+    fn sample() -> serde_json::Value {
+        sample_statement("float_transfer")
+    }
+
+    fn parse(call: &Call<'_>) -> Result<Self, MoneyError> {
+        Ok(AgentStatement { pin: call.pin() })
+    }
+
+    async fn apply(self, money: &Money, call: &Call<'_>) -> Result<OpResult, MoneyError> {
+        let db = money.lane();
+        money.with_pin(call.auth, call.msisdn, self.pin.as_ref(), |id| agents::statement(db, id)).await
+    }
+}

@@ -1,0 +1,33 @@
+//! `customer.profile`: the subscriber dialling, by name and language.
+
+use serde_json::json;
+
+use super::{Call, NAME, OpSpec, Operation, wide};
+use crate::money::{Money, MoneyError, customers};
+use crate::outcome::{OpResult, Outcome as O};
+
+pub struct CustomerProfile;
+
+impl Operation for CustomerProfile {
+    const SPEC: &'static OpSpec = &OpSpec {
+        name: "customer.profile",
+        outcomes: &[O::Ok, O::NotRegistered],
+        args: &[],
+        secrets: &[],
+        authenticates: false,
+        writes: false,
+        movement: None,
+    };
+
+    fn sample() -> serde_json::Value {
+        json!({ "first_name": wide(NAME), "last_name": wide(NAME), "language": "sw" })
+    }
+
+    fn parse(_: &Call<'_>) -> Result<Self, MoneyError> {
+        Ok(CustomerProfile)
+    }
+
+    async fn apply(self, money: &Money, call: &Call<'_>) -> Result<OpResult, MoneyError> {
+        Ok(customers::profile(money.lane(), call.msisdn).await?)
+    }
+}
