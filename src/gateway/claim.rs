@@ -9,7 +9,8 @@ use tracing::warn;
 
 use super::told::{LEFT_TO_CLAIMANT, PROMISE_MARGIN, Unknown};
 use super::{
-    Attempt, Gateway, HopError, HopKind, HopRules, Interrupt, Record, SAVE_MARGIN, session_line, unix_ms,
+    Arrival, Attempt, Gateway, HopError, HopKind, HopRules, Interrupt, Record, SAVE_MARGIN, session_line,
+    unix_ms,
 };
 use crate::channel::Hop;
 use crate::menu::{Action, Menu, Message, Reply};
@@ -120,17 +121,14 @@ impl Gateway {
     /// (`mark`) waits for its reply while the claimant lives; otherwise, or once the
     /// claimant is gone, it is answered for. A copy that finds the session moved on
     /// past its hop cannot know what it was answered.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn behind(
         &self,
-        hop: &Hop,
-        key: &SessionKey,
+        a: &Arrival<'_>,
         mut loaded: Loaded,
         mark: Option<TextMark>,
-        deadline: Instant,
         menu: Option<&Menu>,
-        rules: HopRules<'_>,
     ) -> Result<(Reply, HopKind), HopError> {
+        let (hop, key, deadline, rules) = (a.hop, &a.key, a.deadline, a.rules);
         if let Some(mark) = mark {
             let until = deadline.checked_sub(SAVE_MARGIN + PROMISE_MARGIN).unwrap_or(deadline);
             if let Behind::Replayed(reply) = self.wait_for_claimant(key, &mut loaded, mark, until).await? {

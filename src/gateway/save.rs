@@ -1,0 +1,137 @@
+//! The last stage of a hop: the session written with its reply, under the version it
+//! was read at; or, when the hop failed, what the subscriber is told instead.
+
+use std::time::Duration;
+
+use tracing::warn;
+
+use super::told::Unknown;
+use super::{Attempt, Gateway, HopError, HopKind, Interrupt, Record, unix_ms};
+use crate::channel::Input;
+use crate::menu::{Message, Reply};
+use crate::session::{ResumePointer, Session, StoreError};
+
+impl Gateway {
+    /// Writes the session with this hop's reply; the answer to give, or `None` when
+    /// another writer came first and the hop must be tried again.
+    pub(super) async fn finish(
+        &self,
+        at: &Attempt<'_>,
+        record: Record,
+        mut reply: Reply,
+        kind: HopKind,
+    ) -> Result<Option<(Reply, HopKind)>, HopError> {
+        let (hop, menu) = (at.hop, at.menu);
+        let Record { mut session, version, claimed, ran, .. } = record;
+        let refused_on = std::mem::take(&mut session.journey.refused_on);
+        session.seen = at.mark;
+        reply.secret_next = !reply.end && menu.is_sensitive(&session.journey.screen);
+        // An SMS conversation's replies are not kept: duplicates are caught by provider
+        // message id, and a reply may carry a one-time code.
+        session.reply = at.sms.is_none().then(|| reply.clone());
+        session.pending_since_ms = None;
+        session.claim = None;
+        session.answered_ms = unix_ms();
+        session.hops += 1;
+        if let Input::PerHop { seq: Some(seq), .. } = hop.input {
+            session.last_seq = Some(seq);
+        }
+        match self.write(at, version, &session, kind).await {
+            Ok(Some(_)) => {
+                // Counted once the hop's outcome is stored, not per attempt.
+                crate::telemetry::record_screens(
+                    &session.service,
+                    &session.journey.screen,
+                    reply.end,
+                    &refused_on,
+                );
+                self.track(at.key, &session, reply.end);
+                Ok(Some((reply, kind)))
+            }
+            // What an op answered is true whether or not the session could be saved
+            // after it: the reply stands, and a copy of this hop finds the claim and
+            // answers for it.
+            Err(e) if ran => {
+                warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "the session could not be saved after an op answered; its reply stands");
+                Ok(Some((reply, kind)))
+            }
+            Ok(None) if ran => {
+                warn!(channel = %hop.channel, msisdn = %hop.msisdn, "another writer replaced a session whose op answered; its reply stands");
+                Ok(Some((reply, kind)))
+            }
+            Err(e) => Err(e.into()),
+            Ok(None) if claimed => Err(HopError::ClaimLost),
+            Ok(None) => Ok(None),
+        }
+    }
+
+    /// The session written as its menu keeps it: with the resume pointer of a menu that
+    /// offers dropped journeys back, as a conversation over SMS.
+    async fn write(
+        &self,
+        at: &Attempt<'_>,
+        version: u64,
+        session: &Session,
+        kind: HopKind,
+    ) -> Result<Option<u64>, StoreError> {
+        let (hop, menu, key) = (at.hop, at.menu, at.key);
+        match menu.resume {
+            // An SMS conversation is never offered on USSD, nor does it touch the USSD
+            // journey a subscriber may come back to; it may hand its movement over by a
+            // code instead.
+            _ if at.sms.is_some() => self.save_conversation(hop, key, version, session, menu).await,
+            None => self.store.save(key, version, session, self.config.session_ttl).await,
+            Some(ref resume) => {
+                let within = resume.within;
+                // The record must outlive the offer window; the pointer leads to it
+                // while the journey can be resumed, and is removed once it cannot.
+                let pointer = ResumePointer::new(hop.msisdn.as_e164(), &session.service);
+                let keep = (matches!(kind, HopKind::Continue | HopKind::End)
+                    && menu.can_resume(&session.journey))
+                .then_some(within);
+                let ttl = within.max(self.config.session_ttl);
+                self.store.save_pointing(key, version, session, ttl, &pointer, keep).await
+            }
+        }
+    }
+
+    /// What a hop that failed tells the subscriber: a movement whose outcome is unknown
+    /// (or that committed before something else failed) gets an SMS promised; anything
+    /// else moved nothing and says so.
+    pub(super) async fn failed(
+        &self,
+        at: &Attempt<'_>,
+        rec: &mut Record,
+        failure: Interrupt,
+    ) -> (Message, HopKind) {
+        let (hop, lang) = (at.hop, &rec.session.journey.lang);
+        let unknown = match failure {
+            Interrupt::Unknown(unknown) => Some(*unknown),
+            other => {
+                match &other {
+                    Interrupt::Engine(e) => {
+                        warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "menu engine refused the hop")
+                    }
+                    Interrupt::Money(e) => {
+                        warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "op failed; nothing moved")
+                    }
+                    Interrupt::Store(e) => {
+                        warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "session store failed after a movement")
+                    }
+                    _ => {}
+                }
+                rec.moved.take().map(|(op, seq, request)| Unknown {
+                    op,
+                    seq,
+                    request,
+                    running: None,
+                    due_in: Duration::ZERO,
+                })
+            }
+        };
+        match unknown {
+            Some(unknown) => self.promise_on(hop, at.key, lang, unknown, at.deadline).await,
+            None => (Message::ServiceUnavailable, HopKind::Failed),
+        }
+    }
+}
