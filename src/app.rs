@@ -11,6 +11,8 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::channel::sms::Outbound;
@@ -162,6 +164,8 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         },
     );
     AppState {
+        pool: gateway.money().pool().clone(),
+        money: gateway.money().clone(),
         gateway: Arc::new(gateway),
         default_region: config.region,
         metrics: crate::telemetry::metrics(),
@@ -188,16 +192,17 @@ pub fn vault(pool: PgPool, config: &Config) -> DataVault {
 const DATA_KEY_REFRESH: Duration = Duration::from_secs(30);
 
 /// Reloads the menus from `dir` on every SIGHUP (a refused reload keeps the current
-/// menus). The receiver counts finished reload attempts.
+/// menus) until `stop` is cancelled. The receiver counts finished reload attempts.
 #[cfg(unix)]
 pub fn reload_on_hangup(
     gateway: Arc<Gateway>,
     dir: std::path::PathBuf,
+    stop: CancellationToken,
 ) -> std::io::Result<tokio::sync::watch::Receiver<u32>> {
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let (done, attempts) = tokio::sync::watch::channel(0u32);
     tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
+        while stop.run_until_cancelled(hangups.recv()).await.flatten().is_some() {
             info!(dir = %dir.display(), "SIGHUP: reloading the menus");
             let gateway = Arc::clone(&gateway);
             let from = dir.clone();
@@ -215,25 +220,177 @@ fn derive_key(secret: &[u8], purpose: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// `serve`: connect, migrate, seed the demo if asked, and answer until SIGINT/SIGTERM.
+/// `serve`: the application, answering until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), StartError> {
-    // Hops' statements go through the money lane (DATABASE_MAX_CONNECTIONS); the pool
-    // serves what no hop waits on: workers, the admin API, SMS callbacks.
-    let background = (config.settings.database_max_connections / 2).max(2);
-    let pool = connect_database(&config.settings.database_url, background).await?;
-    info!(database = %redact_url(&config.settings.database_url), "PostgreSQL connected and migrated");
-    let store = connect_store(&config).await?;
-    match store {
-        SessionStore::Memory(_) => warn!(
-            "REDIS_URL is not set: sessions are kept in process memory (lost on restart, not shared between replicas)"
-        ),
-        SessionStore::Redis(_) => info!("sessions are kept in Redis"),
+    let app = Application::build(config).await?;
+    let stop = app.stop_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+    app.run_until_stopped().await
+}
+
+/// The gateway as one process: connected, migrated, seeded (`--demo`) and bound by
+/// [`Application::build`]; [`Application::run_until_stopped`] serves both listeners and
+/// runs every background loop until its stop token is cancelled, then shuts down in
+/// order — no more hops, the SMS answerer's batch, the loops, the ops still running,
+/// and last the outbox, so that their receipts go out.
+pub struct Application {
+    state: AppState,
+    config: Config,
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    codes: Vec<String>,
+    stop: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        // Hops' statements go through the money lane (DATABASE_MAX_CONNECTIONS); the
+        // pool serves what no hop waits on: workers, the admin API, SMS callbacks.
+        let background = (config.settings.database_max_connections / 2).max(2);
+        let pool = connect_database(&config.settings.database_url, background).await?;
+        info!(database = %redact_url(&config.settings.database_url), "PostgreSQL connected and migrated");
+        let store = connect_store(&config).await?;
+        match store {
+            SessionStore::Memory(_) => warn!(
+                "REDIS_URL is not set: sessions are kept in process memory (lost on restart, not shared between replicas)"
+            ),
+            SessionStore::Redis(_) => info!("sessions are kept in Redis"),
+        }
+        let menus = load_menus(&config)?;
+        announce_menus(&menus, &config);
+        let codes = menus.menus().iter().flat_map(|m| m.codes.clone()).collect();
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| StartError::Listen { addr: config.listen.to_string(), reason: e.to_string() })?;
+        let admin_listener = TcpListener::bind(config.admin_listen).await.map_err(|e| {
+            StartError::AdminListen { addr: config.admin_listen.to_string(), reason: e.to_string() }
+        })?;
+        if config.demo {
+            let port = listener.local_addr().map_or(config.listen.port(), |a| a.port());
+            seed_demo(&pool, &config, port).await?;
+        }
+        let state = build_state(pool, store, menus, &config);
+        let vault = state.gateway.money().vault();
+        vault.refresh().await.map_err(|e| StartError::Keys(e.to_string()))?;
+        match vault.sealing_with() {
+            Some(key) => info!(data_key = key, "personal data is sealed with data key"),
+            None => return Err(StartError::Keys("no data key here can be unwrapped".into())),
+        }
+        Ok(Application { state, config, listener, admin_listener, codes, stop: CancellationToken::new() })
     }
-    let menus = load_menus(&config)?;
+
+    /// Where aggregators and SMS providers call.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.listen)
+    }
+
+    /// Where the admin API and `/metrics` answer.
+    pub fn admin_addr(&self) -> std::net::SocketAddr {
+        self.admin_listener.local_addr().unwrap_or(self.config.admin_listen)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Cancelling it begins the shutdown.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        let Application { state, config, listener, admin_listener, codes, stop } = self;
+        let gateway = Arc::clone(&state.gateway);
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Listen { addr: config.listen.to_string(), reason: e.to_string() })?;
+        info!(%addr, "listening");
+        if let Ok(admin) = admin_listener.local_addr() {
+            info!(%admin, "the admin API and /metrics listen here");
+        }
+        if config.demo {
+            println!(
+                "{}",
+                demo_banner(addr, codes.first().map_or("*384#", String::as_str), &config.settings.currency)
+            );
+        }
+        let loops = TaskTracker::new();
+        start_loops(&loops, &state, &config, &stop);
+        // Subscribers' messages are answered here, not in their provider's callback.
+        let answerer = (!config.sms_channels.is_empty()).then(|| {
+            let answerer = Answerer::new(
+                Arc::clone(&gateway),
+                config.sms_channels.clone().into(),
+                config.region,
+                answer::Policy::default(),
+            );
+            tokio::spawn(answerer.run(stop.clone()))
+        });
+        // The outbox stops last, once the ops still running have written their receipts.
+        let outbox_stop = CancellationToken::new();
+        let outbox = match (&state.sms, &config.sms) {
+            (Some(outbound), Some(spec)) => {
+                info!(provider = %outbound.provider(), "SMS receipts go out through the outbox worker");
+                let worker = Worker::new(state.pool.clone(), outbound.clone(), spec.policy.clone());
+                Some(tokio::spawn(worker.run(outbox_stop.clone())))
+            }
+            _ => {
+                warn!("no [sms] provider is configured: receipts wait in the outbox until one is");
+                None
+            }
+        };
+        let limits = |max_connections| http::serve::Limits {
+            max_connections,
+            header_timeout: Duration::from_secs(config.settings.http_header_timeout_secs),
+            drain: Duration::from_secs(30),
+        };
+        let server = http::serve::Server::new(limits(config.settings.http_max_connections as usize));
+        let admin_server = http::serve::Server::new(limits(ADMIN_CONNECTIONS));
+        tokio::join!(
+            server.serve(listener, http::router(state.clone()), stop.clone().cancelled_owned()),
+            admin_server.serve(admin_listener, http::admin_router(state), stop.clone().cancelled_owned()),
+        );
+        info!("no more hops; waiting for ops that are still running");
+        if let Some(answerer) = answerer
+            && tokio::time::timeout(Duration::from_secs(35), answerer).await.is_err()
+        {
+            warn!(
+                "the SMS answerer did not finish its batch in time; those messages are answered after a restart"
+            );
+        }
+        loops.close();
+        if tokio::time::timeout(LOOPS_PATIENCE, loops.wait()).await.is_err() {
+            warn!(
+                "a background loop did not finish its pass in time; another replica or a restart takes it up"
+            );
+        }
+        gateway.drain().await;
+        if let Some(outbox) = outbox {
+            outbox_stop.cancel();
+            let patience = config.sms.as_ref().map_or(Duration::ZERO, |s| s.timeout * 2);
+            if tokio::time::timeout(patience, outbox).await.is_err() {
+                warn!(
+                    "the SMS worker did not finish its batch in time; unsent receipts go out after a restart"
+                );
+            }
+        }
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// How long a background loop may take to finish its pass once the shutdown began.
+const LOOPS_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Logs the menus served, and warns of channels whose screens hold less than a menu's
+/// budget.
+fn announce_menus(menus: &Bundle, config: &Config) {
     for m in menus.menus() {
         info!(service = %m.service, codes = ?m.codes, version = %m.version, screens = m.screen_count(), "menu loaded");
     }
-    let codes: Vec<String> = menus.menus().iter().flat_map(|m| m.codes.clone()).collect();
     for (provider, budget) in &config.screen_budgets {
         for m in menus.menus().iter().filter(|m| budget.min(m.budget) != m.budget) {
             warn!(
@@ -243,179 +400,112 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             );
         }
     }
-    if config.demo {
-        let pins = PinHasher::new(config.pin_pepper.as_bytes());
-        let created =
-            money::seed_demo(&pool, &pins, &config.settings.currency, config.settings.demo_subscribers)
-                .await
-                .map_err(|e| StartError::Demo(e.to_string()))?;
-        info!(created, "demo subscribers seeded");
-        if config.settings.demo_subscribers >= 10
-            && money::seed_demo_agent(&pool).await.map_err(|e| StartError::Demo(e.to_string()))?
-        {
-            info!(agent = money::DEMO_AGENT, store = money::DEMO_STORE, "demo agent seeded");
-        }
-        // The sandbox billers answer on this gateway's own port.
-        let sandbox = format!("http://127.0.0.1:{}/sandbox/billers", config.listen.port());
-        money::seed_demo_billers(&pool, &sandbox, &config.settings.currency)
-            .await
-            .map_err(|e| StartError::Demo(e.to_string()))?;
+}
+
+/// `--demo`: the demo subscribers, agent and billers (which answer on `port`).
+async fn seed_demo(pool: &PgPool, config: &Config, port: u16) -> Result<(), StartError> {
+    fn demo(e: impl std::fmt::Display) -> StartError {
+        StartError::Demo(e.to_string())
     }
-    let state = build_state(pool.clone(), store, menus, &config);
-    let gateway = std::sync::Arc::clone(&state.gateway);
-    let vault = gateway.money().vault().clone();
-    vault.refresh().await.map_err(|e| StartError::Keys(e.to_string()))?;
-    match vault.sealing_with() {
-        Some(key) => info!(data_key = key, "personal data is sealed with data key"),
-        None => return Err(StartError::Keys("no data key here can be unwrapped".into())),
+    let pins = PinHasher::new(config.pin_pepper.as_bytes());
+    let currency = &config.settings.currency;
+    let created =
+        money::seed_demo(pool, &pins, currency, config.settings.demo_subscribers).await.map_err(demo)?;
+    info!(created, "demo subscribers seeded");
+    if config.settings.demo_subscribers >= 10 && money::seed_demo_agent(pool).await.map_err(demo)? {
+        info!(agent = money::DEMO_AGENT, store = money::DEMO_STORE, "demo agent seeded");
     }
+    let sandbox = format!("http://127.0.0.1:{port}/sandbox/billers");
+    money::seed_demo_billers(pool, &sandbox, currency).await.map_err(demo)?;
+    Ok(())
+}
+
+/// The periodic loops, each stopping on `stop`: the data-key refresh, the upkeep
+/// (metrics, screen timeouts, expired holds, backlogs), the promise keeper and the bill
+/// reconciler.
+fn start_loops(loops: &TaskTracker, state: &AppState, config: &Config, stop: &CancellationToken) {
+    let gateway = &state.gateway;
     // A rotation elsewhere reaches this replica without a restart.
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(DATA_KEY_REFRESH);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
+    let vault = gateway.money().vault().clone();
+    loops.spawn(every(DATA_KEY_REFRESH, stop.clone(), move || {
+        let vault = vault.clone();
+        async move {
             if let Err(e) = vault.refresh().await {
                 warn!(error = %e, "cannot look for new data keys; sealing with the current one");
             }
         }
-    });
+    }));
     #[cfg(unix)]
-    if let Err(e) = reload_on_hangup(Arc::clone(&gateway), config.settings.menus_dir.clone()) {
+    if let Err(e) = reload_on_hangup(Arc::clone(gateway), config.settings.menus_dir.clone(), stop.clone()) {
         warn!(error = %e, "cannot listen for SIGHUP; menus reload only through the admin endpoint");
     }
-    let upkeep = state.metrics.clone();
-    let sweeper = Arc::clone(&gateway);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            upkeep.run_upkeep();
-            sweeper.sweep_timeouts(tokio::time::Instant::now()).await;
-            // The hold sweeper: unanswered cash-out requests give the money back.
-            match sweeper.money().expire_holds().await {
-                Ok(0) => {}
-                Ok(expired) => info!(expired, "holds expired"),
-                Err(e) => warn!(error = %e, "the hold sweeper could not run; it tries again in 5 s"),
-            }
-            if let Ok((open, oldest)) = sweeper.money().open_promises().await {
-                metrics::gauge!("ussd_promises_open").set(open as f64);
-                metrics::gauge!("ussd_promises_oldest_seconds").set(oldest);
-            }
-            if let Ok((waiting, dead)) = answer::backlog(sweeper.money().pool()).await {
-                metrics::gauge!("sms_inbound_waiting").set(waiting as f64);
-                metrics::gauge!("sms_inbound_dead").set(dead as f64);
-            }
-        }
-    });
+    let (upkeep, sweeper) = (state.metrics.clone(), Arc::clone(gateway));
+    loops.spawn(every(Duration::from_secs(5), stop.clone(), move || {
+        upkeep.run_upkeep();
+        let sweeper = Arc::clone(&sweeper);
+        async move { keep_up(&sweeper).await }
+    }));
     // The promise keeper: every promised SMS whose process did not keep it (it died, or
     // the database failed) is kept by whichever replica comes by first.
-    let keeper = Arc::clone(&gateway);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PROMISE_SWEEP);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
+    let keeper = Arc::clone(gateway);
+    loops.spawn(every(PROMISE_SWEEP, stop.clone(), move || {
+        let keeper = Arc::clone(&keeper);
+        async move {
             match keeper.money().keep_due_promises().await {
                 Ok(0) => {}
                 Ok(kept) => info!(kept, "promised SMS settled by the sweeper"),
                 Err(e) => warn!(error = %e, "the promise keeper could not run; it tries again shortly"),
             }
         }
-    });
+    }));
     // The bill reconciler, on its own task: a slow biller must not hold up the upkeep.
-    let reconciler = Arc::clone(&gateway);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tick.tick().await;
+    let reconciler = Arc::clone(gateway);
+    loops.spawn(every(Duration::from_secs(5), stop.clone(), move || {
+        let reconciler = Arc::clone(&reconciler);
+        async move {
             match reconciler.money().reconcile_bills().await {
                 Ok(0) => {}
                 Ok(settled) => info!(settled, "pending bill payments settled"),
                 Err(e) => warn!(error = %e, "the bill reconciler could not run; it tries again in 5 s"),
             }
         }
-    });
-    let (stop_outbox, outbox_stopped) = tokio::sync::watch::channel(false);
-    // Subscribers' messages are answered here, not in their provider's callback.
-    let (stop_answering, answering_stopped) = tokio::sync::watch::channel(false);
-    let answerer = (!config.sms_channels.is_empty()).then(|| {
-        let answerer = Answerer::new(
-            Arc::clone(&gateway),
-            config.sms_channels.clone().into(),
-            config.region,
-            answer::Policy::default(),
-        );
-        tokio::spawn(answerer.run(answering_stopped))
-    });
-    let outbox = match (&state.sms, &config.sms) {
-        (Some(outbound), Some(spec)) => {
-            info!(provider = %outbound.provider(), "SMS receipts go out through the outbox worker");
-            let worker = Worker::new(pool, outbound.clone(), spec.policy.clone());
-            Some(tokio::spawn(worker.run(outbox_stopped)))
-        }
-        _ => {
-            warn!("no [sms] provider is configured: receipts wait in the outbox until one is");
-            None
-        }
-    };
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| StartError::Listen { addr: config.listen.to_string(), reason: e.to_string() })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::Listen { addr: config.listen.to_string(), reason: e.to_string() })?;
-    info!(%addr, "listening");
-    if config.demo {
-        println!(
-            "{}",
-            demo_banner(addr, codes.first().map_or("*384#", String::as_str), &config.settings.currency)
-        );
+    }));
+}
+
+/// One pass of the upkeep: screen timeouts, the hold sweeper (unanswered cash-out
+/// requests give the money back), and the backlogs as metrics.
+async fn keep_up(gateway: &Gateway) {
+    gateway.sweep_timeouts(tokio::time::Instant::now()).await;
+    match gateway.money().expire_holds().await {
+        Ok(0) => {}
+        Ok(expired) => info!(expired, "holds expired"),
+        Err(e) => warn!(error = %e, "the hold sweeper could not run; it tries again in 5 s"),
     }
-    let admin_listener = TcpListener::bind(config.admin_listen).await.map_err(|e| {
-        StartError::AdminListen { addr: config.admin_listen.to_string(), reason: e.to_string() }
-    })?;
-    if let Ok(admin) = admin_listener.local_addr() {
-        info!(%admin, "the admin API and /metrics listen here");
+    if let Ok((open, oldest)) = gateway.money().open_promises().await {
+        metrics::gauge!("ussd_promises_open").set(open as f64);
+        metrics::gauge!("ussd_promises_oldest_seconds").set(oldest);
     }
-    let limits = |max_connections| http::serve::Limits {
-        max_connections,
-        header_timeout: Duration::from_secs(config.settings.http_header_timeout_secs),
-        drain: Duration::from_secs(30),
-    };
-    let server = http::serve::Server::new(limits(config.settings.http_max_connections as usize));
-    let admin_server = http::serve::Server::new(limits(ADMIN_CONNECTIONS));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
-    });
-    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    };
-    tokio::join!(
-        server.serve(listener, http::router(state.clone()), until_stopped(stopped.clone())),
-        admin_server.serve(admin_listener, http::admin_router(state), until_stopped(stopped)),
-    );
-    info!("no more hops; waiting for ops that are still running");
-    let _ = stop_answering.send(true);
-    if let Some(answerer) = answerer
-        && tokio::time::timeout(Duration::from_secs(35), answerer).await.is_err()
-    {
-        warn!(
-            "the SMS answerer did not finish its batch in time; those messages are answered after a restart"
-        );
+    if let Ok((waiting, dead)) = answer::backlog(gateway.money().pool()).await {
+        metrics::gauge!("sms_inbound_waiting").set(waiting as f64);
+        metrics::gauge!("sms_inbound_dead").set(dead as f64);
     }
-    gateway.drain().await;
-    if let Some(outbox) = outbox {
-        let _ = stop_outbox.send(true);
-        let patience = config.sms.as_ref().map_or(Duration::ZERO, |s| s.timeout * 2);
-        if tokio::time::timeout(patience, outbox).await.is_err() {
-            warn!("the SMS worker did not finish its batch in time; unsent receipts go out after a restart");
+}
+
+/// Runs `pass` every `period` (a late pass delays the next) until `stop` is cancelled;
+/// a pass under way when it is finishes first.
+async fn every<F, Fut>(period: Duration, stop: CancellationToken, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => pass().await,
         }
     }
-    info!("stopped");
-    Ok(())
 }
 
 fn demo_banner(addr: std::net::SocketAddr, code: &str, currency: &str) -> String {

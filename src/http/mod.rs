@@ -37,6 +37,10 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct AppState {
     pub gateway: Arc<Gateway>,
+    /// The database, for what no hop waits on: the admin API, SMS callbacks, workers.
+    pub pool: sqlx::PgPool,
+    /// The ledger's ops, for the admin API.
+    pub money: crate::money::Money,
     /// Region for numbers that arrive in national form.
     pub default_region: Region,
     pub metrics: PrometheusHandle,

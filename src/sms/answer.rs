@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlx::PgPool;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::SmsChannelSpec;
@@ -172,10 +172,10 @@ impl Answerer {
         self.gateway.money().pool()
     }
 
-    /// Answers messages until `stop` turns true, then finishes the batch in hand.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// Answers messages until `stop` is cancelled, then finishes the batch in hand.
+    pub async fn run(self, stop: CancellationToken) {
         loop {
-            if *stop.borrow() {
+            if stop.is_cancelled() {
                 return;
             }
             let claimed = match self.tick().await {
@@ -188,7 +188,7 @@ impl Answerer {
             if claimed == 0 {
                 tokio::select! {
                     () = tokio::time::sleep(self.policy.idle_poll) => {}
-                    _ = stop.changed() => {}
+                    () = stop.cancelled() => {}
                 }
             }
         }

@@ -15,9 +15,9 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use metrics::{counter, gauge};
 use serde_json::Value;
 use sqlx::PgPool;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::receipts::{self, Receipt};
@@ -159,11 +159,11 @@ impl Worker {
         Worker { inner: Arc::new(Inner { pool, outbound, bucket, breaker, policy }) }
     }
 
-    /// Delivers until `stop` turns true, then finishes the batch in hand.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// Delivers until `stop` is cancelled, then finishes the batch in hand.
+    pub async fn run(self, stop: CancellationToken) {
         let provider = self.inner.outbound.provider().name();
         let mut reconciled = Instant::now();
-        while !*stop.borrow() {
+        while !stop.is_cancelled() {
             if reconciled.elapsed() >= RECONCILE_EVERY {
                 reconciled = Instant::now();
                 if let Err(e) = self.reconcile().await {
@@ -182,7 +182,7 @@ impl Worker {
             if claimed == 0 {
                 tokio::select! {
                     () = tokio::time::sleep(self.inner.policy.idle_poll) => {}
-                    _ = stop.changed() => {}
+                    () = stop.cancelled() => {}
                 }
             }
         }

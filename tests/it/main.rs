@@ -8,6 +8,7 @@ mod adapters;
 mod admin;
 mod africastalking;
 mod agents;
+mod application;
 mod approvals;
 mod bills;
 mod channels;

@@ -56,8 +56,8 @@ async fn receipts_outlast_a_provider_outage_and_arrive_once_per_party(pool: PgPo
     let made = transfers(&pool, 20).await;
     let (fake, outbound) = at_provider().await;
     fake.down.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(Worker::new(pool.clone(), outbound, quick_policy()).run(stopped));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(Worker::new(pool.clone(), outbound, quick_policy()).run(stop.clone()));
 
     // The provider is down: the worker keeps trying and nothing is marked sent.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -81,7 +81,7 @@ async fn receipts_outlast_a_provider_outage_and_arrive_once_per_party(pool: PgPo
 
     fake.down.store(false, std::sync::atomic::Ordering::SeqCst);
     until_drained(&pool, Duration::from_secs(30)).await;
-    let _ = stop.send(true);
+    stop.cancel();
     worker.await.unwrap();
 
     assert_eq!(statuses(&pool).await, HashMap::from([("sent".to_owned(), 40)]));
@@ -106,15 +106,13 @@ async fn receipts_outlast_a_provider_outage_and_arrive_once_per_party(pool: PgPo
 async fn several_workers_share_the_outbox_without_sending_twice(pool: PgPool) {
     let made = transfers(&pool, 30).await;
     let (fake, outbound) = at_provider().await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
     let policy = Policy { batch: 4, ..quick_policy() };
     let workers: Vec<_> = (0..4)
-        .map(|_| {
-            tokio::spawn(Worker::new(pool.clone(), outbound.clone(), policy.clone()).run(stopped.clone()))
-        })
+        .map(|_| tokio::spawn(Worker::new(pool.clone(), outbound.clone(), policy.clone()).run(stop.clone())))
         .collect();
     until_drained(&pool, Duration::from_secs(30)).await;
-    let _ = stop.send(true);
+    stop.cancel();
     for w in workers {
         w.await.unwrap();
     }
@@ -130,10 +128,10 @@ async fn refused_numbers_are_dead_lettered_with_the_reason(pool: PgPool) {
     let (invalid, failing) = (msisdn(1).as_e164().to_owned(), msisdn(2).as_e164().to_owned());
     fake.refuse.lock().unwrap().extend([(invalid.clone(), 403), (failing.clone(), 500)]);
     let policy = Policy { max_attempts: 3, breaker_threshold: 1_000, ..quick_policy() };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(Worker::new(pool.clone(), outbound, policy).run(stopped));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(Worker::new(pool.clone(), outbound, policy).run(stop.clone()));
     until_drained(&pool, Duration::from_secs(30)).await;
-    let _ = stop.send(true);
+    stop.cancel();
     worker.await.unwrap();
 
     let dead: Vec<(String, i32, String)> =
@@ -171,10 +169,10 @@ async fn the_token_bucket_paces_segments(pool: PgPool) {
     let (fake, outbound) = at_provider().await;
     let rate = 5;
     let policy = Policy { segments_per_second: NonZeroU32::new(rate).unwrap(), ..quick_policy() };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(Worker::new(pool.clone(), outbound, policy).run(stopped));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(Worker::new(pool.clone(), outbound, policy).run(stop.clone()));
     until_drained(&pool, Duration::from_secs(60)).await;
-    let _ = stop.send(true);
+    stop.cancel();
     worker.await.unwrap();
 
     let accepted = fake.accepted.lock().unwrap().clone();

@@ -111,8 +111,12 @@ async fn sighup_reloads_the_menus(pool: PgPool) {
     let menus = MenusCopy::new();
     let app = app_on(pool, &menus, None).await;
     let before = app.state.gateway.menus().menus()[0].version.clone();
-    let mut attempts = ussd_gateway::app::reload_on_hangup(app.state.gateway.clone(), menus.0.clone())
-        .expect("SIGHUP handler");
+    let mut attempts = ussd_gateway::app::reload_on_hangup(
+        app.state.gateway.clone(),
+        menus.0.clone(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .expect("SIGHUP handler");
     menus.edit("en: \"Welcome {{ customer.first_name }}\"", "en: \"Hello {{ customer.first_name }}\"");
     let status = std::process::Command::new("kill")
         .args(["-HUP", &std::process::id().to_string()])

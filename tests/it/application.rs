@@ -1,0 +1,80 @@
+//! The whole application as `serve` runs it: built on a fresh database, its workers
+//! running, on ports of its own; stopped by its token.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use ussd_gateway::app::Application;
+use ussd_gateway::config::Settings;
+use ussd_gateway::money::DEMO_PIN;
+
+use crate::common::{database_url, settings};
+
+async fn hop(client: &reqwest::Client, base: &str, session: &str, text: &str) -> String {
+    let form =
+        [("sessionId", session), ("serviceCode", "*384#"), ("phoneNumber", "+254700000001"), ("text", text)];
+    let r = client
+        .post(format!("{base}/ussd/africastalking"))
+        .form(&form)
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert!(r.status().is_success(), "{}", r.status());
+    r.text().await.unwrap()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: PgPool) {
+    let settings = Settings {
+        database_url: database_url(&pool),
+        listen_addr: "127.0.0.1:0".into(),
+        admin_listen: "127.0.0.1:0".into(),
+        ..settings()
+    };
+    let config = settings.validate(None, true).expect("a demo configuration");
+    let app = Application::build(config).await.expect("the application builds");
+    let (addr, admin) = (app.addr(), app.admin_addr());
+    assert_ne!(addr.port(), 0, "bound before it runs, so a caller learns the port");
+    let stop = app.stop_token();
+    let running = tokio::spawn(app.run_until_stopped());
+
+    let client = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let session = format!("app-{:x}", rand::random::<u64>());
+    let sent = ["1", "1*0700000002", "1*0700000002*500", "1*0700000002*500*1"];
+    for text in ["", sent[0], sent[1], sent[2], sent[3]] {
+        assert!(hop(&client, &base, &session, text).await.starts_with("CON "));
+    }
+    let done = hop(&client, &base, &session, &format!("1*0700000002*500*1*{DEMO_PIN}")).await;
+    assert!(done.starts_with("END Sent KES 500.00 to Brian"), "{done}");
+
+    // The outbox worker runs: Brian's receipt reaches the demo sink.
+    let received = async {
+        loop {
+            let url = format!("{base}/demo/sms?to=%2B254700000002");
+            let body = client.get(url).send().await.unwrap().text().await.unwrap();
+            let sms: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if sms["messages"].as_array().is_some_and(|m| !m.is_empty()) {
+                return sms;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let sms = tokio::time::timeout(Duration::from_secs(15), received).await.expect("a receipt within 15 s");
+    assert!(sms.to_string().contains("KES 500.00"), "{sms}");
+    // The admin listener is apart, with the metrics.
+    let metrics = client.get(format!("http://{admin}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("ussd_hops_total"), "{metrics}");
+    drop(client);
+
+    // Every loop stops on the token: a loop that ignored it would hold the shutdown
+    // for its 10 s of patience.
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(8), running)
+        .await
+        .expect("the application stops within 8 s of its token")
+        .expect("it did not panic")
+        .expect("it stopped cleanly");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "nothing listens once it stopped");
+    assert!(tokio::net::TcpStream::connect(admin).await.is_err());
+}
