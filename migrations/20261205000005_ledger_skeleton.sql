@@ -3,51 +3,61 @@
 -- order, check statuses and the day's limit, debit only what is available, reject with
 -- a code, post balanced entries, count the day's usage. The steps are functions here,
 -- and every movement function is re-created on them, with the same behaviour.
+--
+-- Each call of a step costs a snapshot and a function frame, so the steps are few and
+-- coarse (a transfer on the hot path makes five: claim, lock, limit, debit, post), take
+-- scalars rather than arrays, and are called as expressions (`v := step(...)`,
+-- `IF step(...)`) rather than through PERFORM or SELECT ... FROM, which start an
+-- executor each. What they cost against the functions they replaced is measured in
+-- docs/performance.md.
 
--- Claims idempotency key `p_key` for a pending transfer of `p_kind`: `claimed` is its
--- id. A key used before gives `claimed` NULL and what its transfer answered: its
--- outcome, fee and payer's balance after, or `conflict` when the request differs.
-CREATE FUNCTION ledger_claim(p_key text, p_hash bytea, p_kind text, p_amount bigint,
-                             OUT claimed bigint, OUT outcome text, OUT transfer_id bigint,
-                             OUT fee bigint, OUT balance bigint)
+-- Claims idempotency key `p_key` for a pending transfer of `p_kind`: its id, or NULL
+-- when the key was used before (then `ledger_replay` answers as that call did).
+CREATE FUNCTION ledger_claim(p_key text, p_hash bytea, p_kind text, p_amount bigint)
+RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_prior transfers%ROWTYPE;
+    v_id bigint;
 BEGIN
     INSERT INTO transfers (idempotency_key, request_hash, kind, status, amount)
     VALUES (p_key, p_hash, p_kind, 'pending', p_amount)
     ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING transfers.id INTO claimed;
-    IF claimed IS NOT NULL THEN
-        RETURN;
-    END IF;
-    SELECT * INTO STRICT v_prior FROM transfers t WHERE t.idempotency_key = p_key;
-    transfer_id := v_prior.id;
-    IF v_prior.request_hash <> p_hash OR v_prior.kind <> p_kind THEN
-        outcome := 'conflict';
-        fee := 0;
-    ELSE
-        outcome := coalesce(v_prior.reject_code, 'ok');
-        fee := v_prior.fee;
-        balance := v_prior.debit_balance_after;
-    END IF;
+    RETURNING id INTO v_id;
+    RETURN v_id;
 END $$;
 
--- Locks accounts in id order (NULLs skipped), so that two movements over the same
--- accounts never wait on each other in a circle.
-CREATE FUNCTION ledger_lock(VARIADIC p_accounts bigint[])
-RETURNS void
+-- What the transfer under a used key `p_key` answered: its outcome, fee and payer's
+-- balance after; `conflict` when this request differs from the one that used the key.
+CREATE FUNCTION ledger_replay(p_key text, p_hash bytea, p_kind text)
+RETURNS TABLE (outcome text, transfer_id bigint, fee bigint, balance bigint)
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_prior transfers%ROWTYPE;
 BEGIN
-    PERFORM 1 FROM accounts a WHERE a.id = ANY (p_accounts) ORDER BY a.id FOR UPDATE;
+    SELECT * INTO STRICT v_prior FROM transfers t WHERE t.idempotency_key = p_key;
+    IF v_prior.request_hash <> p_hash OR v_prior.kind <> p_kind THEN
+        RETURN QUERY SELECT 'conflict'::text, v_prior.id, 0::bigint, NULL::bigint;
+    ELSE
+        RETURN QUERY SELECT coalesce(v_prior.reject_code, 'ok'), v_prior.id, v_prior.fee, v_prior.debit_balance_after;
+    END IF;
 END $$;
 
--- Whether any of the accounts is not active; read under the lock.
-CREATE FUNCTION ledger_blocked(VARIADIC p_accounts bigint[])
+-- Locks the accounts of a movement in id order (NULLs skipped), so that two movements
+-- over the same accounts never wait on each other in a circle; answers whether `p_a`,
+-- `p_b` and `p_c` are active, as read under the lock (`p_also`, a fee revenue account,
+-- is locked but not asked about). Scalars, not an array: an array parameter costs the
+-- statement twice as much.
+CREATE FUNCTION ledger_lock(p_a bigint, p_b bigint, p_c bigint DEFAULT NULL, p_also bigint DEFAULT NULL)
 RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT 1 FROM accounts a WHERE a.id = ANY (p_accounts) AND a.status <> 'active')
-$$;
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_blocked bigint;
+BEGIN
+    SELECT count(*) FILTER (WHERE l.status <> 'active' AND l.id IN (p_a, p_b, p_c)) INTO v_blocked
+      FROM (SELECT a.id, a.status FROM accounts a
+             WHERE a.id IN (p_a, p_b, p_c, p_also) ORDER BY a.id FOR UPDATE) l;
+    RETURN v_blocked = 0;
+END $$;
 
 -- The fee revenue account (one of `fee_shards`) that transfer `p_transfer` credits.
 CREATE FUNCTION ledger_fee_account(p_transfer bigint)
@@ -62,42 +72,35 @@ BEGIN
     RETURN v_account;
 END $$;
 
--- The ledger's day, in its time zone: daily limits count from its midnight.
-CREATE FUNCTION ledger_today()
-RETURNS date
-LANGUAGE sql STABLE AS $$
-    SELECT (now() AT TIME ZONE (SELECT s.value FROM ledger_settings s WHERE s.key = 'timezone'))::date
-$$;
-
 -- Whether debiting `p_amount` from `p_account` breaks its tier: more than one transfer
 -- may move, or more than the day allows once what it debited today (and `p_also`,
 -- amounts counted beside it) is added.
 CREATE FUNCTION ledger_over_limit(p_account bigint, p_amount bigint, p_max_per_transfer bigint,
                                   p_max_daily bigint, p_also bigint DEFAULT 0)
 RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT p_amount > p_max_per_transfer
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    -- The ledger's day, in its time zone: daily limits count from its midnight.
+    v_day date := (now() AT TIME ZONE (SELECT s.value FROM ledger_settings s WHERE s.key = 'timezone'))::date;
+BEGIN
+    RETURN p_amount > p_max_per_transfer
         OR (SELECT coalesce(sum(u.debited), 0) FROM daily_usage u
-             WHERE u.account_id = p_account AND u.day = ledger_today()) + p_also + p_amount > p_max_daily
-$$;
-
--- Counts `p_amount` debited from `p_account` today.
-CREATE FUNCTION ledger_count_daily(p_account bigint, p_amount bigint)
-RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO daily_usage AS u (account_id, day, debited) VALUES (p_account, ledger_today(), p_amount)
-    ON CONFLICT (account_id, day) DO UPDATE SET debited = u.debited + excluded.debited
-$$;
+             WHERE u.account_id = p_account AND u.day = v_day) + p_also + p_amount > p_max_daily;
+END $$;
 
 -- Takes `p_amount` from `p_account` if that much is available (not held): its balance
 -- after, or NULL when it has not enough.
 CREATE FUNCTION ledger_debit(p_account bigint, p_amount bigint)
 RETURNS bigint
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_balance bigint;
+BEGIN
     UPDATE accounts a SET balance = a.balance - p_amount
      WHERE a.id = p_account AND a.balance - a.held >= p_amount
-    RETURNING a.balance
-$$;
+    RETURNING a.balance INTO v_balance;
+    RETURN v_balance;
+END $$;
 
 -- Holds `p_amount` on `p_account` if that much is available: whether it could.
 CREATE FUNCTION ledger_hold_funds(p_account bigint, p_amount bigint)
@@ -143,8 +146,8 @@ BEGIN
 END $$;
 
 -- Moves `p_amount` of transfer `p_transfer` from `p_from` to `p_to`, both balances and
--- the entries (for legs whose payer was not debited up front: a commission out of the
--- fee, a fee the biller pays, a fee refunded): `p_to`'s balance after.
+-- the entries, for a leg whose payer was not debited up front (money from funding, a
+-- fee refunded by a reversal): `p_to`'s balance after.
 CREATE FUNCTION ledger_leg(p_transfer bigint, p_from bigint, p_to bigint, p_amount bigint)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -153,31 +156,65 @@ BEGIN
     RETURN ledger_credit(p_transfer, p_from, p_to, p_amount);
 END $$;
 
--- Rejects claimed transfer `p_transfer` with `p_code`, naming the accounts it was between.
+-- Rejects claimed transfer `p_transfer` with `p_code`, naming the accounts it was
+-- between; answers the code.
 CREATE FUNCTION ledger_reject(p_transfer bigint, p_code text, p_debit bigint, p_credit bigint)
-RETURNS void
-LANGUAGE sql AS $$
+RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
     UPDATE transfers t SET status = 'rejected', reject_code = p_code,
            debit_account_id = p_debit, credit_account_id = p_credit
-     WHERE t.id = p_transfer
-$$;
+     WHERE t.id = p_transfer;
+    RETURN p_code;
+END $$;
 
--- Marks transfer `p_transfer` posted between its accounts, with the payer's balance after.
-CREATE FUNCTION ledger_posted(p_transfer bigint, p_debit bigint, p_credit bigint, p_balance bigint,
-                              p_fee bigint DEFAULT 0, p_commission bigint DEFAULT 0)
-RETURNS void
-LANGUAGE sql AS $$
+-- Posts transfer `p_transfer`, whose payer was debited already (`p_balance` after):
+-- `p_amount` to the payee; `p_fee` to revenue, from the payer unless `p_fee_from` pays
+-- it (a biller); `p_commission` out of the fee to the agent. Balanced entries for each
+-- leg, the transfer marked posted, and `p_spent` (NULL: nothing, an agent's float has
+-- no day's limit) counted against the payer's day. The payee's balance after. One call
+-- for all of it: a movement is a handful of these steps, and each call has its cost.
+CREATE FUNCTION ledger_post(p_transfer bigint, p_payer bigint, p_payee bigint, p_amount bigint, p_balance bigint,
+                            p_fee bigint DEFAULT 0, p_fee_account bigint DEFAULT NULL,
+                            p_commission bigint DEFAULT 0, p_commission_account bigint DEFAULT NULL,
+                            p_spent bigint DEFAULT NULL, p_fee_from bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_payee_balance bigint;
+BEGIN
+    UPDATE accounts a SET balance = a.balance + p_amount WHERE a.id = p_payee RETURNING a.balance INTO v_payee_balance;
+    INSERT INTO entries (transfer_id, account_id, amount)
+    VALUES (p_transfer, p_payer, -p_amount), (p_transfer, p_payee, p_amount);
+    IF p_fee > 0 THEN
+        IF p_fee_from IS NOT NULL THEN
+            UPDATE accounts a SET balance = a.balance - p_fee WHERE a.id = p_fee_from;
+        END IF;
+        UPDATE accounts a SET balance = a.balance + (p_fee - p_commission) WHERE a.id = p_fee_account;
+        INSERT INTO entries (transfer_id, account_id, amount)
+        VALUES (p_transfer, coalesce(p_fee_from, p_payer), -p_fee), (p_transfer, p_fee_account, p_fee);
+    END IF;
+    IF p_commission > 0 THEN
+        UPDATE accounts a SET balance = a.balance + p_commission WHERE a.id = p_commission_account;
+        INSERT INTO entries (transfer_id, account_id, amount)
+        VALUES (p_transfer, p_fee_account, -p_commission), (p_transfer, p_commission_account, p_commission);
+    END IF;
     UPDATE transfers t SET status = 'posted', fee = p_fee, commission = p_commission,
-           debit_account_id = p_debit, credit_account_id = p_credit, debit_balance_after = p_balance
-     WHERE t.id = p_transfer
-$$;
+           debit_account_id = p_payer, credit_account_id = p_payee, debit_balance_after = p_balance
+     WHERE t.id = p_transfer;
+    IF p_spent IS NOT NULL THEN
+        INSERT INTO daily_usage AS u (account_id, day, debited)
+        VALUES (p_payer, (now() AT TIME ZONE (SELECT s.value FROM ledger_settings s WHERE s.key = 'timezone'))::date, p_spent)
+        ON CONFLICT (account_id, day) DO UPDATE SET debited = u.debited + excluded.debited;
+    END IF;
+    RETURN v_payee_balance;
+END $$;
 
 -- Person to person.
 CREATE OR REPLACE FUNCTION transfer_p2p(p_key text, p_hash bytea, p_from text, p_to text, p_amount bigint)
 RETURNS TABLE (outcome text, transfer_id bigint, fee bigint, payer_balance bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_claim record;
     v_id bigint;
     v_party record;
     v_payer record;
@@ -191,12 +228,11 @@ DECLARE
     v_payer_balance bigint;
     v_payee_balance bigint;
 BEGIN
-    SELECT * INTO v_claim FROM ledger_claim(p_key, p_hash, 'p2p', p_amount);
-    IF v_claim.claimed IS NULL THEN
-        RETURN QUERY SELECT v_claim.outcome, v_claim.transfer_id, v_claim.fee, v_claim.balance;
+    v_id := ledger_claim(p_key, p_hash, 'p2p', p_amount);
+    IF v_id IS NULL THEN
+        RETURN QUERY SELECT r.outcome, r.transfer_id, r.fee, r.balance FROM ledger_replay(p_key, p_hash, 'p2p') r;
         RETURN;
     END IF;
-    v_id := v_claim.claimed;
 
     -- Both parties in one statement.
     FOR v_party IN
@@ -236,8 +272,7 @@ BEGIN
         IF v_fee > 0 THEN
             v_fee_account := ledger_fee_account(v_id);
         END IF;
-        PERFORM ledger_lock(v_payer.id, v_payee.id, v_fee_account);
-        IF ledger_blocked(v_payer.id, v_payee.id) THEN
+        IF NOT ledger_lock(v_payer.id, v_payee.id, p_also => v_fee_account) THEN
             v_code := 'account_blocked';
         ELSIF ledger_over_limit(v_payer.id, p_amount, v_payer.max_per_transfer, v_payer.max_daily_debit)
            OR (SELECT a.balance FROM accounts a WHERE a.id = v_payee.id) + p_amount > v_payee.max_balance THEN
@@ -251,17 +286,12 @@ BEGIN
     END IF;
 
     IF v_code IS NOT NULL THEN
-        PERFORM ledger_reject(v_id, v_code, v_payer_id, v_payee_id);
-        RETURN QUERY SELECT v_code, v_id, 0::bigint, NULL::bigint;
+        RETURN QUERY SELECT ledger_reject(v_id, v_code, v_payer_id, v_payee_id), v_id, 0::bigint, NULL::bigint;
         RETURN;
     END IF;
 
-    v_payee_balance := ledger_credit(v_id, v_payer.id, v_payee.id, p_amount);
-    IF v_fee > 0 THEN
-        PERFORM ledger_credit(v_id, v_payer.id, v_fee_account, v_fee);
-    END IF;
-    PERFORM ledger_count_daily(v_payer.id, p_amount);
-    PERFORM ledger_posted(v_id, v_payer.id, v_payee.id, v_payer_balance, v_fee);
+    v_payee_balance := ledger_post(v_id, v_payer.id, v_payee.id, p_amount, v_payer_balance,
+                                   p_fee => v_fee, p_fee_account => v_fee_account, p_spent => p_amount);
     INSERT INTO outbox (transfer_id, role, msisdn, language, template, data) VALUES
         (v_id, 'payer', p_from, v_payer.language, 'p2p_sent',
          jsonb_build_object('ref', transfer_ref(v_id), 'amount', p_amount, 'fee', v_fee,
@@ -279,7 +309,6 @@ CREATE OR REPLACE FUNCTION agent_cash_in(p_key text, p_hash bytea, p_agent text,
 RETURNS TABLE (outcome text, transfer_id bigint, float_balance bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_claim record;
     v_id bigint;
     v_agent record;
     v_payee record;
@@ -287,12 +316,11 @@ DECLARE
     v_float_balance bigint;
     v_payee_balance bigint;
 BEGIN
-    SELECT * INTO v_claim FROM ledger_claim(p_key, p_hash, 'cash_in', p_amount);
-    IF v_claim.claimed IS NULL THEN
-        RETURN QUERY SELECT v_claim.outcome, v_claim.transfer_id, v_claim.balance;
+    v_id := ledger_claim(p_key, p_hash, 'cash_in', p_amount);
+    IF v_id IS NULL THEN
+        RETURN QUERY SELECT r.outcome, r.transfer_id, r.balance FROM ledger_replay(p_key, p_hash, 'cash_in') r;
         RETURN;
     END IF;
-    v_id := v_claim.claimed;
 
     SELECT g.float_account_id AS account, g.agent_number, g.name, g.status, c.msisdn, c.language
       INTO v_agent
@@ -314,8 +342,7 @@ BEGIN
     END IF;
 
     IF v_code IS NULL THEN
-        PERFORM ledger_lock(v_agent.account, v_payee.account);
-        IF v_agent.status <> 'active' OR ledger_blocked(v_agent.account, v_payee.account) THEN
+        IF NOT ledger_lock(v_agent.account, v_payee.account) OR v_agent.status <> 'active' THEN
             v_code := 'account_blocked';
         ELSIF (SELECT a.balance FROM accounts a WHERE a.id = v_payee.account) + p_amount > v_payee.max_balance THEN
             v_code := 'limit_exceeded';
@@ -328,13 +355,11 @@ BEGIN
     END IF;
 
     IF v_code IS NOT NULL THEN
-        PERFORM ledger_reject(v_id, v_code, v_agent.account, v_payee.account);
-        RETURN QUERY SELECT v_code, v_id, NULL::bigint;
+        RETURN QUERY SELECT ledger_reject(v_id, v_code, v_agent.account, v_payee.account), v_id, NULL::bigint;
         RETURN;
     END IF;
 
-    v_payee_balance := ledger_credit(v_id, v_agent.account, v_payee.account, p_amount);
-    PERFORM ledger_posted(v_id, v_agent.account, v_payee.account, v_float_balance);
+    v_payee_balance := ledger_post(v_id, v_agent.account, v_payee.account, p_amount, v_float_balance);
     INSERT INTO outbox (transfer_id, role, msisdn, language, template, data) VALUES
         (v_id, 'payer', p_agent, v_agent.language, 'cash_in_given',
          jsonb_build_object('ref', transfer_ref(v_id), 'amount', p_amount, 'balance', v_float_balance,
@@ -360,30 +385,12 @@ BEGIN
     END IF;
 END $$;
 
--- Posts a withdrawal of transfer `p_transfer` whose payer was debited already: the
--- amount to the agent's float, the fee to revenue, the commission out of the fee to the
--- agent. The float's balance after.
-CREATE FUNCTION cash_out_post(p_transfer bigint, p_payer bigint, p_float bigint, p_commission_account bigint,
-                              p_fee_account bigint, p_amount bigint, p_fee bigint, p_commission bigint)
-RETURNS bigint
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_float_balance bigint;
-BEGIN
-    v_float_balance := ledger_credit(p_transfer, p_payer, p_float, p_amount);
-    PERFORM ledger_credit(p_transfer, p_payer, p_fee_account, p_fee);
-    PERFORM ledger_leg(p_transfer, p_fee_account, p_commission_account, p_commission);
-    PERFORM ledger_count_daily(p_payer, p_amount);
-    RETURN v_float_balance;
-END $$;
-
 -- Cash out at an agent's store, asked by the customer.
 CREATE OR REPLACE FUNCTION agent_cash_out(p_key text, p_hash bytea, p_from text, p_agent text, p_store text,
                                           p_amount bigint)
 RETURNS TABLE (outcome text, transfer_id bigint, fee bigint, payer_balance bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_claim record;
     v_id bigint;
     v_payer record;
     v_agent record;
@@ -393,12 +400,11 @@ DECLARE
     v_payer_balance bigint;
     v_float_balance bigint;
 BEGIN
-    SELECT * INTO v_claim FROM ledger_claim(p_key, p_hash, 'cash_out', p_amount);
-    IF v_claim.claimed IS NULL THEN
-        RETURN QUERY SELECT v_claim.outcome, v_claim.transfer_id, v_claim.fee, v_claim.balance;
+    v_id := ledger_claim(p_key, p_hash, 'cash_out', p_amount);
+    IF v_id IS NULL THEN
+        RETURN QUERY SELECT r.outcome, r.transfer_id, r.fee, r.balance FROM ledger_replay(p_key, p_hash, 'cash_out') r;
         RETURN;
     END IF;
-    v_id := v_claim.claimed;
 
     SELECT a.id AS account, c.id AS customer_id, c.language, c.first_name || ' ' || c.last_name AS name,
            t.max_per_transfer, t.max_daily_debit
@@ -423,7 +429,7 @@ BEGIN
     END IF;
 
     IF v_code IS NULL THEN
-        SELECT * INTO v_fees FROM cash_out_fees(p_amount);
+        v_fees := cash_out_fees(p_amount);
         IF v_fees.fee IS NULL THEN
             v_code := 'limit_exceeded';
         END IF;
@@ -431,9 +437,8 @@ BEGIN
 
     IF v_code IS NULL THEN
         v_fee_account := ledger_fee_account(v_id);
-        PERFORM ledger_lock(v_payer.account, v_agent.account, v_agent.commission_account, v_fee_account);
-        IF v_agent.status <> 'active'
-           OR ledger_blocked(v_payer.account, v_agent.account, v_agent.commission_account) THEN
+        IF NOT ledger_lock(v_payer.account, v_agent.account, v_agent.commission_account, v_fee_account)
+           OR v_agent.status <> 'active' THEN
             v_code := 'account_blocked';
         ELSIF ledger_over_limit(v_payer.account, p_amount, v_payer.max_per_transfer, v_payer.max_daily_debit) THEN
             v_code := 'limit_exceeded';
@@ -446,14 +451,14 @@ BEGIN
     END IF;
 
     IF v_code IS NOT NULL THEN
-        PERFORM ledger_reject(v_id, v_code, v_payer.account, v_agent.account);
-        RETURN QUERY SELECT v_code, v_id, 0::bigint, NULL::bigint;
+        RETURN QUERY SELECT ledger_reject(v_id, v_code, v_payer.account, v_agent.account), v_id, 0::bigint, NULL::bigint;
         RETURN;
     END IF;
 
-    v_float_balance := cash_out_post(v_id, v_payer.account, v_agent.account, v_agent.commission_account,
-                                     v_fee_account, p_amount, v_fees.fee, v_fees.commission);
-    PERFORM ledger_posted(v_id, v_payer.account, v_agent.account, v_payer_balance, v_fees.fee, v_fees.commission);
+    v_float_balance := ledger_post(v_id, v_payer.account, v_agent.account, p_amount, v_payer_balance,
+                                   p_fee => v_fees.fee, p_fee_account => v_fee_account,
+                                   p_commission => v_fees.commission,
+                                   p_commission_account => v_agent.commission_account, p_spent => p_amount);
     INSERT INTO outbox (transfer_id, role, msisdn, language, template, data) VALUES
         (v_id, 'payer', p_from, v_payer.language, 'cash_out_withdrawn',
          jsonb_build_object('ref', transfer_ref(v_id), 'amount', p_amount, 'fee', v_fees.fee,
@@ -472,7 +477,6 @@ CREATE OR REPLACE FUNCTION agent_float_transfer(p_key text, p_hash bytea, p_from
 RETURNS TABLE (outcome text, transfer_id bigint, float_balance bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_claim record;
     v_id bigint;
     v_from record;
     v_to record;
@@ -480,12 +484,11 @@ DECLARE
     v_from_balance bigint;
     v_to_balance bigint;
 BEGIN
-    SELECT * INTO v_claim FROM ledger_claim(p_key, p_hash, 'float_transfer', p_amount);
-    IF v_claim.claimed IS NULL THEN
-        RETURN QUERY SELECT v_claim.outcome, v_claim.transfer_id, v_claim.balance;
+    v_id := ledger_claim(p_key, p_hash, 'float_transfer', p_amount);
+    IF v_id IS NULL THEN
+        RETURN QUERY SELECT r.outcome, r.transfer_id, r.balance FROM ledger_replay(p_key, p_hash, 'float_transfer') r;
         RETURN;
     END IF;
-    v_id := v_claim.claimed;
 
     SELECT g.float_account_id AS account, g.agent_number, g.name, g.status, c.msisdn, c.language
       INTO v_from
@@ -502,8 +505,7 @@ BEGIN
     END IF;
 
     IF v_code IS NULL THEN
-        PERFORM ledger_lock(v_from.account, v_to.account);
-        IF v_from.status <> 'active' OR v_to.status <> 'active' OR ledger_blocked(v_from.account, v_to.account) THEN
+        IF NOT ledger_lock(v_from.account, v_to.account) OR v_from.status <> 'active' OR v_to.status <> 'active' THEN
             v_code := 'account_blocked';
         ELSE
             v_from_balance := ledger_debit(v_from.account, p_amount);
@@ -514,13 +516,11 @@ BEGIN
     END IF;
 
     IF v_code IS NOT NULL THEN
-        PERFORM ledger_reject(v_id, v_code, v_from.account, v_to.account);
-        RETURN QUERY SELECT v_code, v_id, NULL::bigint;
+        RETURN QUERY SELECT ledger_reject(v_id, v_code, v_from.account, v_to.account), v_id, NULL::bigint;
         RETURN;
     END IF;
 
-    v_to_balance := ledger_credit(v_id, v_from.account, v_to.account, p_amount);
-    PERFORM ledger_posted(v_id, v_from.account, v_to.account, v_from_balance);
+    v_to_balance := ledger_post(v_id, v_from.account, v_to.account, p_amount, v_from_balance);
     INSERT INTO outbox (transfer_id, role, msisdn, language, template, data) VALUES
         (v_id, 'payer', v_from.msisdn, v_from.language, 'float_sent',
          jsonb_build_object('ref', transfer_ref(v_id), 'amount', p_amount, 'balance', v_from_balance,
@@ -538,19 +538,17 @@ CREATE OR REPLACE FUNCTION agent_cash_out_request(p_key text, p_hash bytea, p_ag
 RETURNS TABLE (outcome text, transfer_id bigint, fee bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_claim record;
     v_id bigint;
     v_agent record;
     v_payer record;
     v_fees record;
     v_code text;
 BEGIN
-    SELECT * INTO v_claim FROM ledger_claim(p_key, p_hash, 'cash_out', p_amount);
-    IF v_claim.claimed IS NULL THEN
-        RETURN QUERY SELECT v_claim.outcome, v_claim.transfer_id, v_claim.fee;
+    v_id := ledger_claim(p_key, p_hash, 'cash_out', p_amount);
+    IF v_id IS NULL THEN
+        RETURN QUERY SELECT r.outcome, r.transfer_id, r.fee FROM ledger_replay(p_key, p_hash, 'cash_out') r;
         RETURN;
     END IF;
-    v_id := v_claim.claimed;
 
     SELECT g.float_account_id AS account, g.commission_account_id AS commission_account, g.customer_id,
            g.agent_number, g.name, g.status, s.store_number, s.name AS store
@@ -576,15 +574,14 @@ BEGIN
     END IF;
 
     IF v_code IS NULL THEN
-        SELECT * INTO v_fees FROM cash_out_fees(p_amount);
+        v_fees := cash_out_fees(p_amount);
         IF v_fees.fee IS NULL THEN
             v_code := 'limit_exceeded';
         END IF;
     END IF;
 
     IF v_code IS NULL THEN
-        PERFORM ledger_lock(v_payer.account, v_agent.account);
-        IF v_agent.status <> 'active' OR ledger_blocked(v_payer.account, v_agent.account) THEN
+        IF NOT ledger_lock(v_payer.account, v_agent.account) OR v_agent.status <> 'active' THEN
             v_code := 'account_blocked';
         ELSIF ledger_over_limit(v_payer.account, p_amount, v_payer.max_per_transfer, v_payer.max_daily_debit) THEN
             v_code := 'limit_exceeded';
@@ -594,8 +591,7 @@ BEGIN
     END IF;
 
     IF v_code IS NOT NULL THEN
-        PERFORM ledger_reject(v_id, v_code, v_payer.account, v_agent.account);
-        RETURN QUERY SELECT v_code, v_id, 0::bigint;
+        RETURN QUERY SELECT ledger_reject(v_id, v_code, v_payer.account, v_agent.account), v_id, 0::bigint;
         RETURN;
     END IF;
 
@@ -677,9 +673,8 @@ BEGIN
       JOIN agent_stores s ON s.store_number = v_t.store_number
      WHERE g.float_account_id = v_t.credit_account_id;
     v_fee_account := ledger_fee_account(v_t.id);
-    PERFORM ledger_lock(v_t.debit_account_id, v_t.credit_account_id, v_agent.commission_account, v_fee_account);
-    IF v_agent.status <> 'active'
-       OR ledger_blocked(v_t.debit_account_id, v_t.credit_account_id, v_agent.commission_account) THEN
+    IF NOT ledger_lock(v_t.debit_account_id, v_t.credit_account_id, v_agent.commission_account, v_fee_account)
+       OR v_agent.status <> 'active' THEN
         v_code := 'account_blocked';
     ELSIF ledger_over_limit(v_t.debit_account_id, v_t.amount, v_payer.max_per_transfer, v_payer.max_daily_debit) THEN
         v_code := 'limit_exceeded';
@@ -690,11 +685,10 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT * INTO v_taken FROM ledger_take_hold(v_t.id);
-    v_float_balance := cash_out_post(v_t.id, v_t.debit_account_id, v_t.credit_account_id,
-                                     v_agent.commission_account, v_fee_account, v_t.amount, v_t.fee, v_t.commission);
-    PERFORM ledger_posted(v_t.id, v_t.debit_account_id, v_t.credit_account_id, v_taken.balance,
-                          v_t.fee, v_t.commission);
+    v_taken := ledger_take_hold(v_t.id);
+    v_float_balance := ledger_post(v_t.id, v_t.debit_account_id, v_t.credit_account_id, v_t.amount, v_taken.balance,
+                                   p_fee => v_t.fee, p_fee_account => v_fee_account, p_commission => v_t.commission,
+                                   p_commission_account => v_agent.commission_account, p_spent => v_t.amount);
     INSERT INTO outbox (transfer_id, role, msisdn, language, template, data) VALUES
         (v_t.id, 'payer', v_payer.msisdn, v_payer.language, 'cash_out_withdrawn',
          jsonb_build_object('ref', transfer_ref(v_t.id), 'amount', v_t.amount, 'fee', v_t.fee,
@@ -713,7 +707,6 @@ CREATE OR REPLACE FUNCTION bill_hold(p_key text, p_hash bytea, p_from text, p_bi
 RETURNS TABLE (outcome text, transfer_id bigint, fee bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_claim record;
     v_id bigint;
     v_payer record;
     v_biller billers%ROWTYPE;
@@ -721,12 +714,11 @@ DECLARE
     v_hold bigint;
     v_code text;
 BEGIN
-    SELECT * INTO v_claim FROM ledger_claim(p_key, p_hash, 'bill', p_amount);
-    IF v_claim.claimed IS NULL THEN
-        RETURN QUERY SELECT v_claim.outcome, v_claim.transfer_id, v_claim.fee;
+    v_id := ledger_claim(p_key, p_hash, 'bill', p_amount);
+    IF v_id IS NULL THEN
+        RETURN QUERY SELECT r.outcome, r.transfer_id, r.fee FROM ledger_replay(p_key, p_hash, 'bill') r;
         RETURN;
     END IF;
-    v_id := v_claim.claimed;
 
     SELECT a.id AS account, t.max_per_transfer, t.max_daily_debit
       INTO v_payer
@@ -753,8 +745,7 @@ BEGIN
     END IF;
 
     IF v_code IS NULL THEN
-        PERFORM ledger_lock(v_payer.account, v_biller.settlement_account_id);
-        IF ledger_blocked(v_payer.account, v_biller.settlement_account_id) THEN
+        IF NOT ledger_lock(v_payer.account, v_biller.settlement_account_id) THEN
             v_code := 'account_blocked';
         -- A paid bill posts whatever the limits say by then, so the day's limit counts
         -- the amounts still held as well as those posted (the account lock above keeps
@@ -769,8 +760,8 @@ BEGIN
     END IF;
 
     IF v_code IS NOT NULL THEN
-        PERFORM ledger_reject(v_id, v_code, v_payer.account, v_biller.settlement_account_id);
-        RETURN QUERY SELECT v_code, v_id, 0::bigint;
+        RETURN QUERY SELECT ledger_reject(v_id, v_code, v_payer.account, v_biller.settlement_account_id), v_id,
+                            0::bigint;
         RETURN;
     END IF;
 
@@ -826,19 +817,14 @@ BEGIN
 
     PERFORM 1 FROM holds h WHERE h.transfer_id = p_transfer FOR UPDATE;
     v_fee_account := ledger_fee_account(p_transfer);
-    PERFORM ledger_lock(v_t.debit_account_id, v_t.credit_account_id, v_fee_account);
+    PERFORM ledger_lock(v_t.debit_account_id, v_t.credit_account_id, p_also => v_fee_account);
     -- Paid is paid: the biller has the money, so limits and statuses checked at the hold stand.
-    SELECT * INTO v_taken FROM ledger_take_hold(p_transfer);
-    PERFORM ledger_credit(p_transfer, v_t.debit_account_id, v_t.credit_account_id, v_t.amount);
+    v_taken := ledger_take_hold(p_transfer);
     -- The fee comes from whoever paid it when the money was held (the hold says: on
     -- top of the amount, or not), whatever the biller's setting is now.
-    IF v_taken.amount > v_t.amount THEN
-        PERFORM ledger_credit(p_transfer, v_t.debit_account_id, v_fee_account, v_t.fee);
-    ELSE
-        PERFORM ledger_leg(p_transfer, v_t.credit_account_id, v_fee_account, v_t.fee);
-    END IF;
-    PERFORM ledger_count_daily(v_t.debit_account_id, v_t.amount);
-    UPDATE transfers t SET status = 'posted', debit_balance_after = v_taken.balance WHERE t.id = p_transfer;
+    PERFORM ledger_post(p_transfer, v_t.debit_account_id, v_t.credit_account_id, v_t.amount, v_taken.balance,
+                        p_fee => v_t.fee, p_fee_account => v_fee_account, p_spent => v_t.amount,
+                        p_fee_from => CASE WHEN v_taken.amount > v_t.amount THEN NULL ELSE v_t.credit_account_id END);
     UPDATE bill_payments p SET state = 'paid', biller_ref = p_biller_ref, token = p_token, resolved_at = now()
      WHERE p.transfer_id = p_transfer;
     INSERT INTO outbox (transfer_id, role, msisdn, language, template, data) VALUES
@@ -916,7 +902,7 @@ BEGIN
           JOIN accounts a ON a.id = e.account_id AND a.kind = 'fee_revenue'
          WHERE e.transfer_id = p_original AND e.amount > 0;
     END IF;
-    PERFORM ledger_lock(v_orig.debit_account_id, v_orig.credit_account_id, v_fee_account);
+    PERFORM ledger_lock(v_orig.debit_account_id, v_orig.credit_account_id, p_also => v_fee_account);
     -- Only what the payee still has can come back.
     v_payee_balance := ledger_debit(v_orig.credit_account_id, v_orig.amount);
     IF v_payee_balance IS NULL THEN
