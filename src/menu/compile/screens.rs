@@ -300,6 +300,30 @@ impl Builder<'_> {
                 );
             }
         }
+        let (routes, other) = self.routes(what, op, s);
+        if let Some(save) = &s.save {
+            check_var_name(&mut self.cx, s.op.referenced, save, what);
+        }
+        let mut args = Vec::new();
+        for (name, value) in &s.args {
+            let text = Spanned::new(Text::Same(value.value.clone()), value.referenced, value.defined);
+            args.push((name.clone(), self.tpl(&text, what)));
+        }
+        let lang = s.lang.as_ref().map(|l| {
+            let text = Spanned::new(Text::Same(l.value.clone()), l.referenced, l.defined);
+            self.tpl(&text, what)
+        });
+        NodeKind::Action { op, args, save: s.save.clone(), routes, other, lang }
+    }
+
+    /// The screens an action's outcomes lead to: each outcome of its op, or `other`.
+    fn routes(
+        &mut self,
+        what: &str,
+        op: Op,
+        s: &model::ActionStep,
+    ) -> (HashMap<Outcome, Route>, Option<Route>) {
+        let spec = op.spec();
         let mut routes = HashMap::new();
         let mut other = None;
         for (key, route) in &s.on {
@@ -340,18 +364,6 @@ impl Builder<'_> {
                 );
             }
         }
-        if let Some(save) = &s.save {
-            check_var_name(&mut self.cx, s.op.referenced, save, what);
-        }
-        let mut args = Vec::new();
-        for (name, value) in &s.args {
-            let text = Spanned::new(Text::Same(value.value.clone()), value.referenced, value.defined);
-            args.push((name.clone(), self.tpl(&text, what)));
-        }
-        let lang = s.lang.as_ref().map(|l| {
-            let text = Spanned::new(Text::Same(l.value.clone()), l.referenced, l.defined);
-            self.tpl(&text, what)
-        });
-        NodeKind::Action { op, args, save: s.save.clone(), routes, other, lang }
+        (routes, other)
     }
 }
