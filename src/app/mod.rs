@@ -1,6 +1,9 @@
 //! Wiring: database, session store, menus, ops and the HTTP server, with start-up
 //! errors that say what to do and a graceful shutdown.
 
+mod demo;
+mod loops;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +28,8 @@ use crate::money::{self, DataVault, Lane, LaneOptions, Money, MoneySettings, Pin
 use crate::session::{MemoryStore, RedisStore, SessionStore, TextKey};
 use crate::sms::answer::{self, Answerer};
 use crate::sms::outbox::Worker;
+#[cfg(unix)]
+pub use loops::reload_on_hangup;
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -67,9 +72,6 @@ pub enum StartError {
 
 /// Connections the admin listener serves at once: operators and a metrics scraper.
 const ADMIN_CONNECTIONS: usize = 256;
-
-/// How often every replica looks for promised SMS that are due.
-const PROMISE_SWEEP: Duration = Duration::from_secs(1);
 
 /// How long a pooled connection may sit unused before it is checked on acquire.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
@@ -188,31 +190,6 @@ pub fn vault(pool: PgPool, config: &Config) -> DataVault {
     DataVault::new(pool, Arc::new(ConfiguredKeys::new(&config.data_keys)), &index, &first)
 }
 
-/// How often a replica looks for a data key made by a rotation elsewhere.
-const DATA_KEY_REFRESH: Duration = Duration::from_secs(30);
-
-/// Reloads the menus from `dir` on every SIGHUP (a refused reload keeps the current
-/// menus) until `stop` is cancelled. The receiver counts finished reload attempts.
-#[cfg(unix)]
-pub fn reload_on_hangup(
-    gateway: Arc<Gateway>,
-    dir: std::path::PathBuf,
-    stop: CancellationToken,
-) -> std::io::Result<tokio::sync::watch::Receiver<u32>> {
-    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let (done, attempts) = tokio::sync::watch::channel(0u32);
-    tokio::spawn(async move {
-        while stop.run_until_cancelled(hangups.recv()).await.flatten().is_some() {
-            info!(dir = %dir.display(), "SIGHUP: reloading the menus");
-            let gateway = Arc::clone(&gateway);
-            let from = dir.clone();
-            let _ = tokio::task::spawn_blocking(move || gateway.reload(&from)).await;
-            done.send_modify(|n| *n += 1);
-        }
-    });
-    Ok(attempts)
-}
-
 /// A sub-key for one purpose, so one configured secret can key several hashes.
 fn derive_key(secret: &[u8], purpose: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
@@ -270,7 +247,7 @@ impl Application {
         })?;
         if config.demo {
             let port = listener.local_addr().map_or(config.listen.port(), |a| a.port());
-            seed_demo(&pool, &config, port).await?;
+            demo::seed(&pool, &config, port).await?;
         }
         let state = build_state(pool, store, menus, &config);
         let vault = state.gateway.money().vault();
@@ -314,11 +291,11 @@ impl Application {
         if config.demo {
             println!(
                 "{}",
-                demo_banner(addr, codes.first().map_or("*384#", String::as_str), &config.settings.currency)
+                demo::banner(addr, codes.first().map_or("*384#", String::as_str), &config.settings.currency)
             );
         }
         let loops = TaskTracker::new();
-        start_loops(&loops, &state, &config, &stop);
+        loops::start_loops(&loops, &state, &config, &stop);
         // Subscribers' messages are answered here, not in their provider's callback.
         let answerer = (!config.sms_channels.is_empty()).then(|| {
             let answerer = Answerer::new(
@@ -400,139 +377,6 @@ fn announce_menus(menus: &Bundle, config: &Config) {
             );
         }
     }
-}
-
-/// `--demo`: the demo subscribers, agent and billers (which answer on `port`).
-async fn seed_demo(pool: &PgPool, config: &Config, port: u16) -> Result<(), StartError> {
-    fn demo(e: impl std::fmt::Display) -> StartError {
-        StartError::Demo(e.to_string())
-    }
-    let pins = PinHasher::new(config.pin_pepper.as_bytes());
-    let currency = &config.settings.currency;
-    let created =
-        money::seed_demo(pool, &pins, currency, config.settings.demo_subscribers).await.map_err(demo)?;
-    info!(created, "demo subscribers seeded");
-    if config.settings.demo_subscribers >= 10 && money::seed_demo_agent(pool).await.map_err(demo)? {
-        info!(agent = money::DEMO_AGENT, store = money::DEMO_STORE, "demo agent seeded");
-    }
-    let sandbox = format!("http://127.0.0.1:{port}/sandbox/billers");
-    money::seed_demo_billers(pool, &sandbox, currency).await.map_err(demo)?;
-    Ok(())
-}
-
-/// The periodic loops, each stopping on `stop`: the data-key refresh, the upkeep
-/// (metrics, screen timeouts, expired holds, backlogs), the promise keeper and the bill
-/// reconciler.
-fn start_loops(loops: &TaskTracker, state: &AppState, config: &Config, stop: &CancellationToken) {
-    let gateway = &state.gateway;
-    // A rotation elsewhere reaches this replica without a restart.
-    let vault = gateway.money().vault().clone();
-    loops.spawn(every(DATA_KEY_REFRESH, stop.clone(), move || {
-        let vault = vault.clone();
-        async move {
-            if let Err(e) = vault.refresh().await {
-                warn!(error = %e, "cannot look for new data keys; sealing with the current one");
-            }
-        }
-    }));
-    #[cfg(unix)]
-    if let Err(e) = reload_on_hangup(Arc::clone(gateway), config.settings.menus_dir.clone(), stop.clone()) {
-        warn!(error = %e, "cannot listen for SIGHUP; menus reload only through the admin endpoint");
-    }
-    let (upkeep, sweeper) = (state.metrics.clone(), Arc::clone(gateway));
-    loops.spawn(every(Duration::from_secs(5), stop.clone(), move || {
-        upkeep.run_upkeep();
-        let sweeper = Arc::clone(&sweeper);
-        async move { keep_up(&sweeper).await }
-    }));
-    // The promise keeper: every promised SMS whose process did not keep it (it died, or
-    // the database failed) is kept by whichever replica comes by first.
-    let keeper = Arc::clone(gateway);
-    loops.spawn(every(PROMISE_SWEEP, stop.clone(), move || {
-        let keeper = Arc::clone(&keeper);
-        async move {
-            match keeper.money().keep_due_promises().await {
-                Ok(0) => {}
-                Ok(kept) => info!(kept, "promised SMS settled by the sweeper"),
-                Err(e) => warn!(error = %e, "the promise keeper could not run; it tries again shortly"),
-            }
-        }
-    }));
-    // The bill reconciler, on its own task: a slow biller must not hold up the upkeep.
-    let reconciler = Arc::clone(gateway);
-    loops.spawn(every(Duration::from_secs(5), stop.clone(), move || {
-        let reconciler = Arc::clone(&reconciler);
-        async move {
-            match reconciler.money().reconcile_bills().await {
-                Ok(0) => {}
-                Ok(settled) => info!(settled, "pending bill payments settled"),
-                Err(e) => warn!(error = %e, "the bill reconciler could not run; it tries again in 5 s"),
-            }
-        }
-    }));
-}
-
-/// One pass of the upkeep: screen timeouts, the hold sweeper (unanswered cash-out
-/// requests give the money back), and the backlogs as metrics.
-async fn keep_up(gateway: &Gateway) {
-    gateway.sweep_timeouts(tokio::time::Instant::now()).await;
-    match gateway.money().expire_holds().await {
-        Ok(0) => {}
-        Ok(expired) => info!(expired, "holds expired"),
-        Err(e) => warn!(error = %e, "the hold sweeper could not run; it tries again in 5 s"),
-    }
-    if let Ok((open, oldest)) = gateway.money().open_promises().await {
-        metrics::gauge!("ussd_promises_open").set(open as f64);
-        metrics::gauge!("ussd_promises_oldest_seconds").set(oldest);
-    }
-    if let Ok((waiting, dead)) = answer::backlog(gateway.money().pool()).await {
-        metrics::gauge!("sms_inbound_waiting").set(waiting as f64);
-        metrics::gauge!("sms_inbound_dead").set(dead as f64);
-    }
-}
-
-/// Runs `pass` every `period` (a late pass delays the next) until `stop` is cancelled;
-/// a pass under way when it is finishes first.
-async fn every<F, Fut>(period: Duration, stop: CancellationToken, mut pass: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => pass().await,
-        }
-    }
-}
-
-fn demo_banner(addr: std::net::SocketAddr, code: &str, currency: &str) -> String {
-    let port = addr.port();
-    let money = crate::domain::Currency::new(currency, 2);
-    let mut out =
-        format!("\nussd-gateway demo is up on port {port}. Demo subscribers (PIN {}):\n", money::DEMO_PIN);
-    for s in money::demo_subscribers(10) {
-        let name = format!("{} {}", s.first_name, s.last_name);
-        out.push_str(&format!("  {}  {name:<17} {:>14}\n", s.msisdn, money.format(s.balance)));
-    }
-    out.push_str(&format!(
-        "\nTry the balance journey as Africa's Talking would (text grows by one input per hop):\n\
-         \n  for t in '' '2' '2*{pin}'; do\n    curl -s http://127.0.0.1:{port}/ussd/africastalking \\\n      \
-         --data-urlencode sessionId=demo-$$ --data-urlencode 'serviceCode={code}' \\\n      \
-         --data-urlencode phoneNumber=+254700000001 --data-urlencode \"text=$t\"; echo; echo ---\n  done\n\
-         \nSend KES 500 to Brian with text = '1', '1*0700000002', '1*0700000002*500', '1*0700000002*500*1',\n\
-         '1*0700000002*500*1*{pin}'. Any other Kenyan number (say +254711000111) is offered registration.\n",
-        pin = money::DEMO_PIN
-    ));
-    out.push_str(&format!(
-        "\nThe SMS receipts of every transfer: curl -s http://127.0.0.1:{port}/demo/sms (add ?to=%2B254700000002 for one number)\n"
-    ));
-    let paths: Vec<String> =
-        crate::channel::ussd::Provider::ALL.iter().map(|p| format!("/ussd/{}", p.name())).collect();
-    out.push_str(&format!("\nEvery aggregator format answers (README, Aggregators): {}\n", paths.join(" ")));
-    out
 }
 
 async fn shutdown_signal() {
