@@ -12,8 +12,9 @@ pub struct AgentCashOutRequest {
     customer: Msisdn,
     store: String,
     amount: Amount,
-    /// Where the customer approves, quoted in the SMS asking them to.
-    dial: String,
+    /// Where the customer approves, quoted in the SMS asking them to; judged after the
+    /// channel's limit, which the subscriber can act on.
+    dial: Result<String, MoneyError>,
     pin: Option<Pin>,
 }
 
@@ -49,22 +50,26 @@ impl Operation for AgentCashOutRequest {
     fn parse(call: &Call<'_>) -> Result<Self, MoneyError> {
         let (customer, store, amount) =
             (call.msisdn("customer")?, call.digits("store")?, call.amount("amount")?);
-        let dial = call.arg("dial")?;
-        if !is_dial_string(dial) {
-            return Err(call.bad("dial", "must be a USSD code such as *384*7#"));
-        }
-        Ok(AgentCashOutRequest { customer, store, amount, dial: dial.to_owned(), pin: call.pin() })
+        let dial = call.arg("dial").and_then(|dial| {
+            if is_dial_string(dial) {
+                Ok(dial.to_owned())
+            } else {
+                Err(call.bad("dial", "must be a USSD code such as *384*7#"))
+            }
+        });
+        Ok(AgentCashOutRequest { customer, store, amount, dial, pin: call.pin() })
     }
 
     async fn apply(self, money: &Money, call: &Call<'_>) -> Result<OpResult, MoneyError> {
         if let Some(refused) = call.over_channel_limit(self.amount) {
             return Ok(refused);
         }
+        let dial = self.dial?;
         let request = approvals::Request {
             customer: &self.customer,
             store: &self.store,
             amount: self.amount,
-            dial: &self.dial,
+            dial: &dial,
         };
         let (db, key, ttl) = (money.lane(), call.idempotency_key, money.settings().approval_ttl);
         let ask = |_| approvals::request(db, key, call.msisdn, request, ttl);

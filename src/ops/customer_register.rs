@@ -9,13 +9,19 @@ use crate::money::{Money, MoneyError, StagedPin, VaultError, customers};
 use crate::outcome::{OpResult, Outcome as O};
 
 pub struct CustomerRegister {
+    staged: StagedPin,
+    /// The PIN typed again to confirm the staged one.
+    pin: Option<Pin>,
+    /// The rest, read after the PIN is confirmed: a mismatch is the subscriber's to
+    /// correct, and is answered before anything else the menu passed is judged.
+    details: Result<Details, MoneyError>,
+}
+
+struct Details {
     first_name: PersonName,
     last_name: PersonName,
     /// The ID as `customer.seal_id` sealed it for this number.
     sealed_id: Vec<u8>,
-    staged: StagedPin,
-    /// The PIN typed again to confirm the staged one.
-    pin: Option<Pin>,
     language: String,
 }
 
@@ -35,16 +41,17 @@ impl Operation for CustomerRegister {
     }
 
     fn parse(call: &Call<'_>) -> Result<Self, MoneyError> {
-        let name = |arg| PersonName::parse(call.arg(arg)?).map_err(|e| call.bad(arg, e.to_string()));
-        let sealed_id = crate::bytes::from_hex(call.arg("sealed_id")?).ok_or_else(|| not_sealed(call))?;
-        Ok(CustomerRegister {
-            first_name: name("first_name")?,
-            last_name: name("last_name")?,
-            sealed_id,
-            staged: call.staged("staged_pin")?,
-            pin: call.pin(),
-            language: call.arg("language")?.to_owned(),
-        })
+        let details = || {
+            let name = |arg| PersonName::parse(call.arg(arg)?).map_err(|e| call.bad(arg, e.to_string()));
+            let sealed_id = crate::bytes::from_hex(call.arg("sealed_id")?).ok_or_else(|| not_sealed(call))?;
+            Ok(Details {
+                first_name: name("first_name")?,
+                last_name: name("last_name")?,
+                sealed_id,
+                language: call.arg("language")?.to_owned(),
+            })
+        };
+        Ok(CustomerRegister { staged: call.staged("staged_pin")?, pin: call.pin(), details: details() })
     }
 
     async fn apply(self, money: &Money, call: &Call<'_>) -> Result<OpResult, MoneyError> {
@@ -52,18 +59,20 @@ impl Operation for CustomerRegister {
         if !self.pin.as_ref().is_some_and(|p| self.staged.matches(&s.pins, p)) {
             return Ok(OpResult::bare(O::PinMismatch));
         }
-        let national_id = match s.vault.open(customers::id_in_session(call.msisdn), &self.sealed_id).await {
+        let details = self.details?;
+        let national_id = match s.vault.open(customers::id_in_session(call.msisdn), &details.sealed_id).await
+        {
             Ok(id) => id,
             Err(VaultError::Unreadable) => return Err(not_sealed(call)),
             Err(e) => return Err(e.into_sqlx().into()),
         };
         let registration = customers::Registration {
             msisdn: call.msisdn,
-            first_name: self.first_name,
-            last_name: self.last_name,
+            first_name: details.first_name,
+            last_name: details.last_name,
             national_id: &national_id,
             pin: &self.staged,
-            language: &self.language,
+            language: &details.language,
             currency: &s.currency,
         };
         Ok(customers::register(money.pool(), &s.vault, registration).await?)

@@ -24,6 +24,7 @@ mod keys;
 mod lane;
 mod ledger;
 mod loadtest;
+mod ops;
 mod outbox;
 mod partners;
 mod properties;
