@@ -49,7 +49,8 @@ pub(super) fn start_loops(loops: &TaskTracker, state: &AppState, config: &Config
     let gateway = &state.gateway;
     // A rotation elsewhere reaches this replica without a restart.
     let vault = gateway.money().vault().clone();
-    loops.spawn(every(DATA_KEY_REFRESH, stop.clone(), move || {
+    // The application opened the vault just now: the first look is a period away.
+    loops.spawn(every(DATA_KEY_REFRESH, DATA_KEY_REFRESH, stop.clone(), move || {
         let vault = vault.clone();
         async move {
             if let Err(e) = vault.refresh().await {
@@ -62,7 +63,7 @@ pub(super) fn start_loops(loops: &TaskTracker, state: &AppState, config: &Config
         warn!(error = %e, "cannot listen for SIGHUP; menus reload only through the admin endpoint");
     }
     let (upkeep, sweeper) = (state.metrics.clone(), Arc::clone(gateway));
-    loops.spawn(every(Duration::from_secs(5), stop.clone(), move || {
+    loops.spawn(every(Duration::ZERO, Duration::from_secs(5), stop.clone(), move || {
         upkeep.run_upkeep();
         let sweeper = Arc::clone(&sweeper);
         async move { keep_up(&sweeper).await }
@@ -70,7 +71,7 @@ pub(super) fn start_loops(loops: &TaskTracker, state: &AppState, config: &Config
     // The promise keeper: every promised SMS whose process did not keep it (it died, or
     // the database failed) is kept by whichever replica comes by first.
     let keeper = Arc::clone(gateway);
-    loops.spawn(every(PROMISE_SWEEP, stop.clone(), move || {
+    loops.spawn(every(Duration::ZERO, PROMISE_SWEEP, stop.clone(), move || {
         let keeper = Arc::clone(&keeper);
         async move {
             match keeper.money().keep_due_promises().await {
@@ -82,7 +83,7 @@ pub(super) fn start_loops(loops: &TaskTracker, state: &AppState, config: &Config
     }));
     // The bill reconciler, on its own task: a slow biller must not hold up the upkeep.
     let reconciler = Arc::clone(gateway);
-    loops.spawn(every(Duration::from_secs(5), stop.clone(), move || {
+    loops.spawn(every(Duration::ZERO, Duration::from_secs(5), stop.clone(), move || {
         let reconciler = Arc::clone(&reconciler);
         async move {
             match reconciler.money().reconcile_bills().await {
@@ -113,14 +114,15 @@ async fn keep_up(gateway: &Gateway) {
     }
 }
 
-/// Runs `pass` every `period` (a late pass delays the next) until `stop` is cancelled;
-/// a pass under way when it is finishes first.
-async fn every<F, Fut>(period: Duration, stop: CancellationToken, mut pass: F)
+/// Runs `pass` after `first`, then every `period` (a late pass delays the next rather
+/// than bringing on a burst), until `stop` is cancelled; a pass under way when it is
+/// finishes first.
+async fn every<F, Fut>(first: Duration, period: Duration, stop: CancellationToken, mut pass: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
 {
-    let mut tick = tokio::time::interval(period);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -210,9 +210,11 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 
 /// The gateway as one process: connected, migrated, seeded (`--demo`) and bound by
 /// [`Application::build`]; [`Application::run_until_stopped`] serves both listeners and
-/// runs every background loop until its stop token is cancelled, then shuts down in
-/// order — no more hops, the SMS answerer's batch, the loops, the ops still running,
-/// and last the outbox, so that their receipts go out.
+/// runs every background loop until its stop token is cancelled, then stops each part
+/// in order, each on a token of its own: no more hops (the servers drain), the SMS
+/// answerer's batch, the ops still running, the loops (the promise keeper and the
+/// reconciler settle what those ops left), and last the outbox, so that every receipt
+/// written goes out.
 pub struct Application {
     state: AppState,
     config: Config,
@@ -294,8 +296,9 @@ impl Application {
                 demo::banner(addr, codes.first().map_or("*384#", String::as_str), &config.settings.currency)
             );
         }
-        let loops = TaskTracker::new();
-        loops::start_loops(&loops, &state, &config, &stop);
+        let (loops, loops_stop) = (TaskTracker::new(), CancellationToken::new());
+        loops::start_loops(&loops, &state, &config, &loops_stop);
+        let answering_stop = CancellationToken::new();
         // Subscribers' messages are answered here, not in their provider's callback.
         let answerer = (!config.sms_channels.is_empty()).then(|| {
             let answerer = Answerer::new(
@@ -304,7 +307,7 @@ impl Application {
                 config.region,
                 answer::Policy::default(),
             );
-            tokio::spawn(answerer.run(stop.clone()))
+            tokio::spawn(answerer.run(answering_stop.clone()))
         });
         // The outbox stops last, once the ops still running have written their receipts.
         let outbox_stop = CancellationToken::new();
@@ -331,6 +334,7 @@ impl Application {
             admin_server.serve(admin_listener, http::admin_router(state), stop.clone().cancelled_owned()),
         );
         info!("no more hops; waiting for ops that are still running");
+        answering_stop.cancel();
         if let Some(answerer) = answerer
             && tokio::time::timeout(Duration::from_secs(35), answerer).await.is_err()
         {
@@ -338,13 +342,14 @@ impl Application {
                 "the SMS answerer did not finish its batch in time; those messages are answered after a restart"
             );
         }
+        gateway.drain().await;
+        loops_stop.cancel();
         loops.close();
         if tokio::time::timeout(LOOPS_PATIENCE, loops.wait()).await.is_err() {
             warn!(
                 "a background loop did not finish its pass in time; another replica or a restart takes it up"
             );
         }
-        gateway.drain().await;
         if let Some(outbox) = outbox {
             outbox_stop.cancel();
             let patience = config.sms.as_ref().map_or(Duration::ZERO, |s| s.timeout * 2);
