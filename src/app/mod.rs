@@ -166,8 +166,6 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         },
     );
     AppState {
-        pool: gateway.money().pool().clone(),
-        money: gateway.money().clone(),
         gateway: Arc::new(gateway),
         default_region: config.region,
         metrics: crate::telemetry::metrics(),
@@ -314,7 +312,7 @@ impl Application {
         let outbox = match (&state.sms, &config.sms) {
             (Some(outbound), Some(spec)) => {
                 info!(provider = %outbound.provider(), "SMS receipts go out through the outbox worker");
-                let worker = Worker::new(state.pool.clone(), outbound.clone(), spec.policy.clone());
+                let worker = Worker::new(state.pool().clone(), outbound.clone(), spec.policy.clone());
                 Some(tokio::spawn(worker.run(outbox_stop.clone())))
             }
             _ => {

@@ -37,10 +37,6 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct AppState {
     pub gateway: Arc<Gateway>,
-    /// The database, for what no hop waits on: the admin API, SMS callbacks, workers.
-    pub pool: sqlx::PgPool,
-    /// The ledger's ops, for the admin API.
-    pub money: crate::money::Money,
     /// Region for numbers that arrive in national form.
     pub default_region: Region,
     pub metrics: PrometheusHandle,
@@ -56,6 +52,18 @@ pub struct AppState {
     pub sms: Option<crate::channel::sms::Outbound>,
     /// `--demo`: the sandbox billers answer at `/sandbox/billers/{code}`.
     pub demo: bool,
+}
+
+impl AppState {
+    /// The ledger's ops and what stands beside them, for the admin API.
+    pub fn money(&self) -> &crate::money::Money {
+        self.gateway.money()
+    }
+
+    /// The database, for what no hop waits on: the admin API, SMS callbacks, workers.
+    pub fn pool(&self) -> &sqlx::PgPool {
+        self.gateway.money().pool()
+    }
 }
 
 /// What the admin API needs.

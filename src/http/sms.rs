@@ -96,7 +96,7 @@ async fn callback(
         Ok(reports) => reports,
         Err(e) => return refuse(spec, StatusCode::BAD_REQUEST, &e),
     };
-    match crate::sms::delivery::record(&state.pool, spec.provider, &reports).await {
+    match crate::sms::delivery::record(state.pool(), spec.provider, &reports).await {
         Ok(_) => {
             metrics::counter!("sms_delivery_reports_total", "channel" => spec.name.clone())
                 .increment(reports.len() as u64);
@@ -127,7 +127,7 @@ async fn messages(
         channel: &spec.name,
         provider: spec.provider,
         region: state.default_region,
-        vault: state.money.vault(),
+        vault: state.money().vault(),
         limiter,
     };
     // The limiter remembers every number it has seen; forget the quiet ones now and then.
@@ -135,7 +135,7 @@ async fn messages(
         limiter.retain_recent();
     }
     for message in incoming {
-        match inbound::receive(&state.pool, ctx, message).await {
+        match inbound::receive(state.pool(), ctx, message).await {
             Ok(received) => {
                 metrics::counter!("sms_inbound_total", "channel" => spec.name.clone(), "kind" => received.as_str())
                     .increment(1);

@@ -42,7 +42,7 @@ async fn run(
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn a_mismatched_pin_is_answered_before_the_rest_of_a_registration_is_judged(pool: PgPool) {
     let app = spawn(pool, Store::Memory).await;
-    let staged = app.state.money.settings().pins.stage(&Pin::parse("4826").unwrap()).encode();
+    let staged = app.state.money().settings().pins.stage(&Pin::parse("4826").unwrap()).encode();
     let newcomer = kenyan("+254711000111");
     let register = Op::of::<ops::CustomerRegister>();
     // A name the menu should never have passed, and no ID at all.

@@ -103,7 +103,7 @@ pub(super) async fn onboard(
     note.target = Some(new.agent_number.clone());
     note.detail =
         Some(serde_json::json!({ "msisdn": new.msisdn.as_e164(), "name": new.name, "stores": new.stores }));
-    match agents::onboard(&state.pool, &new).await {
+    match agents::onboard(state.pool(), &new).await {
         Ok(agent) => answer(StatusCode::CREATED, note, agent),
         Err(e) => refusal(note, e),
     }
@@ -141,7 +141,7 @@ pub(super) async fn show(
             format!("`{number}` is not an agent number (5 to 7 digits)"),
         );
     }
-    match agents::show(&state.pool, &number).await {
+    match agents::show(state.pool(), &number).await {
         Ok(Some(agent)) => answer(StatusCode::OK, note, agent),
         Ok(None) => error(StatusCode::NOT_FOUND, note, format!("no agent has the number {number}")),
         Err(e) => unavailable(note, &e),
@@ -195,7 +195,7 @@ pub(super) async fn top_up(
         Err(reason) => return error(StatusCode::BAD_REQUEST, note, reason),
     };
     note.detail = Some(serde_json::json!({ "amount": amount.minor(), "key": key }));
-    match agents::top_up(&state.pool, &number, amount, key).await {
+    match agents::top_up(state.pool(), &number, amount, key).await {
         Ok(done) => answer(StatusCode::OK, note, done),
         Err(e) => refusal(note, e),
     }

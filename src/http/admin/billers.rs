@@ -31,8 +31,8 @@ pub(super) async fn register(
         "name": new.name, "account_pattern": new.account_pattern, "fee_payer": new.fee_payer,
         "base_url": new.base_url, "timeout_ms": new.timeout_ms,
     }));
-    let currency = state.money.currency().to_owned();
-    match billers::register(&state.pool, &new, &currency).await {
+    let currency = state.money().currency().to_owned();
+    match billers::register(state.pool(), &new, &currency).await {
         Ok(biller) => answer(StatusCode::CREATED, note, biller),
         Err(e) => refusal(note, e),
     }
@@ -85,7 +85,7 @@ pub(super) async fn change(
             Err(refused) => return refused,
         };
     note.detail = serde_json::from_slice(&body).ok();
-    match billers::change(&state.pool, &code, &asked).await {
+    match billers::change(state.pool(), &code, &asked).await {
         Ok(biller) => answer(StatusCode::OK, note, biller),
         Err(e) => refusal(note, e),
     }
@@ -99,7 +99,7 @@ pub(super) async fn list(State(state): State<AppState>, headers: HeaderMap) -> R
         Err(refused) => return refused,
     };
     let note = Note::by(&who);
-    match billers::list(&state.pool).await {
+    match billers::list(state.pool()).await {
         Ok(all) => answer(StatusCode::OK, note, all),
         Err(e) => unavailable(note, &e),
     }
@@ -118,7 +118,7 @@ pub(super) async fn set_credentials(
             Ok(found) => found,
             Err(refused) => return refused,
         };
-    let money = &state.money;
+    let money = state.money();
     match billers::set_credentials(money.pool(), money.vault(), &code, &credentials).await {
         Ok(set) => {
             note.detail = Some(set["credentials"].clone());

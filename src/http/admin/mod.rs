@@ -98,7 +98,7 @@ async fn audited(
         status: response.status().as_u16(),
         detail: note.detail,
     };
-    if let Err(e) = admin::audit(&state.pool, &entry).await {
+    if let Err(e) = admin::audit(state.pool(), &entry).await {
         error!(error = %e, route = %entry.route, status = entry.status, "admin call not written to the audit trail");
     }
     response
@@ -128,7 +128,7 @@ async fn sms_dead(
     if !(1..=500).contains(&limit) {
         return error(StatusCode::BAD_REQUEST, note, "`limit` must be between 1 and 500");
     }
-    match crate::sms::answer::dead_letters(&state.pool, limit).await {
+    match crate::sms::answer::dead_letters(state.pool(), limit).await {
         Ok(dead) => answer(StatusCode::OK, note, json!({ "dead": dead })),
         Err(e) => unavailable(note, &e),
     }
@@ -164,7 +164,7 @@ async fn authenticated(state: &AppState, headers: &HeaderMap) -> Result<Principa
             "send the header `Authorization: Bearer <token>`; `ussd-gateway admin token create` makes a token",
         ));
     };
-    let pool = &state.pool;
+    let pool = state.pool();
     match admin::authenticate(pool, state.admin.root.as_deref(), bearer).await {
         Ok(Some(who)) => Ok(who),
         Ok(None) => Err(unauthorized("the token is unknown or revoked")),
@@ -300,7 +300,7 @@ async fn customer(
             format!("`limit` must be between 1 and 100 (got {limit})"),
         );
     }
-    match customers::lookup(&state.pool, &msisdn, limit).await {
+    match customers::lookup(state.pool(), &msisdn, limit).await {
         Ok(Some(found)) => answer(StatusCode::OK, note, found),
         Ok(None) => error(StatusCode::NOT_FOUND, note, "no customer has this number"),
         Err(e) => unavailable(note, &e),
@@ -318,7 +318,7 @@ async fn unlock_pin(
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    match customers::unlock_pin(&state.pool, &msisdn).await {
+    match customers::unlock_pin(state.pool(), &msisdn).await {
         Ok(Some(done)) => answer(StatusCode::OK, Note { detail: Some(done.clone()), ..note }, done),
         Ok(None) => error(StatusCode::NOT_FOUND, note, "no customer has this number"),
         Err(e) => unavailable(note, &e),
@@ -371,7 +371,7 @@ async fn reverse(
     let Some(original) = crate::money::parse_reference(&reference) else {
         return error(StatusCode::NOT_FOUND, note, "no transfer has this reference");
     };
-    let done = match crate::money::reverse(&state.pool, original, asked.refund_fee, reason).await {
+    let done = match crate::money::reverse(state.pool(), original, asked.refund_fee, reason).await {
         Ok(done) => done,
         Err(e) => return unavailable(note, &e),
     };
