@@ -28,6 +28,8 @@ pub struct SinkMessage {
 #[derive(Clone, Default)]
 pub struct Sink {
     inner: Arc<Mutex<Inner>>,
+    /// Woken by every message, for whoever waits on one (`arrived`).
+    arrivals: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Default)]
@@ -68,6 +70,8 @@ impl Sink {
             at,
         });
         inner.latest.truncate(KEEP);
+        drop(inner);
+        self.arrivals.notify_waiters();
         Accepted { message_id: Some(id) }
     }
 
@@ -75,6 +79,22 @@ impl Sink {
     pub fn latest(&self, to: Option<&str>) -> Vec<SinkMessage> {
         let inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         inner.latest.iter().filter(|m| to.is_none_or(|to| m.to == to)).cloned().collect()
+    }
+
+    /// The latest messages to `to`, once there is at least one: waits for it.
+    pub async fn arrived(&self, to: Option<&str>) -> Vec<SinkMessage> {
+        loop {
+            // Registered before looking, so that a message between the look and the
+            // wait is not missed.
+            let next = self.arrivals.notified();
+            tokio::pin!(next);
+            next.as_mut().enable();
+            let found = self.latest(to);
+            if !found.is_empty() {
+                return found;
+            }
+            next.await;
+        }
     }
 }
 
