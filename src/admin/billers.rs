@@ -4,28 +4,36 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use utoipa::ToSchema;
 
-use super::shape;
 use crate::domain::DisplayText;
+use crate::domain::shape::{self, Schemas};
 use crate::money::DataVault;
 use crate::money::bills::client::BillerClient;
 use crate::money::bills::credentials::{self, Credentials};
 
 /// A biller to register, as the admin API takes it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBiller {
+    #[schema(schema_with = Schemas::biller_code)]
     pub code: String,
+    #[schema(schema_with = Schemas::name30)]
     pub name: String,
     /// A regular expression the whole account number must match: `[0-9]{11}`.
+    #[schema(schema_with = Schemas::account_pattern)]
     pub account_pattern: String,
     /// What subscribers are asked for: "meter number".
+    #[schema(schema_with = Schemas::name30)]
     pub account_label: String,
     /// `customer` (on top of the amount) or `biller` (out of it).
+    #[schema(schema_with = Schemas::fee_payer)]
     pub fee_payer: String,
     /// Where the biller's API answers (the protocol in `money::bills::client`).
+    #[schema(schema_with = Schemas::base_url)]
     pub base_url: String,
     #[serde(default = "default_timeout", deserialize_with = "shape::whole")]
+    #[schema(schema_with = Schemas::timeout_ms)]
     pub timeout_ms: i32,
 }
 
@@ -51,25 +59,32 @@ pub enum BillerError {
 }
 
 /// What may change of a registered biller: any of these, the rest stays.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BillerChange {
     #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::name30)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::account_pattern)]
     pub account_pattern: Option<String>,
     #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::name30)]
     pub account_label: Option<String>,
     /// Payments already held settle as they were held.
     #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::fee_payer)]
     pub fee_payer: Option<String>,
     #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::base_url)]
     pub base_url: Option<String>,
     #[serde(default, deserialize_with = "shape::whole_opt")]
+    #[schema(schema_with = Schemas::timeout_ms)]
     pub timeout_ms: Option<i32>,
     /// `active`, or `suspended`: out of the menu, and new payments refused; payments
     /// pending with it are still reconciled.
     #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::biller_status)]
     pub status: Option<String>,
 }
 

@@ -4,7 +4,6 @@
 pub mod agents;
 pub mod billers;
 pub mod customers;
-pub mod shape;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -6,6 +6,7 @@ mod msisdn;
 mod name;
 mod pin;
 mod secret;
+pub mod shape;
 mod text;
 
 pub use amount::{Amount, AmountError, Currency};

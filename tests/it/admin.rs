@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
 use ussd_gateway::admin::{self, TokenError};
+use ussd_gateway::domain::shape;
 use ussd_gateway::money::DEMO_PIN;
 
 const AMINA: &str = "+254700000001";
@@ -187,7 +188,66 @@ async fn the_api_describes_itself(pool: PgPool) {
     ] {
         assert_eq!(spec["paths"][path][method]["x-scope"], scope, "{path}");
         assert!(spec["paths"][path][method]["responses"]["401"].is_object(), "{path}");
+        let too_large = &spec["paths"][path][method]["responses"]["413"]["description"];
+        assert_eq!(
+            too_large,
+            &format!("the body is larger than {} bytes", ussd_gateway::http::MAX_ADMIN_BODY)
+        );
     }
+    // The constraints are the very patterns and limits the handlers check.
+    let schemas = &spec["components"]["schemas"];
+    assert_eq!(schemas["Onboard"]["properties"]["msisdn"]["pattern"], shape::MSISDN.pattern);
+    assert_eq!(schemas["Onboard"]["properties"]["stores"]["maxItems"], 20);
+    assert_eq!(schemas["Onboard"]["additionalProperties"], false);
+    assert_eq!(schemas["TopUp"]["properties"]["amount"]["maximum"], 10_000_000_00_i64);
+    assert_eq!(schemas["ApiKey"]["properties"]["value"]["pattern"], shape::API_KEY.pattern);
+    let float = &spec["paths"]["/admin/agents/{agent_number}/float"]["post"]["parameters"];
+    assert_eq!(float[1]["name"], "Idempotency-Key");
+    assert_eq!(float[1]["schema"]["pattern"], shape::IDEMPOTENCY_KEY.pattern);
+}
+
+/// Each operation the document describes is guarded by the scope it names: a token with
+/// every other scope is refused, one with that scope alone is let through.
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn every_operation_needs_the_scope_its_document_names(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let (_, spec) = call(&app, "GET", "/admin/openapi.json", None).await;
+    let mut operations = 0;
+    for (path, methods) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in methods.as_object().unwrap() {
+            let scope =
+                operation["x-scope"].as_str().unwrap_or_else(|| panic!("{method} {path} names no scope"));
+            assert!(admin::Scope::parse(scope).is_some(), "{method} {path}: `{scope}`");
+            let mut uri = path.clone();
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["in"] == "path" {
+                    let name = parameter["name"].as_str().unwrap();
+                    uri = uri.replace(&format!("{{{name}}}"), parameter["example"].as_str().unwrap());
+                }
+            }
+            operations += 1;
+            let others: Vec<String> = admin::Scope::ALL
+                .iter()
+                .map(|s| s.name())
+                .filter(|s| *s != scope)
+                .map(str::to_owned)
+                .collect();
+            let without =
+                admin::create(&pool, &format!("without-{operations}"), &[others.join(",")]).await.unwrap();
+            let with =
+                admin::create(&pool, &format!("with-{operations}"), &[scope.to_owned()]).await.unwrap();
+            let method = method.to_uppercase();
+            let (status, body) = app.admin(&method, &uri, Some(&without), None, Some("{}".into())).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri}: {body}");
+            assert!(body["error"].as_str().unwrap().ends_with(&format!("the scope `{scope}`")), "{body}");
+            let (status, body) = app.admin(&method, &uri, Some(&with), None, Some("{}".into())).await;
+            assert!(
+                ![StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN].contains(&status),
+                "{method} {uri}: {body}"
+            );
+        }
+    }
+    assert_eq!(operations, 12, "every route the admin API serves is described");
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]

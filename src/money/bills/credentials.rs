@@ -4,13 +4,17 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::domain::shape::Schemas;
 
 use crate::money::crypto::Place;
 
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
-    /// A header sent with every call: `X-Api-Key: …`.
+    /// A header sent with every call: `X-Api-Key: …` (a header the gateway sets itself —
+    /// Host, Content-Type, X-Gateway-…: 422).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<ApiKey>,
     /// Every call signed (see `client.rs`), under a key the partner knows by `key_id`.
@@ -22,29 +26,37 @@ pub struct Credentials {
     /// The authority that signed the partner's server certificate, when it is not a
     /// public one (PEM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = Schemas::pem_or_null)]
     pub ca_certificate: Option<String>,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKey {
+    #[schema(schema_with = Schemas::header_name)]
     pub header: String,
+    #[schema(schema_with = Schemas::api_key)]
     pub value: String,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Signing {
+    #[schema(schema_with = Schemas::key_id)]
     pub key_id: String,
+    #[schema(schema_with = Schemas::signing_secret)]
     pub secret: String,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+/// A certificate and key that do not make a TLS identity: 422.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientCertificate {
     /// PEM: the certificate, then any intermediates.
+    #[schema(schema_with = Schemas::pem)]
     pub certificate: String,
     /// PEM (PKCS#8, PKCS#1 or SEC1).
+    #[schema(schema_with = Schemas::pem)]
     pub private_key: String,
 }
 

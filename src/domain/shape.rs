@@ -1,0 +1,204 @@
+//! The shapes of admin requests, as patterns the OpenAPI document states and the
+//! checks use alike (the document's schemas are made here from the same patterns), and
+//! whole numbers read as JSON Schema reads them.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Deserializer};
+use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, Type};
+
+/// A pattern stated in the document and checked by the handlers.
+pub struct Shape {
+    pub pattern: &'static str,
+    regex: LazyLock<Regex>,
+}
+
+impl Shape {
+    pub fn fits(&self, text: &str) -> bool {
+        self.regex.is_match(text)
+    }
+}
+
+impl Shape {
+    /// The string schema the document states for a field of this shape.
+    pub fn schema(&self) -> Object {
+        ObjectBuilder::new().schema_type(Type::String).pattern(Some(self.pattern)).build()
+    }
+}
+
+/// Declares a shape, and its schema as a function (what `#[schema(schema_with = …)]`
+/// takes) on [`Schemas`].
+macro_rules! shape {
+    ($name:ident, $doc:ident, $pattern:literal) => {
+        pub static $name: Shape = Shape {
+            pattern: $pattern,
+            regex: LazyLock::new(|| Regex::new($pattern).expect("a valid pattern")),
+        };
+        impl Schemas {
+            pub fn $doc() -> Object {
+                $name.schema()
+            }
+        }
+    };
+}
+
+// A phone number as written: international with `+`, or national. Whether a numbering
+// plan has it is the parser's to say (404 or 422), not the pattern's.
+shape!(MSISDN, msisdn, r"^\+?[0-9]{6,15}$");
+shape!(AGENT_NUMBER, agent_number, r"^[0-9]{5,7}$");
+shape!(STORE_NUMBER, store_number, r"^[0-9]{3,7}$");
+shape!(BILLER_CODE, biller_code, r"^[A-Z][A-Z0-9]{1,11}$");
+// As on a receipt (`TX` and hex digits) or the transfer's id.
+shape!(REFERENCE, reference, r"^(?:[Tt][Xx][0-9A-Fa-f]{1,16}|[0-9]{1,19})$");
+// Printable ASCII after the scheme, starting with a host (a name, an IPv4 address or
+// an IPv6 literal); whether it parses as one is the URL parser's to say (422).
+shape!(BILLER_URL, biller_url, r"^https?://[A-Za-z0-9\[][!-~]*$");
+// Postgres stores no NUL; every free text field says so.
+shape!(NO_NUL, no_nul, r"^[^\u0000]*$");
+shape!(IDEMPOTENCY_KEY, idempotency_key, r"^[!-~]{8,100}$");
+// A partner's credentials.
+shape!(HEADER_NAME, header_name, r"^[A-Za-z][A-Za-z0-9-]{0,63}$");
+shape!(API_KEY, api_key, r"^[!-~][ -~]{6,510}[!-~]$");
+shape!(KEY_ID, key_id, r"^[A-Za-z0-9._-]{1,64}$");
+shape!(SIGNING_SECRET, signing_secret, r"^[!-~]{16,256}$");
+shape!(
+    PEM,
+    pem_text,
+    r"^(?:-----BEGIN [A-Z0-9 ]{1,40}-----[A-Za-z0-9+/=\r\n]+-----END [A-Z0-9 ]{1,40}-----[\r\n]*)+$"
+);
+
+/// The schemas of the document's fields, one function each, as
+/// `#[schema(schema_with = Schemas::msisdn)]` takes them.
+pub struct Schemas;
+
+impl Schemas {
+    /// A name subscribers read on screens and in receipts (checked by
+    /// [`DisplayText::parse`](super::DisplayText::parse) with the same limit).
+    fn name(max: usize) -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(max))
+            .pattern(Some(super::DISPLAY_TEXT_PATTERN))
+            .description(Some("one line of visible characters; white space at the ends is trimmed"))
+            .build()
+    }
+
+    pub fn name30() -> Object {
+        Self::name(30)
+    }
+
+    pub fn name40() -> Object {
+        Self::name(40)
+    }
+
+    /// Why an operator did something: 3 to 200 characters.
+    pub fn reason() -> Object {
+        ObjectBuilder::from(NO_NUL.schema()).min_length(Some(3)).max_length(Some(200)).build()
+    }
+
+    pub fn pem() -> Object {
+        ObjectBuilder::from(PEM.schema()).max_length(Some(8_000)).build()
+    }
+
+    pub fn base_url() -> Object {
+        ObjectBuilder::from(BILLER_URL.schema())
+            .max_length(Some(500))
+            .description(Some("where the biller answers; a host that cannot be parsed, credentials in the URL, or a link-local, metadata, unspecified or multicast address: 422"))
+            .build()
+    }
+
+    pub fn fee_payer() -> Object {
+        Self::one_of(&["customer", "biller"])
+    }
+
+    pub fn biller_status() -> Object {
+        Self::one_of(&["active", "suspended"])
+    }
+
+    fn one_of(words: &[&str]) -> Object {
+        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(words.iter().copied())).build()
+    }
+
+    pub fn timeout_ms() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(100))
+            .maximum(Some(30_000))
+            .default(Some(3_000.into()))
+            .build()
+    }
+
+    /// A PEM, or `null` to leave it out.
+    pub fn pem_or_null() -> Schema {
+        Schema::OneOf(
+            OneOfBuilder::new().item(Self::pem()).item(ObjectBuilder::new().schema_type(Type::Null)).build(),
+        )
+    }
+
+    pub fn account_pattern() -> Object {
+        ObjectBuilder::from(NO_NUL.schema())
+            .max_length(Some(200))
+            .format(Some(utoipa::openapi::SchemaFormat::Custom("regex".into())))
+            .description(Some(
+                "a regular expression the whole account number must match (one that does not compile: 422)",
+            ))
+            .build()
+    }
+}
+
+/// A whole number however JSON writes it (`5000`, `5000.0`, `5e3`): JSON Schema's
+/// `integer` takes all three, so the API does.
+pub fn whole<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::Error> {
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(d)?;
+    let whole = number
+        .as_i64()
+        .or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64));
+    whole
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| D::Error::custom(format!("`{number}` is not a whole number in range")))
+}
+
+/// A field that may be left out, but is never `null` (the document gives it a type
+/// without `null`); with `#[serde(default)]`.
+pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// [`whole`], for a field that may be left out (never `null`).
+pub fn whole_opt<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<Option<T>, D::Error> {
+    whole(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_numbers_however_json_writes_them() {
+        #[derive(Deserialize)]
+        struct Amount {
+            #[serde(deserialize_with = "whole")]
+            amount: i32,
+        }
+        for text in [r#"{"amount": 5000}"#, r#"{"amount": 5000.0}"#, r#"{"amount": 5e3}"#] {
+            assert_eq!(serde_json::from_str::<Amount>(text).unwrap().amount, 5000, "{text}");
+        }
+        for text in
+            [r#"{"amount": 50.5}"#, r#"{"amount": 1e40}"#, r#"{"amount": 3000000000}"#, r#"{"amount": "5"}"#]
+        {
+            assert!(serde_json::from_str::<Amount>(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn shapes_are_whole_matches() {
+        assert!(MSISDN.fits("+254712345678") && MSISDN.fits("0712345678"));
+        assert!(!MSISDN.fits("0712 345678") && !MSISDN.fits("x0712345678"));
+        assert!(REFERENCE.fits("TX2a") && REFERENCE.fits("42") && !REFERENCE.fits("TX"));
+        assert!(BILLER_URL.fits("https://biller.example/api") && !BILLER_URL.fits("http://"));
+        assert!(!NO_NUL.fits("a\0b"));
+    }
+}
