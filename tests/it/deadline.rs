@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{Store, TestApp, main_menu, settings, spawn_with, unique_session};
+use crate::common::{Store, TestApp, lock_waiters, main_menu, settings, spawn_with, unique_session, until};
 use sqlx::PgPool;
 use ussd_gateway::config::Settings;
 use ussd_gateway::ops::{self, Op};
@@ -46,7 +46,8 @@ async fn a_stuck_transfer_tells_the_subscriber_to_expect_an_sms_and_still_comple
     .unwrap();
     let body = app.at_hop(&s, "+254700000001", "1*0700000002*100*1*1234").await;
     assert_eq!(body, "END We are processing your request; you will receive an SMS.");
-    assert_eq!(lock_waiters(&pool).await, 1, "the transfer should be queued behind the blocker");
+    // Told before the transfer reached the row on a busy machine, it queues soon after.
+    until("the transfer queueing behind the blocker", || async { lock_waiters(&pool).await == 1 }).await;
     blocker.commit().await.unwrap();
 
     // The op goes on without the subscriber; draining waits for it as a shutdown would.
@@ -73,7 +74,7 @@ async fn a_stuck_transfer_refused_after_the_hop_ended_says_why_by_sms(pool: PgPo
         .unwrap();
     let body = app.at_hop(&s, "+254700000001", "1*0700000002*100*1*9999").await;
     assert_eq!(body, "END We are processing your request; you will receive an SMS.");
-    assert_eq!(lock_waiters(&pool).await, 1, "the PIN check should be queued behind the blocker");
+    until("the PIN check queueing behind the blocker", || async { lock_waiters(&pool).await == 1 }).await;
     blocker.commit().await.unwrap();
     app.state.gateway.drain().await;
 
@@ -120,15 +121,4 @@ async fn to_the_pin_screen(app: &TestApp) -> String {
         app.at_hop(&s, "+254700000001", text).await;
     }
     s
-}
-
-/// Statements waiting for a lock in this test's database only: `pg_locks` spans the
-/// cluster, where another stuck-op test may be waiting at the same moment.
-async fn lock_waiters(pool: &PgPool) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::proxy::{Proxy, spawn_behind, spawn_replica};
-use crate::common::{TestApp, assert_ledger_invariants, settings, unique_session};
+use crate::common::{TestApp, assert_ledger_invariants, lock_waiters, settings, unique_session, until};
 use axum::http::StatusCode;
 use sqlx::PgPool;
 use ussd_gateway::config::Settings;
@@ -32,30 +32,8 @@ async fn to_the_pin_screen(app: &TestApp) -> String {
 
 /// Polls `check` until it holds (at most 10 s): for what the server does on its own
 /// once a lock is released, not a sleep standing in for it.
-async fn until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    for _ in 0..1000 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what} did not happen within 10 s");
-}
-
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
-}
-
-async fn lock_waiters(pool: &PgPool) -> i64 {
-    count(
-        pool,
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    .await
 }
 
 async fn posted(pool: &PgPool) -> i64 {

@@ -354,3 +354,30 @@ pub async fn register_biller(pool: &PgPool, code: &str, url: &str, timeout_ms: i
     .await
     .unwrap();
 }
+
+/// Waits for `check` to hold, for at most 10 s: for a state the gateway reaches on its
+/// own after an answer (a statement queueing at the server), never for a result.
+pub async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..1000 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
+/// Statements waiting for a lock in this test's database only: `pg_locks` spans the
+/// cluster, where another stuck-op test may be waiting at the same moment.
+pub async fn lock_waiters(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
