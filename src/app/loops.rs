@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::http::AppState;
-use crate::sms::answer;
+use crate::sms::letters;
 
 /// How often every replica looks for promised SMS that are due.
 const PROMISE_SWEEP: Duration = Duration::from_secs(1);
@@ -108,7 +108,7 @@ async fn keep_up(gateway: &Gateway) {
         metrics::gauge!("ussd_promises_open").set(open as f64);
         metrics::gauge!("ussd_promises_oldest_seconds").set(oldest);
     }
-    if let Ok((waiting, dead)) = answer::backlog(gateway.money().pool()).await {
+    if let Ok((waiting, dead)) = letters::backlog(gateway.money().pool()).await {
         metrics::gauge!("sms_inbound_waiting").set(waiting as f64);
         metrics::gauge!("sms_inbound_dead").set(dead as f64);
     }

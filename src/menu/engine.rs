@@ -6,60 +6,16 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::budget::{Budget, Layout, NavLines, paginate};
 use super::graph::{Items, Menu, NodeKind, Route, ScreenId};
 use super::input::{self, Rejected};
+use super::journey::{Action, EngineError, Frame, Journey, MAX_STEPS, Reply, Step};
 use super::messages::Message;
 use super::template::{Tpl, one_line_value, one_line_values};
 use crate::domain::{Pin, Secret};
-use crate::ops::Op;
 use crate::outcome::{OpResult, Outcome};
-
-/// Where a subscriber is in a menu. Persisted in the session between hops; it never
-/// holds a PIN.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Journey {
-    #[serde(rename = "s")]
-    pub screen: String,
-    #[serde(rename = "l")]
-    pub lang: String,
-    #[serde(rename = "v", default, skip_serializing_if = "Map::is_empty")]
-    pub vars: Map<String, Value>,
-    /// Invalid inputs on the current screen.
-    #[serde(rename = "r", default, skip_serializing_if = "is_zero")]
-    pub retries: u8,
-    /// Ops started so far; part of each op's idempotency key.
-    #[serde(rename = "q", default, skip_serializing_if = "is_zero_u32")]
-    pub seq: u32,
-    #[serde(rename = "d", default, skip_serializing_if = "std::ops::Not::not")]
-    pub done: bool,
-    /// Screens behind this one, for Back; cleared when a committing op succeeds, so
-    /// that Back never returns across a movement of money.
-    #[serde(rename = "b", default, skip_serializing_if = "Vec::is_empty")]
-    pub history: Vec<Frame>,
-    /// Where each open sub-journey returns to, innermost last.
-    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
-    pub calls: Vec<String>,
-    /// The page of the current screen being shown.
-    #[serde(rename = "g", default, skip_serializing_if = "is_zero")]
-    pub page: u8,
-    /// The channel's screen budget, when smaller than the menu's.
-    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
-    pub budget: Option<Budget>,
-    /// The error line over the current screen, kept while its pages are turned.
-    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The subscriber is being asked whether to continue this journey after a drop.
-    #[serde(rename = "o", default, skip_serializing_if = "std::ops::Not::not")]
-    pub resuming: bool,
-    /// Screens that refused an input since the caller last took this list (funnel
-    /// metrics); never stored.
-    #[serde(skip)]
-    pub refused_on: Vec<String>,
-}
 
 /// A screen's lines before pagination: prose, numbered options, navigation.
 pub(super) struct Parts {
@@ -68,97 +24,6 @@ pub(super) struct Parts {
     pub nav: NavLines,
     pub layout: Layout,
 }
-
-/// A screen in the history, with the sub-journeys that were open on it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Frame {
-    #[serde(rename = "s")]
-    pub screen: String,
-    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
-    pub calls: Vec<String>,
-}
-
-fn is_zero(n: &u8) -> bool {
-    *n == 0
-}
-
-fn is_zero_u32(n: &u32) -> bool {
-    *n == 0
-}
-
-/// The screen to show: `CON` (continue) or `END`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reply {
-    #[serde(rename = "e")]
-    pub end: bool,
-    #[serde(rename = "t")]
-    pub text: String,
-    /// The screen asks for a secret (a PIN, a sensitive input): providers that can
-    /// mask the next answer in their logs are told to.
-    #[serde(rename = "s", default, skip_serializing_if = "std::ops::Not::not")]
-    pub secret_next: bool,
-}
-
-impl Reply {
-    pub fn con(text: impl Into<String>) -> Self {
-        Reply { end: false, text: text.into(), secret_next: false }
-    }
-
-    pub fn end(text: impl Into<String>) -> Self {
-        Reply { end: true, text: text.into(), secret_next: false }
-    }
-}
-
-/// An op the caller must run before the journey can go on.
-#[derive(Debug)]
-pub struct Action {
-    pub op: Op,
-    pub args: BTreeMap<String, String>,
-    /// Sensitive values typed in this same hop (a `pin` step, a `sensitive` input).
-    pub secrets: Vec<(String, Secret)>,
-    /// The journey's op counter: the caller builds the idempotency key from it.
-    pub seq: u32,
-}
-
-impl Action {
-    pub fn secret(&self, name: &str) -> Option<&Secret> {
-        self.secrets.iter().find(|(n, _)| n == name).map(|(_, s)| s)
-    }
-
-    /// The secret `name` as a PIN, if it is one.
-    pub fn pin(&self, name: &str) -> Option<Pin> {
-        self.secret(name).and_then(|s| Pin::parse(s.expose()).ok())
-    }
-}
-
-#[derive(Debug)]
-pub enum Step {
-    Reply(Reply),
-    Run(Action),
-}
-
-/// A journey the engine cannot go on with; the caller ends the session politely.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("the session is on screen `{0}`, which this menu does not have")]
-    UnknownScreen(String),
-    #[error("input arrived while screen `{0}` waits for an op result")]
-    NotAwaitingInput(String),
-    #[error("an op result arrived while screen `{0}` waits for input")]
-    NotAwaitingResult(String),
-    #[error("outcome `{outcome}` of `{op}` is not routed on screen `{screen}`")]
-    Unrouted { screen: String, op: Op, outcome: String },
-    #[error("screen `{screen}`: {source}")]
-    Render { screen: String, source: minijinja::Error },
-    #[error("screen `{0}` returns from a sub-journey, but none was called")]
-    ReturnWithoutCall(String),
-    #[error("more than {MAX_STEPS} steps without waiting for input, at screen `{0}`")]
-    Loop(String),
-}
-
-/// Steps one event may pass through (actions, routers, calls) before it must show a
-/// screen; the compiler refuses loops without input, this guards the rest.
-const MAX_STEPS: usize = 64;
 
 impl Menu {
     /// Starts a journey on the start screen in `lang` (the menu's default if `None`).
@@ -178,77 +43,6 @@ impl Menu {
         let mut journey = Journey { lang: lang.to_owned(), budget, ..Journey::default() };
         let step = self.go(&mut journey, self.start, None, Vec::new())?;
         Ok((journey, step))
-    }
-
-    /// Whether a journey left behind by a dropped session may be offered to continue: it
-    /// waits on one of the screens the menu's `resume` lists (or on the offer itself).
-    pub fn can_resume(&self, j: &Journey) -> bool {
-        let Some(resume) = &self.resume else { return false };
-        !j.done && self.index.get(&j.screen).is_some_and(|id| resume.screens.contains(id))
-    }
-
-    /// Offers a dropped journey back: continue where the subscriber left off, or start again.
-    pub fn offer_resume(&self, mut j: Journey) -> Result<(Journey, Step), EngineError> {
-        j.resuming = true;
-        j.retries = 0;
-        j.page = 0;
-        j.error = None;
-        let step = self.offer_page(&mut j)?;
-        Ok((j, step))
-    }
-
-    /// The page of the offer the journey is on, cut to the budget like any screen.
-    fn offer_page(&self, j: &mut Journey) -> Result<Step, EngineError> {
-        let mut header: Vec<String> = Vec::new();
-        if let Some(error) = &j.error {
-            header.extend(error.lines().map(str::to_owned));
-        }
-        header.extend(self.message(j, Message::ResumeOffer)?.lines().map(str::to_owned));
-        let options = vec![
-            format!("1. {}", self.message(j, Message::Continue)?),
-            format!("2. {}", self.message(j, Message::StartAgain)?),
-        ];
-        let layout = Layout { back_on_first: false, ends: false };
-        let mut pages = paginate(&header, &options, &self.nav_lines(j)?, layout, self.budget_of(j));
-        let at = usize::from(j.page).min(pages.len().saturating_sub(1));
-        j.page = u8::try_from(at).unwrap_or(u8::MAX);
-        let text = if pages.is_empty() { String::new() } else { pages.swap_remove(at) };
-        Ok(Step::Reply(Reply::con(text)))
-    }
-
-    fn answer_resume(&self, j: &mut Journey, key: &str) -> Result<Step, EngineError> {
-        match key {
-            "1" => {
-                j.resuming = false;
-                self.show(j)
-            }
-            "2" => {
-                // Ops are keyed by session and counter, and this is a new session: the
-                // counter may start again.
-                let (fresh, step) = self.begin_within(Some(&j.lang), j.budget)?;
-                *j = fresh;
-                Ok(step)
-            }
-            k if k == self.keys.more => {
-                j.page = j.page.saturating_add(1);
-                self.offer_page(j)
-            }
-            k if k == self.keys.back => {
-                j.page = j.page.saturating_sub(1);
-                self.offer_page(j)
-            }
-            _ => {
-                j.retries += 1;
-                j.refused_on.push(j.screen.clone());
-                if j.retries >= self.max_retries {
-                    j.done = true;
-                    return Ok(Step::Reply(Reply::end(self.message(j, Message::TooManyAttempts)?)));
-                }
-                j.error = Some(self.message(j, Message::InvalidChoice)?);
-                j.page = 0;
-                self.offer_page(j)
-            }
-        }
     }
 
     /// Shows the screen the journey waits on again, from its first page and without an
@@ -553,7 +347,7 @@ impl Menu {
     }
 
     /// `98. More` and `0. Back` in the journey's language, with the menu's keys.
-    fn nav_lines(&self, j: &Journey) -> Result<NavLines, EngineError> {
+    pub(super) fn nav_lines(&self, j: &Journey) -> Result<NavLines, EngineError> {
         Ok(NavLines {
             more: format!("{}. {}", self.keys.more, self.message(j, Message::More)?),
             back: format!("{}. {}", self.keys.back, self.message(j, Message::Back)?),

@@ -9,9 +9,9 @@ use serde_saphyr::Location;
 
 use super::budget::{Encoding, cost};
 use super::compile::Diagnostic;
-use super::engine::{Frame, Journey};
 use super::graph::{Menu, NodeKind, ScreenId};
 use super::input;
+use super::journey::{Frame, Journey};
 use super::messages::Message;
 use super::model::InputKind;
 use crate::domain::{PersonName, Pin};

@@ -5,10 +5,12 @@ mod compile;
 mod engine;
 mod graph;
 mod input;
+mod journey;
 mod lint;
 mod messages;
 pub mod model;
 mod picture;
+mod resume;
 mod sms;
 mod template;
 pub mod words;
@@ -20,8 +22,8 @@ use std::time::{Duration, Instant};
 
 pub use budget::{Budget, Encoding, Layout, NavLines, cost as screen_cost, paginate};
 pub use compile::{Diagnostic, compile};
-pub use engine::{Action, EngineError, Journey, Reply, Step};
 pub use graph::{Command, Menu};
+pub use journey::{Action, EngineError, Journey, Reply, Step};
 pub use messages::Message;
 pub use picture::Format as PictureFormat;
 

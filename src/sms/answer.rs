@@ -9,18 +9,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::SmsChannelSpec;
+use super::own::{help, keyword, own_reply};
 use crate::channel::{Hop, Input};
 use crate::domain::{Msisdn, Region};
 use crate::gateway::{Gateway, HopKind, HopRules};
+use crate::menu::Message;
 use crate::menu::words::{HELP, START, STOP};
-use crate::menu::{Menu, Message};
 use crate::money::VaultError;
 
 /// What answering one message came to.
@@ -258,7 +258,15 @@ impl Answerer {
         language: &str,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool().begin().await?;
-        queue(&mut tx, message, answer, language).await?;
+        super::outbox::queue_reply(
+            &mut tx,
+            message.id,
+            &message.msisdn,
+            &answer.text,
+            answer.secret,
+            language,
+        )
+        .await?;
         sqlx::query(
             "UPDATE sms_inbound SET answered_at = now(), handled = $2, text_sealed = NULL WHERE id = $1",
         )
@@ -297,7 +305,15 @@ impl Answerer {
         let language = language.unwrap_or_else(|| "en".into());
         let mut tx = self.pool().begin().await?;
         let answer = Answer::from(Message::Unconfirmed.text(&language).to_owned());
-        queue(&mut tx, message, &answer, &language).await?;
+        super::outbox::queue_reply(
+            &mut tx,
+            message.id,
+            &message.msisdn,
+            &answer.text,
+            answer.secret,
+            &language,
+        )
+        .await?;
         sqlx::query(
             "UPDATE sms_inbound SET dead_at = now(), last_error = left($2, 300), text_sealed = NULL,
                     handled = 'dead'
@@ -477,116 +493,9 @@ impl Answerer {
     }
 }
 
-/// Queues `answer` to the sender of `message`, once per message.
-async fn queue(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    message: &Claimed,
-    answer: &Answer,
-    language: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO outbox (inbound_id, role, msisdn, language, template, data)
-         VALUES ($1, 'reply', $2, $3, 'reply', $4) ON CONFLICT (inbound_id) DO NOTHING",
-    )
-    .bind(message.id)
-    .bind(&message.msisdn)
-    .bind(language)
-    .bind(if answer.secret {
-        json!({ "text": answer.text, "secret": true })
-    } else {
-        json!({ "text": answer.text })
-    })
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Messages waiting to be answered, and dead-lettered ones (for the metrics).
-pub async fn backlog(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE answered_at IS NULL AND dead_at IS NULL),
-                count(*) FILTER (WHERE dead_at IS NOT NULL)
-           FROM sms_inbound",
-    )
-    .fetch_one(pool)
-    .await
-}
-
-/// A dead-lettered message, as operators see it: never its text.
-#[derive(Debug, serde::Serialize, sqlx::FromRow)]
-pub struct DeadLetter {
-    pub id: i64,
-    pub channel: String,
-    pub provider: String,
-    pub message_id: String,
-    pub msisdn: String,
-    /// RFC 3339, UTC.
-    pub received_at: String,
-    pub dead_at: String,
-    pub attempts: i32,
-    pub reason: Option<String>,
-}
-
-/// The latest `limit` dead-lettered messages.
-pub async fn dead_letters(pool: &PgPool, limit: i64) -> Result<Vec<DeadLetter>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, channel, provider, message_id, msisdn,
-                to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS received_at,
-                to_char(dead_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS dead_at,
-                attempts, last_error AS reason
-           FROM sms_inbound WHERE dead_at IS NOT NULL ORDER BY dead_at DESC, id DESC LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
-/// The command word: the first word, upper-cased.
-fn keyword(text: &str) -> String {
-    text.split_whitespace().next().unwrap_or_default().to_uppercase()
-}
-
-/// The gateway's own replies, in `language` (English unless Swahili).
-fn own_reply(handled: Handled, language: &str, code: &str) -> String {
-    let sw = language == "sw";
-    match (handled, sw) {
-        (Handled::Stopped, false) => "You will no longer receive promotional messages. Receipts for your transactions still come. Reply START to subscribe again.".into(),
-        (Handled::Stopped, true) => "Hutapokea tena ujumbe wa matangazo. Risiti za miamala yako bado zitakuja. Jibu ANZA kujiandikisha tena.".into(),
-        (Handled::Started, false) => "You will receive our messages again. Reply STOP to stop them.".into(),
-        (Handled::Started, true) => "Utapokea ujumbe wetu tena. Jibu ACHA kuuzuia.".into(),
-        (Handled::NotRegistered, false) => format!("This number has no mobile money account. Dial {code} to register."),
-        (Handled::NotRegistered, true) => format!("Nambari hii haina akaunti ya pesa za simu. Piga {code} kujisajili."),
-        (_, false) => format!("Dial {code} for your wallet. Never send your PIN by SMS. Reply STOP to stop promotional messages."),
-        (_, true) => format!("Piga {code} kwa pochi yako. Usitume PIN yako kwa SMS. Jibu ACHA kuzuia ujumbe wa matangazo."),
-    }
-}
-
-/// The help reply: the menu's commands, then the gateway's own line.
-fn help(menu: Option<&Menu>, language: &str, code: &str) -> String {
-    let mut lines = menu.map(|m| m.help(language)).unwrap_or_default();
-    lines.push(own_reply(Handled::Helped, language, code));
-    lines.join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_first_word_is_the_command_in_any_case() {
-        assert_eq!(keyword("  stop please"), "STOP");
-        assert_eq!(keyword("Acha"), "ACHA");
-        assert_eq!(keyword(""), "");
-        for (handled, language) in
-            [(Handled::Stopped, "en"), (Handled::Started, "sw"), (Handled::Helped, "en")]
-        {
-            let text = own_reply(handled, language, "*384#");
-            assert!(crate::segments::segment(&text).count() <= 2, "{text}");
-        }
-        assert!(help(None, "sw", "*384#").starts_with("Piga *384#"));
-        assert!(crate::menu::words::is_yes("ndiyo") && crate::menu::words::is_yes("Yes"));
-        assert!(!crate::menu::words::is_yes("YESS"));
-    }
 
     #[test]
     fn retries_back_off_to_a_cap() {

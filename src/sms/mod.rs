@@ -4,7 +4,9 @@
 pub mod answer;
 pub mod delivery;
 pub mod inbound;
+pub mod letters;
 pub mod outbox;
+mod own;
 pub mod receipts;
 
 use std::fmt;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use metrics::{counter, gauge};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -381,6 +381,30 @@ impl Outcomes {
             .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// Queues `text` to the sender of the inbound message `inbound_id`, once per message
+/// (a secret one, such as a one-time code, has its text wiped once sent or dead).
+pub(super) async fn queue_reply(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    inbound_id: i64,
+    msisdn: &str,
+    text: &str,
+    secret: bool,
+    language: &str,
+) -> Result<(), sqlx::Error> {
+    let data = if secret { json!({ "text": text, "secret": true }) } else { json!({ "text": text }) };
+    sqlx::query(
+        "INSERT INTO outbox (inbound_id, role, msisdn, language, template, data)
+         VALUES ($1, 'reply', $2, $3, 'reply', $4) ON CONFLICT (inbound_id) DO NOTHING",
+    )
+    .bind(inbound_id)
+    .bind(msisdn)
+    .bind(language)
+    .bind(data)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

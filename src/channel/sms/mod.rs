@@ -10,15 +10,16 @@ mod africastalking;
 mod generic;
 mod hubtel;
 mod infobip;
+mod outbound;
 pub mod sink;
 mod twilio;
 mod vonage;
 
 use std::fmt;
-use std::time::Duration;
 
 use reqwest::StatusCode;
 
+pub use self::outbound::Outbound;
 pub use self::sink::{Sink, SinkMessage};
 use crate::gsm::Encoding;
 use crate::segments::Segments;
@@ -432,82 +433,6 @@ impl Provider {
             Provider::Generic => ("application/json", "{\"ok\":true}"),
             _ => ("text/plain; charset=utf-8", "OK"),
         }
-    }
-}
-
-/// Sends through one provider account.
-#[derive(Clone)]
-pub struct Outbound {
-    account: Account,
-    http: reqwest::Client,
-    sink: Option<Sink>,
-}
-
-impl Outbound {
-    pub fn new(account: Account, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("ussd-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a client with a timeout and a user agent builds");
-        let sink = (account.provider == Provider::Sink).then(Sink::new);
-        Outbound { account, http, sink }
-    }
-
-    pub fn provider(&self) -> Provider {
-        self.account.provider
-    }
-
-    /// The demo sink's messages, when this is the sink.
-    pub fn sink(&self) -> Option<&Sink> {
-        self.sink.as_ref()
-    }
-
-    pub async fn send(&self, message: &Message<'_>) -> Result<Accepted, SendError> {
-        let a = &self.account;
-        let request = match a.provider {
-            Provider::AfricasTalking => africastalking::request(&self.http, a, message),
-            Provider::Twilio => twilio::request(&self.http, a, message),
-            Provider::Infobip => infobip::request(&self.http, a, message),
-            Provider::Vonage => vonage::request(&self.http, a, message),
-            Provider::Hubtel => hubtel::request(&self.http, a, message),
-            Provider::Sink => {
-                let sink = self.sink.as_ref().expect("a sink account has a sink");
-                return Ok(sink.push(message));
-            }
-            Provider::Generic => return Err(SendError::permanent("the generic format only receives")),
-        };
-        let response = request.send().await.map_err(|e| SendError::retry(describe(&e)))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| SendError::retry(describe(&e)))?;
-        match a.provider {
-            Provider::AfricasTalking => africastalking::read(status, &body),
-            Provider::Twilio => twilio::read(status, &body),
-            Provider::Infobip => infobip::read(status, &body),
-            Provider::Vonage => vonage::read(status, &body),
-            Provider::Hubtel => hubtel::read(status, &body),
-            Provider::Sink | Provider::Generic => {
-                unreachable!("the sink answered above; generic never sends")
-            }
-        }
-    }
-}
-
-/// A transport error without the URL, which may carry credentials in its query.
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "no answer in time"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else if e.is_body() || e.is_decode() {
-        "the answer broke off"
-    } else {
-        "request failed"
-    };
-    match std::error::Error::source(e) {
-        Some(source) => format!("{kind}: {source}"),
-        None => kind.to_owned(),
     }
 }
 

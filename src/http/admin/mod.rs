@@ -161,6 +161,6 @@ async fn sms_dead(
     State(state): State<AppState>,
     Limit(limit): Limit<500, 50>,
 ) -> Result<Answer, AdminError> {
-    let dead = crate::sms::answer::dead_letters(state.pool(), limit).await?;
+    let dead = crate::sms::letters::dead_letters(state.pool(), limit).await?;
     Ok(ok(json!({ "dead": dead })))
 }
