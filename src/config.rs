@@ -665,7 +665,7 @@ fn gate(g: GateSettings<'_>, taken: &[&str], problem: &mut dyn FnMut(String)) ->
 
 /// What an SMS channel allows unless it says otherwise: KES 10,000 a movement, codes
 /// good for two minutes, five wrong codes a day per number (one in 200,000 to guess one).
-const SMS_RULES: crate::gateway::SmsRules = crate::gateway::SmsRules {
+const SMS_RULES: crate::sms::codes::SmsRules = crate::sms::codes::SmsRules {
     max_amount: 10_000_00,
     code_ttl: Duration::from_secs(120),
     wrong_codes_per_day: 5,
@@ -788,7 +788,7 @@ fn sms_channels(
                 callers: Callers::anyone(path),
                 signing_secret: None,
                 public_url: None,
-                rules: crate::gateway::SmsRules {
+                rules: crate::sms::codes::SmsRules {
                     code_ttl: SMS_RULES.code_ttl.min(Duration::from_secs(session_ttl_secs)),
                     ..SMS_RULES
                 },

@@ -207,7 +207,7 @@ impl Gateway {
         };
         let reply = Reply::end(session_line(menu, &session, message));
         if gone {
-            session.reply = rules.sms.is_none().then(|| reply.clone());
+            session.reply = rules.conversation.is_none().then(|| reply.clone());
             session.pending_since_ms = None;
             session.claim = None;
             session.journey.done = true;

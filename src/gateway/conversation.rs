@@ -1,32 +1,71 @@
-//! The SMS conversation's rules inside the hop pipeline: what stands in for a PIN screen
-//! (the sender's number for what only reads, a one-time code for a movement), the
-//! code's checks and counters, the hand-off of a movement to a USSD dial, and putting
-//! a conversation back when its hop failed.
+//! The SMS conversation inside the hop pipeline: the interface through which the SMS
+//! layer decides what stands in for a PIN screen and judges a one-time code
+//! ([`Conversation`], implemented by `sms::codes::Codes`), and the mechanics the
+//! pipeline keeps — the code's mark in the session, the hand-off of a movement to a
+//! USSD dial, and putting a conversation back when its hop failed.
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use tracing::warn;
 
 use super::{Attempt, CAS_ATTEMPTS, Gateway, HopError, HopKind, Interrupt, Record, line, unix_ms};
 use crate::channel::Hop;
+use crate::domain::Msisdn;
 use crate::menu::{Journey, Menu, Message, Reply, Step};
-use crate::session::{Loaded, PendingCode, ResumePointer, Session, SessionKey, StoreError};
+use crate::money::{Auth, MoneyError};
+use crate::ops::Op;
+use crate::session::{Loaded, PendingCode, ResumePointer, Session, SessionKey, StoreError, TextKey};
 
-/// How an SMS conversation stands in for PIN screens: an op that only reads runs on
-/// the sender's registered number; one that moves money waits for a one-time code the
-/// subscriber replies with, and is refused above `max_amount`.
-#[derive(Clone, Copy, Debug)]
-pub struct SmsRules {
-    /// Minor units.
-    pub max_amount: i64,
-    /// How long a one-time code stays good.
-    pub code_ttl: Duration,
-    /// Wrong codes a number may send in a day, over all its conversations.
-    pub wrong_codes_per_day: u32,
+/// How a conversation that carries no PIN (SMS) stands in for the screens that ask for
+/// one. The SMS layer owns these rules and the counters behind them.
+pub trait Conversation: Send + Sync {
+    /// How the ops of this conversation are authorised (the sender's number, up to an
+    /// amount).
+    fn auth(&self) -> Auth;
+
+    /// A screen asks for the PIN of `op` (`None`: a secret that is data, such as a new
+    /// PIN, which nothing can vouch for).
+    fn instead_of_pin<'a>(
+        &'a self,
+        msisdn: &'a Msisdn,
+        op: Option<Op>,
+    ) -> BoxFuture<'a, Result<StandIn, MoneyError>>;
+
+    /// The subscriber replied `text` while the one-time code `pending` (marked with
+    /// `key`) waits; `by_reply` when the menu lets a reply confirm (otherwise only a
+    /// USSD dial does). Counts what it must on `pending` and for the number.
+    fn check_code<'a>(
+        &'a self,
+        msisdn: &'a Msisdn,
+        key: &'a TextKey,
+        pending: &'a mut PendingCode,
+        text: &'a str,
+        by_reply: bool,
+    ) -> BoxFuture<'a, Result<Checked, MoneyError>>;
 }
 
-/// Wrong one-time codes before the movement is called off.
-const MAX_WRONG_CODES: u8 = 3;
+/// What stands in for a PIN screen.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StandIn {
+    /// The sender's number vouches: go past the screen.
+    Vouched,
+    /// Ask for this one-time code, good until `expires_ms` (Unix milliseconds).
+    Code { code: String, expires_ms: u64 },
+    /// Not done over this conversation; the journey ends with `Message`.
+    Refused(Message),
+}
+
+/// What a reply to a one-time code comes to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// The right code, in time: go past the PIN screen once.
+    Passed,
+    /// Say `Message`; the code still waits.
+    Again(Message),
+    /// Say `Message`; the movement is called off.
+    Over(Message),
+}
 
 impl Gateway {
     /// Over SMS, a hop that failed without promising anything: the session goes back to
@@ -50,14 +89,13 @@ impl Gateway {
         (reply, HopKind::Retry)
     }
 
-    /// Over SMS, a screen that asks for a secret: an op that only reads goes on (the
-    /// sender's number vouches); a movement asks for a one-time code instead
-    /// (`Err(reply)`); anything else (a national ID) is not done by SMS.
+    /// Over SMS, a screen that asks for a secret: what the conversation puts in its
+    /// place — going past it, a one-time code asked for (`Err(reply)`), or an end.
     pub(super) async fn instead_of_pin(
         &self,
         at: &Attempt<'_>,
         rec: &mut Record,
-        sms: SmsRules,
+        conversation: &dyn Conversation,
     ) -> Result<Result<Step, Reply>, Interrupt> {
         let menu = at.menu;
         let j = &mut rec.session.journey;
@@ -65,42 +103,29 @@ impl Gateway {
             j.done = true;
             Reply::end(line(menu, j, message))
         };
-        // A PIN that is data (a new PIN to choose, to confirm) cannot be vouched for.
-        let Some(op) = menu.pin_op(&j.screen).filter(|op| op.authenticates_with_pin()) else {
-            return Ok(Err(ending(j, Message::NotBySms)));
-        };
-        if !op.spec().moves_money() {
-            return menu.vouch(j).map(Ok).map_err(Interrupt::Engine);
+        let op = menu.pin_op(&j.screen).filter(|op| op.authenticates_with_pin());
+        match conversation.instead_of_pin(&at.hop.msisdn, op).await.map_err(Interrupt::Money)? {
+            StandIn::Vouched => menu.vouch(j).map(Ok).map_err(Interrupt::Engine),
+            StandIn::Refused(message) => Ok(Err(ending(j, message))),
+            StandIn::Code { code, expires_ms } => {
+                let Some(prompt) = menu.sms_prompt(j, &code).map_err(Interrupt::Engine)? else {
+                    return Ok(Err(ending(j, Message::NotBySms)));
+                };
+                rec.session.code =
+                    Some(PendingCode { mark: self.text_key.mark(&code), expires_ms, wrong: 0 });
+                Ok(Err(Reply::con(prompt)))
+            }
         }
-        let failures = self.ops.money().code_failures(&at.hop.msisdn).await.map_err(Interrupt::Money)?;
-        if failures >= sms.wrong_codes_per_day {
-            return Ok(Err(ending(j, Message::NoMoreCodes)));
-        }
-        let code = format!("{:06}", rand::random_range(0..1_000_000u32));
-        let Some(prompt) = menu.sms_prompt(j, &code).map_err(Interrupt::Engine)? else {
-            return Ok(Err(ending(j, Message::NotBySms)));
-        };
-        let ttl = u64::try_from(sms.code_ttl.as_millis()).unwrap_or(u64::MAX);
-        rec.session.code = Some(PendingCode {
-            mark: self.text_key.mark(&code),
-            expires_ms: unix_ms().saturating_add(ttl),
-            wrong: 0,
-        });
-        Ok(Err(Reply::con(prompt)))
     }
 
-    /// Over SMS, the reply to a one-time code: `YES 482193` (or `NDIYO 482193`). The right
-    /// code, in time, goes past the PIN screen once; a wrong one is counted in the
-    /// conversation and for the number, and the conversation's third or the number's
-    /// last of the day calls the movement off, as does an expired code. Where the menu
-    /// offers only the USSD hand-off, a reply is pointed there and counts for nothing.
-    /// (A wrong code in a hop that then loses its compare-and-set and runs again is
-    /// counted twice for the number: on the safe side.)
+    /// Over SMS, the reply to a pending one-time code (`YES 482193`), judged by the
+    /// conversation: past the PIN screen, the code kept waiting with a line, or the
+    /// movement called off.
     pub(super) async fn confirm(
         &self,
         at: &Attempt<'_>,
         rec: &mut Record,
-        sms: SmsRules,
+        conversation: &dyn Conversation,
         text: &str,
     ) -> Result<Step, Interrupt> {
         let menu = at.menu;
@@ -108,31 +133,22 @@ impl Gateway {
             return menu.input(&mut rec.session.journey, text).map_err(Interrupt::Engine);
         };
         let j = &mut rec.session.journey;
-        let mut words = text.split_whitespace();
-        let said_yes = words.next().is_some_and(crate::menu::words::is_yes);
-        let code = words.next().unwrap_or_default();
-        if unix_ms() > pending.expires_ms {
-            j.done = true;
-            return Ok(Step::Reply(Reply::end(line(menu, j, Message::CodeExpired))));
+        let by_reply = menu.confirms_by_reply(&j.screen);
+        let checked = conversation
+            .check_code(&at.hop.msisdn, &self.text_key, &mut pending, text, by_reply)
+            .await
+            .map_err(Interrupt::Money)?;
+        match checked {
+            Checked::Passed => menu.vouch(j).map_err(Interrupt::Engine),
+            Checked::Again(message) => {
+                rec.session.code = Some(pending);
+                Ok(Step::Reply(Reply::con(line(menu, j, message))))
+            }
+            Checked::Over(message) => {
+                j.done = true;
+                Ok(Step::Reply(Reply::end(line(menu, j, message))))
+            }
         }
-        if !menu.confirms_by_reply(&j.screen) {
-            // The menu finishes this movement on USSD, with the PIN, only.
-            rec.session.code = Some(pending);
-            return Ok(Step::Reply(Reply::con(line(menu, j, Message::DialToFinish))));
-        }
-        if said_yes && self.text_key.mark(code) == pending.mark {
-            return menu.vouch(j).map_err(Interrupt::Engine);
-        }
-        // Counted for the number too, so that guessing cannot go on conversation after
-        // conversation.
-        let today = self.ops.money().code_failed(&at.hop.msisdn).await.map_err(Interrupt::Money)?;
-        pending.wrong += 1;
-        if pending.wrong >= MAX_WRONG_CODES || today >= sms.wrong_codes_per_day {
-            j.done = true;
-            return Ok(Step::Reply(Reply::end(line(menu, j, Message::TooManyAttempts))));
-        }
-        rec.session.code = Some(pending);
-        Ok(Step::Reply(Reply::con(line(menu, j, Message::WrongCode))))
     }
 
     /// Saves an SMS conversation; while it waits for a code its menu lets the subscriber

@@ -30,8 +30,8 @@ impl Gateway {
         let mut step = match entry {
             Entry::Continue => {
                 let first = inputs.next().unwrap_or_default();
-                match at.sms {
-                    Some(sms) if rec.session.code.is_some() => self.confirm(at, rec, sms, &first).await?,
+                match at.conversation {
+                    Some(c) if rec.session.code.is_some() => self.confirm(at, rec, c, &first).await?,
                     _ => menu.input(&mut rec.session.journey, &first).map_err(Interrupt::Engine)?,
                 }
             }
@@ -39,16 +39,16 @@ impl Gateway {
         };
         loop {
             step = match step {
-                Step::Reply(reply) => match at.sms {
+                Step::Reply(reply) => match at.conversation {
                     // Over SMS a screen asking for a secret takes no input — a command's
                     // dial cannot type a PIN, the rest of it is dropped — unless its
                     // code is already out (this is the wrong-code line).
-                    Some(sms)
+                    Some(c)
                         if !reply.end
                             && rec.session.code.is_none()
                             && menu.is_sensitive(&rec.session.journey.screen) =>
                     {
-                        match self.instead_of_pin(at, rec, sms).await? {
+                        match self.instead_of_pin(at, rec, c).await? {
                             Ok(vouched) => vouched,
                             Err(asked) => return Ok(asked),
                         }
@@ -81,10 +81,7 @@ impl Gateway {
                     if Self::needs_claim(rec, &action) {
                         self.claim(at, rec, &action).await?;
                     }
-                    let auth = match at.sms {
-                        Some(sms) => Auth::Vouched { max_amount: sms.max_amount },
-                        None => Auth::Pin,
-                    };
+                    let auth = at.conversation.map_or(Auth::Pin, |c| c.auth());
                     let result = self.run_op(at, rec, action, auth, menu.region).await?;
                     menu.resume(&mut rec.session.journey, result).map_err(Interrupt::Engine)?
                 }
@@ -185,5 +182,5 @@ impl Gateway {
 /// a yes. An SMS command's arguments confirm by design, and its movements wait for a
 /// one-time code; its secrets are never typed (`instead_of_pin`).
 fn dialled_past(menu: &Menu, at: &Attempt<'_>, screen: &str) -> bool {
-    menu.is_sensitive(screen) || (at.sms.is_none() && menu.is_confirm(screen))
+    menu.is_sensitive(screen) || (at.conversation.is_none() && menu.is_confirm(screen))
 }

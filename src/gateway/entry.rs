@@ -148,7 +148,7 @@ impl Gateway {
             inputs.extend(cumulative::first_inputs(text));
         }
         let menu = Arc::clone(dialled.menu);
-        let handoff = menu.handoff_code(&inputs).filter(|_| rules.sms.is_none());
+        let handoff = menu.handoff_code(&inputs).filter(|_| rules.conversation.is_none());
         let entry = match (handoff, &menu.resume) {
             (Some(code), _) => {
                 let Some(journey) = self.take_handoff(hop, &menu, code).await? else {
@@ -161,7 +161,7 @@ impl Gateway {
                 inputs.clear();
                 Entry::HandOff(Box::new(journey))
             }
-            (None, Some(_)) if inputs.is_empty() && rules.sms.is_none() => {
+            (None, Some(_)) if inputs.is_empty() && rules.conversation.is_none() => {
                 decided.take().unwrap_or(Entry::Fresh)
             }
             _ => Entry::Begin,

@@ -26,7 +26,7 @@ use crate::menu::{Bundle, EngineError, Journey, Menu, Message, Reply};
 use crate::money::{Money, MoneyError};
 use crate::ops::{Op, Ops};
 use crate::session::{ResumePointer, Session, SessionKey, SessionStore, StoreError, TextKey, TextMark};
-pub use conversation::SmsRules;
+pub use conversation::{Checked, Conversation, StandIn};
 use entry::{Entered, Entry, Opened};
 use told::Unknown;
 use waiting::Waiting;
@@ -44,7 +44,7 @@ const MAX_OPS_PER_HOP: usize = 8;
 pub const DEFAULT_REPEAT_WINDOW: Duration = Duration::from_secs(2);
 
 /// What a channel asks of the hops it passes on.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct HopRules<'a> {
     /// Every hop is answered within this.
     pub deadline: Duration,
@@ -52,8 +52,8 @@ pub struct HopRules<'a> {
     pub codes: &'a [String],
     /// See [`DEFAULT_REPEAT_WINDOW`].
     pub repeat_window: Duration,
-    /// Set for SMS conversations, where no PIN may travel.
-    pub sms: Option<SmsRules>,
+    /// Set for SMS conversations, where no PIN may travel: what stands in for it.
+    pub conversation: Option<&'a dyn Conversation>,
 }
 
 /// Time kept back from the hop deadline to write the session after an op.
@@ -147,7 +147,7 @@ struct Attempt<'a> {
     mark: TextMark,
     menu: &'a Menu,
     deadline: Instant,
-    sms: Option<SmsRules>,
+    conversation: Option<&'a dyn Conversation>,
 }
 
 /// The session this attempt writes, with the version its next write must match.
@@ -269,7 +269,7 @@ impl Gateway {
             deadline: self.config.hop_deadline,
             codes: &[],
             repeat_window: DEFAULT_REPEAT_WINDOW,
-            sms: None,
+            conversation: None,
         };
         self.handle_with(hop, rules).await
     }
@@ -278,7 +278,7 @@ impl Gateway {
     pub async fn handle_with(&self, hop: &Hop, rules: HopRules<'_>) -> (Reply, HopKind) {
         let deadline = Instant::now() + rules.deadline;
         // Over SMS a hop that failed outright is answered again later.
-        let failed = if rules.sms.is_some() { HopKind::Retry } else { HopKind::Failed };
+        let failed = if rules.conversation.is_some() { HopKind::Retry } else { HopKind::Failed };
         match tokio::time::timeout_at(deadline, self.process(hop, rules, deadline)).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {
@@ -317,12 +317,13 @@ impl Gateway {
                     Entered::Answered(reply, kind) => return Ok((reply, kind)),
                     Entered::Open(opened) => opened,
                 };
-            let attempt = Attempt { hop, key, mark, menu: &menu, deadline, sms: rules.sms };
+            let attempt = Attempt { hop, key, mark, menu: &menu, deadline, conversation: rules.conversation };
             let unread = matches!(entry, Entry::Fresh)
                 .then(|| ResumePointer::new(hop.msisdn.as_e164(), &menu.service));
             // Over SMS a failed hop leaves a running conversation as it was, to be
             // answered again.
-            let before = (rules.sms.is_some() && matches!(entry, Entry::Continue)).then(|| session.clone());
+            let before =
+                (rules.conversation.is_some() && matches!(entry, Entry::Continue)).then(|| session.clone());
             let mut record =
                 Record { session, version, claimed: false, lost: false, unread, ran: false, moved: None };
             let (reply, kind) = match self.drive(&attempt, &mut record, inputs, entry).await {
@@ -340,7 +341,7 @@ impl Gateway {
                 }
                 Err(failure) => {
                     let (message, kind) = self.failed(&attempt, &mut record, failure).await;
-                    if kind != HopKind::Promised && rules.sms.is_some() {
+                    if kind != HopKind::Promised && rules.conversation.is_some() {
                         return Ok(self.restore(key, &record, before, &menu, message).await);
                     }
                     record.session.journey.done = true;
@@ -368,7 +369,8 @@ fn session_line(menu: Option<&Menu>, session: &Session, message: Message) -> Str
     }
 }
 
-fn unix_ms() -> u64 {
+/// Now, in Unix milliseconds: the clock session deadlines and codes are written in.
+pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -28,7 +28,7 @@ impl Gateway {
         reply.secret_next = !reply.end && menu.is_sensitive(&session.journey.screen);
         // An SMS conversation's replies are not kept: duplicates are caught by provider
         // message id, and a reply may carry a one-time code.
-        session.reply = at.sms.is_none().then(|| reply.clone());
+        session.reply = at.conversation.is_none().then(|| reply.clone());
         session.pending_since_ms = None;
         session.claim = None;
         session.answered_ms = unix_ms();
@@ -79,7 +79,7 @@ impl Gateway {
             // An SMS conversation is never offered on USSD, nor does it touch the USSD
             // journey a subscriber may come back to; it may hand its movement over by a
             // code instead.
-            _ if at.sms.is_some() => self.save_conversation(hop, key, version, session, menu).await,
+            _ if at.conversation.is_some() => self.save_conversation(hop, key, version, session, menu).await,
             None => self.store.save(key, version, session, self.config.session_ttl).await,
             Some(ref resume) => {
                 let within = resume.within;

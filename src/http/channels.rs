@@ -229,7 +229,7 @@ async fn callback(channel: &Channel, state: AppState, request: Request) -> Respo
         deadline: spec.deadline,
         codes: &spec.codes,
         repeat_window: spec.repeat_window,
-        sms: None,
+        conversation: None,
     };
     let (reply, kind) = state.gateway.handle_with(&hop, rules).await;
     crate::telemetry::record_hop(&spec.name, kind.as_str(), started.elapsed());

@@ -297,16 +297,6 @@ impl Money {
         self.pinned.load(Ordering::Relaxed)
     }
 
-    /// Counts a wrong one-time code (SMS) from `msisdn`; returns its wrong codes today.
-    pub async fn code_failed(&self, msisdn: &Msisdn) -> Result<u32, MoneyError> {
-        Ok(pin::code_failed(&self.lane, msisdn).await?)
-    }
-
-    /// The wrong one-time codes (SMS) from `msisdn` today.
-    pub async fn code_failures(&self, msisdn: &Msisdn) -> Result<u32, MoneyError> {
-        Ok(pin::code_failures(&self.lane, msisdn).await?)
-    }
-
     /// The ledger's database, for the parts of the gateway that keep state beside it.
     pub fn pool(&self) -> &PgPool {
         &self.pool

@@ -240,39 +240,6 @@ pub async fn vouched(db: impl Db, msisdn: &Msisdn) -> Result<PinCheck, sqlx::Err
     })
 }
 
-/// How long wrong one-time codes of one number are added up.
-const CODE_FAILURE_WINDOW: &str = "1 day";
-
-/// Counts a wrong one-time code from `msisdn`; returns the wrong codes of its current
-/// day (which starts with the first of them). One statement, so that concurrent
-/// conversations cannot each see a count below the cap.
-pub async fn code_failed(db: impl Db, msisdn: &Msisdn) -> Result<u32, sqlx::Error> {
-    let failures: i32 = sqlx::query_scalar(
-        "INSERT INTO sms_code_failures AS f (msisdn, failures) VALUES ($1, 1)
-         ON CONFLICT (msisdn) DO UPDATE SET
-             failures = CASE WHEN f.since < now() - $2::interval THEN 1 ELSE f.failures + 1 END,
-             since = CASE WHEN f.since < now() - $2::interval THEN now() ELSE f.since END
-         RETURNING failures",
-    )
-    .bind(msisdn.as_e164())
-    .bind(CODE_FAILURE_WINDOW)
-    .fetch_one(db)
-    .await?;
-    Ok(u32::try_from(failures).unwrap_or(0))
-}
-
-/// The wrong one-time codes from `msisdn` in its current day.
-pub async fn code_failures(db: impl Db, msisdn: &Msisdn) -> Result<u32, sqlx::Error> {
-    let failures: Option<i32> = sqlx::query_scalar(
-        "SELECT failures FROM sms_code_failures WHERE msisdn = $1 AND since >= now() - $2::interval",
-    )
-    .bind(msisdn.as_e164())
-    .bind(CODE_FAILURE_WINDOW)
-    .fetch_optional(db)
-    .await?;
-    Ok(failures.and_then(|n| u32::try_from(n).ok()).unwrap_or(0))
-}
-
 /// Stores a confirmed new PIN and clears any lock.
 pub async fn store(db: impl Db, msisdn: &Msisdn, staged: &StagedPin) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query(

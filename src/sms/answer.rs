@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::SmsChannelSpec;
+use super::codes::Codes;
 use super::own::{help, keyword, own_reply};
 use crate::channel::{Hop, Input};
 use crate::domain::{Msisdn, Region};
@@ -457,7 +458,7 @@ impl Answerer {
             deadline: self.policy.hop_bound,
             codes: &[],
             repeat_window: Duration::ZERO,
-            sms: Some(spec.rules),
+            conversation: Some(&Codes { rules: spec.rules, lane: self.gateway.money().lane() }),
         };
         let (reply, kind) = self.gateway.handle_with(&hop, rules).await;
         if kind == HopKind::Retry {

@@ -2,6 +2,7 @@
 //! the outbox with each movement, delivered by a worker through a provider.
 
 pub mod answer;
+pub mod codes;
 pub mod delivery;
 pub mod inbound;
 pub mod letters;
@@ -22,7 +23,7 @@ pub struct SmsChannelSpec {
     /// Without a trailing slash.
     pub public_url: Option<String>,
     /// How conversations on this channel stand in for PIN screens.
-    pub rules: crate::gateway::SmsRules,
+    pub rules: codes::SmsRules,
     pub per_msisdn_per_minute: u32,
 }
 
