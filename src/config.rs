@@ -11,17 +11,19 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+// The settings' own types, where callers of the loader look for them.
 pub use crate::channel::ChannelSettings;
+pub use crate::money::settings::{DEMO_DATA_KEY, DEMO_PIN_PEPPER};
+pub use crate::sms::{SmsChannelSettings, SmsSettings};
+
 use crate::channel::ChannelSpec;
 use crate::channel::settings::{ChannelDefaults, channels, screen_budgets};
 use crate::domain::{Currency, Region};
 use crate::http::settings::{ServerDeclared, ServerSpec};
 use crate::menu::Budget;
-pub use crate::money::settings::{DEMO_DATA_KEY, DEMO_PIN_PEPPER};
 use crate::money::{MoneyDeclared, MoneySpec};
 use crate::problems::Problems;
 use crate::sms::settings::{sms, sms_channels};
-pub use crate::sms::{SmsChannelSettings, SmsSettings};
 use crate::sms::{SmsChannelSpec, SmsSpec};
 
 /// Every setting, with the environment variable that sets it (the TOML file uses the
