@@ -329,7 +329,8 @@ fn sms_channel(
     })
 }
 
-/// How a channel's conversations stand in for PIN screens, and its per-number limit's check.
+/// How the channel's conversations stand in for PIN screens (its limits on SMS movements
+/// and one-time codes), and the check of its per-number message limit.
 fn sms_rules(c: &SmsChannelSettings, session_ttl_secs: u64, problem: &mut dyn FnMut(String)) -> SmsRules {
     let mut rules = SMS_RULES;
     match c.max_amount_minor {
