@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// Bottom to top. A module may import from modules of a lower layer only.
 const LAYERS: &[&[&str]] = &[
-    &["domain", "gsm", "bytes", "breaker", "telemetry", "outcome"],
+    &["domain", "gsm", "bytes", "breaker", "telemetry", "outcome", "problems"],
     &["segments", "money"],
     &["ops"],
     &["menu"],
@@ -14,8 +14,8 @@ const LAYERS: &[&[&str]] = &[
     &["channel"],
     &["gateway", "admin"],
     &["sms"],
-    &["config"],
     &["http"],
+    &["config"],
     &["app"],
     &["journeys", "loadtest"],
     &["simulate"],

@@ -16,6 +16,7 @@ pub mod menu;
 pub mod money;
 pub mod ops;
 pub mod outcome;
+pub mod problems;
 pub mod segments;
 pub mod session;
 pub mod simulate;

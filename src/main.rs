@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
+use secrecy::ExposeSecret;
 use ussd_gateway::config::Settings;
 use ussd_gateway::money::crypto;
 use ussd_gateway::money::kek::ConfiguredKeys;
@@ -231,14 +232,14 @@ fn keys(config_file: Option<PathBuf>, command: KeysCommand) -> ExitCode {
     };
     let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     runtime.block_on(async {
-        let pool = match app::connect_database(&config.settings.database_url, 2).await {
+        let pool = match app::connect_database(config.settings.database_url.expose_secret(), 2).await {
             Ok(pool) => pool,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let keks = ConfiguredKeys::new(&config.data_keys);
+        let keks = ConfiguredKeys::configured(&config.money.data_keys);
         let done = match command {
             KeysCommand::Rotate { to } => crypto::rotate(&pool, &keks, to.as_deref()).await.map(|r| {
                 println!(
@@ -265,7 +266,7 @@ fn keys(config_file: Option<PathBuf>, command: KeysCommand) -> ExitCode {
 
 fn tokens(config_file: Option<PathBuf>, command: TokenCommand) -> ExitCode {
     let url = match Settings::load(config_file.as_deref()) {
-        Ok(s) => s.database_url,
+        Ok(s) => s.database_url.expose_secret().to_owned(),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -362,9 +363,11 @@ fn journeys(config_file: Option<PathBuf>, dir: &std::path::Path, menus: Option<P
     });
     let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     let run =
-        ussd_gateway::journeys::run_dir(&settings.database_url, dir, &menus, |t, mismatch| match mismatch {
-            None => println!("ok    {} ({} steps)", t.file.display(), t.steps()),
-            Some(m) => println!("FAIL  {m}"),
+        ussd_gateway::journeys::run_dir(settings.database_url.expose_secret(), dir, &menus, |t, mismatch| {
+            match mismatch {
+                None => println!("ok    {} ({} steps)", t.file.display(), t.steps()),
+                Some(m) => println!("FAIL  {m}"),
+            }
         });
     match runtime.block_on(run) {
         Ok(summary) => {
@@ -399,7 +402,7 @@ fn simulate(
             Some(url) => Line::http(&url),
             None => {
                 eprintln!("starting a gateway in this process on a scratch demo database…");
-                Line::in_process(&settings.database_url, menus).await?
+                Line::in_process(settings.database_url.expose_secret(), menus).await?
             }
         };
         // Ctrl-C while a line is typed: drop the scratch databases, then leave.
@@ -503,7 +506,7 @@ fn run(config_file: Option<PathBuf>, listen: Option<String>, demo: bool, migrate
     let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     let result = runtime.block_on(async {
         if migrate_only {
-            app::connect_database(&config.settings.database_url, 2)
+            app::connect_database(config.settings.database_url.expose_secret(), 2)
                 .await
                 .map(|_| println!("database migrated"))
         } else {

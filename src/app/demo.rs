@@ -1,5 +1,6 @@
 //! `--demo`: the demo's data, and the banner that says how to try it.
 
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tracing::info;
 
@@ -12,7 +13,7 @@ pub(super) async fn seed(pool: &PgPool, config: &Config, port: u16) -> Result<()
     fn demo(e: impl std::fmt::Display) -> StartError {
         StartError::Demo(e.to_string())
     }
-    let pins = PinHasher::new(config.pin_pepper.as_bytes());
+    let pins = PinHasher::new(config.money.pin_pepper.expose_secret().as_bytes());
     let currency = &config.settings.currency;
     let created =
         money::seed_demo(pool, &pins, currency, config.settings.demo_subscribers).await.map_err(demo)?;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
 use sha2::Sha256;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -113,7 +114,7 @@ pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool,
 
 /// Redis when a URL is configured, process memory otherwise.
 pub async fn connect_store(config: &Config) -> Result<SessionStore, StartError> {
-    match &config.settings.redis_url {
+    match config.settings.redis_url.as_ref().map(ExposeSecret::expose_secret) {
         Some(url) => RedisStore::connect(url, &config.settings.redis_key_prefix, Duration::from_secs(2))
             .await
             .map(SessionStore::Redis)
@@ -133,7 +134,7 @@ pub fn load_menus(config: &Config) -> Result<Bundle, StartError> {
 
 /// The shared state of the HTTP server, from already-connected parts.
 pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Config) -> AppState {
-    let pepper = config.pin_pepper.as_bytes();
+    let pepper = config.money.pin_pepper.expose_secret().as_bytes();
     let lane = LaneOptions {
         max_connections: config.settings.database_max_connections,
         acquire_timeout: Duration::from_secs(2),
@@ -147,8 +148,8 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         lane,
         MoneySettings {
             pins: PinHasher::new(pepper),
-            pin_policy: config.pin_policy,
-            approval_ttl: config.approval_ttl,
+            pin_policy: config.money.pin_policy,
+            approval_ttl: config.money.approval_ttl,
             vault,
             currency: config.settings.currency.clone(),
         },
@@ -175,7 +176,7 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
         sms: config.sms.as_ref().map(|spec| Outbound::new(spec.account.clone(), spec.timeout)),
         demo: config.demo,
         admin: http::Admin {
-            root: config.settings.admin_token.as_ref().map(|token| token.trim().into()),
+            root: config.settings.admin_token.as_ref().map(|token| token.expose_secret().trim().into()),
             menus_dir: config.settings.menus_dir.clone(),
         },
     }
@@ -183,9 +184,13 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
 
 /// The vault of personal data, its key-encryption keys from configuration.
 pub fn vault(pool: PgPool, config: &Config) -> DataVault {
-    let first = config.data_keys.first().expect("validated: at least one data key").1;
-    let index = config.blind_index_key.unwrap_or_else(|| money::crypto::derive(&first, b"blind-index"));
-    DataVault::new(pool, Arc::new(ConfiguredKeys::new(&config.data_keys)), &index, &first)
+    let keys = &config.money.data_keys;
+    let first = keys.first().expect("validated: at least one data key").1.expose_secret();
+    let index = match &config.money.blind_index_key {
+        Some(key) => *key.expose_secret(),
+        None => money::crypto::derive(first, b"blind-index"),
+    };
+    DataVault::new(pool, Arc::new(ConfiguredKeys::configured(keys)), &index, first)
 }
 
 /// A sub-key for one purpose, so one configured secret can key several hashes.
@@ -227,8 +232,9 @@ impl Application {
         // Hops' statements go through the money lane (DATABASE_MAX_CONNECTIONS); the
         // pool serves what no hop waits on: workers, the admin API, SMS callbacks.
         let background = (config.settings.database_max_connections / 2).max(2);
-        let pool = connect_database(&config.settings.database_url, background).await?;
-        info!(database = %redact_url(&config.settings.database_url), "PostgreSQL connected and migrated");
+        let database_url = config.settings.database_url.expose_secret();
+        let pool = connect_database(database_url, background).await?;
+        info!(database = %redact_url(database_url), "PostgreSQL connected and migrated");
         let store = connect_store(&config).await?;
         match store {
             SessionStore::Memory(_) => warn!(
@@ -239,14 +245,15 @@ impl Application {
         let menus = load_menus(&config)?;
         announce_menus(&menus, &config);
         let codes = menus.menus().iter().flat_map(|m| m.codes.clone()).collect();
-        let listener = TcpListener::bind(config.listen)
+        let (listen, admin_listen) = (config.server.listen, config.server.admin_listen);
+        let listener = TcpListener::bind(listen)
             .await
-            .map_err(|e| StartError::Listen { addr: config.listen.to_string(), reason: e.to_string() })?;
-        let admin_listener = TcpListener::bind(config.admin_listen).await.map_err(|e| {
-            StartError::AdminListen { addr: config.admin_listen.to_string(), reason: e.to_string() }
-        })?;
+            .map_err(|e| StartError::Listen { addr: listen.to_string(), reason: e.to_string() })?;
+        let admin_listener = TcpListener::bind(admin_listen)
+            .await
+            .map_err(|e| StartError::AdminListen { addr: admin_listen.to_string(), reason: e.to_string() })?;
         if config.demo {
-            let port = listener.local_addr().map_or(config.listen.port(), |a| a.port());
+            let port = listener.local_addr().map_or(listen.port(), |a| a.port());
             demo::seed(&pool, &config, port).await?;
         }
         let state = build_state(pool, store, menus, &config);
@@ -261,12 +268,12 @@ impl Application {
 
     /// Where aggregators and SMS providers call.
     pub fn addr(&self) -> std::net::SocketAddr {
-        self.listener.local_addr().unwrap_or(self.config.listen)
+        self.listener.local_addr().unwrap_or(self.config.server.listen)
     }
 
     /// Where the admin API and `/metrics` answer.
     pub fn admin_addr(&self) -> std::net::SocketAddr {
-        self.admin_listener.local_addr().unwrap_or(self.config.admin_listen)
+        self.admin_listener.local_addr().unwrap_or(self.config.server.admin_listen)
     }
 
     pub fn state(&self) -> &AppState {
@@ -281,9 +288,10 @@ impl Application {
     pub async fn run_until_stopped(self) -> Result<(), StartError> {
         let Application { state, config, listener, admin_listener, codes, stop } = self;
         let gateway = Arc::clone(&state.gateway);
-        let addr = listener
-            .local_addr()
-            .map_err(|e| StartError::Listen { addr: config.listen.to_string(), reason: e.to_string() })?;
+        let addr = listener.local_addr().map_err(|e| StartError::Listen {
+            addr: config.server.listen.to_string(),
+            reason: e.to_string(),
+        })?;
         info!(%addr, "listening");
         if let Ok(admin) = admin_listener.local_addr() {
             info!(%admin, "the admin API and /metrics listen here");
@@ -322,10 +330,10 @@ impl Application {
         };
         let limits = |max_connections| http::serve::Limits {
             max_connections,
-            header_timeout: Duration::from_secs(config.settings.http_header_timeout_secs),
+            header_timeout: config.server.header_timeout,
             drain: Duration::from_secs(30),
         };
-        let server = http::serve::Server::new(limits(config.settings.http_max_connections as usize));
+        let server = http::serve::Server::new(limits(config.server.max_connections));
         let admin_server = http::serve::Server::new(limits(ADMIN_CONNECTIONS));
         tokio::join!(
             server.serve(listener, http::router(state.clone()), stop.clone().cancelled_owned()),

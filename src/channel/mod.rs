@@ -2,10 +2,12 @@
 //! a [`Closed`] notification) and a [`crate::menu::Reply`] back into the wire format.
 
 mod callers;
+pub mod settings;
 pub mod sms;
 pub mod ussd;
 
 pub use callers::Callers;
+pub use settings::{ChannelDefaults, ChannelSettings, ChannelSpec, DEFAULT_REPEAT_WINDOW, GateSettings};
 
 use crate::domain::Msisdn;
 

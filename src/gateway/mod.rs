@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
-use crate::channel::Hop;
+use crate::channel::{DEFAULT_REPEAT_WINDOW, Hop};
 use crate::menu::{Bundle, EngineError, Journey, Menu, Message, Reply};
 use crate::money::{Money, MoneyError};
 use crate::ops::{Op, Ops};
@@ -36,12 +36,6 @@ const CAS_ATTEMPTS: usize = 4;
 
 /// Ops one hop may run; the menu checker refuses loops of ops, this guards the rest.
 const MAX_OPS_PER_HOP: usize = 8;
-
-/// How long after a reply a repeat of the same per-hop input, from a provider that
-/// sends no hop counter, is taken for the provider's retry rather than the subscriber
-/// typing the same answer again on the next screen (which takes longer than this).
-/// Channels may set their own (`repeat_window_ms`).
-pub const DEFAULT_REPEAT_WINDOW: Duration = Duration::from_secs(2);
 
 /// What a channel asks of the hops it passes on.
 #[derive(Clone, Copy)]

@@ -15,12 +15,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use base64::Engine;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use secrecy::ExposeSecret;
 use tracing::warn;
 
 use super::{AppState, MAX_BODY};
 use crate::channel::Callers;
+use crate::channel::ChannelSpec;
 use crate::channel::ussd::{Context, Inbound, Request as WireRequest};
-use crate::config::ChannelSpec;
 use crate::domain::Msisdn;
 use crate::gateway::HopRules;
 use crate::menu::Reply;
@@ -149,7 +150,7 @@ impl Gate<'_> {
         let tail = match &callers.token {
             Some(token) => {
                 let (given, rest) = below.split_once('/').unwrap_or((below, ""));
-                if !same_secret(given.as_bytes(), token.as_bytes()) {
+                if !same_secret(given.as_bytes(), token.expose_secret().as_bytes()) {
                     return Err(Refused(Refusal::Token, peer));
                 }
                 rest
@@ -166,7 +167,7 @@ impl Gate<'_> {
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Basic"))
                 .and_then(|(_, b64)| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
                 .unwrap_or_default();
-            if !same_secret(&given, expected.as_bytes()) {
+            if !same_secret(&given, expected.expose_secret().as_bytes()) {
                 return Err(Refused(Refusal::Credentials, peer));
             }
         }

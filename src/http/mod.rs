@@ -6,6 +6,7 @@ mod demo;
 mod health;
 mod sandbox;
 pub mod serve;
+pub mod settings;
 mod sms;
 
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::ChannelSpec;
+use crate::channel::ChannelSpec;
 use crate::domain::Region;
 use crate::gateway::Gateway;
 

@@ -13,6 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use secrecy::ExposeSecret;
 use tracing::warn;
 
 use super::channels::{Gate, Refusal, Refused};
@@ -84,7 +85,7 @@ async fn callback(
         };
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let header = parts.headers.get("x-twilio-signature").and_then(|v| v.to_str().ok());
-        let signed = Signed { secret, url: &url, header, now };
+        let signed = Signed { secret: secret.expose_secret(), url: &url, header, now };
         if let Err(e) = spec.provider.verify(&wire, &signed) {
             return refuse(spec, StatusCode::UNAUTHORIZED, &e);
         }

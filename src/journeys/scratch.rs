@@ -3,6 +3,7 @@
 
 use std::str::FromStr;
 
+use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
@@ -12,7 +13,10 @@ use crate::money::{PinHasher, seed_demo, seed_demo_agent};
 
 /// The pepper `serve --demo` uses; transcripts log in with the demo PIN.
 fn demo_pepper() -> String {
-    crate::config::Settings::default().validate(None, true).map(|c| c.pin_pepper).unwrap_or_default()
+    crate::config::Settings::default()
+        .validate(None, true)
+        .map(|c| c.money.pin_pepper.expose_secret().to_owned())
+        .unwrap_or_default()
 }
 
 #[derive(Debug, thiserror::Error)]

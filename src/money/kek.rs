@@ -6,6 +6,9 @@ use std::pin::Pin;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use secrecy::ExposeSecret;
+
+use super::DataKey;
 
 /// Why a data key could not be wrapped or unwrapped.
 #[derive(Debug, thiserror::Error)]
@@ -41,11 +44,19 @@ pub struct ConfiguredKeys {
 impl ConfiguredKeys {
     /// `keys` oldest first; at least one.
     pub fn new(keys: &[(String, [u8; 32])]) -> Self {
-        assert!(!keys.is_empty(), "at least one key-encryption key");
-        let keys = keys
-            .iter()
+        Self::from_keys(keys.iter().map(|(id, key)| (id, key)))
+    }
+
+    /// The keys configuration checked, oldest first; at least one.
+    pub fn configured(keys: &[(String, DataKey)]) -> Self {
+        Self::from_keys(keys.iter().map(|(id, key)| (id, key.expose_secret())))
+    }
+
+    fn from_keys<'a>(keys: impl Iterator<Item = (&'a String, &'a [u8; 32])>) -> Self {
+        let keys: Vec<_> = keys
             .map(|(id, key)| (id.clone(), Aes256Gcm::new_from_slice(key).expect("a 32-byte key")))
             .collect();
+        assert!(!keys.is_empty(), "at least one key-encryption key");
         ConfiguredKeys { keys }
     }
 

@@ -12,6 +12,7 @@ mod lane;
 pub mod ledger;
 mod pin;
 mod promises;
+pub mod settings;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +33,7 @@ pub use self::ledger::{
 pub use self::pin::{PinCheck, PinHasher, PinPolicy, StagedPin, is_weak};
 use self::pin::{PinProof, SaltCache};
 pub use self::promises::{Kept, Movement, Promise};
+pub use self::settings::{DataKey, MoneyDeclared, MoneySpec};
 use crate::domain::{Amount, Msisdn, Pin};
 use crate::outcome::{OpResult, Outcome};
 

@@ -26,7 +26,7 @@ async fn hop(client: &reqwest::Client, base: &str, session: &str, text: &str) ->
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: PgPool) {
     let settings = Settings {
-        database_url: database_url(&pool),
+        database_url: database_url(&pool).into(),
         listen_addr: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),
         ..settings()

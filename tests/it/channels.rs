@@ -11,6 +11,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use sqlx::PgPool;
+use ussd_gateway::channel::GateSettings;
 use ussd_gateway::config::{ChannelSettings, Settings};
 use ussd_gateway::ops::{self, Op};
 
@@ -56,11 +57,13 @@ async fn rejected(app: &TestApp, channel: &str, reason: &str) -> f64 {
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn token_address_and_credentials_are_all_checked(pool: PgPool) {
     let guarded = ChannelSettings {
-        path: Some("/hooks/at".into()),
-        token: Some(TOKEN.into()),
-        allow: vec!["196.201.214.0/24".into(), "10.9.8.7".into()],
-        basic_user: Some("aggregator".into()),
-        basic_password: Some("correct horse battery".into()),
+        gate: GateSettings {
+            path: Some("/hooks/at".into()),
+            token: Some(TOKEN.into()),
+            allow: vec!["196.201.214.0/24".into(), "10.9.8.7".into()],
+            basic_user: Some("aggregator".into()),
+            basic_password: Some("correct horse battery".into()),
+        },
         ..at("guarded")
     };
     let app = spawn_with(pool, Store::Memory, with_channels(vec![guarded])).await;
@@ -211,17 +214,34 @@ async fn unknown_paths_below_a_channel_are_refused(pool: PgPool) {
 fn channel_mistakes_are_each_reported_with_what_to_do() {
     let settings = with_channels(vec![
         ChannelSettings { provider: "telegraph".into(), ..at("a") },
-        ChannelSettings { token: Some("short".into()), allow: vec!["10.0.0.0/33".into()], ..at("b") },
-        ChannelSettings { path: Some("/ussd/b".into()), basic_user: Some("u".into()), ..at("c") },
         ChannelSettings {
-            path: Some("/metrics".into()),
+            gate: GateSettings {
+                token: Some("short".into()),
+                allow: vec!["10.0.0.0/33".into()],
+                ..GateSettings::default()
+            },
+            ..at("b")
+        },
+        ChannelSettings {
+            gate: GateSettings {
+                path: Some("/ussd/b".into()),
+                basic_user: Some("u".into()),
+                ..GateSettings::default()
+            },
+            ..at("c")
+        },
+        ChannelSettings {
+            gate: GateSettings { path: Some("/metrics".into()), ..GateSettings::default() },
             codes: vec!["384".into(), "*38x#".into()],
             ..at("d")
         },
         ChannelSettings { deadline_ms: Some(50), per_second: Some(0), ..at("bad name") },
         ChannelSettings {
-            path: Some("/hooks/:id".into()),
-            token: Some("replace-with-a-secret".into()),
+            gate: GateSettings {
+                path: Some("/hooks/:id".into()),
+                token: Some("replace-with-a-secret".into()),
+                ..GateSettings::default()
+            },
             ..at("a")
         },
     ]);
@@ -248,8 +268,11 @@ fn channel_mistakes_are_each_reported_with_what_to_do() {
 
 #[test]
 fn production_needs_a_declared_channel_and_the_demo_does_not() {
-    let production =
-        Settings { pin_pepper: Some("p".repeat(32)), data_key: Some("0f".repeat(32)), ..common::settings() };
+    let production = Settings {
+        pin_pepper: Some("p".repeat(32).into()),
+        data_key: Some("0f".repeat(32).into()),
+        ..common::settings()
+    };
     let err = production.clone().validate(None, false).unwrap_err().to_string();
     assert!(err.contains("no channels: declare each aggregator connection"), "{err}");
     let config = Settings { channels: vec![at("only")], ..production.clone() }.validate(None, false).unwrap();
@@ -262,9 +285,12 @@ fn production_needs_a_declared_channel_and_the_demo_does_not() {
 #[test]
 fn secrets_stay_out_of_debug_output() {
     let settings = with_channels(vec![ChannelSettings {
-        token: Some(TOKEN.into()),
-        basic_user: Some("aggregator".into()),
-        basic_password: Some("correct horse battery".into()),
+        gate: GateSettings {
+            token: Some(TOKEN.into()),
+            basic_user: Some("aggregator".into()),
+            basic_password: Some("correct horse battery".into()),
+            ..GateSettings::default()
+        },
         ..at("s")
     }]);
     let config = settings.clone().validate(None, true).unwrap();
@@ -277,19 +303,23 @@ fn secrets_stay_out_of_debug_output() {
 fn the_example_configuration_is_valid_once_its_secrets_are_set() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gateway.example.toml");
     let settings = Settings::load(Some(&path)).unwrap();
-    let mut production =
-        Settings { pin_pepper: Some("p".repeat(32)), data_key: Some("0f".repeat(32)), ..settings };
+    let mut production = Settings {
+        pin_pepper: Some("p".repeat(32).into()),
+        data_key: Some("0f".repeat(32).into()),
+        ..settings
+    };
     let err = production.clone().validate(None, false).unwrap_err().to_string();
     assert_eq!(err.matches("is still the example's placeholder").count(), 5, "{err}");
     for c in &mut production.channels {
-        c.token = c.token.as_ref().map(|_| format!("{:032x}", rand::random::<u128>()));
-        c.basic_password = c.basic_password.as_ref().map(|_| format!("{:032x}", rand::random::<u128>()));
+        c.gate.token = c.gate.token.as_ref().map(|_| format!("{:032x}", rand::random::<u128>()).into());
+        c.gate.basic_password =
+            c.gate.basic_password.as_ref().map(|_| format!("{:032x}", rand::random::<u128>()).into());
     }
     for c in &mut production.sms_channels {
-        c.token = Some(format!("{:032x}", rand::random::<u128>()));
+        c.gate.token = Some(format!("{:032x}", rand::random::<u128>()).into());
     }
     if let Some(sms) = &mut production.sms {
-        sms.secret = Some(format!("{:032x}", rand::random::<u128>()));
+        sms.secret = Some(format!("{:032x}", rand::random::<u128>()).into());
     }
     let config = production.validate(None, false).unwrap();
     let names: Vec<&str> = config.channels.iter().map(|c| c.name.as_str()).collect();

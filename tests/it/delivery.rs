@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use hmac::{Hmac, Mac};
 use sqlx::PgPool;
+use ussd_gateway::channel::GateSettings;
 use ussd_gateway::config::{Settings, SmsChannelSettings};
 use ussd_gateway::sms::outbox::Worker;
 
@@ -26,7 +27,10 @@ fn settings() -> Settings {
     };
     Settings {
         sms_channels: vec![
-            SmsChannelSettings { token: Some(AT_TOKEN.into()), ..channel("at-ke", "africastalking") },
+            SmsChannelSettings {
+                gate: GateSettings { token: Some(AT_TOKEN.into()), ..GateSettings::default() },
+                ..channel("at-ke", "africastalking")
+            },
             SmsChannelSettings {
                 signing_secret: Some(TWILIO_TOKEN.into()),
                 public_url: Some("https://gw.example.com/".into()),
@@ -290,8 +294,11 @@ fn sms_channels_are_checked_with_what_to_do() {
     let err = check(SmsChannelSettings {
         provider: "africastalking".into(),
         signing_secret: Some("x".into()),
-        token: Some("short".into()),
-        path: Some("/metrics".into()),
+        gate: GateSettings {
+            token: Some("short".into()),
+            path: Some("/metrics".into()),
+            ..GateSettings::default()
+        },
         ..twilio.clone()
     })
     .unwrap_err();
@@ -315,8 +322,8 @@ fn sms_channels_are_checked_with_what_to_do() {
         Settings {
             sms_channels,
             sms,
-            pin_pepper: Some("p".repeat(32)),
-            data_key: Some("0f".repeat(32)),
+            pin_pepper: Some("p".repeat(32).into()),
+            data_key: Some("0f".repeat(32).into()),
             channels: vec![ussd_gateway::config::ChannelSettings {
                 name: "at".into(),
                 provider: "africastalking".into(),
@@ -334,11 +341,11 @@ fn sms_channels_are_checked_with_what_to_do() {
     };
     let err = production(vec![open.clone()], None).unwrap_err();
     assert!(err.contains("nothing proves a callback comes from the provider"), "{err}");
-    let long_code =
-        SmsChannelSettings { token: Some("t".repeat(20)), code_ttl_secs: Some(600), ..open.clone() };
+    let gate = GateSettings { token: Some("t".repeat(20).into()), ..GateSettings::default() };
+    let long_code = SmsChannelSettings { gate: gate.clone(), code_ttl_secs: Some(600), ..open.clone() };
     let err = production(vec![long_code], None).unwrap_err();
     assert!(err.contains("`code_ttl_secs` must be between 30 and SESSION_TTL_SECS (180)"), "{err}");
-    let no_codes = SmsChannelSettings { token: Some("t".repeat(20)), wrong_codes_per_day: Some(0), ..open };
+    let no_codes = SmsChannelSettings { gate, wrong_codes_per_day: Some(0), ..open };
     let err = production(vec![no_codes], None).unwrap_err();
     assert!(err.contains("`wrong_codes_per_day` must be at least 1"), "{err}");
     let sink = ussd_gateway::config::SmsSettings { provider: "sink".into(), ..Default::default() };

@@ -54,7 +54,7 @@ fn wrong(n: usize) -> String {
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn forty_guesses_at_once_get_no_more_tries_than_the_lockout_allows(pool: PgPool) {
     let app = spawn_with(pool.clone(), Store::Redis, unlimited()).await;
-    let max = app.config.pin_policy.max_attempts;
+    let max = app.config.money.pin_policy.max_attempts;
 
     // Forty wrong guesses released together: only the first `max` are compared.
     let sessions = at_the_pin_screen(&app).await;

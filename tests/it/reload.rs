@@ -40,7 +40,7 @@ impl Drop for MenusCopy {
 async fn app_on(pool: PgPool, menus: &MenusCopy, token: Option<&str>) -> TestApp {
     let settings = ussd_gateway::config::Settings {
         menus_dir: menus.0.clone(),
-        admin_token: token.map(str::to_owned),
+        admin_token: token.map(Into::into),
         ..settings()
     };
     spawn_with(pool, Store::Redis, settings).await

@@ -3,6 +3,7 @@
 
 use reqwest::header::ACCEPT;
 use reqwest::{Client, RequestBuilder, StatusCode};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::{Accepted, Account, BadCallback, Delivery, Incoming, Message, Report, SendError, field};
@@ -13,7 +14,7 @@ pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBui
         form.push(("from", from));
     }
     http.post(format!("{}/version1/messaging", a.base_url))
-        .header("apiKey", &a.secret)
+        .header("apiKey", a.secret.expose_secret())
         .header(ACCEPT, "application/json")
         .form(&form)
 }

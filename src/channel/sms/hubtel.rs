@@ -2,6 +2,7 @@
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Client, RequestBuilder, StatusCode};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -14,7 +15,7 @@ pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBui
         "Content": m.text,
     });
     http.post(format!("{}/v1/messages/send", a.base_url))
-        .basic_auth(&a.account, Some(&a.secret))
+        .basic_auth(&a.account, Some(a.secret.expose_secret()))
         .header(CONTENT_TYPE, "application/json")
         .header(ACCEPT, "application/json")
         .body(body.to_string())

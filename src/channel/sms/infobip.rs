@@ -2,6 +2,7 @@
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Client, RequestBuilder, StatusCode};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -19,7 +20,7 @@ pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBui
         message["webhooks"] = json!({ "delivery": { "url": url } });
     }
     http.post(format!("{}/sms/3/messages", a.base_url))
-        .header(AUTHORIZATION, format!("App {}", a.secret))
+        .header(AUTHORIZATION, format!("App {}", a.secret.expose_secret()))
         .header(CONTENT_TYPE, "application/json")
         .header(ACCEPT, "application/json")
         .body(json!({ "messages": [message] }).to_string())

@@ -18,6 +18,7 @@ mod vonage;
 use std::fmt;
 
 use reqwest::StatusCode;
+use secrecy::SecretString;
 
 pub use self::outbound::Outbound;
 pub use self::sink::{Sink, SinkMessage};
@@ -99,8 +100,8 @@ impl fmt::Display for Provider {
     }
 }
 
-/// How to reach one provider account.
-#[derive(Clone)]
+/// How to reach one provider account. `Debug` shows the secret as redacted.
+#[derive(Clone, Debug)]
 pub struct Account {
     pub provider: Provider,
     /// Without a trailing slash.
@@ -108,23 +109,10 @@ pub struct Account {
     /// Sender id or number; the account's default when unset.
     pub sender: Option<String>,
     pub account: String,
-    pub secret: String,
+    pub secret: SecretString,
     /// Where the provider sends each message's delivery reports, for providers that
     /// take it per message (Twilio, Infobip, Vonage).
     pub status_url: Option<String>,
-}
-
-impl fmt::Debug for Account {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Account")
-            .field("provider", &self.provider)
-            .field("base_url", &self.base_url)
-            .field("sender", &self.sender)
-            .field("account", &self.account)
-            .field("secret", &"<set>")
-            .field("status_url", &self.status_url)
-            .finish()
-    }
 }
 
 /// One text to one number.

@@ -4,6 +4,7 @@
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use reqwest::{Client, RequestBuilder, StatusCode};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -24,7 +25,7 @@ pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBui
         form.push(("StatusCallback", url));
     }
     http.post(format!("{}/2010-04-01/Accounts/{}/Messages.json", a.base_url, a.account))
-        .basic_auth(&a.account, Some(&a.secret))
+        .basic_auth(&a.account, Some(a.secret.expose_secret()))
         .form(&form)
 }
 

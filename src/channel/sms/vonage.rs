@@ -3,6 +3,7 @@
 
 use hmac::{Hmac, Mac};
 use reqwest::{Client, RequestBuilder, StatusCode};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::Sha256;
 
@@ -16,7 +17,7 @@ pub(super) fn request(http: &Client, a: &Account, m: &Message<'_>) -> RequestBui
     let from = a.sender.as_deref().unwrap_or("Wallet");
     let mut form = vec![
         ("api_key", a.account.as_str()),
-        ("api_secret", a.secret.as_str()),
+        ("api_secret", a.secret.expose_secret()),
         ("from", from),
         ("to", m.to.trim_start_matches('+')),
         ("text", m.text),

@@ -11,6 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tower::ServiceExt;
 use ussd_gateway::app;
@@ -64,7 +65,9 @@ pub async fn spawn_with(pool: PgPool, store: Store, settings: Settings) -> TestA
         Store::Memory => SessionStore::Memory(MemoryStore::new()),
         Store::Redis => redis_store().await,
     };
-    seed_demo(&pool, &PinHasher::new(config.pin_pepper.as_bytes()), "KES", 10).await.expect("demo seed");
+    seed_demo(&pool, &PinHasher::new(config.money.pin_pepper.expose_secret().as_bytes()), "KES", 10)
+        .await
+        .expect("demo seed");
     let menus = app::load_menus(&config).expect("the shipped menus compile");
     let state = app::build_state(pool.clone(), store, menus, &config);
     TestApp::new(state, config, pool)

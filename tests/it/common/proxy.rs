@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -103,7 +104,9 @@ pub async fn spawn_replica(
     prefix: &str,
 ) -> TestApp {
     let config = settings.validate(None, true).unwrap();
-    seed_demo(pool, &PinHasher::new(config.pin_pepper.as_bytes()), "KES", 10).await.unwrap();
+    seed_demo(pool, &PinHasher::new(config.money.pin_pepper.expose_secret().as_bytes()), "KES", 10)
+        .await
+        .unwrap();
     // The gateway's own pool settings, through the proxy.
     let gateway_pool = match pg_proxy {
         Some(proxy) => app::connect_database(&proxy.database_url(pool), 4).await.unwrap(),
