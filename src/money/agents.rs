@@ -11,13 +11,14 @@ use crate::outcome::{OpResult, Outcome};
 
 /// The agent behind `msisdn`: business name, agent number, the phone's language.
 pub async fn profile(db: impl Db, msisdn: &Msisdn) -> Result<OpResult, sqlx::Error> {
-    let row: Option<(String, String, String)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT g.name, g.agent_number, c.language FROM agents g JOIN customers c ON c.id = g.customer_id
           WHERE c.msisdn = $1 AND g.status = 'active'",
+        msisdn.as_e164(),
     )
-    .bind(msisdn.as_e164())
     .fetch_optional(db)
-    .await?;
+    .await?
+    .map(|r| (r.name, r.agent_number, r.language));
     Ok(match row {
         None => OpResult::bare(Outcome::NotAgent),
         Some((name, agent_number, language)) => OpResult::new(
@@ -32,14 +33,15 @@ pub async fn quote_cash_in(db: impl Db, agent: &Msisdn, to: &Msisdn) -> Result<O
     if agent == to {
         return Ok(OpResult::bare(Outcome::SameAccount));
     }
-    let (is_agent, name): (bool, Option<String>) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM agents g JOIN customers c ON c.id = g.customer_id WHERE c.msisdn = $1),
-                (SELECT first_name || ' ' || last_name FROM customers WHERE msisdn = $2)",
+    let row = sqlx::query!(
+        r#"SELECT EXISTS (SELECT 1 FROM agents g JOIN customers c ON c.id = g.customer_id WHERE c.msisdn = $1) AS "is_agent!",
+                  (SELECT first_name || ' ' || last_name FROM customers WHERE msisdn = $2) AS name"#,
+        agent.as_e164(),
+        to.as_e164(),
     )
-    .bind(agent.as_e164())
-    .bind(to.as_e164())
     .fetch_one(db)
     .await?;
+    let (is_agent, name) = (row.is_agent, row.name);
     Ok(match (is_agent, name) {
         (false, _) => OpResult::bare(Outcome::NotAgent),
         (true, None) => OpResult::bare(Outcome::RecipientUnknown),
@@ -55,15 +57,17 @@ pub async fn cash_in(
     to: &Msisdn,
     amount: Amount,
 ) -> Result<OpResult, sqlx::Error> {
-    let (code, transfer_id, float): (String, i64, Option<i64>) =
-        sqlx::query_as("SELECT * FROM agent_cash_in($1, $2, $3, $4, $5)")
-            .bind(key)
-            .bind(request_hash("cash_in", &[agent.as_e164(), to.as_e164()], amount))
-            .bind(agent.as_e164())
-            .bind(to.as_e164())
-            .bind(amount.minor())
-            .fetch_one(db)
-            .await?;
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", transfer_id AS "transfer_id!", float_balance FROM agent_cash_in($1, $2, $3, $4, $5)"#,
+        key,
+        &request_hash("cash_in", &[agent.as_e164(), to.as_e164()], amount),
+        agent.as_e164(),
+        to.as_e164(),
+        amount.minor(),
+    )
+    .fetch_one(db)
+    .await?;
+    let (code, transfer_id, float) = (row.outcome, row.transfer_id, row.float_balance);
     let outcome = match code.as_str() {
         // The agent's phone is a customer; what it lacks here is the agent.
         "not_registered" => Outcome::NotAgent,
@@ -80,20 +84,21 @@ pub async fn quote_cash_out(
     store: &str,
     amount: Amount,
 ) -> Result<OpResult, sqlx::Error> {
-    let row: Option<(String, String, bool, Option<i64>)> = sqlx::query_as(
-        "SELECT g.name, s.name, c.msisdn = $1,
-                (SELECT b.fee FROM fee_bands b WHERE b.kind = 'withdrawal' AND $4 BETWEEN b.min_amount AND b.max_amount)
-           FROM agents g
-           JOIN agent_stores s ON s.agent_id = g.id AND s.store_number = $3
-           JOIN customers c ON c.id = g.customer_id
-          WHERE g.agent_number = $2 AND g.status = 'active'",
+    let row = sqlx::query!(
+        r#"SELECT g.name AS agent, s.name AS store, c.msisdn = $1 AS "own!",
+                  (SELECT b.fee FROM fee_bands b WHERE b.kind = 'withdrawal' AND $4 BETWEEN b.min_amount AND b.max_amount) AS fee
+             FROM agents g
+             JOIN agent_stores s ON s.agent_id = g.id AND s.store_number = $3
+             JOIN customers c ON c.id = g.customer_id
+            WHERE g.agent_number = $2 AND g.status = 'active'"#,
+        from.as_e164(),
+        agent,
+        store,
+        amount.minor(),
     )
-    .bind(from.as_e164())
-    .bind(agent)
-    .bind(store)
-    .bind(amount.minor())
     .fetch_optional(db)
-    .await?;
+    .await?
+    .map(|r| (r.agent, r.store, r.own, r.fee));
     Ok(match row {
         None => OpResult::bare(Outcome::RecipientUnknown),
         Some((_, _, true, _)) => OpResult::bare(Outcome::SameAccount),
@@ -113,16 +118,19 @@ pub async fn cash_out(
     (agent, store): (&str, &str),
     amount: Amount,
 ) -> Result<OpResult, sqlx::Error> {
-    let (code, transfer_id, fee, balance): (String, i64, i64, Option<i64>) =
-        sqlx::query_as("SELECT * FROM agent_cash_out($1, $2, $3, $4, $5, $6)")
-            .bind(key)
-            .bind(request_hash("cash_out", &[from.as_e164(), agent, store], amount))
-            .bind(from.as_e164())
-            .bind(agent)
-            .bind(store)
-            .bind(amount.minor())
-            .fetch_one(db)
-            .await?;
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", transfer_id AS "transfer_id!", fee AS "fee!", payer_balance
+             FROM agent_cash_out($1, $2, $3, $4, $5, $6)"#,
+        key,
+        &request_hash("cash_out", &[from.as_e164(), agent, store], amount),
+        from.as_e164(),
+        agent,
+        store,
+        amount.minor(),
+    )
+    .fetch_one(db)
+    .await?;
+    let (code, transfer_id, fee, balance) = (row.outcome, row.transfer_id, row.fee, row.payer_balance);
     Ok(OpResult::new(
         outcome_of(&code),
         json!({ "ref": reference(transfer_id), "fee": fee, "balance": balance }),
@@ -131,14 +139,15 @@ pub async fn cash_out(
 
 /// The name of the agent `to_agent` a float transfer from `from` would reach.
 pub async fn quote_float(db: impl Db, from: &Msisdn, to_agent: &str) -> Result<OpResult, sqlx::Error> {
-    let (from_agent, to): (Option<String>, Option<String>) = sqlx::query_as(
-        "SELECT (SELECT g.agent_number FROM agents g JOIN customers c ON c.id = g.customer_id WHERE c.msisdn = $1),
-                (SELECT g.name FROM agents g WHERE g.agent_number = $2 AND g.status = 'active')",
+    let row = sqlx::query!(
+        "SELECT (SELECT g.agent_number FROM agents g JOIN customers c ON c.id = g.customer_id WHERE c.msisdn = $1) AS from_agent,
+                (SELECT g.name FROM agents g WHERE g.agent_number = $2 AND g.status = 'active') AS to_name",
+        from.as_e164(),
+        to_agent,
     )
-    .bind(from.as_e164())
-    .bind(to_agent)
     .fetch_one(db)
     .await?;
+    let (from_agent, to) = (row.from_agent, row.to_name);
     Ok(match (from_agent, to) {
         (None, _) => OpResult::bare(Outcome::NotAgent),
         (Some(own), _) if own == to_agent => OpResult::bare(Outcome::SameAccount),
@@ -155,15 +164,18 @@ pub async fn transfer_float(
     to_agent: &str,
     amount: Amount,
 ) -> Result<OpResult, sqlx::Error> {
-    let (code, transfer_id, float): (String, i64, Option<i64>) =
-        sqlx::query_as("SELECT * FROM agent_float_transfer($1, $2, $3, $4, $5)")
-            .bind(key)
-            .bind(request_hash("float_transfer", &[from.as_e164(), to_agent], amount))
-            .bind(from.as_e164())
-            .bind(to_agent)
-            .bind(amount.minor())
-            .fetch_one(db)
-            .await?;
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", transfer_id AS "transfer_id!", float_balance
+             FROM agent_float_transfer($1, $2, $3, $4, $5)"#,
+        key,
+        &request_hash("float_transfer", &[from.as_e164(), to_agent], amount),
+        from.as_e164(),
+        to_agent,
+        amount.minor(),
+    )
+    .fetch_one(db)
+    .await?;
+    let (code, transfer_id, float) = (row.outcome, row.transfer_id, row.float_balance);
     let outcome = match code.as_str() {
         "not_agent" => Outcome::NotAgent,
         other => outcome_of(other),
@@ -174,43 +186,45 @@ pub async fn transfer_float(
 /// The last five posted movements of the float of the agent whose phone is
 /// `customer_id`, newest first, each with the customer or agent on the other side.
 pub async fn statement(db: impl Db, customer_id: i64) -> Result<OpResult, sqlx::Error> {
-    let float: Option<i64> = sqlx::query_scalar("SELECT float_account_id FROM agents WHERE customer_id = $1")
-        .bind(customer_id)
-        .fetch_optional(db)
-        .await?;
+    let float =
+        sqlx::query_scalar!("SELECT float_account_id FROM agents WHERE customer_id = $1", customer_id)
+            .fetch_optional(db)
+            .await?;
     let Some(float) = float else { return Ok(OpResult::bare(Outcome::NotAgent)) };
-    let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
-        "SELECT to_char(t.created_at AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'), 'DD/MM'),
-                CASE WHEN t.debit_account_id = $1 THEN -t.amount ELSE t.amount END,
-                t.kind,
+    let rows = sqlx::query!(
+        r#"SELECT to_char(t.created_at AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'), 'DD/MM') AS "date!",
+                CASE WHEN t.debit_account_id = $1 THEN -t.amount ELSE t.amount END AS "amount!",
+                t.kind AS "kind!",
                 CASE WHEN o.kind = 'wallet' THEN c.first_name || ' ' || left(c.last_name, 1) || '.'
-                     ELSE coalesce((SELECT g.name FROM agents g WHERE g.float_account_id = o.id), '') END,
-                transfer_ref(t.id)
+                     ELSE coalesce((SELECT g.name FROM agents g WHERE g.float_account_id = o.id), '') END AS "party!",
+                transfer_ref(t.id) AS "reference!"
            FROM transfers t
            LEFT JOIN accounts o ON o.id = CASE WHEN t.debit_account_id = $1 THEN t.credit_account_id
                                                ELSE t.debit_account_id END
            LEFT JOIN customers c ON c.id = o.customer_id
           WHERE (t.debit_account_id = $1 OR t.credit_account_id = $1) AND t.status = 'posted'
           ORDER BY t.id DESC
-          LIMIT 5",
+          LIMIT 5"#,
+        float,
     )
-    .bind(float)
     .fetch_all(db)
     .await?;
+    let rows = rows.into_iter().map(|r| (r.date, r.amount, r.kind, r.party, r.reference)).collect();
     Ok(statement_of(rows))
 }
 
 /// The float and commission balances of the agent whose phone is `customer_id`.
 pub async fn balances(db: impl Db, customer_id: i64) -> Result<OpResult, sqlx::Error> {
-    let row: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT f.balance - f.held, m.balance FROM agents g
-           JOIN accounts f ON f.id = g.float_account_id
-           JOIN accounts m ON m.id = g.commission_account_id
-          WHERE g.customer_id = $1",
+    let row = sqlx::query!(
+        r#"SELECT f.balance - f.held AS "float!", m.balance AS commission FROM agents g
+             JOIN accounts f ON f.id = g.float_account_id
+             JOIN accounts m ON m.id = g.commission_account_id
+            WHERE g.customer_id = $1"#,
+        customer_id,
     )
-    .bind(customer_id)
     .fetch_optional(db)
-    .await?;
+    .await?
+    .map(|r| (r.float, r.commission));
     Ok(match row {
         None => OpResult::bare(Outcome::NotAgent),
         Some((float, commission)) => {

@@ -19,20 +19,21 @@ pub async fn quote(
     store: &str,
     amount: Amount,
 ) -> Result<OpResult, sqlx::Error> {
-    let (is_agent, own_store, name, fee): (bool, bool, Option<String>, Option<i64>) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM agents g JOIN customers c ON c.id = g.customer_id WHERE c.msisdn = $1),
-                EXISTS (SELECT 1 FROM agents g JOIN customers c ON c.id = g.customer_id
-                          JOIN agent_stores s ON s.agent_id = g.id
-                         WHERE c.msisdn = $1 AND s.store_number = $3),
-                (SELECT first_name || ' ' || last_name FROM customers WHERE msisdn = $2),
-                (SELECT b.fee FROM fee_bands b WHERE b.kind = 'withdrawal' AND $4 BETWEEN b.min_amount AND b.max_amount)",
+    let row = sqlx::query!(
+        r#"SELECT EXISTS (SELECT 1 FROM agents g JOIN customers c ON c.id = g.customer_id WHERE c.msisdn = $1) AS "is_agent!",
+                  EXISTS (SELECT 1 FROM agents g JOIN customers c ON c.id = g.customer_id
+                            JOIN agent_stores s ON s.agent_id = g.id
+                           WHERE c.msisdn = $1 AND s.store_number = $3) AS "own_store!",
+                  (SELECT first_name || ' ' || last_name FROM customers WHERE msisdn = $2) AS name,
+                  (SELECT b.fee FROM fee_bands b WHERE b.kind = 'withdrawal' AND $4 BETWEEN b.min_amount AND b.max_amount) AS fee"#,
+        agent.as_e164(),
+        customer.as_e164(),
+        store,
+        amount.minor(),
     )
-    .bind(agent.as_e164())
-    .bind(customer.as_e164())
-    .bind(store)
-    .bind(amount.minor())
     .fetch_one(db)
     .await?;
+    let (is_agent, own_store, name, fee) = (row.is_agent, row.own_store, row.name, row.fee);
     Ok(match (is_agent, own_store, name, fee) {
         (false, ..) => OpResult::bare(Outcome::NotAgent),
         (_, false, ..) => OpResult::bare(Outcome::StoreUnknown),
@@ -63,18 +64,21 @@ pub async fn request(
     Request { customer, store, amount, dial }: Request<'_>,
     ttl: Duration,
 ) -> Result<OpResult, sqlx::Error> {
-    let (code, transfer_id, fee): (String, i64, i64) =
-        sqlx::query_as("SELECT * FROM agent_cash_out_request($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(key)
-            .bind(request_hash("cash_out_request", &[agent.as_e164(), store, customer.as_e164()], amount))
-            .bind(agent.as_e164())
-            .bind(store)
-            .bind(customer.as_e164())
-            .bind(amount.minor())
-            .bind(i32::try_from(ttl.as_secs()).unwrap_or(i32::MAX))
-            .bind(dial)
-            .fetch_one(db)
-            .await?;
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", transfer_id AS "transfer_id!", fee AS "fee!"
+             FROM agent_cash_out_request($1, $2, $3, $4, $5, $6, $7, $8)"#,
+        key,
+        &request_hash("cash_out_request", &[agent.as_e164(), store, customer.as_e164()], amount),
+        agent.as_e164(),
+        store,
+        customer.as_e164(),
+        amount.minor(),
+        i32::try_from(ttl.as_secs()).unwrap_or(i32::MAX),
+        dial,
+    )
+    .fetch_one(db)
+    .await?;
+    let (code, transfer_id, fee) = (row.outcome, row.transfer_id, row.fee);
     let outcome = match code.as_str() {
         "not_registered" => Outcome::NotAgent,
         "store_unknown" => Outcome::StoreUnknown,
@@ -87,8 +91,8 @@ pub async fn request(
 /// The requests waiting for `customer`'s answer, oldest first: how many, and the
 /// first of them in full (the one a menu asks about).
 pub async fn waiting(db: impl Db, customer: &Msisdn) -> Result<OpResult, sqlx::Error> {
-    let rows: Vec<(String, i64, i64, String, String, String)> = sqlx::query_as(
-        "SELECT transfer_ref(t.id), t.amount, t.fee, g.name, g.agent_number, s.name
+    let rows = sqlx::query!(
+        r#"SELECT transfer_ref(t.id) AS "reference!", t.amount, t.fee, g.name AS agent, g.agent_number, s.name AS store
            FROM customers c
            JOIN accounts w ON w.customer_id = c.id AND w.kind = 'wallet'
            JOIN holds h ON h.account_id = w.id AND h.resolution IS NULL AND h.expires_at > now()
@@ -96,11 +100,13 @@ pub async fn waiting(db: impl Db, customer: &Msisdn) -> Result<OpResult, sqlx::E
            JOIN agents g ON g.float_account_id = t.credit_account_id
            JOIN agent_stores s ON s.store_number = t.store_number
           WHERE c.msisdn = $1
-          ORDER BY h.transfer_id",
+          ORDER BY h.transfer_id"#,
+        customer.as_e164(),
     )
-    .bind(customer.as_e164())
     .fetch_all(db)
     .await?;
+    let rows: Vec<_> =
+        rows.into_iter().map(|r| (r.reference, r.amount, r.fee, r.agent, r.agent_number, r.store)).collect();
     let first = rows.first().map(|(reference, amount, fee, agent, agent_number, store)| {
         json!({
             "ref": reference, "amount": amount, "fee": fee, "total": amount + fee,
@@ -121,14 +127,17 @@ pub async fn decide(
     transfer_id: i64,
     approve: bool,
 ) -> Result<OpResult, sqlx::Error> {
-    let (code, id, fee, balance): (String, Option<i64>, i64, Option<i64>) =
-        sqlx::query_as("SELECT * FROM cash_out_decide_keyed($1, $2, $3, $4)")
-            .bind(key)
-            .bind(transfer_id)
-            .bind(customer.as_e164())
-            .bind(approve)
-            .fetch_one(db)
-            .await?;
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", transfer_id, fee AS "fee!", payer_balance
+             FROM cash_out_decide_keyed($1, $2, $3, $4)"#,
+        key,
+        transfer_id,
+        customer.as_e164(),
+        approve,
+    )
+    .fetch_one(db)
+    .await?;
+    let (code, id, fee, balance) = (row.outcome, row.transfer_id, row.fee, row.payer_balance);
     let outcome = match (code.as_str(), approve) {
         ("ok", true) | ("declined", false) => Outcome::Ok,
         ("ok" | "declined" | "expired" | "not_found", _) => Outcome::Expired,
@@ -142,8 +151,8 @@ pub async fn decide(
 pub async fn sweep(db: impl Db, batch: u16) -> Result<u64, sqlx::Error> {
     let mut expired = 0;
     loop {
-        let n: i32 =
-            sqlx::query_scalar("SELECT holds_expire($1)").bind(i32::from(batch)).fetch_one(db).await?;
+        let n =
+            sqlx::query_scalar!(r#"SELECT holds_expire($1) AS "n!""#, i32::from(batch)).fetch_one(db).await?;
         expired += u64::try_from(n).unwrap_or(0);
         if n < i32::from(batch) {
             return Ok(expired);

@@ -186,11 +186,11 @@ impl DataVault {
             let kek = self.inner.keks.newest();
             let wrapped = self.inner.keks.wrap(kek, &rand::random()).await?;
             // Replicas starting together may each add one; any of them serves.
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO data_keys (kek_id, wrapped) SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM data_keys)",
+                kek,
+                &wrapped,
             )
-            .bind(kek)
-            .bind(wrapped)
             .execute(pool)
             .await?;
             rows = stored_keys(pool).await?;
@@ -246,7 +246,8 @@ fn envelope_key(stored: &[u8]) -> Option<u32> {
 }
 
 async fn stored_keys(pool: &PgPool) -> Result<Vec<(i32, String, Vec<u8>)>, sqlx::Error> {
-    sqlx::query_as("SELECT id, kek_id, wrapped FROM data_keys ORDER BY id").fetch_all(pool).await
+    let rows = sqlx::query!("SELECT id, kek_id, wrapped FROM data_keys ORDER BY id").fetch_all(pool).await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.kek_id, r.wrapped)).collect())
 }
 
 /// What a rotation did.
@@ -277,25 +278,30 @@ pub async fn rotate(
     let mut tx = pool.begin().await?;
     // Two rotations at once would each re-wrap from what the other replaced.
     sqlx::query("LOCK TABLE data_keys IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
-    let rows: Vec<(i32, String, Vec<u8>)> =
-        sqlx::query_as("SELECT id, kek_id, wrapped FROM data_keys ORDER BY id").fetch_all(&mut *tx).await?;
+    let rows =
+        sqlx::query!("SELECT id, kek_id, wrapped FROM data_keys ORDER BY id").fetch_all(&mut *tx).await?;
     let rewrapped = rows.len();
-    for (id, kek, wrapped) in rows {
+    for row in rows {
+        let (id, kek, wrapped) = (row.id, row.kek_id, row.wrapped);
         let key = keks.unwrap(&kek, &wrapped).await?;
         let again = keks.wrap(&to, &key).await?;
-        sqlx::query("UPDATE data_keys SET kek_id = $2, wrapped = $3, rewrapped_at = now() WHERE id = $1")
-            .bind(id)
-            .bind(&to)
-            .bind(again)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE data_keys SET kek_id = $2, wrapped = $3, rewrapped_at = now() WHERE id = $1",
+            id,
+            &to,
+            &again,
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     let wrapped = keks.wrap(&to, &rand::random()).await?;
-    let new: i32 = sqlx::query_scalar("INSERT INTO data_keys (kek_id, wrapped) VALUES ($1, $2) RETURNING id")
-        .bind(&to)
-        .bind(wrapped)
-        .fetch_one(&mut *tx)
-        .await?;
+    let new = sqlx::query_scalar!(
+        "INSERT INTO data_keys (kek_id, wrapped) VALUES ($1, $2) RETURNING id",
+        &to,
+        &wrapped
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(Rotation { kek: to, rewrapped, new_data_key: new as u32 })
 }
@@ -303,12 +309,14 @@ pub async fn rotate(
 /// The data keys, oldest first: id, the key-encryption key wrapping it, when made and
 /// when last re-wrapped.
 pub async fn data_keys(pool: &PgPool) -> Result<Vec<(i32, String, String, Option<String>)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, kek_id, to_char(created_at, 'YYYY-MM-DD HH24:MI:SS'), to_char(rewrapped_at, 'YYYY-MM-DD HH24:MI:SS')
-           FROM data_keys ORDER BY id",
+    let rows = sqlx::query!(
+        r#"SELECT id, kek_id, to_char(created_at, 'YYYY-MM-DD HH24:MI:SS') AS "created!",
+                  to_char(rewrapped_at, 'YYYY-MM-DD HH24:MI:SS') AS rewrapped
+             FROM data_keys ORDER BY id"#,
     )
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.kek_id, r.created, r.rewrapped)).collect())
 }
 
 impl std::fmt::Debug for DataVault {

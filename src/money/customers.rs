@@ -10,11 +10,13 @@ use crate::domain::{Msisdn, PersonName};
 use crate::outcome::{OpResult, Outcome};
 
 pub async fn profile(db: impl Db, msisdn: &Msisdn) -> Result<OpResult, sqlx::Error> {
-    let row: Option<(String, String, String)> =
-        sqlx::query_as("SELECT first_name, last_name, language FROM customers WHERE msisdn = $1")
-            .bind(msisdn.as_e164())
-            .fetch_optional(db)
-            .await?;
+    let row = sqlx::query!(
+        "SELECT first_name, last_name, language FROM customers WHERE msisdn = $1",
+        msisdn.as_e164()
+    )
+    .fetch_optional(db)
+    .await?
+    .map(|r| (r.first_name, r.last_name, r.language));
     Ok(match row {
         None => OpResult::bare(Outcome::NotRegistered),
         Some((first_name, last_name, language)) => OpResult::new(
@@ -32,11 +34,12 @@ pub async fn seal_id(
     msisdn: &Msisdn,
     national_id: &str,
 ) -> Result<OpResult, sqlx::Error> {
-    let taken: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM customers WHERE national_id_index = $1)")
-            .bind(vault.blind_index(national_id))
-            .fetch_one(db)
-            .await?;
+    let taken = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM customers WHERE national_id_index = $1) AS "taken!""#,
+        &vault.blind_index(national_id),
+    )
+    .fetch_one(db)
+    .await?;
     if taken {
         return Ok(OpResult::bare(Outcome::IdTaken));
     }
@@ -69,21 +72,21 @@ pub async fn register(
     let place = Place { table: "customers", column: "national_id_enc", row: r.msisdn.as_e164() };
     let sealed_id = vault.seal(place, r.national_id).await.map_err(VaultError::into_sqlx)?;
     let mut tx = pool.begin().await?;
-    let inserted: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
+    let inserted = sqlx::query_scalar!(
         "INSERT INTO customers (msisdn, first_name, last_name, language, pin_salt, pin_hash,
                                 national_id_enc, national_id_index)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (msisdn) DO NOTHING
          RETURNING id",
+        r.msisdn.as_e164(),
+        r.first_name.as_str(),
+        r.last_name.as_str(),
+        r.language,
+        &r.pin.salt[..],
+        &r.pin.hash,
+        &sealed_id,
+        &vault.blind_index(r.national_id),
     )
-    .bind(r.msisdn.as_e164())
-    .bind(r.first_name.as_str())
-    .bind(r.last_name.as_str())
-    .bind(r.language)
-    .bind(&r.pin.salt[..])
-    .bind(&r.pin.hash)
-    .bind(sealed_id)
-    .bind(vault.blind_index(r.national_id))
     .fetch_optional(&mut *tx)
     .await;
     let id = match inserted {
@@ -94,21 +97,22 @@ pub async fn register(
         }
         Err(e) => return Err(e),
     };
-    sqlx::query("INSERT INTO accounts (customer_id, kind, currency) VALUES ($1, 'wallet', $2)")
-        .bind(id)
-        .bind(r.currency)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO accounts (customer_id, kind, currency) VALUES ($1, 'wallet', $2)",
+        id,
+        r.currency
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(OpResult::new(Outcome::Ok, json!({ "first_name": r.first_name.as_str() })))
 }
 
 pub async fn set_language(db: impl Db, msisdn: &Msisdn, language: &str) -> Result<OpResult, sqlx::Error> {
-    let updated = sqlx::query("UPDATE customers SET language = $2 WHERE msisdn = $1")
-        .bind(msisdn.as_e164())
-        .bind(language)
-        .execute(db)
-        .await?;
+    let updated =
+        sqlx::query!("UPDATE customers SET language = $2 WHERE msisdn = $1", msisdn.as_e164(), language)
+            .execute(db)
+            .await?;
     Ok(if updated.rows_affected() == 1 {
         OpResult::new(Outcome::Ok, json!({ "language": language }))
     } else {

@@ -61,33 +61,35 @@ pub async fn seed_demo(
     let mut created = 0;
     for s in demo_subscribers(count) {
         let salt = PinHasher::new_salt();
-        let id: Option<i64> = sqlx::query_scalar(
+        let id = sqlx::query_scalar!(
             "INSERT INTO customers (msisdn, first_name, last_name, pin_salt, pin_hash, kyc_tier)
              VALUES ($1, $2, $3, $4, $5, 2)
              ON CONFLICT (msisdn) DO NOTHING
              RETURNING id",
+            &s.msisdn,
+            s.first_name,
+            s.last_name,
+            &salt[..],
+            &pins.hash(&salt, &pin),
         )
-        .bind(&s.msisdn)
-        .bind(s.first_name)
-        .bind(s.last_name)
-        .bind(&salt[..])
-        .bind(pins.hash(&salt, &pin))
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(id) = id {
-            let account: i64 = sqlx::query_scalar(
+            let account = sqlx::query_scalar!(
                 "INSERT INTO accounts (customer_id, kind, currency) VALUES ($1, 'wallet', $2) RETURNING id",
+                id,
+                currency,
             )
-            .bind(id)
-            .bind(currency)
             .fetch_one(&mut *tx)
             .await?;
-            sqlx::query("SELECT ledger_fund($1, $2, $3)")
-                .bind(format!("demo-opening:{}", s.msisdn))
-                .bind(account)
-                .bind(s.balance)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "SELECT ledger_fund($1, $2, $3)",
+                format!("demo-opening:{}", s.msisdn),
+                account,
+                s.balance
+            )
+            .fetch_one(&mut *tx)
+            .await?;
             created += 1;
         }
     }
@@ -106,8 +108,8 @@ const DEMO_FLOAT: i64 = 100_000_00;
 /// already. Returns whether it was created.
 pub async fn seed_demo_agent(pool: &PgPool) -> Result<bool, MoneyError> {
     let mut tx = pool.begin().await?;
-    let float: Option<i64> = sqlx::query_scalar(
-        "WITH c AS (SELECT c.id, a.currency FROM customers c JOIN accounts a ON a.customer_id = c.id AND a.kind = 'wallet'
+    let float = sqlx::query_scalar!(
+        r#"WITH c AS (SELECT c.id, a.currency FROM customers c JOIN accounts a ON a.customer_id = c.id AND a.kind = 'wallet'
                      WHERE c.msisdn = '+254700000010'),
               f AS (INSERT INTO accounts (customer_id, kind, currency, name)
                     SELECT id, 'agent_float', currency, 'agent_float ' || $1 FROM c
@@ -116,22 +118,21 @@ pub async fn seed_demo_agent(pool: &PgPool) -> Result<bool, MoneyError> {
                     SELECT customer_id, 'agent_commission', currency, 'agent_commission ' || $1 FROM f RETURNING id),
               g AS (INSERT INTO agents (customer_id, agent_number, name, float_account_id, commission_account_id)
                     SELECT f.customer_id, $1, 'Duka la Demo', f.id, m.id FROM f, m RETURNING id, float_account_id)
-         SELECT float_account_id FROM g",
+         SELECT float_account_id AS "float_account_id!" FROM g"#,
+        DEMO_AGENT,
     )
-    .bind(DEMO_AGENT)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(float) = float else { return Ok(false) };
-    sqlx::query("INSERT INTO agent_stores (store_number, agent_id, name) SELECT $1, id, 'Demo Street' FROM agents WHERE agent_number = $2")
-        .bind(DEMO_STORE)
-        .bind(DEMO_AGENT)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SELECT ledger_fund($1, $2, $3)")
-        .bind(format!("demo-float:{DEMO_AGENT}"))
-        .bind(float)
-        .bind(DEMO_FLOAT)
-        .execute(&mut *tx)
+    sqlx::query!(
+        "INSERT INTO agent_stores (store_number, agent_id, name) SELECT $1, id, 'Demo Street' FROM agents WHERE agent_number = $2",
+        DEMO_STORE,
+        DEMO_AGENT,
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!("SELECT ledger_fund($1, $2, $3)", format!("demo-float:{DEMO_AGENT}"), float, DEMO_FLOAT)
+        .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
     Ok(true)
@@ -145,26 +146,24 @@ pub async fn seed_demo_billers(pool: &PgPool, sandbox: &str, currency: &str) -> 
         ("KPLC", "Kenya Power prepaid", "[0-9]{11}", "meter number", "customer"),
         ("WATER", "Nairobi Water", "[0-9]{6,10}", "account number", "biller"),
     ] {
-        sqlx::query(
+        sqlx::query!(
             "WITH a AS (INSERT INTO accounts (kind, currency, name)
                         SELECT 'biller_settlement', $7, 'biller ' || $1 WHERE NOT EXISTS (SELECT 1 FROM billers WHERE code = $1)
                         RETURNING id)
              INSERT INTO billers (code, name, account_pattern, account_label, fee_payer, settlement_account_id, base_url)
              SELECT $1, $2, $3, $4, $5, a.id, $6 FROM a
              ON CONFLICT (code) DO NOTHING",
+            code,
+            name,
+            pattern,
+            label,
+            fee_payer,
+            format!("{sandbox}/{code}"),
+            currency,
         )
-        .bind(code)
-        .bind(name)
-        .bind(pattern)
-        .bind(label)
-        .bind(fee_payer)
-        .bind(format!("{sandbox}/{code}"))
-        .bind(currency)
         .execute(pool)
         .await?;
-        sqlx::query("UPDATE billers SET base_url = $2 WHERE code = $1")
-            .bind(code)
-            .bind(format!("{sandbox}/{code}"))
+        sqlx::query!("UPDATE billers SET base_url = $2 WHERE code = $1", code, format!("{sandbox}/{code}"))
             .execute(pool)
             .await?;
     }

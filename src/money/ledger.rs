@@ -58,16 +58,23 @@ pub async fn transfer_p2p(
     to: &Msisdn,
     amount: Amount,
 ) -> Result<Transfer, sqlx::Error> {
-    let (code, transfer_id, fee, payer_balance): (String, i64, i64, Option<i64>) =
-        sqlx::query_as("SELECT * FROM transfer_p2p($1, $2, $3, $4, $5)")
-            .bind(key)
-            .bind(request_hash("p2p", &[from.as_e164(), to.as_e164()], amount))
-            .bind(from.as_e164())
-            .bind(to.as_e164())
-            .bind(amount.minor())
-            .fetch_one(db)
-            .await?;
-    Ok(Transfer { outcome: outcome_of(&code), transfer_id, fee, payer_balance })
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", transfer_id AS "transfer_id!", fee AS "fee!", payer_balance
+             FROM transfer_p2p($1, $2, $3, $4, $5)"#,
+        key,
+        &request_hash("p2p", &[from.as_e164(), to.as_e164()], amount),
+        from.as_e164(),
+        to.as_e164(),
+        amount.minor(),
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(Transfer {
+        outcome: outcome_of(&row.outcome),
+        transfer_id: row.transfer_id,
+        fee: row.fee,
+        payer_balance: row.payer_balance,
+    })
 }
 
 /// What `transfer_p2p_pinned` answered.
@@ -90,20 +97,23 @@ pub async fn transfer_p2p_pinned(
     policy: PinPolicy,
 ) -> Result<Pinned, sqlx::Error> {
     let (max_attempts, lock_secs) = pin::policy_args(policy);
-    let (code, transfer_id, fee, payer_balance): (String, Option<i64>, i64, Option<i64>) =
-        sqlx::query_as("SELECT * FROM transfer_p2p_pinned($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-            .bind(key)
-            .bind(request_hash("p2p", &[from.as_e164(), to.as_e164()], amount))
-            .bind(from.as_e164())
-            .bind(to.as_e164())
-            .bind(amount.minor())
-            .bind(&proof.salt[..])
-            .bind(&proof.hash)
-            .bind(max_attempts)
-            .bind(lock_secs)
-            .fetch_one(db)
-            .await?;
-    Ok(match (transfer_id, pin::pin_outcome(&code, None)) {
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", transfer_id, fee AS "fee!", payer_balance
+             FROM transfer_p2p_pinned($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
+        key,
+        &request_hash("p2p", &[from.as_e164(), to.as_e164()], amount),
+        from.as_e164(),
+        to.as_e164(),
+        amount.minor(),
+        &proof.salt[..],
+        &proof.hash,
+        max_attempts,
+        lock_secs,
+    )
+    .fetch_one(db)
+    .await?;
+    let (code, fee, payer_balance) = (row.outcome, row.fee, row.payer_balance);
+    Ok(match (row.transfer_id, pin::pin_outcome(&code, None)) {
         (Some(transfer_id), _) => {
             Pinned::Sent(Transfer { outcome: outcome_of(&code), transfer_id, fee, payer_balance })
         }
@@ -145,14 +155,17 @@ pub async fn reverse(
     refund_fee: bool,
     reason: &str,
 ) -> Result<Reversal, sqlx::Error> {
-    let (code, transfer_id, amount, fee_refunded): (String, Option<i64>, i64, i64) =
-        sqlx::query_as("SELECT * FROM transfer_reverse($1, $2, $3)")
-            .bind(original)
-            .bind(refund_fee)
-            .bind(reason)
-            .fetch_one(db)
-            .await?;
-    let outcome = match code.as_str() {
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", transfer_id, amount AS "amount!", fee_refunded AS "fee_refunded!"
+             FROM transfer_reverse($1, $2, $3)"#,
+        original,
+        refund_fee,
+        reason,
+    )
+    .fetch_one(db)
+    .await?;
+    let (transfer_id, amount, fee_refunded) = (row.transfer_id, row.amount, row.fee_refunded);
+    let outcome = match row.outcome.as_str() {
         "ok" => Reversed::Done,
         "already_reversed" => Reversed::Already,
         "not_found" => Reversed::NotFound,
@@ -185,18 +198,19 @@ pub async fn quote(db: impl Db, from: &Msisdn, to: &Msisdn, amount: Amount) -> R
     if from == to {
         return Ok(OpResult::bare(Outcome::SameAccount));
     }
-    let (payee, fee, max_per_transfer): (Option<String>, Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT first_name || ' ' || last_name FROM customers WHERE msisdn = $2),
-                (SELECT fee FROM fee_bands WHERE kind = 'p2p' AND $3 BETWEEN min_amount AND max_amount),
-                (SELECT t.max_per_transfer FROM customers c JOIN kyc_tiers t ON t.tier = c.kyc_tier
-                  WHERE c.msisdn = $1)",
+    let row = sqlx::query!(
+        r#"SELECT (SELECT first_name || ' ' || last_name FROM customers WHERE msisdn = $2) AS payee,
+                  (SELECT fee FROM fee_bands WHERE kind = 'p2p' AND $3 BETWEEN min_amount AND max_amount) AS fee,
+                  (SELECT t.max_per_transfer FROM customers c JOIN kyc_tiers t ON t.tier = c.kyc_tier
+                    WHERE c.msisdn = $1) AS max_per_transfer"#,
+        from.as_e164(),
+        to.as_e164(),
+        amount.minor(),
     )
-    .bind(from.as_e164())
-    .bind(to.as_e164())
-    .bind(amount.minor())
     .fetch_one(db)
     .await?;
-    let Some(name) = payee else {
+    let (fee, max_per_transfer) = (row.fee, row.max_per_transfer);
+    let Some(name) = row.payee else {
         return Ok(OpResult::bare(Outcome::RecipientUnknown));
     };
     match (fee, max_per_transfer) {
@@ -209,18 +223,19 @@ pub async fn quote(db: impl Db, from: &Msisdn, to: &Msisdn, amount: Amount) -> R
 
 /// The wallet of a customer: available balance, or why there is none to show.
 pub async fn balance(db: impl Db, customer_id: i64) -> Result<OpResult, sqlx::Error> {
-    let row: Option<(i64, i64, String, String)> = sqlx::query_as(
-        "SELECT balance, held, currency::text, status FROM accounts WHERE customer_id = $1 AND kind = 'wallet'",
+    let row = sqlx::query!(
+        r#"SELECT balance, held, currency::text AS "currency!", status
+             FROM accounts WHERE customer_id = $1 AND kind = 'wallet'"#,
+        customer_id,
     )
-    .bind(customer_id)
     .fetch_optional(db)
     .await?;
     Ok(match row {
         None => OpResult::bare(Outcome::NotRegistered),
-        Some((_, _, _, status)) if status != "active" => OpResult::bare(Outcome::AccountBlocked),
-        Some((balance, held, currency, _)) => OpResult::new(
+        Some(wallet) if wallet.status != "active" => OpResult::bare(Outcome::AccountBlocked),
+        Some(wallet) => OpResult::new(
             Outcome::Ok,
-            json!({ "balance": balance, "available": balance - held, "currency": currency }),
+            json!({ "balance": wallet.balance, "available": wallet.balance - wallet.held, "currency": wallet.currency }),
         ),
     })
 }
@@ -229,29 +244,30 @@ pub async fn balance(db: impl Db, customer_id: i64) -> Result<OpResult, sqlx::Er
 /// cut to 12 characters so that five lines of the longest amounts (`DD/MM -250,108.00
 /// Name…`, 30 characters) fit a 160-character screen.
 pub async fn statement(db: impl Db, customer_id: i64) -> Result<OpResult, sqlx::Error> {
-    let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
-        "WITH w AS (SELECT id FROM accounts WHERE customer_id = $1 AND kind = 'wallet'),
+    let rows = sqlx::query!(
+        r#"WITH w AS (SELECT id FROM accounts WHERE customer_id = $1 AND kind = 'wallet'),
               t AS ((SELECT tr.* FROM transfers tr, w WHERE tr.debit_account_id = w.id AND tr.status = 'posted'
                       ORDER BY tr.id DESC LIMIT 5)
                     UNION ALL
                     (SELECT tr.* FROM transfers tr, w WHERE tr.credit_account_id = w.id AND tr.status = 'posted'
                       ORDER BY tr.id DESC LIMIT 5))
-         SELECT to_char(t.created_at AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'), 'DD/MM'),
-                CASE WHEN t.debit_account_id = w.id THEN -(t.amount + t.fee) ELSE t.amount END,
-                t.kind,
+         SELECT to_char(t.created_at AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'), 'DD/MM') AS "date!",
+                CASE WHEN t.debit_account_id = w.id THEN -(t.amount + t.fee) ELSE t.amount END AS "amount!",
+                t.kind AS "kind!",
                 CASE WHEN o.kind = 'wallet' THEN c.first_name || ' ' || left(c.last_name, 1) || '.'
-                     ELSE coalesce((SELECT g.name FROM agents g WHERE g.float_account_id = o.id), '') END,
-                transfer_ref(t.id)
+                     ELSE coalesce((SELECT g.name FROM agents g WHERE g.float_account_id = o.id), '') END AS "party!",
+                transfer_ref(t.id) AS "reference!"
            FROM t CROSS JOIN w
            LEFT JOIN accounts o ON o.id = CASE WHEN t.debit_account_id = w.id THEN t.credit_account_id
                                                ELSE t.debit_account_id END
            LEFT JOIN customers c ON c.id = o.customer_id
           ORDER BY t.id DESC
-          LIMIT 5",
+          LIMIT 5"#,
+        customer_id,
     )
-    .bind(customer_id)
     .fetch_all(db)
     .await?;
+    let rows = rows.into_iter().map(|r| (r.date, r.amount, r.kind, r.party, r.reference)).collect();
     Ok(statement_of(rows))
 }
 

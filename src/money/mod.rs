@@ -4,6 +4,8 @@
 pub mod agents;
 pub mod approvals;
 pub mod bills;
+#[cfg(test)]
+mod checked;
 pub mod crypto;
 pub mod customers;
 mod demo;

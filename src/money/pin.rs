@@ -194,9 +194,8 @@ pub async fn check(
         let salt = match salts.get(msisdn) {
             Some(salt) => salt,
             None => {
-                let salt: Option<Vec<u8>> =
-                    sqlx::query_scalar("SELECT pin_salt FROM customers WHERE msisdn = $1")
-                        .bind(msisdn.as_e164())
+                let salt =
+                    sqlx::query_scalar!("SELECT pin_salt FROM customers WHERE msisdn = $1", msisdn.as_e164())
                         .fetch_optional(db)
                         .await?;
                 let Some(salt) = salt.and_then(|s| <[u8; 16]>::try_from(s).ok()) else {
@@ -207,15 +206,17 @@ pub async fn check(
             }
         };
         let proof = PinProof::new(hasher, salt, pin);
-        let (code, customer_id): (String, Option<i64>) =
-            sqlx::query_as("SELECT * FROM pin_check($1, $2, $3, $4, $5)")
-                .bind(msisdn.as_e164())
-                .bind(&proof.salt[..])
-                .bind(&proof.hash)
-                .bind(max_attempts)
-                .bind(lock_secs)
-                .fetch_one(db)
-                .await?;
+        let row = sqlx::query!(
+            r#"SELECT outcome AS "outcome!", customer_id FROM pin_check($1, $2, $3, $4, $5)"#,
+            msisdn.as_e164(),
+            &proof.salt[..],
+            &proof.hash,
+            max_attempts,
+            lock_secs,
+        )
+        .fetch_one(db)
+        .await?;
+        let (code, customer_id) = (row.outcome, row.customer_id);
         match pin_outcome(&code, customer_id)? {
             Some(checked) => return Ok(checked),
             None => salts.forget(msisdn),
@@ -227,12 +228,13 @@ pub async fn check(
 /// The customer behind `msisdn` when the channel vouched for them instead of a PIN: a
 /// lock from wrong PINs still holds, since it may mean the phone is in other hands.
 pub async fn vouched(db: impl Db, msisdn: &Msisdn) -> Result<PinCheck, sqlx::Error> {
-    let row: Option<(i64, bool)> = sqlx::query_as(
-        "SELECT id, coalesce(pin_locked_until > now(), false) FROM customers WHERE msisdn = $1",
+    let row = sqlx::query!(
+        r#"SELECT id, coalesce(pin_locked_until > now(), false) AS "locked!" FROM customers WHERE msisdn = $1"#,
+        msisdn.as_e164(),
     )
-    .bind(msisdn.as_e164())
     .fetch_optional(db)
-    .await?;
+    .await?
+    .map(|r| (r.id, r.locked));
     Ok(match row {
         None => PinCheck::NotRegistered,
         Some((_, true)) => PinCheck::Locked,
@@ -242,13 +244,13 @@ pub async fn vouched(db: impl Db, msisdn: &Msisdn) -> Result<PinCheck, sqlx::Err
 
 /// Stores a confirmed new PIN and clears any lock.
 pub async fn store(db: impl Db, msisdn: &Msisdn, staged: &StagedPin) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "UPDATE customers SET pin_salt = $2, pin_hash = $3, pin_failures = 0, pin_locked_until = NULL
           WHERE msisdn = $1",
+        msisdn.as_e164(),
+        &staged.salt[..],
+        &staged.hash,
     )
-    .bind(msisdn.as_e164())
-    .bind(&staged.salt[..])
-    .bind(&staged.hash)
     .execute(db)
     .await?;
     Ok(updated.rows_affected() == 1)

@@ -70,20 +70,20 @@ pub enum Kept {
 /// for longer.
 pub async fn make(pool: &PgPool, promise: &Promise<'_>) -> Result<(), sqlx::Error> {
     let movement = promise.movement;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO op_promises AS p (op_key, op, movement, request, held_tells, msisdn, language, due_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))
          ON CONFLICT (op_key) DO UPDATE SET due_at = greatest(p.due_at, excluded.due_at)
           WHERE p.kept_at IS NULL",
+        promise.op_key,
+        promise.op,
+        movement.name(),
+        promise.request,
+        movement.held_tells(),
+        promise.msisdn.as_e164(),
+        promise.language,
+        promise.due_in.as_secs_f64(),
     )
-    .bind(promise.op_key)
-    .bind(promise.op)
-    .bind(movement.name())
-    .bind(promise.request)
-    .bind(movement.held_tells())
-    .bind(promise.msisdn.as_e164())
-    .bind(promise.language)
-    .bind(promise.due_in.as_secs_f64())
     .execute(pool)
     .await?;
     Ok(())
@@ -93,8 +93,9 @@ pub async fn make(pool: &PgPool, promise: &Promise<'_>) -> Result<(), sqlx::Erro
 /// it (a refusal that wrote no row, such as a wrong PIN, is then named in the notice).
 pub async fn keep(pool: &PgPool, op_key: &str, hint: Option<Outcome>) -> Result<Kept, sqlx::Error> {
     let hint = hint.filter(|o| *o != Outcome::Ok).map(Outcome::as_str);
-    let kept: String =
-        sqlx::query_scalar("SELECT op_promise_keep($1, $2)").bind(op_key).bind(hint).fetch_one(pool).await?;
+    let kept = sqlx::query_scalar!(r#"SELECT op_promise_keep($1, $2) AS "kept!""#, op_key, hint)
+        .fetch_one(pool)
+        .await?;
     Ok(match kept.as_str() {
         "receipt" => Kept::Receipt,
         "notice" => Kept::Notice,
@@ -110,10 +111,10 @@ const SWEEP_BATCH: i64 = 100;
 /// A promise that cannot be kept yet (a statement still holds its key, the database
 /// failed) is tried again later, backing off. Returns how many were kept.
 pub async fn sweep(pool: &PgPool) -> Result<usize, sqlx::Error> {
-    let due: Vec<String> = sqlx::query_scalar(
+    let due = sqlx::query_scalar!(
         "SELECT op_key FROM op_promises WHERE kept_at IS NULL AND due_at <= now() ORDER BY due_at LIMIT $1",
+        SWEEP_BATCH,
     )
-    .bind(SWEEP_BATCH)
     .fetch_all(pool)
     .await?;
     let mut kept = 0;
@@ -124,13 +125,13 @@ pub async fn sweep(pool: &PgPool) -> Result<usize, sqlx::Error> {
             Err(e) => {
                 metrics::counter!("ussd_promises_deferred_total").increment(1);
                 tracing::warn!(error = %e, "a promised SMS could not be settled yet; trying again later");
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE op_promises SET attempts = attempts + 1, last_error = left($2, 300),
                             due_at = now() + make_interval(secs => least(60, 2 ^ least(attempts, 6)))
                       WHERE op_key = $1 AND kept_at IS NULL",
+                    &op_key,
+                    e.to_string(),
                 )
-                .bind(&op_key)
-                .bind(e.to_string())
                 .execute(pool)
                 .await?;
             }
@@ -141,10 +142,11 @@ pub async fn sweep(pool: &PgPool) -> Result<usize, sqlx::Error> {
 
 /// Promises not kept yet, and the age of the oldest in seconds (for the metrics).
 pub async fn open(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
-           FROM op_promises WHERE kept_at IS NULL",
+    let row = sqlx::query!(
+        r#"SELECT count(*) AS "open!", coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS "oldest!"
+             FROM op_promises WHERE kept_at IS NULL"#,
     )
     .fetch_one(pool)
-    .await
+    .await?;
+    Ok((row.open, row.oldest))
 }

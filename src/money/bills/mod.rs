@@ -28,7 +28,7 @@ use crate::domain::{Amount, Msisdn};
 use crate::outcome::{OpResult, Outcome};
 
 /// A biller as the catalogue holds it.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Biller {
     pub id: i64,
     pub code: String,
@@ -54,8 +54,6 @@ impl Biller {
         regex::Regex::new(&format!("^(?:{})$", self.account_pattern)).is_ok_and(|re| re.is_match(account))
     }
 }
-
-const BILLER_COLUMNS: &str = "id, code, name, account_pattern, account_label, fee_payer, base_url, timeout_ms, status, credentials_sealed";
 
 /// A biller's client, and the sealed credentials it was made from.
 type Partner = (Vec<u8>, Arc<BillerClient>);
@@ -123,22 +121,27 @@ impl Bills {
     }
 
     pub async fn biller(&self, code: &str) -> Result<Option<Biller>, sqlx::Error> {
-        sqlx::query_as(&format!("SELECT {BILLER_COLUMNS} FROM billers WHERE code = $1"))
-            .bind(code)
-            .fetch_optional(&self.pool)
-            .await
+        sqlx::query_as!(
+            Biller,
+            "SELECT id, code, name, account_pattern, account_label, fee_payer, base_url, timeout_ms, status,
+                    credentials_sealed
+               FROM billers WHERE code = $1",
+            code,
+        )
+        .fetch_optional(&self.pool)
+        .await
     }
 
     /// The active billers, for a menu to list.
     pub async fn catalogue(&self) -> Result<OpResult, sqlx::Error> {
-        let billers: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT code, name, account_label FROM billers WHERE status = 'active' ORDER BY name",
+        let billers = sqlx::query!(
+            "SELECT code, name, account_label FROM billers WHERE status = 'active' ORDER BY name"
         )
         .fetch_all(&self.pool)
         .await?;
         let billers: Vec<_> = billers
             .into_iter()
-            .map(|(code, name, label)| json!({ "code": code, "name": name, "label": label }))
+            .map(|b| json!({ "code": b.code, "name": b.name, "label": b.account_label }))
             .collect();
         Ok(OpResult::new(Outcome::Ok, json!({ "billers": billers })))
     }
@@ -158,10 +161,10 @@ impl Bills {
         if !biller.accepts(account) {
             return Ok(Some(OpResult::bare(Outcome::AccountInvalid)));
         }
-        let fee: Option<i64> = sqlx::query_scalar(
+        let fee = sqlx::query_scalar!(
             "SELECT fee FROM fee_bands WHERE kind = 'bill' AND $1 BETWEEN min_amount AND max_amount",
+            amount.minor(),
         )
-        .bind(amount.minor())
         .fetch_optional(&self.pool)
         .await?;
         let Some(fee) = fee.filter(|fee| biller.fee_payer == "customer" || *fee < amount.minor()) else {
@@ -209,26 +212,29 @@ impl Bills {
         if !biller.accepts(account) {
             return Ok(OpResult::bare(Outcome::AccountInvalid));
         }
-        let (code, transfer_id, fee): (String, i64, i64) =
-            sqlx::query_as("SELECT * FROM bill_hold($1, $2, $3, $4, $5, $6, $7)")
-                .bind(key)
-                .bind(request_hash("bill", &[from.as_e164(), &biller.code, account], amount))
-                .bind(from.as_e164())
-                .bind(&biller.code)
-                .bind(account)
-                .bind(holder)
-                .bind(amount.minor())
-                .fetch_one(&self.pool)
-                .await?;
+        let row = sqlx::query!(
+            r#"SELECT outcome AS "outcome!", transfer_id AS "transfer_id!", fee AS "fee!"
+                 FROM bill_hold($1, $2, $3, $4, $5, $6, $7)"#,
+            key,
+            &request_hash("bill", &[from.as_e164(), &biller.code, account], amount),
+            from.as_e164(),
+            &biller.code,
+            account,
+            holder,
+            amount.minor(),
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let (code, transfer_id, fee) = (row.outcome, row.transfer_id, row.fee);
         let fee = if biller.fee_payer == "customer" { fee } else { 0 };
         if code != "ok" {
             return Ok(OpResult::new(outcome_of(&code), json!({ "ref": reference(transfer_id) })));
         }
-        let state: String = sqlx::query_scalar("SELECT state FROM bill_payments WHERE transfer_id = $1")
-            .bind(transfer_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(MoneyError::Unsettled)?;
+        let state =
+            sqlx::query_scalar!("SELECT state FROM bill_payments WHERE transfer_id = $1", transfer_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(MoneyError::Unsettled)?;
         let settled = match state.as_str() {
             "pending" => {
                 let answer = self.ask(&biller, &reference(transfer_id), account, amount.minor(), false).await;
@@ -289,14 +295,16 @@ impl Bills {
             Answer::Rejected { reason } => (false, None, None, Some(reason.as_str())),
             Answer::Pending | Answer::NotFound | Answer::Unknown(_) => return Ok(Settled::Pending),
         };
-        let state: String = sqlx::query_scalar("SELECT state FROM bill_settle($1, $2, $3, $4, $5)")
-            .bind(transfer_id)
-            .bind(paid)
-            .bind(receipt)
-            .bind(token)
-            .bind(reason)
-            .fetch_one(&self.pool)
-            .await?;
+        let state = sqlx::query_scalar!(
+            r#"SELECT state AS "state!" FROM bill_settle($1, $2, $3, $4, $5)"#,
+            transfer_id,
+            paid,
+            receipt,
+            token,
+            reason,
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(match state.as_str() {
             "paid" => Settled::Paid,
             "rejected" => Settled::Rejected,
@@ -307,18 +315,15 @@ impl Bills {
     /// The op's answer for a payment in the state `settled` left it (a replayed payment
     /// reads the state the first one recorded).
     async fn answer_of(&self, transfer_id: i64, fee: i64, settled: Settled) -> Result<OpResult, sqlx::Error> {
-        let (token, biller_ref, reason, balance): (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<i64>,
-        ) = sqlx::query_as(
+        let row = sqlx::query!(
             "SELECT p.token, p.biller_ref, p.reason, t.debit_balance_after
-                   FROM bill_payments p JOIN transfers t ON t.id = p.transfer_id WHERE p.transfer_id = $1",
+               FROM bill_payments p JOIN transfers t ON t.id = p.transfer_id WHERE p.transfer_id = $1",
+            transfer_id,
         )
-        .bind(transfer_id)
         .fetch_one(&self.pool)
         .await?;
+        let (token, biller_ref, reason, balance) =
+            (row.token, row.biller_ref, row.reason, row.debit_balance_after);
         let data = json!({
             "ref": reference(transfer_id), "fee": fee, "token": token, "receipt": biller_ref,
             "reason": reason, "balance": balance,
@@ -337,7 +342,7 @@ impl Bills {
     /// each at most once per pass, leasing them so that another replica's pass skips
     /// them; the next check backs off from 5 s to 10 min. Returns how many settled.
     pub async fn reconcile(&self) -> Result<u64, sqlx::Error> {
-        let due: Vec<(i64, i64, String, i64)> = sqlx::query_as(
+        let due = sqlx::query!(
             "UPDATE bill_payments p
                 SET checks = p.checks + 1,
                     next_check_at = now() + least(interval '10 minutes', interval '5 seconds' * power(2, least(p.checks, 10)))
@@ -348,21 +353,27 @@ impl Bills {
                                        ORDER BY q.next_check_at LIMIT $1
                                          FOR UPDATE SKIP LOCKED)
           RETURNING p.transfer_id, p.biller_id, p.account_number, t.amount",
+            RECONCILE_BATCH,
         )
-        .bind(RECONCILE_BATCH)
         .fetch_all(&self.pool)
         .await?;
-        let ids: Vec<i64> = due.iter().map(|(_, biller, _, _)| *biller).collect();
-        let billers: HashMap<i64, Biller> =
-            sqlx::query_as::<_, Biller>(&format!("SELECT {BILLER_COLUMNS} FROM billers WHERE id = ANY($1)"))
-                .bind(&ids)
-                .fetch_all(&self.pool)
-                .await?
-                .into_iter()
-                .map(|b| (b.id, b))
-                .collect();
+        let ids: Vec<i64> = due.iter().map(|p| p.biller_id).collect();
+        let billers: HashMap<i64, Biller> = sqlx::query_as!(
+            Biller,
+            "SELECT id, code, name, account_pattern, account_label, fee_payer, base_url, timeout_ms, status,
+                    credentials_sealed
+               FROM billers WHERE id = ANY($1)",
+            &ids,
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|b| (b.id, b))
+        .collect();
         let mut settled = 0;
-        for (transfer_id, biller_id, account, amount) in due {
+        for p in due {
+            let (transfer_id, biller_id, account, amount) =
+                (p.transfer_id, p.biller_id, p.account_number, p.amount);
             // Billers are never deleted, so every payment's biller is here.
             let Some(biller) = billers.get(&biller_id) else { continue };
             let answer = self.ask(biller, &reference(transfer_id), &account, amount, true).await;
