@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["app"],
     &["journeys", "loadtest"],
     &["simulate"],
+    &["cli"],
 ];
 
 fn layer(module: &str) -> Option<usize> {

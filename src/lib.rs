@@ -5,6 +5,7 @@ pub mod app;
 pub mod breaker;
 pub mod bytes;
 pub mod channel;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod gateway;

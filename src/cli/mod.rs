@@ -1,0 +1,205 @@
+//! The `ussd-gateway` command line: its arguments, and which command runs; the
+//! commands themselves are in `commands.rs`.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::menu;
+use clap::{Parser, Subcommand};
+use commands::{check_menus, graph_menu, journeys, keys, loadtest, run, simulate, tokens};
+
+#[derive(Parser)]
+#[command(name = "ussd-gateway", version, about = "USSD and SMS gateway for mobile money")]
+struct Cli {
+    /// TOML file with settings (same names as the environment variables, in lower case).
+    #[arg(long, global = true, env = "USSD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP gateway.
+    Serve {
+        /// Seed demo subscribers and print how to try them (also allows the demo PIN pepper).
+        #[arg(long)]
+        demo: bool,
+        /// Address to listen on; overrides LISTEN_ADDR.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Create the database if needed and apply the migrations, then exit.
+    Migrate,
+    /// Simulate subscribers walking real journeys against a running gateway.
+    Loadtest(LoadtestArgs),
+    /// Run journey transcripts against the menus, each on a fresh copy of a database
+    /// seeded with the demo subscribers (on the server of DATABASE_URL).
+    Journeys {
+        /// Folder of transcript files (`*.yaml`).
+        #[arg(default_value = "menus/journeys")]
+        dir: PathBuf,
+        /// Folder of menu files (default: the folder above DIR).
+        #[arg(long)]
+        menus: Option<PathBuf>,
+    },
+    /// A phone in the terminal: dial a code and walk the menu, against a gateway in
+    /// this process (a scratch demo database) or a running one.
+    Simulate {
+        /// A running gateway's Africa's Talking endpoint, e.g.
+        /// http://127.0.0.1:8080/ussd/africastalking.
+        #[arg(long)]
+        url: Option<String>,
+        /// The subscriber dialling (a demo subscriber: PIN 1234).
+        #[arg(long, default_value = "+254700000001")]
+        msisdn: String,
+        #[arg(long, default_value = "*384#")]
+        code: String,
+        /// Menus of the in-process gateway.
+        #[arg(long, default_value = "menus")]
+        menus: PathBuf,
+    },
+    /// Menu file tools.
+    Menus {
+        #[command(subcommand)]
+        command: MenusCommand,
+    },
+    /// Admin API tools (on the database of DATABASE_URL).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// The keys sealing personal data (on the database of DATABASE_URL, with the
+    /// key-encryption keys of DATA_KEY or DATA_KEYS).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-wrap every data key under a key-encryption key (the newest in DATA_KEYS unless
+    /// --to names another) and add a new data key under it, while the gateway runs.
+    /// First give every replica the new key in DATA_KEYS; once this is done, the older
+    /// keys may leave DATA_KEYS.
+    Rotate {
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// The data keys: id, the key-encryption key wrapping each, when made and re-wrapped.
+    List,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Bearer tokens of the admin API.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it: the database keeps only its hash, so this is the
+    /// one time it can be read.
+    Create {
+        /// 1 to 63 lower-case letters, digits, `.`, `_` or `-` (who or what uses it).
+        name: String,
+        /// What it may do: menus, customers:read, customers:write, transfers:reverse,
+        /// agents, float (repeat the flag or separate with commas).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// Revoke a token; calls with it are refused from now on.
+    Revoke { name: String },
+    /// List the tokens: name, scopes, when created, live or revoked.
+    List,
+}
+
+#[derive(Subcommand)]
+enum MenusCommand {
+    /// Compile every menu file in DIR and report all problems with file:line:column.
+    Check {
+        #[arg(default_value = "menus")]
+        dir: PathBuf,
+    },
+    /// Print the JSON Schema of menu files (shipped as menus/menu.schema.json).
+    Schema,
+    /// Draw the flow of one menu file (Mermaid for Markdown, DOT for Graphviz).
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "mermaid")]
+        format: GraphFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    /// Mermaid flowchart, for Markdown pages.
+    Mermaid,
+    /// Graphviz DOT: `… --format dot | dot -Tsvg > wallet.svg`.
+    Dot,
+}
+
+#[derive(clap::Args)]
+struct LoadtestArgs {
+    /// Base URL of the gateway.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Journeys and their weights: browse (menu hops only), balance, send.
+    #[arg(long, default_value = "browse=6,balance=3,send=1")]
+    mix: crate::loadtest::Mix,
+    /// Closed loop: simulated subscribers at once. Open loop: the most journeys in flight.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Start this many journeys per second whatever the replies (open loop).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Seconds measured, after the warm-up.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Seconds run but not measured first.
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    /// Draw subscribers from the first N demo subscribers (serve with DEMO_SUBSCRIBERS=N).
+    #[arg(long, default_value_t = 10)]
+    subscribers: u32,
+    #[arg(long, default_value = "1234")]
+    pin: String,
+    /// KES per transfer.
+    #[arg(long, default_value_t = 10)]
+    amount: u64,
+    #[arg(long, default_value = "*384#")]
+    code: String,
+    /// Print the report as JSON on stdout (no progress bar).
+    #[arg(long)]
+    json: bool,
+    /// Count any 200 as success instead of checking each screen (for reference servers).
+    #[arg(long)]
+    no_check: bool,
+}
+
+/// Runs the command the arguments name.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Loadtest(args) => loadtest(args),
+        Command::Menus { command: MenusCommand::Check { dir } } => check_menus(&dir),
+        Command::Menus { command: MenusCommand::Graph { file, format } } => graph_menu(&file, format),
+        Command::Menus { command: MenusCommand::Schema } => {
+            print!("{}", menu::json_schema());
+            ExitCode::SUCCESS
+        }
+        Command::Journeys { dir, menus } => journeys(cli.config, &dir, menus),
+        Command::Simulate { url, msisdn, code, menus } => simulate(cli.config, url, &msisdn, &code, &menus),
+        Command::Serve { demo, listen } => run(cli.config, listen, demo, false),
+        // Migrating needs no secrets, so it validates as leniently as a demo does.
+        Command::Migrate => run(cli.config, None, true, true),
+        Command::Admin { command: AdminCommand::Token { command } } => tokens(cli.config, command),
+        Command::Keys { command } => keys(cli.config, command),
+    }
+}
