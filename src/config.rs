@@ -157,6 +157,7 @@ const ENV_KEYS: &[&str] = &[
     "BLIND_INDEX_KEY",
     "PIN_MAX_ATTEMPTS",
     "PIN_LOCK_SECS",
+    "APPROVAL_TTL_SECS",
     "DEFAULT_REGION",
     "DEMO_SUBSCRIBERS",
     "CURRENCY",
@@ -373,6 +374,28 @@ mod tests {
 
     fn keys(config: &Config) -> Vec<(String, [u8; 32])> {
         config.money.data_keys.iter().map(|(id, key)| (id.clone(), *key.expose_secret())).collect()
+    }
+
+    /// Every setting but the tables (`[[channels]]`, `[sms]`, `[[sms_channels]]`) is read
+    /// from the environment as well as the file: the list of variables is written by
+    /// hand, so it is checked against the fields serde knows.
+    #[test]
+    fn every_plain_setting_can_be_set_from_the_environment() {
+        let refused = Figment::new()
+            .merge(Toml::string("no_such_setting = 1"))
+            .extract::<Settings>()
+            .expect_err("an unknown setting is refused")
+            .to_string();
+        let fields = refused.split("one of ").nth(1).and_then(|rest| rest.split(" for key").next());
+        let fields = fields.unwrap_or_else(|| panic!("serde names no fields: {refused}"));
+        let fields: Vec<&str> = fields.split(", ").map(|f| f.trim_matches('`')).collect();
+        assert!(fields.len() > 20, "{refused}");
+        for field in fields.iter().filter(|f| !["channels", "sms", "sms_channels"].contains(f)) {
+            assert!(
+                ENV_KEYS.contains(&field.to_uppercase().as_str()),
+                "{field} cannot be set from the environment"
+            );
+        }
     }
 
     #[test]
