@@ -16,6 +16,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::SecretString;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -71,7 +72,7 @@ impl AppState {
 #[derive(Clone)]
 pub struct Admin {
     /// ADMIN_TOKEN: a token with every scope, from the configuration.
-    pub root: Option<Arc<str>>,
+    pub root: Option<SecretString>,
     /// Where menu reloads read from.
     pub menus_dir: std::path::PathBuf,
 }

@@ -106,15 +106,15 @@ impl Conversation for Codes<'_> {
 /// day (which starts with the first of them). One statement, so that concurrent
 /// conversations cannot each see a count below the cap.
 pub async fn failed(db: impl Db, msisdn: &Msisdn) -> Result<u32, sqlx::Error> {
-    let failures: i32 = sqlx::query_scalar(
+    let failures = sqlx::query_scalar!(
         "INSERT INTO sms_code_failures AS f (msisdn, failures) VALUES ($1, 1)
          ON CONFLICT (msisdn) DO UPDATE SET
-             failures = CASE WHEN f.since < now() - $2::interval THEN 1 ELSE f.failures + 1 END,
-             since = CASE WHEN f.since < now() - $2::interval THEN now() ELSE f.since END
+             failures = CASE WHEN f.since < now() - $2::text::interval THEN 1 ELSE f.failures + 1 END,
+             since = CASE WHEN f.since < now() - $2::text::interval THEN now() ELSE f.since END
          RETURNING failures",
+        msisdn.as_e164(),
+        CODE_FAILURE_WINDOW,
     )
-    .bind(msisdn.as_e164())
-    .bind(CODE_FAILURE_WINDOW)
     .fetch_one(db)
     .await?;
     Ok(u32::try_from(failures).unwrap_or(0))
@@ -122,11 +122,11 @@ pub async fn failed(db: impl Db, msisdn: &Msisdn) -> Result<u32, sqlx::Error> {
 
 /// The wrong one-time codes from `msisdn` in its current day.
 pub async fn failures(db: impl Db, msisdn: &Msisdn) -> Result<u32, sqlx::Error> {
-    let failures: Option<i32> = sqlx::query_scalar(
-        "SELECT failures FROM sms_code_failures WHERE msisdn = $1 AND since >= now() - $2::interval",
+    let failures = sqlx::query_scalar!(
+        "SELECT failures FROM sms_code_failures WHERE msisdn = $1 AND since >= now() - $2::text::interval",
+        msisdn.as_e164(),
+        CODE_FAILURE_WINDOW,
     )
-    .bind(msisdn.as_e164())
-    .bind(CODE_FAILURE_WINDOW)
     .fetch_optional(db)
     .await?;
     Ok(failures.and_then(|n| u32::try_from(n).ok()).unwrap_or(0))

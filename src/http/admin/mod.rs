@@ -7,6 +7,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tracing::error;
 use utoipa_axum::router::OpenApiRouter;
@@ -112,7 +113,7 @@ async fn authenticated(state: &AppState, headers: &HeaderMap) -> Result<Principa
             "send the header `Authorization: Bearer <token>`; `ussd-gateway admin token create` makes a token",
         ));
     };
-    admin::authenticate(state.pool(), state.admin.root.as_deref(), bearer)
+    admin::authenticate(state.pool(), state.admin.root.as_ref().map(ExposeSecret::expose_secret), bearer)
         .await?
         .ok_or(AdminError::Unauthorized("the token is unknown or revoked"))
 }
