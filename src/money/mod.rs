@@ -9,6 +9,7 @@ mod checked;
 pub mod crypto;
 pub mod customers;
 mod demo;
+pub mod events;
 pub mod kek;
 mod lane;
 pub mod ledger;

@@ -256,3 +256,14 @@ async fn entries_cannot_be_changed_or_removed(pool: PgPool) {
     }
     assert_ledger_invariants(&pool).await;
 }
+
+/// A reference reads the same wherever it is written: the receipts' SQL and the
+/// program, past 2^32 transfers too (lpad would cut it to eight digits).
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn references_are_written_alike_by_the_database_and_the_program(pool: PgPool) {
+    for id in [1_i64, 42, 0xFFFF_FFFF, 0x1_0000_0000, i64::MAX] {
+        let written: String =
+            sqlx::query_scalar("SELECT transfer_ref($1)").bind(id).fetch_one(&pool).await.unwrap();
+        assert_eq!(written, ussd_gateway::money::reference(id), "{id}");
+    }
+}

@@ -16,6 +16,7 @@ mod chaos;
 mod deadline;
 mod delivery;
 mod duplicates;
+mod events;
 mod faults;
 mod hardening;
 mod inbound;

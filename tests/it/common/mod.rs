@@ -333,6 +333,54 @@ pub async fn assert_ledger_invariants(pool: &PgPool) {
     .await
     .unwrap();
     assert_eq!(receipts, 0, "a movement lacks exactly one receipt per party (a bill's payee is no phone)");
+    assert_events(pool).await;
+}
+
+/// The event log agrees with the ledger: each party account's events are numbered
+/// 1..n without gaps, every posted movement has an event per party account and every
+/// refused one for its payer, and every event is valid against its type's schema.
+pub async fn assert_events(pool: &PgPool) {
+    let misnumbered: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM accounts a
+          WHERE a.event_seq <> (SELECT count(*) FROM events e WHERE e.account_id = a.id)
+             OR a.event_seq <> coalesce((SELECT max(e.sequence) FROM events e WHERE e.account_id = a.id), 0)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(misnumbered, 0, "an account's events are not numbered 1..n");
+    let unannounced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM transfers t
+           JOIN accounts a ON a.kind IN ('wallet', 'agent_float', 'biller_settlement')
+                          AND (a.id = t.debit_account_id OR (t.status = 'posted' AND a.id = t.credit_account_id))
+          WHERE t.status IN ('posted', 'rejected')
+            AND (SELECT count(*) FROM events e WHERE e.account_id = a.id AND e.subject = transfer_ref(t.id)) <> 1",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(unannounced, 0, "a movement lacks exactly one event per party account");
+    let mut validators = std::collections::HashMap::new();
+    let mut position = 0;
+    loop {
+        let page = ussd_gateway::money::events::after(pool, position, 1_000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        position = last.position;
+        for event in &page {
+            let validator =
+                validators.entry(event.kind().to_owned()).or_insert_with(|| event_schema(event.kind()));
+            let errors: Vec<String> = validator.iter_errors(&event.envelope).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", event.envelope);
+        }
+    }
+}
+
+/// The JSON Schema `schemas/events/` ships for events of type `kind`.
+pub fn event_schema(kind: &str) -> jsonschema::Validator {
+    let path = format!("{}/schemas/events/{kind}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("no schema for `{kind}` at {path}"));
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    jsonschema::options().should_validate_formats(true).build(&schema).unwrap()
 }
 
 /// The URL of `pool`'s database, for a child process (the command line).
