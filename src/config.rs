@@ -19,6 +19,7 @@ pub use crate::sms::{SmsChannelSettings, SmsSettings};
 use crate::channel::ChannelSpec;
 use crate::channel::settings::{ChannelDefaults, channels, screen_budgets};
 use crate::domain::{Currency, Region};
+use crate::events::EventsSpec;
 use crate::http::settings::{ServerDeclared, ServerSpec};
 use crate::menu::Budget;
 use crate::money::{MoneyDeclared, MoneySpec};
@@ -95,6 +96,10 @@ pub struct Settings {
     /// HTTP_HEADER_TIMEOUT_SECS: how long a request's headers, or a kept-alive
     /// connection's next request, may take to arrive before the connection is closed.
     pub http_header_timeout_secs: u64,
+    /// EVENT_STREAM_MAXLEN: about how many events each Redis stream keeps.
+    pub event_stream_maxlen: u64,
+    /// EVENT_RELAY_BATCH: the most events the relay publishes in one claim.
+    pub event_relay_batch: u32,
     /// `[[channels]]` in the config file: the aggregator connections this gateway serves.
     pub channels: Vec<ChannelSettings>,
     /// `[sms]` in the config file: the provider SMS receipts go out through.
@@ -134,6 +139,8 @@ impl Default for Settings {
             rate_per_msisdn_per_minute: 60,
             http_max_connections: 10_000,
             http_header_timeout_secs: 15,
+            event_stream_maxlen: EventsSpec::default().stream_max_len,
+            event_relay_batch: EventsSpec::default().batch,
             channels: Vec::new(),
             sms: None,
             sms_channels: Vec::new(),
@@ -168,6 +175,8 @@ const ENV_KEYS: &[&str] = &[
     "HTTP_MAX_CONNECTIONS",
     "MEMORY_SESSIONS_MAX",
     "HTTP_HEADER_TIMEOUT_SECS",
+    "EVENT_STREAM_MAXLEN",
+    "EVENT_RELAY_BATCH",
 ];
 
 /// Settings that passed validation, in the types the program uses: each owner's own
@@ -188,6 +197,8 @@ pub struct Config {
     /// The channels served: those declared, and with `--demo` every provider at
     /// `/ussd/<provider>` on a path no declared channel took.
     pub channels: Vec<ChannelSpec>,
+    /// How the relay publishes the event log (when REDIS_URL is set).
+    pub events: EventsSpec,
     /// Where SMS receipts go: `[sms]`, or the demo sink with `--demo`; none otherwise.
     pub sms: Option<SmsSpec>,
     /// Where SMS providers call: those declared, and with `--demo` every provider that
@@ -246,6 +257,11 @@ impl Settings {
         let screen_budgets = screen_budgets(&self.screen_budgets, &mut problems);
         let region = self.check_service(&mut problems);
         let money = crate::money::settings::validate(&self.money(), demo, &mut problems);
+        let events = crate::events::settings::validate(
+            self.event_stream_maxlen,
+            self.event_relay_batch,
+            &mut problems,
+        );
         let defaults = ChannelDefaults {
             deadline: Duration::from_millis(self.hop_deadline_ms),
             per_msisdn_per_minute: self.rate_per_msisdn_per_minute.max(1),
@@ -267,6 +283,7 @@ impl Settings {
             demo,
             screen_budgets,
             channels,
+            events,
             sms,
             sms_channels,
             settings: self,

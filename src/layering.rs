@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["session"],
     &["channel"],
     &["gateway", "admin"],
-    &["sms"],
+    &["sms", "events"],
     &["http"],
     &["config"],
     &["app"],

@@ -8,6 +8,7 @@ pub mod channel;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod gateway;
 pub mod gsm;
 pub mod http;

@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 use crate::channel::sms::Outbound;
 use crate::config::{Config, redact_url};
+use crate::events::{self, Relay, redis::RedisStreams};
 use crate::gateway::{Gateway, GatewayConfig};
 use crate::http::{self, AppState};
 use crate::menu::Bundle;
@@ -224,6 +225,7 @@ pub struct Application {
     listener: TcpListener,
     admin_listener: TcpListener,
     codes: Vec<String>,
+    relay: Option<Relay>,
     stop: CancellationToken,
 }
 
@@ -263,7 +265,16 @@ impl Application {
             Some(key) => info!(data_key = key, "personal data is sealed with data key"),
             None => return Err(StartError::Keys("no data key here can be unwrapped".into())),
         }
-        Ok(Application { state, config, listener, admin_listener, codes, stop: CancellationToken::new() })
+        let relay = event_relay(&state, &config).await?;
+        Ok(Application {
+            state,
+            config,
+            listener,
+            admin_listener,
+            codes,
+            relay,
+            stop: CancellationToken::new(),
+        })
     }
 
     /// Where aggregators and SMS providers call.
@@ -286,7 +297,7 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartError> {
-        let Application { state, config, listener, admin_listener, codes, stop } = self;
+        let Application { state, config, listener, admin_listener, codes, relay, stop } = self;
         let gateway = Arc::clone(&state.gateway);
         let addr = listener.local_addr().map_err(|e| StartError::Listen {
             addr: config.server.listen.to_string(),
@@ -304,6 +315,10 @@ impl Application {
         }
         let (loops, loops_stop) = (TaskTracker::new(), CancellationToken::new());
         loops::start_loops(&loops, &state, &config, &loops_stop);
+        // The relay stops with the loops, after the ops still running wrote their events.
+        if let Some(relay) = relay {
+            loops.spawn(relay.run(loops_stop.clone()));
+        }
         let answering_stop = CancellationToken::new();
         // Subscribers' messages are answered here, not in their provider's callback.
         let answerer = (!config.sms_channels.is_empty()).then(|| {
@@ -368,6 +383,22 @@ impl Application {
         info!("stopped");
         Ok(())
     }
+}
+
+/// The event relay, when there is a Redis to publish to; without one the events wait
+/// in the database (the backlog metric shows them).
+async fn event_relay(state: &AppState, config: &Config) -> Result<Option<Relay>, StartError> {
+    let Some(url) = config.settings.redis_url.as_ref() else {
+        warn!("REDIS_URL is not set: events are kept in the database and not published to a stream");
+        return Ok(None);
+    };
+    let url = url.expose_secret();
+    let conn = events::redis::connect(url, Duration::from_secs(2))
+        .await
+        .map_err(|e| StartError::Redis { url: redact_url(url), reason: e.to_string() })?;
+    let streams = RedisStreams::new(conn, &config.settings.redis_key_prefix, config.events.stream_max_len);
+    info!(streams = %events::redis::stream(&config.settings.redis_key_prefix, "<family>"), "events are published to Redis Streams");
+    Ok(Some(Relay::new(state.pool().clone(), Arc::new(streams), config.events.batch)))
 }
 
 /// How long a background loop may take to finish its pass once the shutdown began.

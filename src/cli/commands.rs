@@ -1,5 +1,5 @@
-//! What each command of the command line does: serve, migrate, keys, tokens, the menu
-//! tools, the journey transcripts, the simulator and the load generator.
+//! What each command of the command line does: serve, migrate, keys, tokens, the event
+//! tail, the menu tools, the journey transcripts, the simulator and the load generator.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -241,6 +241,53 @@ pub(super) fn simulate(
 }
 
 /// The async runtime, or `None` after saying why it cannot start.
+pub(super) fn events(config_file: Option<PathBuf>, tail: crate::events::tail::Tail) -> ExitCode {
+    let settings = match Settings::load(config_file.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(url) = settings.redis_url.as_ref() else {
+        eprintln!("error: set REDIS_URL to the Redis the gateway publishes its events to");
+        return ExitCode::from(2);
+    };
+    let Some(runtime) = runtime() else { return ExitCode::FAILURE };
+    runtime.block_on(async {
+        let conn = match crate::events::redis::connect(url.expose_secret(), std::time::Duration::from_secs(5))
+            .await
+        {
+            Ok(conn) => conn,
+            Err(e) => {
+                eprintln!("error: cannot reach Redis at REDIS_URL: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            on_signal.cancel();
+        });
+        eprintln!("reading {} events (Ctrl-C stops)", tail.types);
+        match crate::events::tail::tail(conn, &settings.redis_key_prefix, &tail, &stop, |event| {
+            println!("{event}")
+        })
+        .await
+        {
+            Ok(n) => {
+                eprintln!("{n} event(s)");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: reading the event streams failed: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
 pub(super) fn runtime() -> Option<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

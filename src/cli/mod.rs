@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use crate::menu;
 use clap::{Parser, Subcommand};
-use commands::{check_menus, graph_menu, journeys, keys, loadtest, run, simulate, tokens};
+use commands::{check_menus, events, graph_menu, journeys, keys, loadtest, run, simulate, tokens};
 
 #[derive(Parser)]
 #[command(name = "ussd-gateway", version, about = "USSD and SMS gateway for mobile money")]
@@ -76,6 +76,34 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// The event streams on the Redis of REDIS_URL.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Print events as they are published, one JSON envelope a line, reading as a
+    /// consumer group does (XREADGROUP, XACK); Ctrl-C stops.
+    Tail {
+        /// Event types: an exact type or a pattern (`transfer.*`, `*.rejected`).
+        #[arg(long = "type", default_value = "*")]
+        types: String,
+        /// Where to start: `$` (what comes next), `0` (all the streams still hold) or a
+        /// stream entry id (`1765011243512-0`, from that moment). A kept group resumes
+        /// where it stopped instead.
+        #[arg(long, default_value = "$")]
+        from: String,
+        /// A consumer group to keep, so the next tail resumes where this one stopped
+        /// (without it, one is made for this tail and removed at its end).
+        #[arg(long)]
+        group: Option<String>,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
     },
 }
 
@@ -201,5 +229,8 @@ pub fn main() -> ExitCode {
         Command::Migrate => run(cli.config, None, true, true),
         Command::Admin { command: AdminCommand::Token { command } } => tokens(cli.config, command),
         Command::Keys { command } => keys(cli.config, command),
+        Command::Events { command: EventsCommand::Tail { types, from, group, count } } => {
+            events(cli.config, crate::events::tail::Tail { types, from, group, count })
+        }
     }
 }

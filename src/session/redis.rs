@@ -49,6 +49,17 @@ if pointed and pointed ~= ARGV[4] then return pointed end",
     "return next\n"
 );
 
+/// A self-reconnecting connection that fails fast (about `timeout`) when Redis cannot
+/// be reached, and gives up on a command after `timeout`.
+pub async fn connect(url: &str, timeout: Duration) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(timeout)
+        .set_response_timeout(timeout)
+        .set_number_of_retries(2)
+        .set_max_delay(200);
+    ConnectionManager::new_with_config(redis::Client::open(url)?, config).await
+}
+
 /// Sessions in Redis through a self-reconnecting `ConnectionManager` (cheap to clone).
 #[derive(Clone)]
 pub struct RedisStore {
@@ -62,15 +73,7 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connects, failing fast (about `timeout`) if Redis cannot be reached.
     pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout)
-            .set_number_of_retries(2)
-            .set_max_delay(200);
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let conn = connect(url, timeout).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(RedisStore {
             conn,
             prefix: prefix.to_owned(),

@@ -1,5 +1,5 @@
 //! The whole application as `serve` runs it: built on a fresh database, its workers
-//! running, on ports of its own; stopped by its token.
+//! running (the event relay among them), on ports of its own; stopped by its token.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use ussd_gateway::app::Application;
 use ussd_gateway::config::Settings;
 use ussd_gateway::money::DEMO_PIN;
 
-use crate::common::{database_url, settings};
+use crate::common::{database_url, redis_url, settings};
 
 async fn hop(client: &reqwest::Client, base: &str, session: &str, text: &str) -> String {
     let form =
@@ -25,10 +25,13 @@ async fn hop(client: &reqwest::Client, base: &str, session: &str, text: &str) ->
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: PgPool) {
+    let prefix = format!("test:{:016x}:", rand::random::<u64>());
     let settings = Settings {
         database_url: database_url(&pool).into(),
         listen_addr: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),
+        redis_url: Some(redis_url().into()),
+        redis_key_prefix: prefix.clone(),
         ..settings()
     };
     let config = settings.validate(None, true).expect("a demo configuration");
@@ -54,6 +57,31 @@ async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: Pg
         .await
         .expect("a receipt within 15 s");
     assert!(sms.iter().any(|m| m.text.contains("KES 500.00")), "{sms:?}");
+    // The relay runs: the transfer's two events reach the stream.
+    let mut redis = ussd_gateway::events::redis::connect(&redis_url(), Duration::from_secs(2)).await.unwrap();
+    let stream = ussd_gateway::events::redis::stream(&prefix, "transfer");
+    let reply: redis::streams::StreamReadReply = redis::cmd("XREAD")
+        .arg("COUNT")
+        .arg(2)
+        .arg("BLOCK")
+        .arg(5_000)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg("0")
+        .query_async(&mut redis)
+        .await
+        .expect("the transfer's events within 5 s");
+    let published: Vec<(String, String)> = reply.keys[0]
+        .ids
+        .iter()
+        .map(|e| (e.get::<String>("type").unwrap(), e.get::<String>("event").unwrap()))
+        .collect();
+    assert_eq!(published.len(), 2, "{published:?}");
+    assert!(
+        published.iter().all(|(kind, event)| kind == "transfer.posted" && event.contains("50000")),
+        "{published:?}"
+    );
+    let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut redis).await.unwrap();
     // The admin listener is apart, with the metrics.
     let metrics = client.get(format!("http://{admin}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("ussd_hops_total"), "{metrics}");

@@ -29,6 +29,7 @@ mod ops;
 mod outbox;
 mod partners;
 mod properties;
+mod relay;
 mod reload;
 mod simulate;
 mod sms_commands;

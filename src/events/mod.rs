@@ -1,0 +1,34 @@
+//! The event log leaves the database: the relay publishes waiting events through a
+//! [`Publisher`] (Redis Streams, one stream per family), and `events tail` reads them
+//! back as a consumer group does.
+
+pub mod redis;
+pub mod relay;
+pub mod settings;
+pub mod tail;
+
+use futures_util::future::BoxFuture;
+
+pub use crate::money::events::Event;
+pub use relay::Relay;
+pub use settings::EventsSpec;
+
+/// The families events are published under, one stream each: an event's type up to
+/// its first dot (`transfer.posted` → `transfer`).
+pub const FAMILIES: &[&str] = &["transfer", "cash_in", "cash_out", "float", "bill", "account"];
+
+/// The family of an event type.
+pub fn family(kind: &str) -> &str {
+    kind.split_once('.').map_or(kind, |(family, _)| family)
+}
+
+/// Where the relay puts events. A batch is published in order; on an error some of
+/// it may have gone out, and all of it is published again later (consumers drop
+/// repeats by event id, or by account and sequence).
+pub trait Publisher: Send + Sync {
+    fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), PublishError>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot publish events: {0}")]
+pub struct PublishError(pub String);
