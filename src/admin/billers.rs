@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
+use super::address;
 use crate::domain::DisplayText;
 use crate::domain::shape::{self, Schemas};
 use crate::money::DataVault;
@@ -111,44 +112,13 @@ fn fee_payer_problem(payer: &str) -> Option<BillerError> {
         .then(|| BillerError::Invalid(format!("`fee_payer` `{payer}` must be `customer` or `biller`")))
 }
 
-/// A biller's address: http(s), a host, no credentials in it, and never one of the
-/// addresses a server must not be made to call (link-local, where clouds answer with
-/// their instance's secrets; unspecified; multicast).
+/// A biller's address: http(s), of an address a server may be made to call.
 fn url_problem(url: &str) -> Option<BillerError> {
-    if url.chars().count() > 500 || !shape::BILLER_URL.fits(url) {
-        return Some(BillerError::Invalid(format!(
-            "`base_url` `{url}` must be an http:// or https:// URL of at most 500 characters"
-        )));
+    match address::problem("base_url", url, address::Schemes::HttpOrHttps)? {
+        address::Problem::Invalid(why) => Some(BillerError::Invalid(why)),
+        address::Problem::Unacceptable(why) => Some(BillerError::Unacceptable(why)),
     }
-    let unacceptable = |why: &str| Some(BillerError::Unacceptable(format!("`base_url` `{url}` {why}")));
-    let parsed = match reqwest::Url::parse(url) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => parsed,
-        _ => return unacceptable("is not a URL with a host"),
-    };
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return unacceptable("must not carry credentials");
-    }
-    let forbidden = match parsed.host() {
-        None => true,
-        Some(url::Host::Domain(name)) => {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            name == "metadata" || name == "metadata.google.internal"
-        }
-        Some(url::Host::Ipv4(ip)) => {
-            ip.is_link_local() || ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast()
-        }
-        Some(url::Host::Ipv6(ip)) => match ip.to_ipv4_mapped() {
-            Some(v4) => v4.is_link_local() || v4.is_unspecified(),
-            None => {
-                ip.is_unicast_link_local() || ip.is_unspecified() || ip.is_multicast() || ip == METADATA_V6
-            }
-        },
-    };
-    if forbidden { unacceptable("names an address a biller cannot have") } else { None }
 }
-
-/// Where AWS answers with an instance's credentials over IPv6.
-const METADATA_V6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
 
 fn timeout_problem(ms: i32) -> Option<BillerError> {
     (!(100..=30_000).contains(&ms))

@@ -1,6 +1,7 @@
 //! The admin API's credentials — scoped bearer tokens kept as hashes — and its audit
 //! trail; the HTTP handlers are in `src/http/admin.rs`.
 
+pub mod address;
 pub mod agents;
 pub mod billers;
 pub mod customers;
@@ -30,10 +31,13 @@ pub enum Scope {
     Billers,
     /// Read the SMS channels' dead letters.
     Sms,
+    /// Subscribe partners' endpoints to events, rotate their secrets, read and replay
+    /// their deliveries.
+    Webhooks,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::Menus,
         Scope::CustomersRead,
         Scope::CustomersWrite,
@@ -42,6 +46,7 @@ impl Scope {
         Scope::Float,
         Scope::Billers,
         Scope::Sms,
+        Scope::Webhooks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +59,7 @@ impl Scope {
             Scope::Float => "float",
             Scope::Billers => "billers",
             Scope::Sms => "sms",
+            Scope::Webhooks => "webhooks",
         }
     }
 

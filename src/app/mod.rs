@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 use crate::channel::sms::Outbound;
 use crate::config::{Config, redact_url};
+use crate::events::webhooks::deliver::{Deliverer, Policy};
 use crate::events::{self, Relay, redis::RedisStreams};
 use crate::gateway::{Gateway, GatewayConfig};
 use crate::http::{self, AppState};
@@ -225,7 +226,7 @@ pub struct Application {
     listener: TcpListener,
     admin_listener: TcpListener,
     codes: Vec<String>,
-    relay: Option<Relay>,
+    relay: Relay,
     stop: CancellationToken,
 }
 
@@ -315,10 +316,12 @@ impl Application {
         }
         let (loops, loops_stop) = (TaskTracker::new(), CancellationToken::new());
         loops::start_loops(&loops, &state, &config, &loops_stop);
-        // The relay stops with the loops, after the ops still running wrote their events.
-        if let Some(relay) = relay {
-            loops.spawn(relay.run(loops_stop.clone()));
-        }
+        // The relay and the webhook worker stop with the loops, after the ops still
+        // running wrote their events.
+        loops.spawn(relay.run(loops_stop.clone()));
+        let deliverer =
+            Deliverer::new(state.pool().clone(), gateway.money().vault().clone(), Policy::default());
+        loops.spawn(deliverer.run(loops_stop.clone()));
         let answering_stop = CancellationToken::new();
         // Subscribers' messages are answered here, not in their provider's callback.
         let answerer = (!config.sms_channels.is_empty()).then(|| {
@@ -385,12 +388,11 @@ impl Application {
     }
 }
 
-/// The event relay, when there is a Redis to publish to; without one the events wait
-/// in the database (the backlog metric shows them).
-async fn event_relay(state: &AppState, config: &Config) -> Result<Option<Relay>, StartError> {
+/// The event relay: to Redis Streams when there is a Redis, to the webhooks always.
+async fn event_relay(state: &AppState, config: &Config) -> Result<Relay, StartError> {
     let Some(url) = config.settings.redis_url.as_ref() else {
-        warn!("REDIS_URL is not set: events are kept in the database and not published to a stream");
-        return Ok(None);
+        warn!("REDIS_URL is not set: events are not published to a stream (webhooks still get theirs)");
+        return Ok(Relay::new(state.pool().clone(), None, config.events.batch));
     };
     let url = url.expose_secret();
     let conn = events::redis::connect(url, Duration::from_secs(2))
@@ -398,7 +400,7 @@ async fn event_relay(state: &AppState, config: &Config) -> Result<Option<Relay>,
         .map_err(|e| StartError::Redis { url: redact_url(url), reason: e.to_string() })?;
     let streams = RedisStreams::new(conn, &config.settings.redis_key_prefix, config.events.stream_max_len);
     info!(streams = %events::redis::stream(&config.settings.redis_key_prefix, "<family>"), "events are published to Redis Streams");
-    Ok(Some(Relay::new(state.pool().clone(), Arc::new(streams), config.events.batch)))
+    Ok(Relay::new(state.pool().clone(), Some(Arc::new(streams)), config.events.batch))
 }
 
 /// How long a background loop may take to finish its pass once the shutdown began.

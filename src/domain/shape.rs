@@ -54,6 +54,10 @@ shape!(REFERENCE, reference, r"^(?:[Tt][Xx][0-9A-Fa-f]{1,16}|[0-9]{1,19})$");
 // Printable ASCII after the scheme, starting with a host (a name, an IPv4 address or
 // an IPv6 literal); whether it parses as one is the URL parser's to say (422).
 shape!(BILLER_URL, biller_url, r"^https?://[A-Za-z0-9\[][!-~]*$");
+// An event type, exact or with `*` (`transfer.posted`, `transfer.*`, `*.rejected`).
+shape!(EVENT_TYPE, event_type, r"^[a-z_*]{1,20}(?:\.[a-z_*]{1,20})?$");
+shape!(WEBHOOK_ID, webhook_id, r"^wh_[0-9a-f]{16}$");
+shape!(DELIVERY_ID, delivery_id, r"^[1-9][0-9]{0,17}$");
 // Postgres stores no NUL; every free text field says so.
 shape!(NO_NUL, no_nul, r"^[^\u0000]*$");
 shape!(IDEMPOTENCY_KEY, idempotency_key, r"^[!-~]{8,100}$");
@@ -115,6 +119,35 @@ impl Schemas {
 
     pub fn biller_status() -> Object {
         Self::one_of(&["active", "suspended"])
+    }
+
+    pub fn webhook_url() -> Object {
+        ObjectBuilder::from(BILLER_URL.schema())
+            .max_length(Some(500))
+            .description(Some("where deliveries are POSTed: https:// (http:// only with `serve --demo`); credentials in the URL, or a link-local, metadata, unspecified or multicast address: 422"))
+            .build()
+    }
+
+    pub fn event_types() -> utoipa::openapi::schema::Array {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(EVENT_TYPE.schema())
+            .min_items(Some(1))
+            .max_items(Some(20))
+            .description(Some("event types, exact or with `*`; one that names no family of events: 422"))
+            .build()
+    }
+
+    pub fn webhook_status() -> Object {
+        Self::one_of(&["active", "disabled"])
+    }
+
+    pub fn grace_secs() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0))
+            .maximum(Some(604_800))
+            .default(Some(86_400.into()))
+            .build()
     }
 
     fn one_of(words: &[&str]) -> Object {

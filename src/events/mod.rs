@@ -6,6 +6,7 @@ pub mod redis;
 pub mod relay;
 pub mod settings;
 pub mod tail;
+pub mod webhooks;
 
 use futures_util::future::BoxFuture;
 

@@ -82,6 +82,21 @@ pub async fn after(pool: &PgPool, position: i64, limit: i64) -> Result<Vec<Event
     Ok(rows.into_iter().map(Event::from).collect())
 }
 
+/// The events at `positions`, in the log's order.
+pub async fn at(pool: &PgPool, positions: &[i64]) -> Result<Vec<Event>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        Row,
+        r#"SELECT e.id, e.subject || '.' || account_ref(e.account_id) AS "event_id!", e.type, e.subject,
+                  account_ref(e.account_id) AS "account!",
+                  e.sequence, to_char(e.time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "time!", e.data
+             FROM events e WHERE e.id = ANY($1) ORDER BY e.id"#,
+        positions,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Event::from).collect())
+}
+
 /// One part of the waiting events, held by this relay until [`Claim::published`] or
 /// until it is dropped (then they wait for the next relay, to be published again).
 pub struct Claim {
@@ -132,12 +147,18 @@ pub async fn claim(pool: &PgPool, batch: i64) -> Result<Option<Claim>, sqlx::Err
 }
 
 impl Claim {
-    /// The claimed events are published: they stop waiting, and the part goes to the
-    /// back of the queue.
+    /// The claimed events are published: they stop waiting, each becomes a delivery
+    /// to every active webhook that wants its type, and the part goes to the back of
+    /// the queue.
     pub async fn published(mut self) -> Result<(), sqlx::Error> {
         let positions: Vec<i64> = self.events.iter().map(|e| e.position).collect();
         sqlx::query!(
-            "WITH gone AS (DELETE FROM event_outbox WHERE event_id = ANY($1))
+            "WITH gone AS (DELETE FROM event_outbox WHERE event_id = ANY($1) RETURNING event_id),
+                  fanned AS (INSERT INTO webhook_deliveries (webhook_id, event_id)
+                             SELECT w.id, e.id FROM gone g JOIN events e ON e.id = g.event_id
+                               JOIN webhooks w ON w.status = 'active' AND webhook_wants(w.types, e.type)
+                             ORDER BY e.id
+                             ON CONFLICT DO NOTHING)
              UPDATE event_relay_parts SET relayed_at = clock_timestamp() WHERE part = $2",
             &positions,
             self.part,

@@ -1,6 +1,8 @@
 //! The whole application as `serve` runs it: built on a fresh database, its workers
-//! running (the event relay among them), on ports of its own; stopped by its token.
+//! running (the event relay and the webhook worker among them), on ports of its own;
+//! stopped by its token.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -9,6 +11,23 @@ use ussd_gateway::config::Settings;
 use ussd_gateway::money::DEMO_PIN;
 
 use crate::common::{database_url, redis_url, settings};
+
+const ROOT: &str = "application-test-root-token-0123456789";
+
+/// A partner's endpoint: the deliveries it got, as (webhook-id, body).
+async fn partner() -> (Arc<Mutex<Vec<(String, String)>>>, String) {
+    let got: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let keep = Arc::clone(&got);
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            keep.lock().unwrap().push((id, body));
+            std::future::ready(axum::http::StatusCode::NO_CONTENT)
+        }),
+    );
+    (got, format!("{}/hook", crate::common::sms::serve(router).await))
+}
 
 async fn hop(client: &reqwest::Client, base: &str, session: &str, text: &str) -> String {
     let form =
@@ -32,6 +51,7 @@ async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: Pg
         admin_listen: "127.0.0.1:0".into(),
         redis_url: Some(redis_url().into()),
         redis_key_prefix: prefix.clone(),
+        admin_token: Some(ROOT.into()),
         ..settings()
     };
     let config = settings.validate(None, true).expect("a demo configuration");
@@ -42,6 +62,17 @@ async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: Pg
     let running = tokio::spawn(app.run_until_stopped());
 
     let client = reqwest::Client::new();
+    // A partner subscribes to transfers.
+    let (partner, hook) = partner().await;
+    let subscribed = client
+        .post(format!("http://{admin}/admin/webhooks"))
+        .bearer_auth(ROOT)
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "url": hook, "types": ["transfer.*"] }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscribed.status(), 201);
     let base = format!("http://{addr}");
     let session = format!("app-{:x}", rand::random::<u64>());
     let sent = ["1", "1*0700000002", "1*0700000002*500", "1*0700000002*500*1"];
@@ -82,6 +113,21 @@ async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: Pg
         "{published:?}"
     );
     let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut redis).await.unwrap();
+    // The webhook worker runs: the partner gets both events.
+    let delivered = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if partner.lock().unwrap().len() >= 2 {
+                break partner.lock().unwrap().clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the partner's two deliveries within 5 s");
+    assert!(
+        delivered.iter().all(|(id, body)| body.contains(id.as_str()) && body.contains("transfer.posted")),
+        "{delivered:?}"
+    );
     // The admin listener is apart, with the metrics.
     let metrics = client.get(format!("http://{admin}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("ussd_hops_total"), "{metrics}");

@@ -394,27 +394,27 @@ async fn billers_are_registered_and_listed_through_the_admin_api(pool: PgPool) {
         (
             with("base_url", json!("http://169.254.169.254/latest")),
             unacceptable,
-            "names an address a biller cannot have",
+            "names an address the gateway must not call",
         ),
         (
             with("base_url", json!("http://[fd00:ec2::254]/")),
             unacceptable,
-            "names an address a biller cannot have",
+            "names an address the gateway must not call",
         ),
         (
             with("base_url", json!("http://[::ffff:169.254.169.254]/")),
             unacceptable,
-            "names an address a biller cannot have",
+            "names an address the gateway must not call",
         ),
         (
             with("base_url", json!("http://metadata.google.internal/")),
             unacceptable,
-            "names an address a biller cannot have",
+            "names an address the gateway must not call",
         ),
         (
             with("base_url", json!("http://0.0.0.0:80/")),
             unacceptable,
-            "names an address a biller cannot have",
+            "names an address the gateway must not call",
         ),
         (
             with("base_url", json!("https://user:pw@biller.example/")),

@@ -35,3 +35,4 @@ mod simulate;
 mod sms_commands;
 mod told;
 mod wallet;
+mod webhooks;

@@ -150,7 +150,7 @@ async fn relays_publish_every_event_once_and_each_accounts_in_order(pool: PgPool
     // Three relays share the parts while sixteen senders move money.
     let stop = CancellationToken::new();
     let relays: Vec<_> = (0..3)
-        .map(|_| tokio::spawn(Relay::new(pool.clone(), streams(&conn, &prefix), 7).run(stop.clone())))
+        .map(|_| tokio::spawn(Relay::new(pool.clone(), Some(streams(&conn, &prefix)), 7).run(stop.clone())))
         .collect();
     transfers(&pool, "rl", 16, 20).await;
     until("the relays publish every event", || drained(&pool)).await;
@@ -184,7 +184,7 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_orders_nothing_wrongly(pool:
     seeded(&pool).await;
     transfers(&pool, "kill", 8, 10).await;
     let waiting = backlog(&pool).await.unwrap().0;
-    let dying = Relay::new(pool.clone(), Arc::new(HalfThenHang(streams(&conn, &prefix))), 10_000);
+    let dying = Relay::new(pool.clone(), Some(Arc::new(HalfThenHang(streams(&conn, &prefix)))), 10_000);
     let killed = tokio::spawn(async move { dying.pass().await });
     let probe = conn.clone();
     let probe_prefix = prefix.clone();
@@ -200,7 +200,7 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_orders_nothing_wrongly(pool:
 
     // Its claim comes back to the queue; the next relay publishes all of it again.
     // Its part is locked until the database has rolled the claim back.
-    let relay = Relay::new(pool.clone(), streams(&conn, &prefix), 50);
+    let relay = Relay::new(pool.clone(), Some(streams(&conn, &prefix)), 50);
     until("the next relay publishes the killed claim", || async {
         relay.pass().await.unwrap();
         drained(&pool).await
@@ -217,7 +217,7 @@ async fn tail_reads_the_streams_as_a_consumer_group_and_a_kept_group_resumes(poo
     let (mut conn, prefix) = redis().await;
     seeded(&pool).await;
     transfers(&pool, "tail", 2, 5).await;
-    let relay = Relay::new(pool.clone(), streams(&conn, &prefix), 500);
+    let relay = Relay::new(pool.clone(), Some(streams(&conn, &prefix)), 500);
     while relay.pass().await.unwrap() > 0 {}
     let log = events::after(&pool, 0, 1_000).await.unwrap();
     let transfers: Vec<&Event> = log.iter().filter(|e| e.kind().starts_with("transfer.")).collect();

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::admin::agents::AgentError;
 use crate::admin::billers::BillerError;
+use crate::events::webhooks::WebhookError;
 
 /// Why a call was refused. The rule the API keeps: 400 means the request breaks the
 /// OpenAPI document (a type, a pattern, a length, a range, an unknown field); a
@@ -123,6 +124,18 @@ impl From<BillerError> for AdminError {
             BillerError::CodeTaken(_) => AdminError::Conflict(e.to_string()),
             BillerError::Unknown(_) => AdminError::NotFound(e.to_string()),
             BillerError::Database(e) => AdminError::Unavailable(e),
+        }
+    }
+}
+
+impl From<WebhookError> for AdminError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::Invalid(reason) => AdminError::Malformed(reason),
+            WebhookError::Unacceptable(reason) => AdminError::Unacceptable(reason),
+            WebhookError::Conflict(reason) => AdminError::Conflict(reason),
+            WebhookError::Unknown(_) => AdminError::NotFound(e.to_string()),
+            WebhookError::Database(e) => AdminError::Unavailable(e),
         }
     }
 }

@@ -87,7 +87,7 @@ pub mod scope {
         )*};
     }
 
-    scopes!(Menus, CustomersRead, CustomersWrite, TransfersReverse, Agents, Float, Billers, Sms);
+    scopes!(Menus, CustomersRead, CustomersWrite, TransfersReverse, Agents, Float, Billers, Sms, Webhooks);
 }
 
 /// The caller, whose token the middleware checked, when it grants the scope `S`.
@@ -178,6 +178,30 @@ impl PathValue for BillerCode {
     const EXAMPLE: &'static str = "KPLC";
     fn refused(given: &str) -> String {
         format!("`{given}` is not a biller code (2 to 12 capital letters or digits)")
+    }
+}
+
+pub struct WebhookId;
+
+impl PathValue for WebhookId {
+    const NAME: &'static str = "id";
+    const SHAPE: &'static Shape = &shape::WEBHOOK_ID;
+    const ABOUT: &'static str = "the webhook's id, as its subscription answered";
+    const EXAMPLE: &'static str = "wh_0123456789abcdef";
+    fn refused(given: &str) -> String {
+        format!("`{given}` is not a webhook id (wh_ and 16 hex digits)")
+    }
+}
+
+pub struct DeliveryId;
+
+impl PathValue for DeliveryId {
+    const NAME: &'static str = "delivery";
+    const SHAPE: &'static Shape = &shape::DELIVERY_ID;
+    const ABOUT: &'static str = "the delivery's id, as the delivery list shows it";
+    const EXAMPLE: &'static str = "1";
+    fn refused(given: &str) -> String {
+        format!("`{given}` is not a delivery id (a positive whole number)")
     }
 }
 
@@ -292,6 +316,8 @@ impl IntoParams for IdempotencyKey {
 /// A request body's shape, for the reason a body that is not one is refused with.
 pub trait Example {
     const EXAMPLE: &'static str;
+    /// Top-level fields that are lists of strings (every other list holds objects).
+    const STRING_LISTS: &'static [&'static str] = &[];
 }
 
 /// A JSON body of the type `T`, read once the caller and the path have been judged.
@@ -312,7 +338,7 @@ impl<T: DeserializeOwned + Example, S: Send + Sync> FromRequest<S> for Body<T> {
                 AdminError::Malformed(e.body_text())
             }
         })?;
-        let sent = json_value(&bytes, T::EXAMPLE).map_err(AdminError::Malformed)?;
+        let sent = json_value(&bytes, T::EXAMPLE, T::STRING_LISTS).map_err(AdminError::Malformed)?;
         let asked = serde_json::from_value(sent.clone())
             .map_err(|e| AdminError::Malformed(format!("the body must be {}: {e}", T::EXAMPLE)))?;
         Ok(Body { asked, sent })
@@ -320,7 +346,7 @@ impl<T: DeserializeOwned + Example, S: Send + Sync> FromRequest<S> for Body<T> {
 }
 
 /// A JSON body that a document's objects may describe, or why it is not one.
-fn json_value(body: &[u8], example: &str) -> Result<Value, String> {
+fn json_value(body: &[u8], example: &str, string_lists: &[&str]) -> Result<Value, String> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| format!("the body must be {example}: {e}"))?;
     // Postgres stores no NUL: refused here, not as an unavailable database.
@@ -329,8 +355,17 @@ fn json_value(body: &[u8], example: &str) -> Result<Value, String> {
     }
     // Serde would read `["X-Api-Key", "…"]` as the object it stands for; the document
     // says objects, and so does the API. Lists hold objects (an agent's stores).
-    if !value.is_object() || !records_only(&value) {
+    let Some(fields) = value.as_object() else {
         return Err(format!("the body must be {example}: objects where the document says objects"));
+    };
+    let fits = fields.iter().all(|(name, field)| match field {
+        Value::Array(items) if string_lists.contains(&name.as_str()) => items.iter().all(Value::is_string),
+        field => records_only(field),
+    });
+    if !fits {
+        return Err(format!(
+            "the body must be {example}: objects where the document says objects, strings where it says strings"
+        ));
     }
     Ok(value)
 }

@@ -19,6 +19,7 @@ mod customers;
 mod error;
 mod extract;
 mod openapi;
+mod webhooks;
 
 use super::AppState;
 use crate::admin::{self, Principal};
@@ -47,6 +48,11 @@ fn documented(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(billers::change))
         .routes(routes!(billers::set_credentials))
         .routes(routes!(sms_dead))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::change))
+        .routes(routes!(webhooks::rotate))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::replay))
         .route_layer(middleware::from_fn_with_state(state.clone(), audited))
         .split_for_parts()
 }
