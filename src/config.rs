@@ -100,6 +100,9 @@ pub struct Settings {
     pub event_stream_maxlen: u64,
     /// EVENT_RELAY_BATCH: the most events the relay publishes in one claim.
     pub event_relay_batch: u32,
+    /// ANOMALY_RULES: a file of anomaly rules (`deploy/anomaly-rules.toml` is the
+    /// format, and the rules when unset).
+    pub anomaly_rules: Option<PathBuf>,
     /// `[[channels]]` in the config file: the aggregator connections this gateway serves.
     pub channels: Vec<ChannelSettings>,
     /// `[sms]` in the config file: the provider SMS receipts go out through.
@@ -141,6 +144,7 @@ impl Default for Settings {
             http_header_timeout_secs: 15,
             event_stream_maxlen: EventsSpec::default().stream_max_len,
             event_relay_batch: EventsSpec::default().batch,
+            anomaly_rules: None,
             channels: Vec::new(),
             sms: None,
             sms_channels: Vec::new(),
@@ -177,6 +181,7 @@ const ENV_KEYS: &[&str] = &[
     "HTTP_HEADER_TIMEOUT_SECS",
     "EVENT_STREAM_MAXLEN",
     "EVENT_RELAY_BATCH",
+    "ANOMALY_RULES",
 ];
 
 /// Settings that passed validation, in the types the program uses: each owner's own
@@ -260,6 +265,7 @@ impl Settings {
         let events = crate::events::settings::validate(
             self.event_stream_maxlen,
             self.event_relay_batch,
+            self.anomaly_rules.as_deref(),
             &mut problems,
         );
         let defaults = ChannelDefaults {

@@ -34,10 +34,12 @@ pub enum Scope {
     /// Subscribe partners' endpoints to events, rotate their secrets, read and replay
     /// their deliveries.
     Webhooks,
+    /// Read what the anomaly rules found.
+    Anomalies,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 10] = [
         Scope::Menus,
         Scope::CustomersRead,
         Scope::CustomersWrite,
@@ -47,6 +49,7 @@ impl Scope {
         Scope::Billers,
         Scope::Sms,
         Scope::Webhooks,
+        Scope::Anomalies,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +63,7 @@ impl Scope {
             Scope::Billers => "billers",
             Scope::Sms => "sms",
             Scope::Webhooks => "webhooks",
+            Scope::Anomalies => "anomalies",
         }
     }
 

@@ -96,8 +96,8 @@ pub(super) fn start_loops(loops: &TaskTracker, state: &AppState, config: &Config
 }
 
 /// One pass of the upkeep: screen timeouts, the hold sweeper (unanswered cash-out
-/// requests give the money back), and the backlogs (promises, events, inbound SMS) as
-/// metrics.
+/// requests give the money back), and the backlogs (promises, events, the SMS outbox,
+/// inbound SMS) as metrics.
 async fn keep_up(gateway: &Gateway) {
     gateway.sweep_timeouts(tokio::time::Instant::now()).await;
     match gateway.money().expire_holds().await {
@@ -112,6 +112,10 @@ async fn keep_up(gateway: &Gateway) {
     if let Ok((waiting, oldest)) = crate::money::events::backlog(gateway.money().pool()).await {
         metrics::gauge!("ussd_events_waiting").set(waiting as f64);
         metrics::gauge!("ussd_events_oldest_waiting_seconds").set(oldest);
+    }
+    if let Ok((waiting, oldest)) = letters::outbox_backlog(gateway.money().pool()).await {
+        metrics::gauge!("sms_outbox_waiting").set(waiting as f64);
+        metrics::gauge!("sms_outbox_oldest_seconds").set(oldest);
     }
     if let Ok((waiting, dead)) = letters::backlog(gateway.money().pool()).await {
         metrics::gauge!("sms_inbound_waiting").set(waiting as f64);

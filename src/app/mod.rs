@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 use crate::channel::sms::Outbound;
 use crate::config::{Config, redact_url};
+use crate::events::anomalies::detect::Detector;
 use crate::events::webhooks::deliver::{Deliverer, Policy};
 use crate::events::{self, Relay, redis::RedisStreams};
 use crate::gateway::{Gateway, GatewayConfig};
@@ -227,6 +228,7 @@ pub struct Application {
     admin_listener: TcpListener,
     codes: Vec<String>,
     relay: Relay,
+    detector: Option<Detector>,
     stop: CancellationToken,
 }
 
@@ -266,7 +268,7 @@ impl Application {
             Some(key) => info!(data_key = key, "personal data is sealed with data key"),
             None => return Err(StartError::Keys("no data key here can be unwrapped".into())),
         }
-        let relay = event_relay(&state, &config).await?;
+        let (relay, detector) = event_workers(&state, &config).await?;
         Ok(Application {
             state,
             config,
@@ -274,6 +276,7 @@ impl Application {
             admin_listener,
             codes,
             relay,
+            detector,
             stop: CancellationToken::new(),
         })
     }
@@ -298,7 +301,7 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartError> {
-        let Application { state, config, listener, admin_listener, codes, relay, stop } = self;
+        let Application { state, config, listener, admin_listener, codes, relay, detector, stop } = self;
         let gateway = Arc::clone(&state.gateway);
         let addr = listener.local_addr().map_err(|e| StartError::Listen {
             addr: config.server.listen.to_string(),
@@ -322,6 +325,9 @@ impl Application {
         let deliverer =
             Deliverer::new(state.pool().clone(), gateway.money().vault().clone(), Policy::default());
         loops.spawn(deliverer.run(loops_stop.clone()));
+        if let Some(detector) = detector {
+            loops.spawn(detector.run(loops_stop.clone()));
+        }
         let answering_stop = CancellationToken::new();
         // Subscribers' messages are answered here, not in their provider's callback.
         let answerer = (!config.sms_channels.is_empty()).then(|| {
@@ -388,19 +394,32 @@ impl Application {
     }
 }
 
-/// The event relay: to Redis Streams when there is a Redis, to the webhooks always.
-async fn event_relay(state: &AppState, config: &Config) -> Result<Relay, StartError> {
+/// The event relay — to Redis Streams when there is a Redis, to the webhooks always —
+/// and, with a Redis, the anomaly detector reading the streams.
+async fn event_workers(state: &AppState, config: &Config) -> Result<(Relay, Option<Detector>), StartError> {
+    let batch = config.events.batch;
     let Some(url) = config.settings.redis_url.as_ref() else {
-        warn!("REDIS_URL is not set: events are not published to a stream (webhooks still get theirs)");
-        return Ok(Relay::new(state.pool().clone(), None, config.events.batch));
+        warn!(
+            "REDIS_URL is not set: events are not published to a stream (webhooks still get theirs), and no anomaly rules run"
+        );
+        return Ok((Relay::new(state.pool().clone(), None, batch), None));
     };
     let url = url.expose_secret();
-    let conn = events::redis::connect(url, Duration::from_secs(2))
-        .await
-        .map_err(|e| StartError::Redis { url: redact_url(url), reason: e.to_string() })?;
-    let streams = RedisStreams::new(conn, &config.settings.redis_key_prefix, config.events.stream_max_len);
-    info!(streams = %events::redis::stream(&config.settings.redis_key_prefix, "<family>"), "events are published to Redis Streams");
-    Ok(Relay::new(state.pool().clone(), Some(Arc::new(streams)), config.events.batch))
+    let connect = || async {
+        events::redis::connect(url, Duration::from_secs(2))
+            .await
+            .map_err(|e| StartError::Redis { url: redact_url(url), reason: e.to_string() })
+    };
+    // Each its own connection: the detector's blocking reads would hold up the relay's
+    // writes queued behind them on a shared one.
+    let (conn, detector_conn) = (connect().await?, connect().await?);
+    let prefix = &config.settings.redis_key_prefix;
+    let streams = RedisStreams::new(conn, prefix, config.events.stream_max_len);
+    info!(streams = %events::redis::stream(prefix, "<family>"), rules = config.events.anomaly_rules.len(), "events are published to Redis Streams and checked against the anomaly rules");
+    let relay = Relay::new(state.pool().clone(), Some(Arc::new(streams)), batch);
+    let detector =
+        Detector::new(detector_conn, state.pool().clone(), prefix, config.events.anomaly_rules.clone());
+    Ok((relay, Some(detector)))
 }
 
 /// How long a background loop may take to finish its pass once the shutdown began.

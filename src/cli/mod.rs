@@ -138,7 +138,8 @@ enum TokenCommand {
         /// 1 to 63 lower-case letters, digits, `.`, `_` or `-` (who or what uses it).
         name: String,
         /// What it may do: menus, customers:read, customers:write, transfers:reverse,
-        /// agents, float, billers, sms, webhooks (repeat the flag or separate with commas).
+        /// agents, float, billers, sms, webhooks, anomalies (repeat the flag or separate
+        /// with commas).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
     },

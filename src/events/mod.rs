@@ -2,6 +2,7 @@
 //! [`Publisher`] (Redis Streams, one stream per family), and `events tail` reads them
 //! back as a consumer group does.
 
+pub mod anomalies;
 pub mod redis;
 pub mod relay;
 pub mod settings;
@@ -16,7 +17,7 @@ pub use settings::EventsSpec;
 
 /// The families events are published under, one stream each: an event's type up to
 /// its first dot (`transfer.posted` → `transfer`).
-pub const FAMILIES: &[&str] = &["transfer", "cash_in", "cash_out", "float", "bill", "account"];
+pub const FAMILIES: &[&str] = &["transfer", "cash_in", "cash_out", "float", "bill", "account", "anomaly"];
 
 /// The family of an event type.
 pub fn family(kind: &str) -> &str {

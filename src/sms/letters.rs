@@ -1,5 +1,5 @@
-//! What operators and the metrics read of the stored messages: the backlog, and the
-//! dead letters (never their text).
+//! What operators and the metrics read of the stored messages: the backlogs (inbound
+//! and the receipts' outbox), and the dead letters (never their text).
 
 use sqlx::PgPool;
 
@@ -9,6 +9,17 @@ pub async fn backlog(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
         "SELECT count(*) FILTER (WHERE answered_at IS NULL AND dead_at IS NULL),
                 count(*) FILTER (WHERE dead_at IS NOT NULL)
            FROM sms_inbound",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// Receipts waiting in the outbox to be sent, and how long the oldest has waited
+/// (seconds).
+pub async fn outbox_backlog(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at))::float8, 0)
+           FROM outbox WHERE status = 'queued'",
     )
     .fetch_one(pool)
     .await

@@ -8,6 +8,8 @@ mod adapters;
 mod admin;
 mod africastalking;
 mod agents;
+mod alerts;
+mod anomalies;
 mod application;
 mod approvals;
 mod bills;

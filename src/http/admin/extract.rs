@@ -87,7 +87,18 @@ pub mod scope {
         )*};
     }
 
-    scopes!(Menus, CustomersRead, CustomersWrite, TransfersReverse, Agents, Float, Billers, Sms, Webhooks);
+    scopes!(
+        Menus,
+        CustomersRead,
+        CustomersWrite,
+        TransfersReverse,
+        Agents,
+        Float,
+        Billers,
+        Sms,
+        Webhooks,
+        Anomalies
+    );
 }
 
 /// The caller, whose token the middleware checked, when it grants the scope `S`.

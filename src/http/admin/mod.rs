@@ -53,6 +53,7 @@ fn documented(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(webhooks::rotate))
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(webhooks::replay))
+        .routes(routes!(anomalies))
         .route_layer(middleware::from_fn_with_state(state.clone(), audited))
         .split_for_parts()
 }
@@ -155,6 +156,20 @@ async fn reload_menus(
         }
         Err(_) => Err(AdminError::Crashed("the reload crashed")),
     }
+}
+
+/// `GET /admin/anomalies`: what the anomaly rules found, newest first.
+#[utoipa::path(get, path = "/admin/anomalies", tag = "anomalies",
+    summary = "What the anomaly rules found, newest first: the rule, the account and its customer's number, what was measured against the threshold over the window, and the event that reached it",
+    extensions(("x-scope" = json!("anomalies"))),
+    params(Limit<500, 50>),
+    responses((status = 200, description = "the anomalies", body = Object)))]
+async fn anomalies(
+    _: Allowed<scope::Anomalies>,
+    State(state): State<AppState>,
+    Limit(limit): Limit<500, 50>,
+) -> Result<Answer, AdminError> {
+    Ok(ok(crate::events::anomalies::list(state.pool(), limit).await?))
 }
 
 /// `GET /admin/sms/dead`: the dead-lettered inbound messages.
