@@ -4,6 +4,7 @@
 pub mod address;
 pub mod agents;
 pub mod billers;
+pub mod chain;
 pub mod customers;
 
 use base64::Engine;

@@ -1,5 +1,5 @@
 //! What each command of the command line does: serve, migrate, keys, tokens, the event
-//! tail, the menu tools, the journey transcripts, the simulator and the load generator.
+//! tail, the audit check, the menu tools, the journey transcripts, the simulator and the load generator.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -241,6 +241,41 @@ pub(super) fn simulate(
 }
 
 /// The async runtime, or `None` after saying why it cannot start.
+pub(super) fn audit_verify(config_file: Option<PathBuf>) -> ExitCode {
+    let settings = match Settings::load(config_file.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(runtime) = runtime() else { return ExitCode::FAILURE };
+    runtime.block_on(async {
+        let pool = match app::connect_database(settings.database_url.expose_secret(), 2).await {
+            Ok(pool) => pool,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let said = |v: &admin::chain::Verified| println!("{}: {} link(s) verified", v.chain, v.links);
+        match admin::chain::verify(&pool, said).await {
+            Ok(Ok(_)) => {
+                println!("every chain matches its rows");
+                ExitCode::SUCCESS
+            }
+            Ok(Err(broken)) => {
+                println!("BROKEN: {broken}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("error: cannot read the chains: {e}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
 pub(super) fn events(config_file: Option<PathBuf>, tail: crate::events::tail::Tail) -> ExitCode {
     let settings = match Settings::load(config_file.as_deref()) {
         Ok(s) => s,

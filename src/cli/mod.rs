@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use crate::menu;
 use clap::{Parser, Subcommand};
-use commands::{check_menus, events, graph_menu, journeys, keys, loadtest, run, simulate, tokens};
+use commands::{
+    audit_verify, check_menus, events, graph_menu, journeys, keys, loadtest, run, simulate, tokens,
+};
 
 #[derive(Parser)]
 #[command(name = "ussd-gateway", version, about = "USSD and SMS gateway for mobile money")]
@@ -77,11 +79,24 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The tamper-evident history (on the database of DATABASE_URL).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// The event streams on the Redis of REDIS_URL.
     Events {
         #[command(subcommand)]
         command: EventsCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chains of the event log and the admin audit trail from their
+    /// rows; name the first link that does not match (exit 1), or say how many links
+    /// each chain has.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -230,6 +245,7 @@ pub fn main() -> ExitCode {
         Command::Migrate => run(cli.config, None, true, true),
         Command::Admin { command: AdminCommand::Token { command } } => tokens(cli.config, command),
         Command::Keys { command } => keys(cli.config, command),
+        Command::Audit { command: AuditCommand::Verify } => audit_verify(cli.config),
         Command::Events { command: EventsCommand::Tail { types, from, group, count } } => {
             events(cli.config, crate::events::tail::Tail { types, from, group, count })
         }

@@ -148,8 +148,8 @@ pub async fn claim(pool: &PgPool, batch: i64) -> Result<Option<Claim>, sqlx::Err
 
 impl Claim {
     /// The claimed events are published: they stop waiting, each becomes a delivery
-    /// to every active webhook that wants its type, and the part goes to the back of
-    /// the queue.
+    /// to every active webhook that wants its type and the next link of its part's
+    /// hash chain, and the part goes to the back of the queue.
     pub async fn published(mut self) -> Result<(), sqlx::Error> {
         let positions: Vec<i64> = self.events.iter().map(|e| e.position).collect();
         sqlx::query!(
@@ -158,8 +158,9 @@ impl Claim {
                              SELECT w.id, e.id FROM gone g JOIN events e ON e.id = g.event_id
                                JOIN webhooks w ON w.status = 'active' AND webhook_wants(w.types, e.type)
                              ORDER BY e.id
-                             ON CONFLICT DO NOTHING)
-             UPDATE event_relay_parts SET relayed_at = clock_timestamp() WHERE part = $2",
+                             ON CONFLICT DO NOTHING),
+                  chained AS (SELECT chain_events($2, $1) AS done)
+             UPDATE event_relay_parts SET relayed_at = clock_timestamp() FROM chained WHERE part = $2",
             &positions,
             self.part,
         )

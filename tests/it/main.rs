@@ -13,6 +13,7 @@ mod anomalies;
 mod application;
 mod approvals;
 mod bills;
+mod chains;
 mod channels;
 mod chaos;
 mod deadline;

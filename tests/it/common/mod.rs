@@ -360,6 +360,9 @@ pub async fn assert_events(pool: &PgPool) {
     .await
     .unwrap();
     assert_eq!(unannounced, 0, "a movement lacks exactly one event per party account");
+    if let Err(broken) = ussd_gateway::admin::chain::verify(pool, |_| {}).await.unwrap() {
+        panic!("the hash chains do not match their rows: {broken}");
+    }
     let mut validators = std::collections::HashMap::new();
     let mut position = 0;
     loop {

@@ -1,0 +1,170 @@
+//! `ussd-gateway audit verify`: walks the hash chains of the event log and the audit
+//! trail (`migrations/20261206000005_chains.sql`), recomputing each link from its row's
+//! columns, and names the first link that does not match — a row changed or removed,
+//! a link missing, links cut from the end — and the first row in no chain.
+
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+/// A chain that checked out, and how many links it has.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub chain: String,
+    pub links: i64,
+}
+
+/// The first thing found wrong.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Break {
+    pub chain: String,
+    pub link: i64,
+    pub why: String,
+}
+
+impl std::fmt::Display for Break {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "chain `{}`, link {}: {}", self.chain, self.link, self.why)
+    }
+}
+
+/// How many links are read at once.
+const PAGE: i64 = 5_000;
+
+/// One link with its row's canonical text, if the row is still there.
+#[derive(sqlx::FromRow)]
+struct Link {
+    link: i64,
+    row_id: i64,
+    hash: Vec<u8>,
+    canonical: Option<String>,
+}
+
+/// The canonical text of the row each link vouches for, written from its columns as
+/// `event_canonical` and `audit_canonical` write it.
+const EVENTS: &str = r"
+SELECT l.link, l.row_id, l.hash,
+       e.id || '|' || e.type || '|' || e.subject || '|' || e.account_id || '|' || e.sequence || '|'
+         || (extract(epoch FROM e.time) * 1000000)::bigint || '|' || e.data::text AS canonical
+  FROM chain_links l LEFT JOIN events e ON e.id = l.row_id
+ WHERE l.chain = $1 AND l.link > $2 ORDER BY l.link LIMIT $3";
+
+const AUDIT: &str = r"
+SELECT l.link, l.row_id, l.hash,
+       a.id || '|' || (extract(epoch FROM a.at) * 1000000)::bigint || '|' || coalesce(a.token_name, '\N') || '|'
+         || a.method || '|' || a.route || '|' || coalesce(a.target, '\N') || '|' || a.status || '|'
+         || coalesce(a.detail::text, '\N') AS canonical
+  FROM chain_links l LEFT JOIN admin_audit a ON a.id = l.row_id
+ WHERE l.chain = $1 AND l.link > $2 ORDER BY l.link LIMIT $3";
+
+/// Verifies every chain, reporting each with `progress` as it is done; the chains that
+/// checked out, or the first break.
+pub async fn verify(
+    pool: &PgPool,
+    mut progress: impl FnMut(&Verified),
+) -> Result<Result<Vec<Verified>, Break>, sqlx::Error> {
+    let chains: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT chain, link, hash FROM chain_heads ORDER BY chain <> 'audit', length(chain), chain",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut verified = Vec::new();
+    for (chain, head_link, head_hash) in chains {
+        let rows = if chain == "audit" { AUDIT } else { EVENTS };
+        let what = if chain == "audit" { "audit row" } else { "event" };
+        let broken = |link: i64, why: String| Ok(Err(Break { chain: chain.clone(), link, why }));
+        // Where the chain starts: link 1, or after the checkpoint its archived part left.
+        let first: Option<i64> = sqlx::query_scalar("SELECT min(link) FROM chain_links WHERE chain = $1")
+            .bind(&chain)
+            .fetch_one(pool)
+            .await?;
+        let (mut last, mut prev) = match first {
+            None | Some(1) => (0, vec![0u8; 32]),
+            Some(first) => {
+                let checkpoint: Option<Vec<u8>> =
+                    sqlx::query_scalar("SELECT hash FROM chain_checkpoints WHERE chain = $1 AND link = $2")
+                        .bind(&chain)
+                        .bind(first - 1)
+                        .fetch_optional(pool)
+                        .await?;
+                match checkpoint {
+                    Some(hash) => (first - 1, hash),
+                    None => {
+                        return broken(
+                            1,
+                            format!(
+                                "links 1 to {} are gone and no checkpoint says where the chain resumes",
+                                first - 1
+                            ),
+                        );
+                    }
+                }
+            }
+        };
+        loop {
+            let page: Vec<Link> =
+                sqlx::query_as(rows).bind(&chain).bind(last).bind(PAGE).fetch_all(pool).await?;
+            if page.is_empty() {
+                break;
+            }
+            for link in page {
+                if link.link != last + 1 {
+                    return broken(last + 1, "the link is missing".into());
+                }
+                let Some(canonical) = link.canonical else {
+                    return broken(link.link, format!("the {what} it vouches for ({}) is gone", link.row_id));
+                };
+                let expected =
+                    Sha256::new().chain_update(&prev).chain_update(canonical.as_bytes()).finalize();
+                if expected.as_slice() != link.hash.as_slice() {
+                    return broken(
+                        link.link,
+                        format!(
+                            "{what} {} does not match its hash: it changed after it was written, or a link before it did",
+                            link.row_id
+                        ),
+                    );
+                }
+                (last, prev) = (link.link, link.hash);
+            }
+        }
+        if (last, &prev) != (head_link, &head_hash) {
+            return broken(
+                last + 1,
+                format!(
+                    "the chain's head is at link {head_link} but its links end at {last}: links were cut from the end"
+                ),
+            );
+        }
+        let report = Verified { chain, links: last };
+        progress(&report);
+        verified.push(report);
+    }
+    // Rows in no chain: written around it.
+    let unchained: Option<i64> = sqlx::query_scalar(
+        "SELECT min(e.id) FROM events e
+          WHERE NOT EXISTS (SELECT 1 FROM event_outbox o WHERE o.event_id = e.id)
+            AND NOT EXISTS (SELECT 1 FROM chain_links l WHERE l.chain = 'events:' || (e.account_id % 16) AND l.row_id = e.id)",
+    )
+    .fetch_one(pool)
+    .await?;
+    if let Some(id) = unchained {
+        return Ok(Err(Break {
+            chain: "events".into(),
+            link: 0,
+            why: format!("event {id} is published but in no chain"),
+        }));
+    }
+    let unchained: Option<i64> = sqlx::query_scalar(
+        "SELECT min(a.id) FROM admin_audit a WHERE NOT EXISTS (SELECT 1 FROM chain_links l WHERE l.chain = 'audit' AND l.row_id = a.id)",
+    )
+    .fetch_one(pool)
+    .await?;
+    if let Some(id) = unchained {
+        return Ok(Err(Break {
+            chain: "audit".into(),
+            link: 0,
+            why: format!("audit row {id} is in no chain"),
+        }));
+    }
+    Ok(Ok(verified))
+}
