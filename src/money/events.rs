@@ -19,7 +19,8 @@ impl Event {
         self.envelope["type"].as_str().unwrap_or_default()
     }
 
-    /// The stable id consumers drop repeats by (`TX0000002A.AC00000003`).
+    /// The stable id consumers drop repeats by (`TX0000002A.AC00000003`; a held
+    /// transfer's first event for its payer ends in `.held`).
     pub fn id(&self) -> &str {
         self.envelope["id"].as_str().unwrap_or_default()
     }
@@ -70,7 +71,7 @@ impl From<Row> for Event {
 pub async fn after(pool: &PgPool, position: i64, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
     let rows = sqlx::query_as!(
         Row,
-        r#"SELECT e.id, e.subject || '.' || account_ref(e.account_id) AS "event_id!", e.type, e.subject,
+        r#"SELECT e.id, event_id(e) AS "event_id!", e.type, e.subject,
                   account_ref(e.account_id) AS "account!",
                   e.sequence, to_char(e.time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "time!", e.data
              FROM events e WHERE e.id > $1 ORDER BY e.id LIMIT $2"#,
@@ -86,7 +87,7 @@ pub async fn after(pool: &PgPool, position: i64, limit: i64) -> Result<Vec<Event
 pub async fn at(pool: &PgPool, positions: &[i64]) -> Result<Vec<Event>, sqlx::Error> {
     let rows = sqlx::query_as!(
         Row,
-        r#"SELECT e.id, e.subject || '.' || account_ref(e.account_id) AS "event_id!", e.type, e.subject,
+        r#"SELECT e.id, event_id(e) AS "event_id!", e.type, e.subject,
                   account_ref(e.account_id) AS "account!",
                   e.sequence, to_char(e.time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "time!", e.data
              FROM events e WHERE e.id = ANY($1) ORDER BY e.id"#,
@@ -133,7 +134,7 @@ pub async fn claim(pool: &PgPool, batch: i64) -> Result<Option<Claim>, sqlx::Err
     };
     let rows = sqlx::query_as!(
         Row,
-        r#"SELECT e.id, e.subject || '.' || account_ref(e.account_id) AS "event_id!", e.type, e.subject,
+        r#"SELECT e.id, event_id(e) AS "event_id!", e.type, e.subject,
                   account_ref(e.account_id) AS "account!",
                   e.sequence, to_char(e.time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "time!", e.data
              FROM event_outbox o JOIN events e ON e.id = o.event_id

@@ -193,6 +193,22 @@ async fn declined_and_expired_requests_give_the_money_back(pool: PgPool) {
             .await
             .unwrap();
     assert_eq!(statuses, ["voided", "expired", "expired"]);
+    // Each hold is told to the event log: put aside, then given back or run out.
+    let told: Vec<(String, String)> = sqlx::query_as(
+        "SELECT e.type, event_id(e) FROM events e JOIN accounts a ON a.id = e.account_id
+           JOIN customers c ON c.id = a.customer_id
+          WHERE c.msisdn = $1 AND a.kind = 'wallet' AND e.type LIKE 'hold.%' ORDER BY e.sequence",
+    )
+    .bind(AMINA)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = told.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["hold.placed", "hold.placed", "hold.released", "hold.expired", "hold.placed", "hold.expired"]
+    );
+    assert!(told.iter().all(|(kind, id)| id.ends_with(".held") == (kind == "hold.placed")), "{told:?}");
     // Someone else's request is not Amina's to decide.
     let (_, d) = request(&pool, "d", "+254700000002", 100_00).await;
     assert_eq!(decide(&pool, d, true).await, "not_found");

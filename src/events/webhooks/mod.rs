@@ -260,7 +260,7 @@ pub async fn deliveries(pool: &PgPool, id: &str, limit: i64) -> Result<Value, We
     show(pool, id).await?;
     let rows = sqlx::query_scalar!(
         r#"SELECT jsonb_build_object(
-                  'id', d.id, 'event', e.subject || '.' || account_ref(e.account_id), 'type', e.type,
+                  'id', d.id, 'event', event_id(e), 'type', e.type,
                   'status', d.status, 'attempts', d.attempts, 'last_status', d.last_status,
                   'last_error', d.last_error, 'next_attempt_at', CASE WHEN d.status = 'pending' THEN d.next_attempt_at END,
                   'created_at', d.created_at, 'delivered_at', d.delivered_at) AS "delivery!"

@@ -354,7 +354,8 @@ pub async fn assert_events(pool: &PgPool) {
            JOIN accounts a ON a.kind IN ('wallet', 'agent_float', 'biller_settlement')
                           AND (a.id = t.debit_account_id OR (t.status = 'posted' AND a.id = t.credit_account_id))
           WHERE t.status IN ('posted', 'rejected')
-            AND (SELECT count(*) FROM events e WHERE e.account_id = a.id AND e.subject = transfer_ref(t.id)) <> 1",
+            AND (SELECT count(*) FROM events e WHERE e.account_id = a.id AND e.subject = transfer_ref(t.id)
+                                                 AND e.type NOT IN ('hold.placed', 'bill.pending')) <> 1",
     )
     .fetch_one(pool)
     .await
