@@ -438,3 +438,35 @@ async fn the_python_receiver_of_the_readme_verifies_deliveries(pool: PgPool) {
     got.sort();
     assert_eq!(got, expected, "the receiver verified each delivery");
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_worker_killed_mid_send_loses_no_delivery(pool: PgPool) {
+    let h = Harness::new(pool.clone()).await;
+    let (slow, url) = Receiver::start(&[204], Duration::from_millis(300)).await;
+    let (id, _) = h.subscribe(&url, &["transfer.*"]).await;
+    h.transfers(1).await;
+    // A claim lasts as long as sending it can take: 2 × 400 ms here.
+    let policy = Policy { timeout: Duration::from_millis(400), per_endpoint: 1, ..quick() };
+    let dying = h.deliverer(policy.clone());
+    let killed = tokio::spawn(async move { dying.pass().await });
+    until("the dying worker's request arrives", || async { !slow.seen().is_empty() }).await;
+    killed.abort();
+    assert!(killed.await.unwrap_err().is_cancelled());
+    assert!(h.deliveries(&id).await.iter().all(|d| d["status"] == "pending"), "nothing was recorded");
+
+    // Its claim runs out, and the next worker sends what it held.
+    let next = h.deliverer(policy);
+    until("every delivery goes through", || async {
+        next.pass().await.unwrap();
+        h.deliveries(&id).await.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+    let seen = slow.seen();
+    let ids: HashSet<&str> = seen.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids.len(), 2, "both events delivered");
+    assert!(
+        seen.len() >= 3,
+        "the one in flight at the kill went again, under the same webhook-id: {}",
+        seen.len()
+    );
+}
