@@ -1,7 +1,8 @@
 -- The events the relay has yet to publish, written beside each event in the same
 -- statement, so that a committed event is always either published or waiting here.
--- The relay takes one part at a time under a row lock (`FOR UPDATE SKIP LOCKED` on
--- `event_relay_parts`): replicas share the parts, one account's events all fall in
+-- The relay takes one part at a time under a row lock (`FOR NO KEY UPDATE SKIP
+-- LOCKED` on `event_relay_parts`, which a movement's insert here, checking its foreign
+-- key with a key-share lock, never waits for): replicas share the parts, one account's events all fall in
 -- one part and so leave in the order they were written, and a relay that dies lets go
 -- of its part when its connection closes.
 
@@ -20,6 +21,9 @@ CREATE TABLE event_outbox (
 );
 
 CREATE INDEX event_outbox_part ON event_outbox (part, event_id);
+
+-- The events written before the relay: all of them wait.
+INSERT INTO event_outbox (event_id, part) SELECT id, (account_id % 16)::smallint FROM events;
 
 CREATE OR REPLACE FUNCTION ledger_events(p_type text, p_transfer bigint, p_debit bigint, p_credit bigint,
                                          p_debit_data jsonb, p_credit_data jsonb)

@@ -45,19 +45,19 @@ CREATE TRIGGER chain_links_append_only BEFORE UPDATE OR DELETE ON chain_links
 INSERT INTO chain_heads (chain) SELECT 'events:' || p FROM generate_series(0, 15) p;
 INSERT INTO chain_heads (chain) VALUES ('audit');
 
--- The text a link hashes; `ussd-gateway audit verify` writes the same from the row's
+-- The text a link hashes: the row's columns as a JSON array, so that no field's text
+-- can pass for another's; `ussd-gateway audit verify` writes the same from the row's
 -- columns (src/admin/chain.rs).
 CREATE FUNCTION event_canonical(e events) RETURNS text
 LANGUAGE sql STABLE AS $$
-    SELECT e.id || '|' || e.type || '|' || e.subject || '|' || e.account_id || '|' || e.sequence || '|'
-           || (extract(epoch FROM e.time) * 1000000)::bigint || '|' || e.data::text
+    SELECT jsonb_build_array(e.id, e.type, e.subject, e.account_id, e.sequence,
+                             (extract(epoch FROM e.time) * 1000000)::bigint, e.data)::text
 $$;
 
 CREATE FUNCTION audit_canonical(a admin_audit) RETURNS text
 LANGUAGE sql STABLE AS $$
-    SELECT a.id || '|' || (extract(epoch FROM a.at) * 1000000)::bigint || '|' || coalesce(a.token_name, '\N') || '|'
-           || a.method || '|' || a.route || '|' || coalesce(a.target, '\N') || '|' || a.status || '|'
-           || coalesce(a.detail::text, '\N')
+    SELECT jsonb_build_array(a.id, (extract(epoch FROM a.at) * 1000000)::bigint, a.token_name, a.method,
+                             a.route, a.target, a.status, a.detail)::text
 $$;
 
 -- Extends chain `p_chain` by `p_text` for row `p_row`, under the head's row lock.

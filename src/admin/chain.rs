@@ -11,6 +11,9 @@ use sqlx::PgPool;
 pub struct Verified {
     pub chain: String,
     pub links: i64,
+    /// The last link's hash (hex): kept outside the database, it shows a later rewrite
+    /// of the chain itself.
+    pub head: String,
 }
 
 /// The first thing found wrong.
@@ -43,16 +46,17 @@ struct Link {
 /// `event_canonical` and `audit_canonical` write it.
 const EVENTS: &str = r"
 SELECT l.link, l.row_id, l.hash,
-       e.id || '|' || e.type || '|' || e.subject || '|' || e.account_id || '|' || e.sequence || '|'
-         || (extract(epoch FROM e.time) * 1000000)::bigint || '|' || e.data::text AS canonical
+       CASE WHEN e.id IS NOT NULL THEN
+           jsonb_build_array(e.id, e.type, e.subject, e.account_id, e.sequence,
+                             (extract(epoch FROM e.time) * 1000000)::bigint, e.data)::text END AS canonical
   FROM chain_links l LEFT JOIN events e ON e.id = l.row_id
  WHERE l.chain = $1 AND l.link > $2 ORDER BY l.link LIMIT $3";
 
 const AUDIT: &str = r"
 SELECT l.link, l.row_id, l.hash,
-       a.id || '|' || (extract(epoch FROM a.at) * 1000000)::bigint || '|' || coalesce(a.token_name, '\N') || '|'
-         || a.method || '|' || a.route || '|' || coalesce(a.target, '\N') || '|' || a.status || '|'
-         || coalesce(a.detail::text, '\N') AS canonical
+       CASE WHEN a.id IS NOT NULL THEN
+           jsonb_build_array(a.id, (extract(epoch FROM a.at) * 1000000)::bigint, a.token_name, a.method,
+                             a.route, a.target, a.status, a.detail)::text END AS canonical
   FROM chain_links l LEFT JOIN admin_audit a ON a.id = l.row_id
  WHERE l.chain = $1 AND l.link > $2 ORDER BY l.link LIMIT $3";
 
@@ -62,10 +66,14 @@ pub async fn verify(
     pool: &PgPool,
     mut progress: impl FnMut(&Verified),
 ) -> Result<Result<Vec<Verified>, Break>, sqlx::Error> {
+    // One snapshot for the whole walk: links added while it runs (the relays publish,
+    // every admin call is audited) are neither seen nor missed.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
     let chains: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
         "SELECT chain, link, hash FROM chain_heads ORDER BY chain <> 'audit', length(chain), chain",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     let mut verified = Vec::new();
     for (chain, head_link, head_hash) in chains {
@@ -75,7 +83,7 @@ pub async fn verify(
         // Where the chain starts: link 1, or after the checkpoint its archived part left.
         let first: Option<i64> = sqlx::query_scalar("SELECT min(link) FROM chain_links WHERE chain = $1")
             .bind(&chain)
-            .fetch_one(pool)
+            .fetch_one(&mut *tx)
             .await?;
         let (mut last, mut prev) = match first {
             None | Some(1) => (0, vec![0u8; 32]),
@@ -84,7 +92,7 @@ pub async fn verify(
                     sqlx::query_scalar("SELECT hash FROM chain_checkpoints WHERE chain = $1 AND link = $2")
                         .bind(&chain)
                         .bind(first - 1)
-                        .fetch_optional(pool)
+                        .fetch_optional(&mut *tx)
                         .await?;
                 match checkpoint {
                     Some(hash) => (first - 1, hash),
@@ -102,7 +110,7 @@ pub async fn verify(
         };
         loop {
             let page: Vec<Link> =
-                sqlx::query_as(rows).bind(&chain).bind(last).bind(PAGE).fetch_all(pool).await?;
+                sqlx::query_as(rows).bind(&chain).bind(last).bind(PAGE).fetch_all(&mut *tx).await?;
             if page.is_empty() {
                 break;
             }
@@ -135,7 +143,8 @@ pub async fn verify(
                 ),
             );
         }
-        let report = Verified { chain, links: last };
+        let head: String = prev.iter().map(|b| format!("{b:02x}")).collect();
+        let report = Verified { chain, links: last, head };
         progress(&report);
         verified.push(report);
     }
@@ -145,7 +154,7 @@ pub async fn verify(
           WHERE NOT EXISTS (SELECT 1 FROM event_outbox o WHERE o.event_id = e.id)
             AND NOT EXISTS (SELECT 1 FROM chain_links l WHERE l.chain = 'events:' || (e.account_id % 16) AND l.row_id = e.id)",
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
     if let Some(id) = unchained {
         return Ok(Err(Break {
@@ -157,7 +166,7 @@ pub async fn verify(
     let unchained: Option<i64> = sqlx::query_scalar(
         "SELECT min(a.id) FROM admin_audit a WHERE NOT EXISTS (SELECT 1 FROM chain_links l WHERE l.chain = 'audit' AND l.row_id = a.id)",
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
     if let Some(id) = unchained {
         return Ok(Err(Break {

@@ -322,8 +322,9 @@ impl Application {
         // The relay and the webhook worker stop with the loops, after the ops still
         // running wrote their events.
         loops.spawn(relay.run(loops_stop.clone()));
-        let deliverer =
-            Deliverer::new(state.pool().clone(), gateway.money().vault().clone(), Policy::default());
+        // A demo's partners are on this machine; a deployment's never are.
+        let policy = Policy { private_networks: config.demo, ..Policy::default() };
+        let deliverer = Deliverer::new(state.pool().clone(), gateway.money().vault().clone(), policy);
         loops.spawn(deliverer.run(loops_stop.clone()));
         if let Some(detector) = detector {
             loops.spawn(detector.run(loops_stop.clone()));
@@ -405,8 +406,9 @@ async fn event_workers(state: &AppState, config: &Config) -> Result<(Relay, Opti
         return Ok((Relay::new(state.pool().clone(), None, batch), None));
     };
     let url = url.expose_secret();
+    // A batch of XADDs takes longer than a hop's GET: the relay's commands get 10 s.
     let connect = || async {
-        events::redis::connect(url, Duration::from_secs(2))
+        events::redis::connect(url, Duration::from_secs(10))
             .await
             .map_err(|e| StartError::Redis { url: redact_url(url), reason: e.to_string() })
     };

@@ -258,7 +258,9 @@ pub(super) fn audit_verify(config_file: Option<PathBuf>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let said = |v: &admin::chain::Verified| println!("{}: {} link(s) verified", v.chain, v.links);
+        let said = |v: &admin::chain::Verified| {
+            println!("{}: {} link(s) verified, head {}", v.chain, v.links, v.head)
+        };
         match admin::chain::verify(&pool, said).await {
             Ok(Ok(_)) => {
                 println!("every chain matches its rows");

@@ -51,8 +51,8 @@ pub fn validate(
             "EVENT_STREAM_MAXLEN must be at least 1000 (got {stream_max_len}): a stream is the buffer consumers catch up from"
         ));
     }
-    if !(1..=10_000).contains(&batch) {
-        problems.push(format!("EVENT_RELAY_BATCH must be between 1 and 10000 (got {batch})"));
+    if !(1..=2_000).contains(&batch) {
+        problems.push(format!("EVENT_RELAY_BATCH must be between 1 and 2000 (got {batch})"));
     }
     EventsSpec { stream_max_len, batch, anomaly_rules }
 }

@@ -125,7 +125,7 @@ pub async fn claim(pool: &PgPool, batch: i64) -> Result<Option<Claim>, sqlx::Err
     let part = sqlx::query_scalar!(
         "SELECT p.part FROM event_relay_parts p
           WHERE EXISTS (SELECT 1 FROM event_outbox o WHERE o.part = p.part)
-          ORDER BY p.relayed_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+          ORDER BY p.relayed_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED"
     )
     .fetch_optional(&mut *tx)
     .await?;
@@ -149,15 +149,16 @@ pub async fn claim(pool: &PgPool, batch: i64) -> Result<Option<Claim>, sqlx::Err
 
 impl Claim {
     /// The claimed events are published: they stop waiting, each becomes a delivery
-    /// to every active webhook that wants its type and the next link of its part's
-    /// hash chain, and the part goes to the back of the queue.
+    /// to every webhook that wants its type (one that is disabled keeps it until it is
+    /// enabled) and the next link of its part's hash chain, and the part goes to the
+    /// back of the queue.
     pub async fn published(mut self) -> Result<(), sqlx::Error> {
         let positions: Vec<i64> = self.events.iter().map(|e| e.position).collect();
         sqlx::query!(
             "WITH gone AS (DELETE FROM event_outbox WHERE event_id = ANY($1) RETURNING event_id),
                   fanned AS (INSERT INTO webhook_deliveries (webhook_id, event_id)
                              SELECT w.id, e.id FROM gone g JOIN events e ON e.id = g.event_id
-                               JOIN webhooks w ON w.status = 'active' AND webhook_wants(w.types, e.type)
+                               JOIN webhooks w ON webhook_wants(w.types, e.type)
                              ORDER BY e.id
                              ON CONFLICT DO NOTHING),
                   chained AS (SELECT chain_events($2, $1) AS done)

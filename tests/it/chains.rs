@@ -138,3 +138,44 @@ async fn an_archived_part_resumes_from_its_checkpoint(pool: PgPool) {
     let broken = verify(&pool).await.unwrap_err();
     assert!(broken.why.contains("no checkpoint"), "{broken}");
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn verify_holds_while_the_chains_grow(pool: PgPool) {
+    history(&pool).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writer = {
+        let (pool, stop) = (pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            let relay = Relay::new(pool.clone(), None, 3);
+            let mut i = 0u32;
+            while !stop.is_cancelled() {
+                i += 1;
+                let key = format!("grow:{i}");
+                transfer_p2p(
+                    &pool,
+                    &key,
+                    &msisdn(i % 10 + 1),
+                    &msisdn((i + 1) % 10 + 1),
+                    Amount::from_minor(100).unwrap(),
+                )
+                .await
+                .unwrap();
+                let entry = admin::Entry {
+                    method: "GET".into(),
+                    route: "/admin/x".into(),
+                    status: 200,
+                    ..Default::default()
+                };
+                admin::audit(&pool, &entry).await.unwrap();
+                relay.pass().await.unwrap();
+            }
+            i
+        })
+    };
+    for _ in 0..5 {
+        assert!(verify(&pool).await.is_ok(), "a chain growing while it is walked is not broken");
+    }
+    stop.cancel();
+    assert!(writer.await.unwrap() > 0);
+    assert!(verify(&pool).await.is_ok());
+}

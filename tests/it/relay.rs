@@ -269,3 +269,32 @@ async fn tail_reads_the_streams_as_a_consumer_group_and_a_kept_group_resumes(poo
     assert_eq!(groups.len(), 1, "{groups:?}");
     drop_streams(&mut conn, &prefix).await;
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_movement_never_waits_for_a_relay_holding_its_part(pool: PgPool) {
+    let (mut conn, prefix) = redis().await;
+    seeded(&pool).await;
+    let relay = Relay::new(pool.clone(), None, 500);
+    while relay.pass().await.unwrap() > 0 {}
+    // One payer's event waits; a relay claims its part and hangs mid-publish.
+    let amount = Amount::from_minor(100).unwrap();
+    transfer_p2p(&pool, "wait:1", &msisdn(2), &msisdn(2), amount).await.unwrap();
+    let hanging = Relay::new(pool.clone(), Some(Arc::new(HalfThenHang(streams(&conn, &prefix)))), 500);
+    let held = tokio::spawn(async move { hanging.pass().await });
+    let probe = (conn.clone(), prefix.clone());
+    until("the relay holds the part", move || {
+        let (mut conn, prefix) = probe.clone();
+        async move { !read_streams(&mut conn, &prefix).await.is_empty() }
+    })
+    .await;
+    // The same payer moves money again: its commit writes into the held part.
+    let moved = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        transfer_p2p(&pool, "wait:2", &msisdn(2), &msisdn(3), amount),
+    )
+    .await
+    .expect("a movement does not wait for the relay's claim");
+    assert!(moved.unwrap().reference().starts_with("TX"));
+    held.abort();
+    drop_streams(&mut conn, &prefix).await;
+}

@@ -143,6 +143,7 @@ fn quick() -> Policy {
         retry_base: Duration::from_millis(5),
         retry_cap: Duration::from_millis(20),
         timeout: Duration::from_secs(5),
+        private_networks: true,
         ..Policy::default()
     }
 }
@@ -342,10 +343,12 @@ async fn an_endpoint_failing_for_a_day_is_disabled_with_an_audit_row(pool: PgPoo
     .await
     .unwrap();
     assert_eq!(audited, 1);
-    // Its deliveries wait, and new events make none, until an operator enables it.
+    // Its deliveries wait, those of events made while it is disabled too, until an
+    // operator enables it.
     assert_eq!(deliverer.pass().await.unwrap(), 0);
     h.transfers(1).await;
-    assert_eq!(h.deliveries(&id).await.len(), 2, "none for the events made while it was disabled");
+    assert_eq!(deliverer.pass().await.unwrap(), 0);
+    assert_eq!(h.deliveries(&id).await.len(), 4, "the events made while it was disabled wait for it");
     failing.answer(200);
     let (status, body) =
         h.call("PATCH", &format!("/admin/webhooks/{id}"), json!({ "status": "active" })).await;
@@ -468,5 +471,23 @@ async fn a_worker_killed_mid_send_loses_no_delivery(pool: PgPool) {
         seen.len() >= 3,
         "the one in flight at the kill went again, under the same webhook-id: {}",
         seen.len()
+    );
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn outside_a_demo_a_name_resolving_inside_is_not_called(pool: PgPool) {
+    let h = Harness::new(pool.clone()).await;
+    let (inside, url) = Receiver::start(&[204], Duration::ZERO).await;
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let (id, _) = h.subscribe(&by_name, &["transfer.*"]).await;
+    h.transfers(1).await;
+    h.deliverer(Policy { private_networks: false, ..quick() }).pass().await.unwrap();
+    assert!(inside.seen().is_empty(), "nothing reached the gateway's own network");
+    let deliveries = h.deliveries(&id).await;
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d["status"] == "pending" && d["last_error"].as_str().unwrap().contains("must not call")),
+        "{deliveries:?}"
     );
 }

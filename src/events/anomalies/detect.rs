@@ -179,7 +179,11 @@ impl Detector {
                 .invoke_async(&mut conn)
                 .await?;
             if crossed == 1 {
-                self.record(rule, account, observed, id).await?;
+                if let Err(e) = self.record(rule, account, observed, id).await {
+                    // Unclaimed, so that the event read again fires the rule then.
+                    let _: redis::RedisResult<()> = conn.del(format!("{tag}:fired")).await;
+                    return Err(e);
+                }
                 let _: () = conn.pset_ex(format!("{tag}:fired"), 1, window_ms).await?;
             }
         }

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use super::{place, sign};
 use crate::admin;
+use crate::admin::address::Guard;
 use crate::money::DataVault;
 use crate::money::events::{self, Event};
 
@@ -42,6 +43,9 @@ pub struct Policy {
     pub disable_after: Duration,
     /// How often an idle worker looks for due deliveries.
     pub idle_poll: Duration,
+    /// Whether endpoints may be on loopback or private networks (`serve --demo`, tests):
+    /// outside a demo a name resolving there is not called.
+    pub private_networks: bool,
 }
 
 impl Default for Policy {
@@ -57,6 +61,7 @@ impl Default for Policy {
             breaker_cooldown: Duration::from_secs(60),
             disable_after: Duration::from_secs(86_400),
             idle_poll: Duration::from_millis(200),
+            private_networks: false,
         }
     }
 }
@@ -116,6 +121,7 @@ impl Deliverer {
             // A partner's endpoint answers itself; following it elsewhere could reach an
             // address no operator approved.
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(std::sync::Arc::new(Guard { private_allowed: policy.private_networks }))
             .user_agent(concat!("ussd-gateway/", env!("CARGO_PKG_VERSION"), " (webhooks)"))
             .build()
             .expect("the HTTP client builds");
@@ -179,8 +185,13 @@ impl Deliverer {
         };
         let body = event.envelope.to_string();
         let timestamp = crate::gateway::unix_ms() as i64 / 1000;
-        let signature =
-            sign::signature(&secrets.iter().collect::<Vec<_>>(), event.id(), timestamp, body.as_bytes());
+        let secrets: Vec<&SecretString> = secrets.iter().collect();
+        let Some(signature) = sign::signature(&secrets, event.id(), timestamp, body.as_bytes()) else {
+            return Fate::Failed {
+                status: None,
+                error: "the stored secret is not a whsec_ secret; rotate it".into(),
+            };
+        };
         let sent = self
             .client
             .post(&delivery.url)
@@ -199,7 +210,7 @@ impl Deliverer {
             Err(e) if e.is_timeout() => {
                 Fate::Failed { status: None, error: format!("no answer within {:?}", self.policy.timeout) }
             }
-            Err(e) => Fate::Failed { status: None, error: cleaned(&e.to_string()) },
+            Err(e) => Fate::Failed { status: None, error: cleaned(&chain_of(&e)) },
         }
     }
 
@@ -364,6 +375,18 @@ impl Deliverer {
         );
         Ok(())
     }
+}
+
+/// An error with its causes (reqwest's own says only "error sending request").
+fn chain_of(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// An error's text as the delivery list shows it: one line, at most 200 characters.

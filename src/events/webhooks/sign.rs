@@ -17,20 +17,19 @@ pub fn new_secret() -> SecretString {
 }
 
 /// The `webhook-signature` header's value: one `v1,…` per secret, space-separated (two
-/// while a rotation's grace lasts, so a receiver holding either secret accepts it).
-pub fn signature(secrets: &[&SecretString], id: &str, timestamp: i64, body: &[u8]) -> String {
-    secrets
-        .iter()
-        .map(|secret| {
-            let key = secret.expose_secret();
-            let key = key.strip_prefix(PREFIX).and_then(|k| STANDARD.decode(k).ok()).unwrap_or_default();
-            let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key");
-            mac.update(format!("{id}.{timestamp}.").as_bytes());
-            mac.update(body);
-            format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+/// while a rotation's grace lasts, so a receiver holding either secret accepts it);
+/// `None` when a secret is not one this module made.
+pub fn signature(secrets: &[&SecretString], id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+    let mut signatures = Vec::with_capacity(secrets.len());
+    for secret in secrets {
+        let key =
+            STANDARD.decode(secret.expose_secret().strip_prefix(PREFIX)?).ok().filter(|k| !k.is_empty())?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key");
+        mac.update(format!("{id}.{timestamp}.").as_bytes());
+        mac.update(body);
+        signatures.push(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())));
+    }
+    Some(signatures.join(" "))
 }
 
 #[cfg(test)]
@@ -43,9 +42,10 @@ mod tests {
         let secret = SecretString::from("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
         let body = br#"{"test": 2432232314}"#;
         assert_eq!(
-            signature(&[&secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
+            signature(&[&secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).unwrap(),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
+        assert_eq!(signature(&[&SecretString::from("not-a-secret")], "id", 1, body), None);
     }
 
     #[test]
@@ -53,8 +53,9 @@ mod tests {
         let (a, b) = (new_secret(), new_secret());
         assert_ne!(a.expose_secret(), b.expose_secret());
         assert!(a.expose_secret().starts_with("whsec_") && a.expose_secret().len() == 6 + 44);
-        let both = signature(&[&a, &b], "id", 1, b"{}");
+        let both = signature(&[&a, &b], "id", 1, b"{}").unwrap();
         let parts: Vec<&str> = both.split(' ').collect();
-        assert_eq!(parts, [signature(&[&a], "id", 1, b"{}"), signature(&[&b], "id", 1, b"{}")]);
+        let one = |s: &SecretString| signature(&[s], "id", 1, b"{}").unwrap();
+        assert_eq!(parts, [one(&a), one(&b)]);
     }
 }
