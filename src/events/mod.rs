@@ -18,7 +18,7 @@ pub use settings::EventsSpec;
 /// The families events are published under, one stream each: an event's type up to
 /// its first dot (`transfer.posted` → `transfer`).
 pub const FAMILIES: &[&str] =
-    &["transfer", "cash_in", "cash_out", "float", "bill", "hold", "account", "anomaly"];
+    &["transfer", "cash_in", "cash_out", "float", "bill", "hold", "account", "customer", "agent", "anomaly"];
 
 /// The family of an event type.
 pub fn family(kind: &str) -> &str {

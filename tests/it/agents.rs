@@ -147,6 +147,17 @@ async fn agents_are_onboarded_and_funded_through_the_admin_api(pool: PgPool) {
         post(&app, float, &reader, Some("bank-ref-0003"), json!({ "amount": 1 })).await.0,
         StatusCode::FORBIDDEN
     );
+    // The float's first event is the onboarding, its second the top-up.
+    let told: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT e.type, e.sequence FROM events e JOIN agents g ON g.float_account_id = e.account_id
+          WHERE g.agent_number = '222333' ORDER BY e.sequence",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = told.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["agent.onboarded", "account.funded"], "{told:?}");
+    assert_ledger_invariants(&pool).await;
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]

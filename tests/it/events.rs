@@ -83,14 +83,26 @@ async fn concurrent_movements_number_each_accounts_events_without_gaps(pool: PgP
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn each_movement_has_its_events(pool: PgPool) {
     seeded(&pool).await;
-    // The demo's opening deposits: one `account.funded` per wallet, none for the
-    // funding suspense account.
+    // The demo's ten subscribers: each wallet's first event is its registration, its
+    // second the opening deposit (none for the funding suspense account).
     let opening = all(&pool).await;
-    assert_eq!(opening.len(), 10);
+    assert_eq!(opening.len(), 20);
+    for e in &opening {
+        valid(e);
+        let expected = match e.sequence() {
+            1 => "customer.registered",
+            2 => "account.funded",
+            n => panic!("sequence {n}: {}", e.envelope),
+        };
+        assert_eq!(e.kind(), expected, "{}", e.envelope);
+    }
     assert!(
-        opening.iter().all(|e| e.kind() == "account.funded" && e.envelope["data"]["direction"] == "credit")
+        opening
+            .iter()
+            .filter(|e| e.kind() == "account.funded")
+            .all(|e| e.envelope["data"]["direction"] == "credit")
     );
-    opening.iter().for_each(valid);
+    assert!(opening.iter().any(|e| e.envelope["data"]["msisdn"] == "+254700***001"), "numbers are masked");
 
     let sent = ussd_gateway::money::transfer_p2p(
         &pool,
@@ -128,11 +140,11 @@ async fn each_movement_has_its_events(pool: PgPool) {
     assert_eq!(
         seen,
         [
-            ("transfer.posted".into(), "debit".into(), 2),
-            ("transfer.posted".into(), "credit".into(), 2),
-            ("transfer.rejected".into(), "insufficient_funds".into(), 3),
-            ("transfer.reversed".into(), "debit".into(), 3),
-            ("transfer.reversed".into(), "credit".into(), 4),
+            ("transfer.posted".into(), "debit".into(), 3),
+            ("transfer.posted".into(), "credit".into(), 3),
+            ("transfer.rejected".into(), "insufficient_funds".into(), 4),
+            ("transfer.reversed".into(), "debit".into(), 4),
+            ("transfer.reversed".into(), "credit".into(), 5),
         ]
     );
     assert_eq!(new[0].envelope["subject"], sent.reference());
