@@ -70,110 +70,123 @@ pub async fn verify(
     // every admin call is audited) are neither seen nor missed.
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-    let chains: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
+    let heads: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
         "SELECT chain, link, hash FROM chain_heads ORDER BY chain <> 'audit', length(chain), chain",
     )
     .fetch_all(&mut *tx)
     .await?;
     let mut verified = Vec::new();
-    for (chain, head_link, head_hash) in chains {
-        let rows = if chain == "audit" { AUDIT } else { EVENTS };
-        let what = if chain == "audit" { "audit row" } else { "event" };
-        let broken = |link: i64, why: String| Ok(Err(Break { chain: chain.clone(), link, why }));
-        // Where the chain starts: link 1, or after the checkpoint its archived part left.
-        let first: Option<i64> = sqlx::query_scalar("SELECT min(link) FROM chain_links WHERE chain = $1")
-            .bind(&chain)
-            .fetch_one(&mut *tx)
-            .await?;
-        let (mut last, mut prev) = match first {
-            None | Some(1) => (0, vec![0u8; 32]),
-            Some(first) => {
-                let checkpoint: Option<Vec<u8>> =
-                    sqlx::query_scalar("SELECT hash FROM chain_checkpoints WHERE chain = $1 AND link = $2")
-                        .bind(&chain)
-                        .bind(first - 1)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                match checkpoint {
-                    Some(hash) => (first - 1, hash),
-                    None => {
-                        return broken(
-                            1,
-                            format!(
-                                "links 1 to {} are gone and no checkpoint says where the chain resumes",
-                                first - 1
-                            ),
-                        );
-                    }
-                }
+    for (chain, link, hash) in heads {
+        match walk(&mut tx, Head { chain, link, hash }).await? {
+            Ok(report) => {
+                progress(&report);
+                verified.push(report);
             }
-        };
-        loop {
-            let page: Vec<Link> =
-                sqlx::query_as(rows).bind(&chain).bind(last).bind(PAGE).fetch_all(&mut *tx).await?;
-            if page.is_empty() {
-                break;
-            }
-            for link in page {
-                if link.link != last + 1 {
-                    return broken(last + 1, "the link is missing".into());
-                }
-                let Some(canonical) = link.canonical else {
-                    return broken(link.link, format!("the {what} it vouches for ({}) is gone", link.row_id));
-                };
-                let expected =
-                    Sha256::new().chain_update(&prev).chain_update(canonical.as_bytes()).finalize();
-                if expected.as_slice() != link.hash.as_slice() {
-                    return broken(
-                        link.link,
-                        format!(
-                            "{what} {} does not match its hash: it changed after it was written, or a link before it did",
-                            link.row_id
-                        ),
-                    );
-                }
-                (last, prev) = (link.link, link.hash);
-            }
+            Err(broken) => return Ok(Err(broken)),
         }
-        if (last, &prev) != (head_link, &head_hash) {
+    }
+    Ok(match unchained(&mut tx).await? {
+        Some(broken) => Err(broken),
+        None => Ok(verified),
+    })
+}
+
+/// A chain as its head row says it ends.
+struct Head {
+    chain: String,
+    link: i64,
+    hash: Vec<u8>,
+}
+
+type Snapshot = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// Recomputes one chain's links from their rows, from its start (link 1, or its
+/// checkpoint) to its head.
+async fn walk(tx: &mut Snapshot, head: Head) -> Result<Result<Verified, Break>, sqlx::Error> {
+    let Head { chain, link: head_link, hash: head_hash } = head;
+    let (rows, what) = if chain == "audit" { (AUDIT, "audit row") } else { (EVENTS, "event") };
+    let broken = |link: i64, why: String| Ok(Err(Break { chain: chain.clone(), link, why }));
+    let (mut last, mut prev) = match start(tx, &chain).await? {
+        Ok(start) => start,
+        Err(gone) => {
             return broken(
-                last + 1,
-                format!(
-                    "the chain's head is at link {head_link} but its links end at {last}: links were cut from the end"
-                ),
+                1,
+                format!("links 1 to {gone} are gone and no checkpoint says where the chain resumes"),
             );
         }
-        let head: String = prev.iter().map(|b| format!("{b:02x}")).collect();
-        let report = Verified { chain, links: last, head };
-        progress(&report);
-        verified.push(report);
+    };
+    loop {
+        let page: Vec<Link> =
+            sqlx::query_as(rows).bind(&chain).bind(last).bind(PAGE).fetch_all(&mut **tx).await?;
+        if page.is_empty() {
+            break;
+        }
+        for link in page {
+            if link.link != last + 1 {
+                return broken(last + 1, "the link is missing".into());
+            }
+            let Some(canonical) = link.canonical else {
+                return broken(link.link, format!("the {what} it vouches for ({}) is gone", link.row_id));
+            };
+            let expected = Sha256::new().chain_update(&prev).chain_update(canonical.as_bytes()).finalize();
+            if expected.as_slice() != link.hash.as_slice() {
+                let why = format!(
+                    "{what} {} does not match its hash: it changed after it was written, or a link before it did",
+                    link.row_id
+                );
+                return broken(link.link, why);
+            }
+            (last, prev) = (link.link, link.hash);
+        }
     }
-    // Rows in no chain: written around it.
-    let unchained: Option<i64> = sqlx::query_scalar(
+    if (last, &prev) != (head_link, &head_hash) {
+        let why = format!(
+            "the chain's head is at link {head_link} but its links end at {last}: links were cut from the end"
+        );
+        return broken(last + 1, why);
+    }
+    let head = prev.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Ok(Verified { chain, links: last, head }))
+}
+
+/// Where a chain's walk starts: before link 1, or at the checkpoint its archived part
+/// left; the last link gone when neither is there.
+async fn start(tx: &mut Snapshot, chain: &str) -> Result<Result<(i64, Vec<u8>), i64>, sqlx::Error> {
+    let first: Option<i64> = sqlx::query_scalar("SELECT min(link) FROM chain_links WHERE chain = $1")
+        .bind(chain)
+        .fetch_one(&mut **tx)
+        .await?;
+    let Some(first) = first.filter(|&f| f > 1) else { return Ok(Ok((0, vec![0u8; 32]))) };
+    let checkpoint: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT hash FROM chain_checkpoints WHERE chain = $1 AND link = $2")
+            .bind(chain)
+            .bind(first - 1)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(checkpoint.map(|hash| (first - 1, hash)).ok_or(first - 1))
+}
+
+/// The first row in no chain (written around it), if any.
+async fn unchained(tx: &mut Snapshot) -> Result<Option<Break>, sqlx::Error> {
+    let event: Option<i64> = sqlx::query_scalar(
         "SELECT min(e.id) FROM events e
           WHERE NOT EXISTS (SELECT 1 FROM event_outbox o WHERE o.event_id = e.id)
             AND NOT EXISTS (SELECT 1 FROM chain_links l WHERE l.chain = 'events:' || (e.account_id % 16) AND l.row_id = e.id)",
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
-    if let Some(id) = unchained {
-        return Ok(Err(Break {
-            chain: "events".into(),
-            link: 0,
-            why: format!("event {id} is published but in no chain"),
-        }));
+    if let Some(id) = event {
+        let why = format!("event {id} is published but in no chain");
+        return Ok(Some(Break { chain: "events".into(), link: 0, why }));
     }
-    let unchained: Option<i64> = sqlx::query_scalar(
+    let audit: Option<i64> = sqlx::query_scalar(
         "SELECT min(a.id) FROM admin_audit a WHERE NOT EXISTS (SELECT 1 FROM chain_links l WHERE l.chain = 'audit' AND l.row_id = a.id)",
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
-    if let Some(id) = unchained {
-        return Ok(Err(Break {
-            chain: "audit".into(),
-            link: 0,
-            why: format!("audit row {id} is in no chain"),
-        }));
-    }
-    Ok(Ok(verified))
+    Ok(audit.map(|id| Break {
+        chain: "audit".into(),
+        link: 0,
+        why: format!("audit row {id} is in no chain"),
+    }))
 }

@@ -1,5 +1,6 @@
 //! What each command of the command line does: serve, migrate, keys, tokens, the event
-//! tail, the audit check, the menu tools, the journey transcripts, the simulator and the load generator.
+//! tail, the audit check, the menu tools, the journey transcripts, the simulator and
+//! the load generator.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

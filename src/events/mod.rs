@@ -1,6 +1,7 @@
 //! The event log leaves the database: the relay publishes waiting events through a
-//! [`Publisher`] (Redis Streams, one stream per family), and `events tail` reads them
-//! back as a consumer group does.
+//! [`Publisher`] (Redis Streams, one stream per family) and hands them to partners'
+//! webhooks; the anomaly detector and `events tail` read the streams as consumer
+//! groups do.
 
 pub mod anomalies;
 pub mod redis;

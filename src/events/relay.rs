@@ -1,7 +1,8 @@
 //! The relay every replica runs: claims a part of the waiting events (one relay per
 //! part at a time, so one account's events leave in order), publishes them, and only
-//! then lets them stop waiting, handing each to the webhooks that want it. A relay that dies mid-batch has published some of its
-//! claim at most; the next relay publishes all of it again, never out of order.
+//! then lets them stop waiting, handing each to the webhooks that want it. A relay that
+//! dies mid-batch has published some of its claim at most; the next relay publishes all
+//! of it again, never out of order.
 
 use std::sync::Arc;
 use std::time::Duration;
