@@ -14,12 +14,9 @@ use secrecy::ExposeSecret;
 use super::{GraphFormat, KeysCommand, LoadtestArgs, TokenCommand};
 
 pub(super) fn keys(config_file: Option<PathBuf>, command: KeysCommand) -> ExitCode {
-    let settings = match Settings::load(config_file.as_deref()) {
+    let settings = match settings(config_file) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     if settings.data_key.is_none() && settings.data_keys.is_none() {
         eprintln!("error: set DATA_KEYS (or DATA_KEY) to the key-encryption keys the gateway runs with");
@@ -69,12 +66,9 @@ pub(super) fn keys(config_file: Option<PathBuf>, command: KeysCommand) -> ExitCo
 }
 
 pub(super) fn tokens(config_file: Option<PathBuf>, command: TokenCommand) -> ExitCode {
-    let url = match Settings::load(config_file.as_deref()) {
+    let url = match settings(config_file) {
         Ok(s) => s.database_url.expose_secret().to_owned(),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     runtime.block_on(async {
@@ -158,12 +152,9 @@ pub(super) fn journeys(
     dir: &std::path::Path,
     menus: Option<PathBuf>,
 ) -> ExitCode {
-    let settings = match Settings::load(config_file.as_deref()) {
+    let settings = match settings(config_file) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let menus = menus.unwrap_or_else(|| match dir.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -196,12 +187,9 @@ pub(super) fn simulate(
     menus: &std::path::Path,
 ) -> ExitCode {
     use crate::simulate::{Line, run};
-    let settings = match Settings::load(config_file.as_deref()) {
+    let settings = match settings(config_file) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     let result = runtime.block_on(async {
@@ -243,12 +231,9 @@ pub(super) fn simulate(
 
 /// The async runtime, or `None` after saying why it cannot start.
 pub(super) fn audit_verify(config_file: Option<PathBuf>) -> ExitCode {
-    let settings = match Settings::load(config_file.as_deref()) {
+    let settings = match settings(config_file) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     runtime.block_on(async {
@@ -280,12 +265,9 @@ pub(super) fn audit_verify(config_file: Option<PathBuf>) -> ExitCode {
 }
 
 pub(super) fn events(config_file: Option<PathBuf>, tail: crate::events::tail::Tail) -> ExitCode {
-    let settings = match Settings::load(config_file.as_deref()) {
+    let settings = match settings(config_file) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let Some(url) = settings.redis_url.as_ref() else {
         eprintln!("error: set REDIS_URL to the Redis the gateway publishes its events to");
@@ -323,6 +305,15 @@ pub(super) fn events(config_file: Option<PathBuf>, tail: crate::events::tail::Ta
                 ExitCode::FAILURE
             }
         }
+    })
+}
+
+/// The settings from the config file and the environment, or the exit code after
+/// saying what is wrong with them.
+fn settings(config_file: Option<PathBuf>) -> Result<Settings, ExitCode> {
+    Settings::load(config_file.as_deref()).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
     })
 }
 

@@ -2,7 +2,7 @@
 //! running (the event relay and the webhook worker among them), on ports of its own;
 //! stopped by its token.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -14,19 +14,19 @@ use crate::common::{database_url, redis_url, settings};
 
 const ROOT: &str = "application-test-root-token-0123456789";
 
-/// A partner's endpoint: the deliveries it got, as (webhook-id, body).
-async fn partner() -> (Arc<Mutex<Vec<(String, String)>>>, String) {
-    let got: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let keep = Arc::clone(&got);
+/// A partner's endpoint: the deliveries it got, as (webhook-id, body), as they come.
+async fn partner() -> (tokio::sync::watch::Receiver<Vec<(String, String)>>, String) {
+    let (got, seen) = tokio::sync::watch::channel(Vec::new());
+    let got = Arc::new(got);
     let router = axum::Router::new().route(
         "/hook",
         axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
             let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-            keep.lock().unwrap().push((id, body));
+            got.send_modify(|all| all.push((id, body)));
             std::future::ready(axum::http::StatusCode::NO_CONTENT)
         }),
     );
-    (got, format!("{}/hook", crate::common::sms::serve(router).await))
+    (seen, format!("{}/hook", crate::common::sms::serve(router).await))
 }
 
 async fn hop(client: &reqwest::Client, base: &str, session: &str, text: &str) -> String {
@@ -63,7 +63,7 @@ async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: Pg
 
     let client = reqwest::Client::new();
     // A partner subscribes to transfers.
-    let (partner, hook) = partner().await;
+    let (mut partner, hook) = partner().await;
     let subscribed = client
         .post(format!("http://{admin}/admin/webhooks"))
         .bearer_auth(ROOT)
@@ -114,16 +114,10 @@ async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: Pg
     );
     let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut redis).await.unwrap();
     // The webhook worker runs: the partner gets both events.
-    let delivered = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            if partner.lock().unwrap().len() >= 2 {
-                break partner.lock().unwrap().clone();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the partner's two deliveries within 5 s");
+    let delivered = tokio::time::timeout(Duration::from_secs(5), partner.wait_for(|got| got.len() >= 2))
+        .await
+        .map(|got| got.expect("the partner is still listening").clone())
+        .expect("the partner's two deliveries within 5 s");
     assert!(
         delivered.iter().all(|(id, body)| body.contains(id.as_str()) && body.contains("transfer.posted")),
         "{delivered:?}"
