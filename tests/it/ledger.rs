@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{assert_ledger_invariants, balance_of, customer};
+use crate::common::{assert_ledger_invariants, balance_of, customer, lock_waiters, until};
 use futures_util::future::join_all;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -151,6 +151,38 @@ async fn a_rejection_stays_rejected_after_the_account_is_funded(pool: PgPool) {
     let again = transfer_p2p(&pool, "poor", &a, &b, kes(500)).await.unwrap();
     assert_eq!(again, first, "the stored rejection is replayed");
     assert_eq!(transfer_p2p(&pool, "rich", &a, &b, kes(500)).await.unwrap().outcome, Outcome::Ok);
+    assert_ledger_invariants(&pool).await;
+}
+
+/// A rejection decided before the accounts are locked (no fee band for the amount) names
+/// both accounts on its transfer, and each foreign key check locks one. While movements
+/// locked accounts FOR UPDATE, those checks waited for them, one account at a time, and
+/// a movement going on to lock the account already checked closed a circle: a deadlock,
+/// seen in CI. Here a movement holds the payee, the rejection runs, then the movement
+/// takes the payer; both must finish.
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_rejection_before_the_lock_and_a_movement_never_deadlock(pool: PgPool) {
+    let payer = customer(&pool, "+254711000001", 2, 100_00).await;
+    let payee = customer(&pool, "+254711000002", 2, 0).await;
+    let mut movement = pool.begin().await.unwrap();
+    sqlx::query("SELECT ledger_lock($1, $1)").bind(payee).execute(&mut *movement).await.unwrap();
+    let rejection = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            let (a, b) = (m("+254711000001"), m("+254711000002"));
+            transfer_p2p(&pool, "huge", &a, &b, kes(10_000_000)).await
+        }
+    });
+    until("the rejection finishes or waits for the movement", || async {
+        rejection.is_finished() || lock_waiters(&pool).await > 0
+    })
+    .await;
+    let took_payer = sqlx::query("SELECT ledger_lock($1, $1)").bind(payer).execute(&mut *movement).await;
+    let took_payer = took_payer.map(|_| ()).map_err(|e| e.to_string());
+    let committed = movement.commit().await.map_err(|e| e.to_string());
+    let rejected = rejection.await.unwrap().map_err(|e| e.to_string());
+    assert_eq!((took_payer, committed), (Ok(()), Ok(())), "the movement goes through");
+    assert_eq!(rejected.map(|t| t.outcome), Ok(Outcome::LimitExceeded));
     assert_ledger_invariants(&pool).await;
 }
 
