@@ -178,7 +178,7 @@ pub async fn register(pool: &PgPool, new: &NewBiller, currency: &str) -> Result<
                     SELECT 'biller_settlement', $8, 'biller ' || $1 WHERE NOT EXISTS (SELECT 1 FROM billers WHERE code = $1)
                     RETURNING id)
          INSERT INTO billers (code, name, account_pattern, account_label, fee_payer, settlement_account_id, base_url, timeout_ms)
-         SELECT $1, $2, $3, $4, $5, a.id, $6, $7 FROM a
+         SELECT $1, $2, $3, $4, $5, a.id, $6, $7 FROM a, set_config('ussd.actor', 'admin', true)
          ON CONFLICT (code) DO NOTHING
          RETURNING id",
     )
@@ -205,6 +205,7 @@ pub async fn change(pool: &PgPool, code: &str, change: &BillerChange) -> Result<
         "UPDATE billers SET name = coalesce($2, name), account_pattern = coalesce($3, account_pattern),
                 account_label = coalesce($4, account_label), fee_payer = coalesce($5, fee_payer),
                 base_url = coalesce($6, base_url), timeout_ms = coalesce($7, timeout_ms), status = coalesce($8, status)
+           FROM set_config('ussd.actor', 'admin', true)
           WHERE code = $1
       RETURNING id",
     )
@@ -296,7 +297,7 @@ pub async fn set_credentials(
                 .map_err(|e| BillerError::Database(e.into_sqlx()))?,
         )
     };
-    let updated = sqlx::query("UPDATE billers SET credentials_sealed = $2 WHERE code = $1")
+    let updated = sqlx::query("UPDATE billers SET credentials_sealed = $2 FROM set_config('ussd.actor', 'admin', true) WHERE code = $1")
         .bind(code)
         .bind(sealed)
         .execute(pool)

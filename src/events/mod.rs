@@ -18,8 +18,10 @@ pub use settings::EventsSpec;
 
 /// The families events are published under, one stream each: an event's type up to
 /// its first dot (`transfer.posted` → `transfer`).
-pub const FAMILIES: &[&str] =
-    &["transfer", "cash_in", "cash_out", "float", "bill", "hold", "account", "customer", "agent", "anomaly"];
+pub const FAMILIES: &[&str] = &[
+    "transfer", "cash_in", "cash_out", "float", "bill", "hold", "account", "customer", "agent", "anomaly",
+    "pin", "otp", "biller",
+];
 
 /// The family of an event type.
 pub fn family(kind: &str) -> &str {

@@ -124,7 +124,7 @@ impl Gateway {
         region: Region,
     ) -> Result<OpResult, Interrupt> {
         let ops = self.ops.clone();
-        let msisdn = at.hop.msisdn.clone();
+        let (msisdn, channel) = (at.hop.msisdn.clone(), at.hop.channel.clone());
         let (op, seq) = (action.op, action.seq);
         let spec = op.spec();
         let request = rec.session.claim.as_ref().filter(|c| c.seq == seq).and_then(|c| c.request);
@@ -132,7 +132,16 @@ impl Gateway {
         let mut task = self.tasks.spawn(async move {
             let Action { args, secrets, .. } = &action;
             let key = &idempotency_key;
-            let call = Call { op, msisdn: &msisdn, idempotency_key: key, args, secrets, auth, region };
+            let call = Call {
+                op,
+                msisdn: &msisdn,
+                channel: &channel,
+                idempotency_key: key,
+                args,
+                secrets,
+                auth,
+                region,
+            };
             ops.run(call).await
         });
         // A movement keeps back the time to write its promise, should it overrun.

@@ -93,13 +93,14 @@ pub async fn transfer_p2p_pinned(
     key: &str,
     (from, to): (&Msisdn, &Msisdn),
     amount: Amount,
-    proof: &PinProof,
-    policy: PinPolicy,
+    (proof, policy): (&PinProof, PinPolicy),
+    channel: &str,
 ) -> Result<Pinned, sqlx::Error> {
     let (max_attempts, lock_secs) = pin::policy_args(policy);
+    // The channel is for the event of a lockout, written at the commit.
     let row = sqlx::query!(
         r#"SELECT outcome AS "outcome!", transfer_id, fee AS "fee!", payer_balance
-             FROM transfer_p2p_pinned($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
+             FROM transfer_p2p_pinned($1, $2, $3, $4, $5, $6, $7, $8, $9), set_config('ussd.channel', $10, true)"#,
         key,
         &request_hash("p2p", &[from.as_e164(), to.as_e164()], amount),
         from.as_e164(),
@@ -109,6 +110,7 @@ pub async fn transfer_p2p_pinned(
         &proof.hash,
         max_attempts,
         lock_secs,
+        channel,
     )
     .fetch_one(db)
     .await?;

@@ -134,6 +134,15 @@ pub enum Auth {
     Vouched { max_amount: i64 },
 }
 
+/// Who asks for an op: their number, the channel the hop came through (a PIN lockout's
+/// event names it, for the rules that watch channels) and how they proved who they are.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    pub msisdn: &'a Msisdn,
+    pub channel: &'a str,
+    pub auth: Auth,
+}
+
 /// The answer to a PIN check that did not let the op through.
 pub fn refusal(check: PinCheck) -> OpResult {
     OpResult::bare(match check {
@@ -192,7 +201,7 @@ impl Money {
     pub async fn send_p2p(
         &self,
         transfer: P2p<'_>,
-        auth: Auth,
+        caller: Caller<'_>,
         pin: Option<&Pin>,
     ) -> Result<OpResult, MoneyError> {
         let P2p { key, from, to, amount } = transfer;
@@ -200,14 +209,20 @@ impl Money {
             let data = json!({ "ref": t.reference(), "fee": t.fee, "balance": t.payer_balance });
             OpResult::new(t.outcome, data)
         };
-        if auth == Auth::Pin
+        if caller.auth == Auth::Pin
             && let Some(salt) = self.salts.get(from)
         {
             let s = &*self.settings;
             let proof = PinProof::new(&s.pins, salt, pin);
-            let pinned =
-                ledger::transfer_p2p_pinned(&self.lane, key, (from, to), amount, &proof, s.pin_policy)
-                    .await?;
+            let pinned = ledger::transfer_p2p_pinned(
+                &self.lane,
+                key,
+                (from, to),
+                amount,
+                (&proof, s.pin_policy),
+                caller.channel,
+            )
+            .await?;
             if pinned != Pinned::StaleSalt {
                 self.pinned.fetch_add(1, Ordering::Relaxed);
             }
@@ -217,7 +232,7 @@ impl Money {
                 Pinned::StaleSalt => self.salts.forget(from),
             }
         }
-        self.with_pin(auth, from, pin, |_| async {
+        self.with_pin(caller, pin, |_| async {
             let t = ledger::transfer_p2p(&self.lane, key, from, to, amount).await?;
             Ok::<_, MoneyError>(sent(t))
         })
@@ -275,8 +290,7 @@ impl Money {
     /// before any movement was sent.
     pub async fn with_pin<F, Fut, E>(
         &self,
-        auth: Auth,
-        msisdn: &Msisdn,
+        caller: Caller<'_>,
         pin: Option<&Pin>,
         then: F,
     ) -> Result<OpResult, MoneyError>
@@ -286,9 +300,9 @@ impl Money {
         MoneyError: From<E>,
     {
         let s = &*self.settings;
-        let checked = match auth {
-            Auth::Pin => pin::check(&self.lane, &s.pins, s.pin_policy, &self.salts, msisdn, pin).await,
-            Auth::Vouched { .. } => pin::vouched(&self.lane, msisdn).await,
+        let checked = match caller.auth {
+            Auth::Pin => pin::check(&self.lane, &s.pins, s.pin_policy, &self.salts, caller, pin).await,
+            Auth::Vouched { .. } => pin::vouched(&self.lane, caller.msisdn).await,
         };
         match checked.map_err(MoneyError::BeforeMovement)? {
             PinCheck::Ok { customer_id } => Ok(then(customer_id).await?),

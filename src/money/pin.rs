@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::Caller;
 use super::lane::Db;
 use crate::domain::{Msisdn, Pin};
 
@@ -177,7 +178,7 @@ pub(super) fn policy_args(policy: PinPolicy) -> (i32, f64) {
     (i32::try_from(policy.max_attempts).unwrap_or(i32::MAX), policy.lock.as_secs_f64())
 }
 
-/// Verifies `pin` for `msisdn`, counting failures in the database so that the count
+/// Verifies `pin` for the caller, counting failures in the database so that the count
 /// survives restarts and holds across replicas; a correct PIN resets it. One round
 /// trip when the salt is cached.
 pub async fn check(
@@ -185,9 +186,10 @@ pub async fn check(
     hasher: &PinHasher,
     policy: PinPolicy,
     salts: &SaltCache,
-    msisdn: &Msisdn,
+    caller: Caller<'_>,
     pin: Option<&Pin>,
 ) -> Result<PinCheck, sqlx::Error> {
+    let msisdn = caller.msisdn;
     let (max_attempts, lock_secs) = policy_args(policy);
     // A second stale salt means the PIN changed again while we looked.
     for _ in 0..2 {
@@ -206,13 +208,16 @@ pub async fn check(
             }
         };
         let proof = PinProof::new(hasher, salt, pin);
+        // The channel is for the event of a lockout, written at the commit.
         let row = sqlx::query!(
-            r#"SELECT outcome AS "outcome!", customer_id FROM pin_check($1, $2, $3, $4, $5)"#,
+            r#"SELECT outcome AS "outcome!", customer_id
+                 FROM pin_check($1, $2, $3, $4, $5), set_config('ussd.channel', $6, true)"#,
             msisdn.as_e164(),
             &proof.salt[..],
             &proof.hash,
             max_attempts,
             lock_secs,
+            caller.channel,
         )
         .fetch_one(db)
         .await?;

@@ -32,6 +32,6 @@ impl Operation for AgentBalances {
 
     async fn apply(self, money: &Money, call: &Call<'_>) -> Result<OpResult, MoneyError> {
         let db = money.lane();
-        money.with_pin(call.auth, call.msisdn, self.pin.as_ref(), |id| agents::balances(db, id)).await
+        money.with_pin(call.caller(), self.pin.as_ref(), |id| agents::balances(db, id)).await
     }
 }

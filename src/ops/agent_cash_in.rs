@@ -50,6 +50,6 @@ impl Operation for AgentCashIn {
         }
         let (db, key) = (money.lane(), call.idempotency_key);
         let cash_in = |_| agents::cash_in(db, key, call.msisdn, &self.to, self.amount);
-        money.with_pin(call.auth, call.msisdn, self.pin.as_ref(), cash_in).await
+        money.with_pin(call.caller(), self.pin.as_ref(), cash_in).await
     }
 }

@@ -73,7 +73,7 @@ impl Operation for AgentCashOutRequest {
         };
         let (db, key, ttl) = (money.lane(), call.idempotency_key, money.settings().approval_ttl);
         let ask = |_| approvals::request(db, key, call.msisdn, request, ttl);
-        money.with_pin(call.auth, call.msisdn, self.pin.as_ref(), ask).await
+        money.with_pin(call.caller(), self.pin.as_ref(), ask).await
     }
 }
 

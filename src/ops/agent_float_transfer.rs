@@ -54,6 +54,6 @@ impl Operation for AgentFloatTransfer {
         }
         let (db, key) = (money.lane(), call.idempotency_key);
         let send = |_| agents::transfer_float(db, key, call.msisdn, &self.agent, self.amount);
-        money.with_pin(call.auth, call.msisdn, self.pin.as_ref(), send).await
+        money.with_pin(call.caller(), self.pin.as_ref(), send).await
     }
 }

@@ -64,6 +64,6 @@ impl Operation for BillPay {
         let bill =
             Bill { biller: &self.biller, account: &self.account, holder: &self.holder, amount: self.amount };
         let pay = |_| money.bills().pay(call.idempotency_key, call.msisdn, bill);
-        money.with_pin(call.auth, call.msisdn, self.pin.as_ref(), pay).await
+        money.with_pin(call.caller(), self.pin.as_ref(), pay).await
     }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::Op;
 use crate::domain::{Amount, Msisdn, Pin, Region, Secret};
-use crate::money::{Auth, MoneyError, StagedPin, ledger};
+use crate::money::{Auth, Caller, MoneyError, StagedPin, ledger};
 use crate::outcome::{OpResult, Outcome};
 
 /// An op to run for the subscriber dialling, as the engine asked for it.
@@ -15,6 +15,8 @@ use crate::outcome::{OpResult, Outcome};
 pub struct Call<'a> {
     pub op: Op,
     pub msisdn: &'a Msisdn,
+    /// The channel the hop came through (`hubtel-gh`, `sms:at-ke`).
+    pub channel: &'a str,
     /// Unique per op of a journey: a retried hop runs the same op under the same key.
     pub idempotency_key: &'a str,
     /// Rendered by the menu's templates.
@@ -27,6 +29,11 @@ pub struct Call<'a> {
 }
 
 impl Call<'_> {
+    /// The subscriber asking, as the ledger's PIN check takes them.
+    pub fn caller(&self) -> Caller<'_> {
+        Caller { msisdn: self.msisdn, channel: self.channel, auth: self.auth }
+    }
+
     pub fn arg(&self, name: &'static str) -> Result<&str, MoneyError> {
         self.args.get(name).map(String::as_str).ok_or_else(|| self.bad(name, "is missing"))
     }
@@ -94,6 +101,7 @@ mod tests {
         Call {
             op: Op::of::<TransferQuote>(),
             msisdn,
+            channel: "test",
             idempotency_key: "k",
             args,
             secrets: &[],

@@ -44,6 +44,6 @@ impl Operation for CashOutApprove {
     async fn apply(self, money: &Money, call: &Call<'_>) -> Result<OpResult, MoneyError> {
         let (db, key) = (money.lane(), call.idempotency_key);
         let approve = |_| approvals::decide(db, key, call.msisdn, self.request, true);
-        money.with_pin(call.auth, call.msisdn, self.pin.as_ref(), approve).await
+        money.with_pin(call.caller(), self.pin.as_ref(), approve).await
     }
 }

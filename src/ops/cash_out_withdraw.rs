@@ -56,6 +56,6 @@ impl Operation for CashOutWithdraw {
         }
         let (db, key, at) = (money.lane(), call.idempotency_key, (self.agent.as_str(), self.store.as_str()));
         let withdraw = |_| agents::cash_out(db, key, call.msisdn, at, self.amount);
-        money.with_pin(call.auth, call.msisdn, self.pin.as_ref(), withdraw).await
+        money.with_pin(call.caller(), self.pin.as_ref(), withdraw).await
     }
 }

@@ -30,6 +30,6 @@ impl Operation for PinVerify {
 
     async fn apply(self, money: &Money, call: &Call<'_>) -> Result<OpResult, MoneyError> {
         let ok = |_| async { Ok::<_, MoneyError>(OpResult::bare(O::Ok)) };
-        money.with_pin(call.auth, call.msisdn, self.pin.as_ref(), ok).await
+        money.with_pin(call.caller(), self.pin.as_ref(), ok).await
     }
 }

@@ -48,6 +48,6 @@ impl Operation for TransferP2p {
             return Ok(refused);
         }
         let send = P2p { key: call.idempotency_key, from: call.msisdn, to: &self.to, amount: self.amount };
-        money.send_p2p(send, call.auth, self.pin.as_ref()).await
+        money.send_p2p(send, call.caller(), self.pin.as_ref()).await
     }
 }

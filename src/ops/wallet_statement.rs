@@ -30,6 +30,6 @@ impl Operation for WalletStatement {
 
     async fn apply(self, money: &Money, call: &Call<'_>) -> Result<OpResult, MoneyError> {
         let db = money.lane();
-        money.with_pin(call.auth, call.msisdn, self.pin.as_ref(), |id| ledger::statement(db, id)).await
+        money.with_pin(call.caller(), self.pin.as_ref(), |id| ledger::statement(db, id)).await
     }
 }

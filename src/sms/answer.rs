@@ -458,7 +458,11 @@ impl Answerer {
             deadline: self.policy.hop_bound,
             codes: &[],
             repeat_window: Duration::ZERO,
-            conversation: Some(&Codes { rules: spec.rules, lane: self.gateway.money().lane() }),
+            conversation: Some(&Codes {
+                rules: spec.rules,
+                lane: self.gateway.money().lane(),
+                channel: &hop.channel,
+            }),
         };
         let (reply, kind) = self.gateway.handle_with(&hop, rules).await;
         if kind == HopKind::Retry {

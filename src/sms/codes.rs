@@ -36,6 +36,8 @@ const CODE_FAILURE_WINDOW: &str = "1 day";
 pub struct Codes<'a> {
     pub rules: SmsRules,
     pub lane: &'a Lane,
+    /// Named by the event of each wrong code (`sms:at-ke`).
+    pub channel: &'a str,
 }
 
 impl Conversation for Codes<'_> {
@@ -92,7 +94,7 @@ impl Conversation for Codes<'_> {
             }
             // Counted for the number too, so that guessing cannot go on conversation
             // after conversation.
-            let today = failed(self.lane, msisdn).await?;
+            let today = failed(self.lane, msisdn, self.channel).await?;
             pending.wrong += 1;
             if pending.wrong >= MAX_WRONG_CODES || today >= self.rules.wrong_codes_per_day {
                 return Ok(Checked::Over(Message::TooManyAttempts));
@@ -102,18 +104,22 @@ impl Conversation for Codes<'_> {
     }
 }
 
-/// Counts a wrong one-time code from `msisdn`; returns the wrong codes of its current
-/// day (which starts with the first of them). One statement, so that concurrent
-/// conversations cannot each see a count below the cap.
-pub async fn failed(db: impl Db, msisdn: &Msisdn) -> Result<u32, sqlx::Error> {
+/// Counts a wrong one-time code from `msisdn` on `channel`; returns the wrong codes of
+/// its current day (which starts with the first of them). One statement, so that
+/// concurrent conversations cannot each see a count below the cap.
+pub async fn failed(db: impl Db, msisdn: &Msisdn, channel: &str) -> Result<u32, sqlx::Error> {
+    // The channel is for the code's event, written at the commit.
     let failures = sqlx::query_scalar!(
-        "INSERT INTO sms_code_failures AS f (msisdn, failures) VALUES ($1, 1)
-         ON CONFLICT (msisdn) DO UPDATE SET
-             failures = CASE WHEN f.since < now() - $2::text::interval THEN 1 ELSE f.failures + 1 END,
-             since = CASE WHEN f.since < now() - $2::text::interval THEN now() ELSE f.since END
-         RETURNING failures",
+        r#"WITH counted AS (
+               INSERT INTO sms_code_failures AS f (msisdn, failures) VALUES ($1, 1)
+               ON CONFLICT (msisdn) DO UPDATE SET
+                   failures = CASE WHEN f.since < now() - $2::text::interval THEN 1 ELSE f.failures + 1 END,
+                   since = CASE WHEN f.since < now() - $2::text::interval THEN now() ELSE f.since END
+               RETURNING failures)
+           SELECT failures AS "failures!" FROM counted, set_config('ussd.channel', $3, true)"#,
         msisdn.as_e164(),
         CODE_FAILURE_WINDOW,
+        channel,
     )
     .fetch_one(db)
     .await?;

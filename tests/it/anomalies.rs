@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use ussd_gateway::domain::Amount;
 use ussd_gateway::events::anomalies::detect::Detector;
-use ussd_gateway::events::anomalies::{Kind, Rule};
+use ussd_gateway::events::anomalies::{By, Kind, Rule};
 use ussd_gateway::events::redis::{RedisStreams, stream};
 use ussd_gateway::events::{FAMILIES, Relay};
 use ussd_gateway::money::events::{self, Event};
@@ -17,7 +17,14 @@ use crate::common::redis_url;
 use crate::common::sms::msisdn;
 
 fn rule(name: &str, kind: Kind, threshold: i64) -> Rule {
-    Rule { name: name.into(), kind, window_secs: 86_400, threshold, types: vec!["transfer.posted".into()] }
+    Rule {
+        name: name.into(),
+        kind,
+        by: By::Account,
+        window_secs: 86_400,
+        threshold,
+        types: vec!["transfer.posted".into()],
+    }
 }
 
 async fn send(pool: &PgPool, from: u32, to: u32, minor: i64) {
@@ -146,4 +153,100 @@ async fn each_rule_fires_at_its_threshold_and_not_below_once_a_window(pool: PgPo
     for key in keys {
         let _: () = redis::cmd("DEL").arg(key).query_async(&mut redis).await.unwrap();
     }
+}
+
+/// Wrong PINs on `n` (one locks: a policy of one attempt) through `channel`, as the
+/// gateway's check makes them: the channel set in the check's own statement.
+async fn lock_out(pool: &PgPool, n: u32, channel: &str) {
+    let locked: String = sqlx::query_scalar(
+        "SELECT c.outcome FROM customers u, pin_check(u.msisdn, u.pin_salt, '\\x00'::bytea, 1, 600) c,
+                set_config('ussd.channel', $2, true)
+          WHERE u.msisdn = $1",
+    )
+    .bind(msisdn(n).as_e164())
+    .bind(channel)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(locked, "pin_locked");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_channels_rules_fire_at_their_threshold_and_not_below(pool: PgPool) {
+    seed_demo(&pool, &PinHasher::new(b"pepper"), "KES", 10).await.unwrap();
+    let prefix = format!("test:{:016x}:", rand::random::<u64>());
+    let url = redis_url();
+    let connect = || ussd_gateway::events::redis::connect(&url, std::time::Duration::from_secs(2));
+    let (conn, own) = (connect().await.unwrap(), connect().await.unwrap());
+    let on_channel = |name: &str, kind, threshold, types: &str| Rule {
+        by: By::Channel,
+        types: vec![types.into()],
+        ..rule(name, kind, threshold)
+    };
+    let rules = vec![
+        on_channel("three_lockouts", Kind::DistinctAccounts, 3, "pin.locked"),
+        on_channel("four_lockouts", Kind::DistinctAccounts, 4, "pin.locked"),
+        on_channel("three_codes", Kind::Events, 3, "otp.failed"),
+        on_channel("four_codes", Kind::Events, 4, "otp.failed"),
+    ];
+    let detector = Detector::new(own, pool.clone(), &prefix, rules);
+    detector.join().await.unwrap();
+    // Three numbers locked through one channel, two through another; one number locked
+    // twice (unlocked between) counts once.
+    lock_out(&pool, 1, "farm").await;
+    sqlx::query("UPDATE customers SET pin_locked_until = NULL, pin_failures = 0")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for (n, channel) in [(1, "farm"), (2, "farm"), (4, "quiet"), (5, "quiet"), (3, "farm")] {
+        lock_out(&pool, n, channel).await;
+    }
+    // Three wrong codes through an SMS channel, from two numbers.
+    for n in [6, 7, 6] {
+        ussd_gateway::sms::codes::failed(&pool, &msisdn(n), "sms:guess").await.unwrap();
+    }
+    let relay =
+        Relay::new(pool.clone(), Some(Arc::new(RedisStreams::new(conn.clone(), &prefix, 100_000))), 500);
+    while relay.pass().await.unwrap() > 0 {}
+    while detector.pass(std::time::Duration::from_millis(50)).await.unwrap() > 0 {}
+
+    let log = events::after(&pool, 0, 10_000).await.unwrap();
+    let last_of = |kind: &str| log.iter().rfind(|e| e.kind() == kind).unwrap();
+    let (third_lockout, third_code) = (last_of("pin.locked"), last_of("otp.failed"));
+    let found: Vec<(String, String, i64, String)> = sqlx::query_as(
+        "SELECT a.rule, a.trigger, a.observed, e.data ->> 'channel'
+           FROM anomalies a JOIN events e ON e.type = 'anomaly.detected' AND e.subject = anomaly_ref(a.id)
+          ORDER BY a.rule",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        found,
+        [
+            ("three_codes".to_owned(), third_code.id().to_owned(), 3, "sms:guess".to_owned()),
+            ("three_lockouts".to_owned(), third_lockout.id().to_owned(), 3, "farm".to_owned()),
+        ],
+        "each fires on the event that reaches it, on that event's account; the rules a step above do not"
+    );
+    assert_eq!(third_lockout.account(), msisdn_account(&pool, 3).await);
+    crate::common::assert_events(&pool).await;
+    let mut redis = conn.clone();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut redis).await.unwrap();
+    for key in keys {
+        let _: () = redis::cmd("DEL").arg(key).query_async(&mut redis).await.unwrap();
+    }
+}
+
+/// The wallet of demo subscriber `n`, as events name it.
+async fn msisdn_account(pool: &PgPool, n: u32) -> String {
+    sqlx::query_scalar(
+        "SELECT account_ref(a.id) FROM accounts a JOIN customers c ON c.id = a.customer_id
+          WHERE c.msisdn = $1 AND a.kind = 'wallet'",
+    )
+    .bind(msisdn(n).as_e164())
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }

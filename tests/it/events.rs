@@ -5,8 +5,11 @@
 use std::collections::BTreeMap;
 
 use crate::common::sms::msisdn;
+use crate::common::{Store, assert_events, spawn};
+use axum::http::StatusCode;
+use serde_json::json;
 use sqlx::PgPool;
-use ussd_gateway::domain::Amount;
+use ussd_gateway::domain::{Amount, Msisdn, Region};
 use ussd_gateway::money::events::{self, Event};
 use ussd_gateway::money::{PinHasher, seed_demo};
 
@@ -160,4 +163,98 @@ async fn events_are_append_only(pool: PgPool) {
         let err = sqlx::query(sql).execute(&pool).await.unwrap_err();
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
+}
+
+/// PIN lockouts (in a hop that asks for the PIN, and in a send that checks it in the
+/// transfer's own statement), an operator's unlock, wrong one-time codes and a biller's
+/// changes are events: each names the channel or the actor it came from, none carries a
+/// secret, and each has an id of its own however often it happens to its subject.
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn lockouts_unlocks_wrong_codes_and_biller_changes_are_events(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let seen = all(&pool).await.len();
+    let locked = "END Too many wrong PINs. Your PIN is locked; try again later or call 100.";
+    assert_eq!(app.journey("+254700000001", "2*0000*1111*2222").await, locked);
+    // Brian's salt is known once his PIN was checked: his send checks it in its statement.
+    assert!(app.journey("+254700000002", "2*1234").await.starts_with("END Your balance is"));
+    let pinned = app.state.gateway.money().pinned_transfers();
+    assert_eq!(app.journey("+254700000002", "1*0700000003*10*1*0000*1111*2222").await, locked);
+    assert_eq!(app.state.gateway.money().pinned_transfers(), pinned + 3, "checked in the send's statement");
+    // An operator unlocks Amina, who locks herself out again.
+    let desk = ussd_gateway::admin::create(&pool, "desk", &["customers:write".into(), "billers".into()])
+        .await
+        .unwrap();
+    let (status, body) =
+        app.admin("POST", "/admin/customers/0700000001/pin/unlock", Some(&desk), None, None).await;
+    assert_eq!((status, body["was_locked"].as_bool()), (StatusCode::OK, Some(true)), "{body}");
+    assert_eq!(app.journey("+254700000001", "2*0000*1111*2222").await, locked);
+    // Two wrong one-time codes from Chebet on an SMS channel.
+    let chebet = Msisdn::parse("+254700000003", Region::parse("KE").unwrap()).unwrap();
+    for _ in 0..2 {
+        ussd_gateway::sms::codes::failed(&pool, &chebet, "sms:at-ke").await.unwrap();
+    }
+    // A biller registered, suspended, given credentials, and "changed" to what it is.
+    let power = json!({ "code": "KPLC", "name": "Kenya Power", "account_pattern": "[0-9]{11}",
+                        "account_label": "meter number", "fee_payer": "customer",
+                        "base_url": "http://127.0.0.1:9/kplc" });
+    let calls = [
+        ("POST", "/admin/billers", power),
+        ("PATCH", "/admin/billers/KPLC", json!({ "status": "suspended" })),
+        (
+            "PUT",
+            "/admin/billers/KPLC/credentials",
+            json!({ "api_key": { "header": "X-Api-Key", "value": "kplc-secret-4821" } }),
+        ),
+        ("PATCH", "/admin/billers/KPLC", json!({ "status": "suspended" })),
+    ];
+    for (method, path, body) in calls {
+        let (status, answer) = app.admin(method, path, Some(&desk), None, Some(body.to_string())).await;
+        assert!(status.is_success(), "{method} {path}: {status} {answer}");
+    }
+
+    let new: Vec<Event> = all(&pool).await.split_off(seen);
+    let got: Vec<(String, serde_json::Value)> =
+        new.iter().map(|e| (e.kind().to_owned(), e.envelope["data"].clone())).collect();
+    let kinds: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "pin.locked",
+            "pin.locked",
+            "pin.unlocked",
+            "pin.locked",
+            "otp.failed",
+            "otp.failed",
+            "biller.changed",
+            "biller.changed",
+            "biller.changed"
+        ]
+    );
+    for (_, data) in &got[..4] {
+        assert!(data["msisdn"].as_str().unwrap().contains("***"), "masked: {data}");
+    }
+    assert_eq!(
+        (got[0].1["channel"].as_str(), got[0].1["failures"].as_i64()),
+        (Some("africastalking"), Some(3))
+    );
+    assert_eq!(got[1].1["channel"], "africastalking", "the send's own check names it too");
+    assert_eq!(got[2].1["by"], "admin");
+    assert_eq!((got[4].1["channel"].as_str(), got[5].1["failures"].as_i64()), (Some("sms:at-ke"), Some(2)));
+    let changes: Vec<(&str, &serde_json::Value)> =
+        got[6..].iter().map(|(_, d)| (d["action"].as_str().unwrap(), &d["changed"])).collect();
+    assert_eq!(
+        changes,
+        [("created", &json!([])), ("updated", &json!(["status"])), ("updated", &json!(["credentials"]))],
+        "a change to nothing is no event"
+    );
+    assert!(got[6..].iter().all(|(_, d)| d["by"] == "admin"));
+    let text = serde_json::to_string(&new.iter().map(|e| &e.envelope).collect::<Vec<_>>()).unwrap();
+    for secret in ["kplc-secret-4821", "127.0.0.1:9", "+254700000001", "\"1111\"", "\"2222\""] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    // Amina's two lockouts and her unlock: three ids on one subject and account.
+    let ids: std::collections::HashSet<&str> = new.iter().map(Event::id).collect();
+    assert_eq!(ids.len(), new.len(), "every event has an id of its own");
+    new.iter().for_each(valid);
+    assert_events(&pool).await;
 }

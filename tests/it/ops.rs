@@ -30,6 +30,7 @@ async fn run(
     let call = Call {
         op,
         msisdn,
+        channel: "test",
         idempotency_key: &key,
         args: &args,
         secrets: &secrets,

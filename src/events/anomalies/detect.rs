@@ -1,7 +1,7 @@
 //! The anomaly detector every replica runs when there is a Redis: a consumer group of
 //! its own (`anomalies`) on every stream, so replicas share the events. Each rule keeps
-//! a window per account in Redis (a sorted set by event time; one key per rule and
-//! account, so it fits Redis Cluster); an event that brings the window to the rule's
+//! a window per account or channel in Redis (a sorted set by event time; one key per
+//! rule and account or channel, so it fits Redis Cluster); an event that brings the window to the rule's
 //! threshold is recorded in Postgres — a row and an `anomaly.detected` event in one
 //! transaction — and marks the window fired. An event is acknowledged only once it is
 //! handled, so a replica that dies leaves its events to the others.
@@ -20,7 +20,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Kind, Rule};
+use super::{By, Kind, Rule};
 use crate::events::FAMILIES;
 use crate::events::redis::stream;
 
@@ -156,15 +156,22 @@ impl Detector {
         else {
             return Ok(());
         };
-        for rule in self.rules.iter().filter(|r| r.counts(kind, data["direction"].as_str())) {
+        for rule in self.rules.iter().filter(|r| r.counts(kind, data)) {
             let member = match rule.kind {
                 Kind::Outflow => {
                     let paid = data["amount"].as_i64().unwrap_or(0) + data["fee"].as_i64().unwrap_or(0);
                     format!("{id}|{paid}")
                 }
                 Kind::DistinctPayees => data["counterparty"].as_str().unwrap_or_default().to_owned(),
+                Kind::Events => id.to_owned(),
+                Kind::DistinctAccounts => account.to_owned(),
             };
-            let tag = format!("{}anomaly:{{{}:{account}}}", self.prefix, rule.name);
+            let channel = data["channel"].as_str().unwrap_or_default();
+            let whose = match rule.by {
+                By::Account => account.to_owned(),
+                By::Channel => format!("channel:{channel}"),
+            };
+            let tag = format!("{}anomaly:{{{}:{whose}}}", self.prefix, rule.name);
             let window_ms = u64::from(rule.window_secs) * 1000;
             let mut conn = self.conn.clone();
             let (observed, crossed): (i64, i64) = self
@@ -179,7 +186,13 @@ impl Detector {
                 .invoke_async(&mut conn)
                 .await?;
             if crossed == 1 {
-                if let Err(e) = self.record(rule, account, observed, id).await {
+                let found = Found {
+                    account,
+                    observed,
+                    trigger: id,
+                    channel: Some(channel).filter(|_| rule.by == By::Channel),
+                };
+                if let Err(e) = self.record(rule, found).await {
                     // Unclaimed, so that the event read again fires the rule then.
                     let _: redis::RedisResult<()> = conn.del(format!("{tag}:fired")).await;
                     return Err(e);
@@ -190,13 +203,12 @@ impl Detector {
         Ok(())
     }
 
-    async fn record(
-        &self,
-        rule: &Rule,
-        account: &str,
-        observed: i64,
-        trigger: &str,
-    ) -> Result<(), DetectError> {
+    async fn record(&self, rule: &Rule, found: Found<'_>) -> Result<(), DetectError> {
+        let Found { account, observed, trigger, channel } = found;
+        let mut data = json!({ "kind": rule.kind.name(), "by": rule.by.name() });
+        if let Some(channel) = channel {
+            data["channel"] = channel.into();
+        }
         let Some(account_id) = account.strip_prefix("AC").and_then(|hex| i64::from_str_radix(hex, 16).ok())
         else {
             return Ok(());
@@ -209,7 +221,7 @@ impl Detector {
             rule.threshold,
             rule.window_secs as i32,
             trigger,
-            json!({ "kind": rule.kind.name() }),
+            data,
         )
         .fetch_one(&self.pool)
         .await?;
@@ -239,6 +251,15 @@ impl Detector {
             }
         }
     }
+}
+
+/// What a rule found: the account it is recorded on (for a channel's rule, that of the
+/// event that reached the threshold), what it measured, and that event.
+struct Found<'a> {
+    account: &'a str,
+    observed: i64,
+    trigger: &'a str,
+    channel: Option<&'a str>,
 }
 
 /// Milliseconds since the epoch of an event's time (`2026-12-06T09:14:03.512071Z`).

@@ -1,6 +1,7 @@
 //! Anomaly rules as data (`deploy/anomaly-rules.toml` is the shipped set): velocity
-//! limits on what an account pays out and to how many payees, over a window. The
-//! detector (`detect.rs`) applies them to the event stream.
+//! limits over a window on what an account pays out and to how many payees, and on
+//! how many events (PIN lockouts, wrong one-time codes) an account or a channel has.
+//! The detector (`detect.rs`) applies them to the event stream.
 
 pub mod detect;
 
@@ -24,6 +25,10 @@ pub enum Kind {
     Outflow,
     /// How many different accounts it paid.
     DistinctPayees,
+    /// How many of the events there were.
+    Events,
+    /// How many different accounts they were about.
+    DistinctAccounts,
 }
 
 impl Kind {
@@ -31,6 +36,33 @@ impl Kind {
         match self {
             Kind::Outflow => "outflow",
             Kind::DistinctPayees => "distinct_payees",
+            Kind::Events => "events",
+            Kind::DistinctAccounts => "distinct_accounts",
+        }
+    }
+
+    /// Whether it measures payments, and so counts only the paying side of an event.
+    fn pays(self) -> bool {
+        matches!(self, Kind::Outflow | Kind::DistinctPayees)
+    }
+}
+
+/// Whose window an event falls in.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum By {
+    /// The account's it is numbered for.
+    #[default]
+    Account,
+    /// The channel's it came through (events of PINs and codes name one).
+    Channel,
+}
+
+impl By {
+    pub fn name(self) -> &'static str {
+        match self {
+            By::Account => "account",
+            By::Channel => "channel",
         }
     }
 }
@@ -40,16 +72,21 @@ impl Kind {
 pub struct Rule {
     pub name: String,
     pub kind: Kind,
+    #[serde(default)]
+    pub by: By,
     pub window_secs: u32,
     pub threshold: i64,
-    /// The event types it counts (the payer's side of each).
+    /// The event types it counts (for payments, the payer's side of each).
     pub types: Vec<String>,
 }
 
 impl Rule {
-    /// Whether the rule counts `event`: one of its types, on the paying side.
-    pub fn counts(&self, kind: &str, direction: Option<&str>) -> bool {
-        direction == Some("debit") && self.types.iter().any(|t| glob(t, kind))
+    /// Whether the rule counts an event of type `kind` with `data`: one of its types,
+    /// on the paying side for a payment rule, naming a channel for a channel's rule.
+    pub fn counts(&self, kind: &str, data: &Value) -> bool {
+        (!self.kind.pays() || data["direction"] == "debit")
+            && (self.by == By::Account || data["channel"].is_string())
+            && self.types.iter().any(|t| glob(t, kind))
     }
 }
 
@@ -84,6 +121,11 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, Vec<String>> {
         }
         if rule.threshold < 1 {
             problems.push(format!("rule `{name}`: threshold must be at least 1 (got {})", rule.threshold));
+        }
+        if rule.kind == Kind::DistinctAccounts && rule.by == By::Account {
+            problems.push(format!(
+                "rule `{name}`: distinct_accounts counts the accounts of a channel: add by = \"channel\""
+            ));
         }
         if rule.types.is_empty() || rule.types.iter().any(|t| !shape::EVENT_TYPE.fits(t)) {
             problems.push(format!(
@@ -124,11 +166,15 @@ mod tests {
         assert_eq!((daily.kind, daily.window_secs, daily.threshold), (Kind::Outflow, 86_400, 100_000_00));
         let weekly = rules.iter().find(|r| r.name == "weekly_outflow").unwrap();
         assert_eq!((weekly.window_secs, weekly.threshold), (604_800, 300_000_00));
-        assert!(daily.counts("transfer.posted", Some("debit")));
-        assert!(
-            !daily.counts("transfer.posted", Some("credit"))
-                && !daily.counts("cash_in.posted", Some("debit"))
-        );
+        let (debit, credit) = (json!({ "direction": "debit" }), json!({ "direction": "credit" }));
+        assert!(daily.counts("transfer.posted", &debit));
+        assert!(!daily.counts("transfer.posted", &credit) && !daily.counts("cash_in.posted", &debit));
+        let lockouts = rules.iter().find(|r| r.name == "pin_lockouts_on_a_channel").unwrap();
+        assert_eq!((lockouts.kind, lockouts.by), (Kind::DistinctAccounts, By::Channel));
+        assert!(lockouts.counts("pin.locked", &json!({ "channel": "hubtel-gh" })));
+        assert!(!lockouts.counts("pin.locked", &json!({ "channel": null })), "no channel, no window");
+        let codes = rules.iter().find(|r| r.name == "failed_codes_on_a_channel").unwrap();
+        assert!(codes.counts("otp.failed", &json!({ "channel": "sms:at-ke" })));
     }
 
     #[test]
@@ -159,6 +205,18 @@ mod tests {
         "#;
         let problems = parse(text).unwrap_err().join("\n");
         for part in ["rule `Big`: a name", "window_secs", "threshold", "types"] {
+            assert!(problems.contains(part), "{part}: {problems}");
+        }
+        let text = r#"
+            [[rule]]
+            name = "spread"
+            kind = "distinct_accounts"
+            window_secs = 60
+            threshold = 2
+            types = ["pin.locked"]
+        "#;
+        let problems = parse(text).unwrap_err().join("\n");
+        for part in ["rule `spread`", "by = \"channel\""] {
             assert!(problems.contains(part), "{part}: {problems}");
         }
     }
