@@ -20,12 +20,14 @@ use crate::channel::ChannelSpec;
 use crate::channel::settings::{ChannelDefaults, channels, screen_budgets};
 use crate::domain::{Currency, Region};
 use crate::events::EventsSpec;
+use crate::events::settings::EventsDeclared;
 use crate::http::settings::{ServerDeclared, ServerSpec};
 use crate::menu::Budget;
 use crate::money::{MoneyDeclared, MoneySpec};
 use crate::problems::Problems;
 use crate::sms::settings::{sms, sms_channels};
 use crate::sms::{SmsChannelSpec, SmsSpec};
+use crate::telemetry::redact_url;
 
 /// Every setting, with the environment variable that sets it (the TOML file uses the
 /// same names in lower case).
@@ -103,6 +105,12 @@ pub struct Settings {
     /// ANOMALY_RULES: a file of anomaly rules (`deploy/anomaly-rules.toml` is the
     /// format, and the rules when unset).
     pub anomaly_rules: Option<PathBuf>,
+    /// NATS_URL: events go to NATS JetStream too when set.
+    pub nats_url: Option<SecretString>,
+    /// NATS_STREAM: the JetStream stream they go to (made unless there).
+    pub nats_stream: String,
+    /// NATS_SUBJECTS: the subjects' prefix: `<NATS_SUBJECTS>.<family>`.
+    pub nats_subjects: String,
     /// `[[channels]]` in the config file: the aggregator connections this gateway serves.
     pub channels: Vec<ChannelSettings>,
     /// `[sms]` in the config file: the provider SMS receipts go out through.
@@ -145,6 +153,9 @@ impl Default for Settings {
             event_stream_maxlen: EventsSpec::default().stream_max_len,
             event_relay_batch: EventsSpec::default().batch,
             anomaly_rules: None,
+            nats_url: None,
+            nats_stream: "USSD_EVENTS".into(),
+            nats_subjects: "ussd.events".into(),
             channels: Vec::new(),
             sms: None,
             sms_channels: Vec::new(),
@@ -182,6 +193,9 @@ const ENV_KEYS: &[&str] = &[
     "EVENT_STREAM_MAXLEN",
     "EVENT_RELAY_BATCH",
     "ANOMALY_RULES",
+    "NATS_URL",
+    "NATS_STREAM",
+    "NATS_SUBJECTS",
 ];
 
 /// Settings that passed validation, in the types the program uses: each owner's own
@@ -263,9 +277,14 @@ impl Settings {
         let region = self.check_service(&mut problems);
         let money = crate::money::settings::validate(&self.money(), demo, &mut problems);
         let events = crate::events::settings::validate(
-            self.event_stream_maxlen,
-            self.event_relay_batch,
-            self.anomaly_rules.as_deref(),
+            &EventsDeclared {
+                stream_max_len: self.event_stream_maxlen,
+                batch: self.event_relay_batch,
+                rules: self.anomaly_rules.as_deref(),
+                nats_url: self.nats_url.as_ref(),
+                nats_stream: &self.nats_stream,
+                nats_subjects: &self.nats_subjects,
+            },
             &mut problems,
         );
         let defaults = ChannelDefaults {
@@ -374,20 +393,6 @@ impl Settings {
             problems.push("RATE_PER_MSISDN_PER_MINUTE must be at least 1");
         }
         region
-    }
-}
-
-/// Hides the password in a URL so it can be printed.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -20,10 +20,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::channel::sms::Outbound;
-use crate::config::{Config, redact_url};
+use crate::config::Config;
 use crate::events::anomalies::detect::Detector;
+use crate::events::nats::JetStream;
 use crate::events::webhooks::deliver::{Deliverer, Policy};
-use crate::events::{self, Relay, redis::RedisStreams};
+use crate::events::{self, Fanout, Publisher, Relay, redis::RedisStreams};
 use crate::gateway::{Gateway, GatewayConfig};
 use crate::http::{self, AppState};
 use crate::menu::Bundle;
@@ -32,6 +33,7 @@ use crate::money::{self, DataVault, Lane, LaneOptions, Money, MoneySettings, Pin
 use crate::session::{MemoryStore, RedisStore, SessionStore, TextKey};
 use crate::sms::answer::{self, Answerer};
 use crate::sms::outbox::Worker;
+use crate::telemetry::redact_url;
 #[cfg(unix)]
 pub use loops::reload_on_hangup;
 
@@ -55,6 +57,11 @@ pub enum StartError {
          or unset REDIS_URL to keep sessions in process memory."
     )]
     Redis { url: String, reason: String },
+    #[error(
+        "cannot publish events to NATS at {url}: {reason}\n\
+         Start it with JetStream (`nats-server -js`), or unset NATS_URL to publish to Redis only."
+    )]
+    Nats { url: String, reason: String },
     #[error("the menus in {dir} do not compile:\n{report}")]
     Menus { dir: String, report: String },
     #[error(
@@ -395,33 +402,46 @@ impl Application {
     }
 }
 
-/// The event relay — to Redis Streams when there is a Redis, to the webhooks always —
-/// and, with a Redis, the anomaly detector reading the streams.
+/// The event relay — to Redis Streams when there is a Redis, to NATS JetStream when
+/// there is a NATS, to the webhooks always — and, with a Redis, the anomaly detector
+/// reading the streams.
 async fn event_workers(state: &AppState, config: &Config) -> Result<(Relay, Option<Detector>), StartError> {
-    let batch = config.events.batch;
-    let Some(url) = config.settings.redis_url.as_ref() else {
+    let mut publishers: Vec<Arc<dyn Publisher>> = Vec::new();
+    let mut detector = None;
+    if let Some(url) = config.settings.redis_url.as_ref() {
+        let url = url.expose_secret();
+        // A batch of XADDs takes longer than a hop's GET: the relay's commands get 10 s.
+        let connect = || async {
+            events::redis::connect(url, Duration::from_secs(10))
+                .await
+                .map_err(|e| StartError::Redis { url: redact_url(url), reason: e.to_string() })
+        };
+        // Each its own connection: the detector's blocking reads would hold up the
+        // relay's writes queued behind them on a shared one.
+        let (conn, detector_conn) = (connect().await?, connect().await?);
+        let prefix = &config.settings.redis_key_prefix;
+        publishers.push(Arc::new(RedisStreams::new(conn, prefix, config.events.stream_max_len)));
+        info!(streams = %events::redis::stream(prefix, "<family>"), rules = config.events.anomaly_rules.len(), "events are published to Redis Streams and checked against the anomaly rules");
+        let rules = config.events.anomaly_rules.clone();
+        detector = Some(Detector::new(detector_conn, state.pool().clone(), prefix, rules));
+    } else {
         warn!(
-            "REDIS_URL is not set: events are not published to a stream (webhooks still get theirs), and no anomaly rules run"
+            "REDIS_URL is not set: events are not published to Redis Streams (webhooks still get theirs), and no anomaly rules run"
         );
-        return Ok((Relay::new(state.pool().clone(), None, batch), None));
-    };
-    let url = url.expose_secret();
-    // A batch of XADDs takes longer than a hop's GET: the relay's commands get 10 s.
-    let connect = || async {
-        events::redis::connect(url, Duration::from_secs(10))
+    }
+    if let Some(target) = &config.events.nats {
+        let jetstream = JetStream::connect(target)
             .await
-            .map_err(|e| StartError::Redis { url: redact_url(url), reason: e.to_string() })
+            .map_err(|e| StartError::Nats { url: redact_url(&target.url), reason: e.to_string() })?;
+        info!(stream = %target.stream, subjects = %events::nats::subject(&target.subjects, "<family>"), "events are published to NATS JetStream");
+        publishers.push(Arc::new(jetstream));
+    }
+    let publisher: Option<Arc<dyn Publisher>> = match publishers.len() {
+        0 => None,
+        1 => publishers.pop(),
+        _ => Some(Arc::new(Fanout(publishers))),
     };
-    // Each its own connection: the detector's blocking reads would hold up the relay's
-    // writes queued behind them on a shared one.
-    let (conn, detector_conn) = (connect().await?, connect().await?);
-    let prefix = &config.settings.redis_key_prefix;
-    let streams = RedisStreams::new(conn, prefix, config.events.stream_max_len);
-    info!(streams = %events::redis::stream(prefix, "<family>"), rules = config.events.anomaly_rules.len(), "events are published to Redis Streams and checked against the anomaly rules");
-    let relay = Relay::new(state.pool().clone(), Some(Arc::new(streams)), batch);
-    let detector =
-        Detector::new(detector_conn, state.pool().clone(), prefix, config.events.anomaly_rules.clone());
-    Ok((relay, Some(detector)))
+    Ok((Relay::new(state.pool().clone(), publisher, config.events.batch), detector))
 }
 
 /// How long a background loop may take to finish its pass once the shutdown began.

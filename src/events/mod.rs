@@ -1,14 +1,17 @@
 //! The event log leaves the database: the relay publishes waiting events through a
-//! [`Publisher`] (Redis Streams, one stream per family) and hands them to partners'
-//! webhooks; the anomaly detector and `events tail` read the streams as consumer
-//! groups do.
+//! [`Publisher`] (Redis Streams, one stream per family; NATS JetStream, one subject per
+//! family) and hands them to partners' webhooks; the anomaly detector and `events tail`
+//! read the Redis streams as consumer groups do.
 
 pub mod anomalies;
+pub mod nats;
 pub mod redis;
 pub mod relay;
 pub mod settings;
 pub mod tail;
 pub mod webhooks;
+
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
@@ -38,3 +41,18 @@ pub trait Publisher: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot publish events: {0}")]
 pub struct PublishError(pub String);
+
+/// Several publishers, each handed every batch in turn: the claim waits until all took
+/// it, so one that fails gets the batch again (and those before it a repeat).
+pub struct Fanout(pub Vec<Arc<dyn Publisher>>);
+
+impl Publisher for Fanout {
+    fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move {
+            for publisher in &self.0 {
+                publisher.publish(events).await?;
+            }
+            Ok(())
+        })
+    }
+}

@@ -8,8 +8,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::app::MIGRATOR;
-use crate::config::redact_url;
 use crate::money::{PinHasher, seed_demo, seed_demo_agent};
+use crate::telemetry::redact_url;
 
 /// The pepper `serve --demo` uses; transcripts log in with the demo PIN.
 fn demo_pepper() -> String {

@@ -10,7 +10,7 @@ use ussd_gateway::app::Application;
 use ussd_gateway::config::Settings;
 use ussd_gateway::money::DEMO_PIN;
 
-use crate::common::{database_url, redis_url, settings};
+use crate::common::{database_url, nats_url, redis_url, settings, until};
 
 const ROOT: &str = "application-test-root-token-0123456789";
 
@@ -45,12 +45,17 @@ async fn hop(client: &reqwest::Client, base: &str, session: &str, text: &str) ->
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: PgPool) {
     let prefix = format!("test:{:016x}:", rand::random::<u64>());
+    let tag = format!("{:012x}", rand::random::<u64>() >> 16);
+    let (nats_stream, nats_subjects) = (format!("TEST_{tag}"), format!("test.{tag}.events"));
     let settings = Settings {
         database_url: database_url(&pool).into(),
         listen_addr: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),
         redis_url: Some(redis_url().into()),
         redis_key_prefix: prefix.clone(),
+        nats_url: Some(nats_url().into()),
+        nats_stream: nats_stream.clone(),
+        nats_subjects: nats_subjects.clone(),
         admin_token: Some(ROOT.into()),
         ..settings()
     };
@@ -113,6 +118,24 @@ async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: Pg
         "{published:?}"
     );
     let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut redis).await.unwrap();
+    // And to NATS JetStream, on the transfer family's subject.
+    let jetstream = async_nats::jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+    let on_nats = jetstream.get_stream(&nats_stream).await.expect("the gateway made its stream");
+    let transfers = format!("{nats_subjects}.transfer");
+    let second = || async {
+        let first = on_nats.get_first_raw_message_by_subject(&transfers, 1).await.ok()?;
+        on_nats
+            .get_first_raw_message_by_subject(&transfers, first.sequence + 1)
+            .await
+            .ok()
+            .map(|m| (first, m))
+    };
+    until("the transfer's two events on NATS", || async { second().await.is_some() }).await;
+    let (first, second) = second().await.unwrap();
+    for m in [first, second] {
+        assert!(std::str::from_utf8(&m.payload).unwrap().contains("\"transfer.posted\""));
+    }
+    jetstream.delete_stream(&nats_stream).await.unwrap();
     // The webhook worker runs: the partner gets both events.
     let delivered = tokio::time::timeout(Duration::from_secs(5), partner.wait_for(|got| got.len() >= 2))
         .await

@@ -28,6 +28,7 @@ mod keys;
 mod lane;
 mod ledger;
 mod loadtest;
+mod nats;
 mod ops;
 mod outbox;
 mod partners;

@@ -45,6 +45,10 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
 /// A Redis store under a key prefix no other test uses.
 pub async fn redis_store() -> SessionStore {
     let prefix = format!("test:{:016x}:", rand::random::<u64>());
