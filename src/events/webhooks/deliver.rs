@@ -250,15 +250,15 @@ impl Deliverer {
     async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
         sqlx::query_as!(
             Claimed,
-            r#"WITH ranked AS (
-                   SELECT d.id, row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.id) AS n
-                     FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-                    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND w.status = 'active'
-                      AND (w.breaker_until IS NULL OR w.breaker_until <= now())),
-               due AS (
-                   SELECT d.id FROM webhook_deliveries d JOIN ranked r ON r.id = d.id
-                    WHERE r.n <= $2 AND d.status = 'pending' AND d.next_attempt_at <= now()
-                    ORDER BY d.id LIMIT $1 FOR UPDATE OF d SKIP LOCKED)
+            r#"WITH due AS (
+                   SELECT d.id
+                     FROM webhooks w
+                    CROSS JOIN LATERAL (
+                          SELECT d.id FROM webhook_deliveries d
+                           WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+                           ORDER BY d.id LIMIT $2 FOR UPDATE SKIP LOCKED) d
+                    WHERE w.status = 'active' AND (w.breaker_until IS NULL OR w.breaker_until <= now())
+                    ORDER BY d.id LIMIT $1)
                UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $3)
                  FROM due, webhooks w
                 WHERE d.id = due.id AND w.id = d.webhook_id

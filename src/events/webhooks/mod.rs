@@ -228,7 +228,12 @@ pub async fn rotate(
 
 /// One endpoint as operators see it (never its secrets).
 async fn show(pool: &PgPool, id: &str) -> Result<Value, WebhookError> {
-    let shown = sqlx::query_scalar!(
+    shown(pool, Some(id)).await?.pop().ok_or_else(|| WebhookError::Unknown(id.to_owned()))
+}
+
+/// Endpoints as the API shows them, oldest first: the one named, or every one.
+async fn shown(pool: &PgPool, id: Option<&str>) -> Result<Vec<Value>, sqlx::Error> {
+    sqlx::query_scalar!(
         r#"SELECT jsonb_build_object(
                   'id', w.id, 'url', w.url, 'types', w.types, 'status', w.status,
                   'disabled_reason', w.disabled_reason, 'failures_in_row', w.failures_in_row,
@@ -237,22 +242,17 @@ async fn show(pool: &PgPool, id: &str) -> Result<Value, WebhookError> {
                   'pending', (SELECT count(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending'),
                   'dead', (SELECT count(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.status = 'dead'),
                   'created_at', w.created_at) AS "shown!"
-             FROM webhooks w WHERE w.id = $1"#,
+             FROM webhooks w WHERE $1::text IS NULL OR w.id = $1
+            ORDER BY w.created_at, w.id"#,
         id
     )
-    .fetch_optional(pool)
-    .await?;
-    shown.ok_or_else(|| WebhookError::Unknown(id.to_owned()))
+    .fetch_all(pool)
+    .await
 }
 
 /// Every endpoint.
 pub async fn list(pool: &PgPool) -> Result<Value, WebhookError> {
-    let ids = sqlx::query_scalar!("SELECT id FROM webhooks ORDER BY created_at, id").fetch_all(pool).await?;
-    let mut webhooks = Vec::with_capacity(ids.len());
-    for id in ids {
-        webhooks.push(show(pool, &id).await?);
-    }
-    Ok(json!({ "webhooks": webhooks }))
+    Ok(json!({ "webhooks": shown(pool, None).await? }))
 }
 
 /// An endpoint's latest deliveries, newest first, each with its event.
