@@ -46,14 +46,16 @@ pub enum StartError {
     #[error(
         "cannot reach PostgreSQL at {url}: {reason}\n\
          Start it (Debian: `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`; \
-         Docker: `docker compose -f deploy/compose.yaml up -d postgres`) or point DATABASE_URL at a running server."
+         Docker: `docker compose -f deploy/compose.yaml up -d postgres` with \
+         DATABASE_URL=postgres://postgres:postgres@127.0.0.1:55432/ussd_gateway) or point DATABASE_URL at a running server."
     )]
     Postgres { url: String, reason: String },
     #[error("cannot migrate the database at {url}: {reason}")]
     Migrate { url: String, reason: String },
     #[error(
         "cannot reach Redis at {url}: {reason}\n\
-         Start it (`redis-server --daemonize yes`, or `docker compose -f deploy/compose.yaml up -d redis`), \
+         Start it (`redis-server --daemonize yes`, or `docker compose -f deploy/compose.yaml up -d redis` with \
+         REDIS_URL=redis://127.0.0.1:56379), \
          or unset REDIS_URL to keep sessions in process memory."
     )]
     Redis { url: String, reason: String },
