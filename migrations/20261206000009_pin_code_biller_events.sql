@@ -8,11 +8,13 @@
 --
 -- Where the change came from is not in the row: the statement that makes it sets
 -- `ussd.channel` (the channel of the hop: `hubtel-gh`, `sms:at-ke`) or `ussd.actor`
--- (`admin`) for its transaction, and the event carries it. The anomaly rules count
+-- (`admin`, `pin_change`, `demo`) for its transaction, and the event carries it
+-- (`unknown` when nothing said so: a change made by hand). The anomaly rules count
 -- lockouts and wrong codes per channel with it.
 
 CREATE FUNCTION customer_ref(id bigint) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'CU' || lpad(upper(to_hex(id)), 8, '0') $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT 'CU' || CASE WHEN id < 4294967296 THEN lpad(upper(to_hex(id)), 8, '0')
+                                                 ELSE upper(to_hex(id)) END $$;
 
 CREATE OR REPLACE FUNCTION event_id(e events) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
@@ -50,7 +52,7 @@ BEGIN
                                'failures', NEW.pin_failures, 'channel', change_context('channel')));
     ELSIF v_was AND NOT v_is THEN
         PERFORM customer_event('pin.unlocked', NEW.id,
-            jsonb_build_object('by', coalesce(change_context('actor'), 'pin_change')));
+            jsonb_build_object('by', coalesce(change_context('actor'), 'unknown')));
     END IF;
     RETURN NULL;
 END $$;
@@ -96,7 +98,7 @@ BEGIN
         jsonb_build_object('biller', NEW.code, 'name', NEW.name, 'status', NEW.status,
                            'fee_payer', NEW.fee_payer, 'action', CASE TG_OP WHEN 'INSERT' THEN 'created' ELSE 'updated' END,
                            'changed', to_jsonb(coalesce(v_changed, '{}'::text[])),
-                           'by', coalesce(change_context('actor'), 'gateway')));
+                           'by', coalesce(change_context('actor'), 'unknown')));
     RETURN NULL;
 END $$;
 
@@ -104,3 +106,26 @@ CREATE CONSTRAINT TRIGGER billers_events AFTER INSERT OR UPDATE ON billers
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW
     EXECUTE FUNCTION billers_events();
+
+-- A channel's anomaly names the channel; the account it is on is that of the event
+-- that reached the threshold, which may be a victim's.
+ALTER TABLE anomalies ADD COLUMN channel text;
+
+CREATE OR REPLACE FUNCTION record_anomaly(p_rule text, p_account bigint, p_observed bigint, p_threshold bigint,
+                                          p_window_secs integer, p_trigger text, p_data jsonb)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO anomalies (rule, account_id, observed, threshold, window_secs, trigger, channel)
+    VALUES (p_rule, p_account, p_observed, p_threshold, p_window_secs, p_trigger, p_data ->> 'channel')
+    ON CONFLICT DO NOTHING
+    RETURNING id INTO v_id;
+    IF v_id IS NOT NULL THEN
+        PERFORM party_event('anomaly.detected', anomaly_ref(v_id), p_account,
+            p_data || jsonb_build_object('anomaly', anomaly_ref(v_id), 'rule', p_rule, 'observed', p_observed,
+                                         'threshold', p_threshold, 'window_secs', p_window_secs, 'trigger', p_trigger));
+    END IF;
+    RETURN v_id;
+END $$;

@@ -216,7 +216,7 @@ pub struct Config {
     /// The channels served: those declared, and with `--demo` every provider at
     /// `/ussd/<provider>` on a path no declared channel took.
     pub channels: Vec<ChannelSpec>,
-    /// How the relay publishes the event log (when REDIS_URL is set).
+    /// How the relay publishes the event log (to Redis with REDIS_URL, to NATS with NATS_URL).
     pub events: EventsSpec,
     /// Where SMS receipts go: `[sms]`, or the demo sink with `--demo`; none otherwise.
     pub sms: Option<SmsSpec>,
@@ -474,6 +474,8 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact_url("nats://s3cret@nats:4222"), "nats://***@nats:4222");
+        assert_eq!(redact_url("postgres://gateway@db/ussd"), "postgres://gateway@db/ussd");
         assert!(
             !format!("{:?}", Settings { pin_pepper: Some("x".repeat(40).into()), ..Settings::default() })
                 .contains("xxxx")

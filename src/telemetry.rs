@@ -106,13 +106,17 @@ pub fn record_screens(menu: &str, shown: &str, ended: bool, refused_on: &[String
     }
 }
 
-/// Hides the password in a URL so it can be printed.
+/// Hides the password in a URL so it can be printed; for NATS, a lone token too
+/// (`nats://s3cret@host` authenticates with the token alone).
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.split_once(':') {
                 Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None if matches!(&url[..scheme], "nats" | "tls") => {
+                    format!("{}***{}", &url[..scheme + 3], &url[at..])
+                }
                 None => url.to_owned(),
             }
         }

@@ -408,7 +408,18 @@ impl Application {
 /// there is a NATS, to the webhooks always — and, with a Redis, the anomaly detector
 /// reading the streams.
 async fn event_workers(state: &AppState, config: &Config) -> Result<(Relay, Option<Detector>), StartError> {
+    // JetStream first: the server drops what it was given before, so a batch published
+    // again after a later publisher failed repeats nothing there. Redis streams keep
+    // every repeat.
     let mut publishers: Vec<Arc<dyn Publisher>> = Vec::new();
+    if let Some(target) = &config.events.nats {
+        let jetstream = JetStream::connect(target).await.map_err(|e| StartError::Nats {
+            url: redact_url(target.url.expose_secret()),
+            reason: e.to_string(),
+        })?;
+        info!(stream = %target.stream, subjects = %events::nats::subject(&target.subjects, "<family>"), "events are published to NATS JetStream");
+        publishers.push(Arc::new(jetstream));
+    }
     let mut detector = None;
     if let Some(url) = config.settings.redis_url.as_ref() {
         let url = url.expose_secret();
@@ -430,13 +441,6 @@ async fn event_workers(state: &AppState, config: &Config) -> Result<(Relay, Opti
         warn!(
             "REDIS_URL is not set: events are not published to Redis Streams (webhooks still get theirs), and no anomaly rules run"
         );
-    }
-    if let Some(target) = &config.events.nats {
-        let jetstream = JetStream::connect(target)
-            .await
-            .map_err(|e| StartError::Nats { url: redact_url(&target.url), reason: e.to_string() })?;
-        info!(stream = %target.stream, subjects = %events::nats::subject(&target.subjects, "<family>"), "events are published to NATS JetStream");
-        publishers.push(Arc::new(jetstream));
     }
     let publisher: Option<Arc<dyn Publisher>> = match publishers.len() {
         0 => None,

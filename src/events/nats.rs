@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, Context, stream};
 use futures_util::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{Event, PublishError, Publisher, family};
 
@@ -27,36 +28,45 @@ pub fn subject(subjects: &str, family: &str) -> String {
     format!("{subjects}.{family}")
 }
 
-/// Where and what: the server, the stream and the subjects' prefix.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where and what: the server (its URL may hold credentials), the stream and the
+/// subjects' prefix.
+#[derive(Clone, Debug)]
 pub struct NatsTarget {
-    pub url: String,
+    pub url: SecretString,
     pub stream: String,
     pub subjects: String,
-    /// About how many events the stream keeps (the oldest go first).
+    /// About how many events the stream keeps of each family (the oldest go first).
     pub max_len: u64,
 }
 
 impl JetStream {
     /// Connects, and makes the stream for `target.subjects.>` unless it is there (an
-    /// operator's own, configured as they like, is used as it is).
+    /// operator's own, configured as they like, is used as it is, if it takes the
+    /// subjects).
     pub async fn connect(target: &NatsTarget) -> Result<JetStream, PublishError> {
         let client = async_nats::ConnectOptions::new()
             .name("ussd-gateway relay")
             .connection_timeout(Duration::from_secs(5))
             .request_timeout(Some(Duration::from_secs(10)))
-            .connect(target.url.as_str())
+            .connect(target.url.expose_secret())
             .await
             .map_err(|e| PublishError(e.to_string()))?;
         let context = jetstream::new(client);
         let config = stream::Config {
             name: target.stream.clone(),
             subjects: vec![format!("{}.>", target.subjects)],
-            max_messages: i64::try_from(target.max_len).unwrap_or(i64::MAX),
+            max_messages_per_subject: i64::try_from(target.max_len).unwrap_or(i64::MAX),
             duplicate_window: DUPLICATE_WINDOW,
             ..Default::default()
         };
-        context.get_or_create_stream(config).await.map_err(|e| PublishError(e.to_string()))?;
+        let made = context.get_or_create_stream(config).await.map_err(|e| PublishError(e.to_string()))?;
+        let taken = &made.cached_info().config.subjects;
+        if !taken.iter().any(|s| covers(s, &target.subjects)) {
+            return Err(PublishError(format!(
+                "the stream {} takes {taken:?}, not {}.>: add that subject to it, or set NATS_STREAM or NATS_SUBJECTS to match",
+                target.stream, target.subjects
+            )));
+        }
         Ok(JetStream { context, subjects: target.subjects.clone() })
     }
 
@@ -66,9 +76,27 @@ impl JetStream {
     }
 }
 
+/// Whether a stream taking `subject` (a NATS subject, maybe with wildcards) takes every
+/// subject under `prefix`.
+fn covers(subject: &str, prefix: &str) -> bool {
+    let mut wanted = prefix.split('.');
+    for token in subject.split('.') {
+        match (token, wanted.next()) {
+            (">", _) => return true,
+            ("*", Some(_)) => {}
+            (token, Some(want)) if token == want => {}
+            _ => return false,
+        }
+    }
+    false
+}
+
 impl Publisher for JetStream {
     /// Sends the whole batch before waiting for the acknowledgements, in order on one
-    /// connection, so one account's events are stored in their order.
+    /// connection, so one account's events are stored in their order. A batch that
+    /// fails partway may have stored later events than one that failed; published again,
+    /// the earlier one lands after them (and the repeats are dropped), so consumers
+    /// order an account's events by their sequence.
     fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move {
             let failed = |e: &dyn std::fmt::Display| PublishError(format!("NATS: {e}"));
@@ -88,5 +116,20 @@ impl Publisher for JetStream {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::covers;
+
+    #[test]
+    fn a_stream_takes_the_prefix_only_when_its_subject_covers_every_family() {
+        for subject in ["ussd.events.>", "ussd.>", ">", "ussd.*.>", "*.events.>"] {
+            assert!(covers(subject, "ussd.events"), "{subject}");
+        }
+        for subject in ["ussd.events", "ussd.events.*", "other.>", "ussd.events.transfer", "ussd.other.>"] {
+            assert!(!covers(subject, "ussd.events"), "{subject}");
+        }
     }
 }

@@ -76,7 +76,7 @@ fn nats(declared: &EventsDeclared<'_>, problems: &mut Problems) -> Option<NatsTa
     let (stream, subjects) = (declared.nats_stream, declared.nats_subjects);
     if !["nats://", "tls://"].iter().any(|scheme| url.starts_with(scheme)) {
         problems.push(format!(
-            "NATS_URL `{}` must start with nats:// or tls:// (e.g. nats://127.0.0.1:4222); unset it to publish to Redis only",
+            "NATS_URL `{}` must start with nats:// or tls:// (e.g. nats://127.0.0.1:4222), or be unset",
             redact_url(url)
         ));
     }
@@ -90,11 +90,11 @@ fn nats(declared: &EventsDeclared<'_>, problems: &mut Problems) -> Option<NatsTa
         || subjects.split('.').any(|token| token.is_empty() || !token.chars().all(name_char))
     {
         problems.push(format!(
-            "NATS_SUBJECTS `{subjects}` must be dot-separated tokens of letters, digits, `_` or `-` (e.g. ussd.events): each family is published under it"
+            "NATS_SUBJECTS `{subjects}` must be at most 64 characters of dot-separated tokens of letters, digits, `_` or `-` (e.g. ussd.events): each family is published under it"
         ));
     }
     Some(NatsTarget {
-        url: url.to_owned(),
+        url: url.to_owned().into(),
         stream: stream.to_owned(),
         subjects: subjects.to_owned(),
         max_len: declared.stream_max_len,

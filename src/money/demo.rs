@@ -151,7 +151,7 @@ pub async fn seed_demo_billers(pool: &PgPool, sandbox: &str, currency: &str) -> 
                         SELECT 'biller_settlement', $7, 'biller ' || $1 WHERE NOT EXISTS (SELECT 1 FROM billers WHERE code = $1)
                         RETURNING id)
              INSERT INTO billers (code, name, account_pattern, account_label, fee_payer, settlement_account_id, base_url)
-             SELECT $1, $2, $3, $4, $5, a.id, $6 FROM a
+             SELECT $1, $2, $3, $4, $5, a.id, $6 FROM a, set_config('ussd.actor', 'demo', true)
              ON CONFLICT (code) DO NOTHING",
             code,
             name,
@@ -163,9 +163,13 @@ pub async fn seed_demo_billers(pool: &PgPool, sandbox: &str, currency: &str) -> 
         )
         .execute(pool)
         .await?;
-        sqlx::query!("UPDATE billers SET base_url = $2 WHERE code = $1", code, format!("{sandbox}/{code}"))
-            .execute(pool)
-            .await?;
+        sqlx::query!(
+            "UPDATE billers SET base_url = $2 FROM set_config('ussd.actor', 'demo', true) WHERE code = $1",
+            code,
+            format!("{sandbox}/{code}")
+        )
+        .execute(pool)
+        .await?;
     }
     Ok(())
 }

@@ -251,6 +251,7 @@ pub async fn vouched(db: impl Db, msisdn: &Msisdn) -> Result<PinCheck, sqlx::Err
 pub async fn store(db: impl Db, msisdn: &Msisdn, staged: &StagedPin) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query!(
         "UPDATE customers SET pin_salt = $2, pin_hash = $3, pin_failures = 0, pin_locked_until = NULL
+           FROM set_config('ussd.actor', 'pin_change', true)
           WHERE msisdn = $1",
         msisdn.as_e164(),
         &staged.salt[..],

@@ -230,6 +230,10 @@ async fn a_channels_rules_fire_at_their_threshold_and_not_below(pool: PgPool) {
         "each fires on the event that reaches it, on that event's account; the rules a step above do not"
     );
     assert_eq!(third_lockout.account(), msisdn_account(&pool, 3).await);
+    let listed = ussd_gateway::events::anomalies::list(&pool, 10).await.unwrap();
+    let channels: Vec<&str> =
+        listed["anomalies"].as_array().unwrap().iter().filter_map(|a| a["channel"].as_str()).collect();
+    assert_eq!(channels, ["sms:guess", "farm"], "operators see the channel: {listed}");
     crate::common::assert_events(&pool).await;
     let mut redis = conn.clone();
     let keys: Vec<String> =

@@ -22,7 +22,7 @@ use crate::common::{nats_url, until};
 fn target() -> NatsTarget {
     let tag = format!("{:012x}", rand::random::<u64>() >> 16);
     NatsTarget {
-        url: nats_url(),
+        url: nats_url().into(),
         stream: format!("TEST_{tag}"),
         subjects: format!("test.{tag}.events"),
         max_len: 100_000,
@@ -86,14 +86,15 @@ async fn jetstream_gets_every_event_once_each_accounts_in_order(pool: PgPool) {
     assert_eq!(messages.len(), log.len(), "each event once, the repeat dropped");
     let ids: HashSet<&str> = messages.iter().map(|(_, id, _)| id.as_str()).collect();
     assert_eq!(ids, log.iter().map(|e| e.id()).collect::<HashSet<_>>());
-    let mut last: BTreeMap<(String, String), i64> = BTreeMap::new();
+    // One stream holds every family: an account's events are in their order across it.
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
     for (on, id, envelope) in &messages {
         assert_eq!(envelope["id"], id.as_str());
         let kind = envelope["type"].as_str().unwrap();
         assert_eq!(on, &subject(&target.subjects, family(kind)), "on its family's subject");
         let (account, sequence) =
             (envelope["account"].as_str().unwrap(), envelope["sequence"].as_i64().unwrap());
-        let before = last.insert((on.clone(), account.to_owned()), sequence);
+        let before = last.insert(account.to_owned(), sequence);
         assert!(before.is_none_or(|b| b < sequence), "{account}'s {sequence} after {before:?} on {on}");
     }
     jetstream.context().delete_stream(&target.stream).await.unwrap();
@@ -106,4 +107,20 @@ async fn a_nats_that_is_not_there_is_said_so() {
         .await
         .expect("the connection gives up, it does not hang");
     assert!(failed.is_err());
+}
+
+#[tokio::test]
+async fn a_stream_of_an_operators_that_does_not_take_the_subjects_is_refused() {
+    let target = target();
+    let client = async_nats::connect(nats_url()).await.unwrap();
+    let context = async_nats::jetstream::new(client);
+    let config = async_nats::jetstream::stream::Config {
+        name: target.stream.clone(),
+        subjects: vec![format!("{}.elsewhere.>", target.subjects)],
+        ..Default::default()
+    };
+    context.create_stream(config).await.unwrap();
+    let refused = JetStream::connect(&target).await.err().expect("refused at start, not at every publish");
+    assert!(refused.to_string().contains("add that subject"), "{refused}");
+    context.delete_stream(&target.stream).await.unwrap();
 }

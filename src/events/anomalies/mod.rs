@@ -47,6 +47,9 @@ impl Kind {
     }
 }
 
+/// The event types that name the channel they came through.
+pub const CHANNEL_TYPES: &[&str] = &["pin.locked", "otp.failed"];
+
 /// Whose window an event falls in.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -127,6 +130,17 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, Vec<String>> {
                 "rule `{name}`: distinct_accounts counts the accounts of a channel: add by = \"channel\""
             ));
         }
+        if rule.by == By::Channel && rule.kind.pays() {
+            problems.push(format!(
+                "rule `{name}`: a payment names no channel: by = \"channel\" takes kind = \"events\" or \"distinct_accounts\""
+            ));
+        }
+        if rule.by == By::Channel && !rule.types.iter().all(|t| CHANNEL_TYPES.iter().any(|c| glob(t, c))) {
+            problems.push(format!(
+                "rule `{name}`: by = \"channel\" counts only events that name one: {CHANNEL_TYPES:?} (got {:?})",
+                rule.types
+            ));
+        }
         if rule.types.is_empty() || rule.types.iter().any(|t| !shape::EVENT_TYPE.fits(t)) {
             problems.push(format!(
                 "rule `{name}`: types must list event types such as `transfer.posted` (got {:?})",
@@ -144,7 +158,8 @@ pub async fn list(pool: &PgPool, limit: i64) -> Result<Value, sqlx::Error> {
         r#"SELECT jsonb_build_object(
                   'anomaly', anomaly_ref(a.id), 'rule', a.rule, 'account', account_ref(a.account_id),
                   'kind', ac.kind, 'msisdn', c.msisdn, 'observed', a.observed, 'threshold', a.threshold,
-                  'window_secs', a.window_secs, 'trigger', a.trigger, 'detected_at', a.detected_at) AS "anomaly!"
+                  'window_secs', a.window_secs, 'trigger', a.trigger, 'channel', a.channel,
+                  'detected_at', a.detected_at) AS "anomaly!"
              FROM anomalies a JOIN accounts ac ON ac.id = a.account_id
              LEFT JOIN customers c ON c.id = ac.customer_id
             ORDER BY a.id DESC LIMIT $1"#,
@@ -217,6 +232,19 @@ mod tests {
         "#;
         let problems = parse(text).unwrap_err().join("\n");
         for part in ["rule `spread`", "by = \"channel\""] {
+            assert!(problems.contains(part), "{part}: {problems}");
+        }
+        let text = r#"
+            [[rule]]
+            name = "farm"
+            kind = "outflow"
+            by = "channel"
+            window_secs = 60
+            threshold = 2
+            types = ["transfer.posted"]
+        "#;
+        let problems = parse(text).unwrap_err().join("\n");
+        for part in ["a payment names no channel", "counts only events that name one"] {
             assert!(problems.contains(part), "{part}: {problems}");
         }
     }

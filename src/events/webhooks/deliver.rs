@@ -250,15 +250,18 @@ impl Deliverer {
     async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
         sqlx::query_as!(
             Claimed,
-            r#"WITH due AS (
+            r#"WITH candidates AS (
                    SELECT d.id
                      FROM webhooks w
                     CROSS JOIN LATERAL (
                           SELECT d.id FROM webhook_deliveries d
                            WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.next_attempt_at <= now()
-                           ORDER BY d.id LIMIT $2 FOR UPDATE SKIP LOCKED) d
-                    WHERE w.status = 'active' AND (w.breaker_until IS NULL OR w.breaker_until <= now())
-                    ORDER BY d.id LIMIT $1)
+                           ORDER BY d.id LIMIT $2) d
+                    WHERE w.status = 'active' AND (w.breaker_until IS NULL OR w.breaker_until <= now())),
+               due AS (
+                   SELECT d.id FROM webhook_deliveries d
+                    WHERE d.id IN (SELECT id FROM candidates) AND d.status = 'pending' AND d.next_attempt_at <= now()
+                    ORDER BY d.id LIMIT $1 FOR UPDATE SKIP LOCKED)
                UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $3)
                  FROM due, webhooks w
                 WHERE d.id = due.id AND w.id = d.webhook_id
