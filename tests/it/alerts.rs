@@ -98,3 +98,17 @@ fn the_alert_rules_name_only_metrics_the_gateway_exports() {
         assert!(alerts.contains(wanted), "{wanted}");
     }
 }
+
+/// The PrometheusRule of `deploy/kubernetes` carries the same groups as the rules file,
+/// so that a rule changed in one is not left behind in the other.
+#[test]
+fn the_kubernetes_prometheus_rule_holds_the_same_alerts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let file: serde_json::Value = serde_saphyr::from_str(&read("deploy/prometheus/alerts.yaml")).unwrap();
+    let rule: serde_json::Value =
+        serde_saphyr::from_str(&read("deploy/kubernetes/base/prometheusrule.yaml")).unwrap();
+    assert_eq!(rule["kind"], "PrometheusRule");
+    assert!(file["groups"].as_array().is_some_and(|g| !g.is_empty()));
+    assert_eq!(rule["spec"]["groups"], file["groups"]);
+}
