@@ -76,6 +76,9 @@ pub struct Settings {
     /// APPROVAL_TTL_SECS: how long an agent's cash-out request holds the customer's
     /// money waiting for their approval before the sweeper releases it.
     pub approval_ttl_secs: u64,
+    /// FEE_SHARDS: how many fee revenue accounts fees are spread over, so that movements
+    /// crediting fees do not all wait on one row.
+    pub fee_shards: u32,
     /// DEFAULT_REGION: how to read numbers in national form (ISO 3166-1 alpha-2).
     pub default_region: String,
     /// DEMO_SUBSCRIBERS: how many subscribers `--demo` seeds (the first ten as in the README).
@@ -139,6 +142,7 @@ impl Default for Settings {
             pin_max_attempts: 3,
             pin_lock_secs: 3_600,
             approval_ttl_secs: 300,
+            fee_shards: 8,
             default_region: "KE".into(),
             demo_subscribers: 10,
             currency: "KES".into(),
@@ -180,6 +184,7 @@ const ENV_KEYS: &[&str] = &[
     "PIN_MAX_ATTEMPTS",
     "PIN_LOCK_SECS",
     "APPROVAL_TTL_SECS",
+    "FEE_SHARDS",
     "DEFAULT_REGION",
     "DEMO_SUBSCRIBERS",
     "CURRENCY",
@@ -325,6 +330,7 @@ impl Settings {
             pin_max_attempts: self.pin_max_attempts,
             pin_lock_secs: self.pin_lock_secs,
             approval_ttl_secs: self.approval_ttl_secs,
+            fee_shards: self.fee_shards,
         }
     }
 
@@ -457,11 +463,13 @@ mod tests {
             log_format: "xml".into(),
             data_key: Some("not hex".into()),
             pin_max_attempts: 0,
+            fee_shards: 0,
             ..Settings::default()
         };
         let err = settings.validate(None, true).unwrap_err();
-        assert_eq!(err.0.len(), 6, "{err}");
+        assert_eq!(err.0.len(), 7, "{err}");
         assert!(err.to_string().contains("HOP_DEADLINE_MS must be between 500 and 30000 (got 0)"));
+        assert!(err.to_string().contains("FEE_SHARDS must be between 1 and 256 (got 0)"), "{err}");
     }
 
     #[test]

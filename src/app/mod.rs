@@ -249,6 +249,11 @@ impl Application {
         let database_url = config.settings.database_url.expose_secret();
         let pool = connect_database(database_url, background).await?;
         info!(database = %redact_url(database_url), "PostgreSQL connected and migrated");
+        let shards = config.money.fee_shards;
+        crate::money::ledger::set_fee_shards(&pool, shards)
+            .await
+            .map_err(|e| StartError::Migrate { url: redact_url(database_url), reason: e.to_string() })?;
+        info!(fee_shards = shards, "fees are spread over this many revenue accounts");
         let store = connect_store(&config).await?;
         match store {
             SessionStore::Memory(_) => warn!(

@@ -77,6 +77,27 @@ pub async fn transfer_p2p(
     })
 }
 
+/// Spreads fees over `shards` fee revenue accounts from now on: the missing ones are
+/// opened (in the currency of the first) and the ledger told, in one statement, so no
+/// movement picks a shard that is not there yet. Fewer shards leave the others as they
+/// are, with what they earned.
+pub async fn set_fee_shards(db: impl Db, shards: i16) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "WITH opened AS (
+             INSERT INTO accounts (kind, name, currency, shard)
+             SELECT 'fee_revenue', 'fees', first.currency, s
+               FROM generate_series(0, $1::smallint - 1) s,
+                    (SELECT a.currency FROM accounts a
+                      WHERE a.kind = 'fee_revenue' AND a.customer_id IS NULL AND a.shard = 0) first
+             ON CONFLICT DO NOTHING)
+         UPDATE ledger_settings SET value = $1::smallint::text WHERE key = 'fee_shards'",
+        shards,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// What `transfer_p2p_pinned` answered.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Pinned {

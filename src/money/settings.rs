@@ -47,6 +47,7 @@ pub struct MoneyDeclared<'a> {
     pub pin_max_attempts: u32,
     pub pin_lock_secs: u64,
     pub approval_ttl_secs: u64,
+    pub fee_shards: u32,
 }
 
 /// Money's settings, checked.
@@ -60,6 +61,8 @@ pub struct MoneySpec {
     pub pin_policy: PinPolicy,
     /// How long an agent's cash-out request waits for the customer's approval.
     pub approval_ttl: Duration,
+    /// FEE_SHARDS: how many fee revenue accounts movements' fees are spread over.
+    pub fee_shards: i16,
 }
 
 /// Checks money's settings; `demo` lets the public demo pepper and data key stand in
@@ -100,6 +103,12 @@ pub fn validate(s: &MoneyDeclared<'_>, demo: bool, problems: &mut Problems) -> O
             s.approval_ttl_secs
         ));
     }
+    if !(1..=MAX_FEE_SHARDS).contains(&s.fee_shards) {
+        problems.push(format!(
+            "FEE_SHARDS must be between 1 and {MAX_FEE_SHARDS} (got {}): more shards let more movements post fees at once",
+            s.fee_shards
+        ));
+    }
     (problems.len() == before).then(|| MoneySpec {
         pin_pepper,
         data_keys,
@@ -109,8 +118,12 @@ pub fn validate(s: &MoneyDeclared<'_>, demo: bool, problems: &mut Problems) -> O
             lock: Duration::from_secs(s.pin_lock_secs),
         },
         approval_ttl: Duration::from_secs(s.approval_ttl_secs),
+        fee_shards: i16::try_from(s.fee_shards).unwrap_or(1),
     })
 }
+
+/// The most fee revenue accounts there may be.
+const MAX_FEE_SHARDS: u32 = 256;
 
 /// The key-encryption keys, oldest first, from DATA_KEY (`k1`) or DATA_KEYS.
 fn data_keys(

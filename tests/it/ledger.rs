@@ -277,6 +277,70 @@ async fn fee_band_boundaries_are_exact(pool: PgPool) {
     assert_ledger_invariants(&pool).await;
 }
 
+/// Fee revenue shards each fee's transfer credited: (transfer id, shard).
+async fn fee_shards_credited(pool: &PgPool, after: i64) -> Vec<(i64, i16)> {
+    sqlx::query_as(
+        "SELECT e.transfer_id, a.shard FROM entries e JOIN accounts a ON a.id = e.account_id
+          WHERE a.kind = 'fee_revenue' AND e.amount > 0 AND e.transfer_id > $1 ORDER BY e.transfer_id",
+    )
+    .bind(after)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn fees_spread_over_as_many_shards_as_set(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let pool = big_pool(opts, conn, 12).await;
+    customer(&pool, "+254711000001", 2, 400_000_00).await;
+    customer(&pool, "+254711000002", 2, 0).await;
+    let (a, b) = (m("+254711000001"), m("+254711000002"));
+    let send = |tag: &'static str| {
+        let (pool, a, b) = (pool.clone(), a.clone(), b.clone());
+        async move {
+            let sends = (0..40).map(|i| {
+                let (pool, a, b) = (pool.clone(), a.clone(), b.clone());
+                async move { transfer_p2p(&pool, &format!("{tag}:{i}"), &a, &b, kes(200)).await.unwrap() }
+            });
+            for sent in join_all(sends).await {
+                assert_eq!(sent.outcome, Outcome::Ok);
+            }
+        }
+    };
+    let shards = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, i16>(
+            "SELECT shard FROM accounts WHERE kind = 'fee_revenue' AND customer_id IS NULL ORDER BY shard",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    // Raised to 32 while nothing moves: the new accounts open, and fees use them.
+    ussd_gateway::money::ledger::set_fee_shards(&pool, 32).await.unwrap();
+    assert_eq!(shards(pool.clone()).await, (0..32).collect::<Vec<i16>>());
+    send("wide").await;
+    let credited = fee_shards_credited(&pool, 0).await;
+    assert!(credited.iter().all(|&(transfer, shard)| i64::from(shard) == transfer % 32), "{credited:?}");
+    let used: std::collections::HashSet<i16> = credited.iter().map(|&(_, s)| s).collect();
+    assert!(used.len() > 8, "fees reach the new shards: {used:?}");
+    // Lowered to 3 while money moves: every movement sees one count or the other, and
+    // the accounts past it keep what they earned.
+    let last = credited.last().unwrap().0;
+    let (lowered, _) = tokio::join!(ussd_gateway::money::ledger::set_fee_shards(&pool, 3), send("narrow"));
+    lowered.unwrap();
+    send("after").await;
+    let credited = fee_shards_credited(&pool, last).await;
+    let narrow = credited.iter().rev().take(40).all(|&(transfer, shard)| i64::from(shard) == transfer % 3);
+    assert!(narrow, "the sends after it use three shards: {credited:?}");
+    assert!(
+        credited.iter().all(|&(transfer, shard)| {
+            i64::from(shard) == transfer % 3 || i64::from(shard) == transfer % 32
+        })
+    );
+    assert_eq!(shards(pool.clone()).await.len(), 32);
+    assert_ledger_invariants(&pool).await;
+}
+
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn entries_cannot_be_changed_or_removed(pool: PgPool) {
     customer(&pool, "+254711000001", 2, 100_00).await;
