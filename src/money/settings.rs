@@ -1,5 +1,5 @@
 //! Money's settings — the PIN pepper and lockout, the key-encryption keys of personal
-//! data, how long an approval waits — checked here, where they are used.
+//! data, how long an approval waits, the fee shards — checked here, where they are used.
 
 use std::time::Duration;
 
