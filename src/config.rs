@@ -25,6 +25,7 @@ use crate::http::settings::{ServerDeclared, ServerSpec};
 use crate::menu::Budget;
 use crate::money::{MoneyDeclared, MoneySpec};
 use crate::problems::Problems;
+use crate::redis_link::RedisTarget;
 use crate::sms::settings::{sms, sms_channels};
 use crate::sms::{SmsChannelSpec, SmsSpec};
 use crate::telemetry::redact_url;
@@ -42,6 +43,9 @@ pub struct Settings {
     pub redis_url: Option<SecretString>,
     /// REDIS_KEY_PREFIX
     pub redis_key_prefix: String,
+    /// REDIS_WAIT_REPLICAS: how many replicas must have copied a session write before
+    /// it counts (`WAIT`), so that a failover cannot lose it.
+    pub redis_wait_replicas: u32,
     /// MEMORY_SESSIONS_MAX: without Redis, the most sessions (and resume pointers)
     /// kept in process memory; past it new dials are told the service is unavailable.
     pub memory_sessions_max: u32,
@@ -129,6 +133,7 @@ impl Default for Settings {
             database_max_connections: 16,
             redis_url: None,
             redis_key_prefix: "ussd:".into(),
+            redis_wait_replicas: 0,
             memory_sessions_max: 100_000,
             listen_addr: "0.0.0.0:8080".into(),
             admin_listen: "127.0.0.1:9090".into(),
@@ -172,6 +177,7 @@ const ENV_KEYS: &[&str] = &[
     "DATABASE_MAX_CONNECTIONS",
     "REDIS_URL",
     "REDIS_KEY_PREFIX",
+    "REDIS_WAIT_REPLICAS",
     "LISTEN_ADDR",
     "ADMIN_LISTEN",
     "MENUS_DIR",
@@ -347,13 +353,18 @@ impl Settings {
             problems.push("DATABASE_MAX_CONNECTIONS must be at least 1");
         }
         if let Some(url) = self.redis_url.as_ref().map(ExposeSecret::expose_secret)
-            && !url.starts_with("redis://")
-            && !url.starts_with("rediss://")
+            && let Err(why) = RedisTarget::parse(url)
         {
+            problems
+                .push(format!("REDIS_URL `{}`: {why}; unset it to keep sessions in memory", redact_url(url)));
+        }
+        if self.redis_wait_replicas > 5 {
             problems.push(format!(
-                "REDIS_URL `{}` must start with redis:// or rediss://; unset it to keep sessions in memory",
-                redact_url(url)
+                "REDIS_WAIT_REPLICAS must be between 0 and 5 (got {}): the replicas of one master that must copy a session write",
+                self.redis_wait_replicas
             ));
+        } else if self.redis_wait_replicas > 0 && self.redis_url.is_none() {
+            problems.push("REDIS_WAIT_REPLICAS needs REDIS_URL: sessions in process memory have no replicas");
         }
         if !(10..=3_600).contains(&self.session_ttl_secs) {
             problems.push(format!("SESSION_TTL_SECS must be between 10 and 3600 (got {}); aggregators end sessions after about 180 s", self.session_ttl_secs));
@@ -470,6 +481,7 @@ mod tests {
         assert_eq!(err.0.len(), 7, "{err}");
         assert!(err.to_string().contains("HOP_DEADLINE_MS must be between 500 and 30000 (got 0)"));
         assert!(err.to_string().contains("FEE_SHARDS must be between 1 and 256 (got 0)"), "{err}");
+        assert!(err.to_string().contains("REDIS_URL `localhost:6379`: it has no scheme"), "{err}");
     }
 
     #[test]
@@ -483,6 +495,10 @@ mod tests {
         assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redact_url("nats://s3cret@nats:4222"), "nats://***@nats:4222");
+        assert_eq!(
+            redact_url("redis+sentinel://:pw@s1:26379,s2:26379/m?sentinel_password=sp"),
+            "redis+sentinel://:***@s1:26379,s2:26379/m?sentinel_password=***"
+        );
         assert_eq!(redact_url("postgres://gateway@db/ussd"), "postgres://gateway@db/ussd");
         assert!(
             !format!("{:?}", Settings { pin_pepper: Some("x".repeat(40).into()), ..Settings::default() })

@@ -19,6 +19,7 @@ pub mod money;
 pub mod ops;
 pub mod outcome;
 pub mod problems;
+pub mod redis_link;
 pub mod segments;
 pub mod session;
 pub mod simulate;

@@ -107,8 +107,19 @@ pub fn record_screens(menu: &str, shown: &str, ended: bool, refused_on: &[String
 }
 
 /// Hides the password in a URL so it can be printed; for NATS, a lone token too
-/// (`nats://s3cret@host` authenticates with the token alone).
+/// (`nats://s3cret@host` authenticates with the token alone); for Sentinels, the
+/// `sentinel_password` in the query.
 pub fn redact_url(url: &str) -> String {
+    let hidden;
+    let url = match url.find("sentinel_password=") {
+        Some(at) => {
+            let from = at + "sentinel_password=".len();
+            let to = url[from..].find('&').map_or(url.len(), |n| from + n);
+            hidden = format!("{}***{}", &url[..from], &url[to..]);
+            hidden.as_str()
+        }
+        None => url,
+    };
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];

@@ -129,7 +129,7 @@ pub async fn connect_store(config: &Config) -> Result<SessionStore, StartError> 
     match config.settings.redis_url.as_ref().map(ExposeSecret::expose_secret) {
         Some(url) => RedisStore::connect(url, &config.settings.redis_key_prefix, Duration::from_secs(2))
             .await
-            .map(SessionStore::Redis)
+            .map(|store| SessionStore::Redis(store.waiting_for(config.settings.redis_wait_replicas)))
             .map_err(|e| StartError::Redis { url: redact_url(url), reason: e.to_string() }),
         None => {
             Ok(SessionStore::Memory(MemoryStore::with_capacity(config.settings.memory_sessions_max as usize)))
@@ -438,8 +438,9 @@ async fn event_workers(state: &AppState, config: &Config) -> Result<(Relay, Opti
         // relay's writes queued behind them on a shared one.
         let (conn, detector_conn) = (connect().await?, connect().await?);
         let prefix = &config.settings.redis_key_prefix;
+        let streams = events::redis::stream(prefix, "<family>", conn.is_cluster());
         publishers.push(Arc::new(RedisStreams::new(conn, prefix, config.events.stream_max_len)));
-        info!(streams = %events::redis::stream(prefix, "<family>"), rules = config.events.anomaly_rules.len(), "events are published to Redis Streams and checked against the anomaly rules");
+        info!(%streams, rules = config.events.anomaly_rules.len(), "events are published to Redis Streams and checked against the anomaly rules");
         let rules = config.events.anomaly_rules.clone();
         detector = Some(Detector::new(detector_conn, state.pool().clone(), prefix, rules));
     } else {

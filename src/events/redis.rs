@@ -1,29 +1,29 @@
-//! Events on Redis Streams: one stream per family (`<prefix>events:transfer`, …),
+//! Events on Redis Streams: one stream per family (`<prefix>events:transfer`, …; on a
+//! Cluster `<prefix>{events}:transfer`),
 //! each entry carrying the event id, type, account and sequence as fields beside the
 //! envelope, trimmed to about `EVENT_STREAM_MAXLEN` entries.
 
-use futures_util::future::BoxFuture;
-use redis::aio::ConnectionManager;
-
 use super::{Event, PublishError, Publisher, family};
-pub use crate::session::connect_redis as connect;
+pub use crate::redis_link::{RedisLink, connect};
+use futures_util::future::BoxFuture;
 
 /// Publishes to Redis Streams over a connection of its own, so that a large batch
 /// never queues in front of a hop's session read.
 #[derive(Clone)]
 pub struct RedisStreams {
-    conn: ConnectionManager,
+    conn: RedisLink,
     prefix: String,
     max_len: u64,
 }
 
-/// The stream a family's events go to.
-pub fn stream(prefix: &str, family: &str) -> String {
-    format!("{prefix}events:{family}")
+/// The stream a family's events go to. On a Cluster every stream shares the hash tag
+/// `{events}`, so that one read covers them all (`XREADGROUP` takes one slot only).
+pub fn stream(prefix: &str, family: &str, cluster: bool) -> String {
+    if cluster { format!("{prefix}{{events}}:{family}") } else { format!("{prefix}events:{family}") }
 }
 
 impl RedisStreams {
-    pub fn new(conn: ConnectionManager, prefix: &str, max_len: u64) -> Self {
+    pub fn new(conn: RedisLink, prefix: &str, max_len: u64) -> Self {
         RedisStreams { conn, prefix: prefix.to_owned(), max_len }
     }
 }
@@ -34,7 +34,7 @@ impl Publisher for RedisStreams {
             let mut pipe = redis::pipe();
             for event in events {
                 pipe.cmd("XADD")
-                    .arg(stream(&self.prefix, family(event.kind())))
+                    .arg(stream(&self.prefix, family(event.kind()), self.conn.is_cluster()))
                     .arg("MAXLEN")
                     .arg("~")
                     .arg(self.max_len)

@@ -3,12 +3,11 @@
 //! consumer's author sees what their code will receive.
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use tokio_util::sync::CancellationToken;
 
 use super::FAMILIES;
-use super::redis::stream;
+use super::redis::{RedisLink, stream};
 
 /// What to read.
 #[derive(Clone, Debug)]
@@ -32,7 +31,7 @@ const BLOCK_MS: usize = 1_000;
 /// Hands each event's envelope (JSON) that matches to `out`, oldest first per stream,
 /// acknowledging each, until `count` events or `stop`; how many were handed.
 pub async fn tail(
-    mut conn: ConnectionManager,
+    mut conn: RedisLink,
     prefix: &str,
     tail: &Tail,
     stop: &CancellationToken,
@@ -41,7 +40,7 @@ pub async fn tail(
     let streams: Vec<String> = FAMILIES
         .iter()
         .filter(|f| glob(tail.types.split('.').next().unwrap_or("*"), f))
-        .map(|f| stream(prefix, f))
+        .map(|f| stream(prefix, f, conn.is_cluster()))
         .collect();
     let group = tail
         .group
@@ -64,7 +63,7 @@ pub async fn tail(
 }
 
 async fn read(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisLink,
     streams: &[String],
     group: &str,
     tail: &Tail,

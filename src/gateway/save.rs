@@ -11,6 +11,9 @@ use crate::channel::Input;
 use crate::menu::{Message, Reply};
 use crate::session::{ResumePointer, Session, StoreError};
 
+/// Time kept back from the deadline, after a write that gave up, to send the reply.
+const ANSWER_MARGIN: Duration = Duration::from_millis(20);
+
 impl Gateway {
     /// Writes the session with this hop's reply; the answer to give, or `None` when
     /// another writer came first and the hop must be tried again.
@@ -36,7 +39,17 @@ impl Gateway {
         if let Input::PerHop { seq: Some(seq), .. } = hop.input {
             session.last_seq = Some(seq);
         }
-        match self.write(at, version, &session, kind).await {
+        let written = if ran {
+            // Past the deadline the hop would be answered "unavailable" though its op
+            // answered: the write gives up first, and the reply stands.
+            let cut = at.deadline.checked_sub(ANSWER_MARGIN).unwrap_or(at.deadline);
+            tokio::time::timeout_at(cut, self.write(at, version, &session, kind))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("the write outlasted the hop".into())))
+        } else {
+            self.write(at, version, &session, kind).await
+        };
+        match written {
             Ok(Some(_)) => {
                 // Counted once the hop's outcome is stored, not per attempt.
                 crate::telemetry::record_screens(

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 pub use self::memory::{DEFAULT_CAPACITY as MEMORY_CAPACITY, MemoryStore};
 pub use self::record::{Claim, PendingCode, Session, TextKey, TextMark};
-pub use self::redis::{RedisStore, connect as connect_redis};
+pub use self::redis::RedisStore;
 
 /// Which session a hop belongs to: (provider, msisdn, provider session id).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, Cmd, ErrorKind, FromRedisValue, Script};
 
 use super::{SessionKey, StoreError, Unless};
+use crate::redis_link::RedisLink;
 
 /// Writes `d` and bumps `v` only if `v` still equals the caller's expected version
 /// (0 when the key must not exist), then refreshes the TTL; leaves `next` for what
@@ -49,42 +49,68 @@ if pointed and pointed ~= ARGV[4] then return pointed end",
     "return next\n"
 );
 
-/// A self-reconnecting connection that fails fast (about `timeout`) when Redis cannot
-/// be reached, and gives up on a command after `timeout`.
-pub async fn connect(url: &str, timeout: Duration) -> redis::RedisResult<ConnectionManager> {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(timeout)
-        .set_response_timeout(timeout)
-        .set_number_of_retries(2)
-        .set_max_delay(200);
-    ConnectionManager::new_with_config(redis::Client::open(url)?, config).await
-}
-
-/// Sessions in Redis through a self-reconnecting `ConnectionManager` (cheap to clone).
+/// Sessions in Redis, on one server, a Cluster or behind Sentinels (cheap to clone).
+///
+/// On a Cluster the subscriber's number is the hash tag of both their sessions and their
+/// resume pointers (`s:prov:{+2547…}:id`, `r:{+2547…}:service`), so the scripts that touch
+/// the two together run in one slot. A single server keeps the untagged names it always
+/// had, so an upgrade moves no session in flight.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: RedisLink,
     prefix: String,
     cas: Script,
     cas_and_point: Script,
     cas_unless_pointed: Script,
+    /// How many replicas must have copied each write (`REDIS_WAIT_REPLICAS`).
+    wait_replicas: u32,
 }
+
+/// How long a write waits for its replicas: a replica on the same network answers in
+/// well under a millisecond, and a hop cannot spend much of its deadline here.
+const WAIT_MS: u64 = 250;
 
 impl RedisStore {
     /// Connects, failing fast (about `timeout`) if Redis cannot be reached.
     pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let conn = connect(url, timeout).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(RedisStore {
+        let conn = crate::redis_link::connect(url, timeout).await.map_err(unavailable)?;
+        Ok(Self::over(conn, prefix))
+    }
+
+    /// Over a connection already made.
+    pub fn over(conn: RedisLink, prefix: &str) -> Self {
+        RedisStore {
             conn,
             prefix: prefix.to_owned(),
+            wait_replicas: 0,
             cas: Script::new(CAS),
             cas_and_point: Script::new(CAS_AND_POINT),
             cas_unless_pointed: Script::new(CAS_UNLESS_POINTED),
-        })
+        }
     }
 
-    fn key(&self, key: &str) -> String {
-        format!("{}s:{key}", self.prefix)
+    /// Every write counts only once `replicas` replicas have it (`WAIT`).
+    pub fn waiting_for(mut self, replicas: u32) -> Self {
+        self.wait_replicas = replicas;
+        self
+    }
+
+    /// The Redis key of a session (`provider:msisdn:id`).
+    pub fn key(&self, key: &str) -> String {
+        if self.conn.is_cluster() {
+            format!("{}s:{}", self.prefix, tagged(key, 1))
+        } else {
+            format!("{}s:{key}", self.prefix)
+        }
+    }
+
+    /// The Redis key of a resume pointer (`msisdn:service…`).
+    pub fn pointer(&self, pointer: &str) -> String {
+        if self.conn.is_cluster() {
+            format!("{}r:{}", self.prefix, tagged(pointer, 0))
+        } else {
+            format!("{}r:{pointer}", self.prefix)
+        }
     }
 
     pub async fn load(&self, key: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
@@ -99,13 +125,22 @@ impl RedisStore {
         &self,
         keys: impl Iterator<Item = &str>,
     ) -> Result<Vec<Option<(u64, Vec<u8>)>>, StoreError> {
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.hget(self.key(key), &["v", "d"]);
-        }
-        let mut conn = self.conn.clone();
-        let found: Vec<(Option<u64>, Option<Vec<u8>>)> =
-            pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        let found: Vec<(Option<u64>, Option<Vec<u8>>)> = if self.conn.is_cluster() {
+            // Keys in many slots: one request each, all in flight at once.
+            let reads = keys.map(|key| {
+                let mut conn = self.conn.clone();
+                let key = self.key(key);
+                async move { conn.hget(key, &["v", "d"]).await }
+            });
+            futures_util::future::try_join_all(reads).await.map_err(unavailable)?
+        } else {
+            let mut pipe = redis::pipe();
+            for key in keys {
+                pipe.hget(self.key(key), &["v", "d"]);
+            }
+            let mut conn = self.conn.clone();
+            pipe.query_async(&mut conn).await.map_err(unavailable)?
+        };
         Ok(found.into_iter().map(|(version, bytes)| version.zip(bytes)).collect())
     }
 
@@ -116,17 +151,9 @@ impl RedisStore {
         bytes: Vec<u8>,
         ttl: Duration,
     ) -> Result<Option<u64>, StoreError> {
-        let mut conn = self.conn.clone();
-        let ttl_ms = millis(ttl);
-        let written: u64 = self
-            .cas
-            .key(self.key(key))
-            .arg(expected)
-            .arg(bytes)
-            .arg(ttl_ms)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let mut cmd = self.evalsha(&self.cas, &[self.key(key)]);
+        cmd.arg(expected).arg(bytes).arg(millis(ttl));
+        let written: u64 = self.eval(&self.cas, cmd).await?;
         Ok((written != 0).then_some(written))
     }
 
@@ -141,19 +168,9 @@ impl RedisStore {
         pointer: &str,
         keep: Option<Duration>,
     ) -> Result<Option<u64>, StoreError> {
-        let mut conn = self.conn.clone();
-        let written: u64 = self
-            .cas_and_point
-            .key(self.key(key))
-            .key(self.pointer(pointer))
-            .arg(expected)
-            .arg(bytes)
-            .arg(millis(ttl))
-            .arg(key)
-            .arg(keep.map_or(0, millis))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let mut cmd = self.evalsha(&self.cas_and_point, &[self.key(key), self.pointer(pointer)]);
+        cmd.arg(expected).arg(bytes).arg(millis(ttl)).arg(key).arg(keep.map_or(0, millis));
+        let written: u64 = self.eval(&self.cas_and_point, cmd).await?;
         Ok((written != 0).then_some(written))
     }
 
@@ -166,19 +183,9 @@ impl RedisStore {
         ttl: Duration,
         pointer: &str,
     ) -> Result<Unless, StoreError> {
-        let mut conn = self.conn.clone();
-        let ttl_ms = millis(ttl);
-        let answer: redis::Value = self
-            .cas_unless_pointed
-            .key(self.key(key))
-            .key(self.pointer(pointer))
-            .arg(expected)
-            .arg(bytes)
-            .arg(ttl_ms)
-            .arg(key)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let mut cmd = self.evalsha(&self.cas_unless_pointed, &[self.key(key), self.pointer(pointer)]);
+        cmd.arg(expected).arg(bytes).arg(millis(ttl)).arg(key);
+        let answer: redis::Value = self.eval(&self.cas_unless_pointed, cmd).await?;
         match answer {
             redis::Value::Int(0) => Ok(Unless::Lost),
             redis::Value::Int(version) => Ok(Unless::Saved(version.unsigned_abs())),
@@ -189,14 +196,50 @@ impl RedisStore {
         }
     }
 
+    /// `EVALSHA` of `script` over `keys`, for the caller to add the arguments.
+    fn evalsha(&self, script: &Script, keys: &[String]) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
+        cmd
+    }
+
+    /// Runs `cmd` (an `EVALSHA` of `script`), loading the script where the server lacks
+    /// it (a new master after a failover, a restart). With `wait_replicas`, `WAIT` goes
+    /// in the same round trip, and a write that too few replicas copied in time counts
+    /// as failed: the master that took it may be about to lose it.
+    async fn eval<T: FromRedisValue>(&self, script: &Script, cmd: Cmd) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut loaded = false;
+        loop {
+            let done = if self.wait_replicas == 0 {
+                cmd.query_async(&mut conn).await
+            } else {
+                let mut pipe = redis::pipe();
+                pipe.add_command(cmd.clone()).cmd("WAIT").arg(self.wait_replicas).arg(WAIT_MS);
+                match pipe.query_async::<(T, u32)>(&mut conn).await {
+                    Ok((_, copies)) if copies < self.wait_replicas => {
+                        return Err(StoreError::Unavailable(format!(
+                            "the session write reached {copies} of {} replicas within {WAIT_MS} ms",
+                            self.wait_replicas
+                        )));
+                    }
+                    done => done.map(|(value, _)| value),
+                }
+            };
+            match done {
+                Err(e) if e.kind() == ErrorKind::NoScriptError && !loaded => {
+                    script.load_async(&mut conn).await.map_err(unavailable)?;
+                    loaded = true;
+                }
+                done => return done.map_err(unavailable),
+            }
+        }
+    }
+
     /// The session `pointer` points at, if it has not expired.
     pub async fn recall(&self, pointer: &str) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn.clone();
         conn.get(self.pointer(pointer)).await.map_err(unavailable)
-    }
-
-    fn pointer(&self, pointer: &str) -> String {
-        format!("{}r:{pointer}", self.prefix)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -213,4 +256,34 @@ fn unavailable(e: redis::RedisError) -> StoreError {
 /// A TTL for `PEXPIRE`/`PX`: at least 1 ms, since 0 would mean "now" (or "no pointer").
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// `key` with its `field`-th `:`-separated part made the hash tag.
+fn tagged(key: &str, field: usize) -> String {
+    let mut out = String::with_capacity(key.len() + 2);
+    for (n, part) in key.splitn(field + 2, ':').enumerate() {
+        if n > 0 {
+            out.push(':');
+        }
+        if n == field {
+            out.push('{');
+            out.push_str(part);
+            out.push('}');
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tagging {
+    #[test]
+    fn the_subscriber_is_the_tag_of_sessions_and_pointers() {
+        assert_eq!(super::tagged("at:+254700000001:ATid_1:x", 1), "at:{+254700000001}:ATid_1:x");
+        assert_eq!(
+            super::tagged("+254700000001:wallet:handoff:00ff", 0),
+            "{+254700000001}:wallet:handoff:00ff"
+        );
+    }
 }

@@ -140,13 +140,14 @@ async fn each_rule_fires_at_its_threshold_and_not_below_once_a_window(pool: PgPo
     while relay.pass().await.unwrap() > 0 {}
     let mut redis = conn.clone();
     let published: usize =
-        redis::cmd("XLEN").arg(stream(&prefix, "anomaly")).query_async(&mut redis).await.unwrap();
+        redis::cmd("XLEN").arg(stream(&prefix, "anomaly", false)).query_async(&mut redis).await.unwrap();
     assert_eq!(published, 3);
     let listed = ussd_gateway::events::anomalies::list(&pool, 10).await.unwrap();
     assert_eq!(listed["anomalies"][0]["rule"], "one_above", "{listed}");
     assert_eq!(listed["anomalies"][0]["msisdn"], msisdn(1).as_e164(), "{listed}");
     for family in FAMILIES {
-        let _: () = redis::cmd("DEL").arg(stream(&prefix, family)).query_async(&mut redis).await.unwrap();
+        let _: () =
+            redis::cmd("DEL").arg(stream(&prefix, family, false)).query_async(&mut redis).await.unwrap();
     }
     let keys: Vec<String> =
         redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut redis).await.unwrap();

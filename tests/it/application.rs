@@ -95,7 +95,7 @@ async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: Pg
     assert!(sms.iter().any(|m| m.text.contains("KES 500.00")), "{sms:?}");
     // The relay runs: the transfer's two events reach the stream.
     let mut redis = ussd_gateway::events::redis::connect(&redis_url(), Duration::from_secs(2)).await.unwrap();
-    let stream = ussd_gateway::events::redis::stream(&prefix, "transfer");
+    let stream = ussd_gateway::events::redis::stream(&prefix, "transfer", false);
     let reply: redis::streams::StreamReadReply = redis::cmd("XREAD")
         .arg("COUNT")
         .arg(2)

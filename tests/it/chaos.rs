@@ -5,6 +5,8 @@
 //! told "unavailable" moved nothing, and every journey told "processing" got exactly one
 //! SMS saying what happened.
 //!
+//! The same run drives Redis Cluster and Sentinel failovers instead (`topologies`).
+//!
 //! Short by default (CI); `CHAOS_SECS=600 cargo test --test it chaos:: --nocapture` is
 //! the long form. Loopback only, bounded in time.
 
@@ -16,8 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::assert_ledger_invariants;
 use crate::common::proxy::Proxy;
+use crate::common::topology::{Cluster, Sentinels};
+use crate::common::{assert_ledger_invariants, database_url};
 use sqlx::PgPool;
 
 /// Subscribers sending at once, each from a number of its own, to each other: the
@@ -177,9 +180,12 @@ async fn sender(payer: u32, replicas: Vec<SocketAddr>, stop: Arc<AtomicBool>, ou
                 Some(body) if typed.is_empty() && body.starts_with("CON Your last session was cut off") => {
                     typed.push("2".to_owned());
                 }
-                Some(_) => match next.next() {
+                Some(body) => match next.next() {
                     Some(input) => typed.push(input.clone()),
-                    None => break,
+                    None => {
+                        last = Told::Refused(body);
+                        break;
+                    }
                 },
                 None => break,
             }
@@ -192,16 +198,96 @@ async fn sender(payer: u32, replicas: Vec<SocketAddr>, stop: Arc<AtomicBool>, ou
     }
 }
 
-/// Kills and restarts replicas and cuts the database and Redis away, until `stop`.
+/// What goes wrong during a run.
+pub enum Faults {
+    /// Replicas killed and started again; Postgres and Redis (one server) cut away
+    /// through TCP proxies and brought back.
+    Outages { pg: Arc<Proxy>, redis: Arc<Proxy> },
+    /// A Redis Cluster's masters handed over to their replicas, by agreement and by
+    /// being killed (and started again, to rejoin as replicas).
+    Cluster(Cluster),
+    /// The same for a Sentinel set's master.
+    Sentinels(Sentinels),
+}
+
+impl Faults {
+    fn redis_url(&self) -> String {
+        match self {
+            Faults::Outages { redis, .. } => format!("redis://{}", redis.addr),
+            Faults::Cluster(cluster) => cluster.url(),
+            Faults::Sentinels(set) => set.url(),
+        }
+    }
+
+    /// One server has no replica; on the others a session write counts once a replica
+    /// has it, so no failover loses one (REDIS_WAIT_REPLICAS).
+    fn wait_replicas(&self) -> &'static str {
+        if matches!(self, Faults::Outages { .. }) { "0" } else { "1" }
+    }
+
+    fn database_url(&self, pool: &PgPool) -> String {
+        match self {
+            Faults::Outages { pg, .. } => pg.database_url(pool),
+            _ => database_url(pool),
+        }
+    }
+}
+
+/// A pause between faults, and how long an outage lasts.
+fn pause() -> Duration {
+    Duration::from_millis(rand::random_range(1_000..3_000))
+}
+
+/// Injects `faults` until `stop`; what was done, and the faults back (their servers
+/// must outlive the run's checks).
 async fn chaos(
     replicas: Arc<tokio::sync::Mutex<Vec<Replica>>>,
-    pg: Arc<Proxy>,
-    redis: Arc<Proxy>,
+    faults: Faults,
     stop: Arc<AtomicBool>,
-) -> BTreeMap<&'static str, u32> {
+) -> (BTreeMap<&'static str, u32>, Faults) {
     let mut done = BTreeMap::new();
+    let (pg, redis) = match faults {
+        Faults::Outages { pg, redis } => (pg, redis),
+        // Failovers are blocking work (redis-cli, waits for the topology to settle).
+        Faults::Cluster(mut cluster) => {
+            return tokio::task::spawn_blocking(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(pause());
+                    if rand::random() {
+                        cluster.failover();
+                        *done.entry("cluster failover").or_default() += 1;
+                    } else {
+                        let dead = cluster.kill_master();
+                        cluster.restart(dead);
+                        *done.entry("cluster master killed").or_default() += 1;
+                    }
+                }
+                (done, Faults::Cluster(cluster))
+            })
+            .await
+            .unwrap();
+        }
+        Faults::Sentinels(mut set) => {
+            return tokio::task::spawn_blocking(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(pause());
+                    if rand::random() {
+                        set.failover();
+                        *done.entry("sentinel failover").or_default() += 1;
+                    } else {
+                        let dead = set.kill_master();
+                        set.restart(dead);
+                        *done.entry("sentinel master killed").or_default() += 1;
+                    }
+                }
+                (done, Faults::Sentinels(set))
+            })
+            .await
+            .unwrap();
+        }
+    };
     while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(rand::random_range(1_000..3_000))).await;
+        tokio::time::sleep(pause()).await;
         let outage = Duration::from_millis(rand::random_range(300..1_500));
         match rand::random_range(0..3) {
             0 => {
@@ -227,7 +313,7 @@ async fn chaos(
             }
         }
     }
-    done
+    (done, Faults::Outages { pg, redis })
 }
 
 async fn scalar(pool: &PgPool, sql: &str, bind: &str) -> i64 {
@@ -237,16 +323,22 @@ async fn scalar(pool: &PgPool, sql: &str, bind: &str) -> i64 {
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn what_subscribers_are_told_stays_true_through_crashes_and_outages(pool: PgPool) {
     let seconds: u64 = std::env::var("CHAOS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
-    let pg = Proxy::postgres(&pool).await;
-    let redis = Proxy::redis().await;
+    let faults = Faults::Outages { pg: Proxy::postgres(&pool).await, redis: Proxy::redis().await };
+    run(&pool, faults, seconds).await;
+}
+
+/// Send-money journeys from [`SENDERS`] subscribers through two gateway processes for
+/// `seconds` while `faults` happen, then every check of what they were told.
+pub async fn run(pool: &PgPool, faults: Faults, seconds: u64) {
     let prefix = format!("chaos:{:016x}:", rand::random::<u64>());
-    let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chaos");
+    let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("chaos-{}", &prefix[6..22]));
     std::fs::create_dir_all(&logs).unwrap();
     let env = vec![
-        ("DATABASE_URL", pg.database_url(&pool)),
+        ("DATABASE_URL", faults.database_url(pool)),
         ("DATABASE_MAX_CONNECTIONS", "8".into()),
-        ("REDIS_URL", format!("redis://{}", redis.addr)),
+        ("REDIS_URL", faults.redis_url()),
         ("REDIS_KEY_PREFIX", prefix),
+        ("REDIS_WAIT_REPLICAS", faults.wait_replicas().into()),
         ("MENUS_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/menus").into()),
         ("HOP_DEADLINE_MS", DEADLINE_MS.to_string()),
         ("DEMO_SUBSCRIBERS", SENDERS.to_string()),
@@ -271,12 +363,7 @@ async fn what_subscribers_are_told_stays_true_through_crashes_and_outages(pool: 
         .map(|payer| tokio::spawn(sender(payer, addrs.clone(), Arc::clone(&stop), Arc::clone(&journeys))))
         .collect();
     let stop_chaos = Arc::new(AtomicBool::new(false));
-    let chaos = tokio::spawn(chaos(
-        Arc::clone(&replicas),
-        Arc::clone(&pg),
-        Arc::clone(&redis),
-        Arc::clone(&stop_chaos),
-    ));
+    let chaos = tokio::spawn(chaos(Arc::clone(&replicas), faults, Arc::clone(&stop_chaos)));
     let started = Instant::now();
     let mut report = started + Duration::from_secs(30);
     while started.elapsed() < Duration::from_secs(seconds) {
@@ -288,9 +375,11 @@ async fn what_subscribers_are_told_stays_true_through_crashes_and_outages(pool: 
         }
     }
     stop_chaos.store(true, Ordering::Relaxed);
-    let faults = chaos.await.unwrap();
-    pg.restore();
-    redis.restore();
+    let (done, faults) = chaos.await.unwrap();
+    if let Faults::Outages { pg, redis } = &faults {
+        pg.restore();
+        redis.restore();
+    }
     stop.store(true, Ordering::Relaxed);
     for s in senders {
         s.await.unwrap();
@@ -300,9 +389,9 @@ async fn what_subscribers_are_told_stays_true_through_crashes_and_outages(pool: 
     let settled = Instant::now();
     loop {
         let open =
-            scalar(&pool, "SELECT count(*) FROM op_promises WHERE kept_at IS NULL AND $1 = $1", "").await;
+            scalar(pool, "SELECT count(*) FROM op_promises WHERE kept_at IS NULL AND $1 = $1", "").await;
         let busy = scalar(
-            &pool,
+            pool,
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active'
                 AND query NOT LIKE '%pg_stat_activity%' AND $1 = $1",
             "",
@@ -329,7 +418,7 @@ async fn what_subscribers_are_told_stays_true_through_crashes_and_outages(pool: 
              SELECT regexp_replace(o.op_key, ':[0-9]+$', ''), 0, 0, 1 FROM outbox o WHERE o.op_key IS NOT NULL
          ) x GROUP BY j",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await
     .unwrap();
     let facts: BTreeMap<String, (i64, i64, i64)> =
@@ -339,9 +428,9 @@ async fn what_subscribers_are_told_stays_true_through_crashes_and_outages(pool: 
     for j in &journeys {
         let kind = match &j.told {
             Told::Refused(why) => {
-                if !why.starts_with("END Not enough money") {
-                    eprintln!("refused at {:?}: {why}", j.at);
-                }
+                // The only refusal a journey of these can meet: any other answer is
+                // a screen the subscriber should not have seen.
+                assert!(why.starts_with("END Not enough money"), "answered wrongly at {:?}: {why}", j.at);
                 let why: String = why.chars().filter(|c| !c.is_ascii_digit()).collect();
                 *refusals.entry(why).or_default() += 1;
                 "refused".to_owned()
@@ -370,7 +459,7 @@ async fn what_subscribers_are_told_stays_true_through_crashes_and_outages(pool: 
     }
     // Every promise, whoever made it, was kept by exactly one message.
     let broken = scalar(
-        &pool,
+        pool,
         "SELECT count(*) FROM op_promises p
           WHERE (SELECT count(*) FROM outbox o WHERE o.op_key = p.op_key)
               + (SELECT count(*) FROM outbox o JOIN transfers t ON t.id = o.transfer_id
@@ -379,17 +468,18 @@ async fn what_subscribers_are_told_stays_true_through_crashes_and_outages(pool: 
     )
     .await;
     assert_eq!(broken, 0, "a promise kept by other than exactly one SMS");
-    assert_ledger_invariants(&pool).await;
+    assert_ledger_invariants(pool).await;
     let posted = scalar(
-        &pool,
+        pool,
         "SELECT count(*) FROM transfers WHERE kind = 'p2p' AND status = 'posted' AND $1 = $1",
         "",
     )
     .await;
     eprintln!(
-        "chaos: {seconds} s, {} journeys, {posted} transfers posted; told {tally:?}; faults {faults:?}; refusals {refusals:?}",
+        "chaos: {seconds} s, {} journeys, {posted} transfers posted; told {tally:?}; faults {done:?}; refusals {refusals:?}",
         journeys.len()
     );
     assert!(posted > 0, "no journey got through: the test drove nothing");
-    assert!(!faults.is_empty(), "no fault was injected");
+    assert!(!done.is_empty(), "no fault was injected");
+    drop(faults);
 }

@@ -12,8 +12,7 @@ fn runs(app: &TestApp, op: Op) -> u64 {
     app.state.gateway.ops().runs(op)
 }
 
-async fn sequential(store: Store, pool: PgPool) {
-    let app = spawn(pool, store).await;
+pub async fn sequential(app: TestApp) {
     let s = unique_session();
     let first = app.at_hop(&s, BRIAN, "").await;
     assert_eq!(app.at_hop(&s, BRIAN, "").await, first);
@@ -30,12 +29,12 @@ async fn sequential(store: Store, pool: PgPool) {
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn repeated_hops_replay_the_cached_reply_memory(pool: PgPool) {
-    sequential(Store::Memory, pool).await;
+    sequential(spawn(pool, Store::Memory).await).await;
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn repeated_hops_replay_the_cached_reply_redis(pool: PgPool) {
-    sequential(Store::Redis, pool).await;
+    sequential(spawn(pool, Store::Redis).await).await;
 }
 
 /// Sends `copies` identical hops at once and returns their bodies.
@@ -58,8 +57,7 @@ async fn storm(app: &TestApp, session: &str, text: &str, copies: usize) -> Vec<S
     join_all(requests).await.into_iter().map(|r| r.expect("no request panics")).collect()
 }
 
-async fn concurrent(store: Store, pool: PgPool) {
-    let app = spawn(pool, store).await;
+pub async fn concurrent(app: TestApp) {
     let s = unique_session();
 
     let replies = storm(&app, &s, "", 16).await;
@@ -76,12 +74,12 @@ async fn concurrent(store: Store, pool: PgPool) {
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn concurrent_duplicates_run_the_op_once_memory(pool: PgPool) {
-    concurrent(Store::Memory, pool).await;
+    concurrent(spawn(pool, Store::Memory).await).await;
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn concurrent_duplicates_run_the_op_once_redis(pool: PgPool) {
-    concurrent(Store::Redis, pool).await;
+    concurrent(spawn(pool, Store::Redis).await).await;
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -93,7 +91,7 @@ async fn sessions_are_keyed_by_number_as_well_as_session_id(pool: PgPool) {
 }
 
 /// A second gateway process on the same database and session store.
-fn second_process(app: &TestApp) -> TestApp {
+pub fn second_process(app: &TestApp) -> TestApp {
     let menus = ussd_gateway::app::load_menus(&app.config).unwrap();
     let store = app.state.gateway.store().clone();
     let state = ussd_gateway::app::build_state(app.pool.clone(), store, menus, &app.config);

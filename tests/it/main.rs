@@ -38,5 +38,6 @@ mod reload;
 mod simulate;
 mod sms_commands;
 mod told;
+mod topologies;
 mod wallet;
 mod webhooks;

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use ussd_gateway::domain::Amount;
+use ussd_gateway::events::redis::RedisLink;
 use ussd_gateway::events::redis::{RedisStreams, stream};
 use ussd_gateway::events::tail::{Tail, tail};
 use ussd_gateway::events::{Event, FAMILIES, PublishError, Publisher, Relay};
@@ -29,23 +29,27 @@ struct Entry {
     sequence: i64,
 }
 
-async fn redis() -> (ConnectionManager, String) {
-    let conn = ussd_gateway::events::redis::connect(&redis_url(), std::time::Duration::from_secs(2))
+async fn redis() -> (RedisLink, String) {
+    redis_at(&redis_url()).await
+}
+
+async fn redis_at(url: &str) -> (RedisLink, String) {
+    let conn = ussd_gateway::events::redis::connect(url, std::time::Duration::from_secs(2))
         .await
         .expect("these tests need Redis on 127.0.0.1:6379 (or REDIS_URL)");
     (conn, format!("test:{:016x}:", rand::random::<u64>()))
 }
 
-fn streams(conn: &ConnectionManager, prefix: &str) -> Arc<RedisStreams> {
+fn streams(conn: &RedisLink, prefix: &str) -> Arc<RedisStreams> {
     Arc::new(RedisStreams::new(conn.clone(), prefix, 100_000))
 }
 
 /// Everything on the streams under `prefix`, each stream in its order.
-async fn read_streams(conn: &mut ConnectionManager, prefix: &str) -> Vec<Entry> {
+async fn read_streams(conn: &mut RedisLink, prefix: &str) -> Vec<Entry> {
     let mut entries = Vec::new();
     for family in FAMILIES {
         let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(stream(prefix, family))
+            .arg(stream(prefix, family, conn.is_cluster()))
             .arg("-")
             .arg("+")
             .query_async(conn)
@@ -67,9 +71,10 @@ async fn read_streams(conn: &mut ConnectionManager, prefix: &str) -> Vec<Entry> 
     entries
 }
 
-async fn drop_streams(conn: &mut ConnectionManager, prefix: &str) {
+async fn drop_streams(conn: &mut RedisLink, prefix: &str) {
     for family in FAMILIES {
-        let _: () = redis::cmd("DEL").arg(stream(prefix, family)).query_async(conn).await.unwrap();
+        let _: () =
+            redis::cmd("DEL").arg(stream(prefix, family, conn.is_cluster())).query_async(conn).await.unwrap();
     }
 }
 
@@ -145,7 +150,12 @@ async fn transfers(pool: &PgPool, tag: &str, tasks: u32, each: u32) {
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn relays_publish_every_event_once_and_each_accounts_in_order(pool: PgPool) {
-    let (mut conn, prefix) = redis().await;
+    relays_publish_every_event_once(pool, &redis_url()).await;
+}
+
+/// Three relays publishing to the Redis at `url` while sixteen senders move money.
+pub async fn relays_publish_every_event_once(pool: PgPool, url: &str) {
+    let (mut conn, prefix) = redis_at(url).await;
     seeded(&pool).await;
     // Three relays share the parts while sixteen senders move money.
     let stop = CancellationToken::new();
@@ -214,7 +224,12 @@ async fn a_relay_killed_mid_batch_loses_nothing_and_orders_nothing_wrongly(pool:
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn tail_reads_the_streams_as_a_consumer_group_and_a_kept_group_resumes(pool: PgPool) {
-    let (mut conn, prefix) = redis().await;
+    tail_reads_the_streams(pool, &redis_url()).await;
+}
+
+/// `events tail` over the Redis at `url`: a kept group, a pattern across families.
+pub async fn tail_reads_the_streams(pool: PgPool, url: &str) {
+    let (mut conn, prefix) = redis_at(url).await;
     seeded(&pool).await;
     transfers(&pool, "tail", 2, 5).await;
     let relay = Relay::new(pool.clone(), Some(streams(&conn, &prefix)), 500);
@@ -262,7 +277,7 @@ async fn tail_reads_the_streams_as_a_consumer_group_and_a_kept_group_resumes(poo
     // The group made for that tail is gone; the kept one stays.
     let groups: Vec<redis::Value> = redis::cmd("XINFO")
         .arg("GROUPS")
-        .arg(stream(&prefix, "transfer"))
+        .arg(stream(&prefix, "transfer", conn.is_cluster()))
         .query_async(&mut conn)
         .await
         .unwrap();

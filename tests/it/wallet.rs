@@ -333,7 +333,7 @@ async fn a_start_screen_without_an_op_still_offers_a_dropped_form(pool: PgPool) 
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-async fn offered_back_until_finished_or_declined(app: TestApp) {
+pub async fn offered_back_until_finished_or_declined(app: TestApp) {
     let offer = "CON Your last session was cut off.\n1. Continue where I left off\n2. Start again";
     // Dropped on a screen the menu lists (the amount): offered back.
     walk(&app, AMINA, &["1", "0700000002"]).await;

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::counter;
-use redis::aio::ConnectionManager;
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
 };
@@ -22,7 +21,7 @@ use tracing::{info, warn};
 
 use super::{By, Kind, Rule};
 use crate::events::FAMILIES;
-use crate::events::redis::stream;
+use crate::events::redis::{RedisLink, stream};
 
 /// The detector's consumer group on every stream.
 pub const GROUP: &str = "anomalies";
@@ -55,7 +54,7 @@ const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 /// Applies the rules to the streams. Cheap to clone.
 #[derive(Clone)]
 pub struct Detector {
-    conn: ConnectionManager,
+    conn: RedisLink,
     pool: PgPool,
     prefix: String,
     rules: Arc<Vec<Rule>>,
@@ -74,7 +73,7 @@ pub enum DetectError {
 impl Detector {
     /// `conn` is the detector's own: its reads block, and would hold up whatever else
     /// shared the connection.
-    pub fn new(conn: ConnectionManager, pool: PgPool, prefix: &str, rules: Vec<Rule>) -> Self {
+    pub fn new(conn: RedisLink, pool: PgPool, prefix: &str, rules: Vec<Rule>) -> Self {
         Detector {
             conn,
             pool,
@@ -86,7 +85,7 @@ impl Detector {
     }
 
     fn streams(&self) -> Vec<String> {
-        FAMILIES.iter().map(|f| stream(&self.prefix, f)).collect()
+        FAMILIES.iter().map(|f| stream(&self.prefix, f, self.conn.is_cluster())).collect()
     }
 
     /// Makes the group on every stream (from what comes next), once.

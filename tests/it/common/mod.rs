@@ -3,6 +3,7 @@
 
 pub mod proxy;
 pub mod sms;
+pub mod topology;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -64,11 +65,25 @@ pub async fn spawn(pool: PgPool, store: Store) -> TestApp {
 }
 
 pub async fn spawn_with(pool: PgPool, store: Store, settings: Settings) -> TestApp {
-    let config = settings.validate(None, true).expect("the test configuration is valid");
     let store = match store {
         Store::Memory => SessionStore::Memory(MemoryStore::new()),
         Store::Redis => redis_store().await,
     };
+    spawn_over(pool, store, settings).await
+}
+
+/// The shipped menus and demo subscribers, with sessions in the Redis `url` names (a
+/// Cluster, a Sentinel set) under a key prefix of their own.
+pub async fn spawn_on(pool: PgPool, url: &str, settings: Settings) -> TestApp {
+    let prefix = format!("test:{:016x}:", rand::random::<u64>());
+    let store =
+        RedisStore::connect(url, &prefix, Duration::from_secs(2)).await.expect("the test's Redis answers");
+    let store = SessionStore::Redis(store.waiting_for(settings.redis_wait_replicas));
+    spawn_over(pool, store, Settings { redis_url: Some(url.into()), ..settings }).await
+}
+
+async fn spawn_over(pool: PgPool, store: SessionStore, settings: Settings) -> TestApp {
+    let config = settings.validate(None, true).expect("the test configuration is valid");
     seed_demo(&pool, &PinHasher::new(config.money.pin_pepper.expose_secret().as_bytes()), "KES", 10)
         .await
         .expect("demo seed");
