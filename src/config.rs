@@ -39,6 +39,9 @@ pub struct Settings {
     pub database_url: SecretString,
     /// DATABASE_MAX_CONNECTIONS
     pub database_max_connections: u32,
+    /// DATABASE_READ_URL: a streaming replica for reads that may lag, once it has
+    /// caught up with the primary.
+    pub database_read_url: Option<SecretString>,
     /// REDIS_URL: sessions in Redis when set, in process memory otherwise.
     pub redis_url: Option<SecretString>,
     /// REDIS_KEY_PREFIX
@@ -131,6 +134,7 @@ impl Default for Settings {
         Settings {
             database_url: "postgres://postgres@127.0.0.1:5432/ussd_gateway".into(),
             database_max_connections: 16,
+            database_read_url: None,
             redis_url: None,
             redis_key_prefix: "ussd:".into(),
             redis_wait_replicas: 0,
@@ -175,6 +179,7 @@ impl Default for Settings {
 const ENV_KEYS: &[&str] = &[
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
+    "DATABASE_READ_URL",
     "REDIS_URL",
     "REDIS_KEY_PREFIX",
     "REDIS_WAIT_REPLICAS",
@@ -347,6 +352,15 @@ impl Settings {
             problems.push(format!(
                 "DATABASE_URL `{}` must start with postgres:// (e.g. postgres://postgres@127.0.0.1:5432/ussd_gateway)",
                 redact_url(database_url)
+            ));
+        }
+        if let Some(url) = self.database_read_url.as_ref().map(ExposeSecret::expose_secret)
+            && !url.starts_with("postgres://")
+            && !url.starts_with("postgresql://")
+        {
+            problems.push(format!(
+                "DATABASE_READ_URL `{}` must start with postgres:// (a streaming replica of DATABASE_URL's server); unset it to read everything from the primary",
+                redact_url(url)
             ));
         }
         if self.database_max_connections == 0 {

@@ -29,7 +29,7 @@ use crate::gateway::{Gateway, GatewayConfig};
 use crate::http::{self, AppState};
 use crate::menu::Bundle;
 use crate::money::kek::ConfiguredKeys;
-use crate::money::{self, DataVault, Lane, LaneOptions, Money, MoneySettings, PinHasher};
+use crate::money::{self, DataVault, Lane, LaneOptions, Money, MoneySettings, PinHasher, Replica};
 use crate::session::{MemoryStore, RedisStore, SessionStore, TextKey};
 use crate::sms::answer::{self, Answerer};
 use crate::sms::outbox::Worker;
@@ -144,8 +144,32 @@ pub fn load_menus(config: &Config) -> Result<Bundle, StartError> {
     })
 }
 
+/// A pool on the read replica, connected as reads need it: a replica away at the start
+/// only sends its reads to the primary.
+pub fn connect_replica(url: &str, max_connections: u32) -> Result<Replica, StartError> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| StartError::Postgres { url: redact_url(url), reason: e.to_string() })?;
+    // A replica that does not answer costs a read little before the primary serves it.
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_millis(250))
+        .connect_lazy_with(options);
+    Ok(Replica::new(pool))
+}
+
 /// The shared state of the HTTP server, from already-connected parts.
 pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Config) -> AppState {
+    build_state_with(pool, None, store, menus, config)
+}
+
+/// [`build_state`], with the reads that may lag served by `replica` when it has caught up.
+pub fn build_state_with(
+    pool: PgPool,
+    replica: Option<Replica>,
+    store: SessionStore,
+    menus: Bundle,
+    config: &Config,
+) -> AppState {
     let pepper = config.money.pin_pepper.expose_secret().as_bytes();
     let lane = LaneOptions {
         max_connections: config.settings.database_max_connections,
@@ -166,6 +190,10 @@ pub fn build_state(pool: PgPool, store: SessionStore, menus: Bundle, config: &Co
             currency: config.settings.currency.clone(),
         },
     );
+    let money = match replica {
+        Some(replica) => money.reading_from(replica),
+        None => money,
+    };
     let gateway = Gateway::new(
         menus,
         store,
@@ -275,7 +303,14 @@ impl Application {
             let port = listener.local_addr().map_or(listen.port(), |a| a.port());
             demo::seed(&pool, &config, port).await?;
         }
-        let state = build_state(pool, store, menus, &config);
+        let replica = match config.settings.database_read_url.as_ref().map(ExposeSecret::expose_secret) {
+            Some(url) => {
+                info!(replica = %redact_url(url), "reads that may lag go to the replica once it has caught up");
+                Some(connect_replica(url, background)?)
+            }
+            None => None,
+        };
+        let state = build_state_with(pool, replica, store, menus, &config);
         let vault = state.gateway.money().vault();
         vault.refresh().await.map_err(|e| StartError::Keys(e.to_string()))?;
         match vault.sealing_with() {

@@ -12,7 +12,8 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// 200 when Postgres and the session store both answer within the probe timeout.
+/// 200 when Postgres and the session store both answer within the probe timeout; a
+/// read replica's state is shown beside them.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let gateway = &state.gateway;
     let (db, store) = tokio::join!(
@@ -27,10 +28,19 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let (db_ok, db) = describe(db.map(|r| r.map_err(|e| e.to_string())));
     let (store_ok, store_msg) = describe(store.map(|r| r.map_err(|e| e.to_string())));
     let status = if db_ok && store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = json!({
+    let mut body = json!({
         "postgres": db,
         "sessions": { "store": gateway.store().kind(), "status": store_msg },
     });
+    // A replica away is reported, not failed: its reads go to the primary meanwhile.
+    if let Some(replica) = gateway.money().replica() {
+        let probed = tokio::time::timeout(state.probe_timeout, replica.probe()).await;
+        body["replica"] = json!(match probed {
+            Ok(Ok(())) => "ok".to_owned(),
+            Ok(Err(why)) => format!("{why}; reads that may lag are served by the primary"),
+            Err(_) => "timed out; reads that may lag are served by the primary".to_owned(),
+        });
+    }
     (status, Json(body))
 }
 

@@ -66,6 +66,12 @@ impl AppState {
     pub fn pool(&self) -> &sqlx::PgPool {
         self.gateway.money().pool()
     }
+
+    /// Where the admin API's views read: the replica when it has caught up, else the
+    /// primary.
+    pub async fn reads(&self) -> &sqlx::PgPool {
+        self.gateway.money().read_pool().await
+    }
 }
 
 /// What the admin API needs.

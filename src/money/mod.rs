@@ -15,6 +15,7 @@ mod lane;
 pub mod ledger;
 mod pin;
 mod promises;
+mod replica;
 pub mod settings;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub use self::ledger::{
 pub use self::pin::{PinCheck, PinHasher, PinPolicy, StagedPin, is_weak};
 use self::pin::{PinProof, SaltCache};
 pub use self::promises::{Kept, Movement, Promise};
+pub use self::replica::Replica;
 pub use self::settings::{DataKey, MoneyDeclared, MoneySpec};
 use crate::domain::{Amount, Msisdn, Pin};
 use crate::outcome::{OpResult, Outcome};
@@ -112,6 +114,8 @@ pub struct Money {
     /// Transfers whose PIN was checked in the transfer's own round trip.
     pinned: Arc<AtomicU64>,
     bills: Arc<bills::Bills>,
+    /// Where reads that may lag go, when there is a replica.
+    replica: Option<Arc<Replica>>,
 }
 
 /// A send from one customer to another under an idempotency key.
@@ -172,6 +176,33 @@ impl Money {
             salts: Arc::default(),
             pinned: Arc::default(),
             bills,
+            replica: None,
+        }
+    }
+
+    /// Reads that may lag (statements, the catalogue, the admin API's views) go to
+    /// `replica` whenever it has caught up with the primary.
+    pub fn reading_from(mut self, replica: Replica) -> Self {
+        self.replica = Some(Arc::new(replica));
+        self
+    }
+
+    /// The replica, if there is one.
+    pub fn replica(&self) -> Option<&Replica> {
+        self.replica.as_deref()
+    }
+
+    /// Where a read that may lag goes now: the replica's pool when it has replayed all
+    /// the primary had committed (`None`: read on the primary, as the hop would).
+    pub async fn replica_read(&self) -> Option<&PgPool> {
+        self.replica.as_ref()?.caught_up(&self.lane).await
+    }
+
+    /// [`Self::replica_read`], or else the primary's pool.
+    pub async fn read_pool(&self) -> &PgPool {
+        match self.replica_read().await {
+            Some(replica) => replica,
+            None => &self.pool,
         }
     }
 

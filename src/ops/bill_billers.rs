@@ -29,6 +29,6 @@ impl Operation for BillBillers {
     }
 
     async fn apply(self, money: &Money, _: &Call<'_>) -> Result<OpResult, MoneyError> {
-        Ok(money.bills().catalogue().await?)
+        Ok(money.bills().catalogue(money.read_pool().await).await?)
     }
 }

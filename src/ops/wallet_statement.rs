@@ -29,7 +29,14 @@ impl Operation for WalletStatement {
     }
 
     async fn apply(self, money: &Money, call: &Call<'_>) -> Result<OpResult, MoneyError> {
-        let db = money.lane();
-        money.with_pin(call.caller(), self.pin.as_ref(), |id| ledger::statement(db, id)).await
+        money
+            .with_pin(call.caller(), self.pin.as_ref(), |id| async move {
+                // The PIN is checked on the primary; the movements may be read on a replica.
+                match money.replica_read().await {
+                    Some(replica) => ledger::statement(replica, id).await,
+                    None => ledger::statement(money.lane(), id).await,
+                }
+            })
+            .await
     }
 }

@@ -462,7 +462,7 @@ async fn billers_are_registered_and_listed_through_the_admin_api(pool: PgPool) {
         .unwrap();
     assert_eq!(audited, 16 + 1 + 2 + 1 + 1);
     // The registered biller is in the menu's catalogue.
-    let catalogue = app.state.gateway.money().bills().catalogue().await.unwrap();
+    let catalogue = app.state.gateway.money().bills().catalogue(&app.pool).await.unwrap();
     assert_eq!(catalogue.data["billers"][0]["label"], "meter number");
 }
 
@@ -601,7 +601,7 @@ async fn a_changed_or_suspended_biller_settles_what_it_holds_as_it_was_held(pool
     assert_eq!(changed["pending_payments"], 1);
 
     // Suspended: out of the menu, new payments refused, the pending one still reconciled.
-    let catalogue = money.bills().catalogue().await.unwrap();
+    let catalogue = money.bills().catalogue(money.read_pool().await).await.unwrap();
     assert_eq!(catalogue.data["billers"], json!([]));
     assert_eq!(
         money.bills().pay("bill-2", &amina(), bill("KPLC", 100_00)).await.unwrap().outcome,

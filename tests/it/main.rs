@@ -35,6 +35,7 @@ mod partners;
 mod properties;
 mod relay;
 mod reload;
+mod replicas;
 mod simulate;
 mod sms_commands;
 mod told;

@@ -132,7 +132,7 @@ pub(super) async fn show(
     State(state): State<AppState>,
     InPath(number, _): InPath<AgentNumber>,
 ) -> Result<Answer, AdminError> {
-    match agents::show(state.pool(), &number).await? {
+    match agents::show(state.reads().await, &number).await? {
         Some(agent) => Ok(ok(agent)),
         None => Err(AdminError::NotFound(format!("no agent has the number {number}"))),
     }

@@ -81,7 +81,7 @@ pub(super) async fn list(
     _: Allowed<scope::Billers>,
     State(state): State<AppState>,
 ) -> Result<Answer, AdminError> {
-    Ok(ok(billers::list(state.pool()).await?))
+    Ok(ok(billers::list(state.reads().await).await?))
 }
 
 /// `PUT /admin/billers/{code}/credentials`: replaces the biller's credentials (`{}`

@@ -24,7 +24,7 @@ pub(super) async fn show(
     Customer(msisdn): Customer,
     Limit(limit): Limit<100, 20>,
 ) -> Result<Answer, AdminError> {
-    match customers::lookup(state.pool(), &msisdn, limit).await? {
+    match customers::lookup(state.reads().await, &msisdn, limit).await? {
         Some(found) => Ok(ok(found)),
         None => Err(AdminError::NotFound("no customer has this number".into())),
     }

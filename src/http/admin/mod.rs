@@ -169,7 +169,7 @@ async fn anomalies(
     State(state): State<AppState>,
     Limit(limit): Limit<500, 50>,
 ) -> Result<Answer, AdminError> {
-    Ok(ok(crate::events::anomalies::list(state.pool(), limit).await?))
+    Ok(ok(crate::events::anomalies::list(state.reads().await, limit).await?))
 }
 
 /// `GET /admin/sms/dead`: the dead-lettered inbound messages.
@@ -183,6 +183,6 @@ async fn sms_dead(
     State(state): State<AppState>,
     Limit(limit): Limit<500, 50>,
 ) -> Result<Answer, AdminError> {
-    let dead = crate::sms::letters::dead_letters(state.pool(), limit).await?;
+    let dead = crate::sms::letters::dead_letters(state.reads().await, limit).await?;
     Ok(ok(json!({ "dead": dead })))
 }

@@ -55,7 +55,7 @@ pub(super) async fn list(
     _: Allowed<scope::Webhooks>,
     State(state): State<AppState>,
 ) -> Result<Answer, AdminError> {
-    Ok(ok(webhooks::list(state.pool()).await?))
+    Ok(ok(webhooks::list(state.reads().await).await?))
 }
 
 /// `PATCH /admin/webhooks/{id}`: changes what is sent, keeps the rest.
@@ -118,7 +118,7 @@ pub(super) async fn deliveries(
     InPath(id, _): InPath<WebhookId>,
     Limit(limit): Limit<500, 50>,
 ) -> Result<Answer, AdminError> {
-    Ok(ok(webhooks::deliveries(state.pool(), &id, limit).await?))
+    Ok(ok(webhooks::deliveries(state.reads().await, &id, limit).await?))
 }
 
 /// `POST /admin/webhooks/deliveries/{delivery}/replay`: sends a dead delivery again.

@@ -132,12 +132,12 @@ impl Bills {
         .await
     }
 
-    /// The active billers, for a menu to list.
-    pub async fn catalogue(&self) -> Result<OpResult, sqlx::Error> {
+    /// The active billers, for a menu to list, read through `db` (a replica may serve it).
+    pub async fn catalogue(&self, db: &PgPool) -> Result<OpResult, sqlx::Error> {
         let billers = sqlx::query!(
             "SELECT code, name, account_label FROM billers WHERE status = 'active' ORDER BY name"
         )
-        .fetch_all(&self.pool)
+        .fetch_all(db)
         .await?;
         let billers: Vec<_> = billers
             .into_iter()

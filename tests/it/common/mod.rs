@@ -2,6 +2,7 @@
 //! either session store, driven in-process through `tower::ServiceExt::oneshot`.
 
 pub mod proxy;
+pub mod replica;
 pub mod sms;
 pub mod topology;
 
