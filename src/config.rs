@@ -86,6 +86,9 @@ pub struct Settings {
     /// FEE_SHARDS: how many fee revenue accounts fees are spread over, so that movements
     /// crediting fees do not all wait on one row.
     pub fee_shards: u32,
+    /// SETTLEMENT_SHARDS: how many accounts each biller's settlement account, and the
+    /// funding account, are spread over.
+    pub settlement_shards: u32,
     /// DEFAULT_REGION: how to read numbers in national form (ISO 3166-1 alpha-2).
     pub default_region: String,
     /// DEMO_SUBSCRIBERS: how many subscribers `--demo` seeds (the first ten as in the README).
@@ -152,6 +155,7 @@ impl Default for Settings {
             pin_lock_secs: 3_600,
             approval_ttl_secs: 300,
             fee_shards: 8,
+            settlement_shards: 8,
             default_region: "KE".into(),
             demo_subscribers: 10,
             currency: "KES".into(),
@@ -196,6 +200,7 @@ const ENV_KEYS: &[&str] = &[
     "PIN_LOCK_SECS",
     "APPROVAL_TTL_SECS",
     "FEE_SHARDS",
+    "SETTLEMENT_SHARDS",
     "DEFAULT_REGION",
     "DEMO_SUBSCRIBERS",
     "CURRENCY",
@@ -342,6 +347,7 @@ impl Settings {
             pin_lock_secs: self.pin_lock_secs,
             approval_ttl_secs: self.approval_ttl_secs,
             fee_shards: self.fee_shards,
+            settlement_shards: self.settlement_shards,
         }
     }
 

@@ -164,7 +164,10 @@ impl BillerChange {
 const SHOW: &str = "SELECT jsonb_build_object('code', b.code, 'name', b.name, 'account_pattern', b.account_pattern,
                            'account_label', b.account_label, 'fee_payer', b.fee_payer, 'base_url', b.base_url,
                            'timeout_ms', b.timeout_ms, 'status', b.status, 'credentials', b.credentials_sealed IS NOT NULL,
-                           'settlement', jsonb_build_object('account', a.id, 'balance', a.balance),
+                           'settlement', jsonb_build_object('account', a.id,
+                               'balance', (SELECT coalesce(sum(sa.balance), 0)::bigint FROM biller_settlement_shards s
+                                             JOIN accounts sa ON sa.id = s.account_id WHERE s.biller_id = b.id),
+                               'shards', (SELECT count(*) FROM biller_settlement_shards s WHERE s.biller_id = b.id)),
                            'pending_payments', (SELECT count(*) FROM bill_payments p WHERE p.biller_id = b.id AND p.state = 'pending'))
                       FROM billers b JOIN accounts a ON a.id = b.settlement_account_id";
 

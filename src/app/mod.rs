@@ -282,6 +282,14 @@ impl Application {
             .await
             .map_err(|e| StartError::Migrate { url: redact_url(database_url), reason: e.to_string() })?;
         info!(fee_shards = shards, "fees are spread over this many revenue accounts");
+        let shards = config.money.settlement_shards;
+        crate::money::ledger::set_settlement_shards(&pool, shards)
+            .await
+            .map_err(|e| StartError::Migrate { url: redact_url(database_url), reason: e.to_string() })?;
+        info!(
+            settlement_shards = shards,
+            "each biller's settlement, and funding, are spread over this many accounts"
+        );
         let store = connect_store(&config).await?;
         match store {
             SessionStore::Memory(_) => warn!(

@@ -98,6 +98,14 @@ pub async fn set_fee_shards(db: impl Db, shards: i16) -> Result<(), sqlx::Error>
     Ok(())
 }
 
+/// Spreads each biller's settlement account, and the funding account, over `shards`
+/// accounts: the missing ones are opened and the count set in one transaction, so no
+/// payment picks a shard that is not there.
+pub async fn set_settlement_shards(db: impl Db, shards: i16) -> Result<(), sqlx::Error> {
+    sqlx::query_scalar!("SELECT settlement_shards_open($1::smallint)", shards).fetch_one(db).await?;
+    Ok(())
+}
+
 /// What `transfer_p2p_pinned` answered.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Pinned {

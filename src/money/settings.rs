@@ -48,6 +48,7 @@ pub struct MoneyDeclared<'a> {
     pub pin_lock_secs: u64,
     pub approval_ttl_secs: u64,
     pub fee_shards: u32,
+    pub settlement_shards: u32,
 }
 
 /// Money's settings, checked.
@@ -63,6 +64,9 @@ pub struct MoneySpec {
     pub approval_ttl: Duration,
     /// FEE_SHARDS: how many fee revenue accounts movements' fees are spread over.
     pub fee_shards: i16,
+    /// SETTLEMENT_SHARDS: how many accounts each biller's settlement, and funding, are
+    /// spread over.
+    pub settlement_shards: i16,
 }
 
 /// Checks money's settings; `demo` lets the public demo pepper and data key stand in
@@ -109,6 +113,12 @@ pub fn validate(s: &MoneyDeclared<'_>, demo: bool, problems: &mut Problems) -> O
             s.fee_shards
         ));
     }
+    if !(1..=MAX_FEE_SHARDS).contains(&s.settlement_shards) {
+        problems.push(format!(
+            "SETTLEMENT_SHARDS must be between 1 and {MAX_FEE_SHARDS} (got {}): more shards let more payments to one biller post at once",
+            s.settlement_shards
+        ));
+    }
     (problems.len() == before).then(|| MoneySpec {
         pin_pepper,
         data_keys,
@@ -119,10 +129,11 @@ pub fn validate(s: &MoneyDeclared<'_>, demo: bool, problems: &mut Problems) -> O
         },
         approval_ttl: Duration::from_secs(s.approval_ttl_secs),
         fee_shards: i16::try_from(s.fee_shards).unwrap_or(1),
+        settlement_shards: i16::try_from(s.settlement_shards).unwrap_or(1),
     })
 }
 
-/// The most fee revenue accounts there may be.
+/// The most accounts one hot account (fee revenue, a biller's settlement) is spread over.
 const MAX_FEE_SHARDS: u32 = 256;
 
 /// The key-encryption keys, oldest first, from DATA_KEY (`k1`) or DATA_KEYS.

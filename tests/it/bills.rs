@@ -159,9 +159,24 @@ async fn wallet(pool: &PgPool) -> (i64, i64) {
     .unwrap()
 }
 
+/// A biller's settlement balance: the sum of its shards.
 async fn settlement(pool: &PgPool, code: &str) -> i64 {
     sqlx::query_scalar(
-        "SELECT a.balance FROM accounts a JOIN billers b ON b.settlement_account_id = a.id WHERE b.code = $1",
+        "SELECT coalesce(sum(a.balance), 0)::bigint FROM accounts a
+           JOIN biller_settlement_shards s ON s.account_id = a.id
+           JOIN billers b ON b.id = s.biller_id WHERE b.code = $1",
+    )
+    .bind(code)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// How many of a biller's settlement shards hold money.
+async fn shards_paid(pool: &PgPool, code: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM accounts a JOIN biller_settlement_shards s ON s.account_id = a.id
+           JOIN billers b ON b.id = s.biller_id WHERE b.code = $1 AND a.balance > 0",
     )
     .bind(code)
     .fetch_one(pool)
@@ -281,6 +296,77 @@ async fn a_failing_biller_trips_its_breaker_and_payments_resolve_when_it_recover
     assert_eq!(wallet(&pool).await, (1_000_00 - 7 * 100_00, 0));
     assert_eq!(kplc.ledger().paid.len(), 7);
     assert_eq!(settlement(&pool, "KPLC").await, 7 * 100_00);
+    assert!(shards_paid(&pool, "KPLC").await > 1, "seven payments credit more than one shard");
+    assert_ledger_invariants(&pool).await;
+}
+
+/// SETTLEMENT_SHARDS raised opens the new accounts for every biller and for funding;
+/// lowered, payments use only the first shards and the others keep what they hold.
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_settlement_shard_count_is_a_setting(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let _kplc = biller(&pool, "KPLC", Mood::Pays).await;
+    let money = app.state.gateway.money();
+    ussd_gateway::money::ledger::set_settlement_shards(&pool, 12).await.unwrap();
+    let shards = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+    assert_eq!(shards("SELECT count(*) FROM biller_settlement_shards s JOIN billers b ON b.id = s.biller_id WHERE b.code = 'KPLC'").await, 12);
+    assert_eq!(
+        shards("SELECT count(*) FROM accounts WHERE kind = 'suspense' AND name = 'funding'").await,
+        12
+    );
+    ussd_gateway::money::ledger::set_settlement_shards(&pool, 2).await.unwrap();
+    for i in 0..6 {
+        assert_eq!(
+            money.bills().pay(&format!("few-{i}"), &amina(), bill("KPLC", 10_00)).await.unwrap().outcome,
+            Outcome::Ok
+        );
+    }
+    let used: Vec<i16> = sqlx::query_scalar(
+        "SELECT DISTINCT s.shard FROM transfers t JOIN biller_settlement_shards s ON s.account_id = t.credit_account_id
+          WHERE t.kind = 'bill' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(used, [0, 1]);
+    assert_eq!(settlement(&pool, "KPLC").await, 6 * 10_00);
+    assert_ledger_invariants(&pool).await;
+}
+
+/// Payments to one biller from many subscribers at once spread over its settlement
+/// shards (and the demo's funding over the funding shards): none queues on one row,
+/// and the books balance.
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn payments_to_one_biller_spread_over_its_settlement_shards(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let kplc = biller(&pool, "KPLC", Mood::Pays).await;
+    let payments = (1..=10u32).flat_map(|n| (0..4).map(move |i| (n, i))).map(|(n, i)| {
+        let money = app.state.gateway.money().clone();
+        tokio::spawn(async move {
+            let payer = Msisdn::parse(&format!("+2547{n:08}"), Region::parse("KE").unwrap()).unwrap();
+            money.bills().pay(&format!("spread-{n}-{i}"), &payer, bill("KPLC", 10_00)).await.unwrap().outcome
+        })
+    });
+    for paid in futures_util::future::join_all(payments).await {
+        assert_eq!(paid.unwrap(), Outcome::Ok);
+    }
+    assert_eq!(kplc.ledger().paid.len(), 40);
+    assert_eq!(settlement(&pool, "KPLC").await, 40 * 10_00);
+    assert_eq!(shards_paid(&pool, "KPLC").await, 8, "forty payments in a row use every shard");
+    let funding: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM accounts WHERE kind = 'suspense' AND name = 'funding' AND balance < 0",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(funding > 1, "the demo's ten opening deposits come from {funding} funding shard(s)");
+    let listed = ussd_gateway::admin::billers::list(&pool).await.unwrap();
+    let kplc = listed["billers"].as_array().unwrap().iter().find(|b| b["code"] == "KPLC").unwrap().clone();
+    assert_eq!(kplc["settlement"]["balance"], 40 * 10_00, "{kplc}");
+    assert_eq!(kplc["settlement"]["shards"], 8);
     assert_ledger_invariants(&pool).await;
 }
 
