@@ -3,16 +3,19 @@
 # generator: CPU per menu hop and per send journey (gateway, Redis, PostgreSQL),
 # PostgreSQL's cost per send journey (transactions, WAL bytes), the commit ceiling and
 # the ledger function's ceiling with pgbench, Redis memory per live session at
-# SESSIONS live sessions (10^6 by default) and menu hop latency at 10^3 live sessions
-# against SESSIONS, interleaved.
+# SESSIONS live sessions (10^6 by default), menu hop latency at 10^3 live sessions
+# against SESSIONS, interleaved, and send journeys and the ledger function on a fresh
+# ledger against one of LEDGER_ENTRIES entries (10^7 by default).
 #
 # Needs PostgreSQL (127.0.0.1:5432, user postgres), pgbench and redis-server; starts a
 # Redis of its own on 127.0.0.1:16399 (the shared one is never filled). Knobs:
-# SESSIONS (1000000), BENCH_SECONDS (10), BENCH_CONCURRENCY (64). JSON goes to $OUT.
+# SESSIONS (1000000), LEDGER_ENTRIES (10000000), BENCH_SECONDS (10),
+# BENCH_CONCURRENCY (64). JSON goes to $OUT. About 15 minutes here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SESSIONS=${SESSIONS:-1000000}
+ENTRIES=${LEDGER_ENTRIES:-10000000}
 SECS=${BENCH_SECONDS:-10}
 CONC=${BENCH_CONCURRENCY:-64}
 SUBS=1000
@@ -70,7 +73,7 @@ curl -sf "http://$GW/healthz" >/dev/null || { echo "the gateway did not come up;
 load() { # load NAME MIX [extra args…] → JSON in $OUT/NAME.json
   local name=$1 mix=$2; shift 2
   "$BIN" loadtest --url "http://$GW" --mix "$mix" --subscribers $SUBS --concurrency "$CONC" \
-    --duration "$SECS" --json "$@" > "$OUT/$name.json"
+    --duration "${DUR:-$SECS}" --json "$@" > "$OUT/$name.json"
 }
 # Runs a load with no warm-up and writes the CPU seconds each part spent on it.
 costed() { # costed NAME MIX
@@ -84,7 +87,7 @@ costed() { # costed NAME MIX
 drain() { for _ in $(seq 1 600); do [ "$(queued)" -eq 0 ] && return; sleep 1; done; }
 
 step "warm-up, then CPU per menu hop"
-load warm browse --warmup 2 --duration 5
+DUR=5 load warm browse --warmup 2
 costed browse browse
 
 step "CPU, transactions and WAL per send journey"
@@ -106,7 +109,7 @@ drain
 step "menu hops at about 10^3 live sessions, at $SESSIONS, and at 10^3 again"
 rcli FLUSHALL >/dev/null
 load few-1 browse --warmup 2
-key=$(rcli --scan --pattern 'scale:s:*' | head -n 1)
+key=$(rcli --scan --pattern 'scale:s:*' | head -n 1 || true)
 rcli HGET "$key" d > "$OUT/session.d"
 before=$(used_memory); live_before=$(rcli DBSIZE)
 python3 - "$SESSIONS" "$OUT/session.d" <<'PY' | rcli --pipe > "$OUT/prefill.log"
@@ -127,6 +130,40 @@ echo "$before $after $live_before $live_after $(wc -c < "$OUT/session.d")" > "$O
 load many browse --warmup 2
 rcli --scan --pattern 'scale:s:*prefill-*' | xargs -n 1000 redis-cli -h 127.0.0.1 -p "$RPORT" UNLINK > /dev/null
 load few-2 browse --warmup 2
+
+step "send journeys and the ledger function at this ledger's size, then at about $ENTRIES entries"
+entries() { psql "$PG/$DB" -Atc "SELECT count(*) FROM entries"; }
+echo "$(entries)" > "$OUT/entries-small"
+load send-small send --warmup 2
+drain
+pgbench -n -c 16 -j 2 -T "$SECS" -f bench/ledger.pgbench "$PG/$DB" 2>/dev/null | awk '/^tps = /{print $3; exit}' > "$OUT/ledger-small.tps"
+drain
+# A year of history between the demo wallets, written in bulk: each transfer moves one
+# cent, so balances stay as they were give or take; triggers (the event log) are off
+# for the load, as a restore would have them.
+psql "$PG/$DB" -q -v n="$((ENTRIES / 2))" <<'SQL'
+SET session_replication_role = replica;
+CREATE TEMP TABLE w AS SELECT row_number() OVER (ORDER BY id) - 1 AS i, id FROM accounts WHERE kind = 'wallet';
+INSERT INTO transfers (idempotency_key, request_hash, kind, status, debit_account_id, credit_account_id, amount, created_at)
+SELECT 'history:' || g, '\x00', 'p2p', 'posted', a.id, b.id, 1, now() - (g % 525600) * interval '1 minute'
+  FROM generate_series(1, :n) g
+  JOIN w a ON a.i = g % (SELECT count(*) FROM w)
+  JOIN w b ON b.i = (g * 7 + 1) % (SELECT count(*) FROM w)
+ WHERE a.id <> b.id;
+INSERT INTO entries (transfer_id, account_id, amount, created_at)
+SELECT t.id, x.account, x.amount, t.created_at FROM transfers t
+ CROSS JOIN LATERAL (VALUES (t.debit_account_id, -1::bigint), (t.credit_account_id, 1::bigint)) x (account, amount)
+ WHERE t.idempotency_key LIKE 'history:%';
+UPDATE accounts a SET balance = a.balance + d.net
+  FROM (SELECT e.account_id, sum(e.amount) AS net FROM entries e JOIN transfers t ON t.id = e.transfer_id
+         WHERE t.idempotency_key LIKE 'history:%' GROUP BY e.account_id) d
+ WHERE a.id = d.account_id;
+SQL
+psql "$PG/$DB" -qc "VACUUM ANALYZE" -c "CHECKPOINT"
+echo "$(entries)" > "$OUT/entries-large"
+load send-large send --warmup 2
+drain
+pgbench -n -c 16 -j 2 -T "$SECS" -f bench/ledger.pgbench "$PG/$DB" 2>/dev/null | awk '/^tps = /{print $3; exit}' > "$OUT/ledger-large.tps"
 
 step "results (raw runs in $OUT)"
 python3 - "$OUT" "$SESSIONS" <<'PY'
@@ -152,9 +189,14 @@ rows = [
     (f"Redis memory per live session ({live1 - live0:,} loaded, record {size} bytes)", f"{per_session:,.0f} bytes"),
     (f"  extrapolated to 10^7 live sessions", f"{per_session * 1e7 / 2**30:,.1f} GiB"),
 ]
-for name in ("few-1", "many", "few-2"):
+for name, live in (("few-1", "10^3"), ("many", f"{sessions:,}"), ("few-2", "10^3, again")):
     r = j(name)
-    rows.append((f"menu hops at {name}: hops/s, p50, p99", f'{r["hops_per_second"]:,.0f}, {r["all_hops"]["p50_ms"]} ms, {r["all_hops"]["p99_ms"]} ms'))
+    rows.append((f"menu hops at {live} live sessions: hops/s, p50, p99", f'{r["hops_per_second"]:,.0f}, {r["all_hops"]["p50_ms"]} ms, {r["all_hops"]["p99_ms"]} ms'))
+for size in ("small", "large"):
+    r, n = j(f"send-{size}"), int(f(f"entries-{size}"))
+    pin = r["steps"].get("send.pin", r["all_hops"])
+    rows.append((f"send journeys at {n:,} ledger entries: journeys/s, transfer hop p50, p99", f'{r["journeys_per_second"]:,.0f}, {pin["p50_ms"]} ms, {pin["p99_ms"]} ms'))
+    rows.append((f"  ledger function at {n:,} entries (pgbench, 16 clients)", f'{f(f"ledger-{size}.tps"):,.0f}/s'))
 w = max(len(n) for n, _ in rows)
 for n, v in rows:
     print(f"{n:<{w}}  {v}")

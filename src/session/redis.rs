@@ -120,7 +120,8 @@ impl RedisStore {
         Ok(version.zip(bytes))
     }
 
-    /// [`Self::load`] for many keys, pipelined: one round trip.
+    /// [`Self::load`] for many keys: pipelined on one server (one round trip), all at
+    /// once on a Cluster (the keys are in many slots).
     pub async fn load_many(
         &self,
         keys: impl Iterator<Item = &str>,
