@@ -102,14 +102,15 @@ psql "$PG/$DB" -qc "DROP TABLE IF EXISTS ceiling" \
   -c "CREATE TABLE ceiling (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0)" \
   -c "INSERT INTO ceiling (id) SELECT generate_series(1, 100000)" -c "VACUUM ANALYZE ceiling"
 printf '\\set id random(1, 100000)\nUPDATE ceiling SET n = n + 1 WHERE id = :id;\n' > "$OUT/ceiling.pgbench"
-pgbench -n -c 32 -j 2 -T "$SECS" -f "$OUT/ceiling.pgbench" "$PG/$DB" 2>/dev/null | awk '/^tps = /{print $3; exit}' > "$OUT/ceiling.tps"
-pgbench -n -c 16 -j 2 -T "$SECS" -f bench/ledger.pgbench "$PG/$DB" 2>/dev/null | awk '/^tps = /{print $3; exit}' > "$OUT/ledger.tps"
+pgbench -n -c 32 -j 2 -T "$SECS" -f "$OUT/ceiling.pgbench" "$PG/$DB" 2>>"$OUT/pgbench.log" | awk '/^tps = /{print $3; exit}' > "$OUT/ceiling.tps"
+pgbench -n -c 16 -j 2 -T "$SECS" -f bench/ledger.pgbench "$PG/$DB" 2>>"$OUT/pgbench.log" | awk '/^tps = /{print $3; exit}' > "$OUT/ledger.tps"
 drain
 
 step "menu hops at about 10^3 live sessions, at $SESSIONS, and at 10^3 again"
 rcli FLUSHALL >/dev/null
 load few-1 browse --warmup 2
 key=$(rcli --scan --pattern 'scale:s:*' | head -n 1 || true)
+[ -n "$key" ] || { echo "no session was written by the browse run; see $OUT" >&2; exit 1; }
 rcli HGET "$key" d > "$OUT/session.d"
 before=$(used_memory); live_before=$(rcli DBSIZE)
 python3 - "$SESSIONS" "$OUT/session.d" <<'PY' | rcli --pipe > "$OUT/prefill.log"
@@ -136,12 +137,12 @@ entries() { psql "$PG/$DB" -Atc "SELECT count(*) FROM entries"; }
 echo "$(entries)" > "$OUT/entries-small"
 load send-small send --warmup 2
 drain
-pgbench -n -c 16 -j 2 -T "$SECS" -f bench/ledger.pgbench "$PG/$DB" 2>/dev/null | awk '/^tps = /{print $3; exit}' > "$OUT/ledger-small.tps"
+pgbench -n -c 16 -j 2 -T "$SECS" -f bench/ledger.pgbench "$PG/$DB" 2>>"$OUT/pgbench.log" | awk '/^tps = /{print $3; exit}' > "$OUT/ledger-small.tps"
 drain
 # A year of history between the demo wallets, written in bulk: each transfer moves one
 # cent, so balances stay as they were give or take; triggers (the event log) are off
 # for the load, as a restore would have them.
-psql "$PG/$DB" -q -v n="$((ENTRIES / 2))" <<'SQL'
+psql "$PG/$DB" -q -v ON_ERROR_STOP=1 -v n="$((ENTRIES / 2))" <<'SQL'
 SET session_replication_role = replica;
 CREATE TEMP TABLE w AS SELECT row_number() OVER (ORDER BY id) - 1 AS i, id FROM accounts WHERE kind = 'wallet';
 INSERT INTO transfers (idempotency_key, request_hash, kind, status, debit_account_id, credit_account_id, amount, created_at)
@@ -163,7 +164,11 @@ psql "$PG/$DB" -qc "VACUUM ANALYZE" -c "CHECKPOINT"
 echo "$(entries)" > "$OUT/entries-large"
 load send-large send --warmup 2
 drain
-pgbench -n -c 16 -j 2 -T "$SECS" -f bench/ledger.pgbench "$PG/$DB" 2>/dev/null | awk '/^tps = /{print $3; exit}' > "$OUT/ledger-large.tps"
+pgbench -n -c 16 -j 2 -T "$SECS" -f bench/ledger.pgbench "$PG/$DB" 2>>"$OUT/pgbench.log" | awk '/^tps = /{print $3; exit}' > "$OUT/ledger-large.tps"
+
+for t in ceiling ledger ledger-small ledger-large; do
+  [ -s "$OUT/$t.tps" ] || { echo "pgbench gave no rate for $t; see $OUT/pgbench.log" >&2; exit 1; }
+done
 
 step "results (raw runs in $OUT)"
 python3 - "$OUT" "$SESSIONS" <<'PY'

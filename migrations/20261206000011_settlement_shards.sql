@@ -23,6 +23,8 @@ DECLARE
     v_shards int;
     v_opened int;
 BEGIN
+    -- Replicas starting at once with a raised count open the accounts one at a time.
+    PERFORM pg_advisory_xact_lock(hashtext('settlement_shards_open'));
     IF p_shards IS NOT NULL THEN
         UPDATE ledger_settings SET value = p_shards::text WHERE key = 'settlement_shards';
     END IF;
@@ -162,7 +164,10 @@ BEGIN
                                  % (SELECT x.value::int FROM ledger_settings x WHERE x.key = 'settlement_shards')),
                (SELECT a.id FROM accounts a
                  WHERE a.kind = 'suspense' AND a.name = 'funding' AND a.customer_id IS NULL AND a.shard = 0))
-      INTO STRICT v_funding;
+      INTO v_funding;
+    IF v_funding IS NULL THEN
+        RAISE EXCEPTION 'ledger_fund: there is no funding account';
+    END IF;
     INSERT INTO transfers (idempotency_key, request_hash, kind, status, debit_account_id,
                            credit_account_id, amount)
     VALUES (p_key, sha256(convert_to(p_account || ':' || p_amount, 'UTF8')), 'funding', 'posted',

@@ -7,7 +7,7 @@
 //! Sentinels' password, when they have one, is `?sentinel_password=…`.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
@@ -24,7 +24,8 @@ pub enum RedisTarget {
     Sentinel(SentinelTarget),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Its `Debug` leaves the passwords out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SentinelTarget {
     pub sentinels: Vec<(String, u16)>,
     pub master: String,
@@ -33,6 +34,18 @@ pub struct SentinelTarget {
     pub password: Option<String>,
     pub sentinel_password: Option<String>,
     pub tls: bool,
+}
+
+impl std::fmt::Debug for SentinelTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelTarget")
+            .field("sentinels", &self.sentinels)
+            .field("master", &self.master)
+            .field("db", &self.db)
+            .field("username", &self.username)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedisTarget {
@@ -49,6 +62,9 @@ impl RedisTarget {
                 let parts = Parts::of(rest)?;
                 if !parts.path.is_empty() {
                     return Err(shapes("a Cluster has one database: leave the path empty"));
+                }
+                if !parts.query.is_empty() {
+                    return Err(shapes("a Cluster URL takes no options"));
                 }
                 let auth = parts.auth.map(|a| format!("{a}@")).unwrap_or_default();
                 let nodes: Vec<String> =
@@ -84,8 +100,10 @@ impl RedisTarget {
                     match pair.split_once('=') {
                         Some(("sentinel_password", value)) => sentinel_password = Some(value.to_owned()),
                         _ => {
+                            // The name only: a mistyped option may carry a password.
+                            let name = pair.split('=').next().unwrap_or_default();
                             return Err(shapes(&format!(
-                                "unknown option `{pair}` (only sentinel_password=…)"
+                                "unknown option `{name}` (only sentinel_password=…)"
                             )));
                         }
                     }
@@ -123,11 +141,12 @@ struct Parts<'a> {
 
 impl<'a> Parts<'a> {
     fn of(rest: &'a str) -> Result<Self, String> {
-        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        // The credentials first: a password may hold a `?`.
         let (auth, rest) = match rest.rsplit_once('@') {
             Some((auth, rest)) => (Some(auth), rest),
             None => (None, rest),
         };
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
         let hosts = hosts
             .split(',')
@@ -245,6 +264,8 @@ struct SentinelShared {
     sentinels: tokio::sync::Mutex<SentinelClient>,
     /// The connection to the master as last found, and how many times it was found.
     current: Mutex<(u64, MultiplexedConnection)>,
+    /// When the last lookup of the master failed.
+    failed: Mutex<Option<Instant>>,
     config: AsyncConnectionConfig,
     timeout: Duration,
 }
@@ -268,7 +289,9 @@ impl SentinelLink {
             builder = builder.set_client_to_sentinel_password(password.clone());
         }
         if target.tls {
-            builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+            builder = builder
+                .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+                .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
         }
         let mut sentinels = builder.build()?;
         let config =
@@ -280,6 +303,7 @@ impl SentinelLink {
             shared: Arc::new(SentinelShared {
                 sentinels: tokio::sync::Mutex::new(sentinels),
                 current: Mutex::new((0, first)),
+                failed: Mutex::new(None),
                 config,
                 timeout,
             }),
@@ -292,51 +316,80 @@ impl SentinelLink {
     }
 
     /// Asks the Sentinels for the master again, unless another request already did
-    /// since `seen` was current.
+    /// since `seen` was current, or a lookup failed a moment ago (the requests queued
+    /// behind it fail at once rather than each asking again).
     async fn rediscover(&self, seen: u64) -> RedisResult<()> {
         let mut sentinels = self.shared.sentinels.lock().await;
         if self.current().0 != seen {
             return Ok(());
+        }
+        let failed_at = *self.shared.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        if failed_at.is_some_and(|at| at.elapsed() < LOOKUP_PAUSE) {
+            return Err(timed_out());
         }
         let found = tokio::time::timeout(
             self.shared.timeout,
             sentinels.get_async_connection_with_config(&self.shared.config),
         )
         .await
-        .map_err(|_| timed_out())??;
-        *self.shared.current.lock().unwrap_or_else(PoisonError::into_inner) = (seen + 1, found);
-        Ok(())
+        .map_err(|_| timed_out())
+        .and_then(|found| found);
+        let mut failed = self.shared.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        match found {
+            Ok(found) => {
+                *self.shared.current.lock().unwrap_or_else(PoisonError::into_inner) = (seen + 1, found);
+                *failed = None;
+                Ok(())
+            }
+            Err(e) => {
+                *failed = Some(Instant::now());
+                Err(e)
+            }
+        }
     }
 
-    /// Runs `request` on the master; after a failure that says the master changed, finds
-    /// the new one, and tries once more when the first try cannot have been carried out.
-    async fn run<T, F>(&self, request: F) -> RedisResult<T>
+    /// Runs `request` on the master; after an answer that says the master changed (a
+    /// lost connection, or `READONLY` from a demoted one), finds the new one, and tries
+    /// once more when the first try cannot have been carried out. redis-rs hands server
+    /// errors back as values (`moved` finds them), not as errors.
+    async fn run<T, F>(&self, request: F, moved: fn(&T) -> bool) -> RedisResult<T>
     where
         F: Fn(MultiplexedConnection) -> RedisFuture<'static, T>,
     {
         let mut tried_again = false;
         loop {
             let (seen, conn) = self.current();
-            match request(conn).await {
-                Err(e) if master_changed(&e) => {
-                    let found = self.rediscover(seen).await;
-                    if tried_again || !not_carried_out(&e) || found.is_err() {
-                        return Err(e);
-                    }
-                    tried_again = true;
-                }
+            let (carried_out, answer) = match request(conn).await {
+                Err(e) if master_changed(&e) => (!e.is_connection_refusal(), Err(e)),
+                Ok(value) if moved(&value) => (false, Ok(value)),
                 other => return other,
+            };
+            let found = self.rediscover(seen).await;
+            if tried_again || carried_out || found.is_err() {
+                return answer;
             }
+            tried_again = true;
         }
     }
 }
 
+/// How long after a failed lookup of the master requests fail without a new one.
+const LOOKUP_PAUSE: Duration = Duration::from_millis(250);
+
+/// An answer from a server that is not (or not yet) the master: the command did nothing.
+fn not_master(value: &Value) -> bool {
+    matches!(value, Value::ServerError(e) if matches!(e.code(), "READONLY" | "MASTERDOWN" | "LOADING"))
+}
+
 impl ConnectionLike for SentinelLink {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(self.run(move |mut conn| {
-            let cmd = cmd.clone();
-            Box::pin(async move { conn.req_packed_command(&cmd).await })
-        }))
+        Box::pin(self.run(
+            move |mut conn| {
+                let cmd = cmd.clone();
+                Box::pin(async move { conn.req_packed_command(&cmd).await })
+            },
+            not_master,
+        ))
     }
 
     fn req_packed_commands<'a>(
@@ -345,10 +398,13 @@ impl ConnectionLike for SentinelLink {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(self.run(move |mut conn| {
-            let pipeline = pipeline.clone();
-            Box::pin(async move { conn.req_packed_commands(&pipeline, offset, count).await })
-        }))
+        Box::pin(self.run(
+            move |mut conn| {
+                let pipeline = pipeline.clone();
+                Box::pin(async move { conn.req_packed_commands(&pipeline, offset, count).await })
+            },
+            |values: &Vec<Value>| values.iter().any(not_master),
+        ))
     }
 
     fn get_db(&self) -> i64 {
@@ -358,16 +414,7 @@ impl ConnectionLike for SentinelLink {
 
 /// A failure after which the master should be looked up again.
 fn master_changed(e: &redis::RedisError) -> bool {
-    e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_timeout()
-        || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"))
-}
-
-/// A failure that proves the command did nothing, so sending it again cannot repeat it.
-fn not_carried_out(e: &redis::RedisError) -> bool {
-    e.is_connection_refusal() || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"))
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
 }
 
 fn timed_out() -> redis::RedisError {
@@ -404,6 +451,19 @@ mod tests {
     }
 
     #[test]
+    fn a_server_that_is_not_the_master_is_told_by_its_answer() {
+        let error = |text: &str| {
+            let parsed = redis::parse_redis_value(format!("-{text}\r\n").as_bytes()).unwrap();
+            assert!(matches!(parsed, Value::ServerError(_)), "{parsed:?}");
+            parsed
+        };
+        assert!(not_master(&error("READONLY You can't write against a read only replica.")));
+        assert!(not_master(&error("LOADING Redis is loading the dataset in memory")));
+        assert!(!not_master(&error("NOSCRIPT No matching script.")));
+        assert!(!not_master(&Value::Okay));
+    }
+
+    #[test]
     fn a_wrong_url_says_what_a_right_one_looks_like() {
         for (url, says) in [
             ("localhost:6379", "no scheme"),
@@ -412,7 +472,8 @@ mod tests {
             ("redis+cluster://a:1/2", "one database"),
             ("redis+sentinel://a:1", "names the master"),
             ("redis+sentinel://a:1/m/x", "`x` is not a number"),
-            ("redis+sentinel://a:1/m?tls=1", "unknown option `tls=1`"),
+            ("redis+sentinel://a:1/m?password=s3cret", "unknown option `password`"),
+            ("redis+cluster://a:1?x=1", "takes no options"),
         ] {
             let error = RedisTarget::parse(url).unwrap_err();
             assert!(error.contains(says), "{url}: {error}");

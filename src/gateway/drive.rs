@@ -152,7 +152,11 @@ impl Gateway {
             match tokio::time::timeout_at(renew_at, &mut task).await {
                 Ok(joined) => break Some(joined),
                 Err(_) if renew_at >= budget => break None,
-                Err(_) => self.renew(at, rec).await,
+                // A store that hangs (a master failing over) must not hold the hop past
+                // its budget: the op's end is what the loop is waiting to see.
+                Err(_) => {
+                    let _ = tokio::time::timeout_at(budget, self.renew(at, rec)).await;
+                }
             }
         };
         let unknown = |running, due_in| {

@@ -32,8 +32,13 @@ impl Operation for WalletStatement {
         money
             .with_pin(call.caller(), self.pin.as_ref(), |id| async move {
                 // The PIN is checked on the primary; the movements may be read on a replica.
+                // A replica failing mid-read (a recovery conflict, a restart) leaves
+                // the read to the primary.
                 match money.replica_read().await {
-                    Some(replica) => ledger::statement(replica, id).await,
+                    Some(replica) => match ledger::statement(replica, id).await {
+                        Ok(read) => Ok(read),
+                        Err(_) => ledger::statement(money.lane(), id).await,
+                    },
                     None => ledger::statement(money.lane(), id).await,
                 }
             })

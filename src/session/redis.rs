@@ -98,7 +98,7 @@ impl RedisStore {
     /// The Redis key of a session (`provider:msisdn:id`).
     pub fn key(&self, key: &str) -> String {
         if self.conn.is_cluster() {
-            format!("{}s:{}", self.prefix, tagged(key, 1))
+            format!("{}s:{}", self.prefix, tagged(key))
         } else {
             format!("{}s:{key}", self.prefix)
         }
@@ -107,7 +107,7 @@ impl RedisStore {
     /// The Redis key of a resume pointer (`msisdn:service…`).
     pub fn pointer(&self, pointer: &str) -> String {
         if self.conn.is_cluster() {
-            format!("{}r:{}", self.prefix, tagged(pointer, 0))
+            format!("{}r:{}", self.prefix, tagged(pointer))
         } else {
             format!("{}r:{pointer}", self.prefix)
         }
@@ -259,14 +259,17 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// `key` with its `field`-th `:`-separated part made the hash tag.
-fn tagged(key: &str, field: usize) -> String {
+/// `key` with its subscriber's number (the first `:`-separated part in E.164, `+…`)
+/// made the hash tag: a channel's name may hold a colon (`sms:at-ke`), a number cannot.
+fn tagged(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 2);
-    for (n, part) in key.splitn(field + 2, ':').enumerate() {
+    let mut tagged = false;
+    for (n, part) in key.split(':').enumerate() {
         if n > 0 {
             out.push(':');
         }
-        if n == field {
+        if !tagged && part.starts_with('+') {
+            tagged = true;
             out.push('{');
             out.push_str(part);
             out.push('}');
@@ -281,10 +284,8 @@ fn tagged(key: &str, field: usize) -> String {
 mod tagging {
     #[test]
     fn the_subscriber_is_the_tag_of_sessions_and_pointers() {
-        assert_eq!(super::tagged("at:+254700000001:ATid_1:x", 1), "at:{+254700000001}:ATid_1:x");
-        assert_eq!(
-            super::tagged("+254700000001:wallet:handoff:00ff", 0),
-            "{+254700000001}:wallet:handoff:00ff"
-        );
+        assert_eq!(super::tagged("at:+254700000001:ATid_1:+x"), "at:{+254700000001}:ATid_1:+x");
+        assert_eq!(super::tagged("sms:at-ke:+254700000001:c1"), "sms:at-ke:{+254700000001}:c1");
+        assert_eq!(super::tagged("+254700000001:wallet:handoff:00ff"), "{+254700000001}:wallet:handoff:00ff");
     }
 }

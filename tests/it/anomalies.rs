@@ -192,6 +192,14 @@ async fn a_channels_rules_fire_at_their_threshold_and_not_below(pool: PgPool) {
     ];
     let detector = Detector::new(own, pool.clone(), &prefix, rules);
     detector.join().await.unwrap();
+    let relay =
+        Relay::new(pool.clone(), Some(Arc::new(RedisStreams::new(conn.clone(), &prefix, 100_000))), 500);
+    // Each event is published and seen before the next is made: the relay keeps each
+    // account's order, not the order across accounts, and "the third" must be this one.
+    let seen = || async {
+        while relay.pass().await.unwrap() > 0 {}
+        while detector.pass(std::time::Duration::from_millis(50)).await.unwrap() > 0 {}
+    };
     // Three numbers locked through one channel, two through another; one number locked
     // twice (unlocked between) counts once.
     lock_out(&pool, 1, "farm").await;
@@ -201,15 +209,13 @@ async fn a_channels_rules_fire_at_their_threshold_and_not_below(pool: PgPool) {
         .unwrap();
     for (n, channel) in [(1, "farm"), (2, "farm"), (4, "quiet"), (5, "quiet"), (3, "farm")] {
         lock_out(&pool, n, channel).await;
+        seen().await;
     }
     // Three wrong codes through an SMS channel, from two numbers.
     for n in [6, 7, 6] {
         ussd_gateway::sms::codes::failed(&pool, &msisdn(n), "sms:guess").await.unwrap();
+        seen().await;
     }
-    let relay =
-        Relay::new(pool.clone(), Some(Arc::new(RedisStreams::new(conn.clone(), &prefix, 100_000))), 500);
-    while relay.pass().await.unwrap() > 0 {}
-    while detector.pass(std::time::Duration::from_millis(50)).await.unwrap() > 0 {}
 
     let log = events::after(&pool, 0, 10_000).await.unwrap();
     let last_of = |kind: &str| log.iter().rfind(|e| e.kind() == kind).unwrap();
