@@ -183,7 +183,11 @@ async fn dial_handoff(app: &TestApp, session: &str, from: &str, code: &str) -> S
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn a_movement_started_by_sms_finishes_on_ussd_with_the_pin(pool: PgPool) {
-    let app = spawn(pool.clone(), Store::Redis).await;
+    handed_from_sms_to_ussd(spawn(pool.clone(), Store::Redis).await, pool).await;
+}
+
+/// An SMS conversation's movement handed to a USSD dial by its code, on `app`'s store.
+pub async fn handed_from_sms_to_ussd(app: TestApp, pool: PgPool) {
     let code = code_in(&sms(&app, "d1", AMINA, "SEND 0700000002 500").await);
 
     // Another phone cannot take it over.

@@ -11,6 +11,7 @@ use crate::common::topology::{Cluster, Lone, Sentinels, cli};
 use crate::common::{TestApp, main_menu, settings, spawn_on, unique_session};
 use crate::duplicates::{concurrent, second_process, sequential};
 use crate::relay::{relays_publish_every_event_once, tail_reads_the_streams};
+use crate::sms_commands::handed_from_sms_to_ussd;
 use crate::wallet::offered_back_until_finished_or_declined;
 use sqlx::PgPool;
 use ussd_gateway::config::Settings;
@@ -108,6 +109,15 @@ async fn sessions_and_duplicate_hops_on_a_redis_cluster(pool: PgPool) {
     many_subscribers(&store).await;
     let holding = cluster.masters().into_iter().filter(|&m| cli(m, &["DBSIZE"]).trim() != "0").count();
     assert_eq!(holding, 3, "sessions of 40 subscribers land on every master");
+}
+
+/// An SMS conversation (its channel's name holds a colon) and the USSD dial that takes
+/// it over by code: the conversation, its hand-off pointer and the new session meet in
+/// the subscriber's slot.
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn an_sms_movement_finishes_on_ussd_on_a_redis_cluster(pool: PgPool) {
+    let cluster = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
+    handed_from_sms_to_ussd(spawn_on(pool.clone(), &cluster.url(), settings()).await, pool).await;
 }
 
 /// The event streams share one slot on a Cluster: the relays' pipelined `XADD`s and
