@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::proxy::Proxy;
-use crate::common::topology::{Cluster, Sentinels};
+use crate::common::topology::{Cluster, Failover, Sentinels};
 use crate::common::{assert_ledger_invariants, database_url};
 use sqlx::PgPool;
 
@@ -238,6 +238,28 @@ fn pause() -> Duration {
     Duration::from_millis(rand::random_range(1_000..3_000))
 }
 
+/// Hands masters over until `stop`, by agreement or by killing one (started again to
+/// rejoin); counts each under its label in `labels` (agreed, killed).
+fn fail_over<T: Failover>(
+    mut topology: T,
+    stop: &AtomicBool,
+    labels: (&'static str, &'static str),
+) -> (BTreeMap<&'static str, u32>, T) {
+    let mut done = BTreeMap::new();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(pause());
+        if rand::random() {
+            topology.failover();
+            *done.entry(labels.0).or_default() += 1;
+        } else {
+            let dead = topology.kill_master();
+            topology.restart(dead);
+            *done.entry(labels.1).or_default() += 1;
+        }
+    }
+    (done, topology)
+}
+
 /// Injects `faults` until `stop`; what was done, and the faults back (their servers
 /// must outlive the run's checks).
 async fn chaos(
@@ -249,41 +271,17 @@ async fn chaos(
     let (pg, redis) = match faults {
         Faults::Outages { pg, redis } => (pg, redis),
         // Failovers are blocking work (redis-cli, waits for the topology to settle).
-        Faults::Cluster(mut cluster) => {
-            return tokio::task::spawn_blocking(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(pause());
-                    if rand::random() {
-                        cluster.failover();
-                        *done.entry("cluster failover").or_default() += 1;
-                    } else {
-                        let dead = cluster.kill_master();
-                        cluster.restart(dead);
-                        *done.entry("cluster master killed").or_default() += 1;
-                    }
-                }
-                (done, Faults::Cluster(cluster))
-            })
-            .await
-            .unwrap();
+        Faults::Cluster(cluster) => {
+            let failovers = ("cluster failover", "cluster master killed");
+            let (done, cluster) =
+                tokio::task::spawn_blocking(move || fail_over(cluster, &stop, failovers)).await.unwrap();
+            return (done, Faults::Cluster(cluster));
         }
-        Faults::Sentinels(mut set) => {
-            return tokio::task::spawn_blocking(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(pause());
-                    if rand::random() {
-                        set.failover();
-                        *done.entry("sentinel failover").or_default() += 1;
-                    } else {
-                        let dead = set.kill_master();
-                        set.restart(dead);
-                        *done.entry("sentinel master killed").or_default() += 1;
-                    }
-                }
-                (done, Faults::Sentinels(set))
-            })
-            .await
-            .unwrap();
+        Faults::Sentinels(set) => {
+            let failovers = ("sentinel failover", "sentinel master killed");
+            let (done, set) =
+                tokio::task::spawn_blocking(move || fail_over(set, &stop, failovers)).await.unwrap();
+            return (done, Faults::Sentinels(set));
         }
     };
     while !stop.load(Ordering::Relaxed) {

@@ -147,6 +147,16 @@ impl Lone {
     }
 }
 
+/// A topology whose masters can be made to fail over.
+pub trait Failover: Send + 'static {
+    /// A replica takes over by agreement; returns the new master's port.
+    fn failover(&mut self) -> u16;
+    /// The master (one of them) is killed and replaced; returns the dead port.
+    fn kill_master(&mut self) -> u16;
+    /// A killed server starts again and rejoins as a replica.
+    fn restart(&mut self, port: u16);
+}
+
 /// A Redis Cluster: three masters, one replica each.
 pub struct Cluster {
     servers: Vec<Server>,
@@ -238,10 +248,12 @@ impl Cluster {
     pub fn masters(&self) -> Vec<u16> {
         self.roles().into_iter().filter(|r| r.1).map(|r| r.0).collect()
     }
+}
 
+impl Failover for Cluster {
     /// A replica takes over from its master by agreement (`CLUSTER FAILOVER`): nothing
     /// acknowledged is lost. Returns the replica that is now a master.
-    pub fn failover(&self) -> u16 {
+    fn failover(&mut self) -> u16 {
         let replicas: Vec<u16> = self.roles().into_iter().filter(|r| !r.1).map(|r| r.0).collect();
         let replica = replicas[rand::random_range(0..replicas.len())];
         assert!(cli(replica, &["CLUSTER", "FAILOVER"]).contains("OK"));
@@ -253,7 +265,7 @@ impl Cluster {
     }
 
     /// A master is killed; its replica is elected in its place. Returns the dead port.
-    pub fn kill_master(&mut self) -> u16 {
+    fn kill_master(&mut self) -> u16 {
         let masters = self.masters();
         let port = masters[rand::random_range(0..masters.len())];
         self.servers.iter_mut().find(|s| s.port == port).unwrap().kill();
@@ -262,7 +274,7 @@ impl Cluster {
     }
 
     /// A killed node starts again; it rejoins as a replica of the master that replaced it.
-    pub fn restart(&mut self, port: u16) {
+    fn restart(&mut self, port: u16) {
         let server = self.servers.iter_mut().find(|s| s.port == port).unwrap();
         server.spawn();
         wait_for("the node to rejoin", Duration::from_secs(30), || {
@@ -354,10 +366,12 @@ impl Sentinels {
                 })
         });
     }
+}
 
+impl Failover for Sentinels {
     /// The Sentinels hand the master's role to the replica (`SENTINEL FAILOVER`); the old
     /// master becomes its replica. Returns the new master's port.
-    pub fn failover(&self) -> u16 {
+    fn failover(&mut self) -> u16 {
         let before = self.master();
         // Refused (NOGOODSLAVE) until the Sentinels have seen the replica in sync.
         wait_for("the Sentinels to accept a failover", Duration::from_secs(30), || {
@@ -371,7 +385,7 @@ impl Sentinels {
     }
 
     /// The master is killed; the Sentinels promote the replica. Returns the dead port.
-    pub fn kill_master(&mut self) -> u16 {
+    fn kill_master(&mut self) -> u16 {
         let port = self.master().unwrap();
         self.redis.iter_mut().find(|s| s.port == port).unwrap().kill();
         wait_for("the Sentinels to promote the replica", Duration::from_secs(60), || {
@@ -381,7 +395,7 @@ impl Sentinels {
     }
 
     /// A killed server starts again; the Sentinels make it the new master's replica.
-    pub fn restart(&mut self, port: u16) {
+    fn restart(&mut self, port: u16) {
         self.redis.iter_mut().find(|s| s.port == port).unwrap().spawn();
         self.settled();
     }
