@@ -6,6 +6,7 @@ pub mod agents;
 pub mod billers;
 pub mod chain;
 pub mod customers;
+pub mod merchants;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -37,10 +38,12 @@ pub enum Scope {
     Webhooks,
     /// Read what the anomaly rules found.
     Anomalies,
+    /// Onboard, change and look up merchants.
+    Merchants,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 11] = [
         Scope::Menus,
         Scope::CustomersRead,
         Scope::CustomersWrite,
@@ -51,6 +54,7 @@ impl Scope {
         Scope::Sms,
         Scope::Webhooks,
         Scope::Anomalies,
+        Scope::Merchants,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +69,7 @@ impl Scope {
             Scope::Sms => "sms",
             Scope::Webhooks => "webhooks",
             Scope::Anomalies => "anomalies",
+            Scope::Merchants => "merchants",
         }
     }
 

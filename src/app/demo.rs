@@ -8,7 +8,7 @@ use super::StartError;
 use crate::config::Config;
 use crate::money::{self, PinHasher};
 
-/// `--demo`: the demo subscribers, agent and billers (which answer on `port`).
+/// `--demo`: the demo subscribers, agent, merchants and billers (which answer on `port`).
 pub(super) async fn seed(pool: &PgPool, config: &Config, port: u16) -> Result<(), StartError> {
     fn demo(e: impl std::fmt::Display) -> StartError {
         StartError::Demo(e.to_string())
@@ -23,6 +23,9 @@ pub(super) async fn seed(pool: &PgPool, config: &Config, port: u16) -> Result<()
     }
     let sandbox = format!("http://127.0.0.1:{port}/sandbox/billers");
     money::seed_demo_billers(pool, &sandbox, currency).await.map_err(demo)?;
+    if config.settings.demo_subscribers >= 10 {
+        money::seed_demo_merchants(pool, currency).await.map_err(demo)?;
+    }
     Ok(())
 }
 
@@ -44,6 +47,9 @@ pub(super) fn banner(addr: std::net::SocketAddr, code: &str, currency: &str) -> 
          '1*0700000002*500*1*{pin}'. Any other Kenyan number (say +254711000111) is offered registration.\n",
         pin = money::DEMO_PIN
     ));
+    out.push_str(
+        "\nPay a shop: 9, then 1 (Buy Goods) and till 512345, or 2 (Paybill) and business 888880 with member number 123456.\n",
+    );
     out.push_str(&format!(
         "\nThe SMS receipts of every transfer: curl -s http://127.0.0.1:{port}/demo/sms (add ?to=%2B254700000002 for one number)\n"
     ));

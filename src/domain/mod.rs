@@ -2,6 +2,7 @@
 
 mod amount;
 mod dial;
+mod merchant;
 mod msisdn;
 mod name;
 mod pin;
@@ -11,6 +12,7 @@ mod text;
 
 pub use amount::{Amount, AmountError, Currency};
 pub use dial::is_service_code;
+pub use merchant::{MerchantNumber, MerchantNumberError};
 pub use msisdn::{Msisdn, MsisdnError, Region, mask as msisdn_mask};
 pub use name::{NameError, PersonName};
 pub use pin::{Pin, PinError};

@@ -49,6 +49,11 @@ shape!(MSISDN, msisdn, r"^\+?[0-9]{6,15}$");
 shape!(AGENT_NUMBER, agent_number, r"^[0-9]{5,7}$");
 shape!(STORE_NUMBER, store_number, r"^[0-9]{3,7}$");
 shape!(BILLER_CODE, biller_code, r"^[A-Z][A-Z0-9]{1,11}$");
+// A till or business number; a merchant's fee class; a language code.
+shape!(MERCHANT_NUMBER, merchant_number, r"^[0-9]{5,7}$");
+shape!(FEE_CLASS, fee_class, r"^[a-z][a-z0-9_]{0,29}$");
+shape!(LANGUAGE, language, r"^[a-z]{2,3}$");
+shape!(MERCHANT_ID, merchant_id, r"^MC[0-9A-F]{8,16}$");
 // As on a receipt (`TX` and hex digits) or the transfer's id.
 shape!(REFERENCE, reference, r"^(?:[Tt][Xx][0-9A-Fa-f]{1,16}|[0-9]{1,19})$");
 // Printable ASCII after the scheme, starting with a host (a name, an IPv4 address or
@@ -89,6 +94,10 @@ impl Schemas {
             .build()
     }
 
+    pub fn name20() -> Object {
+        Self::name(20)
+    }
+
     pub fn name30() -> Object {
         Self::name(30)
     }
@@ -115,6 +124,18 @@ impl Schemas {
 
     pub fn fee_payer() -> Object {
         Self::one_of(&["customer", "biller"])
+    }
+
+    pub fn name100() -> Object {
+        Self::name(100)
+    }
+
+    pub fn merchant_kind() -> Object {
+        Self::one_of(&["till", "paybill"])
+    }
+
+    pub fn merchant_fee_payer() -> Object {
+        Self::one_of(&["customer", "merchant", "split"])
     }
 
     pub fn biller_status() -> Object {

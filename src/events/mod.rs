@@ -23,7 +23,7 @@ pub use settings::EventsSpec;
 /// its first dot (`transfer.posted` → `transfer`).
 pub const FAMILIES: &[&str] = &[
     "transfer", "cash_in", "cash_out", "float", "bill", "hold", "account", "customer", "agent", "anomaly",
-    "pin", "otp", "biller",
+    "pin", "otp", "biller", "merchant",
 ];
 
 /// The family of an event type.

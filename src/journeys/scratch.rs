@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::app::MIGRATOR;
-use crate::money::{PinHasher, seed_demo, seed_demo_agent};
+use crate::money::{PinHasher, seed_demo, seed_demo_agent, seed_demo_merchants};
 use crate::telemetry::redact_url;
 
 /// The pepper `serve --demo` uses; transcripts log in with the demo PIN.
@@ -65,6 +65,7 @@ impl Scratch {
             let pins = PinHasher::new(demo_pepper().as_bytes());
             seed_demo(&pool, &pins, "KES", 10).await.map_err(|e| fail(&e))?;
             seed_demo_agent(&pool).await.map_err(|e| fail(&e))?;
+            seed_demo_merchants(&pool, "KES").await.map_err(|e| fail(&e))?;
             Ok::<(), ScratchError>(())
         }
         .await;

@@ -174,6 +174,77 @@ pub async fn seed_demo_billers(pool: &PgPool, sandbox: &str, currency: &str) -> 
     Ok(())
 }
 
+/// The demo till merchant's tills: Mama Mboga's two counters at Westlands.
+pub const DEMO_TILLS: [&str; 2] = ["512345", "512346"];
+
+/// The demo merchants, unless they exist: a till merchant (Irene Chebet's shop, the
+/// merchant paying 0.5%), and two paybills, one whose customers pay the tariff's fee
+/// (a sacco, member numbers) and one that pays it itself (a school, admission numbers).
+pub async fn seed_demo_merchants(pool: &PgPool, currency: &str) -> Result<(), MoneyError> {
+    let mut tx = pool.begin().await?;
+    type Demo<'a> =
+        (&'a str, Option<&'a str>, &'a str, &'a str, &'a str, &'a str, Option<(&'a str, &'a str)>);
+    let merchants: [Demo<'_>; 3] = [
+        ("till", None, "Mama Mboga Groceries Ltd", "Mama Mboga", "+254700000009", "merchant", None),
+        (
+            "paybill",
+            Some("888880"),
+            "Jijenge Savings Sacco",
+            "Jijenge Sacco",
+            "+254700000008",
+            "customer",
+            Some(("[0-9]{4,8}", "member number")),
+        ),
+        (
+            "paybill",
+            Some("222222"),
+            "Faraja Academy",
+            "Faraja School",
+            "+254700000007",
+            "merchant",
+            Some(("[A-Z]{2}[0-9]{3,6}", "admission number")),
+        ),
+    ];
+    for (kind, business, legal, display, owner, payer, account) in merchants {
+        let id = sqlx::query_scalar!(
+            r#"WITH a AS (INSERT INTO accounts (kind, currency, name)
+                          SELECT 'merchant_settlement', $9, 'merchant'
+                           WHERE NOT EXISTS (SELECT 1 FROM merchants WHERE legal_name = $3)
+                          RETURNING id)
+               INSERT INTO merchants (kind, business_number, legal_name, display_name, owner_id, notify_msisdn,
+                                      fee_class, fee_payer, account_pattern, account_label, settlement_account_id)
+               SELECT $1, $2, $3, $4, c.id, c.msisdn, CASE $1 WHEN 'till' THEN 'standard' ELSE 'tariff' END,
+                      $6, $7, $8, a.id
+                 FROM a, customers c WHERE c.msisdn = $5
+               RETURNING id"#,
+            kind,
+            business,
+            legal,
+            display,
+            owner,
+            payer,
+            account.map(|(pattern, _)| pattern),
+            account.map(|(_, label)| label),
+            currency,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let (Some(id), "till") = (id, kind) {
+            sqlx::query!(
+                "WITH s AS (INSERT INTO merchant_stores (merchant_id, store_number, name) VALUES ($1, '1001', 'Westlands')
+                            RETURNING id)
+                 INSERT INTO merchant_tills (till_number, store_id) SELECT unnest($2::text[]), s.id FROM s",
+                id,
+                &DEMO_TILLS.map(str::to_owned)[..],
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

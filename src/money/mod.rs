@@ -1,5 +1,5 @@
 //! The ledger and what stands beside it in Postgres: wallets, PINs, agents, approvals,
-//! bills and promises, each movement one transaction, answering in [`OpResult`]s.
+//! bills, merchants and promises, each movement one transaction, answering in [`OpResult`]s.
 
 pub mod agents;
 pub mod approvals;
@@ -13,6 +13,7 @@ pub mod events;
 pub mod kek;
 mod lane;
 pub mod ledger;
+pub mod merchants;
 mod pin;
 mod promises;
 mod replica;
@@ -27,7 +28,7 @@ use sqlx::PgPool;
 pub use self::crypto::{DataVault, Place, VaultError};
 pub use self::demo::{
     DEMO_AGENT, DEMO_PIN, DEMO_STORE, DemoSubscriber, demo_subscribers, seed_demo, seed_demo_agent,
-    seed_demo_billers,
+    seed_demo_billers, seed_demo_merchants,
 };
 pub use self::lane::{Db, Lane, LaneOptions};
 use self::ledger::Pinned;

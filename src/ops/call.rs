@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::Op;
-use crate::domain::{Amount, Msisdn, Pin, Region, Secret};
+use crate::domain::{Amount, MerchantNumber, Msisdn, Pin, Region, Secret};
 use crate::money::{Auth, Caller, MoneyError, StagedPin, ledger};
 use crate::outcome::{OpResult, Outcome};
 
@@ -67,6 +67,21 @@ impl Call<'_> {
         let raw = self.arg(name)?;
         if raw.is_empty() || raw.len() > 12 || !raw.bytes().all(|b| b.is_ascii_digit()) {
             return Err(self.bad(name, "must be digits"));
+        }
+        Ok(raw.to_owned())
+    }
+
+    /// A till or business number.
+    pub fn merchant_number(&self, name: &'static str) -> Result<MerchantNumber, MoneyError> {
+        MerchantNumber::parse(self.arg(name)?).map_err(|e| self.bad(name, e.to_string()))
+    }
+
+    /// A customer's account with a business: 1 to 20 letters, digits, `-`, `.` or `/`.
+    pub fn account(&self, name: &'static str) -> Result<String, MoneyError> {
+        let raw = self.arg(name)?.trim();
+        let fits = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'/');
+        if raw.is_empty() || raw.len() > 20 || !raw.bytes().all(fits) {
+            return Err(self.bad(name, "must be 1 to 20 letters, digits, -, . or /"));
         }
         Ok(raw.to_owned())
     }

@@ -29,6 +29,11 @@ mod customer_profile;
 mod customer_register;
 mod customer_seal_id;
 mod customer_set_language;
+mod goods_find;
+mod goods_pay;
+mod paybill_find;
+mod paybill_pay;
+mod paybill_quote;
 mod pin_change;
 mod pin_stage;
 mod pin_verify;
@@ -65,6 +70,11 @@ pub use self::customer_profile::CustomerProfile;
 pub use self::customer_register::CustomerRegister;
 pub use self::customer_seal_id::CustomerSealId;
 pub use self::customer_set_language::CustomerSetLanguage;
+pub use self::goods_find::GoodsFind;
+pub use self::goods_pay::GoodsPay;
+pub use self::paybill_find::PaybillFind;
+pub use self::paybill_pay::PaybillPay;
+pub use self::paybill_quote::PaybillQuote;
 pub use self::pin_change::PinChange;
 pub use self::pin_stage::PinStage;
 pub use self::pin_verify::PinVerify;
@@ -105,6 +115,11 @@ pub static REGISTRY: &[&dyn Entry] = &[
     &Registered::<BillValidate>(PhantomData),
     &Registered::<BillPay>(PhantomData),
     &Registered::<AgentBalances>(PhantomData),
+    &Registered::<GoodsFind>(PhantomData),
+    &Registered::<GoodsPay>(PhantomData),
+    &Registered::<PaybillFind>(PhantomData),
+    &Registered::<PaybillQuote>(PhantomData),
+    &Registered::<PaybillPay>(PhantomData),
 ];
 
 /// What the menu compiler and the hop pipeline need to know about an op.

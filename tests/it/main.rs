@@ -28,6 +28,7 @@ mod keys;
 mod lane;
 mod ledger;
 mod loadtest;
+mod merchants;
 mod nats;
 mod ops;
 mod outbox;

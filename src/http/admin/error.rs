@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::admin::agents::AgentError;
 use crate::admin::billers::BillerError;
+use crate::admin::merchants::MerchantError;
 use crate::events::webhooks::WebhookError;
 
 /// Why a call was refused. The rule the API keeps: 400 means the request breaks the
@@ -124,6 +125,18 @@ impl From<BillerError> for AdminError {
             BillerError::CodeTaken(_) => AdminError::Conflict(e.to_string()),
             BillerError::Unknown(_) => AdminError::NotFound(e.to_string()),
             BillerError::Database(e) => AdminError::Unavailable(e),
+        }
+    }
+}
+
+impl From<MerchantError> for AdminError {
+    fn from(e: MerchantError) -> Self {
+        match e {
+            MerchantError::Invalid(reason) => AdminError::Malformed(reason),
+            MerchantError::Unacceptable(reason) => AdminError::Unacceptable(reason),
+            MerchantError::Taken(reason) => AdminError::Conflict(reason),
+            MerchantError::Unknown(_) => AdminError::NotFound(e.to_string()),
+            MerchantError::Database(e) => AdminError::Unavailable(e),
         }
     }
 }

@@ -97,7 +97,8 @@ pub mod scope {
         Billers,
         Sms,
         Webhooks,
-        Anomalies
+        Anomalies,
+        Merchants
     );
 }
 
@@ -189,6 +190,18 @@ impl PathValue for BillerCode {
     const EXAMPLE: &'static str = "KPLC";
     fn refused(given: &str) -> String {
         format!("`{given}` is not a biller code (2 to 12 capital letters or digits)")
+    }
+}
+
+pub struct MerchantRef;
+
+impl PathValue for MerchantRef {
+    const NAME: &'static str = "merchant";
+    const SHAPE: &'static Shape = &shape::MERCHANT_ID;
+    const ABOUT: &'static str = "the merchant, as onboarding answered";
+    const EXAMPLE: &'static str = "MC0000002A";
+    fn refused(given: &str) -> String {
+        format!("`{given}` is not a merchant (MC and 8 to 16 hex digits)")
     }
 }
 
@@ -327,7 +340,7 @@ impl IntoParams for IdempotencyKey {
 /// A request body's shape, for the reason a body that is not one is refused with.
 pub trait Example {
     const EXAMPLE: &'static str;
-    /// Top-level fields that are lists of strings (every other list holds objects).
+    /// Fields, at any depth, that are lists of strings (every other list holds objects).
     const STRING_LISTS: &'static [&'static str] = &[];
 }
 
@@ -369,10 +382,7 @@ fn json_value(body: &[u8], example: &str, string_lists: &[&str]) -> Result<Value
     let Some(fields) = value.as_object() else {
         return Err(format!("the body must be {example}: objects where the document says objects"));
     };
-    let fits = fields.iter().all(|(name, field)| match field {
-        Value::Array(items) if string_lists.contains(&name.as_str()) => items.iter().all(Value::is_string),
-        field => records_only(field),
-    });
+    let fits = fields.iter().all(|(name, field)| records_only(name, field, string_lists));
     if !fits {
         return Err(format!(
             "the body must be {example}: objects where the document says objects, strings where it says strings"
@@ -381,11 +391,15 @@ fn json_value(body: &[u8], example: &str, string_lists: &[&str]) -> Result<Value
     Ok(value)
 }
 
-/// Whether every array in `value` is a list of objects.
-fn records_only(value: &Value) -> bool {
+/// Whether every array in field `name`'s `value` is a list of objects, but those under
+/// the names in `string_lists`, which are lists of strings.
+fn records_only(name: &str, value: &Value, string_lists: &[&str]) -> bool {
     match value {
-        Value::Array(items) => items.iter().all(|item| item.is_object() && records_only(item)),
-        Value::Object(fields) => fields.values().all(records_only),
+        Value::Array(items) if string_lists.contains(&name) => items.iter().all(Value::is_string),
+        Value::Array(items) => {
+            items.iter().all(|item| item.is_object() && records_only(name, item, string_lists))
+        }
+        Value::Object(fields) => fields.iter().all(|(name, field)| records_only(name, field, string_lists)),
         _ => true,
     }
 }

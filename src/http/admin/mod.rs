@@ -18,6 +18,7 @@ mod billers;
 mod customers;
 mod error;
 mod extract;
+mod merchants;
 mod openapi;
 mod webhooks;
 
@@ -47,6 +48,8 @@ fn documented(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(billers::register, billers::list))
         .routes(routes!(billers::change))
         .routes(routes!(billers::set_credentials))
+        .routes(routes!(merchants::onboard, merchants::list))
+        .routes(routes!(merchants::show, merchants::change))
         .routes(routes!(sms_dead))
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::change))

@@ -184,6 +184,30 @@ const WORDINGS: &[Wording] = &[
         en: "{ref} {biller} refused the payment of {amount} for account {account}: {reason}. No money was moved.",
         sw: "{ref} {biller} imekataa malipo ya {amount} kwa akaunti {account}: {reason}. Hakuna pesa iliyohamishwa.",
     },
+    Wording {
+        template: "till_paid",
+        fields: &["ref", "amount", "merchant", "number", "balance", "date", "time"],
+        en: "{ref} Confirmed. {amount} paid to {merchant}, till {number}, on {date} at {time}. New balance {balance}.",
+        sw: "{ref} Imethibitishwa. {amount} zimelipwa kwa {merchant}, till {number}, tarehe {date} saa {time}. Salio jipya {balance}.",
+    },
+    Wording {
+        template: "till_received",
+        fields: &["ref", "amount", "number", "party", "fee", "date", "time"],
+        en: "{ref} Confirmed. {amount} received at till {number} from {party} on {date} at {time}. Fee {fee}.",
+        sw: "{ref} Imethibitishwa. {amount} zimepokelewa till {number} kutoka kwa {party} tarehe {date} saa {time}. Ada {fee}.",
+    },
+    Wording {
+        template: "paybill_paid",
+        fields: &["ref", "amount", "merchant", "account", "fee", "balance", "date", "time"],
+        en: "{ref} Confirmed. {amount} paid to {merchant} for account {account} on {date} at {time}. Fee {fee}. New balance {balance}.",
+        sw: "{ref} Imethibitishwa. {amount} zimelipwa kwa {merchant} akaunti {account} tarehe {date} saa {time}. Ada {fee}. Salio jipya {balance}.",
+    },
+    Wording {
+        template: "paybill_received",
+        fields: &["ref", "amount", "number", "account", "party", "fee", "date", "time"],
+        en: "{ref} Confirmed. {amount} received at {number} for account {account} from {party} on {date} at {time}. Fee {fee}.",
+        sw: "{ref} Imethibitishwa. {amount} zimepokelewa {number} akaunti {account} kutoka kwa {party} tarehe {date} saa {time}. Ada {fee}.",
+    },
 ];
 
 /// `words` with each `{field}` replaced by its value. Only names the wording lists

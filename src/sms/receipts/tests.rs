@@ -239,3 +239,39 @@ fn a_paid_bill_carries_the_billers_reference_and_token() {
     let r = Receipt { data: &water, language: "sw", ..r };
     assert!(!render(&r, &kes()).unwrap().contains("Tokeni"), "no token, no token line");
 }
+
+#[test]
+fn a_merchant_payment_tells_the_customer_where_and_the_merchant_who_paid_masked() {
+    let paid = json!({ "ref": "TX00000031", "amount": 150000, "fee": 0, "balance": 50000,
+                       "merchant": "Mama Mboga Groceries", "number": "512345", "account": "" });
+    let r = Receipt { template: "till_paid", language: "en", data: &paid, date: "22/11/26", time: "10:04" };
+    assert_eq!(
+        render(&r, &kes()).unwrap(),
+        "TX00000031 Confirmed. KES 1,500.00 paid to Mama Mboga Groceries, till 512345, on 22/11/26 at 10:04. New balance KES 500.00."
+    );
+    let received = json!({ "ref": "TX00000031", "amount": 150000, "fee": 750, "number": "888880",
+                           "account": "ACC-7781", "counterparty": "Amina Otieno",
+                           "counterparty_msisdn": "+254700***001" });
+    let r = Receipt {
+        template: "paybill_received",
+        language: "sw",
+        data: &received,
+        date: "22/11/26",
+        time: "10:04",
+    };
+    let text = render(&r, &kes()).unwrap();
+    assert_eq!(
+        text,
+        "TX00000031 Imethibitishwa. KES 1,500.00 zimepokelewa 888880 akaunti ACC-7781 kutoka kwa Amina Otieno +254700***001 tarehe 22/11/26 saa 10:04. Ada KES 7.50."
+    );
+    for template in ["till_paid", "till_received", "paybill_paid", "paybill_received"] {
+        let mut data = received.clone();
+        data["balance"] = json!(99_999_999_99_i64);
+        data["merchant"] = json!("ũ".repeat(30));
+        for language in ["en", "sw"] {
+            let r = Receipt { template, language, data: &data, date: "22/11/26", time: "10:04" };
+            let text = render(&r, &kes()).unwrap();
+            assert!(segment(&text).count() <= 3, "{template}: {text}");
+        }
+    }
+}

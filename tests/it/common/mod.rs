@@ -245,7 +245,7 @@ pub fn unique_session() -> String {
 /// The wallet's main menu as `name` sees it in English.
 pub fn main_menu(name: &str) -> String {
     format!(
-        "CON Welcome {name}\n1. Send money\n2. My balance\n3. Mini statement\n4. Change PIN\n5. Language / Lugha\n6. Withdraw cash\n7. My approvals\n8. Pay bill"
+        "CON Welcome {name}\n1. Send money\n2. My balance\n3. Mini statement\n4. Change PIN\n5. Language / Lugha\n6. Withdraw cash\n7. My approvals\n8. Pay bill\n9. Lipa / Pay shop"
     )
 }
 
@@ -371,7 +371,7 @@ pub async fn assert_events(pool: &PgPool) {
     assert_eq!(misnumbered, 0, "an account's events are not numbered 1..n");
     let unannounced: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM transfers t
-           JOIN accounts a ON a.kind IN ('wallet', 'agent_float', 'biller_settlement')
+           JOIN accounts a ON a.kind IN ('wallet', 'agent_float', 'biller_settlement', 'merchant_settlement')
                           AND (a.id = t.debit_account_id OR (t.status = 'posted' AND a.id = t.credit_account_id))
           WHERE t.status IN ('posted', 'rejected')
             AND (SELECT count(*) FROM events e WHERE e.account_id = a.id AND e.subject = transfer_ref(t.id)

@@ -1,0 +1,535 @@
+//! Merchants as operators manage them: onboarding one (its settlement account, and its
+//! stores and tills or its business number), changing or suspending it, and looking
+//! them up with their settlement balances.
+
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::PgPool;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, Schema};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::domain::shape::{self, Schemas};
+use crate::domain::{DisplayText, Msisdn, Region};
+
+/// A merchant to onboard, as the admin API takes it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMerchant {
+    /// `till` (Buy Goods: paid at its stores' tills, the merchant pays the fee) or
+    /// `paybill` (a business number and the customer's account with the business).
+    #[schema(schema_with = Schemas::merchant_kind)]
+    pub kind: String,
+    /// A paybill's number (5 to 7 digits); none for a till merchant.
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::merchant_number)]
+    pub business_number: Option<String>,
+    #[schema(schema_with = Schemas::name100)]
+    pub legal_name: String,
+    /// What subscribers see before they pay, and on their receipts.
+    #[schema(schema_with = Schemas::name30)]
+    pub display_name: String,
+    /// The registered customer whose wallet the settlement is withdrawn to.
+    #[schema(schema_with = Schemas::msisdn)]
+    pub owner: String,
+    /// Who is told of each payment (a store may name its own).
+    #[schema(schema_with = Schemas::msisdn)]
+    pub notify_msisdn: String,
+    #[serde(default = "english")]
+    #[schema(schema_with = Schemas::language)]
+    pub language: String,
+    /// A class of `merchant_fee_bands` (`standard`, `tariff`, `free` ship).
+    #[serde(default = "standard")]
+    #[schema(schema_with = Schemas::fee_class)]
+    pub fee_class: String,
+    /// A paybill's choice: `customer` (on top of the amount), `merchant` (out of it) or
+    /// `split` (half each); a till's is always `merchant`.
+    #[serde(default = "merchant")]
+    #[schema(schema_with = Schemas::merchant_fee_payer)]
+    pub fee_payer: String,
+    /// A paybill's account numbers, as a regular expression matched whole.
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::account_pattern)]
+    pub account_pattern: Option<String>,
+    /// What a paybill's customers are asked for: "account number" (at most 20, to fit
+    /// the screen beside the business's name).
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::name20)]
+    pub account_label: Option<String>,
+    /// A till merchant's stores, each with its tills.
+    #[serde(default)]
+    #[schema(schema_with = stores)]
+    pub stores: Vec<NewStore>,
+}
+
+/// A store of a till merchant and the tills at its counters.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewStore {
+    #[schema(schema_with = Schemas::store_number)]
+    pub store_number: String,
+    #[schema(schema_with = Schemas::name30)]
+    pub name: String,
+    /// Told of the payments at this store instead of the merchant's number.
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::msisdn)]
+    pub notify_msisdn: Option<String>,
+    #[schema(schema_with = tills)]
+    pub tills: Vec<String>,
+}
+
+/// The most stores one request names, and tills per store: the largest request the
+/// document allows fits the body limit.
+pub const MAX_STORES: usize = 20;
+pub const MAX_TILLS: usize = 10;
+
+fn stores() -> RefOr<Schema> {
+    ArrayBuilder::new().items(NewStore::schema()).max_items(Some(MAX_STORES)).into()
+}
+
+fn tills() -> RefOr<Schema> {
+    ArrayBuilder::new()
+        .items(shape::MERCHANT_NUMBER.schema())
+        .min_items(Some(1))
+        .max_items(Some(MAX_TILLS))
+        .into()
+}
+
+fn english() -> String {
+    "en".into()
+}
+
+fn standard() -> String {
+    "standard".into()
+}
+
+fn merchant() -> String {
+    "merchant".into()
+}
+
+/// What may change of an onboarded merchant: any of these, the rest stays.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantChange {
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::name100)]
+    pub legal_name: Option<String>,
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::name30)]
+    pub display_name: Option<String>,
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::msisdn)]
+    pub notify_msisdn: Option<String>,
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::language)]
+    pub language: Option<String>,
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::fee_class)]
+    pub fee_class: Option<String>,
+    /// A paybill's only.
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::merchant_fee_payer)]
+    pub fee_payer: Option<String>,
+    /// A paybill's only.
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::account_pattern)]
+    pub account_pattern: Option<String>,
+    /// A paybill's only.
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::name20)]
+    pub account_label: Option<String>,
+    /// `active`, or `suspended`: payments refused, the merchant shown as unable to take them.
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::biller_status)]
+    pub status: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MerchantError {
+    /// The request breaks the admin API's document (a 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The request keeps to the document but cannot be done (a 422).
+    #[error("{0}")]
+    Unacceptable(String),
+    /// A number it would take is taken (a 409).
+    #[error("{0}")]
+    Taken(String),
+    #[error("no merchant is {0}")]
+    Unknown(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A merchant as the API names it: `MC0000002A`.
+pub fn merchant_ref(id: i64) -> String {
+    format!("MC{id:08X}")
+}
+
+fn merchant_id(reference: &str) -> Option<i64> {
+    i64::from_str_radix(reference.strip_prefix("MC")?, 16).ok()
+}
+
+fn text(field: &str, raw: &str, max: usize) -> Result<String, MerchantError> {
+    DisplayText::parse(raw, max)
+        .map(DisplayText::into_string)
+        .map_err(|e| MerchantError::Invalid(format!("`{field}` {e}")))
+}
+
+fn shaped(field: &str, value: &str, shape: &shape::Shape, what: &str) -> Result<(), MerchantError> {
+    if shape.fits(value) {
+        Ok(())
+    } else {
+        Err(MerchantError::Invalid(format!("`{field}` `{value}` must be {what}")))
+    }
+}
+
+fn phone(field: &str, raw: &str, region: Region) -> Result<Msisdn, MerchantError> {
+    shaped(field, raw, &shape::MSISDN, "written +254712345678 or 0712345678")?;
+    Msisdn::parse(raw, region).map_err(|e| MerchantError::Unacceptable(format!("`{field}` `{raw}` is {e}")))
+}
+
+fn one_of(field: &str, value: &str, words: &[&str]) -> Result<(), MerchantError> {
+    if words.contains(&value) {
+        Ok(())
+    } else {
+        Err(MerchantError::Invalid(format!("`{field}` `{value}` must be one of {}", words.join(", "))))
+    }
+}
+
+fn pattern(raw: &str) -> Result<(), MerchantError> {
+    if raw.chars().count() > 200 || raw.contains('\0') {
+        return Err(MerchantError::Invalid(
+            "`account_pattern` must be at most 200 characters, no NUL".into(),
+        ));
+    }
+    regex::Regex::new(raw).map(drop).map_err(|_| {
+        MerchantError::Unacceptable(format!("`account_pattern` `{raw}` is not a regular expression"))
+    })
+}
+
+/// A store, checked, with its numbers in E.164.
+struct Store {
+    number: String,
+    name: String,
+    notify: Option<String>,
+    tills: Vec<String>,
+}
+
+/// `new` checked field by field (the first problem is the answer): the stores of a till
+/// merchant, with numbers read in `region`.
+fn checked(new: &NewMerchant, region: Region) -> Result<(Msisdn, Msisdn, Vec<Store>), MerchantError> {
+    one_of("kind", &new.kind, &["till", "paybill"])?;
+    if let Some(number) = &new.business_number {
+        shaped("business_number", number, &shape::MERCHANT_NUMBER, "5 to 7 digits")?;
+    }
+    text("legal_name", &new.legal_name, 100)?;
+    text("display_name", &new.display_name, 30)?;
+    shaped("language", &new.language, &shape::LANGUAGE, "a language code: 2 or 3 small letters")?;
+    shaped("fee_class", &new.fee_class, &shape::FEE_CLASS, "a fee class's name")?;
+    one_of("fee_payer", &new.fee_payer, &["customer", "merchant", "split"])?;
+    if let Some(p) = &new.account_pattern {
+        pattern(p)?;
+    }
+    if let Some(label) = &new.account_label {
+        text("account_label", label, 20)?;
+    }
+    if new.stores.len() > MAX_STORES {
+        return Err(MerchantError::Invalid(format!(
+            "a merchant has at most {MAX_STORES} stores in one request"
+        )));
+    }
+    let mut stores = Vec::with_capacity(new.stores.len());
+    for s in &new.stores {
+        shaped("store_number", &s.store_number, &shape::STORE_NUMBER, "3 to 7 digits")?;
+        let name = text(&format!("store {}: name", s.store_number), &s.name, 30)?;
+        if s.tills.is_empty() || s.tills.len() > MAX_TILLS {
+            return Err(MerchantError::Invalid(format!(
+                "store {} must have 1 to {MAX_TILLS} tills",
+                s.store_number
+            )));
+        }
+        for till in &s.tills {
+            shaped("tills", till, &shape::MERCHANT_NUMBER, "5 to 7 digits")?;
+        }
+        let notify = match &s.notify_msisdn {
+            Some(raw) => Some(phone("notify_msisdn", raw, region)?.as_e164().to_owned()),
+            None => None,
+        };
+        stores.push(Store { number: s.store_number.clone(), name, notify, tills: s.tills.clone() });
+    }
+    let owner = phone("owner", &new.owner, region)?;
+    let notify = phone("notify_msisdn", &new.notify_msisdn, region)?;
+    // What the document cannot say: which fields go with which kind.
+    let unacceptable = |why: &str| Err(MerchantError::Unacceptable(why.to_owned()));
+    match new.kind.as_str() {
+        "paybill" => {
+            if new.business_number.is_none() || new.account_pattern.is_none() || new.account_label.is_none() {
+                return unacceptable(
+                    "a paybill needs `business_number`, `account_pattern` and `account_label`",
+                );
+            }
+            if !stores.is_empty() {
+                return unacceptable("a paybill has no stores: customers pay its business number");
+            }
+        }
+        _ => {
+            if new.business_number.is_some() || new.account_pattern.is_some() || new.account_label.is_some() {
+                return unacceptable(
+                    "a till merchant has no `business_number`, `account_pattern` or `account_label`",
+                );
+            }
+            if new.fee_payer != "merchant" {
+                return unacceptable(
+                    "Buy Goods costs the customer nothing: a till merchant's `fee_payer` is `merchant`",
+                );
+            }
+            if stores.is_empty() {
+                return unacceptable("a till merchant needs at least one store with a till");
+            }
+        }
+    }
+    let mut tills: Vec<&str> = stores.iter().flat_map(|s| s.tills.iter().map(String::as_str)).collect();
+    tills.sort_unstable();
+    if let Some(twice) = tills.windows(2).find(|w| w[0] == w[1]) {
+        return Err(MerchantError::Unacceptable(format!("till {} is listed twice", twice[0])));
+    }
+    let mut numbers: Vec<&str> = stores.iter().map(|s| s.number.as_str()).collect();
+    numbers.sort_unstable();
+    if let Some(twice) = numbers.windows(2).find(|w| w[0] == w[1]) {
+        return Err(MerchantError::Unacceptable(format!("store {} is listed twice", twice[0])));
+    }
+    Ok((owner, notify, stores))
+}
+
+/// A merchant as the API shows it: who it is, how it is paid, its settlement balance
+/// (the sum of its shards) and stores.
+const SHOW: &str = "SELECT jsonb_build_object(
+        'merchant', 'MC' || lpad(upper(to_hex(m.id)), greatest(8, length(to_hex(m.id))), '0'), 'kind', m.kind,
+        'business_number', m.business_number, 'legal_name', m.legal_name, 'display_name', m.display_name,
+        'owner', c.msisdn, 'notify_msisdn', m.notify_msisdn, 'language', m.language,
+        'fee_class', m.fee_class, 'fee_payer', m.fee_payer,
+        'account_pattern', m.account_pattern, 'account_label', m.account_label, 'status', m.status,
+        'settlement', jsonb_build_object('account', m.settlement_account_id,
+            'balance', (SELECT coalesce(sum(a.balance), 0)::bigint FROM merchant_settlement_shards s
+                          JOIN accounts a ON a.id = s.account_id WHERE s.merchant_id = m.id),
+            'shards', (SELECT count(*) FROM merchant_settlement_shards s WHERE s.merchant_id = m.id)),
+        'stores', coalesce((SELECT jsonb_agg(jsonb_build_object('store_number', st.store_number, 'name', st.name,
+                                    'notify_msisdn', st.notify_msisdn,
+                                    'tills', (SELECT jsonb_agg(t.till_number ORDER BY t.till_number)
+                                                FROM merchant_tills t WHERE t.store_id = st.id))
+                                  ORDER BY st.store_number)
+                              FROM merchant_stores st WHERE st.merchant_id = m.id), '[]'::jsonb))
+      FROM merchants m JOIN customers c ON c.id = m.owner_id";
+
+/// Which constraint a refused insert broke, if it is one of `names`.
+fn broke<'a>(e: &sqlx::Error, names: &[&'a str]) -> Option<&'a str> {
+    let constraint = e.as_database_error()?.constraint()?;
+    names.iter().copied().find(|n| *n == constraint)
+}
+
+/// Onboards `new` in one transaction, numbers read in `region`, the settlement account
+/// in `currency`; returns it as [`show`] does.
+pub async fn onboard(
+    pool: &PgPool,
+    new: &NewMerchant,
+    region: Region,
+    currency: &str,
+) -> Result<Value, MerchantError> {
+    let (owner, notify, stores) = checked(new, region)?;
+    let mut tx = pool.begin().await?;
+    let owner_id: Option<i64> = sqlx::query_scalar(
+        "SELECT c.id FROM customers c JOIN accounts a ON a.customer_id = c.id AND a.kind = 'wallet' WHERE c.msisdn = $1",
+    )
+    .bind(owner.as_e164())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(owner_id) = owner_id else {
+        return Err(MerchantError::Unacceptable(format!(
+            "the owner {} must be a registered customer first: settlements are withdrawn to their wallet",
+            owner.as_e164()
+        )));
+    };
+    let class: Option<String> = sqlx::query_scalar("SELECT class FROM merchant_fee_classes WHERE class = $1")
+        .bind(&new.fee_class)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if class.is_none() {
+        return Err(MerchantError::Unacceptable(format!("there is no fee class `{}`", new.fee_class)));
+    }
+    let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
+        "WITH a AS (INSERT INTO accounts (kind, currency, name) VALUES ('merchant_settlement', $12, 'merchant') RETURNING id)
+         INSERT INTO merchants (kind, business_number, legal_name, display_name, owner_id, notify_msisdn, language,
+                                fee_class, fee_payer, account_pattern, account_label, settlement_account_id)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, a.id FROM a
+         RETURNING id",
+    )
+    .bind(&new.kind)
+    .bind(&new.business_number)
+    .bind(new.legal_name.trim())
+    .bind(new.display_name.trim())
+    .bind(owner_id)
+    .bind(notify.as_e164())
+    .bind(&new.language)
+    .bind(&new.fee_class)
+    .bind(&new.fee_payer)
+    .bind(&new.account_pattern)
+    .bind(new.account_label.as_deref().map(str::trim))
+    .bind(currency)
+    .fetch_one(&mut *tx)
+    .await;
+    let id = match inserted {
+        Ok(id) => id,
+        Err(e) if broke(&e, &["merchants_business_number_key"]).is_some() => {
+            return Err(MerchantError::Taken(format!(
+                "business number {} is taken",
+                new.business_number.as_deref().unwrap_or_default()
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    add_stores(&mut tx, id, &stores).await?;
+    tx.commit().await?;
+    show_id(pool, id).await
+}
+
+async fn add_stores(
+    tx: &mut sqlx::PgConnection,
+    merchant: i64,
+    stores: &[Store],
+) -> Result<(), MerchantError> {
+    for store in stores {
+        let store_id: i64 = sqlx::query_scalar(
+            "INSERT INTO merchant_stores (merchant_id, store_number, name, notify_msisdn) VALUES ($1, $2, $3, $4)
+             RETURNING id",
+        )
+        .bind(merchant)
+        .bind(&store.number)
+        .bind(&store.name)
+        .bind(&store.notify)
+        .fetch_one(&mut *tx)
+        .await?;
+        let added =
+            sqlx::query("INSERT INTO merchant_tills (till_number, store_id) SELECT unnest($1::text[]), $2")
+                .bind(&store.tills)
+                .bind(store_id)
+                .execute(&mut *tx)
+                .await;
+        if let Err(e) = added {
+            if broke(&e, &["merchant_tills_pkey"]).is_some() {
+                return Err(MerchantError::Taken(format!("a till of store {} is taken", store.number)));
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+async fn show_id(db: &PgPool, id: i64) -> Result<Value, MerchantError> {
+    Ok(sqlx::query_scalar(&format!("{SHOW} WHERE m.id = $1")).bind(id).fetch_one(db).await?)
+}
+
+/// Merchant `reference` (`MC0000002A`) as the API shows it.
+pub async fn show(db: &PgPool, reference: &str) -> Result<Value, MerchantError> {
+    let unknown = || MerchantError::Unknown(reference.to_owned());
+    let id = merchant_id(reference).ok_or_else(unknown)?;
+    let found: Option<Value> =
+        sqlx::query_scalar(&format!("{SHOW} WHERE m.id = $1")).bind(id).fetch_optional(db).await?;
+    found.ok_or_else(unknown)
+}
+
+/// Every merchant, newest first, at most `limit`.
+pub async fn list(db: &PgPool, limit: i64) -> Result<Value, MerchantError> {
+    let merchants: Vec<Value> =
+        sqlx::query_scalar(&format!("{SHOW} ORDER BY m.id DESC LIMIT $1")).bind(limit).fetch_all(db).await?;
+    Ok(serde_json::json!({ "merchants": merchants }))
+}
+
+/// Applies `change` to merchant `reference`; returns it as [`show`] does.
+pub async fn change(
+    pool: &PgPool,
+    reference: &str,
+    change: &MerchantChange,
+    region: Region,
+) -> Result<Value, MerchantError> {
+    let c = change;
+    if let Some(name) = &c.legal_name {
+        text("legal_name", name, 100)?;
+    }
+    if let Some(name) = &c.display_name {
+        text("display_name", name, 30)?;
+    }
+    if let Some(label) = &c.account_label {
+        text("account_label", label, 20)?;
+    }
+    if let Some(language) = &c.language {
+        shaped("language", language, &shape::LANGUAGE, "a language code: 2 or 3 small letters")?;
+    }
+    if let Some(class) = &c.fee_class {
+        shaped("fee_class", class, &shape::FEE_CLASS, "a fee class's name")?;
+    }
+    if let Some(payer) = &c.fee_payer {
+        one_of("fee_payer", payer, &["customer", "merchant", "split"])?;
+    }
+    if let Some(status) = &c.status {
+        one_of("status", status, &["active", "suspended"])?;
+    }
+    if let Some(p) = &c.account_pattern {
+        pattern(p)?;
+    }
+    let notify = match &c.notify_msisdn {
+        Some(raw) => Some(phone("notify_msisdn", raw, region)?.as_e164().to_owned()),
+        None => None,
+    };
+    let unknown = || MerchantError::Unknown(reference.to_owned());
+    let id = merchant_id(reference).ok_or_else(unknown)?;
+    let kind: Option<String> =
+        sqlx::query_scalar("SELECT kind FROM merchants WHERE id = $1").bind(id).fetch_optional(pool).await?;
+    let kind = kind.ok_or_else(unknown)?;
+    let paybill_only = c.fee_payer.is_some() || c.account_pattern.is_some() || c.account_label.is_some();
+    if kind == "till" && paybill_only {
+        return Err(MerchantError::Unacceptable(
+            "a till merchant has no `account_pattern` or `account_label`, and its `fee_payer` is `merchant`"
+                .into(),
+        ));
+    }
+    let updated = sqlx::query(
+        "UPDATE merchants SET legal_name = coalesce($2, legal_name), display_name = coalesce($3, display_name),
+                notify_msisdn = coalesce($4, notify_msisdn), language = coalesce($5, language),
+                fee_class = coalesce($6, fee_class), fee_payer = coalesce($7, fee_payer),
+                account_pattern = coalesce($8, account_pattern), account_label = coalesce($9, account_label),
+                status = coalesce($10, status)
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(c.legal_name.as_deref().map(str::trim))
+    .bind(c.display_name.as_deref().map(str::trim))
+    .bind(notify)
+    .bind(&c.language)
+    .bind(&c.fee_class)
+    .bind(&c.fee_payer)
+    .bind(&c.account_pattern)
+    .bind(c.account_label.as_deref().map(str::trim))
+    .bind(&c.status)
+    .execute(pool)
+    .await;
+    match updated {
+        Ok(_) => show_id(pool, id).await,
+        Err(e) if broke(&e, &["merchants_fee_class_fkey"]).is_some() => Err(MerchantError::Unacceptable(
+            format!("there is no fee class `{}`", c.fee_class.as_deref().unwrap_or_default()),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_read_back_to_ids() {
+        assert_eq!(merchant_ref(42), "MC0000002A");
+        assert_eq!(merchant_id("MC0000002A"), Some(42));
+        assert_eq!(merchant_id("TX0000002A"), None);
+    }
+}

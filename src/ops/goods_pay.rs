@@ -1,0 +1,63 @@
+//! `goods.pay`: Buy Goods, the customer's wallet to a till's merchant; the merchant
+//! pays the fee.
+
+use serde_json::json;
+
+use super::{Call, OpSpec, Operation, SAMPLE_AMOUNT, SAMPLE_REF, transfer};
+use crate::domain::{Amount, MerchantNumber, Pin};
+use crate::money::merchants::{self, MerchantKind, MerchantPayment};
+use crate::money::{Money, MoneyError};
+use crate::outcome::{OpResult, Outcome as O};
+
+pub struct GoodsPay {
+    till: MerchantNumber,
+    amount: Amount,
+    pin: Option<Pin>,
+}
+
+impl Operation for GoodsPay {
+    const SPEC: &'static OpSpec = &OpSpec {
+        name: "goods.pay",
+        outcomes: &[
+            O::Ok,
+            O::PinInvalid,
+            O::PinLocked,
+            O::NotRegistered,
+            O::InsufficientFunds,
+            O::LimitExceeded,
+            O::RecipientUnknown,
+            O::SameAccount,
+            O::AccountBlocked,
+            O::Conflict,
+        ],
+        args: &["till", "amount"],
+        secrets: &["pin"],
+        authenticates: true,
+        writes: true,
+        movement: transfer("merchant"),
+    };
+
+    fn sample() -> serde_json::Value {
+        json!({ "ref": SAMPLE_REF, "fee": SAMPLE_AMOUNT, "balance": SAMPLE_AMOUNT })
+    }
+
+    fn parse(call: &Call<'_>) -> Result<Self, MoneyError> {
+        Ok(GoodsPay { till: call.merchant_number("till")?, amount: call.amount("amount")?, pin: call.pin() })
+    }
+
+    async fn apply(self, money: &Money, call: &Call<'_>) -> Result<OpResult, MoneyError> {
+        if let Some(refused) = call.over_channel_limit(self.amount) {
+            return Ok(refused);
+        }
+        let payment = MerchantPayment {
+            key: call.idempotency_key,
+            from: call.msisdn,
+            kind: MerchantKind::Till,
+            number: &self.till,
+            account: None,
+            amount: self.amount,
+        };
+        let pay = |_| merchants::pay(money.lane(), &payment);
+        money.with_pin(call.caller(), self.pin.as_ref(), pay).await
+    }
+}

@@ -1,0 +1,447 @@
+//! Paying merchants: Buy Goods at a till and Paybill, onboarded through the admin API.
+//! Every fee band and fee payer at its edges, a suspended merchant, an account of the
+//! wrong shape, replays, a receipt to each side, and many customers paying one till at
+//! once; the ledger invariants after each.
+
+use crate::common::*;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use ussd_gateway::admin;
+use ussd_gateway::domain::{Amount, MerchantNumber, Msisdn, Region};
+use ussd_gateway::money::merchants::{self, MerchantKind, MerchantPayment};
+use ussd_gateway::money::{Money, seed_demo_merchants};
+use ussd_gateway::outcome::{OpResult, Outcome};
+
+/// A customer of this test's own (the demo subscribers are seeded by `spawn`).
+const PAYER: &str = "+254711000001";
+const AMINA: &str = "+254700000001";
+const OWNER: &str = "+254700000099";
+const SHOP_PHONE: &str = "+254700000098";
+
+fn ke() -> Region {
+    Region::parse("KE").unwrap()
+}
+
+fn msisdn(text: &str) -> Msisdn {
+    Msisdn::parse(text, ke()).unwrap()
+}
+
+fn number(text: &str) -> MerchantNumber {
+    MerchantNumber::parse(text).unwrap()
+}
+
+async fn token(pool: &PgPool, scopes: &str) -> String {
+    admin::create(pool, &format!("t{:08x}", rand::random::<u32>()), &[scopes.into()]).await.unwrap()
+}
+
+/// Onboards `body` through the admin API; the status and answer.
+async fn onboard(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {
+    app.admin("POST", "/admin/merchants", Some(token), None, Some(body.to_string())).await
+}
+
+fn till_merchant(fee_class: &str) -> Value {
+    json!({
+        "kind": "till", "legal_name": "Mama Mboga Groceries Ltd", "display_name": "Mama Mboga",
+        "owner": OWNER, "notify_msisdn": OWNER, "fee_class": fee_class,
+        "stores": [
+            { "store_number": "1001", "name": "Westlands", "tills": ["512345", "512346"] },
+            { "store_number": "1002", "name": "Kilimani", "notify_msisdn": SHOP_PHONE, "tills": ["512347"] },
+        ],
+    })
+}
+
+fn paybill(business: &str, fee_class: &str, fee_payer: &str) -> Value {
+    json!({
+        "kind": "paybill", "business_number": business, "legal_name": format!("Business {business}"),
+        "display_name": format!("Biz {business}"), "owner": OWNER, "notify_msisdn": OWNER,
+        "fee_class": fee_class, "fee_payer": fee_payer,
+        "account_pattern": "[0-9]{4,8}", "account_label": "account number",
+    })
+}
+
+async fn pay(money: &Money, key: &str, from: &str, kind: MerchantKind, to: &str, amount: i64) -> OpResult {
+    let from = msisdn(from);
+    let to = number(to);
+    let account = (kind == MerchantKind::Paybill).then_some("123456");
+    let payment = MerchantPayment {
+        key,
+        from: &from,
+        kind,
+        number: &to,
+        account,
+        amount: Amount::from_minor(amount).unwrap(),
+    };
+    merchants::pay(money.lane(), &payment).await.unwrap()
+}
+
+/// A merchant's settlement balance (the sum of its shards), found by a till or
+/// business number.
+async fn settlement(pool: &PgPool, kind: &str, number: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(a.balance), 0)::bigint FROM merchant_target($1, $2) t
+           JOIN merchant_settlement_shards s ON s.merchant_id = t.merchant_id
+           JOIN accounts a ON a.id = s.account_id",
+    )
+    .bind(kind)
+    .bind(number)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn fee_revenue(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT sum(balance)::bigint FROM accounts WHERE kind = 'fee_revenue'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn every_fee_band_and_fee_payer_holds_at_its_edges(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let money = app.state.gateway.money();
+    let wallet = customer(&pool, PAYER, 2, 200_000_00).await;
+    customer(&pool, OWNER, 2, 0).await;
+    let root = token(&pool, "merchants").await;
+    for body in [
+        till_merchant("standard"),
+        paybill("888880", "tariff", "customer"),
+        paybill("888881", "standard", "merchant"),
+        paybill("888882", "standard", "split"),
+    ] {
+        let (status, answer) = onboard(&app, &root, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+
+    // (kind, number, amount, the whole fee, the customer's part of it)
+    let cases: &[(MerchantKind, &str, i64, i64, i64)] = &[
+        // Buy Goods, standard: free to 100.00, then 0.5% rounded down, capped at 200.00.
+        (MerchantKind::Till, "512345", 100_00, 0, 0),
+        (MerchantKind::Till, "512345", 100_01, 50, 0),
+        (MerchantKind::Till, "512346", 39_999_99, 199_99, 0),
+        (MerchantKind::Till, "512347", 40_000_00, 200_00, 0),
+        (MerchantKind::Till, "512345", 40_000_01, 200_00, 0),
+        // A tariff the customer pays: fixed charges by band, each edge.
+        (MerchantKind::Paybill, "888880", 100_00, 0, 0),
+        (MerchantKind::Paybill, "888880", 100_01, 5_00, 5_00),
+        (MerchantKind::Paybill, "888880", 500_00, 5_00, 5_00),
+        (MerchantKind::Paybill, "888880", 500_01, 10_00, 10_00),
+        // The business pays all of it.
+        (MerchantKind::Paybill, "888881", 1_000_01, 5_00, 0),
+        // Split: half each, the odd minor unit the business's.
+        (MerchantKind::Paybill, "888882", 1_000_01, 5_00, 2_50),
+        (MerchantKind::Paybill, "888882", 102_01, 51, 25),
+    ];
+    for (i, &(kind, to, amount, fee, customer_fee)) in cases.iter().enumerate() {
+        let before = (balance_of(&pool, wallet).await, settlement(&pool, kind.as_str(), to).await);
+        let revenue = fee_revenue(&pool).await;
+        let paid = pay(money, &format!("fee-{i}"), PAYER, kind, to, amount).await;
+        assert_eq!(paid.outcome, Outcome::Ok, "case {i}: {paid:?}");
+        assert_eq!(paid.data["fee"], customer_fee, "case {i}: the customer is told their part");
+        assert_eq!(balance_of(&pool, wallet).await, before.0 - amount - customer_fee, "case {i}");
+        assert_eq!(
+            settlement(&pool, kind.as_str(), to).await,
+            before.1 + amount - (fee - customer_fee),
+            "case {i}: the merchant's part comes out of the amount"
+        );
+        assert_eq!(fee_revenue(&pool).await, revenue + fee, "case {i}");
+        let reference = paid.data["ref"].as_str().unwrap().to_owned();
+        let (recorded, events): (i64, Vec<Value>) = sqlx::query_as(
+            "SELECT t.fee, array_agg(e.data ORDER BY e.id) FROM transfers t JOIN events e ON e.subject = transfer_ref(t.id)
+              WHERE transfer_ref(t.id) = $1 GROUP BY t.fee",
+        )
+        .bind(&reference)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(recorded, fee, "case {i}: the transfer records the whole fee");
+        assert_eq!(events.len(), 2, "case {i}: an event for the wallet and the settlement account");
+        assert_eq!(
+            (events[0]["direction"].clone(), events[0]["fee"].clone()),
+            (json!("debit"), json!(customer_fee))
+        );
+        assert_eq!(
+            (events[1]["direction"].clone(), events[1]["fee"].clone()),
+            (json!("credit"), json!(fee - customer_fee))
+        );
+    }
+    assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_payment_tells_both_sides_replays_once_and_refuses_what_it_cannot_do(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let money = app.state.gateway.money();
+    let wallet = customer(&pool, PAYER, 1, 1_000_00).await;
+    customer(&pool, OWNER, 2, 0).await;
+    let root = token(&pool, "merchants").await;
+    let (_, shop) = onboard(&app, &root, till_merchant("standard")).await;
+    onboard(&app, &root, paybill("888880", "tariff", "customer")).await;
+
+    // The name before the amount; an unknown till is named as such.
+    let found = merchants::find(money.lane(), MerchantKind::Till, &number("512347")).await.unwrap();
+    assert_eq!(found.outcome, Outcome::Ok);
+    assert_eq!(
+        (found.data["name"].as_str(), found.data["store"].as_str()),
+        (Some("Mama Mboga"), Some("Kilimani"))
+    );
+    let unknown = merchants::find(money.lane(), MerchantKind::Till, &number("999999")).await.unwrap();
+    assert_eq!(unknown.outcome, Outcome::RecipientUnknown);
+    // A business number is no till, and the other way round.
+    let crossed = merchants::find(money.lane(), MerchantKind::Paybill, &number("512345")).await.unwrap();
+    assert_eq!(crossed.outcome, Outcome::RecipientUnknown);
+
+    let paid = pay(money, "pay-1", PAYER, MerchantKind::Till, "512347", 150_00).await;
+    assert_eq!(paid.outcome, Outcome::Ok, "{paid:?}");
+    assert_eq!(paid.data["balance"], 850_00);
+    let again = pay(money, "pay-1", PAYER, MerchantKind::Till, "512347", 150_00).await;
+    assert_eq!(again, paid, "a replay answers as the first call did");
+    let other = pay(money, "pay-1", PAYER, MerchantKind::Till, "512347", 160_00).await;
+    assert_eq!(other.outcome, Outcome::Conflict);
+    assert_eq!(balance_of(&pool, wallet).await, 850_00, "paid once");
+
+    // The customer's receipt, and the store's phone told who paid, their number masked.
+    let receipts: Vec<(String, String, String, Value)> = sqlx::query_as(
+        "SELECT role, msisdn, template, data FROM outbox WHERE transfer_id IS NOT NULL ORDER BY role",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(receipts.len(), 2, "{receipts:?}");
+    assert_eq!(
+        (receipts[0].0.as_str(), receipts[0].1.as_str(), receipts[0].2.as_str()),
+        ("payee", SHOP_PHONE, "till_received")
+    );
+    assert_eq!(receipts[0].3["counterparty_msisdn"], "+254711***001");
+    assert_eq!(receipts[0].3["fee"], 75, "0.5% of 150.00, the merchant's");
+    assert_eq!(
+        (receipts[1].0.as_str(), receipts[1].1.as_str(), receipts[1].2.as_str()),
+        ("payer", PAYER, "till_paid")
+    );
+    assert_eq!(receipts[1].3["merchant"], "Mama Mboga");
+
+    // A paybill account of the wrong shape: refused before anything is claimed.
+    let from = msisdn(PAYER);
+    let business = number("888880");
+    let payment = |account, amount| MerchantPayment {
+        key: "pay-2",
+        from: &from,
+        kind: MerchantKind::Paybill,
+        number: &business,
+        account: Some(account),
+        amount: Amount::from_minor(amount).unwrap(),
+    };
+    let quoted = merchants::quote(money.lane(), &payment("12", 200_00)).await.unwrap();
+    assert_eq!(quoted.outcome, Outcome::AccountInvalid);
+    let refused = merchants::pay(money.lane(), &payment("12", 200_00)).await.unwrap();
+    assert_eq!(refused.outcome, Outcome::AccountInvalid);
+    let quoted = merchants::quote(money.lane(), &payment("1234", 200_00)).await.unwrap();
+    assert_eq!(
+        (quoted.outcome, quoted.data["fee"].clone(), quoted.data["total"].clone()),
+        (Outcome::Ok, json!(5_00), json!(205_00))
+    );
+    // Over the basic tier's KES 70,000 a payment: refused by the quote and the payment.
+    let over = merchants::quote(money.lane(), &payment("1234", 70_000_01)).await.unwrap();
+    assert_eq!((over.outcome, over.data["max"].clone()), (Outcome::LimitExceeded, json!(70_000_00)));
+    let over = merchants::pay(money.lane(), &MerchantPayment { key: "pay-3", ..payment("1234", 70_000_01) })
+        .await
+        .unwrap();
+    assert_eq!(over.outcome, Outcome::LimitExceeded);
+    let poor = merchants::pay(money.lane(), &MerchantPayment { key: "pay-4", ..payment("1234", 900_00) })
+        .await
+        .unwrap();
+    assert_eq!(poor.outcome, Outcome::InsufficientFunds);
+
+    // Suspended: shown as unable to take payments, and refused; active again, paid.
+    let reference = shop["merchant"].as_str().unwrap();
+    let suspend = json!({ "status": "suspended" }).to_string();
+    let (status, changed) =
+        app.admin("PATCH", &format!("/admin/merchants/{reference}"), Some(&root), None, Some(suspend)).await;
+    assert_eq!((status, changed["status"].as_str()), (StatusCode::OK, Some("suspended")));
+    let found = merchants::find(money.lane(), MerchantKind::Till, &number("512345")).await.unwrap();
+    assert_eq!(found.outcome, Outcome::AccountBlocked);
+    let blocked = pay(money, "pay-5", PAYER, MerchantKind::Till, "512345", 10_00).await;
+    assert_eq!(blocked.outcome, Outcome::AccountBlocked);
+    assert_eq!(balance_of(&pool, wallet).await, 850_00, "nothing moved");
+    let activate = json!({ "status": "active" }).to_string();
+    app.admin("PATCH", &format!("/admin/merchants/{reference}"), Some(&root), None, Some(activate)).await;
+    let paid = pay(money, "pay-6", PAYER, MerchantKind::Till, "512345", 10_00).await;
+    assert_eq!(paid.outcome, Outcome::Ok);
+
+    // The owner cannot pay their own till.
+    let own = pay(money, "pay-7", OWNER, MerchantKind::Till, "512345", 10_00).await;
+    assert_eq!(own.outcome, Outcome::SameAccount);
+    assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn many_customers_paying_one_till_at_once_all_post_across_its_shards(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    customer(&pool, OWNER, 2, 0).await;
+    let root = token(&pool, "merchants").await;
+    onboard(&app, &root, till_merchant("standard")).await;
+    const CUSTOMERS: usize = 24;
+    const EACH: usize = 4;
+    for c in 0..CUSTOMERS {
+        customer(&pool, &format!("+2547100{c:05}"), 2, 1_000_00).await;
+    }
+    // Each customer pays four times 300.00 at once from 1,000.00: three of each four post.
+    let tasks: Vec<_> = (0..CUSTOMERS * EACH)
+        .map(|i| {
+            let money = app.state.gateway.money().clone();
+            tokio::spawn(async move {
+                let from = format!("+2547100{:05}", i % CUSTOMERS);
+                pay(&money, &format!("rush-{i}"), &from, MerchantKind::Till, "512345", 300_00).await.outcome
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    let posted = outcomes.iter().filter(|o| **o == Outcome::Ok).count();
+    let short = outcomes.iter().filter(|o| **o == Outcome::InsufficientFunds).count();
+    assert_eq!((posted, short), (CUSTOMERS * 3, CUSTOMERS), "{outcomes:?}");
+    let fees = posted as i64 * 1_50;
+    assert_eq!(settlement(&pool, "till", "512345").await, posted as i64 * 300_00 - fees);
+    let shards: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM merchant_settlement_shards s JOIN accounts a ON a.id = s.account_id WHERE a.balance > 0",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(shards > 1, "payments spread over the settlement shards ({shards})");
+    assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_till_paid_over_ussd_tells_the_merchant_and_the_demo_seeds_merchants_once(pool: PgPool) {
+    // `spawn` seeds the demo subscribers, whose PIN is the demo's.
+    let app = spawn(pool.clone(), Store::Memory).await;
+    seed_demo_merchants(&pool, "KES").await.unwrap();
+    seed_demo_merchants(&pool, "KES").await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM merchants").fetch_one(&pool).await.unwrap();
+    assert_eq!(count, 3, "seeding twice adds nothing");
+
+    let paid = app.journey(AMINA, "9*1*512345*150*1*1234").await;
+    assert!(paid.starts_with("END Paid KES 150.00 to Mama Mboga. Ref TX"), "{paid}");
+    let told: Vec<(String, String)> = sqlx::query_as(
+        "SELECT msisdn, template FROM outbox WHERE transfer_id IS NOT NULL AND template LIKE 'till_%' ORDER BY role",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        told,
+        [
+            ("+254700000009".to_owned(), "till_received".to_owned()),
+            (AMINA.to_owned(), "till_paid".to_owned())
+        ]
+    );
+    let paid = app.journey(AMINA, "9*2*222222*AB1234*100*1*1234").await;
+    assert!(paid.starts_with("END Paid KES 100.00 to Faraja School for AB1234."), "{paid}");
+    assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn onboarding_says_what_is_wrong_and_what_is_taken(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    customer(&pool, OWNER, 2, 0).await;
+    let root = token(&pool, "merchants").await;
+    let (status, shop) = onboard(&app, &root, till_merchant("standard")).await;
+    assert_eq!(status, StatusCode::CREATED, "{shop}");
+    assert_eq!(shop["stores"][0]["tills"], json!(["512345", "512346"]));
+    assert_eq!(shop["settlement"]["balance"], 0);
+    assert_eq!(shop["settlement"]["shards"], 8, "a merchant gets its shards as it is onboarded");
+
+    let with = |change: Value| {
+        let mut body = till_merchant("standard");
+        for (k, v) in change.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let cases = [
+        (
+            with(json!({ "stores": [{ "store_number": "2001", "name": "X", "tills": ["512345"] }] })),
+            StatusCode::CONFLICT,
+            "taken",
+        ),
+        (with(json!({ "owner": "+254711000111" })), StatusCode::UNPROCESSABLE_ENTITY, "registered customer"),
+        (
+            with(json!({ "fee_payer": "customer" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "costs the customer nothing",
+        ),
+        (
+            with(json!({ "fee_class": "platinum" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no fee class `platinum`",
+        ),
+        (with(json!({ "stores": [] })), StatusCode::UNPROCESSABLE_ENTITY, "at least one store"),
+        (
+            with(json!({ "business_number": "777777" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no `business_number`",
+        ),
+        (with(json!({ "kind": "shop" })), StatusCode::BAD_REQUEST, "`kind` `shop`"),
+        (
+            with(json!({ "display_name": "a name far too long for one line of a screen" })),
+            StatusCode::BAD_REQUEST,
+            "display_name",
+        ),
+        (
+            with(json!({ "stores": [{ "store_number": "2001", "name": "X", "tills": ["12"] }] })),
+            StatusCode::BAD_REQUEST,
+            "5 to 7 digits",
+        ),
+        (
+            with(
+                json!({ "stores": [{ "store_number": "2001", "name": "X", "tills": ["612345", "612345"] }] }),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "listed twice",
+        ),
+        (with(json!({ "surprise": 1 })), StatusCode::BAD_REQUEST, "surprise"),
+    ];
+    for (body, expected, says) in cases {
+        let (status, answer) = onboard(&app, &root, body.clone()).await;
+        assert_eq!(status, expected, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap_or_default().contains(says), "{body}: {answer}");
+    }
+    let (status, _) = onboard(&app, &root, paybill("888880", "tariff", "customer")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, answer) = onboard(&app, &root, paybill("888880", "tariff", "customer")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    let mut no_pattern = paybill("888881", "tariff", "customer");
+    no_pattern["account_pattern"] = json!("[0-9");
+    let (status, answer) = onboard(&app, &root, no_pattern).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+
+    let (status, listed) = app.admin("GET", "/admin/merchants", Some(&root), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["merchants"].as_array().map(Vec::len), Some(2), "{listed}");
+    let reference = shop["merchant"].as_str().unwrap();
+    let (status, shown) =
+        app.admin("GET", &format!("/admin/merchants/{reference}"), Some(&root), None, None).await;
+    assert_eq!((status, shown["display_name"].as_str()), (StatusCode::OK, Some("Mama Mboga")));
+    let (status, _) = app.admin("GET", "/admin/merchants/MC000000FF", Some(&root), None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let paybill_only = json!({ "account_label": "meter" }).to_string();
+    let (status, answer) = app
+        .admin("PATCH", &format!("/admin/merchants/{reference}"), Some(&root), None, Some(paybill_only))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+
+    // Another scope's token learns nothing; every call is in the trail.
+    let billers = token(&pool, "billers").await;
+    let (status, _) = onboard(&app, &billers, paybill("888882", "tariff", "customer")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM admin_audit WHERE route LIKE '/admin/merchants%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, 1 + 11 + 3 + 4 + 1);
+}
