@@ -222,11 +222,12 @@ BEGIN
     RETURN v_opened + merchant_shards_open(v_shards);
 END $$;
 
--- A merchant onboarded later gets its shards at once.
+-- A merchant onboarded later gets its shards at once, under the lock that makes a
+-- raised count and its new accounts one change.
 CREATE FUNCTION merchants_open_shards() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM merchant_shards_open((SELECT value::int FROM ledger_settings WHERE key = 'settlement_shards'));
+    PERFORM settlement_shards_open();
     RETURN NULL;
 END $$;
 
@@ -263,9 +264,11 @@ $$;
 -- Pays merchant `p_number` (a till, or a paybill with the customer's account
 -- `p_account` there) `p_amount` from `p_from`'s wallet: one movement, a receipt to the
 -- customer and one to the number the merchant is told at. `fee` in the answer is what
--- the customer paid.
+-- the customer paid. `p_account_ok`: whether the account has the paybill's pattern
+-- (checked by the caller, in the pattern's own syntax); refused under the key, so a
+-- replay answers as the first call did whatever the pattern is by then.
 CREATE FUNCTION merchant_pay(p_key text, p_hash bytea, p_from text, p_kind text, p_number text,
-                             p_account text, p_amount bigint)
+                             p_account text, p_amount bigint, p_account_ok boolean)
 RETURNS TABLE (outcome text, transfer_id bigint, fee bigint, payer_balance bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -310,6 +313,8 @@ BEGIN
         v_code := 'account_blocked';
     ELSIF v_m.owner_id = v_payer.customer THEN
         v_code := 'same_account';
+    ELSIF NOT p_account_ok THEN
+        v_code := 'account_invalid';
     END IF;
 
     -- The merchant's settlement shard this payment credits (shard 0 until the others open).

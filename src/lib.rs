@@ -22,6 +22,7 @@ pub mod problems;
 pub mod redis_link;
 pub mod segments;
 pub mod session;
+pub mod signature;
 pub mod simulate;
 pub mod sms;
 pub mod telemetry;

@@ -9,8 +9,14 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ArrayBuilder, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
+use secrecy::ExposeSecret;
+
+use super::address;
 use crate::domain::shape::{self, Schemas};
 use crate::domain::{DisplayText, Msisdn, Region};
+use crate::money::DataVault;
+use crate::money::merchants::{account_regex, validation_place};
+use crate::signature;
 
 /// A merchant to onboard, as the admin API takes it.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -56,10 +62,31 @@ pub struct NewMerchant {
     #[serde(default, deserialize_with = "shape::present")]
     #[schema(schema_with = Schemas::name20)]
     pub account_label: Option<String>,
+    /// A paybill's server, asked about each payment before the customer confirms
+    /// (README, "Validation"); the answer to onboarding shows the secret its calls are
+    /// signed with, this once.
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::base_url)]
+    pub validation_url: Option<String>,
+    /// What applies when the validation URL does not answer in time: `accept` or `reject`.
+    #[serde(default = "accept")]
+    #[schema(schema_with = Schemas::validation_default)]
+    pub validation_default: String,
+    #[serde(default = "validation_timeout", deserialize_with = "shape::whole")]
+    #[schema(schema_with = Schemas::validation_timeout_ms)]
+    pub validation_timeout_ms: i32,
     /// A till merchant's stores, each with its tills.
     #[serde(default)]
     #[schema(schema_with = stores)]
     pub stores: Vec<NewStore>,
+}
+
+fn accept() -> String {
+    "accept".into()
+}
+
+fn validation_timeout() -> i32 {
+    2_000
 }
 
 /// A store of a till merchant and the tills at its counters.
@@ -138,6 +165,17 @@ pub struct MerchantChange {
     #[serde(default, deserialize_with = "shape::present")]
     #[schema(schema_with = Schemas::name20)]
     pub account_label: Option<String>,
+    /// A paybill's only: where it is asked about each payment (a first one gets a secret,
+    /// shown this once).
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::base_url)]
+    pub validation_url: Option<String>,
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::validation_default)]
+    pub validation_default: Option<String>,
+    #[serde(default, deserialize_with = "shape::whole_opt")]
+    #[schema(schema_with = Schemas::validation_timeout_ms)]
+    pub validation_timeout_ms: Option<i32>,
     /// `active`, or `suspended`: payments refused, the merchant shown as unable to take them.
     #[serde(default, deserialize_with = "shape::present")]
     #[schema(schema_with = Schemas::biller_status)]
@@ -197,15 +235,43 @@ fn one_of(field: &str, value: &str, words: &[&str]) -> Result<(), MerchantError>
     }
 }
 
+fn validation(
+    url: Option<&str>,
+    default: Option<&str>,
+    timeout_ms: Option<i32>,
+) -> Result<(), MerchantError> {
+    if let Some(url) = url {
+        match address::problem("validation_url", url, address::Schemes::HttpOrHttps) {
+            Some(address::Problem::Invalid(why)) => return Err(MerchantError::Invalid(why)),
+            Some(address::Problem::Unacceptable(why)) => return Err(MerchantError::Unacceptable(why)),
+            None => {}
+        }
+    }
+    if let Some(default) = default {
+        one_of("validation_default", default, &["accept", "reject"])?;
+    }
+    match timeout_ms {
+        Some(ms) if !(100..=5_000).contains(&ms) => {
+            Err(MerchantError::Invalid(format!("`validation_timeout_ms` must be 100 to 5000 (got {ms})")))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn pattern(raw: &str) -> Result<(), MerchantError> {
     if raw.chars().count() > 200 || raw.contains('\0') {
         return Err(MerchantError::Invalid(
             "`account_pattern` must be at most 200 characters, no NUL".into(),
         ));
     }
-    regex::Regex::new(raw).map(drop).map_err(|_| {
-        MerchantError::Unacceptable(format!("`account_pattern` `{raw}` is not a regular expression"))
-    })
+    // Compiled as payments match it, so one that compiles only alone (a comment that
+    // would swallow the anchor after it) is refused here, not by every payment.
+    match account_regex(raw) {
+        Some(_) => Ok(()),
+        None => {
+            Err(MerchantError::Unacceptable(format!("`account_pattern` `{raw}` is not a regular expression")))
+        }
+    }
 }
 
 /// A store, checked, with its numbers in E.164.
@@ -234,6 +300,11 @@ fn checked(new: &NewMerchant, region: Region) -> Result<(Msisdn, Msisdn, Vec<Sto
     if let Some(label) = &new.account_label {
         text("account_label", label, 20)?;
     }
+    validation(
+        new.validation_url.as_deref(),
+        Some(&new.validation_default),
+        Some(new.validation_timeout_ms),
+    )?;
     if new.stores.len() > MAX_STORES {
         return Err(MerchantError::Invalid(format!(
             "a merchant has at most {MAX_STORES} stores in one request"
@@ -274,9 +345,13 @@ fn checked(new: &NewMerchant, region: Region) -> Result<(Msisdn, Msisdn, Vec<Sto
             }
         }
         _ => {
-            if new.business_number.is_some() || new.account_pattern.is_some() || new.account_label.is_some() {
+            if new.business_number.is_some()
+                || new.account_pattern.is_some()
+                || new.account_label.is_some()
+                || new.validation_url.is_some()
+            {
                 return unacceptable(
-                    "a till merchant has no `business_number`, `account_pattern` or `account_label`",
+                    "a till merchant has no `business_number`, `account_pattern`, `account_label` or `validation_url`",
                 );
             }
             if new.fee_payer != "merchant" {
@@ -310,6 +385,8 @@ const SHOW: &str = "SELECT jsonb_build_object(
         'owner', c.msisdn, 'notify_msisdn', m.notify_msisdn, 'language', m.language,
         'fee_class', m.fee_class, 'fee_payer', m.fee_payer,
         'account_pattern', m.account_pattern, 'account_label', m.account_label, 'status', m.status,
+        'validation', CASE WHEN m.validation_url IS NOT NULL THEN jsonb_build_object('url', m.validation_url,
+                          'default', m.validation_default, 'timeout_ms', m.validation_timeout_ms) END,
         'settlement', jsonb_build_object('account', m.settlement_account_id,
             'balance', (SELECT coalesce(sum(a.balance), 0)::bigint FROM merchant_settlement_shards s
                           JOIN accounts a ON a.id = s.account_id WHERE s.merchant_id = m.id),
@@ -328,15 +405,36 @@ fn broke<'a>(e: &sqlx::Error, names: &[&'a str]) -> Option<&'a str> {
     names.iter().copied().find(|n| *n == constraint)
 }
 
-/// Onboards `new` in one transaction, numbers read in `region`, the settlement account
-/// in `currency`; returns it as [`show`] does.
-pub async fn onboard(
-    pool: &PgPool,
-    new: &NewMerchant,
-    region: Region,
-    currency: &str,
-) -> Result<Value, MerchantError> {
-    let (owner, notify, stores) = checked(new, region)?;
+/// Where a merchant is onboarded: numbers read in `region`, the settlement account in
+/// `currency`, a validation secret sealed by `vault`.
+#[derive(Clone, Copy)]
+pub struct Onboarding<'a> {
+    pub region: Region,
+    pub currency: &'a str,
+    pub vault: &'a DataVault,
+}
+
+/// A new validation secret for `business_number`, and it sealed.
+async fn validation_secret(
+    vault: &DataVault,
+    business_number: &str,
+) -> Result<(String, Vec<u8>), MerchantError> {
+    let secret = signature::new_secret();
+    let sealed = vault
+        .seal(validation_place(business_number), secret.expose_secret())
+        .await
+        .map_err(|e| MerchantError::Database(e.into_sqlx()))?;
+    Ok((secret.expose_secret().to_owned(), sealed))
+}
+
+/// Onboards `new` in one transaction; returns it as [`show`] does, with the secret its
+/// validation calls are signed with, if it has a validation URL.
+pub async fn onboard(pool: &PgPool, new: &NewMerchant, at: Onboarding<'_>) -> Result<Value, MerchantError> {
+    let (owner, notify, stores) = checked(new, at.region)?;
+    let secret = match (&new.validation_url, &new.business_number) {
+        (Some(_), Some(business)) => Some(validation_secret(at.vault, business).await?),
+        _ => None,
+    };
     let mut tx = pool.begin().await?;
     let owner_id: Option<i64> = sqlx::query_scalar(
         "SELECT c.id FROM customers c JOIN accounts a ON a.customer_id = c.id AND a.kind = 'wallet' WHERE c.msisdn = $1",
@@ -346,7 +444,7 @@ pub async fn onboard(
     .await?;
     let Some(owner_id) = owner_id else {
         return Err(MerchantError::Unacceptable(format!(
-            "the owner {} must be a registered customer first: settlements are withdrawn to their wallet",
+            "the owner {} must be a registered customer first: the merchant's settlement is theirs",
             owner.as_e164()
         )));
     };
@@ -360,8 +458,9 @@ pub async fn onboard(
     let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
         "WITH a AS (INSERT INTO accounts (kind, currency, name) VALUES ('merchant_settlement', $12, 'merchant') RETURNING id)
          INSERT INTO merchants (kind, business_number, legal_name, display_name, owner_id, notify_msisdn, language,
-                                fee_class, fee_payer, account_pattern, account_label, settlement_account_id)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, a.id FROM a
+                                fee_class, fee_payer, account_pattern, account_label, settlement_account_id,
+                                validation_url, validation_default, validation_timeout_ms, validation_secret_sealed)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, a.id, $13, $14, $15, $16 FROM a
          RETURNING id",
     )
     .bind(&new.kind)
@@ -375,7 +474,11 @@ pub async fn onboard(
     .bind(&new.fee_payer)
     .bind(&new.account_pattern)
     .bind(new.account_label.as_deref().map(str::trim))
-    .bind(currency)
+    .bind(at.currency)
+    .bind(&new.validation_url)
+    .bind(&new.validation_default)
+    .bind(new.validation_timeout_ms)
+    .bind(secret.as_ref().map(|(_, sealed)| sealed))
     .fetch_one(&mut *tx)
     .await;
     let id = match inserted {
@@ -390,7 +493,11 @@ pub async fn onboard(
     };
     add_stores(&mut tx, id, &stores).await?;
     tx.commit().await?;
-    show_id(pool, id).await
+    let mut shown = show_id(pool, id).await?;
+    if let Some((secret, _)) = secret {
+        shown["validation"]["secret"] = Value::String(secret);
+    }
+    Ok(shown)
 }
 
 async fn add_stores(
@@ -398,6 +505,17 @@ async fn add_stores(
     merchant: i64,
     stores: &[Store],
 ) -> Result<(), MerchantError> {
+    // A till taken already is named; the constraint still catches one taken meanwhile.
+    let tills: Vec<&str> = stores.iter().flat_map(|s| s.tills.iter().map(String::as_str)).collect();
+    let taken: Option<String> = sqlx::query_scalar(
+        "SELECT till_number FROM merchant_tills WHERE till_number = ANY($1) ORDER BY 1 LIMIT 1",
+    )
+    .bind(&tills)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(till) = taken {
+        return Err(MerchantError::Taken(format!("till {till} is taken")));
+    }
     for store in stores {
         let store_id: i64 = sqlx::query_scalar(
             "INSERT INTO merchant_stores (merchant_id, store_number, name, notify_msisdn) VALUES ($1, $2, $3, $4)
@@ -450,9 +568,10 @@ pub async fn change(
     pool: &PgPool,
     reference: &str,
     change: &MerchantChange,
-    region: Region,
+    at: Onboarding<'_>,
 ) -> Result<Value, MerchantError> {
     let c = change;
+    validation(c.validation_url.as_deref(), c.validation_default.as_deref(), c.validation_timeout_ms)?;
     if let Some(name) = &c.legal_name {
         text("legal_name", name, 100)?;
     }
@@ -478,27 +597,44 @@ pub async fn change(
         pattern(p)?;
     }
     let notify = match &c.notify_msisdn {
-        Some(raw) => Some(phone("notify_msisdn", raw, region)?.as_e164().to_owned()),
+        Some(raw) => Some(phone("notify_msisdn", raw, at.region)?.as_e164().to_owned()),
         None => None,
     };
     let unknown = || MerchantError::Unknown(reference.to_owned());
     let id = merchant_id(reference).ok_or_else(unknown)?;
-    let kind: Option<String> =
-        sqlx::query_scalar("SELECT kind FROM merchants WHERE id = $1").bind(id).fetch_optional(pool).await?;
-    let kind = kind.ok_or_else(unknown)?;
-    let paybill_only = c.fee_payer.is_some() || c.account_pattern.is_some() || c.account_label.is_some();
+    let found: Option<(String, Option<String>, bool)> = sqlx::query_as(
+        "SELECT kind, business_number, validation_secret_sealed IS NOT NULL FROM merchants WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let (kind, business, has_secret) = found.ok_or_else(unknown)?;
+    let paybill_only = c.fee_payer.is_some()
+        || c.account_pattern.is_some()
+        || c.account_label.is_some()
+        || c.validation_url.is_some()
+        || c.validation_default.is_some()
+        || c.validation_timeout_ms.is_some();
     if kind == "till" && paybill_only {
         return Err(MerchantError::Unacceptable(
-            "a till merchant has no `account_pattern` or `account_label`, and its `fee_payer` is `merchant`"
+            "a till merchant has no `account_pattern`, `account_label` or validation, and its `fee_payer` is `merchant`"
                 .into(),
         ));
     }
+    // A first validation URL gets a secret; a changed one keeps the secret it had.
+    let secret = match (&c.validation_url, business) {
+        (Some(_), Some(business)) if !has_secret => Some(validation_secret(at.vault, &business).await?),
+        _ => None,
+    };
     let updated = sqlx::query(
         "UPDATE merchants SET legal_name = coalesce($2, legal_name), display_name = coalesce($3, display_name),
                 notify_msisdn = coalesce($4, notify_msisdn), language = coalesce($5, language),
                 fee_class = coalesce($6, fee_class), fee_payer = coalesce($7, fee_payer),
                 account_pattern = coalesce($8, account_pattern), account_label = coalesce($9, account_label),
-                status = coalesce($10, status)
+                status = coalesce($10, status), validation_url = coalesce($11, validation_url),
+                validation_default = coalesce($12, validation_default),
+                validation_timeout_ms = coalesce($13, validation_timeout_ms),
+                validation_secret_sealed = coalesce($14, validation_secret_sealed)
           WHERE id = $1",
     )
     .bind(id)
@@ -511,10 +647,20 @@ pub async fn change(
     .bind(&c.account_pattern)
     .bind(c.account_label.as_deref().map(str::trim))
     .bind(&c.status)
+    .bind(&c.validation_url)
+    .bind(&c.validation_default)
+    .bind(c.validation_timeout_ms)
+    .bind(secret.as_ref().map(|(_, sealed)| sealed))
     .execute(pool)
     .await;
     match updated {
-        Ok(_) => show_id(pool, id).await,
+        Ok(_) => {
+            let mut shown = show_id(pool, id).await?;
+            if let Some((secret, _)) = secret {
+                shown["validation"]["secret"] = Value::String(secret);
+            }
+            Ok(shown)
+        }
         Err(e) if broke(&e, &["merchants_fee_class_fkey"]).is_some() => Err(MerchantError::Unacceptable(
             format!("there is no fee class `{}`", c.fee_class.as_deref().unwrap_or_default()),
         )),

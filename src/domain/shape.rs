@@ -134,6 +134,19 @@ impl Schemas {
         Self::one_of(&["till", "paybill"])
     }
 
+    pub fn validation_default() -> Object {
+        Self::one_of(&["accept", "reject"])
+    }
+
+    pub fn validation_timeout_ms() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(100))
+            .maximum(Some(5_000))
+            .default(Some(2_000.into()))
+            .build()
+    }
+
     pub fn merchant_fee_payer() -> Object {
         Self::one_of(&["customer", "merchant", "split"])
     }

@@ -179,7 +179,7 @@ pub const DEMO_TILLS: [&str; 2] = ["512345", "512346"];
 
 /// The demo merchants, unless they exist: a till merchant (Irene Chebet's shop, the
 /// merchant paying 0.5%), and two paybills, one whose customers pay the tariff's fee
-/// (a sacco, member numbers) and one that pays it itself (a school, admission numbers).
+/// (a sacco, member numbers) and one that pays 0.5% itself (a school, admission numbers).
 pub async fn seed_demo_merchants(pool: &PgPool, currency: &str) -> Result<(), MoneyError> {
     let mut tx = pool.begin().await?;
     type Demo<'a> =
@@ -210,10 +210,11 @@ pub async fn seed_demo_merchants(pool: &PgPool, currency: &str) -> Result<(), Mo
             r#"WITH a AS (INSERT INTO accounts (kind, currency, name)
                           SELECT 'merchant_settlement', $9, 'merchant'
                            WHERE NOT EXISTS (SELECT 1 FROM merchants WHERE legal_name = $3)
+                             AND EXISTS (SELECT 1 FROM customers WHERE msisdn = $5)
                           RETURNING id)
                INSERT INTO merchants (kind, business_number, legal_name, display_name, owner_id, notify_msisdn,
                                       fee_class, fee_payer, account_pattern, account_label, settlement_account_id)
-               SELECT $1, $2, $3, $4, c.id, c.msisdn, CASE $1 WHEN 'till' THEN 'standard' ELSE 'tariff' END,
+               SELECT $1, $2, $3, $4, c.id, c.msisdn, CASE $6 WHEN 'customer' THEN 'tariff' ELSE 'standard' END,
                       $6, $7, $8, a.id
                  FROM a, customers c WHERE c.msisdn = $5
                RETURNING id"#,

@@ -45,6 +45,7 @@ pub(super) fn outcome_of(code: &str) -> Outcome {
         "same_account" => Outcome::SameAccount,
         "account_blocked" => Outcome::AccountBlocked,
         "not_registered" => Outcome::NotRegistered,
+        "account_invalid" => Outcome::AccountInvalid,
         // `conflict`, and anything a later migration adds before this code knows it.
         _ => Outcome::Conflict,
     }
@@ -283,10 +284,17 @@ pub async fn statement(db: impl Db, customer_id: i64) -> Result<OpResult, sqlx::
                     (SELECT tr.* FROM transfers tr, w WHERE tr.credit_account_id = w.id AND tr.status = 'posted'
                       ORDER BY tr.id DESC LIMIT 5))
          SELECT to_char(t.created_at AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'), 'DD/MM') AS "date!",
-                CASE WHEN t.debit_account_id = w.id THEN -(t.amount + t.fee) ELSE t.amount END AS "amount!",
+                -- What left the wallet, from its entries: the fee only when the customer paid it.
+                CASE WHEN t.debit_account_id = w.id
+                     THEN (SELECT coalesce(sum(e.amount), 0)::bigint FROM entries e WHERE e.transfer_id = t.id AND e.account_id = w.id)
+                     ELSE t.amount END AS "amount!",
                 t.kind AS "kind!",
                 CASE WHEN o.kind = 'wallet' THEN c.first_name || ' ' || left(c.last_name, 1) || '.'
-                     ELSE coalesce((SELECT g.name FROM agents g WHERE g.float_account_id = o.id), '') END AS "party!",
+                     ELSE coalesce((SELECT g.name FROM agents g WHERE g.float_account_id = o.id),
+                                   (SELECT m.display_name FROM merchant_payments p JOIN merchants m ON m.id = p.merchant_id
+                                     WHERE p.transfer_id = t.id),
+                                   (SELECT b.name FROM bill_payments p JOIN billers b ON b.id = p.biller_id
+                                     WHERE p.transfer_id = t.id), '') END AS "party!",
                 transfer_ref(t.id) AS "reference!"
            FROM t CROSS JOIN w
            LEFT JOIN accounts o ON o.id = CASE WHEN t.debit_account_id = w.id THEN t.credit_account_id

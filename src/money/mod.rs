@@ -117,6 +117,8 @@ pub struct Money {
     bills: Arc<bills::Bills>,
     /// Where reads that may lag go, when there is a replica.
     replica: Option<Arc<Replica>>,
+    /// Asks paybills' validation URLs.
+    validator: Arc<merchants::validation::Validator>,
 }
 
 /// A send from one customer to another under an idempotency key.
@@ -178,6 +180,7 @@ impl Money {
             pinned: Arc::default(),
             bills,
             replica: None,
+            validator: Arc::default(),
         }
     }
 
@@ -309,6 +312,11 @@ impl Money {
     /// The biller catalogue and payments.
     pub fn bills(&self) -> &bills::Bills {
         &self.bills
+    }
+
+    /// Asks paybills' validation URLs.
+    pub fn validator(&self) -> &merchants::validation::Validator {
+        &self.validator
     }
 
     /// Expires the cash-out requests nobody answered in time, releasing their holds;

@@ -1,5 +1,6 @@
-//! `paybill.quote`: the account checked against the business's pattern, and the fee
-//! the customer pays, for the confirmation screen.
+//! `paybill.quote`: the account checked against the business's pattern (and by the
+//! business itself, where it has a validation URL), and the fee the customer pays, for
+//! the confirmation screen.
 
 use serde_json::json;
 
@@ -18,7 +19,14 @@ pub struct PaybillQuote {
 impl Operation for PaybillQuote {
     const SPEC: &'static OpSpec = &OpSpec {
         name: "paybill.quote",
-        outcomes: &[O::Ok, O::RecipientUnknown, O::AccountBlocked, O::AccountInvalid, O::LimitExceeded],
+        outcomes: &[
+            O::Ok,
+            O::RecipientUnknown,
+            O::AccountBlocked,
+            O::AccountInvalid,
+            O::LimitExceeded,
+            O::BillRejected,
+        ],
         args: &["business", "account", "amount"],
         secrets: &[],
         authenticates: false,
@@ -27,7 +35,9 @@ impl Operation for PaybillQuote {
     };
 
     fn sample() -> serde_json::Value {
-        json!({ "name": wide(30), "fee": SAMPLE_AMOUNT, "total": SAMPLE_AMOUNT, "max": SAMPLE_AMOUNT })
+        json!({
+            "name": wide(30), "fee": SAMPLE_AMOUNT, "total": SAMPLE_AMOUNT, "max": SAMPLE_AMOUNT, "reason": wide(60),
+        })
     }
 
     fn parse(call: &Call<'_>) -> Result<Self, MoneyError> {
@@ -47,6 +57,6 @@ impl Operation for PaybillQuote {
             account: Some(&self.account),
             amount: self.amount,
         };
-        Ok(merchants::quote(money.lane(), &payment).await?)
+        merchants::quote(money, &payment).await
     }
 }

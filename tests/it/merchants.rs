@@ -1,17 +1,25 @@
 //! Paying merchants: Buy Goods at a till and Paybill, onboarded through the admin API.
 //! Every fee band and fee payer at its edges, a suspended merchant, an account of the
-//! wrong shape, replays, a receipt to each side, and many customers paying one till at
-//! once; the ledger invariants after each.
+//! wrong shape, replays, a receipt to each side, many customers paying one till at
+//! once, and a paybill's validation URL (a local server) accepting, rejecting and
+//! silent under each default; the ledger invariants after each.
+
+use std::sync::{Arc, Mutex};
 
 use crate::common::*;
-use axum::http::StatusCode;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use ussd_gateway::admin;
 use ussd_gateway::domain::{Amount, MerchantNumber, Msisdn, Region};
 use ussd_gateway::money::merchants::{self, MerchantKind, MerchantPayment};
 use ussd_gateway::money::{Money, seed_demo_merchants};
 use ussd_gateway::outcome::{OpResult, Outcome};
+use ussd_gateway::{admin, signature};
 
 /// A customer of this test's own (the demo subscribers are seeded by `spawn`).
 const PAYER: &str = "+254711000001";
@@ -200,6 +208,15 @@ async fn a_payment_tells_both_sides_replays_once_and_refuses_what_it_cannot_do(p
     let other = pay(money, "pay-1", PAYER, MerchantKind::Till, "512347", 160_00).await;
     assert_eq!(other.outcome, Outcome::Conflict);
     assert_eq!(balance_of(&pool, wallet).await, 850_00, "paid once");
+    // The mini statement shows what left the wallet (the merchant paid the fee) and who.
+    let customer_id: i64 = sqlx::query_scalar("SELECT customer_id FROM accounts WHERE id = $1")
+        .bind(wallet)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let statement = ussd_gateway::money::ledger::statement(&pool, customer_id).await.unwrap();
+    assert_eq!(statement.data["entries"][0]["amount"], -150_00, "{statement:?}");
+    assert_eq!(statement.data["entries"][0]["party"], "Mama Mboga");
 
     // The customer's receipt, and the store's phone told who paid, their number masked.
     let receipts: Vec<(String, String, String, Value)> = sqlx::query_as(
@@ -232,23 +249,51 @@ async fn a_payment_tells_both_sides_replays_once_and_refuses_what_it_cannot_do(p
         account: Some(account),
         amount: Amount::from_minor(amount).unwrap(),
     };
-    let quoted = merchants::quote(money.lane(), &payment("12", 200_00)).await.unwrap();
+    let quoted = merchants::quote(money, &payment("12", 200_00)).await.unwrap();
     assert_eq!(quoted.outcome, Outcome::AccountInvalid);
     let refused = merchants::pay(money.lane(), &payment("12", 200_00)).await.unwrap();
     assert_eq!(refused.outcome, Outcome::AccountInvalid);
-    let quoted = merchants::quote(money.lane(), &payment("1234", 200_00)).await.unwrap();
+    let quoted = merchants::quote(money, &payment("1234", 200_00)).await.unwrap();
     assert_eq!(
         (quoted.outcome, quoted.data["fee"].clone(), quoted.data["total"].clone()),
         (Outcome::Ok, json!(5_00), json!(205_00))
     );
     // Over the basic tier's KES 70,000 a payment: refused by the quote and the payment.
-    let over = merchants::quote(money.lane(), &payment("1234", 70_000_01)).await.unwrap();
+    let over = merchants::quote(money, &payment("1234", 70_000_01)).await.unwrap();
     assert_eq!((over.outcome, over.data["max"].clone()), (Outcome::LimitExceeded, json!(70_000_00)));
     let over = merchants::pay(money.lane(), &MerchantPayment { key: "pay-3", ..payment("1234", 70_000_01) })
         .await
         .unwrap();
     assert_eq!(over.outcome, Outcome::LimitExceeded);
-    let poor = merchants::pay(money.lane(), &MerchantPayment { key: "pay-4", ..payment("1234", 900_00) })
+    // Paid; then the business narrows its pattern: the same call again answers as it did.
+    let paid = merchants::pay(money.lane(), &MerchantPayment { key: "pay-8", ..payment("1234", 100_00) })
+        .await
+        .unwrap();
+    assert_eq!(paid.outcome, Outcome::Ok, "{paid:?}");
+    let paybill_ref: String = sqlx::query_scalar(
+        "SELECT 'MC' || lpad(upper(to_hex(id)), 8, '0') FROM merchants WHERE business_number = '888880'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let narrower = json!({ "account_pattern": "[0-9]{6}" }).to_string();
+    let (status, _) = app
+        .admin("PATCH", &format!("/admin/merchants/{paybill_ref}"), Some(&root), None, Some(narrower))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let again = merchants::pay(money.lane(), &MerchantPayment { key: "pay-8", ..payment("1234", 100_00) })
+        .await
+        .unwrap();
+    assert_eq!(again, paid, "a replay reads the first answer back, whatever the pattern is now");
+    let refused = merchants::pay(money.lane(), &MerchantPayment { key: "pay-9", ..payment("1234", 100_00) })
+        .await
+        .unwrap();
+    assert_eq!(refused.outcome, Outcome::AccountInvalid);
+    let again = merchants::pay(money.lane(), &MerchantPayment { key: "pay-9", ..payment("123456", 100_00) })
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::Conflict, "the refusal is kept under its key");
+    let poor = merchants::pay(money.lane(), &MerchantPayment { key: "pay-4", ..payment("123456", 900_00) })
         .await
         .unwrap();
     assert_eq!(poor.outcome, Outcome::InsufficientFunds);
@@ -263,7 +308,7 @@ async fn a_payment_tells_both_sides_replays_once_and_refuses_what_it_cannot_do(p
     assert_eq!(found.outcome, Outcome::AccountBlocked);
     let blocked = pay(money, "pay-5", PAYER, MerchantKind::Till, "512345", 10_00).await;
     assert_eq!(blocked.outcome, Outcome::AccountBlocked);
-    assert_eq!(balance_of(&pool, wallet).await, 850_00, "nothing moved");
+    assert_eq!(balance_of(&pool, wallet).await, 750_00, "nothing moved");
     let activate = json!({ "status": "active" }).to_string();
     app.admin("PATCH", &format!("/admin/merchants/{reference}"), Some(&root), None, Some(activate)).await;
     let paid = pay(money, "pay-6", PAYER, MerchantKind::Till, "512345", 10_00).await;
@@ -366,7 +411,7 @@ async fn onboarding_says_what_is_wrong_and_what_is_taken(pool: PgPool) {
         (
             with(json!({ "stores": [{ "store_number": "2001", "name": "X", "tills": ["512345"] }] })),
             StatusCode::CONFLICT,
-            "taken",
+            "till 512345 is taken",
         ),
         (with(json!({ "owner": "+254711000111" })), StatusCode::UNPROCESSABLE_ENTITY, "registered customer"),
         (
@@ -444,4 +489,123 @@ async fn onboarding_says_what_is_wrong_and_what_is_taken(pool: PgPool) {
             .await
             .unwrap();
     assert_eq!(audited, 1 + 11 + 3 + 4 + 1);
+}
+
+/// A business's validation server: accepts account 1111, rejects 2222 with a reason
+/// written across lines, never answers for 3333; records what it was sent and whether
+/// the signature checked out under the secrets it holds.
+#[derive(Clone, Default)]
+struct Business {
+    secrets: Arc<Mutex<Vec<String>>>,
+    calls: Arc<Mutex<Vec<(Value, bool)>>>,
+}
+
+async fn validate(State(b): State<Business>, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let timestamp: i64 = header("webhook-timestamp").parse().unwrap_or_default();
+    let signed = b.secrets.lock().unwrap().iter().any(|secret| {
+        let secret = SecretString::from(secret.clone());
+        signature::signature(&[&secret], &header("webhook-id"), timestamp, &body).as_deref()
+            == Some(header("webhook-signature").as_str())
+    });
+    let sent: Value = serde_json::from_slice(&body).unwrap_or_default();
+    b.calls.lock().unwrap().push((sent.clone(), signed));
+    match sent["account"].as_str() {
+        Some("1111") => (StatusCode::OK, json!({ "result": "accept" }).to_string()),
+        Some("2222") => {
+            (StatusCode::OK, json!({ "result": "reject", "reason": "account\nclosed\u{202E}" }).to_string())
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_paybill_asks_its_validation_url_and_its_default_speaks_when_it_is_silent(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let money = app.state.gateway.money();
+    customer(&pool, PAYER, 2, 10_000_00).await;
+    customer(&pool, OWNER, 2, 0).await;
+    let business = Business::default();
+    let server = Router::new().route("/validate", post(validate)).with_state(business.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/validate", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, server).into_future());
+
+    let root = token(&pool, "merchants").await;
+    for (number, default) in [("888880", "accept"), ("888881", "reject")] {
+        let mut body = paybill(number, "tariff", "customer");
+        body["validation_url"] = json!(url);
+        body["validation_default"] = json!(default);
+        body["validation_timeout_ms"] = json!(300);
+        let (status, answer) = onboard(&app, &root, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        let secret = answer["validation"]["secret"].as_str().expect("the secret, shown once").to_owned();
+        assert!(secret.starts_with("whsec_"));
+        business.secrets.lock().unwrap().push(secret);
+        let reference = answer["merchant"].as_str().unwrap().to_owned();
+        let (_, shown) =
+            app.admin("GET", &format!("/admin/merchants/{reference}"), Some(&root), None, None).await;
+        assert_eq!(shown["validation"]["default"], default);
+        assert_eq!(shown["validation"].get("secret"), None, "never shown again");
+    }
+
+    let from = msisdn(PAYER);
+    let quote = |business: &'static str, account: &'static str| {
+        let from = from.clone();
+        async move {
+            let number = number(business);
+            let payment = MerchantPayment {
+                key: "q",
+                from: &from,
+                kind: MerchantKind::Paybill,
+                number: &number,
+                account: Some(account),
+                amount: Amount::from_minor(200_00).unwrap(),
+            };
+            merchants::quote(money, &payment).await.unwrap()
+        }
+    };
+    let accepted = quote("888880", "1111").await;
+    assert_eq!((accepted.outcome, accepted.data["fee"].clone()), (Outcome::Ok, json!(5_00)));
+    let rejected = quote("888880", "2222").await;
+    assert_eq!(rejected.outcome, Outcome::BillRejected);
+    assert_eq!(rejected.data["reason"], "account closed", "one visible line");
+    let silent = quote("888880", "3333").await;
+    assert_eq!(silent.outcome, Outcome::Ok, "silent, and the default accepts");
+    let silent = quote("888881", "3333").await;
+    assert_eq!(silent.outcome, Outcome::BillRejected, "silent, and the default rejects");
+    let pattern = quote("888881", "12").await;
+    assert_eq!(
+        pattern.outcome,
+        Outcome::AccountInvalid,
+        "the pattern is checked before the business is asked"
+    );
+
+    let calls = business.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert!(calls.iter().all(|(_, signed)| *signed), "every call signed with the merchant's secret");
+    assert_eq!(
+        calls[0].0,
+        json!({ "business_number": "888880", "account": "1111", "amount": 200_00, "currency": "KES",
+                "customer": { "name": "Test Customer", "msisdn": "+254711***001" } })
+    );
+
+    // Over USSD: the business's refusal is the screen, and nothing moved.
+    let wallet = balance_of(&pool, customer_wallet(&pool, AMINA).await).await;
+    let refused = app.journey(AMINA, "9*2*888880*2222*200").await;
+    assert_eq!(refused, "END Biz 888880 did not accept this payment: account closed. No money was moved.");
+    assert_eq!(balance_of(&pool, customer_wallet(&pool, AMINA).await).await, wallet);
+    let paid = app.journey(AMINA, "9*2*888880*1111*200*1*1234").await;
+    assert!(paid.starts_with("END Paid KES 200.00 to Biz 888880 for 1111."), "{paid}");
+    assert_ledger_invariants(&pool).await;
+}
+
+async fn customer_wallet(pool: &PgPool, msisdn: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT a.id FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE c.msisdn = $1 AND a.kind = 'wallet'",
+    )
+    .bind(msisdn)
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }

@@ -4,7 +4,7 @@
 //! `deliver.rs` sends them; `sign.rs` signs them.
 
 pub mod deliver;
-pub mod sign;
+pub use crate::signature as sign;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 
 use super::extract::{Allowed, Body, Example, InPath, Limit, MerchantRef, Trail, scope};
 use super::{AdminError, Answer, AppState, ok};
-use crate::admin::merchants::{self, MerchantChange, NewMerchant};
+use crate::admin::merchants::{self, MerchantChange, NewMerchant, Onboarding};
 
 impl Example for NewMerchant {
     const STRING_LISTS: &'static [&'static str] = &["tills"];
@@ -36,8 +36,9 @@ pub(super) async fn onboard(
     Body { asked, sent }: Body<NewMerchant>,
 ) -> Result<Answer, AdminError> {
     trail.detail(sent);
-    let currency = state.money().currency().to_owned();
-    let merchant = merchants::onboard(state.pool(), &asked, state.default_region, &currency).await?;
+    let money = state.money();
+    let at = Onboarding { region: state.default_region, currency: money.currency(), vault: money.vault() };
+    let merchant = merchants::onboard(state.pool(), &asked, at).await?;
     if let Some(reference) = merchant["merchant"].as_str() {
         trail.target(reference.to_owned());
     }
@@ -92,5 +93,7 @@ pub(super) async fn change(
     Body { asked, sent }: Body<MerchantChange>,
 ) -> Result<Answer, AdminError> {
     trail.detail(sent);
-    Ok(ok(merchants::change(state.pool(), &reference, &asked, state.default_region).await?))
+    let money = state.money();
+    let at = Onboarding { region: state.default_region, currency: money.currency(), vault: money.vault() };
+    Ok(ok(merchants::change(state.pool(), &reference, &asked, at).await?))
 }

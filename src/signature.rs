@@ -1,4 +1,5 @@
-//! Webhook secrets and signatures as the Standard Webhooks convention has them: a
+//! Secrets and signatures as the Standard Webhooks convention has them (webhook
+//! deliveries, a paybill's validation requests): a
 //! secret is `whsec_` and base64 of 32 random bytes; a delivery is signed with
 //! `v1,` and base64 of HMAC-SHA256 over `id.timestamp.body` keyed by those bytes.
 
