@@ -15,6 +15,7 @@ use super::address;
 use crate::domain::shape::{self, Schemas};
 use crate::domain::{DisplayText, Msisdn, Region};
 use crate::money::DataVault;
+use crate::money::events::webhook_place;
 use crate::money::merchants::{account_regex, validation_place};
 use crate::signature;
 
@@ -75,6 +76,12 @@ pub struct NewMerchant {
     #[serde(default = "validation_timeout", deserialize_with = "shape::whole")]
     #[schema(schema_with = Schemas::validation_timeout_ms)]
     pub validation_timeout_ms: i32,
+    /// Where every payment to the merchant is confirmed: a webhook of its own (README,
+    /// "Confirmations"), https outside a demo; the answer shows its id and secret, the
+    /// secret this once.
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::webhook_url)]
+    pub confirmation_url: Option<String>,
     /// A till merchant's stores, each with its tills.
     #[serde(default)]
     #[schema(schema_with = stores)]
@@ -176,6 +183,10 @@ pub struct MerchantChange {
     #[serde(default, deserialize_with = "shape::whole_opt")]
     #[schema(schema_with = Schemas::validation_timeout_ms)]
     pub validation_timeout_ms: Option<i32>,
+    /// Where payments are confirmed (a first one gets a secret, shown this once).
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::webhook_url)]
+    pub confirmation_url: Option<String>,
     /// `active`, or `suspended`: payments refused, the merchant shown as unable to take them.
     #[serde(default, deserialize_with = "shape::present")]
     #[schema(schema_with = Schemas::biller_status)]
@@ -387,6 +398,8 @@ const SHOW: &str = "SELECT jsonb_build_object(
         'account_pattern', m.account_pattern, 'account_label', m.account_label, 'status', m.status,
         'validation', CASE WHEN m.validation_url IS NOT NULL THEN jsonb_build_object('url', m.validation_url,
                           'default', m.validation_default, 'timeout_ms', m.validation_timeout_ms) END,
+        'confirmation', (SELECT jsonb_build_object('webhook', w.id, 'url', w.url, 'status', w.status)
+                           FROM webhooks w WHERE w.merchant_id = m.id),
         'settlement', jsonb_build_object('account', m.settlement_account_id,
             'balance', (SELECT coalesce(sum(a.balance), 0)::bigint FROM merchant_settlement_shards s
                           JOIN accounts a ON a.id = s.account_id WHERE s.merchant_id = m.id),
@@ -412,6 +425,52 @@ pub struct Onboarding<'a> {
     pub region: Region,
     pub currency: &'a str,
     pub vault: &'a DataVault,
+    /// `serve --demo`: a confirmation URL may be plain http, as a webhook's may.
+    pub demo: bool,
+}
+
+/// Subscribes merchant `merchant`'s confirmation endpoint at `url` (or moves it there);
+/// the secret of a new one, shown this once.
+async fn confirmations(
+    tx: &mut sqlx::PgConnection,
+    vault: &DataVault,
+    merchant: i64,
+    url: &str,
+) -> Result<Option<String>, MerchantError> {
+    let moved = sqlx::query("UPDATE webhooks SET url = $2 WHERE merchant_id = $1")
+        .bind(merchant)
+        .bind(url)
+        .execute(&mut *tx)
+        .await?;
+    if moved.rows_affected() > 0 {
+        return Ok(None);
+    }
+    let id = format!("wh_{:016x}", rand::random::<u64>());
+    let secret = signature::new_secret();
+    let sealed = vault
+        .seal(webhook_place(&id), secret.expose_secret())
+        .await
+        .map_err(|e| MerchantError::Database(e.into_sqlx()))?;
+    sqlx::query(
+        "INSERT INTO webhooks (id, url, types, secret_sealed, merchant_id) VALUES ($1, $2, '{merchant.posted}', $3, $4)",
+    )
+    .bind(&id)
+    .bind(url)
+    .bind(sealed)
+    .bind(merchant)
+    .execute(&mut *tx)
+    .await?;
+    Ok(Some(secret.expose_secret().to_owned()))
+}
+
+fn confirmation_problem(url: Option<&str>, demo: bool) -> Result<(), MerchantError> {
+    let Some(url) = url else { return Ok(()) };
+    let schemes = if demo { address::Schemes::HttpOrHttps } else { address::Schemes::HttpsOnly };
+    match address::problem("confirmation_url", url, schemes) {
+        Some(address::Problem::Invalid(why)) => Err(MerchantError::Invalid(why)),
+        Some(address::Problem::Unacceptable(why)) => Err(MerchantError::Unacceptable(why)),
+        None => Ok(()),
+    }
 }
 
 /// A new validation secret for `business_number`, and it sealed.
@@ -431,6 +490,7 @@ async fn validation_secret(
 /// validation calls are signed with, if it has a validation URL.
 pub async fn onboard(pool: &PgPool, new: &NewMerchant, at: Onboarding<'_>) -> Result<Value, MerchantError> {
     let (owner, notify, stores) = checked(new, at.region)?;
+    confirmation_problem(new.confirmation_url.as_deref(), at.demo)?;
     let secret = match (&new.validation_url, &new.business_number) {
         (Some(_), Some(business)) => Some(validation_secret(at.vault, business).await?),
         _ => None,
@@ -492,10 +552,17 @@ pub async fn onboard(pool: &PgPool, new: &NewMerchant, at: Onboarding<'_>) -> Re
         Err(e) => return Err(e.into()),
     };
     add_stores(&mut tx, id, &stores).await?;
+    let confirmation = match &new.confirmation_url {
+        Some(url) => confirmations(&mut tx, at.vault, id, url).await?,
+        None => None,
+    };
     tx.commit().await?;
     let mut shown = show_id(pool, id).await?;
     if let Some((secret, _)) = secret {
         shown["validation"]["secret"] = Value::String(secret);
+    }
+    if let Some(secret) = confirmation {
+        shown["confirmation"]["secret"] = Value::String(secret);
     }
     Ok(shown)
 }
@@ -572,6 +639,7 @@ pub async fn change(
 ) -> Result<Value, MerchantError> {
     let c = change;
     validation(c.validation_url.as_deref(), c.validation_default.as_deref(), c.validation_timeout_ms)?;
+    confirmation_problem(c.confirmation_url.as_deref(), at.demo)?;
     if let Some(name) = &c.legal_name {
         text("legal_name", name, 100)?;
     }
@@ -655,9 +723,19 @@ pub async fn change(
     .await;
     match updated {
         Ok(_) => {
+            let confirmation = match &c.confirmation_url {
+                Some(url) => {
+                    let mut conn = pool.acquire().await?;
+                    confirmations(&mut conn, at.vault, id, url).await?
+                }
+                None => None,
+            };
             let mut shown = show_id(pool, id).await?;
             if let Some((secret, _)) = secret {
                 shown["validation"]["secret"] = Value::String(secret);
+            }
+            if let Some(secret) = confirmation {
+                shown["confirmation"]["secret"] = Value::String(secret);
             }
             Ok(shown)
         }

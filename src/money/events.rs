@@ -7,6 +7,15 @@
 use serde_json::{Value, json};
 use sqlx::{PgPool, Postgres, Transaction};
 
+use super::crypto::Place;
+
+/// Where a webhook endpoint's secrets are sealed: bound to its row, whichever column
+/// holds them (a rotation moves the current one to `previous_sealed`). A partner's
+/// endpoint and a merchant's confirmation endpoint alike.
+pub fn webhook_place(id: &str) -> Place<'_> {
+    Place { table: "webhooks", column: "secret", row: id }
+}
+
 /// One event: its position in the log (the order it was written in) and its envelope.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
@@ -158,7 +167,7 @@ impl Claim {
             "WITH gone AS (DELETE FROM event_outbox WHERE event_id = ANY($1) RETURNING event_id),
                   fanned AS (INSERT INTO webhook_deliveries (webhook_id, event_id)
                              SELECT w.id, e.id FROM gone g JOIN events e ON e.id = g.event_id
-                               JOIN webhooks w ON webhook_wants(w.types, e.type)
+                               JOIN webhooks w ON webhook_for(w, e)
                              ORDER BY e.id
                              ON CONFLICT DO NOTHING),
                   chained AS (SELECT chain_events($2, $1) AS done)

@@ -609,3 +609,76 @@ async fn customer_wallet(pool: &PgPool, msisdn: &str) -> i64 {
     .await
     .unwrap()
 }
+
+/// What a merchant's confirmation endpoint received: the body, and whether it was
+/// signed by the secret it was given.
+#[derive(Clone, Default)]
+struct Confirmed {
+    secret: Arc<Mutex<String>>,
+    seen: Arc<Mutex<Vec<(Value, bool)>>>,
+}
+
+async fn confirm(State(c): State<Confirmed>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let secret = SecretString::from(c.secret.lock().unwrap().clone());
+    let timestamp: i64 = header("webhook-timestamp").parse().unwrap_or_default();
+    let signed = signature::signature(&[&secret], &header("webhook-id"), timestamp, &body).as_deref()
+        == Some(header("webhook-signature").as_str());
+    c.seen.lock().unwrap().push((serde_json::from_slice(&body).unwrap_or_default(), signed));
+    StatusCode::NO_CONTENT
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_merchant_gets_a_signed_confirmation_of_each_of_its_own_payments_only(pool: PgPool) {
+    use ussd_gateway::events::Relay;
+    use ussd_gateway::events::webhooks::deliver::{Deliverer, Policy};
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let money = app.state.gateway.money();
+    customer(&pool, PAYER, 2, 10_000_00).await;
+    customer(&pool, OWNER, 2, 0).await;
+    let confirmed = Confirmed::default();
+    let server = Router::new().route("/confirm", post(confirm)).with_state(confirmed.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/confirm", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, server).into_future());
+
+    let root = token(&pool, "merchants").await;
+    let mut sacco = paybill("888880", "tariff", "customer");
+    sacco["confirmation_url"] = json!(url);
+    let (status, answer) = onboard(&app, &root, sacco).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let secret = answer["confirmation"]["secret"].as_str().expect("shown once").to_owned();
+    *confirmed.secret.lock().unwrap() = secret;
+    assert!(answer["confirmation"]["webhook"].as_str().unwrap().starts_with("wh_"));
+    onboard(&app, &root, till_merchant("standard")).await;
+
+    // A payment to the sacco, one to the shop, and one the sacco refuses: only the
+    // first is the sacco's to hear of.
+    let paid = pay(money, "c-1", PAYER, MerchantKind::Paybill, "888880", 250_00).await;
+    assert_eq!(paid.outcome, Outcome::Ok);
+    assert_eq!(pay(money, "c-2", PAYER, MerchantKind::Till, "512345", 100_00).await.outcome, Outcome::Ok);
+    let poor = pay(money, "c-3", PAYER, MerchantKind::Paybill, "888880", 1_000_000_00).await;
+    assert_ne!(poor.outcome, Outcome::Ok);
+    let relay = Relay::new(pool.clone(), None, 500);
+    while relay.pass().await.unwrap() > 0 {}
+    let policy = Policy { private_networks: true, ..Policy::default() };
+    let deliverer = Deliverer::new(pool.clone(), money.vault().clone(), policy);
+    assert_eq!(deliverer.pass().await.unwrap(), 1, "one confirmation: the sacco's own payment");
+    assert_eq!(deliverer.pass().await.unwrap(), 0);
+
+    let seen = confirmed.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let (event, signed) = &seen[0];
+    assert!(signed, "signed with the secret the merchant was given");
+    assert_eq!(event["type"], "merchant.posted");
+    assert_eq!(event["subject"], paid.data["ref"]);
+    let data = &event["data"];
+    assert_eq!(
+        (data["direction"].as_str(), data["amount"].as_i64(), data["business_number"].as_str()),
+        (Some("credit"), Some(250_00), Some("888880"))
+    );
+    assert_eq!(data["account_reference"], "123456");
+    assert_eq!(data["customer"], json!({ "name": "Test Customer", "msisdn": "+254711***001" }));
+    assert!(event["time"].is_string());
+    assert_ledger_invariants(&pool).await;
+}

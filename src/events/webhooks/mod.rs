@@ -19,7 +19,7 @@ use super::tail::glob;
 use crate::admin::address::{self, Schemes};
 use crate::domain::shape::{self, Schemas};
 use crate::money::DataVault;
-use crate::money::crypto::{Place, VaultError};
+use crate::money::crypto::VaultError;
 
 /// An endpoint to subscribe, as the admin API takes it.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -82,11 +82,7 @@ impl From<VaultError> for WebhookError {
     }
 }
 
-/// Where an endpoint's secrets are sealed: bound to its row, whichever column holds
-/// them (a rotation moves the current one to `previous_sealed`).
-pub fn place(id: &str) -> Place<'_> {
-    Place { table: "webhooks", column: "secret", row: id }
-}
+pub use crate::money::events::webhook_place as place;
 
 /// How long an old secret keeps signing after a rotation, unless the call says.
 const DEFAULT_GRACE: Duration = Duration::from_secs(86_400);

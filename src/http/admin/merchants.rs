@@ -37,7 +37,12 @@ pub(super) async fn onboard(
 ) -> Result<Answer, AdminError> {
     trail.detail(sent);
     let money = state.money();
-    let at = Onboarding { region: state.default_region, currency: money.currency(), vault: money.vault() };
+    let at = Onboarding {
+        region: state.default_region,
+        currency: money.currency(),
+        vault: money.vault(),
+        demo: state.demo,
+    };
     let merchant = merchants::onboard(state.pool(), &asked, at).await?;
     if let Some(reference) = merchant["merchant"].as_str() {
         trail.target(reference.to_owned());
@@ -94,6 +99,11 @@ pub(super) async fn change(
 ) -> Result<Answer, AdminError> {
     trail.detail(sent);
     let money = state.money();
-    let at = Onboarding { region: state.default_region, currency: money.currency(), vault: money.vault() };
+    let at = Onboarding {
+        region: state.default_region,
+        currency: money.currency(),
+        vault: money.vault(),
+        demo: state.demo,
+    };
     Ok(ok(merchants::change(state.pool(), &reference, &asked, at).await?))
 }
