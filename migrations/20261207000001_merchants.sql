@@ -99,6 +99,12 @@ CREATE TABLE merchants (
     CHECK (kind = 'paybill' OR fee_payer = 'merchant')
 );
 
+-- A merchant as the admin API and events name it (`MC0000002A`), written as transfer
+-- references are.
+CREATE FUNCTION merchant_ref(id bigint) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT 'MC' || CASE WHEN id < 4294967296 THEN lpad(upper(to_hex(id)), 8, '0')
+                                                 ELSE upper(to_hex(id)) END $$;
+
 CREATE TABLE merchant_stores (
     id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     merchant_id    bigint NOT NULL REFERENCES merchants (id),

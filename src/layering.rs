@@ -7,6 +7,7 @@ use std::path::Path;
 /// Bottom to top. A module may import from modules of a lower layer only.
 const LAYERS: &[&[&str]] = &[
     &["domain", "gsm", "bytes", "breaker", "telemetry", "outcome", "problems", "redis_link", "signature"],
+    &["address"],
     &["segments", "money"],
     &["ops"],
     &["menu"],

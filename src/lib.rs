@@ -1,5 +1,6 @@
 //! ussd-gateway: USSD and SMS menus for mobile money, over a double-entry ledger.
 
+pub mod address;
 pub mod admin;
 pub mod app;
 pub mod breaker;

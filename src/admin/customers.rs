@@ -35,7 +35,12 @@ pub async fn lookup(pool: &PgPool, msisdn: &Msisdn, limit: i64) -> Result<Option
                     'reject_code', t.reject_code,
                     'direction', CASE WHEN t.debit_account_id = w.id THEN 'out' ELSE 'in' END,
                     'amount', t.amount, 'fee', t.fee, 'reverses', t.reverses,
-                    'counterparty', coalesce(c.msisdn, o.name, o.kind), 'created_at', t.created_at)
+                    'counterparty', coalesce(c.msisdn,
+                                             (SELECT m.display_name || ' (' || merchant_ref(m.id) || ')'
+                                                FROM merchant_payments p JOIN merchants m ON m.id = p.merchant_id
+                                               WHERE p.transfer_id = t.id),
+                                             o.name, o.kind),
+                    'created_at', t.created_at)
            FROM t CROSS JOIN w
            LEFT JOIN accounts o ON o.id = CASE WHEN t.debit_account_id = w.id THEN t.credit_account_id
                                                ELSE t.debit_account_id END

@@ -16,7 +16,7 @@ use crate::domain::shape::{self, Schemas};
 use crate::domain::{DisplayText, Msisdn, Region};
 use crate::money::DataVault;
 use crate::money::events::webhook_place;
-use crate::money::merchants::{account_regex, validation_place};
+use crate::money::merchants::{account_regex, parse_merchant_ref as merchant_id, validation_place};
 use crate::signature;
 
 /// A merchant to onboard, as the admin API takes it.
@@ -210,15 +210,6 @@ pub enum MerchantError {
     Database(#[from] sqlx::Error),
 }
 
-/// A merchant as the API names it: `MC0000002A`.
-pub fn merchant_ref(id: i64) -> String {
-    format!("MC{id:08X}")
-}
-
-fn merchant_id(reference: &str) -> Option<i64> {
-    i64::from_str_radix(reference.strip_prefix("MC")?, 16).ok()
-}
-
 fn text(field: &str, raw: &str, max: usize) -> Result<String, MerchantError> {
     DisplayText::parse(raw, max)
         .map(DisplayText::into_string)
@@ -250,14 +241,10 @@ fn validation(
     url: Option<&str>,
     default: Option<&str>,
     timeout_ms: Option<i32>,
+    demo: bool,
 ) -> Result<(), MerchantError> {
-    if let Some(url) = url {
-        match address::problem("validation_url", url, address::Schemes::HttpOrHttps) {
-            Some(address::Problem::Invalid(why)) => return Err(MerchantError::Invalid(why)),
-            Some(address::Problem::Unacceptable(why)) => return Err(MerchantError::Unacceptable(why)),
-            None => {}
-        }
-    }
+    // A partner's server, as a webhook's: https, and never a private address outside a demo.
+    partner_url("validation_url", url, demo)?;
     if let Some(default) = default {
         one_of("validation_default", default, &["accept", "reject"])?;
     }
@@ -295,7 +282,11 @@ struct Store {
 
 /// `new` checked field by field (the first problem is the answer): the stores of a till
 /// merchant, with numbers read in `region`.
-fn checked(new: &NewMerchant, region: Region) -> Result<(Msisdn, Msisdn, Vec<Store>), MerchantError> {
+fn checked(
+    new: &NewMerchant,
+    region: Region,
+    demo: bool,
+) -> Result<(Msisdn, Msisdn, Vec<Store>), MerchantError> {
     one_of("kind", &new.kind, &["till", "paybill"])?;
     if let Some(number) = &new.business_number {
         shaped("business_number", number, &shape::MERCHANT_NUMBER, "5 to 7 digits")?;
@@ -315,6 +306,7 @@ fn checked(new: &NewMerchant, region: Region) -> Result<(Msisdn, Msisdn, Vec<Sto
         new.validation_url.as_deref(),
         Some(&new.validation_default),
         Some(new.validation_timeout_ms),
+        demo,
     )?;
     if new.stores.len() > MAX_STORES {
         return Err(MerchantError::Invalid(format!(
@@ -391,7 +383,7 @@ fn checked(new: &NewMerchant, region: Region) -> Result<(Msisdn, Msisdn, Vec<Sto
 /// A merchant as the API shows it: who it is, how it is paid, its settlement balance
 /// (the sum of its shards) and stores.
 const SHOW: &str = "SELECT jsonb_build_object(
-        'merchant', 'MC' || lpad(upper(to_hex(m.id)), greatest(8, length(to_hex(m.id))), '0'), 'kind', m.kind,
+        'merchant', merchant_ref(m.id), 'kind', m.kind,
         'business_number', m.business_number, 'legal_name', m.legal_name, 'display_name', m.display_name,
         'owner', c.msisdn, 'notify_msisdn', m.notify_msisdn, 'language', m.language,
         'fee_class', m.fee_class, 'fee_payer', m.fee_payer,
@@ -429,44 +421,44 @@ pub struct Onboarding<'a> {
     pub demo: bool,
 }
 
-/// Subscribes merchant `merchant`'s confirmation endpoint at `url` (or moves it there);
-/// the secret of a new one, shown this once.
+/// Subscribes merchant `merchant`'s confirmation endpoint at `url`, or moves it there
+/// (a fresh start: its failures forgotten, and enabled again unless an operator
+/// disabled it); the secret of a new one, shown this once.
 async fn confirmations(
     tx: &mut sqlx::PgConnection,
     vault: &DataVault,
     merchant: i64,
     url: &str,
 ) -> Result<Option<String>, MerchantError> {
-    let moved = sqlx::query("UPDATE webhooks SET url = $2 WHERE merchant_id = $1")
-        .bind(merchant)
-        .bind(url)
-        .execute(&mut *tx)
-        .await?;
-    if moved.rows_affected() > 0 {
-        return Ok(None);
-    }
     let id = format!("wh_{:016x}", rand::random::<u64>());
     let secret = signature::new_secret();
     let sealed = vault
         .seal(webhook_place(&id), secret.expose_secret())
         .await
         .map_err(|e| MerchantError::Database(e.into_sqlx()))?;
-    sqlx::query(
-        "INSERT INTO webhooks (id, url, types, secret_sealed, merchant_id) VALUES ($1, $2, '{merchant.posted}', $3, $4)",
+    let inserted: bool = sqlx::query_scalar(
+        "INSERT INTO webhooks (id, url, types, secret_sealed, merchant_id) VALUES ($1, $2, '{merchant.posted}', $3, $4)
+         ON CONFLICT (merchant_id) DO UPDATE
+            SET url = excluded.url, failures_in_row = 0, failing_since = NULL, breaker_until = NULL,
+                status = CASE WHEN webhooks.disabled_reason = 'disabled by an operator' THEN webhooks.status
+                              ELSE 'active' END,
+                disabled_reason = CASE WHEN webhooks.disabled_reason = 'disabled by an operator'
+                                       THEN webhooks.disabled_reason END
+         RETURNING xmax = 0",
     )
     .bind(&id)
     .bind(url)
     .bind(sealed)
     .bind(merchant)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    Ok(Some(secret.expose_secret().to_owned()))
+    Ok(inserted.then(|| secret.expose_secret().to_owned()))
 }
 
-fn confirmation_problem(url: Option<&str>, demo: bool) -> Result<(), MerchantError> {
+fn partner_url(field: &str, url: Option<&str>, demo: bool) -> Result<(), MerchantError> {
     let Some(url) = url else { return Ok(()) };
     let schemes = if demo { address::Schemes::HttpOrHttps } else { address::Schemes::HttpsOnly };
-    match address::problem("confirmation_url", url, schemes) {
+    match address::problem(field, url, schemes) {
         Some(address::Problem::Invalid(why)) => Err(MerchantError::Invalid(why)),
         Some(address::Problem::Unacceptable(why)) => Err(MerchantError::Unacceptable(why)),
         None => Ok(()),
@@ -489,8 +481,8 @@ async fn validation_secret(
 /// Onboards `new` in one transaction; returns it as [`show`] does, with the secret its
 /// validation calls are signed with, if it has a validation URL.
 pub async fn onboard(pool: &PgPool, new: &NewMerchant, at: Onboarding<'_>) -> Result<Value, MerchantError> {
-    let (owner, notify, stores) = checked(new, at.region)?;
-    confirmation_problem(new.confirmation_url.as_deref(), at.demo)?;
+    let (owner, notify, stores) = checked(new, at.region, at.demo)?;
+    partner_url("confirmation_url", new.confirmation_url.as_deref(), at.demo)?;
     let secret = match (&new.validation_url, &new.business_number) {
         (Some(_), Some(business)) => Some(validation_secret(at.vault, business).await?),
         _ => None,
@@ -556,8 +548,9 @@ pub async fn onboard(pool: &PgPool, new: &NewMerchant, at: Onboarding<'_>) -> Re
         Some(url) => confirmations(&mut tx, at.vault, id, url).await?,
         None => None,
     };
+    // The answer is read before the commit: a secret is never stored unshown.
+    let mut shown = show_id(&mut *tx, id).await?;
     tx.commit().await?;
-    let mut shown = show_id(pool, id).await?;
     if let Some((secret, _)) = secret {
         shown["validation"]["secret"] = Value::String(secret);
     }
@@ -610,7 +603,7 @@ async fn add_stores(
     Ok(())
 }
 
-async fn show_id(db: &PgPool, id: i64) -> Result<Value, MerchantError> {
+async fn show_id(db: impl sqlx::PgExecutor<'_>, id: i64) -> Result<Value, MerchantError> {
     Ok(sqlx::query_scalar(&format!("{SHOW} WHERE m.id = $1")).bind(id).fetch_one(db).await?)
 }
 
@@ -638,8 +631,13 @@ pub async fn change(
     at: Onboarding<'_>,
 ) -> Result<Value, MerchantError> {
     let c = change;
-    validation(c.validation_url.as_deref(), c.validation_default.as_deref(), c.validation_timeout_ms)?;
-    confirmation_problem(c.confirmation_url.as_deref(), at.demo)?;
+    validation(
+        c.validation_url.as_deref(),
+        c.validation_default.as_deref(),
+        c.validation_timeout_ms,
+        at.demo,
+    )?;
+    partner_url("confirmation_url", c.confirmation_url.as_deref(), at.demo)?;
     if let Some(name) = &c.legal_name {
         text("legal_name", name, 100)?;
     }
@@ -694,7 +692,8 @@ pub async fn change(
         (Some(_), Some(business)) if !has_secret => Some(validation_secret(at.vault, &business).await?),
         _ => None,
     };
-    let updated = sqlx::query(
+    let mut tx = pool.begin().await?;
+    let updated: Result<bool, sqlx::Error> = sqlx::query_scalar(
         "UPDATE merchants SET legal_name = coalesce($2, legal_name), display_name = coalesce($3, display_name),
                 notify_msisdn = coalesce($4, notify_msisdn), language = coalesce($5, language),
                 fee_class = coalesce($6, fee_class), fee_payer = coalesce($7, fee_payer),
@@ -702,8 +701,9 @@ pub async fn change(
                 status = coalesce($10, status), validation_url = coalesce($11, validation_url),
                 validation_default = coalesce($12, validation_default),
                 validation_timeout_ms = coalesce($13, validation_timeout_ms),
-                validation_secret_sealed = coalesce($14, validation_secret_sealed)
-          WHERE id = $1",
+                validation_secret_sealed = coalesce(validation_secret_sealed, $14)
+          WHERE id = $1
+      RETURNING $14::bytea IS NOT NULL AND validation_secret_sealed = $14",
     )
     .bind(id)
     .bind(c.legal_name.as_deref().map(str::trim))
@@ -719,19 +719,19 @@ pub async fn change(
     .bind(&c.validation_default)
     .bind(c.validation_timeout_ms)
     .bind(secret.as_ref().map(|(_, sealed)| sealed))
-    .execute(pool)
+    .fetch_one(&mut *tx)
     .await;
     match updated {
-        Ok(_) => {
+        // Ours is the secret stored only if no concurrent change stored one first.
+        Ok(ours) => {
             let confirmation = match &c.confirmation_url {
-                Some(url) => {
-                    let mut conn = pool.acquire().await?;
-                    confirmations(&mut conn, at.vault, id, url).await?
-                }
+                Some(url) => confirmations(&mut tx, at.vault, id, url).await?,
                 None => None,
             };
-            let mut shown = show_id(pool, id).await?;
-            if let Some((secret, _)) = secret {
+            // The answer is read before the commit: a secret is never stored unshown.
+            let mut shown = show_id(&mut *tx, id).await?;
+            tx.commit().await?;
+            if let (Some((secret, _)), true) = (secret, ours) {
                 shown["validation"]["secret"] = Value::String(secret);
             }
             if let Some(secret) = confirmation {
@@ -743,17 +743,5 @@ pub async fn change(
             format!("there is no fee class `{}`", c.fee_class.as_deref().unwrap_or_default()),
         )),
         Err(e) => Err(e.into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references_read_back_to_ids() {
-        assert_eq!(merchant_ref(42), "MC0000002A");
-        assert_eq!(merchant_id("MC0000002A"), Some(42));
-        assert_eq!(merchant_id("TX0000002A"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! The admin API's credentials — scoped bearer tokens kept as hashes — and its audit
 //! trail; the HTTP handlers are in `src/http/admin.rs`.
 
-pub mod address;
+pub use crate::address;
 pub mod agents;
 pub mod billers;
 pub mod chain;

@@ -129,6 +129,9 @@ impl Gateway {
         let spec = op.spec();
         let request = rec.session.claim.as_ref().filter(|c| c.seq == seq).and_then(|c| c.request);
         let idempotency_key = op_key(at.key, seq);
+        // A movement keeps back the time to write its promise, should it overrun.
+        let margin = if spec.moves_money() { SAVE_MARGIN + PROMISE_MARGIN } else { SAVE_MARGIN };
+        let budget = at.deadline.checked_sub(margin).unwrap_or(at.deadline);
         let mut task = self.tasks.spawn(async move {
             let Action { args, secrets, .. } = &action;
             let key = &idempotency_key;
@@ -141,12 +144,10 @@ impl Gateway {
                 secrets,
                 auth,
                 region,
+                budget: Some(budget),
             };
             ops.run(call).await
         });
-        // A movement keeps back the time to write its promise, should it overrun.
-        let margin = if spec.moves_money() { SAVE_MARGIN + PROMISE_MARGIN } else { SAVE_MARGIN };
-        let budget = at.deadline.checked_sub(margin).unwrap_or(at.deadline);
         let joined = loop {
             let renew_at = (Instant::now() + RENEW_EVERY).min(budget);
             match tokio::time::timeout_at(renew_at, &mut task).await {

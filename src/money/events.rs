@@ -166,9 +166,16 @@ impl Claim {
         sqlx::query!(
             "WITH gone AS (DELETE FROM event_outbox WHERE event_id = ANY($1) RETURNING event_id),
                   fanned AS (INSERT INTO webhook_deliveries (webhook_id, event_id)
-                             SELECT w.id, e.id FROM gone g JOIN events e ON e.id = g.event_id
-                               JOIN webhooks w ON webhook_for(w, e)
-                             ORDER BY e.id
+                             SELECT f.webhook, f.event FROM (
+                                 SELECT w.id AS webhook, e.id AS event FROM gone g JOIN events e ON e.id = g.event_id
+                                   JOIN webhooks w ON w.merchant_id IS NULL AND webhook_wants(w.types, e.type)
+                                 UNION ALL
+                                 -- A merchant's own endpoint: by the account, through indexes,
+                                 -- however many merchants have one.
+                                 SELECT w.id, e.id FROM gone g JOIN events e ON e.id = g.event_id
+                                   JOIN merchant_settlement_shards s ON s.account_id = e.account_id
+                                   JOIN webhooks w ON w.merchant_id = s.merchant_id AND webhook_wants(w.types, e.type)) f
+                             ORDER BY f.event
                              ON CONFLICT DO NOTHING),
                   chained AS (SELECT chain_events($2, $1) AS done)
              UPDATE event_relay_parts SET relayed_at = clock_timestamp() FROM chained WHERE part = $2",

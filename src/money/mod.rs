@@ -180,8 +180,15 @@ impl Money {
             pinned: Arc::default(),
             bills,
             replica: None,
-            validator: Arc::default(),
+            validator: Arc::new(merchants::validation::Validator::new(false)),
         }
+    }
+
+    /// Partners' servers this process calls for the ops (paybills' validation URLs) may
+    /// be on loopback or private networks (`serve --demo`, tests).
+    pub fn allowing_private_networks(mut self) -> Self {
+        self.validator = Arc::new(merchants::validation::Validator::new(true));
+        self
     }
 
     /// Reads that may lag (statements, the catalogue, the admin API's views) go to

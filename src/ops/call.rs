@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::Op;
 use crate::domain::{Amount, MerchantNumber, Msisdn, Pin, Region, Secret};
-use crate::money::{Auth, Caller, MoneyError, StagedPin, ledger};
+use crate::money::{Auth, Caller, MoneyError, StagedPin, ledger, merchants};
 use crate::outcome::{OpResult, Outcome};
 
 /// An op to run for the subscriber dialling, as the engine asked for it.
@@ -26,6 +26,9 @@ pub struct Call<'a> {
     pub auth: Auth,
     /// The menu's region: numbers in arguments are read as its subscribers write them.
     pub region: Region,
+    /// When the hop stops waiting for the op's answer (`None`: nothing waits): an op
+    /// that asks a partner keeps within it, so that its own fallback answers in time.
+    pub budget: Option<tokio::time::Instant>,
 }
 
 impl Call<'_> {
@@ -86,6 +89,12 @@ impl Call<'_> {
         Ok(raw.to_owned())
     }
 
+    /// A merchant named by its reference (`merchant: "{{ merchant.ref }}"`).
+    pub fn merchant(&self, name: &'static str) -> Result<i64, MoneyError> {
+        merchants::parse_merchant_ref(self.arg(name)?)
+            .ok_or_else(|| self.bad(name, "is not a merchant reference"))
+    }
+
     /// A transfer named by its reference (`request: "{{ approval.ref }}"`).
     pub fn reference(&self, name: &'static str) -> Result<i64, MoneyError> {
         ledger::parse_reference(self.arg(name)?).ok_or_else(|| self.bad(name, "is not a transfer reference"))
@@ -122,6 +131,7 @@ mod tests {
             secrets: &[],
             auth: Auth::Pin,
             region: Region::parse(region).unwrap(),
+            budget: None,
         }
     }
 

@@ -31,6 +31,10 @@ mod customer_seal_id;
 mod customer_set_language;
 mod goods_find;
 mod goods_pay;
+mod merchant_balance;
+mod merchant_owned;
+mod merchant_payments;
+mod merchant_withdraw;
 mod paybill_find;
 mod paybill_pay;
 mod paybill_quote;
@@ -72,6 +76,10 @@ pub use self::customer_seal_id::CustomerSealId;
 pub use self::customer_set_language::CustomerSetLanguage;
 pub use self::goods_find::GoodsFind;
 pub use self::goods_pay::GoodsPay;
+pub use self::merchant_balance::MerchantBalance;
+pub use self::merchant_owned::MerchantOwned;
+pub use self::merchant_payments::MerchantPayments;
+pub use self::merchant_withdraw::MerchantWithdraw;
 pub use self::paybill_find::PaybillFind;
 pub use self::paybill_pay::PaybillPay;
 pub use self::paybill_quote::PaybillQuote;
@@ -120,6 +128,10 @@ pub static REGISTRY: &[&dyn Entry] = &[
     &Registered::<PaybillFind>(PhantomData),
     &Registered::<PaybillQuote>(PhantomData),
     &Registered::<PaybillPay>(PhantomData),
+    &Registered::<MerchantOwned>(PhantomData),
+    &Registered::<MerchantBalance>(PhantomData),
+    &Registered::<MerchantPayments>(PhantomData),
+    &Registered::<MerchantWithdraw>(PhantomData),
 ];
 
 /// What the menu compiler and the hop pipeline need to know about an op.

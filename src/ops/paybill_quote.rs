@@ -57,6 +57,6 @@ impl Operation for PaybillQuote {
             account: Some(&self.account),
             amount: self.amount,
         };
-        merchants::quote(money, &payment).await
+        merchants::quote(money, &payment, call.budget).await
     }
 }

@@ -217,6 +217,11 @@ async fn a_payment_tells_both_sides_replays_once_and_refuses_what_it_cannot_do(p
     let statement = ussd_gateway::money::ledger::statement(&pool, customer_id).await.unwrap();
     assert_eq!(statement.data["entries"][0]["amount"], -150_00, "{statement:?}");
     assert_eq!(statement.data["entries"][0]["party"], "Mama Mboga");
+    // And the operator's view of the customer names the merchant.
+    let desk = token(&pool, "customers:read").await;
+    let (_, viewed) = app.admin("GET", "/admin/customers/0711000001?limit=1", Some(&desk), None, None).await;
+    let counterparty = viewed["transfers"][0]["counterparty"].as_str().unwrap_or_default();
+    assert!(counterparty.starts_with("Mama Mboga (MC"), "{viewed}");
 
     // The customer's receipt, and the store's phone told who paid, their number masked.
     let receipts: Vec<(String, String, String, Value)> = sqlx::query_as(
@@ -249,17 +254,17 @@ async fn a_payment_tells_both_sides_replays_once_and_refuses_what_it_cannot_do(p
         account: Some(account),
         amount: Amount::from_minor(amount).unwrap(),
     };
-    let quoted = merchants::quote(money, &payment("12", 200_00)).await.unwrap();
+    let quoted = merchants::quote(money, &payment("12", 200_00), None).await.unwrap();
     assert_eq!(quoted.outcome, Outcome::AccountInvalid);
     let refused = merchants::pay(money.lane(), &payment("12", 200_00)).await.unwrap();
     assert_eq!(refused.outcome, Outcome::AccountInvalid);
-    let quoted = merchants::quote(money, &payment("1234", 200_00)).await.unwrap();
+    let quoted = merchants::quote(money, &payment("1234", 200_00), None).await.unwrap();
     assert_eq!(
         (quoted.outcome, quoted.data["fee"].clone(), quoted.data["total"].clone()),
         (Outcome::Ok, json!(5_00), json!(205_00))
     );
     // Over the basic tier's KES 70,000 a payment: refused by the quote and the payment.
-    let over = merchants::quote(money, &payment("1234", 70_000_01)).await.unwrap();
+    let over = merchants::quote(money, &payment("1234", 70_000_01), None).await.unwrap();
     assert_eq!((over.outcome, over.data["max"].clone()), (Outcome::LimitExceeded, json!(70_000_00)));
     let over = merchants::pay(money.lane(), &MerchantPayment { key: "pay-3", ..payment("1234", 70_000_01) })
         .await
@@ -270,12 +275,11 @@ async fn a_payment_tells_both_sides_replays_once_and_refuses_what_it_cannot_do(p
         .await
         .unwrap();
     assert_eq!(paid.outcome, Outcome::Ok, "{paid:?}");
-    let paybill_ref: String = sqlx::query_scalar(
-        "SELECT 'MC' || lpad(upper(to_hex(id)), 8, '0') FROM merchants WHERE business_number = '888880'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let paybill_ref: String =
+        sqlx::query_scalar("SELECT merchant_ref(id) FROM merchants WHERE business_number = '888880'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     let narrower = json!({ "account_pattern": "[0-9]{6}" }).to_string();
     let (status, _) = app
         .admin("PATCH", &format!("/admin/merchants/{paybill_ref}"), Some(&root), None, Some(narrower))
@@ -562,7 +566,7 @@ async fn a_paybill_asks_its_validation_url_and_its_default_speaks_when_it_is_sil
                 account: Some(account),
                 amount: Amount::from_minor(200_00).unwrap(),
             };
-            merchants::quote(money, &payment).await.unwrap()
+            merchants::quote(money, &payment, None).await.unwrap()
         }
     };
     let accepted = quote("888880", "1111").await;
@@ -574,6 +578,33 @@ async fn a_paybill_asks_its_validation_url_and_its_default_speaks_when_it_is_sil
     assert_eq!(silent.outcome, Outcome::Ok, "silent, and the default accepts");
     let silent = quote("888881", "3333").await;
     assert_eq!(silent.outcome, Outcome::BillRejected, "silent, and the default rejects");
+    // A business slower than the hop: asked for what the hop has left, and its default
+    // speaks in time (the merchant's own timeout, 5 s, would outlast the hop).
+    let slow = json!({ "validation_timeout_ms": 5_000 }).to_string();
+    let reference: String =
+        sqlx::query_scalar("SELECT merchant_ref(id) FROM merchants WHERE business_number = '888880'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    app.admin("PATCH", &format!("/admin/merchants/{reference}"), Some(&root), None, Some(slow)).await;
+    let business_number = number("888880");
+    let in_time = MerchantPayment {
+        key: "slow",
+        from: &from,
+        kind: MerchantKind::Paybill,
+        number: &business_number,
+        account: Some("3333"),
+        amount: Amount::from_minor(200_00).unwrap(),
+    };
+    let budget = tokio::time::Instant::now() + std::time::Duration::from_millis(400);
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        merchants::quote(money, &in_time, Some(budget)),
+    )
+    .await
+    .expect("answered within the hop's budget, not the business's timeout")
+    .unwrap();
+    assert_eq!(answered.outcome, Outcome::Ok, "the default (accept) answered");
     let pattern = quote("888881", "12").await;
     assert_eq!(
         pattern.outcome,
@@ -582,7 +613,7 @@ async fn a_paybill_asks_its_validation_url_and_its_default_speaks_when_it_is_sil
     );
 
     let calls = business.calls.lock().unwrap().clone();
-    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert_eq!(calls.len(), 5, "{calls:?}");
     assert!(calls.iter().all(|(_, signed)| *signed), "every call signed with the merchant's secret");
     assert_eq!(
         calls[0].0,
@@ -680,5 +711,120 @@ async fn a_merchant_gets_a_signed_confirmation_of_each_of_its_own_payments_only(
     assert_eq!(data["account_reference"], "123456");
     assert_eq!(data["customer"], json!({ "name": "Test Customer", "msisdn": "+254711***001" }));
     assert!(event["time"].is_string());
+    assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_owner_moves_the_settlement_from_every_shard_while_customers_keep_paying(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let money = app.state.gateway.money().clone();
+    let owner_wallet = customer(&pool, OWNER, 2, 0).await;
+    let root = token(&pool, "merchants").await;
+    let (_, shop) = onboard(&app, &root, till_merchant("free")).await;
+    let merchant = merchants::parse_merchant_ref(shop["merchant"].as_str().unwrap()).unwrap();
+    const CUSTOMERS: usize = 16;
+    for c in 0..CUSTOMERS {
+        customer(&pool, &format!("+2547200{c:05}"), 2, 1_000_00).await;
+    }
+    // Sixteen payments of 100.00, spread over the shards.
+    for c in 0..CUSTOMERS {
+        let paid =
+            pay(&money, &format!("p-{c}"), &format!("+2547200{c:05}"), MerchantKind::Till, "512345", 100_00)
+                .await;
+        assert_eq!(paid.outcome, Outcome::Ok);
+    }
+    let owner = msisdn(OWNER);
+    let take = |key: &'static str, amount: i64| {
+        let money = money.clone();
+        let owner = owner.clone();
+        async move {
+            merchants::withdraw(money.lane(), key, &owner, merchant, Amount::from_minor(amount).unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    // More than there is: refused, nothing moved.
+    assert_eq!(take("w-0", 1_600_01).await.outcome, Outcome::InsufficientFunds);
+    // Most of it, from several shards in one movement.
+    let moved = take("w-1", 1_500_00).await;
+    assert_eq!(moved.outcome, Outcome::Ok, "{moved:?}");
+    assert_eq!(
+        (moved.data["settlement"].as_i64(), moved.data["balance"].as_i64()),
+        (Some(100_00), Some(1_500_00))
+    );
+    assert_eq!(take("w-1", 1_500_00).await, moved, "a replay answers as the first call did");
+    assert_eq!(balance_of(&pool, owner_wallet).await, 1_500_00);
+    assert_eq!(settlement(&pool, "till", "512345").await, 100_00);
+    let shards_taken: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE type = 'merchant.withdrawn' AND data->>'direction' = 'debit'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(shards_taken > 1, "every shard it took from has its event ({shards_taken})");
+    // Only the owner, of their own merchant.
+    let stranger = msisdn("+254720000000");
+    let refused =
+        merchants::withdraw(money.lane(), "w-2", &stranger, merchant, Amount::from_minor(1_00).unwrap())
+            .await
+            .unwrap();
+    assert_eq!(refused.outcome, Outcome::RecipientUnknown);
+    let named: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE type = 'merchant.withdrawal_rejected'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(named, 1, "the owner's own refusal is the merchant's event; a stranger's is not");
+
+    // Customers pay while the owner takes what is there, at once: every payment posts,
+    // the withdrawals never take more than the settlement held, and the books balance.
+    let payments: Vec<_> = (0..CUSTOMERS)
+        .map(|c| {
+            let money = money.clone();
+            tokio::spawn(async move {
+                let from = format!("+2547200{c:05}");
+                pay(&money, &format!("q-{c}"), &from, MerchantKind::Till, "512346", 50_00).await.outcome
+            })
+        })
+        .collect();
+    let withdrawals: Vec<_> = (0..8)
+        .map(|i| {
+            let money = money.clone();
+            let owner = owner.clone();
+            tokio::spawn(async move {
+                let key = format!("w-rush-{i}");
+                merchants::withdraw(money.lane(), &key, &owner, merchant, Amount::from_minor(100_00).unwrap())
+                    .await
+                    .unwrap()
+                    .outcome
+            })
+        })
+        .collect();
+    for p in payments {
+        assert_eq!(p.await.unwrap(), Outcome::Ok);
+    }
+    let mut taken = 0;
+    for w in withdrawals {
+        match w.await.unwrap() {
+            Outcome::Ok => taken += 1,
+            Outcome::InsufficientFunds => {}
+            other => panic!("{other}"),
+        }
+    }
+    assert!(taken >= 1, "the 100.00 left before the rush was there to take");
+    assert_eq!(
+        settlement(&pool, "till", "512345").await,
+        100_00 + CUSTOMERS as i64 * 50_00 - taken * 100_00,
+        "what was paid in, less what was taken"
+    );
+    assert_eq!(balance_of(&pool, owner_wallet).await, 1_500_00 + taken * 100_00);
+    let receipts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE template = 'merchant_withdrawn' AND msisdn = $1",
+    )
+    .bind(OWNER)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(receipts, 1 + taken, "one receipt per withdrawal, to the owner");
     assert_ledger_invariants(&pool).await;
 }

@@ -36,6 +36,7 @@ async fn run(
         secrets: &secrets,
         auth,
         region: Region::parse("KE").unwrap(),
+        budget: None,
     };
     app.state.gateway.ops().run(call).await
 }

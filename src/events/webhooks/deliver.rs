@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{place, sign};
+use crate::address::Guard;
 use crate::admin;
-use crate::admin::address::Guard;
 use crate::money::DataVault;
 use crate::money::events::{self, Event};
 

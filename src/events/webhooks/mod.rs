@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use super::FAMILIES;
 use super::tail::glob;
-use crate::admin::address::{self, Schemes};
+use crate::address::{self, Schemes};
 use crate::domain::shape::{self, Schemas};
 use crate::money::DataVault;
 use crate::money::crypto::VaultError;

@@ -85,6 +85,9 @@ pub async fn find(db: impl Db, kind: MerchantKind, number: &MerchantNumber) -> R
     })
 }
 
+/// What a quote keeps back from its hop's budget for its answer after the business's.
+const VALIDATION_MARGIN: Duration = Duration::from_millis(100);
+
 /// Where a paybill's validation secret is sealed: bound to its business number.
 pub fn validation_place(business_number: &str) -> Place<'_> {
     Place { table: "merchants", column: "validation_secret", row: business_number }
@@ -94,7 +97,13 @@ pub fn validation_place(business_number: &str) -> Place<'_> {
 /// and the total; or why the payment cannot be made (a paybill account of the wrong
 /// shape, an amount no band of the merchant's takes or over the customer's tier, the
 /// business refusing it).
-pub async fn quote(money: &Money, payment: &MerchantPayment<'_>) -> Result<OpResult, MoneyError> {
+/// `budget`: when the answer is no longer waited for; the business is given what is
+/// left of it (less a margin for the answer's way back), at most its own timeout.
+pub async fn quote(
+    money: &Money,
+    payment: &MerchantPayment<'_>,
+    budget: Option<tokio::time::Instant>,
+) -> Result<OpResult, MoneyError> {
     let row = sqlx::query!(
         r#"SELECT t.display_name AS "name!", t.status AS "status!", m.account_pattern, m.business_number,
                   merchant_fee(t.fee_class, $3) AS fee,
@@ -139,13 +148,21 @@ pub async fn quote(money: &Money, payment: &MerchantPayment<'_>) -> Result<OpRes
         money.vault().open(validation_place(business), sealed).await.map_err(|e| {
             MoneyError::Unavailable(format!("the validation secret of business {business}: {e}"))
         })?;
-    // One id per quote (its op's key): a retried hop asks under the same id.
-    let id = format!("val_{}", to_hex(&request_hash("validation", &[payment.key], payment.amount)[..8]));
+    // One id per question (the op's key, the business, the account, the amount): a
+    // retried hop asks again under the same id.
+    let account = payment.account.unwrap_or_default();
+    let id = format!(
+        "val_{}",
+        to_hex(&request_hash("validation", &[payment.key, business, account], payment.amount)[..8])
+    );
+    let own = Duration::from_millis(u64::try_from(m.validation_timeout_ms).unwrap_or(2_000));
+    let left = budget.map_or(own, |b| b.saturating_duration_since(tokio::time::Instant::now()));
+    let timeout = own.min(left.saturating_sub(VALIDATION_MARGIN));
     let asked = Asked {
         url,
-        timeout: Duration::from_millis(u64::try_from(m.validation_timeout_ms).unwrap_or(2_000)),
+        timeout,
         business_number: business,
-        account: payment.account.unwrap_or_default(),
+        account,
         amount,
         currency: money.currency(),
         customer_name: m.payer.as_deref().unwrap_or_default(),
@@ -209,6 +226,128 @@ pub async fn pay(db: impl Db, payment: &MerchantPayment<'_>) -> Result<OpResult,
     })
 }
 
+/// The id behind a merchant's reference (`MC0000002A`).
+pub fn parse_merchant_ref(text: &str) -> Option<i64> {
+    i64::from_str_radix(text.strip_prefix("MC")?, 16).ok().filter(|id| *id > 0)
+}
+
+/// The merchants `owner` owns, for the merchant menu to choose from: `{ref, name,
+/// kind, number}` each (a till merchant's number is its first till).
+pub async fn owned(db: impl Db, owner: &Msisdn) -> Result<OpResult, sqlx::Error> {
+    let merchants = sqlx::query_scalar!(
+        r#"SELECT jsonb_build_object('ref', merchant_ref(m.id), 'name', m.display_name, 'kind', m.kind,
+                                     'number', coalesce(m.business_number,
+                                         (SELECT min(t.till_number) FROM merchant_stores s
+                                            JOIN merchant_tills t ON t.store_id = s.id WHERE s.merchant_id = m.id), ''))
+                  AS "merchant!"
+             FROM merchants m JOIN customers c ON c.id = m.owner_id
+            WHERE c.msisdn = $1
+            ORDER BY m.id
+            LIMIT 9"#,
+        owner.as_e164(),
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(OpResult::new(Outcome::Ok, json!({ "merchants": merchants })))
+}
+
+/// A merchant of `owner`'s: its settlement balance (the sum of its shards) and today's
+/// payments, in the ledger's time zone.
+pub async fn balance(db: impl Db, owner: &Msisdn, merchant: i64) -> Result<OpResult, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT (SELECT coalesce(sum(a.balance - a.held), 0)::bigint FROM merchant_settlement_shards s
+                    JOIN accounts a ON a.id = s.account_id WHERE s.merchant_id = m.id) AS "balance!",
+                  (SELECT count(*) FROM merchant_payments p JOIN transfers t ON t.id = p.transfer_id
+                    WHERE p.merchant_id = m.id AND t.created_at >= today.start) AS "count!",
+                  (SELECT coalesce(sum(t.amount), 0)::bigint FROM merchant_payments p JOIN transfers t ON t.id = p.transfer_id
+                    WHERE p.merchant_id = m.id AND t.created_at >= today.start) AS "total!"
+             FROM merchants m JOIN customers c ON c.id = m.owner_id,
+                  (SELECT date_trunc('day', now() AT TIME ZONE z.value) AT TIME ZONE z.value AS start
+                     FROM ledger_settings z WHERE z.key = 'timezone') today
+            WHERE m.id = $1 AND c.msisdn = $2"#,
+        merchant,
+        owner.as_e164(),
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(match row {
+        None => OpResult::bare(Outcome::RecipientUnknown),
+        Some(r) => OpResult::new(
+            Outcome::Ok,
+            json!({ "balance": r.balance, "today_count": r.count, "today_total": r.total }),
+        ),
+    })
+}
+
+/// A merchant of `owner`'s: its last five payments, newest first (`{date, amount,
+/// number, customer, ref}`: the till or account, and the customer's masked number).
+pub async fn payments(db: impl Db, owner: &Msisdn, merchant: i64) -> Result<OpResult, sqlx::Error> {
+    let owns = sqlx::query_scalar!(
+        r#"SELECT true AS "owns!" FROM merchants m JOIN customers c ON c.id = m.owner_id
+            WHERE m.id = $1 AND c.msisdn = $2"#,
+        merchant,
+        owner.as_e164(),
+    )
+    .fetch_optional(db)
+    .await?;
+    if owns.is_none() {
+        return Ok(OpResult::bare(Outcome::RecipientUnknown));
+    }
+    let entries = sqlx::query_scalar!(
+        r#"SELECT jsonb_build_object(
+                      'date', to_char(t.created_at AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'), 'DD/MM'),
+                      'amount', t.amount, 'number', coalesce(p.till_number, p.account_reference),
+                      'customer', masked(c.msisdn), 'ref', transfer_ref(t.id)) AS "entry!"
+             FROM merchant_payments p
+             JOIN transfers t ON t.id = p.transfer_id
+             JOIN accounts a ON a.id = t.debit_account_id
+             JOIN customers c ON c.id = a.customer_id
+            WHERE p.merchant_id = $1
+            ORDER BY p.transfer_id DESC
+            LIMIT 5"#,
+        merchant,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(OpResult::new(Outcome::Ok, json!({ "entries": entries })))
+}
+
+/// Moves `amount` of merchant `merchant`'s settlement to its owner's wallet, under
+/// `key`; a replay answers as the first call did.
+pub async fn withdraw(
+    db: impl Db,
+    key: &str,
+    owner: &Msisdn,
+    merchant: i64,
+    amount: Amount,
+) -> Result<OpResult, sqlx::Error> {
+    let target = merchant_ref(merchant);
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", transfer_id AS "transfer_id!", settlement_balance, wallet_balance
+             FROM merchant_withdraw($1, $2, $3, $4, $5)"#,
+        key,
+        &request_hash("merchant_withdrawal", &[owner.as_e164(), &target], amount),
+        owner.as_e164(),
+        merchant,
+        amount.minor(),
+    )
+    .fetch_one(db)
+    .await?;
+    let outcome = outcome_of(&row.outcome);
+    Ok(match outcome {
+        Outcome::Ok => OpResult::new(
+            outcome,
+            json!({ "ref": reference(row.transfer_id), "settlement": row.settlement_balance, "balance": row.wallet_balance }),
+        ),
+        _ => OpResult::bare(outcome),
+    })
+}
+
+/// A merchant's reference (`MC0000002A`; the SQL function `merchant_ref` writes the same).
+pub fn merchant_ref(id: i64) -> String {
+    format!("MC{id:08X}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +359,14 @@ mod tests {
         assert!(!accepts("[0-9]{4,8}", "x1234"));
         assert!(accepts("A|B", "B") && !accepts("A|B", "AB"));
         assert!(!accepts("(", "("), "a pattern that does not compile takes nothing");
+    }
+
+    #[test]
+    fn references_read_back_to_ids() {
+        assert_eq!(merchant_ref(42), "MC0000002A");
+        assert_eq!(parse_merchant_ref("MC0000002A"), Some(42));
+        for bad in ["TX0000002A", "MC", "MC00000000", "MCZZ"] {
+            assert_eq!(parse_merchant_ref(bad), None, "{bad}");
+        }
     }
 }

@@ -17,6 +17,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::address::Guard;
 use crate::domain::DisplayText;
 use crate::signature;
 
@@ -42,9 +43,13 @@ pub struct Asked<'a> {
     pub currency: &'a str,
     pub customer_name: &'a str,
     pub masked_msisdn: &'a str,
-    /// Unique per call: the `webhook-id` a receiver de-duplicates by.
+    /// The same for the same question (a retried hop asks it again): the `webhook-id` a
+    /// receiver de-duplicates by.
     pub id: &'a str,
 }
+
+/// The longest answer read.
+const MAX_ANSWER: usize = 4_096;
 
 #[derive(Deserialize)]
 struct Answer {
@@ -58,17 +63,15 @@ pub struct Validator {
     http: Client,
 }
 
-impl Default for Validator {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Validator {
-    pub fn new() -> Self {
-        // No redirects: the address checked when it was set is the one called.
+    /// `private_networks`: whether a name may resolve to loopback or a private network
+    /// (`serve --demo`); link-local and metadata addresses never are called.
+    pub fn new(private_networks: bool) -> Self {
+        // No redirects, and every name resolved through the guard: the kind of address
+        // checked when the URL was set is the kind called.
         let http = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(std::sync::Arc::new(Guard { private_allowed: private_networks }))
             .user_agent(concat!("ussd-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a plain HTTP client builds");
@@ -103,25 +106,35 @@ impl Validator {
             .body(body)
             .send()
             .await;
-        let response = match sent {
-            // An answer is a few words: a larger one is not read.
-            Ok(r) if r.content_length().is_some_and(|n| n > 4_096) => {
-                return Verdict::Silent("answered more than 4 KiB".into());
-            }
+        let mut response = match sent {
             Ok(r) if r.status() == reqwest::StatusCode::OK => r,
             Ok(r) => return Verdict::Silent(format!("answered {}", r.status())),
             Err(e) if e.is_timeout() => {
                 return Verdict::Silent(format!("no answer within {:?}", asked.timeout));
             }
-            Err(e) => return Verdict::Silent(format!("cannot be reached: {e}")),
+            // Not the error itself: it names the URL, which may carry a token.
+            Err(e) if e.is_connect() => return Verdict::Silent("cannot be reached".into()),
+            Err(_) => return Verdict::Silent("the call failed".into()),
         };
-        let answer =
-            response.bytes().await.ok().and_then(|body| serde_json::from_slice::<Answer>(&body).ok());
-        match answer.ok_or(()) {
+        // An answer is a few words: one that runs past 4 KiB is not read further.
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_ANSWER => body.extend_from_slice(&chunk),
+                Ok(Some(_)) => return Verdict::Silent(format!("answered more than {MAX_ANSWER} bytes")),
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => {
+                    return Verdict::Silent(format!("no answer within {:?}", asked.timeout));
+                }
+                Err(_) => return Verdict::Silent("the answer broke off".into()),
+            }
+        }
+        match serde_json::from_slice::<Answer>(&body).map_err(drop) {
             Ok(a) if a.result == "accept" => Verdict::Accept,
             Ok(a) if a.result == "reject" => {
                 let reason = a.reason.unwrap_or_default();
-                let reason = DisplayText::clean(&reason, 60).into_string();
+                // The screen ends the reason with its own full stop.
+                let reason = DisplayText::clean(reason.trim_end().trim_end_matches('.'), 60).into_string();
                 Verdict::Reject { reason: if reason.is_empty() { "not accepted".into() } else { reason } }
             }
             Ok(a) => Verdict::Silent(format!(

@@ -203,6 +203,12 @@ const WORDINGS: &[Wording] = &[
         sw: "{ref} Imethibitishwa. {amount} zimelipwa kwa {merchant} akaunti {account} tarehe {date} saa {time}. Ada {fee}. Salio jipya {balance}.",
     },
     Wording {
+        template: "merchant_withdrawn",
+        fields: &["ref", "amount", "merchant", "balance", "date", "time"],
+        en: "{ref} Confirmed. {amount} moved from {merchant} to your wallet on {date} at {time}. New balance {balance}.",
+        sw: "{ref} Imethibitishwa. {amount} zimehamishwa kutoka {merchant} kwenda pochi yako tarehe {date} saa {time}. Salio jipya {balance}.",
+    },
+    Wording {
         template: "paybill_received",
         fields: &["ref", "amount", "number", "account", "party", "fee", "date", "time"],
         en: "{ref} Confirmed. {amount} received at {number} for account {account} from {party} on {date} at {time}. Fee {fee}.",
