@@ -36,7 +36,8 @@ BEGIN
     IF v_id IS NULL THEN
         RETURN QUERY
             SELECT r.outcome, r.transfer_id, r.balance,
-                   (SELECT t.credit_balance_after FROM transfers t WHERE t.id = r.transfer_id)
+                   CASE WHEN r.outcome <> 'conflict'
+                        THEN (SELECT t.credit_balance_after FROM transfers t WHERE t.id = r.transfer_id) END
               FROM ledger_replay(p_key, p_hash, 'merchant_withdrawal') r;
         RETURN;
     END IF;
@@ -51,17 +52,23 @@ BEGIN
         v_code := 'not_registered';
     ELSIF v_merchant.id IS NULL OR v_merchant.owner_id <> v_owner.customer THEN
         v_code := 'recipient_unknown';
+    -- A suspended merchant's money stays where it is until an operator lifts it.
+    ELSIF v_merchant.status <> 'active' THEN
+        v_code := 'account_blocked';
     END IF;
 
     IF v_code IS NULL THEN
         -- Every shard and the wallet, in id order, as ledger_lock would.
         SELECT array_agg(s.account_id) INTO v_shards FROM merchant_settlement_shards s WHERE s.merchant_id = p_merchant;
+        IF v_shards IS NULL THEN
+            RAISE EXCEPTION 'merchant_withdraw: merchant % has no settlement accounts', p_merchant;
+        END IF;
         PERFORM 1 FROM accounts a WHERE a.id = ANY (v_shards || v_owner.account) ORDER BY a.id FOR NO KEY UPDATE;
         IF EXISTS (SELECT 1 FROM accounts a WHERE a.id = ANY (v_shards || v_owner.account) AND a.status <> 'active') THEN
             v_code := 'account_blocked';
         ELSIF (SELECT a.balance FROM accounts a WHERE a.id = v_owner.account) + p_amount > v_owner.max_balance THEN
             v_code := 'limit_exceeded';
-        ELSIF (SELECT sum(a.balance - a.held) FROM accounts a WHERE a.id = ANY (v_shards)) < p_amount THEN
+        ELSIF (SELECT coalesce(sum(a.balance - a.held), 0) FROM accounts a WHERE a.id = ANY (v_shards)) < p_amount THEN
             v_code := 'insufficient_funds';
         END IF;
     END IF;
@@ -92,9 +99,15 @@ BEGIN
         END IF;
         v_left := v_left - v_take;
     END LOOP;
+    IF v_left <> 0 THEN
+        RAISE EXCEPTION 'merchant_withdraw: % of % not found in the shards it counted', v_left, p_amount;
+    END IF;
     UPDATE accounts a SET balance = a.balance + p_amount WHERE a.id = v_owner.account RETURNING a.balance INTO v_wallet;
     INSERT INTO entries (transfer_id, account_id, amount) VALUES (v_id, v_owner.account, p_amount);
-    SELECT sum(a.balance) INTO v_settlement FROM accounts a WHERE a.id = ANY (v_shards);
+    -- What is left to move (no shard holds anything today, but this is what `balance` shows).
+    SELECT sum(a.balance - a.held) INTO v_settlement FROM accounts a WHERE a.id = ANY (v_shards);
+    -- `debit_balance_after` is the merchant's whole settlement, not the debit shard's:
+    -- what the owner is told is left.
     UPDATE transfers t SET status = 'posted', debit_account_id = v_most, credit_account_id = v_owner.account,
            debit_balance_after = v_settlement, credit_balance_after = v_wallet
      WHERE t.id = v_id;

@@ -37,8 +37,8 @@ pub async fn lookup(pool: &PgPool, msisdn: &Msisdn, limit: i64) -> Result<Option
                     'amount', t.amount, 'fee', t.fee, 'reverses', t.reverses,
                     'counterparty', coalesce(c.msisdn,
                                              (SELECT m.display_name || ' (' || merchant_ref(m.id) || ')'
-                                                FROM merchant_payments p JOIN merchants m ON m.id = p.merchant_id
-                                               WHERE p.transfer_id = t.id),
+                                                FROM merchant_settlement_shards s JOIN merchants m ON m.id = s.merchant_id
+                                               WHERE s.account_id = o.id),
                                              o.name, o.kind),
                     'created_at', t.created_at)
            FROM t CROSS JOIN w

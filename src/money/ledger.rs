@@ -293,6 +293,8 @@ pub async fn statement(db: impl Db, customer_id: i64) -> Result<OpResult, sqlx::
                      ELSE coalesce((SELECT g.name FROM agents g WHERE g.float_account_id = o.id),
                                    (SELECT m.display_name FROM merchant_payments p JOIN merchants m ON m.id = p.merchant_id
                                      WHERE p.transfer_id = t.id),
+                                   (SELECT m.display_name FROM merchant_settlement_shards s JOIN merchants m ON m.id = s.merchant_id
+                                     WHERE s.account_id = o.id),
                                    (SELECT b.name FROM bill_payments p JOIN billers b ON b.id = p.biller_id
                                      WHERE p.transfer_id = t.id), '') END AS "party!",
                 transfer_ref(t.id) AS "reference!"

@@ -754,6 +754,17 @@ async fn the_owner_moves_the_settlement_from_every_shard_while_customers_keep_pa
     );
     assert_eq!(take("w-1", 1_500_00).await, moved, "a replay answers as the first call did");
     assert_eq!(balance_of(&pool, owner_wallet).await, 1_500_00);
+    let owner_id: i64 = sqlx::query_scalar("SELECT customer_id FROM accounts WHERE id = $1")
+        .bind(owner_wallet)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let statement = ussd_gateway::money::ledger::statement(&pool, owner_id).await.unwrap();
+    assert_eq!(
+        (statement.data["entries"][0]["amount"].as_i64(), statement.data["entries"][0]["party"].as_str()),
+        (Some(1_500_00), Some("Mama Mboga")),
+        "the owner's statement names where the money came from"
+    );
     assert_eq!(settlement(&pool, "till", "512345").await, 100_00);
     let shards_taken: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE type = 'merchant.withdrawn' AND data->>'direction' = 'debit'",
@@ -762,6 +773,29 @@ async fn the_owner_moves_the_settlement_from_every_shard_while_customers_keep_pa
     .await
     .unwrap();
     assert!(shards_taken > 1, "every shard it took from has its event ({shards_taken})");
+    let given: i64 = sqlx::query_scalar(
+        "SELECT sum((data->>'amount')::bigint)::bigint FROM events
+          WHERE type = 'merchant.withdrawn' AND data->>'direction' = 'debit'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(given, 1_500_00, "the shards' events say what each gave, and that adds up");
+    // Suspended, the settlement stays put; active again, it moves.
+    let reference = shop["merchant"].as_str().unwrap();
+    let suspend = |status: &str| json!({ "status": status }).to_string();
+    app.admin(
+        "PATCH",
+        &format!("/admin/merchants/{reference}"),
+        Some(&root),
+        None,
+        Some(suspend("suspended")),
+    )
+    .await;
+    assert_eq!(take("w-s", 1_00).await.outcome, Outcome::AccountBlocked);
+    app.admin("PATCH", &format!("/admin/merchants/{reference}"), Some(&root), None, Some(suspend("active")))
+        .await;
+
     // Only the owner, of their own merchant.
     let stranger = msisdn("+254720000000");
     let refused =
@@ -774,7 +808,7 @@ async fn the_owner_moves_the_settlement_from_every_shard_while_customers_keep_pa
             .fetch_one(&pool)
             .await
             .unwrap();
-    assert_eq!(named, 1, "the owner's own refusal is the merchant's event; a stranger's is not");
+    assert_eq!(named, 2, "the owner's own refusals are the merchant's events; a stranger's is not");
 
     // Customers pay while the owner takes what is there, at once: every payment posts,
     // the withdrawals never take more than the settlement held, and the books balance.
@@ -826,5 +860,16 @@ async fn the_owner_moves_the_settlement_from_every_shard_while_customers_keep_pa
     .await
     .unwrap();
     assert_eq!(receipts, 1 + taken, "one receipt per withdrawal, to the owner");
+    // Over the owner's wallet limit (a verified tier holds at most 500,000.00).
+    let wallet = balance_of(&pool, owner_wallet).await;
+    sqlx::query("SELECT ledger_fund('owner-top', $1, $2)")
+        .bind(owner_wallet)
+        .bind(500_000_00 - wallet)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let over = take("w-o", 1_00).await;
+    assert_eq!(over.outcome, Outcome::LimitExceeded);
+    assert_eq!(take("w-o", 1_00).await, over, "a refusal replays as it was");
     assert_ledger_invariants(&pool).await;
 }

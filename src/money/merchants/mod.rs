@@ -228,7 +228,12 @@ pub async fn pay(db: impl Db, payment: &MerchantPayment<'_>) -> Result<OpResult,
 
 /// The id behind a merchant's reference (`MC0000002A`).
 pub fn parse_merchant_ref(text: &str) -> Option<i64> {
-    i64::from_str_radix(text.strip_prefix("MC")?, 16).ok().filter(|id| *id > 0)
+    let hex = text.strip_prefix("MC")?;
+    let digits = hex.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b));
+    (digits && (8..=16).contains(&hex.len()))
+        .then(|| i64::from_str_radix(hex, 16).ok())
+        .flatten()
+        .filter(|id| *id > 0)
 }
 
 /// The merchants `owner` owns, for the merchant menu to choose from: `{ref, name,
@@ -365,7 +370,7 @@ mod tests {
     fn references_read_back_to_ids() {
         assert_eq!(merchant_ref(42), "MC0000002A");
         assert_eq!(parse_merchant_ref("MC0000002A"), Some(42));
-        for bad in ["TX0000002A", "MC", "MC00000000", "MCZZ"] {
+        for bad in ["TX0000002A", "MC", "MC00000000", "MCZZ", "MC+000002A", "MC0000002a"] {
             assert_eq!(parse_merchant_ref(bad), None, "{bad}");
         }
     }

@@ -384,6 +384,21 @@ pub async fn assert_events(pool: &PgPool) {
     .await
     .unwrap();
     assert_eq!(unannounced, 0, "a movement lacks exactly one event per party account");
+    // Every party account a posted movement's entries touch has its event (a withdrawal
+    // takes from several settlement shards; each has one).
+    let untold: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM transfers t
+           JOIN (SELECT DISTINCT e.transfer_id, e.account_id FROM entries e) x ON x.transfer_id = t.id
+           JOIN accounts a ON a.id = x.account_id
+                          AND a.kind IN ('wallet', 'agent_float', 'biller_settlement', 'merchant_settlement')
+          WHERE t.status = 'posted'
+            AND (SELECT count(*) FROM events e WHERE e.account_id = a.id AND e.subject = transfer_ref(t.id)
+                                                 AND e.type NOT IN ('hold.placed', 'bill.pending')) <> 1",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(untold, 0, "an account a movement's entries touch lacks exactly one event of it");
     if let Err(broken) = ussd_gateway::admin::chain::verify(pool, |_| {}).await.unwrap() {
         panic!("the hash chains do not match their rows: {broken}");
     }
