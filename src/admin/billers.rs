@@ -7,8 +7,8 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 
 use super::address;
-use crate::domain::DisplayText;
 use crate::domain::shape::{self, Schemas};
+use crate::domain::{AccountPattern, DisplayText, PatternError};
 use crate::money::DataVault;
 use crate::money::bills::client::BillerClient;
 use crate::money::bills::credentials::{self, Credentials};
@@ -95,11 +95,9 @@ fn name_problem(name: &str) -> Option<BillerError> {
 }
 
 fn pattern_problem(pattern: &str) -> Option<BillerError> {
-    if pattern.chars().count() > 200 {
-        return Some(BillerError::Invalid("`account_pattern` must be at most 200 characters".into()));
-    }
-    regex::Regex::new(pattern).err().map(|_| {
-        BillerError::Unacceptable(format!("`account_pattern` `{pattern}` is not a regular expression"))
+    AccountPattern::parse(pattern).err().map(|e| match e {
+        PatternError::TooLong => BillerError::Invalid(format!("`account_pattern` {e}")),
+        PatternError::NotRegex => BillerError::Unacceptable(format!("`account_pattern` `{pattern}` {e}")),
     })
 }
 

@@ -13,10 +13,10 @@ use secrecy::ExposeSecret;
 
 use super::address;
 use crate::domain::shape::{self, Schemas};
-use crate::domain::{DisplayText, Msisdn, Region};
+use crate::domain::{AccountPattern, DisplayText, Msisdn, PatternError, Region};
 use crate::money::DataVault;
 use crate::money::events::webhook_place;
-use crate::money::merchants::{account_regex, parse_merchant_ref as merchant_id, validation_place};
+use crate::money::merchants::{parse_merchant_ref as merchant_id, validation_place};
 use crate::signature;
 
 /// A merchant to onboard, as the admin API takes it.
@@ -257,19 +257,10 @@ fn validation(
 }
 
 fn pattern(raw: &str) -> Result<(), MerchantError> {
-    if raw.chars().count() > 200 || raw.contains('\0') {
-        return Err(MerchantError::Invalid(
-            "`account_pattern` must be at most 200 characters, no NUL".into(),
-        ));
-    }
-    // Compiled as payments match it, so one that compiles only alone (a comment that
-    // would swallow the anchor after it) is refused here, not by every payment.
-    match account_regex(raw) {
-        Some(_) => Ok(()),
-        None => {
-            Err(MerchantError::Unacceptable(format!("`account_pattern` `{raw}` is not a regular expression")))
-        }
-    }
+    AccountPattern::parse(raw).map(drop).map_err(|e| match e {
+        PatternError::TooLong => MerchantError::Invalid(format!("`account_pattern` {e}")),
+        PatternError::NotRegex => MerchantError::Unacceptable(format!("`account_pattern` `{raw}` {e}")),
+    })
 }
 
 /// A store, checked, with its numbers in E.164.

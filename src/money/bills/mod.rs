@@ -24,7 +24,7 @@ use super::MoneyError;
 use super::crypto::DataVault;
 use super::ledger::{outcome_of, reference, request_hash};
 use crate::breaker::Breaker;
-use crate::domain::{Amount, Msisdn};
+use crate::domain::{AccountPattern, Amount, Msisdn};
 use crate::outcome::{OpResult, Outcome};
 
 /// A biller as the catalogue holds it.
@@ -51,7 +51,7 @@ impl Biller {
 
     /// Whether `account` has the shape of this biller's account numbers.
     pub fn accepts(&self, account: &str) -> bool {
-        regex::Regex::new(&format!("^(?:{})$", self.account_pattern)).is_ok_and(|re| re.is_match(account))
+        AccountPattern::admits(&self.account_pattern, account)
     }
 }
 
