@@ -1,5 +1,5 @@
-//! Billers as operators manage them: registering one (with its settlement account),
-//! changing or suspending it, and the catalogue.
+//! Billers as operators manage them — the airtime provider among them: registering one
+//! (with its settlement account), changing or suspending it, and the catalogue.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -36,6 +36,17 @@ pub struct NewBiller {
     #[serde(default = "default_timeout", deserialize_with = "shape::whole")]
     #[schema(schema_with = Schemas::timeout_ms)]
     pub timeout_ms: i32,
+    /// `bill`, or `airtime` for the airtime provider; it cannot change.
+    #[serde(default = "default_category")]
+    #[schema(schema_with = Schemas::biller_category)]
+    pub category: String,
+    #[serde(default, deserialize_with = "shape::wholes")]
+    #[schema(schema_with = Schemas::offer_amounts)]
+    pub offer_amounts: Vec<i64>,
+}
+
+fn default_category() -> String {
+    "bill".into()
 }
 
 fn default_timeout() -> i32 {
@@ -87,6 +98,9 @@ pub struct BillerChange {
     #[serde(default, deserialize_with = "shape::present")]
     #[schema(schema_with = Schemas::biller_status)]
     pub status: Option<String>,
+    #[serde(default, deserialize_with = "shape::wholes_opt")]
+    #[schema(schema_with = Schemas::offer_amounts)]
+    pub offer_amounts: Option<Vec<i64>>,
 }
 
 /// What subscribers read on screens and in receipts: one visible line of 1 to 30.
@@ -118,6 +132,18 @@ fn url_problem(url: &str) -> Option<BillerError> {
     }
 }
 
+fn offer_problem(amounts: &[i64]) -> Option<BillerError> {
+    if amounts.len() > 8 {
+        return Some(BillerError::Invalid("`offer_amounts` holds at most 8 amounts".into()));
+    }
+    amounts.iter().find(|a| !(1..=shape::MAX_OFFER).contains(*a)).map(|a| {
+        BillerError::Invalid(format!(
+            "`offer_amounts` must be 1 to {} minor units (got {a})",
+            shape::MAX_OFFER
+        ))
+    })
+}
+
 fn timeout_problem(ms: i32) -> Option<BillerError> {
     (!(100..=30_000).contains(&ms))
         .then(|| BillerError::Invalid(format!("`timeout_ms` must be 100 to 30000 (got {ms})")))
@@ -138,6 +164,28 @@ impl NewBiller {
             .or_else(|| fee_payer_problem(&self.fee_payer))
             .or_else(|| url_problem(&self.base_url))
             .or_else(|| timeout_problem(self.timeout_ms))
+            .or_else(|| offer_problem(&self.offer_amounts))
+            .or_else(|| match self.category.as_str() {
+                "bill" => None,
+                "airtime" if self.fee_payer == "biller" => None,
+                "airtime" => Some(BillerError::Unacceptable(AIRTIME_FEE.into())),
+                other => {
+                    Some(BillerError::Invalid(format!("`category` `{other}` must be `bill` or `airtime`")))
+                }
+            })
+    }
+}
+
+const AIRTIME_FEE: &str =
+    "an airtime provider's `fee_payer` is `biller`: airtime costs the customer its face value";
+const AIRTIME_TAKEN: &str = "another airtime provider is active: suspend it first";
+
+/// The refusals the database makes for airtime providers, as the admin API words them.
+fn airtime_refusal(e: sqlx::Error) -> BillerError {
+    match e.as_database_error().and_then(|d| d.constraint()) {
+        Some("billers_one_airtime") => BillerError::Unacceptable(AIRTIME_TAKEN.into()),
+        Some("billers_airtime_fee") => BillerError::Unacceptable(AIRTIME_FEE.into()),
+        _ => BillerError::Database(e),
     }
 }
 
@@ -155,6 +203,7 @@ impl BillerChange {
             .or_else(|| self.fee_payer.as_deref().and_then(fee_payer_problem))
             .or_else(|| self.base_url.as_deref().and_then(url_problem))
             .or_else(|| self.timeout_ms.and_then(timeout_problem))
+            .or_else(|| self.offer_amounts.as_deref().and_then(offer_problem))
             .or(status)
     }
 }
@@ -162,6 +211,7 @@ impl BillerChange {
 const SHOW: &str = "SELECT jsonb_build_object('code', b.code, 'name', b.name, 'account_pattern', b.account_pattern,
                            'account_label', b.account_label, 'fee_payer', b.fee_payer, 'base_url', b.base_url,
                            'timeout_ms', b.timeout_ms, 'status', b.status, 'credentials', b.credentials_sealed IS NOT NULL,
+                           'category', b.category, 'offer_amounts', b.offer_amounts,
                            'settlement', jsonb_build_object('account', a.id,
                                'balance', (SELECT coalesce(sum(sa.balance), 0)::bigint FROM biller_settlement_shards s
                                              JOIN accounts sa ON sa.id = s.account_id WHERE s.biller_id = b.id),
@@ -178,8 +228,9 @@ pub async fn register(pool: &PgPool, new: &NewBiller, currency: &str) -> Result<
         "WITH a AS (INSERT INTO accounts (kind, currency, name)
                     SELECT 'biller_settlement', $8, 'biller ' || $1 WHERE NOT EXISTS (SELECT 1 FROM billers WHERE code = $1)
                     RETURNING id)
-         INSERT INTO billers (code, name, account_pattern, account_label, fee_payer, settlement_account_id, base_url, timeout_ms)
-         SELECT $1, $2, $3, $4, $5, a.id, $6, $7 FROM a, set_config('ussd.actor', 'admin', true)
+         INSERT INTO billers (code, name, account_pattern, account_label, fee_payer, settlement_account_id, base_url,
+                              timeout_ms, category, offer_amounts)
+         SELECT $1, $2, $3, $4, $5, a.id, $6, $7, $9, $10 FROM a, set_config('ussd.actor', 'admin', true)
          ON CONFLICT (code) DO NOTHING
          RETURNING id",
     )
@@ -191,8 +242,11 @@ pub async fn register(pool: &PgPool, new: &NewBiller, currency: &str) -> Result<
     .bind(&new.base_url)
     .bind(new.timeout_ms)
     .bind(currency)
+    .bind(&new.category)
+    .bind(&new.offer_amounts)
     .fetch_optional(pool)
-    .await?;
+    .await
+    .map_err(airtime_refusal)?;
     let Some(id) = inserted else { return Err(BillerError::CodeTaken(new.code.clone())) };
     Ok(sqlx::query_scalar(&format!("{SHOW} WHERE b.id = $1")).bind(id).fetch_one(pool).await?)
 }
@@ -205,7 +259,8 @@ pub async fn change(pool: &PgPool, code: &str, change: &BillerChange) -> Result<
     let updated: Option<i64> = sqlx::query_scalar(
         "UPDATE billers SET name = coalesce($2, name), account_pattern = coalesce($3, account_pattern),
                 account_label = coalesce($4, account_label), fee_payer = coalesce($5, fee_payer),
-                base_url = coalesce($6, base_url), timeout_ms = coalesce($7, timeout_ms), status = coalesce($8, status)
+                base_url = coalesce($6, base_url), timeout_ms = coalesce($7, timeout_ms), status = coalesce($8, status),
+                offer_amounts = coalesce($9, offer_amounts)
            FROM set_config('ussd.actor', 'admin', true)
           WHERE code = $1
       RETURNING id",
@@ -218,8 +273,10 @@ pub async fn change(pool: &PgPool, code: &str, change: &BillerChange) -> Result<
     .bind(&change.base_url)
     .bind(change.timeout_ms)
     .bind(&change.status)
+    .bind(&change.offer_amounts)
     .fetch_optional(pool)
-    .await?;
+    .await
+    .map_err(airtime_refusal)?;
     let Some(id) = updated else { return Err(BillerError::Unknown(code.to_owned())) };
     Ok(sqlx::query_scalar(&format!("{SHOW} WHERE b.id = $1")).bind(id).fetch_one(pool).await?)
 }

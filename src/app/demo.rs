@@ -21,7 +21,7 @@ pub(super) async fn seed(pool: &PgPool, config: &Config, port: u16) -> Result<()
     if config.settings.demo_subscribers >= 10 && money::seed_demo_agent(pool).await.map_err(demo)? {
         info!(agent = money::DEMO_AGENT, store = money::DEMO_STORE, "demo agent seeded");
     }
-    let sandbox = format!("http://127.0.0.1:{port}/sandbox/billers");
+    let sandbox = format!("http://127.0.0.1:{port}/sandbox");
     money::seed_demo_billers(pool, &sandbox, currency).await.map_err(demo)?;
     if config.settings.demo_subscribers >= 10 {
         money::seed_demo_merchants(pool, currency).await.map_err(demo)?;

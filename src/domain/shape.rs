@@ -171,6 +171,25 @@ impl Schemas {
             .build()
     }
 
+    pub fn biller_category() -> Object {
+        ObjectBuilder::from(Self::one_of(&["bill", "airtime"]))
+            .default(Some("bill".into()))
+            .description(Some(
+                "`airtime`: the airtime provider (its protocol, `fee_payer` `biller`, at most one active)",
+            ))
+            .build()
+    }
+
+    pub fn offer_amounts() -> utoipa::openapi::schema::Array {
+        let amount =
+            ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(MAX_OFFER));
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(amount)
+            .max_items(Some(8))
+            .description(Some("amounts a menu offers to pick (airtime bundles), in minor units"))
+            .build()
+    }
+
     pub fn webhook_status() -> Object {
         Self::one_of(&["active", "disabled"])
     }
@@ -229,6 +248,21 @@ pub fn whole<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::E
     whole
         .and_then(|n| T::try_from(n).ok())
         .ok_or_else(|| D::Error::custom(format!("`{number}` is not a whole number in range")))
+}
+
+/// The largest amount a biller may offer, in minor units.
+pub const MAX_OFFER: i64 = 100_000_000;
+
+/// A list of whole numbers, each as [`whole`] takes it.
+pub fn wholes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole")] i64);
+    Ok(Vec::<Whole>::deserialize(d)?.into_iter().map(|Whole(n)| n).collect())
+}
+
+/// [`wholes`], for a field that may be left out.
+pub fn wholes_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<i64>>, D::Error> {
+    wholes(d).map(Some)
 }
 
 /// A field that may be left out, but is never `null` (the document gives it a type

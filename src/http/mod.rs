@@ -52,7 +52,8 @@ pub struct AppState {
     pub sms_channels: Arc<[crate::sms::SmsChannelSpec]>,
     /// Where SMS receipts go out, when a provider is configured (`--demo`: the sink).
     pub sms: Option<crate::channel::sms::Outbound>,
-    /// `--demo`: the sandbox billers answer at `/sandbox/billers/{code}`.
+    /// `--demo`: the sandbox billers answer at `/sandbox/billers/{code}`, the sandbox
+    /// airtime provider at `/sandbox/airtime`.
     pub demo: bool,
 }
 
@@ -120,4 +121,18 @@ fn layered(routes: Router<AppState>, state: AppState, max_body: usize) -> Router
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("-", |p| p.as_str());
     tracing::debug_span!("request", method = %request.method(), route)
+}
+
+/// The sandbox partners of `--demo` alone on a loopback port, for transcripts and the
+/// simulator: their base URL (`http://127.0.0.1:{port}/sandbox`) and the server, which
+/// stops when the handle is dropped.
+pub async fn sandbox_server() -> std::io::Result<(String, tokio_util::task::AbortOnDropHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/sandbox", listener.local_addr()?);
+    let app: axum::Router = sandbox::routes(sandbox::Sandbox::default());
+    let server = tokio::spawn(async move {
+        // A loopback server for a run's length: its failure shows as the partners not answering.
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, tokio_util::task::AbortOnDropHandle::new(server)))
 }

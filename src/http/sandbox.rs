@@ -1,7 +1,10 @@
-//! The sandbox billers `--demo` pays: prepaid power (`KPLC`, a token per payment) and
-//! water (`WATER`), speaking the biller protocol of `money::bills::client` at
-//! `/sandbox/billers/{code}`. Meter `00000000000` does not exist; meter `99999999999`
-//! is blocked, so that a refusal can be tried too.
+//! The sandbox partners `--demo` pays: billers — prepaid power (`KPLC`, a token per
+//! payment) and water (`WATER`) — speaking the biller protocol of
+//! `money::bills::client` at `/sandbox/billers/{code}`, and an airtime provider
+//! speaking its airtime protocol at `/sandbox/airtime`. Meter `00000000000` does not
+//! exist and meter `99999999999` is blocked; of phone numbers, `+254799000000` does
+//! not exist, `+254799000001` is barred and `+254799000002` is topped up but answered
+//! too late, so that refusals and a lost answer can be tried too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,10 +18,41 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// What the sandbox remembers: each payment's answer by reference, so that asking
-/// again (our retries, the reconciler) answers the same.
+/// again (our retries, the reconciler) answers the same. A reference sent again for
+/// another account or amount is a new payment: the scratch databases of transcripts
+/// reuse references, one run after another.
 #[derive(Clone, Default)]
 pub struct Sandbox {
-    paid: Arc<Mutex<HashMap<String, Value>>>,
+    paid: Arc<Mutex<HashMap<String, Paid>>>,
+}
+
+/// A payment the sandbox applied: to what, how much, and its answer.
+struct Paid {
+    account: String,
+    amount: i64,
+    answer: Value,
+}
+
+impl Sandbox {
+    /// The answer to a payment sent again, if it is one.
+    fn replay(&self, reference: &str, account: &str, amount: i64) -> Option<Value> {
+        let paid = self.paid.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        paid.get(reference).filter(|p| p.account == account && p.amount == amount).map(|p| p.answer.clone())
+    }
+
+    fn remember(&self, reference: &str, account: &str, amount: i64, answer: &Value) {
+        let mut paid = self.paid.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let payment = Paid { account: account.to_owned(), amount, answer: answer.clone() };
+        paid.insert(reference.to_owned(), payment);
+    }
+
+    fn status(&self, reference: &str) -> (StatusCode, Json<Value>) {
+        let paid = self.paid.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match paid.get(reference) {
+            Some(p) => (StatusCode::OK, Json(p.answer.clone())),
+            None => (StatusCode::NOT_FOUND, Json(json!({ "error": "unknown reference" }))),
+        }
+    }
 }
 
 const HOLDERS: [&str; 6] =
@@ -29,6 +63,8 @@ pub fn routes<S>(sandbox: Sandbox) -> Router<S> {
         .route("/sandbox/billers/{code}/validate", post(validate))
         .route("/sandbox/billers/{code}/pay", post(pay))
         .route("/sandbox/billers/{code}/payments/{reference}", get(status))
+        .route("/sandbox/airtime/topups", post(top_up))
+        .route("/sandbox/airtime/topups/{reference}", get(top_up_status))
         .with_state(sandbox)
 }
 
@@ -68,9 +104,8 @@ async fn pay(
             Json(json!({ "error": "reference, account and amount are required" })),
         );
     };
-    let mut paid = sandbox.paid.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(answer) = paid.get(reference) {
-        return (StatusCode::OK, Json(answer.clone()));
+    if let Some(answer) = sandbox.replay(reference, account, amount) {
+        return (StatusCode::OK, Json(answer));
     }
     if !known(&code, account) || account == "99999999999" || amount <= 0 {
         return (
@@ -90,7 +125,7 @@ async fn pay(
             .join("-")
     });
     let answer = json!({ "status": "paid", "receipt": receipt, "token": token });
-    paid.insert(reference.to_owned(), answer.clone());
+    sandbox.remember(reference, account, amount, &answer);
     (StatusCode::OK, Json(answer))
 }
 
@@ -98,9 +133,54 @@ async fn status(
     State(sandbox): State<Sandbox>,
     Path((_, reference)): Path<(String, String)>,
 ) -> (StatusCode, Json<Value>) {
-    let paid = sandbox.paid.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    match paid.get(&reference) {
-        Some(answer) => (StatusCode::OK, Json(answer.clone())),
-        None => (StatusCode::NOT_FOUND, Json(json!({ "error": "unknown reference" }))),
+    sandbox.status(&reference)
+}
+
+/// The sandbox's numbers that cannot be topped up, and why.
+const NO_SUCH_NUMBER: &str = "+254799000000";
+const BARRED: &str = "+254799000001";
+/// Topped up, but answered after the gateway has stopped waiting.
+const SLOW: &str = "+254799000002";
+/// Longer than any provider timeout the admin API takes.
+const TOO_LATE: std::time::Duration = std::time::Duration::from_secs(31);
+
+async fn top_up(State(sandbox): State<Sandbox>, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
+    let (Some(reference), Some(msisdn), Some(amount)) =
+        (body["reference"].as_str(), body["msisdn"].as_str(), body["amount"].as_i64())
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "reference, msisdn and amount are required" })),
+        );
+    };
+    let refused = |reason: &str| {
+        (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "status": "rejected", "reason": reason })))
+    };
+    let answer = match sandbox.replay(reference, msisdn, amount) {
+        Some(answer) => answer,
+        None => {
+            match msisdn {
+                NO_SUCH_NUMBER => return refused("no such number"),
+                BARRED => return refused("this number cannot receive airtime"),
+                _ if amount <= 0 => return refused("no amount"),
+                _ => {}
+            }
+            let digest = Sha256::digest(reference.as_bytes());
+            let receipt = format!("AT{}", &crate::bytes::to_hex(&digest[..5]).to_uppercase());
+            let answer = json!({ "status": "paid", "receipt": receipt });
+            sandbox.remember(reference, msisdn, amount, &answer);
+            answer
+        }
+    };
+    if msisdn == SLOW {
+        tokio::time::sleep(TOO_LATE).await;
     }
+    (StatusCode::OK, Json(answer))
+}
+
+async fn top_up_status(
+    State(sandbox): State<Sandbox>,
+    Path(reference): Path<String>,
+) -> (StatusCode, Json<Value>) {
+    sandbox.status(&reference)
 }

@@ -1,5 +1,6 @@
 //! Throwaway databases for transcripts: one template seeded with the demo subscribers,
-//! cloned fresh for every transcript so that no run sees another's money movements.
+//! cloned fresh for every transcript so that no run sees another's money movements, and
+//! the sandbox billers and airtime provider of `--demo` on a loopback port.
 
 use std::str::FromStr;
 
@@ -8,7 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::app::MIGRATOR;
-use crate::money::{PinHasher, seed_demo, seed_demo_agent, seed_demo_merchants};
+use crate::money::{PinHasher, seed_demo, seed_demo_agent, seed_demo_billers, seed_demo_merchants};
 use crate::telemetry::redact_url;
 
 /// The pepper `serve --demo` uses; transcripts log in with the demo PIN.
@@ -26,6 +27,8 @@ pub enum ScratchError {
          Transcripts need PostgreSQL (DATABASE_URL) and the right to CREATE DATABASE there."
     )]
     Postgres { url: String, reason: String },
+    #[error("cannot serve the sandbox billers on a loopback port: {0}")]
+    Sandbox(String),
 }
 
 /// A template database on one server, and the clones made from it.
@@ -35,6 +38,8 @@ pub struct Scratch {
     template: String,
     prefix: String,
     made: std::sync::atomic::AtomicU32,
+    /// The sandbox partners the template's billers point at, served while this lives.
+    _sandbox: tokio_util::task::AbortOnDropHandle<()>,
 }
 
 impl Scratch {
@@ -45,12 +50,15 @@ impl Scratch {
             |e: &dyn std::fmt::Display| ScratchError::Postgres { url: url.clone(), reason: e.to_string() };
         let server = PgConnectOptions::from_str(database_url).map_err(|e| fail(&e))?.database("postgres");
         let prefix = format!("ussd_journeys_{}_{:08x}", std::process::id(), rand::random::<u32>());
+        let (sandbox, sandbox_server) =
+            crate::http::sandbox_server().await.map_err(|e| ScratchError::Sandbox(e.to_string()))?;
         let scratch = Scratch {
             server,
             url: url.clone(),
             template: format!("{prefix}_template"),
             prefix,
             made: std::sync::atomic::AtomicU32::new(0),
+            _sandbox: sandbox_server,
         };
         scratch.admin(&format!("CREATE DATABASE {}", scratch.template)).await?;
         let pool = match scratch.pool(&scratch.template).await {
@@ -66,6 +74,7 @@ impl Scratch {
             seed_demo(&pool, &pins, "KES", 10).await.map_err(|e| fail(&e))?;
             seed_demo_agent(&pool).await.map_err(|e| fail(&e))?;
             seed_demo_merchants(&pool, "KES").await.map_err(|e| fail(&e))?;
+            seed_demo_billers(&pool, &sandbox, "KES").await.map_err(|e| fail(&e))?;
             Ok::<(), ScratchError>(())
         }
         .await;

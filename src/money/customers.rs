@@ -21,7 +21,10 @@ pub async fn profile(db: impl Db, msisdn: &Msisdn) -> Result<OpResult, sqlx::Err
         None => OpResult::bare(Outcome::NotRegistered),
         Some((first_name, last_name, language)) => OpResult::new(
             Outcome::Ok,
-            json!({ "first_name": first_name, "last_name": last_name, "language": language }),
+            json!({
+                "first_name": first_name, "last_name": last_name, "language": language,
+                "msisdn": msisdn.as_e164(),
+            }),
         ),
     })
 }

@@ -138,14 +138,16 @@ pub async fn seed_demo_agent(pool: &PgPool) -> Result<bool, MoneyError> {
     Ok(true)
 }
 
-/// The sandbox billers of `--demo` (prepaid power with a token, the customer paying the
-/// fee; water, the biller paying it), pointed at `sandbox` (`http://…/sandbox/billers`)
-/// on every start, since the port may change.
+/// The sandbox partners of `--demo` (prepaid power with a token, the customer paying
+/// the fee; water, the biller paying it; an airtime provider for Kenyan mobile numbers
+/// offering KES 20 to 500), pointed at `sandbox` (`http://…/sandbox`) on every start,
+/// since the port may change.
 pub async fn seed_demo_billers(pool: &PgPool, sandbox: &str, currency: &str) -> Result<(), MoneyError> {
     for (code, name, pattern, label, fee_payer) in [
         ("KPLC", "Kenya Power prepaid", "[0-9]{11}", "meter number", "customer"),
         ("WATER", "Nairobi Water", "[0-9]{6,10}", "account number", "biller"),
     ] {
+        let url = format!("{sandbox}/billers/{code}");
         sqlx::query!(
             "WITH a AS (INSERT INTO accounts (kind, currency, name)
                         SELECT 'biller_settlement', $7, 'biller ' || $1 WHERE NOT EXISTS (SELECT 1 FROM billers WHERE code = $1)
@@ -158,7 +160,7 @@ pub async fn seed_demo_billers(pool: &PgPool, sandbox: &str, currency: &str) -> 
             pattern,
             label,
             fee_payer,
-            format!("{sandbox}/{code}"),
+            url,
             currency,
         )
         .execute(pool)
@@ -166,11 +168,33 @@ pub async fn seed_demo_billers(pool: &PgPool, sandbox: &str, currency: &str) -> 
         sqlx::query!(
             "UPDATE billers SET base_url = $2 FROM set_config('ussd.actor', 'demo', true) WHERE code = $1",
             code,
-            format!("{sandbox}/{code}")
+            url,
         )
         .execute(pool)
         .await?;
     }
+    sqlx::query!(
+        r"WITH a AS (INSERT INTO accounts (kind, currency, name)
+                    SELECT 'biller_settlement', $2, 'biller AIRTIME' WHERE NOT EXISTS (SELECT 1 FROM billers WHERE code = 'AIRTIME')
+                    RETURNING id)
+         INSERT INTO billers (code, name, account_pattern, account_label, fee_payer, settlement_account_id, base_url,
+                              timeout_ms, category, offer_amounts)
+         SELECT 'AIRTIME', 'Airtime', '\+254[17][0-9]{8}', 'phone number', 'biller', a.id, $1, 2000, 'airtime',
+                '{2000, 5000, 10000, 20000, 50000}'
+           FROM a, set_config('ussd.actor', 'demo', true)
+          WHERE NOT EXISTS (SELECT 1 FROM billers WHERE category = 'airtime' AND status = 'active')
+         ON CONFLICT (code) DO NOTHING",
+        format!("{sandbox}/airtime"),
+        currency,
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query!(
+        "UPDATE billers SET base_url = $1 FROM set_config('ussd.actor', 'demo', true) WHERE code = 'AIRTIME'",
+        format!("{sandbox}/airtime"),
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

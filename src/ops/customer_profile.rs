@@ -1,4 +1,4 @@
-//! `customer.profile`: the subscriber dialling, by name and language.
+//! `customer.profile`: the subscriber dialling, by name, language and number.
 
 use serde_json::json;
 
@@ -20,7 +20,7 @@ impl Operation for CustomerProfile {
     };
 
     fn sample() -> serde_json::Value {
-        json!({ "first_name": wide(NAME), "last_name": wide(NAME), "language": "sw" })
+        json!({ "first_name": wide(NAME), "last_name": wide(NAME), "language": "sw", "msisdn": "+123456789012345" })
     }
 
     fn parse(_: &Call<'_>) -> Result<Self, MoneyError> {

@@ -16,6 +16,8 @@ mod agent_float_quote;
 mod agent_float_transfer;
 mod agent_profile;
 mod agent_statement;
+mod airtime_buy;
+mod airtime_offer;
 mod bill_billers;
 mod bill_pay;
 mod bill_validate;
@@ -61,6 +63,8 @@ pub use self::agent_float_quote::AgentFloatQuote;
 pub use self::agent_float_transfer::AgentFloatTransfer;
 pub use self::agent_profile::AgentProfile;
 pub use self::agent_statement::AgentStatement;
+pub use self::airtime_buy::AirtimeBuy;
+pub use self::airtime_offer::AirtimeOffer;
 pub use self::bill_billers::BillBillers;
 pub use self::bill_pay::BillPay;
 pub use self::bill_validate::BillValidate;
@@ -132,6 +136,8 @@ pub static REGISTRY: &[&dyn Entry] = &[
     &Registered::<MerchantBalance>(PhantomData),
     &Registered::<MerchantPayments>(PhantomData),
     &Registered::<MerchantWithdraw>(PhantomData),
+    &Registered::<AirtimeOffer>(PhantomData),
+    &Registered::<AirtimeBuy>(PhantomData),
 ];
 
 /// What the menu compiler and the hop pipeline need to know about an op.

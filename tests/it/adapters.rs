@@ -15,7 +15,7 @@ use ussd_gateway::ops::{self, Op};
 
 /// Amina, a demo subscriber, as aggregators write her number (no plus sign).
 const AMINA: &str = "254700000001";
-const MAIN: &str = "Welcome Amina\n1. Send money\n2. My balance\n3. Mini statement\n4. Change PIN\n5. Language / Lugha\n6. Withdraw cash\n7. My approvals\n8. Pay bill\n9. Pay shop";
+const MAIN: &str = "Welcome Amina\n1. Send money\n2. My balance\n3. Mini statement\n4. Change PIN\n5. Language / Lugha\n6. Withdraw cash\n7. My approvals\n8. Pay bill\n9. Pay shop\n98. More";
 const PIN_SCREEN: &str = "Enter your PIN to see your balance";
 const BALANCE: &str = "Your balance is KES 1,000.00.";
 

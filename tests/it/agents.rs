@@ -276,7 +276,7 @@ async fn a_customer_withdraws_at_a_store_and_the_agent_earns_its_commission(pool
     assert!(
         app.at_hop(&s, amina, "")
             .await
-            .ends_with("6. Withdraw cash\n7. My approvals\n8. Pay bill\n9. Pay shop")
+            .ends_with("6. Withdraw cash\n7. My approvals\n8. Pay bill\n9. Pay shop\n98. More")
     );
     assert_eq!(app.at_hop(&s, amina, "6").await, "CON Enter agent number");
     // A wrong store for this agent is caught before the PIN.

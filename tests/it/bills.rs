@@ -404,7 +404,7 @@ async fn a_subscriber_pays_the_sandbox_billers_through_the_menu(pool: PgPool) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
-    seed_demo_billers(&pool, &format!("http://127.0.0.1:{port}/sandbox/billers"), "KES").await.unwrap();
+    seed_demo_billers(&pool, &format!("http://127.0.0.1:{port}/sandbox"), "KES").await.unwrap();
 
     let s = unique_session();
     app.at_hop(&s, AMINA, "").await;

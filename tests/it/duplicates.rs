@@ -87,7 +87,9 @@ async fn sessions_are_keyed_by_number_as_well_as_session_id(pool: PgPool) {
     let app = spawn(pool, Store::Memory).await;
     // Two subscribers whose aggregator reused one session id never share a session.
     assert_eq!(app.at_hop("same", BRIAN, "").await, main_menu("Brian"));
-    assert_eq!(app.at_hop("same", "+254700000003", "").await, main_menu("Cynthia"));
+    // Cynthia's longer name leaves no room for Pay shop on the first page.
+    let cynthia = main_menu("Cynthia").replace("\n9. Pay shop", "");
+    assert_eq!(app.at_hop("same", "+254700000003", "").await, cynthia);
 }
 
 /// A second gateway process on the same database and session store.

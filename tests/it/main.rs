@@ -8,6 +8,7 @@ mod adapters;
 mod admin;
 mod africastalking;
 mod agents;
+mod airtime;
 mod alerts;
 mod anomalies;
 mod application;

@@ -286,7 +286,7 @@ async fn the_language_choice_is_remembered(pool: PgPool) {
     let app = spawn(pool, Store::Redis).await;
     let replies = walk(&app, AMINA, &["5", "2"]).await;
     assert_eq!(replies[1], "CON Choose a language\n1. English\n2. Kiswahili\n0. Back");
-    let swahili_menu = "CON Karibu Amina\n1. Tuma pesa\n2. Salio langu\n3. Taarifa fupi\n4. Badilisha PIN\n5. Language / Lugha\n6. Toa pesa\n7. Idhini zangu\n8. Lipa bili\n9. Lipa duka";
+    let swahili_menu = "CON Karibu Amina\n1. Tuma pesa\n2. Salio langu\n3. Taarifa fupi\n4. Badilisha PIN\n5. Language / Lugha\n6. Toa pesa\n7. Idhini zangu\n8. Lipa bili\n9. Lipa duka\n98. Zaidi";
     assert_eq!(replies[2], swahili_menu);
     // A new session starts in Swahili, built-in lines included.
     let replies = walk(&app, AMINA, &["2", "12"]).await;

@@ -11,11 +11,13 @@ use crate::admin::billers::{self, BillerChange, NewBiller};
 use crate::money::bills::credentials::Credentials;
 
 impl Example for NewBiller {
-    const EXAMPLE: &'static str = r#"{"code": "KPLC", "name": "Kenya Power", "account_pattern": "[0-9]{11}", "account_label": "meter number", "fee_payer": "customer", "base_url": "https://…", "timeout_ms": 3000}"#;
+    const EXAMPLE: &'static str = r#"{"code": "KPLC", "name": "Kenya Power", "account_pattern": "[0-9]{11}", "account_label": "meter number", "fee_payer": "customer", "base_url": "https://…", "timeout_ms": 3000}, and for the airtime provider "category": "airtime", "offer_amounts": [2000, 5000]"#;
+    const NUMBER_LISTS: &'static [&'static str] = &["offer_amounts"];
 }
 
 impl Example for BillerChange {
-    const EXAMPLE: &'static str = r#"{"status": "suspended"}, or any of name, account_pattern, account_label, fee_payer, base_url, timeout_ms"#;
+    const EXAMPLE: &'static str = r#"{"status": "suspended"}, or any of name, account_pattern, account_label, fee_payer, base_url, timeout_ms, offer_amounts"#;
+    const NUMBER_LISTS: &'static [&'static str] = &["offer_amounts"];
 }
 
 impl Example for Credentials {
@@ -24,7 +26,7 @@ impl Example for Credentials {
 
 /// `POST /admin/billers`: registers a biller with a settlement account.
 #[utoipa::path(post, path = "/admin/billers", tag = "billers",
-    summary = "Register a biller, with a settlement account; it answers the biller protocol at `base_url`",
+    summary = "Register a biller, with a settlement account; it answers the biller protocol (the airtime provider, `category` `airtime`: the airtime protocol) at `base_url`",
     extensions(("x-scope" = json!("billers"))),
     request_body = NewBiller,
     responses(

@@ -342,6 +342,8 @@ pub trait Example {
     const EXAMPLE: &'static str;
     /// Fields, at any depth, that are lists of strings (every other list holds objects).
     const STRING_LISTS: &'static [&'static str] = &[];
+    /// Fields that are lists of numbers.
+    const NUMBER_LISTS: &'static [&'static str] = &[];
 }
 
 /// A JSON body of the type `T`, read once the caller and the path have been judged.
@@ -362,15 +364,22 @@ impl<T: DeserializeOwned + Example, S: Send + Sync> FromRequest<S> for Body<T> {
                 AdminError::Malformed(e.body_text())
             }
         })?;
-        let sent = json_value(&bytes, T::EXAMPLE, T::STRING_LISTS).map_err(AdminError::Malformed)?;
+        let lists = Lists { strings: T::STRING_LISTS, numbers: T::NUMBER_LISTS };
+        let sent = json_value(&bytes, T::EXAMPLE, &lists).map_err(AdminError::Malformed)?;
         let asked = serde_json::from_value(sent.clone())
             .map_err(|e| AdminError::Malformed(format!("the body must be {}: {e}", T::EXAMPLE)))?;
         Ok(Body { asked, sent })
     }
 }
 
+/// The fields of a body that are lists of strings or of numbers, not of objects.
+struct Lists {
+    strings: &'static [&'static str],
+    numbers: &'static [&'static str],
+}
+
 /// A JSON body that a document's objects may describe, or why it is not one.
-fn json_value(body: &[u8], example: &str, string_lists: &[&str]) -> Result<Value, String> {
+fn json_value(body: &[u8], example: &str, lists: &Lists) -> Result<Value, String> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| format!("the body must be {example}: {e}"))?;
     // Postgres stores no NUL: refused here, not as an unavailable database.
@@ -382,7 +391,7 @@ fn json_value(body: &[u8], example: &str, string_lists: &[&str]) -> Result<Value
     let Some(fields) = value.as_object() else {
         return Err(format!("the body must be {example}: objects where the document says objects"));
     };
-    let fits = fields.iter().all(|(name, field)| records_only(name, field, string_lists));
+    let fits = fields.iter().all(|(name, field)| records_only(name, field, lists));
     if !fits {
         return Err(format!(
             "the body must be {example}: objects where the document says objects, strings where it says strings"
@@ -391,15 +400,14 @@ fn json_value(body: &[u8], example: &str, string_lists: &[&str]) -> Result<Value
     Ok(value)
 }
 
-/// Whether every array in field `name`'s `value` is a list of objects, but those under
-/// the names in `string_lists`, which are lists of strings.
-fn records_only(name: &str, value: &Value, string_lists: &[&str]) -> bool {
+/// Whether every array in field `name`'s `value` is a list of objects, but those
+/// `lists` names, which are lists of strings or of numbers.
+fn records_only(name: &str, value: &Value, lists: &Lists) -> bool {
     match value {
-        Value::Array(items) if string_lists.contains(&name) => items.iter().all(Value::is_string),
-        Value::Array(items) => {
-            items.iter().all(|item| item.is_object() && records_only(name, item, string_lists))
-        }
-        Value::Object(fields) => fields.iter().all(|(name, field)| records_only(name, field, string_lists)),
+        Value::Array(items) if lists.strings.contains(&name) => items.iter().all(Value::is_string),
+        Value::Array(items) if lists.numbers.contains(&name) => items.iter().all(Value::is_number),
+        Value::Array(items) => items.iter().all(|item| item.is_object() && records_only(name, item, lists)),
+        Value::Object(fields) => fields.iter().all(|(name, field)| records_only(name, field, lists)),
         _ => true,
     }
 }

@@ -8,6 +8,13 @@
 //!   4xx `{"status": "rejected", "reason"}`.
 //! - `GET {base}/payments/{reference}` → 200 with a status as above; 404: never received.
 //!
+//! An airtime provider speaks the same protocol under other names, with the number to
+//! top up (E.164) for the account and no validation:
+//!
+//! - `POST {base}/topups` `{"reference", "msisdn", "amount", "currency"}` → as `pay`
+//!   (`"rejected"` with a reason for a number that does not exist or cannot be topped
+//!   up); `GET {base}/topups/{reference}` → as the payment's status.
+//!
 //! Anything else — a timeout, a 5xx, a body we cannot read — is `Unknown`: the payment
 //! may or may not have happened, so the money stays held until the biller says.
 //!
@@ -30,6 +37,41 @@ use sha2::{Digest, Sha256};
 use super::credentials::Credentials;
 use crate::bytes::to_hex;
 use crate::domain::DisplayText;
+
+/// Which of the two protocols a partner speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Bill,
+    Airtime,
+}
+
+impl Protocol {
+    /// The protocol of a biller of `category` (`bill` or `airtime`).
+    pub fn of(category: &str) -> Self {
+        if category == "airtime" { Protocol::Airtime } else { Protocol::Bill }
+    }
+
+    fn pay_path(self) -> &'static str {
+        match self {
+            Protocol::Bill => "/pay",
+            Protocol::Airtime => "/topups",
+        }
+    }
+
+    fn status_path(self) -> &'static str {
+        match self {
+            Protocol::Bill => "/payments",
+            Protocol::Airtime => "/topups",
+        }
+    }
+
+    fn account_field(self) -> &'static str {
+        match self {
+            Protocol::Bill => "account",
+            Protocol::Airtime => "msisdn",
+        }
+    }
+}
 
 /// What a biller said about an account number.
 #[derive(Debug, PartialEq, Eq)]
@@ -198,20 +240,27 @@ impl BillerClient {
         }
     }
 
-    pub async fn pay(&self, base: &str, timeout: Duration, payment: &Payment<'_>) -> Answer {
+    pub async fn pay(
+        &self,
+        base: &str,
+        timeout: Duration,
+        protocol: Protocol,
+        payment: &Payment<'_>,
+    ) -> Answer {
         let body = json!({
-            "reference": payment.reference, "account": payment.account,
+            "reference": payment.reference, protocol.account_field(): payment.account,
             "amount": payment.amount, "currency": payment.currency,
         });
-        let sent = self.post(format!("{base}/pay"), timeout, &body).send().await;
+        let sent = self.post(format!("{base}{}", protocol.pay_path()), timeout, &body).send().await;
         match sent {
             Ok(r) => read(r, false).await,
             Err(e) => Answer::Unknown(describe(&e)),
         }
     }
 
-    pub async fn status(&self, base: &str, timeout: Duration, reference: &str) -> Answer {
-        let sent = self.send(Method::GET, format!("{base}/payments/{reference}"), timeout, None).send().await;
+    pub async fn status(&self, base: &str, timeout: Duration, protocol: Protocol, reference: &str) -> Answer {
+        let url = format!("{base}{}/{reference}", protocol.status_path());
+        let sent = self.send(Method::GET, url, timeout, None).send().await;
         match sent {
             Ok(r) => read(r, true).await,
             Err(e) => Answer::Unknown(describe(&e)),

@@ -1,5 +1,6 @@
-//! Bill payment: the biller catalogue, paying a bill (hold → the biller → post or void)
-//! and the reconciler that settles what a biller did not answer at once.
+//! Bill payment and airtime: the biller catalogue, paying a bill or topping up a
+//! number (hold → the biller or airtime provider → post or void) and the reconciler
+//! that settles what one did not answer at once.
 //!
 //! Our transfer reference is the biller's idempotency key, so asking again — a
 //! duplicated hop, the reconciler after a timeout — never pays twice; `bill_settle`
@@ -18,7 +19,7 @@ use sqlx::PgPool;
 use tokio::time::Instant;
 use tracing::warn;
 
-use self::client::{Answer, BillerClient, Payment, Validation};
+use self::client::{Answer, BillerClient, Payment, Protocol, Validation};
 use self::credentials::Credentials;
 use super::MoneyError;
 use super::crypto::DataVault;
@@ -39,6 +40,10 @@ pub struct Biller {
     pub base_url: String,
     pub timeout_ms: i32,
     pub status: String,
+    /// `bill`, or `airtime` for the airtime provider.
+    pub category: String,
+    /// The amounts a menu offers to pick, in minor units.
+    pub offer_amounts: Vec<i64>,
     /// Sealed; opened only to call the biller.
     #[serde(skip)]
     pub credentials_sealed: Option<Vec<u8>>,
@@ -47,6 +52,14 @@ pub struct Biller {
 impl Biller {
     fn timeout(&self) -> Duration {
         Duration::from_millis(u64::try_from(self.timeout_ms).unwrap_or(3_000))
+    }
+
+    fn protocol(&self) -> Protocol {
+        Protocol::of(&self.category)
+    }
+
+    fn is_bill(&self) -> bool {
+        self.category == "bill"
     }
 
     /// Whether `account` has the shape of this biller's account numbers.
@@ -124,7 +137,7 @@ impl Bills {
         sqlx::query_as!(
             Biller,
             "SELECT id, code, name, account_pattern, account_label, fee_payer, base_url, timeout_ms, status,
-                    credentials_sealed
+                    category, offer_amounts, credentials_sealed
                FROM billers WHERE code = $1",
             code,
         )
@@ -135,7 +148,7 @@ impl Bills {
     /// The active billers, for a menu to list, read through `db` (a replica may serve it).
     pub async fn catalogue(&self, db: &PgPool) -> Result<OpResult, sqlx::Error> {
         let billers = sqlx::query!(
-            "SELECT code, name, account_label FROM billers WHERE status = 'active' ORDER BY name"
+            "SELECT code, name, account_label FROM billers WHERE status = 'active' AND category = 'bill' ORDER BY name"
         )
         .fetch_all(db)
         .await?;
@@ -155,7 +168,7 @@ impl Bills {
         account: &str,
         amount: Amount,
     ) -> Result<Option<OpResult>, sqlx::Error> {
-        let Some(biller) = self.biller(code).await?.filter(|b| b.status == "active") else {
+        let Some(biller) = self.biller(code).await?.filter(|b| b.status == "active" && b.is_bill()) else {
             return Ok(Some(OpResult::bare(Outcome::RecipientUnknown)));
         };
         if !biller.accepts(account) {
@@ -206,12 +219,71 @@ impl Bills {
     /// money is held and the reconciler settles it, with its receipt.
     pub async fn pay(&self, key: &str, from: &Msisdn, bill: Bill<'_>) -> Result<OpResult, MoneyError> {
         let Bill { biller: code, account, holder, amount } = bill;
-        let Some(biller) = self.biller(code).await? else {
+        let Some(biller) = self.biller(code).await?.filter(Biller::is_bill) else {
             return Ok(OpResult::bare(Outcome::RecipientUnknown));
         };
         if !biller.accepts(account) {
             return Ok(OpResult::bare(Outcome::AccountInvalid));
         }
+        self.hold_and_ask(key, from, &biller, account, holder, amount).await
+    }
+
+    /// The active airtime provider, if the operator has one.
+    async fn airtime_provider(&self, db: &PgPool) -> Result<Option<Biller>, sqlx::Error> {
+        sqlx::query_as!(
+            Biller,
+            "SELECT id, code, name, account_pattern, account_label, fee_payer, base_url, timeout_ms, status,
+                    category, offer_amounts, credentials_sealed
+               FROM billers WHERE category = 'airtime' AND status = 'active'",
+        )
+        .fetch_optional(db)
+        .await
+    }
+
+    /// What airtime `to` can be bought, read through `db` (a replica may serve it): the
+    /// number as the provider gets it and the amounts offered; `recipient_unknown` when
+    /// no provider is active, `account_invalid` for a number it does not serve.
+    pub async fn airtime_offer(&self, db: &PgPool, to: &Msisdn) -> Result<OpResult, sqlx::Error> {
+        let Some(provider) = self.airtime_provider(db).await? else {
+            return Ok(OpResult::bare(Outcome::RecipientUnknown));
+        };
+        if !provider.accepts(to.as_e164()) {
+            return Ok(OpResult::bare(Outcome::AccountInvalid));
+        }
+        let data =
+            json!({ "provider": provider.name, "to": to.as_e164(), "amounts": provider.offer_amounts });
+        Ok(OpResult::new(Outcome::Ok, data))
+    }
+
+    /// Tops up `to` with `amount` of airtime from `from`'s wallet under `key`, as a bill
+    /// at the airtime provider is paid (see [`Bills::pay`]).
+    pub async fn top_up(
+        &self,
+        key: &str,
+        from: &Msisdn,
+        to: &Msisdn,
+        amount: Amount,
+    ) -> Result<OpResult, MoneyError> {
+        let Some(provider) = self.airtime_provider(&self.pool).await? else {
+            return Ok(OpResult::bare(Outcome::RecipientUnknown));
+        };
+        if !provider.accepts(to.as_e164()) {
+            return Ok(OpResult::bare(Outcome::AccountInvalid));
+        }
+        self.hold_and_ask(key, from, &provider, to.as_e164(), "", amount).await
+    }
+
+    /// Holds the money for a payment to `biller`, asks it, and posts or voids on its
+    /// answer (or leaves it pending).
+    async fn hold_and_ask(
+        &self,
+        key: &str,
+        from: &Msisdn,
+        biller: &Biller,
+        account: &str,
+        holder: &str,
+        amount: Amount,
+    ) -> Result<OpResult, MoneyError> {
         let row = sqlx::query!(
             r#"SELECT outcome AS "outcome!", transfer_id AS "transfer_id!", fee AS "fee!"
                  FROM bill_hold($1, $2, $3, $4, $5, $6, $7)"#,
@@ -237,7 +309,7 @@ impl Bills {
                 .map_err(MoneyError::Unsettled)?;
         let settled = match state.as_str() {
             "pending" => {
-                let answer = self.ask(&biller, &reference(transfer_id), account, amount.minor(), false).await;
+                let answer = self.ask(biller, &reference(transfer_id), account, amount.minor(), false).await;
                 self.settle(transfer_id, &answer).await.map_err(MoneyError::Unsettled)?
             }
             // A replay of a payment the biller has answered.
@@ -266,14 +338,15 @@ impl Bills {
         let answer = match self.client(biller).await {
             Err(why) => Answer::Unknown(why),
             Ok(client) => {
+                let (base, timeout, protocol) = (&biller.base_url, biller.timeout(), biller.protocol());
                 let mut answer = if status_first {
-                    client.status(&biller.base_url, biller.timeout(), reference).await
+                    client.status(base, timeout, protocol, reference).await
                 } else {
-                    client.pay(&biller.base_url, biller.timeout(), &payment).await
+                    client.pay(base, timeout, protocol, &payment).await
                 };
                 if answer == Answer::NotFound {
                     // Never received: send it again, under the same reference.
-                    answer = client.pay(&biller.base_url, biller.timeout(), &payment).await;
+                    answer = client.pay(base, timeout, protocol, &payment).await;
                 }
                 answer
             }
@@ -361,7 +434,7 @@ impl Bills {
         let billers: HashMap<i64, Biller> = sqlx::query_as!(
             Biller,
             "SELECT id, code, name, account_pattern, account_label, fee_payer, base_url, timeout_ms, status,
-                    credentials_sealed
+                    category, offer_amounts, credentials_sealed
                FROM billers WHERE id = ANY($1)",
             &ids,
         )

@@ -185,6 +185,18 @@ const WORDINGS: &[Wording] = &[
         sw: "{ref} {biller} imekataa malipo ya {amount} kwa akaunti {account}: {reason}. Hakuna pesa iliyohamishwa.",
     },
     Wording {
+        template: "airtime_bought",
+        fields: &["ref", "amount", "account", "biller_ref", "balance", "date", "time"],
+        en: "{ref} Confirmed. You bought {amount} of airtime for {account} on {date} at {time}. Provider ref {biller_ref}. New balance {balance}.",
+        sw: "{ref} Imethibitishwa. Umenunua muda wa maongezi wa {amount} kwa {account} tarehe {date} saa {time}. Kumb. ya mtoa huduma {biller_ref}. Salio jipya {balance}.",
+    },
+    Wording {
+        template: "airtime_refused",
+        fields: &["ref", "amount", "account", "reason"],
+        en: "{ref} Airtime of {amount} for {account} could not be bought: {reason}. No money was moved.",
+        sw: "{ref} Muda wa maongezi wa {amount} kwa {account} haukununuliwa: {reason}. Hakuna pesa iliyohamishwa.",
+    },
+    Wording {
         template: "till_paid",
         fields: &["ref", "amount", "merchant", "number", "balance", "date", "time"],
         en: "{ref} Confirmed. {amount} paid to {merchant}, till {number}, on {date} at {time}. New balance {balance}.",

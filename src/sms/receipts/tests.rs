@@ -275,3 +275,38 @@ fn a_merchant_payment_tells_the_customer_where_and_the_merchant_who_paid_masked(
         }
     }
 }
+
+#[test]
+fn an_airtime_receipt_names_the_number_topped_up_and_fits_its_messages() {
+    let data = json!({ "ref": "TX00000040", "amount": 5000, "fee": 0, "balance": 95000,
+                       "biller": "Airtime", "account": "+254711000002",
+                       "biller_ref": "AT1A2B3C4D5E", "token": null, "reason": "no such number" });
+    let r =
+        Receipt { template: "airtime_bought", language: "en", data: &data, date: "22/11/26", time: "10:04" };
+    assert_eq!(
+        render(&r, &kes()).unwrap(),
+        "TX00000040 Confirmed. You bought KES 50.00 of airtime for +254711000002 on 22/11/26 at 10:04. Provider ref AT1A2B3C4D5E. New balance KES 950.00."
+    );
+    let r = Receipt { template: "airtime_refused", ..r };
+    assert_eq!(
+        render(&r, &kes()).unwrap(),
+        "TX00000040 Airtime of KES 50.00 for +254711000002 could not be bought: no such number. No money was moved."
+    );
+    // The longest in GSM letters fits two messages; a provider's text in other letters, three.
+    let mut long = data.clone();
+    long["balance"] = json!(99_999_999_99_i64);
+    long["biller_ref"] = json!("X".repeat(24));
+    long["reason"] = json!("x".repeat(60));
+    let mut foreign = long.clone();
+    foreign["biller_ref"] = json!("ũ".repeat(24));
+    foreign["reason"] = json!("ũ".repeat(60));
+    for template in ["airtime_bought", "airtime_refused"] {
+        for language in ["en", "sw"] {
+            for (data, most) in [(&long, 2), (&foreign, 3)] {
+                let r = Receipt { template, language, data, date: "22/11/26", time: "10:04" };
+                let text = render(&r, &kes()).unwrap();
+                assert!(segment(&text).count() <= most, "{template}: {text}");
+            }
+        }
+    }
+}

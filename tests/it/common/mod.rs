@@ -245,7 +245,7 @@ pub fn unique_session() -> String {
 /// The wallet's main menu as `name` sees it in English.
 pub fn main_menu(name: &str) -> String {
     format!(
-        "CON Welcome {name}\n1. Send money\n2. My balance\n3. Mini statement\n4. Change PIN\n5. Language / Lugha\n6. Withdraw cash\n7. My approvals\n8. Pay bill\n9. Pay shop"
+        "CON Welcome {name}\n1. Send money\n2. My balance\n3. Mini statement\n4. Change PIN\n5. Language / Lugha\n6. Withdraw cash\n7. My approvals\n8. Pay bill\n9. Pay shop\n98. More"
     )
 }
 
