@@ -83,6 +83,9 @@ pub struct Settings {
     /// APPROVAL_TTL_SECS: how long an agent's cash-out request holds the customer's
     /// money waiting for their approval before the sweeper releases it.
     pub approval_ttl_secs: u64,
+    /// REVERSAL_DISPUTE_SECS: how long the recipient of a send its sender asked back has
+    /// to dispute it before the reversal runs.
+    pub reversal_dispute_secs: u64,
     /// FEE_SHARDS: how many fee revenue accounts fees are spread over, so that movements
     /// crediting fees do not all wait on one row.
     pub fee_shards: u32,
@@ -154,6 +157,7 @@ impl Default for Settings {
             pin_max_attempts: 3,
             pin_lock_secs: 3_600,
             approval_ttl_secs: 300,
+            reversal_dispute_secs: 86_400,
             fee_shards: 8,
             settlement_shards: 8,
             default_region: "KE".into(),
@@ -199,6 +203,7 @@ const ENV_KEYS: &[&str] = &[
     "PIN_MAX_ATTEMPTS",
     "PIN_LOCK_SECS",
     "APPROVAL_TTL_SECS",
+    "REVERSAL_DISPUTE_SECS",
     "FEE_SHARDS",
     "SETTLEMENT_SHARDS",
     "DEFAULT_REGION",
@@ -346,6 +351,7 @@ impl Settings {
             pin_max_attempts: self.pin_max_attempts,
             pin_lock_secs: self.pin_lock_secs,
             approval_ttl_secs: self.approval_ttl_secs,
+            reversal_dispute_secs: self.reversal_dispute_secs,
             fee_shards: self.fee_shards,
             settlement_shards: self.settlement_shards,
         }

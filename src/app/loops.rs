@@ -96,7 +96,7 @@ pub(super) fn start_loops(loops: &TaskTracker, state: &AppState, config: &Config
 }
 
 /// One pass of the upkeep: screen timeouts, the hold sweeper (unanswered cash-out
-/// requests give the money back), and the backlogs (promises, events, the SMS outbox,
+/// requests give the money back), the reversal requests nobody disputed, and the backlogs (promises, events, the SMS outbox,
 /// inbound SMS) as metrics.
 async fn keep_up(gateway: &Gateway) {
     gateway.sweep_timeouts(tokio::time::Instant::now()).await;
@@ -104,6 +104,11 @@ async fn keep_up(gateway: &Gateway) {
         Ok(0) => {}
         Ok(expired) => info!(expired, "holds expired"),
         Err(e) => warn!(error = %e, "the hold sweeper could not run; it tries again in 5 s"),
+    }
+    match gateway.money().sweep_reversals().await {
+        Ok(0) => {}
+        Ok(reversed) => info!(reversed, "undisputed reversal requests reversed"),
+        Err(e) => warn!(error = %e, "the reversal sweeper could not run; it tries again in 5 s"),
     }
     if let Ok((open, oldest)) = gateway.money().open_promises().await {
         metrics::gauge!("ussd_promises_open").set(open as f64);

@@ -186,6 +186,7 @@ pub fn build_state_with(
             pins: PinHasher::new(pepper),
             pin_policy: config.money.pin_policy,
             approval_ttl: config.money.approval_ttl,
+            reversal_dispute: config.money.reversal_dispute,
             vault,
             currency: config.settings.currency.clone(),
         },

@@ -17,6 +17,7 @@ pub mod merchants;
 mod pin;
 mod promises;
 mod replica;
+pub mod reversals;
 pub mod settings;
 
 use std::sync::Arc;
@@ -98,6 +99,8 @@ pub struct MoneySettings {
     pub pin_policy: PinPolicy,
     /// How long an agent's cash-out request holds the customer's money.
     pub approval_ttl: std::time::Duration,
+    /// How long the recipient of a send asked back has to dispute it.
+    pub reversal_dispute: std::time::Duration,
     pub vault: DataVault,
     /// Currency of new wallets.
     pub currency: String,
@@ -324,6 +327,12 @@ impl Money {
     /// Asks paybills' validation URLs.
     pub fn validator(&self) -> &merchants::validation::Validator {
         &self.validator
+    }
+
+    /// Runs the reversals asked for whose recipients did not dispute them in time;
+    /// returns how many.
+    pub async fn sweep_reversals(&self) -> Result<u64, MoneyError> {
+        Ok(reversals::sweep(&self.pool, 100).await?)
     }
 
     /// Expires the cash-out requests nobody answered in time, releasing their holds;

@@ -47,6 +47,7 @@ pub struct MoneyDeclared<'a> {
     pub pin_max_attempts: u32,
     pub pin_lock_secs: u64,
     pub approval_ttl_secs: u64,
+    pub reversal_dispute_secs: u64,
     pub fee_shards: u32,
     pub settlement_shards: u32,
 }
@@ -62,6 +63,8 @@ pub struct MoneySpec {
     pub pin_policy: PinPolicy,
     /// How long an agent's cash-out request waits for the customer's approval.
     pub approval_ttl: Duration,
+    /// How long the recipient of a send asked back has to dispute it.
+    pub reversal_dispute: Duration,
     /// FEE_SHARDS: how many fee revenue accounts movements' fees are spread over.
     pub fee_shards: i16,
     /// SETTLEMENT_SHARDS: how many accounts each biller's settlement, and funding, are
@@ -107,6 +110,12 @@ pub fn validate(s: &MoneyDeclared<'_>, demo: bool, problems: &mut Problems) -> O
             s.approval_ttl_secs
         ));
     }
+    if !(60..=30 * 86_400).contains(&s.reversal_dispute_secs) {
+        problems.push(format!(
+            "REVERSAL_DISPUTE_SECS must be between 60 and 2592000 (got {}): the recipient needs time to see the SMS and dispute",
+            s.reversal_dispute_secs
+        ));
+    }
     if !(1..=MAX_FEE_SHARDS).contains(&s.fee_shards) {
         problems.push(format!(
             "FEE_SHARDS must be between 1 and {MAX_FEE_SHARDS} (got {}): more shards let more movements post fees at once",
@@ -128,6 +137,7 @@ pub fn validate(s: &MoneyDeclared<'_>, demo: bool, problems: &mut Problems) -> O
             lock: Duration::from_secs(s.pin_lock_secs),
         },
         approval_ttl: Duration::from_secs(s.approval_ttl_secs),
+        reversal_dispute: Duration::from_secs(s.reversal_dispute_secs),
         fee_shards: i16::try_from(s.fee_shards).unwrap_or(1),
         settlement_shards: i16::try_from(s.settlement_shards).unwrap_or(1),
     })

@@ -78,7 +78,7 @@ impl Operation for AgentCashOutRequest {
 }
 
 /// A service code short enough to quote in an SMS.
-fn is_dial_string(text: &str) -> bool {
+pub(super) fn is_dial_string(text: &str) -> bool {
     text.len() <= 20 && is_service_code(text)
 }
 

@@ -43,6 +43,11 @@ mod paybill_quote;
 mod pin_change;
 mod pin_stage;
 mod pin_verify;
+mod reversal_dispute;
+mod reversal_give_back;
+mod reversal_request;
+mod reversal_sends;
+mod reversal_waiting;
 mod transfer_p2p;
 mod transfer_quote;
 mod wallet_balance;
@@ -90,6 +95,11 @@ pub use self::paybill_quote::PaybillQuote;
 pub use self::pin_change::PinChange;
 pub use self::pin_stage::PinStage;
 pub use self::pin_verify::PinVerify;
+pub use self::reversal_dispute::ReversalDispute;
+pub use self::reversal_give_back::ReversalGiveBack;
+pub use self::reversal_request::ReversalRequest;
+pub use self::reversal_sends::ReversalSends;
+pub use self::reversal_waiting::ReversalWaiting;
 pub use self::transfer_p2p::TransferP2p;
 pub use self::transfer_quote::TransferQuote;
 pub use self::wallet_balance::WalletBalance;
@@ -138,6 +148,11 @@ pub static REGISTRY: &[&dyn Entry] = &[
     &Registered::<MerchantWithdraw>(PhantomData),
     &Registered::<AirtimeOffer>(PhantomData),
     &Registered::<AirtimeBuy>(PhantomData),
+    &Registered::<ReversalSends>(PhantomData),
+    &Registered::<ReversalRequest>(PhantomData),
+    &Registered::<ReversalWaiting>(PhantomData),
+    &Registered::<ReversalGiveBack>(PhantomData),
+    &Registered::<ReversalDispute>(PhantomData),
 ];
 
 /// What the menu compiler and the hop pipeline need to know about an op.

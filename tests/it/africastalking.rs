@@ -68,11 +68,11 @@ async fn invalid_menu_choice_reshows_the_menu_then_gives_up(pool: PgPool) {
     let page = main_menu("Amina")
         .replace("CON ", "CON Invalid choice.\n")
         .replace("8. Pay bill\n9. Pay shop\n98. More", "98. More");
-    assert_eq!(app.at_hop(&s, AMINA, "11").await, page);
-    assert!(app.at_hop(&s, AMINA, "11*x").await.starts_with("CON Invalid choice."));
-    assert_eq!(app.at_hop(&s, AMINA, "11*x*").await, "END Too many invalid attempts. Please dial again.");
+    assert_eq!(app.at_hop(&s, AMINA, "42").await, page);
+    assert!(app.at_hop(&s, AMINA, "42*x").await.starts_with("CON Invalid choice."));
+    assert_eq!(app.at_hop(&s, AMINA, "42*x*").await, "END Too many invalid attempts. Please dial again.");
     // The session is over: a further hop is refused politely.
-    assert_eq!(app.at_hop(&s, AMINA, "11*x**1").await, "END This session has ended. Please dial again.");
+    assert_eq!(app.at_hop(&s, AMINA, "42*x**1").await, "END This session has ended. Please dial again.");
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]

@@ -128,10 +128,7 @@ async fn the_agent_asks_and_the_customer_approves_with_their_pin(pool: PgPool) {
     assert_ledger_invariants(&pool).await;
 
     // Nothing waits any more; approving again answers what happened, once.
-    assert_eq!(
-        app.at_hop(&unique_session(), AMINA, "7").await,
-        "END No withdrawal is waiting for your approval."
-    );
+    assert_eq!(app.at_hop(&unique_session(), AMINA, "7").await, "END Nothing is waiting for your approval.");
     let id: i64 = sqlx::query_scalar("SELECT transfer_id FROM holds").fetch_one(&pool).await.unwrap();
     assert_eq!(decide(&pool, id, true).await, "ok");
     assert_eq!(decide(&pool, id, false).await, "ok", "a posted request is not declined afterwards");
@@ -168,10 +165,7 @@ async fn declined_and_expired_requests_give_the_money_back(pool: PgPool) {
     assert_eq!(sweep().await.unwrap(), 0, "expired once");
     assert_eq!(wallet(&pool, AMINA).await, (1_000_00, 0));
     assert_eq!(templates_to(&pool, JAMES).await, ["cash_out_declined", "cash_out_expired"]);
-    assert_eq!(
-        app.at_hop(&unique_session(), AMINA, "7").await,
-        "END No withdrawal is waiting for your approval."
-    );
+    assert_eq!(app.at_hop(&unique_session(), AMINA, "7").await, "END Nothing is waiting for your approval.");
     assert_eq!(decide(&pool, b, true).await, "expired");
     assert_eq!(decide(&pool, a, true).await, "declined");
 
@@ -183,7 +177,7 @@ async fn declined_and_expired_requests_give_the_money_back(pool: PgPool) {
         .await
         .unwrap();
     let late = app.at_hop(&unique_session(), AMINA, "7").await;
-    assert_eq!(late, "END No withdrawal is waiting for your approval.");
+    assert_eq!(late, "END Nothing is waiting for your approval.");
     assert_eq!(decide(&pool, c, true).await, "expired");
     assert_eq!(sweep().await.unwrap(), 0);
     assert_eq!(wallet(&pool, AMINA).await, (1_000_00, 0));

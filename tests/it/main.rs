@@ -38,6 +38,7 @@ mod properties;
 mod relay;
 mod reload;
 mod replicas;
+mod reversals;
 mod simulate;
 mod sms_commands;
 mod told;

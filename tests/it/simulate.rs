@@ -43,7 +43,7 @@ async fn over_http_the_phone_talks_africas_talking(pool: PgPool) {
     let server = tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
     let line = Line::http(&format!("http://{addr}/ussd/africastalking"));
     let mut out = Vec::new();
-    run(&line, script(&["11", ":as +254700000002", "2", "1234"]), &mut out, "+254700000001", "*384#")
+    run(&line, script(&["42", ":as +254700000002", "2", "1234"]), &mut out, "+254700000001", "*384#")
         .await
         .unwrap();
     let out = String::from_utf8(out).unwrap();

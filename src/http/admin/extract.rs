@@ -48,6 +48,11 @@ impl Trail {
         self.with(|n| n.detail = Some(detail));
     }
 
+    /// Who is deciding, for records beside the trail: `admin:<token name>`.
+    pub fn actor(&self) -> String {
+        self.with(|n| n.token.clone()).map_or_else(|| "admin".into(), |token| format!("admin:{token}"))
+    }
+
     pub fn note(&self) -> Note {
         self.with(|n| n.clone())
     }

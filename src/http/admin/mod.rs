@@ -20,6 +20,7 @@ mod error;
 mod extract;
 mod merchants;
 mod openapi;
+mod reversals;
 mod webhooks;
 
 use super::AppState;
@@ -42,6 +43,9 @@ fn documented(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(customers::show))
         .routes(routes!(customers::unlock_pin))
         .routes(routes!(customers::reverse))
+        .routes(routes!(reversals::queue))
+        .routes(routes!(reversals::approve))
+        .routes(routes!(reversals::reject))
         .routes(routes!(agents::onboard))
         .routes(routes!(agents::show))
         .routes(routes!(agents::top_up))

@@ -59,7 +59,11 @@ pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, Stri
                 .and_then(Value::as_i64)
                 .map(|m| currency.format(m))
                 .ok_or_else(|| format!("the data has no `{name}`"))?,
-            "minutes" => d.get(name).and_then(Value::as_u64).ok_or("the data has no `minutes`")?.to_string(),
+            "minutes" | "hours" => d
+                .get(name)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| format!("the data has no `{name}`"))?
+                .to_string(),
             // A prepaid token, where the biller gave one: its own sentence.
             "token" => match d.get(name).and_then(Value::as_str).filter(|t| !t.is_empty()) {
                 Some(t) if swahili => format!(" Tokeni {t}."),
@@ -183,6 +187,42 @@ const WORDINGS: &[Wording] = &[
         fields: &["ref", "biller", "account", "reason", "amount"],
         en: "{ref} {biller} refused the payment of {amount} for account {account}: {reason}. No money was moved.",
         sw: "{ref} {biller} imekataa malipo ya {amount} kwa akaunti {account}: {reason}. Hakuna pesa iliyohamishwa.",
+    },
+    Wording {
+        template: "reversal_asked",
+        fields: &["ref", "party", "amount", "hours", "dial"],
+        en: "{party} asked for the {amount} they sent you ({ref}) back. It is held in your wallet and goes back in {hours} hours unless you dispute it: dial {dial}.",
+        sw: "{party} ameomba {amount} alizokutumia ({ref}) zirudishwe. Zimezuiliwa kwenye pochi yako na zitarudishwa baada ya saa {hours} usipopinga: piga {dial}.",
+    },
+    Wording {
+        template: "reversal_held",
+        fields: &["ref", "party", "amount", "hours"],
+        en: "{ref} We asked {party} for the {amount} back. It is held and comes back to you in {hours} hours unless they dispute it.",
+        sw: "{ref} Tumemwomba {party} arudishe {amount}. Zimezuiliwa na zitakurudia baada ya saa {hours} asipopinga.",
+    },
+    Wording {
+        template: "reversal_queued",
+        fields: &["ref", "party", "amount"],
+        en: "{ref} {party} no longer has the {amount}. Our team will look into your request and tell you by SMS.",
+        sw: "{ref} {party} hana tena {amount}. Timu yetu itashughulikia ombi lako na kukujulisha kwa SMS.",
+    },
+    Wording {
+        template: "reversal_disputed",
+        fields: &["ref", "party", "amount"],
+        en: "{ref} {party} disputes giving back the {amount}. It stays held while our team decides; you will get an SMS.",
+        sw: "{ref} {party} anapinga kurudisha {amount}. Zinabaki zimezuiliwa timu yetu ikiamua; utapata SMS.",
+    },
+    Wording {
+        template: "reversal_rejected",
+        fields: &["ref", "party", "amount"],
+        en: "{ref} Your request for the {amount} sent to {party} back was declined. No money was moved.",
+        sw: "{ref} Ombi lako la kurudishiwa {amount} ulizomtumia {party} limekataliwa. Hakuna pesa iliyohamishwa.",
+    },
+    Wording {
+        template: "reversal_released",
+        fields: &["ref", "party", "amount"],
+        en: "{ref} The {amount} from {party} is yours again: the request to give it back was declined.",
+        sw: "{ref} {amount} kutoka kwa {party} ni zako tena: ombi la kuzirudisha limekataliwa.",
     },
     Wording {
         template: "airtime_bought",

@@ -310,3 +310,30 @@ fn an_airtime_receipt_names_the_number_topped_up_and_fits_its_messages() {
         }
     }
 }
+
+#[test]
+fn a_reversal_request_tells_the_recipient_how_to_dispute_within_two_messages() {
+    let data = json!({ "ref": "TX00000050", "amount": 99_999_999_99_i64, "hours": 720, "dial": "*384*7#",
+                       "counterparty": "ũ".repeat(2 * 20 + 1), "counterparty_msisdn": "+254700000001" });
+    let r = Receipt { template: "reversal_asked", language: "en", data: &data, date: "", time: "" };
+    let text = render(&r, &kes()).unwrap();
+    assert!(text.contains("goes back in 720 hours unless you dispute it: dial *384*7#."), "{text}");
+    for template in [
+        "reversal_asked",
+        "reversal_held",
+        "reversal_queued",
+        "reversal_disputed",
+        "reversal_rejected",
+        "reversal_released",
+    ] {
+        for language in ["en", "sw"] {
+            let mut plain = data.clone();
+            plain["counterparty"] = json!("x".repeat(41));
+            for (data, most) in [(&plain, 2), (&data, 4)] {
+                let r = Receipt { template, language, data, date: "", time: "" };
+                let text = render(&r, &kes()).unwrap();
+                assert!(segment(&text).count() <= most, "{template}: {text}");
+            }
+        }
+    }
+}
