@@ -20,7 +20,8 @@ ALTER TABLE fee_bands ADD CONSTRAINT fee_bands_kind_check CHECK (kind IN ('p2p',
 -- KES 5 to 10,000 of airtime, free.
 INSERT INTO fee_bands (kind, min_amount, max_amount, fee) VALUES ('airtime', 500, 1000000, 0);
 
--- As before, with the fee bands of the biller's category.
+-- As before, with the fee bands of the biller's category, and the day's limit not
+-- counting holds for sends asked back (migration 20261207000006).
 CREATE OR REPLACE FUNCTION bill_hold(p_key text, p_hash bytea, p_from text, p_biller text, p_account text,
                                      p_holder text, p_amount bigint)
 RETURNS TABLE (outcome text, transfer_id bigint, fee bigint)
@@ -78,8 +79,9 @@ BEGIN
         -- the amounts still held as well as those posted (the account lock above keeps
         -- concurrent holds from each seeing room for themselves).
         ELSIF ledger_over_limit(v_payer.account, p_amount, v_payer.max_per_transfer, v_payer.max_daily_debit,
+                                -- (Not a hold for a send asked back: that is no spending of the owner's.)
                                 (SELECT coalesce(sum(t.amount), 0)::bigint FROM holds h JOIN transfers t ON t.id = h.transfer_id
-                                  WHERE h.account_id = v_payer.account AND h.resolution IS NULL)) THEN
+                                  WHERE h.account_id = v_payer.account AND h.resolution IS NULL AND t.kind <> 'reversal')) THEN
             v_code := 'limit_exceeded';
         ELSIF NOT ledger_hold_funds(v_payer.account, v_hold) THEN
             v_code := 'insufficient_funds';

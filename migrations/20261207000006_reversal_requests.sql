@@ -12,8 +12,9 @@ CREATE TABLE reversal_requests (
     original_id     bigint NOT NULL UNIQUE REFERENCES transfers (id),
     hold_id         bigint UNIQUE REFERENCES transfers (id),
     state           text NOT NULL CHECK (state IN ('held', 'queued', 'reversed', 'rejected')),
-    -- Why an operator decides: the recipient disputed it, or had spent the money.
-    queued_because  text CHECK (queued_because IN ('disputed', 'spent')),
+    -- Why an operator decides: the recipient disputed it, had spent the money, or a
+    -- wallet was blocked when it was asked or due.
+    queued_because  text CHECK (queued_because IN ('disputed', 'spent', 'blocked')),
     -- While held: when the reversal runs unless the recipient disputes.
     dispute_until   timestamptz,
     reversal_id     bigint REFERENCES transfers (id),
@@ -130,7 +131,7 @@ END $$;
 -- send, reversed already).
 CREATE FUNCTION reversal_request(p_from text, p_original bigint, p_within interval, p_window interval,
                                  p_dial text)
-RETURNS TABLE (outcome text, request_id bigint, state text, amount bigint, until timestamptz)
+RETURNS TABLE (outcome text, request_id bigint, state text, because text, amount bigint, until timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_orig transfers%ROWTYPE;
@@ -144,23 +145,29 @@ BEGIN
     SELECT a.id AS account, c.msisdn, c.language, c.first_name || ' ' || c.last_name AS name INTO v_payer
       FROM customers c JOIN accounts a ON a.customer_id = c.id AND a.kind = 'wallet' WHERE c.msisdn = p_from;
     IF v_orig.id IS NULL OR v_payer.account IS NULL OR v_orig.debit_account_id <> v_payer.account THEN
-        RETURN QUERY SELECT 'not_found'::text, NULL::bigint, NULL::text, 0::bigint, NULL::timestamptz;
+        RETURN QUERY SELECT 'not_found'::text, NULL::bigint, NULL::text, NULL::text, 0::bigint, NULL::timestamptz;
         RETURN;
     END IF;
     SELECT * INTO v_request FROM reversal_requests r WHERE r.original_id = p_original;
     IF FOUND THEN
-        RETURN QUERY SELECT 'ok'::text, v_request.id, v_request.state, v_orig.amount, v_request.dispute_until;
+        RETURN QUERY SELECT 'ok'::text, v_request.id, v_request.state, v_request.queued_because, v_orig.amount,
+                            v_request.dispute_until;
         RETURN;
     END IF;
     IF v_orig.kind <> 'p2p' OR v_orig.status <> 'posted' OR v_orig.created_at < now() - p_within
        OR EXISTS (SELECT 1 FROM transfers t WHERE t.reverses = p_original) THEN
-        RETURN QUERY SELECT 'not_found'::text, NULL::bigint, NULL::text, 0::bigint, NULL::timestamptz;
+        RETURN QUERY SELECT 'not_found'::text, NULL::bigint, NULL::text, NULL::text, 0::bigint, NULL::timestamptz;
         RETURN;
     END IF;
     SELECT a.id AS account, c.msisdn, c.language, c.first_name || ' ' || c.last_name AS name INTO STRICT v_payee
       FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE a.id = v_orig.credit_account_id;
 
-    PERFORM ledger_lock(v_payer.account, v_payee.account);
+    -- A blocked wallet's money moves only on an operator's word.
+    IF NOT ledger_lock(v_payer.account, v_payee.account) THEN
+        RETURN QUERY SELECT 'account_blocked'::text, NULL::bigint, NULL::text, NULL::text, 0::bigint,
+                            NULL::timestamptz;
+        RETURN;
+    END IF;
     IF ledger_hold_funds(v_payee.account, v_orig.amount) THEN
         INSERT INTO transfers (idempotency_key, request_hash, kind, status, debit_account_id, credit_account_id,
                                amount, reason)
@@ -190,13 +197,16 @@ BEGIN
              jsonb_build_object('ref', transfer_ref(p_original), 'amount', v_orig.amount,
                                 'counterparty', v_payee.name, 'counterparty_msisdn', v_payee.msisdn));
     END IF;
-    RETURN QUERY SELECT 'ok'::text, v_request.id, v_request.state, v_orig.amount, v_request.dispute_until;
+    RETURN QUERY SELECT 'ok'::text, v_request.id, v_request.state, v_request.queued_because, v_orig.amount,
+                        v_request.dispute_until;
 END $$;
 
 -- Runs request `p_request`'s reversal: its hold released, and `transfer_reverse` (the
--- fee is not refunded: the sender's mistake). `by` is who decided. Answers the request's
--- state after (`reversed`), `insufficient_funds` (spent, and still not there), or the
--- state it had already ended in.
+-- fee is not refunded: the sender's mistake). `by` is who decided: `sweeper` (only a
+-- request still held past its window), `recipient`, or an operator. Answers the
+-- request's state after (`reversed`; `queued` when the sweeper or the recipient finds a
+-- wallet blocked: an operator decides), `insufficient_funds` (spent, and still not
+-- there), or the state it was in and stays in.
 CREATE FUNCTION reversal_run(p_request bigint, p_by text)
 RETURNS TABLE (outcome text, reversal_id bigint)
 LANGUAGE plpgsql AS $$
@@ -206,13 +216,19 @@ DECLARE
     v_done record;
 BEGIN
     SELECT * INTO STRICT v_request FROM reversal_requests r WHERE r.id = p_request FOR UPDATE;
-    IF v_request.state NOT IN ('held', 'queued') THEN
+    IF v_request.state NOT IN ('held', 'queued')
+       -- Disputed since the sweeper listed it, or not yet due.
+       OR (p_by = 'sweeper' AND (v_request.state <> 'held' OR v_request.dispute_until > now())) THEN
         RETURN QUERY SELECT v_request.state, v_request.reversal_id;
         RETURN;
     END IF;
     -- The original, then both wallets, as every movement locks them.
     SELECT * INTO STRICT v_orig FROM transfers t WHERE t.id = v_request.original_id FOR UPDATE;
-    PERFORM ledger_lock(v_orig.debit_account_id, v_orig.credit_account_id);
+    IF NOT ledger_lock(v_orig.debit_account_id, v_orig.credit_account_id) AND p_by IN ('sweeper', 'recipient') THEN
+        UPDATE reversal_requests r SET state = 'queued', queued_because = 'blocked' WHERE r.id = p_request;
+        RETURN QUERY SELECT 'queued'::text, NULL::bigint;
+        RETURN;
+    END IF;
     IF v_request.hold_id IS NOT NULL THEN
         PERFORM 1 FROM holds h WHERE h.transfer_id = v_request.hold_id FOR UPDATE;
         UPDATE transfers t SET reason = 'reversed' WHERE t.id = v_request.hold_id;
@@ -241,6 +257,7 @@ RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
     v_request reversal_requests%ROWTYPE;
+    v_reversal bigint;
     v_orig transfers%ROWTYPE;
     v_payer record;
     v_payee record;
@@ -255,6 +272,19 @@ BEGIN
       FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE a.id = v_orig.debit_account_id;
     SELECT c.msisdn, c.language, c.first_name || ' ' || c.last_name AS name INTO STRICT v_payee
       FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE a.id = v_orig.credit_account_id;
+    -- Reversed by an operator directly meanwhile: the request ends so, told nothing new.
+    SELECT t.id INTO v_reversal FROM transfers t WHERE t.reverses = v_orig.id;
+    IF v_reversal IS NOT NULL THEN
+        IF v_request.hold_id IS NOT NULL THEN
+            PERFORM 1 FROM holds h WHERE h.transfer_id = v_request.hold_id FOR UPDATE;
+            UPDATE transfers t SET reason = 'reversed' WHERE t.id = v_request.hold_id;
+            PERFORM hold_release(v_request.hold_id, 'voided', NULL);
+        END IF;
+        UPDATE reversal_requests r SET state = 'reversed', reversal_id = v_reversal, decided_by = p_by,
+               resolved_at = now()
+         WHERE r.id = p_request;
+        RETURN 'reversed';
+    END IF;
     IF v_request.hold_id IS NOT NULL THEN
         PERFORM 1 FROM holds h WHERE h.transfer_id = v_request.hold_id FOR UPDATE;
         UPDATE transfers t SET reason = 'declined' WHERE t.id = v_request.hold_id;
@@ -300,7 +330,8 @@ BEGIN
     END IF;
     IF v_request.state = 'queued' THEN
         RETURN 'queued';
-    ELSIF v_request.state <> 'held' THEN
+    ELSIF v_request.state <> 'held' OR v_request.dispute_until <= now() THEN
+        -- Past the window the reversal is due: the sweeper runs it.
         RETURN 'not_found';
     END IF;
     SELECT c.msisdn, c.language, c.first_name || ' ' || c.last_name AS name INTO STRICT v_payer

@@ -47,8 +47,10 @@ pub async fn sends(db: impl Db, from: &Msisdn) -> Result<OpResult, sqlx::Error> 
 }
 
 /// `from` asks for send `original` back; the recipient may dispute within `window`
-/// and is told to dial `dial`. `ok` with `state` `held` (and `hours`) or `queued`
-/// (spent); `recipient_unknown` when it is no send of theirs that may be asked back.
+/// and is told to dial `dial`. `ok` with `state` `held` (and the `hours` left) or
+/// `queued` (`because` it was spent or disputed), or how a request made before ended;
+/// `recipient_unknown` when it is no send of theirs that may be asked back,
+/// `account_blocked` when a wallet is blocked (an operator reverses it, if anyone).
 pub async fn request(
     pool: &PgPool,
     from: &Msisdn,
@@ -57,7 +59,8 @@ pub async fn request(
     dial: &str,
 ) -> Result<OpResult, sqlx::Error> {
     let row = sqlx::query!(
-        r#"SELECT outcome AS "outcome!", state, amount AS "amount!"
+        r#"SELECT outcome AS "outcome!", state, because, amount AS "amount!",
+                  ceil(extract(epoch FROM until - now()) / 3600)::int AS hours
              FROM reversal_request($1, $2, make_interval(secs => $3), make_interval(secs => $4), $5)"#,
         from.as_e164(),
         original,
@@ -71,10 +74,11 @@ pub async fn request(
         ("ok", Some(state)) => OpResult::new(
             Outcome::Ok,
             json!({
-                "ref": reference(original), "state": state, "amount": row.amount,
-                "hours": window.as_secs().div_ceil(3_600),
+                "ref": reference(original), "state": state, "because": row.because, "amount": row.amount,
+                "hours": row.hours.unwrap_or(0).max(0),
             }),
         ),
+        ("account_blocked", _) => OpResult::bare(Outcome::AccountBlocked),
         _ => OpResult::bare(Outcome::RecipientUnknown),
     })
 }
@@ -92,7 +96,7 @@ pub async fn waiting(db: impl Db, to: &Msisdn) -> Result<OpResult, sqlx::Error> 
              JOIN reversal_requests r ON r.original_id = t.id AND r.state = 'held'
              JOIN accounts o ON o.id = t.debit_account_id
              JOIN customers c ON c.id = o.customer_id
-            WHERE me.msisdn = $1
+            WHERE me.msisdn = $1 AND r.dispute_until > now()
             ORDER BY r.id"#,
         to.as_e164(),
     )
@@ -120,7 +124,8 @@ async fn asked_of(pool: &PgPool, recipient: &Msisdn, original: i64) -> Result<Op
 }
 
 /// The recipient gives send `original` back now, without waiting for the window:
-/// `ok` with the reversal's `ref`, `expired` when the request has ended.
+/// `ok` with the reversal's `ref`, `expired` when the request has ended,
+/// `account_blocked` when a wallet is blocked (the request goes to an operator).
 pub async fn give_back(pool: &PgPool, recipient: &Msisdn, original: i64) -> Result<OpResult, sqlx::Error> {
     let Some(request) = asked_of(pool, recipient, original).await? else {
         return Ok(OpResult::bare(Outcome::Expired));
@@ -129,6 +134,7 @@ pub async fn give_back(pool: &PgPool, recipient: &Msisdn, original: i64) -> Resu
     let ran = run(pool, request, "recipient").await?;
     Ok(match ran {
         Ran::Reversed(id) => OpResult::new(Outcome::Ok, json!({ "ref": reference(id) })),
+        Ran::Not(state) if state == "queued" => OpResult::bare(Outcome::AccountBlocked),
         Ran::Not(_) => OpResult::bare(Outcome::Expired),
     })
 }
@@ -172,7 +178,9 @@ async fn run(pool: &PgPool, request: i64, by: &str) -> Result<Ran, sqlx::Error> 
 }
 
 /// One sweeper pass: runs the held requests whose window has passed undisputed, at
-/// most `batch`, skipping those another replica is running. Returns how many ran.
+/// most `batch`. Each is checked again under its lock (another replica's pass waits,
+/// then finds it done; one disputed meanwhile is left). Returns how many ran; a request
+/// that fails is logged and left for the next pass, not in the way of the others.
 pub async fn sweep(pool: &PgPool, batch: i64) -> Result<u64, sqlx::Error> {
     let due = sqlx::query_scalar!(
         "SELECT id FROM reversal_requests WHERE state = 'held' AND dispute_until <= now()
@@ -183,9 +191,12 @@ pub async fn sweep(pool: &PgPool, batch: i64) -> Result<u64, sqlx::Error> {
     .await?;
     let mut ran = 0;
     for request in due {
-        // A request disputed or ended since it was listed answers its state, untouched.
-        if let Ran::Reversed(_) = run(pool, request, "sweeper").await? {
-            ran += 1;
+        match run(pool, request, "sweeper").await {
+            Ok(Ran::Reversed(_)) => ran += 1,
+            Ok(Ran::Not(_)) => {}
+            Err(e) => {
+                tracing::warn!(request, error = %e, "a reversal request could not be swept; it is tried again")
+            }
         }
     }
     Ok(ran)
@@ -238,6 +249,17 @@ pub async fn decide(
         None => Ok(shown),
         Some(why) => Err(why),
     }))
+}
+
+/// Whether a request on send `original` is open (held or queued): its reversal goes
+/// through the request, which holds the amount.
+pub async fn open_on(pool: &PgPool, original: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM reversal_requests WHERE original_id = $1 AND state IN ('held', 'queued')) AS "open!""#,
+        original,
+    )
+    .fetch_one(pool)
+    .await
 }
 
 /// The open requests, oldest first: `queued` ones wait for an operator, `held` ones

@@ -15,7 +15,7 @@ pub struct ReversalGiveBack {
 impl Operation for ReversalGiveBack {
     const SPEC: &'static OpSpec = &OpSpec {
         name: "reversal.give_back",
-        outcomes: &[O::Ok, O::PinInvalid, O::PinLocked, O::NotRegistered, O::Expired],
+        outcomes: &[O::Ok, O::PinInvalid, O::PinLocked, O::NotRegistered, O::Expired, O::AccountBlocked],
         args: &["send"],
         secrets: &["pin"],
         authenticates: true,

@@ -20,7 +20,14 @@ pub struct ReversalRequest {
 impl Operation for ReversalRequest {
     const SPEC: &'static OpSpec = &OpSpec {
         name: "reversal.request",
-        outcomes: &[O::Ok, O::PinInvalid, O::PinLocked, O::NotRegistered, O::RecipientUnknown],
+        outcomes: &[
+            O::Ok,
+            O::PinInvalid,
+            O::PinLocked,
+            O::NotRegistered,
+            O::RecipientUnknown,
+            O::AccountBlocked,
+        ],
         args: &["send", "dial"],
         secrets: &["pin"],
         authenticates: true,
@@ -29,7 +36,7 @@ impl Operation for ReversalRequest {
     };
 
     fn sample() -> serde_json::Value {
-        json!({ "ref": SAMPLE_REF, "state": "queued", "amount": SAMPLE_AMOUNT, "hours": 720 })
+        json!({ "ref": SAMPLE_REF, "state": "queued", "because": "disputed", "amount": SAMPLE_AMOUNT, "hours": 720 })
     }
 
     fn parse(call: &Call<'_>) -> Result<Self, MoneyError> {

@@ -183,6 +183,11 @@ async fn airtime_is_bought_for_another_number_and_a_replay_buys_nothing_more(poo
     assert_eq!((again.outcome, &again.data["ref"]), (Outcome::Ok, &bought.data["ref"]));
     assert_eq!(wallet(&pool).await, (950_00, 0));
     assert_eq!(air.applied().len(), 1);
+    // Replayed after the provider was suspended: still the first answer, not a refusal.
+    sqlx::query("UPDATE billers SET status = 'suspended' WHERE code = 'AIR'").execute(&pool).await.unwrap();
+    let late = bills.top_up("air-1", &number(AMINA), &number(FRIEND), minor(50_00)).await.unwrap();
+    assert_eq!((late.outcome, &late.data["ref"]), (Outcome::Ok, &bought.data["ref"]));
+    sqlx::query("UPDATE billers SET status = 'active' WHERE code = 'AIR'").execute(&pool).await.unwrap();
     // The same key for another number is a conflict, not a second top-up.
     let other = bills.top_up("air-1", &number(AMINA), &number(AMINA), minor(50_00)).await.unwrap();
     assert_eq!(other.outcome, Outcome::Conflict);

@@ -260,3 +260,80 @@ async fn a_request_racing_the_recipients_spending_either_holds_or_queues_never_b
     assert_eq!(wallet(&pool, BRIAN).await.1, 0);
     assert_ledger_invariants(&pool).await;
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_late_dispute_a_blocked_wallet_and_a_direct_reversal_are_each_answered_truly(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let desk = ussd_gateway::admin::create(&pool, "disputes", &["transfers:reverse".into()]).await.unwrap();
+    let money = app.state.gateway.money().clone();
+    let ask = |sent: String| {
+        let money = money.clone();
+        async move {
+            let original = ussd_gateway::money::parse_reference(&sent).unwrap();
+            reversals::request(
+                money.pool(),
+                &number(AMINA),
+                original,
+                std::time::Duration::from_secs(60),
+                "*384*7#",
+            )
+            .await
+            .unwrap()
+        }
+    };
+
+    // Past the window, the recipient can no longer dispute: the reversal is due.
+    let (_, late) = send(&pool, AMINA, BRIAN, 100_00).await;
+    assert_eq!(ask(late.clone()).await.data["state"], "held");
+    window_passes(&pool).await;
+    assert_eq!(app.journey(BRIAN, "7").await, "END Nothing is waiting for your approval.");
+    let original = ussd_gateway::money::parse_reference(&late).unwrap();
+    assert_eq!(
+        reversals::dispute(money.pool(), &number(BRIAN), original).await.unwrap().outcome,
+        Outcome::Expired
+    );
+    assert_eq!(money.sweep_reversals().await.unwrap(), 1);
+
+    // A disputed request asked about again says so, not that the money was spent.
+    let (_, disputed) = send(&pool, AMINA, BRIAN, 100_00).await;
+    app.journey(AMINA, "11*1*1*1234").await;
+    app.journey(BRIAN, "7*2").await;
+    let again = ask(disputed.clone()).await;
+    assert_eq!((&again.data["state"], &again.data["because"]), (&json!("queued"), &json!("disputed")));
+    // An operator's direct reversal of it is refused: the request decides.
+    let reason = json!({ "reason": "wrong number" }).to_string();
+    let (status, answer) = app
+        .admin("POST", &format!("/admin/transfers/{disputed}/reverse"), Some(&desk), None, Some(reason))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("/admin/reversal-requests/"), "{answer}");
+
+    // A blocked wallet: nothing is held for a new request, and a held one goes to the
+    // queue when due rather than moving money out of it.
+    let (_, held) = send(&pool, AMINA, BRIAN, 100_00).await;
+    assert_eq!(ask(held.clone()).await.data["state"], "held");
+    let (_, blocked) = send(&pool, AMINA, BRIAN, 100_00).await;
+    sqlx::query("UPDATE accounts SET status = 'blocked' FROM customers c WHERE c.id = accounts.customer_id AND c.msisdn = $1")
+        .bind(BRIAN)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(ask(blocked).await.outcome, Outcome::AccountBlocked);
+    let (_, held_before) = wallet(&pool, BRIAN).await;
+    assert_eq!(held_before, 200_00, "the disputed and the held request, nothing more");
+    window_passes(&pool).await;
+    assert_eq!(money.sweep_reversals().await.unwrap(), 0);
+    let state: (String, Option<String>) =
+        sqlx::query_as("SELECT state, queued_because FROM reversal_requests WHERE original_id = $1")
+            .bind(ussd_gateway::money::parse_reference(&held).unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(state, ("queued".to_owned(), Some("blocked".to_owned())));
+    // The operator's word moves it.
+    let (status, approved) =
+        app.admin("POST", &format!("/admin/reversal-requests/{held}/approve"), Some(&desk), None, None).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(wallet(&pool, BRIAN).await.1, 100_00, "only the disputed request's hold is left");
+    assert_ledger_invariants(&pool).await;
+}

@@ -76,7 +76,7 @@ impl Example for ReverseRequest {
     responses(
         (status = 200, description = "the reversal's reference, amount and fee refunded", body = Object),
         (status = 404, description = "no transfer has this reference"),
-        (status = 409, description = "reversed before: the earlier reversal's reference, amount and fee refunded"),
+        (status = 409, description = "reversed before: the earlier reversal's reference, amount and fee refunded; or its sender asked for it back, and the request decides"),
         (status = 422, description = "not a posted transfer between customers, or the payee no longer has the amount"),
     ))]
 pub(super) async fn reverse(
@@ -96,6 +96,11 @@ pub(super) async fn reverse(
     let not_found = || AdminError::NotFound("no transfer has this reference".into());
     // Written as a reference but naming no transfer there can be (TX0, or past i64).
     let original = crate::money::parse_reference(&reference).ok_or_else(not_found)?;
+    if crate::money::reversals::open_on(state.pool(), original).await? {
+        return Err(AdminError::Conflict(format!(
+            "its sender asked for it back: decide the request at /admin/reversal-requests/{reference}"
+        )));
+    }
     let done = crate::money::reverse(state.pool(), original, asked.refund_fee, reason).await?;
     let reversal = done.transfer_id.map(crate::money::reference);
     trail.detail(json!({ "reason": reason, "refund_fee": asked.refund_fee, "reversal": reversal }));

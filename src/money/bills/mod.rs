@@ -256,7 +256,8 @@ impl Bills {
     }
 
     /// Tops up `to` with `amount` of airtime from `from`'s wallet under `key`, as a bill
-    /// at the airtime provider is paid (see [`Bills::pay`]).
+    /// at the airtime provider is paid (see [`Bills::pay`]). A key used before replays
+    /// at the provider it went to, even one suspended or replaced since.
     pub async fn top_up(
         &self,
         key: &str,
@@ -264,6 +265,19 @@ impl Bills {
         to: &Msisdn,
         amount: Amount,
     ) -> Result<OpResult, MoneyError> {
+        let earlier = sqlx::query_as!(
+            Biller,
+            "SELECT b.id, b.code, b.name, b.account_pattern, b.account_label, b.fee_payer, b.base_url, b.timeout_ms,
+                    b.status, b.category, b.offer_amounts, b.credentials_sealed
+               FROM transfers t JOIN bill_payments p ON p.transfer_id = t.id JOIN billers b ON b.id = p.biller_id
+              WHERE t.idempotency_key = $1",
+            key,
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(earlier) = earlier {
+            return self.hold_and_ask(key, from, &earlier, to.as_e164(), "", amount).await;
+        }
         let Some(provider) = self.airtime_provider(&self.pool).await? else {
             return Ok(OpResult::bare(Outcome::RecipientUnknown));
         };
