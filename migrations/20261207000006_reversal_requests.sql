@@ -12,9 +12,10 @@ CREATE TABLE reversal_requests (
     original_id     bigint NOT NULL UNIQUE REFERENCES transfers (id),
     hold_id         bigint UNIQUE REFERENCES transfers (id),
     state           text NOT NULL CHECK (state IN ('held', 'queued', 'reversed', 'rejected')),
-    -- Why an operator decides: the recipient disputed it, had spent the money, or a
-    -- wallet was blocked when it was asked or due.
-    queued_because  text CHECK (queued_because IN ('disputed', 'spent', 'blocked')),
+    -- Why it waits: the recipient disputed it, had spent the money, or a wallet was
+    -- blocked when it was due (an operator decides); a merchant's consent (the merchant,
+    -- or an operator, decides).
+    queued_because  text CHECK (queued_because IN ('disputed', 'spent', 'blocked', 'merchant')),
     -- While held: when the reversal runs unless the recipient disputes.
     dispute_until   timestamptz,
     reversal_id     bigint REFERENCES transfers (id),
@@ -27,6 +28,24 @@ CREATE TABLE reversal_requests (
     CHECK ((state = 'queued') = (queued_because IS NOT NULL) OR state IN ('reversed', 'rejected')),
     CHECK ((state = 'reversed') = (reversal_id IS NOT NULL))
 );
+-- A party account as receipts name it: the name shown, and the phone told (NULL for
+-- none: a biller), in its language.
+CREATE FUNCTION account_party(p_account bigint, OUT name text, OUT msisdn text, OUT language text)
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(c.first_name || ' ' || c.last_name, g.name, m.display_name, b.name, ''),
+           coalesce(c.msisdn, gc.msisdn, m.notify_msisdn),
+           coalesce(c.language, gc.language, m.language, 'en')
+      FROM accounts a
+      LEFT JOIN customers c ON c.id = a.customer_id AND a.kind = 'wallet'
+      LEFT JOIN agents g ON g.float_account_id = a.id
+      LEFT JOIN customers gc ON gc.id = g.customer_id
+      LEFT JOIN merchant_settlement_shards ms ON ms.account_id = a.id
+      LEFT JOIN merchants m ON m.id = ms.merchant_id
+      LEFT JOIN biller_settlement_shards bs ON bs.account_id = a.id
+      LEFT JOIN billers b ON b.id = coalesce(bs.biller_id, (SELECT x.id FROM billers x WHERE x.settlement_account_id = a.id))
+     WHERE a.id = p_account
+$$;
+
 CREATE INDEX reversal_requests_due ON reversal_requests (dispute_until) WHERE state = 'held';
 CREATE INDEX reversal_requests_queue ON reversal_requests (created_at) WHERE state = 'queued';
 CREATE INDEX reversal_requests_hold ON reversal_requests (hold_id) WHERE state IN ('held', 'queued');
@@ -39,7 +58,8 @@ LANGUAGE sql IMMUTABLE AS $$
                 WHEN p_status = 'voided' THEN 'declined' ELSE 'expired' END
 $$;
 
--- As before, but a reversal request's released hold says why: `reversed` or `declined`.
+-- As before, but a reversal request's released hold says why (`reversed` or
+-- `declined`), and a refund's debit from a merchant's shard is what that shard gave.
 CREATE OR REPLACE FUNCTION transfers_events() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -87,7 +107,11 @@ BEGIN
         -- A withdrawal takes the amount from several shards: the debit shard's event says
         -- what it gave (the others have events of their own).
         PERFORM ledger_events(v_type, NEW.id, NEW.debit_account_id, NEW.credit_account_id,
+            -- Money taken from a merchant's shards: what this one gave (a refund takes from
+            -- any of them, as a withdrawal does).
             CASE WHEN NEW.kind = 'merchant_withdrawal'
+                      OR (NEW.kind = 'reversal'
+                          AND EXISTS (SELECT 1 FROM merchant_settlement_shards s WHERE s.account_id = NEW.debit_account_id))
                  THEN jsonb_build_object('kind', NEW.kind, 'direction', 'debit', 'amount', -v_debited, 'fee', 0,
                                          'counterparty', account_ref(NEW.credit_account_id))
                  ELSE jsonb_build_object('kind', NEW.kind, 'direction', 'debit', 'amount', NEW.amount,
@@ -154,9 +178,30 @@ BEGIN
                             v_request.dispute_until;
         RETURN;
     END IF;
-    IF v_orig.kind <> 'p2p' OR v_orig.status <> 'posted' OR v_orig.created_at < now() - p_within
+    IF v_orig.kind NOT IN ('p2p', 'merchant') OR v_orig.status <> 'posted' OR v_orig.created_at < now() - p_within
        OR EXISTS (SELECT 1 FROM transfers t WHERE t.reverses = p_original) THEN
         RETURN QUERY SELECT 'not_found'::text, NULL::bigint, NULL::text, NULL::text, 0::bigint, NULL::timestamptz;
+        RETURN;
+    END IF;
+    -- A merchant payment comes back only with the merchant's consent: nothing is held
+    -- (its settlement is spread over shards); the merchant is asked.
+    IF v_orig.kind = 'merchant' THEN
+        -- The owner is asked: only the owner can refund, in the merchant menu.
+        SELECT m.display_name, o.msisdn AS notify_msisdn, o.language INTO STRICT v_payee
+          FROM merchant_payments p JOIN merchants m ON m.id = p.merchant_id JOIN customers o ON o.id = m.owner_id
+         WHERE p.transfer_id = p_original;
+        INSERT INTO reversal_requests (original_id, state, queued_because)
+        VALUES (p_original, 'queued', 'merchant')
+        RETURNING * INTO v_request;
+        INSERT INTO outbox (transfer_id, role, msisdn, language, template, data) VALUES
+            (p_original, 'outcome', v_payer.msisdn, v_payer.language, 'refund_requested',
+             jsonb_build_object('ref', transfer_ref(p_original), 'amount', v_orig.amount,
+                                'counterparty', v_payee.display_name, 'counterparty_msisdn', '')),
+            (p_original, 'request', v_payee.notify_msisdn, v_payee.language, 'refund_asked',
+             jsonb_build_object('ref', transfer_ref(p_original), 'amount', v_orig.amount,
+                                'counterparty', v_payer.name, 'counterparty_msisdn', masked(v_payer.msisdn)));
+        RETURN QUERY SELECT 'ok'::text, v_request.id, v_request.state, v_request.queued_because, v_orig.amount,
+                            v_request.dispute_until;
         RETURN;
     END IF;
     SELECT a.id AS account, c.msisdn, c.language, c.first_name || ' ' || c.last_name AS name INTO STRICT v_payee
@@ -214,6 +259,7 @@ DECLARE
     v_request reversal_requests%ROWTYPE;
     v_orig transfers%ROWTYPE;
     v_done record;
+    v_blocked boolean;
 BEGIN
     SELECT * INTO STRICT v_request FROM reversal_requests r WHERE r.id = p_request FOR UPDATE;
     IF v_request.state NOT IN ('held', 'queued')
@@ -224,7 +270,22 @@ BEGIN
     END IF;
     -- The original, then both wallets, as every movement locks them.
     SELECT * INTO STRICT v_orig FROM transfers t WHERE t.id = v_request.original_id FOR UPDATE;
-    IF NOT ledger_lock(v_orig.debit_account_id, v_orig.credit_account_id) AND p_by IN ('sweeper', 'recipient') THEN
+    -- (A merchant's refund may take from any of its shards: all of them, in id order
+    -- with the customer's wallet, as its withdrawals lock them.)
+    IF v_orig.kind = 'merchant' THEN
+        v_blocked := EXISTS (
+            SELECT 1 FROM (SELECT a.status FROM accounts a
+                            WHERE a.id = v_orig.debit_account_id
+                               OR a.id IN (SELECT s.account_id FROM merchant_settlement_shards s
+                                            JOIN merchant_payments p ON p.merchant_id = s.merchant_id
+                                           WHERE p.transfer_id = v_orig.id)
+                            ORDER BY a.id FOR NO KEY UPDATE) l
+             WHERE l.status <> 'active');
+    ELSE
+        v_blocked := NOT ledger_lock(v_orig.debit_account_id, v_orig.credit_account_id);
+    END IF;
+    -- Money moves out of or into a blocked wallet only on an operator's word.
+    IF v_blocked AND p_by IN ('sweeper', 'recipient', 'merchant') THEN
         UPDATE reversal_requests r SET state = 'queued', queued_because = 'blocked' WHERE r.id = p_request;
         RETURN QUERY SELECT 'queued'::text, NULL::bigint;
         RETURN;
@@ -270,8 +331,8 @@ BEGIN
     PERFORM ledger_lock(v_orig.debit_account_id, v_orig.credit_account_id);
     SELECT c.msisdn, c.language, c.first_name || ' ' || c.last_name AS name INTO STRICT v_payer
       FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE a.id = v_orig.debit_account_id;
-    SELECT c.msisdn, c.language, c.first_name || ' ' || c.last_name AS name INTO STRICT v_payee
-      FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE a.id = v_orig.credit_account_id;
+    -- The payee: a customer, or a merchant (through the shard it was paid to).
+    SELECT p.msisdn, p.language, p.name INTO STRICT v_payee FROM account_party(v_orig.credit_account_id) p;
     -- Reversed by an operator directly meanwhile: the request ends so, told nothing new.
     SELECT t.id INTO v_reversal FROM transfers t WHERE t.reverses = v_orig.id;
     IF v_reversal IS NOT NULL THEN
@@ -297,10 +358,14 @@ BEGIN
              jsonb_build_object('ref', transfer_ref(v_orig.id), 'amount', v_orig.amount,
                                 'counterparty', v_payee.name, 'counterparty_msisdn', v_payee.msisdn));
     ELSE
+        -- (A merchant's request was `request`: the merchant asked; the sender's answer is `reply`.)
         INSERT INTO outbox (transfer_id, role, msisdn, language, template, data) VALUES
-            (v_orig.id, 'request', v_payer.msisdn, v_payer.language, 'reversal_rejected',
+            (v_orig.id, CASE WHEN v_request.queued_because = 'merchant' THEN 'reply' ELSE 'request' END,
+             v_payer.msisdn, v_payer.language, 'reversal_rejected',
              jsonb_build_object('ref', transfer_ref(v_orig.id), 'amount', v_orig.amount,
-                                'counterparty', v_payee.name, 'counterparty_msisdn', v_payee.msisdn));
+                                'counterparty', v_payee.name,
+                                'counterparty_msisdn', CASE WHEN v_request.queued_because = 'merchant' THEN ''
+                                                            ELSE v_payee.msisdn END));
     END IF;
     UPDATE reversal_requests r SET state = 'rejected', decided_by = p_by, note = p_note, resolved_at = now()
      WHERE r.id = p_request;

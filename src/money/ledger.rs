@@ -162,7 +162,8 @@ pub enum Reversed {
     /// Reversed before: the answer names that reversal.
     Already,
     NotFound,
-    /// Not a posted transfer between customers (a deposit, a rejected or reversing one).
+    /// Not a posted movement between two parties (a deposit, a merchant's withdrawal, a
+    /// rejected or reversing one).
     NotReversible,
     /// The payee no longer has the amount.
     InsufficientFunds,

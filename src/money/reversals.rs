@@ -1,6 +1,7 @@
 //! A sender asks for a send back: the sends they may ask about, the request (a hold on
-//! the recipient's wallet, or the operators' queue when the money is spent), the
-//! recipient's answer (give it back now, or dispute), the sweeper that runs undisputed
+//! the recipient's wallet, or the operators' queue when the money is spent; for a
+//! merchant payment, the merchant's consent), the recipient's answer (give it back now,
+//! or dispute), the merchant's (refund, or decline), the sweeper that runs undisputed
 //! reversals, and the operators' decisions.
 
 use std::time::Duration;
@@ -16,19 +17,22 @@ use crate::outcome::{OpResult, Outcome};
 /// How long after a send its sender may ask for it back.
 pub const WITHIN: Duration = Duration::from_secs(24 * 3_600);
 
-/// The caller's sends of the last [`WITHIN`] that may be asked back (none asked about
-/// before, none reversed), newest first: `{ref, date, amount, name}`, at most five.
+/// The caller's sends and merchant payments of the last [`WITHIN`] that may be asked
+/// back (none asked about before, none reversed), newest first: `{ref, date, amount,
+/// name}`, at most five.
 pub async fn sends(db: impl Db, from: &Msisdn) -> Result<OpResult, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT transfer_ref(t.id) AS "reference!", t.amount,
                   to_char(t.created_at AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'), 'DD/MM HH24:MI') AS "date!",
-                  left(c.first_name || ' ' || left(c.last_name, 1) || '.', 12) AS "name!"
+                  left(coalesce(c.first_name || ' ' || left(c.last_name, 1) || '.', m.display_name, ''), 12) AS "name!"
              FROM customers me
              JOIN accounts w ON w.customer_id = me.id AND w.kind = 'wallet'
              JOIN transfers t ON t.debit_account_id = w.id
              JOIN accounts o ON o.id = t.credit_account_id
-             JOIN customers c ON c.id = o.customer_id
-            WHERE me.msisdn = $1 AND t.kind = 'p2p' AND t.status = 'posted'
+             LEFT JOIN customers c ON c.id = o.customer_id AND o.kind = 'wallet'
+             LEFT JOIN merchant_payments mp ON mp.transfer_id = t.id
+             LEFT JOIN merchants m ON m.id = mp.merchant_id
+            WHERE me.msisdn = $1 AND t.kind IN ('p2p', 'merchant') AND t.status = 'posted'
               AND t.created_at > now() - make_interval(secs => $2)
               AND NOT EXISTS (SELECT 1 FROM reversal_requests r WHERE r.original_id = t.id)
               AND NOT EXISTS (SELECT 1 FROM transfers x WHERE x.reverses = t.id)
@@ -156,6 +160,104 @@ pub async fn dispute(pool: &PgPool, recipient: &Msisdn, original: i64) -> Result
     })
 }
 
+/// The refunds `owner`'s merchant `merchant` is asked for, oldest first: `count`, and
+/// `first` (`{ref, amount, customer, date}`) or null; `recipient_unknown` when the
+/// number does not own it.
+pub async fn refunds(db: impl Db, owner: &Msisdn, merchant: i64) -> Result<OpResult, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT transfer_ref(t.id) AS "reference!", t.amount, c.first_name || ' ' || left(c.last_name, 1) || '.' AS "customer!",
+                  to_char(t.created_at AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'), 'DD/MM HH24:MI') AS "date!"
+             FROM merchants m
+             JOIN customers o ON o.id = m.owner_id
+             JOIN merchant_payments p ON p.merchant_id = m.id
+             JOIN reversal_requests r ON r.original_id = p.transfer_id AND r.state = 'queued' AND r.queued_because = 'merchant'
+             JOIN transfers t ON t.id = p.transfer_id
+             JOIN accounts a ON a.id = t.debit_account_id
+             JOIN customers c ON c.id = a.customer_id
+            WHERE m.id = $1 AND o.msisdn = $2
+            ORDER BY r.id"#,
+        merchant,
+        owner.as_e164(),
+    )
+    .fetch_all(db)
+    .await?;
+    if rows.is_empty() && !owns(db, owner, merchant).await? {
+        return Ok(OpResult::bare(Outcome::RecipientUnknown));
+    }
+    let first = rows
+        .first()
+        .map(|r| json!({ "ref": r.reference, "amount": r.amount, "customer": r.customer, "date": r.date }));
+    Ok(OpResult::new(Outcome::Ok, json!({ "count": rows.len(), "first": first })))
+}
+
+async fn owns(db: impl Db, owner: &Msisdn, merchant: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM merchants m JOIN customers c ON c.id = m.owner_id
+                           WHERE m.id = $1 AND c.msisdn = $2) AS "owns!""#,
+        merchant,
+        owner.as_e164(),
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// `owner`'s merchant `merchant` refunds payment `original` (`approve`) or declines to:
+/// `ok` (with the refund's `ref`), `insufficient_funds` (its settlement does not hold
+/// the amount), `account_blocked` (the merchant is suspended, or a wallet or shard is
+/// blocked: an operator decides), `expired` (no such request waits for it).
+pub async fn merchant_decides(
+    pool: &PgPool,
+    owner: &Msisdn,
+    merchant: i64,
+    original: i64,
+    approve: bool,
+) -> Result<OpResult, sqlx::Error> {
+    let request = sqlx::query_scalar!(
+        "SELECT r.id FROM reversal_requests r
+           JOIN merchant_payments p ON p.transfer_id = r.original_id
+           JOIN merchants m ON m.id = p.merchant_id
+           JOIN customers o ON o.id = m.owner_id
+          WHERE r.original_id = $1 AND m.id = $2 AND o.msisdn = $3
+            AND r.state = 'queued' AND r.queued_because = 'merchant'",
+        original,
+        merchant,
+        owner.as_e164(),
+    )
+    .fetch_optional(pool)
+    .await?;
+    let Some(request) = request else { return Ok(OpResult::bare(Outcome::Expired)) };
+    let active = sqlx::query_scalar!(
+        r#"SELECT status = 'active' AS "active!" FROM merchants WHERE id = $1"#,
+        merchant
+    )
+    .fetch_one(pool)
+    .await?;
+    if approve && !active {
+        // A suspended merchant's settlement stays where it is.
+        return Ok(OpResult::bare(Outcome::AccountBlocked));
+    }
+    if !approve {
+        let state = sqlx::query_scalar!(
+            r#"SELECT reversal_reject($1, 'merchant', 'declined by the merchant') AS "state!""#,
+            request
+        )
+        .fetch_one(pool)
+        .await?;
+        return Ok(if state == "rejected" {
+            OpResult::new(Outcome::Ok, json!({ "ref": reference(original) }))
+        } else {
+            OpResult::bare(Outcome::Expired)
+        });
+    }
+    Ok(match run(pool, request, "merchant").await? {
+        Ran::Reversed(id) => OpResult::new(Outcome::Ok, json!({ "ref": reference(id) })),
+        Ran::Not(why) if why == "insufficient_funds" => OpResult::bare(Outcome::InsufficientFunds),
+        // A wallet or shard blocked: an operator decides now.
+        Ran::Not(why) if why == "queued" => OpResult::bare(Outcome::AccountBlocked),
+        Ran::Not(_) => OpResult::bare(Outcome::Expired),
+    })
+}
+
 /// How running a request's reversal went.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ran {
@@ -274,14 +376,15 @@ async fn show(pool: &PgPool, request: Option<i64>) -> Result<Vec<Value>, sqlx::E
         r#"SELECT jsonb_build_object(
                    'send', transfer_ref(t.id), 'amount', t.amount, 'sent_at', t.created_at,
                    'sender', jsonb_build_object('name', pc.first_name || ' ' || pc.last_name, 'msisdn', pc.msisdn),
-                   'recipient', jsonb_build_object('name', rc.first_name || ' ' || rc.last_name, 'msisdn', rc.msisdn),
+                   'recipient', jsonb_build_object('name', rp.name, 'msisdn', rp.msisdn),
                    'state', r.state, 'because', r.queued_because, 'held', r.hold_id IS NOT NULL AND r.state IN ('held', 'queued'),
                    'dispute_until', r.dispute_until, 'reversal', CASE WHEN r.reversal_id IS NOT NULL THEN transfer_ref(r.reversal_id) END,
                    'decided_by', r.decided_by, 'note', r.note, 'asked_at', r.created_at, 'resolved_at', r.resolved_at) AS "request!"
              FROM reversal_requests r
              JOIN transfers t ON t.id = r.original_id
              JOIN accounts pa ON pa.id = t.debit_account_id JOIN customers pc ON pc.id = pa.customer_id
-             JOIN accounts ra ON ra.id = t.credit_account_id JOIN customers rc ON rc.id = ra.customer_id
+             -- The recipient: a customer, or a merchant (its name, the number it is told on).
+             CROSS JOIN LATERAL account_party(t.credit_account_id) rp
             WHERE CASE WHEN $1::bigint IS NULL THEN r.state IN ('held', 'queued') ELSE r.id = $1 END
             ORDER BY r.id
             LIMIT 500"#,

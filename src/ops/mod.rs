@@ -36,6 +36,9 @@ mod goods_pay;
 mod merchant_balance;
 mod merchant_owned;
 mod merchant_payments;
+mod merchant_refund;
+mod merchant_refund_decline;
+mod merchant_refunds;
 mod merchant_withdraw;
 mod paybill_find;
 mod paybill_pay;
@@ -88,6 +91,9 @@ pub use self::goods_pay::GoodsPay;
 pub use self::merchant_balance::MerchantBalance;
 pub use self::merchant_owned::MerchantOwned;
 pub use self::merchant_payments::MerchantPayments;
+pub use self::merchant_refund::MerchantRefund;
+pub use self::merchant_refund_decline::MerchantRefundDecline;
+pub use self::merchant_refunds::MerchantRefunds;
 pub use self::merchant_withdraw::MerchantWithdraw;
 pub use self::paybill_find::PaybillFind;
 pub use self::paybill_pay::PaybillPay;
@@ -153,6 +159,9 @@ pub static REGISTRY: &[&dyn Entry] = &[
     &Registered::<ReversalWaiting>(PhantomData),
     &Registered::<ReversalGiveBack>(PhantomData),
     &Registered::<ReversalDispute>(PhantomData),
+    &Registered::<MerchantRefunds>(PhantomData),
+    &Registered::<MerchantRefund>(PhantomData),
+    &Registered::<MerchantRefundDecline>(PhantomData),
 ];
 
 /// What the menu compiler and the hop pipeline need to know about an op.

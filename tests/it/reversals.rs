@@ -337,3 +337,206 @@ async fn a_late_dispute_a_blocked_wallet_and_a_direct_reversal_are_each_answered
     assert_eq!(wallet(&pool, BRIAN).await.1, 100_00, "only the disputed request's hold is left");
     assert_ledger_invariants(&pool).await;
 }
+
+/// The reference a screen names (`Ref TX…`).
+fn reference_in(screen: &str) -> String {
+    let at = screen.find("Ref TX").unwrap_or_else(|| panic!("no reference in {screen}"));
+    screen[at + 4..at + 14].to_owned()
+}
+
+/// What a party holds: an account's balance, a merchant's over all its shards.
+async fn balance_of(pool: &PgPool, account: i64) -> i64 {
+    sqlx::query_scalar("SELECT party_balance($1)").bind(account).fetch_one(pool).await.unwrap()
+}
+
+/// The accounts a transfer moved money between, and its fee.
+async fn parties(pool: &PgPool, reference: &str) -> (i64, i64, i64) {
+    let id = ussd_gateway::money::parse_reference(reference).unwrap();
+    sqlx::query_as("SELECT debit_account_id, credit_account_id, fee FROM transfers WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn an_operator_reverses_every_kind_of_movement_the_fee_kept_or_refunded(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let desk = ussd_gateway::admin::create(&pool, "disputes", &["transfers:reverse".into()]).await.unwrap();
+    ussd_gateway::money::seed_demo_agent(&pool).await.unwrap();
+    ussd_gateway::money::seed_demo_merchants(&pool, "KES").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+    ussd_gateway::money::seed_demo_billers(&pool, &format!("http://127.0.0.1:{port}/sandbox"), "KES")
+        .await
+        .unwrap();
+    const JAMES: &str = "+254700000010";
+    // The merchant pays its fee out of each payment: it needs more than one payment's
+    // worth to give one back whole.
+    app.journey(BRIAN, "9*1*512346*500*1*1234").await;
+
+    let moves = [
+        ("cash-out", app.journey(AMINA, "6*123456*1001*500*1*1234").await),
+        ("cash-in", app.walk("*385#", JAMES, "1*0700000001*250*1*1234").await),
+        ("till", app.journey(AMINA, "9*1*512345*150*1*1234").await),
+        ("paybill", app.journey(AMINA, "9*2*888880*123456*200*1*1234").await),
+        ("bill", app.journey(AMINA, "8*2*1234567*100*1*1234").await),
+    ];
+    for (refund_fee, (what, screen)) in moves.iter().enumerate().map(|(i, m)| (i % 2 == 1, m)) {
+        let reference = reference_in(screen);
+        let (payer, payee, fee) = parties(&pool, &reference).await;
+        let (payer_before, payee_before) = (balance_of(&pool, payer).await, balance_of(&pool, payee).await);
+        let amount: i64 = sqlx::query_scalar("SELECT amount FROM transfers WHERE id = $1")
+            .bind(ussd_gateway::money::parse_reference(&reference).unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let body =
+            json!({ "reason": format!("{what} reversed in a test"), "refund_fee": refund_fee }).to_string();
+        let path = format!("/admin/transfers/{reference}/reverse");
+        let (status, done) = app.admin("POST", &path, Some(&desk), None, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{what}: {done}");
+        let (payer_after, payee_after) = (balance_of(&pool, payer).await, balance_of(&pool, payee).await);
+        if refund_fee {
+            // Every account's share back: the payer gets its fee too, the payee gives back
+            // what it kept, and the fee comes from revenue.
+            let (gained, lost) = (payer_after - payer_before, payee_before - payee_after);
+            assert!(gained >= amount && lost <= amount, "{what}: {gained} {lost}");
+            assert_eq!(gained - lost, fee, "{what}: {done}");
+        } else {
+            assert_eq!((payer_after - payer_before, payee_before - payee_after), (amount, amount), "{what}");
+        }
+        let (status, _) = app.admin("POST", &path, Some(&desk), None, Some(body)).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{what}: at most once");
+    }
+    // A merchant's withdrawal to its owner is no payment between parties.
+    let withdrawn: Option<i64> =
+        sqlx::query_scalar("SELECT max(id) FROM transfers WHERE kind = 'merchant_withdrawal'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    if let Some(id) = withdrawn {
+        let path = format!("/admin/transfers/{}/reverse", ussd_gateway::money::reference(id));
+        let (status, _) =
+            app.admin("POST", &path, Some(&desk), None, Some(json!({ "reason": "no" }).to_string())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    assert_ledger_invariants(&pool).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_merchant_payment_asked_back_waits_for_the_merchants_consent(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    ussd_gateway::money::seed_demo_merchants(&pool, "KES").await.unwrap();
+    const IRENE: &str = "+254700000009";
+    let settlement = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT sum(a.balance)::bigint FROM merchant_settlement_shards s JOIN accounts a ON a.id = s.account_id
+               JOIN merchants m ON m.id = s.merchant_id WHERE m.display_name = 'Mama Mboga'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let first = reference_in(&app.journey(AMINA, "9*1*512345*150*1*1234").await);
+    let second = reference_in(&app.journey(AMINA, "9*1*512345*200*1*1234").await);
+    let (paid, taken) = (wallet(&pool, AMINA).await, settlement().await);
+
+    let list = app.journey(AMINA, "11").await;
+    assert!(list.contains("KES 200.00 Mama Mboga\n2. ") && list.contains("KES 150.00 Mama Mboga"), "{list}");
+    assert_eq!(
+        app.journey(AMINA, "11*2*1*1234").await,
+        "END We asked Mama Mboga to refund KES 150.00. You will get an SMS when it is decided."
+    );
+    app.journey(AMINA, "11*1*1*1234").await;
+    assert_eq!(
+        (wallet(&pool, AMINA).await, settlement().await),
+        (paid, taken),
+        "nothing held, nothing moved"
+    );
+    let sms = |template: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE template = $1")
+                .bind(template)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        (sms("refund_requested").await, sms("refund_asked").await),
+        (2, 2),
+        "each asked, the merchant too"
+    );
+
+    // The owner refunds the first from the merchant menu, and declines the second.
+    let shown = app.walk("*386#", IRENE, "1*4").await;
+    assert!(shown.starts_with("CON Amina O. asks for the KES 150.00 paid "), "{shown}");
+    assert!(shown.contains(&format!("({first}) back. (1 of 2)")), "{shown}");
+    // A stranger cannot decide for it.
+    let merchant: i64 = sqlx::query_scalar("SELECT id FROM merchants WHERE display_name = 'Mama Mboga'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let money = app.state.gateway.money();
+    let stranger = reversals::merchant_decides(
+        money.pool(),
+        &number(BRIAN),
+        merchant,
+        ussd_gateway::money::parse_reference(&first).unwrap(),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(stranger.outcome, Outcome::Expired);
+    let refunded = app.walk("*386#", IRENE, "1*4*1*1234").await;
+    assert!(refunded.starts_with("END Refunded KES 150.00 to Amina O. Ref TX"), "{refunded}");
+    assert_eq!(wallet(&pool, AMINA).await, (paid.0 + 150_00, 0), "the whole amount back");
+    assert_eq!(settlement().await, taken - 150_00, "the merchant bears its fee");
+    // Suspended, the merchant cannot refund: its settlement stays where it is.
+    let suspend = |status: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("UPDATE merchants SET status = $1 WHERE display_name = 'Mama Mboga'")
+                .bind(status)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    suspend("suspended").await;
+    let second_id = ussd_gateway::money::parse_reference(&second).unwrap();
+    let refused =
+        reversals::merchant_decides(money.pool(), &number(IRENE), merchant, second_id, true).await.unwrap();
+    assert_eq!(refused.outcome, Outcome::AccountBlocked);
+    suspend("active").await;
+    let asked_of: Vec<String> =
+        sqlx::query_scalar("SELECT msisdn FROM outbox WHERE template = 'refund_asked'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(asked_of, [IRENE, IRENE], "the owner is asked: only the owner can refund");
+    let declined = app.walk("*386#", IRENE, "1*4*2").await;
+    assert_eq!(declined, "END Declined. Amina O. is told by SMS.");
+    assert_eq!(app.walk("*386#", IRENE, "1*4").await, "END No refund is asked for.");
+    let decided: Vec<(String, String)> =
+        sqlx::query_as("SELECT state, decided_by FROM reversal_requests ORDER BY original_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        decided,
+        [("reversed".to_owned(), "merchant".to_owned()), ("rejected".to_owned(), "merchant".to_owned())]
+    );
+    let declined_of: String = sqlx::query_scalar(
+        "SELECT data->>'ref' FROM outbox WHERE msisdn = $1 AND template = 'reversal_rejected'",
+    )
+    .bind(AMINA)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(declined_of, second, "Amina is told the second was declined");
+    assert_ledger_invariants(&pool).await;
+}

@@ -77,7 +77,7 @@ impl Example for ReverseRequest {
         (status = 200, description = "the reversal's reference, amount and fee refunded", body = Object),
         (status = 404, description = "no transfer has this reference"),
         (status = 409, description = "reversed before: the earlier reversal's reference, amount and fee refunded; or its sender asked for it back, and the request decides"),
-        (status = 422, description = "not a posted transfer between customers, or the payee no longer has the amount"),
+        (status = 422, description = "not a posted movement between two parties, or the payee no longer has the amount"),
     ))]
 pub(super) async fn reverse(
     _: Allowed<scope::TransfersReverse>,
@@ -113,7 +113,7 @@ pub(super) async fn reverse(
         }
         Reversed::NotFound => Err(not_found()),
         Reversed::NotReversible => Err(AdminError::Unacceptable(
-            "only a posted transfer between customers can be reversed (not a deposit, a rejected transfer or a reversal)".into(),
+            "only a posted movement between two parties can be reversed (not a deposit, a merchant's withdrawal, a rejected transfer or a reversal)".into(),
         )),
         Reversed::InsufficientFunds => {
             Err(AdminError::Unacceptable("the payee no longer has the amount; nothing was moved".into()))

@@ -51,7 +51,11 @@ pub fn render(receipt: &Receipt<'_>, currency: &Currency) -> Result<String, Stri
     let mut values = Vec::with_capacity(wording.fields.len());
     for &name in wording.fields {
         let value = match name {
-            "party" => format!("{} {}", text("counterparty")?, text("counterparty_msisdn")?),
+            // A business's phone is not shown: the name alone.
+            "party" => match (text("counterparty")?, text("counterparty_msisdn")?) {
+                (name, number) if number.is_empty() => name.into_owned(),
+                (name, number) => format!("{name} {number}"),
+            },
             "date" => receipt.date.to_owned(),
             "time" => receipt.time.to_owned(),
             "amount" | "fee" | "balance" | "commission" => d
@@ -187,6 +191,18 @@ const WORDINGS: &[Wording] = &[
         fields: &["ref", "biller", "account", "reason", "amount"],
         en: "{ref} {biller} refused the payment of {amount} for account {account}: {reason}. No money was moved.",
         sw: "{ref} {biller} imekataa malipo ya {amount} kwa akaunti {account}: {reason}. Hakuna pesa iliyohamishwa.",
+    },
+    Wording {
+        template: "refund_requested",
+        fields: &["ref", "party", "amount"],
+        en: "{ref} We asked {party} to refund the {amount} you paid. You will get an SMS when it is decided.",
+        sw: "{ref} Tumemwomba {party} akurudishie {amount} ulizolipa. Utapata SMS likiamuliwa.",
+    },
+    Wording {
+        template: "refund_asked",
+        fields: &["ref", "party", "amount"],
+        en: "{ref} {party} asks for a refund of the {amount} paid to you. Refund or decline it in your merchant menu.",
+        sw: "{ref} {party} anaomba arudishiwe {amount} alizokulipa. Rudisha au kataa kwenye menyu yako ya biashara.",
     },
     Wording {
         template: "reversal_asked",

@@ -325,6 +325,8 @@ fn a_reversal_request_tells_the_recipient_how_to_dispute_within_two_messages() {
         "reversal_disputed",
         "reversal_rejected",
         "reversal_released",
+        "refund_requested",
+        "refund_asked",
     ] {
         for language in ["en", "sw"] {
             let mut plain = data.clone();
@@ -336,4 +338,19 @@ fn a_reversal_request_tells_the_recipient_how_to_dispute_within_two_messages() {
             }
         }
     }
+}
+
+#[test]
+fn a_business_is_named_without_a_number() {
+    let data = json!({ "ref": "TX00000060", "original_ref": "TX00000031", "amount": 15000, "balance": 50000,
+                       "counterparty": "Mama Mboga", "counterparty_msisdn": "" });
+    let r = Receipt {
+        template: "reversal_credited",
+        language: "en",
+        data: &data,
+        date: "22/11/26",
+        time: "10:04",
+    };
+    let text = render(&r, &kes()).unwrap();
+    assert!(text.contains(" of TX00000031 to Mama Mboga was returned to you "), "{text}");
 }
