@@ -2,7 +2,8 @@
 # Measures the gateway against references run in the same window on this machine,
 # interleaved, median of ROUNDS, and prints each gateway figure with its ratio:
 #   menu hops        vs a bare hyper server doing one Redis GET and SET per request
-#   send journeys    vs pgbench calling our ledger function, and vs pgbench's TPC-B
+#   send journeys    vs pgbench calling our ledger function, and vs pgbench's TPC-B,
+#                    with sends posted in groups (the default) and posted alone
 # plus p99 latencies at 70% of the measured peak (the bare server's at 70% of its own, the
 # ledger function's at the gateway's transfer rate), resident memory and session size.
 #
@@ -20,8 +21,10 @@ PGCLIENTS=${PGBENCH_CLIENTS:-16}
 SUBS=1000
 PG=postgres://postgres@127.0.0.1:5432
 GW=127.0.0.1:18181
+ALONE=127.0.0.1:18182
 REF=127.0.0.1:18190
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 BIN=./target/release/ussd-gateway
 
 step() { printf '\n==> %s\n' "$*" >&2; }
@@ -52,6 +55,18 @@ for url in "$GW/healthz" "$REF/"; do
   for _ in $(seq 1 120); do curl -sf "http://$url" >/dev/null 2>&1 && break; sleep 0.5; done
   curl -sf "http://$url" >/dev/null || { echo "$url did not come up; see $OUT" >&2; exit 1; }
 done
+
+# The same gateway with every send posted alone (GROUP_POSTING=false), on the same
+# database, up only for its own runs.
+alone_up() {
+  ADMIN_LISTEN=127.0.0.1:19182 DATABASE_URL=$PG/ussd_bench REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX=bench-alone: \
+    DEMO_SUBSCRIBERS=$SUBS RATE_PER_MSISDN_PER_MINUTE=100000000 LOG_FORMAT=json RUST_LOG=warn GROUP_POSTING=false \
+    "$BIN" serve --demo --listen "$ALONE" >> "$OUT/alone.log" 2>&1 &
+  alone_pid=$!; pids+=("$alone_pid")
+  for _ in $(seq 1 120); do curl -sf "http://$ALONE/healthz" >/dev/null 2>&1 && return; sleep 0.5; done
+  echo "the gateway posting alone did not come up; see $OUT/alone.log" >&2; exit 1
+}
+alone_down() { kill "$alone_pid"; wait "$alone_pid" 2>/dev/null || true; }
 
 load() { # load NAME URL MIX CONCURRENCY [extra args…] → JSON in $OUT/NAME.json
   local name=$1 url=$2 mix=$3 conc=$4; shift 4
@@ -87,7 +102,7 @@ settle() { # what autovacuum and the checkpointer would do between runs, done no
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-  step "round $r of $ROUNDS: reference hops, gateway menu hops, pgbench ledger, gateway send, TPC-B"
+  step "round $r of $ROUNDS: reference hops, gateway menu hops, pgbench ledger, gateway send (in groups, alone), TPC-B"
   load "ref-$r" "$REF" browse "$CONC" --no-check
   load "menu-$r" "$GW" browse "$CONC"
   pgb "ledger-$r" ussd_bench -f bench/ledger.pgbench
@@ -97,6 +112,10 @@ for r in $(seq 1 "$ROUNDS"); do
   # The worker sends receipts while transfers run; what is left is drained here so
   # that no measurement after this one competes with a backlog it did not cause.
   drain "send-$r"
+  alone_up
+  load "alone-$r" "$ALONE" send "$CONC"
+  alone_down
+  drain "alone-$r"
   pgb "tpcb-$r" ussd_tpcb
 done
 
@@ -137,6 +156,7 @@ med = lambda xs: statistics.median(xs)
 ref = med(r["hops_per_second"] for r in runs("ref"))
 menu = med(r["hops_per_second"] for r in runs("menu"))
 send = med(r["transfers_per_second"] for r in runs("send"))
+alone = med(r["transfers_per_second"] for r in runs("alone"))
 ledger, tpcb = tps("ledger"), tps("tpcb")
 m70, s70 = json.load(open(f"{out}/menu-70.json")), json.load(open(f"{out}/send-70.json"))
 r70 = json.load(open(f"{out}/ref-70.json"))
@@ -155,17 +175,22 @@ rows = [
   ("menu hops/s", f"{menu:,.0f}", f"{ref:,.0f} hyper+Redis", menu / ref, "≥ 0.6"),
   ("send journeys/s", f"{send:,.0f}", f"{ledger:,.0f} pgbench ledger fn", send / ledger if ledger else 0, "≥ 0.5"),
   ("send journeys/s", f"{send:,.0f}", f"{tpcb:,.0f} pgbench TPC-B", send / tpcb if tpcb else 0, "≥ 1.0"),
+  ("  posted alone", f"{alone:,.0f}", f"{ledger:,.0f} pgbench ledger fn", alone / ledger if ledger else 0, "≥ 0.5"),
 ]
 print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; load {conc} closed-loop clients, pgbench {pgclients} clients")
 print(f"{'figure':<18} {'gateway':>10}  {'reference':<28} {'ratio':>6}  goal")
 for name, g, refname, ratio, goal in rows:
     print(f"{name:<18} {g:>10}  {refname:<28} {ratio:>6.2f}  {goal}")
+ledgers = [float(open(f"{out}/ledger-{r}.tps").read() or 0) for r in range(1, rounds + 1)]
+tpcbs = [float(open(f"{out}/tpcb-{r}.tps").read() or 0) for r in range(1, rounds + 1)]
+by_round = lambda kind, refs: " ".join(f"{r['transfers_per_second'] / x:.2f}" if x else "-" for r, x in zip(runs(kind), refs))
+print(f"{'  each round':<18} in groups / TPC-B {by_round('send', tpcbs)}; alone / ledger fn {by_round('alone', ledgers)}")
 print(f"{'menu hop p99':<18} {menu_p99:>8.2f} ms at 70% of peak ({m70['journeys_per_second']:.0f} journeys/s); hyper+Redis at 70% of its peak {ref_p99:.2f} ms   goal ≤ 5 ms")
 print(f"{'transfer hop p99':<18} {send_p99:>8.2f} ms at 70% of peak ({s70['journeys_per_second']:.0f} journeys/s); ledger fn at that rate {ledger_p99:.2f} ms   goal ≤ 50 ms")
 print(f"{'resident memory':<18} {rss_kb/1024:>8.1f} MB peak                                goal ≤ 100 MB")
 print(f"{'session record':<18} {session:>8} bytes                                  goal ≤ 1024")
 print(f"{'load generator':<18} {cpu:>8.2f} cores (median while driving the gateway)")
-errors = sum(s["errors"] for r in runs("menu") + runs("send") for s in r["steps"].values())
+errors = sum(s["errors"] for r in runs("menu") + runs("send") + runs("alone") for s in r["steps"].values())
 print(f"{'errors':<18} {errors:>8} in the gateway runs")
 drains = [open(f"{out}/send-{r}.drain").read().split() for r in range(1, rounds + 1)]
 left = med(int(b) for b, _ in drains)

@@ -92,6 +92,16 @@ pub struct Settings {
     /// SETTLEMENT_SHARDS: how many accounts each biller's settlement account, and the
     /// funding account, are spread over.
     pub settlement_shards: u32,
+    /// GROUP_POSTING: sends from concurrent hops are posted in groups, one transaction
+    /// and one commit for each group.
+    pub group_posting: bool,
+    /// GROUP_POSTING_WINDOW_MS: how long the first send of a group waits for others.
+    pub group_posting_window_ms: u64,
+    /// GROUP_POSTING_MAX: the most sends in one group.
+    pub group_posting_max: u32,
+    /// GROUP_POSTING_CONCURRENCY: how many groups post at once; the next is gathered
+    /// while they do.
+    pub group_posting_concurrency: u32,
     /// DEFAULT_REGION: how to read numbers in national form (ISO 3166-1 alpha-2).
     pub default_region: String,
     /// DEMO_SUBSCRIBERS: how many subscribers `--demo` seeds (the first ten as in the README).
@@ -160,6 +170,10 @@ impl Default for Settings {
             reversal_dispute_secs: 86_400,
             fee_shards: 8,
             settlement_shards: 8,
+            group_posting: true,
+            group_posting_window_ms: 1,
+            group_posting_max: 64,
+            group_posting_concurrency: 2,
             default_region: "KE".into(),
             demo_subscribers: 10,
             currency: "KES".into(),
@@ -206,6 +220,10 @@ const ENV_KEYS: &[&str] = &[
     "REVERSAL_DISPUTE_SECS",
     "FEE_SHARDS",
     "SETTLEMENT_SHARDS",
+    "GROUP_POSTING",
+    "GROUP_POSTING_WINDOW_MS",
+    "GROUP_POSTING_MAX",
+    "GROUP_POSTING_CONCURRENCY",
     "DEFAULT_REGION",
     "DEMO_SUBSCRIBERS",
     "CURRENCY",
@@ -354,6 +372,11 @@ impl Settings {
             reversal_dispute_secs: self.reversal_dispute_secs,
             fee_shards: self.fee_shards,
             settlement_shards: self.settlement_shards,
+            group_posting: self.group_posting,
+            group_posting_window_ms: self.group_posting_window_ms,
+            group_posting_max: self.group_posting_max,
+            group_posting_concurrency: self.group_posting_concurrency,
+            database_max_connections: self.database_max_connections,
         }
     }
 

@@ -64,6 +64,14 @@ pub fn metrics() -> PrometheusHandle {
                 "Sessions an aggregator reported closed while they waited on a screen, by reason"
             );
             metrics::describe_counter!(
+                "ussd_send_groups_total",
+                "Groups of sends posted in one transaction (GROUP_POSTING), by result: posted, or failed and posted send by send"
+            );
+            metrics::describe_counter!(
+                "ussd_send_group_sends_total",
+                "Sends gathered into groups; divided by ussd_send_groups_total, the mean group size"
+            );
+            metrics::describe_counter!(
                 "ussd_rejected_total",
                 "Aggregator calls refused or answered with a polite END, by channel and reason"
             );

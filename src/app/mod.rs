@@ -196,6 +196,10 @@ pub fn build_state_with(
         None => money,
     };
     let money = if config.demo { money.allowing_private_networks() } else { money };
+    let money = match config.money.group_posting {
+        Some(options) => money.posting_in_groups(options),
+        None => money,
+    };
     let gateway = Gateway::new(
         menus,
         store,

@@ -7,9 +7,10 @@
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::group::Send;
 use super::lane::Db;
 use super::pin::PinPolicy;
-use super::pin::{self, PinCheck, PinProof};
+use super::pin::{self, PinCheck};
 use crate::domain::{Amount, Msisdn};
 use crate::outcome::{OpResult, Outcome};
 
@@ -117,42 +118,108 @@ pub enum Pinned {
     StaleSalt,
 }
 
-/// [`transfer_p2p`] behind the payer's PIN, checked in the same transaction and round trip.
-pub async fn transfer_p2p_pinned(
-    db: impl Db,
-    key: &str,
-    (from, to): (&Msisdn, &Msisdn),
-    amount: Amount,
-    (proof, policy): (&PinProof, PinPolicy),
-    channel: &str,
+/// A send's answer from its row: sent (or refused by the ledger) when it has a transfer;
+/// otherwise the PIN check's refusal, or a stale salt.
+fn pinned(
+    code: &str,
+    transfer_id: Option<i64>,
+    fee: i64,
+    payer_balance: Option<i64>,
 ) -> Result<Pinned, sqlx::Error> {
-    let (max_attempts, lock_secs) = pin::policy_args(policy);
-    // The channel is for the event of a lockout, written at the commit.
-    let row = sqlx::query!(
-        r#"SELECT outcome AS "outcome!", transfer_id, fee AS "fee!", payer_balance
-             FROM transfer_p2p_pinned($1, $2, $3, $4, $5, $6, $7, $8, $9), set_config('ussd.channel', $10, true)"#,
-        key,
-        &request_hash("p2p", &[from.as_e164(), to.as_e164()], amount),
-        from.as_e164(),
-        to.as_e164(),
-        amount.minor(),
-        &proof.salt[..],
-        &proof.hash,
-        max_attempts,
-        lock_secs,
-        channel,
-    )
-    .fetch_one(db)
-    .await?;
-    let (code, fee, payer_balance) = (row.outcome, row.fee, row.payer_balance);
-    Ok(match (row.transfer_id, pin::pin_outcome(&code, None)) {
+    Ok(match (transfer_id, pin::pin_outcome(code, None)) {
         (Some(transfer_id), _) => {
-            Pinned::Sent(Transfer { outcome: outcome_of(&code), transfer_id, fee, payer_balance })
+            Pinned::Sent(Transfer { outcome: outcome_of(code), transfer_id, fee, payer_balance })
         }
         (None, Ok(None)) => Pinned::StaleSalt,
         (None, Ok(Some(check))) => Pinned::Refused(check),
         (None, Err(e)) => return Err(e),
     })
+}
+
+/// `send` posted alone: behind the payer's PIN, checked in the same transaction and
+/// round trip, when it carries one; as [`transfer_p2p`] otherwise.
+pub(super) async fn transfer_p2p_one(
+    db: impl Db,
+    send: &Send,
+    policy: PinPolicy,
+) -> Result<Pinned, sqlx::Error> {
+    let Some(proof) = &send.pin else {
+        let row = sqlx::query!(
+            r#"SELECT outcome AS "outcome!", transfer_id AS "transfer_id!", fee AS "fee!", payer_balance
+                 FROM transfer_p2p($1, $2, $3, $4, $5)"#,
+            send.key,
+            send.hash,
+            send.from,
+            send.to,
+            send.amount,
+        )
+        .fetch_one(db)
+        .await?;
+        return pinned(&row.outcome, Some(row.transfer_id), row.fee, row.payer_balance);
+    };
+    let (max_attempts, lock_secs) = pin::policy_args(policy);
+    // The channel is for the event of a lockout, written at the commit.
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", transfer_id, fee AS "fee!", payer_balance
+             FROM transfer_p2p_pinned($1, $2, $3, $4, $5, $6, $7, $8, $9), set_config('ussd.channel', $10, true)"#,
+        send.key,
+        send.hash,
+        send.from,
+        send.to,
+        send.amount,
+        &proof.salt[..],
+        &proof.hash,
+        max_attempts,
+        lock_secs,
+        send.channel,
+    )
+    .fetch_one(db)
+    .await?;
+    pinned(&row.outcome, row.transfer_id, row.fee, row.payer_balance)
+}
+
+/// `sends` posted together by one call in one transaction: each one's answer, in order,
+/// as [`transfer_p2p_one`] would have given it.
+pub(super) async fn transfer_p2p_group(
+    db: impl Db,
+    sends: &[&Send],
+    policy: PinPolicy,
+) -> Result<Vec<Pinned>, sqlx::Error> {
+    let (max_attempts, lock_secs) = pin::policy_args(policy);
+    let column = |f: fn(&Send) -> &str| sends.iter().map(|s| f(s).to_owned()).collect::<Vec<String>>();
+    let keys = column(|s| &s.key);
+    let froms = column(|s| &s.from);
+    let tos = column(|s| &s.to);
+    let channels = column(|s| &s.channel);
+    let hashes: Vec<Vec<u8>> = sends.iter().map(|s| s.hash.clone()).collect();
+    let amounts: Vec<i64> = sends.iter().map(|s| s.amount).collect();
+    let salts: Vec<Option<Vec<u8>>> = sends.iter().map(|s| s.pin.as_ref().map(|p| p.salt.to_vec())).collect();
+    let pins: Vec<Option<Vec<u8>>> = sends.iter().map(|s| s.pin.as_ref().map(|p| p.hash.clone())).collect();
+    let rows = sqlx::query!(
+        r#"SELECT item AS "item!", outcome AS "outcome!", transfer_id, fee AS "fee!", payer_balance
+             FROM transfer_p2p_group($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
+        &keys,
+        &hashes,
+        &froms,
+        &tos,
+        &amounts,
+        &salts as &[Option<Vec<u8>>],
+        &pins as &[Option<Vec<u8>>],
+        &channels,
+        max_attempts,
+        lock_secs,
+    )
+    .fetch_all(db)
+    .await?;
+    if rows.len() != sends.len() || rows.iter().enumerate().any(|(i, r)| usize::try_from(r.item) != Ok(i + 1))
+    {
+        return Err(sqlx::Error::Protocol(format!(
+            "transfer_p2p_group answered {} rows for {} sends",
+            rows.len(),
+            sends.len()
+        )));
+    }
+    rows.into_iter().map(|r| pinned(&r.outcome, r.transfer_id, r.fee, r.payer_balance)).collect()
 }
 
 /// How a reversal went.

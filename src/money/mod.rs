@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod customers;
 mod demo;
 pub mod events;
+pub mod group;
 pub mod kek;
 mod lane;
 pub mod ledger;
@@ -31,6 +32,7 @@ pub use self::demo::{
     DEMO_AGENT, DEMO_PIN, DEMO_STORE, DemoSubscriber, demo_subscribers, seed_demo, seed_demo_agent,
     seed_demo_billers, seed_demo_merchants,
 };
+pub use self::group::GroupOptions;
 pub use self::lane::{Db, Lane, LaneOptions};
 use self::ledger::Pinned;
 pub use self::ledger::{
@@ -122,6 +124,8 @@ pub struct Money {
     replica: Option<Arc<Replica>>,
     /// Asks paybills' validation URLs.
     validator: Arc<merchants::validation::Validator>,
+    /// Posts sends in groups, when they are.
+    grouper: Option<group::Grouper>,
 }
 
 /// A send from one customer to another under an idempotency key.
@@ -184,7 +188,15 @@ impl Money {
             bills,
             replica: None,
             validator: Arc::new(merchants::validation::Validator::new(false)),
+            grouper: None,
         }
+    }
+
+    /// Sends are posted in groups from now on (see [`group`]); the gatherer runs on the
+    /// current runtime.
+    pub fn posting_in_groups(mut self, options: GroupOptions) -> Self {
+        self.grouper = Some(group::Grouper::start(self.lane.clone(), options, self.settings.pin_policy));
+        self
     }
 
     /// Partners' servers this process calls for the ops (paybills' validation URLs) may
@@ -242,7 +254,8 @@ impl Money {
     }
 
     /// Sends money to another customer. The usual case is one round trip: the salt of
-    /// the payer's PIN is known, so the PIN is checked in the transfer's own statement.
+    /// the payer's PIN is known, so the PIN is checked in the transfer's own statement
+    /// (with other sends in one group's, when sends are posted in groups).
     pub async fn send_p2p(
         &self,
         transfer: P2p<'_>,
@@ -254,20 +267,20 @@ impl Money {
             let data = json!({ "ref": t.reference(), "fee": t.fee, "balance": t.payer_balance });
             OpResult::new(t.outcome, data)
         };
+        let send = |proof: PinProof| group::Send {
+            key: key.to_owned(),
+            hash: request_hash("p2p", &[from.as_e164(), to.as_e164()], amount),
+            from: from.as_e164().to_owned(),
+            to: to.as_e164().to_owned(),
+            amount: amount.minor(),
+            pin: Some(proof),
+            channel: caller.channel.to_owned(),
+        };
         if caller.auth == Auth::Pin
             && let Some(salt) = self.salts.get(from)
         {
-            let s = &*self.settings;
-            let proof = PinProof::new(&s.pins, salt, pin);
-            let pinned = ledger::transfer_p2p_pinned(
-                &self.lane,
-                key,
-                (from, to),
-                amount,
-                (&proof, s.pin_policy),
-                caller.channel,
-            )
-            .await?;
+            let proof = PinProof::new(&self.settings.pins, salt, pin);
+            let pinned = self.post(send(proof)).await?;
             if pinned != Pinned::StaleSalt {
                 self.pinned.fetch_add(1, Ordering::Relaxed);
             }
@@ -278,10 +291,21 @@ impl Money {
             }
         }
         self.with_pin(caller, pin, |_| async {
-            let t = ledger::transfer_p2p(&self.lane, key, from, to, amount).await?;
+            let t = match &self.grouper {
+                Some(grouper) => grouper.transfer_p2p(key, from, to, amount).await?,
+                None => ledger::transfer_p2p(&self.lane, key, from, to, amount).await?,
+            };
             Ok::<_, MoneyError>(sent(t))
         })
         .await
+    }
+
+    /// Posts `send` with the next group when sends are posted in groups, else alone.
+    async fn post(&self, send: group::Send) -> Result<Pinned, MoneyError> {
+        match &self.grouper {
+            Some(grouper) => grouper.post(send).await,
+            None => Ok(ledger::transfer_p2p_one(&self.lane, &send, self.settings.pin_policy).await?),
+        }
     }
 
     /// Replaces the subscriber's PIN with `staged`; false when they have no wallet.

@@ -1,11 +1,11 @@
 //! Money's settings — the PIN pepper and lockout, the key-encryption keys of personal
-//! data, how long an approval waits, the fee shards — checked here, where they are used.
+//! data, how long an approval waits, the fee shards, group posting — checked here, where they are used.
 
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox, SecretString};
 
-use super::PinPolicy;
+use super::{GroupOptions, PinPolicy};
 use crate::problems::Problems;
 
 /// The pepper used by `--demo` when PIN_PEPPER is not set. Public, hence demo only.
@@ -50,6 +50,12 @@ pub struct MoneyDeclared<'a> {
     pub reversal_dispute_secs: u64,
     pub fee_shards: u32,
     pub settlement_shards: u32,
+    pub group_posting: bool,
+    pub group_posting_window_ms: u64,
+    pub group_posting_max: u32,
+    pub group_posting_concurrency: u32,
+    /// DATABASE_MAX_CONNECTIONS: groups post on half of them at most.
+    pub database_max_connections: u32,
 }
 
 /// Money's settings, checked.
@@ -70,6 +76,8 @@ pub struct MoneySpec {
     /// SETTLEMENT_SHARDS: how many accounts each biller's settlement, and funding, are
     /// spread over.
     pub settlement_shards: i16,
+    /// GROUP_POSTING: how sends are gathered into groups, when they are.
+    pub group_posting: Option<GroupOptions>,
 }
 
 /// Checks money's settings; `demo` lets the public demo pepper and data key stand in
@@ -128,6 +136,24 @@ pub fn validate(s: &MoneyDeclared<'_>, demo: bool, problems: &mut Problems) -> O
             s.settlement_shards
         ));
     }
+    if s.group_posting_window_ms > 20 {
+        problems.push(format!(
+            "GROUP_POSTING_WINDOW_MS must be between 0 and 20 (got {}): every send in a group waits up to this long for the others",
+            s.group_posting_window_ms
+        ));
+    }
+    if !(1..=256).contains(&s.group_posting_max) {
+        problems.push(format!(
+            "GROUP_POSTING_MAX must be between 1 and 256 (got {}): the most sends posted in one transaction, each PIN check in it holding a lock of Postgres's shared lock table until the commit",
+            s.group_posting_max
+        ));
+    }
+    if !(1..=64).contains(&s.group_posting_concurrency) {
+        problems.push(format!(
+            "GROUP_POSTING_CONCURRENCY must be between 1 and 64 (got {}): how many groups post at once",
+            s.group_posting_concurrency
+        ));
+    }
     (problems.len() == before).then(|| MoneySpec {
         pin_pepper,
         data_keys,
@@ -140,6 +166,14 @@ pub fn validate(s: &MoneyDeclared<'_>, demo: bool, problems: &mut Problems) -> O
         reversal_dispute: Duration::from_secs(s.reversal_dispute_secs),
         fee_shards: i16::try_from(s.fee_shards).unwrap_or(1),
         settlement_shards: i16::try_from(s.settlement_shards).unwrap_or(1),
+        group_posting: s.group_posting.then(|| GroupOptions {
+            window: Duration::from_millis(s.group_posting_window_ms),
+            max: usize::try_from(s.group_posting_max).unwrap_or(1),
+            // The other ops need connections too.
+            in_flight: usize::try_from(s.group_posting_concurrency.min(s.database_max_connections / 2))
+                .unwrap_or(1)
+                .max(1),
+        }),
     })
 }
 

@@ -94,10 +94,22 @@ async fn send_cut_off(app: &Arc<TestApp>, pool: &PgPool, pg: &Proxy, s: String) 
     hop.await.unwrap()
 }
 
+/// The send's answer is lost with its connection, posted alone or in a group, and the
+/// promise is kept by the sweeper: one SMS comes, and it is the receipt.
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn an_answer_lost_after_the_commit_is_processing_and_the_receipt_is_the_sms(pool: PgPool) {
+    answer_lost_after_the_commit(pool, false).await
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_group_answer_lost_after_the_commit_is_processing_and_the_receipt_is_the_sms(pool: PgPool) {
+    answer_lost_after_the_commit(pool, true).await
+}
+
+async fn answer_lost_after_the_commit(pool: PgPool, group_posting: bool) {
     let pg = Proxy::postgres(&pool).await;
-    let app = Arc::new(spawn_behind(&pool, Some(&pg), None, with_deadline(3_000)).await);
+    let settings = Settings { group_posting, ..with_deadline(3_000) };
+    let app = Arc::new(spawn_behind(&pool, Some(&pg), None, settings).await);
     let s = to_the_pin_screen(&app).await;
     let blocker = hold_wallet(&pool).await;
     let told = send_cut_off(&app, &pool, &pg, s).await;
@@ -135,7 +147,7 @@ async fn a_movement_that_never_arrived_is_told_so_and_arriving_late_moves_nothin
         count(
             &pool,
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-                AND state = 'active' AND query LIKE '%transfer_p2p_pinned%'
+                AND state = 'active' AND (query LIKE '%transfer_p2p_pinned%' OR query LIKE '%transfer_p2p_group%')
                 AND query NOT LIKE '%pg_stat_activity%'",
         )
         .await
