@@ -128,8 +128,7 @@ END $$;
 -- The locks are taken in one order for every group and every lone send, so that groups
 -- posted by several replicas at once never wait on each other in a circle: the PINs
 -- (by number), then the keys (by key), then every account of the group (by id), before
--- anything moves. A send refused before it would lock anything alone (no fee band for
--- its amount) locks nothing in a group either. Every fee of a group goes to one fee
+-- anything moves, including every account a commit-time event will number. Every fee of a group goes to one fee
 -- shard, the one its first transfer's id picks, locked only when some send of the group
 -- pays a fee: a shard for each send would have every group lock most of the shards and
 -- wait on every other. A lockout's event is written at the commit, as alone, naming
@@ -165,7 +164,9 @@ BEGIN
     FOR i IN SELECT s FROM generate_subscripts(p_keys, 1) s WHERE p_salts[s] IS NOT NULL ORDER BY p_froms[s], s LOOP
         SELECT c.outcome, c.customer_id INTO STRICT v_pin, v_customer
           FROM pin_check(p_froms[i], p_salts[i], p_pins[i], p_max_attempts, p_lock_secs) c;
-        IF v_pin = 'pin_locked' THEN
+        -- The first check of a customer that answers `pin_locked` is the one that
+        -- locked the PIN, if this group did: its channel is the event's.
+        IF v_pin = 'pin_locked' AND change_context('channel_' || v_customer) IS NULL THEN
             PERFORM set_config('ussd.channel_' || v_customer, p_channels[i], true);
             -- Its event numbers itself on the wallet at the commit: locked with the
             -- others now, in order, rather than alone and last.
@@ -187,6 +188,10 @@ BEGIN
                 v_fees[i] := v_fee;
                 v_fees_due := v_fees_due OR v_fee > 0;
                 v_numbers := v_numbers || p_froms[i] || p_tos[i];
+            ELSE
+                -- Refused before it locks anything; its refusal's event numbers itself
+                -- on the payer's wallet at the commit.
+                v_numbers := v_numbers || p_froms[i];
             END IF;
         END IF;
     END LOOP;

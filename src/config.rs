@@ -99,8 +99,8 @@ pub struct Settings {
     pub group_posting_window_ms: u64,
     /// GROUP_POSTING_MAX: the most sends in one group.
     pub group_posting_max: u32,
-    /// GROUP_POSTING_CONCURRENCY: how many groups post at once; the next is gathered
-    /// while they do.
+    /// GROUP_POSTING_CONCURRENCY: how many groups post at once; sends wait in the queue
+    /// while they all do.
     pub group_posting_concurrency: u32,
     /// DEFAULT_REGION: how to read numbers in national form (ISO 3166-1 alpha-2).
     pub default_region: String,

@@ -65,7 +65,7 @@ pub fn metrics() -> PrometheusHandle {
             );
             metrics::describe_counter!(
                 "ussd_send_groups_total",
-                "Groups of sends posted in one transaction (GROUP_POSTING), by result: posted, or failed and posted send by send"
+                "Groups of sends posted in one transaction (GROUP_POSTING), by result: posted, failed (refused, then posted send by send) or lost (the answer lost; each send may have moved)"
             );
             metrics::describe_counter!(
                 "ussd_send_group_sends_total",

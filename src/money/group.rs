@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -32,7 +33,7 @@ pub struct GroupOptions {
     pub window: Duration,
     /// The most sends in one group.
     pub max: usize,
-    /// The most groups posting at once; a group beyond them is gathered while it waits.
+    /// The most groups posting at once; sends wait in the queue while they all are.
     pub in_flight: usize,
 }
 
@@ -81,7 +82,8 @@ impl Grouper {
         Grouper { queue, lane, policy, tally }
     }
 
-    /// Groups this gatherer posted, and groups that failed as a whole.
+    /// Groups this gatherer posted, and groups that failed as a whole (refused, or their
+    /// answer lost).
     pub fn groups(&self) -> (u64, u64) {
         (self.tally.posted.load(Ordering::Relaxed), self.tally.failed.load(Ordering::Relaxed))
     }
@@ -176,10 +178,10 @@ async fn post_group(
         }
         Err(e) => e,
     };
-    metrics::counter!("ussd_send_groups_total", "result" => "failed").increment(1);
     tally.failed.fetch_add(1, Ordering::Relaxed);
     let failed = MoneyError::Database(failed);
     if failed.may_have_moved() {
+        metrics::counter!("ussd_send_groups_total", "result" => "lost").increment(1);
         tracing::warn!(error = %failed, sends = group.len(), "a group of sends lost its answer; each may have moved");
         for waiting in group {
             let lost =
@@ -189,6 +191,7 @@ async fn post_group(
         return;
     }
     // Postgres refused the group, or no connection could be had: nothing of it moved.
+    metrics::counter!("ussd_send_groups_total", "result" => "failed").increment(1);
     tracing::warn!(error = %failed, sends = group.len(), "a group of sends failed; posting them one by one");
     let alone_each = group.into_iter().map(|waiting| {
         let lane = lane.clone();
@@ -197,8 +200,12 @@ async fn post_group(
             let _ = waiting.answer.send(answer);
         }
     });
-    futures_util::future::join_all(alone_each).await;
+    // A few at a time, so that a failed group does not take every connection hops wait on.
+    futures_util::stream::iter(alone_each).buffer_unordered(ALONE_AT_ONCE).collect::<()>().await;
 }
+
+/// How many sends of a failed group are posted at once.
+const ALONE_AT_ONCE: usize = 4;
 
 /// `send` posted by itself, as it would be without groups.
 async fn alone(lane: &Lane, send: &Send, policy: PinPolicy) -> Result<Pinned, sqlx::Error> {

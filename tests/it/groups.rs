@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::common::{Store, assert_events, assert_ledger_invariants, customer, settings, spawn_with};
+use crate::common::{
+    Store, assert_events, assert_ledger_invariants, customer, lock_waiters, settings, spawn_with, until,
+};
 use futures_util::future::join_all;
 use sqlx::PgPool;
 use ussd_gateway::domain::{Amount, Msisdn, Pin, Region};
@@ -166,4 +168,40 @@ async fn pins_checked_in_one_group_lock_out_each_with_its_own_channel(pool: PgPo
     assert_eq!(channels, ["channel-a", "channel-b"]);
     assert_events(&pool).await;
     assert_ledger_invariants(&pool).await;
+}
+
+/// A send refused before it locks anything (no fee band for its amount) still numbers
+/// its refusal's event on the payer's wallet at the commit; a group locks that wallet
+/// in order with the rest, before anything moves, not last. Here a movement holds the
+/// refused send's payer (the lowest id), the group waits for it, and the movement goes
+/// on to take an account of the group's other send: both finish, the group in one piece.
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_refused_send_locks_its_payer_in_order_with_the_group(pool: PgPool) {
+    let payer = customer(&pool, "+254711000001", 2, 100_00).await;
+    customer(&pool, "+254711000002", 2, 0).await;
+    customer(&pool, "+254711000003", 2, 1_000_00).await;
+    let other_payee = customer(&pool, "+254711000004", 2, 0).await;
+    let mut movement = pool.begin().await.unwrap();
+    sqlx::query("SELECT ledger_lock($1, $1)").bind(payer).execute(&mut *movement).await.unwrap();
+    let grouper = grouper(&pool);
+    let group = tokio::spawn({
+        let grouper = grouper.clone();
+        async move {
+            let (p, q, s, t) =
+                (m("+254711000001"), m("+254711000002"), m("+254711000003"), m("+254711000004"));
+            tokio::join!(
+                grouper.transfer_p2p("huge", &p, &q, kes(10_000_000)),
+                grouper.transfer_p2p("small", &s, &t, kes(100)),
+            )
+        }
+    });
+    until("the group waiting for the movement", || async { lock_waiters(&pool).await > 0 }).await;
+    let took = sqlx::query("SELECT ledger_lock($1, $1)").bind(other_payee).execute(&mut *movement).await;
+    assert!(took.is_ok(), "the movement goes on: {took:?}");
+    movement.commit().await.unwrap();
+    let (huge, small) = group.await.unwrap();
+    assert_eq!((huge.unwrap().outcome, small.unwrap().outcome), (Outcome::LimitExceeded, Outcome::Ok));
+    assert_eq!(grouper.groups(), (1, 0), "posted as one group, nothing to redo");
+    assert_ledger_invariants(&pool).await;
+    assert_events(&pool).await;
 }

@@ -114,6 +114,17 @@ async fn answer_lost_after_the_commit(pool: PgPool, group_posting: bool) {
     let blocker = hold_wallet(&pool).await;
     let told = send_cut_off(&app, &pool, &pg, s).await;
     assert_eq!(told, PROCESSING, "the statement was sent: its outcome is unknown");
+    let grouped = count(
+        &pool,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+            AND query LIKE '%transfer_p2p_group(%' AND query NOT LIKE '%pg_stat_activity%'",
+    )
+    .await;
+    assert_eq!(
+        grouped,
+        i64::from(group_posting),
+        "the statement waiting is a group's when sends go in groups"
+    );
     // The server finishes the statement nobody hears any more.
     blocker.commit().await.unwrap();
     until("the transfer committing on its own", || async { posted(&pool).await == 1 }).await;
