@@ -51,6 +51,28 @@ pub(super) struct Send {
     pub channel: String,
 }
 
+impl Send {
+    /// The send of `amount` between `parties` under `key`, hashed as the ledger binds it
+    /// to its key.
+    pub fn new(
+        key: &str,
+        (from, to): (&Msisdn, &Msisdn),
+        amount: Amount,
+        pin: Option<PinProof>,
+        channel: &str,
+    ) -> Self {
+        Send {
+            key: key.to_owned(),
+            hash: ledger::request_hash("p2p", &[from.as_e164(), to.as_e164()], amount),
+            from: from.as_e164().to_owned(),
+            to: to.as_e164().to_owned(),
+            amount: amount.minor(),
+            pin,
+            channel: channel.to_owned(),
+        }
+    }
+}
+
 struct Waiting {
     send: Send,
     answer: oneshot::Sender<Result<Pinned, MoneyError>>,
@@ -97,16 +119,7 @@ impl Grouper {
         to: &Msisdn,
         amount: Amount,
     ) -> Result<Transfer, MoneyError> {
-        let send = Send {
-            key: key.to_owned(),
-            hash: ledger::request_hash("p2p", &[from.as_e164(), to.as_e164()], amount),
-            from: from.as_e164().to_owned(),
-            to: to.as_e164().to_owned(),
-            amount: amount.minor(),
-            pin: None,
-            channel: String::new(),
-        };
-        match self.post(send).await? {
+        match self.post(Send::new(key, (from, to), amount, None, "")).await? {
             Pinned::Sent(transfer) => Ok(transfer),
             other => Err(MoneyError::Database(sqlx::Error::Protocol(format!(
                 "a send without a PIN to check answered {other:?}"

@@ -60,14 +60,19 @@ pub async fn transfer_p2p(
     to: &Msisdn,
     amount: Amount,
 ) -> Result<Transfer, sqlx::Error> {
+    plain(db, &Send::new(key, (from, to), amount, None, "")).await
+}
+
+/// `send`, whose PIN was checked already (or that needs none), in one call of `transfer_p2p`.
+async fn plain(db: impl Db, send: &Send) -> Result<Transfer, sqlx::Error> {
     let row = sqlx::query!(
         r#"SELECT outcome AS "outcome!", transfer_id AS "transfer_id!", fee AS "fee!", payer_balance
              FROM transfer_p2p($1, $2, $3, $4, $5)"#,
-        key,
-        &request_hash("p2p", &[from.as_e164(), to.as_e164()], amount),
-        from.as_e164(),
-        to.as_e164(),
-        amount.minor(),
+        send.key,
+        send.hash,
+        send.from,
+        send.to,
+        send.amount,
     )
     .fetch_one(db)
     .await?;
@@ -144,18 +149,7 @@ pub(super) async fn transfer_p2p_one(
     policy: PinPolicy,
 ) -> Result<Pinned, sqlx::Error> {
     let Some(proof) = &send.pin else {
-        let row = sqlx::query!(
-            r#"SELECT outcome AS "outcome!", transfer_id AS "transfer_id!", fee AS "fee!", payer_balance
-                 FROM transfer_p2p($1, $2, $3, $4, $5)"#,
-            send.key,
-            send.hash,
-            send.from,
-            send.to,
-            send.amount,
-        )
-        .fetch_one(db)
-        .await?;
-        return pinned(&row.outcome, Some(row.transfer_id), row.fee, row.payer_balance);
+        return Ok(Pinned::Sent(plain(db, send).await?));
     };
     let (max_attempts, lock_secs) = pin::policy_args(policy);
     // The channel is for the event of a lockout, written at the commit.

@@ -267,20 +267,12 @@ impl Money {
             let data = json!({ "ref": t.reference(), "fee": t.fee, "balance": t.payer_balance });
             OpResult::new(t.outcome, data)
         };
-        let send = |proof: PinProof| group::Send {
-            key: key.to_owned(),
-            hash: request_hash("p2p", &[from.as_e164(), to.as_e164()], amount),
-            from: from.as_e164().to_owned(),
-            to: to.as_e164().to_owned(),
-            amount: amount.minor(),
-            pin: Some(proof),
-            channel: caller.channel.to_owned(),
-        };
         if caller.auth == Auth::Pin
             && let Some(salt) = self.salts.get(from)
         {
             let proof = PinProof::new(&self.settings.pins, salt, pin);
-            let pinned = self.post(send(proof)).await?;
+            let pinned =
+                self.post(group::Send::new(key, (from, to), amount, Some(proof), caller.channel)).await?;
             if pinned != Pinned::StaleSalt {
                 self.pinned.fetch_add(1, Ordering::Relaxed);
             }
