@@ -102,6 +102,10 @@ pub struct Settings {
     /// GROUP_POSTING_CONCURRENCY: how many groups post at once; sends wait in the queue
     /// while they all do.
     pub group_posting_concurrency: u32,
+    /// PROFILE_CACHE_MAX: how many customers' profiles a replica keeps in memory (0: none).
+    pub profile_cache_max: u32,
+    /// PROFILE_CACHE_SECS: how long a profile is kept after it was read.
+    pub profile_cache_secs: u64,
     /// DEFAULT_REGION: how to read numbers in national form (ISO 3166-1 alpha-2).
     pub default_region: String,
     /// DEMO_SUBSCRIBERS: how many subscribers `--demo` seeds (the first ten as in the README).
@@ -174,6 +178,8 @@ impl Default for Settings {
             group_posting_window_ms: 1,
             group_posting_max: 64,
             group_posting_concurrency: 2,
+            profile_cache_max: 100_000,
+            profile_cache_secs: 600,
             default_region: "KE".into(),
             demo_subscribers: 10,
             currency: "KES".into(),
@@ -224,6 +230,8 @@ const ENV_KEYS: &[&str] = &[
     "GROUP_POSTING_WINDOW_MS",
     "GROUP_POSTING_MAX",
     "GROUP_POSTING_CONCURRENCY",
+    "PROFILE_CACHE_MAX",
+    "PROFILE_CACHE_SECS",
     "DEFAULT_REGION",
     "DEMO_SUBSCRIBERS",
     "CURRENCY",
@@ -376,6 +384,8 @@ impl Settings {
             group_posting_window_ms: self.group_posting_window_ms,
             group_posting_max: self.group_posting_max,
             group_posting_concurrency: self.group_posting_concurrency,
+            profile_cache_max: self.profile_cache_max,
+            profile_cache_secs: self.profile_cache_secs,
             database_max_connections: self.database_max_connections,
         }
     }

@@ -200,6 +200,10 @@ pub fn build_state_with(
         Some(options) => money.posting_in_groups(options),
         None => money,
     };
+    let money = match config.money.profile_cache {
+        Some(options) => money.caching_profiles(options),
+        None => money,
+    };
     let gateway = Gateway::new(
         menus,
         store,

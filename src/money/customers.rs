@@ -6,27 +6,34 @@ use sqlx::PgPool;
 use super::crypto::{DataVault, Place, VaultError};
 use super::lane::Db;
 use super::pin::StagedPin;
+use super::profiles::Profile;
 use crate::domain::{Msisdn, PersonName};
 use crate::outcome::{OpResult, Outcome};
 
-pub async fn profile(db: impl Db, msisdn: &Msisdn) -> Result<OpResult, sqlx::Error> {
-    let row = sqlx::query!(
+/// The profile of the customer on `msisdn`, if one is registered there.
+pub async fn read_profile(db: impl Db, msisdn: &Msisdn) -> Result<Option<Profile>, sqlx::Error> {
+    let row = sqlx::query_as!(
+        Profile,
         "SELECT first_name, last_name, language FROM customers WHERE msisdn = $1",
         msisdn.as_e164()
     )
     .fetch_optional(db)
-    .await?
-    .map(|r| (r.first_name, r.last_name, r.language));
-    Ok(match row {
+    .await?;
+    Ok(row)
+}
+
+/// What `customer.profile` answers for `msisdn` and the profile found there.
+pub fn profile_answer(msisdn: &Msisdn, profile: Option<&Profile>) -> OpResult {
+    match profile {
         None => OpResult::bare(Outcome::NotRegistered),
-        Some((first_name, last_name, language)) => OpResult::new(
+        Some(Profile { first_name, last_name, language }) => OpResult::new(
             Outcome::Ok,
             json!({
                 "first_name": first_name, "last_name": last_name, "language": language,
                 "msisdn": msisdn.as_e164(),
             }),
         ),
-    })
+    }
 }
 
 /// An ID number sealed for the session (AES-256-GCM, hex) between the screen that asks

@@ -16,6 +16,7 @@ mod lane;
 pub mod ledger;
 pub mod merchants;
 mod pin;
+mod profiles;
 mod promises;
 mod replica;
 pub mod reversals;
@@ -40,6 +41,7 @@ pub use self::ledger::{
 };
 pub use self::pin::{PinCheck, PinHasher, PinPolicy, StagedPin, is_weak};
 use self::pin::{PinProof, SaltCache};
+pub use self::profiles::{ProfileOptions, Profiles};
 pub use self::promises::{Kept, Movement, Promise};
 pub use self::replica::Replica;
 pub use self::settings::{DataKey, MoneyDeclared, MoneySpec};
@@ -126,6 +128,8 @@ pub struct Money {
     validator: Arc<merchants::validation::Validator>,
     /// Posts sends in groups, when they are.
     grouper: Option<group::Grouper>,
+    /// Customers' profiles kept in memory, when they are.
+    profiles: Option<Profiles>,
 }
 
 /// A send from one customer to another under an idempotency key.
@@ -189,6 +193,7 @@ impl Money {
             replica: None,
             validator: Arc::new(merchants::validation::Validator::new(false)),
             grouper: None,
+            profiles: None,
         }
     }
 
@@ -197,6 +202,46 @@ impl Money {
     pub fn posting_in_groups(mut self, options: GroupOptions) -> Self {
         self.grouper = Some(group::Grouper::start(self.lane.clone(), options, self.settings.pin_policy));
         self
+    }
+
+    /// Customers' profiles are kept in memory from now on (see [`profiles`]); their
+    /// listener runs on the current runtime.
+    pub fn caching_profiles(mut self, options: ProfileOptions) -> Self {
+        self.profiles = Some(Profiles::start(self.pool.clone(), options));
+        self
+    }
+
+    /// The profiles kept in memory, when they are.
+    pub fn profiles(&self) -> Option<&Profiles> {
+        self.profiles.as_ref()
+    }
+
+    /// `customer.profile`'s answer for `msisdn`: from memory when kept there.
+    pub async fn profile(&self, msisdn: &Msisdn) -> Result<OpResult, sqlx::Error> {
+        let Some(profiles) = &self.profiles else {
+            let found = customers::read_profile(&self.lane, msisdn).await?;
+            return Ok(customers::profile_answer(msisdn, found.as_ref()));
+        };
+        let ticket = match profiles.get(msisdn) {
+            profiles::Cached::Hit(profile) => return Ok(customers::profile_answer(msisdn, Some(&profile))),
+            profiles::Cached::Miss(ticket) => ticket,
+        };
+        let found = customers::read_profile(&self.lane, msisdn).await?;
+        let answer = customers::profile_answer(msisdn, found.as_ref());
+        if let Some(profile) = found {
+            profiles.keep(msisdn, profile, ticket);
+        }
+        Ok(answer)
+    }
+
+    /// Remembers the subscriber's language; their profile kept in memory is dropped.
+    pub async fn set_language(&self, msisdn: &Msisdn, language: &str) -> Result<OpResult, sqlx::Error> {
+        let answer = customers::set_language(&self.lane, msisdn, language).await;
+        // Dropped whatever the answer: a statement whose answer was lost may have committed.
+        if let Some(profiles) = &self.profiles {
+            profiles.forget(msisdn);
+        }
+        answer
     }
 
     /// Partners' servers this process calls for the ops (paybills' validation URLs) may

@@ -1,11 +1,11 @@
 //! Money's settings — the PIN pepper and lockout, the key-encryption keys of personal
-//! data, how long an approval waits, the fee shards, group posting — checked here, where they are used.
+//! data, how long an approval waits, the fee shards, group posting, the profile cache — checked here, where they are used.
 
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox, SecretString};
 
-use super::{GroupOptions, PinPolicy};
+use super::{GroupOptions, PinPolicy, ProfileOptions};
 use crate::problems::Problems;
 
 /// The pepper used by `--demo` when PIN_PEPPER is not set. Public, hence demo only.
@@ -54,6 +54,8 @@ pub struct MoneyDeclared<'a> {
     pub group_posting_window_ms: u64,
     pub group_posting_max: u32,
     pub group_posting_concurrency: u32,
+    pub profile_cache_max: u32,
+    pub profile_cache_secs: u64,
     /// DATABASE_MAX_CONNECTIONS: groups post on half of them at most.
     pub database_max_connections: u32,
 }
@@ -78,6 +80,8 @@ pub struct MoneySpec {
     pub settlement_shards: i16,
     /// GROUP_POSTING: how sends are gathered into groups, when they are.
     pub group_posting: Option<GroupOptions>,
+    /// PROFILE_CACHE_MAX: how customers' profiles are kept in memory, when they are.
+    pub profile_cache: Option<ProfileOptions>,
 }
 
 /// Checks money's settings; `demo` lets the public demo pepper and data key stand in
@@ -154,6 +158,18 @@ pub fn validate(s: &MoneyDeclared<'_>, demo: bool, problems: &mut Problems) -> O
             s.group_posting_concurrency
         ));
     }
+    if s.profile_cache_max > 10_000_000 {
+        problems.push(format!(
+            "PROFILE_CACHE_MAX must be between 0 (keep none) and 10000000 (got {}): each profile kept takes about 200 bytes",
+            s.profile_cache_max
+        ));
+    }
+    if !(1..=86_400).contains(&s.profile_cache_secs) {
+        problems.push(format!(
+            "PROFILE_CACHE_SECS must be between 1 and 86400 (got {}): how long a profile read stays in memory; changes drop it at once",
+            s.profile_cache_secs
+        ));
+    }
     (problems.len() == before).then(|| MoneySpec {
         pin_pepper,
         data_keys,
@@ -173,6 +189,10 @@ pub fn validate(s: &MoneyDeclared<'_>, demo: bool, problems: &mut Problems) -> O
             in_flight: usize::try_from(s.group_posting_concurrency.min(s.database_max_connections / 2))
                 .unwrap_or(1)
                 .max(1),
+        }),
+        profile_cache: (s.profile_cache_max > 0).then(|| ProfileOptions {
+            most: usize::try_from(s.profile_cache_max).unwrap_or(usize::MAX),
+            ttl: Duration::from_secs(s.profile_cache_secs),
         }),
     })
 }

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{Call, NAME, OpSpec, Operation, wide};
-use crate::money::{Money, MoneyError, customers};
+use crate::money::{Money, MoneyError};
 use crate::outcome::{OpResult, Outcome as O};
 
 pub struct CustomerProfile;
@@ -28,6 +28,6 @@ impl Operation for CustomerProfile {
     }
 
     async fn apply(self, money: &Money, call: &Call<'_>) -> Result<OpResult, MoneyError> {
-        Ok(customers::profile(money.lane(), call.msisdn).await?)
+        Ok(money.profile(call.msisdn).await?)
     }
 }

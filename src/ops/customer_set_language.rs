@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{Call, OpSpec, Operation};
-use crate::money::{Money, MoneyError, customers};
+use crate::money::{Money, MoneyError};
 use crate::outcome::{OpResult, Outcome as O};
 
 pub struct CustomerSetLanguage {
@@ -34,6 +34,6 @@ impl Operation for CustomerSetLanguage {
     }
 
     async fn apply(self, money: &Money, call: &Call<'_>) -> Result<OpResult, MoneyError> {
-        Ok(customers::set_language(money.lane(), call.msisdn, &self.language).await?)
+        Ok(money.set_language(call.msisdn, &self.language).await?)
     }
 }

@@ -35,6 +35,7 @@ mod nats;
 mod ops;
 mod outbox;
 mod partners;
+mod profiles;
 mod properties;
 mod relay;
 mod reload;
