@@ -72,6 +72,10 @@ pub fn metrics() -> PrometheusHandle {
                 "Sends gathered into groups; divided by ussd_send_groups_total, the mean group size"
             );
             metrics::describe_counter!(
+                "ussd_profile_reads_total",
+                "Profiles of who is dialling read, by where from: memory (PROFILE_CACHE_MAX) or database (not kept, or the listener for changes is down)"
+            );
+            metrics::describe_counter!(
                 "ussd_rejected_total",
                 "Aggregator calls refused or answered with a polite END, by channel and reason"
             );

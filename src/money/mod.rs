@@ -207,7 +207,7 @@ impl Money {
     /// Customers' profiles are kept in memory from now on (see [`profiles`]); their
     /// listener runs on the current runtime.
     pub fn caching_profiles(mut self, options: ProfileOptions) -> Self {
-        self.profiles = Some(Profiles::start(self.pool.clone(), options));
+        self.profiles = Some(Profiles::start(&self.pool, options));
         self
     }
 
@@ -223,9 +223,13 @@ impl Money {
             return Ok(customers::profile_answer(msisdn, found.as_ref()));
         };
         let ticket = match profiles.get(msisdn) {
-            profiles::Cached::Hit(profile) => return Ok(customers::profile_answer(msisdn, Some(&profile))),
+            profiles::Cached::Hit(profile) => {
+                metrics::counter!("ussd_profile_reads_total", "from" => "memory").increment(1);
+                return Ok(customers::profile_answer(msisdn, Some(&profile)));
+            }
             profiles::Cached::Miss(ticket) => ticket,
         };
+        metrics::counter!("ussd_profile_reads_total", "from" => "database").increment(1);
         let found = customers::read_profile(&self.lane, msisdn).await?;
         let answer = customers::profile_answer(msisdn, found.as_ref());
         if let Some(profile) = found {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{info, warn};
 
@@ -23,6 +23,11 @@ const CHANNEL: &str = "customer_profile";
 
 /// How long the listener waits before connecting again.
 const RECONNECT: Duration = Duration::from_secs(1);
+
+/// How often the listener announces a token of its own and checks that the last one came
+/// back. A connection that died without a word (a NAT's idle timeout, a partition), or
+/// one behind a pooler that never delivers, is found within two of these.
+const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// How many profiles a replica keeps, and for how long (PROFILE_CACHE_MAX, _SECS).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,10 +80,11 @@ struct Kept {
 impl Profiles {
     /// Starts the listener on `pool`'s database (on the current runtime); nothing is
     /// kept until it is connected.
-    pub fn start(pool: PgPool, options: ProfileOptions) -> Self {
+    pub fn start(pool: &PgPool, options: ProfileOptions) -> Self {
         let shared = Arc::new(Shared { kept: Mutex::default(), options });
         let stop = CancellationToken::new();
-        tokio::spawn(listen(Arc::clone(&shared), pool, stop.clone()));
+        let options = (*pool.connect_options()).clone();
+        tokio::spawn(listen(Arc::clone(&shared), options, stop.clone()));
         Profiles { shared, _listener: Arc::new(stop.drop_guard()) }
     }
 
@@ -101,15 +107,20 @@ impl Profiles {
             return;
         }
         let now = Instant::now();
+        let mut dropped = HashMap::new();
         if kept.profiles.len() >= most {
             kept.profiles.retain(|_, (_, until)| now < *until);
-            // Still full of live ones: start over rather than track recency on every
-            // read; the ones dialling again come back at one read each.
-            if kept.profiles.len() >= most {
-                kept.profiles.clear();
+            // Still mostly live ones: start over rather than track recency on every
+            // read (the ones dialling again come back at one read each), and rather
+            // than sweep a nearly full map again at the next read.
+            if kept.profiles.len() >= most - most / 4 {
+                dropped = std::mem::take(&mut kept.profiles);
             }
         }
         kept.profiles.insert(msisdn.as_e164().into(), (Arc::new(profile), now + ttl));
+        drop(kept);
+        // Freed outside the lock every dial needs.
+        drop(dropped);
     }
 
     /// Drops the profile of `msisdn`, changed by this replica: its own next read must
@@ -143,9 +154,11 @@ impl Shared {
     /// nothing kept before can be trusted.
     fn hearing(&self, listening: bool) {
         let mut kept = self.lock();
-        kept.profiles.clear();
+        let dropped = std::mem::take(&mut kept.profiles);
         kept.generation += 1;
         kept.listening = listening;
+        drop(kept);
+        drop(dropped);
     }
 
     fn changed(&self, msisdn: &str) {
@@ -155,23 +168,33 @@ impl Shared {
     }
 }
 
-/// Listens for changes until `stop`, connecting again whenever the connection is lost.
-async fn listen(shared: Arc<Shared>, pool: PgPool, stop: CancellationToken) {
+/// Listens for changes until `stop`, connecting again whenever the connection is lost
+/// or stops delivering.
+async fn listen(shared: Arc<Shared>, options: PgConnectOptions, stop: CancellationToken) {
     let mut failures = 0u32;
     loop {
+        // A connection of its own, not one of the pool's, and a new one each time: one
+        // given up on (gone silent) is closed with its pool, never handed back.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options.clone());
         let connect = async {
             let mut listener = PgListener::connect_with(&pool).await?;
+            // A lost connection is reported at once, not after sqlx has quietly
+            // connected again with every change made meanwhile unheard.
+            listener.eager_reconnect(false);
             listener.listen(CHANNEL).await?;
             Ok::<_, sqlx::Error>(listener)
         };
-        let mut listener = match stop.run_until_cancelled(connect).await {
+        let listener = match stop.run_until_cancelled(connect).await {
             None => return,
             Some(Ok(listener)) => listener,
             Some(Err(e)) => {
                 failures += 1;
                 // Said once per outage, not once a second.
                 if failures == 1 {
-                    warn!(error = %e, "cannot listen for profile changes; reading every profile from the database until it can");
+                    warn!(error = %e, "cannot listen for profile changes, so every dial reads its profile from Postgres: check that the gateway reaches Postgres itself (or a pooler in session mode), or set PROFILE_CACHE_MAX=0");
                 }
                 if stop.run_until_cancelled(tokio::time::sleep(RECONNECT)).await.is_none() {
                     return;
@@ -183,18 +206,39 @@ async fn listen(shared: Arc<Shared>, pool: PgPool, stop: CancellationToken) {
             info!("listening for profile changes again; profiles are kept in memory");
         }
         shared.hearing(true);
-        loop {
-            match stop.run_until_cancelled(listener.try_recv()).await {
-                None => return,
-                Some(Ok(Some(change))) => shared.changed(change.payload()),
-                // The connection was lost: what changed meanwhile was not heard.
-                Some(Ok(None)) | Some(Err(_)) => {
-                    shared.hearing(false);
-                    failures = 1;
-                    warn!(
-                        "lost the connection that hears profile changes; reading every profile from the database until it is back"
-                    );
-                    break;
+        let Some(why) = hear(&shared, listener, &stop).await else { return };
+        shared.hearing(false);
+        failures = 1;
+        warn!(reason = %why, "stopped hearing profile changes, so every dial reads its profile from Postgres until the listener is back");
+    }
+}
+
+/// Hears changes on `listener` until `stop` (`None`) or until it can no longer be
+/// trusted to hear them (why).
+async fn hear(shared: &Shared, mut listener: PgListener, stop: &CancellationToken) -> Option<String> {
+    let token = format!("alive:{:016x}", rand::random::<u64>());
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    let mut awaited = false;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return None,
+            heard = listener.try_recv() => match heard {
+                Ok(Some(n)) if n.payload() == token => awaited = false,
+                // Another replica's heartbeat.
+                Ok(Some(n)) if n.payload().starts_with("alive:") => {}
+                Ok(Some(n)) => shared.changed(n.payload()),
+                Ok(None) => return Some("the connection was lost".into()),
+                Err(e) => return Some(e.to_string()),
+            },
+            _ = beat.tick() => {
+                if awaited {
+                    return Some(format!("its own announcement did not come back within {HEARTBEAT:?}"));
+                }
+                let sent = sqlx::query!("SELECT FROM pg_notify($1, $2)", CHANNEL, &token).execute(&mut listener);
+                match tokio::time::timeout(HEARTBEAT, sent).await {
+                    Ok(Ok(_)) => awaited = true,
+                    Ok(Err(e)) => return Some(e.to_string()),
+                    Err(_) => return Some(format!("Postgres did not answer within {HEARTBEAT:?}")),
                 }
             }
         }

@@ -2,7 +2,8 @@
 //! anywhere (another replica, an operator's SQL), and never served while changes
 //! cannot be heard.
 
-use crate::common::{Store, TestApp, spawn, unique_session, until};
+use crate::common::proxy::{Proxy, spawn_behind};
+use crate::common::{Store, TestApp, settings, spawn, unique_session, until};
 use sqlx::PgPool;
 use ussd_gateway::money::Profiles;
 
@@ -109,4 +110,47 @@ async fn a_lost_listener_starts_memory_over_and_hears_changes_again(pool: PgPool
     rename(&pool, "Zawadi").await;
     until("the change is heard on the new connection", || async { profiles.is_empty() }).await;
     assert!(dial(&app).await.starts_with("CON Welcome Zawadi\n"));
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_listener_whose_connection_goes_silent_stops_serving_from_memory(pool: PgPool) {
+    let proxy = Proxy::postgres(&pool).await;
+    let app = spawn_behind(&pool, Some(&proxy), None, settings()).await;
+    let profiles = kept(&app).await;
+    // No FIN, no RST: the listening connection simply stops delivering, as behind a NAT
+    // that forgot it. Only the listener's own heartbeat can tell.
+    proxy.silence();
+    until("the silent connection is found", || async { !profiles.listening() }).await;
+    assert!(profiles.is_empty(), "nothing served while changes cannot be heard");
+    proxy.speak();
+    until("a new connection listens", || async { profiles.listening() }).await;
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_new_number_and_a_removal_are_each_heard(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Memory).await;
+    let profiles = kept(&app).await;
+    sqlx::query("UPDATE customers SET msisdn = '+254799000002' WHERE msisdn = $1")
+        .bind(AMINA)
+        .execute(&pool)
+        .await
+        .unwrap();
+    until("the old number is dropped", || async { profiles.is_empty() }).await;
+    assert!(app.at_hop(&unique_session(), AMINA, "").await.contains("Register"));
+    // A customer with no wallet yet can be removed.
+    let neema = "+254799000003";
+    sqlx::query(
+        "INSERT INTO customers (msisdn, first_name, last_name, pin_salt, pin_hash) VALUES ($1, 'Neema', 'Kamau', $2, $3)",
+    )
+    .bind(neema)
+    .bind(vec![0u8; 16])
+    .bind(vec![0u8; 32])
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(app.at_hop(&unique_session(), neema, "").await.starts_with("CON Welcome Neema\n"));
+    assert_eq!(profiles.len(), 1, "Neema is kept");
+    sqlx::query("DELETE FROM customers WHERE msisdn = $1").bind(neema).execute(&pool).await.unwrap();
+    until("the removal is heard", || async { profiles.is_empty() }).await;
+    assert!(app.at_hop(&unique_session(), neema, "").await.contains("Register"));
 }

@@ -1,5 +1,6 @@
 //! A TCP proxy that cuts a dependency away (every connection dropped, new ones refused)
-//! and brings it back, and the demo gateway reaching Postgres or Redis through one.
+//! or silences it (connections kept open, nothing passed), and brings it back; and the
+//! demo gateway reaching Postgres or Redis through one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,18 +24,24 @@ pub struct Proxy {
     /// every connection ends at the first cut after it opened, however soon the proxy
     /// is restored.
     state: watch::Sender<(bool, u64)>,
+    /// Whether bytes stop passing: a connection open then stays silent until a cut, as
+    /// behind a firewall that drops packets.
+    silent: watch::Sender<bool>,
 }
 
 impl Proxy {
     pub async fn start(upstream: &str) -> Arc<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (state, _) = watch::channel((true, 0));
-        let proxy = Arc::new(Proxy { addr: listener.local_addr().unwrap(), state });
+        let (silent, _) = watch::channel(false);
+        let proxy = Arc::new(Proxy { addr: listener.local_addr().unwrap(), state, silent });
         let upstream = upstream.to_owned();
         let watcher = proxy.state.clone();
+        let silencer = proxy.silent.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let mut state = watcher.subscribe();
+                let mut silent = silencer.subscribe();
                 let (open, cuts) = *state.borrow_and_update();
                 if !open {
                     continue; // refused: dropping the socket closes it
@@ -44,8 +51,12 @@ impl Proxy {
                     let Ok(mut server) = TcpStream::connect(&upstream).await else { return };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = state.wait_for(|(_, now)| *now != cuts) => {}
+                        _ = state.wait_for(|(_, now)| *now != cuts) => return,
+                        _ = silent.wait_for(|s| *s) => {}
                     }
+                    // Silenced: both ends stay open, and nothing more passes.
+                    let _ = state.wait_for(|(_, now)| *now != cuts).await;
+                    drop((client, server));
                 });
             }
         });
@@ -80,6 +91,16 @@ impl Proxy {
 
     pub fn restore(&self) {
         self.state.send_modify(|(open, _)| *open = true);
+    }
+
+    /// Stops every byte on the connections open now and on new ones, keeping them
+    /// open; [`Self::speak`] lets new ones through again.
+    pub fn silence(&self) {
+        self.silent.send_replace(true);
+    }
+
+    pub fn speak(&self) {
+        self.silent.send_replace(false);
     }
 }
 
