@@ -41,7 +41,7 @@ pub use self::ledger::{
 };
 pub use self::pin::{PinCheck, PinHasher, PinPolicy, StagedPin, is_weak};
 use self::pin::{PinProof, SaltCache};
-pub use self::profiles::{ProfileOptions, Profiles};
+pub use self::profiles::{LISTENER_NAME, ProfileOptions, Profiles};
 pub use self::promises::{Kept, Movement, Promise};
 pub use self::replica::Replica;
 pub use self::settings::{DataKey, MoneyDeclared, MoneySpec};

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{info, warn};
 
@@ -21,12 +21,16 @@ use crate::domain::Msisdn;
 /// The channel the `customers` trigger announces a changed number on.
 const CHANNEL: &str = "customer_profile";
 
+/// The listener's `application_name`, for operators reading `pg_stat_activity`.
+pub const LISTENER_NAME: &str = "ussd-gateway profile listener";
+
 /// How long the listener waits before connecting again.
 const RECONNECT: Duration = Duration::from_secs(1);
 
-/// How often the listener announces a token of its own and checks that the last one came
-/// back. A connection that died without a word (a NAT's idle timeout, a partition), or
-/// one behind a pooler that never delivers, is found within two of these.
+/// How often a token is announced through the pool writers use, and the listener checks
+/// that the last one reached it: a listening connection that died without a word (a NAT's
+/// idle timeout, a partition), left on an old primary, or behind a pooler that does not
+/// deliver, is found within two of these.
 const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// How many profiles a replica keeps, and for how long (PROFILE_CACHE_MAX, _SECS).
@@ -75,6 +79,8 @@ struct Kept {
     generation: u64,
     /// Whether the listener is connected, so that every change is heard.
     listening: bool,
+    /// Heartbeats that came back, since the process started.
+    heartbeats: u64,
 }
 
 impl Profiles {
@@ -83,8 +89,7 @@ impl Profiles {
     pub fn start(pool: &PgPool, options: ProfileOptions) -> Self {
         let shared = Arc::new(Shared { kept: Mutex::default(), options });
         let stop = CancellationToken::new();
-        let options = (*pool.connect_options()).clone();
-        tokio::spawn(listen(Arc::clone(&shared), options, stop.clone()));
+        tokio::spawn(listen(Arc::clone(&shared), pool.clone(), stop.clone()));
         Profiles { shared, _listener: Arc::new(stop.drop_guard()) }
     }
 
@@ -134,6 +139,11 @@ impl Profiles {
         self.shared.lock().listening
     }
 
+    /// How many of the listener's heartbeats came back.
+    pub fn heartbeats(&self) -> u64 {
+        self.shared.lock().heartbeats
+    }
+
     /// How many profiles are kept.
     pub fn len(&self) -> usize {
         self.shared.lock().profiles.len()
@@ -170,17 +180,18 @@ impl Shared {
 
 /// Listens for changes until `stop`, connecting again whenever the connection is lost
 /// or stops delivering.
-async fn listen(shared: Arc<Shared>, options: PgConnectOptions, stop: CancellationToken) {
+async fn listen(shared: Arc<Shared>, writers: PgPool, stop: CancellationToken) {
+    let options = writers.connect_options().as_ref().clone().application_name(LISTENER_NAME);
     let mut failures = 0u32;
     loop {
         // A connection of its own, not one of the pool's, and a new one each time: one
-        // given up on (gone silent) is closed with its pool, never handed back.
-        let pool = PgPoolOptions::new()
+        // given up on (gone silent) is never handed back to be listened on again.
+        let own = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(options.clone());
         let connect = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
+            let mut listener = PgListener::connect_with(&own).await?;
             // A lost connection is reported at once, not after sqlx has quietly
             // connected again with every change made meanwhile unheard.
             listener.eager_reconnect(false);
@@ -206,7 +217,7 @@ async fn listen(shared: Arc<Shared>, options: PgConnectOptions, stop: Cancellati
             info!("listening for profile changes again; profiles are kept in memory");
         }
         shared.hearing(true);
-        let Some(why) = hear(&shared, listener, &stop).await else { return };
+        let Some(why) = hear(&shared, listener, &writers, &stop).await else { return };
         shared.hearing(false);
         failures = 1;
         warn!(reason = %why, "stopped hearing profile changes, so every dial reads its profile from Postgres until the listener is back");
@@ -215,15 +226,25 @@ async fn listen(shared: Arc<Shared>, options: PgConnectOptions, stop: Cancellati
 
 /// Hears changes on `listener` until `stop` (`None`) or until it can no longer be
 /// trusted to hear them (why).
-async fn hear(shared: &Shared, mut listener: PgListener, stop: &CancellationToken) -> Option<String> {
+async fn hear(
+    shared: &Shared,
+    mut listener: PgListener,
+    writers: &PgPool,
+    stop: &CancellationToken,
+) -> Option<String> {
     let token = format!("alive:{:016x}", rand::random::<u64>());
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
     let mut awaited = false;
     loop {
         tokio::select! {
+            // A token already on its way back is taken before the tick that checks it.
+            biased;
             () = stop.cancelled() => return None,
             heard = listener.try_recv() => match heard {
-                Ok(Some(n)) if n.payload() == token => awaited = false,
+                Ok(Some(n)) if n.payload() == token => {
+                    awaited = false;
+                    shared.lock().heartbeats += 1;
+                }
                 // Another replica's heartbeat.
                 Ok(Some(n)) if n.payload().starts_with("alive:") => {}
                 Ok(Some(n)) => shared.changed(n.payload()),
@@ -234,11 +255,13 @@ async fn hear(shared: &Shared, mut listener: PgListener, stop: &CancellationToke
                 if awaited {
                     return Some(format!("its own announcement did not come back within {HEARTBEAT:?}"));
                 }
-                let sent = sqlx::query!("SELECT FROM pg_notify($1, $2)", CHANNEL, &token).execute(&mut listener);
+                // Sent as a writer's change would be, from another session: hearing
+                // one's own session proves nothing about hearing the others.
+                let sent = sqlx::query!("SELECT FROM pg_notify($1, $2)", CHANNEL, &token).execute(writers);
                 match tokio::time::timeout(HEARTBEAT, sent).await {
                     Ok(Ok(_)) => awaited = true,
-                    Ok(Err(e)) => return Some(e.to_string()),
-                    Err(_) => return Some(format!("Postgres did not answer within {HEARTBEAT:?}")),
+                    Ok(Err(e)) => return Some(format!("the heartbeat could not be sent: {e}")),
+                    Err(_) => return Some(format!("the heartbeat was not sent within {HEARTBEAT:?}")),
                 }
             }
         }

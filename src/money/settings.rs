@@ -160,7 +160,7 @@ pub fn validate(s: &MoneyDeclared<'_>, demo: bool, problems: &mut Problems) -> O
     }
     if s.profile_cache_max > 10_000_000 {
         problems.push(format!(
-            "PROFILE_CACHE_MAX must be between 0 (keep none) and 10000000 (got {}): each profile kept takes about 200 bytes",
+            "PROFILE_CACHE_MAX must be between 0 (keep none) and 10000000 (got {}): each profile kept takes roughly 250 bytes",
             s.profile_cache_max
         ));
     }

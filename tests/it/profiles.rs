@@ -5,7 +5,7 @@
 use crate::common::proxy::{Proxy, spawn_behind};
 use crate::common::{Store, TestApp, settings, spawn, unique_session, until};
 use sqlx::PgPool;
-use ussd_gateway::money::Profiles;
+use ussd_gateway::money::{LISTENER_NAME, Profiles};
 
 const AMINA: &str = "+254700000001";
 
@@ -97,8 +97,9 @@ async fn a_lost_listener_starts_memory_over_and_hears_changes_again(pool: PgPool
     // Postgres drops the listening connection (a failover, an idle timeout).
     let killed: i64 = sqlx::query_scalar(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-          WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+          WHERE datname = current_database() AND application_name = $1",
     )
+    .bind(LISTENER_NAME)
     .fetch_one(&pool)
     .await
     .unwrap();
@@ -153,4 +154,15 @@ async fn a_new_number_and_a_removal_are_each_heard(pool: PgPool) {
     sqlx::query("DELETE FROM customers WHERE msisdn = $1").bind(neema).execute(&pool).await.unwrap();
     until("the removal is heard", || async { profiles.is_empty() }).await;
     assert!(app.at_hop(&unique_session(), neema, "").await.contains("Register"));
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_healthy_listener_hears_its_heartbeats_and_keeps_what_it_kept(pool: PgPool) {
+    let app = spawn(pool, Store::Memory).await;
+    let profiles = kept(&app).await;
+    let first = profiles.heartbeats();
+    until("two heartbeats come back", || async { profiles.heartbeats() >= first + 2 }).await;
+    assert!(profiles.listening());
+    assert_eq!(profiles.len(), 1, "no heartbeat cost the profile its place");
+    assert!(dial(&app).await.starts_with("CON Welcome Amina\n"));
 }
