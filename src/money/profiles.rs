@@ -1,7 +1,7 @@
 //! Customers' profiles as last read, each dropped the moment Postgres announces it changed.
 //!
-//! Every dial reads who is dialling (`customer.profile`), and that read was most of a
-//! browse journey's cost. A replica keeps the profiles it read, and a listener on the
+//! Every dial reads who is dialling (`customer.profile`), and that read was the largest
+//! single cost of a browse journey. A replica keeps the profiles it read, and a listener on the
 //! channel the `customers` trigger announces on drops one as soon as its change commits,
 //! wherever it was made. While the listener is not connected nothing is served from
 //! memory or kept: a change could go unheard. Only registered customers are kept, so a
