@@ -218,21 +218,18 @@ impl Money {
 
     /// `customer.profile`'s answer for `msisdn`: from memory when kept there.
     pub async fn profile(&self, msisdn: &Msisdn) -> Result<OpResult, sqlx::Error> {
-        let Some(profiles) = &self.profiles else {
-            let found = customers::read_profile(&self.lane, msisdn).await?;
-            return Ok(customers::profile_answer(msisdn, found.as_ref()));
-        };
-        let ticket = match profiles.get(msisdn) {
-            profiles::Cached::Hit(profile) => {
+        let ticket = match self.profiles.as_ref().map(|profiles| profiles.get(msisdn)) {
+            Some(profiles::Cached::Hit(profile)) => {
                 metrics::counter!("ussd_profile_reads_total", "from" => "memory").increment(1);
                 return Ok(customers::profile_answer(msisdn, Some(&profile)));
             }
-            profiles::Cached::Miss(ticket) => ticket,
+            Some(profiles::Cached::Miss(ticket)) => Some(ticket),
+            None => None,
         };
         metrics::counter!("ussd_profile_reads_total", "from" => "database").increment(1);
         let found = customers::read_profile(&self.lane, msisdn).await?;
         let answer = customers::profile_answer(msisdn, found.as_ref());
-        if let Some(profile) = found {
+        if let (Some(profiles), Some(ticket), Some(profile)) = (&self.profiles, ticket, found) {
             profiles.keep(msisdn, profile, ticket);
         }
         Ok(answer)

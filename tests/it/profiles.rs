@@ -27,6 +27,19 @@ async fn rename(pool: &PgPool, first_name: &str) {
         .unwrap();
 }
 
+/// Registers Neema on `msisdn`, with no wallet yet (so she can be removed).
+async fn register_neema(pool: &PgPool, msisdn: &str) {
+    sqlx::query(
+        "INSERT INTO customers (msisdn, first_name, last_name, pin_salt, pin_hash) VALUES ($1, 'Neema', 'Kamau', $2, $3)",
+    )
+    .bind(msisdn)
+    .bind(vec![0u8; 16])
+    .bind(vec![0u8; 32])
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 /// Amina's profile, read once the listener is connected, so that it is kept.
 async fn kept(app: &TestApp) -> Profiles {
     let profiles = profiles(app);
@@ -78,15 +91,7 @@ async fn a_number_not_registered_is_read_again_so_a_registration_is_seen_at_once
     let stranger = "+254799000001";
     assert!(app.at_hop(&unique_session(), stranger, "").await.contains("Register"));
     assert!(profiles.is_empty(), "no answer kept for a number nobody holds");
-    sqlx::query(
-        "INSERT INTO customers (msisdn, first_name, last_name, pin_salt, pin_hash) VALUES ($1, 'Neema', 'Kamau', $2, $3)",
-    )
-    .bind(stranger)
-    .bind(vec![0u8; 16])
-    .bind(vec![0u8; 32])
-    .execute(&pool)
-    .await
-    .unwrap();
+    register_neema(&pool, stranger).await;
     assert!(app.at_hop(&unique_session(), stranger, "").await.starts_with("CON Welcome Neema\n"));
 }
 
@@ -140,15 +145,7 @@ async fn a_new_number_and_a_removal_are_each_heard(pool: PgPool) {
     assert!(app.at_hop(&unique_session(), AMINA, "").await.contains("Register"));
     // A customer with no wallet yet can be removed.
     let neema = "+254799000003";
-    sqlx::query(
-        "INSERT INTO customers (msisdn, first_name, last_name, pin_salt, pin_hash) VALUES ($1, 'Neema', 'Kamau', $2, $3)",
-    )
-    .bind(neema)
-    .bind(vec![0u8; 16])
-    .bind(vec![0u8; 32])
-    .execute(&pool)
-    .await
-    .unwrap();
+    register_neema(&pool, neema).await;
     assert!(app.at_hop(&unique_session(), neema, "").await.starts_with("CON Welcome Neema\n"));
     assert_eq!(profiles.len(), 1, "Neema is kept");
     sqlx::query("DELETE FROM customers WHERE msisdn = $1").bind(neema).execute(&pool).await.unwrap();
