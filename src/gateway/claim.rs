@@ -76,21 +76,27 @@ impl Gateway {
                 Ok(())
             }
             Unless::Lost => Err(Interrupt::LostRace),
-            Unless::Pointed(dropped) => Err(Interrupt::Dropped(Some(dropped))),
+            Unless::Pointed(dropped) => Err(Interrupt::Dropped(dropped)),
         }
     }
 
     /// Whether `action` needs a claim of its own: the hop has none yet, or holds one
-    /// for an op that moves nothing while this one moves money.
+    /// for an op that moves nothing while this one moves money. An op that only reads
+    /// takes none: a copy of its hop may as well read again, and the hop saves a round
+    /// trip to the store (the dial's greeting is such a read).
     pub(super) fn needs_claim(rec: &Record, action: &Action) -> bool {
+        if action.op.spec().reads_only() {
+            return false;
+        }
         let claimed_money = rec.session.claim.as_ref().is_some_and(|c| op_of(c).is_some_and(moves_money));
         !rec.claimed || (moves_money(action.op) && !claimed_money)
     }
 
     /// Renews this hop's claim while its op runs. A claim another writer replaced is
     /// left alone from then on; a store that does not answer is asked again next time.
+    /// A hop without a claim (its op only reads) has nothing to renew.
     pub(super) async fn renew(&self, at: &Attempt<'_>, rec: &mut Record) {
-        if rec.lost {
+        if rec.lost || !rec.claimed {
             return;
         }
         if let Some(claim) = rec.session.claim.as_mut() {

@@ -67,8 +67,6 @@ impl Gateway {
                         Some(next) if !reply.end => {
                             menu.input(&mut rec.session.journey, &next).map_err(Interrupt::Engine)?
                         }
-                        // A start screen with no op: the resume pointer is read now.
-                        _ if rec.unread.is_some() => return Err(Interrupt::Dropped(None)),
                         _ => return Ok(reply),
                     },
                 },
@@ -171,7 +169,9 @@ impl Gateway {
         metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => outcome).increment(1);
         match joined {
             Some(Ok(Ok(result))) => {
-                rec.ran = true;
+                // A read's answer needs no standing: a hop that cannot write after it is
+                // tried again, or fails, as if it had not run.
+                rec.ran |= !spec.reads_only();
                 if spec.moves_money() && result.outcome == Outcome::Ok {
                     rec.moved = Some((op, seq, request));
                 }

@@ -11,7 +11,7 @@ use super::{Arrival, Gateway, HopError, HopKind, line, session_line, unix_ms};
 use crate::channel::Input;
 use crate::channel::ussd::cumulative;
 use crate::menu::{Bundle, Journey, Menu, Message, Reply};
-use crate::session::{Loaded, ResumePointer, Session, SessionKey, TextMark};
+use crate::session::{Loaded, Session, SessionKey, TextMark};
 
 /// How a hop enters the engine.
 pub(super) enum Entry {
@@ -20,8 +20,8 @@ pub(super) enum Entry {
     /// A new session: the start screen.
     Begin,
     /// A new session whose subscriber may have dropped a journey that could be offered
-    /// back: the start screen, and the claim before its first op reads the resume
-    /// pointer in the same round trip.
+    /// back: the start screen, and the session's first write (a claim, or the hop's
+    /// only write) reads the resume pointer in the same round trip.
     Fresh,
     /// A new session offered the journey its subscriber dropped.
     Offer(Box<Journey>),
@@ -182,18 +182,14 @@ impl Gateway {
         Ok(Entered::Open(Opened { version: replaces, session, menu, inputs, entry }))
     }
 
-    /// How a fresh session enters once its subscriber's resume pointer has been read
-    /// (`found`, or read now): offering back the journey it leads to, if it can be.
+    /// How a fresh session enters once its subscriber's resume pointer was found to
+    /// lead to `dropped`: offering back the journey there, if it can be.
     pub(super) async fn after_pointer(
         &self,
         a: &Arrival<'_>,
         menu: &Menu,
-        found: Option<SessionKey>,
+        dropped: SessionKey,
     ) -> Result<Entry, HopError> {
-        let dropped = match found {
-            Some(dropped) => Some(dropped),
-            None => self.store.recall(&ResumePointer::new(a.hop.msisdn.as_e164(), &menu.service)).await?,
-        };
         Ok(match self.offerable(&a.key, dropped, menu).await? {
             Some(journey) => Entry::Offer(Box::new(journey)),
             None => Entry::Begin,
@@ -206,10 +202,12 @@ impl Gateway {
     async fn offerable(
         &self,
         key: &SessionKey,
-        dropped: Option<SessionKey>,
+        old: SessionKey,
         menu: &Menu,
     ) -> Result<Option<Journey>, HopError> {
-        let Some(old) = dropped.filter(|old| old != key) else { return Ok(None) };
+        if old == *key {
+            return Ok(None);
+        }
         let Some(Loaded { session, .. }) = self.store.load(&old).await? else { return Ok(None) };
         let offer = session.menu_version == menu.version
             && session.pending_since_ms.is_none()

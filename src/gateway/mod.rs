@@ -2,7 +2,8 @@
 //!
 //! One writer per session: a hop that will run an op first claims the session with a
 //! compare-and-set (marking it pending); a duplicate that loses the race waits for the
-//! claimant's reply instead of running anything. Hops without ops write once.
+//! claimant's reply instead of running anything. Hops without ops, or whose ops only
+//! read, write once: a duplicate may read again, and gets the reply stored first.
 
 mod claim;
 mod conversation;
@@ -28,6 +29,7 @@ use crate::ops::{Op, Ops};
 use crate::session::{ResumePointer, Session, SessionKey, SessionStore, StoreError, TextKey, TextMark};
 pub use conversation::{Checked, Conversation, StandIn};
 use entry::{Entered, Entry, Opened};
+use save::Finished;
 use told::Unknown;
 use waiting::Waiting;
 
@@ -152,10 +154,11 @@ struct Record {
     claimed: bool,
     /// Whether another writer replaced the claim while the op ran.
     lost: bool,
-    /// A new session's resume pointer, not read yet: the claim reads it.
+    /// A new session's resume pointer, not read yet: the first write reads it (a claim,
+    /// or the hop's only write).
     unread: Option<ResumePointer>,
-    /// Whether an op answered in this attempt: its reply then stands even if the
-    /// session cannot be saved.
+    /// Whether an op that does more than read answered in this attempt: its reply then
+    /// stands even if the session cannot be saved.
     ran: bool,
     /// A movement this attempt committed (op, counter, request): a failure after it
     /// must not say "unavailable".
@@ -176,9 +179,9 @@ enum Interrupt {
     OpOverran,
     /// A movement's outcome is not known: it overran, or its answer was lost.
     Unknown(Box<Unknown>),
-    /// A fresh session's resume pointer leads to this session (or was not read): whether
-    /// to offer that journey back is decided before anything is shown.
-    Dropped(Option<SessionKey>),
+    /// A fresh session's resume pointer leads to this other session: whether to offer
+    /// that journey back is decided before anything is shown.
+    Dropped(SessionKey),
 }
 
 impl Gateway {
@@ -342,8 +345,14 @@ impl Gateway {
                     (Reply::end(line(&menu, &record.session.journey, message)), kind)
                 }
             };
-            if let Some(answer) = self.finish(&attempt, record, reply, kind).await? {
-                return Ok(answer);
+            let version = record.version;
+            match self.finish(&attempt, record, reply, kind).await? {
+                Finished::Answered(reply, kind) => return Ok((reply, kind)),
+                Finished::Again => {}
+                Finished::Pointed(found) => {
+                    decided = Some(self.after_pointer(&arrival, &menu, found).await?);
+                    assume_new = version == 0;
+                }
             }
         }
         Err(HopError::Contended)

@@ -9,23 +9,33 @@ use super::told::Unknown;
 use super::{Attempt, Gateway, HopError, HopKind, Interrupt, Record, unix_ms};
 use crate::channel::Input;
 use crate::menu::{Message, Reply};
-use crate::session::{ResumePointer, Session, StoreError};
+use crate::session::{ResumePointer, Session, SessionKey, StoreError, Unless};
 
 /// Time kept back from the deadline, after a write that gave up, to send the reply.
 const ANSWER_MARGIN: Duration = Duration::from_millis(20);
 
+/// How the last stage of an attempt ended.
+pub(super) enum Finished {
+    /// The answer to give.
+    Answered(Reply, HopKind),
+    /// Another writer came first: the hop is tried again.
+    Again,
+    /// Nothing was written: the new session's resume pointer leads to this other
+    /// session, whose journey may be offered back before anything is shown.
+    Pointed(SessionKey),
+}
+
 impl Gateway {
-    /// Writes the session with this hop's reply; the answer to give, or `None` when
-    /// another writer came first and the hop must be tried again.
+    /// Writes the session with this hop's reply.
     pub(super) async fn finish(
         &self,
         at: &Attempt<'_>,
         record: Record,
         mut reply: Reply,
         kind: HopKind,
-    ) -> Result<Option<(Reply, HopKind)>, HopError> {
+    ) -> Result<Finished, HopError> {
         let (hop, menu) = (at.hop, at.menu);
-        let Record { mut session, version, claimed, ran, .. } = record;
+        let Record { mut session, version, claimed, ran, unread, .. } = record;
         let refused_on = std::mem::take(&mut session.journey.refused_on);
         session.seen = at.mark;
         reply.secret_next = !reply.end && menu.is_sensitive(&session.journey.screen);
@@ -43,14 +53,14 @@ impl Gateway {
             // Past the deadline the hop would be answered "unavailable" though its op
             // answered: the write gives up first, and the reply stands.
             let cut = at.deadline.checked_sub(ANSWER_MARGIN).unwrap_or(at.deadline);
-            tokio::time::timeout_at(cut, self.write(at, version, &session, kind))
+            tokio::time::timeout_at(cut, self.write(at, version, &session, kind, unread.is_some()))
                 .await
                 .unwrap_or_else(|_| Err(StoreError::Unavailable("the write outlasted the hop".into())))
         } else {
-            self.write(at, version, &session, kind).await
+            self.write(at, version, &session, kind, unread.is_some()).await
         };
         match written {
-            Ok(Some(_)) => {
+            Ok(Unless::Saved(_)) => {
                 // Counted once the hop's outcome is stored, not per attempt.
                 crate::telemetry::record_screens(
                     &session.service,
@@ -59,41 +69,48 @@ impl Gateway {
                     &refused_on,
                 );
                 self.track(at.key, &session, reply.end);
-                Ok(Some((reply, kind)))
+                Ok(Finished::Answered(reply, kind))
             }
+            // Only reads ran (a movement claims first, and its claim reads the pointer).
+            Ok(Unless::Pointed(other)) => Ok(Finished::Pointed(other)),
             // What an op answered is true whether or not the session could be saved
             // after it: the reply stands, and a copy of this hop finds the claim and
             // answers for it.
             Err(e) if ran => {
                 warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "the session could not be saved after an op answered; its reply stands");
-                Ok(Some((reply, kind)))
+                Ok(Finished::Answered(reply, kind))
             }
-            Ok(None) if ran => {
+            Ok(Unless::Lost) if ran => {
                 warn!(channel = %hop.channel, msisdn = %hop.msisdn, "another writer replaced a session whose op answered; its reply stands");
-                Ok(Some((reply, kind)))
+                Ok(Finished::Answered(reply, kind))
             }
             Err(e) => Err(e.into()),
-            Ok(None) if claimed => Err(HopError::ClaimLost),
-            Ok(None) => Ok(None),
+            Ok(Unless::Lost) if claimed => Err(HopError::ClaimLost),
+            Ok(Unless::Lost) => Ok(Finished::Again),
         }
     }
 
     /// The session written as its menu keeps it: with the resume pointer of a menu that
-    /// offers dropped journeys back, as a conversation over SMS.
+    /// offers dropped journeys back, as a conversation over SMS. A new session whose
+    /// subscriber's resume pointer is `unread` writes nothing if it leads elsewhere.
     async fn write(
         &self,
         at: &Attempt<'_>,
         version: u64,
         session: &Session,
         kind: HopKind,
-    ) -> Result<Option<u64>, StoreError> {
+        unread: bool,
+    ) -> Result<Unless, StoreError> {
         let (hop, menu, key) = (at.hop, at.menu, at.key);
+        let saved = |saved: Option<u64>| saved.map_or(Unless::Lost, Unless::Saved);
         match menu.resume {
             // An SMS conversation is never offered on USSD, nor does it touch the USSD
             // journey a subscriber may come back to; it may hand its movement over by a
             // code instead.
-            _ if at.conversation.is_some() => self.save_conversation(hop, key, version, session, menu).await,
-            None => self.store.save(key, version, session, self.config.session_ttl).await,
+            _ if at.conversation.is_some() => {
+                self.save_conversation(hop, key, version, session, menu).await.map(saved)
+            }
+            None => self.store.save(key, version, session, self.config.session_ttl).await.map(saved),
             Some(ref resume) => {
                 let within = resume.within;
                 // The record must outlive the offer window; the pointer leads to it
@@ -103,7 +120,11 @@ impl Gateway {
                     && menu.can_resume(&session.journey))
                 .then_some(within);
                 let ttl = within.max(self.config.session_ttl);
-                self.store.save_pointing(key, version, session, ttl, &pointer, keep).await
+                if unread {
+                    self.store.save_pointing_unless_pointed(key, version, session, ttl, &pointer, keep).await
+                } else {
+                    self.store.save_pointing(key, version, session, ttl, &pointer, keep).await.map(saved)
+                }
             }
         }
     }

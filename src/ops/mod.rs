@@ -190,6 +190,12 @@ impl OpSpec {
     pub fn moves_money(&self) -> bool {
         self.movement.is_some()
     }
+
+    /// Whether the op only reads: it moves nothing, writes nothing and takes no secret
+    /// (a PIN check counts failures), so running it twice is harmless.
+    pub fn reads_only(&self) -> bool {
+        self.movement.is_none() && !self.writes && !self.authenticates && self.secrets.is_empty()
+    }
 }
 
 /// An op: its contract, its arguments parsed once, and what it does.

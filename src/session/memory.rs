@@ -146,6 +146,44 @@ impl Map {
     }
 }
 
+impl Map {
+    /// [`MemoryStore::save_pointing`] under a lock already held.
+    fn cas_pointing(
+        &mut self,
+        key: &str,
+        expected: u64,
+        bytes: Vec<u8>,
+        ttl: Duration,
+        pointer: &str,
+        keep: Option<Duration>,
+    ) -> Result<Option<u64>, StoreError> {
+        let slot = slot(pointer);
+        if keep.is_some() {
+            self.room_for(&slot)?;
+        }
+        let Some(version) = self.cas(key, expected, bytes, ttl)? else { return Ok(None) };
+        match keep {
+            Some(keep) => {
+                let entry =
+                    Entry { version: 1, expires: Instant::now() + keep, bytes: key.as_bytes().to_vec() };
+                self.entries.insert(slot, entry);
+            }
+            None => {
+                self.entries.remove(&slot);
+            }
+        }
+        Ok(Some(version))
+    }
+
+    /// The session `pointer` leads to, if it has not expired and is not `key`'s.
+    fn pointed_elsewhere(&self, key: &str, pointer: &str) -> Option<SessionKey> {
+        let now = Instant::now();
+        let other =
+            self.entries.get(&slot(pointer)).filter(|e| e.expires > now && e.bytes != key.as_bytes())?;
+        Some(SessionKey(String::from_utf8_lossy(&other.bytes).into_owned()))
+    }
+}
+
 impl MemoryStore {
     /// [`Self::save`], and under the same lock points `pointer` at this session for
     /// `keep` (deletes it when `keep` is `None`).
@@ -158,23 +196,7 @@ impl MemoryStore {
         pointer: &str,
         keep: Option<Duration>,
     ) -> Result<Option<u64>, StoreError> {
-        let mut map = lock(&self.inner);
-        let slot = slot(pointer);
-        if keep.is_some() {
-            map.room_for(&slot)?;
-        }
-        let Some(version) = map.cas(key, expected, bytes, ttl)? else { return Ok(None) };
-        match keep {
-            Some(keep) => {
-                let entry =
-                    Entry { version: 1, expires: Instant::now() + keep, bytes: key.as_bytes().to_vec() };
-                map.entries.insert(slot, entry);
-            }
-            None => {
-                map.entries.remove(&slot);
-            }
-        }
-        Ok(Some(version))
+        lock(&self.inner).cas_pointing(key, expected, bytes, ttl, pointer, keep)
     }
 
     /// [`Self::save`] unless `pointer` leads to another session, under one lock.
@@ -187,16 +209,28 @@ impl MemoryStore {
         pointer: &str,
     ) -> Result<Unless, StoreError> {
         let mut map = lock(&self.inner);
-        let now = Instant::now();
-        let pointed =
-            map.entries.get(&slot(pointer)).filter(|e| e.expires > now && e.bytes != key.as_bytes());
-        if let Some(other) = pointed {
-            return Ok(Unless::Pointed(SessionKey(String::from_utf8_lossy(&other.bytes).into_owned())));
+        if let Some(other) = map.pointed_elsewhere(key, pointer) {
+            return Ok(Unless::Pointed(other));
         }
-        Ok(match map.cas(key, expected, bytes, ttl)? {
-            Some(version) => Unless::Saved(version),
-            None => Unless::Lost,
-        })
+        Ok(map.cas(key, expected, bytes, ttl)?.map_or(Unless::Lost, Unless::Saved))
+    }
+
+    /// [`Self::save_pointing`] unless `pointer` already leads to another session, under
+    /// one lock.
+    pub fn save_pointing_unless_pointed(
+        &self,
+        key: &str,
+        expected: u64,
+        bytes: Vec<u8>,
+        ttl: Duration,
+        pointer: &str,
+        keep: Option<Duration>,
+    ) -> Result<Unless, StoreError> {
+        let mut map = lock(&self.inner);
+        if let Some(other) = map.pointed_elsewhere(key, pointer) {
+            return Ok(Unless::Pointed(other));
+        }
+        Ok(map.cas_pointing(key, expected, bytes, ttl, pointer, keep)?.map_or(Unless::Lost, Unless::Saved))
     }
 
     pub fn recall(&self, pointer: &str) -> Option<String> {

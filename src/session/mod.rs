@@ -149,6 +149,28 @@ impl SessionStore {
         }
     }
 
+    /// [`Self::save_pointing`] unless `pointer` already leads to another session, in one
+    /// round trip: a new session whose first write is also its hop's last.
+    pub async fn save_pointing_unless_pointed(
+        &self,
+        key: &SessionKey,
+        expected: u64,
+        session: &Session,
+        ttl: Duration,
+        pointer: &ResumePointer,
+        keep: Option<Duration>,
+    ) -> Result<Unless, StoreError> {
+        let bytes = encode(session)?;
+        match self {
+            SessionStore::Memory(m) => {
+                m.save_pointing_unless_pointed(key.as_str(), expected, bytes, ttl, &pointer.0, keep)
+            }
+            SessionStore::Redis(r) => {
+                r.save_pointing_unless_pointed(key.as_str(), expected, bytes, ttl, &pointer.0, keep).await
+            }
+        }
+    }
+
     /// The session a subscriber's journey was left in, if the pointer has not expired.
     pub async fn recall(&self, pointer: &ResumePointer) -> Result<Option<SessionKey>, StoreError> {
         let found = match self {

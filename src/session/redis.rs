@@ -1,5 +1,6 @@
 //! Redis session store: a hash `{v, d}` per session, written by a compare-and-set script.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{AsyncCommands, Cmd, ErrorKind, FromRedisValue, Script};
@@ -25,29 +26,40 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 /// The compare-and-set alone. One round trip.
 const CAS: &str = concat!(cas!(), "return next\n");
 
-/// The compare-and-set, then in the same call the subscriber's resume pointer: set to
-/// this session (ARGV[5] ms) or, with ARGV[5] = 0, deleted.
-const CAS_AND_POINT: &str = concat!(
-    cas!(),
-    r"if ARGV[5] == '0' then
+/// Returns the session the subscriber's resume pointer (KEYS[2]) leads to, if it is
+/// another than this one (ARGV[4]): the scripts below that begin with it write nothing
+/// then, and the caller sees whether that session's journey can be offered.
+macro_rules! unless_pointed {
+    () => {
+        r"
+local pointed = redis.call('GET', KEYS[2])
+if pointed and pointed ~= ARGV[4] then return pointed end
+"
+    };
+}
+
+/// Sets the subscriber's resume pointer (KEYS[2]) to this session (ARGV[4]) for ARGV[5]
+/// ms or, with ARGV[5] = 0, deletes it.
+macro_rules! point {
+    () => {
+        r"
+if ARGV[5] == '0' then
   redis.call('DEL', KEYS[2])
 else
   redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
 end
-return next
 "
-);
+    };
+}
 
-/// The compare-and-set, unless the subscriber's resume pointer (KEYS[2]) leads to
-/// another session (ARGV[4] is this one's): then nothing is written and that session's
-/// key comes back, for the caller to see whether its journey can be offered.
-const CAS_UNLESS_POINTED: &str = concat!(
-    r"
-local pointed = redis.call('GET', KEYS[2])
-if pointed and pointed ~= ARGV[4] then return pointed end",
-    cas!(),
-    "return next\n"
-);
+/// The compare-and-set, then in the same call the subscriber's resume pointer.
+const CAS_AND_POINT: &str = concat!(cas!(), point!(), "return next\n");
+
+/// The compare-and-set, unless the resume pointer leads to another session.
+const CAS_UNLESS_POINTED: &str = concat!(unless_pointed!(), cas!(), "return next\n");
+
+/// Both: a new session's first write, when it is also its last of the hop.
+const CAS_AND_POINT_UNLESS_POINTED: &str = concat!(unless_pointed!(), cas!(), point!(), "return next\n");
 
 /// Sessions in Redis, on one server, a Cluster or behind Sentinels (cheap to clone).
 ///
@@ -59,11 +71,17 @@ if pointed and pointed ~= ARGV[4] then return pointed end",
 pub struct RedisStore {
     conn: RedisLink,
     prefix: String,
+    scripts: Arc<Scripts>,
+    /// How many replicas must have copied each write (`REDIS_WAIT_REPLICAS`).
+    wait_replicas: u32,
+}
+
+/// The store's scripts, shared by its clones.
+struct Scripts {
     cas: Script,
     cas_and_point: Script,
     cas_unless_pointed: Script,
-    /// How many replicas must have copied each write (`REDIS_WAIT_REPLICAS`).
-    wait_replicas: u32,
+    cas_and_point_unless_pointed: Script,
 }
 
 /// How long a write waits for its replicas: a replica on the same network answers in
@@ -83,9 +101,12 @@ impl RedisStore {
             conn,
             prefix: prefix.to_owned(),
             wait_replicas: 0,
-            cas: Script::new(CAS),
-            cas_and_point: Script::new(CAS_AND_POINT),
-            cas_unless_pointed: Script::new(CAS_UNLESS_POINTED),
+            scripts: Arc::new(Scripts {
+                cas: Script::new(CAS),
+                cas_and_point: Script::new(CAS_AND_POINT),
+                cas_unless_pointed: Script::new(CAS_UNLESS_POINTED),
+                cas_and_point_unless_pointed: Script::new(CAS_AND_POINT_UNLESS_POINTED),
+            }),
         }
     }
 
@@ -152,9 +173,9 @@ impl RedisStore {
         bytes: Vec<u8>,
         ttl: Duration,
     ) -> Result<Option<u64>, StoreError> {
-        let mut cmd = self.evalsha(&self.cas, &[self.key(key)]);
+        let mut cmd = self.evalsha(&self.scripts.cas, &[self.key(key)]);
         cmd.arg(expected).arg(bytes).arg(millis(ttl));
-        let written: u64 = self.eval(&self.cas, cmd).await?;
+        let written: u64 = self.eval(&self.scripts.cas, cmd).await?;
         Ok((written != 0).then_some(written))
     }
 
@@ -169,9 +190,9 @@ impl RedisStore {
         pointer: &str,
         keep: Option<Duration>,
     ) -> Result<Option<u64>, StoreError> {
-        let mut cmd = self.evalsha(&self.cas_and_point, &[self.key(key), self.pointer(pointer)]);
+        let mut cmd = self.evalsha(&self.scripts.cas_and_point, &[self.key(key), self.pointer(pointer)]);
         cmd.arg(expected).arg(bytes).arg(millis(ttl)).arg(key).arg(keep.map_or(0, millis));
-        let written: u64 = self.eval(&self.cas_and_point, cmd).await?;
+        let written: u64 = self.eval(&self.scripts.cas_and_point, cmd).await?;
         Ok((written != 0).then_some(written))
     }
 
@@ -184,17 +205,26 @@ impl RedisStore {
         ttl: Duration,
         pointer: &str,
     ) -> Result<Unless, StoreError> {
-        let mut cmd = self.evalsha(&self.cas_unless_pointed, &[self.key(key), self.pointer(pointer)]);
+        let mut cmd = self.evalsha(&self.scripts.cas_unless_pointed, &[self.key(key), self.pointer(pointer)]);
         cmd.arg(expected).arg(bytes).arg(millis(ttl)).arg(key);
-        let answer: redis::Value = self.eval(&self.cas_unless_pointed, cmd).await?;
-        match answer {
-            redis::Value::Int(0) => Ok(Unless::Lost),
-            redis::Value::Int(version) => Ok(Unless::Saved(version.unsigned_abs())),
-            redis::Value::BulkString(other) => String::from_utf8(other)
-                .map(|other| Unless::Pointed(SessionKey(other)))
-                .map_err(|e| StoreError::Corrupt(format!("resume pointer: {e}"))),
-            other => Err(StoreError::Corrupt(format!("unexpected answer to a claim: {other:?}"))),
-        }
+        unless(self.eval(&self.scripts.cas_unless_pointed, cmd).await?)
+    }
+
+    /// [`Self::save_pointing`] unless `pointer` already leads to another session: one
+    /// round trip either way.
+    pub async fn save_pointing_unless_pointed(
+        &self,
+        key: &str,
+        expected: u64,
+        bytes: Vec<u8>,
+        ttl: Duration,
+        pointer: &str,
+        keep: Option<Duration>,
+    ) -> Result<Unless, StoreError> {
+        let script = &self.scripts.cas_and_point_unless_pointed;
+        let mut cmd = self.evalsha(script, &[self.key(key), self.pointer(pointer)]);
+        cmd.arg(expected).arg(bytes).arg(millis(ttl)).arg(key).arg(keep.map_or(0, millis));
+        unless(self.eval(script, cmd).await?)
     }
 
     /// `EVALSHA` of `script` over `keys`, for the caller to add the arguments.
@@ -247,6 +277,18 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         redis::cmd("PING").query_async::<String>(&mut conn).await.map_err(unavailable)?;
         Ok(())
+    }
+}
+
+/// The answer of a script that begins with `unless_pointed!`.
+fn unless(answer: redis::Value) -> Result<Unless, StoreError> {
+    match answer {
+        redis::Value::Int(0) => Ok(Unless::Lost),
+        redis::Value::Int(version) => Ok(Unless::Saved(version.unsigned_abs())),
+        redis::Value::BulkString(other) => String::from_utf8(other)
+            .map(|other| Unless::Pointed(SessionKey(other)))
+            .map_err(|e| StoreError::Corrupt(format!("resume pointer: {e}"))),
+        other => Err(StoreError::Corrupt(format!("unexpected answer to a guarded write: {other:?}"))),
     }
 }
 

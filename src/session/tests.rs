@@ -92,6 +92,38 @@ async fn a_save_unless_pointed_stands_aside_for_another_session_only() {
 }
 
 #[tokio::test]
+async fn a_save_pointing_unless_pointed_points_only_when_it_writes() {
+    for store in stores().await {
+        let (phone, kind) = ("+254700000005", store.kind());
+        let key = SessionKey::new("at", phone, "new");
+        let pointer = ResumePointer::new(phone, "wallet");
+        let write = |key: &SessionKey, expected, keep| {
+            let (store, key, pointer) = (store.clone(), key.clone(), pointer.clone());
+            async move {
+                store
+                    .save_pointing_unless_pointed(&key, expected, &session("amount"), TTL, &pointer, keep)
+                    .await
+            }
+        };
+        // No pointer: written, and the pointer now leads here.
+        assert_eq!(write(&key, 0, Some(TTL)).await.unwrap(), Unless::Saved(1), "{kind}");
+        assert_eq!(store.recall(&pointer).await.unwrap(), Some(key.clone()), "{kind}");
+        // A stale version writes nothing, the pointer included.
+        assert_eq!(write(&key, 0, None).await.unwrap(), Unless::Lost, "{kind}");
+        assert_eq!(store.recall(&pointer).await.unwrap(), Some(key.clone()), "{kind}");
+        // Its own pointer does not stop it, and a journey that cannot be resumed drops it.
+        assert_eq!(write(&key, 1, None).await.unwrap(), Unless::Saved(2), "{kind}");
+        assert_eq!(store.recall(&pointer).await.unwrap(), None, "{kind}");
+        // A pointer to another session: nothing is written, and that session comes back.
+        store.save_pointing(&key, 2, &session("amount"), TTL, &pointer, Some(TTL)).await.unwrap();
+        let fresh = SessionKey::new("at", phone, "fresh");
+        assert_eq!(write(&fresh, 0, Some(TTL)).await.unwrap(), Unless::Pointed(key.clone()), "{kind}");
+        assert!(store.load(&fresh).await.unwrap().is_none(), "{kind}");
+        assert_eq!(store.recall(&pointer).await.unwrap(), Some(key.clone()), "{kind}");
+    }
+}
+
+#[tokio::test]
 async fn concurrent_writers_of_one_version_have_exactly_one_winner() {
     for store in stores().await {
         let key = SessionKey::new("at", "+254700000002", "race");

@@ -2,6 +2,7 @@
 //! statement, PIN change and language, against the real ledger.
 
 use crate::common;
+use crate::common::topology::Lone;
 use crate::common::{Store, TestApp, main_menu, spawn, unique_session};
 use sqlx::PgPool;
 use ussd_gateway::money::Place;
@@ -331,6 +332,40 @@ async fn a_start_screen_without_an_op_still_offers_a_dropped_form(pool: PgPool) 
     );
     assert_eq!(replies[1], "CON Enter amount");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// What a browse journey costs Redis, counted on a server of the test's own: the dial
+/// writes once (its start screen's read takes no claim, and the write reads the resume
+/// pointer), the answer reads once and writes once.
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_browse_journey_costs_redis_two_writes_and_a_read(pool: PgPool) {
+    let lone = Lone::start();
+    let app = common::spawn_on(pool, &lone.url(), common::settings()).await;
+    let commands = || {
+        let stats = lone.cli(&["INFO", "commandstats"]);
+        let mut counted = std::collections::BTreeMap::new();
+        for line in stats.lines() {
+            let Some((name, rest)) = line.strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) else {
+                continue;
+            };
+            let calls = rest.split(',').find_map(|f| f.strip_prefix("calls=")).unwrap();
+            if name != "info" {
+                counted.insert(name.to_owned(), calls.parse::<u64>().unwrap());
+            }
+        }
+        counted
+    };
+    // The first write loads the scripts on this new server.
+    walk(&app, BRIAN, &["2"]).await;
+    let before = commands();
+    let replies = walk(&app, AMINA, &["2"]).await;
+    assert_eq!(replies[0], main_menu("Amina"));
+    assert!(replies[1].starts_with("CON Enter your PIN"), "{}", replies[1]);
+    let after = commands();
+    let spent = |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
+    // A script's own commands count too: `hset` is a session record written.
+    let spent = ["evalsha", "hset", "hmget"].map(|name| (name, spent(name)));
+    assert_eq!(spent, [("evalsha", 2), ("hset", 2), ("hmget", 1)], "{after:?}");
 }
 
 pub async fn offered_back_until_finished_or_declined(app: TestApp) {
