@@ -1,11 +1,12 @@
 //! Localised texts compiled into minijinja templates, with the `money` and `mask` filters.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::Map;
 
-use crate::domain::{Currency, one_line};
+use crate::domain::{Currency, msisdn_mask, one_line};
 
 /// A text in each language of the menu (index = position in `languages`); plain texts
 /// skip the template engine entirely.
@@ -17,7 +18,139 @@ pub struct Tpl {
 #[derive(Debug)]
 enum Piece {
     Plain(String),
-    Template(String),
+    /// A compiled template's name, and the template as [`Prints`] if it only prints.
+    Template(String, Option<Prints>),
+}
+
+/// A template that only prints variables (`{{ a.b }}`, through `money`, `num` or `mask`
+/// or no filter) between literal texts, as most screens do: rendered straight from the
+/// journey's variables, without building minijinja's context from all of them. Any
+/// other template, or a value that is not a string or an integer, goes to minijinja.
+#[derive(Debug)]
+struct Prints(Vec<Part>);
+
+#[derive(Debug)]
+enum Part {
+    Text(String),
+    Var { path: Vec<String>, filter: Option<Filter> },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Filter {
+    Money,
+    Num,
+    Mask,
+}
+
+impl Prints {
+    /// `source` as literal texts and printed variables, if that is all it is.
+    fn parse(source: &str) -> Option<Prints> {
+        // minijinja drops one trailing newline; block tags and comments are its own.
+        if source.ends_with('\n') || source.contains("{%") || source.contains("{#") {
+            return None;
+        }
+        let mut parts = Vec::new();
+        let mut rest = source;
+        while let Some(start) = rest.find("{{") {
+            push_text(&mut parts, &rest[..start])?;
+            let inner = &rest[start + 2..];
+            let end = inner.find("}}")?;
+            parts.push(Part::var(&inner[..end])?);
+            rest = &inner[end + 2..];
+        }
+        push_text(&mut parts, rest)?;
+        Some(Prints(parts))
+    }
+
+    /// The text over `vars` and `lang`, or `None` where minijinja must say what it makes
+    /// of a value (a float, a list, a missing variable, a filter given the wrong kind).
+    fn render(
+        &self,
+        vars: &Map<String, serde_json::Value>,
+        lang: &str,
+        currency: &Currency,
+    ) -> Option<String> {
+        let mut out = String::with_capacity(128);
+        for part in &self.0 {
+            let (path, filter) = match part {
+                Part::Text(text) => {
+                    out.push_str(text);
+                    continue;
+                }
+                Part::Var { path, filter } => (path, *filter),
+            };
+            match (lookup(vars, lang, path)?, filter) {
+                (Found::Str(s), None) => out.push_str(&one_line(s)),
+                (Found::Str(s), Some(Filter::Mask)) => out.push_str(&msisdn_mask(&one_line(s))),
+                (Found::Int(n), None) => write!(out, "{n}").ok()?,
+                (Found::Int(n), Some(Filter::Money)) => out.push_str(&currency.format(n)),
+                (Found::Int(n), Some(Filter::Num)) => out.push_str(&currency.number(n)),
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+}
+
+impl Part {
+    /// The inside of `{{ … }}`: a dotted path of names, and at most one known filter.
+    fn var(expr: &str) -> Option<Part> {
+        let (path, filter) = match expr.split_once('|') {
+            Some((path, filter)) => (path, Some(filter.trim())),
+            None => (expr, None),
+        };
+        let filter = match filter {
+            None => None,
+            Some("money") => Some(Filter::Money),
+            Some("num") => Some(Filter::Num),
+            Some("mask") => Some(Filter::Mask),
+            Some(_) => return None,
+        };
+        // `{{-` and `-}}` (trimming the text around) are left in, and are no name.
+        let path = path.trim();
+        let path: Vec<String> = path.split('.').map(str::to_owned).collect();
+        let literal = matches!(path[0].as_str(), "true" | "false" | "none" | "True" | "False" | "None");
+        (!literal && path.iter().all(|name| is_name(name))).then_some(Part::Var { path, filter })
+    }
+}
+
+fn push_text(parts: &mut Vec<Part>, text: &str) -> Option<()> {
+    if text.contains("}}") {
+        return None;
+    }
+    if !text.is_empty() {
+        parts.push(Part::Text(text.to_owned()));
+    }
+    Some(())
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+enum Found<'a> {
+    Str(&'a str),
+    Int(i64),
+}
+
+/// The value at `path`, as templates see it: `lang` is the session's language, the
+/// rest the journey's variables.
+fn lookup<'a>(vars: &'a Map<String, serde_json::Value>, lang: &'a str, path: &[String]) -> Option<Found<'a>> {
+    let (first, rest) = path.split_first()?;
+    if first == "lang" {
+        return rest.is_empty().then_some(Found::Str(lang));
+    }
+    let mut value = vars.get(first)?;
+    for name in rest {
+        value = value.as_object()?.get(name)?;
+    }
+    match value {
+        serde_json::Value::String(s) => Some(Found::Str(s)),
+        serde_json::Value::Number(n) => n.as_i64().map(Found::Int),
+        _ => None,
+    }
 }
 
 /// The integer a money filter was given, or an error naming the filter.
@@ -34,6 +167,7 @@ fn minor_units(filter: &str, v: Value) -> Result<i64, minijinja::Error> {
 pub struct Templates {
     env: Environment<'static>,
     count: usize,
+    currency: Currency,
 }
 
 impl std::fmt::Debug for Templates {
@@ -55,12 +189,12 @@ impl Templates {
         // Screens are plain text: a block tag's own newline is not output.
         env.set_trim_blocks(true);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        let plain = currency.clone();
-        env.add_filter("money", move |v: Value| minor_units("money", v).map(|m| currency.format(m)));
+        let (money, num) = (currency.clone(), currency.clone());
+        env.add_filter("money", move |v: Value| minor_units("money", v).map(|m| money.format(m)));
         // `num`: an amount without the currency code, for tight lines such as statements.
-        env.add_filter("num", move |v: Value| minor_units("num", v).map(|m| plain.number(m)));
-        env.add_filter("mask", |v: String| crate::domain::msisdn_mask(&v));
-        Templates { env, count: 0 }
+        env.add_filter("num", move |v: Value| minor_units("num", v).map(|m| num.number(m)));
+        env.add_filter("mask", |v: String| msisdn_mask(&v));
+        Templates { env, count: 0, currency }
     }
 
     /// Compiles one text per language; `Err` carries minijinja's message.
@@ -73,8 +207,9 @@ impl Templates {
                 Some(s) => {
                     let name = format!("t{}", self.count);
                     self.count += 1;
+                    let prints = Prints::parse(&s);
                     self.env.add_template_owned(name.clone(), s).map_err(|e| e.to_string())?;
-                    Some(Piece::Template(name))
+                    Some(Piece::Template(name, prints))
                 }
             };
             by_lang.push(piece);
@@ -92,7 +227,7 @@ impl Templates {
         match Self::piece(tpl, lang) {
             None => String::new(),
             Some(Piece::Plain(s)) => s.clone(),
-            Some(Piece::Template(name)) => {
+            Some(Piece::Template(name, _)) => {
                 self.env.get_template(name).map(|t| t.source().to_owned()).unwrap_or_default()
             }
         }
@@ -103,7 +238,22 @@ impl Templates {
         match Self::piece(tpl, lang) {
             None => Some(""),
             Some(Piece::Plain(s)) => Some(s),
-            Some(Piece::Template(_)) => None,
+            Some(Piece::Template(..)) => None,
+        }
+    }
+
+    /// The text of `tpl` in `lang` over the journey's `vars` and language `code`, when
+    /// the template only prints them; `None` when it takes minijinja.
+    pub fn printed(
+        &self,
+        tpl: &Tpl,
+        lang: usize,
+        vars: &Map<String, serde_json::Value>,
+        code: &str,
+    ) -> Option<String> {
+        match Self::piece(tpl, lang)? {
+            Piece::Template(_, Some(prints)) => prints.render(vars, code, &self.currency),
+            _ => None,
         }
     }
 
@@ -112,7 +262,7 @@ impl Templates {
         match Self::piece(tpl, lang) {
             None => Ok(String::new()),
             Some(Piece::Plain(s)) => Ok(s.clone()),
-            Some(Piece::Template(name)) => self.env.get_template(name)?.render(ctx),
+            Some(Piece::Template(name, _)) => self.env.get_template(name)?.render(ctx),
         }
     }
 }
@@ -168,6 +318,67 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Each text rendered both ways over `vars`: the direct way (`None` when it defers)
+    /// and minijinja's.
+    fn both(source: &str, vars: serde_json::Value) -> (Option<String>, Result<String, String>) {
+        let mut t = Templates::new(Currency::new("KES", 2));
+        let tpl = t.add(vec![Some(source.into())]).unwrap();
+        let serde_json::Value::Object(vars) = vars else { panic!("vars are an object") };
+        let direct = t.printed(&tpl, 0, &vars, "sw");
+        let clean = one_line_values(&vars);
+        let ctx = minijinja::context! { lang => "sw", ..minijinja::Value::from_serialize(&*clean) };
+        (direct, t.render(&tpl, 0, &ctx).map_err(|e| e.to_string()))
+    }
+
+    #[test]
+    fn a_template_that_only_prints_is_rendered_as_minijinja_would() {
+        let vars = json!({
+            "customer": { "first_name": "Amina", "language": "sw", "deep": { "n": -42 } },
+            "amount": 150_050,
+            "to": "+254700000002",
+            "name": "John\n1. Yes\u{202E}",
+            "lang": "en",
+        });
+        for source in [
+            "Welcome {{ customer.first_name }}",
+            "Karibu {{customer.first_name}}!",
+            "{{ customer.language }}",
+            "Send {{ amount|money }} to {{ to|mask }}?\n1. Yes\n2. No",
+            "{{ amount | num }} / {{ amount }} / {{ customer.deep.n|money }}",
+            "Pay {{ name }}",
+            "{{ lang }}",
+        ] {
+            let (direct, jinja) = both(source, vars.clone());
+            assert_eq!(direct.as_deref(), Some(jinja.unwrap().as_str()), "{source}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_left_to_minijinja() {
+        let vars = json!({ "x": 1.5, "flag": true, "list": [1], "s": "a", "n": 7 });
+        for source in [
+            "{{ x }}",
+            "{{ flag }}",
+            "{{ list }}",
+            "{{ missing }}",
+            "{{ s.deeper }}",
+            "{{ s|money }}",
+            "{{ n|mask }}",
+            "{{ s|upper }}",
+            "{{ true }}",
+            "{{- s }} x",
+            "{{ s -}} x",
+            "{{ list[0] }}",
+            "{% if n %}yes{% endif %}",
+            "{# note #}{{ s }}",
+            "{{ s }}\n",
+            "{{ lang.x }}",
+        ] {
+            let (direct, _) = both(source, vars.clone());
+            assert_eq!(direct, None, "{source}");
+        }
+    }
 
     #[test]
     fn values_are_one_visible_line_and_the_menus_own_breaks_stay() {
