@@ -134,6 +134,9 @@ struct Arrival<'a> {
     mark: TextMark,
     rules: HopRules<'a>,
     deadline: Instant,
+    /// When it arrived, in Unix milliseconds: a session answered for its identity since
+    /// was answered for a copy of it.
+    arrived_ms: u64,
 }
 
 /// What one attempt at a hop works on: fixed for the attempt.
@@ -298,7 +301,7 @@ impl Gateway {
         let bundle = self.menus.load_full();
         let key = SessionKey::new(&hop.channel, hop.msisdn.as_e164(), &hop.session_id);
         let mark = self.text_key.mark(&hop.input.identity());
-        let arrival = Arrival { hop, key, mark, rules, deadline };
+        let arrival = Arrival { hop, key, mark, rules, deadline, arrived_ms: unix_ms() };
         let key = &arrival.key;
 
         // A first hop almost always opens a new session: skip the read and create the

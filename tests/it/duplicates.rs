@@ -2,9 +2,16 @@
 //! and never run twice an op that writes, moves money or checks a PIN. (An op that only
 //! reads takes no claim: a copy may read again, and is still answered the stored reply.)
 
-use crate::common::{Store, TestApp, at_form, main_menu, spawn, unique_session, until};
+use std::time::Duration;
+
+use crate::common::{
+    Store, TestApp, at_form, lock_waiters, main_menu, register_biller, spawn, unique_session, until,
+};
 use futures_util::future::join_all;
 use sqlx::PgPool;
+use ussd_gateway::channel::{Hop, Input};
+use ussd_gateway::domain::{Msisdn, Region};
+use ussd_gateway::gateway::HopRules;
 use ussd_gateway::ops::{self, Op};
 
 const BRIAN: &str = "+254700000002";
@@ -140,4 +147,46 @@ async fn a_session_whose_hops_alternate_between_processes_moves_money_once(pool:
         .await
         .unwrap();
     assert_eq!(transfers, 1);
+}
+
+/// Two copies of a hop from a provider that numbers no hop, on a screen whose op only
+/// reads (so nothing claims the session): whichever writes second finds the session
+/// answered, after it arrived, for a hop of its own identity, and replays that answer
+/// rather than taking the input again on the next screen, however long the read took
+/// (here the repeat window is nothing at all).
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_copy_behind_a_read_replays_past_the_repeat_window(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Redis).await;
+    register_biller(&pool, "KPLC", "http://127.0.0.1:9", 1000).await;
+    let gateway = &app.state.gateway;
+    let rules = HopRules {
+        deadline: Duration::from_secs(10),
+        codes: &[],
+        repeat_window: Duration::ZERO,
+        conversation: None,
+    };
+    let session = unique_session();
+    let hop = |first, text: &str| Hop {
+        provider: "nalo",
+        channel: "nalo".into(),
+        session_id: session.clone(),
+        msisdn: Msisdn::parse(BRIAN, Region::parse("KE").unwrap()).unwrap(),
+        service_code: "*384#".into(),
+        input: Input::PerHop { text: text.into(), first, seq: None },
+    };
+    assert_eq!(gateway.handle_with(&hop(true, ""), rules).await.0.text, main_menu("Brian")[4..]);
+
+    // Both copies of "Pay bill" wait on the billers table, then read it one after the other.
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE billers IN ACCESS EXCLUSIVE MODE").execute(&mut *blocker).await.unwrap();
+    let (pay, copy) = (hop(false, "8"), hop(false, "8"));
+    let both =
+        futures_util::future::join(gateway.handle_with(&pay, rules), gateway.handle_with(&copy, rules));
+    let waiting = async {
+        until("both copies waiting for the billers", || async { lock_waiters(&pool).await == 2 }).await;
+        blocker.rollback().await.unwrap();
+    };
+    let (((first, _), (second, _)), ()) = futures_util::future::join(both, waiting).await;
+    assert!(first.text.starts_with("Pay bill\n1. Power KPLC"), "{}", first.text);
+    assert_eq!(second.text, first.text);
 }
