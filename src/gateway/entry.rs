@@ -217,15 +217,18 @@ impl Gateway {
 
     /// Whether a hop on an existing session repeats the last one received: the same
     /// identity (for a per-hop input without a counter, only while the reply is fresh or
-    /// still being worked out, or when it was answered after this hop arrived: a copy
-    /// that ran a read beside the first, which claims nothing). A second opening hop
-    /// right after the first (Safaricom may send two) has the first's identity.
+    /// still being worked out, or on USSD when it was answered after this hop arrived: a
+    /// copy that ran a read beside the first, which claims nothing). An SMS conversation
+    /// is answered one message at a time, its copies caught by message id: there, that
+    /// test could only mistake a next message for a copy, on a replica whose clock is
+    /// behind the one that answered. A second opening hop right after the first
+    /// (Safaricom may send two) has the first's identity.
     fn is_retry(&self, a: &Arrival<'_>, session: &Session) -> bool {
         let window = u64::try_from(a.rules.repeat_window.as_millis()).unwrap_or(u64::MAX);
         session.seen == a.mark
             && (a.hop.input.identifies_uniquely()
                 || session.pending_since_ms.is_some()
-                || session.answered_ms >= a.arrived_ms
+                || (a.rules.conversation.is_none() && session.answered_ms >= a.arrived_ms)
                 || unix_ms().saturating_sub(session.answered_ms) < window)
     }
 }
