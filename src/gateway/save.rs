@@ -60,7 +60,7 @@ impl Gateway {
             self.write(at, version, &session, kind, unread.is_some()).await
         };
         match written {
-            Ok(Unless::Saved(_)) => {
+            Ok(Unless::Saved(version)) => {
                 // Counted once the hop's outcome is stored, not per attempt.
                 crate::telemetry::record_screens(
                     &session.service,
@@ -68,7 +68,7 @@ impl Gateway {
                     reply.end,
                     &refused_on,
                 );
-                self.track(at.key, &session, reply.end);
+                self.track(at.key, &session, version, reply.end);
                 Ok(Finished::Answered(reply, kind))
             }
             // Only reads ran (a movement claims first, and its claim reads the pointer).

@@ -19,9 +19,10 @@ pub const MOST_TRACKED: usize = 100_000;
 pub struct Wait {
     pub menu: Arc<str>,
     pub screen: Arc<str>,
-    /// The session's hop count after that reply: a higher one in the store means
-    /// another process answered since.
-    pub hops: u32,
+    /// The session's version after that reply: another in the store means it was
+    /// written since (another process answered it, took it over or claimed it), and
+    /// is no longer this process's to count.
+    pub version: u64,
     pub at: Instant,
 }
 
@@ -45,8 +46,15 @@ impl Waiting {
 
     /// Notes that `key` now waits on `screen`; false when it is not tracked because as
     /// many sessions as may be already are.
-    pub fn answered(&mut self, key: &SessionKey, menu: &str, screen: &str, hops: u32, at: Instant) -> bool {
-        let wait = Wait { menu: self.name(menu), screen: self.name(screen), hops, at };
+    pub fn answered(
+        &mut self,
+        key: &SessionKey,
+        menu: &str,
+        screen: &str,
+        version: u64,
+        at: Instant,
+    ) -> bool {
+        let wait = Wait { menu: self.name(menu), screen: self.name(screen), version, at };
         if let Some(slot) = self.sessions.get_mut(key) {
             *slot = wait;
         } else if self.sessions.len() < self.most {
@@ -62,9 +70,11 @@ impl Waiting {
         self.sessions.remove(key);
     }
 
-    /// Takes out the sessions that have waited `ttl` or longer by `now`.
-    pub fn due(&mut self, now: Instant, ttl: Duration) -> Vec<(SessionKey, Wait)> {
-        let due: Vec<_> = self.sessions.extract_if(|_, w| now.duration_since(w.at) >= ttl).collect();
+    /// Takes out at most `most` of the sessions that have waited `ttl` or longer by `now`.
+    pub fn due(&mut self, now: Instant, ttl: Duration, most: usize) -> Vec<(SessionKey, Wait)> {
+        // Unvisited sessions stay (std's `ExtractIf` keeps what it did not reach).
+        let due: Vec<_> =
+            self.sessions.extract_if(|_, w| now.duration_since(w.at) >= ttl).take(most).collect();
         if !due.is_empty() {
             // A name only `due` still holds is not kept for later: menus get reloaded.
             self.names.retain(|name| Arc::strong_count(name) > 1);
@@ -103,12 +113,31 @@ mod tests {
         assert!(waiting.answered(&key(2), "wallet", "main", 1, start));
         assert!(waiting.answered(&key(1), "wallet", "pin", 2, start + Duration::from_secs(60)));
         waiting.ended(&key(2));
-        assert!(waiting.due(start + ttl, ttl).is_empty(), "key 1 answered again a minute in");
-        let due = waiting.due(start + ttl + Duration::from_secs(60), ttl);
+        assert!(waiting.due(start + ttl, ttl, usize::MAX).is_empty(), "key 1 answered again a minute in");
+        let due = waiting.due(start + ttl + Duration::from_secs(60), ttl, usize::MAX);
         assert_eq!(due.len(), 1);
         let (k, w) = &due[0];
-        assert_eq!((k, &*w.menu, &*w.screen, w.hops), (&key(1), "wallet", "pin", 2));
+        assert_eq!((k, &*w.menu, &*w.screen, w.version), (&key(1), "wallet", "pin", 2));
         assert_eq!(waiting.len(), 0, "taken out, so counted once");
+    }
+
+    #[test]
+    fn due_sessions_are_taken_a_batch_at_a_time_and_the_rest_stay() {
+        let t = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut waiting = Waiting::default();
+        for n in 0..100 {
+            waiting.answered(&key(n), "wallet", "main", 1, t);
+        }
+        waiting.answered(&key(100), "wallet", "main", 1, t + second);
+        let mut taken = std::collections::HashSet::new();
+        for size in [30, 30, 30, 10, 0] {
+            let batch = waiting.due(t + second, second, 30);
+            assert_eq!(batch.len(), size);
+            taken.extend(batch.into_iter().map(|(k, _)| k));
+        }
+        assert_eq!(taken.len(), 100, "each due session taken once");
+        assert_eq!(waiting.len(), 1, "the one not due stays");
     }
 
     #[test]
@@ -133,9 +162,9 @@ mod tests {
             waiting.answered(&key(n), "wallet", "main", 1, t);
         }
         assert_eq!(waiting.names.len(), 2, "one copy of `wallet` and of `main` for a hundred sessions");
-        assert_eq!(waiting.due(t + second, second).len(), 100);
+        assert_eq!(waiting.due(t + second, second, usize::MAX).len(), 100);
         waiting.answered(&key(0), "agent", "float", 1, t);
-        assert_eq!(waiting.due(t + second, second).len(), 1);
+        assert_eq!(waiting.due(t + second, second, usize::MAX).len(), 1);
         let mut kept: Vec<_> = waiting.names.iter().map(|n| n.to_string()).collect();
         kept.sort();
         assert_eq!(kept, ["agent", "float"], "`wallet` and `main` went with the sweep after their last");

@@ -81,6 +81,11 @@ impl MemoryStore {
         lock(&self.inner).sweep(Instant::now());
     }
 
+    pub fn version(&self, key: &str) -> Option<u64> {
+        let map = lock(&self.inner);
+        map.entries.get(key).filter(|e| e.expires > Instant::now()).map(|e| e.version)
+    }
+
     pub fn load(&self, key: &str) -> Option<(u64, Vec<u8>)> {
         let map = lock(&self.inner);
         map.entries.get(key).filter(|e| e.expires > Instant::now()).map(|e| (e.version, e.bytes.clone()))

@@ -84,13 +84,13 @@ impl SessionStore {
         raw.map(decode).transpose()
     }
 
-    /// The sessions under `keys`, in their order, read in one round trip.
-    pub async fn load_many(&self, keys: &[&SessionKey]) -> Result<Vec<Option<Loaded>>, StoreError> {
-        let raw = match self {
-            SessionStore::Memory(m) => keys.iter().map(|k| m.load(k.as_str())).collect(),
-            SessionStore::Redis(r) => r.load_many(keys.iter().map(|k| k.as_str())).await?,
-        };
-        raw.into_iter().map(|found| found.map(decode).transpose()).collect()
+    /// The versions of the sessions under `keys`, in their order (`None`: no record),
+    /// read in one round trip without the records themselves.
+    pub async fn versions(&self, keys: &[&SessionKey]) -> Result<Vec<Option<u64>>, StoreError> {
+        match self {
+            SessionStore::Memory(m) => Ok(keys.iter().map(|k| m.version(k.as_str())).collect()),
+            SessionStore::Redis(r) => r.versions(keys.iter().map(|k| k.as_str())).await,
+        }
     }
 
     /// Writes `session` if the stored version is still `expected` (0: no record yet).

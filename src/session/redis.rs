@@ -141,29 +141,24 @@ impl RedisStore {
         Ok(version.zip(bytes))
     }
 
-    /// [`Self::load`] for many keys: pipelined on one server (one round trip), all at
-    /// once on a Cluster (the keys are in many slots).
-    pub async fn load_many(
-        &self,
-        keys: impl Iterator<Item = &str>,
-    ) -> Result<Vec<Option<(u64, Vec<u8>)>>, StoreError> {
-        let found: Vec<(Option<u64>, Option<Vec<u8>>)> = if self.conn.is_cluster() {
-            // Keys in many slots: one request each, all in flight at once.
+    /// The versions alone of many sessions: pipelined on one server (one round trip),
+    /// all at once on a Cluster (the keys are in many slots).
+    pub async fn versions(&self, keys: impl Iterator<Item = &str>) -> Result<Vec<Option<u64>>, StoreError> {
+        if self.conn.is_cluster() {
             let reads = keys.map(|key| {
                 let mut conn = self.conn.clone();
                 let key = self.key(key);
-                async move { conn.hget(key, &["v", "d"]).await }
+                async move { conn.hget(key, "v").await }
             });
-            futures_util::future::try_join_all(reads).await.map_err(unavailable)?
+            futures_util::future::try_join_all(reads).await.map_err(unavailable)
         } else {
             let mut pipe = redis::pipe();
             for key in keys {
-                pipe.hget(self.key(key), &["v", "d"]);
+                pipe.hget(self.key(key), "v");
             }
             let mut conn = self.conn.clone();
-            pipe.query_async(&mut conn).await.map_err(unavailable)?
-        };
-        Ok(found.into_iter().map(|(version, bytes)| version.zip(bytes)).collect())
+            pipe.query_async(&mut conn).await.map_err(unavailable)
+        }
     }
 
     pub async fn save(
