@@ -94,7 +94,7 @@ impl Gateway {
         }
         if retry || loaded.session.pending_since_ms.is_some() {
             let mark = retry.then_some(a.mark);
-            let (reply, kind) = self.behind(a, loaded, mark, edition.map(|m| &**m)).await?;
+            let (reply, kind) = Box::pin(self.behind(a, loaded, mark, edition.map(|m| &**m))).await?;
             return Ok(Entered::Answered(reply, kind));
         }
         let Loaded { version, session } = loaded;
@@ -151,7 +151,7 @@ impl Gateway {
         let handoff = menu.handoff_code(&inputs).filter(|_| rules.conversation.is_none());
         let entry = match (handoff, &menu.resume) {
             (Some(code), _) => {
-                let Some(journey) = self.take_handoff(hop, &menu, code).await? else {
+                let Some(journey) = Box::pin(self.take_handoff(hop, &menu, code)).await? else {
                     let j = Journey { lang: menu.languages[0].clone(), ..Journey::default() };
                     return Ok(Entered::Answered(
                         Reply::end(line(&menu, &j, Message::CodeExpired)),

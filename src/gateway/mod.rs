@@ -310,6 +310,8 @@ impl Gateway {
         let mut assume_new = hop.input.is_first();
         // How a new session enters once its resume pointer has been read.
         let mut decided: Option<Entry> = None;
+        // The rare paths below are boxed: a future holds room for its largest await,
+        // and every hop's future is allocated and moved whole.
         for _ in 0..CAS_ATTEMPTS {
             let loaded = if std::mem::take(&mut assume_new) { None } else { self.store.load(key).await? };
             let Opened { version, session, menu, inputs, entry } =
@@ -334,15 +336,15 @@ impl Gateway {
                 Err(Interrupt::LostRace) => continue,
                 Err(Interrupt::Store(e)) if record.moved.is_none() => return Err(e.into()),
                 Err(Interrupt::Dropped(found)) => {
-                    decided = Some(self.after_pointer(&arrival, &menu, found).await?);
+                    decided = Some(Box::pin(self.after_pointer(&arrival, &menu, found)).await?);
                     // Nothing was written: a record that did not exist still does not.
                     assume_new = record.version == 0;
                     continue;
                 }
                 Err(failure) => {
-                    let (message, kind) = self.failed(&attempt, &mut record, failure).await;
+                    let (message, kind) = Box::pin(self.failed(&attempt, &mut record, failure)).await;
                     if kind != HopKind::Promised && rules.conversation.is_some() {
-                        return Ok(self.restore(key, &record, before, &menu, message).await);
+                        return Ok(Box::pin(self.restore(key, &record, before, &menu, message)).await);
                     }
                     record.session.journey.done = true;
                     (Reply::end(line(&menu, &record.session.journey, message)), kind)
@@ -353,7 +355,7 @@ impl Gateway {
                 Finished::Answered(reply, kind) => return Ok((reply, kind)),
                 Finished::Again => {}
                 Finished::Pointed(found) => {
-                    decided = Some(self.after_pointer(&arrival, &menu, found).await?);
+                    decided = Some(Box::pin(self.after_pointer(&arrival, &menu, found)).await?);
                     assume_new = version == 0;
                 }
             }

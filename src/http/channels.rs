@@ -205,7 +205,7 @@ async fn callback(channel: &Channel, state: AppState, request: Request) -> Respo
     let hop = match parsed.inbound {
         Inbound::Hop(hop) => hop,
         Inbound::Closed(closed) => {
-            state.gateway.close(&closed).await;
+            Box::pin(state.gateway.close(&closed)).await;
             return provider.acknowledge(&parsed.echo);
         }
     };
@@ -232,7 +232,9 @@ async fn callback(channel: &Channel, state: AppState, request: Request) -> Respo
         repeat_window: spec.repeat_window,
         conversation: None,
     };
-    let (reply, kind) = state.gateway.handle_with(&hop, rules).await;
+    // Boxed: axum moves the handler's future into a box of its own on every request,
+    // and with the hop inline that future was 15 KB, copied each time.
+    let (reply, kind) = Box::pin(state.gateway.handle_with(&hop, rules)).await;
     crate::telemetry::record_hop(&spec.name, kind.as_str(), started.elapsed());
     provider.render(&reply, &parsed.echo)
 }
