@@ -19,6 +19,7 @@ impl Operation for AgentBalances {
         secrets: &["pin"],
         authenticates: true,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

@@ -33,6 +33,7 @@ impl Operation for AgentCashIn {
         secrets: &["pin"],
         authenticates: true,
         writes: true,
+        calls_out: false,
         movement: transfer("cash_in"),
     };
 

@@ -19,6 +19,7 @@ impl Operation for AgentCashInQuote {
         secrets: &[],
         authenticates: false,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

@@ -29,6 +29,7 @@ impl Operation for AgentCashOutQuote {
         secrets: &[],
         authenticates: false,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

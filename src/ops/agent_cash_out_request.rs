@@ -39,6 +39,7 @@ impl Operation for AgentCashOutRequest {
         secrets: &["pin"],
         authenticates: true,
         writes: true,
+        calls_out: false,
         // Until the customer decides, only they hear of it.
         movement: Some(Movement::Transfer { kind: "cash_out", held_tells: false }),
     };

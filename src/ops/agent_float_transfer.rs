@@ -33,6 +33,7 @@ impl Operation for AgentFloatTransfer {
         secrets: &["pin"],
         authenticates: true,
         writes: true,
+        calls_out: false,
         movement: transfer("float_transfer"),
     };
 

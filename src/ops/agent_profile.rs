@@ -17,6 +17,7 @@ impl Operation for AgentProfile {
         secrets: &[],
         authenticates: false,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

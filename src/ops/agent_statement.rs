@@ -17,6 +17,7 @@ impl Operation for AgentStatement {
         secrets: &["pin"],
         authenticates: true,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

@@ -35,6 +35,7 @@ impl Operation for AirtimeBuy {
         secrets: &["pin"],
         authenticates: true,
         writes: true,
+        calls_out: false,
         movement: transfer("bill"),
     };
 

@@ -19,6 +19,7 @@ impl Operation for AirtimeOffer {
         secrets: &[],
         authenticates: false,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

@@ -37,6 +37,7 @@ impl Operation for BillPay {
         secrets: &["pin"],
         authenticates: true,
         writes: true,
+        calls_out: false,
         movement: transfer("bill"),
     };
 

@@ -22,6 +22,7 @@ impl Operation for BillValidate {
         secrets: &[],
         authenticates: false,
         writes: false,
+        calls_out: true,
         movement: None,
     };
 

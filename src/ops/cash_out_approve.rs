@@ -30,6 +30,7 @@ impl Operation for CashOutApprove {
         secrets: &["pin"],
         authenticates: true,
         writes: true,
+        calls_out: false,
         movement: Some(Movement::Hold),
     };
 

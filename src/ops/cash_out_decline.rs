@@ -19,6 +19,7 @@ impl Operation for CashOutDecline {
         secrets: &[],
         authenticates: false,
         writes: true,
+        calls_out: false,
         movement: None,
     };
 

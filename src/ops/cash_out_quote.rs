@@ -22,6 +22,7 @@ impl Operation for CashOutQuote {
         secrets: &[],
         authenticates: false,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

@@ -16,6 +16,7 @@ impl Operation for CashOutWaiting {
         secrets: &[],
         authenticates: false,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

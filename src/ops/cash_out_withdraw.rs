@@ -34,6 +34,7 @@ impl Operation for CashOutWithdraw {
         secrets: &["pin"],
         authenticates: true,
         writes: true,
+        calls_out: false,
         movement: transfer("cash_out"),
     };
 

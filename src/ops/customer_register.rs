@@ -33,6 +33,7 @@ impl Operation for CustomerRegister {
         secrets: &["pin"],
         authenticates: false,
         writes: true,
+        calls_out: false,
         movement: None,
     };
 

@@ -19,6 +19,7 @@ impl Operation for CustomerSealId {
         secrets: &["national_id"],
         authenticates: false,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

@@ -18,6 +18,7 @@ impl Operation for CustomerSetLanguage {
         secrets: &[],
         authenticates: false,
         writes: true,
+        calls_out: false,
         movement: None,
     };
 

@@ -21,6 +21,7 @@ impl Operation for GoodsFind {
         secrets: &[],
         authenticates: false,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

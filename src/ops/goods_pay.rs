@@ -34,6 +34,7 @@ impl Operation for GoodsPay {
         secrets: &["pin"],
         authenticates: true,
         writes: true,
+        calls_out: false,
         movement: transfer("merchant"),
     };
 

@@ -21,6 +21,7 @@ impl Operation for MerchantBalance {
         secrets: &["pin"],
         authenticates: true,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

@@ -20,6 +20,7 @@ impl Operation for MerchantPayments {
         secrets: &["pin"],
         authenticates: true,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

@@ -30,6 +30,7 @@ impl Operation for MerchantRefund {
         secrets: &["pin"],
         authenticates: true,
         writes: true,
+        calls_out: false,
         movement: None,
     };
 

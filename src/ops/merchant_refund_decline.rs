@@ -20,6 +20,7 @@ impl Operation for MerchantRefundDecline {
         secrets: &[],
         authenticates: false,
         writes: true,
+        calls_out: false,
         movement: None,
     };
 

@@ -18,6 +18,7 @@ impl Operation for MerchantRefunds {
         secrets: &[],
         authenticates: false,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

@@ -32,6 +32,7 @@ impl Operation for MerchantWithdraw {
         secrets: &["pin"],
         authenticates: true,
         writes: true,
+        calls_out: false,
         movement: transfer("merchant_withdrawal"),
     };
 

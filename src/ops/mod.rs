@@ -183,6 +183,10 @@ pub struct OpSpec {
     /// Whether success changes stored state (money, PIN, profile): the menu's Back key
     /// never returns across it.
     pub writes: bool,
+    /// Whether the op asks a partner (a biller, a business's validation URL) even when
+    /// it writes nothing here: a copy of its hop must not ask again, since in the
+    /// partner's outage every call counts against its breaker.
+    pub calls_out: bool,
 }
 
 impl OpSpec {
@@ -191,10 +195,14 @@ impl OpSpec {
         self.movement.is_some()
     }
 
-    /// Whether the op only reads: it moves nothing, writes nothing and takes no secret
-    /// (a PIN check counts failures), so running it twice is harmless.
+    /// Whether the op only reads: it moves nothing, writes nothing, takes no secret (a
+    /// PIN check counts failures) and asks no partner, so running it twice is harmless.
     pub fn reads_only(&self) -> bool {
-        self.movement.is_none() && !self.writes && !self.authenticates && self.secrets.is_empty()
+        self.movement.is_none()
+            && !self.writes
+            && !self.authenticates
+            && self.secrets.is_empty()
+            && !self.calls_out
     }
 }
 

@@ -21,6 +21,7 @@ impl Operation for PaybillFind {
         secrets: &[],
         authenticates: false,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

@@ -36,6 +36,7 @@ impl Operation for PaybillPay {
         secrets: &["pin"],
         authenticates: true,
         writes: true,
+        calls_out: false,
         movement: transfer("merchant"),
     };
 

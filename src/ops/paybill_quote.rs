@@ -31,6 +31,7 @@ impl Operation for PaybillQuote {
         secrets: &[],
         authenticates: false,
         writes: false,
+        calls_out: true,
         movement: None,
     };
 

@@ -19,6 +19,7 @@ impl Operation for PinChange {
         secrets: &["pin"],
         authenticates: false,
         writes: true,
+        calls_out: false,
         movement: None,
     };
 

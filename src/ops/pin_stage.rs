@@ -20,6 +20,7 @@ impl Operation for PinStage {
         secrets: &["pin"],
         authenticates: false,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

@@ -17,6 +17,7 @@ impl Operation for PinVerify {
         secrets: &["pin"],
         authenticates: true,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

@@ -20,6 +20,7 @@ impl Operation for ReversalGiveBack {
         secrets: &["pin"],
         authenticates: true,
         writes: true,
+        calls_out: false,
         movement: None,
     };
 

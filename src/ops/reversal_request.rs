@@ -32,6 +32,7 @@ impl Operation for ReversalRequest {
         secrets: &["pin"],
         authenticates: true,
         writes: true,
+        calls_out: false,
         movement: None,
     };
 

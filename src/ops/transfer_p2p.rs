@@ -32,6 +32,7 @@ impl Operation for TransferP2p {
         secrets: &["pin"],
         authenticates: true,
         writes: true,
+        calls_out: false,
         movement: transfer("p2p"),
     };
 

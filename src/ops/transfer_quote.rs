@@ -20,6 +20,7 @@ impl Operation for TransferQuote {
         secrets: &[],
         authenticates: false,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

@@ -19,6 +19,7 @@ impl Operation for WalletBalance {
         secrets: &["pin"],
         authenticates: true,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

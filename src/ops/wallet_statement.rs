@@ -17,6 +17,7 @@ impl Operation for WalletStatement {
         secrets: &["pin"],
         authenticates: true,
         writes: false,
+        calls_out: false,
         movement: None,
     };
 

@@ -1,6 +1,7 @@
 //! Duplicate hops — aggregator retries, sequential or concurrent — get the cached reply
-//! and never run twice an op that writes, moves money or checks a PIN. (An op that only
-//! reads takes no claim: a copy may read again, and is still answered the stored reply.)
+//! and never run twice an op that writes, moves money, checks a PIN or asks a partner.
+//! (An op that only reads takes no claim: a copy may read again, and is still answered
+//! the stored reply.)
 
 use std::time::Duration;
 
@@ -189,4 +190,65 @@ async fn a_copy_behind_a_read_replays_past_the_repeat_window(pool: PgPool) {
     let (((first, _), (second, _)), ()) = futures_util::future::join(both, waiting).await;
     assert!(first.text.starts_with("Pay bill\n1. Power KPLC"), "{}", first.text);
     assert_eq!(second.text, first.text);
+}
+
+/// A copy of a hop whose op only reads but calls a partner (`bill.validate` asks the
+/// biller) waits for the original rather than calling again: in a biller's outage each
+/// call would count against its breaker.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_copy_of_a_hop_that_asks_a_biller_does_not_ask_again(pool: PgPool) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let app = spawn(pool.clone(), Store::Redis).await;
+    // A biller that counts its checks and holds each answer until the test lets it go.
+    let asked = Arc::new(AtomicU32::new(0));
+    let (open, opened) = tokio::sync::watch::channel(false);
+    let check = {
+        let asked = Arc::clone(&asked);
+        move || {
+            asked.fetch_add(1, Ordering::SeqCst);
+            let mut opened = opened.clone();
+            async move {
+                let _ = opened.wait_for(|open| *open).await;
+                axum::Json(serde_json::json!({ "name": "JOHN KAMAU" }))
+            }
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let biller = axum::Router::new().route("/validate", axum::routing::post(check));
+    tokio::spawn(axum::serve(listener, biller).into_future());
+    register_biller(&pool, "KPLC", &url, 10_000).await;
+
+    let gateway = &app.state.gateway;
+    let rules =
+        |deadline| HopRules { deadline, codes: &[], repeat_window: Duration::ZERO, conversation: None };
+    let session = unique_session();
+    let hop = |first, text: &str| Hop {
+        provider: "nalo",
+        channel: "nalo".into(),
+        session_id: session.clone(),
+        msisdn: Msisdn::parse(BRIAN, Region::parse("KE").unwrap()).unwrap(),
+        service_code: "*384#".into(),
+        input: Input::PerHop { text: text.into(), first, seq: None },
+    };
+    let long = Duration::from_secs(10);
+    for (first, text) in [(true, ""), (false, "8"), (false, "1"), (false, "12345678901")] {
+        gateway.handle_with(&hop(first, text), rules(long)).await;
+    }
+
+    let amount = hop(false, "500");
+    let original = gateway.handle_with(&amount, rules(long));
+    let copy_then_open = async {
+        until("the biller asked once", || async { asked.load(Ordering::SeqCst) == 1 }).await;
+        // The copy gives up at its own deadline whichever way it went.
+        gateway.handle_with(&amount, rules(Duration::from_secs(1))).await;
+        let asked_while_held = asked.load(Ordering::SeqCst);
+        open.send_replace(true);
+        asked_while_held
+    };
+    let ((reply, _), asked_while_held) = futures_util::future::join(original, copy_then_open).await;
+    assert_eq!(asked_while_held, 1, "the copy asked the biller again");
+    assert!(reply.text.starts_with("Pay KES 500.00 to"), "{}", reply.text);
 }
