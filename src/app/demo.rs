@@ -29,6 +29,14 @@ pub(super) async fn seed(pool: &PgPool, config: &Config, port: u16) -> Result<()
     Ok(())
 }
 
+/// The code the banner's journeys dial: the wallet's, whatever menu file sorts first
+/// (the agent menu's `*385#` would tell Amina she is not an agent).
+pub(super) fn wallet_code(bundle: &crate::menu::Bundle) -> &str {
+    let wallet = bundle.menus().iter().find(|m| m.service == "wallet");
+    let any = || bundle.menus().iter().find_map(|m| m.codes.first());
+    wallet.and_then(|m| m.codes.first()).or_else(any).map_or("*384#", String::as_str)
+}
+
 pub(super) fn banner(addr: std::net::SocketAddr, code: &str, currency: &str) -> String {
     let port = addr.port();
     let money = crate::domain::Currency::new(currency, 2);
@@ -57,4 +65,16 @@ pub(super) fn banner(addr: std::net::SocketAddr, code: &str, currency: &str) -> 
         crate::channel::ussd::Provider::ALL.iter().map(|p| format!("/ussd/{}", p.name())).collect();
     out.push_str(&format!("\nEvery aggregator format answers (README, Aggregators): {}\n", paths.join(" ")));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_banner_dials_the_wallet_not_the_first_menu_file() {
+        let bundle =
+            crate::menu::Bundle::load_dir(std::path::Path::new("menus")).expect("the shipped menus load");
+        assert_eq!(super::wallet_code(&bundle), "*384#");
+        let banner = super::banner("127.0.0.1:8080".parse().unwrap(), super::wallet_code(&bundle), "KES");
+        assert!(banner.contains("'serviceCode=*384#'"), "{banner}");
+    }
 }

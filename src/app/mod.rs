@@ -273,7 +273,6 @@ pub struct Application {
     config: Config,
     listener: TcpListener,
     admin_listener: TcpListener,
-    codes: Vec<String>,
     relay: Relay,
     detector: Option<Detector>,
     stop: CancellationToken,
@@ -309,7 +308,6 @@ impl Application {
         }
         let menus = load_menus(&config)?;
         announce_menus(&menus, &config);
-        let codes = menus.menus().iter().flat_map(|m| m.codes.clone()).collect();
         let (listen, admin_listen) = (config.server.listen, config.server.admin_listen);
         let listener = TcpListener::bind(listen)
             .await
@@ -341,7 +339,6 @@ impl Application {
             config,
             listener,
             admin_listener,
-            codes,
             relay,
             detector,
             stop: CancellationToken::new(),
@@ -368,7 +365,7 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartError> {
-        let Application { state, config, listener, admin_listener, codes, relay, detector, stop } = self;
+        let Application { state, config, listener, admin_listener, relay, detector, stop } = self;
         let gateway = Arc::clone(&state.gateway);
         let addr = listener.local_addr().map_err(|e| StartError::Listen {
             addr: config.server.listen.to_string(),
@@ -379,10 +376,8 @@ impl Application {
             info!(%admin, "the admin API and /metrics listen here");
         }
         if config.demo {
-            println!(
-                "{}",
-                demo::banner(addr, codes.first().map_or("*384#", String::as_str), &config.settings.currency)
-            );
+            let menus = gateway.menus();
+            println!("{}", demo::banner(addr, demo::wallet_code(&menus), &config.settings.currency));
         }
         let (loops, loops_stop) = (TaskTracker::new(), CancellationToken::new());
         loops::start_loops(&loops, &state, &config, &loops_stop);
