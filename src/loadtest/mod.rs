@@ -196,6 +196,13 @@ fn is_resume_offer(text: &str) -> bool {
     ["en", "sw"].iter().any(|lang| text.starts_with(&format!("CON {}", Message::ResumeOffer.text(lang))))
 }
 
+/// Whether a reply is the gateway's answer to a number or a channel over its rate limit.
+fn is_refusal(text: &str) -> bool {
+    use crate::http::channels::{CHANNEL_BUSY, TOO_MANY_HOPS};
+    text.strip_prefix("END ")
+        .is_some_and(|line| line.starts_with(TOO_MANY_HOPS) || line.starts_with(CHANNEL_BUSY))
+}
+
 /// One journey by a random subscriber. Its hops count if the journey started after the
 /// warm-up; it stops at the first failed hop.
 async fn walk(shared: &Shared, worker: u64, seq: u64) -> Walked {
@@ -256,8 +263,10 @@ async fn walk(shared: &Shared, worker: u64, seq: u64) -> Walked {
         let latency = sent.elapsed();
         shared.hops.fetch_add(1, Ordering::Relaxed);
         let offered = !declined && prefix.is_empty() && reply.as_ref().is_ok_and(|t| is_resume_offer(t));
+        let refused = reply.as_ref().is_ok_and(|t| is_refusal(t));
         let error = match reply {
             _ if offered => None,
+            Ok(text) if refused => Some(format!("refused by the rate limit: `{}`", text.trim())),
             Ok(text) if !opts.check || text.starts_with(expect) => None,
             Ok(text) => Some(format!("expected `{expect}…`, got `{}`", text.replace('\n', "\\n"))),
             Err(e) => Some(e),
@@ -265,7 +274,7 @@ async fn walk(shared: &Shared, worker: u64, seq: u64) -> Walked {
         let failed = error.is_some();
         let sent = sent.saturating_duration_since(shared.measure_from);
         let step = if offered { "resume.offered" } else { step };
-        walked.hops.push(HopSample { step, sent, latency, error });
+        walked.hops.push(HopSample { step, sent, latency, error, refused });
         if failed {
             return walked;
         }

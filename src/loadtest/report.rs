@@ -46,7 +46,8 @@ impl StepStats {
         let ms = |q: f64| self.latency_us.value_at_quantile(q) as f64 / 1_000.0;
         StepSummary {
             count: self.latency_us.len(),
-            per_second: self.latency_us.len() as f64 / seconds,
+            // A hop answered wrongly is not throughput, however fast it came back.
+            per_second: self.latency_us.len().saturating_sub(self.errors) as f64 / seconds,
             p50_ms: ms(0.50),
             p90_ms: ms(0.90),
             p99_ms: ms(0.99),
@@ -64,6 +65,8 @@ pub struct HopSample {
     pub sent: Duration,
     pub latency: Duration,
     pub error: Option<String>,
+    /// Answered with the gateway's rate-limit line instead of the screen expected.
+    pub refused: bool,
 }
 
 /// One journey's hops, up to and including the first failure.
@@ -100,6 +103,8 @@ pub struct Tally {
     pub transfers: u64,
     /// Open loop only: journeys due while the in-flight cap was reached.
     pub shed: u64,
+    /// Hops the gateway's rate limits refused (counted among the errors too).
+    pub refused: u64,
 }
 
 impl Tally {
@@ -117,6 +122,7 @@ impl Tally {
                 second.latency_us.saturating_record(us);
                 second.errors += u64::from(hop.error.is_some());
             }
+            self.refused += u64::from(hop.refused);
             let stats = self.steps.entry(hop.step).or_default();
             stats.record(hop.latency);
             if let Some(e) = hop.error {
@@ -143,6 +149,7 @@ impl Tally {
         self.journeys += other.journeys;
         self.transfers += other.transfers;
         self.shed += other.shed;
+        self.refused += other.refused;
     }
 }
 
@@ -183,6 +190,8 @@ pub struct Report {
     pub journeys_per_second: f64,
     pub transfers_per_second: f64,
     pub shed: u64,
+    /// Hops refused by the gateway's rate limits: the load measured the limiter.
+    pub refused: u64,
     pub all_hops: StepSummary,
     pub steps: BTreeMap<String, StepSummary>,
     /// CPU time of the load generator itself, in cores (1.0 = one core busy).
@@ -208,6 +217,7 @@ impl Report {
             journeys_per_second: tally.journeys as f64 / seconds,
             transfers_per_second: tally.transfers as f64 / seconds,
             shed: tally.shed,
+            refused: tally.refused,
             all_hops,
             steps: tally.steps.iter().map(|(k, v)| ((*k).to_owned(), v.summary(seconds))).collect(),
             loadgen_cpu_cores: cpu.as_secs_f64() / seconds,
@@ -274,6 +284,15 @@ impl Report {
             if let Some(e) = &s.first_error {
                 println!("  first error at {name}: {e}");
             }
+        }
+        if self.refused > 0 {
+            println!(
+                "\n  {} of {} hops were refused by the gateway's rate limits, not answered: the generator \
+                 dials its --subscribers numbers far more often than people do. Refused hops are not counted \
+                 as throughput. Seed more numbers (DEMO_SUBSCRIBERS) and pass as many with --subscribers, or \
+                 raise RATE_PER_MSISDN_PER_MINUTE (60 by default) on the gateway under test.",
+                self.refused, self.all_hops.count
+            );
         }
     }
 }

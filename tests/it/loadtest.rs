@@ -56,3 +56,39 @@ async fn send_journeys_decline_a_resume_offer_and_complete(pool: PgPool) {
         .unwrap();
     assert!(sent >= 1, "the journeys moved money");
 }
+
+/// Against the default per-number limit, a load of two subscribers measures the limiter:
+/// the refusals are counted and named, and none of them counts as throughput.
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn rate_limit_refusals_are_reported_and_never_count_as_throughput(pool: PgPool) {
+    let settings = Settings { rate_per_msisdn_per_minute: 3, ..common::settings() };
+    let app = spawn_with(pool.clone(), Store::Redis, settings).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+    let report = run(Options {
+        url: format!("http://{addr}"),
+        code: "*384#".into(),
+        mix: "browse".parse().unwrap(),
+        concurrency: 1,
+        rate: None,
+        duration: Duration::from_millis(500),
+        warmup: Duration::ZERO,
+        subscribers: 2,
+        pin: "1234".into(),
+        amount: 10,
+        check: true,
+        progress: false,
+    })
+    .await
+    .unwrap();
+    server.abort();
+    // Three hops a minute for each of the two numbers pass; every other is refused.
+    let hops = report.all_hops.count;
+    assert!(report.refused > 0 && report.refused + 6 >= hops, "{} refused of {hops}", report.refused);
+    assert_eq!(report.all_hops.errors, report.refused, "a refusal is an error, and nothing else failed");
+    let answered = (report.hops_per_second * report.seconds).round() as u64;
+    assert_eq!(answered, hops - report.all_hops.errors, "only hops answered as expected count");
+    let first = report.steps["browse.dial"].first_error.as_deref().unwrap_or_default();
+    assert!(first.starts_with("refused by the rate limit"), "{first}");
+}
