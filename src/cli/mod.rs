@@ -222,7 +222,8 @@ struct LoadtestArgs {
     /// Print the report as JSON on stdout (no progress bar).
     #[arg(long)]
     json: bool,
-    /// Count any 200 as success instead of checking each screen (for reference servers).
+    /// Count any 200 as success instead of checking each screen (for reference servers);
+    /// the gateway's rate-limit lines still count as refusals.
     #[arg(long)]
     no_check: bool,
 }

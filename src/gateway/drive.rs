@@ -169,9 +169,10 @@ impl Gateway {
         metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => outcome).increment(1);
         match joined {
             Some(Ok(Ok(result))) => {
-                // A read's answer needs no standing: a hop that cannot write after it is
-                // tried again, or fails, as if it had not run.
-                rec.ran |= !spec.reads_only();
+                // An answer that changed nothing needs no standing (a read, a partner's
+                // check): a hop that cannot write after it is tried again, or fails, as
+                // if it had not run.
+                rec.ran |= spec.changes_state();
                 if spec.moves_money() && result.outcome == Outcome::Ok {
                     rec.moved = Some((op, seq, request));
                 }

@@ -290,7 +290,8 @@ impl Report {
                 "\n  {} of {} hops were refused by the gateway's rate limits, not answered: the generator \
                  dials its --subscribers numbers far more often than people do. Refused hops are not counted \
                  as throughput. Seed more numbers (DEMO_SUBSCRIBERS) and pass as many with --subscribers, or \
-                 raise RATE_PER_MSISDN_PER_MINUTE (60 by default) on the gateway under test.",
+                 raise RATE_PER_MSISDN_PER_MINUTE (60 by default) on the gateway under test, or the \
+                 channel's own per_msisdn_per_minute and per_second where its configuration sets them.",
                 self.refused, self.all_hops.count
             );
         }

@@ -184,8 +184,8 @@ pub struct OpSpec {
     /// never returns across it.
     pub writes: bool,
     /// Whether the op asks a partner (a biller, a business's validation URL) even when
-    /// it writes nothing here: a copy of its hop must not ask again, since in the
-    /// partner's outage every call counts against its breaker.
+    /// it writes nothing here: a copy of its hop must not ask again (a biller counts
+    /// every call against its breaker, a business would see the question twice).
     pub calls_out: bool,
 }
 
@@ -195,14 +195,16 @@ impl OpSpec {
         self.movement.is_some()
     }
 
-    /// Whether the op only reads: it moves nothing, writes nothing, takes no secret (a
-    /// PIN check counts failures) and asks no partner, so running it twice is harmless.
+    /// Whether success may leave something changed here: money moved, state written,
+    /// a secret taken (a PIN check counts failures).
+    pub fn changes_state(&self) -> bool {
+        self.movement.is_some() || self.writes || self.authenticates || !self.secrets.is_empty()
+    }
+
+    /// Whether the op only reads: it changes nothing and asks no partner, so running it
+    /// twice is harmless.
     pub fn reads_only(&self) -> bool {
-        self.movement.is_none()
-            && !self.writes
-            && !self.authenticates
-            && self.secrets.is_empty()
-            && !self.calls_out
+        !self.changes_state() && !self.calls_out
     }
 }
 
