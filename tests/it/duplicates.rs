@@ -150,6 +150,23 @@ async fn a_session_whose_hops_alternate_between_processes_moves_money_once(pool:
     assert_eq!(transfers, 1);
 }
 
+/// A hop of Brian's from Nalo, a provider that numbers no hop.
+fn brian_on_nalo(session: &str, first: bool, text: &str) -> Hop {
+    Hop {
+        provider: "nalo",
+        channel: "nalo".into(),
+        session_id: session.to_owned(),
+        msisdn: Msisdn::parse(BRIAN, Region::parse("KE").unwrap()).unwrap(),
+        service_code: "*384#".into(),
+        input: Input::PerHop { text: text.into(), first, seq: None },
+    }
+}
+
+/// Rules under which only a hop's arrival can tell a copy from a next input.
+fn no_repeat_window(deadline: Duration) -> HopRules<'static> {
+    HopRules { deadline, codes: &[], repeat_window: Duration::ZERO, conversation: None }
+}
+
 /// Two copies of a hop from a provider that numbers no hop, on a screen whose op only
 /// reads (so nothing claims the session): whichever writes second finds the session
 /// answered, after it arrived, for a hop of its own identity, and replays that answer
@@ -160,21 +177,9 @@ async fn a_copy_behind_a_read_replays_past_the_repeat_window(pool: PgPool) {
     let app = spawn(pool.clone(), Store::Redis).await;
     register_biller(&pool, "KPLC", "http://127.0.0.1:9", 1000).await;
     let gateway = &app.state.gateway;
-    let rules = HopRules {
-        deadline: Duration::from_secs(10),
-        codes: &[],
-        repeat_window: Duration::ZERO,
-        conversation: None,
-    };
+    let rules = no_repeat_window(Duration::from_secs(10));
     let session = unique_session();
-    let hop = |first, text: &str| Hop {
-        provider: "nalo",
-        channel: "nalo".into(),
-        session_id: session.clone(),
-        msisdn: Msisdn::parse(BRIAN, Region::parse("KE").unwrap()).unwrap(),
-        service_code: "*384#".into(),
-        input: Input::PerHop { text: text.into(), first, seq: None },
-    };
+    let hop = |first, text: &str| brian_on_nalo(&session, first, text);
     assert_eq!(gateway.handle_with(&hop(true, ""), rules).await.0.text, main_menu("Brian")[4..]);
 
     // Both copies of "Pay bill" wait on the billers table, then read it one after the other.
@@ -222,28 +227,19 @@ async fn a_copy_of_a_hop_that_asks_a_biller_does_not_ask_again(pool: PgPool) {
     register_biller(&pool, "KPLC", &url, 10_000).await;
 
     let gateway = &app.state.gateway;
-    let rules =
-        |deadline| HopRules { deadline, codes: &[], repeat_window: Duration::ZERO, conversation: None };
     let session = unique_session();
-    let hop = |first, text: &str| Hop {
-        provider: "nalo",
-        channel: "nalo".into(),
-        session_id: session.clone(),
-        msisdn: Msisdn::parse(BRIAN, Region::parse("KE").unwrap()).unwrap(),
-        service_code: "*384#".into(),
-        input: Input::PerHop { text: text.into(), first, seq: None },
-    };
+    let hop = |first, text: &str| brian_on_nalo(&session, first, text);
     let long = Duration::from_secs(10);
     for (first, text) in [(true, ""), (false, "8"), (false, "1"), (false, "12345678901")] {
-        gateway.handle_with(&hop(first, text), rules(long)).await;
+        gateway.handle_with(&hop(first, text), no_repeat_window(long)).await;
     }
 
     let amount = hop(false, "500");
-    let original = gateway.handle_with(&amount, rules(long));
+    let original = gateway.handle_with(&amount, no_repeat_window(long));
     let copy_then_open = async {
         until("the biller asked once", || async { asked.load(Ordering::SeqCst) == 1 }).await;
         // The copy gives up at its own deadline whichever way it went.
-        gateway.handle_with(&amount, rules(Duration::from_secs(1))).await;
+        gateway.handle_with(&amount, no_repeat_window(Duration::from_secs(1))).await;
         let asked_while_held = asked.load(Ordering::SeqCst);
         open.send_replace(true);
         asked_while_held
