@@ -55,7 +55,7 @@ DATABASE_URL=$PG/ussd_bench REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX=be
   "$BIN" serve --demo --listen "$GW" > "$OUT/gateway.log" 2>&1 &
 gw_pid=$!; pids+=("$gw_pid")
 ./target/release/examples/reference_server "$REF" redis://127.0.0.1:6379 2> "$OUT/reference.log" &
-pids+=("$!")
+ref_pid=$!; pids+=("$ref_pid")
 for url in "$GW/healthz" "$REF/"; do
   for _ in $(seq 1 120); do curl -sf "http://$url" >/dev/null 2>&1 && break; sleep 0.5; done
   curl -sf "http://$url" >/dev/null || { echo "$url did not come up; see $OUT" >&2; exit 1; }
@@ -78,6 +78,14 @@ load() { # load NAME URL MIX CONCURRENCY [extra args…] → JSON in $OUT/NAME.j
   local name=$1 url=$2 mix=$3 conc=$4; shift 4
   "$BIN" loadtest --url "http://$url" --mix "$mix" --subscribers $SUBS --concurrency "$conc" \
     --duration "$SECS" --warmup "$WARMUP" --json "$@" > "$OUT/$name.json"
+}
+cpu_load() { # cpu_load NAME PID URL MIX CONCURRENCY [args…] → load, and PID's CPU ticks over the measured window in $OUT/NAME.cpu
+  local name=$1 pid=$2; shift 2
+  (sleep "$WARMUP"; awk '{print $14 + $15}' "/proc/$pid/stat" > "$OUT/$name.cpu") &
+  local reader=$!
+  load "$name" "$@"
+  wait "$reader"
+  awk '{print $14 + $15}' "/proc/$pid/stat" >> "$OUT/$name.cpu"
 }
 pgb() { # pgb NAME DB [args…] → tps in $OUT/NAME.tps
   local name=$1 db=$2; shift 2
@@ -109,8 +117,8 @@ settle() { # what autovacuum and the checkpointer would do between runs, done no
 
 for r in $(seq 1 "$ROUNDS"); do
   step "round $r of $ROUNDS: reference hops, gateway menu hops, pgbench ledger, gateway send (in groups, alone), TPC-B"
-  load "ref-$r" "$REF" browse "$CONC" --no-check
-  load "menu-$r" "$GW" browse "$CONC"; mem "menu-$r"
+  cpu_load "ref-$r" "$ref_pid" "$REF" browse "$CONC" --no-check
+  cpu_load "menu-$r" "$gw_pid" "$GW" browse "$CONC"; mem "menu-$r"
   pgb "ledger-$r" ussd_bench -f bench/ledger.pgbench
   # pgbench's transfers queue receipts too; the gateway's send run should not send them.
   drain "ledger-$r"
@@ -153,10 +161,10 @@ key=$(redis-cli -h 127.0.0.1 --scan --pattern 'bench:s:*' 2>/dev/null | head -n 
 session_bytes=$(redis-cli -h 127.0.0.1 HSTRLEN "$key" d)
 
 step "results (median of $ROUNDS; raw runs in $OUT)"
-python3 - "$OUT" "$ROUNDS" "$rss_kb" "$session_bytes" "$CONC" "$PGCLIENTS" "$WARMUP" <<'PY'
+python3 - "$OUT" "$ROUNDS" "$rss_kb" "$session_bytes" "$CONC" "$PGCLIENTS" "$WARMUP" "$SECS" "$(getconf CLK_TCK)" <<'PY'
 import json, statistics, sys, platform, os
 out, rounds, rss_kb, session, conc, pgclients = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
-warmup = float(sys.argv[7])
+warmup, secs, tick = float(sys.argv[7]), float(sys.argv[8]), int(sys.argv[9])
 def runs(kind): return [json.load(open(f"{out}/{kind}-{r}.json")) for r in range(1, rounds + 1)]
 def tps(kind): return statistics.median(float(open(f"{out}/{kind}-{r}.tps").read() or 0) for r in range(1, rounds + 1))
 med = lambda xs: statistics.median(xs)
@@ -191,7 +199,14 @@ for name, g, refname, ratio, goal in rows:
 ledgers = [float(open(f"{out}/ledger-{r}.tps").read() or 0) for r in range(1, rounds + 1)]
 tpcbs = [float(open(f"{out}/tpcb-{r}.tps").read() or 0) for r in range(1, rounds + 1)]
 by_round = lambda kind, refs: " ".join(f"{r['transfers_per_second'] / x:.2f}" if x else "-" for r, x in zip(runs(kind), refs))
-print(f"{'  each round':<18} in groups / TPC-B {by_round('send', tpcbs)}; alone / ledger fn {by_round('alone', ledgers)}")
+menu_rounds = " ".join(f"{m['hops_per_second'] / x['hops_per_second']:.2f}" for m, x in zip(runs("menu"), runs("ref")))
+print(f"{'  each round':<18} menu / hyper+Redis {menu_rounds}; in groups / TPC-B {by_round('send', tpcbs)}; alone / ledger fn {by_round('alone', ledgers)}")
+def cpu_per_hop(kind, r):  # the server's CPU µs per hop answered in round r's measured window
+    t0, t1 = (int(x) for x in open(f"{out}/{kind}-{r}.cpu").read().split())
+    hops = json.load(open(f"{out}/{kind}-{r}.json"))["hops_per_second"] * secs
+    return (t1 - t0) / tick * 1e6 / hops if hops else float("nan")
+cpu_ratios = [cpu_per_hop("menu", r) / cpu_per_hop("ref", r) for r in range(1, rounds + 1)]
+print(f"{'CPU per menu hop':<18} {med(cpu_per_hop('menu', r) for r in range(1, rounds + 1)):>8.1f} µs; hyper+Redis {med(cpu_per_hop('ref', r) for r in range(1, rounds + 1)):.1f} µs, ratio {med(cpu_ratios):.2f} (rounds {' '.join(f'{x:.2f}' for x in cpu_ratios)})   goal ≤ 2")
 print(f"{'menu hop p99':<18} {menu_p99:>8.2f} ms at 70% of peak ({m70['journeys_per_second']:.0f} journeys/s); hyper+Redis at 70% of its peak {ref_p99:.2f} ms, ratio {menu_p99 / ref_p99:.2f}   goal ≤ 1.5")
 print(f"{'transfer hop p99':<18} {send_p99:>8.2f} ms at 70% of peak ({s70['journeys_per_second']:.0f} journeys/s); ledger fn at that rate {ledger_p99:.2f} ms   goal ≤ 50 ms")
 phases = [l.split() for l in open(f"{out}/memory")]

@@ -1,8 +1,11 @@
 //! Logs (text or JSON, `RUST_LOG` filter) and Prometheus metrics.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
@@ -15,9 +18,10 @@ pub fn init_logs(json: bool) {
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn metrics() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
@@ -84,11 +88,87 @@ pub fn metrics() -> PrometheusHandle {
         .clone()
 }
 
+/// Handles of the metrics every hop updates, kept per thread. Finding a metric in the
+/// registry builds its labels as owned strings and hashes them; `perf` put that at
+/// about 2.7% of a browse hop's CPU. Names come from the configured channels and the
+/// menu bundle, so each map holds at most what the registry itself never forgets.
+#[derive(Default)]
+struct Handles {
+    channels: HashMap<String, ChannelHandles>,
+    screens: HashMap<String, HashMap<String, ScreenHandles>>,
+    ops: HashMap<(&'static str, &'static str), Counter>,
+    /// From memory, from the database.
+    profile_reads: [Option<Counter>; 2],
+}
+
+struct ChannelHandles {
+    duration: Histogram,
+    outcomes: Vec<(&'static str, Counter)>,
+}
+
+/// Each registered on first use: a series appears on `/metrics` only once it has
+/// counted something, as it did before handles were kept.
+#[derive(Default)]
+struct ScreenHandles {
+    views: Option<Counter>,
+    exits: Option<Counter>,
+    invalid: Option<Counter>,
+}
+
+thread_local! {
+    static HANDLES: RefCell<Handles> = RefCell::default();
+}
+
+/// Runs `count` over this thread's handles once the recorder is installed. Before that
+/// a handle would be a no-op kept for good, so the count goes to whatever recorder
+/// the `metrics` facade has (none: dropped), as an uncached macro's would.
+fn with_handles(count: impl FnOnce(&mut Handles)) {
+    if HANDLE.get().is_some() {
+        HANDLES.with_borrow_mut(count);
+    } else {
+        count(&mut Handles::default());
+    }
+}
+
 /// One answered hop: its channel, its outcome (`HopKind::as_str`) and how long it took.
 pub fn record_hop(channel: &str, outcome: &'static str, elapsed: Duration) {
-    metrics::counter!("ussd_hops_total", "channel" => channel.to_owned(), "outcome" => outcome).increment(1);
-    metrics::histogram!("ussd_hop_duration_seconds", "channel" => channel.to_owned())
-        .record(elapsed.as_secs_f64());
+    with_handles(|h| {
+        if !h.channels.contains_key(channel) {
+            let duration = metrics::histogram!("ussd_hop_duration_seconds", "channel" => channel.to_owned());
+            h.channels.insert(channel.to_owned(), ChannelHandles { duration, outcomes: Vec::new() });
+        }
+        let Some(handles) = h.channels.get_mut(channel) else { return };
+        handles.duration.record(elapsed.as_secs_f64());
+        match handles.outcomes.iter().find(|(o, _)| *o == outcome) {
+            Some((_, counter)) => counter.increment(1),
+            None => {
+                let counter = metrics::counter!("ussd_hops_total", "channel" => channel.to_owned(), "outcome" => outcome);
+                counter.increment(1);
+                handles.outcomes.push((outcome, counter));
+            }
+        }
+    });
+}
+
+/// One op run: its name and outcome (`Outcome::as_str`, or `error` / `overran`).
+pub fn record_op(op: &'static str, outcome: &'static str) {
+    with_handles(|h| {
+        h.ops
+            .entry((op, outcome))
+            .or_insert_with(|| metrics::counter!("ussd_ops_total", "op" => op, "outcome" => outcome))
+            .increment(1);
+    });
+}
+
+/// One read of who is dialling (`customer.profile`), from memory or from the database.
+pub fn record_profile_read(from_memory: bool) {
+    with_handles(|h| {
+        let from = if from_memory { "memory" } else { "database" };
+        count(
+            &mut h.profile_reads[usize::from(from_memory)],
+            || metrics::counter!("ussd_profile_reads_total", "from" => from),
+        );
+    });
 }
 
 /// A session an aggregator reported closed while it waited on `screen`, for `reason`
@@ -105,17 +185,35 @@ pub fn record_close(menu: &str, screen: &str, reason: &'static str) {
 
 /// Funnel metrics of one answered hop: the screen shown, where it ended, what was refused.
 pub fn record_screens(menu: &str, shown: &str, ended: bool, refused_on: &[String]) {
-    let menu = menu.to_owned();
-    metrics::counter!("ussd_screen_views_total", "menu" => menu.clone(), "screen" => shown.to_owned())
-        .increment(1);
-    if ended {
-        metrics::counter!("ussd_screen_exits_total", "menu" => menu.clone(), "screen" => shown.to_owned())
-            .increment(1);
+    with_handles(|h| {
+        if !h.screens.contains_key(menu) {
+            h.screens.insert(menu.to_owned(), HashMap::new());
+        }
+        let Some(screens) = h.screens.get_mut(menu) else { return };
+        let handles = screen(screens, shown);
+        count(&mut handles.views, series("ussd_screen_views_total", menu, shown));
+        if ended {
+            count(&mut handles.exits, series("ussd_screen_exits_total", menu, shown));
+        }
+        for refused in refused_on {
+            count(&mut screen(screens, refused).invalid, series("ussd_screen_invalid_total", menu, refused));
+        }
+    });
+}
+
+fn screen<'a>(screens: &'a mut HashMap<String, ScreenHandles>, name: &str) -> &'a mut ScreenHandles {
+    if !screens.contains_key(name) {
+        screens.insert(name.to_owned(), ScreenHandles::default());
     }
-    for screen in refused_on {
-        metrics::counter!("ussd_screen_invalid_total", "menu" => menu.clone(), "screen" => screen.clone())
-            .increment(1);
-    }
+    screens.get_mut(name).expect("inserted above")
+}
+
+fn series<'a>(name: &'static str, menu: &'a str, screen: &'a str) -> impl FnOnce() -> Counter + 'a {
+    move || metrics::counter!(name, "menu" => menu.to_owned(), "screen" => screen.to_owned())
+}
+
+fn count(slot: &mut Option<Counter>, register: impl FnOnce() -> Counter) {
+    slot.get_or_insert_with(register).increment(1);
 }
 
 /// Hides the password in a URL so it can be printed; for NATS, a lone token too
@@ -144,5 +242,56 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines of `/metrics` that mention `marker`, a label value no other test uses.
+    fn lines(marker: &str) -> Vec<String> {
+        metrics()
+            .render()
+            .lines()
+            .filter(|l| l.contains(marker) && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn kept_handles_count_every_hop_and_register_a_series_only_once_it_counts() {
+        metrics();
+        record_hop("kept-handles", "con", Duration::from_millis(2));
+        record_hop("kept-handles", "con", Duration::from_millis(3));
+        record_hop("kept-handles", "end", Duration::from_millis(4));
+        record_screens("kept-menu", "main", false, &[]);
+        record_screens("kept-menu", "main", true, &["amount".to_owned()]);
+        record_screens("kept-menu", "amount", false, &["amount".to_owned()]);
+        let hops = lines("kept-handles");
+        assert!(
+            hops.contains(&r#"ussd_hops_total{channel="kept-handles",outcome="con"} 2"#.to_owned()),
+            "{hops:?}"
+        );
+        assert!(
+            hops.contains(&r#"ussd_hops_total{channel="kept-handles",outcome="end"} 1"#.to_owned()),
+            "{hops:?}"
+        );
+        assert!(
+            hops.contains(&r#"ussd_hop_duration_seconds_count{channel="kept-handles"} 3"#.to_owned()),
+            "{hops:?}"
+        );
+        let mut screens = lines("kept-menu");
+        screens.sort();
+        assert_eq!(
+            screens,
+            [
+                r#"ussd_screen_exits_total{menu="kept-menu",screen="main"} 1"#,
+                r#"ussd_screen_invalid_total{menu="kept-menu",screen="amount"} 2"#,
+                r#"ussd_screen_views_total{menu="kept-menu",screen="amount"} 1"#,
+                r#"ussd_screen_views_total{menu="kept-menu",screen="main"} 2"#,
+            ],
+            "the exits of a screen never ended on, and the refusals of one never refused, stay off the page"
+        );
     }
 }

@@ -166,7 +166,7 @@ impl Gateway {
             Some(_) => "error",
             None => "overran",
         };
-        metrics::counter!("ussd_ops_total", "op" => op.name(), "outcome" => outcome).increment(1);
+        crate::telemetry::record_op(op.name(), outcome);
         match joined {
             Some(Ok(Ok(result))) => {
                 // An answer that changed nothing needs no standing (a read, a partner's

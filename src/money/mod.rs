@@ -220,13 +220,13 @@ impl Money {
     pub async fn profile(&self, msisdn: &Msisdn) -> Result<OpResult, sqlx::Error> {
         let ticket = match self.profiles.as_ref().map(|profiles| profiles.get(msisdn)) {
             Some(profiles::Cached::Hit(profile)) => {
-                metrics::counter!("ussd_profile_reads_total", "from" => "memory").increment(1);
+                crate::telemetry::record_profile_read(true);
                 return Ok(customers::profile_answer(msisdn, Some(&profile)));
             }
             Some(profiles::Cached::Miss(ticket)) => Some(ticket),
             None => None,
         };
-        metrics::counter!("ussd_profile_reads_total", "from" => "database").increment(1);
+        crate::telemetry::record_profile_read(false);
         let found = customers::read_profile(&self.lane, msisdn).await?;
         let answer = customers::profile_answer(msisdn, found.as_ref());
         if let (Some(profiles), Some(ticket), Some(profile)) = (&self.profiles, ticket, found) {
