@@ -11,6 +11,7 @@ use crate::domain::{Msisdn, Region};
 use crate::gateway::Gateway;
 use crate::journeys::{Scratch, ScratchError};
 use crate::menu::{Budget, Bundle, Encoding, screen_cost};
+use unicode_width::UnicodeWidthStr;
 
 /// The line the phone talks over.
 pub enum Line {
@@ -139,10 +140,11 @@ impl Line {
 
 /// Draws a screen as a handset would, with its length against a 160/80 budget.
 fn draw(out: &mut impl Write, end: bool, text: &str) -> std::io::Result<()> {
-    let width = text.lines().map(|l| l.chars().count()).max().unwrap_or(0).max(24);
+    // Columns, not characters: an emoji takes two in a terminal.
+    let width = text.lines().map(UnicodeWidthStr::width).max().unwrap_or(0).max(24);
     writeln!(out, "┌{}┐", "─".repeat(width + 2))?;
     for line in text.lines() {
-        let pad = width.saturating_sub(line.chars().count());
+        let pad = width.saturating_sub(line.width());
         writeln!(out, "│ {line}{} │", " ".repeat(pad))?;
     }
     writeln!(out, "└{}┘", "─".repeat(width + 2))?;
@@ -221,5 +223,19 @@ pub async fn run(
             end = ended;
             draw(out, end, &screen)?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::draw;
+
+    #[test]
+    fn the_box_stays_square_around_an_emoji() {
+        let mut out = Vec::new();
+        draw(&mut out, false, "Karibu 😀 Amina\n1. Salio").unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let widths: Vec<usize> = out.lines().take(4).map(unicode_width::UnicodeWidthStr::width).collect();
+        assert!(widths.iter().all(|w| *w == widths[0]), "{widths:?}\n{out}");
     }
 }

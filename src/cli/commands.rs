@@ -184,20 +184,21 @@ pub(super) fn simulate(
     url: Option<String>,
     msisdn: &str,
     code: &str,
-    menus: &std::path::Path,
+    menus: Option<PathBuf>,
 ) -> ExitCode {
     use crate::simulate::{Line, run};
     let settings = match settings(config_file) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let menus = menus.unwrap_or_else(|| settings.menus_dir.clone());
     let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     let result = runtime.block_on(async {
         let line = match url {
             Some(url) => Line::http(&url),
             None => {
                 eprintln!("starting a gateway in this process on a scratch demo database…");
-                Line::in_process(settings.database_url.expose_secret(), menus).await?
+                Line::in_process(settings.database_url.expose_secret(), &menus).await?
             }
         };
         // Ctrl-C while a line is typed: drop the scratch databases, then leave.

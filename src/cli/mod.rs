@@ -59,9 +59,9 @@ enum Command {
         msisdn: String,
         #[arg(long, default_value = "*384#")]
         code: String,
-        /// Menus of the in-process gateway.
-        #[arg(long, default_value = "menus")]
-        menus: PathBuf,
+        /// Menus of the in-process gateway (default: MENUS_DIR, as `serve` reads it).
+        #[arg(long)]
+        menus: Option<PathBuf>,
     },
     /// Menu file tools.
     Menus {
@@ -152,16 +152,20 @@ enum TokenCommand {
     Create {
         /// 1 to 63 lower-case letters, digits, `.`, `_` or `-` (who or what uses it).
         name: String,
-        /// What it may do: menus, customers:read, customers:write, transfers:reverse,
-        /// agents, float, billers, sms, webhooks, anomalies (repeat the flag or separate
-        /// with commas).
-        #[arg(long = "scope", required = true)]
+        #[arg(long = "scope", required = true, help = scopes_help())]
         scopes: Vec<String>,
     },
     /// Revoke a token; calls with it are refused from now on.
     Revoke { name: String },
     /// List the tokens: name, scopes, when created, live or revoked.
     List,
+}
+
+/// Every scope a token can hold, from the list the API checks, so the help cannot
+/// fall behind it.
+fn scopes_help() -> String {
+    let names: Vec<_> = crate::admin::Scope::ALL.iter().map(|s| s.name()).collect();
+    format!("What it may do: {} (repeat the flag or separate with commas)", names.join(", "))
 }
 
 #[derive(Subcommand)]
@@ -240,7 +244,7 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Journeys { dir, menus } => journeys(cli.config, &dir, menus),
-        Command::Simulate { url, msisdn, code, menus } => simulate(cli.config, url, &msisdn, &code, &menus),
+        Command::Simulate { url, msisdn, code, menus } => simulate(cli.config, url, &msisdn, &code, menus),
         Command::Serve { demo, listen } => run(cli.config, listen, demo, false),
         // Migrating needs no secrets, so it validates as leniently as a demo does.
         Command::Migrate => run(cli.config, None, true, true),
@@ -249,6 +253,26 @@ pub fn main() -> ExitCode {
         Command::Audit { command: AuditCommand::Verify } => audit_verify(cli.config),
         Command::Events { command: EventsCommand::Tail { types, from, group, count } } => {
             events(cli.config, crate::events::tail::Tail { types, from, group, count })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn token_create_help_names_every_scope() {
+        let mut cli = super::Cli::command();
+        let help = cli
+            .find_subcommand_mut("admin")
+            .and_then(|c| c.find_subcommand_mut("token"))
+            .and_then(|c| c.find_subcommand_mut("create"))
+            .expect("admin token create")
+            .render_help()
+            .to_string();
+        for scope in crate::admin::Scope::ALL {
+            assert!(help.contains(scope.name()), "{} missing from:\n{help}", scope.name());
         }
     }
 }

@@ -57,3 +57,40 @@ async fn over_http_the_phone_talks_africas_talking(pool: PgPool) {
     assert!(err.to_string().contains("404"), "{err}");
     server.abort();
 }
+
+/// Run from another folder, the phone finds its menus where `serve` would: MENUS_DIR.
+#[test]
+fn the_command_reads_menus_dir_like_serve() {
+    use std::io::Write;
+    let menus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("menus");
+    let elsewhere = std::env::temp_dir();
+    let phone = |menus_dir: Option<&std::path::Path>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ussd-gateway"));
+        command
+            .arg("simulate")
+            .current_dir(&elsewhere)
+            .env("DATABASE_URL", database_url())
+            .env_remove("MENUS_DIR")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(dir) = menus_dir {
+            command.env("MENUS_DIR", dir);
+        }
+        let mut child = command.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(b"2\n1234\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = phone(Some(&menus));
+    assert!(ok, "{err}");
+    assert!(out.contains("Your balance is KES 1,000.00."), "{out}");
+    // Without it, the folder it looked in is ./menus, and the hint names MENUS_DIR.
+    let (ok, _, err) = phone(None);
+    assert!(!ok);
+    assert!(err.contains("MENUS_DIR"), "{err}");
+}
