@@ -6,8 +6,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use figment::{Figment, Provider};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -250,6 +250,59 @@ const ENV_KEYS: &[&str] = &[
     "NATS_SUBJECTS",
 ];
 
+/// What a TOML file may hold besides the environment's settings (in lower case there).
+const FILE_ONLY_KEYS: &[&str] = &["channels", "sms", "sms_channels"];
+
+/// The known name `name` is likely a typo of: one or two letters off, in any case. Far
+/// from every name, it is someone else's variable (`PATH`, a
+/// platform's `REDIS_SERVICE_HOST`) and none of ours.
+fn meant<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::levenshtein(&name.to_ascii_uppercase(), &k.to_ascii_uppercase()), k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Environment variables that look like a misspelt setting (`REDIS_ULR`): ignored, they
+/// would leave the setting at its default without a word (sessions quietly in memory).
+fn misspelt_variables(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut problems: Vec<String> = names
+        .into_iter()
+        // The environment is read without regard to case: `redis_url` is REDIS_URL.
+        .filter(|name| !ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(name)))
+        .filter_map(|name| {
+            let key = meant(&name, ENV_KEYS.iter().copied())?;
+            Some(format!("{name} is set but is no setting: did you mean {key}? (unset it, or rename it)"))
+        })
+        .collect();
+    problems.sort();
+    problems
+}
+
+/// Every key of a TOML file's top level that is no setting, with the problem to report:
+/// the setting it is likely a typo of. Serde would stop at the first.
+fn unknown_file_keys(path: &Path) -> Vec<(String, String)> {
+    let Ok(data) = Figment::from(Toml::file(path)).data() else { return Vec::new() };
+    let known = || {
+        ENV_KEYS.iter().map(|k| k.to_ascii_lowercase()).chain(FILE_ONLY_KEYS.iter().map(|k| (*k).to_owned()))
+    };
+    let mut problems = Vec::new();
+    for key in data.values().flat_map(|dict| dict.keys()) {
+        if known().any(|k| k == *key) {
+            continue;
+        }
+        let names: Vec<String> = known().collect();
+        let hint = match meant(key, names.iter().map(String::as_str)) {
+            Some(k) => format!(": did you mean `{k}`?"),
+            None => " (settings are the environment variables' names in lower case; see the README)".into(),
+        };
+        problems.push((key.clone(), format!("{}: `{key}` is no setting{hint}", path.display())));
+    }
+    problems
+}
+
 /// Settings that passed validation, in the types the program uses: each owner's own
 /// spec, and what belongs to no one layer.
 #[derive(Clone, Debug)]
@@ -297,18 +350,34 @@ impl Settings {
     /// Defaults, then the TOML file if given, then the environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         let mut figment = Figment::new();
+        let mut problems = misspelt_variables(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()));
+        let mut unknown_keys = Vec::new();
         if let Some(path) = file {
             if !path.exists() {
                 return Err(ConfigError(vec![format!("config file {} does not exist", path.display())]));
             }
+            for (key, problem) in unknown_file_keys(path) {
+                unknown_keys.push(key);
+                problems.push(problem);
+            }
             figment = figment.merge(Toml::file(path));
         }
         figment = figment.merge(Env::raw().only(ENV_KEYS));
-        figment.extract().map_err(|e| {
-            ConfigError(
-                e.into_iter().map(|e| format!("{e} (check the variable or the config file)")).collect(),
-            )
-        })
+        let settings = figment.extract::<Settings>().map_err(|e| {
+            e.into_iter()
+                // Unknown top-level keys are all reported above, not just serde's first.
+                .filter(|e| !matches!(&e.kind, figment::error::Kind::UnknownField(key, _) if unknown_keys.contains(key)))
+                .map(|e| format!("{e} (check the variable or the config file)"))
+                .collect::<Vec<_>>()
+        });
+        match settings {
+            Ok(settings) if problems.is_empty() => Ok(settings),
+            Ok(_) => Err(ConfigError(problems)),
+            Err(more) => {
+                problems.extend(more);
+                Err(ConfigError(problems))
+            }
+        }
     }
 
     /// Checks every setting, each by the module that uses it, and converts them; `demo`
@@ -541,6 +610,36 @@ mod tests {
         assert!(err.to_string().contains("HOP_DEADLINE_MS must be between 500 and 30000 (got 0)"));
         assert!(err.to_string().contains("FEE_SHARDS must be between 1 and 256 (got 0)"), "{err}");
         assert!(err.to_string().contains("REDIS_URL `localhost:6379`: it has no scheme"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_variable_is_named_with_the_setting_it_meant() {
+        let names =
+            ["REDIS_ULR", "SESION_TTL_SECS", "PATH", "REDIS_SERVICE_HOST", "REDIS_URL", "redis_url", "HOME"];
+        let problems = misspelt_variables(names.map(String::from));
+        assert_eq!(
+            problems,
+            [
+                "REDIS_ULR is set but is no setting: did you mean REDIS_URL? (unset it, or rename it)",
+                "SESION_TTL_SECS is set but is no setting: did you mean SESSION_TTL_SECS? (unset it, or rename it)",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_unknown_key_of_a_file_is_reported_at_once() {
+        let file = std::env::temp_dir().join(format!("config-keys-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            "redis_ulr = \"redis://x\"\nsesion_ttl_secs = 60\nfrobnicate = 1\nhop_deadline_ms = 3000\n",
+        )
+        .unwrap();
+        let err = Settings::load(Some(&file)).unwrap_err().to_string();
+        std::fs::remove_file(&file).unwrap();
+        assert!(err.contains("`redis_ulr` is no setting: did you mean `redis_url`?"), "{err}");
+        assert!(err.contains("`sesion_ttl_secs` is no setting: did you mean `session_ttl_secs`?"), "{err}");
+        assert!(err.contains("`frobnicate` is no setting (settings are"), "{err}");
+        assert!(!err.contains("unknown field"), "each unknown key once, not serde's first again: {err}");
     }
 
     #[test]

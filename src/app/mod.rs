@@ -50,6 +50,13 @@ pub enum StartError {
          DATABASE_URL=postgres://postgres:postgres@127.0.0.1:55432/ussd_gateway) or point DATABASE_URL at a running server."
     )]
     Postgres { url: String, reason: String },
+    #[error(
+        "PostgreSQL at {url} is running but refused us: {reason}\n\
+         Check the user and password in DATABASE_URL; a missing role is made with \
+         `createuser --createdb NAME` (as the postgres user), and the role needs CREATEDB \
+         while the database does not exist yet."
+    )]
+    PostgresRefused { url: String, reason: String },
     #[error("cannot migrate the database at {url}: {reason}")]
     Migrate { url: String, reason: String },
     #[error(
@@ -94,13 +101,19 @@ pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool,
     let shown = redact_url(url);
     let unreachable =
         |e: &dyn std::fmt::Display| StartError::Postgres { url: shown.clone(), reason: e.to_string() };
+    // A server that answered with an error (no such role, a wrong password, no right to
+    // create the database) is up: telling its operator to start it would mislead.
+    let failed = |e: sqlx::Error| match e.as_database_error() {
+        Some(refused) => StartError::PostgresRefused { url: shown.clone(), reason: refused.to_string() },
+        None => unreachable(&e),
+    };
     let options = PgConnectOptions::from_str(url).map_err(|e| unreachable(&e))?;
     let exists = tokio::time::timeout(Duration::from_secs(5), Postgres::database_exists(url))
         .await
         .map_err(|_| unreachable(&"no answer within 5 s"))?
-        .map_err(|e| unreachable(&e))?;
+        .map_err(failed)?;
     if !exists {
-        Postgres::create_database(url).await.map_err(|e| unreachable(&e))?;
+        Postgres::create_database(url).await.map_err(failed)?;
         info!(database = %shown, "created the database");
     }
     // sqlx pings every connection on release; pinging again on acquire doubles the
@@ -119,7 +132,7 @@ pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool,
         })
         .connect_with(options)
         .await
-        .map_err(|e| unreachable(&e))?;
+        .map_err(failed)?;
     MIGRATOR.run(&pool).await.map_err(|e| StartError::Migrate { url: shown, reason: e.to_string() })?;
     Ok(pool)
 }

@@ -30,18 +30,32 @@ pub struct ServerSpec {
     pub header_timeout: Duration,
 }
 
+/// An address to bind: an IP and port, or a host name and port (`localhost:8080`),
+/// resolved now; of a name's addresses the first IPv4 one, since `localhost` may
+/// resolve to `::1` first while clients dial 127.0.0.1.
+fn address(raw: &str) -> Option<SocketAddr> {
+    if let Ok(addr) = raw.parse() {
+        return Some(addr);
+    }
+    let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(raw).ok()?.collect();
+    resolved.iter().find(|a| a.is_ipv4()).or(resolved.first()).copied()
+}
+
 /// Checks the listeners' settings; what is wrong falls back to the default, so later
 /// checks still run.
 pub fn validate(s: &ServerDeclared<'_>, problems: &mut Problems) -> ServerSpec {
-    let listen = s.listen_addr.parse::<SocketAddr>().unwrap_or_else(|_| {
+    let listen = address(s.listen_addr).unwrap_or_else(|| {
         problems.push(format!(
-            "LISTEN_ADDR `{}` is not an address like 0.0.0.0:8080 or 127.0.0.1:9000",
+            "LISTEN_ADDR `{}` is not an address like 0.0.0.0:8080, 127.0.0.1:9000 or localhost:8080",
             s.listen_addr
         ));
         SocketAddr::from(([0, 0, 0, 0], 8080))
     });
-    let admin_listen = s.admin_listen.parse::<SocketAddr>().unwrap_or_else(|_| {
-        problems.push(format!("ADMIN_LISTEN `{}` is not an address like 127.0.0.1:9090", s.admin_listen));
+    let admin_listen = address(s.admin_listen).unwrap_or_else(|| {
+        problems.push(format!(
+            "ADMIN_LISTEN `{}` is not an address like 127.0.0.1:9090 or localhost:9090",
+            s.admin_listen
+        ));
         SocketAddr::from(([127, 0, 0, 1], 9090))
     });
     if admin_listen.port() != 0 && admin_listen.port() == listen.port() {
@@ -66,5 +80,18 @@ pub fn validate(s: &ServerDeclared<'_>, problems: &mut Problems) -> ServerSpec {
         admin_listen,
         max_connections: s.max_connections as usize,
         header_timeout: Duration::from_secs(s.header_timeout_secs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address;
+
+    #[test]
+    fn a_listener_takes_a_host_name_and_port() {
+        assert_eq!(address("localhost:8080"), Some(([127, 0, 0, 1], 8080).into()));
+        assert_eq!(address("0.0.0.0:8080"), Some(([0, 0, 0, 0], 8080).into()));
+        assert_eq!(address("localhost"), None, "a port is needed");
+        assert_eq!(address("8080"), None);
     }
 }

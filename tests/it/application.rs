@@ -161,3 +161,14 @@ async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: Pg
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "nothing listens once it stopped");
     assert!(tokio::net::TcpStream::connect(admin).await.is_err());
 }
+
+/// A server that answers but refuses the role is not "down": its operator is told to
+/// fix the user, not to start PostgreSQL.
+#[tokio::test]
+async fn a_missing_database_role_is_named_not_answered_start_it() {
+    let url = "postgres://no_such_role_here@127.0.0.1:5432/ussd_no_such_role";
+    let err = ussd_gateway::app::connect_database(url, 1).await.unwrap_err().to_string();
+    assert!(err.contains("is running but refused us") && err.contains("createuser"), "{err}");
+    assert!(err.contains("no_such_role_here"), "the reason names the role: {err}");
+    assert!(!err.contains("Start it"), "{err}");
+}
