@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tracing::{debug, warn};
 
-use super::{Arrival, Gateway, HopError, HopKind, line, session_line, unix_ms};
+use super::{Arrival, Gateway, HopError, HopKind, HopRules, line, session_line, unix_ms};
 use crate::channel::Input;
 use crate::channel::ussd::cumulative;
 use crate::menu::{Bundle, Journey, Menu, Message, Reply};
@@ -99,7 +99,7 @@ impl Gateway {
         }
         let Loaded { version, session } = loaded;
         if session.journey.done {
-            let over = session_line(edition.map(|m| &**m), &session, Message::SessionOver);
+            let over = session_line(edition.map(|m| &**m), &session, over(&a.rules));
             return Ok(Entered::Answered(Reply::end(over), HopKind::End));
         }
         let menu = edition
@@ -134,7 +134,7 @@ impl Gateway {
         if matches!(hop.input, Input::PerHop { first: false, .. }) {
             // An answer whose session expired (or never was): it means nothing on a
             // start screen.
-            return Ok(Entered::Answered(Reply::end(Message::SessionOver.text("en")), HopKind::End));
+            return Ok(Entered::Answered(Reply::end(over(&rules).text("en")), HopKind::End));
         }
         let dialled = bundle
             .resolve(&hop.service_code)
@@ -231,4 +231,10 @@ impl Gateway {
                 || (a.rules.conversation.is_none() && session.answered_ms >= a.arrived_ms)
                 || unix_ms().saturating_sub(session.answered_ms) < window)
     }
+}
+
+/// What a hop after the end is told: a USSD subscriber dials again, an SMS one sends the
+/// command again.
+fn over(rules: &HopRules<'_>) -> Message {
+    if rules.conversation.is_some() { Message::ConversationOver } else { Message::SessionOver }
 }

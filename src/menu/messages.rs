@@ -34,6 +34,9 @@ pub enum Message {
     DialToFinish,
     /// SMS: the number sent too many wrong codes today to be sent another.
     NoMoreCodes,
+    /// SMS: a reply to a conversation that is over (its movement was finished on USSD,
+    /// or its session expired).
+    ConversationOver,
 }
 
 /// Languages whose built-in lines ship with the gateway.
@@ -65,6 +68,7 @@ impl Message {
         Message::NotBySms,
         Message::DialToFinish,
         Message::NoMoreCodes,
+        Message::ConversationOver,
     ];
 
     /// The key a menu uses under `messages:` to replace this line.
@@ -94,6 +98,7 @@ impl Message {
             Message::NotBySms => "not_by_sms",
             Message::DialToFinish => "dial_to_finish",
             Message::NoMoreCodes => "no_more_codes",
+            Message::ConversationOver => "conversation_over",
         }
     }
 
@@ -137,6 +142,7 @@ impl Message {
             Message::NotBySms => "This cannot be done by SMS. Please dial the USSD code.",
             Message::DialToFinish => "To finish, dial the code in our last message and enter your PIN.",
             Message::NoMoreCodes => "Too many wrong codes today. Please dial the USSD code and use your PIN.",
+            Message::ConversationOver => "This conversation has ended. Send the command again.",
         }
     }
 
@@ -172,6 +178,7 @@ impl Message {
             Message::NoMoreCodes => {
                 "Nambari nyingi zisizo sahihi leo. Tafadhali piga msimbo wa USSD na utumie PIN yako."
             }
+            Message::ConversationOver => "Mazungumzo haya yamekwisha. Tuma amri tena.",
         }
     }
 }

@@ -384,6 +384,41 @@ mod tests {
         assert_eq!(Op::of::<TransferP2p>().name(), "transfer.p2p");
     }
 
+    /// A menu author learns an op's arguments and outcomes from docs/menus.md alone:
+    /// every op has its own row there, naming each argument and each outcome it answers
+    /// besides `ok`. The PIN outcomes may be named together ("the PIN outcomes"), and a
+    /// row may answer "as `goods.pay`", which counts that row's outcomes too.
+    #[test]
+    fn every_op_has_a_row_in_the_menu_guide() {
+        let guide = include_str!("../../docs/menus.md");
+        let row_of = |name: &str| {
+            let start = format!("| `{name}` |");
+            guide.lines().find(|l| l.starts_with(&start)).unwrap_or_else(|| panic!("no row for `{name}`"))
+        };
+        let mut missing = Vec::new();
+        for op in Op::all() {
+            let own = row_of(op.name());
+            let row = own
+                .split("as `")
+                .skip(1)
+                .filter_map(|rest| rest.split('`').next())
+                .filter(|name| Op::from_name(name).is_some())
+                .fold(own.to_owned(), |row, like| row + row_of(like));
+            let named = |word: &str| row.contains(&format!("`{word}`"));
+            for arg in op.spec().args.iter().filter(|arg| !named(arg)) {
+                missing.push(format!("`{op}`: the argument `{arg}`"));
+            }
+            let pin = [Outcome::PinInvalid, Outcome::PinLocked, Outcome::NotRegistered];
+            for o in op.spec().outcomes.iter().filter(|o| **o != Outcome::Ok) {
+                let as_pin = pin.contains(o) && row.contains("the PIN outcomes");
+                if !as_pin && !named(o.as_str()) {
+                    missing.push(format!("`{op}`: the outcome `{o}`"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "docs/menus.md's ops table leaves out:\n{}", missing.join("\n"));
+    }
+
     #[test]
     fn an_op_that_authenticates_takes_the_pin_as_a_secret() {
         for op in Op::all().filter(|op| op.authenticates_with_pin()) {
