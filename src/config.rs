@@ -303,6 +303,23 @@ fn unknown_file_keys(path: &Path) -> Vec<(String, String)> {
     problems
 }
 
+/// What `figment` holds without the top-level `keys`; `None` when there is nothing to
+/// drop or its data cannot be read (a file that does not parse), so there is no more
+/// to learn by reading again.
+fn without(figment: &Figment, keys: &[String]) -> Option<Figment> {
+    if keys.is_empty() {
+        return None;
+    }
+    let mut data = figment.data().ok()?;
+    for dict in data.values_mut() {
+        dict.retain(|k, _| !keys.contains(k));
+    }
+    let rest = data.into_iter().fold(Figment::new(), |rest, (profile, dict)| {
+        rest.merge(figment::providers::Serialized::from(dict, profile))
+    });
+    Some(rest)
+}
+
 /// Settings that passed validation, in the types the program uses: each owner's own
 /// spec, and what belongs to no one layer.
 #[derive(Clone, Debug)]
@@ -363,21 +380,36 @@ impl Settings {
             figment = figment.merge(Toml::file(path));
         }
         figment = figment.merge(Env::raw().only(ENV_KEYS));
-        let settings = figment.extract::<Settings>().map_err(|e| {
-            e.into_iter()
+        // Serde stops at the first value it cannot read: that key is reported and
+        // dropped (its default stands in) and the rest read again, so that one typo
+        // does not hide the next.
+        let original = figment.clone();
+        for _ in 0..=ENV_KEYS.len() + FILE_ONLY_KEYS.len() {
+            let errors = match figment.extract::<Settings>() {
+                Ok(settings) if problems.is_empty() => return Ok(settings),
+                Ok(_) => break,
+                Err(errors) => errors,
+            };
+            let mut bad = Vec::new();
+            for mut e in errors {
+                if let Some(key) = e.path.first() {
+                    // Read again, a value's source is the rebuilt data: name the file
+                    // or the variable it came from instead.
+                    e.metadata = original.find_metadata(key).cloned();
+                    bad.push(key.clone());
+                }
                 // Unknown top-level keys are all reported above, not just serde's first.
-                .filter(|e| !matches!(&e.kind, figment::error::Kind::UnknownField(key, _) if unknown_keys.contains(key)))
-                .map(|e| format!("{e} (check the variable or the config file)"))
-                .collect::<Vec<_>>()
-        });
-        match settings {
-            Ok(settings) if problems.is_empty() => Ok(settings),
-            Ok(_) => Err(ConfigError(problems)),
-            Err(more) => {
-                problems.extend(more);
-                Err(ConfigError(problems))
+                if !matches!(&e.kind, figment::error::Kind::UnknownField(key, _) if unknown_keys.contains(key))
+                {
+                    problems.push(format!("{e} (check the variable or the config file)"));
+                }
+            }
+            match without(&figment, &bad) {
+                Some(rest) => figment = rest,
+                None => break,
             }
         }
+        Err(ConfigError(problems))
     }
 
     /// Checks every setting, each by the module that uses it, and converts them; `demo`
@@ -640,6 +672,23 @@ mod tests {
         assert!(err.contains("`sesion_ttl_secs` is no setting: did you mean `session_ttl_secs`?"), "{err}");
         assert!(err.contains("`frobnicate` is no setting (settings are"), "{err}");
         assert!(!err.contains("unknown field"), "each unknown key once, not serde's first again: {err}");
+    }
+
+    #[test]
+    fn every_value_of_the_wrong_type_is_reported_at_once() {
+        let file = std::env::temp_dir().join(format!("config-types-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            "hop_deadline_ms = \"abc\"\nfee_shards = \"many\"\nsesion_ttl_secs = 60\nmenus_dir = \"menus\"\n",
+        )
+        .unwrap();
+        let err = Settings::load(Some(&file)).unwrap_err();
+        std::fs::remove_file(&file).unwrap();
+        let text = err.to_string();
+        assert_eq!(err.0.len(), 3, "{text}");
+        assert!(text.contains("hop_deadline_ms") && text.contains("\"abc\""), "{text}");
+        assert!(text.contains("fee_shards") && text.contains("\"many\""), "{text}");
+        assert!(text.contains("did you mean `session_ttl_secs`"), "{text}");
     }
 
     #[test]
