@@ -326,36 +326,76 @@ pub(super) fn runtime() -> Option<tokio::runtime::Runtime> {
         .ok()
 }
 
-pub(super) fn graph_menu(file: &std::path::Path, format: GraphFormat) -> ExitCode {
+pub(super) fn graph_menu(path: &std::path::Path, format: GraphFormat) -> ExitCode {
     let format = match format {
         GraphFormat::Mermaid => menu::PictureFormat::Mermaid,
         GraphFormat::Dot => menu::PictureFormat::Dot,
     };
-    let source = match std::fs::read_to_string(file) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", file.display());
-            return ExitCode::FAILURE;
-        }
+    let files = match menu_paths(path) {
+        Ok(files) => files,
+        Err(code) => return code,
     };
-    match menu::compile(file, &source) {
-        Ok(menu) => {
-            print!("{}", menu.picture(format));
-            ExitCode::SUCCESS
-        }
-        Err(diagnostics) => {
-            for d in &diagnostics {
-                eprintln!("{d}");
+    // Several menus: each Mermaid picture fenced under its file's name, a Markdown page;
+    // DOT takes several graphs in one input as it is.
+    let fenced = files.len() > 1 && format == menu::PictureFormat::Mermaid;
+    let mut problems = 0;
+    for file in &files {
+        let source = match std::fs::read_to_string(file) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", file.display());
+                return ExitCode::FAILURE;
             }
-            ExitCode::FAILURE
+        };
+        let compiled = menu::compile_all(file, &source);
+        if let Some(menu) = &compiled.menu {
+            let picture = menu.picture(format, &compiled.broken);
+            if fenced {
+                println!("## {}\n\n```mermaid\n{picture}```\n", file.display());
+            } else {
+                print!("{picture}");
+            }
         }
+        for d in &compiled.diagnostics {
+            eprintln!("{d}");
+        }
+        problems += compiled.diagnostics.len();
     }
+    if problems == 0 {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("{problems} problem(s); the screens they are in are drawn in red");
+    ExitCode::FAILURE
 }
 
-pub(super) fn check_menus(dir: &std::path::Path) -> ExitCode {
-    match menu::Bundle::load_dir(dir) {
-        Ok(bundle) => {
-            for m in bundle.menus() {
+/// `path` itself when it is a file, else the menu files of the folder; `Err` after
+/// saying what is wrong.
+fn menu_paths(path: &std::path::Path) -> Result<Vec<PathBuf>, ExitCode> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    menu::menu_files(path).map_err(|e| {
+        eprintln!("error: {}: {e}", path.display());
+        ExitCode::FAILURE
+    })
+}
+
+pub(super) fn check_menus(path: &std::path::Path) -> ExitCode {
+    let checked = if path.is_file() {
+        let source = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        menu::compile(path, &source).map(|m| vec![std::sync::Arc::new(m)])
+    } else {
+        menu::Bundle::load_dir(path).map(|bundle| bundle.menus().to_vec())
+    };
+    match checked {
+        Ok(menus) => {
+            for m in menus {
                 println!(
                     "ok  {} {:?}: {} screens, languages {:?}",
                     m.service,
@@ -370,7 +410,7 @@ pub(super) fn check_menus(dir: &std::path::Path) -> ExitCode {
             for d in &diagnostics {
                 eprintln!("{d}");
             }
-            eprintln!("{} problem(s) in {}", diagnostics.len(), dir.display());
+            eprintln!("{} problem(s) in {}", diagnostics.len(), path.display());
             ExitCode::FAILURE
         }
     }

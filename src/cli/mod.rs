@@ -170,16 +170,18 @@ fn scopes_help() -> String {
 
 #[derive(Subcommand)]
 enum MenusCommand {
-    /// Compile every menu file in DIR and report all problems with file:line:column.
+    /// Compile every menu file in a folder (or one file) and report every problem at
+    /// once, as file:line:column, sorted.
     Check {
         #[arg(default_value = "menus")]
-        dir: PathBuf,
+        path: PathBuf,
     },
     /// Print the JSON Schema of menu files (shipped as menus/menu.schema.json).
     Schema,
-    /// Draw the flow of one menu file (Mermaid for Markdown, DOT for Graphviz).
+    /// Draw the flow of a menu file, or of every one in a folder (Mermaid for Markdown,
+    /// DOT for Graphviz); a menu with problems is drawn too, its broken screens in red.
     Graph {
-        file: PathBuf,
+        path: PathBuf,
         #[arg(long, value_enum, default_value = "mermaid")]
         format: GraphFormat,
     },
@@ -237,8 +239,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Loadtest(args) => loadtest(args),
-        Command::Menus { command: MenusCommand::Check { dir } } => check_menus(&dir),
-        Command::Menus { command: MenusCommand::Graph { file, format } } => graph_menu(&file, format),
+        Command::Menus { command: MenusCommand::Check { path } } => check_menus(&path),
+        Command::Menus { command: MenusCommand::Graph { path, format } } => graph_menu(&path, format),
         Command::Menus { command: MenusCommand::Schema } => {
             print!("{}", menu::json_schema());
             ExitCode::SUCCESS

@@ -11,7 +11,7 @@ use super::budget::{Encoding, cost};
 use super::compile::Diagnostic;
 use super::graph::{Menu, NodeKind, ScreenId};
 use super::input;
-use super::journey::{Frame, Journey};
+use super::journey::{EngineError, Frame, Journey};
 use super::messages::Message;
 use super::model::InputKind;
 use crate::domain::{PersonName, Pin};
@@ -26,14 +26,22 @@ struct Lints<'a> {
     out: Vec<Diagnostic>,
 }
 
-/// Every problem the graph and the budget show; empty when the menu may serve.
-pub(super) fn lint(menu: &Menu, file: &Path, spans: &HashMap<String, Location>) -> Vec<Diagnostic> {
+/// Every problem the graph and the budget show; empty when the menu may serve. Without
+/// `ways_whole` (a name led nowhere), what follows from the ways is not checked.
+pub(super) fn lint(
+    menu: &Menu,
+    file: &Path,
+    spans: &HashMap<String, Location>,
+    ways_whole: bool,
+) -> Vec<Diagnostic> {
     let mut l = Lints { menu, file, spans, plain: Vec::new(), out: Vec::new() };
     l.plain = l.edges(&HashMap::new());
     let returns_to = l.sub_journeys();
     let edges = l.edges(&returns_to);
-    l.reachability(&edges);
-    l.loops_without_input(&edges);
+    if ways_whole {
+        l.reachability(&edges);
+        l.loops_without_input(&edges);
+    }
     l.reserved_keys();
     l.budget();
     l.out
@@ -349,11 +357,12 @@ impl Lints<'_> {
                         j.vars.insert("result".into(), result.clone());
                         j.error = error.clone();
                         if let Err(problem) = self.check_screen(i, &j, prompt) {
-                            self.error(
-                                i,
-                                format!("screen `{}` in `{lang}`: {problem}", node.name),
-                                hint(prompt),
-                            );
+                            let hint = if problem.starts_with("a text reads") {
+                                Some("save it on a screen every way here passes (`save:` on an input, an action or a menu of items), or correct the name".into())
+                            } else {
+                                hint(prompt)
+                            };
+                            self.error(i, format!("screen `{}` in `{lang}`: {problem}", node.name), hint);
                             break;
                         }
                     }
@@ -367,8 +376,24 @@ impl Lints<'_> {
 
     fn check_screen(&self, i: usize, j: &Journey, prompt: bool) -> Result<(), String> {
         let menu = self.menu;
-        let parts = menu.parts(j, ScreenId(i as u16)).map_err(|e| {
-            format!("cannot render with the variables the menu saves: {}", first_line(&e.to_string()))
+        let parts = menu.parts(j, ScreenId(i as u16)).map_err(|e| match &e {
+            // Name what is missing: minijinja says only "undefined value (in t3:1)".
+            EngineError::Render { source, .. } if source.kind() == minijinja::ErrorKind::UndefinedError => {
+                let missing: Vec<String> = source
+                    .name()
+                    .map(|name| menu.templates.reads(name))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|v| v != "lang" && !j.vars.contains_key(v))
+                    .map(|v| format!("`{v}`"))
+                    .collect();
+                match missing.as_slice() {
+                    [] => "a text reads a value no screen saves".to_owned(),
+                    [one] => format!("a text reads {one}, which no screen before it saves"),
+                    many => format!("a text reads {}, which no screen before it saves", many.join(", ")),
+                }
+            }
+            _ => format!("cannot render with the variables the menu saves: {}", first_line(&e.to_string())),
         })?;
         let budget = menu.budget;
         if prompt {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use budget::{Budget, Encoding, Layout, NavLines, cost as screen_cost, paginate};
-pub use compile::{Diagnostic, compile};
+pub use compile::{Compiled, Diagnostic, compile, compile_all};
 pub use graph::{Command, Menu};
 pub use journey::{Action, EngineError, Journey, Reply, Step};
 pub use messages::Message;
@@ -53,6 +53,21 @@ pub struct Dialled<'a> {
     pub jump: Vec<String>,
 }
 
+/// The menu files (`*.yaml`, `*.yml`) of a folder, sorted; an error says what is wrong
+/// with the folder.
+pub fn menu_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read the menu folder: {e}"))?;
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err("no menu files (*.yaml) in the menu folder".into());
+    }
+    Ok(paths)
+}
+
 impl Bundle {
     /// Loads and compiles every `*.yaml`/`*.yml` file in `dir`, reporting all problems
     /// at once; a bundle with any error is refused whole.
@@ -66,16 +81,7 @@ impl Bundle {
                 hint: Some("set MENUS_DIR to the folder holding the menu files".into()),
             }]
         };
-        let entries =
-            std::fs::read_dir(dir).map_err(|e| io_error(format!("cannot read the menu folder: {e}")))?;
-        let mut paths: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect();
-        paths.sort();
-        if paths.is_empty() {
-            return Err(io_error("no menu files (*.yaml) in the menu folder".into()));
-        }
+        let paths = menu_files(dir).map_err(io_error)?;
         let mut files = Vec::new();
         for path in paths {
             let source = std::fs::read_to_string(&path)
@@ -85,31 +91,41 @@ impl Bundle {
         Self::from_sources(files.iter().map(|(p, s)| (p.as_path(), s.as_str())))
     }
 
-    /// Compiles menus from (file name, text) pairs.
+    /// Compiles menus from (file name, text) pairs; every problem of every file at
+    /// once, sorted by file and line.
     pub fn from_sources<'a>(
         files: impl IntoIterator<Item = (&'a Path, &'a str)>,
     ) -> Result<Bundle, Vec<Diagnostic>> {
         let mut bundle = Bundle::default();
         let mut diagnostics = Vec::new();
+        let mut claimed: HashMap<String, &Path> = HashMap::new();
         for (path, source) in files {
             match compile(path, source) {
                 Ok(menu) => {
                     for code in &menu.codes {
-                        if bundle.by_code.insert(code.clone(), bundle.menus.len()).is_some() {
+                        if let Some(other) = claimed.insert(code.clone(), path) {
+                            // At the code in this file, naming the file that has it too.
+                            let line =
+                                source.lines().position(|l| l.contains(code.as_str())).map_or(1, |n| n + 1);
                             diagnostics.push(Diagnostic {
                                 file: path.to_path_buf(),
-                                line: 0,
-                                column: 0,
-                                message: format!("service code {code} is claimed by two menus"),
-                                hint: Some("each code belongs to exactly one menu".into()),
+                                line: line as u64,
+                                column: 1,
+                                message: format!("service code {code} is claimed by {} too", other.display()),
+                                hint: Some(
+                                    "each code belongs to exactly one menu: remove it from one of them"
+                                        .into(),
+                                ),
                             });
                         }
+                        bundle.by_code.entry(code.clone()).or_insert(bundle.menus.len());
                     }
                     bundle.menus.push(Arc::new(menu));
                 }
                 Err(mut d) => diagnostics.append(&mut d),
             }
         }
+        diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         if diagnostics.is_empty() { Ok(bundle) } else { Err(diagnostics) }
     }
 

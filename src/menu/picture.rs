@@ -29,12 +29,13 @@ struct Edge {
 }
 
 impl Menu {
-    /// Draws every screen and every way between them, labelled in the first language.
-    pub fn picture(&self, format: Format) -> String {
+    /// Draws every screen and every way between them, labelled in the first language;
+    /// the screens in `broken` (indices: `menus check` found problems there) in red.
+    pub fn picture(&self, format: Format, broken: &[usize]) -> String {
         let (nodes, edges) = self.shapes_and_edges();
         match format {
-            Format::Mermaid => self.mermaid(&nodes, &edges),
-            Format::Dot => self.dot(&nodes, &edges),
+            Format::Mermaid => self.mermaid(&nodes, &edges, broken),
+            Format::Dot => self.dot(&nodes, &edges, broken),
         }
     }
 
@@ -129,7 +130,7 @@ impl Menu {
         (nodes, edges)
     }
 
-    fn mermaid(&self, nodes: &[(Shape, String)], edges: &[Edge]) -> String {
+    fn mermaid(&self, nodes: &[(Shape, String)], edges: &[Edge], broken: &[usize]) -> String {
         let quote = |s: &str| s.replace('"', "#quot;").replace("\\n", "<br/>");
         let mut out = format!(
             "%% {} ({}), start: {}\nflowchart TD\n",
@@ -158,10 +159,15 @@ impl Menu {
                 self.screens[e.to].name
             );
         }
+        if !broken.is_empty() {
+            let names: Vec<&str> = broken.iter().map(|i| self.screens[*i].name.as_str()).collect();
+            let _ = writeln!(out, "  classDef broken fill:#fdd,stroke:#c00,stroke-width:2px");
+            let _ = writeln!(out, "  class {} broken", names.join(","));
+        }
         out
     }
 
-    fn dot(&self, nodes: &[(Shape, String)], edges: &[Edge]) -> String {
+    fn dot(&self, nodes: &[(Shape, String)], edges: &[Edge], broken: &[usize]) -> String {
         let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace("\\\\n", "\\n");
         let mut out = format!(
             "digraph \"{}\" {{\n  rankdir=TB;\n  node [fontname=\"sans-serif\"];\n",
@@ -177,10 +183,16 @@ impl Menu {
                 Shape::Return => "circle",
                 Shape::End => "box, style=rounded, peripheries=2",
             };
-            let bold = if i == self.start.0 as usize { ", penwidth=2" } else { "" };
+            let style = if broken.contains(&i) {
+                ", color=red, fontcolor=red"
+            } else if i == self.start.0 as usize {
+                ", penwidth=2"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "  \"{}\" [shape={shape}{bold}, label=\"{}\"];",
+                "  \"{}\" [shape={shape}{style}, label=\"{}\"];",
                 self.screens[i].name,
                 quote(caption)
             );

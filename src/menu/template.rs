@@ -258,6 +258,18 @@ impl Templates {
     }
 
     /// Renders `tpl` in language `lang` (falling back to the first language) over `ctx`.
+    /// The variables the compiled template `name` (as a render error names it: `t3`)
+    /// reads without setting them, sorted.
+    pub fn reads(&self, name: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .env
+            .get_template(name)
+            .map(|t| t.undeclared_variables(false).into_iter().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     pub fn render(&self, tpl: &Tpl, lang: usize, ctx: &Value) -> Result<String, minijinja::Error> {
         match Self::piece(tpl, lang) {
             None => Ok(String::new()),

@@ -227,7 +227,7 @@ fn a_template_on_a_variable_no_step_saves_is_refused_by_check() {
     let d = diagnostics(
         "service: t\ncodes: [\"*1#\"]\nlanguages: [en]\nstart: a\nscreens:\n  a:\n    end: { text: \"{{ nope.x }}\" }\n",
     );
-    assert!(d[0].message.contains("cannot render"), "{d:?}");
+    assert!(d[0].message.contains("a text reads `nope`, which no screen before it saves"), "{d:?}");
     assert_eq!(d[0].line, 7);
 }
 
@@ -334,7 +334,7 @@ fn two_menus_on_one_code_are_refused() {
 #[test]
 fn the_flow_draws_as_mermaid_and_dot() {
     let m = menu();
-    let mermaid = m.picture(PictureFormat::Mermaid);
+    let mermaid = m.picture(PictureFormat::Mermaid, &[]);
     assert!(mermaid.starts_with("%% test (*100#), start: who\nflowchart TD\n"), "{mermaid}");
     for edge in [
         "  main -->|\"1. Balance\"| bal_pin\n",
@@ -345,7 +345,7 @@ fn the_flow_draws_as_mermaid_and_dot() {
     ] {
         assert!(mermaid.contains(edge), "{edge:?} missing from\n{mermaid}");
     }
-    let dot = m.picture(PictureFormat::Dot);
+    let dot = m.picture(PictureFormat::Dot, &[]);
     assert!(dot.starts_with("digraph \"test\" {"), "{dot}");
     assert!(dot.contains("\"who\" [shape=diamond, penwidth=2, label=\"who\\ncustomer.profile\"];"), "{dot}");
     assert!(dot.contains("\"main\" -> \"bal_pin\" [label=\"1. Balance\"];"), "{dot}");
@@ -471,4 +471,66 @@ fn the_sms_text_chooses_reply_dial_or_both_and_a_dial_needs_a_handoff_code() {
     let reply_only = with("Reply YES {{ code|upper }}", None).unwrap_or_else(|d| panic!("{d:?}"));
     assert!(reply_only.confirms_by_reply("pay_pin") && !reply_only.confirms_by_dial("pay_pin"));
     assert_eq!(reply_only.handoff_dial("482193"), None);
+}
+
+/// Mistakes that earlier passes would have reported one stage at a time: all of them in
+/// one compile, sorted by line, each with its reason.
+#[test]
+fn every_mistake_of_a_file_is_reported_in_one_pass() {
+    let d = diagnostics(&format!(
+        r#"{HEAD}  a:
+    menu:
+      text: "Hi {{{{ nme }}}}"
+      options:
+        - {{ label: Name, next: name }}
+        - {{ label: Pay, next: pay }}
+  name:
+    input: {{ text: Name, kind: text, pattern: "[a-z", max_length: 10, save: who, next: bye }}
+  pay:
+    action: {{ op: wallet.balance, on: {{ ok: bye, pin_invalid: bye, pin_locked: bye, not_registered: bye, account_blocked: bye }} }}
+  bye:
+    end: {{ text: "Bye {{{{ who }}}}" }}
+  orphan:
+    end: {{ text: Never }}
+"#
+    ));
+    let lines: Vec<u64> = d.iter().map(|d| d.line).collect();
+    assert!(lines.is_sorted(), "{d:?}");
+    let find = |words: &str| {
+        d.iter().find(|d| d.message.contains(words)).unwrap_or_else(|| panic!("{words}: {d:?}"))
+    };
+    assert_eq!(find("a text reads `nme`").line, 7, "the screen's first line");
+    assert_eq!(find("is not a valid regular expression").hint.as_deref(), Some("unclosed character class"));
+    assert!(find("a PIN but no `pin` screen").line > 7);
+    assert!(find("screen `orphan` is unreachable").line > 7);
+}
+
+#[test]
+fn a_menu_with_problems_is_still_drawn_with_its_broken_screens_marked() {
+    let source = format!(
+        "{HEAD}  a:\n    menu:\n      text: Hi\n      options:\n        - {{ label: X, next: b }}\n  b:\n    action: {{ op: no.such, on: {{ ok: a }} }}\n"
+    );
+    let compiled = crate::menu::compile_all(Path::new("t.yaml"), &source);
+    let menu = compiled.menu.expect("drawn although refused");
+    assert_eq!(compiled.diagnostics.len(), 1, "{:?}", compiled.diagnostics);
+    let b = menu.screens.iter().position(|n| n.name == "b").unwrap();
+    assert_eq!(compiled.broken, vec![b]);
+    assert!(menu.picture(PictureFormat::Mermaid, &compiled.broken).contains("class b broken"));
+    let dot = menu.picture(PictureFormat::Dot, &compiled.broken);
+    assert!(dot.lines().any(|l| l.starts_with("  \"b\" [") && l.contains("color=red")), "{dot}");
+    assert!(!dot.lines().any(|l| l.starts_with("  \"a\" [") && l.contains("color=red")), "{dot}");
+}
+
+#[test]
+fn a_code_claimed_twice_names_both_files_at_the_code() {
+    let a = format!("{HEAD}  a:\n    end: {{ text: A }}\n");
+    let b = "service: u\nlanguages: [en]\ncodes: [\"*1#\"]\nstart: a\nscreens:\n  a:\n    end: { text: B }\n";
+    let d = crate::menu::Bundle::from_sources([
+        (Path::new("a.yaml"), a.as_str()),
+        (Path::new("b.yaml"), b),
+    ])
+    .expect_err("two menus on one code");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!((d[0].file.as_path(), d[0].line), (Path::new("b.yaml"), 3));
+    assert!(d[0].message.contains("claimed by a.yaml too"), "{d:?}");
 }

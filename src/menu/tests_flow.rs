@@ -388,7 +388,7 @@ screens:
 
 #[test]
 fn the_picture_shows_routers_calls_confirmations_and_items() {
-    let mermaid = flow().picture(PictureFormat::Mermaid);
+    let mermaid = flow().picture(PictureFormat::Mermaid, &[]);
     for edge in [
         "  check -->|\"if amount > 50000\"| big\n",
         "  check -->|\"else\"| sure\n",

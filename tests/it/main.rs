@@ -30,6 +30,7 @@ mod keys;
 mod lane;
 mod ledger;
 mod loadtest;
+mod menus_cli;
 mod merchants;
 mod nats;
 mod ops;

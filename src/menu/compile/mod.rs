@@ -110,9 +110,27 @@ impl Ctx<'_> {
     }
 }
 
+/// A menu file compiled as far as it goes: the menu whenever its text parsed, even with
+/// problems (for `menus graph` to draw), every problem, and the screens they are on.
+pub struct Compiled {
+    pub menu: Option<Menu>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Indices of the screens a problem was found in.
+    pub broken: Vec<usize>,
+}
+
 /// Parses and compiles one menu file's text.
 pub fn compile(file: &Path, source: &str) -> Result<Menu, Vec<Diagnostic>> {
-    let parsed: MenuFile = serde_saphyr::from_str(source).map_err(|e| {
+    match compile_all(file, source) {
+        Compiled { menu: Some(menu), diagnostics, .. } if diagnostics.is_empty() => Ok(menu),
+        Compiled { diagnostics, .. } => Err(diagnostics),
+    }
+}
+
+/// Parses and compiles one menu file's text, keeping what compiled beside what did not.
+pub fn compile_all(file: &Path, source: &str) -> Compiled {
+    let failed = |diagnostics| Compiled { menu: None, diagnostics, broken: Vec::new() };
+    let parsed: MenuFile = match serde_saphyr::from_str(source).map_err(|e| {
         let at = e.location().unwrap_or(Location::UNKNOWN);
         let message = first_line(&e.to_string());
         // The location is printed in front already.
@@ -134,16 +152,39 @@ pub fn compile(file: &Path, source: &str) -> Result<Menu, Vec<Diagnostic>> {
             message,
             hint: Some(hint.into()),
         }]
-    })?;
+    }) {
+        Ok(parsed) => parsed,
+        Err(diagnostics) => return failed(diagnostics),
+    };
     let version = crate::menu::content_version(source);
     build(file, source, parsed, version)
+}
+
+/// The screens `diagnostics` fall in: each problem belongs to the screen whose key is
+/// the last one above it, if it is inside the `screens:` block at all.
+fn broken_screens(source: &str, spans: &[(usize, u64)], diagnostics: &[Diagnostic]) -> Vec<usize> {
+    let lines: Vec<&str> = source.lines().collect();
+    let Some(start) = lines.iter().position(|l| l.starts_with("screens:")) else { return Vec::new() };
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.starts_with(|c: char| !c.is_whitespace() && c != '#'))
+        .map_or(lines.len(), |n| start + 1 + n);
+    let mut broken: Vec<usize> = diagnostics
+        .iter()
+        .filter(|d| (start as u64) < d.line && d.line <= end as u64)
+        .filter_map(|d| spans.iter().filter(|(_, line)| *line <= d.line).max_by_key(|(_, line)| *line))
+        .map(|(id, _)| *id)
+        .collect();
+    broken.sort_unstable();
+    broken.dedup();
+    broken
 }
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).to_owned()
 }
 
-fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Result<Menu, Vec<Diagnostic>> {
+fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Compiled {
     let languages = m.languages.clone();
     let mut cx = Ctx { file, source, languages: &languages, diagnostics: Vec::new() };
     if languages.is_empty() {
@@ -152,7 +193,7 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Result<Menu
             "`languages` is empty",
             Some("list at least one language, e.g. `languages: [en]`".into()),
         );
-        return Err(cx.diagnostics);
+        return Compiled { menu: None, diagnostics: cx.diagnostics, broken: Vec::new() };
     }
     let (region, currency) = settings::header(&mut cx, &m);
     let index: HashMap<String, ScreenId> =
@@ -164,6 +205,7 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Result<Menu
         index,
         templates: Templates::new(currency.clone()),
         currency: currency.clone(),
+        unresolved: false,
     };
     let screens: Vec<Node> = m
         .screens
@@ -180,10 +222,8 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Result<Menu
     let commands = m.sms.as_ref().map_or_else(Vec::new, |d| sms::commands(&mut b, d, &languages));
     let handoff =
         m.sms.as_ref().and_then(|d| d.handoff.as_ref()).and_then(|h| sms::handoff(&mut b.cx, h, &m.codes));
-    let Builder { cx, index, templates, .. } = b;
-    if !cx.diagnostics.is_empty() {
-        return Err(cx.diagnostics);
-    }
+    let Builder { cx, index, templates, unresolved, .. } = b;
+    let refused = cx.diagnostics;
     let spans: HashMap<String, Location> =
         m.screens.iter().map(|(name, screen)| (name.clone(), screen.referenced)).collect();
     let menu = Menu {
@@ -207,8 +247,17 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Result<Menu
         commands,
         handoff,
     };
-    let diagnostics = super::lint::lint(&menu, file, &spans);
-    if diagnostics.is_empty() { Ok(menu) } else { Err(diagnostics) }
+    // The graph is whole even when parts were refused (an unknown screen resolves to the
+    // first, a broken text to an empty one), so its checks run too: one pass reports
+    // every problem, not the next stage's only after the first is fixed. Only what
+    // follows from ways that lead nowhere is left out.
+    let mut diagnostics = refused;
+    diagnostics.extend(super::lint::lint(&menu, file, &spans, !unresolved));
+    diagnostics.sort_by_key(|d| (d.line, d.column));
+    let at: Vec<(usize, u64)> =
+        menu.screens.iter().enumerate().filter_map(|(i, n)| Some((i, spans.get(&n.name)?.line()))).collect();
+    let broken = broken_screens(source, &at, &diagnostics);
+    Compiled { menu: Some(menu), diagnostics, broken }
 }
 
 fn clone_text(t: &Text) -> Text {

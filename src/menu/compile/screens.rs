@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_saphyr::{Location, Spanned};
 
 use super::sms::mentions;
-use super::{Ctx, check_var_name, clone_text, first_line, suggest};
+use super::{Ctx, check_var_name, clone_text, edit_distance, suggest};
 use crate::domain::Currency;
 use crate::menu::graph::{Items, NodeKind, Route, ScreenId};
 use crate::menu::input::Rules;
@@ -22,6 +22,9 @@ pub(super) struct Builder<'a> {
     pub index: HashMap<String, ScreenId>,
     pub templates: Templates,
     pub currency: Currency,
+    /// Whether a screen or an op's name led nowhere: the graph's ways are then not the
+    /// author's, and what follows from them (unreachable screens) is not reported.
+    pub unresolved: bool,
 }
 
 impl Builder<'_> {
@@ -32,6 +35,7 @@ impl Builder<'_> {
         }
         let hint = suggest(&target.value, self.index.keys());
         self.cx.error(target.referenced, format!("no screen named `{}`", target.value), hint);
+        self.unresolved = true;
         ScreenId(0)
     }
 
@@ -133,7 +137,8 @@ impl Builder<'_> {
                     self.cx.error(
                         p.referenced,
                         format!("{what}: `pattern` is not a valid regular expression"),
-                        Some(first_line(&e.to_string())),
+                        // The regex crate's message is several lines; the reason is last.
+                        Some(regex_reason(&e.to_string())),
                     )
                 })
                 .ok()
@@ -247,11 +252,14 @@ impl Builder<'_> {
     fn action(&mut self, name: &str, what: &str, s: &model::ActionStep) -> NodeKind {
         let Some(op) = Op::from_name(&s.op.value) else {
             let known: Vec<_> = crate::ops::Op::all().map(crate::ops::Op::name).collect();
-            self.cx.error(
-                s.op.referenced,
-                format!("{what}: unknown op `{}`", s.op.value),
-                Some(format!("known ops: {}", known.join(", "))),
-            );
+            let closest = known.iter().min_by_key(|k| edit_distance(k, &s.op.value));
+            let hint = match closest {
+                Some(k) if edit_distance(k, &s.op.value) <= 3 => format!("did you mean `{k}`?"),
+                _ => format!("known ops: {}", known.join(", ")),
+            };
+            self.cx.error(s.op.referenced, format!("{what}: unknown op `{}`", s.op.value), Some(hint));
+            // Its outcomes' ways are lost with it.
+            self.unresolved = true;
             return NodeKind::End { text: Tpl::empty() };
         };
         let spec = op.spec();
@@ -366,4 +374,11 @@ impl Builder<'_> {
         }
         (routes, other)
     }
+}
+
+/// The reason in a regex parse error ("unclosed character class"), without the
+/// pattern and caret drawn above it.
+fn regex_reason(message: &str) -> String {
+    let last = message.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(message);
+    last.trim().strip_prefix("error: ").unwrap_or(last.trim()).to_owned()
 }
