@@ -20,6 +20,8 @@ use crate::ops::Op;
 struct Lints<'a> {
     menu: &'a Menu,
     file: &'a Path,
+    /// The file's text, to place a problem at the line it is about.
+    source: &'a str,
     spans: &'a HashMap<String, Location>,
     /// Where each screen leads, before `return`s are resolved.
     plain: Vec<Vec<usize>>,
@@ -31,10 +33,11 @@ struct Lints<'a> {
 pub(super) fn lint(
     menu: &Menu,
     file: &Path,
+    source: &str,
     spans: &HashMap<String, Location>,
     ways_whole: bool,
 ) -> Vec<Diagnostic> {
-    let mut l = Lints { menu, file, spans, plain: Vec::new(), out: Vec::new() };
+    let mut l = Lints { menu, file, source, spans, plain: Vec::new(), out: Vec::new() };
     l.plain = l.edges(&HashMap::new());
     let returns_to = l.sub_journeys();
     let edges = l.edges(&returns_to);
@@ -58,6 +61,23 @@ impl Lints<'_> {
             message,
             hint: hint.into(),
         });
+    }
+
+    /// As `error`, placed at the first line of the screen that holds `needle` (a
+    /// variable's name, `text:`), when one does.
+    fn error_at(&mut self, screen: usize, needle: &str, message: String, hint: Option<String>) {
+        self.error(screen, message, hint);
+        let Some(d) = self.out.last_mut() else { return };
+        // The screen's lines: from its own to the next screen's.
+        let next = self.spans.values().map(|l| l.line()).filter(|l| *l > d.line).min().unwrap_or(u64::MAX);
+        let found =
+            self.source.lines().enumerate().skip(d.line.saturating_sub(1) as usize).find_map(|(i, l)| {
+                let line = i as u64 + 1;
+                (line < next).then(|| find_word(l, needle).map(|c| (line, c as u64 + 1))).flatten()
+            });
+        if let Some((line, column)) = found {
+            (d.line, d.column) = (line, column);
+        }
     }
 
     fn name(&self, id: usize) -> &str {
@@ -362,7 +382,12 @@ impl Lints<'_> {
                             } else {
                                 hint(prompt)
                             };
-                            self.error(i, format!("screen `{}` in `{lang}`: {problem}", node.name), hint);
+                            // At the variable a text reads, else at the screen's text.
+                            let needle =
+                                problem.split('`').nth(1).filter(|_| problem.starts_with("a text reads"));
+                            let needle = needle.unwrap_or("text:").to_owned();
+                            let message = format!("screen `{}` in `{lang}`: {problem}", node.name);
+                            self.error_at(i, &needle, message, hint);
                             break;
                         }
                     }
@@ -420,6 +445,14 @@ impl Lints<'_> {
         }
         Ok(())
     }
+}
+
+/// Where `word` stands alone in `line` (`who` in `{{ who }}`, not in `whom`).
+fn find_word(line: &str, word: &str) -> Option<usize> {
+    let part = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    line.match_indices(word)
+        .map(|(at, _)| at)
+        .find(|&at| !part(line[..at].chars().next_back()) && !part(line[at + word.len()..].chars().next()))
 }
 
 fn hint(prompt: bool) -> Option<String> {

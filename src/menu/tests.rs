@@ -499,7 +499,11 @@ fn every_mistake_of_a_file_is_reported_in_one_pass() {
     let find = |words: &str| {
         d.iter().find(|d| d.message.contains(words)).unwrap_or_else(|| panic!("{words}: {d:?}"))
     };
-    assert_eq!(find("a text reads `nme`").line, 7, "the screen's first line");
+    assert_eq!(
+        (find("a text reads `nme`").line, find("a text reads `nme`").column),
+        (8, 20),
+        "at the variable"
+    );
     assert_eq!(find("is not a valid regular expression").hint.as_deref(), Some("unclosed character class"));
     assert!(find("a PIN but no `pin` screen").line > 7);
     assert!(find("screen `orphan` is unreachable").line > 7);
@@ -525,11 +529,8 @@ fn a_menu_with_problems_is_still_drawn_with_its_broken_screens_marked() {
 fn a_code_claimed_twice_names_both_files_at_the_code() {
     let a = format!("{HEAD}  a:\n    end: {{ text: A }}\n");
     let b = "service: u\nlanguages: [en]\ncodes: [\"*1#\"]\nstart: a\nscreens:\n  a:\n    end: { text: B }\n";
-    let d = crate::menu::Bundle::from_sources([
-        (Path::new("a.yaml"), a.as_str()),
-        (Path::new("b.yaml"), b),
-    ])
-    .expect_err("two menus on one code");
+    let d = crate::menu::Bundle::from_sources([(Path::new("a.yaml"), a.as_str()), (Path::new("b.yaml"), b)])
+        .expect_err("two menus on one code");
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!((d[0].file.as_path(), d[0].line), (Path::new("b.yaml"), 3));
     assert!(d[0].message.contains("claimed by a.yaml too"), "{d:?}");

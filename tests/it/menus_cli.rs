@@ -46,7 +46,7 @@ fn a_menu_with_problems_is_drawn_and_its_problems_listed() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(!ok && !checked);
     assert!(out.contains("flowchart TD") && out.contains("class a,b broken"), "{out}");
-    assert!(err.contains("shop.yaml:7:5: error: screen `a` in `en`: a text reads `nme`"), "{err}");
+    assert!(err.contains("shop.yaml:8:20: error: screen `a` in `en`: a text reads `nme`"), "{err}");
     assert!(err.contains("did you mean `wallet.balance`?"), "{err}");
     assert!(check_err.contains("2 problem(s)"), "{check_err}");
 }

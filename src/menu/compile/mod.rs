@@ -252,7 +252,7 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Compiled {
     // every problem, not the next stage's only after the first is fixed. Only what
     // follows from ways that lead nowhere is left out.
     let mut diagnostics = refused;
-    diagnostics.extend(super::lint::lint(&menu, file, &spans, !unresolved));
+    diagnostics.extend(super::lint::lint(&menu, file, source, &spans, !unresolved));
     diagnostics.sort_by_key(|d| (d.line, d.column));
     let at: Vec<(usize, u64)> =
         menu.screens.iter().enumerate().filter_map(|(i, n)| Some((i, spans.get(&n.name)?.line()))).collect();
