@@ -384,6 +384,10 @@ impl Settings {
         // dropped (its default stands in) and the rest read again, so that one typo
         // does not hide the next.
         let original = figment.clone();
+        // Unknown keys are reported above, all of them: dropped at once, they hide nothing.
+        if let Some(rest) = without(&figment, &unknown_keys) {
+            figment = rest;
+        }
         for _ in 0..=ENV_KEYS.len() + FILE_ONLY_KEYS.len() {
             let errors = match figment.extract::<Settings>() {
                 Ok(settings) if problems.is_empty() => return Ok(settings),
@@ -399,8 +403,9 @@ impl Settings {
                     bad.push(key.clone());
                 }
                 // Unknown top-level keys are all reported above, not just serde's first.
-                if !matches!(&e.kind, figment::error::Kind::UnknownField(key, _) if unknown_keys.contains(key))
-                {
+                let reported = e.path.len() <= 1
+                    && matches!(&e.kind, figment::error::Kind::UnknownField(key, _) if unknown_keys.contains(key));
+                if !reported {
                     problems.push(format!("{e} (check the variable or the config file)"));
                 }
             }

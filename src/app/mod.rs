@@ -101,11 +101,14 @@ pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool,
     let shown = redact_url(url);
     let unreachable =
         |e: &dyn std::fmt::Display| StartError::Postgres { url: shown.clone(), reason: e.to_string() };
-    // A server that answered with an error (no such role, a wrong password, no right to
-    // create the database) is up: telling its operator to start it would mislead.
+    // A server that refused who we are (no such role, a wrong password: SQLSTATE class
+    // 28; no right to create the database: 42501) is up: telling its operator to start it
+    // would mislead. One starting up or full (57P03, 53300) is told as unreachable.
     let failed = |e: sqlx::Error| match e.as_database_error() {
-        Some(refused) => StartError::PostgresRefused { url: shown.clone(), reason: refused.to_string() },
-        None => unreachable(&e),
+        Some(refused) if refused.code().is_some_and(|c| c.starts_with("28") || c == "42501") => {
+            StartError::PostgresRefused { url: shown.clone(), reason: refused.to_string() }
+        }
+        _ => unreachable(&e),
     };
     let options = PgConnectOptions::from_str(url).map_err(|e| unreachable(&e))?;
     let exists = tokio::time::timeout(Duration::from_secs(5), Postgres::database_exists(url))

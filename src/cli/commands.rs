@@ -374,6 +374,10 @@ fn menu_paths(path: &std::path::Path) -> Result<Vec<PathBuf>, ExitCode> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
+    if !path.exists() {
+        eprintln!("error: {}: no such menu file or folder", path.display());
+        return Err(ExitCode::FAILURE);
+    }
     menu::menu_files(path).map_err(|e| {
         eprintln!("error: {}: {e}", path.display());
         ExitCode::FAILURE

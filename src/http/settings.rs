@@ -37,6 +37,11 @@ fn address(raw: &str) -> Option<SocketAddr> {
     if let Ok(addr) = raw.parse() {
         return Some(addr);
     }
+    // A name and a port: `fe80::1:8080` would split at its last colon into an address
+    // nobody meant; IPv6 is written bracketed (`[fe80::1]:8080`), which parses above.
+    if raw.matches(':').count() != 1 {
+        return None;
+    }
     let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(raw).ok()?.collect();
     resolved.iter().find(|a| a.is_ipv4()).or(resolved.first()).copied()
 }
@@ -93,5 +98,7 @@ mod tests {
         assert_eq!(address("0.0.0.0:8080"), Some(([0, 0, 0, 0], 8080).into()));
         assert_eq!(address("localhost"), None, "a port is needed");
         assert_eq!(address("8080"), None);
+        assert_eq!(address("[::1]:8080"), Some("[::1]:8080".parse().unwrap()));
+        assert_eq!(address("fe80::1:8080"), None, "IPv6 without brackets is ambiguous");
     }
 }

@@ -404,7 +404,12 @@ impl Menu {
 
     /// A built-in line in the journey's language, as the menu overrides it.
     pub fn message(&self, j: &Journey, message: Message) -> Result<String, EngineError> {
-        match self.messages.get(&message) {
+        let unshipped = !super::messages::SHIPPED.contains(&j.lang.as_str());
+        let own = self
+            .messages
+            .get(&message)
+            .or_else(|| message.stand_in().filter(|_| unshipped).and_then(|other| self.messages.get(&other)));
+        match own {
             Some(tpl) => self.render(j, tpl),
             None => Ok(message.text(&j.lang).to_owned()),
         }

@@ -22,24 +22,38 @@ struct Lints<'a> {
     file: &'a Path,
     /// The file's text, to place a problem at the line it is about.
     source: &'a str,
+    ways: &'a Ways,
     spans: &'a HashMap<String, Location>,
     /// Where each screen leads, before `return`s are resolved.
     plain: Vec<Vec<usize>>,
     out: Vec<Diagnostic>,
 }
 
-/// Every problem the graph and the budget show; empty when the menu may serve. Without
-/// `ways_whole` (a name led nowhere), what follows from the ways is not checked.
+/// What the compiler knows of the menu's ways beside its graph.
+pub(super) struct Ways {
+    /// Whether every name led somewhere; if not, what follows from the ways is not
+    /// reported (it would blame the author for the placeholder's).
+    pub whole: bool,
+    /// Every variable a screen of the file saves, compiled or not.
+    pub saved: HashSet<String>,
+}
+
+/// Every problem the graph and the budget show; empty when the menu may serve.
 pub(super) fn lint(
     menu: &Menu,
     file: &Path,
     source: &str,
     spans: &HashMap<String, Location>,
-    ways_whole: bool,
+    ways: &Ways,
 ) -> Vec<Diagnostic> {
-    let mut l = Lints { menu, file, source, spans, plain: Vec::new(), out: Vec::new() };
+    let ways_whole = ways.whole;
+    let mut l = Lints { menu, file, source, ways, spans, plain: Vec::new(), out: Vec::new() };
     l.plain = l.edges(&HashMap::new());
+    let reported = l.out.len();
     let returns_to = l.sub_journeys();
+    if !ways_whole {
+        l.out.truncate(reported);
+    }
     let edges = l.edges(&returns_to);
     if ways_whole {
         l.reachability(&edges);
@@ -377,6 +391,13 @@ impl Lints<'_> {
                         j.vars.insert("result".into(), result.clone());
                         j.error = error.clone();
                         if let Err(problem) = self.check_screen(i, &j, prompt) {
+                            // A variable some screen saves may be missing only for a
+                            // way, or an op's save, that a misspelt name lost.
+                            let explained =
+                                problem.split('`').skip(1).step_by(2).all(|v| self.ways.saved.contains(v));
+                            if !self.ways.whole && problem.starts_with("a text reads") && explained {
+                                break;
+                            }
                             let hint = if problem.starts_with("a text reads") {
                                 Some("save it on a screen every way here passes (`save:` on an input, an action or a menu of items), or correct the name".into())
                             } else {
@@ -409,7 +430,8 @@ impl Lints<'_> {
                     .map(|name| menu.templates.reads(name))
                     .unwrap_or_default()
                     .into_iter()
-                    .filter(|v| v != "lang" && !j.vars.contains_key(v))
+                    // `item` is a menu of items' own element, not a saved variable.
+                    .filter(|v| v != "lang" && v != "item" && !j.vars.contains_key(v))
                     .map(|v| format!("`{v}`"))
                     .collect();
                 match missing.as_slice() {

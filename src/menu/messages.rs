@@ -102,6 +102,16 @@ impl Message {
         }
     }
 
+    /// The line a menu's own wording of which stands in for this one in a language the
+    /// gateway does not ship: `conversation_over` came after menus had translated
+    /// `session_over`, and such a menu must not be refused for lacking it.
+    pub fn stand_in(self) -> Option<Message> {
+        match self {
+            Message::ConversationOver => Some(Message::SessionOver),
+            _ => None,
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Message> {
         Self::ALL.iter().copied().find(|m| m.name() == name)
     }

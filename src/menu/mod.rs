@@ -104,14 +104,22 @@ impl Bundle {
                 Ok(menu) => {
                     for code in &menu.codes {
                         if let Some(other) = claimed.insert(code.clone(), path) {
-                            // At the code in this file, naming the file that has it too.
-                            let line =
-                                source.lines().position(|l| l.contains(code.as_str())).map_or(1, |n| n + 1);
+                            // At the `codes:` line, naming the file that has the code too.
+                            let line = source
+                                .lines()
+                                .position(|l| l.starts_with("codes:") && l.contains(code.as_str()))
+                                .or_else(|| source.lines().position(|l| l.starts_with("codes:")))
+                                .map_or(1, |n| n + 1);
+                            let message = if other == path {
+                                format!("service code {code} is listed twice")
+                            } else {
+                                format!("service code {code} is claimed by {} too", other.display())
+                            };
                             diagnostics.push(Diagnostic {
                                 file: path.to_path_buf(),
                                 line: line as u64,
                                 column: 1,
-                                message: format!("service code {code} is claimed by {} too", other.display()),
+                                message,
                                 hint: Some(
                                     "each code belongs to exactly one menu: remove it from one of them"
                                         .into(),

@@ -257,7 +257,6 @@ impl Templates {
         }
     }
 
-    /// Renders `tpl` in language `lang` (falling back to the first language) over `ctx`.
     /// The variables the compiled template `name` (as a render error names it: `t3`)
     /// reads without setting them, sorted.
     pub fn reads(&self, name: &str) -> Vec<String> {
@@ -270,6 +269,7 @@ impl Templates {
         names
     }
 
+    /// Renders `tpl` in language `lang` (falling back to the first language) over `ctx`.
     pub fn render(&self, tpl: &Tpl, lang: usize, ctx: &Value) -> Result<String, minijinja::Error> {
         match Self::piece(tpl, lang) {
             None => Ok(String::new()),

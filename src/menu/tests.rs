@@ -528,10 +528,64 @@ fn a_menu_with_problems_is_still_drawn_with_its_broken_screens_marked() {
 #[test]
 fn a_code_claimed_twice_names_both_files_at_the_code() {
     let a = format!("{HEAD}  a:\n    end: {{ text: A }}\n");
-    let b = "service: u\nlanguages: [en]\ncodes: [\"*1#\"]\nstart: a\nscreens:\n  a:\n    end: { text: B }\n";
+    let b = "# The other menu on *1#\nservice: u\ncodes: [\"*1#\"]\nstart: a\nlanguages: [en]\nscreens:\n  a:\n    end: { text: B }\n";
     let d = crate::menu::Bundle::from_sources([(Path::new("a.yaml"), a.as_str()), (Path::new("b.yaml"), b)])
         .expect_err("two menus on one code");
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!((d[0].file.as_path(), d[0].line), (Path::new("b.yaml"), 3));
     assert!(d[0].message.contains("claimed by a.yaml too"), "{d:?}");
+}
+
+/// A menu in a language the gateway does not ship words every built-in line; one
+/// written before `conversation_over` existed is not refused for lacking it, and an SMS
+/// conversation that is over gets its own `session_over` wording.
+#[test]
+fn a_line_added_later_falls_back_to_the_menus_own_wording_of_its_stand_in() {
+    let lines = |skip: &[&str]| -> String {
+        Message::ALL
+            .iter()
+            .filter(|m| !skip.contains(&m.name()))
+            .map(|m| format!("  {}: {{ en: \"{}\", fr: \"fr {}\" }}\n", m.name(), m.text("en"), m.name()))
+            .collect()
+    };
+    let source = |skip: &[&str]| {
+        format!(
+            "service: t\ncodes: [\"*1#\"]\nlanguages: [en, fr]\nstart: a\nmessages:\n{}screens:\n  a:\n    end: {{ text: {{ en: Bye, fr: Salut }} }}\n",
+            lines(skip)
+        )
+    };
+    let m =
+        compile(Path::new("fr.yaml"), &source(&["conversation_over"])).unwrap_or_else(|d| panic!("{d:?}"));
+    let (j, _) = m.begin(Some("fr")).unwrap();
+    assert_eq!(m.message(&j, Message::ConversationOver).unwrap(), "fr session_over");
+    let (j, _) = m.begin(Some("en")).unwrap();
+    assert_eq!(m.message(&j, Message::ConversationOver).unwrap(), Message::ConversationOver.text("en"));
+    // Without either, the menu is told what to translate.
+    let d = diagnostics(&source(&["conversation_over", "session_over"]));
+    assert!(d[0].message.contains("missing translation): session_over, conversation_over"), "{d:?}");
+}
+
+/// What a half-built graph cannot carry is refused before the graph's checks run on it.
+#[test]
+fn files_the_graph_checks_cannot_run_on_are_refused_without_a_panic() {
+    let d = diagnostics("service: t\ncodes: [\"*1#\"]\nlanguages: [en]\nstart: a\nscreens: {}\n");
+    assert!(d.iter().any(|d| d.message.contains("no screen named `a`")), "{d:?}");
+    let d = diagnostics(
+        "service: t\ncodes: [\"*1#\"]\nlanguages: [en]\nstart: a\ncurrency: { code: KES, exponent: 64 }\nscreens:\n  a:\n    input: { text: Amount, kind: amount, min: 1, max: 100, save: x, next: b }\n  b:\n    end: { text: \"{{ x|money }}\" }\n",
+    );
+    assert!(d.iter().any(|d| d.message.contains("larger than 4")), "{d:?}");
+}
+
+/// What a lost way or a refused setting explains is not reported as the author's.
+#[test]
+fn consequences_of_a_refused_name_or_budget_wait_for_it() {
+    let d = diagnostics(&format!(
+        "{HEAD}  a:\n    input: {{ text: Amount, kind: amount, min: 1, max: 100, save: amount, next: q }}\n  q:\n    action: {{ op: transfer.quote, args: {{ to: \"0700000002\", amount: \"{{{{ amount }}}}\" }}, save: quote, on: {{ ok: shown, recipient_unknwn: gone, other: shown }} }}\n  shown:\n    end: {{ text: \"{{{{ quote.name }}}}\" }}\n  gone:\n    end: {{ text: Gone }}\n"
+    ));
+    assert_eq!(d.len(), 1, "the misspelt outcome, not `gone` unreachable for want of it: {d:?}");
+    assert!(d[0].message.contains("has no outcome `recipient_unknwn`"), "{d:?}");
+    let d = diagnostics(&format!(
+        "budget: {{ gsm7: 10, ucs2: 5 }}\n{HEAD}  a:\n    end: {{ text: Hello there }}\n"
+    ));
+    assert_eq!(d.len(), 1, "the budget, not every screen measured against it: {d:?}");
 }

@@ -5,14 +5,14 @@ mod screens;
 mod settings;
 mod sms;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_saphyr::{Location, Spanned};
 
 use super::graph::{Menu, Node, ScreenId};
-use super::model::{MenuFile, Text};
+use super::model::{MenuFile, Screen, Text};
 use super::template::Templates;
 use screens::Builder;
 
@@ -252,12 +252,35 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Compiled {
     // every problem, not the next stage's only after the first is fixed. Only what
     // follows from ways that lead nowhere is left out.
     let mut diagnostics = refused;
-    diagnostics.extend(super::lint::lint(&menu, file, source, &spans, !unresolved));
+    // Without screens there is no graph to check (nor to draw).
+    if menu.screens.is_empty() {
+        return Compiled { menu: None, diagnostics, broken: Vec::new() };
+    }
+    let ways = super::lint::Ways { whole: !unresolved, saved: saved(&m.screens) };
+    diagnostics.extend(super::lint::lint(&menu, file, source, &spans, &ways));
     diagnostics.sort_by_key(|d| (d.line, d.column));
     let at: Vec<(usize, u64)> =
         menu.screens.iter().enumerate().filter_map(|(i, n)| Some((i, spans.get(&n.name)?.line()))).collect();
     let broken = broken_screens(source, &at, &diagnostics);
     Compiled { menu: Some(menu), diagnostics, broken }
+}
+
+/// Every variable some screen of the file saves, whether or not it compiled.
+fn saved(screens: &std::collections::BTreeMap<String, Spanned<Screen>>) -> HashSet<String> {
+    let mut names = HashSet::new();
+    for screen in screens.values() {
+        match &screen.value {
+            Screen::Input(i) => {
+                names.insert(i.save.clone());
+            }
+            Screen::Action(a) => {
+                names.insert(a.save.clone().unwrap_or_else(|| "result".into()));
+            }
+            Screen::Menu(m) => names.extend(m.items.as_ref().map(|i| i.save.clone())),
+            _ => {}
+        }
+    }
+    names
 }
 
 fn clone_text(t: &Text) -> Text {

@@ -22,8 +22,9 @@ pub(super) struct Builder<'a> {
     pub index: HashMap<String, ScreenId>,
     pub templates: Templates,
     pub currency: Currency,
-    /// Whether a screen or an op's name led nowhere: the graph's ways are then not the
-    /// author's, and what follows from them (unreachable screens) is not reported.
+    /// Whether a screen, op or outcome name led nowhere: the graph's ways are then not
+    /// the author's, and what follows from them (unreachable screens, variables never
+    /// saved, sub-journeys that never return) is not reported.
     pub unresolved: bool,
 }
 
@@ -358,6 +359,8 @@ impl Builder<'_> {
                         format!("{what}: op `{op}` has no outcome `{key}`"),
                         Some(format!("its outcomes: {}, or `other`", names.join(", "))),
                     );
+                    // The screen it routes to loses this way in.
+                    self.unresolved = true;
                 }
             }
         }
