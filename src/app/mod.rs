@@ -52,7 +52,7 @@ pub enum StartError {
     Postgres { url: String, reason: String },
     #[error(
         "PostgreSQL at {url} is running but refused us: {reason}\n\
-         Check the user and password in DATABASE_URL; a missing role is made with \
+         Check the user, password and database in DATABASE_URL; a missing role is made with \
          `createuser --createdb NAME` (as the postgres user), and the role needs CREATEDB \
          while the database does not exist yet."
     )]
@@ -101,11 +101,12 @@ pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool,
     let shown = redact_url(url);
     let unreachable =
         |e: &dyn std::fmt::Display| StartError::Postgres { url: shown.clone(), reason: e.to_string() };
-    // A server that refused who we are (no such role, a wrong password: SQLSTATE class
-    // 28; no right to create the database: 42501) is up: telling its operator to start it
-    // would mislead. One starting up or full (57P03, 53300) is told as unreachable.
+    // A server that answered with an error (no such role, a wrong password, no right to
+    // create the database, no maintenance database) is up: telling its operator to start
+    // it would mislead. One starting up, shutting down or out of room (57P0x, class 53)
+    // is not there yet, as good as unreachable.
     let failed = |e: sqlx::Error| match e.as_database_error() {
-        Some(refused) if refused.code().is_some_and(|c| c.starts_with("28") || c == "42501") => {
+        Some(refused) if !refused.code().is_some_and(|c| c.starts_with("57P0") || c.starts_with("53")) => {
             StartError::PostgresRefused { url: shown.clone(), reason: refused.to_string() }
         }
         _ => unreachable(&e),

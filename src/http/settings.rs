@@ -51,14 +51,14 @@ fn address(raw: &str) -> Option<SocketAddr> {
 pub fn validate(s: &ServerDeclared<'_>, problems: &mut Problems) -> ServerSpec {
     let listen = address(s.listen_addr).unwrap_or_else(|| {
         problems.push(format!(
-            "LISTEN_ADDR `{}` is not an address like 0.0.0.0:8080, 127.0.0.1:9000 or localhost:8080",
+            "LISTEN_ADDR `{}` is not an address like 0.0.0.0:8080, [::]:8080 or localhost:8080",
             s.listen_addr
         ));
         SocketAddr::from(([0, 0, 0, 0], 8080))
     });
     let admin_listen = address(s.admin_listen).unwrap_or_else(|| {
         problems.push(format!(
-            "ADMIN_LISTEN `{}` is not an address like 127.0.0.1:9090 or localhost:9090",
+            "ADMIN_LISTEN `{}` is not an address like 127.0.0.1:9090, [::1]:9090 or localhost:9090",
             s.admin_listen
         ));
         SocketAddr::from(([127, 0, 0, 1], 9090))

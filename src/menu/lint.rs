@@ -393,8 +393,9 @@ impl Lints<'_> {
                         if let Err(problem) = self.check_screen(i, &j, prompt) {
                             // A variable some screen saves may be missing only for a
                             // way, or an op's save, that a misspelt name lost.
+                            let mut named = problem.split('`').skip(1).step_by(2).peekable();
                             let explained =
-                                problem.split('`').skip(1).step_by(2).all(|v| self.ways.saved.contains(v));
+                                named.peek().is_some() && named.all(|v| self.ways.saved.contains(v));
                             if !self.ways.whole && problem.starts_with("a text reads") && explained {
                                 break;
                             }

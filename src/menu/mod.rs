@@ -110,16 +110,13 @@ impl Bundle {
                                 .position(|l| l.starts_with("codes:") && l.contains(code.as_str()))
                                 .or_else(|| source.lines().position(|l| l.starts_with("codes:")))
                                 .map_or(1, |n| n + 1);
-                            let message = if other == path {
-                                format!("service code {code} is listed twice")
-                            } else {
-                                format!("service code {code} is claimed by {} too", other.display())
-                            };
+                            // (Twice in one file is the file's own problem, reported by
+                            // its compile.)
                             diagnostics.push(Diagnostic {
                                 file: path.to_path_buf(),
                                 line: line as u64,
                                 column: 1,
-                                message,
+                                message: format!("service code {code} is claimed by {} too", other.display()),
                                 hint: Some(
                                     "each code belongs to exactly one menu: remove it from one of them"
                                         .into(),

@@ -45,7 +45,8 @@ pub struct MenuFile {
     #[serde(default)]
     pub budget: BudgetDecl,
     /// Replacements for the built-in lines (`back`, `more`, `invalid_choice`, …), per
-    /// language. Required for every built-in line in a language the gateway does not ship.
+    /// language. Required for every built-in line in a language the gateway does not ship
+    /// (but `conversation_over`, for which `session_over` stands in).
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Text>")]
     pub messages: BTreeMap<String, Spanned<Text>>,

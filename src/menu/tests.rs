@@ -534,6 +534,11 @@ fn a_code_claimed_twice_names_both_files_at_the_code() {
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!((d[0].file.as_path(), d[0].line), (Path::new("b.yaml"), 3));
     assert!(d[0].message.contains("claimed by a.yaml too"), "{d:?}");
+    // Twice in one file is that file's own problem, found when it is checked alone.
+    let d = diagnostics(
+        "service: t\ncodes:\n  - \"*1#\"\n  - \"*1#\"\nlanguages: [en]\nstart: a\nscreens:\n  a:\n    end: { text: A }\n",
+    );
+    assert_eq!((d[0].line, d[0].message.as_str()), (4, "`*1#` is listed twice"), "{d:?}");
 }
 
 /// A menu in a language the gateway does not ship words every built-in line; one
@@ -585,7 +590,7 @@ fn consequences_of_a_refused_name_or_budget_wait_for_it() {
     assert_eq!(d.len(), 1, "the misspelt outcome, not `gone` unreachable for want of it: {d:?}");
     assert!(d[0].message.contains("has no outcome `recipient_unknwn`"), "{d:?}");
     let d = diagnostics(&format!(
-        "budget: {{ gsm7: 10, ucs2: 5 }}\n{HEAD}  a:\n    end: {{ text: Hello there }}\n"
+        "budget: {{ gsm7: 10, ucs2: 5 }}\n{HEAD}  a:\n    input: {{ text: Your amount please, kind: amount, min: 1, max: 100, save: x, next: b }}\n  b:\n    end: {{ text: Bye }}\n"
     ));
     assert_eq!(d.len(), 1, "the budget, not every screen measured against it: {d:?}");
 }

@@ -254,6 +254,14 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Compiled {
     let mut diagnostics = refused;
     // Without screens there is no graph to check (nor to draw).
     if menu.screens.is_empty() {
+        diagnostics.push(Diagnostic {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: "`screens` is empty".into(),
+            hint: Some("a menu needs at least its `start` screen".into()),
+        });
+        diagnostics.sort_by_key(|d| (d.line, d.column));
         return Compiled { menu: None, diagnostics, broken: Vec::new() };
     }
     let ways = super::lint::Ways { whole: !unresolved, saved: saved(&m.screens) };
@@ -265,12 +273,14 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Compiled {
     Compiled { menu: Some(menu), diagnostics, broken }
 }
 
-/// Every variable some screen of the file saves, whether or not it compiled.
+/// Every variable some screen of the file saves for texts to read, whether or not the
+/// screen compiled.
 fn saved(screens: &std::collections::BTreeMap<String, Spanned<Screen>>) -> HashSet<String> {
     let mut names = HashSet::new();
     for screen in screens.values() {
         match &screen.value {
-            Screen::Input(i) => {
+            // A sensitive value is never a variable a text can read.
+            Screen::Input(i) if !i.sensitive => {
                 names.insert(i.save.clone());
             }
             Screen::Action(a) => {

@@ -29,7 +29,14 @@ pub(super) fn header(cx: &mut Ctx, m: &MenuFile) -> (Region, Currency) {
             Some("KES, GHS and NGN use 2; UGX and RWF use 0".into()),
         );
     }
-    for code in &m.codes {
+    for (i, code) in m.codes.iter().enumerate() {
+        if m.codes[..i].iter().any(|c| c.value == code.value) {
+            cx.error(
+                code.referenced,
+                format!("`{}` is listed twice", code.value),
+                Some("remove one of the two".into()),
+            );
+        }
         if !is_service_code(&code.value) {
             cx.error(
                 code.referenced,
@@ -100,9 +107,13 @@ pub(super) fn budget(cx: &mut Ctx, decl: &model::BudgetDecl) -> Budget {
             "`budget` is too small for a usable screen",
             Some("USSD carries 182 GSM-7 or 80 UCS-2 characters; most aggregators advise 160".into()),
         );
-        // The screens are measured against the default instead: against this one every
-        // screen would be reported too long.
-        return Budget::default();
+        // The screens are measured against the default where it is too small instead:
+        // against it every screen would be reported too long.
+        let default = Budget::default();
+        return Budget {
+            gsm7: if budget.gsm7 < 40 { default.gsm7 } else { budget.gsm7 },
+            ucs2: if budget.ucs2 < 20 { default.ucs2 } else { budget.ucs2 },
+        };
     }
     budget
 }
