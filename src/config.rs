@@ -663,16 +663,20 @@ mod tests {
         );
     }
 
+    /// `text` loaded as a config file of its own, then removed.
+    fn load_file(name: &str, text: &str) -> Result<Settings, ConfigError> {
+        let file = std::env::temp_dir().join(format!("config-{name}-{}.toml", std::process::id()));
+        std::fs::write(&file, text).unwrap();
+        let loaded = Settings::load(Some(&file));
+        std::fs::remove_file(&file).unwrap();
+        loaded
+    }
+
     #[test]
     fn every_unknown_key_of_a_file_is_reported_at_once() {
-        let file = std::env::temp_dir().join(format!("config-keys-{}.toml", std::process::id()));
-        std::fs::write(
-            &file,
-            "redis_ulr = \"redis://x\"\nsesion_ttl_secs = 60\nfrobnicate = 1\nhop_deadline_ms = 3000\n",
-        )
-        .unwrap();
-        let err = Settings::load(Some(&file)).unwrap_err().to_string();
-        std::fs::remove_file(&file).unwrap();
+        let text =
+            "redis_ulr = \"redis://x\"\nsesion_ttl_secs = 60\nfrobnicate = 1\nhop_deadline_ms = 3000\n";
+        let err = load_file("keys", text).unwrap_err().to_string();
         assert!(err.contains("`redis_ulr` is no setting: did you mean `redis_url`?"), "{err}");
         assert!(err.contains("`sesion_ttl_secs` is no setting: did you mean `session_ttl_secs`?"), "{err}");
         assert!(err.contains("`frobnicate` is no setting (settings are"), "{err}");
@@ -681,14 +685,9 @@ mod tests {
 
     #[test]
     fn every_value_of_the_wrong_type_is_reported_at_once() {
-        let file = std::env::temp_dir().join(format!("config-types-{}.toml", std::process::id()));
-        std::fs::write(
-            &file,
-            "hop_deadline_ms = \"abc\"\nfee_shards = \"many\"\nsesion_ttl_secs = 60\nmenus_dir = \"menus\"\n",
-        )
-        .unwrap();
-        let err = Settings::load(Some(&file)).unwrap_err();
-        std::fs::remove_file(&file).unwrap();
+        let text =
+            "hop_deadline_ms = \"abc\"\nfee_shards = \"many\"\nsesion_ttl_secs = 60\nmenus_dir = \"menus\"\n";
+        let err = load_file("types", text).unwrap_err();
         let text = err.to_string();
         assert_eq!(err.0.len(), 3, "{text}");
         assert!(text.contains("hop_deadline_ms") && text.contains("\"abc\""), "{text}");
@@ -720,12 +719,10 @@ mod tests {
 
     #[test]
     fn an_unknown_key_in_a_channel_is_refused_though_the_gate_is_flattened_into_it() {
-        let file = std::env::temp_dir().join(format!("config-{}.toml", std::process::id()));
-        std::fs::write(&file, "[[channels]]\nname = \"a\"\nprovider = \"generic\"\ntokn = \"x\"\n").unwrap();
-        let err = Settings::load(Some(&file)).unwrap_err();
-        std::fs::write(&file, "[[channels]]\nname = \"a\"\nprovider = \"generic\"\ntoken = \"x\"\n").unwrap();
-        let loaded = Settings::load(Some(&file));
-        std::fs::remove_file(&file).unwrap();
+        let err = load_file("tokn", "[[channels]]\nname = \"a\"\nprovider = \"generic\"\ntokn = \"x\"\n")
+            .unwrap_err();
+        let loaded =
+            load_file("token", "[[channels]]\nname = \"a\"\nprovider = \"generic\"\ntoken = \"x\"\n");
         assert!(err.to_string().contains("unknown field `tokn`"), "{err}");
         assert!(loaded.unwrap().channels[0].gate.token.is_some());
     }

@@ -134,11 +134,10 @@ fn with_handles(count: impl FnOnce(&mut Handles)) {
 /// One answered hop: its channel, its outcome (`HopKind::as_str`) and how long it took.
 pub fn record_hop(channel: &str, outcome: &'static str, elapsed: Duration) {
     with_handles(|h| {
-        if !h.channels.contains_key(channel) {
-            let duration = metrics::histogram!("ussd_hop_duration_seconds", "channel" => channel.to_owned());
-            h.channels.insert(channel.to_owned(), ChannelHandles { duration, outcomes: Vec::new() });
-        }
-        let Some(handles) = h.channels.get_mut(channel) else { return };
+        let handles = entry(&mut h.channels, channel, || ChannelHandles {
+            duration: metrics::histogram!("ussd_hop_duration_seconds", "channel" => channel.to_owned()),
+            outcomes: Vec::new(),
+        });
         handles.duration.record(elapsed.as_secs_f64());
         match handles.outcomes.iter().find(|(o, _)| *o == outcome) {
             Some((_, counter)) => counter.increment(1),
@@ -187,10 +186,7 @@ pub fn record_close(menu: &str, screen: &str, reason: &'static str) {
 /// Funnel metrics of one answered hop: the screen shown, where it ended, what was refused.
 pub fn record_screens(menu: &str, shown: &str, ended: bool, refused_on: &[String]) {
     with_handles(|h| {
-        if !h.screens.contains_key(menu) {
-            h.screens.insert(menu.to_owned(), HashMap::new());
-        }
-        let Some(screens) = h.screens.get_mut(menu) else { return };
+        let screens = entry(&mut h.screens, menu, HashMap::new);
         // The names stay literal in the macros: tests find the exported metrics there.
         let handles = screen(screens, shown);
         count(
@@ -213,10 +209,16 @@ pub fn record_screens(menu: &str, shown: &str, ended: bool, refused_on: &[String
 }
 
 fn screen<'a>(screens: &'a mut HashMap<String, ScreenHandles>, name: &str) -> &'a mut ScreenHandles {
-    if !screens.contains_key(name) {
-        screens.insert(name.to_owned(), ScreenHandles::default());
+    entry(screens, name, ScreenHandles::default)
+}
+
+/// The value under `key`, made first if missing; the key is copied only then, where
+/// `HashMap::entry` would copy it on every hop.
+fn entry<'a, V>(map: &'a mut HashMap<String, V>, key: &str, make: impl FnOnce() -> V) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), make());
     }
-    screens.get_mut(name).expect("inserted above")
+    map.get_mut(key).expect("inserted above")
 }
 
 fn count(slot: &mut Option<Counter>, register: impl FnOnce() -> Counter) {
