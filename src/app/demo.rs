@@ -59,6 +59,9 @@ pub(super) fn banner(addr: std::net::SocketAddr, code: &str, currency: &str) -> 
         "\nPay a shop: 9, then 1 (Buy Goods) and till 512345, or 2 (Paybill) and business 888880 with member number 123456.\n",
     );
     out.push_str(&format!(
+        "\nOr open the web phone: http://127.0.0.1:{port}/phone (keypad, SMS received, the menu's map)\n"
+    ));
+    out.push_str(&format!(
         "\nThe SMS receipts of every transfer: curl -s http://127.0.0.1:{port}/demo/sms (add ?to=%2B254700000002 for one number)\n"
     ));
     let paths: Vec<String> =
@@ -76,5 +79,6 @@ mod tests {
         assert_eq!(super::wallet_code(&bundle), "*384#");
         let banner = super::banner("127.0.0.1:8080".parse().unwrap(), super::wallet_code(&bundle), "KES");
         assert!(banner.contains("'serviceCode=*384#'"), "{banner}");
+        assert!(banner.contains("http://127.0.0.1:8080/phone "), "the banner shows the web phone: {banner}");
     }
 }

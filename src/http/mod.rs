@@ -4,6 +4,7 @@ mod admin;
 pub mod channels;
 mod demo;
 mod health;
+mod phone;
 mod sandbox;
 pub mod serve;
 pub mod settings;
@@ -85,14 +86,19 @@ pub struct Admin {
 }
 
 /// What aggregators and SMS providers call (`LISTEN_ADDR`): their channels, the health
-/// probes, and with `--demo` the demo's own pages.
+/// probes, and with `--demo` the demo's own pages (the SMS sink, the sandbox partners,
+/// the web phone at `/phone`).
 pub fn router(state: AppState) -> Router {
     let routes = channels::routes(&state.channels).merge(sms::routes(&state.sms_channels));
     let routes = match state.sms.as_ref().and_then(|sms| sms.sink()) {
         Some(_) => routes.route("/demo/sms", get(demo::sms)),
         None => routes,
     };
-    let routes = if state.demo { routes.merge(sandbox::routes(sandbox::Sandbox::default())) } else { routes };
+    let routes = if state.demo {
+        routes.merge(sandbox::routes(sandbox::Sandbox::default())).merge(phone::routes())
+    } else {
+        routes
+    };
     layered(routes, state, MAX_BODY)
 }
 

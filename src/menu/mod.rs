@@ -25,7 +25,7 @@ pub use compile::{Compiled, Diagnostic, compile, compile_all};
 pub use graph::{Command, Menu};
 pub use journey::{Action, EngineError, Journey, Reply, Step};
 pub use messages::Message;
-pub use picture::Format as PictureFormat;
+pub use picture::{Drawing, Format as PictureFormat};
 
 /// Every menu served at once, looked up by USSD service code; plus the editions a
 /// reload replaced, kept for the sessions that started on them.

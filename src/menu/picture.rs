@@ -22,10 +22,49 @@ enum Shape {
     End,
 }
 
-struct Edge {
-    from: usize,
-    to: usize,
-    label: String,
+impl Shape {
+    fn name(&self) -> &'static str {
+        match self {
+            Shape::Menu => "menu",
+            Shape::Input => "input",
+            Shape::Pin => "pin",
+            Shape::Action => "action",
+            Shape::Call => "call",
+            Shape::Return => "return",
+            Shape::End => "end",
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+pub struct Way {
+    pub from: usize,
+    pub to: usize,
+    pub label: String,
+}
+
+/// A menu's screens and the ways between them as data: the web phone draws its map
+/// from this, with the screen a session is on lit.
+#[derive(serde::Serialize)]
+pub struct Drawing {
+    pub service: String,
+    pub codes: Vec<String>,
+    /// Indices into `screens`.
+    pub start: usize,
+    pub home: usize,
+    /// The keys every screen answers: Back, Home, More.
+    pub keys: [String; 3],
+    pub screens: Vec<DrawnScreen>,
+    pub ways: Vec<Way>,
+}
+
+#[derive(serde::Serialize)]
+pub struct DrawnScreen {
+    pub name: String,
+    /// `menu`, `input`, `pin`, `action`, `call`, `return` or `end`.
+    pub shape: &'static str,
+    /// The screen's name, then its text's first forty characters, on two lines.
+    pub caption: String,
 }
 
 impl Menu {
@@ -39,7 +78,30 @@ impl Menu {
         }
     }
 
-    fn shapes_and_edges(&self) -> (Vec<(Shape, String)>, Vec<Edge>) {
+    /// What [`Menu::picture`] draws, as data.
+    pub fn drawing(&self) -> Drawing {
+        let (nodes, ways) = self.shapes_and_edges();
+        let screens = nodes
+            .into_iter()
+            .zip(&self.screens)
+            .map(|((shape, caption), node)| DrawnScreen {
+                name: node.name.clone(),
+                shape: shape.name(),
+                caption: caption.replace("\\n", "\n"),
+            })
+            .collect();
+        Drawing {
+            service: self.service.clone(),
+            codes: self.codes.clone(),
+            start: self.start.0 as usize,
+            home: self.home.0 as usize,
+            keys: [self.keys.back.clone(), self.keys.home.clone(), self.keys.more.clone()],
+            screens,
+            ways,
+        }
+    }
+
+    fn shapes_and_edges(&self) -> (Vec<(Shape, String)>, Vec<Way>) {
         let mut nodes = Vec::with_capacity(self.screens.len());
         let mut edges = Vec::new();
         let short = |s: String| {
@@ -51,7 +113,7 @@ impl Menu {
             }
         };
         for (from, node) in self.screens.iter().enumerate() {
-            let mut edge = |to: usize, label: String| edges.push(Edge { from, to, label });
+            let mut edge = |to: usize, label: String| edges.push(Way { from, to, label });
             let route = |r: &Route| r.next.0 as usize;
             let shape = match &node.kind {
                 NodeKind::Menu { items, options, .. } => {
@@ -130,7 +192,7 @@ impl Menu {
         (nodes, edges)
     }
 
-    fn mermaid(&self, nodes: &[(Shape, String)], edges: &[Edge], broken: &[usize]) -> String {
+    fn mermaid(&self, nodes: &[(Shape, String)], edges: &[Way], broken: &[usize]) -> String {
         let quote = |s: &str| s.replace('"', "#quot;").replace("\\n", "<br/>");
         let mut out = format!(
             "%% {} ({}), start: {}\nflowchart TD\n",
@@ -167,7 +229,7 @@ impl Menu {
         out
     }
 
-    fn dot(&self, nodes: &[(Shape, String)], edges: &[Edge], broken: &[usize]) -> String {
+    fn dot(&self, nodes: &[(Shape, String)], edges: &[Way], broken: &[usize]) -> String {
         let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace("\\\\n", "\\n");
         let mut out = format!(
             "digraph \"{}\" {{\n  rankdir=TB;\n  node [fontname=\"sans-serif\"];\n",

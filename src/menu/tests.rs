@@ -353,6 +353,19 @@ fn the_flow_draws_as_mermaid_and_dot() {
 }
 
 #[test]
+fn the_drawing_holds_what_the_picture_draws() {
+    let m = menu();
+    let drawing = m.drawing();
+    let name = |i: usize| drawing.screens[i].name.as_str();
+    assert_eq!((name(drawing.start), drawing.keys.clone()), ("who", ["0".into(), "00".into(), "98".into()]));
+    let who = &drawing.screens[drawing.start];
+    assert_eq!((who.shape, who.caption.as_str()), ("action", "who\ncustomer.profile"));
+    let balance = drawing.ways.iter().find(|w| name(w.from) == "main" && name(w.to) == "bal_pin");
+    assert_eq!(balance.map(|w| w.label.as_str()), Some("1. Balance"));
+    assert_eq!(drawing.ways.len(), m.picture(PictureFormat::Mermaid, &[]).matches(" -->").count());
+}
+
+#[test]
 fn the_shipped_json_schema_is_the_generated_one() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("menus/menu.schema.json");
     let shipped: serde_json::Value =

@@ -36,6 +36,7 @@ mod nats;
 mod ops;
 mod outbox;
 mod partners;
+mod phone;
 mod profiles;
 mod properties;
 mod relay;
