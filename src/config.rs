@@ -333,6 +333,9 @@ pub struct Config {
     /// The PIN pepper and policy, the data keys, the approval wait.
     pub money: MoneySpec,
     pub demo: bool,
+    /// `serve --simulator`: the web phone on the admin listener, for tokens with the
+    /// `simulator` scope.
+    pub simulator: bool,
     /// Screen budgets per channel (provider name), from SCREEN_BUDGETS.
     pub screen_budgets: HashMap<String, Budget>,
     /// The channels served: those declared, and with `--demo` every provider at
@@ -464,6 +467,7 @@ impl Settings {
             region,
             money,
             demo,
+            simulator: false,
             screen_budgets,
             channels,
             events,

@@ -40,10 +40,12 @@ pub enum Scope {
     Anomalies,
     /// Onboard, change and look up merchants.
     Merchants,
+    /// Walk the menus as any subscriber on the web phone (`serve --simulator`).
+    Simulator,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 11] = [
+    pub const ALL: [Scope; 12] = [
         Scope::Menus,
         Scope::CustomersRead,
         Scope::CustomersWrite,
@@ -55,6 +57,7 @@ impl Scope {
         Scope::Webhooks,
         Scope::Anomalies,
         Scope::Merchants,
+        Scope::Simulator,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +73,7 @@ impl Scope {
             Scope::Webhooks => "webhooks",
             Scope::Anomalies => "anomalies",
             Scope::Merchants => "merchants",
+            Scope::Simulator => "simulator",
         }
     }
 

@@ -242,6 +242,7 @@ pub fn build_state_with(
         sms_channels: config.sms_channels.clone().into(),
         sms: config.sms.as_ref().map(|spec| Outbound::new(spec.account.clone(), spec.timeout)),
         demo: config.demo,
+        simulator: config.simulator,
         admin: http::Admin {
             root: config.settings.admin_token.as_ref().map(|token| token.expose_secret().trim().into()),
             menus_dir: config.settings.menus_dir.clone(),

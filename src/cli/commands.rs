@@ -424,9 +424,10 @@ pub(super) fn run(
     config_file: Option<PathBuf>,
     listen: Option<String>,
     demo: bool,
+    simulator: bool,
     migrate_only: bool,
 ) -> ExitCode {
-    let config =
+    let mut config =
         match Settings::load(config_file.as_deref()).and_then(|s| s.validate(listen.as_deref(), demo)) {
             Ok(c) => c,
             Err(e) => {
@@ -434,6 +435,7 @@ pub(super) fn run(
                 return ExitCode::from(2);
             }
         };
+    config.simulator = simulator;
     telemetry::init_logs(config.settings.log_format == "json");
     let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     let result = runtime.block_on(async {

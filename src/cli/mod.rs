@@ -29,6 +29,10 @@ enum Command {
         /// Seed demo subscribers and print how to try them (also allows the demo PIN pepper).
         #[arg(long)]
         demo: bool,
+        /// Serve the web phone on the admin listener (ADMIN_LISTEN) at /phone, for
+        /// tokens with the `simulator` scope: walk the menus as any subscriber.
+        #[arg(long)]
+        simulator: bool,
         /// Address to listen on; overrides LISTEN_ADDR.
         #[arg(long)]
         listen: Option<String>,
@@ -247,9 +251,9 @@ pub fn main() -> ExitCode {
         }
         Command::Journeys { dir, menus } => journeys(cli.config, &dir, menus),
         Command::Simulate { url, msisdn, code, menus } => simulate(cli.config, url, &msisdn, &code, menus),
-        Command::Serve { demo, listen } => run(cli.config, listen, demo, false),
+        Command::Serve { demo, simulator, listen } => run(cli.config, listen, demo, simulator, false),
         // Migrating needs no secrets, so it validates as leniently as a demo does.
-        Command::Migrate => run(cli.config, None, true, true),
+        Command::Migrate => run(cli.config, None, true, false, true),
         Command::Admin { command: AdminCommand::Token { command } } => tokens(cli.config, command),
         Command::Keys { command } => keys(cli.config, command),
         Command::Audit { command: AuditCommand::Verify } => audit_verify(cli.config),

@@ -66,6 +66,11 @@ shape!(DELIVERY_ID, delivery_id, r"^[1-9][0-9]{0,17}$");
 // Postgres stores no NUL; every free text field says so.
 shape!(NO_NUL, no_nul, r"^[^\u0000]*$");
 shape!(IDEMPOTENCY_KEY, idempotency_key, r"^[!-~]{8,100}$");
+// The simulator's hops: the page's session id, the code dialled, what was typed (no
+// control character, at most a screen's worth).
+shape!(SESSION_ID, session_id, r"^[!-~]{1,128}$");
+shape!(SERVICE_CODE, service_code, r"^[*#0-9]{0,64}$");
+shape!(TYPED, typed, r"^[^\u0000-\u001f\u007f-\u009f]{0,182}$");
 // A partner's credentials.
 shape!(HEADER_NAME, header_name, r"^[A-Za-z][A-Za-z0-9-]{0,63}$");
 shape!(API_KEY, api_key, r"^[!-~][ -~]{6,510}[!-~]$");
@@ -205,6 +210,11 @@ impl Schemas {
 
     fn one_of(words: &[&str]) -> Object {
         ObjectBuilder::new().schema_type(Type::String).enum_values(Some(words.iter().copied())).build()
+    }
+
+    /// A hop's number in its session, as a `u32` holds it.
+    pub fn sequence() -> Object {
+        ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(u32::MAX)).build()
     }
 
     pub fn timeout_ms() -> Object {

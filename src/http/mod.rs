@@ -54,8 +54,10 @@ pub struct AppState {
     /// Where SMS receipts go out, when a provider is configured (`--demo`: the sink).
     pub sms: Option<crate::channel::sms::Outbound>,
     /// `--demo`: the sandbox billers answer at `/sandbox/billers/{code}`, the sandbox
-    /// airtime provider at `/sandbox/airtime`.
+    /// airtime provider at `/sandbox/airtime`, the web phone at `/phone`.
     pub demo: bool,
+    /// `--simulator`: the web phone on the admin listener, at `/phone`.
+    pub simulator: bool,
 }
 
 impl AppState {
@@ -94,18 +96,20 @@ pub fn router(state: AppState) -> Router {
         Some(_) => routes.route("/demo/sms", get(demo::sms)),
         None => routes,
     };
-    let routes = if state.demo {
-        routes.merge(sandbox::routes(sandbox::Sandbox::default())).merge(phone::routes())
-    } else {
-        routes
+    let routes = match (state.demo, phone::demo_routes(&state)) {
+        (true, Some(phone)) => routes.merge(sandbox::routes(sandbox::Sandbox::default())).merge(phone),
+        (true, None) => routes.merge(sandbox::routes(sandbox::Sandbox::default())),
+        (false, _) => routes,
     };
     layered(routes, state, MAX_BODY)
 }
 
 /// What operators reach (`ADMIN_LISTEN`), never on the aggregators' port: the admin API,
-/// `/metrics`, and the health probes.
+/// `/metrics`, the health probes, and with `--simulator` the web phone at `/phone`.
 pub fn admin_router(state: AppState) -> Router {
-    layered(admin::routes(&state).route("/metrics", get(health::metrics)), state, MAX_ADMIN_BODY)
+    let routes = admin::routes(&state).route("/metrics", get(health::metrics));
+    let routes = if state.simulator { routes.merge(phone::admin_page()) } else { routes };
+    layered(routes, state, MAX_ADMIN_BODY)
 }
 
 /// The probes and the layers every request goes through, on either listener.

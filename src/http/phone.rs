@@ -1,5 +1,6 @@
-//! `--demo`'s web phone: a feature phone in the browser on the generic channel, the SMS
-//! its number received, and the menu's map with the screen its session is on lit.
+//! The web phone: a feature phone in the browser, the SMS its number received, and the
+//! menu's map with the screen its session is on lit — on the generic channel with
+//! `--demo`, on the admin listener behind a `simulator` token with `--simulator`.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -10,54 +11,104 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::channel::ussd::generic;
+use crate::channel::ussd::Provider;
 use crate::domain::Msisdn;
-use crate::menu::{Budget, Encoding, screen_cost};
-use crate::session::SessionKey;
+use crate::menu::{Budget, Bundle, Encoding, screen_cost};
+use crate::session::{SessionKey, StoreError};
 
 /// The page: markup, style and script in one file, so that it needs nothing from the
-/// internet and nothing from disk.
+/// internet and nothing from disk. `/*LINE*/null` is where it learns whom it talks to.
 const PAGE: &str = include_str!("phone.html");
 
-pub fn routes() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/phone", get(page))
-        .route("/phone/menus", get(menus))
-        .route("/phone/state", get(state))
+/// The channel the simulator's hops come through (the first part of their session key).
+pub const SIMULATOR_CHANNEL: &str = "simulator";
+
+/// The page with the line it talks over: where hops, menus, state and SMS are, and
+/// whether it must send an admin token.
+fn page(line: Value) -> Html<String> {
+    Html(PAGE.replacen("/*LINE*/null", &line.to_string(), 1))
 }
 
-async fn page() -> Html<&'static str> {
-    Html(PAGE)
+/// `--demo`'s phone on the aggregators' listener, or `None` when no channel of the
+/// generic format is open to anyone (an operator took `/ussd/generic` for their own).
+pub fn demo_routes(state: &AppState) -> Option<axum::Router<AppState>> {
+    let open = state.channels.iter().find(|c| {
+        c.provider == Provider::Generic
+            && c.callers.token.is_none()
+            && c.callers.basic.is_none()
+            && c.callers.allow.is_empty()
+    })?;
+    let line = json!({
+        "hop": open.callers.path, "menus": "/phone/menus", "state": "/phone/state",
+        "sms": "/demo/sms", "token": false,
+    });
+    let html = page(line);
+    let channel = open.name.clone();
+    Some(
+        axum::Router::new()
+            .route("/phone", get(move || std::future::ready(html.clone())))
+            .route(
+                "/phone/menus",
+                get(|State(state): State<AppState>| async move {
+                    let mut menus = drawings(&state.gateway.menus());
+                    menus["demo_pin"] = json!(crate::money::DEMO_PIN);
+                    Json(menus)
+                }),
+            )
+            .route(
+                "/phone/state",
+                get(move |State(state): State<AppState>, Query(which): Query<Which>| async move {
+                    let msisdn = Msisdn::parse(&which.msisdn, state.default_region)
+                        .map_err(|e| (StatusCode::BAD_REQUEST, format!("msisdn: {e}")))?;
+                    let found = whereabouts(&state, &channel, &msisdn, &which.session).await;
+                    found.map(Json).map_err(|e| {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("the session store did not answer ({e}); try again"),
+                        )
+                    })
+                }),
+            ),
+    )
 }
 
-/// `GET /phone/menus`: every menu served now, its screens and the ways between them,
-/// and the demo subscribers' PIN.
-async fn menus(State(state): State<AppState>) -> Json<Value> {
-    let bundle = state.gateway.menus();
+/// `--simulator`'s page on the admin listener: it asks for a token and talks to the
+/// admin API's `/admin/simulator/…`.
+pub fn admin_page() -> axum::Router<AppState> {
+    let line = json!({
+        "hop": "/admin/simulator/hop", "menus": "/admin/simulator/menus",
+        "state": "/admin/simulator/state", "sms": null, "token": true,
+    });
+    let html = page(line);
+    axum::Router::new().route("/phone", get(move || std::future::ready(html.clone())))
+}
+
+/// Every menu served now, its screens and the ways between them.
+pub fn drawings(bundle: &Bundle) -> Value {
     let drawings: Vec<_> = bundle.menus().iter().map(|m| m.drawing()).collect();
-    Json(json!({ "menus": drawings, "demo_pin": crate::money::DEMO_PIN }))
+    json!({ "menus": drawings })
 }
 
+/// A session of the phone: its number and the id the page gave it.
 #[derive(Deserialize)]
-pub struct Which {
+struct Which {
     msisdn: String,
     session: String,
 }
 
-/// `GET /phone/state?msisdn=…&session=…`: where the generic channel's session is — its
-/// menu, screen and the screens behind it — and what its last screen cost against the
-/// menu's budget. `{"screen": null}` before the first hop or once it expired.
-async fn state(
-    State(state): State<AppState>,
-    Query(which): Query<Which>,
-) -> Result<Json<Value>, (StatusCode, String)> {
-    let msisdn = Msisdn::parse(&which.msisdn, state.default_region)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("msisdn: {e}")))?;
-    let key = SessionKey::new(generic::PROVIDER, msisdn.as_e164(), &which.session);
-    let loaded = state.gateway.store().load(&key).await.map_err(|e| {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("the session store did not answer ({e}); try again"))
-    })?;
-    let Some(loaded) = loaded else { return Ok(Json(json!({ "msisdn": msisdn.as_e164(), "screen": null }))) };
+/// Where a session of `channel` is — its menu, screen and the screens behind it — and
+/// what its last screen cost against the menu's budget. `{"screen": null}` before the
+/// first hop or once it expired.
+pub async fn whereabouts(
+    state: &AppState,
+    channel: &str,
+    msisdn: &Msisdn,
+    session: &str,
+) -> Result<Value, StoreError> {
+    let key = SessionKey::new(channel, msisdn.as_e164(), session);
+    let Some(loaded) = state.gateway.store().load(&key).await? else {
+        return Ok(json!({ "msisdn": msisdn.as_e164(), "screen": null }));
+    };
     let session = loaded.session;
     let bundle = state.gateway.menus();
     let budget = bundle
@@ -72,12 +123,12 @@ async fn state(
         json!({ "encoding": encoding, "units": cost.units, "budget": budget })
     });
     let history: Vec<&str> = session.journey.history.iter().map(|f| f.screen.as_str()).collect();
-    Ok(Json(json!({
+    Ok(json!({
         "msisdn": msisdn.as_e164(),
         "service": session.service,
         "screen": session.journey.screen,
         "history": history,
         "hops": session.hops,
         "cost": cost,
-    })))
+    }))
 }

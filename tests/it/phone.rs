@@ -196,21 +196,39 @@ impl Browser {
     }
 }
 
-#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
-async fn a_person_walks_balance_and_send_money_on_the_web_phone(pool: PgPool) {
+const ROOT: &str = "phone-test-root-token-0123456789abcdef";
+
+/// The application as `serve --demo [--simulator]` runs it, on ports of its own.
+async fn serve(pool: &PgPool, simulator: bool) -> (Application, tokio_util::sync::CancellationToken) {
     let settings = Settings {
-        database_url: database_url(&pool).into(),
+        database_url: database_url(pool).into(),
         listen_addr: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),
         redis_url: Some(redis_url().into()),
         redis_key_prefix: format!("test:{:016x}:", rand::random::<u64>()),
+        admin_token: Some(ROOT.into()),
         ..settings()
     };
-    let config = settings.validate(None, true).expect("a demo configuration");
+    let mut config = settings.validate(None, true).expect("a demo configuration");
+    config.simulator = simulator;
     let app = Application::build(config).await.expect("the application builds");
-    let addr = app.addr();
     let stop = app.stop_token();
+    (app, stop)
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_person_walks_balance_and_send_money_on_the_web_phone(pool: PgPool) {
+    let (app, stop) = serve(&pool, false).await;
+    let (addr, admin) = (app.addr(), app.admin_addr());
     let running = tokio::spawn(app.run_until_stopped());
+    // Without --simulator the admin listener has no phone.
+    let http = reqwest::Client::new();
+    let page = http.get(format!("http://{admin}/phone")).send().await.unwrap();
+    assert_eq!(page.status(), 404);
+    let off =
+        http.get(format!("http://{admin}/admin/simulator/menus")).bearer_auth(ROOT).send().await.unwrap();
+    assert_eq!(off.status(), 404);
+    assert!(off.text().await.unwrap().contains("serve --simulator"));
 
     let browser = Browser::open().await;
     browser.go(&format!("http://{addr}/phone")).await;
@@ -285,7 +303,6 @@ async fn a_person_walks_balance_and_send_money_on_the_web_phone(pool: PgPool) {
 
     // What the page reads of a session answers a malformed number with its reason, and
     // a session it does not know with no screen.
-    let http = reqwest::Client::new();
     let state = |query: &'static str| http.get(format!("http://{addr}/phone/state?{query}")).send();
     let refused = state("msisdn=abc&session=x").await.unwrap();
     assert_eq!(refused.status(), 400);
@@ -301,6 +318,50 @@ async fn a_person_walks_balance_and_send_money_on_the_web_phone(pool: PgPool) {
     std::fs::write(&path, &png).unwrap();
 
     browser.close().await;
+    stop.cancel();
+    running.await.expect("it did not panic").expect("it stopped cleanly");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn the_simulator_serves_the_phone_on_the_admin_listener_behind_a_token(pool: PgPool) {
+    let (app, stop) = serve(&pool, true).await;
+    let admin = app.admin_addr();
+    let running = tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let menus = http.get(format!("http://{admin}/admin/simulator/menus")).send().await.unwrap();
+    assert_eq!(menus.status(), 401, "no token, no simulator");
+
+    let browser = Browser::open().await;
+    browser.go(&format!("http://{admin}/phone")).await;
+    assert_eq!(browser.run("return document.querySelector('#tokenbox').hidden").await, json!(false));
+    browser
+        .run(&format!(
+            "const t = document.querySelector('#token'); t.value = '{ROOT}'; t.dispatchEvent(new Event('change')); return true"
+        ))
+        .await;
+    browser.until_text("#codes", "*384# wallet").await;
+    browser.answer("*384#", "Welcome Amina").await;
+    assert_eq!(browser.lit().await, json!("main"));
+    browser.answer("2", "PIN").await;
+    let balance = browser.answer(DEMO_PIN, "KES").await;
+    assert!(balance.contains("KES 1,000.00"), "{balance}");
+    assert_eq!(browser.lit().await, json!("balance_show"), "the map follows the simulator's session");
+    assert!(browser.text("#sms").await.contains("configured provider"));
+    let logs = browser.command(reqwest::Method::POST, "/se/log", Some(json!({ "type": "browser" }))).await;
+    assert!(!logs.to_string().contains("SEVERE"), "the page logged errors: {logs}");
+    browser.close().await;
+
+    // Every hop is in the audit trail under the token, with the number, never the PIN.
+    let hops: Vec<(String, Option<String>, Option<Value>)> = sqlx::query_as(
+        "SELECT token_name, target, detail FROM admin_audit WHERE route = '/admin/simulator/hop' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(hops.len(), 3, "{hops:?}");
+    assert!(hops.iter().all(|(_, target, _)| target.as_deref() == Some("+254700000001")), "{hops:?}");
+    assert!(!format!("{hops:?}").contains(DEMO_PIN), "{hops:?}");
+
     stop.cancel();
     running.await.expect("it did not panic").expect("it stopped cleanly");
 }

@@ -47,6 +47,9 @@ pub enum AdminError {
     /// The database did not answer (503); the cause goes to the log, not the caller.
     #[error("the database is unavailable; retry later")]
     Unavailable(#[from] sqlx::Error),
+    /// The session store did not answer (503).
+    #[error("the session store is unavailable; retry later")]
+    Sessions(crate::session::StoreError),
     /// The work behind the call crashed (500).
     #[error("{0}")]
     Crashed(&'static str),
@@ -70,7 +73,7 @@ impl AdminError {
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
             AdminError::Conflict(_) | AdminError::Reversed { .. } => StatusCode::CONFLICT,
             AdminError::Unacceptable(_) | AdminError::MenusRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::Unavailable(_) | AdminError::Sessions(_) => StatusCode::SERVICE_UNAVAILABLE,
             AdminError::Crashed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,6 +97,9 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         if let AdminError::Unavailable(e) = &self {
             error!(error = %e, "admin API: the database is unavailable");
+        }
+        if let AdminError::Sessions(e) = &self {
+            error!(error = %e, "admin API: the session store is unavailable");
         }
         let mut response = (self.status(), Json(self.body())).into_response();
         if let AdminError::Unauthorized(_) = self {

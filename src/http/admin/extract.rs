@@ -103,7 +103,8 @@ pub mod scope {
         Sms,
         Webhooks,
         Anomalies,
-        Merchants
+        Merchants,
+        Simulator
     );
 }
 
@@ -158,7 +159,12 @@ impl<P: PathValue, S: Send + Sync> FromRequestParts<S> for InPath<P> {
     }
 }
 
-fn parameter(name: &str, place: ParameterIn, required: bool, schema: impl Into<Schema>) -> ParameterBuilder {
+pub(super) fn parameter(
+    name: &str,
+    place: ParameterIn,
+    required: bool,
+    schema: impl Into<Schema>,
+) -> ParameterBuilder {
     let required = if required { Required::True } else { Required::False };
     ParameterBuilder::new().name(name).parameter_in(place).required(required).schema(Some(schema.into()))
 }
@@ -258,11 +264,7 @@ impl FromRequestParts<AppState> for Customer {
         let Path(given) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| AdminError::Malformed(e.body_text()))?;
-        if !shape::MSISDN.fits(&given) {
-            return Err(AdminError::Malformed(format!(
-                "`{given}` is not written as a phone number; write it as +254712345678 or 0712345678"
-            )));
-        }
+        written_as_number(&given)?;
         let msisdn = Msisdn::parse(&given, state.default_region).map_err(|e| {
             AdminError::NotFound(format!(
                 "no customer has `{given}`: it is {e} in any numbering plan the gateway serves"
@@ -270,6 +272,18 @@ impl FromRequestParts<AppState> for Customer {
         })?;
         Trail::of(parts).target(msisdn.as_e164());
         Ok(Customer(msisdn))
+    }
+}
+
+/// 400 unless `given` is written as a phone number (whether a numbering plan has it is
+/// the parser's to say).
+pub(super) fn written_as_number(given: &str) -> Result<(), AdminError> {
+    if shape::MSISDN.fits(given) {
+        Ok(())
+    } else {
+        Err(AdminError::Malformed(format!(
+            "`{given}` is not written as a phone number; write it as +254712345678 or 0712345678"
+        )))
     }
 }
 

@@ -21,6 +21,7 @@ mod extract;
 mod merchants;
 mod openapi;
 mod reversals;
+mod simulator;
 mod webhooks;
 
 use super::AppState;
@@ -61,6 +62,9 @@ fn documented(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(webhooks::replay))
         .routes(routes!(anomalies))
+        .routes(routes!(simulator::hop))
+        .routes(routes!(simulator::menus))
+        .routes(routes!(simulator::state))
         .route_layer(middleware::from_fn_with_state(state.clone(), audited))
         .split_for_parts()
 }
