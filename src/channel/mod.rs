@@ -11,6 +11,11 @@ pub use settings::{ChannelDefaults, ChannelSettings, ChannelSpec, DEFAULT_REPEAT
 
 use crate::domain::Msisdn;
 
+/// The channel of the admin API's simulator (`serve --simulator`): a name no declared
+/// channel can have (theirs are letters, digits, `-` and `_`), so its sessions never
+/// meet an aggregator's.
+pub const SIMULATOR_CHANNEL: &str = "@simulator";
+
 /// One USSD request from an aggregator, normalised.
 #[derive(Debug)]
 pub struct Hop {

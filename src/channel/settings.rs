@@ -37,7 +37,7 @@ pub struct GateSettings {
 }
 
 /// The gateway's own endpoints, which no channel may take.
-const OWN_PATHS: [&str; 5] = ["/healthz", "/readyz", "/metrics", "/admin", "/demo"];
+const OWN_PATHS: [&str; 7] = ["/healthz", "/readyz", "/metrics", "/admin", "/demo", "/phone", "/sandbox"];
 
 impl GateSettings {
     /// Checks the path (`default_path` when unset; against `taken` and the gateway's

@@ -52,6 +52,17 @@ pub struct HopRules<'a> {
     pub conversation: Option<&'a dyn Conversation>,
 }
 
+/// Where the journey of this hop's subscriber that a later dial may resume is kept: the
+/// simulator's apart from the channels', so that neither is offered a journey the
+/// other left (an operator's half-made transfer on a subscriber's phone).
+fn pointer(hop: &Hop, service: &str) -> ResumePointer {
+    if hop.channel == crate::channel::SIMULATOR_CHANNEL {
+        ResumePointer::new(hop.msisdn.as_e164(), &format!("{service}{}", crate::channel::SIMULATOR_CHANNEL))
+    } else {
+        ResumePointer::new(hop.msisdn.as_e164(), service)
+    }
+}
+
 /// Time kept back from the hop deadline to write the session after an op.
 const SAVE_MARGIN: Duration = Duration::from_millis(250);
 
@@ -320,8 +331,7 @@ impl Gateway {
                     Entered::Open(opened) => opened,
                 };
             let attempt = Attempt { hop, key, mark, menu: &menu, deadline, conversation: rules.conversation };
-            let unread = matches!(entry, Entry::Fresh)
-                .then(|| ResumePointer::new(hop.msisdn.as_e164(), &menu.service));
+            let unread = matches!(entry, Entry::Fresh).then(|| pointer(hop, &menu.service));
             // Over SMS a failed hop leaves a running conversation as it was, to be
             // answered again.
             let before =

@@ -9,7 +9,7 @@ use super::told::Unknown;
 use super::{Attempt, Gateway, HopError, HopKind, Interrupt, Record, unix_ms};
 use crate::channel::Input;
 use crate::menu::{Message, Reply};
-use crate::session::{ResumePointer, Session, SessionKey, StoreError, Unless};
+use crate::session::{Session, SessionKey, StoreError, Unless};
 
 /// Time kept back from the deadline, after a write that gave up, to send the reply.
 const ANSWER_MARGIN: Duration = Duration::from_millis(20);
@@ -115,7 +115,7 @@ impl Gateway {
                 let within = resume.within;
                 // The record must outlive the offer window; the pointer leads to it
                 // while the journey can be resumed, and is removed once it cannot.
-                let pointer = ResumePointer::new(hop.msisdn.as_e164(), &session.service);
+                let pointer = super::pointer(hop, &session.service);
                 let keep = (matches!(kind, HopKind::Continue | HopKind::End)
                     && menu.can_resume(&session.journey))
                 .then_some(within);

@@ -20,13 +20,12 @@ use crate::session::{SessionKey, StoreError};
 /// internet and nothing from disk. `/*LINE*/null` is where it learns whom it talks to.
 const PAGE: &str = include_str!("phone.html");
 
-/// The channel the simulator's hops come through (the first part of their session key).
-pub const SIMULATOR_CHANNEL: &str = "simulator";
-
 /// The page with the line it talks over: where hops, menus, state and SMS are, and
 /// whether it must send an admin token.
 fn page(line: Value) -> Html<String> {
-    Html(PAGE.replacen("/*LINE*/null", &line.to_string(), 1))
+    // Inside <script> JSON must not close the tag: a channel's path is the operator's text.
+    let line = line.to_string().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
+    Html(PAGE.replacen("/*LINE*/null", &line, 1))
 }
 
 /// `--demo`'s phone on the aggregators' listener, or `None` when no channel of the
@@ -97,7 +96,8 @@ struct Which {
 }
 
 /// Where a session of `channel` is — its menu, screen and the screens behind it — and
-/// what its last screen cost against the menu's budget. `{"screen": null}` before the
+/// what its last screen cost against the budget it was paged to (the menu's, or the
+/// channel's where smaller). `{"screen": null}` before the
 /// first hop or once it expired.
 pub async fn whereabouts(
     state: &AppState,
@@ -111,9 +111,11 @@ pub async fn whereabouts(
     };
     let session = loaded.session;
     let bundle = state.gateway.menus();
-    let budget = bundle
+    // As the engine pages: the channel's budget where it is smaller than the menu's.
+    let menu = bundle
         .for_session(&session.service, &session.menu_version)
         .map_or_else(Budget::default, |m| m.budget);
+    let budget = session.journey.budget.map_or(menu, |b| b.min(menu));
     let cost = session.reply.as_ref().map(|reply| {
         let cost = screen_cost(&reply.text);
         let (encoding, budget) = match cost.encoding {

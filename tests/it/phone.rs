@@ -183,6 +183,16 @@ impl Browser {
         panic!("no screen came back within 20 s for {keys:?}");
     }
 
+    /// Presses End on a running session: the page closes it and is idle, with nothing
+    /// refused.
+    async fn hang_up(&self) {
+        self.click("#hangup").await;
+        self.until_text("#mode", "idle").await;
+        let history = self.text("#history").await;
+        assert!(history.ends_with("Hung up"), "{history}");
+        assert_eq!(self.text("#status").await, "", "the close was taken");
+    }
+
     async fn lit(&self) -> Value {
         self.run("return document.querySelector('#map .node.current')?.dataset.screen ?? null").await
     }
@@ -266,19 +276,16 @@ async fn a_person_walks_balance_and_send_money_on_the_web_phone(pool: PgPool) {
     // Call after END dials the same code again; End hangs up; a key when idle starts
     // a new dial.
     browser.answer("", "Welcome Amina").await;
-    browser.click("#hangup").await;
-    assert!(browser.text("#mode").await.starts_with("idle"), "{}", browser.text("#mode").await);
-    assert!(browser.text("#history").await.ends_with("Hung up"), "{}", browser.text("#history").await);
+    browser.hang_up().await;
     // Send money.
     browser.answer("*384#", "Welcome Amina").await;
     browser.answer("1", "phone number").await;
     browser.answer("0700000002", "amount").await;
-    let lit = browser.lit().await;
+    assert_eq!(browser.lit().await, json!("send_amount"), "the map follows the session");
     let past = browser
         .run("return [...document.querySelectorAll('#map .node.past')].map(n => n.dataset.screen)")
         .await;
     assert!(past.as_array().is_some_and(|p| p.contains(&json!("main"))), "the way here is marked: {past}");
-    assert_ne!(lit, json!("main"), "the map follows the session");
     browser.answer("500", "Brian").await;
     browser.answer("1", "PIN").await;
     let sent = browser.answer(DEMO_PIN, "Sent").await;
@@ -325,7 +332,7 @@ async fn a_person_walks_balance_and_send_money_on_the_web_phone(pool: PgPool) {
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn the_simulator_serves_the_phone_on_the_admin_listener_behind_a_token(pool: PgPool) {
     let (app, stop) = serve(&pool, true).await;
-    let admin = app.admin_addr();
+    let (app_addr, admin) = (app.addr(), app.admin_addr());
     let running = tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::new();
     let menus = http.get(format!("http://{admin}/admin/simulator/menus")).send().await.unwrap();
@@ -347,6 +354,8 @@ async fn the_simulator_serves_the_phone_on_the_admin_listener_behind_a_token(poo
     assert!(balance.contains("KES 1,000.00"), "{balance}");
     assert_eq!(browser.lit().await, json!("balance_show"), "the map follows the simulator's session");
     assert!(browser.text("#sms").await.contains("configured provider"));
+    browser.answer("", "Welcome Amina").await;
+    browser.hang_up().await;
     let logs = browser.command(reqwest::Method::POST, "/se/log", Some(json!({ "type": "browser" }))).await;
     assert!(!logs.to_string().contains("SEVERE"), "the page logged errors: {logs}");
     browser.close().await;
@@ -358,9 +367,57 @@ async fn the_simulator_serves_the_phone_on_the_admin_listener_behind_a_token(poo
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(hops.len(), 3, "{hops:?}");
+    assert_eq!(hops.len(), 5, "start, 2, the PIN, start again, close: {hops:?}");
     assert!(hops.iter().all(|(_, target, _)| target.as_deref() == Some("+254700000001")), "{hops:?}");
-    assert!(!format!("{hops:?}").contains(DEMO_PIN), "{hops:?}");
+    let events: Vec<&Value> =
+        hops.iter().filter_map(|(_, _, detail)| detail.as_ref()).map(|d| &d["event"]).collect();
+    assert_eq!(events, [&json!("start"), &json!("input"), &json!("input"), &json!("start"), &json!("close")]);
+    assert!(
+        hops.iter().all(|(_, _, detail)| detail.as_ref().is_some_and(|d| d.get("input").is_none())),
+        "what was typed is never in the trail: {hops:?}"
+    );
+
+    // A transfer the operator left half-made is offered back to the simulator alone,
+    // never to the subscriber's own phone.
+    let simulated = |body: Value| {
+        http.post(format!("http://{admin}/admin/simulator/hop"))
+            .bearer_auth(ROOT)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let said = |session: &'static str, event: &'static str, more: Value| {
+        let mut body = json!({ "session_id": session, "msisdn": "+254700000001", "event": event });
+        body.as_object_mut().unwrap().extend(more.as_object().unwrap().clone());
+        let sent = simulated(body);
+        async move {
+            let answer = sent.await.unwrap();
+            assert_eq!(answer.status(), 200);
+            let answer: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+            answer["message"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    said("left", "start", json!({ "service_code": "*384#" })).await;
+    said("left", "input", json!({ "input": "1" })).await;
+    let amount = said("left", "input", json!({ "input": "0700000002" })).await;
+    assert!(amount.contains("amount"), "{amount}");
+    said("left", "close", json!({ "reason": "aborted" })).await;
+    let own = http
+        .post(format!("http://{}/ussd/generic", app_addr))
+        .header("content-type", "application/json")
+        .body(json!({ "session_id": "own", "msisdn": "+254700000001", "event": "start", "service_code": "*384#" }).to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        own.contains("Welcome Amina") && !own.contains("cut off"),
+        "the subscriber is offered nothing: {own}"
+    );
+    let again = said("again", "start", json!({ "service_code": "*384#" })).await;
+    assert!(again.contains("cut off"), "the simulator is offered its own: {again}");
 
     stop.cancel();
     running.await.expect("it did not panic").expect("it stopped cleanly");

@@ -13,11 +13,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Allowed, Body, Example, Trail, parameter, scope, written_as_number};
 use super::{AdminError, Answer, AppState, ok};
+use crate::channel::SIMULATOR_CHANNEL;
 use crate::channel::ussd;
 use crate::channel::{CloseReason, Closed, Hop, Input};
 use crate::domain::Msisdn;
 use crate::domain::shape::{self, Schemas};
-use crate::http::phone::{self, SIMULATOR_CHANNEL};
+use crate::http::phone;
 
 /// One hop of the web phone, in the generic channel's format.
 #[derive(Deserialize, ToSchema)]
@@ -43,6 +44,17 @@ pub(super) struct SimulatedHop {
     #[serde(default, deserialize_with = "shape::whole_opt")]
     #[schema(schema_with = Schemas::sequence)]
     sequence: Option<i64>,
+    /// `close`: why the session ended (`aborted` when left out).
+    #[serde(default)]
+    reason: Option<Reason>,
+}
+
+#[derive(Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum Reason {
+    Timeout,
+    Aborted,
+    Ended,
 }
 
 #[derive(Clone, Copy, Deserialize, ToSchema)]
@@ -131,12 +143,12 @@ pub(super) async fn hop(
         }
         Event::Input => (String::new(), asked.input, false),
         Event::Close => {
-            let closed = Closed {
-                channel: SIMULATOR_CHANNEL.to_owned(),
-                session_id,
-                msisdn,
-                reason: CloseReason::Aborted,
+            let reason = match asked.reason {
+                Some(Reason::Timeout) => CloseReason::TimedOut,
+                Some(Reason::Ended) => CloseReason::Ended,
+                Some(Reason::Aborted) | None => CloseReason::Aborted,
             };
+            let closed = Closed { channel: SIMULATOR_CHANNEL.to_owned(), session_id, msisdn, reason };
             Box::pin(state.gateway.close(&closed)).await;
             return Ok(ok(json!({ "session_id": closed.session_id, "closed": true })));
         }
