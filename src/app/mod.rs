@@ -425,7 +425,9 @@ impl Application {
         let outbox = match (&state.sms, &config.sms) {
             (Some(outbound), Some(spec)) => {
                 info!(provider = %outbound.provider(), "SMS receipts go out through the outbox worker");
-                let worker = Worker::new(state.pool().clone(), outbound.clone(), spec.policy.clone());
+                let menus = Some(state.gateway.menus_handle());
+                let worker =
+                    Worker::worded(state.pool().clone(), outbound.clone(), spec.policy.clone(), menus);
                 Some(tokio::spawn(worker.run(outbox_stop.clone())))
             }
             _ => {

@@ -393,12 +393,16 @@ pub(super) fn check_menus(path: &std::path::Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        menu::compile(path, &source).map(|m| vec![std::sync::Arc::new(m)])
+        menu::compile(path, &source).map(|m| (vec![std::sync::Arc::new(m)], None))
     } else {
-        menu::Bundle::load_dir(path).map(|bundle| bundle.menus().to_vec())
+        menu::Bundle::load_dir(path)
+            .map(|bundle| (bundle.menus().to_vec(), Some(bundle.texts().languages().join(", "))))
     };
     match checked {
-        Ok(menus) => {
+        Ok((menus, texts)) => {
+            if let Some(languages) = texts {
+                println!("ok  texts: receipts and SMS replies in {languages}");
+            }
             for m in menus {
                 println!(
                     "ok  {} {:?}: {} screens, languages {:?}",

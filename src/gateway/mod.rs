@@ -81,7 +81,7 @@ pub struct GatewayConfig {
 
 /// Everything a hop needs; shared by all requests.
 pub struct Gateway {
-    menus: ArcSwap<Bundle>,
+    menus: Arc<ArcSwap<Bundle>>,
     store: SessionStore,
     ops: Ops,
     text_key: TextKey,
@@ -207,7 +207,7 @@ impl Gateway {
         config: GatewayConfig,
     ) -> Self {
         Gateway {
-            menus: ArcSwap::from_pointee(menus),
+            menus: Arc::new(ArcSwap::from_pointee(menus)),
             store,
             ops: Ops::new(money),
             text_key,
@@ -221,6 +221,12 @@ impl Gateway {
     /// The menus being served now.
     pub fn menus(&self) -> Arc<Bundle> {
         self.menus.load_full()
+    }
+
+    /// The menus being served, as they will be after each reload: for what words its
+    /// messages from the bundle's `texts/` (the outbox's receipts).
+    pub fn menus_handle(&self) -> Arc<ArcSwap<Bundle>> {
+        Arc::clone(&self.menus)
     }
 
     /// Compiles the menus in `dir` and, only if every check passes, serves them from the

@@ -13,6 +13,7 @@ mod picture;
 mod resume;
 mod sms;
 mod template;
+pub mod texts;
 pub mod words;
 
 use std::collections::HashMap;
@@ -26,12 +27,16 @@ pub use graph::{Command, Menu};
 pub use journey::{Action, EngineError, Journey, Reply, Step};
 pub use messages::Message;
 pub use picture::{Drawing, Format as PictureFormat};
+pub use texts::{OwnReply, Texts};
 
 /// Every menu served at once, looked up by USSD service code; plus the editions a
-/// reload replaced, kept for the sessions that started on them.
+/// reload replaced, kept for the sessions that started on them; and the gateway's own
+/// words (`texts/`).
 #[derive(Debug, Default)]
 pub struct Bundle {
     menus: Vec<Arc<Menu>>,
+    /// `None`: the shipped texts.
+    texts: Option<Arc<Texts>>,
     by_code: HashMap<String, usize>,
     retired: Vec<Retired>,
 }
@@ -88,7 +93,24 @@ impl Bundle {
                 .map_err(|e| io_error(format!("cannot read {}: {e}", path.display())))?;
             files.push((path, source));
         }
-        Self::from_sources(files.iter().map(|(p, s)| (p.as_path(), s.as_str())))
+        let menus = Self::from_sources(files.iter().map(|(p, s)| (p.as_path(), s.as_str())));
+        match (menus, Texts::load_dir(dir)) {
+            (Ok(mut bundle), Ok(texts)) => {
+                bundle.texts = Some(Arc::new(texts));
+                Ok(bundle)
+            }
+            (Ok(_), Err(problems)) => Err(problems),
+            (Err(problems), Ok(_)) => Err(problems),
+            (Err(mut problems), Err(mut more)) => {
+                problems.append(&mut more);
+                Err(problems)
+            }
+        }
+    }
+
+    /// The gateway's own words: receipts, its SMS replies, why a request was not completed.
+    pub fn texts(&self) -> &Texts {
+        self.texts.as_deref().unwrap_or(Texts::shipped())
     }
 
     /// Compiles menus from (file name, text) pairs; every problem of every file at

@@ -365,7 +365,11 @@ impl Answerer {
         let code = sms_menu.and_then(|m| m.codes.first()).map_or("*384#", String::as_str);
         let word = keyword(&text);
         let own = |handled| {
-            Said::Text(handled, Answer::from(own_reply(handled, &language, code)), language.clone())
+            Said::Text(
+                handled,
+                Answer::from(own_reply(menus.texts(), handled, &language, code)),
+                language.clone(),
+            )
         };
         let said = if STOP.contains(&word.as_str()) {
             sqlx::query("INSERT INTO sms_opt_outs (msisdn) VALUES ($1) ON CONFLICT DO NOTHING")
@@ -380,7 +384,11 @@ impl Answerer {
                 .await?;
             own(Handled::Started)
         } else if HELP.contains(&word.as_str()) {
-            Said::Text(Handled::Helped, help(sms_menu, &language, code).into(), language.clone())
+            Said::Text(
+                Handled::Helped,
+                help(menus.texts(), sms_menu, &language, code).into(),
+                language.clone(),
+            )
         } else if let Some((menu, command)) =
             menus.menus().iter().find_map(|m| m.command(&word).map(|(c, _)| (m, c)))
         {
@@ -389,12 +397,14 @@ impl Answerer {
             match (&registered, command.dial(code, &args)) {
                 (None, _) => Said::Text(
                     Handled::NotRegistered,
-                    own_reply(Handled::NotRegistered, &language, code).into(),
+                    own_reply(menus.texts(), Handled::NotRegistered, &language, code).into(),
                     language.clone(),
                 ),
-                (Some(_), None) => {
-                    Said::Text(Handled::Helped, help(Some(menu), &language, code).into(), language.clone())
-                }
+                (Some(_), None) => Said::Text(
+                    Handled::Helped,
+                    help(menus.texts(), Some(menu), &language, code).into(),
+                    language.clone(),
+                ),
                 (Some(_), Some(dial)) => {
                     // Each conversation its own session, never used before by any
                     // process or database, so its movements' idempotency keys are new.
@@ -420,7 +430,11 @@ impl Answerer {
                     let hop = self.hop(spec, &msisdn, session_id, String::new(), input);
                     self.converse(spec, hop, Handled::Reply, &language).await?
                 }
-                None => Said::Text(Handled::Helped, help(sms_menu, &language, code).into(), language.clone()),
+                None => Said::Text(
+                    Handled::Helped,
+                    help(menus.texts(), sms_menu, &language, code).into(),
+                    language.clone(),
+                ),
             }
         };
         Ok(said)

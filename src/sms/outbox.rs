@@ -24,7 +24,9 @@ use super::receipts::{self, Receipt};
 use crate::breaker::Breaker;
 use crate::channel::sms::{Message, Outbound, SendError};
 use crate::domain::Currency;
+use crate::menu::{Bundle, Texts};
 use crate::segments::segment;
+use arc_swap::ArcSwap;
 
 /// How the worker paces and retries.
 #[derive(Clone, Debug)]
@@ -87,6 +89,9 @@ struct Inner {
     bucket: DefaultDirectRateLimiter,
     breaker: Breaker,
     policy: Policy,
+    /// The menus served, whose `texts/` word the receipts (a reload included); `None`:
+    /// the shipped texts.
+    menus: Option<Arc<ArcSwap<Bundle>>>,
 }
 
 /// A claimed row.
@@ -152,11 +157,23 @@ RETURNING o.id, o.msisdn, o.language, o.template, o.data, o.attempts, o.transact
           to_char(o.created_at AT TIME ZONE (SELECT value FROM ledger_settings WHERE key = 'timezone'), 'HH24:MI') AS time";
 
 impl Worker {
+    /// A worker whose receipts are in the shipped words.
     pub fn new(pool: PgPool, outbound: Outbound, policy: Policy) -> Self {
+        Self::worded(pool, outbound, policy, None)
+    }
+
+    /// A worker whose receipts are in the words of `menus` as served (`texts/`), reloads
+    /// included; `None`, the shipped words.
+    pub fn worded(
+        pool: PgPool,
+        outbound: Outbound,
+        policy: Policy,
+        menus: Option<Arc<ArcSwap<Bundle>>>,
+    ) -> Self {
         let rate = policy.segments_per_second;
         let bucket = RateLimiter::direct(Quota::per_second(rate));
         let breaker = Breaker::new(policy.breaker_threshold, policy.breaker_cooldown);
-        Worker { inner: Arc::new(Inner { pool, outbound, bucket, breaker, policy }) }
+        Worker { inner: Arc::new(Inner { pool, outbound, bucket, breaker, policy, menus }) }
     }
 
     /// Delivers until `stop` is cancelled, then finishes the batch in hand.
@@ -253,7 +270,9 @@ impl Worker {
             date: &row.date,
             time: &row.time,
         };
-        let fate = match receipts::render(&receipt, &inner.policy.currency) {
+        let menus = inner.menus.as_ref().map(|m| m.load());
+        let texts = menus.as_ref().map_or(Texts::shipped(), |m| m.texts());
+        let fate = match receipts::render(&receipt, &inner.policy.currency, texts) {
             _ if row.opted_out && !row.transactional => Fate::Dead("the subscriber opted out (STOP)".into()),
             Err(reason) => Fate::Dead(reason),
             Ok(text) => {

@@ -22,7 +22,8 @@ fn check_and_graph_take_a_folder_or_a_file() {
     let (ok, out, err) = menus(&["check", "menus/wallet.yaml"]);
     assert!(ok && out.starts_with("ok  wallet"), "{out}{err}");
     let (ok, out, err) = menus(&["check", "menus"]);
-    assert!(ok && out.lines().count() == 3, "{out}{err}");
+    assert!(ok && out.lines().count() == 4, "{out}{err}");
+    assert!(out.starts_with("ok  texts: receipts and SMS replies in en, fr, sw\n"), "{out}");
     let (ok, out, err) = menus(&["graph", "menus"]);
     assert!(ok, "{err}");
     assert_eq!(out.matches("```mermaid\n").count(), 3, "one fenced picture per menu file");
@@ -49,4 +50,28 @@ fn a_menu_with_problems_is_drawn_and_its_problems_listed() {
     assert!(err.contains("shop.yaml:8:20: error: screen `a` in `en`: a text reads `nme`"), "{err}");
     assert!(err.contains("did you mean `wallet.balance`?"), "{err}");
     assert!(check_err.contains("2 problem(s)"), "{check_err}");
+}
+
+/// A language is a file in `texts/`: a mistake in it is named at its line, in the same
+/// pass as the menus' own.
+#[test]
+fn a_texts_file_with_problems_is_refused_at_its_lines() {
+    let dir = std::env::temp_dir().join(format!("menus-texts-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("texts")).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("menus");
+    std::fs::copy(root.join("wallet.yaml"), dir.join("wallet.yaml")).unwrap();
+    let french = std::fs::read_to_string(root.join("texts/fr.yaml")).unwrap();
+    let broken = french.replace(
+        "Frais {fee}. Nouveau solde {balance}.\"\n  p2p_received",
+        "Frais {frais}.\"\n  p2p_received",
+    );
+    std::fs::write(dir.join("texts/fr.yaml"), &broken).unwrap();
+    let (ok, _, err) = menus(&["check", dir.to_str().unwrap()]);
+    let line = broken.lines().position(|l| l.trim_start().starts_with("p2p_sent:")).unwrap() + 1;
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains(&format!("fr.yaml:{line}:1: error: receipt `p2p_sent`: no value for `{{frais}}`")),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -381,3 +381,50 @@ fn sms_settings_are_checked_with_what_to_do() {
     let demo = common::settings().validate(None, true).unwrap();
     assert_eq!(demo.sms.unwrap().account.provider, Provider::Sink);
 }
+
+/// A subscriber who reads French gets receipts in the words of the menu folder's
+/// `texts/fr.yaml`, made when they are sent: a reload's words reach those still waiting.
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn receipts_are_worded_by_the_texts_served_when_they_are_sent(pool: PgPool) {
+    use ussd_gateway::menu::Bundle;
+    use ussd_gateway::money::{PinHasher, seed_demo};
+    seed_demo(&pool, &PinHasher::new(b"pepper"), "KES", 10).await.unwrap();
+    sqlx::query("UPDATE customers SET language = 'fr' WHERE msisdn = '+254700000001'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let made = transfers(&pool, 1).await;
+    let (reference, payer, payee) = made[0].clone();
+    assert_eq!(payer, "+254700000001");
+
+    // The menus as served, then reloaded with French reworded, before the worker sends.
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("menus");
+    let served = Arc::new(arc_swap::ArcSwap::from_pointee(Bundle::load_dir(&shipped).unwrap()));
+    let dir = std::env::temp_dir().join(format!("texts-reload-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(dir.join("texts")).unwrap();
+    std::fs::copy(shipped.join("wallet.yaml"), dir.join("wallet.yaml")).unwrap();
+    let french = std::fs::read_to_string(shipped.join("texts/fr.yaml")).unwrap();
+    assert!(french.contains("{ref} Confirmé. {amount} envoyés à {party}"));
+    let reworded = french
+        .replace("{ref} Confirmé. {amount} envoyés à {party}", "{ref} Merci! {amount} envoyés à {party}");
+    std::fs::write(dir.join("texts/fr.yaml"), reworded).unwrap();
+    served.store(Arc::new(Bundle::load_dir(&dir).unwrap()));
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let (fake, outbound) = at_provider().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = Worker::worded(pool.clone(), outbound, quick_policy(), Some(served));
+    let running = tokio::spawn(worker.run(stop.clone()));
+    until_drained(&pool, Duration::from_secs(15)).await;
+    stop.cancel();
+    running.await.unwrap();
+    let accepted = fake.accepted.lock().unwrap().clone();
+    let to = |who: &str| accepted.iter().find(|r| r.to == who).map(|r| r.text.clone()).unwrap();
+    assert!(to(&payer).starts_with(&format!("{reference} Merci! KES 100.00 envoyés à ")), "{}", to(&payer));
+    assert!(to(&payer).contains("Frais KES") && to(&payer).contains("Nouveau solde"), "{}", to(&payer));
+    assert!(
+        to(&payee).starts_with(&format!("{reference} Confirmed. You have received KES 100.00")),
+        "{}",
+        to(&payee)
+    );
+}

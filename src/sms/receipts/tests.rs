@@ -1,4 +1,4 @@
-//! Every receipt, in both languages, says what happened and fits its parts; a missing
+//! Every receipt, in every shipped language, says what happened and fits its parts; a missing
 //! field or an unknown template is a reason, not a panic.
 
 use serde_json::json;
@@ -10,13 +10,23 @@ fn kes() -> Currency {
     Currency::new("KES", 2)
 }
 
+/// The shipped texts and the French the menu folder ships beside them.
+fn texts() -> &'static Texts {
+    static TEXTS: std::sync::LazyLock<Texts> = std::sync::LazyLock::new(|| {
+        let french = include_str!("../../../menus/texts/fr.yaml");
+        Texts::from_sources([(std::path::Path::new("menus/texts/fr.yaml"), french)])
+            .expect("the shipped texts")
+    });
+    &TEXTS
+}
+
 fn sent(language: &str) -> String {
     let data = json!({
         "ref": "TX0000002A", "amount": 50000, "fee": 700, "balance": 1_234_50,
         "counterparty": "Brian Otieno", "counterparty_msisdn": "+254700000002",
     });
     let r = Receipt { template: "p2p_sent", language, data: &data, date: "22/11/26", time: "10:04" };
-    render(&r, &kes()).unwrap()
+    render(&r, &kes(), texts()).unwrap()
 }
 
 #[test]
@@ -29,7 +39,11 @@ fn the_payer_reads_amount_payee_reference_fee_and_balance_in_their_language() {
         sent("sw"),
         "TX0000002A Imethibitishwa. KES 500.00 imetumwa kwa Brian Otieno +254700000002 tarehe 22/11/26 saa 10:04. Ada KES 7.00. Salio jipya KES 1,234.50."
     );
-    assert_eq!(sent("fr"), sent("en"), "a language without texts falls back to English");
+    assert_eq!(
+        sent("fr"),
+        "TX0000002A Confirmé. KES 500.00 envoyés à Brian Otieno +254700000002 le 22/11/26 à 10:04. Frais KES 7.00. Nouveau solde KES 1,234.50."
+    );
+    assert_eq!(sent("pt"), sent("en"), "a language without texts falls back to English");
 }
 
 #[test]
@@ -40,7 +54,7 @@ fn the_payee_reads_who_paid_and_a_long_receipt_still_fits_two_parts() {
     });
     let r =
         Receipt { template: "p2p_received", language: "sw", data: &data, date: "22/11/26", time: "23:59" };
-    let text = render(&r, &kes()).unwrap();
+    let text = render(&r, &kes(), texts()).unwrap();
     assert!(text.starts_with("TX0000002A Imethibitishwa. Umepokea KES 250,000.00 kutoka kwa Bartholomew"));
     assert!(segment(&text).count() <= 2, "{text}");
 }
@@ -54,15 +68,15 @@ fn both_parties_of_a_reversal_read_what_came_back_and_from_which_transfer() {
     let (debited, credited) = (data("Amina Wanjiru", "+254700000001"), data("Brian Otieno", "+254700000002"));
     let r = |template, data| Receipt { template, language: "en", data, date: "22/11/26", time: "10:04" };
     assert_eq!(
-        render(&r("reversal_debited", &debited), &kes()).unwrap(),
+        render(&r("reversal_debited", &debited), &kes(), texts()).unwrap(),
         "TX0000002B Confirmed. KES 500.00 you received from Amina Wanjiru +254700000001 in TX0000002A was reversed on 22/11/26 at 10:04. New balance KES 1,000.00."
     );
     assert_eq!(
-        render(&r("reversal_credited", &credited), &kes()).unwrap(),
+        render(&r("reversal_credited", &credited), &kes(), texts()).unwrap(),
         "TX0000002B Confirmed. KES 500.00 of TX0000002A to Brian Otieno +254700000002 was returned to you on 22/11/26 at 10:04. New balance KES 1,000.00."
     );
     let sw = Receipt { language: "sw", ..r("reversal_credited", &credited) };
-    assert!(render(&sw, &kes()).unwrap().contains("zimerudishwa kwako"));
+    assert!(render(&sw, &kes(), texts()).unwrap().contains("zimerudishwa kwako"));
 }
 
 #[test]
@@ -77,14 +91,14 @@ fn a_cash_in_tells_the_customer_the_agent_and_the_agent_the_float_left() {
         time: "10:04",
     };
     assert_eq!(
-        render(&r, &kes()).unwrap(),
+        render(&r, &kes(), texts()).unwrap(),
         "TX0000002C Confirmed. You have deposited KES 1,500.00 at agent 123456 Duka la Demo on 22/11/26 at 10:04. New balance KES 2,500.00."
     );
     let to_agent = json!({ "ref": "TX0000002C", "amount": 150000, "balance": 9850000,
                            "counterparty": "Amina Otieno", "counterparty_msisdn": "+254700000001" });
     let r = Receipt { template: "cash_in_given", language: "sw", data: &to_agent, ..r };
     assert_eq!(
-        render(&r, &kes()).unwrap(),
+        render(&r, &kes(), texts()).unwrap(),
         "TX0000002C Imethibitishwa. Umeweka KES 1,500.00 kwa Amina Otieno +254700000001 tarehe 22/11/26 saa 10:04. Salio jipya la float KES 98,500.00."
     );
 }
@@ -101,20 +115,20 @@ fn an_agent_request_says_what_is_asked_and_where_to_approve_and_fits_two_parts()
         date: "22/11/26",
         time: "10:04",
     };
-    let en = render(&r("en"), &kes()).unwrap();
+    let en = render(&r("en"), &kes(), texts()).unwrap();
     assert!(en.starts_with("TX0000002E Agent 1234567 Bartholomew-Alexander Wholesale Shop, Kenyatta Avenue Branch Number Two, asks to pay you KES 250,000.00 in cash"), "{en}");
     assert!(en.contains("To approve, dial *384*7# within 5 minutes"), "{en}");
-    for text in [en, render(&r("sw"), &kes()).unwrap()] {
+    for text in [en, render(&r("sw"), &kes(), texts()).unwrap()] {
         assert!(segment(&text).count() <= 2, "{text}");
     }
     let told = json!({ "ref": "TX0000002E", "amount": 50000,
                        "counterparty": "Amina Otieno", "counterparty_msisdn": "+254700000001" });
     let r = |template| Receipt { template, language: "en", data: &told, date: "22/11/26", time: "10:04" };
     assert_eq!(
-        render(&r("cash_out_declined"), &kes()).unwrap(),
+        render(&r("cash_out_declined"), &kes(), texts()).unwrap(),
         "TX0000002E Amina Otieno +254700000001 declined the request to withdraw KES 500.00. No money was moved; do not pay out cash."
     );
-    assert!(render(&r("cash_out_expired"), &kes()).unwrap().contains("expired unapproved"));
+    assert!(render(&r("cash_out_expired"), &kes(), texts()).unwrap().contains("expired unapproved"));
 }
 
 #[test]
@@ -129,29 +143,31 @@ fn a_cash_out_tells_the_customer_where_and_the_agent_what_to_hand_over() {
         time: "10:04",
     };
     assert_eq!(
-        render(&r, &kes()).unwrap(),
+        render(&r, &kes(), texts()).unwrap(),
         "TX0000002D Confirmed. You have withdrawn KES 500.00 at agent 123456 Duka la Demo, Demo Street, on 22/11/26 at 10:04. Fee KES 29.00. New balance KES 471.00."
     );
     let to_agent = json!({ "ref": "TX0000002D", "amount": 50000, "balance": 10050000, "commission": 1160,
                            "counterparty": "Amina Otieno", "counterparty_msisdn": "+254700000001" });
     let r = Receipt { template: "cash_out_paid", data: &to_agent, ..r };
     assert_eq!(
-        render(&r, &kes()).unwrap(),
+        render(&r, &kes(), texts()).unwrap(),
         "TX0000002D Confirmed. Give KES 500.00 in cash to Amina Otieno +254700000001; your float received it on 22/11/26 at 10:04. Commission KES 11.60. New float balance KES 100,500.00."
     );
 }
 
 #[test]
-fn every_wording_writes_the_fields_it_reads_in_both_languages() {
+fn every_wording_writes_the_fields_it_reads_in_every_language() {
     let placeholders = |words: &str| -> std::collections::BTreeSet<String> {
         words.split('{').skip(1).map(|part| part.split('}').next().unwrap().to_owned()).collect()
     };
     let mut seen = std::collections::BTreeSet::new();
-    for w in WORDINGS {
-        assert!(seen.insert(w.template), "{} is worded twice", w.template);
-        let fields: std::collections::BTreeSet<String> = w.fields.iter().map(|f| f.to_string()).collect();
-        assert_eq!(placeholders(w.en), fields, "{} (en)", w.template);
-        assert_eq!(placeholders(w.sw), fields, "{} (sw)", w.template);
+    for spec in RECEIPTS {
+        assert!(seen.insert(spec.template), "{} is specified twice", spec.template);
+        let fields: std::collections::BTreeSet<String> = spec.fields.iter().map(|f| f.to_string()).collect();
+        for language in ["en", "sw", "fr"] {
+            let words = texts().receipt(language, spec.template).unwrap();
+            assert_eq!(placeholders(words), fields, "{} ({language})", spec.template);
+        }
     }
 }
 
@@ -159,9 +175,9 @@ fn every_wording_writes_the_fields_it_reads_in_both_languages() {
 fn unknown_templates_and_missing_data_are_reasons_not_panics() {
     let data = json!({ "ref": "TX1" });
     let r = Receipt { template: "p2p_sent", language: "en", data: &data, date: "", time: "" };
-    assert_eq!(render(&r, &kes()), Err("the data has no `counterparty`".into()));
+    assert_eq!(render(&r, &kes(), texts()), Err("the data has no `counterparty`".into()));
     let r = Receipt { template: "loyalty_points", ..r };
-    assert_eq!(render(&r, &kes()), Err("no receipt text for template `loyalty_points`".into()));
+    assert_eq!(render(&r, &kes(), texts()), Err("no receipt text for template `loyalty_points`".into()));
 }
 
 #[test]
@@ -177,9 +193,11 @@ fn every_refusal_of_a_money_op_says_why_in_one_message() {
         .filter(|outcome| !matches!(outcome, Outcome::Ok | Outcome::Pending | Outcome::BillRejected));
     for outcome in refusals {
         let data = json!({ "outcome": outcome.as_str() });
-        for (language, generic) in [("en", "it was refused"), ("sw", "limekataliwa")] {
+        for (language, generic) in
+            [("en", "it was refused"), ("sw", "limekataliwa"), ("fr", "elle a été refusée")]
+        {
             let r = Receipt { template: "not_completed", language, data: &data, date: "", time: "" };
-            let text = render(&r, &kes()).unwrap();
+            let text = render(&r, &kes(), texts()).unwrap();
             assert!(!text.contains(generic), "{outcome} has no reason of its own in {language}: {text}");
             assert_eq!(segment(&text).count(), 1, "{text}");
         }
@@ -187,14 +205,14 @@ fn every_refusal_of_a_money_op_says_why_in_one_message() {
     let data = json!({ "outcome": "pin_invalid" });
     let r = Receipt { template: "not_completed", language: "en", data: &data, date: "", time: "" };
     assert_eq!(
-        render(&r, &kes()).unwrap(),
+        render(&r, &kes(), texts()).unwrap(),
         "Your request was not completed: the PIN was wrong. No money was moved."
     );
     // A request the promise keeper found never arrived: said plainly.
     let data = json!({ "outcome": "not_arrived" });
-    for language in ["en", "sw"] {
+    for language in ["en", "sw", "fr"] {
         let r = Receipt { template: "not_completed", language, data: &data, date: "", time: "" };
-        let text = render(&r, &kes()).unwrap();
+        let text = render(&r, &kes(), texts()).unwrap();
         assert_eq!(segment(&text).count(), 1, "{text}");
     }
 }
@@ -209,9 +227,9 @@ fn an_op_whose_held_movement_tells_only_the_other_party_has_a_completion_text() 
     for spec in held_silent {
         seen += 1;
         let data = json!({ "op": spec.name, "ref": "TX0000002F" });
-        for language in ["en", "sw"] {
+        for language in ["en", "sw", "fr"] {
             let r = Receipt { template: "completed", language, data: &data, date: "", time: "" };
-            let text = render(&r, &kes()).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+            let text = render(&r, &kes(), texts()).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
             assert!(text.starts_with("TX0000002F "), "{text}");
             assert!(segment(&text).count() <= 2, "{text}");
         }
@@ -219,7 +237,7 @@ fn an_op_whose_held_movement_tells_only_the_other_party_has_a_completion_text() 
     assert_eq!(seen, 1, "the agent's cash-out request");
     let data = json!({ "op": "transfer.p2p", "ref": "TX1" });
     let r = Receipt { template: "completed", language: "en", data: &data, date: "", time: "" };
-    assert!(render(&r, &kes()).is_err(), "a transfer's own receipt tells its sender");
+    assert!(render(&r, &kes(), texts()).is_err(), "a transfer's own receipt tells its sender");
 }
 
 #[test]
@@ -228,7 +246,7 @@ fn a_paid_bill_carries_the_billers_reference_and_token() {
                        "biller": "Kenya Power prepaid", "account": "12345678901",
                        "biller_ref": "KPLC1A2B3C4D", "token": "1234-5678-9012-3456-7890" });
     let r = Receipt { template: "bill_paid", language: "en", data: &data, date: "22/11/26", time: "10:04" };
-    let text = render(&r, &kes()).unwrap();
+    let text = render(&r, &kes(), texts()).unwrap();
     assert_eq!(
         text,
         "TX0000002F Confirmed. KES 500.00 paid to Kenya Power prepaid for account 12345678901 on 22/11/26 at 10:04. Token 1234-5678-9012-3456-7890. Kenya Power prepaid ref KPLC1A2B3C4D. Fee KES 5.00. New balance KES 495.00."
@@ -237,7 +255,7 @@ fn a_paid_bill_carries_the_billers_reference_and_token() {
     let mut water = data.clone();
     water["token"] = Value::Null;
     let r = Receipt { data: &water, language: "sw", ..r };
-    assert!(!render(&r, &kes()).unwrap().contains("Tokeni"), "no token, no token line");
+    assert!(!render(&r, &kes(), texts()).unwrap().contains("Tokeni"), "no token, no token line");
 }
 
 #[test]
@@ -246,7 +264,7 @@ fn a_merchant_payment_tells_the_customer_where_and_the_merchant_who_paid_masked(
                        "merchant": "Mama Mboga Groceries", "number": "512345", "account": "" });
     let r = Receipt { template: "till_paid", language: "en", data: &paid, date: "22/11/26", time: "10:04" };
     assert_eq!(
-        render(&r, &kes()).unwrap(),
+        render(&r, &kes(), texts()).unwrap(),
         "TX00000031 Confirmed. KES 1,500.00 paid to Mama Mboga Groceries, till 512345, on 22/11/26 at 10:04. New balance KES 500.00."
     );
     let received = json!({ "ref": "TX00000031", "amount": 150000, "fee": 750, "number": "888880",
@@ -259,7 +277,7 @@ fn a_merchant_payment_tells_the_customer_where_and_the_merchant_who_paid_masked(
         date: "22/11/26",
         time: "10:04",
     };
-    let text = render(&r, &kes()).unwrap();
+    let text = render(&r, &kes(), texts()).unwrap();
     assert_eq!(
         text,
         "TX00000031 Imethibitishwa. KES 1,500.00 zimepokelewa 888880 akaunti ACC-7781 kutoka kwa Amina Otieno +254700***001 tarehe 22/11/26 saa 10:04. Ada KES 7.50."
@@ -268,9 +286,9 @@ fn a_merchant_payment_tells_the_customer_where_and_the_merchant_who_paid_masked(
         let mut data = received.clone();
         data["balance"] = json!(99_999_999_99_i64);
         data["merchant"] = json!("ũ".repeat(30));
-        for language in ["en", "sw"] {
+        for language in ["en", "sw", "fr"] {
             let r = Receipt { template, language, data: &data, date: "22/11/26", time: "10:04" };
-            let text = render(&r, &kes()).unwrap();
+            let text = render(&r, &kes(), texts()).unwrap();
             assert!(segment(&text).count() <= 3, "{template}: {text}");
         }
     }
@@ -284,12 +302,12 @@ fn an_airtime_receipt_names_the_number_topped_up_and_fits_its_messages() {
     let r =
         Receipt { template: "airtime_bought", language: "en", data: &data, date: "22/11/26", time: "10:04" };
     assert_eq!(
-        render(&r, &kes()).unwrap(),
+        render(&r, &kes(), texts()).unwrap(),
         "TX00000040 Confirmed. You bought KES 50.00 of airtime for +254711000002 on 22/11/26 at 10:04. Provider ref AT1A2B3C4D5E. New balance KES 950.00."
     );
     let r = Receipt { template: "airtime_refused", ..r };
     assert_eq!(
-        render(&r, &kes()).unwrap(),
+        render(&r, &kes(), texts()).unwrap(),
         "TX00000040 Airtime of KES 50.00 for +254711000002 could not be bought: no such number. No money was moved."
     );
     // The longest in GSM letters fits two messages; a provider's text in other letters, three.
@@ -301,10 +319,10 @@ fn an_airtime_receipt_names_the_number_topped_up_and_fits_its_messages() {
     foreign["biller_ref"] = json!("ũ".repeat(24));
     foreign["reason"] = json!("ũ".repeat(60));
     for template in ["airtime_bought", "airtime_refused"] {
-        for language in ["en", "sw"] {
+        for language in ["en", "sw", "fr"] {
             for (data, most) in [(&long, 2), (&foreign, 3)] {
                 let r = Receipt { template, language, data, date: "22/11/26", time: "10:04" };
-                let text = render(&r, &kes()).unwrap();
+                let text = render(&r, &kes(), texts()).unwrap();
                 assert!(segment(&text).count() <= most, "{template}: {text}");
             }
         }
@@ -316,7 +334,7 @@ fn a_reversal_request_tells_the_recipient_how_to_dispute_within_two_messages() {
     let data = json!({ "ref": "TX00000050", "amount": 99_999_999_99_i64, "hours": 720, "dial": "*384*7#",
                        "counterparty": "ũ".repeat(2 * 20 + 1), "counterparty_msisdn": "+254700000001" });
     let r = Receipt { template: "reversal_asked", language: "en", data: &data, date: "", time: "" };
-    let text = render(&r, &kes()).unwrap();
+    let text = render(&r, &kes(), texts()).unwrap();
     assert!(text.contains("goes back in 720 hours unless you dispute it: dial *384*7#."), "{text}");
     for template in [
         "reversal_asked",
@@ -328,12 +346,12 @@ fn a_reversal_request_tells_the_recipient_how_to_dispute_within_two_messages() {
         "refund_requested",
         "refund_asked",
     ] {
-        for language in ["en", "sw"] {
+        for language in ["en", "sw", "fr"] {
             let mut plain = data.clone();
             plain["counterparty"] = json!("x".repeat(41));
             for (data, most) in [(&plain, 2), (&data, 4)] {
                 let r = Receipt { template, language, data, date: "", time: "" };
-                let text = render(&r, &kes()).unwrap();
+                let text = render(&r, &kes(), texts()).unwrap();
                 assert!(segment(&text).count() <= most, "{template}: {text}");
             }
         }
@@ -351,6 +369,6 @@ fn a_business_is_named_without_a_number() {
         date: "22/11/26",
         time: "10:04",
     };
-    let text = render(&r, &kes()).unwrap();
+    let text = render(&r, &kes(), texts()).unwrap();
     assert!(text.contains(" of TX00000031 to Mama Mboga was returned to you "), "{text}");
 }

@@ -1,0 +1,556 @@
+//! The gateway's own words per language — SMS receipts, why a promised request was not
+//! completed, replies to SMS commands — from the menu folder's `texts/<language>.yaml`
+//! over the shipped English and Swahili, each checked: present, with only the values
+//! it may read, and within its SMS parts over the longest values.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+
+use super::Diagnostic;
+
+/// A receipt the ledger writes: its template's name and the values its text may read
+/// (`party` is the counterparty's name and number, `token` a prepaid token's sentence).
+pub struct ReceiptSpec {
+    pub template: &'static str,
+    pub fields: &'static [&'static str],
+}
+
+macro_rules! receipts {
+    ($($template:literal: [$($field:literal),*]),* $(,)?) => {
+        &[$(ReceiptSpec { template: $template, fields: &[$($field),*] }),*]
+    };
+}
+
+/// Every receipt the ledger writes, in the order of the shipped files.
+pub const RECEIPTS: &[ReceiptSpec] = receipts![
+    "p2p_sent": ["ref", "party", "amount", "fee", "balance", "date", "time"],
+    "p2p_received": ["ref", "party", "amount", "balance", "date", "time"],
+    "reversal_debited": ["ref", "party", "amount", "balance", "original_ref", "date", "time"],
+    "reversal_credited": ["ref", "party", "amount", "balance", "original_ref", "date", "time"],
+    "cash_in_given": ["ref", "party", "amount", "balance", "date", "time"],
+    "cash_in_received": ["ref", "agent", "agent_number", "amount", "balance", "date", "time"],
+    "cash_out_withdrawn": ["ref", "agent", "agent_number", "store", "amount", "fee", "balance", "date", "time"],
+    "cash_out_paid": ["ref", "party", "amount", "balance", "commission", "date", "time"],
+    "float_sent": ["ref", "agent", "agent_number", "amount", "balance", "date", "time"],
+    "float_received": ["ref", "agent", "agent_number", "amount", "balance", "date", "time"],
+    "cash_out_request": ["ref", "agent", "agent_number", "store", "dial", "amount", "fee", "minutes"],
+    "cash_out_declined": ["ref", "party", "amount"],
+    "cash_out_expired": ["ref", "party", "amount"],
+    "bill_paid": ["ref", "biller", "account", "biller_ref", "amount", "fee", "balance", "token", "date", "time"],
+    "bill_rejected": ["ref", "biller", "account", "reason", "amount"],
+    "refund_requested": ["ref", "party", "amount"],
+    "refund_asked": ["ref", "party", "amount"],
+    "reversal_asked": ["ref", "party", "amount", "hours", "dial"],
+    "reversal_held": ["ref", "party", "amount", "hours"],
+    "reversal_queued": ["ref", "party", "amount"],
+    "reversal_disputed": ["ref", "party", "amount"],
+    "reversal_rejected": ["ref", "party", "amount"],
+    "reversal_released": ["ref", "party", "amount"],
+    "airtime_bought": ["ref", "amount", "account", "biller_ref", "balance", "date", "time"],
+    "airtime_refused": ["ref", "amount", "account", "reason"],
+    "till_paid": ["ref", "amount", "merchant", "number", "balance", "date", "time"],
+    "till_received": ["ref", "amount", "number", "party", "fee", "date", "time"],
+    "paybill_paid": ["ref", "amount", "merchant", "account", "fee", "balance", "date", "time"],
+    "merchant_withdrawn": ["ref", "amount", "merchant", "balance", "date", "time"],
+    "paybill_received": ["ref", "amount", "number", "account", "party", "fee", "date", "time"],
+];
+
+/// The outcomes a not-completed message names a reason for; `other` for the rest.
+pub const REASONS: &[&str] = &[
+    "pin_invalid",
+    "pin_locked",
+    "not_registered",
+    "account_blocked",
+    "insufficient_funds",
+    "limit_exceeded",
+    "recipient_unknown",
+    "same_account",
+    "conflict",
+    "not_agent",
+    "store_unknown",
+    "expired",
+    "account_invalid",
+    "other",
+];
+
+/// The ops whose completion is told by a message of its own (the movement's receipts do
+/// not reach their caller yet).
+pub const COMPLETED: &[&str] = &["agent.cash_out_request"];
+
+/// The gateway's own replies to an SMS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnReply {
+    Stopped,
+    Started,
+    NotRegistered,
+    Help,
+}
+
+impl OwnReply {
+    const ALL: [OwnReply; 4] =
+        [OwnReply::Stopped, OwnReply::Started, OwnReply::NotRegistered, OwnReply::Help];
+
+    fn key(self) -> &'static str {
+        match self {
+            OwnReply::Stopped => "stopped",
+            OwnReply::Started => "started",
+            OwnReply::NotRegistered => "not_registered",
+            OwnReply::Help => "help",
+        }
+    }
+
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            OwnReply::Stopped | OwnReply::Started => &[],
+            OwnReply::NotRegistered | OwnReply::Help => &["code"],
+        }
+    }
+}
+
+/// The SMS parts a receipt, a completion or a reply may take, and a not-completed
+/// message (reason included).
+const RECEIPT_PARTS: usize = 2;
+const NOT_COMPLETED_PARTS: usize = 1;
+
+/// The longest value of each field, as the ledger writes them: names of 30 letters, a
+/// number masked to 13, amounts to a hundred million, a biller's reference of 24 and
+/// its reason of 60, a 20-digit token.
+fn longest(field: &str) -> &'static str {
+    match field {
+        "ref" | "original_ref" => "TX0000002A",
+        "party" => "Bartholomew-Alexander Wanjiru +254700***001",
+        "agent" | "store" | "merchant" | "biller" => "Bartholomew-Alexander Wanjiru",
+        "agent_number" | "number" => "1234567",
+        "account" => "ACC-0000000000000000",
+        "biller_ref" => "XXXXXXXXXXXXXXXXXXXXXXXX",
+        "reason" => "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "token" => "12345678901234567890",
+        "dial" => "*384*7*123456#",
+        "code" => "*384*123#",
+        "minutes" | "hours" => "72",
+        "date" => "22/11/26",
+        "time" => "23:59",
+        // amount, fee, balance, commission
+        _ => "KES 99,999,999.99",
+    }
+}
+
+/// The words of one language; what a file leaves out stays as it was (a shipped
+/// language) or is reported missing (a new one).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Words {
+    #[serde(default)]
+    receipts: BTreeMap<String, String>,
+    #[serde(default)]
+    not_completed: NotCompleted,
+    #[serde(default)]
+    completed: BTreeMap<String, String>,
+    #[serde(default)]
+    replies: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotCompleted {
+    not_arrived: Option<String>,
+    refused: Option<String>,
+    #[serde(default)]
+    reasons: BTreeMap<String, String>,
+}
+
+impl Words {
+    fn over(mut self, base: &Words) -> Words {
+        for (into, from) in [
+            (&mut self.receipts, &base.receipts),
+            (&mut self.completed, &base.completed),
+            (&mut self.replies, &base.replies),
+            (&mut self.not_completed.reasons, &base.not_completed.reasons),
+        ] {
+            for (key, text) in from {
+                into.entry(key.clone()).or_insert_with(|| text.clone());
+            }
+        }
+        let nc = &mut self.not_completed;
+        nc.not_arrived = nc.not_arrived.take().or_else(|| base.not_completed.not_arrived.clone());
+        nc.refused = nc.refused.take().or_else(|| base.not_completed.refused.clone());
+        self
+    }
+}
+
+/// Every language's words, checked. English is always there, and stands in for a
+/// language nobody wrote.
+#[derive(Debug)]
+pub struct Texts {
+    languages: HashMap<String, Words>,
+}
+
+const SHIPPED: [(&str, &str); 2] =
+    [("en", include_str!("../../menus/texts/en.yaml")), ("sw", include_str!("../../menus/texts/sw.yaml"))];
+
+static SHIPPED_TEXTS: LazyLock<Texts> =
+    LazyLock::new(|| Texts::from_sources([]).expect("the shipped texts pass their own checks"));
+
+impl Texts {
+    /// The shipped English and Swahili.
+    pub fn shipped() -> &'static Texts {
+        &SHIPPED_TEXTS
+    }
+
+    /// The shipped texts with `dir/texts/*.yaml` over them; no such folder, the shipped.
+    pub fn load_dir(dir: &Path) -> Result<Texts, Vec<Diagnostic>> {
+        let folder = dir.join("texts");
+        if !folder.is_dir() {
+            return Texts::from_sources([]);
+        }
+        let problem = |path: &Path, message: String| Diagnostic {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message,
+            hint: None,
+        };
+        let entries = std::fs::read_dir(&folder)
+            .map_err(|e| vec![problem(&folder, format!("cannot read the texts folder: {e}"))])?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        paths.sort();
+        let mut files = Vec::new();
+        for path in paths {
+            let source = std::fs::read_to_string(&path)
+                .map_err(|e| vec![problem(&path, format!("cannot read {}: {e}", path.display()))])?;
+            files.push((path, source));
+        }
+        Texts::from_sources(files.iter().map(|(p, s)| (p.as_path(), s.as_str())))
+    }
+
+    /// The shipped texts with each `(texts/<language>.yaml, its text)` over them: every
+    /// problem of every file at once.
+    pub fn from_sources<'a>(
+        files: impl IntoIterator<Item = (&'a Path, &'a str)>,
+    ) -> Result<Texts, Vec<Diagnostic>> {
+        let mut diagnostics = Vec::new();
+        let mut languages: HashMap<String, Words> = HashMap::new();
+        let mut sources: HashMap<String, (PathBuf, String)> = HashMap::new();
+        let shipped = SHIPPED
+            .iter()
+            .map(|(language, source)| (PathBuf::from(format!("texts/{language}.yaml")), *source));
+        for (shipped, (path, source)) in
+            shipped.map(|f| (true, f)).chain(files.into_iter().map(|(p, s)| (false, (p.to_path_buf(), s))))
+        {
+            let Some(language) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_lowercase()) {
+                diagnostics.push(at(
+                    &path,
+                    0,
+                    format!("`{language}` is not a language code"),
+                    "name each file after its language: fr.yaml, pt.yaml",
+                ));
+                continue;
+            }
+            let words: Words = match serde_saphyr::from_str(source) {
+                Ok(words) => words,
+                Err(e) => {
+                    diagnostics.push(at(
+                        &path,
+                        0,
+                        format!("not a texts file: {e}"),
+                        "see menus/texts/en.yaml for the shape",
+                    ));
+                    continue;
+                }
+            };
+            let words = match languages.remove(&language) {
+                Some(base) if !shipped => words.over(&base),
+                _ => words,
+            };
+            languages.insert(language.clone(), words);
+            sources.insert(language, (path, source.to_owned()));
+        }
+        let mut sorted: Vec<_> = languages.iter().collect();
+        sorted.sort_by_key(|(language, _)| language.as_str());
+        for (language, words) in sorted {
+            let (path, source) = &sources[language];
+            check(path, source, words, &mut diagnostics);
+        }
+        diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        if diagnostics.is_empty() { Ok(Texts { languages }) } else { Err(diagnostics) }
+    }
+
+    /// The languages written, sorted.
+    pub fn languages(&self) -> Vec<&str> {
+        let mut languages: Vec<&str> = self.languages.keys().map(String::as_str).collect();
+        languages.sort_unstable();
+        languages
+    }
+
+    fn words(&self, language: &str) -> &Words {
+        self.languages.get(language).or_else(|| self.languages.get("en")).expect("English is always written")
+    }
+
+    /// A receipt's words in `language` (English where nobody wrote it), or `None` for a
+    /// template no receipt has.
+    pub fn receipt(&self, language: &str, template: &str) -> Option<&str> {
+        self.words(language).receipts.get(template).map(String::as_str)
+    }
+
+    /// That a request the subscriber waited for did not arrive: nothing moved.
+    pub fn not_arrived(&self, language: &str) -> &str {
+        self.words(language).not_completed.not_arrived.as_deref().unwrap_or_default()
+    }
+
+    /// That a request was refused for `outcome`'s reason: nothing moved.
+    pub fn refused(&self, language: &str, outcome: &str) -> String {
+        let words = &self.words(language).not_completed;
+        let reasons = &words.reasons;
+        let reason =
+            reasons.get(outcome).or_else(|| reasons.get("other")).map(String::as_str).unwrap_or_default();
+        let text = words.refused.as_deref().unwrap_or_default();
+        fill(text, &[("reason", reason.to_owned())]).unwrap_or_else(|_| text.to_owned())
+    }
+
+    /// That `op` was done, with its transfer's `reference`; `None` for an op without
+    /// such a message.
+    pub fn completed(&self, language: &str, op: &str, reference: &str) -> Option<String> {
+        let text = self.words(language).completed.get(op)?;
+        fill(text, &[("ref", reference.to_owned())]).ok()
+    }
+
+    /// One of the gateway's own replies, the menu's code in it.
+    pub fn reply(&self, language: &str, reply: OwnReply, code: &str) -> String {
+        let text = self.words(language).replies.get(reply.key()).map(String::as_str).unwrap_or_default();
+        fill(text, &[("code", code.to_owned())]).unwrap_or_else(|_| text.to_owned())
+    }
+}
+
+/// `words` with each `{field}` replaced by its value; a name without a value is the
+/// reason it cannot be made.
+pub fn fill(words: &str, values: &[(&str, String)]) -> Result<String, String> {
+    let mut out = String::with_capacity(words.len() + 64);
+    let mut rest = words;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map(|c| open + c).ok_or("an unclosed `{` in a text")?;
+        let name = &rest[open + 1..close];
+        let value =
+            values.iter().find(|(n, _)| *n == name).ok_or_else(|| format!("no value for `{{{name}}}`"))?;
+        out.push_str(&value.1);
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn at(path: &Path, line: u64, message: String, hint: &str) -> Diagnostic {
+    Diagnostic {
+        file: path.to_path_buf(),
+        line,
+        column: if line == 0 { 0 } else { 1 },
+        message,
+        hint: Some(hint.into()),
+    }
+}
+
+/// The line of `key:` in `source`, where a text's problem is shown.
+fn line_of(source: &str, key: &str) -> u64 {
+    let wanted = format!("{key}:");
+    source.lines().position(|l| l.trim_start().starts_with(&wanted)).map_or(0, |n| n as u64 + 1)
+}
+
+/// Where one language's problems go.
+struct Checker<'a> {
+    path: &'a Path,
+    source: &'a str,
+    diagnostics: &'a mut Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn missing(&mut self, what: String) {
+        let hint = "every language writes every text; copy it from en.yaml and translate it";
+        self.diagnostics.push(at(self.path, 0, format!("no text for {what}"), hint));
+    }
+
+    /// One text: present, reading only `fields` (and what `extra` gives), and within
+    /// `parts` over the longest values.
+    fn text(
+        &mut self,
+        key: (&str, &str),
+        text: Option<&String>,
+        fields: &[&str],
+        parts: usize,
+        extra: &[(&str, String)],
+    ) {
+        let (section, key) = key;
+        let Some(text) = text else { return self.missing(format!("{section} `{key}`")) };
+        let line = line_of(self.source, key);
+        let mut values: Vec<(&str, String)> = fields.iter().map(|f| (*f, longest(f).to_owned())).collect();
+        values.extend(extra.iter().cloned());
+        let filled = match fill(text, &values) {
+            Ok(filled) => filled,
+            Err(reason) => {
+                let may: Vec<String> =
+                    fields.iter().chain(extra.iter().map(|(f, _)| f)).map(|f| format!("{{{f}}}")).collect();
+                let hint = if may.is_empty() {
+                    "it reads no value".to_owned()
+                } else {
+                    format!("it may read {}", may.join(", "))
+                };
+                return self.diagnostics.push(at(
+                    self.path,
+                    line,
+                    format!("{section} `{key}`: {reason}"),
+                    &hint,
+                ));
+            }
+        };
+        let taken = crate::segments::segment(&filled).count();
+        if taken > parts {
+            let hint = match filled.chars().find(|c| crate::gsm::septets(*c).is_none()) {
+                Some(c) => format!(
+                    "`{c}` is not in GSM-7, so each part holds 67 letters, not 153: write the text without it (é è à ù are GSM-7)"
+                ),
+                None => "shorten it".to_owned(),
+            };
+            let message = format!(
+                "{section} `{key}` takes {taken} SMS parts over the longest values; it may take {parts}"
+            );
+            self.diagnostics.push(at(self.path, line, message, &hint));
+        }
+    }
+
+    /// A key that names nothing: a misspelling, whose text would never be sent.
+    fn unknown(&mut self, section: &str, keys: Vec<&String>, names: &[&str]) {
+        for key in keys.into_iter().filter(|k| !names.contains(&k.as_str())) {
+            let near = names
+                .iter()
+                .min_by_key(|n| strsim::levenshtein(n, key))
+                .filter(|n| strsim::levenshtein(n, key) <= 3);
+            let hint = match near {
+                Some(n) => format!("did you mean `{n}`?"),
+                None => format!("the {section} are {}", names.join(", ")),
+            };
+            self.diagnostics.push(at(
+                self.path,
+                line_of(self.source, key),
+                format!("{section} has no `{key}`"),
+                &hint,
+            ));
+        }
+    }
+}
+
+/// Every text of one language: present, reading only its values, and within its parts
+/// over the longest of them; a key no text has (a misspelt one) is named.
+fn check(path: &Path, source: &str, words: &Words, diagnostics: &mut Vec<Diagnostic>) {
+    let mut c = Checker { path, source, diagnostics };
+    let token = words.receipts.get("token");
+    c.text(("receipt", "token"), token, &["token"], RECEIPT_PARTS, &[]);
+    let token =
+        token.and_then(|t| fill(t, &[("token", longest("token").to_owned())]).ok()).unwrap_or_default();
+    for spec in RECEIPTS {
+        let fields: Vec<&str> = spec.fields.iter().copied().filter(|f| *f != "token").collect();
+        let extra = if spec.fields.contains(&"token") { vec![("token", token.clone())] } else { Vec::new() };
+        c.text(("receipt", spec.template), words.receipts.get(spec.template), &fields, RECEIPT_PARTS, &extra);
+    }
+    let nc = &words.not_completed;
+    c.text(("not_completed", "not_arrived"), nc.not_arrived.as_ref(), &[], NOT_COMPLETED_PARTS, &[]);
+    for reason in REASONS.iter().filter(|r| !nc.reasons.contains_key(**r)) {
+        c.missing(format!("not_completed reason `{reason}`"));
+    }
+    // The longest reason inside the sentence that carries it.
+    let reason = nc.reasons.values().max_by_key(|r| r.chars().count()).cloned().unwrap_or_default();
+    c.text(
+        ("not_completed", "refused"),
+        nc.refused.as_ref(),
+        &[],
+        NOT_COMPLETED_PARTS,
+        &[("reason", reason)],
+    );
+    for op in COMPLETED {
+        c.text(("completed", op), words.completed.get(*op), &["ref"], RECEIPT_PARTS, &[]);
+    }
+    for reply in OwnReply::ALL {
+        c.text(("reply", reply.key()), words.replies.get(reply.key()), reply.fields(), RECEIPT_PARTS, &[]);
+    }
+    let receipts: Vec<&str> = RECEIPTS.iter().map(|r| r.template).chain(["token"]).collect();
+    c.unknown("receipts", words.receipts.keys().collect(), &receipts);
+    c.unknown("reasons", nc.reasons.keys().collect(), REASONS);
+    c.unknown("completed", words.completed.keys().collect(), COMPLETED);
+    let replies: Vec<&str> = OwnReply::ALL.iter().map(|r| r.key()).collect();
+    c.unknown("replies", words.replies.keys().collect(), &replies);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn french() -> &'static str {
+        include_str!("../../menus/texts/fr.yaml")
+    }
+
+    #[test]
+    fn the_shipped_languages_pass_their_checks_and_french_needs_no_rust() {
+        let texts = Texts::from_sources([(Path::new("texts/fr.yaml"), french())]).unwrap();
+        assert_eq!(texts.languages(), ["en", "fr", "sw"]);
+        assert!(texts.receipt("fr", "p2p_sent").unwrap().contains("Confirmé"));
+        assert_eq!(
+            texts.refused("fr", "insufficient_funds"),
+            "Votre demande n'a pas abouti: le solde est insuffisant. Aucun argent n'a bougé."
+        );
+        assert_eq!(
+            texts.refused("sw", "no_such_outcome"),
+            "Ombi lako halikukamilika: limekataliwa. Hakuna pesa iliyohamishwa."
+        );
+        // A language nobody wrote reads English.
+        assert_eq!(
+            texts.reply("pt", OwnReply::NotRegistered, "*384#"),
+            "This number has no mobile money account. Dial *384# to register."
+        );
+    }
+
+    #[test]
+    fn a_file_for_a_shipped_language_rewords_what_it_names_and_keeps_the_rest() {
+        let own = "replies:\n  help: \"Dial {code} for M-Wallet.\"\n";
+        let texts = Texts::from_sources([(Path::new("texts/en.yaml"), own)]).unwrap();
+        assert_eq!(texts.reply("en", OwnReply::Help, "*384#"), "Dial *384# for M-Wallet.");
+        assert!(texts.reply("en", OwnReply::Started, "*384#").starts_with("You will receive"));
+    }
+
+    #[test]
+    fn every_mistake_of_a_texts_file_is_named_at_its_line() {
+        let broken = french()
+            .replace(
+                "Frais {fee}. Nouveau solde {balance}.\"\n  p2p_received",
+                "Frais {fees}. Nouveau solde {balance}.\"\n  p2p_received",
+            )
+            .replace("  till_paid:", "  till_payd:")
+            .replace("ont été annulés", "ont été reçus et annulés")
+            .replace("    other: \"elle a été refusée\"\n", "");
+        let errors = Texts::from_sources([(Path::new("texts/fr.yaml"), broken.as_str())]).unwrap_err();
+        let said: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let find = |what: &str| {
+            said.iter().find(|d| d.contains(what)).unwrap_or_else(|| panic!("{what} in {said:#?}"))
+        };
+        assert!(find("receipt `p2p_sent`: no value for `{fees}`").contains("{fee}"));
+        assert!(find("no text for receipt `till_paid`").contains("fr.yaml"));
+        assert!(find("receipts has no `till_payd`").contains("did you mean `till_paid`?"));
+        let foreign = find("receipt `reversal_debited` takes");
+        assert!(foreign.contains("`ç` is not in GSM-7"), "{foreign}");
+        assert!(find("no text for not_completed reason `other`").contains("fr.yaml"));
+        assert_eq!(said.len(), 5, "{said:#?}");
+        let line = errors.iter().find(|d| d.message.contains("p2p_sent")).unwrap().line;
+        assert_eq!(
+            broken.lines().nth(line as usize - 1).map(str::trim_start).map(|l| &l[..9]),
+            Some("p2p_sent:")
+        );
+        let bad = Texts::from_sources([(Path::new("texts/french.yaml"), french())]).unwrap_err();
+        assert!(bad[0].message.contains("`french` is not a language code"), "{bad:?}");
+    }
+}
