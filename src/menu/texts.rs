@@ -11,17 +11,23 @@ use serde::Deserialize;
 
 use super::Diagnostic;
 
-/// A receipt the ledger writes: its template's name and the values its text may read
-/// (`party` is the counterparty's name and number, `token` a prepaid token's sentence).
+/// A receipt the ledger writes: its template's name, the values its text may read
+/// (`party` is the counterparty's name and number, `token` a prepaid token's sentence),
+/// and the SMS parts its text may take over the longest of them.
 pub struct ReceiptSpec {
     pub template: &'static str,
     pub fields: &'static [&'static str],
+    pub parts: usize,
 }
 
 macro_rules! receipts {
-    ($($template:literal: [$($field:literal),*]),* $(,)?) => {
-        &[$(ReceiptSpec { template: $template, fields: &[$($field),*] }),*]
+    ($($template:literal: [$($field:literal),*] $(* $parts:literal)?),* $(,)?) => {
+        &[$(ReceiptSpec { template: $template, fields: &[$($field),*], parts: parts_or(&[$($parts)?]) }),*]
     };
+}
+
+const fn parts_or(given: &[usize]) -> usize {
+    if given.is_empty() { RECEIPT_PARTS } else { given[0] }
 }
 
 /// Every receipt the ledger writes, in the order of the shipped files.
@@ -33,13 +39,14 @@ pub const RECEIPTS: &[ReceiptSpec] = receipts![
     "cash_in_given": ["ref", "party", "amount", "balance", "date", "time"],
     "cash_in_received": ["ref", "agent", "agent_number", "amount", "balance", "date", "time"],
     "cash_out_withdrawn": ["ref", "agent", "agent_number", "store", "amount", "fee", "balance", "date", "time"],
-    "cash_out_paid": ["ref", "party", "amount", "balance", "commission", "date", "time"],
+    // A customer's two names of 60 letters each, a 40-digit token: three parts.
+    "cash_out_paid": ["ref", "party", "amount", "balance", "commission", "date", "time"] * 3,
     "float_sent": ["ref", "agent", "agent_number", "amount", "balance", "date", "time"],
     "float_received": ["ref", "agent", "agent_number", "amount", "balance", "date", "time"],
     "cash_out_request": ["ref", "agent", "agent_number", "store", "dial", "amount", "fee", "minutes"],
     "cash_out_declined": ["ref", "party", "amount"],
     "cash_out_expired": ["ref", "party", "amount"],
-    "bill_paid": ["ref", "biller", "account", "biller_ref", "amount", "fee", "balance", "token", "date", "time"],
+    "bill_paid": ["ref", "biller", "account", "biller_ref", "amount", "fee", "balance", "token", "date", "time"] * 3,
     "bill_rejected": ["ref", "biller", "account", "reason", "amount"],
     "refund_requested": ["ref", "party", "amount"],
     "refund_asked": ["ref", "party", "amount"],
@@ -110,33 +117,41 @@ impl OwnReply {
     }
 }
 
-/// The SMS parts a receipt, a completion or a reply may take, and a not-completed
-/// message (reason included).
+/// The SMS parts a receipt (unless its spec says more), a completion or a reply may
+/// take, and a not-completed message (reason included).
 const RECEIPT_PARTS: usize = 2;
 const NOT_COMPLETED_PARTS: usize = 1;
 
-/// The longest value of each field, as the ledger writes them: names of 30 letters, a
-/// number masked to 13, amounts to a hundred million, a biller's reference of 24 and
-/// its reason of 60, a 20-digit token.
-fn longest(field: &str) -> &'static str {
+/// The longest value of each field, as the database and the ledger let them be: a
+/// customer's two names of 60 letters and a number masked to 13, an agent's or a store's
+/// name of 40, a merchant's or a biller's of 30, an account of 30, a biller's reference
+/// of 24 and reason of 60, a 40-digit token, amounts to a hundred million, an approval
+/// of a day (1440 minutes) and a dispute window of 30 days (720 hours).
+fn longest(field: &str) -> String {
+    let n = |c: &str, count: usize| c.repeat(count);
     match field {
-        "ref" | "original_ref" => "TX0000002A",
-        "party" => "Bartholomew-Alexander Wanjiru +254700***001",
-        "agent" | "store" | "merchant" | "biller" => "Bartholomew-Alexander Wanjiru",
-        "agent_number" | "number" => "1234567",
-        "account" => "ACC-0000000000000000",
-        "biller_ref" => "XXXXXXXXXXXXXXXXXXXXXXXX",
-        "reason" => "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-        "token" => "12345678901234567890",
-        "dial" => "*384*7*123456#",
-        "code" => "*384*123#",
-        "minutes" | "hours" => "72",
-        "date" => "22/11/26",
-        "time" => "23:59",
+        "ref" | "original_ref" => "TX0000002A".into(),
+        "party" => format!("{} {} +254700***001", n("B", 60), n("W", 60)),
+        "agent" | "store" => n("A", 40),
+        "merchant" | "biller" | "account" => n("M", 30),
+        "agent_number" | "number" => "1234567".into(),
+        "biller_ref" => n("R", 24),
+        "reason" => n("x", 60),
+        "token" => n("1", 40),
+        "dial" => "*384*7*123456#".into(),
+        "code" => "*384*123#".into(),
+        "minutes" => "1440".into(),
+        "hours" => "720".into(),
+        "date" => "22/11/26".into(),
+        "time" => "23:59".into(),
         // amount, fee, balance, commission
-        _ => "KES 99,999,999.99",
+        _ => "KES 99,999,999.99".into(),
     }
 }
+
+/// The values a text must say where it may: a receipt without its reference, amount,
+/// token or the code to dial would leave its reader unable to act on it.
+const REQUIRED: &[&str] = &["ref", "amount", "token", "dial", "code", "reason"];
 
 /// The words of one language; what a file leaves out stays as it was (a shipped
 /// language) or is reported missing (a new one).
@@ -258,12 +273,11 @@ impl Texts {
             let words: Words = match serde_saphyr::from_str(source) {
                 Ok(words) => words,
                 Err(e) => {
-                    diagnostics.push(at(
-                        &path,
-                        0,
-                        format!("not a texts file: {e}"),
-                        "see menus/texts/en.yaml for the shape",
-                    ));
+                    let line = e.location().map_or(0, |l| l.line());
+                    let message = e.to_string();
+                    let message = message.lines().next().unwrap_or_default();
+                    let hint = "see menus/texts/en.yaml for the sections and keys";
+                    diagnostics.push(at(&path, line, format!("not a texts file: {message}"), hint));
                     continue;
                 }
             };
@@ -358,10 +372,19 @@ fn at(path: &Path, line: u64, message: String, hint: &str) -> Diagnostic {
     }
 }
 
-/// The line of `key:` in `source`, where a text's problem is shown.
-fn line_of(source: &str, key: &str) -> u64 {
+/// The line of `key:` in `source`, under `section:` where it is given (`not_registered`
+/// is a reason and a reply), where a text's problem is shown; 0 when it is not there.
+fn line_of(source: &str, section: Option<&str>, key: &str) -> u64 {
+    let lines: Vec<&str> = source.lines().collect();
+    let from = section
+        .and_then(|s| lines.iter().position(|l| l.trim_start().starts_with(&format!("{s}:"))))
+        .unwrap_or(0);
     let wanted = format!("{key}:");
-    source.lines().position(|l| l.trim_start().starts_with(&wanted)).map_or(0, |n| n as u64 + 1)
+    let quoted = format!("\"{key}\":");
+    lines[from..]
+        .iter()
+        .position(|l| l.trim_start().starts_with(&wanted) || l.trim_start().starts_with(&quoted))
+        .map_or(0, |n| (from + n) as u64 + 1)
 }
 
 /// Where one language's problems go.
@@ -371,45 +394,53 @@ struct Checker<'a> {
     diagnostics: &'a mut Vec<Diagnostic>,
 }
 
+/// One text to check: its section in the file (and the key that section has in the
+/// file, for its line), its key, the values it may read (`extra` fills those the text
+/// carries from elsewhere) and the SMS parts it may take.
+struct Checked<'a> {
+    section: &'a str,
+    key: &'a str,
+    fields: &'a [&'a str],
+    extra: Vec<(&'a str, String)>,
+    parts: usize,
+}
+
 impl Checker<'_> {
     fn missing(&mut self, what: String) {
         let hint = "every language writes every text; copy it from en.yaml and translate it";
         self.diagnostics.push(at(self.path, 0, format!("no text for {what}"), hint));
     }
 
-    /// One text: present, reading only `fields` (and what `extra` gives), and within
-    /// `parts` over the longest values.
-    fn text(
-        &mut self,
-        key: (&str, &str),
-        text: Option<&String>,
-        fields: &[&str],
-        parts: usize,
-        extra: &[(&str, String)],
-    ) {
-        let (section, key) = key;
+    fn problem(&mut self, section: &str, key: &str, message: String, hint: &str) {
+        let line = line_of(self.source, Some(section), key);
+        self.diagnostics.push(at(self.path, line, message, hint));
+    }
+
+    /// One text: present, reading only its values and every one it must say, and
+    /// within its parts over the longest values.
+    fn text(&mut self, what: Checked<'_>, text: Option<&String>) {
+        let Checked { section, key, fields, extra, parts } = what;
         let Some(text) = text else { return self.missing(format!("{section} `{key}`")) };
-        let line = line_of(self.source, key);
-        let mut values: Vec<(&str, String)> = fields.iter().map(|f| (*f, longest(f).to_owned())).collect();
+        let mut values: Vec<(&str, String)> = fields.iter().map(|f| (*f, longest(f))).collect();
         values.extend(extra.iter().cloned());
+        let may: Vec<String> = values.iter().map(|(f, _)| format!("{{{f}}}")).collect();
         let filled = match fill(text, &values) {
             Ok(filled) => filled,
             Err(reason) => {
-                let may: Vec<String> =
-                    fields.iter().chain(extra.iter().map(|(f, _)| f)).map(|f| format!("{{{f}}}")).collect();
                 let hint = if may.is_empty() {
-                    "it reads no value".to_owned()
+                    "it reads no value; a brace cannot be written in a text".to_owned()
                 } else {
                     format!("it may read {}", may.join(", "))
                 };
-                return self.diagnostics.push(at(
-                    self.path,
-                    line,
-                    format!("{section} `{key}`: {reason}"),
-                    &hint,
-                ));
+                return self.problem(section, key, format!("{section} `{key}`: {reason}"), &hint);
             }
         };
+        for must in values.iter().map(|(f, _)| *f).filter(|f| REQUIRED.contains(f)) {
+            if !text.contains(&format!("{{{must}}}")) {
+                let message = format!("{section} `{key}` does not say `{{{must}}}`");
+                self.problem(section, key, message, "its reader needs it to act on the message: put it back");
+            }
+        }
         let taken = crate::segments::segment(&filled).count();
         if taken > parts {
             let hint = match filled.chars().find(|c| crate::gsm::septets(*c).is_none()) {
@@ -421,27 +452,20 @@ impl Checker<'_> {
             let message = format!(
                 "{section} `{key}` takes {taken} SMS parts over the longest values; it may take {parts}"
             );
-            self.diagnostics.push(at(self.path, line, message, &hint));
+            self.problem(section, key, message, &hint);
         }
     }
 
     /// A key that names nothing: a misspelling, whose text would never be sent.
     fn unknown(&mut self, section: &str, keys: Vec<&String>, names: &[&str]) {
         for key in keys.into_iter().filter(|k| !names.contains(&k.as_str())) {
-            let near = names
-                .iter()
-                .min_by_key(|n| strsim::levenshtein(n, key))
-                .filter(|n| strsim::levenshtein(n, key) <= 3);
+            let distance = |n: &str| strsim::levenshtein(n, key);
+            let near = names.iter().copied().min_by_key(|n| distance(n)).filter(|n| distance(n) <= 3);
             let hint = match near {
                 Some(n) => format!("did you mean `{n}`?"),
                 None => format!("the {section} are {}", names.join(", ")),
             };
-            self.diagnostics.push(at(
-                self.path,
-                line_of(self.source, key),
-                format!("{section} has no `{key}`"),
-                &hint,
-            ));
+            self.problem(section, key, format!("{section} has no `{key}`"), &hint);
         }
     }
 }
@@ -451,33 +475,53 @@ impl Checker<'_> {
 fn check(path: &Path, source: &str, words: &Words, diagnostics: &mut Vec<Diagnostic>) {
     let mut c = Checker { path, source, diagnostics };
     let token = words.receipts.get("token");
-    c.text(("receipt", "token"), token, &["token"], RECEIPT_PARTS, &[]);
-    let token =
-        token.and_then(|t| fill(t, &[("token", longest("token").to_owned())]).ok()).unwrap_or_default();
+    let what = Checked {
+        section: "receipts",
+        key: "token",
+        fields: &["token"],
+        extra: Vec::new(),
+        parts: RECEIPT_PARTS,
+    };
+    c.text(what, token);
+    let token = token.and_then(|t| fill(t, &[("token", longest("token"))]).ok()).unwrap_or_default();
     for spec in RECEIPTS {
         let fields: Vec<&str> = spec.fields.iter().copied().filter(|f| *f != "token").collect();
         let extra = if spec.fields.contains(&"token") { vec![("token", token.clone())] } else { Vec::new() };
-        c.text(("receipt", spec.template), words.receipts.get(spec.template), &fields, RECEIPT_PARTS, &extra);
+        let what =
+            Checked { section: "receipts", key: spec.template, fields: &fields, extra, parts: spec.parts };
+        c.text(what, words.receipts.get(spec.template));
     }
     let nc = &words.not_completed;
-    c.text(("not_completed", "not_arrived"), nc.not_arrived.as_ref(), &[], NOT_COMPLETED_PARTS, &[]);
-    for reason in REASONS.iter().filter(|r| !nc.reasons.contains_key(**r)) {
-        c.missing(format!("not_completed reason `{reason}`"));
+    let not_completed = |key, extra| Checked {
+        section: "not_completed",
+        key,
+        fields: &[],
+        extra,
+        parts: NOT_COMPLETED_PARTS,
+    };
+    c.text(not_completed("not_arrived", Vec::new()), nc.not_arrived.as_ref());
+    // Each reason alone (it reads nothing), then inside the sentence that carries it.
+    for reason in REASONS {
+        let said = nc.reasons.get(*reason);
+        c.text(Checked { section: "reasons", ..not_completed(reason, Vec::new()) }, said);
+        if let Some(said) = said {
+            c.text(not_completed("refused", vec![("reason", said.clone())]), nc.refused.as_ref());
+        }
     }
-    // The longest reason inside the sentence that carries it.
-    let reason = nc.reasons.values().max_by_key(|r| r.chars().count()).cloned().unwrap_or_default();
-    c.text(
-        ("not_completed", "refused"),
-        nc.refused.as_ref(),
-        &[],
-        NOT_COMPLETED_PARTS,
-        &[("reason", reason)],
-    );
     for op in COMPLETED {
-        c.text(("completed", op), words.completed.get(*op), &["ref"], RECEIPT_PARTS, &[]);
+        let what = Checked {
+            section: "completed",
+            key: op,
+            fields: &["ref"],
+            extra: Vec::new(),
+            parts: RECEIPT_PARTS,
+        };
+        c.text(what, words.completed.get(*op));
     }
     for reply in OwnReply::ALL {
-        c.text(("reply", reply.key()), words.replies.get(reply.key()), reply.fields(), RECEIPT_PARTS, &[]);
+        let (key, fields) = (reply.key(), reply.fields());
+        let what = Checked { section: "replies", key, fields, extra: Vec::new(), parts: RECEIPT_PARTS };
+        c.text(what, words.replies.get(key));
     }
     let receipts: Vec<&str> = RECEIPTS.iter().map(|r| r.template).chain(["token"]).collect();
     c.unknown("receipts", words.receipts.keys().collect(), &receipts);
@@ -485,6 +529,9 @@ fn check(path: &Path, source: &str, words: &Words, diagnostics: &mut Vec<Diagnos
     c.unknown("completed", words.completed.keys().collect(), COMPLETED);
     let replies: Vec<&str> = OwnReply::ALL.iter().map(|r| r.key()).collect();
     c.unknown("replies", words.replies.keys().collect(), &replies);
+    // One problem once: a sentence refused with every reason says so once.
+    let mut seen = std::collections::HashSet::new();
+    c.diagnostics.retain(|d| seen.insert((d.file.clone(), d.line, d.message.clone())));
 }
 
 #[cfg(test)]
@@ -538,17 +585,39 @@ mod tests {
         let find = |what: &str| {
             said.iter().find(|d| d.contains(what)).unwrap_or_else(|| panic!("{what} in {said:#?}"))
         };
-        assert!(find("receipt `p2p_sent`: no value for `{fees}`").contains("{fee}"));
-        assert!(find("no text for receipt `till_paid`").contains("fr.yaml"));
+        assert!(find("receipts `p2p_sent`: no value for `{fees}`").contains("{fee}"));
+        assert!(find("no text for receipts `till_paid`").contains("fr.yaml"));
         assert!(find("receipts has no `till_payd`").contains("did you mean `till_paid`?"));
-        let foreign = find("receipt `reversal_debited` takes");
+        let foreign = find("receipts `reversal_debited` takes");
         assert!(foreign.contains("`ç` is not in GSM-7"), "{foreign}");
-        assert!(find("no text for not_completed reason `other`").contains("fr.yaml"));
+        assert!(find("no text for reasons `other`").contains("fr.yaml"));
         assert_eq!(said.len(), 5, "{said:#?}");
         let line = errors.iter().find(|d| d.message.contains("p2p_sent")).unwrap().line;
         assert_eq!(
             broken.lines().nth(line as usize - 1).map(str::trim_start).map(|l| &l[..9]),
             Some("p2p_sent:")
+        );
+        // What a reader needs cannot be left out; each reason is measured in its
+        // sentence; a problem is shown under its own section; a YAML error at its line.
+        let careless = french()
+            .replace(".{token} Réf.", ". Réf.")
+            .replace("le solde est insuffisant", "le solde ne suffit pas pour ça")
+            .replace("Composez {code} pour vous inscrire", "Composez {cod} pour vous inscrire");
+        let errors = Texts::from_sources([(Path::new("texts/fr.yaml"), careless.as_str())]).unwrap_err();
+        let said: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(said.iter().any(|d| d.contains("receipts `bill_paid` does not say `{token}`")), "{said:#?}");
+        let reason =
+            said.iter().find(|d| d.contains("not_completed `refused` takes 2 SMS parts")).expect("ça");
+        assert!(reason.contains("`ç` is not in GSM-7"), "{reason}");
+        let reply = errors.iter().find(|d| d.message.contains("replies `not_registered`")).unwrap();
+        let at = careless.lines().nth(reply.line as usize - 1).unwrap();
+        assert!(at.contains("{cod}"), "shown under replies, not reasons: {at}");
+        assert_eq!(said.len(), 3, "{said:#?}");
+        let unreadable =
+            Texts::from_sources([(Path::new("texts/fr.yaml"), "receipts:\n  p2p_sent: [1\n")]).unwrap_err();
+        assert!(
+            unreadable[0].line >= 2 && unreadable[0].message.starts_with("not a texts file"),
+            "{unreadable:?}"
         );
         let bad = Texts::from_sources([(Path::new("texts/french.yaml"), french())]).unwrap_err();
         assert!(bad[0].message.contains("`french` is not a language code"), "{bad:?}");

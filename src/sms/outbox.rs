@@ -270,9 +270,13 @@ impl Worker {
             date: &row.date,
             time: &row.time,
         };
-        let menus = inner.menus.as_ref().map(|m| m.load());
-        let texts = menus.as_ref().map_or(Texts::shipped(), |m| m.texts());
-        let fate = match receipts::render(&receipt, &inner.policy.currency, texts) {
+        // The served menus are held only while the text is made, not across the sends.
+        let rendered = {
+            let menus = inner.menus.as_ref().map(|m| m.load());
+            let texts = menus.as_ref().map_or(Texts::shipped(), |m| m.texts());
+            receipts::render(&receipt, &inner.policy.currency, texts)
+        };
+        let fate = match rendered {
             _ if row.opted_out && !row.transactional => Fate::Dead("the subscriber opted out (STOP)".into()),
             Err(reason) => Fate::Dead(reason),
             Ok(text) => {

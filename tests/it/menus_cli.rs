@@ -70,7 +70,7 @@ fn a_texts_file_with_problems_is_refused_at_its_lines() {
     let line = broken.lines().position(|l| l.trim_start().starts_with("p2p_sent:")).unwrap() + 1;
     assert!(!ok, "{err}");
     assert!(
-        err.contains(&format!("fr.yaml:{line}:1: error: receipt `p2p_sent`: no value for `{{frais}}`")),
+        err.contains(&format!("fr.yaml:{line}:1: error: receipts `p2p_sent`: no value for `{{frais}}`")),
         "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
