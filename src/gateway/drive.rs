@@ -106,6 +106,8 @@ impl Gateway {
         }
         .map_err(Interrupt::Engine)?;
         rec.session.journey = journey;
+        // A journey handed over from SMS goes on as a USSD one.
+        rec.session.journey.by_sms = at.conversation.is_some();
         Ok(step)
     }
 

@@ -390,7 +390,8 @@ impl Menu {
                 return self.go(j, target, None, Vec::new());
             }
             j.done = true;
-            return Ok(Step::Reply(Reply::end(self.message(j, Message::TooManyAttempts)?)));
+            let line = if j.by_sms { Message::TooManyAnswers } else { Message::TooManyAttempts };
+            return Ok(Step::Reply(Reply::end(self.message(j, line)?)));
         }
         let line = match custom {
             Some(tpl) => self.render(j, tpl)?,

@@ -47,6 +47,10 @@ pub struct Journey {
     /// The subscriber is being asked whether to continue this journey after a drop.
     #[serde(rename = "o", default, skip_serializing_if = "std::ops::Not::not")]
     pub resuming: bool,
+    /// The journey is an SMS conversation: what ends it says to send the command
+    /// again, not to dial.
+    #[serde(rename = "m", default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_sms: bool,
     /// Screens that refused an input since the caller last took this list (funnel
     /// metrics); never stored.
     #[serde(skip)]

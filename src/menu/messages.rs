@@ -37,6 +37,8 @@ pub enum Message {
     /// SMS: a reply to a conversation that is over (its movement was finished on USSD,
     /// or its session expired).
     ConversationOver,
+    /// SMS: too many invalid replies or wrong codes; where USSD says dial again.
+    TooManyAnswers,
 }
 
 /// Languages whose built-in lines ship with the gateway.
@@ -69,6 +71,7 @@ impl Message {
         Message::DialToFinish,
         Message::NoMoreCodes,
         Message::ConversationOver,
+        Message::TooManyAnswers,
     ];
 
     /// The key a menu uses under `messages:` to replace this line.
@@ -99,6 +102,7 @@ impl Message {
             Message::DialToFinish => "dial_to_finish",
             Message::NoMoreCodes => "no_more_codes",
             Message::ConversationOver => "conversation_over",
+            Message::TooManyAnswers => "too_many_answers",
         }
     }
 
@@ -108,6 +112,7 @@ impl Message {
     pub fn stand_in(self) -> Option<Message> {
         match self {
             Message::ConversationOver => Some(Message::SessionOver),
+            Message::TooManyAnswers => Some(Message::TooManyAttempts),
             _ => None,
         }
     }
@@ -153,6 +158,7 @@ impl Message {
             Message::DialToFinish => "To finish, dial the code in our last message and enter your PIN.",
             Message::NoMoreCodes => "Too many wrong codes today. Please dial the USSD code and use your PIN.",
             Message::ConversationOver => "This conversation has ended. Send the command again.",
+            Message::TooManyAnswers => "Too many invalid answers. Send the command again.",
         }
     }
 
@@ -189,6 +195,7 @@ impl Message {
                 "Nambari nyingi zisizo sahihi leo. Tafadhali piga msimbo wa USSD na utumie PIN yako."
             }
             Message::ConversationOver => "Mazungumzo haya yamekwisha. Tuma amri tena.",
+            Message::TooManyAnswers => "Majibu mengi yasiyo sahihi. Tuma amri tena.",
         }
     }
 }

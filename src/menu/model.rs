@@ -46,7 +46,8 @@ pub struct MenuFile {
     pub budget: BudgetDecl,
     /// Replacements for the built-in lines (`back`, `more`, `invalid_choice`, …), per
     /// language. Required for every built-in line in a language the gateway does not ship
-    /// (but `conversation_over`, for which `session_over` stands in).
+    /// (but `conversation_over` and `too_many_answers`, for which `session_over` and
+    /// `too_many_attempts` stand in).
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Text>")]
     pub messages: BTreeMap<String, Spanned<Text>>,

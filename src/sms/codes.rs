@@ -97,7 +97,7 @@ impl Conversation for Codes<'_> {
             let today = failed(self.lane, msisdn, self.channel).await?;
             pending.wrong += 1;
             if pending.wrong >= MAX_WRONG_CODES || today >= self.rules.wrong_codes_per_day {
-                return Ok(Checked::Over(Message::TooManyAttempts));
+                return Ok(Checked::Over(Message::TooManyAnswers));
             }
             Ok(Checked::Again(Message::WrongCode))
         })

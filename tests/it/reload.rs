@@ -136,8 +136,8 @@ async fn sighup_reloads_the_menus(pool: PgPool) {
 async fn the_gateways_own_endings_use_the_menus_wording(pool: PgPool) {
     let menus = MenusCopy::new();
     menus.edit(
-        "home: main\n",
-        "home: main\nmessages:\n  session_over: { en: \"All done here. Dial *384# again.\", sw: \"Imekwisha. Piga *384# tena.\" }\n",
+        "  session_over: { en: \"This session has ended. Please dial again.\",",
+        "  session_over: { en: \"All done here. Dial *384# again.\",",
     );
     let app = app_on(pool, &menus, None).await;
     let s = unique_session();

@@ -264,6 +264,7 @@ async fn a_menu_may_finish_sms_movements_on_ussd_only(pool: PgPool) {
         wallet
             .replace("en: \"Reply YES {{ code }} to send", "en: \"To send")
             .replace("sw: \"Jibu NDIYO {{ code }} kutuma", "sw: \"Kutuma")
+            .replace("fr: \"Répondez YES {{ code }} pour envoyer", "fr: \"Pour envoyer")
     })
     .await;
 
@@ -291,7 +292,7 @@ async fn wrong_expired_and_over_limit_codes_move_nothing(pool: PgPool) {
     sms(&app, "w1", AMINA, "SEND 0700000002 500").await;
     sms(&app, "w2", AMINA, "YES 0").await;
     sms(&app, "w3", AMINA, "YES 1").await;
-    assert_eq!(sms(&app, "w4", AMINA, "YES 2").await, "Too many invalid attempts. Please dial again.");
+    assert_eq!(sms(&app, "w4", AMINA, "YES 2").await, "Too many invalid answers. Send the command again.");
 
     // An expired code: the session's code is aged in the store, as five minutes would.
     let prompt = sms(&app, "e1", AMINA, "SEND 0700000002 500").await;
@@ -333,11 +334,17 @@ async fn wrong_codes_add_up_per_number_across_conversations(pool: PgPool) {
     for id in ["c2", "c3"] {
         assert!(sms(&app, id, AMINA, &wrong(&code)).await.starts_with("That code is not right."));
     }
-    assert_eq!(sms(&app, "c4", AMINA, &wrong(&code)).await, "Too many invalid attempts. Please dial again.");
+    assert_eq!(
+        sms(&app, "c4", AMINA, &wrong(&code)).await,
+        "Too many invalid answers. Send the command again."
+    );
     // … and the day's fifth, in the next, ends that one after two.
     let code = code_in(&sms(&app, "c5", AMINA, "SEND 0700000002 500").await);
     assert!(sms(&app, "c6", AMINA, &wrong(&code)).await.starts_with("That code is not right."));
-    assert_eq!(sms(&app, "c7", AMINA, &wrong(&code)).await, "Too many invalid attempts. Please dial again.");
+    assert_eq!(
+        sms(&app, "c7", AMINA, &wrong(&code)).await,
+        "Too many invalid answers. Send the command again."
+    );
     // No further code is sent today; reading by SMS and sending on USSD still work.
     assert_eq!(
         sms(&app, "c8", AMINA, "SEND 0700000002 500").await,
@@ -396,4 +403,25 @@ async fn a_command_cannot_type_into_a_pin_screen(pool: PgPool) {
     );
     assert_eq!(transfers(&pool).await, 0);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Invalid replies end an SMS conversation as an SMS one: send the command again, never
+/// "dial again".
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn too_many_invalid_replies_end_the_conversation_in_sms_words(pool: PgPool) {
+    let app = spawn(pool.clone(), Store::Redis).await;
+    let mut said = vec![sms(&app, "i0", AMINA, "SEND 07000 500").await];
+    for (n, junk) in ["x", "y", "z"].iter().enumerate() {
+        if said.last().is_some_and(|s| s.starts_with("Too many")) {
+            break;
+        }
+        said.push(sms(&app, &format!("i{}", n + 1), AMINA, junk).await);
+    }
+    assert_eq!(
+        said.last().map(String::as_str),
+        Some("Too many invalid answers. Send the command again."),
+        "{said:?}"
+    );
+    assert!(said.iter().all(|s| !s.contains("dial again")), "{said:?}");
+    assert_eq!(transfers(&pool).await, 0);
 }

@@ -286,7 +286,7 @@ async fn a_pin_changed_through_another_gateway_holds_for_transfers_here(pool: Pg
 async fn the_language_choice_is_remembered(pool: PgPool) {
     let app = spawn(pool, Store::Redis).await;
     let replies = walk(&app, AMINA, &["5", "2"]).await;
-    assert_eq!(replies[1], "CON Choose a language\n1. English\n2. Kiswahili\n0. Back");
+    assert_eq!(replies[1], "CON Choose a language\n1. English\n2. Kiswahili\n3. Francais\n0. Back");
     let swahili_menu = "CON Karibu Amina\n1. Tuma pesa\n2. Salio langu\n3. Taarifa fupi\n4. Badilisha PIN\n5. Language / Lugha\n6. Toa pesa\n7. Idhini zangu\n8. Lipa bili\n9. Lipa duka\n98. Zaidi";
     assert_eq!(replies[2], swahili_menu);
     // A new session starts in Swahili, built-in lines included.
@@ -315,7 +315,7 @@ async fn a_start_screen_without_an_op_still_offers_a_dropped_form(pool: PgPool) 
     let wallet =
         std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("menus/wallet.yaml"))
             .unwrap();
-    let hello = "screens:\n  hello:\n    menu:\n      text: { en: Hello, sw: Habari }\n      options:\n        - { label: { en: Go on, sw: Endelea }, next: welcome }\n";
+    let hello = "screens:\n  hello:\n    menu:\n      text: { en: Hello, sw: Habari, fr: Bonjour }\n      options:\n        - { label: { en: Go on, sw: Endelea, fr: Continuer }, next: welcome }\n";
     let edited = wallet.replacen("start: welcome", "start: hello", 1).replacen("screens:\n", hello, 1);
     std::fs::write(dir.join("wallet.yaml"), edited).unwrap();
     let settings = ussd_gateway::config::Settings { menus_dir: dir.clone(), ..common::settings() };
