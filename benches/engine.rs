@@ -14,10 +14,8 @@ use ussd_gateway::outcome::{OpResult, Outcome};
 use ussd_gateway::session::{Session, TextKey, TextMark};
 
 fn wallet() -> std::sync::Arc<ussd_gateway::menu::Menu> {
-    let source = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("menus/wallet.yaml"))
-        .expect("menus/wallet.yaml");
     let bundle =
-        Bundle::from_sources([(Path::new("wallet.yaml"), source.as_str())]).expect("the wallet compiles");
+        Bundle::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("menus")).expect("the menus compile");
     bundle.get("wallet").expect("wallet menu").clone()
 }
 

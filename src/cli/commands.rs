@@ -338,7 +338,13 @@ pub(super) fn graph_menu(path: &std::path::Path, format: GraphFormat) -> ExitCod
     // Several menus: each Mermaid picture fenced under its file's name, a Markdown page;
     // DOT takes several graphs in one input as it is.
     let fenced = files.len() > 1 && format == menu::PictureFormat::Mermaid;
-    let mut problems = 0;
+    // The built-in lines a menu does not reword come from the texts beside it.
+    let (texts, wrong) = menu::Texts::read_dir(folder_of(path));
+    let texts = std::sync::Arc::new(texts);
+    for d in &wrong {
+        eprintln!("{d}");
+    }
+    let mut problems = wrong.len();
     for file in &files {
         let source = match std::fs::read_to_string(file) {
             Ok(s) => s,
@@ -347,7 +353,7 @@ pub(super) fn graph_menu(path: &std::path::Path, format: GraphFormat) -> ExitCod
                 return ExitCode::FAILURE;
             }
         };
-        let compiled = menu::compile_all(file, &source);
+        let compiled = menu::compile_all(file, &source, &texts);
         if let Some(menu) = &compiled.menu {
             let picture = menu.picture(format, &compiled.broken);
             if fenced {
@@ -384,6 +390,11 @@ fn menu_paths(path: &std::path::Path) -> Result<Vec<PathBuf>, ExitCode> {
     })
 }
 
+/// The folder a menu path is in, or is: where its `texts/` are.
+fn folder_of(path: &std::path::Path) -> &std::path::Path {
+    if path.is_file() { path.parent().unwrap_or(std::path::Path::new(".")) } else { path }
+}
+
 pub(super) fn check_menus(path: &std::path::Path) -> ExitCode {
     let checked = if path.is_file() {
         let source = match std::fs::read_to_string(path) {
@@ -393,7 +404,15 @@ pub(super) fn check_menus(path: &std::path::Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        menu::compile(path, &source).map(|m| (vec![std::sync::Arc::new(m)], None))
+        let (texts, mut problems) = menu::Texts::read_dir(folder_of(path));
+        match menu::compile_with(path, &source, &std::sync::Arc::new(texts)) {
+            Ok(m) if problems.is_empty() => Ok((vec![std::sync::Arc::new(m)], None)),
+            Ok(_) => Err(problems),
+            Err(mut more) => {
+                problems.append(&mut more);
+                Err(problems)
+            }
+        }
     } else {
         menu::Bundle::load_dir(path)
             .map(|bundle| (bundle.menus().to_vec(), Some(bundle.texts().languages().join(", "))))
@@ -401,7 +420,7 @@ pub(super) fn check_menus(path: &std::path::Path) -> ExitCode {
     match checked {
         Ok((menus, texts)) => {
             if let Some(languages) = texts {
-                println!("ok  texts: receipts and SMS replies in {languages}");
+                println!("ok  texts: receipts, SMS replies and built-in lines in {languages}");
             }
             for m in menus {
                 println!(

@@ -134,7 +134,7 @@ impl Gateway {
         if matches!(hop.input, Input::PerHop { first: false, .. }) {
             // An answer whose session expired (or never was): it means nothing on a
             // start screen.
-            return Ok(Entered::Answered(Reply::end(over(&rules).text("en")), HopKind::End));
+            return Ok(Entered::Answered(Reply::end(bundle.texts().line("en", over(&rules))), HopKind::End));
         }
         let dialled = bundle
             .resolve(&hop.service_code)

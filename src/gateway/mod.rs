@@ -300,11 +300,11 @@ impl Gateway {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {
                 warn!(channel = %hop.channel, msisdn = %hop.msisdn, error = %e, "hop failed");
-                (Reply::end(Message::ServiceUnavailable.text("en")), failed)
+                (Reply::end(self.menus().texts().line("en", Message::ServiceUnavailable)), failed)
             }
             Err(_) => {
                 warn!(channel = %hop.channel, msisdn = %hop.msisdn, "hop deadline passed");
-                (Reply::end(Message::ServiceUnavailable.text("en")), failed)
+                (Reply::end(self.menus().texts().line("en", Message::ServiceUnavailable)), failed)
             }
         }
     }
@@ -382,14 +382,14 @@ impl Gateway {
 
 /// A built-in line as the menu words it, in the journey's language.
 fn line(menu: &Menu, journey: &Journey, message: Message) -> String {
-    menu.message(journey, message).unwrap_or_else(|_| message.text(&journey.lang).to_owned())
+    menu.message(journey, message).unwrap_or_else(|_| menu.line(&journey.lang, message).to_owned())
 }
 
 /// [`line`] for a session whose menu edition may be gone.
 fn session_line(menu: Option<&Menu>, session: &Session, message: Message) -> String {
     match menu {
         Some(menu) => line(menu, &session.journey, message),
-        None => message.text(&session.journey.lang).to_owned(),
+        None => crate::menu::Texts::shipped().line(&session.journey.lang, message).to_owned(),
     }
 }
 

@@ -192,8 +192,12 @@ async fn open_loop(shared: &Arc<Shared>, end: Instant, rate: f64) -> Tally {
 
 /// Whether a reply is the offer to continue a dropped journey, in a shipped language.
 fn is_resume_offer(text: &str) -> bool {
-    use crate::menu::Message;
-    ["en", "sw"].iter().any(|lang| text.starts_with(&format!("CON {}", Message::ResumeOffer.text(lang))))
+    use crate::menu::{Message, Texts};
+    let texts = Texts::shipped();
+    texts
+        .languages()
+        .iter()
+        .any(|lang| text.starts_with(&format!("CON {}", texts.line(lang, Message::ResumeOffer))))
 }
 
 /// Whether a reply is the gateway's answer to a number or a channel over its rate limit.

@@ -405,15 +405,21 @@ impl Menu {
 
     /// A built-in line in the journey's language, as the menu overrides it.
     pub fn message(&self, j: &Journey, message: Message) -> Result<String, EngineError> {
-        let unshipped = !super::messages::SHIPPED.contains(&j.lang.as_str());
+        let unworded = !self.texts.has_lines(&j.lang);
         let own = self
             .messages
             .get(&message)
-            .or_else(|| message.stand_in().filter(|_| unshipped).and_then(|other| self.messages.get(&other)));
+            .or_else(|| message.stand_in().filter(|_| unworded).and_then(|other| self.messages.get(&other)));
         match own {
             Some(tpl) => self.render(j, tpl),
-            None => Ok(message.text(&j.lang).to_owned()),
+            None => Ok(self.line(&j.lang, message).to_owned()),
         }
+    }
+
+    /// A built-in line as the bundle's texts word it, without the menu's own wording:
+    /// what is said when the menu's cannot be rendered.
+    pub fn line(&self, lang: &str, message: Message) -> &str {
+        self.texts.line(lang, message)
     }
 
     /// The elements of an `items` list, at most `max` of them.

@@ -1,12 +1,14 @@
 //! The compiled menu: screens by index, templates compiled, every target resolved.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::budget::Budget;
 use super::input::Rules;
 use super::messages::Message;
 use super::model::InputKind;
 use super::template::{Templates, Tpl};
+use super::texts::Texts;
 use crate::domain::{Currency, Region};
 use crate::ops::Op;
 use crate::outcome::Outcome;
@@ -36,6 +38,8 @@ pub struct Menu {
     pub resume: Option<Resume>,
     /// The menu's own texts for built-in lines.
     pub(super) messages: HashMap<Message, Tpl>,
+    /// The bundle's texts it was compiled against: the built-in lines it did not reword.
+    pub(super) texts: Arc<Texts>,
     pub(super) screens: Vec<Node>,
     pub(super) index: HashMap<String, ScreenId>,
     pub(super) templates: Templates,

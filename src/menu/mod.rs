@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use budget::{Budget, Encoding, Layout, NavLines, cost as screen_cost, paginate};
-pub use compile::{Compiled, Diagnostic, compile, compile_all};
+pub use compile::{Compiled, Diagnostic, compile, compile_all, compile_with};
 pub use graph::{Command, Menu};
 pub use journey::{Action, EngineError, Journey, Reply, Step};
 pub use messages::Message;
@@ -93,16 +93,19 @@ impl Bundle {
                 .map_err(|e| io_error(format!("cannot read {}: {e}", path.display())))?;
             files.push((path, source));
         }
-        let menus = Self::from_sources(files.iter().map(|(p, s)| (p.as_path(), s.as_str())));
-        match (menus, Texts::load_dir(dir)) {
-            (Ok(mut bundle), Ok(texts)) => {
-                bundle.texts = Some(Arc::new(texts));
+        // The menus are compiled against the texts that could be read even when some
+        // are wrong: one pass reports the problems of both.
+        let (texts, mut problems) = Texts::read_dir(dir);
+        let texts = Arc::new(texts);
+        match Self::compile_sources(files.iter().map(|(p, s)| (p.as_path(), s.as_str())), &texts) {
+            Ok(mut bundle) if problems.is_empty() => {
+                bundle.texts = Some(texts);
                 Ok(bundle)
             }
-            (Ok(_), Err(problems)) => Err(problems),
-            (Err(problems), Ok(_)) => Err(problems),
-            (Err(mut problems), Err(mut more)) => {
+            Ok(_) => Err(problems),
+            Err(mut more) => {
                 problems.append(&mut more);
+                problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
                 Err(problems)
             }
         }
@@ -113,16 +116,23 @@ impl Bundle {
         self.texts.as_deref().unwrap_or(Texts::shipped())
     }
 
-    /// Compiles menus from (file name, text) pairs; every problem of every file at
-    /// once, sorted by file and line.
+    /// Compiles menus from (file name, text) pairs against the shipped texts; every
+    /// problem of every file at once, sorted by file and line.
     pub fn from_sources<'a>(
         files: impl IntoIterator<Item = (&'a Path, &'a str)>,
+    ) -> Result<Bundle, Vec<Diagnostic>> {
+        Self::compile_sources(files, Texts::shipped())
+    }
+
+    fn compile_sources<'a>(
+        files: impl IntoIterator<Item = (&'a Path, &'a str)>,
+        texts: &Arc<Texts>,
     ) -> Result<Bundle, Vec<Diagnostic>> {
         let mut bundle = Bundle::default();
         let mut diagnostics = Vec::new();
         let mut claimed: HashMap<String, &Path> = HashMap::new();
         for (path, source) in files {
-            match compile(path, source) {
+            match compile_with(path, source, texts) {
                 Ok(menu) => {
                     for code in &menu.codes {
                         if let Some(other) = claimed.insert(code.clone(), path) {

@@ -45,8 +45,9 @@ pub struct MenuFile {
     #[serde(default)]
     pub budget: BudgetDecl,
     /// Replacements for the built-in lines (`back`, `more`, `invalid_choice`, …), per
-    /// language. Required for every built-in line in a language the gateway does not ship
-    /// (but `conversation_over` and `too_many_answers`, for which `session_over` and
+    /// language, over the `lines:` of the folder's `texts/<language>.yaml`. Required for
+    /// every built-in line in a language no texts file writes the lines of (but
+    /// `conversation_over` and `too_many_answers`, for which `session_over` and
     /// `too_many_attempts` stand in).
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Text>")]

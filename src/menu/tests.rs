@@ -527,7 +527,7 @@ fn a_menu_with_problems_is_still_drawn_with_its_broken_screens_marked() {
     let source = format!(
         "{HEAD}  a:\n    menu:\n      text: Hi\n      options:\n        - {{ label: X, next: b }}\n  b:\n    action: {{ op: no.such, on: {{ ok: a }} }}\n"
     );
-    let compiled = crate::menu::compile_all(Path::new("t.yaml"), &source);
+    let compiled = crate::menu::compile_all(Path::new("t.yaml"), &source, Texts::shipped());
     let menu = compiled.menu.expect("drawn although refused");
     assert_eq!(compiled.diagnostics.len(), 1, "{:?}", compiled.diagnostics);
     let b = menu.screens.iter().position(|n| n.name == "b").unwrap();
@@ -557,13 +557,35 @@ fn a_code_claimed_twice_names_both_files_at_the_code() {
 /// A menu in a language the gateway does not ship words every built-in line; one
 /// written before `conversation_over` existed is not refused for lacking it, and an SMS
 /// conversation that is over gets its own `session_over` wording.
+fn english(message: Message) -> &'static str {
+    Texts::shipped().line("en", message)
+}
+
+/// A language's built-in lines are a texts file's, not each menu's: a French menu names
+/// none of them, and without texts/fr.yaml it is told where they go.
+#[test]
+fn a_menu_in_a_new_language_reads_the_lines_of_its_texts_file() {
+    let source = "service: t\ncodes: [\"*1#\"]\nlanguages: [en, fr]\nstart: a\nmessages:\n  back: { en: Go back, fr: Revenir }\nscreens:\n  a:\n    end: { text: { en: Bye, fr: Salut } }\n";
+    let d = diagnostics(source);
+    assert!(d[0].message.contains("no texts file writes the built-in lines in `fr`"), "{d:?}");
+    assert!(d[0].hint.as_deref().unwrap_or_default().contains("`lines:` in texts/fr.yaml"), "{d:?}");
+    let french = include_str!("../../menus/texts/fr.yaml");
+    let texts = std::sync::Arc::new(Texts::from_sources([(Path::new("texts/fr.yaml"), french)]).unwrap());
+    let m = compile_with(Path::new("t.yaml"), source, &texts).unwrap_or_else(|d| panic!("{d:?}"));
+    let (j, _) = m.begin(Some("fr")).unwrap();
+    assert_eq!(m.message(&j, Message::InvalidChoice).unwrap(), "Choix invalide.");
+    assert_eq!(m.message(&j, Message::Back).unwrap(), "Revenir", "the menu's own wording first");
+    let (j, _) = m.begin(Some("en")).unwrap();
+    assert_eq!(m.message(&j, Message::InvalidChoice).unwrap(), english(Message::InvalidChoice));
+}
+
 #[test]
 fn a_line_added_later_falls_back_to_the_menus_own_wording_of_its_stand_in() {
     let lines = |skip: &[&str]| -> String {
         Message::ALL
             .iter()
             .filter(|m| !skip.contains(&m.name()))
-            .map(|m| format!("  {}: {{ en: \"{}\", fr: \"fr {}\" }}\n", m.name(), m.text("en"), m.name()))
+            .map(|m| format!("  {}: {{ en: \"{}\", fr: \"fr {}\" }}\n", m.name(), english(*m), m.name()))
             .collect()
     };
     let source = |skip: &[&str]| {
@@ -577,7 +599,7 @@ fn a_line_added_later_falls_back_to_the_menus_own_wording_of_its_stand_in() {
     let (j, _) = m.begin(Some("fr")).unwrap();
     assert_eq!(m.message(&j, Message::ConversationOver).unwrap(), "fr session_over");
     let (j, _) = m.begin(Some("en")).unwrap();
-    assert_eq!(m.message(&j, Message::ConversationOver).unwrap(), Message::ConversationOver.text("en"));
+    assert_eq!(m.message(&j, Message::ConversationOver).unwrap(), english(Message::ConversationOver));
     // Without either, the menu is told what to translate.
     let d = diagnostics(&source(&["conversation_over", "session_over"]));
     assert!(d[0].message.contains("missing translation): session_over, conversation_over"), "{d:?}");

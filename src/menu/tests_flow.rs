@@ -460,10 +460,10 @@ fn missing_translations_are_refused() {
     assert!(d[0].message.contains("no text in `sw` (missing translation)"), "{d:?}");
     assert_eq!(d[0].line, 7);
 
-    // A language the gateway ships no lines for needs the menu's own.
+    // A language no texts file writes the lines of needs the menu's own.
     let source = "service: t\ncodes: [\"*1#\"]\nlanguages: [fr]\nstart: a\nscreens:\n  a:\n    end: { text: Au revoir }\n";
     let d = compile(Path::new("bad.yaml"), source).unwrap_err();
-    assert!(d[0].message.contains("no built-in lines in `fr`"), "{d:?}");
+    assert!(d[0].message.contains("no texts file writes the built-in lines in `fr`"), "{d:?}");
     assert!(d[0].message.contains("back"), "{d:?}");
     assert_eq!((d[0].line, d[0].column), (3, 1), "at `languages:`");
 }

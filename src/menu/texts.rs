@@ -1,15 +1,17 @@
 //! The gateway's own words per language — SMS receipts, why a promised request was not
-//! completed, replies to SMS commands — from the menu folder's `texts/<language>.yaml`
-//! over the shipped English and Swahili, each checked: present, with only the values
-//! it may read, and within its SMS parts over the longest values.
+//! completed, replies to SMS commands, the lines the engine adds to screens — from the
+//! menu folder's `texts/<language>.yaml` over the shipped English and Swahili, each
+//! checked: present, with only the values it may read, and within its SMS parts over
+//! the longest values.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use serde::Deserialize;
 
 use super::Diagnostic;
+use super::messages::Message;
 
 /// A receipt the ledger writes: its template's name, the values its text may read
 /// (`party` is the counterparty's name and number, `token` a prepaid token's sentence),
@@ -118,9 +120,11 @@ impl OwnReply {
 }
 
 /// The SMS parts a receipt (unless its spec says more), a completion or a reply may
-/// take, and a not-completed message (reason included).
+/// take, and a not-completed message (reason included) or a built-in line (some are
+/// SMS replies on their own).
 const RECEIPT_PARTS: usize = 2;
 const NOT_COMPLETED_PARTS: usize = 1;
+const LINE_PARTS: usize = 1;
 
 /// The longest value of each field, as the database and the ledger let them be: a
 /// customer's two names of 60 letters and a number masked to 13, an agent's or a store's
@@ -166,6 +170,8 @@ struct Words {
     completed: BTreeMap<String, String>,
     #[serde(default)]
     replies: BTreeMap<String, String>,
+    #[serde(default)]
+    lines: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -183,6 +189,7 @@ impl Words {
             (&mut self.receipts, &base.receipts),
             (&mut self.completed, &base.completed),
             (&mut self.replies, &base.replies),
+            (&mut self.lines, &base.lines),
             (&mut self.not_completed.reasons, &base.not_completed.reasons),
         ] {
             for (key, text) in from {
@@ -206,20 +213,30 @@ pub struct Texts {
 const SHIPPED: [(&str, &str); 2] =
     [("en", include_str!("../../menus/texts/en.yaml")), ("sw", include_str!("../../menus/texts/sw.yaml"))];
 
-static SHIPPED_TEXTS: LazyLock<Texts> =
-    LazyLock::new(|| Texts::from_sources([]).expect("the shipped texts pass their own checks"));
+static SHIPPED_TEXTS: LazyLock<Arc<Texts>> =
+    LazyLock::new(|| Arc::new(Texts::from_sources([]).expect("the shipped texts pass their own checks")));
 
 impl Texts {
     /// The shipped English and Swahili.
-    pub fn shipped() -> &'static Texts {
+    pub fn shipped() -> &'static Arc<Texts> {
         &SHIPPED_TEXTS
     }
 
     /// The shipped texts with `dir/texts/*.yaml` over them; no such folder, the shipped.
     pub fn load_dir(dir: &Path) -> Result<Texts, Vec<Diagnostic>> {
+        match Texts::read_dir(dir) {
+            (texts, problems) if problems.is_empty() => Ok(texts),
+            (_, problems) => Err(problems),
+        }
+    }
+
+    /// As `load_dir`, keeping what could be read beside the problems: menus are checked
+    /// against a folder's texts even when some of them are wrong, so that one pass
+    /// reports both.
+    pub fn read_dir(dir: &Path) -> (Texts, Vec<Diagnostic>) {
         let folder = dir.join("texts");
         if !folder.is_dir() {
-            return Texts::from_sources([]);
+            return Texts::read([]);
         }
         let problem = |path: &Path, message: String| Diagnostic {
             file: path.to_path_buf(),
@@ -228,20 +245,29 @@ impl Texts {
             message,
             hint: None,
         };
-        let entries = std::fs::read_dir(&folder)
-            .map_err(|e| vec![problem(&folder, format!("cannot read the texts folder: {e}"))])?;
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) => {
+                let (texts, _) = Texts::read([]);
+                return (texts, vec![problem(&folder, format!("cannot read the texts folder: {e}"))]);
+            }
+        };
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
             .collect();
         paths.sort();
         let mut files = Vec::new();
+        let mut unreadable = Vec::new();
         for path in paths {
-            let source = std::fs::read_to_string(&path)
-                .map_err(|e| vec![problem(&path, format!("cannot read {}: {e}", path.display()))])?;
-            files.push((path, source));
+            match std::fs::read_to_string(&path) {
+                Ok(source) => files.push((path, source)),
+                Err(e) => unreadable.push(problem(&path, format!("cannot read {}: {e}", path.display()))),
+            }
         }
-        Texts::from_sources(files.iter().map(|(p, s)| (p.as_path(), s.as_str())))
+        let (texts, mut problems) = Texts::read(files.iter().map(|(p, s)| (p.as_path(), s.as_str())));
+        problems.append(&mut unreadable);
+        (texts, problems)
     }
 
     /// The shipped texts with each `(texts/<language>.yaml, its text)` over them: every
@@ -249,6 +275,14 @@ impl Texts {
     pub fn from_sources<'a>(
         files: impl IntoIterator<Item = (&'a Path, &'a str)>,
     ) -> Result<Texts, Vec<Diagnostic>> {
+        match Texts::read(files) {
+            (texts, problems) if problems.is_empty() => Ok(texts),
+            (_, problems) => Err(problems),
+        }
+    }
+
+    /// The texts that could be read, and every problem.
+    fn read<'a>(files: impl IntoIterator<Item = (&'a Path, &'a str)>) -> (Texts, Vec<Diagnostic>) {
         let mut diagnostics = Vec::new();
         let mut languages: HashMap<String, Words> = HashMap::new();
         let mut sources: HashMap<String, (PathBuf, String)> = HashMap::new();
@@ -294,8 +328,11 @@ impl Texts {
             let (path, source) = &sources[language];
             check(path, source, words, &mut diagnostics);
         }
+        // One problem once: a sentence refused with every reason says so once.
+        let mut seen = std::collections::HashSet::new();
+        diagnostics.retain(|d| seen.insert((d.file.clone(), d.line, d.message.clone())));
         diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-        if diagnostics.is_empty() { Ok(Texts { languages }) } else { Err(diagnostics) }
+        (Texts { languages }, diagnostics)
     }
 
     /// The languages written, sorted.
@@ -335,6 +372,17 @@ impl Texts {
     pub fn completed(&self, language: &str, op: &str, reference: &str) -> Option<String> {
         let text = self.words(language).completed.get(op)?;
         fill(text, &[("ref", reference.to_owned())]).ok()
+    }
+
+    /// Whether `language` has the built-in lines written (a file of its own with them).
+    pub fn has_lines(&self, language: &str) -> bool {
+        self.languages.get(language).is_some_and(|w| !w.lines.is_empty())
+    }
+
+    /// A built-in line in `language`, English where that language has none.
+    pub fn line(&self, language: &str, message: Message) -> &str {
+        let english = || self.languages.get("en").and_then(|w| w.lines.get(message.name()));
+        self.words(language).lines.get(message.name()).or_else(english).map_or("", String::as_str)
     }
 
     /// One of the gateway's own replies, the menu's code in it.
@@ -529,9 +577,18 @@ fn check(path: &Path, source: &str, words: &Words, diagnostics: &mut Vec<Diagnos
     c.unknown("completed", words.completed.keys().collect(), COMPLETED);
     let replies: Vec<&str> = OwnReply::ALL.iter().map(|r| r.key()).collect();
     c.unknown("replies", words.replies.keys().collect(), &replies);
-    // One problem once: a sentence refused with every reason says so once.
-    let mut seen = std::collections::HashSet::new();
-    c.diagnostics.retain(|d| seen.insert((d.file.clone(), d.line, d.message.clone())));
+    for message in Message::ALL {
+        let what = Checked {
+            section: "lines",
+            key: message.name(),
+            fields: &[],
+            extra: Vec::new(),
+            parts: LINE_PARTS,
+        };
+        c.text(what, words.lines.get(message.name()));
+    }
+    let lines: Vec<&str> = Message::ALL.iter().map(|m| m.name()).collect();
+    c.unknown("lines", words.lines.keys().collect(), &lines);
 }
 
 #[cfg(test)]
@@ -563,11 +620,39 @@ mod tests {
     }
 
     #[test]
+    fn a_new_language_writes_every_built_in_line_and_english_stands_in_for_one_nobody_wrote() {
+        let texts = Texts::from_sources([(Path::new("texts/fr.yaml"), french())]).unwrap();
+        assert_eq!(
+            [
+                texts.line("fr", Message::Back),
+                texts.line("sw", Message::Back),
+                texts.line("pt", Message::Back)
+            ],
+            ["Retour", "Rudi", "Back"]
+        );
+        assert!(texts.has_lines("fr") && texts.has_lines("sw") && !texts.has_lines("pt"));
+        let broken = french().replace("  \"yes\": \"Oui\"\n", "").replace("  more: ", "  mor: ");
+        let errors = Texts::from_sources([(Path::new("texts/fr.yaml"), broken.as_str())]).unwrap_err();
+        let said: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let find = |what: &str| said.iter().any(|d| d.contains(what));
+        assert!(find("no text for lines `yes`") && find("no text for lines `more`"), "{said:#?}");
+        assert!(find("lines has no `mor`") && find("did you mean `more`?"), "{said:#?}");
+        assert_eq!(said.len(), 3, "{said:#?}");
+        // A line is said as it is written: a brace would never be filled.
+        let braced = french().replace("\"Choix invalide.\"", "\"Choix {choice} invalide.\"");
+        let errors = Texts::from_sources([(Path::new("texts/fr.yaml"), braced.as_str())]).unwrap_err();
+        assert!(errors[0].message.contains("lines `invalid_choice`: no value for `{choice}`"), "{errors:?}");
+    }
+
+    #[test]
     fn a_file_for_a_shipped_language_rewords_what_it_names_and_keeps_the_rest() {
         let own = "replies:\n  help: \"Dial {code} for M-Wallet.\"\n";
         let texts = Texts::from_sources([(Path::new("texts/en.yaml"), own)]).unwrap();
         assert_eq!(texts.reply("en", OwnReply::Help, "*384#"), "Dial *384# for M-Wallet.");
         assert!(texts.reply("en", OwnReply::Started, "*384#").starts_with("You will receive"));
+        let own = "lines:\n  back: \"Go back\"\n";
+        let texts = Texts::from_sources([(Path::new("texts/en.yaml"), own)]).unwrap();
+        assert_eq!([texts.line("en", Message::Back), texts.line("en", Message::More)], ["Go back", "More"]);
     }
 
     #[test]

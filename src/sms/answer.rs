@@ -305,7 +305,8 @@ impl Answerer {
             .await?;
         let language = language.unwrap_or_else(|| "en".into());
         let mut tx = self.pool().begin().await?;
-        let answer = Answer::from(Message::Unconfirmed.text(&language).to_owned());
+        let answer =
+            Answer::from(self.gateway.menus().texts().line(&language, Message::Unconfirmed).to_owned());
         super::outbox::queue_reply(
             &mut tx,
             message.id,

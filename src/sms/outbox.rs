@@ -273,7 +273,7 @@ impl Worker {
         // The served menus are held only while the text is made, not across the sends.
         let rendered = {
             let menus = inner.menus.as_ref().map(|m| m.load());
-            let texts = menus.as_ref().map_or(Texts::shipped(), |m| m.texts());
+            let texts = menus.as_ref().map_or(&**Texts::shipped(), |m| m.texts());
             receipts::render(&receipt, &inner.policy.currency, texts)
         };
         let fate = match rendered {

@@ -23,7 +23,7 @@ fn check_and_graph_take_a_folder_or_a_file() {
     assert!(ok && out.starts_with("ok  wallet"), "{out}{err}");
     let (ok, out, err) = menus(&["check", "menus"]);
     assert!(ok && out.lines().count() == 4, "{out}{err}");
-    assert!(out.starts_with("ok  texts: receipts and SMS replies in en, fr, sw\n"), "{out}");
+    assert!(out.starts_with("ok  texts: receipts, SMS replies and built-in lines in en, fr, sw\n"), "{out}");
     let (ok, out, err) = menus(&["graph", "menus"]);
     assert!(ok, "{err}");
     assert_eq!(out.matches("```mermaid\n").count(), 3, "one fenced picture per menu file");

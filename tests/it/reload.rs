@@ -20,6 +20,7 @@ impl MenusCopy {
         std::fs::create_dir_all(&dir).unwrap();
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("menus/wallet.yaml");
         std::fs::copy(shipped, dir.join("wallet.yaml")).unwrap();
+        copy_texts(&dir);
         MenusCopy(dir)
     }
 
@@ -136,8 +137,8 @@ async fn sighup_reloads_the_menus(pool: PgPool) {
 async fn the_gateways_own_endings_use_the_menus_wording(pool: PgPool) {
     let menus = MenusCopy::new();
     menus.edit(
-        "  session_over: { en: \"This session has ended. Please dial again.\",",
-        "  session_over: { en: \"All done here. Dial *384# again.\",",
+        "\nscreens:\n",
+        "\nmessages:\n  session_over: \"All done here. Dial *384# again.\"\nscreens:\n",
     );
     let app = app_on(pool, &menus, None).await;
     let s = unique_session();

@@ -171,6 +171,7 @@ async fn with_wallet(pool: &PgPool, edit: impl FnOnce(&str) -> String) -> (TestA
     let edited = edit(&wallet);
     assert_ne!(edited, wallet, "the edit changed nothing");
     std::fs::write(dir.join("wallet.yaml"), edited).unwrap();
+    common::copy_texts(&dir);
     let settings = ussd_gateway::config::Settings { menus_dir: dir.clone(), ..common::settings() };
     (common::spawn_with(pool.clone(), Store::Memory, settings).await, dir)
 }

@@ -318,6 +318,7 @@ async fn a_start_screen_without_an_op_still_offers_a_dropped_form(pool: PgPool) 
     let hello = "screens:\n  hello:\n    menu:\n      text: { en: Hello, sw: Habari, fr: Bonjour }\n      options:\n        - { label: { en: Go on, sw: Endelea, fr: Continuer }, next: welcome }\n";
     let edited = wallet.replacen("start: welcome", "start: hello", 1).replacen("screens:\n", hello, 1);
     std::fs::write(dir.join("wallet.yaml"), edited).unwrap();
+    common::copy_texts(&dir);
     let settings = ussd_gateway::config::Settings { menus_dir: dir.clone(), ..common::settings() };
     let app = common::spawn_with(pool, Store::Redis, settings).await;
 

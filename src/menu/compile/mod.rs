@@ -8,12 +8,14 @@ mod sms;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_saphyr::{Location, Spanned};
 
 use super::graph::{Menu, Node, ScreenId};
 use super::model::{MenuFile, Screen, Text};
 use super::template::Templates;
+use super::texts::Texts;
 use screens::Builder;
 
 /// One problem in a menu file, with where it is and how to fix it.
@@ -119,16 +121,21 @@ pub struct Compiled {
     pub broken: Vec<usize>,
 }
 
-/// Parses and compiles one menu file's text.
+/// Parses and compiles one menu file's text against the shipped texts.
 pub fn compile(file: &Path, source: &str) -> Result<Menu, Vec<Diagnostic>> {
-    match compile_all(file, source) {
+    compile_with(file, source, Texts::shipped())
+}
+
+/// Parses and compiles one menu file's text against its folder's texts.
+pub fn compile_with(file: &Path, source: &str, texts: &Arc<Texts>) -> Result<Menu, Vec<Diagnostic>> {
+    match compile_all(file, source, texts) {
         Compiled { menu: Some(menu), diagnostics, .. } if diagnostics.is_empty() => Ok(menu),
         Compiled { diagnostics, .. } => Err(diagnostics),
     }
 }
 
 /// Parses and compiles one menu file's text, keeping what compiled beside what did not.
-pub fn compile_all(file: &Path, source: &str) -> Compiled {
+pub fn compile_all(file: &Path, source: &str, texts: &Arc<Texts>) -> Compiled {
     let failed = |diagnostics| Compiled { menu: None, diagnostics, broken: Vec::new() };
     let parsed: MenuFile = match serde_saphyr::from_str(source).map_err(|e| {
         let at = e.location().unwrap_or(Location::UNKNOWN);
@@ -157,7 +164,7 @@ pub fn compile_all(file: &Path, source: &str) -> Compiled {
         Err(diagnostics) => return failed(diagnostics),
     };
     let version = crate::menu::content_version(source);
-    build(file, source, parsed, version)
+    build(file, source, parsed, version, texts)
 }
 
 /// The screens `diagnostics` fall in: each problem belongs to the screen whose key is
@@ -184,7 +191,7 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).to_owned()
 }
 
-fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Compiled {
+fn build(file: &Path, source: &str, m: MenuFile, version: String, texts: &Arc<Texts>) -> Compiled {
     let languages = m.languages.clone();
     let mut cx = Ctx { file, source, languages: &languages, diagnostics: Vec::new() };
     if languages.is_empty() {
@@ -215,7 +222,7 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Compiled {
     let start = b.resolve(&m.start);
     let home = m.home.as_ref().map_or(start, |h| b.resolve(h));
     let too_many_attempts = m.too_many_attempts.as_ref().map(|t| b.resolve(t));
-    let messages = settings::messages(&mut b, &m.messages, &languages);
+    let messages = settings::messages(&mut b, &m.messages, &languages, texts);
     let budget = settings::budget(&mut b.cx, &m.budget);
     let resume = m.resume.as_ref().map(|r| settings::resume(&mut b, r));
     let keys = settings::keys(&mut b.cx, &m.navigation);
@@ -241,6 +248,7 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String) -> Compiled {
         budget,
         resume,
         messages,
+        texts: Arc::clone(texts),
         screens,
         index,
         templates,

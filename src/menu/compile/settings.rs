@@ -10,9 +10,10 @@ use super::screens::Builder;
 use crate::domain::{Currency, Region, is_service_code};
 use crate::menu::budget::Budget;
 use crate::menu::graph::{Keys, Resume};
-use crate::menu::messages::{Message, SHIPPED};
+use crate::menu::messages::Message;
 use crate::menu::model::{self, MenuFile, Screen, Text};
 use crate::menu::template::Tpl;
+use crate::menu::texts::Texts;
 
 /// The region numbers are read in, the currency amounts are shown in, and the codes.
 pub(super) fn header(cx: &mut Ctx, m: &MenuFile) -> (Region, Currency) {
@@ -55,12 +56,13 @@ pub(super) fn header(cx: &mut Ctx, m: &MenuFile) -> (Region, Currency) {
     (region, currency)
 }
 
-/// The built-in lines the menu rewords; every one of them in a language the gateway
-/// ships no lines in.
+/// The built-in lines the menu rewords; every one of them in a language whose lines no
+/// texts file writes.
 pub(super) fn messages(
     b: &mut Builder,
     texts: &BTreeMap<String, Spanned<Text>>,
     languages: &[String],
+    bundle: &Texts,
 ) -> HashMap<Message, Tpl> {
     let mut messages = HashMap::new();
     for (name, text) in texts {
@@ -78,20 +80,17 @@ pub(super) fn messages(
             }
         }
     }
-    for lang in languages.iter().filter(|l| !SHIPPED.contains(&l.as_str())) {
+    for lang in languages.iter().filter(|l| !bundle.has_lines(l)) {
         let worded =
             |m: &Message| messages.contains_key(m) || m.stand_in().is_some_and(|o| messages.contains_key(&o));
         let missing: Vec<_> = Message::ALL.iter().filter(|m| !worded(m)).map(|m| m.name()).collect();
         if !missing.is_empty() {
             b.cx.error_at_key(
                 "languages",
-                format!(
-                    "the gateway ships no built-in lines in `{lang}` (missing translation): {}",
-                    missing.join(", ")
-                ),
+                format!("no texts file writes the built-in lines in `{lang}` (missing translation): {}", missing.join(", ")),
                 Some(format!(
-                    "translate them under `messages:`; built-in lines exist in {}",
-                    SHIPPED.join(", ")
+                    "write them under `lines:` in texts/{lang}.yaml beside the menus (copy the section from texts/en.yaml), or under this menu's `messages:`; lines are written in {}",
+                    bundle.languages().into_iter().filter(|l| bundle.has_lines(l)).collect::<Vec<_>>().join(", ")
                 )),
             );
         }

@@ -43,6 +43,17 @@ pub fn settings() -> Settings {
     Settings { menus_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("menus"), ..Settings::default() }
 }
 
+/// Copies the shipped `menus/texts/` into a menu folder of a test's own: the wallet
+/// speaks French, whose built-in lines are there.
+pub fn copy_texts(dir: &std::path::Path) {
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("menus/texts");
+    std::fs::create_dir_all(dir.join("texts")).unwrap();
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join("texts").join(path.file_name().unwrap())).unwrap();
+    }
+}
+
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
