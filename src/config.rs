@@ -29,6 +29,7 @@ use crate::redis_link::RedisTarget;
 use crate::sms::settings::{sms, sms_channels};
 use crate::sms::{SmsChannelSpec, SmsSpec};
 use crate::telemetry::redact_url;
+use crate::telemetry::trace::Export;
 
 /// Every setting, with the environment variable that sets it (the TOML file uses the
 /// same names in lower case).
@@ -114,6 +115,11 @@ pub struct Settings {
     pub currency: String,
     /// LOG_FORMAT: `text` or `json`.
     pub log_format: String,
+    /// OTEL_EXPORTER_OTLP_ENDPOINT: an OpenTelemetry collector's OTLP/HTTP base URL;
+    /// spans are sent to it (as JSON, to `/v1/traces`) when set, and not made otherwise.
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// OTEL_SERVICE_NAME: the `service.name` of the spans sent.
+    pub otel_service_name: String,
     /// ADMIN_TOKEN: a root token of the admin API with every scope; the API also takes
     /// the scoped tokens of `ussd-gateway admin token create`.
     pub admin_token: Option<SecretString>,
@@ -184,6 +190,8 @@ impl Default for Settings {
             demo_subscribers: 10,
             currency: "KES".into(),
             log_format: "text".into(),
+            otel_exporter_otlp_endpoint: None,
+            otel_service_name: "ussd-gateway".into(),
             admin_token: None,
             screen_budgets: String::new(),
             // A person reads each screen, so this is well above any real journey,
@@ -236,6 +244,8 @@ const ENV_KEYS: &[&str] = &[
     "DEMO_SUBSCRIBERS",
     "CURRENCY",
     "LOG_FORMAT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_SERVICE_NAME",
     "ADMIN_TOKEN",
     "SCREEN_BUDGETS",
     "RATE_PER_MSISDN_PER_MINUTE",
@@ -336,6 +346,8 @@ pub struct Config {
     /// `serve --simulator`: the web phone on the admin listener, for tokens with the
     /// `simulator` scope.
     pub simulator: bool,
+    /// Where spans go (OTEL_EXPORTER_OTLP_ENDPOINT); none are made without it.
+    pub trace: Option<Export>,
     /// Screen budgets per channel (provider name), from SCREEN_BUDGETS.
     pub screen_budgets: HashMap<String, Budget>,
     /// The channels served: those declared, and with `--demo` every provider at
@@ -457,6 +469,7 @@ impl Settings {
         let sms = sms(self.sms.as_ref(), currency, demo, &mut problems);
         let sms_channels =
             sms_channels(&self.sms_channels, &channels, demo, self.session_ttl_secs, &mut problems);
+        let trace = self.trace(&mut problems);
         let Some(money) = money.filter(|_| problems.is_empty()) else {
             return Err(ConfigError(problems.into_vec()));
         };
@@ -468,12 +481,33 @@ impl Settings {
             money,
             demo,
             simulator: false,
+            trace,
             screen_budgets,
             channels,
             events,
             sms,
             sms_channels,
             settings: self,
+        })
+    }
+
+    /// Where spans go, if anywhere.
+    fn trace(&self, problems: &mut Problems) -> Option<Export> {
+        let endpoint = self.otel_exporter_otlp_endpoint.as_deref().filter(|e| !e.trim().is_empty())?;
+        let usable = reqwest::Url::parse(endpoint)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        if !usable {
+            problems.push(format!(
+                "OTEL_EXPORTER_OTLP_ENDPOINT `{endpoint}` is not an http(s) URL: give the collector's OTLP/HTTP base, e.g. http://otel-collector:4318"
+            ));
+        }
+        if self.otel_service_name.trim().is_empty() {
+            problems.push("OTEL_SERVICE_NAME is empty: name the service, e.g. ussd-gateway");
+        }
+        Some(Export {
+            endpoint: endpoint.trim().to_owned(),
+            service: self.otel_service_name.trim().to_owned(),
+            delay: Duration::from_secs(1),
         })
     }
 
@@ -635,6 +669,21 @@ mod tests {
     }
 
     #[test]
+    fn spans_are_sent_only_to_a_collector_that_is_named() {
+        let off = Settings::default().validate(None, true).unwrap();
+        assert_eq!(off.trace, None);
+        let on = Settings {
+            otel_exporter_otlp_endpoint: Some("http://otel-collector:4318/".into()),
+            ..Settings::default()
+        };
+        let trace = on.validate(None, true).unwrap().trace.expect("tracing on");
+        assert_eq!(
+            (trace.endpoint.as_str(), trace.service.as_str()),
+            ("http://otel-collector:4318/", "ussd-gateway")
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_with_what_to_do() {
         let settings = Settings {
             listen_addr: "nowhere".into(),
@@ -644,10 +693,16 @@ mod tests {
             data_key: Some("not hex".into()),
             pin_max_attempts: 0,
             fee_shards: 0,
+            otel_exporter_otlp_endpoint: Some("otel-collector:4318".into()),
             ..Settings::default()
         };
         let err = settings.validate(None, true).unwrap_err();
-        assert_eq!(err.0.len(), 7, "{err}");
+        assert_eq!(err.0.len(), 8, "{err}");
+        assert!(
+            err.to_string()
+                .contains("OTEL_EXPORTER_OTLP_ENDPOINT `otel-collector:4318` is not an http(s) URL"),
+            "{err}"
+        );
         assert!(err.to_string().contains("HOP_DEADLINE_MS must be between 500 and 30000 (got 0)"));
         assert!(err.to_string().contains("FEE_SHARDS must be between 1 and 256 (got 0)"), "{err}");
         assert!(err.to_string().contains("REDIS_URL `localhost:6379`: it has no scheme"), "{err}");

@@ -459,7 +459,13 @@ pub(super) fn run(
             }
         };
     config.simulator = simulator;
-    telemetry::init_logs(config.settings.log_format == "json");
+    let exporting = match telemetry::init(config.settings.log_format == "json", config.trace.as_ref()) {
+        Ok(exporting) => exporting,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     let result = runtime.block_on(async {
         if migrate_only {
@@ -470,6 +476,9 @@ pub(super) fn run(
             app::serve(config).await
         }
     });
+    // The last spans are sent once the runtime is gone: the send blocks.
+    drop(runtime);
+    drop(exporting);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

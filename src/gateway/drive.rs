@@ -3,7 +3,7 @@
 //! back into the journey.
 
 use tokio::time::Instant;
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 use super::claim::RENEW_EVERY;
 use super::entry::Entry;
@@ -132,22 +132,25 @@ impl Gateway {
         // A movement keeps back the time to write its promise, should it overrun.
         let margin = if spec.moves_money() { SAVE_MARGIN + PROMISE_MARGIN } else { SAVE_MARGIN };
         let budget = at.deadline.checked_sub(margin).unwrap_or(at.deadline);
-        let mut task = self.tasks.spawn(async move {
-            let Action { args, secrets, .. } = &action;
-            let key = &idempotency_key;
-            let call = Call {
-                op,
-                msisdn: &msisdn,
-                channel: &channel,
-                idempotency_key: key,
-                args,
-                secrets,
-                auth,
-                region,
-                budget: Some(budget),
-            };
-            ops.run(call).await
-        });
+        let mut task = self.tasks.spawn(
+            async move {
+                let Action { args, secrets, .. } = &action;
+                let key = &idempotency_key;
+                let call = Call {
+                    op,
+                    msisdn: &msisdn,
+                    channel: &channel,
+                    idempotency_key: key,
+                    args,
+                    secrets,
+                    auth,
+                    region,
+                    budget: Some(budget),
+                };
+                ops.run(call).await
+            }
+            .instrument(tracing::debug_span!("op", op = op.name())),
+        );
         let joined = loop {
             let renew_at = (Instant::now() + RENEW_EVERY).min(budget);
             match tokio::time::timeout_at(renew_at, &mut task).await {

@@ -20,7 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
-use tracing::warn;
+use tracing::field::Empty;
+use tracing::{Instrument, warn};
 
 use crate::channel::{DEFAULT_REPEAT_WINDOW, Hop};
 use crate::menu::{Bundle, EngineError, Journey, Menu, Message, Reply};
@@ -293,6 +294,14 @@ impl Gateway {
 
     /// Answers one hop under its channel's rules, always within the channel's deadline.
     pub async fn handle_with(&self, hop: &Hop, rules: HopRules<'_>) -> (Reply, HopKind) {
+        let span =
+            tracing::debug_span!("hop", channel = %hop.channel, service = %hop.service_code, kind = Empty);
+        let answer = self.answer(hop, rules).instrument(span.clone()).await;
+        span.record("kind", tracing::field::debug(&answer.1));
+        answer
+    }
+
+    async fn answer(&self, hop: &Hop, rules: HopRules<'_>) -> (Reply, HopKind) {
         let deadline = Instant::now() + rules.deadline;
         // Over SMS a hop that failed outright is answered again later.
         let failed = if rules.conversation.is_some() { HopKind::Retry } else { HopKind::Failed };

@@ -127,10 +127,17 @@ fn layered(routes: Router<AppState>, state: AppState, max_body: usize) -> Router
 
 /// The span of one request: the method and the route it matched, never the URI, whose
 /// path may hold a channel's secret token and whose query may hold a PIN (Cellulant,
-/// Safaricom and Airtel send input as GET parameters).
+/// Safaricom and Airtel send input as GET parameters); in the caller's trace when it
+/// sends a `traceparent`. Probes have none: a trace every few seconds per replica would
+/// bury the hops.
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("-", |p| p.as_str());
-    tracing::debug_span!("request", method = %request.method(), route)
+    if matches!(route, "/healthz" | "/readyz") {
+        return tracing::Span::none();
+    }
+    let span = tracing::debug_span!("request", method = %request.method(), route);
+    crate::telemetry::trace::continue_from(&span, request.headers());
+    span
 }
 
 /// The sandbox partners of `--demo` alone on a loopback port, for transcripts and the

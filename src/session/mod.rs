@@ -76,6 +76,7 @@ pub enum SessionStore {
 }
 
 impl SessionStore {
+    #[tracing::instrument(name = "session.load", level = "debug", skip_all)]
     pub async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>, StoreError> {
         let raw = match self {
             SessionStore::Memory(m) => m.load(key.as_str()),
@@ -86,6 +87,7 @@ impl SessionStore {
 
     /// The versions of the sessions under `keys`, in their order (`None`: no record),
     /// read in one round trip without the records themselves.
+    #[tracing::instrument(name = "session.versions", level = "debug", skip_all)]
     pub async fn versions(&self, keys: &[&SessionKey]) -> Result<Vec<Option<u64>>, StoreError> {
         match self {
             SessionStore::Memory(m) => Ok(keys.iter().map(|k| m.version(k.as_str())).collect()),
@@ -95,6 +97,7 @@ impl SessionStore {
 
     /// Writes `session` if the stored version is still `expected` (0: no record yet).
     /// Returns the new version, or `None` when another writer got there first.
+    #[tracing::instrument(name = "session.save", level = "debug", skip_all)]
     pub async fn save(
         &self,
         key: &SessionKey,
@@ -111,6 +114,7 @@ impl SessionStore {
 
     /// [`Self::save`], and in the same write the subscriber's resume pointer: aimed at
     /// this session for `keep`, or removed when `keep` is `None`.
+    #[tracing::instrument(name = "session.save", level = "debug", skip_all)]
     pub async fn save_pointing(
         &self,
         key: &SessionKey,
@@ -132,6 +136,7 @@ impl SessionStore {
     /// [`Self::save`], unless `pointer` leads to another session (a journey this
     /// subscriber may have dropped), in one round trip: a new session claims its record
     /// and learns whether to offer a dropped journey at once.
+    #[tracing::instrument(name = "session.save", level = "debug", skip_all)]
     pub async fn save_unless_pointed(
         &self,
         key: &SessionKey,
@@ -151,6 +156,7 @@ impl SessionStore {
 
     /// [`Self::save_pointing`] unless `pointer` already leads to another session, in one
     /// round trip: a new session whose first write is also its hop's last.
+    #[tracing::instrument(name = "session.save", level = "debug", skip_all)]
     pub async fn save_pointing_unless_pointed(
         &self,
         key: &SessionKey,
@@ -172,6 +178,7 @@ impl SessionStore {
     }
 
     /// The session a subscriber's journey was left in, if the pointer has not expired.
+    #[tracing::instrument(name = "session.recall", level = "debug", skip_all)]
     pub async fn recall(&self, pointer: &ResumePointer) -> Result<Option<SessionKey>, StoreError> {
         let found = match self {
             SessionStore::Memory(m) => m.recall(&pointer.0),

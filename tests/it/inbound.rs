@@ -303,6 +303,7 @@ async fn a_pin_sent_by_sms_reaches_neither_the_logs_nor_the_database(pool: PgPoo
         .without_time()
         .with_writer(move || writer.clone())
         .finish();
+    crate::common::consulted_callsites();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let app = spawn_with(pool.clone(), Store::Memory, settings()).await;

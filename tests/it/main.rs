@@ -47,5 +47,6 @@ mod simulate;
 mod sms_commands;
 mod told;
 mod topologies;
+mod traces;
 mod wallet;
 mod webhooks;

@@ -35,6 +35,7 @@ impl Outbound {
         self.sink.as_ref()
     }
 
+    #[tracing::instrument(name = "sms.send", level = "debug", skip_all, fields(provider = ?self.account.provider))]
     pub async fn send(&self, message: &Message<'_>) -> Result<Accepted, SendError> {
         let a = &self.account;
         let request = match a.provider {

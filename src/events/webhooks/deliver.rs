@@ -176,6 +176,7 @@ impl Deliverer {
         Ok(())
     }
 
+    #[tracing::instrument(name = "webhook.deliver", level = "debug", skip_all, fields(event = %event.id()))]
     async fn send(&self, delivery: &Claimed, event: &Event) -> Fate {
         let secrets = match self.secrets(delivery).await {
             Ok(secrets) => secrets,
@@ -192,9 +193,7 @@ impl Deliverer {
                 error: "the stored secret is not a whsec_ secret; rotate it".into(),
             };
         };
-        let sent = self
-            .client
-            .post(&delivery.url)
+        let sent = crate::telemetry::trace::propagate(self.client.post(&delivery.url))
             .header("content-type", "application/json")
             .header("webhook-id", event.id())
             .header("webhook-timestamp", timestamp.to_string())

@@ -171,7 +171,7 @@ impl BillerClient {
         Ok(BillerClient { http, api_key, signing })
     }
 
-    /// The request with this biller's API key and signature.
+    /// The request with this biller's API key and signature, in the current trace.
     fn send(
         &self,
         method: Method,
@@ -179,7 +179,8 @@ impl BillerClient {
         timeout: Duration,
         body: Option<String>,
     ) -> reqwest::RequestBuilder {
-        let mut request = self.http.request(method.clone(), &url).timeout(timeout);
+        let mut request =
+            crate::telemetry::trace::propagate(self.http.request(method.clone(), &url).timeout(timeout));
         if let Some((name, value)) = &self.api_key {
             request = request.header(name, value);
         }
@@ -213,6 +214,7 @@ impl BillerClient {
         self.send(Method::POST, url, timeout, Some(body.to_string()))
     }
 
+    #[tracing::instrument(name = "biller.validate", level = "debug", skip_all)]
     pub async fn validate(&self, base: &str, timeout: Duration, account: &str) -> Validation {
         let sent = self.post(format!("{base}/validate"), timeout, &json!({ "account": account }));
         let response = match sent.send().await {
@@ -240,6 +242,7 @@ impl BillerClient {
         }
     }
 
+    #[tracing::instrument(name = "biller.pay", level = "debug", skip_all)]
     pub async fn pay(
         &self,
         base: &str,
@@ -258,6 +261,7 @@ impl BillerClient {
         }
     }
 
+    #[tracing::instrument(name = "biller.status", level = "debug", skip_all)]
     pub async fn status(&self, base: &str, timeout: Duration, protocol: Protocol, reference: &str) -> Answer {
         let url = format!("{base}{}/{reference}", protocol.status_path());
         let sent = self.send(Method::GET, url, timeout, None).send().await;

@@ -43,6 +43,32 @@ pub fn settings() -> Settings {
     Settings { menus_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("menus"), ..Settings::default() }
 }
 
+/// Keeps every span and log callsite asking the subscriber each time, for the tests
+/// that set one of their own on their thread (`set_default`). Without a global
+/// subscriber, a callsite first reached on another thread while such a test sets its
+/// own can be remembered as wanted by no one (tracing-core caches that, racing with the
+/// scoped subscriber's registration), and that test then misses its spans. Called by
+/// every app a test spawns, and by those tests before they set theirs.
+pub fn consulted_callsites() {
+    use tracing::subscriber::Interest;
+    use tracing::{Metadata, Subscriber};
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+    struct Consulted;
+    impl<S: Subscriber> Layer<S> for Consulted {
+        fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+            Interest::sometimes()
+        }
+        fn enabled(&self, _: &Metadata<'_>, _: Context<'_, S>) -> bool {
+            false
+        }
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Consulted));
+    });
+}
+
 /// Copies the shipped `menus/texts/` into a menu folder of a test's own: the wallet
 /// speaks French, whose built-in lines are there.
 pub fn copy_texts(dir: &std::path::Path) {
@@ -95,6 +121,7 @@ pub async fn spawn_on(pool: PgPool, url: &str, settings: Settings) -> TestApp {
 }
 
 async fn spawn_over(pool: PgPool, store: SessionStore, settings: Settings) -> TestApp {
+    consulted_callsites();
     let config = settings.validate(None, true).expect("the test configuration is valid");
     seed_demo(&pool, &PinHasher::new(config.money.pin_pepper.expose_secret().as_bytes()), "KES", 10)
         .await

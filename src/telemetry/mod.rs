@@ -1,4 +1,7 @@
-//! Logs (text or JSON, `RUST_LOG` filter) and Prometheus metrics.
+//! Logs (text or JSON, `RUST_LOG` filter), traces (OTLP, when configured) and
+//! Prometheus metrics.
+
+pub mod trace;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -7,15 +10,33 @@ use std::time::Duration;
 
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-/// Installs the global log subscriber; `json` for machines, text for people.
-pub fn init_logs(json: bool) {
+/// Installs the global subscriber: logs, `json` for machines and text for people, and
+/// spans sent to `export`'s collector when there is one (the returned pipeline sends
+/// the last of them when dropped). The log filter does not reach the spans: tracing
+/// asks for spans at `debug`, which logs at `info` leave out.
+pub fn init(json: bool, export: Option<&trace::Export>) -> Result<Option<trace::Exporting>, String> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = if json {
+        tracing_subscriber::fmt::layer().json().with_filter(filter).boxed()
+    } else {
+        tracing_subscriber::fmt::layer().with_filter(filter).boxed()
+    };
+    let mut layers = vec![logs];
+    let exporting = match export.map(trace::layer::<Registry>).transpose()? {
+        Some((spans, exporting)) => {
+            layers.push(spans.boxed());
+            Some(exporting)
+        }
+        None => None,
+    };
     // A second init (tests) is harmless: the first subscriber stays.
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let _ = tracing_subscriber::registry().with(layers).try_init();
+    Ok(exporting)
 }
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
