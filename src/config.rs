@@ -120,6 +120,9 @@ pub struct Settings {
     pub otel_exporter_otlp_endpoint: Option<String>,
     /// OTEL_SERVICE_NAME: the `service.name` of the spans sent.
     pub otel_service_name: String,
+    /// OTEL_EXPORTER_OTLP_PROTOCOL: read to refuse what the gateway does not send
+    /// (`grpc`, `http/protobuf`): spans go as `http/json`.
+    pub otel_exporter_otlp_protocol: Option<String>,
     /// ADMIN_TOKEN: a root token of the admin API with every scope; the API also takes
     /// the scoped tokens of `ussd-gateway admin token create`.
     pub admin_token: Option<SecretString>,
@@ -192,6 +195,7 @@ impl Default for Settings {
             log_format: "text".into(),
             otel_exporter_otlp_endpoint: None,
             otel_service_name: "ussd-gateway".into(),
+            otel_exporter_otlp_protocol: None,
             admin_token: None,
             screen_budgets: String::new(),
             // A person reads each screen, so this is well above any real journey,
@@ -246,6 +250,7 @@ const ENV_KEYS: &[&str] = &[
     "LOG_FORMAT",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_SERVICE_NAME",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
     "ADMIN_TOKEN",
     "SCREEN_BUDGETS",
     "RATE_PER_MSISDN_PER_MINUTE",
@@ -493,12 +498,30 @@ impl Settings {
 
     /// Where spans go, if anywhere.
     fn trace(&self, problems: &mut Problems) -> Option<Export> {
-        let endpoint = self.otel_exporter_otlp_endpoint.as_deref().filter(|e| !e.trim().is_empty())?;
-        let usable = reqwest::Url::parse(endpoint)
-            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-        if !usable {
+        let endpoint =
+            self.otel_exporter_otlp_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty())?;
+        let shown = crate::telemetry::redact_url(endpoint);
+        let base = "give the collector's OTLP/HTTP base, e.g. http://otel-collector:4318";
+        match reqwest::Url::parse(endpoint) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                if u.path().trim_end_matches('/').ends_with("/v1/traces") {
+                    problems.push(format!(
+                        "OTEL_EXPORTER_OTLP_ENDPOINT `{shown}` names the traces path, which the gateway adds: {base}"
+                    ));
+                }
+                if u.port() == Some(4317) {
+                    problems.push(format!(
+                        "OTEL_EXPORTER_OTLP_ENDPOINT `{shown}` is the collector's gRPC port; spans go over HTTP: {base}"
+                    ));
+                }
+            }
+            _ => {
+                problems.push(format!("OTEL_EXPORTER_OTLP_ENDPOINT `{shown}` is not an http(s) URL: {base}"))
+            }
+        }
+        if let Some(protocol) = self.otel_exporter_otlp_protocol.as_deref().filter(|p| *p != "http/json") {
             problems.push(format!(
-                "OTEL_EXPORTER_OTLP_ENDPOINT `{endpoint}` is not an http(s) URL: give the collector's OTLP/HTTP base, e.g. http://otel-collector:4318"
+                "OTEL_EXPORTER_OTLP_PROTOCOL is `{protocol}`, but the gateway sends spans as http/json: unset it or set http/json, and point OTEL_EXPORTER_OTLP_ENDPOINT at the collector's OTLP/HTTP port (4318)"
             ));
         }
         if self.otel_service_name.trim().is_empty() {
@@ -681,6 +704,17 @@ mod tests {
             (trace.endpoint.as_str(), trace.service.as_str()),
             ("http://otel-collector:4318/", "ussd-gateway")
         );
+        // What a platform's defaults would set, and the gateway does not send.
+        let grpc = Settings {
+            otel_exporter_otlp_endpoint: Some("http://u:secret@otel-collector:4317/v1/traces".into()),
+            otel_exporter_otlp_protocol: Some("grpc".into()),
+            ..Settings::default()
+        };
+        let err = grpc.validate(None, true).unwrap_err().to_string();
+        assert!(err.contains("names the traces path, which the gateway adds"), "{err}");
+        assert!(err.contains("is the collector's gRPC port; spans go over HTTP"), "{err}");
+        assert!(err.contains("OTEL_EXPORTER_OTLP_PROTOCOL is `grpc`"), "{err}");
+        assert!(!err.contains("secret"), "the endpoint's password is not shown: {err}");
     }
 
     #[test]

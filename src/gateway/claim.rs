@@ -9,8 +9,7 @@ use tracing::warn;
 
 use super::told::{LEFT_TO_CLAIMANT, PROMISE_MARGIN, Unknown};
 use super::{
-    Arrival, Attempt, Gateway, HopError, HopKind, HopRules, Interrupt, Record, SAVE_MARGIN, session_line,
-    unix_ms,
+    Arrival, Attempt, Gateway, HopError, HopKind, HopRules, Interrupt, Record, SAVE_MARGIN, unix_ms,
 };
 use crate::channel::Hop;
 use crate::menu::{Action, Menu, Message, Reply};
@@ -141,7 +140,7 @@ impl Gateway {
                 return Ok((reply, HopKind::Replayed));
             }
             if loaded.session.seen != mark {
-                let line = session_line(menu, &loaded.session, Message::Unconfirmed);
+                let line = self.session_line(menu, &loaded.session, Message::Unconfirmed);
                 return Ok((Reply::end(line), HopKind::Failed));
             }
         }
@@ -211,7 +210,7 @@ impl Gateway {
             // promise can be made, and money may have moved.
             _ => (Message::Unconfirmed, HopKind::Failed),
         };
-        let reply = Reply::end(session_line(menu, &session, message));
+        let reply = Reply::end(self.session_line(menu, &session, message));
         if gone {
             session.reply = rules.conversation.is_none().then(|| reply.clone());
             session.pending_since_ms = None;

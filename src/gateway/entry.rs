@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tracing::{debug, warn};
 
-use super::{Arrival, Gateway, HopError, HopKind, HopRules, line, session_line, unix_ms};
+use super::{Arrival, Gateway, HopError, HopKind, HopRules, line, unix_ms};
 use crate::channel::Input;
 use crate::channel::ussd::cumulative;
 use crate::menu::{Bundle, Journey, Menu, Message, Reply};
@@ -88,7 +88,11 @@ impl Gateway {
             // the session is on.
             let reply = match (&loaded.session.reply, loaded.session.pending_since_ms) {
                 (Some(reply), None) => reply.clone(),
-                _ => Reply::end(session_line(edition.map(|m| &**m), &loaded.session, Message::Unconfirmed)),
+                _ => Reply::end(self.session_line(
+                    edition.map(|m| &**m),
+                    &loaded.session,
+                    Message::Unconfirmed,
+                )),
             };
             return Ok(Entered::Answered(reply, HopKind::Replayed));
         }
@@ -99,7 +103,7 @@ impl Gateway {
         }
         let Loaded { version, session } = loaded;
         if session.journey.done {
-            let over = session_line(edition.map(|m| &**m), &session, over(&a.rules));
+            let over = self.session_line(edition.map(|m| &**m), &session, over(&a.rules));
             return Ok(Entered::Answered(Reply::end(over), HopKind::End));
         }
         let menu = edition

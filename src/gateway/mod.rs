@@ -294,8 +294,9 @@ impl Gateway {
 
     /// Answers one hop under its channel's rules, always within the channel's deadline.
     pub async fn handle_with(&self, hop: &Hop, rules: HopRules<'_>) -> (Reply, HopKind) {
-        let span =
-            tracing::debug_span!("hop", channel = %hop.channel, service = %hop.service_code, kind = Empty);
+        // Not the code as dialled: a jump-ahead dial or an SMS command carries a number
+        // in it, or a PIN.
+        let span = tracing::debug_span!("hop", channel = %hop.channel, menu = Empty, kind = Empty);
         let answer = self.answer(hop, rules).instrument(span.clone()).await;
         span.record("kind", tracing::field::debug(&answer.1));
         answer
@@ -345,6 +346,7 @@ impl Gateway {
                     Entered::Answered(reply, kind) => return Ok((reply, kind)),
                     Entered::Open(opened) => opened,
                 };
+            tracing::Span::current().record("menu", menu.service.as_str());
             let attempt = Attempt { hop, key, mark, menu: &menu, deadline, conversation: rules.conversation };
             let unread = matches!(entry, Entry::Fresh).then(|| pointer(hop, &menu.service));
             // Over SMS a failed hop leaves a running conversation as it was, to be
@@ -394,11 +396,14 @@ fn line(menu: &Menu, journey: &Journey, message: Message) -> String {
     menu.message(journey, message).unwrap_or_else(|_| menu.line(&journey.lang, message).to_owned())
 }
 
-/// [`line`] for a session whose menu edition may be gone.
-fn session_line(menu: Option<&Menu>, session: &Session, message: Message) -> String {
-    match menu {
-        Some(menu) => line(menu, &session.journey, message),
-        None => crate::menu::Texts::shipped().line(&session.journey.lang, message).to_owned(),
+impl Gateway {
+    /// [`line`] for a session whose menu edition may be gone: then as the texts served
+    /// now word it.
+    fn session_line(&self, menu: Option<&Menu>, session: &Session, message: Message) -> String {
+        match menu {
+            Some(menu) => line(menu, &session.journey, message),
+            None => self.menus().texts().line(&session.journey.lang, message).to_owned(),
+        }
     }
 }
 

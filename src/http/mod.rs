@@ -128,11 +128,11 @@ fn layered(routes: Router<AppState>, state: AppState, max_body: usize) -> Router
 /// The span of one request: the method and the route it matched, never the URI, whose
 /// path may hold a channel's secret token and whose query may hold a PIN (Cellulant,
 /// Safaricom and Airtel send input as GET parameters); in the caller's trace when it
-/// sends a `traceparent`. Probes have none: a trace every few seconds per replica would
-/// bury the hops.
+/// sends a `traceparent`. Probes and scrapes have none: a trace every few seconds per
+/// replica would bury the hops.
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("-", |p| p.as_str());
-    if matches!(route, "/healthz" | "/readyz") {
+    if matches!(route, "/healthz" | "/readyz" | "/metrics") {
         return tracing::Span::none();
     }
     let span = tracing::debug_span!("request", method = %request.method(), route);

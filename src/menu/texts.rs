@@ -577,7 +577,9 @@ fn check(path: &Path, source: &str, words: &Words, diagnostics: &mut Vec<Diagnos
     c.unknown("completed", words.completed.keys().collect(), COMPLETED);
     let replies: Vec<&str> = OwnReply::ALL.iter().map(|r| r.key()).collect();
     c.unknown("replies", words.replies.keys().collect(), &replies);
-    for message in Message::ALL {
+    // A language may leave its lines to each menu's `messages:` (a file written before
+    // lines were texts): then it names none of them, and the menus are checked for them.
+    for message in Message::ALL.iter().filter(|_| !words.lines.is_empty()) {
         let what = Checked {
             section: "lines",
             key: message.name(),
@@ -638,6 +640,10 @@ mod tests {
         assert!(find("no text for lines `yes`") && find("no text for lines `more`"), "{said:#?}");
         assert!(find("lines has no `mor`") && find("did you mean `more`?"), "{said:#?}");
         assert_eq!(said.len(), 3, "{said:#?}");
+        // A file without lines leaves them to each menu's `messages:`.
+        let no_lines = french().split("\nlines:\n").next().unwrap();
+        let texts = Texts::from_sources([(Path::new("texts/fr.yaml"), no_lines)]).unwrap();
+        assert!(!texts.has_lines("fr"));
         // A line is said as it is written: a brace would never be filled.
         let braced = french().replace("\"Choix invalide.\"", "\"Choix {choice} invalide.\"");
         let errors = Texts::from_sources([(Path::new("texts/fr.yaml"), braced.as_str())]).unwrap_err();

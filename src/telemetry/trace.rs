@@ -14,7 +14,7 @@ use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
-use tracing::{Level, Metadata, Span, Subscriber};
+use tracing::{Metadata, Span, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::FilterFn;
@@ -48,9 +48,10 @@ impl Drop for Exporting {
     }
 }
 
-/// The layer that turns this crate's spans into OTLP spans (and its log lines inside
-/// them into span events), and the pipeline behind it. Other crates' spans stay out:
-/// a trace shows the gateway's work, not sqlx's statements.
+/// The layer that turns this crate's spans into OTLP spans, and the pipeline behind it.
+/// Other crates' spans stay out (a trace shows the gateway's work, not sqlx's
+/// statements), and so do log lines: they name a masked number, which stays in the
+/// logs rather than travel to a collector.
 pub fn layer<S>(export: &Export) -> Result<(impl Layer<S> + Send + Sync + use<S>, Exporting), String>
 where
     S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
@@ -62,7 +63,7 @@ where
         .with_timeout(SEND_TIMEOUT)
         .with_http_client(Blocking::default())
         .build()
-        .map_err(|e| format!("cannot send traces to {}: {e}", export.endpoint))?;
+        .map_err(|e| format!("cannot send traces to {}: {e}", super::redact_url(&export.endpoint)))?;
     let batch = BatchSpanProcessor::builder(exporter)
         .with_batch_config(BatchConfigBuilder::default().with_scheduled_delay(export.delay).build())
         .build();
@@ -71,9 +72,7 @@ where
         .with_resource(Resource::builder().with_service_name(export.service.clone()).build())
         .build();
     let tracer = provider.tracer("ussd-gateway");
-    let ours = FilterFn::new(|m: &Metadata<'_>| {
-        m.target().starts_with("ussd_gateway") && (m.is_span() || *m.level() <= Level::INFO)
-    });
+    let ours = FilterFn::new(|m: &Metadata<'_>| m.is_span() && m.target().starts_with("ussd_gateway"));
     let layer = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(ours);
     Ok((layer, Exporting { provider }))
 }

@@ -230,7 +230,7 @@ impl IntoParams for SessionAt {
 
 /// `GET /admin/simulator/state?msisdn=…&session=…`: where a simulator session is.
 #[utoipa::path(get, path = "/admin/simulator/state", tag = "simulator",
-    summary = "Where a simulator session is: its menu, screen and the screens behind it, and its last screen's cost against the menu's budget (`screen: null` for a session the store does not hold)",
+    summary = "Where a simulator session is: its menu, screen and the screens behind it, and its last screen's cost against the budget it was paged to (`screen: null` for a session the store does not hold)",
     extensions(("x-scope" = json!("simulator"))),
     params(SessionAt),
     responses(
