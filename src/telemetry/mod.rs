@@ -21,22 +21,21 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 pub fn init(json: bool, export: Option<&trace::Export>) -> Result<Option<trace::Exporting>, String> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn"));
+    // A second init (tests) is harmless: the first subscriber stays.
+    let Some(export) = export else {
+        // Logs alone keep their filter global: a callsite it leaves out costs nothing.
+        let builder = tracing_subscriber::fmt().with_env_filter(filter);
+        let _ = if json { builder.json().try_init() } else { builder.try_init() };
+        return Ok(None);
+    };
     let logs: Box<dyn Layer<Registry> + Send + Sync> = if json {
         tracing_subscriber::fmt::layer().json().with_filter(filter).boxed()
     } else {
         tracing_subscriber::fmt::layer().with_filter(filter).boxed()
     };
-    let mut layers = vec![logs];
-    let exporting = match export.map(trace::layer::<Registry>).transpose()? {
-        Some((spans, exporting)) => {
-            layers.push(spans.boxed());
-            Some(exporting)
-        }
-        None => None,
-    };
-    // A second init (tests) is harmless: the first subscriber stays.
-    let _ = tracing_subscriber::registry().with(layers).try_init();
-    Ok(exporting)
+    let (spans, exporting) = trace::layer::<Registry>(export)?;
+    let _ = tracing_subscriber::registry().with(vec![logs, spans.boxed()]).try_init();
+    Ok(Some(exporting))
 }
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
