@@ -326,12 +326,7 @@ async fn run_on(pool: sqlx::PgPool, menus_dir: &Path, t: &Transcript) -> Result<
 pub fn load_dir(dir: &Path) -> Result<Vec<Transcript>, RunError> {
     let read_err =
         |e: std::io::Error| RunError::Read { path: dir.display().to_string(), reason: e.to_string() };
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(read_err)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
-    paths.sort();
+    let paths = crate::menu::yaml_files(dir).map_err(read_err)?;
     let mut transcripts = Vec::new();
     let mut problems = Vec::new();
     for path in paths {

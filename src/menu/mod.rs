@@ -58,15 +58,20 @@ pub struct Dialled<'a> {
     pub jump: Vec<String>,
 }
 
-/// The menu files (`*.yaml`, `*.yml`) of a folder, sorted; an error says what is wrong
-/// with the folder.
-pub fn menu_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read the menu folder: {e}"))?;
-    let mut paths: Vec<_> = entries
+/// The YAML files (`*.yaml`, `*.yml`) of a folder, sorted by name.
+pub fn yaml_files(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .collect();
     paths.sort();
+    Ok(paths)
+}
+
+/// The menu files (`*.yaml`, `*.yml`) of a folder, sorted; an error says what is wrong
+/// with the folder.
+pub fn menu_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let paths = yaml_files(dir).map_err(|e| format!("cannot read the menu folder: {e}"))?;
     if paths.is_empty() {
         return Err("no menu files (*.yaml) in the menu folder".into());
     }

@@ -222,16 +222,9 @@ impl Texts {
         &SHIPPED_TEXTS
     }
 
-    /// The shipped texts with `dir/texts/*.yaml` over them; no such folder, the shipped.
-    pub fn load_dir(dir: &Path) -> Result<Texts, Vec<Diagnostic>> {
-        match Texts::read_dir(dir) {
-            (texts, problems) if problems.is_empty() => Ok(texts),
-            (_, problems) => Err(problems),
-        }
-    }
-
-    /// As `load_dir`, keeping what could be read beside the problems: menus are checked
-    /// against a folder's texts even when some of them are wrong, so that one pass
+    /// The shipped texts with `dir/texts/*.yaml` over them (no such folder, the
+    /// shipped), and every problem: what could be read is kept beside them, since menus
+    /// are checked against a folder's texts even when some are wrong, so that one pass
     /// reports both.
     pub fn read_dir(dir: &Path) -> (Texts, Vec<Diagnostic>) {
         let folder = dir.join("texts");
@@ -245,18 +238,13 @@ impl Texts {
             message,
             hint: None,
         };
-        let entries = match std::fs::read_dir(&folder) {
-            Ok(entries) => entries,
+        let paths = match super::yaml_files(&folder) {
+            Ok(paths) => paths,
             Err(e) => {
                 let (texts, _) = Texts::read([]);
                 return (texts, vec![problem(&folder, format!("cannot read the texts folder: {e}"))]);
             }
         };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect();
-        paths.sort();
         let mut files = Vec::new();
         let mut unreadable = Vec::new();
         for path in paths {
