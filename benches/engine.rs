@@ -122,5 +122,35 @@ fn session(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, engine, budget, session);
+/// What flags cost the first hop of a session: the wallet's two flags decided for one
+/// subscriber, one at a 10% rollout (a SHA-256 of the flag and the number) and one
+/// listing numbers, over the snapshot a replica holds.
+fn flags(c: &mut Criterion) {
+    use ussd_gateway::domain::{Msisdn, Region};
+    use ussd_gateway::flags::{Flag, Snapshot};
+    let menu = wallet();
+    let flag = |name: &str, rollout, numbers_in: Vec<String>| Flag {
+        name: name.into(),
+        description: String::new(),
+        enabled: true,
+        rollout,
+        numbers_in,
+        numbers_out: Vec::new(),
+        channels_in: Vec::new(),
+        channels_out: Vec::new(),
+        revision: 1,
+        updated_at: String::new(),
+    };
+    let staff: Vec<String> = (0..20).map(|n| format!("+2547990000{n:02}")).collect();
+    let snapshot: Snapshot =
+        [flag("merchant_pay", Some(10), Vec::new()), flag("bill_pay", None, staff)].into_iter().collect();
+    let msisdn = Msisdn::parse("+254700000001", Region::parse("KE").expect("KE")).expect("a number");
+    c.bench_function("flags/decide the wallet's 2 flags for a subscriber", |b| {
+        b.iter(|| {
+            black_box(menu.flag_bits(|name, default| snapshot.on(name, default, &msisdn, "africastalking")))
+        })
+    });
+}
+
+criterion_group!(benches, engine, budget, session, flags);
 criterion_main!(benches);

@@ -8,7 +8,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["domain", "gsm", "bytes", "breaker", "telemetry", "outcome", "problems", "redis_link", "signature"],
     &["address"],
-    &["segments", "money"],
+    &["segments", "money", "flags"],
     &["ops"],
     &["menu"],
     &["session"],

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod flags;
 pub mod gateway;
 pub mod gsm;
 pub mod http;

@@ -6,6 +6,7 @@ pub mod agents;
 pub mod billers;
 pub mod chain;
 pub mod customers;
+pub mod flags;
 pub mod merchants;
 
 use base64::Engine;
@@ -42,10 +43,12 @@ pub enum Scope {
     Merchants,
     /// Walk the menus as any subscriber on the web phone (`serve --simulator`).
     Simulator,
+    /// Create, change and list feature flags.
+    Flags,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 12] = [
+    pub const ALL: [Scope; 13] = [
         Scope::Menus,
         Scope::CustomersRead,
         Scope::CustomersWrite,
@@ -58,6 +61,7 @@ impl Scope {
         Scope::Anomalies,
         Scope::Merchants,
         Scope::Simulator,
+        Scope::Flags,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +78,7 @@ impl Scope {
             Scope::Anomalies => "anomalies",
             Scope::Merchants => "merchants",
             Scope::Simulator => "simulator",
+            Scope::Flags => "flags",
         }
     }
 

@@ -1,6 +1,6 @@
 //! The loops every replica runs beside the servers, each stopping on the application's
-//! token: data keys refreshed, the upkeep, promised SMS kept, bills reconciled, menus
-//! reloaded on SIGHUP.
+//! token: data keys and feature flags refreshed, the upkeep, promised SMS kept, bills
+//! reconciled, menus reloaded on SIGHUP.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::flags::REFRESH;
 use crate::gateway::Gateway;
 use crate::http::AppState;
 use crate::sms::letters;
@@ -55,6 +56,25 @@ pub(super) fn start_loops(loops: &TaskTracker, state: &AppState, config: &Config
         async move {
             if let Err(e) = vault.refresh().await {
                 warn!(error = %e, "cannot look for new data keys; sealing with the current one");
+            }
+        }
+    }));
+    // A flag changed on any replica reaches this one within a period.
+    let (flags, pool) = (gateway.flags().clone(), gateway.money().pool().clone());
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    loops.spawn(every(REFRESH, REFRESH, stop.clone(), move || {
+        let (flags, pool, failing) = (flags.clone(), pool.clone(), Arc::clone(&failing));
+        async move {
+            let read = flags.refresh(&pool).await;
+            let was_failing = failing.swap(read.is_err(), std::sync::atomic::Ordering::Relaxed);
+            match read {
+                Ok(true) => info!("feature flags changed; new sessions decide by them"),
+                Ok(false) => {}
+                // Said once per outage, not once a second.
+                Err(e) if !was_failing => {
+                    warn!(error = %e, "cannot read the feature flags; hops decide by the flags as last read")
+                }
+                Err(_) => {}
             }
         }
     }));

@@ -345,6 +345,11 @@ impl Application {
             None => None,
         };
         let state = build_state_with(pool, replica, store, menus, &config);
+        // The first hop decides by the flags as they are, not by the menus' defaults.
+        let url = redact_url(config.settings.database_url.expose_secret());
+        let unread =
+            |e: sqlx::Error| StartError::Postgres { url, reason: format!("reading the feature flags: {e}") };
+        state.gateway.flags().refresh(state.gateway.money().pool()).await.map_err(unread)?;
         let vault = state.gateway.money().vault();
         vault.refresh().await.map_err(|e| StartError::Keys(e.to_string()))?;
         match vault.sealing_with() {

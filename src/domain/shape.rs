@@ -62,6 +62,10 @@ shape!(BILLER_URL, biller_url, r"^https?://[A-Za-z0-9\[][!-~]*$");
 // An event type, exact or with `*` (`transfer.posted`, `transfer.*`, `*.rejected`).
 shape!(EVENT_TYPE, event_type, r"^[a-z_*]{1,20}(?:\.[a-z_*]{1,20})?$");
 shape!(WEBHOOK_ID, webhook_id, r"^wh_[0-9a-f]{16}$");
+// A feature flag's name (as menus declare it); a channel's `name` (`@simulator` for the
+// admin's web phone).
+shape!(FLAG_NAME, flag_name, r"^[a-z][a-z0-9_]{0,39}$");
+shape!(CHANNEL_NAME, channel_name, r"^@?[A-Za-z0-9_-]{1,40}$");
 shape!(DELIVERY_ID, delivery_id, r"^[1-9][0-9]{0,17}$");
 // Postgres stores no NUL; every free text field says so.
 shape!(NO_NUL, no_nul, r"^[^\u0000]*$");
@@ -205,6 +209,50 @@ impl Schemas {
             .minimum(Some(0))
             .maximum(Some(604_800))
             .default(Some(86_400.into()))
+            .build()
+    }
+
+    /// `true` or `false`, never `null`.
+    pub fn boolean() -> Object {
+        ObjectBuilder::new().schema_type(Type::Boolean).build()
+    }
+
+    pub fn flag_about() -> Object {
+        ObjectBuilder::from(NO_NUL.schema())
+            .max_length(Some(200))
+            .description(Some("what the flag switches, for operators"))
+            .build()
+    }
+
+    /// A whole percent, or `null` for everyone.
+    pub fn rollout() -> Schema {
+        let percent = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0))
+            .maximum(Some(100))
+            .description(Some("percent of subscribers it is on for, decided by a stable hash of the flag's name and their number"));
+        Schema::OneOf(
+            OneOfBuilder::new().item(percent).item(ObjectBuilder::new().schema_type(Type::Null)).build(),
+        )
+    }
+
+    pub fn flag_numbers() -> utoipa::openapi::schema::Array {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(MSISDN.schema())
+            .max_items(Some(1_000))
+            .description(Some(
+                "numbers, international or in the gateway's region; one no numbering plan has: 422",
+            ))
+            .build()
+    }
+
+    pub fn flag_channels() -> utoipa::openapi::schema::Array {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(CHANNEL_NAME.schema())
+            .max_items(Some(1_000))
+            .description(Some(
+                "channels by their `name` in the settings (`@simulator` for the admin's web phone)",
+            ))
             .build()
     }
 

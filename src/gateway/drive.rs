@@ -76,6 +76,12 @@ impl Gateway {
                         let screen = rec.session.journey.screen.clone();
                         return Err(Interrupt::Engine(EngineError::Loop(screen)));
                     }
+                    if let Some(flag) = self.switched_off(menu, at.hop, action.op) {
+                        crate::telemetry::record_op(action.op.name(), "switched_off");
+                        step =
+                            menu.switched_off(&mut rec.session.journey, flag).map_err(Interrupt::Engine)?;
+                        continue;
+                    }
                     if Self::needs_claim(rec, &action) {
                         self.claim(at, rec, &action).await?;
                     }
@@ -94,15 +100,18 @@ impl Gateway {
         let channel = self.config.budgets.get(at.hop.provider).copied();
         let budget = channel.map(|b| b.min(menu.budget)).filter(|b| *b != menu.budget);
         let (journey, step) = match entry {
+            // A new session: it decides the flags again, whether the subscriber goes on
+            // or starts again.
             Entry::Offer(mut dropped) => {
                 dropped.budget = budget;
+                dropped.flags = (!menu.flags.is_empty()).then(|| self.flag_bits(menu, at.hop));
                 menu.offer_resume(*dropped)
             }
             Entry::HandOff(handed) => {
                 let mut j = Journey { budget, retries: 0, ..*handed };
                 menu.show(&mut j).map(|step| (j, step))
             }
-            _ => menu.begin_within(None, channel),
+            _ => menu.begin_within(None, channel, self.flag_bits(menu, at.hop)),
         }
         .map_err(Interrupt::Engine)?;
         rec.session.journey = journey;

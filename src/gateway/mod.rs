@@ -24,6 +24,7 @@ use tracing::field::Empty;
 use tracing::{Instrument, warn};
 
 use crate::channel::{DEFAULT_REPEAT_WINDOW, Hop};
+use crate::flags::Flags;
 use crate::menu::{Bundle, EngineError, Journey, Menu, Message, Reply};
 use crate::money::{Money, MoneyError};
 use crate::ops::{Op, Ops};
@@ -93,6 +94,8 @@ pub struct Gateway {
     reloading: std::sync::Mutex<()>,
     /// Sessions this process last answered with a `CON`, for the timeout funnel metric.
     waiting: std::sync::Mutex<Waiting>,
+    /// The feature flags as this replica last read them.
+    flags: Flags,
 }
 
 /// How a hop was answered, for metrics.
@@ -216,7 +219,35 @@ impl Gateway {
             tasks: TaskTracker::new(),
             reloading: Default::default(),
             waiting: Default::default(),
+            flags: Flags::default(),
         }
+    }
+
+    /// The feature flags hops decide by; whoever runs the gateway keeps them fresh
+    /// ([`Flags::refresh`]).
+    pub fn flags(&self) -> &Flags {
+        &self.flags
+    }
+
+    /// The menu's flags on for the hop's subscriber on its channel, as bits.
+    fn flag_bits(&self, menu: &Menu, hop: &Hop) -> u64 {
+        if menu.flags.is_empty() {
+            return 0;
+        }
+        let snapshot = self.flags.snapshot();
+        menu.flag_bits(|name, default| snapshot.on(name, default, &hop.msisdn, &hop.channel))
+    }
+
+    /// The place of a flag that switches `op` off for the hop's subscriber, if one does:
+    /// decided as the op is about to run, so that switching an op off (a biller's outage)
+    /// holds for sessions already on their way to it.
+    fn switched_off(&self, menu: &Menu, hop: &Hop, op: Op) -> Option<u8> {
+        let mut gates = menu.gates(op).peekable();
+        gates.peek()?;
+        let snapshot = self.flags.snapshot();
+        gates
+            .find(|(_, f)| !snapshot.on(&f.name, f.default, &hop.msisdn, &hop.channel))
+            .map(|(place, _)| place)
     }
 
     /// The menus being served now.

@@ -31,6 +31,10 @@ const PROVIDER: &str = "transcript";
 struct TranscriptFile {
     /// The subscriber dialling (E.164); a demo subscriber by default.
     msisdn: Option<String>,
+    /// Feature flags switched on or off for everyone before the first step, by name (a
+    /// flag some menu declares): both sides of a flag are each a transcript.
+    #[serde(default)]
+    flags: std::collections::BTreeMap<String, Spanned<bool>>,
     steps: Vec<Spanned<StepDecl>>,
 }
 
@@ -63,6 +67,8 @@ enum Expect {
 pub struct Transcript {
     pub file: PathBuf,
     msisdn: String,
+    /// Each flag, whether it is on, and the line that says so.
+    flags: Vec<(String, bool, u64)>,
     steps: Vec<Step>,
 }
 
@@ -176,6 +182,11 @@ impl Transcript {
         Ok(Transcript {
             file: file.to_path_buf(),
             msisdn: parsed.msisdn.unwrap_or_else(|| DEFAULT_MSISDN.to_owned()),
+            flags: parsed
+                .flags
+                .into_iter()
+                .map(|(name, on)| (name, on.value, on.referenced.line()))
+                .collect(),
             steps,
         })
     }
@@ -223,6 +234,8 @@ pub enum RunError {
     Transcripts(String),
     #[error("cannot read {path}: {reason}")]
     Read { path: String, reason: String },
+    #[error("cannot switch a transcript's flags in its database: {0}")]
+    Flags(String),
 }
 
 /// Runs one transcript against a gateway on its own fresh database.
@@ -250,8 +263,29 @@ pub(crate) fn demo_gateway(pool: sqlx::PgPool, menus_dir: &Path) -> Result<Arc<G
 }
 
 async fn run_on(pool: sqlx::PgPool, menus_dir: &Path, t: &Transcript) -> Result<Option<Mismatch>, RunError> {
-    let gateway = &demo_gateway(pool, menus_dir).map_err(RunError::Menus)?;
+    let gateway = &demo_gateway(pool.clone(), menus_dir).map_err(RunError::Menus)?;
     let region = Region::parse("KE").expect("KE is a region");
+    for (name, on, line) in &t.flags {
+        if !gateway.menus().menus().iter().any(|m| m.flags.iter().any(|f| f.name == *name)) {
+            return Ok(Some(Mismatch {
+                file: t.file.clone(),
+                line: *line,
+                step: 0,
+                sent: format!("flags: {name}"),
+                expected: "a flag some menu declares under `flags:`".into(),
+                got: format!("no menu declares `{name}`"),
+            }));
+        }
+        sqlx::query(
+            "INSERT INTO flags (name, enabled) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET enabled = $2",
+        )
+        .bind(name)
+        .bind(on)
+        .execute(&pool)
+        .await
+        .map_err(|e| RunError::Flags(e.to_string()))?;
+    }
+    gateway.flags().refresh(&pool).await.map_err(|e| RunError::Flags(e.to_string()))?;
 
     let mut msisdn = t.msisdn.clone();
     let mut session_id = String::new();

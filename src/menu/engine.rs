@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::budget::{Budget, Layout, NavLines, paginate};
-use super::graph::{Items, Menu, NodeKind, Route, ScreenId};
+use super::graph::{Choice, Items, Menu, NodeKind, Route, ScreenId};
 use super::input::{self, Rejected};
 use super::journey::{Action, EngineError, Frame, Journey, MAX_STEPS, Reply, Step};
 use super::messages::Message;
@@ -28,19 +28,22 @@ pub(super) struct Parts {
 impl Menu {
     /// Starts a journey on the start screen in `lang` (the menu's default if `None`).
     pub fn begin(&self, lang: Option<&str>) -> Result<(Journey, Step), EngineError> {
-        self.begin_within(lang, None)
+        self.begin_within(lang, None, self.flag_defaults())
     }
 
     /// Starts a journey on a channel whose screens hold at most `channel` (pages are cut
-    /// to the smaller of it and the menu's budget).
+    /// to the smaller of it and the menu's budget), with the flags (bits in the order of
+    /// [`Menu::flags`]) on for its subscriber.
     pub fn begin_within(
         &self,
         lang: Option<&str>,
         channel: Option<Budget>,
+        flags: u64,
     ) -> Result<(Journey, Step), EngineError> {
         let lang = lang.filter(|l| self.languages.iter().any(|x| x == *l)).unwrap_or(&self.languages[0]);
         let budget = channel.map(|b| b.min(self.budget)).filter(|b| *b != self.budget);
-        let mut journey = Journey { lang: lang.to_owned(), budget, ..Journey::default() };
+        let flags = (!self.flags.is_empty()).then_some(flags);
+        let mut journey = Journey { lang: lang.to_owned(), budget, flags, ..Journey::default() };
         let step = self.go(&mut journey, self.start, None, Vec::new())?;
         Ok((journey, step))
     }
@@ -79,8 +82,10 @@ impl Menu {
                         j.vars.insert(it.save.clone(), list[n - 1].clone());
                         self.advance(j, it.next, Vec::new())
                     }
-                    Some(n) if n - list.len() <= options.len() => {
-                        self.advance(j, options[n - list.len() - 1].1, Vec::new())
+                    Some(n)
+                        if n - list.len() <= options.len() && self.shows(j, &options[n - list.len() - 1]) =>
+                    {
+                        self.advance(j, options[n - list.len() - 1].next, Vec::new())
                     }
                     _ => self.reject(j, id, Message::InvalidChoice, None),
                 }
@@ -140,7 +145,7 @@ impl Menu {
         };
         let lang = self.lang_index(&j.lang);
         let dial = self.handoff_dial(code);
-        let ctx = minijinja::context! { code => code, dial => dial, ..context(j) };
+        let ctx = minijinja::context! { code => code, dial => dial, ..self.context(j) };
         self.templates
             .render(tpl, lang, &ctx)
             .map(Some)
@@ -243,6 +248,9 @@ impl Menu {
         let mut id = id;
         for _ in 0..MAX_STEPS {
             let node = &self.screens[id.0 as usize];
+            if let Some(flag) = node.when.filter(|f| !self.flag_on(j, *f)) {
+                return self.switched_off(j, flag);
+            }
             if j.screen != node.name {
                 j.retries = 0;
             }
@@ -321,9 +329,13 @@ impl Menu {
                         options.push(format!("{n}. {}", self.render_item(j, &it.label, &item, &mut ctx)?));
                     }
                 }
-                for (label, _) in static_options {
+                // An option switched off leaves its number unused: the others keep the
+                // numbers dial-ahead codes and SMS commands type.
+                for choice in static_options {
                     n += 1;
-                    options.push(format!("{n}. {}", self.render_with(j, label, &mut ctx)?));
+                    if self.shows(j, choice) {
+                        options.push(format!("{n}. {}", self.render_with(j, &choice.label, &mut ctx)?));
+                    }
                 }
                 (text, !j.history.is_empty(), false)
             }
@@ -403,6 +415,29 @@ impl Menu {
         Ok(self.page_reply(j, id, pages))
     }
 
+    /// Whether the flag at `place` is on for the journey's subscriber.
+    fn flag_on(&self, j: &Journey, place: u8) -> bool {
+        j.flags.unwrap_or_else(|| self.flag_defaults()) & (1 << place) != 0
+    }
+
+    /// Whether a menu option is offered: its flag and its target's are on.
+    fn shows(&self, j: &Journey, choice: &Choice) -> bool {
+        let target = self.screens[choice.next.0 as usize].when;
+        choice.when.into_iter().chain(target).all(|f| self.flag_on(j, f))
+    }
+
+    /// Ends the journey where a flag that is off stands in the way: a screen it keeps
+    /// closed, or an op it switches off (the pipeline decides those as the op is about
+    /// to run). Nothing ran.
+    pub fn switched_off(&self, j: &mut Journey, place: u8) -> Result<Step, EngineError> {
+        j.done = true;
+        let text = match self.flags.get(usize::from(place)).and_then(|f| f.unavailable.as_ref()) {
+            Some(tpl) => self.render(j, tpl)?,
+            None => self.message(j, Message::NotAvailable)?,
+        };
+        Ok(Step::Reply(Reply::end(text)))
+    }
+
     /// A built-in line in the journey's language, as the menu overrides it.
     pub fn message(&self, j: &Journey, message: Message) -> Result<String, EngineError> {
         let unworded = !self.texts.has_lines(&j.lang);
@@ -452,10 +487,10 @@ impl Menu {
         }
         if let Some(text) = self.templates.printed(tpl, lang, &j.vars, &j.lang) {
             // Every test run checks the direct way against minijinja's.
-            debug_assert_eq!(Some(&text), self.templates.render(tpl, lang, &context(j)).ok().as_ref());
+            debug_assert_eq!(Some(&text), self.templates.render(tpl, lang, &self.context(j)).ok().as_ref());
             return Ok(text);
         }
-        let ctx = ctx.get_or_insert_with(|| context(j));
+        let ctx = ctx.get_or_insert_with(|| self.context(j));
         self.templates
             .render(tpl, lang, ctx)
             .map_err(|source| EngineError::Render { screen: j.screen.clone(), source })
@@ -473,7 +508,7 @@ impl Menu {
         if let Some(text) = self.templates.plain(tpl, lang) {
             return Ok(text.to_owned());
         }
-        let base = ctx.get_or_insert_with(|| context(j)).clone();
+        let base = ctx.get_or_insert_with(|| self.context(j)).clone();
         let item = minijinja::Value::from_serialize(&*one_line_value(item));
         let ctx = minijinja::context! { item => item, ..base };
         self.templates
@@ -482,9 +517,16 @@ impl Menu {
     }
 }
 
-/// What templates see: the session variables, each string one visible line, and
-/// `lang`, the session's language.
-fn context(j: &Journey) -> minijinja::Value {
-    let vars = minijinja::Value::from_serialize(&*one_line_values(&j.vars));
-    minijinja::context! { lang => j.lang.as_str(), ..vars }
+impl Menu {
+    /// What templates see: the session variables, each string one visible line, `lang`,
+    /// the session's language, and `flag`, whether each declared flag is on.
+    fn context(&self, j: &Journey) -> minijinja::Value {
+        let vars = minijinja::Value::from_serialize(&*one_line_values(&j.vars));
+        if self.flags.is_empty() {
+            return minijinja::context! { lang => j.lang.as_str(), ..vars };
+        }
+        let flag: BTreeMap<&str, bool> =
+            self.flags.iter().enumerate().map(|(i, f)| (f.name.as_str(), self.flag_on(j, i as u8))).collect();
+        minijinja::context! { lang => j.lang.as_str(), flag => flag, ..vars }
+    }
 }

@@ -48,6 +48,24 @@ pub struct Menu {
     /// The inputs after the menu's code that start a USSD hand-off (`*384*9#` → `["9"]`),
     /// and that code as dialled.
     pub(super) handoff: Option<Handoff>,
+    /// The feature flags the menu declares, at most [`MAX_FLAGS`]; a journey holds which
+    /// are on for its subscriber as bits in this order.
+    pub flags: Vec<FlagGate>,
+}
+
+/// The most flags one menu may declare: a journey keeps them as the bits of a `u64`.
+pub const MAX_FLAGS: usize = 64;
+
+/// A feature flag as the menu uses it.
+#[derive(Debug)]
+pub struct FlagGate {
+    pub name: String,
+    /// On while the database has no row for it.
+    pub default: bool,
+    /// Ops that do not run while it is off.
+    pub ops: Vec<Op>,
+    /// What a subscriber who reaches what it switched off is told.
+    pub(super) unavailable: Option<Tpl>,
 }
 
 /// Where an SMS movement goes on over USSD.
@@ -98,6 +116,16 @@ pub(super) struct Keys {
 pub(super) struct Node {
     pub name: String,
     pub kind: NodeKind,
+    /// The flag (its place in [`Menu::flags`]) the screen may be entered under.
+    pub when: Option<u8>,
+}
+
+/// A menu option, shown only while its flag and its target's are on.
+#[derive(Debug)]
+pub(super) struct Choice {
+    pub label: Tpl,
+    pub next: ScreenId,
+    pub when: Option<u8>,
 }
 
 #[derive(Debug)]
@@ -105,7 +133,7 @@ pub(super) enum NodeKind {
     Menu {
         text: Tpl,
         items: Option<Items>,
-        options: Vec<(Tpl, ScreenId)>,
+        options: Vec<Choice>,
     },
     Confirm {
         text: Tpl,
@@ -206,6 +234,26 @@ impl Menu {
         self.index
             .get(screen)
             .is_some_and(|id| matches!(self.screens[id.0 as usize].kind, NodeKind::Confirm { .. }))
+    }
+
+    /// The bits of the flags on when no row names them: what a journey started before
+    /// flags were kept in sessions goes by.
+    pub fn flag_defaults(&self) -> u64 {
+        self.flag_bits(|_, default| default)
+    }
+
+    /// The bits of the menu's flags that `on(name, default)` says are on.
+    pub fn flag_bits(&self, on: impl Fn(&str, bool) -> bool) -> u64 {
+        self.flags
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| on(&f.name, f.default))
+            .fold(0, |bits, (i, _)| bits | 1 << i)
+    }
+
+    /// The flags that switch `op` off, with their places.
+    pub fn gates(&self, op: Op) -> impl Iterator<Item = (u8, &FlagGate)> {
+        self.flags.iter().enumerate().filter(move |(_, f)| f.ops.contains(&op)).map(|(i, f)| (i as u8, f))
     }
 
     /// Position of `lang` in `languages`, or the default language's.

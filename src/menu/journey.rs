@@ -51,6 +51,11 @@ pub struct Journey {
     /// again, not to dial.
     #[serde(rename = "m", default, skip_serializing_if = "std::ops::Not::not")]
     pub by_sms: bool,
+    /// The menu's flags on for this subscriber, as bits in the order the menu declares
+    /// them: decided when the session starts, so that its menus never change under it.
+    /// `None` in a session started before flags were kept: the menu's defaults.
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<u64>,
     /// Screens that refused an input since the caller last took this list (funnel
     /// metrics); never stored.
     #[serde(skip)]

@@ -108,7 +108,7 @@ impl Lints<'_> {
             .enumerate()
             .map(|(i, node)| match &node.kind {
                 NodeKind::Menu { items, options, .. } => {
-                    items.iter().map(|it| id(&it.next)).chain(options.iter().map(|(_, n)| id(n))).collect()
+                    items.iter().map(|it| id(&it.next)).chain(options.iter().map(|o| id(&o.next))).collect()
                 }
                 NodeKind::Confirm { yes, no, .. } => vec![id(yes), id(no)],
                 NodeKind::Input { next, .. } | NodeKind::Pin { next, .. } => vec![id(next)],
@@ -363,6 +363,8 @@ impl Lints<'_> {
                     screen: node.name.clone(),
                     lang: lang.clone(),
                     history: vec![Frame::default()],
+                    // Every option offered: the longest each screen can be.
+                    flags: Some(u64::MAX),
                     ..Journey::default()
                 };
                 let mut errors: Vec<Option<String>> = vec![None];

@@ -40,6 +40,8 @@ pub enum Message {
     ConversationOver,
     /// SMS: too many invalid replies or wrong codes; where USSD says dial again.
     TooManyAnswers,
+    /// A screen or an op a feature flag switched off, when the flag says nothing itself.
+    NotAvailable,
 }
 
 impl Message {
@@ -70,6 +72,7 @@ impl Message {
         Message::NoMoreCodes,
         Message::ConversationOver,
         Message::TooManyAnswers,
+        Message::NotAvailable,
     ];
 
     /// The key a menu uses under `messages:` to replace this line.
@@ -101,16 +104,19 @@ impl Message {
             Message::NoMoreCodes => "no_more_codes",
             Message::ConversationOver => "conversation_over",
             Message::TooManyAnswers => "too_many_answers",
+            Message::NotAvailable => "not_available",
         }
     }
 
     /// The line a menu's own wording of which stands in for this one in a language no
     /// texts file writes the lines of: `conversation_over` came after menus had translated
-    /// `session_over`, and such a menu must not be refused for lacking it.
+    /// `session_over` (`not_available` after `service_unavailable`), and such a menu must not
+    /// be refused for lacking it.
     pub fn stand_in(self) -> Option<Message> {
         match self {
             Message::ConversationOver => Some(Message::SessionOver),
             Message::TooManyAnswers => Some(Message::TooManyAttempts),
+            Message::NotAvailable => Some(Message::ServiceUnavailable),
             _ => None,
         }
     }

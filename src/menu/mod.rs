@@ -258,4 +258,6 @@ pub(crate) fn content_version(source: &str) -> String {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_flags;
+#[cfg(test)]
 mod tests_flow;

@@ -52,8 +52,42 @@ pub struct MenuFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Text>")]
     pub messages: BTreeMap<String, Spanned<Text>>,
+    /// The feature flags the menu's `when:` and routers (`flag.<name>`) may test, and the
+    /// ops they switch off. Each is switched in the database (admin API, `flags` scope);
+    /// `default` holds while no row names it.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, FlagDecl>")]
+    pub flags: BTreeMap<String, Spanned<FlagDecl>>,
     #[schemars(with = "BTreeMap<String, Screen>")]
     pub screens: BTreeMap<String, Spanned<Screen>>,
+}
+
+/// A feature flag a menu uses.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlagDecl {
+    /// What it switches, for the operators who will.
+    pub about: String,
+    /// Whether it is on while the database has no row for it.
+    pub default: bool,
+    /// Ops that do not run while it is off for the subscriber: the session ends with
+    /// `unavailable` (else the built-in `not_available` line) and nothing moves.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub ops: Vec<Spanned<String>>,
+    /// What a subscriber is told who reaches a screen or an op it switched off.
+    #[schemars(with = "Option<Text>")]
+    pub unavailable: Option<Spanned<Text>>,
+}
+
+/// Shows an option, or lets a screen be entered, only while a flag is on for the
+/// subscriber (decided when their session starts, so that a menu never changes under
+/// them). Other options keep their numbers.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    #[schemars(with = "String")]
+    pub flag: Spanned<String>,
 }
 
 fn default_region() -> Spanned<String> {
@@ -175,6 +209,21 @@ pub enum Screen {
     End(EndStep),
 }
 
+impl Screen {
+    /// The flag the screen may be entered under, if any.
+    pub fn when(&self) -> Option<&When> {
+        match self {
+            Screen::Menu(s) => s.when.as_ref(),
+            Screen::Input(s) => s.when.as_ref(),
+            Screen::Pin(s) => s.when.as_ref(),
+            Screen::Confirm(s) => s.when.as_ref(),
+            Screen::Action(s) => s.when.as_ref(),
+            Screen::End(s) => s.when.as_ref(),
+            Screen::Router(_) | Screen::Call(_) | Screen::Return(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MenuStep {
@@ -184,6 +233,7 @@ pub struct MenuStep {
     pub items: Option<Items>,
     #[serde(default)]
     pub options: Vec<MenuOption>,
+    pub when: Option<When>,
 }
 
 /// Menu options made from a list an op returned: one option per element.
@@ -216,6 +266,7 @@ pub struct MenuOption {
     pub label: Spanned<Text>,
     #[schemars(with = "String")]
     pub next: Spanned<String>,
+    pub when: Option<When>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -258,6 +309,7 @@ pub struct InputStep {
     /// Replaces the built-in error line shown when the input is rejected.
     #[schemars(with = "Option<Text>")]
     pub error: Option<Spanned<Text>>,
+    pub when: Option<When>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -281,6 +333,7 @@ pub struct PinStep {
     /// none: the sender's registered number is enough for them.
     #[schemars(with = "Option<Text>")]
     pub sms: Option<Spanned<Text>>,
+    pub when: Option<When>,
 }
 
 fn default_pin_name() -> String {
@@ -304,6 +357,7 @@ pub struct ActionStep {
     /// `"{{ customer.language }}"`); ignored unless the menu has that language.
     #[schemars(with = "Option<String>")]
     pub lang: Option<Spanned<String>>,
+    pub when: Option<When>,
 }
 
 /// Where an outcome leads: a screen, optionally shown with an error line.
@@ -324,6 +378,7 @@ pub struct ConfirmStep {
     pub yes: Spanned<String>,
     #[schemars(with = "String")]
     pub no: Spanned<String>,
+    pub when: Option<When>,
 }
 
 /// Goes to the first route whose condition holds, else to `else`.
@@ -368,4 +423,5 @@ pub struct ReturnStep {}
 pub struct EndStep {
     #[schemars(with = "Text")]
     pub text: Spanned<Text>,
+    pub when: Option<When>,
 }

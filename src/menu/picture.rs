@@ -124,11 +124,13 @@ impl Menu {
                         }
                         None => 1,
                     };
-                    for (i, (label, next)) in options.iter().enumerate() {
-                        edge(
-                            next.0 as usize,
-                            format!("{}. {}", i + first, short(self.templates.source(label, 0))),
-                        );
+                    for (i, choice) in options.iter().enumerate() {
+                        let label = short(self.templates.source(&choice.label, 0));
+                        let label = match choice.when.and_then(|f| self.flags.get(usize::from(f))) {
+                            Some(flag) => format!("{}. {label} [{}]", i + first, flag.name),
+                            None => format!("{}. {label}", i + first),
+                        };
+                        edge(choice.next.0 as usize, label);
                     }
                     Shape::Menu
                 }

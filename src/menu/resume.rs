@@ -52,7 +52,11 @@ impl Menu {
             "2" => {
                 // Ops are keyed by session and counter, and this is a new session: the
                 // counter may start again.
-                let (fresh, step) = self.begin_within(Some(&j.lang), j.budget)?;
+                let (fresh, step) = self.begin_within(
+                    Some(&j.lang),
+                    j.budget,
+                    j.flags.unwrap_or_else(|| self.flag_defaults()),
+                )?;
                 *j = fresh;
                 Ok(step)
             }

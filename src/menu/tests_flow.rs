@@ -338,7 +338,7 @@ fn a_dropped_journey_is_offered_back_from_the_screens_the_menu_lists() {
 #[test]
 fn a_channel_with_smaller_screens_gets_smaller_pages() {
     let m = flow();
-    let (mut j, step) = m.begin_within(None, Some(Budget { gsm7: 40, ucs2: 20 })).unwrap();
+    let (mut j, step) = m.begin_within(None, Some(Budget { gsm7: 40, ucs2: 20 }), 0).unwrap();
     let (_, first) = text(step);
     assert!(first.ends_with("98. More"), "{first}");
     assert!(first.chars().count() <= 40, "{first}");
@@ -346,7 +346,7 @@ fn a_channel_with_smaller_screens_gets_smaller_pages() {
     assert!(serialised.contains("\"w\":{\"g\":40,\"u\":20}"), "{serialised}");
     assert!(con(&m, &mut j, "98").contains("0. Back"));
     // A channel that holds more than the menu allows changes nothing.
-    let (j, _) = m.begin_within(None, Some(Budget { gsm7: 182, ucs2: 80 })).unwrap();
+    let (j, _) = m.begin_within(None, Some(Budget { gsm7: 182, ucs2: 80 }), 0).unwrap();
     assert_eq!(j.budget, None);
 }
 

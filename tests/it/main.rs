@@ -22,6 +22,7 @@ mod delivery;
 mod duplicates;
 mod events;
 mod faults;
+mod flags;
 mod groups;
 mod hardening;
 mod inbound;

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::admin::agents::AgentError;
 use crate::admin::billers::BillerError;
+use crate::admin::flags::FlagError;
 use crate::admin::merchants::MerchantError;
 use crate::events::webhooks::WebhookError;
 
@@ -119,6 +120,18 @@ impl From<AgentError> for AdminError {
             | AgentError::KeyReused => AdminError::Conflict(e.to_string()),
             AgentError::Unknown(_) => AdminError::NotFound(e.to_string()),
             AgentError::Database(e) => AdminError::Unavailable(e),
+        }
+    }
+}
+
+impl From<FlagError> for AdminError {
+    fn from(e: FlagError) -> Self {
+        match e {
+            FlagError::Invalid(reason) => AdminError::Malformed(reason),
+            FlagError::Unacceptable(reason) => AdminError::Unacceptable(reason),
+            FlagError::Taken(_) => AdminError::Conflict(e.to_string()),
+            FlagError::Unknown(_) => AdminError::NotFound(e.to_string()),
+            FlagError::Database(e) => AdminError::Unavailable(e),
         }
     }
 }

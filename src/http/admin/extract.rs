@@ -104,7 +104,8 @@ pub mod scope {
         Webhooks,
         Anomalies,
         Merchants,
-        Simulator
+        Simulator,
+        Flags
     );
 }
 
@@ -189,6 +190,18 @@ impl PathValue for AgentNumber {
     const EXAMPLE: &'static str = crate::money::DEMO_AGENT;
     fn refused(given: &str) -> String {
         format!("`{given}` is not an agent number (5 to 7 digits)")
+    }
+}
+
+pub struct FlagName;
+
+impl PathValue for FlagName {
+    const NAME: &'static str = "name";
+    const SHAPE: &'static Shape = &shape::FLAG_NAME;
+    const ABOUT: &'static str = "the flag's name";
+    const EXAMPLE: &'static str = "merchant_pay";
+    fn refused(given: &str) -> String {
+        format!("`{given}` is not a flag name (lower-case letters, digits and `_`, starting with a letter)")
     }
 }
 

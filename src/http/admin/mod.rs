@@ -18,6 +18,7 @@ mod billers;
 mod customers;
 mod error;
 mod extract;
+mod flags;
 mod merchants;
 mod openapi;
 mod reversals;
@@ -65,6 +66,8 @@ fn documented(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(simulator::hop))
         .routes(routes!(simulator::menus))
         .routes(routes!(simulator::state))
+        .routes(routes!(flags::create, flags::list))
+        .routes(routes!(flags::change))
         .route_layer(middleware::from_fn_with_state(state.clone(), audited))
         .split_for_parts()
 }

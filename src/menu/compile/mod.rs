@@ -1,6 +1,7 @@
 //! Turns a parsed menu file into a checked, index-based graph, or into diagnostics that
 //! name the file, line and column of every problem.
 
+mod flags;
 mod screens;
 mod settings;
 mod sms;
@@ -212,18 +213,25 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String, texts: &Arc<Te
         index,
         templates: Templates::new(currency.clone()),
         currency: currency.clone(),
+        flags: flags::places(&m.flags),
         unresolved: false,
     };
+    let declared = flags::declare(&mut b, &m.flags);
     let screens: Vec<Node> = m
         .screens
         .iter()
-        .map(|(name, screen)| Node { name: name.clone(), kind: b.screen(name, screen) })
+        .map(|(name, screen)| Node {
+            name: name.clone(),
+            kind: b.screen(name, screen),
+            when: b.when(screen.value.when(), &format!("screen `{name}`")),
+        })
         .collect();
     let start = b.resolve(&m.start);
     let home = m.home.as_ref().map_or(start, |h| b.resolve(h));
     let too_many_attempts = m.too_many_attempts.as_ref().map(|t| b.resolve(t));
     let messages = settings::messages(&mut b, &m.messages, &languages, texts);
     let budget = settings::budget(&mut b.cx, &m.budget);
+    flags::check_texts(&mut b, &m.flags, budget);
     let resume = m.resume.as_ref().map(|r| settings::resume(&mut b, r));
     let keys = settings::keys(&mut b.cx, &m.navigation);
     let commands = m.sms.as_ref().map_or_else(Vec::new, |d| sms::commands(&mut b, d, &languages));
@@ -254,6 +262,7 @@ fn build(file: &Path, source: &str, m: MenuFile, version: String, texts: &Arc<Te
         templates,
         commands,
         handoff,
+        flags: declared,
     };
     // The graph is whole even when parts were refused (an unknown screen resolves to the
     // first, a broken text to an empty one), so its checks run too: one pass reports
@@ -317,10 +326,15 @@ fn check_var_name(cx: &mut Ctx, at: Location, name: &str, what: &str) {
             format!("{what}: `{name}` is not a valid variable name"),
             Some("use lower-case letters, digits and `_`, starting with a letter".into()),
         );
-    } else if name == "result" {
+    } else if name == "result" || name == "flag" || name == "lang" {
+        let reserved = match name {
+            "result" => "the data of the last op",
+            "flag" => "the menu's feature flags (`flag.<name>`)",
+            _ => "the session's language",
+        };
         cx.error(
             at,
-            format!("{what}: `result` is reserved for the data of the last op"),
+            format!("{what}: `{name}` is reserved for {reserved}"),
             Some("pick another name".into()),
         );
     }

@@ -7,7 +7,7 @@ use serde_saphyr::{Location, Spanned};
 use super::sms::mentions;
 use super::{Ctx, check_var_name, clone_text, edit_distance, suggest};
 use crate::domain::Currency;
-use crate::menu::graph::{Items, NodeKind, Route, ScreenId};
+use crate::menu::graph::{Choice, Items, NodeKind, Route, ScreenId};
 use crate::menu::input::Rules;
 use crate::menu::model::{self, InputKind, Screen, Text};
 use crate::menu::template::{Templates, Tpl};
@@ -22,6 +22,8 @@ pub(super) struct Builder<'a> {
     pub index: HashMap<String, ScreenId>,
     pub templates: Templates,
     pub currency: Currency,
+    /// The declared flags' places, by name.
+    pub flags: HashMap<String, u8>,
     /// Whether a screen, op or outcome name led nowhere: the graph's ways are then not
     /// the author's, and what follows from them (unreachable screens, variables never
     /// saved, sub-journeys that never return) is not reported.
@@ -66,6 +68,7 @@ impl Builder<'_> {
             Screen::Router(s) => {
                 let mut routes = Vec::with_capacity(s.routes.len());
                 for r in &s.routes {
+                    self.tested_flags(&r.condition, &what);
                     let source = format!("{{% if {} %}}1{{% endif %}}", r.condition.value);
                     let text = Spanned::new(Text::Same(source), r.condition.referenced, r.condition.defined);
                     routes.push((self.tpl(&text, &what), self.resolve(&r.next)));
@@ -113,7 +116,15 @@ impl Builder<'_> {
                 max: usize::from(it.max),
             }
         });
-        let options = s.options.iter().map(|o| (self.tpl(&o.label, what), self.resolve(&o.next))).collect();
+        let options = s
+            .options
+            .iter()
+            .map(|o| Choice {
+                label: self.tpl(&o.label, what),
+                next: self.resolve(&o.next),
+                when: self.when(o.when.as_ref(), what),
+            })
+            .collect();
         NodeKind::Menu { text: self.tpl(&s.text, what), items, options }
     }
 
