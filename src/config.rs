@@ -21,6 +21,7 @@ use crate::channel::settings::{ChannelDefaults, channels, screen_budgets};
 use crate::domain::{Currency, Region};
 use crate::events::EventsSpec;
 use crate::events::settings::EventsDeclared;
+use crate::http::FourEyes;
 use crate::http::settings::{ServerDeclared, ServerSpec};
 use crate::menu::Budget;
 use crate::money::{MoneyDeclared, MoneySpec};
@@ -126,6 +127,14 @@ pub struct Settings {
     /// ADMIN_TOKEN: a root token of the admin API with every scope; the API also takes
     /// the scoped tokens of `ussd-gateway admin token create`.
     pub admin_token: Option<SecretString>,
+    /// FOUR_EYES: sensitive admin calls (an agent's onboarding, a reversal, a PIN unlock,
+    /// a float top-up over FOUR_EYES_FLOAT_OVER) are proposed by one token and carried out
+    /// when another approves them with its one-time password.
+    pub four_eyes: bool,
+    /// FOUR_EYES_FLOAT_OVER: float top-ups above this many minor units need four eyes.
+    pub four_eyes_float_over: i64,
+    /// PROPOSAL_TTL_SECS: how long a proposal waits for its approval.
+    pub proposal_ttl_secs: u64,
     /// SCREEN_BUDGETS: channels whose screens hold less than the menus allow, as
     /// `provider=GSM7/UCS2,…` (e.g. `africastalking=140/70`).
     pub screen_budgets: String,
@@ -197,6 +206,9 @@ impl Default for Settings {
             otel_service_name: "ussd-gateway".into(),
             otel_exporter_otlp_protocol: None,
             admin_token: None,
+            four_eyes: true,
+            four_eyes_float_over: 1_000_000,
+            proposal_ttl_secs: 86_400,
             screen_budgets: String::new(),
             // A person reads each screen, so this is well above any real journey,
             // an aggregator's retries included.
@@ -252,6 +264,9 @@ const ENV_KEYS: &[&str] = &[
     "OTEL_SERVICE_NAME",
     "OTEL_EXPORTER_OTLP_PROTOCOL",
     "ADMIN_TOKEN",
+    "FOUR_EYES",
+    "FOUR_EYES_FLOAT_OVER",
+    "PROPOSAL_TTL_SECS",
     "SCREEN_BUDGETS",
     "RATE_PER_MSISDN_PER_MINUTE",
     "HTTP_MAX_CONNECTIONS",
@@ -353,6 +368,8 @@ pub struct Config {
     pub simulator: bool,
     /// Where spans go (OTEL_EXPORTER_OTLP_ENDPOINT); none are made without it.
     pub trace: Option<Export>,
+    /// What needs two tokens (FOUR_EYES); `None` when every token acts alone.
+    pub four_eyes: Option<FourEyes>,
     /// Screen budgets per channel (provider name), from SCREEN_BUDGETS.
     pub screen_budgets: HashMap<String, Budget>,
     /// The channels served: those declared, and with `--demo` every provider at
@@ -475,6 +492,7 @@ impl Settings {
         let sms_channels =
             sms_channels(&self.sms_channels, &channels, demo, self.session_ttl_secs, &mut problems);
         let trace = self.trace(&mut problems);
+        let four_eyes = self.four_eyes(&mut problems);
         let Some(money) = money.filter(|_| problems.is_empty()) else {
             return Err(ConfigError(problems.into_vec()));
         };
@@ -487,6 +505,7 @@ impl Settings {
             demo,
             simulator: false,
             trace,
+            four_eyes,
             screen_budgets,
             channels,
             events,
@@ -497,6 +516,19 @@ impl Settings {
     }
 
     /// Where spans go, if anywhere.
+    fn four_eyes(&self, problems: &mut Problems) -> Option<FourEyes> {
+        if self.four_eyes_float_over < 0 {
+            problems.push("FOUR_EYES_FLOAT_OVER is below 0: set the float top-up, in minor units, above which a second token must approve");
+        }
+        if !(60..=30 * 86_400).contains(&self.proposal_ttl_secs) {
+            problems.push("PROPOSAL_TTL_SECS must be 60 to 2592000 (30 days): how long a proposal waits for its approval");
+        }
+        self.four_eyes.then(|| FourEyes {
+            float_over: self.four_eyes_float_over,
+            ttl: Duration::from_secs(self.proposal_ttl_secs),
+        })
+    }
+
     fn trace(&self, problems: &mut Problems) -> Option<Export> {
         let endpoint =
             self.otel_exporter_otlp_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty())?;

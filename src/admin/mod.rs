@@ -8,6 +8,8 @@ pub mod chain;
 pub mod customers;
 pub mod flags;
 pub mod merchants;
+pub mod proposals;
+pub mod totp;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -45,10 +47,15 @@ pub enum Scope {
     Simulator,
     /// Create, change and list feature flags.
     Flags,
+    /// Approve or reject what other tokens proposed (with a one-time password), and
+    /// register this token's.
+    Approvals,
+    /// Read a proposal and what became of it.
+    Proposals,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 13] = [
+    pub const ALL: [Scope; 15] = [
         Scope::Menus,
         Scope::CustomersRead,
         Scope::CustomersWrite,
@@ -62,6 +69,8 @@ impl Scope {
         Scope::Merchants,
         Scope::Simulator,
         Scope::Flags,
+        Scope::Approvals,
+        Scope::Proposals,
     ];
 
     pub fn name(self) -> &'static str {
@@ -79,6 +88,8 @@ impl Scope {
             Scope::Merchants => "merchants",
             Scope::Simulator => "simulator",
             Scope::Flags => "flags",
+            Scope::Approvals => "approvals",
+            Scope::Proposals => "proposals",
         }
     }
 
@@ -206,6 +217,27 @@ pub async fn authenticate(
             .await?;
     Ok(row.map(|(name, scopes)| Principal {
         name,
+        scopes: scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+    }))
+}
+
+/// The caller a token's name stands for, while the token is live: the root token by its
+/// name when one is configured. An approval carries a proposal out as this caller.
+pub async fn principal_named(
+    pool: &PgPool,
+    root: bool,
+    name: &str,
+) -> Result<Option<Principal>, sqlx::Error> {
+    if name == ROOT {
+        return Ok(root.then(|| Principal { name: ROOT.to_owned(), scopes: Scope::ALL.to_vec() }));
+    }
+    let scopes: Option<Vec<String>> =
+        sqlx::query_scalar("SELECT scopes FROM admin_tokens WHERE name = $1 AND revoked_at IS NULL")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(scopes.map(|scopes| Principal {
+        name: name.to_owned(),
         scopes: scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
     }))
 }

@@ -246,6 +246,7 @@ pub fn build_state_with(
         admin: http::Admin {
             root: config.settings.admin_token.as_ref().map(|token| token.expose_secret().trim().into()),
             menus_dir: config.settings.menus_dir.clone(),
+            four_eyes: config.four_eyes,
         },
     }
 }

@@ -10,6 +10,8 @@ pub mod serve;
 pub mod settings;
 mod sms;
 
+pub use admin::FourEyes;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,6 +87,8 @@ pub struct Admin {
     pub root: Option<SecretString>,
     /// Where menu reloads read from.
     pub menus_dir: std::path::PathBuf,
+    /// What needs two tokens; `None` when every token acts alone.
+    pub four_eyes: Option<FourEyes>,
 }
 
 /// What aggregators and SMS providers call (`LISTEN_ADDR`): their channels, the health

@@ -23,6 +23,7 @@ mod duplicates;
 mod events;
 mod faults;
 mod flags;
+mod four_eyes;
 mod groups;
 mod hardening;
 mod inbound;

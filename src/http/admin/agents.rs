@@ -9,6 +9,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ArrayBuilder, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
+use super::approvals::Guard;
 use super::extract::{AgentNumber, Allowed, Body, Example, IdempotencyKey, InPath, Trail, scope};
 use super::{AdminError, Answer, AppState, ok};
 use crate::admin::agents::{self, NewAgent};
@@ -105,16 +106,21 @@ const MAX_STORES: usize = 20;
     request_body = Onboard,
     responses(
         (status = 201, description = "the agent", body = Object),
+        (status = 202, description = "four eyes are on (FOUR_EYES): the call is proposed, and is carried out when another token approves it (`proposal`)", body = Object),
         (status = 409, description = "the phone, agent number or a store number is taken"),
         (status = 422, description = "the phone is no registered customer's, or a store is listed twice"),
     ))]
 pub(super) async fn onboard(
     _: Allowed<scope::Agents>,
     State(state): State<AppState>,
+    guard: Guard,
     trail: Trail,
-    Body { asked, .. }: Body<Onboard>,
+    Body { asked, sent }: Body<Onboard>,
 ) -> Result<Answer, AdminError> {
     let new = new_agent(asked, &state)?;
+    if let Some(proposed) = guard.propose(&state, &trail, Some(sent)).await? {
+        return Ok(proposed);
+    }
     trail.target(new.agent_number.clone());
     trail.detail(json!({ "msisdn": new.msisdn.as_e164(), "name": new.name, "stores": new.stores }));
     let agent = agents::onboard(state.pool(), &new).await?;
@@ -174,6 +180,7 @@ fn top_up_amount() -> RefOr<Schema> {
     request_body = TopUp,
     responses(
         (status = 200, description = "the top-up's reference and the float balance", body = Object),
+        (status = 202, description = "over FOUR_EYES_FLOAT_OVER with four eyes on: the top-up is proposed, and is carried out when another token approves it (`proposal`)", body = Object),
         (status = 404, description = "no agent has this number"),
         (status = 409, description = "the Idempotency-Key was used for another top-up"),
     ))]
@@ -182,8 +189,9 @@ pub(super) async fn top_up(
     State(state): State<AppState>,
     InPath(number, _): InPath<AgentNumber>,
     IdempotencyKey(key): IdempotencyKey,
+    guard: Guard,
     trail: Trail,
-    Body { asked, .. }: Body<TopUp>,
+    Body { asked, sent }: Body<TopUp>,
 ) -> Result<Answer, AdminError> {
     let amount =
         Amount::from_minor(asked.amount).ok().filter(|a| a.minor() <= MAX_TOP_UP).ok_or_else(|| {
@@ -192,6 +200,11 @@ pub(super) async fn top_up(
                 asked.amount
             ))
         })?;
+    if Guard::float_needs_approval(&state, amount.minor())
+        && let Some(proposed) = guard.propose(&state, &trail, Some(sent)).await?
+    {
+        return Ok(proposed);
+    }
     trail.detail(json!({ "amount": amount.minor(), "key": key }));
     Ok(ok(agents::top_up(state.pool(), &number, amount, &key).await?))
 }

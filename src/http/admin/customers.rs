@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+use super::approvals::Guard;
 use super::extract::{Allowed, Body, Customer, Example, InPath, Limit, Trail, TransferReference, scope};
 use super::{AdminError, Answer, AppState, ok};
 use crate::admin::customers;
@@ -35,13 +36,21 @@ pub(super) async fn show(
     summary = "Clear the customer's wrong-PIN count and lock",
     extensions(("x-scope" = json!("customers:write"))),
     params(Customer),
-    responses((status = 200, description = "whether a lock was in force", body = Object), (status = 404, description = "no customer has this number")))]
+    responses(
+        (status = 200, description = "whether a lock was in force", body = Object),
+        (status = 202, description = "four eyes are on (FOUR_EYES): the call is proposed, and is carried out when another token approves it (`proposal`)", body = Object),
+        (status = 404, description = "no customer has this number"),
+    ))]
 pub(super) async fn unlock_pin(
     _: Allowed<scope::CustomersWrite>,
     State(state): State<AppState>,
     Customer(msisdn): Customer,
+    guard: Guard,
     trail: Trail,
 ) -> Result<Answer, AdminError> {
+    if let Some(proposed) = guard.propose(&state, &trail, None).await? {
+        return Ok(proposed);
+    }
     match customers::unlock_pin(state.pool(), &msisdn).await? {
         Some(done) => {
             trail.detail(done.clone());
@@ -75,6 +84,7 @@ impl Example for ReverseRequest {
     request_body = ReverseRequest,
     responses(
         (status = 200, description = "the reversal's reference, amount and fee refunded", body = Object),
+        (status = 202, description = "four eyes are on (FOUR_EYES): the call is proposed, and is carried out when another token approves it (`proposal`)", body = Object),
         (status = 404, description = "no transfer has this reference"),
         (status = 409, description = "reversed before: the earlier reversal's reference, amount and fee refunded; or its sender asked for it back, and the request decides"),
         (status = 422, description = "not a posted movement between two parties, or the payee no longer has the amount"),
@@ -83,8 +93,9 @@ pub(super) async fn reverse(
     _: Allowed<scope::TransfersReverse>,
     State(state): State<AppState>,
     InPath(reference, _): InPath<TransferReference>,
+    guard: Guard,
     trail: Trail,
-    Body { asked, .. }: Body<ReverseRequest>,
+    Body { asked, sent }: Body<ReverseRequest>,
 ) -> Result<Answer, AdminError> {
     if !(3..=200).contains(&asked.reason.chars().count()) {
         return Err(AdminError::Malformed("`reason` must say why, in 3 to 200 characters".into()));
@@ -100,6 +111,9 @@ pub(super) async fn reverse(
         return Err(AdminError::Conflict(format!(
             "its sender asked for it back: decide the request at /admin/reversal-requests/{reference}"
         )));
+    }
+    if let Some(proposed) = guard.propose(&state, &trail, Some(sent)).await? {
+        return Ok(proposed);
     }
     let done = crate::money::reverse(state.pool(), original, asked.refund_fee, reason).await?;
     let reversal = done.transfer_id.map(crate::money::reference);

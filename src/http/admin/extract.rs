@@ -105,7 +105,9 @@ pub mod scope {
         Anomalies,
         Merchants,
         Simulator,
-        Flags
+        Flags,
+        Approvals,
+        Proposals
     );
 }
 

@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 mod agents;
+mod approvals;
 mod billers;
 mod customers;
 mod error;
@@ -27,6 +28,7 @@ mod webhooks;
 
 use super::AppState;
 use crate::admin::{self, Principal};
+pub use approvals::FourEyes;
 pub use error::AdminError;
 use extract::{Allowed, Limit, Trail, scope};
 
@@ -68,6 +70,11 @@ fn documented(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(simulator::state))
         .routes(routes!(flags::create, flags::list))
         .routes(routes!(flags::change))
+        .routes(routes!(approvals::register_totp))
+        .routes(routes!(approvals::pending))
+        .routes(routes!(approvals::show))
+        .routes(routes!(approvals::approve))
+        .routes(routes!(approvals::reject))
         .route_layer(middleware::from_fn_with_state(state.clone(), audited))
         .split_for_parts()
 }
@@ -95,8 +102,14 @@ async fn audited(
     let response = if String::from_utf8_lossy(&decoded.collect::<Vec<u8>>()).chars().any(char::is_control) {
         AdminError::Malformed("the path or query holds a control character".into()).into_response()
     } else {
-        // Whoever holds no valid token is answered before their body or query is read.
-        match authenticated(&state, request.headers()).await {
+        // A call an approval makes again is its proposer's; whoever holds no valid token
+        // is answered before their body or query is read.
+        let approved = request.extensions().get::<approvals::Approved>().map(|a| a.proposer.clone());
+        let who = match approved {
+            Some(proposer) => Ok(proposer),
+            None => authenticated(&state, request.headers()).await,
+        };
+        match who {
             Ok(who) => {
                 trail.by(&who);
                 request.extensions_mut().insert(who);

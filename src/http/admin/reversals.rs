@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+use super::approvals::Guard;
 use super::extract::{Allowed, Body, Example, InPath, Trail, TransferReference, scope};
 use super::{AdminError, Answer, AppState, ok};
 use crate::domain::shape::Schemas;
@@ -31,6 +32,7 @@ pub(super) async fn queue(
     params(InPath<TransferReference>),
     responses(
         (status = 200, description = "the request, reversed", body = Object),
+        (status = 202, description = "four eyes are on (FOUR_EYES): the call is proposed, and is carried out when another token approves it (`proposal`)", body = Object),
         (status = 404, description = "no reversal request was made on this send"),
         (status = 409, description = "the request was decided before"),
         (status = 422, description = "the recipient no longer has the amount; nothing was moved"),
@@ -39,10 +41,15 @@ pub(super) async fn approve(
     _: Allowed<scope::TransfersReverse>,
     State(state): State<AppState>,
     InPath(reference, _): InPath<TransferReference>,
+    guard: Guard,
     trail: Trail,
 ) -> Result<Answer, AdminError> {
+    let original = original(&reference)?;
+    if let Some(proposed) = guard.propose(&state, &trail, None).await? {
+        return Ok(proposed);
+    }
     let by = trail.actor();
-    decided(reversals::decide(state.pool(), original(&reference)?, Decision::Approve, &by).await?)
+    decided(reversals::decide(state.pool(), original, Decision::Approve, &by).await?)
 }
 
 /// Why a request is rejected.

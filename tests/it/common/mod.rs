@@ -38,9 +38,15 @@ pub struct TestApp {
     pub pool: PgPool,
 }
 
-/// Defaults with the shipped menus, as `serve --demo` would run.
+/// Defaults with the shipped menus, as `serve --demo` would run, but with every token
+/// acting alone: the tests of what a call does make it once; `approvals.rs` turns four
+/// eyes on.
 pub fn settings() -> Settings {
-    Settings { menus_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("menus"), ..Settings::default() }
+    Settings {
+        menus_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("menus"),
+        four_eyes: false,
+        ..Settings::default()
+    }
 }
 
 /// Keeps every span and log callsite asking the subscriber each time, for the tests

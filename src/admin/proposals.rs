@@ -1,0 +1,146 @@
+//! Four-eyes approvals: sensitive calls written down by one token as proposals, carried
+//! out when a different token approves them.
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+/// A proposal as the admin API shows it.
+const SHOW: &str = "SELECT json_build_object('id', id, 'method', method, 'path', path, 'body', body,
+        'proposed_by', proposed_by, 'proposed_at', proposed_at, 'expires_at', expires_at,
+        'state', CASE WHEN state = 'pending' AND expires_at <= now() THEN 'expired' ELSE state END,
+        'decided_by', decided_by, 'decided_at', decided_at, 'note', note,
+        'outcome', CASE WHEN outcome_status IS NULL THEN NULL
+                        ELSE json_build_object('status', outcome_status, 'answer', outcome) END)
+     FROM admin_proposals";
+
+/// A call to make again once approved.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub method: String,
+    pub path: String,
+    pub route: String,
+    pub idempotency_key: Option<String>,
+    pub body: Option<Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProposalError {
+    #[error("no proposal has the id {0}")]
+    Unknown(String),
+    #[error("proposal {0} was decided already")]
+    Decided(String),
+    #[error("proposal {0} expired; propose the call again")]
+    Expired(String),
+    #[error(
+        "the token that proposed a call cannot approve it: another token with the `approvals` scope must"
+    )]
+    OwnProposal,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Writes `call` down as proposed by `token`, pending until `ttl` from now; its id.
+pub async fn propose(
+    pool: &PgPool,
+    token: &str,
+    call: &Call,
+    ttl: std::time::Duration,
+) -> Result<Value, sqlx::Error> {
+    let id = format!("pr_{:016x}", rand::random::<u64>());
+    sqlx::query(
+        "INSERT INTO admin_proposals (id, method, path, route, idempotency_key, body, proposed_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))",
+    )
+    .bind(&id)
+    .bind(&call.method)
+    .bind(&call.path)
+    .bind(&call.route)
+    .bind(&call.idempotency_key)
+    .bind(&call.body)
+    .bind(token)
+    .bind(ttl.as_secs_f64())
+    .execute(pool)
+    .await?;
+    show(pool, &id).await?.ok_or_else(|| sqlx::Error::RowNotFound)
+}
+
+/// The proposal `id` as the API shows it.
+pub async fn show(pool: &PgPool, id: &str) -> Result<Option<Value>, sqlx::Error> {
+    sqlx::query_scalar(&format!("{SHOW} WHERE id = $1")).bind(id).fetch_optional(pool).await
+}
+
+/// Proposals waiting for a decision and not expired, oldest first.
+pub async fn pending(pool: &PgPool, limit: i64) -> Result<Value, sqlx::Error> {
+    let rows: Vec<Value> = sqlx::query_scalar(&format!(
+        "{SHOW} WHERE state = 'pending' AND expires_at > now() ORDER BY proposed_at LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(Value::Array(rows))
+}
+
+/// Why `id` cannot be decided by `token` now, if it cannot.
+async fn refusal(pool: &PgPool, id: &str, token: &str) -> Result<ProposalError, sqlx::Error> {
+    let row: Option<(String, String, bool)> =
+        sqlx::query_as("SELECT proposed_by, state, expires_at <= now() FROM admin_proposals WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(match row {
+        None => ProposalError::Unknown(id.to_owned()),
+        Some((by, _, _)) if by == token => ProposalError::OwnProposal,
+        Some((_, state, _)) if state != "pending" => ProposalError::Decided(id.to_owned()),
+        Some(_) => ProposalError::Expired(id.to_owned()),
+    })
+}
+
+/// Marks `id` approved by `token` (another than its proposer, before it expires), in one
+/// statement so that two approvals cannot both carry it out; the call and who proposed it.
+pub async fn approve(pool: &PgPool, id: &str, token: &str) -> Result<(Call, String), ProposalError> {
+    type Row = (String, String, String, Option<String>, Option<Value>, String);
+    let row: Option<Row> = sqlx::query_as(
+        "UPDATE admin_proposals SET state = 'approved', decided_by = $2, decided_at = now()
+          WHERE id = $1 AND state = 'pending' AND expires_at > now() AND proposed_by <> $2
+          RETURNING method, path, route, idempotency_key, body, proposed_by",
+    )
+    .bind(id)
+    .bind(token)
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        Some((method, path, route, idempotency_key, body, by)) => {
+            Ok((Call { method, path, route, idempotency_key, body }, by))
+        }
+        None => Err(refusal(pool, id, token).await?),
+    }
+}
+
+/// Records what carrying out `id` answered.
+pub async fn carried_out(pool: &PgPool, id: &str, status: u16, answer: &Value) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE admin_proposals SET outcome_status = $2, outcome = $3 WHERE id = $1")
+        .bind(id)
+        .bind(i16::try_from(status).unwrap_or(i16::MAX))
+        .bind(answer)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Rejects `id`; nothing is carried out. Its proposer may withdraw it so too.
+pub async fn reject(pool: &PgPool, id: &str, token: &str, note: &str) -> Result<Value, ProposalError> {
+    let done = sqlx::query(
+        "UPDATE admin_proposals SET state = 'rejected', decided_by = $2, decided_at = now(), note = $3
+          WHERE id = $1 AND state = 'pending' AND expires_at > now()",
+    )
+    .bind(id)
+    .bind(token)
+    .bind(note)
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        // No token is named "": the proposer may withdraw their own.
+        return Err(refusal(pool, id, "").await?);
+    }
+    show(pool, id).await?.ok_or_else(|| ProposalError::Unknown(id.to_owned()))
+}

@@ -1,0 +1,239 @@
+//! Four eyes: an agent's onboarding, a reversal, a PIN unlock and a large float top-up are
+//! proposed by one token and carried out only when another approves with its one-time
+//! password; the proposer cannot approve, a code is taken once, proposals expire.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use ussd_gateway::admin::{self, totp};
+use ussd_gateway::config::Settings;
+use ussd_gateway::domain::{Amount, Msisdn, Region};
+use ussd_gateway::money::transfer_p2p;
+
+use crate::common::*;
+
+const AMINA: &str = "+254700000001";
+const BRIAN: &str = "+254700000002";
+
+async fn four_eyes(pool: PgPool) -> TestApp {
+    spawn_with(pool, Store::Memory, Settings { four_eyes: true, ..settings() }).await
+}
+
+async fn call(app: &TestApp, method: &str, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    app.admin(method, path, Some(token), Some("topup-key-0001"), (!body.is_null()).then(|| body.to_string()))
+        .await
+}
+
+/// An approver with its one-time password registered; its token and secret.
+async fn approver(app: &TestApp, name: &str) -> (String, Vec<u8>) {
+    let token = admin::create(&app.pool, name, &["approvals,proposals".into()]).await.unwrap();
+    let (status, registered) = call(app, "POST", "/admin/approvals/totp", &token, Value::Null).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let secret = registered["secret"].as_str().unwrap();
+    assert!(registered["otpauth"].as_str().unwrap().starts_with("otpauth://totp/"), "{registered}");
+    let (again, _) = call(app, "POST", "/admin/approvals/totp", &token, Value::Null).await;
+    assert_eq!(again, StatusCode::CONFLICT, "a secret is registered once");
+    (token, totp::decode(secret))
+}
+
+/// The code an authenticator app shows `ahead` steps from now.
+fn code(secret: &[u8], ahead: u64) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    format!("{:06}", totp::code(secret, now / 30 + ahead))
+}
+
+fn proposal_of(answer: &Value) -> String {
+    answer["proposal"]["id"].as_str().unwrap_or_else(|| panic!("no proposal in {answer}")).to_owned()
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn an_agents_onboarding_needs_a_second_token_and_its_one_time_password(pool: PgPool) {
+    let app = four_eyes(pool.clone()).await;
+    let ops = admin::create(&pool, "ops", &["agents,approvals,proposals".into()]).await.unwrap();
+    let (checker, secret) = approver(&app, "checker").await;
+
+    let onboarding = json!({ "msisdn": BRIAN, "agent_number": "300001", "name": "Duka la Brian",
+                             "stores": [{ "store_number": "301", "name": "Kibera" }] });
+    let (status, proposed) = call(&app, "POST", "/admin/agents", &ops, onboarding).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    let id = proposal_of(&proposed);
+    assert_eq!(proposed["proposal"]["state"], "pending");
+    let (status, _) = call(&app, "GET", "/admin/agents/300001", &ops, Value::Null).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing is done on one token's word");
+
+    // The proposer cannot approve, even with the scope; an approver needs its password.
+    let approve = format!("/admin/proposals/{id}/approve");
+    let (status, said) = call(&app, "POST", &approve, &ops, json!({ "totp": "123456" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{said}");
+    assert!(said["error"].as_str().unwrap().contains("cannot approve it"), "{said}");
+    let wrong = if code(&secret, 0) == "000000" { "111111" } else { "000000" };
+    let (status, said) = call(&app, "POST", &approve, &checker, json!({ "totp": wrong })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{said}");
+    let unregistered = admin::create(&pool, "lazy", &["approvals".into()]).await.unwrap();
+    let (status, said) = call(&app, "POST", &approve, &unregistered, json!({ "totp": "123456" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{said}");
+    assert!(said["error"].as_str().unwrap().contains("no one-time password"), "{said}");
+
+    let (status, approved) =
+        call(&app, "POST", &approve, &checker, json!({ "totp": code(&secret, 0) })).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["status"], 201, "carried out as the proposer asked: {approved}");
+    assert_eq!(approved["answer"]["agent_number"], "300001", "{approved}");
+    assert_eq!(approved["proposal"]["state"], "approved");
+    assert_eq!(approved["proposal"]["decided_by"], "checker");
+    let (status, agent) = call(&app, "GET", "/admin/agents/300001", &ops, Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{agent}");
+
+    let (status, _) = call(&app, "POST", &approve, &checker, json!({ "totp": code(&secret, 1) })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "carried out once");
+    let (status, shown) = call(&app, "GET", &format!("/admin/proposals/{id}"), &checker, Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["outcome"]["status"], 201, "{shown}");
+
+    // Every step is in the trail: the proposal, the refusals, the approval, and the call
+    // carried out under the proposer's name.
+    let steps: Vec<(Option<String>, String, i16)> = sqlx::query_as(
+        "SELECT token_name, route, status FROM admin_audit WHERE route IN ('/admin/agents', '/admin/proposals/{id}/approve') ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let steps: Vec<(Option<&str>, &str, i16)> =
+        steps.iter().map(|(t, r, s)| (t.as_deref(), r.as_str(), *s)).collect();
+    assert!(steps.contains(&(Some("ops"), "/admin/agents", 202)), "{steps:?}");
+    assert!(steps.contains(&(Some("ops"), "/admin/agents", 201)), "{steps:?}");
+    assert!(steps.contains(&(Some("checker"), "/admin/proposals/{id}/approve", 200)), "{steps:?}");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_reversal_needs_two_tokens_and_a_code_is_taken_once(pool: PgPool) {
+    let app = four_eyes(pool.clone()).await;
+    let ke = Region::parse("KE").unwrap();
+    let (amina, brian) = (Msisdn::parse(AMINA, ke).unwrap(), Msisdn::parse(BRIAN, ke).unwrap());
+    let sent =
+        transfer_p2p(&pool, "send-1", &amina, &brian, Amount::from_minor(30_000).unwrap()).await.unwrap();
+    let reference = sent.reference();
+    let balance = |who: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT a.balance FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE c.msisdn = $1 AND a.kind = 'wallet'")
+                .bind(who)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let before = (balance(AMINA).await, balance(BRIAN).await);
+
+    let desk = admin::create(&pool, "desk", &["transfers:reverse".into()]).await.unwrap();
+    let (checker, secret) = approver(&app, "checker").await;
+    let path = format!("/admin/transfers/{reference}/reverse");
+    let (status, proposed) =
+        call(&app, "POST", &path, &desk, json!({ "reason": "sent to the wrong number" })).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    assert_eq!((balance(AMINA).await, balance(BRIAN).await), before, "nothing moved on one token's word");
+
+    let used = code(&secret, 0);
+    let approve = format!("/admin/proposals/{}/approve", proposal_of(&proposed));
+    let (status, approved) = call(&app, "POST", &approve, &checker, json!({ "totp": used })).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["status"], 200, "{approved}");
+    assert_eq!((balance(AMINA).await, balance(BRIAN).await), (before.0 + 30_000, before.1 - 30_000));
+
+    // A second proposal, and the same code again: refused, and the proposal still waits.
+    let unlock = format!("/admin/customers/{AMINA}/pin/unlock");
+    let writer = admin::create(&pool, "writer", &["customers:write".into()]).await.unwrap();
+    let (status, proposed) = call(&app, "POST", &unlock, &writer, Value::Null).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "a PIN unlock too: {proposed}");
+    let approve = format!("/admin/proposals/{}/approve", proposal_of(&proposed));
+    let (status, said) = call(&app, "POST", &approve, &checker, json!({ "totp": used })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a code is taken once: {said}");
+    let (status, approved) =
+        call(&app, "POST", &approve, &checker, json!({ "totp": code(&secret, 1) })).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["status"], 200, "{approved}");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn small_top_ups_go_alone_and_proposals_expire_or_are_rejected(pool: PgPool) {
+    let app = four_eyes(pool.clone()).await;
+    ussd_gateway::money::seed_demo_agent(&pool).await.unwrap();
+    let agent: String =
+        sqlx::query_scalar("SELECT agent_number FROM agents LIMIT 1").fetch_one(&pool).await.unwrap();
+    let float = admin::create(&pool, "treasury", &["float".into()]).await.unwrap();
+    let path = format!("/admin/agents/{agent}/float");
+    let (status, done) = call(&app, "POST", &path, &float, json!({ "amount": 500_000 })).await;
+    assert_eq!(status, StatusCode::OK, "at most FOUR_EYES_FLOAT_OVER goes alone: {done}");
+    let (status, proposed) = app
+        .admin(
+            "POST",
+            &path,
+            Some(&float),
+            Some("topup-key-0002"),
+            Some(json!({ "amount": 5_000_000 }).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "over it, four eyes: {proposed}");
+    assert_eq!(proposed["proposal"]["body"]["amount"], 5_000_000);
+
+    let (checker, secret) = approver(&app, "checker").await;
+    let id = proposal_of(&proposed);
+    sqlx::query("UPDATE admin_proposals SET expires_at = now() - interval '1 second' WHERE id = $1")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, said) = call(
+        &app,
+        "POST",
+        &format!("/admin/proposals/{id}/approve"),
+        &checker,
+        json!({ "totp": code(&secret, 0) }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{said}");
+    let (_, shown) = call(&app, "GET", &format!("/admin/proposals/{id}"), &checker, Value::Null).await;
+    assert_eq!(shown["state"], "expired");
+
+    let (_, proposed) = app
+        .admin(
+            "POST",
+            &path,
+            Some(&float),
+            Some("topup-key-0003"),
+            Some(json!({ "amount": 2_000_000 }).to_string()),
+        )
+        .await;
+    let id = proposal_of(&proposed);
+    let (status, listed) = call(&app, "GET", "/admin/proposals", &checker, Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    let waiting: Vec<&str> =
+        listed["proposals"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(waiting, [id.as_str()], "the expired one waits no more");
+    let (status, rejected) = call(
+        &app,
+        "POST",
+        &format!("/admin/proposals/{id}/reject"),
+        &checker,
+        json!({ "note": "no bank slip" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rejected}");
+    assert_eq!(rejected["state"], "rejected");
+    let (status, _) = call(
+        &app,
+        "POST",
+        &format!("/admin/proposals/{id}/approve"),
+        &checker,
+        json!({ "totp": code(&secret, 1) }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "a rejected proposal is never carried out");
+    let (_, shown) = call(&app, "GET", &format!("/admin/agents/{agent}"), &checker, Value::Null).await;
+    assert_eq!(shown["error"].as_str().map(|e| e.contains("agents")), Some(true), "the checker may not look");
+    let float = admin::create(&pool, "auditor", &["agents".into()]).await.unwrap();
+    let (_, shown) = call(&app, "GET", &format!("/admin/agents/{agent}"), &float, Value::Null).await;
+    assert_eq!(shown["float"]["balance"], done["float"], "only the small top-up was made: {shown}");
+}
