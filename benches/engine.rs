@@ -138,6 +138,7 @@ fn flags(c: &mut Criterion) {
         numbers_out: Vec::new(),
         channels_in: Vec::new(),
         channels_out: Vec::new(),
+        sensitive: false,
         revision: 1,
         updated_at: String::new(),
     };

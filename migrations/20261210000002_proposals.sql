@@ -7,7 +7,6 @@ CREATE TABLE admin_proposals (
     -- Idempotency-Key it carried, its JSON body.
     method         text NOT NULL,
     path           text NOT NULL,
-    route          text NOT NULL,
     idempotency_key text,
     body           jsonb,
     proposed_by    text NOT NULL,
@@ -26,11 +25,17 @@ CREATE TABLE admin_proposals (
 
 CREATE INDEX admin_proposals_pending ON admin_proposals (proposed_at) WHERE state = 'pending';
 
+-- A flag whose every change needs a second token's approval.
+ALTER TABLE flags ADD COLUMN sensitive boolean NOT NULL DEFAULT false;
+
 -- An approver's TOTP secret (RFC 6238), sealed with the data key; the last step used,
 -- so that a code is taken once.
 CREATE TABLE approver_totp (
     token_name text PRIMARY KEY,
     secret     bytea NOT NULL,
     last_step  bigint NOT NULL DEFAULT 0,
+    -- Wrong codes in a row, and the lock they earned (RFC 6238 section 5.2).
+    failures   integer NOT NULL DEFAULT 0,
+    locked_until timestamptz,
     created_at timestamptz NOT NULL DEFAULT now()
 );

@@ -515,7 +515,7 @@ impl Settings {
         })
     }
 
-    /// Where spans go, if anywhere.
+    /// What needs two tokens, if four eyes are on.
     fn four_eyes(&self, problems: &mut Problems) -> Option<FourEyes> {
         if self.four_eyes_float_over < 0 {
             problems.push("FOUR_EYES_FLOAT_OVER is below 0: set the float top-up, in minor units, above which a second token must approve");
@@ -529,6 +529,7 @@ impl Settings {
         })
     }
 
+    /// Where spans go, if anywhere.
     fn trace(&self, problems: &mut Problems) -> Option<Export> {
         let endpoint =
             self.otel_exporter_otlp_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty())?;

@@ -151,7 +151,8 @@ fn timeout_problem(ms: i32) -> Option<BillerError> {
 
 impl NewBiller {
     /// The first thing wrong with this request, if any.
-    fn problem(&self) -> Option<BillerError> {
+    /// What is wrong with the request before anything is looked up, if anything.
+    pub fn problem(&self) -> Option<BillerError> {
         if !shape::BILLER_CODE.fits(&self.code) {
             return Some(BillerError::Invalid(format!(
                 "`code` `{}` must be 2 to 12 capital letters or digits, starting with a letter",
@@ -190,7 +191,8 @@ fn airtime_refusal(e: sqlx::Error) -> BillerError {
 }
 
 impl BillerChange {
-    fn problem(&self) -> Option<BillerError> {
+    /// What is wrong with the request before anything is looked up, if anything.
+    pub fn problem(&self) -> Option<BillerError> {
         let status = self.status.as_deref().and_then(|s| {
             (!matches!(s, "active" | "suspended"))
                 .then(|| BillerError::Invalid(format!("`status` `{s}` must be `active` or `suspended`")))

@@ -39,6 +39,9 @@ pub struct NewFlag {
     #[serde(default)]
     #[schema(schema_with = Schemas::flag_channels)]
     pub channels_out: Vec<String>,
+    /// Every later change needs a second token's approval (four eyes).
+    #[serde(default)]
+    pub sensitive: bool,
 }
 
 /// What may change of a flag: any of these, the rest stays. A list sent replaces the
@@ -67,6 +70,9 @@ pub struct FlagChange {
     #[serde(default, deserialize_with = "shape::present")]
     #[schema(schema_with = Schemas::flag_channels)]
     pub channels_out: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "shape::present")]
+    #[schema(schema_with = Schemas::boolean)]
+    pub sensitive: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,8 +176,8 @@ pub async fn create(pool: &PgPool, new: &NewFlag, region: Region) -> Result<Flag
         [("channels_in", &new.channels_in[..]), ("channels_out", &new.channels_out[..])],
     )?;
     let inserted: Option<Flag> = sqlx::query_as(&format!(
-        "INSERT INTO flags (name, description, enabled, rollout, numbers_in, numbers_out, channels_in, channels_out)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING RETURNING {COLUMNS}"
+        "INSERT INTO flags (name, description, enabled, rollout, numbers_in, numbers_out, channels_in, channels_out, sensitive)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING RETURNING {COLUMNS}"
     ))
     .bind(&new.name)
     .bind(about)
@@ -181,27 +187,40 @@ pub async fn create(pool: &PgPool, new: &NewFlag, region: Region) -> Result<Flag
     .bind(numbers("numbers_out", &new.numbers_out, region)?)
     .bind(once_each(&new.channels_in))
     .bind(once_each(&new.channels_out))
+    .bind(new.sensitive)
     .fetch_optional(pool)
     .await?;
     inserted.ok_or_else(|| FlagError::Taken(new.name.clone()))
 }
 
-/// Applies `change` to the flag `name`.
-pub async fn change<'a>(
-    pool: &PgPool,
-    name: &str,
-    change: &'a FlagChange,
-    region: Region,
-) -> Result<Flag, FlagError> {
-    let share = change.rollout.as_ref().map(rollout).transpose()?;
-    let about = change.description.as_deref().map(description).transpose()?;
+/// Whether a change to the flag `name` needs four eyes; `None` when no flag has the name.
+pub async fn sensitive(pool: &PgPool, name: &str) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar("SELECT sensitive FROM flags WHERE name = $1").bind(name).fetch_optional(pool).await
+}
+
+/// The checks of `change` that need no database: what breaks the document.
+pub fn problem<'a>(change: &'a FlagChange) -> Result<(), FlagError> {
+    change.rollout.as_ref().map(rollout).transpose()?;
+    change.description.as_deref().map(description).transpose()?;
     let sent = |pairs: [(&'static str, &'a Option<Vec<String>>); 2]| {
         pairs.into_iter().filter_map(|(field, list)| list.as_deref().map(|l| (field, l)))
     };
     lists_fit(
         sent([("numbers_in", &change.numbers_in), ("numbers_out", &change.numbers_out)]),
         sent([("channels_in", &change.channels_in), ("channels_out", &change.channels_out)]),
-    )?;
+    )
+}
+
+/// Applies `change` to the flag `name`.
+pub async fn change(
+    pool: &PgPool,
+    name: &str,
+    change: &FlagChange,
+    region: Region,
+) -> Result<Flag, FlagError> {
+    problem(change)?;
+    let share = change.rollout.as_ref().map(rollout).transpose()?;
+    let about = change.description.as_deref().map(description).transpose()?;
     let list =
         |field, given: &Option<Vec<String>>| given.as_deref().map(|g| numbers(field, g, region)).transpose();
     let chans = |given: &Option<Vec<String>>| given.as_deref().map(once_each);
@@ -209,7 +228,8 @@ pub async fn change<'a>(
         "UPDATE flags SET description = coalesce($2, description), enabled = coalesce($3, enabled),
                 rollout = CASE WHEN $4 THEN $5 ELSE rollout END,
                 numbers_in = coalesce($6, numbers_in), numbers_out = coalesce($7, numbers_out),
-                channels_in = coalesce($8, channels_in), channels_out = coalesce($9, channels_out)
+                channels_in = coalesce($8, channels_in), channels_out = coalesce($9, channels_out),
+                sensitive = coalesce($10, sensitive)
          WHERE name = $1 RETURNING {COLUMNS}"
     ))
     .bind(name)
@@ -221,6 +241,7 @@ pub async fn change<'a>(
     .bind(list("numbers_out", &change.numbers_out)?)
     .bind(chans(&change.channels_in))
     .bind(chans(&change.channels_out))
+    .bind(change.sensitive)
     .fetch_optional(pool)
     .await?;
     updated.ok_or_else(|| FlagError::Unknown(name.to_owned()))

@@ -18,7 +18,6 @@ const SHOW: &str = "SELECT json_build_object('id', id, 'method', method, 'path',
 pub struct Call {
     pub method: String,
     pub path: String,
-    pub route: String,
     pub idempotency_key: Option<String>,
     pub body: Option<Value>,
 }
@@ -48,13 +47,12 @@ pub async fn propose(
 ) -> Result<Value, sqlx::Error> {
     let id = format!("pr_{:016x}", rand::random::<u64>());
     sqlx::query(
-        "INSERT INTO admin_proposals (id, method, path, route, idempotency_key, body, proposed_by, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))",
+        "INSERT INTO admin_proposals (id, method, path, idempotency_key, body, proposed_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))",
     )
     .bind(&id)
     .bind(&call.method)
     .bind(&call.path)
-    .bind(&call.route)
     .bind(&call.idempotency_key)
     .bind(&call.body)
     .bind(token)
@@ -98,19 +96,19 @@ async fn refusal(pool: &PgPool, id: &str, token: &str) -> Result<ProposalError, 
 /// Marks `id` approved by `token` (another than its proposer, before it expires), in one
 /// statement so that two approvals cannot both carry it out; the call and who proposed it.
 pub async fn approve(pool: &PgPool, id: &str, token: &str) -> Result<(Call, String), ProposalError> {
-    type Row = (String, String, String, Option<String>, Option<Value>, String);
+    type Row = (String, String, Option<String>, Option<Value>, String);
     let row: Option<Row> = sqlx::query_as(
         "UPDATE admin_proposals SET state = 'approved', decided_by = $2, decided_at = now()
           WHERE id = $1 AND state = 'pending' AND expires_at > now() AND proposed_by <> $2
-          RETURNING method, path, route, idempotency_key, body, proposed_by",
+          RETURNING method, path, idempotency_key, body, proposed_by",
     )
     .bind(id)
     .bind(token)
     .fetch_optional(pool)
     .await?;
     match row {
-        Some((method, path, route, idempotency_key, body, by)) => {
-            Ok((Call { method, path, route, idempotency_key, body }, by))
+        Some((method, path, idempotency_key, body, by)) => {
+            Ok((Call { method, path, idempotency_key, body }, by))
         }
         None => Err(refusal(pool, id, token).await?),
     }
@@ -127,7 +125,7 @@ pub async fn carried_out(pool: &PgPool, id: &str, status: u16, answer: &Value) -
     Ok(())
 }
 
-/// Rejects `id`; nothing is carried out. Its proposer may withdraw it so too.
+/// Rejects `id`; nothing is carried out.
 pub async fn reject(pool: &PgPool, id: &str, token: &str, note: &str) -> Result<Value, ProposalError> {
     let done = sqlx::query(
         "UPDATE admin_proposals SET state = 'rejected', decided_by = $2, decided_at = now(), note = $3
@@ -139,7 +137,7 @@ pub async fn reject(pool: &PgPool, id: &str, token: &str, note: &str) -> Result<
     .execute(pool)
     .await?;
     if done.rows_affected() == 0 {
-        // No token is named "": the proposer may withdraw their own.
+        // No token is named "": whoever rejects, the refusal names the state.
         return Err(refusal(pool, id, "").await?);
     }
     show(pool, id).await?.ok_or_else(|| ProposalError::Unknown(id.to_owned()))

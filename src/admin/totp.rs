@@ -13,6 +13,9 @@ const STEP: u64 = 30;
 /// Steps either side of now a code is still taken from (a phone's clock a little off).
 const DRIFT: u64 = 1;
 
+/// Wrong codes in a row that lock a token's approvals for 15 minutes.
+const MAX_WRONG: i32 = 5;
+
 /// Where a secret is sealed.
 fn place(token: &str) -> Place<'_> {
     Place { table: "approver_totp", column: "secret", row: token }
@@ -66,6 +69,8 @@ pub enum TotpError {
     NotRegistered(String),
     #[error("the one-time password is wrong, expired, or used already")]
     Wrong,
+    #[error("too many wrong one-time passwords in a row: this token may approve again in 15 minutes")]
+    Locked,
     #[error(transparent)]
     Vault(#[from] VaultError),
     #[error(transparent)]
@@ -108,26 +113,42 @@ pub async fn check(
     typed: &str,
     unix: u64,
 ) -> Result<(), TotpError> {
-    let sealed: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT secret FROM approver_totp WHERE token_name = $1")
-            .bind(token)
-            .fetch_optional(pool)
-            .await?;
-    let sealed = sealed.ok_or_else(|| TotpError::NotRegistered(token.to_owned()))?;
-    let secret = decode(&vault.open(place(token), &sealed).await?);
-    let step = matching_step(&secret, typed, unix).ok_or(TotpError::Wrong)?;
-    // Later than the last step used, in one statement: two approvals with one code (a
-    // replay, or a race) cannot both pass.
-    let used =
-        sqlx::query("UPDATE approver_totp SET last_step = $2 WHERE token_name = $1 AND last_step < $2")
-            .bind(token)
-            .bind(i64::try_from(step).unwrap_or(i64::MAX))
-            .execute(pool)
-            .await?;
-    if used.rows_affected() == 0 {
-        return Err(TotpError::Wrong);
+    let found: Option<(Vec<u8>, bool)> = sqlx::query_as(
+        "SELECT secret, coalesce(locked_until > now(), false) FROM approver_totp WHERE token_name = $1",
+    )
+    .bind(token)
+    .fetch_optional(pool)
+    .await?;
+    let (sealed, locked) = found.ok_or_else(|| TotpError::NotRegistered(token.to_owned()))?;
+    if locked {
+        return Err(TotpError::Locked);
     }
-    Ok(())
+    let secret = decode(&vault.open(place(token), &sealed).await?);
+    let step = matching_step(&secret, typed, unix).map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    // Later than the last step used, in one statement: two approvals with one code (a
+    // replay, or a race) cannot both pass. Three steps pass at any moment, so wrong
+    // codes are counted, and a run of them locks the token a while.
+    let used = sqlx::query(
+        "UPDATE approver_totp SET last_step = $2, failures = 0, locked_until = NULL
+          WHERE token_name = $1 AND $2 > last_step",
+    )
+    .bind(token)
+    .bind(step)
+    .execute(pool)
+    .await?;
+    if used.rows_affected() == 1 {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE approver_totp SET failures = failures + 1,
+                locked_until = CASE WHEN failures + 1 >= $2 THEN now() + interval '15 minutes' END
+          WHERE token_name = $1",
+    )
+    .bind(token)
+    .bind(MAX_WRONG)
+    .execute(pool)
+    .await?;
+    Err(TotpError::Wrong)
 }
 
 /// The bytes of a base32 secret as [`base32`] wrote it (what an authenticator app does).

@@ -33,13 +33,15 @@ pub struct Flag {
     pub numbers_out: Vec<String>,
     pub channels_in: Vec<String>,
     pub channels_out: Vec<String>,
+    /// A change needs a second token's approval.
+    pub sensitive: bool,
     pub revision: i64,
     pub updated_at: String,
 }
 
 /// The columns every read of a flag takes, in [`Flag`]'s order.
 pub const COLUMNS: &str = "name, description, enabled, rollout, numbers_in, numbers_out, channels_in, \
-     channels_out, revision, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated_at";
+     channels_out, sensitive, revision, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated_at";
 
 impl Flag {
     /// Whether the flag is on for this subscriber on this channel: off while disabled;
@@ -140,6 +142,7 @@ mod tests {
             numbers_out: Vec::new(),
             channels_in: Vec::new(),
             channels_out: Vec::new(),
+            sensitive: false,
             revision: 1,
             updated_at: String::new(),
         }

@@ -237,3 +237,80 @@ async fn small_top_ups_go_alone_and_proposals_expire_or_are_rejected(pool: PgPoo
     let (_, shown) = call(&app, "GET", &format!("/admin/agents/{agent}"), &float, Value::Null).await;
     assert_eq!(shown["float"]["balance"], done["float"], "only the small top-up was made: {shown}");
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_sensitive_flag_and_a_billers_registration_wait_for_a_second_token(pool: PgPool) {
+    let app = four_eyes(pool.clone()).await;
+    let risk = admin::create(&pool, "risk", &["flags,billers".into()]).await.unwrap();
+    let (checker, secret) = approver(&app, "checker").await;
+    let enabled = |name: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("SELECT enabled FROM flags WHERE name = $1")
+                .bind(name)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+
+    for (name, sensitive) in [("bill_pay", true), ("merchant_pay", false)] {
+        let made = json!({ "name": name, "enabled": true, "sensitive": sensitive });
+        let (status, said) = call(&app, "POST", "/admin/flags", &risk, made).await;
+        assert_eq!(status, StatusCode::CREATED, "creating goes alone: {said}");
+    }
+    let (status, _) =
+        call(&app, "PATCH", "/admin/flags/merchant_pay", &risk, json!({ "enabled": false })).await;
+    assert_eq!(status, StatusCode::OK, "a flag not marked sensitive changes alone");
+    assert!(!enabled("merchant_pay").await);
+    let (status, proposed) =
+        call(&app, "PATCH", "/admin/flags/bill_pay", &risk, json!({ "enabled": false })).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    assert!(enabled("bill_pay").await, "not before the approval");
+    let approve = format!("/admin/proposals/{}/approve", proposal_of(&proposed));
+    let (status, approved) =
+        call(&app, "POST", &approve, &checker, json!({ "totp": code(&secret, 0) })).await;
+    assert_eq!((status, approved["status"].clone()), (StatusCode::OK, json!(200)), "{approved}");
+    assert!(!enabled("bill_pay").await);
+
+    let biller = json!({ "code": "KPLC", "name": "Kenya Power", "account_pattern": "[0-9]{11}",
+                         "account_label": "meter number", "fee_payer": "customer",
+                         "base_url": "http://127.0.0.1:9/billers/KPLC" });
+    let (status, proposed) = call(&app, "POST", "/admin/billers", &risk, biller).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    let (status, refused) = call(&app, "POST", "/admin/billers", &risk, json!({ "code": "kplc" })).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "what breaks the document is refused, not proposed: {refused}"
+    );
+    let (_, listed) = call(&app, "GET", "/admin/billers", &risk, Value::Null).await;
+    assert!(!listed.to_string().contains("KPLC"), "{listed}");
+    let approve = format!("/admin/proposals/{}/approve", proposal_of(&proposed));
+    let (status, approved) =
+        call(&app, "POST", &approve, &checker, json!({ "totp": code(&secret, 1) })).await;
+    assert_eq!((status, approved["status"].clone()), (StatusCode::OK, json!(201)), "{approved}");
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn five_wrong_codes_in_a_row_lock_an_approver(pool: PgPool) {
+    let app = four_eyes(pool.clone()).await;
+    let writer = admin::create(&pool, "writer", &["customers:write".into()]).await.unwrap();
+    let (checker, secret) = approver(&app, "checker").await;
+    let (_, proposed) =
+        call(&app, "POST", &format!("/admin/customers/{AMINA}/pin/unlock"), &writer, Value::Null).await;
+    let approve = format!("/admin/proposals/{}/approve", proposal_of(&proposed));
+    let right = code(&secret, 0);
+    let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 500_000) % 1_000_000);
+    for _ in 0..5 {
+        let (status, _) = call(&app, "POST", &approve, &checker, json!({ "totp": wrong })).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let (status, said) = call(&app, "POST", &approve, &checker, json!({ "totp": right })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{said}");
+    assert!(said["error"].as_str().unwrap().contains("too many wrong"), "{said}");
+    let (_, shown) =
+        call(&app, "GET", &format!("/admin/proposals/{}", proposal_of(&proposed)), &checker, Value::Null)
+            .await;
+    assert_eq!(shown["state"], "pending", "nothing was carried out");
+}

@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::{FromRequestParts, MatchedPath, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{Request, StatusCode};
 use serde::Deserialize;
@@ -28,10 +28,13 @@ pub struct FourEyes {
     pub ttl: std::time::Duration,
 }
 
-/// Set on the call an approval makes again: it is carried out as its proposer's.
+/// Set on the call an approval makes again: it is carried out as its proposer's, and
+/// its line in the trail names the proposal and its approver.
 #[derive(Clone, Debug)]
 pub(super) struct Approved {
     pub proposer: Principal,
+    pub proposal: String,
+    pub approved_by: String,
 }
 
 /// A call that four eyes may stop: who makes it, and the call as it would be made again.
@@ -56,7 +59,6 @@ impl FromRequestParts<AppState> for Guard {
                 .uri
                 .path_and_query()
                 .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
-            route: parts.extensions.get::<MatchedPath>().map_or_else(String::new, |m| m.as_str().to_owned()),
             idempotency_key: parts
                 .headers
                 .get("idempotency-key")
@@ -148,7 +150,9 @@ impl From<TotpError> for AdminError {
     fn from(e: TotpError) -> Self {
         match e {
             TotpError::Registered(_) => AdminError::Conflict(e.to_string()),
-            TotpError::NotRegistered(_) | TotpError::Wrong => AdminError::Unacceptable(e.to_string()),
+            TotpError::NotRegistered(_) | TotpError::Wrong | TotpError::Locked => {
+                AdminError::Unacceptable(e.to_string())
+            }
             TotpError::Vault(e) => {
                 AdminError::Crashed(if matches!(e, crate::money::VaultError::Database(_)) {
                     "the data keys cannot be read now"
@@ -220,7 +224,7 @@ pub(super) async fn show(
         (status = 200, description = "the proposal, and what carrying it out answered (`status`, `answer`)", body = Object),
         (status = 404, description = "no proposal has this id"),
         (status = 409, description = "the proposal was decided already, or expired"),
-        (status = 422, description = "the token proposed it itself, has no one-time password, or the password is wrong or used"),
+        (status = 422, description = "the token proposed it itself, has no one-time password, or the password is wrong or used (five wrong in a row lock it for 15 minutes)"),
     ))]
 pub(super) async fn approve(
     _: Allowed<scope::Approvals>,
@@ -235,24 +239,34 @@ pub(super) async fn approve(
     if !shape::TOTP.fits(&asked.totp) {
         return Err(AdminError::Malformed("`totp` is the 6 digits the authenticator app shows".into()));
     }
-    // Refused before the password is spent on it.
+    // What cannot be approved is refused before a password is spent on it: the
+    // approver's own proposal, one decided or expired, one whose proposer is gone.
     let shown =
         proposals::show(state.pool(), &id).await?.ok_or_else(|| ProposalError::Unknown(id.clone()))?;
-    if shown["proposed_by"] == approver.as_str() {
+    let proposed_by = shown["proposed_by"].as_str().unwrap_or_default().to_owned();
+    if proposed_by == *approver {
         return Err(ProposalError::OwnProposal.into());
     }
+    match shown["state"].as_str() {
+        Some("pending") => {}
+        Some("expired") => return Err(ProposalError::Expired(id).into()),
+        _ => return Err(ProposalError::Decided(id).into()),
+    }
+    let root = state.admin.root.is_some();
+    let Some(proposer) = admin::principal_named(state.pool(), root, &proposed_by).await? else {
+        return Err(AdminError::Conflict(format!(
+            "the token `{proposed_by}` that proposed it was revoked, so it cannot be carried out: reject it"
+        )));
+    };
     let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     totp::check(state.pool(), state.money().vault(), approver, &asked.totp, unix).await?;
-    let (call, proposed_by) = proposals::approve(state.pool(), &id, approver).await?;
-    let root = state.admin.root.is_some();
-    let (status, answer) = match admin::principal_named(state.pool(), root, &proposed_by).await? {
-        Some(proposer) => carry_out(&state, call, proposer).await,
-        None => (
-            StatusCode::CONFLICT,
-            json!({ "error": format!("the token `{proposed_by}` that proposed it was revoked; nothing was done") }),
-        ),
-    };
-    proposals::carried_out(state.pool(), &id, status.as_u16(), &answer).await?;
+    let (call, _) = proposals::approve(state.pool(), &id, approver).await?;
+    let approved = Approved { proposer, proposal: id.clone(), approved_by: approver.clone() };
+    let (status, answer) = carry_out(&state, call, approved).await;
+    // The call was made: its answer goes back even if it cannot be kept with the proposal.
+    if let Err(e) = proposals::carried_out(state.pool(), &id, status.as_u16(), &answer).await {
+        tracing::error!(proposal = %id, error = %e, "an approved call was carried out, but its answer was not kept with the proposal");
+    }
     trail.detail(json!({ "status": status.as_u16() }));
     let proposal = proposals::show(state.pool(), &id).await?;
     Ok(ok(json!({ "proposal": proposal, "status": status.as_u16(), "answer": answer })))
@@ -260,7 +274,7 @@ pub(super) async fn approve(
 
 /// The proposed call made again through the admin API as its proposer, marked approved
 /// so that its guard lets it through; what it answered.
-async fn carry_out(state: &AppState, call: Call, proposer: Principal) -> (StatusCode, Value) {
+async fn carry_out(state: &AppState, call: Call, approved: Approved) -> (StatusCode, Value) {
     let mut request = Request::builder().method(call.method.as_str()).uri(&call.path);
     if let Some(key) = &call.idempotency_key {
         request = request.header("idempotency-key", key);
@@ -278,7 +292,7 @@ async fn carry_out(state: &AppState, call: Call, proposer: Principal) -> (Status
             json!({ "error": "the proposed call cannot be made again" }),
         );
     };
-    request.extensions_mut().insert(Approved { proposer });
+    request.extensions_mut().insert(approved);
     let router = super::routes(state).with_state(state.clone());
     let Ok(response) = router.oneshot(request).await;
     let status = response.status();
@@ -291,7 +305,7 @@ async fn carry_out(state: &AppState, call: Call, proposer: Principal) -> (Status
 
 /// `POST /admin/proposals/{id}/reject`: nothing is carried out.
 #[utoipa::path(post, path = "/admin/proposals/{id}/reject", tag = "approvals",
-    summary = "Reject a proposal (or withdraw one's own): nothing is carried out",
+    summary = "Reject a proposal: nothing is carried out",
     extensions(("x-scope" = json!("approvals"))),
     params(InPath<ProposalId>),
     request_body = ProposalRejection,

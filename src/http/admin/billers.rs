@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::json;
 
+use super::approvals::Guard;
 use super::extract::{Allowed, BillerCode, Body, Example, InPath, Trail, scope};
 use super::{AdminError, Answer, AppState, ok};
 use crate::admin::billers::{self, BillerChange, NewBiller};
@@ -31,16 +32,24 @@ impl Example for Credentials {
     request_body = NewBiller,
     responses(
         (status = 201, description = "the biller", body = Object),
+        (status = 202, description = "four eyes are on (FOUR_EYES): the call is proposed, and is carried out when another token approves it (`proposal`)", body = Object),
         (status = 409, description = "the code is taken"),
         (status = 422, description = "the account pattern does not compile, or the address is one a biller cannot have"),
     ))]
 pub(super) async fn register(
     _: Allowed<scope::Billers>,
     State(state): State<AppState>,
+    guard: Guard,
     trail: Trail,
-    Body { asked: new, .. }: Body<NewBiller>,
+    Body { asked: new, sent }: Body<NewBiller>,
 ) -> Result<Answer, AdminError> {
+    if let Some(problem) = new.problem() {
+        return Err(problem.into());
+    }
     trail.target(new.code.clone());
+    if let Some(proposed) = guard.propose(&state, &trail, Some(sent)).await? {
+        return Ok(proposed);
+    }
     trail.detail(json!({
         "name": new.name, "account_pattern": new.account_pattern, "fee_payer": new.fee_payer,
         "base_url": new.base_url, "timeout_ms": new.timeout_ms,
@@ -59,6 +68,7 @@ pub(super) async fn register(
     request_body = BillerChange,
     responses(
         (status = 200, description = "the biller", body = Object),
+        (status = 202, description = "four eyes are on (FOUR_EYES): the call is proposed, and is carried out when another token approves it (`proposal`)", body = Object),
         (status = 404, description = "no biller has this code"),
         (status = 422, description = "the account pattern does not compile, or the address is one a biller cannot have"),
     ))]
@@ -66,9 +76,16 @@ pub(super) async fn change(
     _: Allowed<scope::Billers>,
     State(state): State<AppState>,
     InPath(code, _): InPath<BillerCode>,
+    guard: Guard,
     trail: Trail,
     Body { asked, sent }: Body<BillerChange>,
 ) -> Result<Answer, AdminError> {
+    if let Some(problem) = asked.problem() {
+        return Err(problem.into());
+    }
+    if let Some(proposed) = guard.propose(&state, &trail, Some(sent.clone())).await? {
+        return Ok(proposed);
+    }
     trail.detail(sent);
     Ok(ok(billers::change(state.pool(), &code, &asked).await?))
 }

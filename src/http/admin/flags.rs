@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::json;
 
+use super::approvals::Guard;
 use super::extract::{Allowed, Body, Example, FlagName, InPath, Trail, scope};
 use super::{AdminError, Answer, AppState, ok};
 use crate::admin::flags::{self, FlagChange, NewFlag};
@@ -54,6 +55,7 @@ pub(super) async fn create(
     request_body = FlagChange,
     responses(
         (status = 200, description = "the flag", body = Object),
+        (status = 202, description = "the flag is `sensitive` and four eyes are on (FOUR_EYES): the change is proposed, and is made when another token approves it (`proposal`)", body = Object),
         (status = 404, description = "no flag has this name"),
         (status = 422, description = "a number no numbering plan has"),
     ))]
@@ -61,9 +63,16 @@ pub(super) async fn change(
     _: Allowed<scope::Flags>,
     State(state): State<AppState>,
     InPath(name, _): InPath<FlagName>,
+    guard: Guard,
     trail: Trail,
     Body { asked, sent }: Body<FlagChange>,
 ) -> Result<Answer, AdminError> {
+    flags::problem(&asked)?;
+    let sensitive = flags::sensitive(state.pool(), &name).await?;
+    let sensitive = sensitive.ok_or_else(|| flags::FlagError::Unknown(name.clone()))?;
+    if sensitive && let Some(proposed) = guard.propose(&state, &trail, Some(sent.clone())).await? {
+        return Ok(proposed);
+    }
     trail.detail(sent);
     Ok(ok(json!(flags::change(state.pool(), &name, &asked, state.default_region).await?)))
 }

@@ -93,6 +93,7 @@ async fn audited(
     next: Next,
 ) -> Response {
     let method = request.method().to_string();
+    let approved = request.extensions().get::<approvals::Approved>().cloned();
     let trail = Trail::default();
     // A path or query holding a control character (`%00`) is refused before any handler
     // reads it, and the refusal is in the trail like any other call.
@@ -104,9 +105,8 @@ async fn audited(
     } else {
         // A call an approval makes again is its proposer's; whoever holds no valid token
         // is answered before their body or query is read.
-        let approved = request.extensions().get::<approvals::Approved>().map(|a| a.proposer.clone());
-        let who = match approved {
-            Some(proposer) => Ok(proposer),
+        let who = match &approved {
+            Some(approved) => Ok(approved.proposer.clone()),
             None => authenticated(&state, request.headers()).await,
         };
         match who {
@@ -119,7 +119,12 @@ async fn audited(
             Err(refused) => refused.into_response(),
         }
     };
-    let note = trail.note();
+    let mut note = trail.note();
+    if let Some(approved) = approved {
+        note.detail = Some(json!({
+            "proposal": approved.proposal, "approved_by": approved.approved_by, "detail": note.detail,
+        }));
+    }
     let entry = admin::Entry {
         token: note.token,
         method,

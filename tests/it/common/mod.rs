@@ -39,7 +39,7 @@ pub struct TestApp {
 }
 
 /// Defaults with the shipped menus, as `serve --demo` would run, but with every token
-/// acting alone: the tests of what a call does make it once; `approvals.rs` turns four
+/// acting alone: the tests of what a call does make it once; `four_eyes.rs` turns four
 /// eyes on.
 pub fn settings() -> Settings {
     Settings {
