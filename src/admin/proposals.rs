@@ -38,6 +38,33 @@ pub enum ProposalError {
     Database(#[from] sqlx::Error),
 }
 
+/// What a sensitive call would act on. A call with nothing to act on is refused by its
+/// handler at once (404, or 409 for a request decided before) rather than proposed.
+pub enum Subject<'a> {
+    Customer(&'a str),
+    Agent(&'a str),
+    Transfer(i64),
+    /// An open reversal request on this send.
+    OpenRequest(i64),
+    Biller(&'a str),
+}
+
+/// Whether the subject is there to act on.
+pub async fn is_there(pool: &PgPool, subject: Subject<'_>) -> Result<bool, sqlx::Error> {
+    let exists = sqlx::query_scalar::<_, bool>;
+    let query = match subject {
+        Subject::Customer(msisdn) => exists("SELECT EXISTS (SELECT 1 FROM customers WHERE msisdn = $1)").bind(msisdn),
+        Subject::Agent(number) => exists("SELECT EXISTS (SELECT 1 FROM agents WHERE agent_number = $1)").bind(number),
+        Subject::Transfer(id) => exists("SELECT EXISTS (SELECT 1 FROM transfers WHERE id = $1)").bind(id),
+        Subject::OpenRequest(id) => exists(
+            "SELECT EXISTS (SELECT 1 FROM reversal_requests WHERE original_id = $1 AND state IN ('held', 'queued'))",
+        )
+        .bind(id),
+        Subject::Biller(code) => exists("SELECT EXISTS (SELECT 1 FROM billers WHERE code = $1)").bind(code),
+    };
+    query.fetch_one(pool).await
+}
+
 /// Writes `call` down as proposed by `token`, pending until `ttl` from now; its id.
 pub async fn propose(
     pool: &PgPool,

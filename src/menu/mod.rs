@@ -136,9 +136,36 @@ impl Bundle {
         let mut bundle = Bundle::default();
         let mut diagnostics = Vec::new();
         let mut claimed: HashMap<String, &Path> = HashMap::new();
+        let mut defaults: HashMap<String, (bool, &Path)> = HashMap::new();
         for (path, source) in files {
             match compile_with(path, source, texts) {
                 Ok(menu) => {
+                    // One flag is one switch: menus that share it must agree on what
+                    // holds until an operator sets it.
+                    for flag in &menu.flags {
+                        let Some((default, other)) = defaults.insert(flag.name.clone(), (flag.default, path))
+                        else {
+                            continue;
+                        };
+                        if default != flag.default {
+                            let line = source
+                                .lines()
+                                .position(|l| l.trim_start().starts_with(&format!("{}:", flag.name)))
+                                .map_or(1, |n| n + 1);
+                            diagnostics.push(Diagnostic {
+                                file: path.to_path_buf(),
+                                line: line as u64,
+                                column: 1,
+                                message: format!(
+                                    "flag `{}` defaults to {} here and to {default} in {}",
+                                    flag.name,
+                                    flag.default,
+                                    other.display()
+                                ),
+                                hint: Some("a flag is one switch for every menu: give it one default".into()),
+                            });
+                        }
+                    }
                     for code in &menu.codes {
                         if let Some(other) = claimed.insert(code.clone(), path) {
                             // At the `codes:` line, naming the file that has the code too.

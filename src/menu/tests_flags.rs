@@ -146,3 +146,24 @@ fn flag_is_not_a_variable_name() {
     let said = problems(&source);
     assert!(said.contains("`flag` is reserved for the menu's feature flags"), "{said}");
 }
+
+#[test]
+fn menus_sharing_a_flag_must_agree_on_its_default() {
+    let other = |default: bool| {
+        format!(
+            "service: other\ncodes: [\"*200#\"]\nlanguages: [en]\nstart: a\nflags:\n  beta:\n    about: the beta screen\n    default: {default}\nscreens:\n  a:\n    end: {{ text: A }}\n"
+        )
+    };
+    let agreeing = other(true);
+    Bundle::from_sources([(Path::new("flagged.yaml"), MENU), (Path::new("other.yaml"), agreeing.as_str())])
+        .expect("the same default twice");
+    let disagreeing = other(false);
+    let d = Bundle::from_sources([
+        (Path::new("flagged.yaml"), MENU),
+        (Path::new("other.yaml"), disagreeing.as_str()),
+    ])
+    .expect_err("two defaults for one flag");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!((d[0].file.as_path(), d[0].line), (Path::new("other.yaml"), 6));
+    assert!(d[0].message.contains("flag `beta` defaults to false here and to true in flagged.yaml"), "{d:?}");
+}

@@ -142,9 +142,17 @@ async fn a_reversal_needs_two_tokens_and_a_code_is_taken_once(pool: PgPool) {
     assert_eq!(approved["status"], 200, "{approved}");
     assert_eq!((balance(AMINA).await, balance(BRIAN).await), (before.0 + 30_000, before.1 - 30_000));
 
+    // A call with nothing to act on is refused at once, not proposed.
+    let (status, said) =
+        call(&app, "POST", "/admin/transfers/TX7FFFFFFF/reverse", &desk, json!({ "reason": "typo" })).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{said}");
+    let writer = admin::create(&pool, "writer", &["customers:write".into()]).await.unwrap();
+    let (status, said) =
+        call(&app, "POST", "/admin/customers/+254711000999/pin/unlock", &writer, Value::Null).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{said}");
+
     // A second proposal, and the same code again: refused, and the proposal still waits.
     let unlock = format!("/admin/customers/{AMINA}/pin/unlock");
-    let writer = admin::create(&pool, "writer", &["customers:write".into()]).await.unwrap();
     let (status, proposed) = call(&app, "POST", &unlock, &writer, Value::Null).await;
     assert_eq!(status, StatusCode::ACCEPTED, "a PIN unlock too: {proposed}");
     let approve = format!("/admin/proposals/{}/approve", proposal_of(&proposed));

@@ -13,6 +13,7 @@ use super::approvals::Guard;
 use super::extract::{AgentNumber, Allowed, Body, Example, IdempotencyKey, InPath, Trail, scope};
 use super::{AdminError, Answer, AppState, ok};
 use crate::admin::agents::{self, NewAgent};
+use crate::admin::proposals::Subject;
 use crate::domain::shape::{self, Schemas};
 use crate::domain::{Amount, DisplayText, Msisdn};
 
@@ -140,7 +141,7 @@ pub(super) async fn show(
 ) -> Result<Answer, AdminError> {
     match agents::show(state.reads().await, &number).await? {
         Some(agent) => Ok(ok(agent)),
-        None => Err(AdminError::NotFound(format!("no agent has the number {number}"))),
+        None => Err(no_agent(&number)),
     }
 }
 
@@ -201,10 +202,16 @@ pub(super) async fn top_up(
             ))
         })?;
     if Guard::float_needs_approval(&state, amount.minor())
-        && let Some(proposed) = guard.propose(&state, &trail, Some(sent)).await?
+        && let Some(proposed) = guard
+            .propose_on(&state, &trail, Some(sent), Some((Subject::Agent(&number), no_agent(&number))))
+            .await?
     {
         return Ok(proposed);
     }
     trail.detail(json!({ "amount": amount.minor(), "key": key }));
     Ok(ok(agents::top_up(state.pool(), &number, amount, &key).await?))
+}
+
+fn no_agent(number: &str) -> AdminError {
+    AdminError::NotFound(format!("no agent has the number {number}"))
 }

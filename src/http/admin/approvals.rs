@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::extract::{Allowed, Body, Example, InPath, Limit, PathValue, Trail, scope};
 use super::{AdminError, Answer, AppState, ok};
-use crate::admin::proposals::{self, Call, ProposalError};
+use crate::admin::proposals::{self, Call, ProposalError, Subject};
 use crate::admin::totp::{self, TotpError};
 use crate::admin::{self, Principal};
 use crate::domain::shape::{self, Schemas, Shape};
@@ -80,7 +80,26 @@ impl Guard {
         trail: &Trail,
         body: Option<Value>,
     ) -> Result<Option<Answer>, AdminError> {
+        self.propose_on(state, trail, body, None).await
+    }
+
+    /// [`Self::propose`] for a call on `subject`: refused with `absent` when it is not
+    /// there, rather than proposed. Refused here, not by going on: what was not there a
+    /// moment ago may be by the time the call would act, and would then be acted on
+    /// by one token.
+    pub async fn propose_on(
+        self,
+        state: &AppState,
+        trail: &Trail,
+        body: Option<Value>,
+        subject: Option<(Subject<'_>, AdminError)>,
+    ) -> Result<Option<Answer>, AdminError> {
         let Some(rules) = state.admin.four_eyes.filter(|_| !self.approved) else { return Ok(None) };
+        if let Some((subject, absent)) = subject
+            && !proposals::is_there(state.pool(), subject).await?
+        {
+            return Err(absent);
+        }
         let call = Call { body, ..self.call };
         let proposal = proposals::propose(state.pool(), &self.who.name, &call, rules.ttl).await?;
         trail.detail(json!({ "proposal": proposal["id"], "body": call.body }));

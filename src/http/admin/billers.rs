@@ -9,6 +9,7 @@ use super::approvals::Guard;
 use super::extract::{Allowed, BillerCode, Body, Example, InPath, Trail, scope};
 use super::{AdminError, Answer, AppState, ok};
 use crate::admin::billers::{self, BillerChange, NewBiller};
+use crate::admin::proposals::Subject;
 use crate::money::bills::credentials::Credentials;
 
 impl Example for NewBiller {
@@ -83,7 +84,10 @@ pub(super) async fn change(
     if let Some(problem) = asked.problem() {
         return Err(problem.into());
     }
-    if let Some(proposed) = guard.propose(&state, &trail, Some(sent.clone())).await? {
+    if let Some(proposed) = guard
+        .propose_on(&state, &trail, Some(sent.clone()), Some((Subject::Biller(&code), no_biller(&code))))
+        .await?
+    {
         return Ok(proposed);
     }
     trail.detail(sent);
@@ -126,4 +130,8 @@ pub(super) async fn set_credentials(
     let set = billers::set_credentials(money.pool(), money.vault(), &code, &credentials).await?;
     trail.detail(set["credentials"].clone());
     Ok(ok(set))
+}
+
+fn no_biller(code: &str) -> AdminError {
+    crate::admin::billers::BillerError::Unknown(code.to_owned()).into()
 }

@@ -9,6 +9,7 @@ use super::approvals::Guard;
 use super::extract::{Allowed, Body, Customer, Example, InPath, Limit, Trail, TransferReference, scope};
 use super::{AdminError, Answer, AppState, ok};
 use crate::admin::customers;
+use crate::admin::proposals::Subject;
 use crate::domain::shape::Schemas;
 use crate::money::Reversed;
 
@@ -48,7 +49,11 @@ pub(super) async fn unlock_pin(
     guard: Guard,
     trail: Trail,
 ) -> Result<Answer, AdminError> {
-    if let Some(proposed) = guard.propose(&state, &trail, None).await? {
+    let subject = Some((
+        Subject::Customer(msisdn.as_e164()),
+        AdminError::NotFound("no customer has this number".into()),
+    ));
+    if let Some(proposed) = guard.propose_on(&state, &trail, None, subject).await? {
         return Ok(proposed);
     }
     match customers::unlock_pin(state.pool(), &msisdn).await? {
@@ -112,7 +117,9 @@ pub(super) async fn reverse(
             "its sender asked for it back: decide the request at /admin/reversal-requests/{reference}"
         )));
     }
-    if let Some(proposed) = guard.propose(&state, &trail, Some(sent)).await? {
+    if let Some(proposed) =
+        guard.propose_on(&state, &trail, Some(sent), Some((Subject::Transfer(original), not_found()))).await?
+    {
         return Ok(proposed);
     }
     let done = crate::money::reverse(state.pool(), original, asked.refund_fee, reason).await?;

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::approvals::Guard;
 use super::extract::{Allowed, Body, Example, InPath, Trail, TransferReference, scope};
 use super::{AdminError, Answer, AppState, ok};
+use crate::admin::proposals::Subject;
 use crate::domain::shape::Schemas;
 use crate::money::reversals::{self, Decision};
 
@@ -45,7 +46,10 @@ pub(super) async fn approve(
     trail: Trail,
 ) -> Result<Answer, AdminError> {
     let original = original(&reference)?;
-    if let Some(proposed) = guard.propose(&state, &trail, None).await? {
+    if let Some(proposed) = guard
+        .propose_on(&state, &trail, None, Some((Subject::OpenRequest(original), no_open_request())))
+        .await?
+    {
         return Ok(proposed);
     }
     let by = trail.actor();
@@ -95,6 +99,12 @@ pub(super) async fn reject(
 
 fn original(reference: &str) -> Result<i64, AdminError> {
     crate::money::parse_reference(reference).ok_or_else(no_request)
+}
+
+fn no_open_request() -> AdminError {
+    AdminError::NotFound(
+        "no open reversal request on this send: none was made, or it was decided before".into(),
+    )
 }
 
 fn no_request() -> AdminError {
