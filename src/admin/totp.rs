@@ -125,12 +125,14 @@ pub async fn check(
     }
     let secret = decode(&vault.open(place(token), &sealed).await?);
     let step = matching_step(&secret, typed, unix).map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX));
-    // Later than the last step used, in one statement: two approvals with one code (a
-    // replay, or a race) cannot both pass. Three steps pass at any moment, so wrong
-    // codes are counted, and a run of them locks the token a while.
+    // Later than the last step used, and not locked, in one statement: two approvals
+    // with one code (a replay, or a race) cannot both pass, nor can guesses sent side by
+    // side slip past a lock the others earned. Three steps pass at any moment, so wrong
+    // codes are counted, and a run of them locks the token a while; the count starts
+    // again when a lock ends.
     let used = sqlx::query(
         "UPDATE approver_totp SET last_step = $2, failures = 0, locked_until = NULL
-          WHERE token_name = $1 AND $2 > last_step",
+          WHERE token_name = $1 AND $2 > last_step AND coalesce(locked_until <= now(), true)",
     )
     .bind(token)
     .bind(step)
@@ -140,8 +142,11 @@ pub async fn check(
         return Ok(());
     }
     sqlx::query(
-        "UPDATE approver_totp SET failures = failures + 1,
-                locked_until = CASE WHEN failures + 1 >= $2 THEN now() + interval '15 minutes' END
+        "UPDATE approver_totp
+            SET failures = CASE WHEN locked_until <= now() THEN 1 ELSE failures + 1 END,
+                locked_until = CASE WHEN locked_until > now() THEN locked_until
+                                    WHEN (CASE WHEN locked_until <= now() THEN 1 ELSE failures + 1 END) >= $2
+                                    THEN now() + interval '15 minutes' END
           WHERE token_name = $1",
     )
     .bind(token)

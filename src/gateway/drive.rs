@@ -108,7 +108,8 @@ impl Gateway {
                 menu.offer_resume(*dropped)
             }
             Entry::HandOff(handed) => {
-                let mut j = Journey { budget, retries: 0, ..*handed };
+                let flags = (!menu.flags.is_empty()).then(|| self.flag_bits(menu, at.hop));
+                let mut j = Journey { budget, retries: 0, flags, ..*handed };
                 menu.show(&mut j).map(|step| (j, step))
             }
             _ => menu.begin_within(None, channel, self.flag_bits(menu, at.hop)),

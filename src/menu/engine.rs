@@ -54,6 +54,11 @@ impl Menu {
         j.page = 0;
         j.error = None;
         let id = self.current(j)?;
+        // The flags were decided again for this session: a screen one now closes is not
+        // shown again.
+        if let Some(flag) = self.screens[id.0 as usize].when.filter(|f| !self.flag_on(j, *f)) {
+            return self.switched_off(j, flag);
+        }
         let pages = self.pages(j, id)?;
         Ok(self.page_reply(j, id, pages))
     }

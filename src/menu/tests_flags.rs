@@ -167,3 +167,26 @@ fn menus_sharing_a_flag_must_agree_on_its_default() {
     assert_eq!((d[0].file.as_path(), d[0].line), (Path::new("other.yaml"), 6));
     assert!(d[0].message.contains("flag `beta` defaults to false here and to true in flagged.yaml"), "{d:?}");
 }
+
+#[test]
+fn a_journey_shown_again_on_a_screen_its_flag_now_closes_ends_there() {
+    let m = menu();
+    let mut j = Journey {
+        screen: "beta".into(),
+        lang: "en".into(),
+        flags: Some(bits(&m, false, false)),
+        ..Journey::default()
+    };
+    assert_eq!(
+        text(m.show(&mut j).unwrap()),
+        "This service is not available right now. Please try again later."
+    );
+    assert!(j.done);
+    let mut j = Journey {
+        screen: "beta".into(),
+        lang: "en".into(),
+        flags: Some(bits(&m, false, true)),
+        ..Journey::default()
+    };
+    assert_eq!(text(m.show(&mut j).unwrap()), "Beta");
+}

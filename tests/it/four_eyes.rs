@@ -322,3 +322,27 @@ async fn five_wrong_codes_in_a_row_lock_an_approver(pool: PgPool) {
             .await;
     assert_eq!(shown["state"], "pending", "nothing was carried out");
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_lock_that_ended_gives_five_tries_again(pool: PgPool) {
+    let app = four_eyes(pool.clone()).await;
+    let writer = admin::create(&pool, "writer", &["customers:write".into()]).await.unwrap();
+    let (checker, secret) = approver(&app, "checker").await;
+    let (_, proposed) =
+        call(&app, "POST", &format!("/admin/customers/{AMINA}/pin/unlock"), &writer, Value::Null).await;
+    let approve = format!("/admin/proposals/{}/approve", proposal_of(&proposed));
+    sqlx::query("UPDATE approver_totp SET failures = 5, locked_until = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let right = code(&secret, 0);
+    let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 500_000) % 1_000_000);
+    let (status, said) = call(&app, "POST", &approve, &checker, json!({ "totp": wrong })).await;
+    assert!(
+        said["error"].as_str().unwrap().contains("is wrong"),
+        "one miss after a lock is one miss: {said}"
+    );
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, approved) = call(&app, "POST", &approve, &checker, json!({ "totp": right })).await;
+    assert_eq!((status, approved["status"].clone()), (StatusCode::OK, json!(200)), "{approved}");
+}
