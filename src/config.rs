@@ -24,6 +24,8 @@ use crate::events::settings::EventsDeclared;
 use crate::http::FourEyes;
 use crate::http::settings::{ServerDeclared, ServerSpec};
 use crate::menu::Budget;
+use crate::money::identity::ProviderSpec;
+use crate::money::identity::settings::IdentityDeclared;
 use crate::money::{MoneyDeclared, MoneySpec};
 use crate::problems::Problems;
 use crate::redis_link::RedisTarget;
@@ -135,6 +137,17 @@ pub struct Settings {
     pub four_eyes_float_over: i64,
     /// PROPOSAL_TTL_SECS: how long a proposal waits for its approval.
     pub proposal_ttl_secs: u64,
+    /// IDENTITY_URL: the identity provider's base URL (the protocol of
+    /// `money::identity::client`); registrations and "Upgrade my account" are checked
+    /// there when set (`--demo` serves a sandbox provider).
+    pub identity_url: Option<String>,
+    /// IDENTITY_API_KEY: sent to the provider as `Authorization: Bearer`.
+    pub identity_api_key: Option<SecretString>,
+    /// IDENTITY_WEBHOOK_SECRET: the `whsec_…` secret the provider signs its callbacks with.
+    pub identity_webhook_secret: Option<SecretString>,
+    /// IDENTITY_CALLBACK_URL: where the provider calls back (`…/identity/callback` on
+    /// LISTEN_ADDR, as the provider reaches it); without it the gateway only polls.
+    pub identity_callback_url: Option<String>,
     /// SCREEN_BUDGETS: channels whose screens hold less than the menus allow, as
     /// `provider=GSM7/UCS2,…` (e.g. `africastalking=140/70`).
     pub screen_budgets: String,
@@ -209,6 +222,10 @@ impl Default for Settings {
             four_eyes: true,
             four_eyes_float_over: 1_000_000,
             proposal_ttl_secs: 86_400,
+            identity_url: None,
+            identity_api_key: None,
+            identity_webhook_secret: None,
+            identity_callback_url: None,
             screen_budgets: String::new(),
             // A person reads each screen, so this is well above any real journey,
             // an aggregator's retries included.
@@ -267,6 +284,10 @@ const ENV_KEYS: &[&str] = &[
     "FOUR_EYES",
     "FOUR_EYES_FLOAT_OVER",
     "PROPOSAL_TTL_SECS",
+    "IDENTITY_URL",
+    "IDENTITY_API_KEY",
+    "IDENTITY_WEBHOOK_SECRET",
+    "IDENTITY_CALLBACK_URL",
     "SCREEN_BUDGETS",
     "RATE_PER_MSISDN_PER_MINUTE",
     "HTTP_MAX_CONNECTIONS",
@@ -370,6 +391,8 @@ pub struct Config {
     pub trace: Option<Export>,
     /// What needs two tokens (FOUR_EYES); `None` when every token acts alone.
     pub four_eyes: Option<FourEyes>,
+    /// The identity provider (IDENTITY_URL), or `--demo`'s sandbox once its port is known.
+    pub identity: Option<ProviderSpec>,
     /// Screen budgets per channel (provider name), from SCREEN_BUDGETS.
     pub screen_budgets: HashMap<String, Budget>,
     /// The channels served: those declared, and with `--demo` every provider at
@@ -493,6 +516,15 @@ impl Settings {
             sms_channels(&self.sms_channels, &channels, demo, self.session_ttl_secs, &mut problems);
         let trace = self.trace(&mut problems);
         let four_eyes = self.four_eyes(&mut problems);
+        let identity = crate::money::identity::settings::validate(
+            &IdentityDeclared {
+                url: self.identity_url.as_deref(),
+                api_key: self.identity_api_key.as_ref(),
+                webhook_secret: self.identity_webhook_secret.as_ref(),
+                callback_url: self.identity_callback_url.as_deref(),
+            },
+            &mut problems,
+        );
         let Some(money) = money.filter(|_| problems.is_empty()) else {
             return Err(ConfigError(problems.into_vec()));
         };
@@ -506,6 +538,7 @@ impl Settings {
             simulator: false,
             trace,
             four_eyes,
+            identity,
             screen_budgets,
             channels,
             events,

@@ -36,8 +36,10 @@ pub enum Outcome {
     /// The biller refused the payment; the money was given back.
     BillRejected,
     /// The biller has not answered yet: the money stays held until it does, and the
-    /// subscriber gets an SMS either way.
+    /// subscriber gets an SMS either way. (An identity check: one is waiting already.)
     Pending,
+    /// The customer's identity was verified before.
+    AlreadyVerified,
 }
 
 use Outcome as O;
@@ -64,6 +66,7 @@ impl Outcome {
         O::AccountInvalid,
         O::BillRejected,
         O::Pending,
+        O::AlreadyVerified,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +91,7 @@ impl Outcome {
             O::AccountInvalid => "account_invalid",
             O::BillRejected => "bill_rejected",
             O::Pending => "pending",
+            O::AlreadyVerified => "already_verified",
         }
     }
 

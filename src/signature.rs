@@ -33,6 +33,30 @@ pub fn signature(secrets: &[&SecretString], id: &str, timestamp: i64, body: &[u8
     Some(signatures.join(" "))
 }
 
+/// How far a signed delivery's timestamp may be from now, either way: older ones are
+/// replays.
+pub const TOLERANCE_SECS: i64 = 300;
+
+/// Whether `header` (a `webhook-signature` value: space-separated `v1,…`) holds the
+/// signature of `body` under `secret` for `id` and `timestamp`, and the timestamp is
+/// within [`TOLERANCE_SECS`] of `now`.
+pub fn verify(secret: &SecretString, id: &str, timestamp: i64, body: &[u8], header: &str, now: i64) -> bool {
+    if (now - timestamp).abs() > TOLERANCE_SECS {
+        return false;
+    }
+    let Some(key) = secret.expose_secret().strip_prefix(PREFIX).and_then(|k| STANDARD.decode(k).ok()) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key) else { return false };
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    // Compared in constant time by the MAC itself.
+    header
+        .split(' ')
+        .filter_map(|given| STANDARD.decode(given.strip_prefix("v1,")?).ok())
+        .any(|given| mac.clone().verify_slice(&given).is_ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +71,20 @@ mod tests {
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
         assert_eq!(signature(&[&SecretString::from("not-a-secret")], "id", 1, body), None);
+    }
+
+    #[test]
+    fn verify_takes_one_good_signature_in_time_and_nothing_else() {
+        let (secret, other) = (new_secret(), new_secret());
+        let signed = signature(&[&secret], "msg_1", 1_000, b"{}").unwrap();
+        let both = signature(&[&other, &secret], "msg_1", 1_000, b"{}").unwrap();
+        assert!(verify(&secret, "msg_1", 1_000, b"{}", &signed, 1_000));
+        assert!(verify(&secret, "msg_1", 1_000, b"{}", &both, 1_000 + TOLERANCE_SECS));
+        assert!(!verify(&secret, "msg_1", 1_000, b"{} ", &signed, 1_000), "another body");
+        assert!(!verify(&secret, "msg_2", 1_000, b"{}", &signed, 1_000), "another id");
+        assert!(!verify(&other, "msg_1", 1_000, b"{}", &signed, 1_000), "another secret");
+        assert!(!verify(&secret, "msg_1", 1_000, b"{}", &signed, 1_001 + TOLERANCE_SECS), "too old");
+        assert!(!verify(&secret, "msg_1", 1_000, b"{}", "", 1_000));
     }
 
     #[test]

@@ -52,10 +52,12 @@ pub enum Scope {
     Approvals,
     /// Read a proposal and what became of it.
     Proposals,
+    /// Read identity checks and decide those waiting for review.
+    Identity,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 15] = [
+    pub const ALL: [Scope; 16] = [
         Scope::Menus,
         Scope::CustomersRead,
         Scope::CustomersWrite,
@@ -71,6 +73,7 @@ impl Scope {
         Scope::Flags,
         Scope::Approvals,
         Scope::Proposals,
+        Scope::Identity,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,6 +93,7 @@ impl Scope {
             Scope::Flags => "flags",
             Scope::Approvals => "approvals",
             Scope::Proposals => "proposals",
+            Scope::Identity => "identity",
         }
     }
 

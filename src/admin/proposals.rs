@@ -47,6 +47,8 @@ pub enum Subject<'a> {
     /// An open reversal request on this send.
     OpenRequest(i64),
     Biller(&'a str),
+    /// An identity check waiting for review.
+    CheckInReview(&'a str),
 }
 
 /// Whether the subject is there to act on.
@@ -61,6 +63,9 @@ pub async fn is_there(pool: &PgPool, subject: Subject<'_>) -> Result<bool, sqlx:
         )
         .bind(id),
         Subject::Biller(code) => exists("SELECT EXISTS (SELECT 1 FROM billers WHERE code = $1)").bind(code),
+        Subject::CheckInReview(id) => {
+            exists("SELECT EXISTS (SELECT 1 FROM identity_checks WHERE id = $1 AND state = 'review')").bind(id)
+        }
     };
     query.fetch_one(pool).await
 }

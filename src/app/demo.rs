@@ -64,6 +64,10 @@ pub(super) fn banner(addr: std::net::SocketAddr, code: &str, currency: &str) -> 
     out.push_str(&format!(
         "\nThe SMS receipts of every transfer: curl -s http://127.0.0.1:{port}/demo/sms (add ?to=%2B254700000002 for one number)\n"
     ));
+    out.push_str(
+        "\nA registration's ID goes to the sandbox identity provider: one beginning 99 does not match, 88 is a duplicate\n\
+         (both wait for review in the admin API), 77 is answered 3 s later; any other is verified, with an SMS.\n",
+    );
     let paths: Vec<String> =
         crate::channel::ussd::Provider::ALL.iter().map(|p| format!("/ussd/{}", p.name())).collect();
     out.push_str(&format!("\nEvery aggregator format answers (README, Aggregators): {}\n", paths.join(" ")));

@@ -1,6 +1,6 @@
 //! The loops every replica runs beside the servers, each stopping on the application's
 //! token: data keys and feature flags refreshed, the upkeep, promised SMS kept, bills
-//! reconciled, menus reloaded on SIGHUP.
+//! reconciled, identity checks submitted and polled, menus reloaded on SIGHUP.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,9 @@ use crate::sms::letters;
 
 /// How often every replica looks for promised SMS that are due.
 const PROMISE_SWEEP: Duration = Duration::from_secs(1);
+
+/// How often every replica looks for identity checks to submit or poll.
+const IDENTITY_SWEEP: Duration = Duration::from_secs(1);
 
 /// How often a replica looks for a data key made by a rotation elsewhere.
 const DATA_KEY_REFRESH: Duration = Duration::from_secs(30);
@@ -101,6 +104,21 @@ pub(super) fn start_loops(loops: &TaskTracker, state: &AppState, config: &Config
             }
         }
     }));
+    // Identity checks, on their own task: the provider's pace is not the upkeep's.
+    if gateway.money().identity().is_some() {
+        let checker = Arc::clone(gateway);
+        loops.spawn(every(Duration::ZERO, IDENTITY_SWEEP, stop.clone(), move || {
+            let checker = Arc::clone(&checker);
+            async move {
+                let Some(identity) = checker.money().identity() else { return };
+                match identity.run_due().await {
+                    Ok(0) => {}
+                    Ok(settled) => info!(settled, "identity checks settled"),
+                    Err(e) => warn!(error = %e, "the identity checker could not run; it tries again in 1 s"),
+                }
+            }
+        }));
+    }
     // The bill reconciler, on its own task: a slow biller must not hold up the upkeep.
     let reconciler = Arc::clone(gateway);
     loops.spawn(every(Duration::ZERO, Duration::from_secs(5), stop.clone(), move || {

@@ -221,6 +221,10 @@ pub fn build_state_with(
         Some(options) => money.caching_profiles(options),
         None => money,
     };
+    let money = match &config.identity {
+        Some(provider) => money.verifying_identity(provider.clone()),
+        None => money,
+    };
     let gateway = Gateway::new(
         menus,
         store,
@@ -298,7 +302,7 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: Config) -> Result<Self, StartError> {
+    pub async fn build(mut config: Config) -> Result<Self, StartError> {
         // Hops' statements go through the money lane (DATABASE_MAX_CONNECTIONS); the
         // pool serves what no hop waits on: workers, the admin API, SMS callbacks.
         let background = (config.settings.database_max_connections / 2).max(2);
@@ -337,6 +341,12 @@ impl Application {
         if config.demo {
             let port = listener.local_addr().map_or(listen.port(), |a| a.port());
             demo::seed(&pool, &config, port).await?;
+            if config.identity.is_none() {
+                config.identity = Some(crate::money::identity::settings::demo(port));
+            }
+        }
+        if let Some(provider) = &config.identity {
+            info!(provider = %redact_url(&provider.base_url), "registrations and upgrades are checked by the identity provider");
         }
         let replica = match config.settings.database_read_url.as_ref().map(ExposeSecret::expose_secret) {
             Some(url) => {

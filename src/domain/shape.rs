@@ -68,6 +68,8 @@ shape!(FLAG_NAME, flag_name, r"^[a-z][a-z0-9_]{0,39}$");
 shape!(CHANNEL_NAME, channel_name, r"^@?[A-Za-z0-9_-]{1,40}$");
 // A four-eyes proposal; an approver's one-time password.
 shape!(PROPOSAL_ID, proposal_id, r"^pr_[0-9a-f]{16}$");
+// An identity check.
+shape!(CHECK_ID, check_id, r"^idc_[0-9a-f]{16}$");
 shape!(TOTP, totp, r"^[0-9]{6}$");
 shape!(DELIVERY_ID, delivery_id, r"^[1-9][0-9]{0,17}$");
 // Postgres stores no NUL; every free text field says so.

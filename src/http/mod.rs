@@ -4,6 +4,7 @@ mod admin;
 pub mod channels;
 mod demo;
 mod health;
+mod identity;
 mod phone;
 mod sandbox;
 pub mod serve;
@@ -91,11 +92,12 @@ pub struct Admin {
     pub four_eyes: Option<FourEyes>,
 }
 
-/// What aggregators and SMS providers call (`LISTEN_ADDR`): their channels, the health
-/// probes, and with `--demo` the demo's own pages (the SMS sink, the sandbox partners,
+/// What aggregators and SMS providers call (`LISTEN_ADDR`): their channels, the identity
+/// provider's callback when one is configured, the health probes, and with `--demo` the demo's own pages (the SMS sink, the sandbox partners,
 /// the web phone at `/phone`).
 pub fn router(state: AppState) -> Router {
     let routes = channels::routes(&state.channels).merge(sms::routes(&state.sms_channels));
+    let routes = if state.money().identity().is_some() { routes.merge(identity::routes()) } else { routes };
     let routes = match state.sms.as_ref().and_then(|sms| sms.sink()) {
         Some(_) => routes.route("/demo/sms", get(demo::sms)),
         None => routes,

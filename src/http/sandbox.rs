@@ -5,6 +5,12 @@
 //! exist and meter `99999999999` is blocked; of phone numbers, `+254799000000` does
 //! not exist, `+254799000001` is barred and `+254799000002` is topped up but answered
 //! too late, so that refusals and a lost answer can be tried too.
+//!
+//! And an identity provider speaking the protocol of `money::identity::client` at
+//! `/sandbox/identity`: an ID number beginning `99` does not match its names, one
+//! beginning `88` is already behind another registration, one beginning `77` is
+//! answered (a match) only after [`SLOW_ANSWER`], by a callback signed with the demo's
+//! secret and on the status call; every other ID matches.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +30,8 @@ use sha2::{Digest, Sha256};
 #[derive(Clone, Default)]
 pub struct Sandbox {
     paid: Arc<Mutex<HashMap<String, Paid>>>,
+    /// Identity checks by reference: the answer, and when it is ready.
+    checks: Arc<Mutex<HashMap<String, (&'static str, std::time::Instant)>>>,
 }
 
 /// A payment the sandbox applied: to what, how much, and its answer.
@@ -65,6 +73,8 @@ pub fn routes<S>(sandbox: Sandbox) -> Router<S> {
         .route("/sandbox/billers/{code}/payments/{reference}", get(status))
         .route("/sandbox/airtime/topups", post(top_up))
         .route("/sandbox/airtime/topups/{reference}", get(top_up_status))
+        .route("/sandbox/identity/verifications", post(verify))
+        .route("/sandbox/identity/verifications/{reference}", get(verification))
         .with_state(sandbox)
 }
 
@@ -183,4 +193,78 @@ async fn top_up_status(
     Path(reference): Path<String>,
 ) -> (StatusCode, Json<Value>) {
     sandbox.status(&reference)
+}
+
+/// How long the sandbox takes to answer an ID beginning `77`.
+pub const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What the sandbox provider says of an ID number.
+fn identity_answer(id_number: &str) -> &'static str {
+    match id_number.get(..2) {
+        Some("99") => "mismatch",
+        Some("88") => "duplicate",
+        _ => "match",
+    }
+}
+
+async fn verify(State(sandbox): State<Sandbox>, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
+    let (Some(reference), Some(id_number)) = (body["reference"].as_str(), body["id_number"].as_str()) else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "status": "rejected", "reason": "reference and id_number are required" })),
+        );
+    };
+    let slow = id_number.starts_with("77");
+    let ready = std::time::Instant::now() + if slow { SLOW_ANSWER } else { std::time::Duration::ZERO };
+    let answer = identity_answer(id_number);
+    let first = {
+        let mut checks = sandbox.checks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        checks.insert(reference.to_owned(), (answer, ready)).is_none()
+    };
+    if !slow {
+        return (StatusCode::OK, Json(json!({ "reference": reference, "status": answer })));
+    }
+    if let (true, Some(url)) = (first, body["callback_url"].as_str()) {
+        tokio::spawn(call_back(url.to_owned(), reference.to_owned(), answer));
+    }
+    (StatusCode::ACCEPTED, Json(json!({ "reference": reference, "status": "pending" })))
+}
+
+async fn verification(
+    State(sandbox): State<Sandbox>,
+    Path(reference): Path<String>,
+) -> (StatusCode, Json<Value>) {
+    let checks = sandbox.checks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    match checks.get(&reference) {
+        Some((answer, ready)) if *ready <= std::time::Instant::now() => {
+            (StatusCode::OK, Json(json!({ "reference": reference, "status": answer })))
+        }
+        Some(_) => (StatusCode::OK, Json(json!({ "reference": reference, "status": "pending" }))),
+        None => (StatusCode::NOT_FOUND, Json(json!({ "error": "unknown reference" }))),
+    }
+}
+
+/// The slow answer, signed and sent to the gateway's callback once it is ready.
+async fn call_back(url: String, reference: String, answer: &'static str) {
+    tokio::time::sleep(SLOW_ANSWER).await;
+    let body = json!({ "reference": reference, "status": answer }).to_string();
+    let secret = secrecy::SecretString::from(crate::money::identity::settings::DEMO_WEBHOOK_SECRET);
+    let id = format!("msg_{reference}");
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let Some(signature) = crate::signature::signature(&[&secret], &id, now, body.as_bytes()) else { return };
+    let sent = reqwest::Client::new()
+        .post(&url)
+        .timeout(std::time::Duration::from_secs(5))
+        .header("content-type", "application/json")
+        .header("webhook-id", &id)
+        .header("webhook-timestamp", now.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await;
+    if let Err(e) = sent {
+        // The gateway polls too: a lost callback only costs time.
+        tracing::debug!(error = %e, "the sandbox identity provider could not call back");
+    }
 }

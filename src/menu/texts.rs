@@ -65,6 +65,10 @@ pub const RECEIPTS: &[ReceiptSpec] = receipts![
     "paybill_paid": ["ref", "amount", "merchant", "account", "fee", "balance", "date", "time"],
     "merchant_withdrawn": ["ref", "amount", "merchant", "balance", "date", "time"],
     "paybill_received": ["ref", "amount", "number", "account", "party", "fee", "date", "time"],
+    // An identity check's end: the customer's first name, and verified the new daily limit.
+    "identity_verified": ["name", "amount"],
+    "identity_review": ["name"],
+    "identity_rejected": ["name"],
 ];
 
 /// The outcomes a not-completed message names a reason for; `other` for the rest.
@@ -127,7 +131,7 @@ const NOT_COMPLETED_PARTS: usize = 1;
 const LINE_PARTS: usize = 1;
 
 /// The longest value of each field, as the database and the ledger let them be: a
-/// customer's two names of 60 letters and a number masked to 13, an agent's or a store's
+/// customer's two names of 60 letters and a number masked to 13 (a first name alone of 60), an agent's or a store's
 /// name of 40, a merchant's or a biller's of 30, an account of 30, a biller's reference
 /// of 24 and reason of 60, a 40-digit token, amounts to a hundred million, an approval
 /// of a day (1440 minutes) and a dispute window of 30 days (720 hours).
@@ -137,6 +141,7 @@ fn longest(field: &str) -> String {
         "ref" | "original_ref" => "TX0000002A".into(),
         "party" => format!("{} {} +254700***001", n("B", 60), n("W", 60)),
         "agent" | "store" => n("A", 40),
+        "name" => n("N", 60),
         "merchant" | "biller" | "account" => n("M", 30),
         "agent_number" | "number" => "1234567".into(),
         "biller_ref" => n("R", 24),

@@ -4,6 +4,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::crypto::{DataVault, Place, VaultError};
+use super::identity::{self, Identity};
 use super::lane::Db;
 use super::pin::StagedPin;
 use super::profiles::Profile;
@@ -14,7 +15,8 @@ use crate::outcome::{OpResult, Outcome};
 pub async fn read_profile(db: impl Db, msisdn: &Msisdn) -> Result<Option<Profile>, sqlx::Error> {
     let row = sqlx::query_as!(
         Profile,
-        "SELECT first_name, last_name, language FROM customers WHERE msisdn = $1",
+        r#"SELECT c.first_name, c.last_name, c.language, c.kyc_tier >= t.tier AS "verified!"
+             FROM customers c JOIN kyc_tiers t ON t.name = 'verified' WHERE c.msisdn = $1"#,
         msisdn.as_e164()
     )
     .fetch_optional(db)
@@ -26,10 +28,10 @@ pub async fn read_profile(db: impl Db, msisdn: &Msisdn) -> Result<Option<Profile
 pub fn profile_answer(msisdn: &Msisdn, profile: Option<&Profile>) -> OpResult {
     match profile {
         None => OpResult::bare(Outcome::NotRegistered),
-        Some(Profile { first_name, last_name, language }) => OpResult::new(
+        Some(Profile { first_name, last_name, language, verified }) => OpResult::new(
             Outcome::Ok,
             json!({
-                "first_name": first_name, "last_name": last_name, "language": language,
+                "first_name": first_name, "last_name": last_name, "language": language, "verified": verified,
                 "msisdn": msisdn.as_e164(),
             }),
         ),
@@ -37,16 +39,18 @@ pub fn profile_answer(msisdn: &Msisdn, profile: Option<&Profile>) -> OpResult {
 }
 
 /// An ID number sealed for the session (AES-256-GCM, hex) between the screen that asks
-/// for it and registration, unless another customer already holds it.
+/// for it and registration or an identity check, unless another customer holds it.
 pub async fn seal_id(
     db: impl Db,
     vault: &DataVault,
     msisdn: &Msisdn,
     national_id: &str,
 ) -> Result<OpResult, sqlx::Error> {
+    // The caller's own ID is theirs to give again ("Upgrade my account").
     let taken = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM customers WHERE national_id_index = $1) AS "taken!""#,
+        r#"SELECT EXISTS (SELECT 1 FROM customers WHERE national_id_index = $1 AND msisdn <> $2) AS "taken!""#,
         &vault.blind_index(national_id),
+        msisdn.as_e164(),
     )
     .fetch_one(db)
     .await?;
@@ -74,13 +78,20 @@ pub struct Registration<'a> {
     pub currency: &'a str,
 }
 
+/// The new customer's ID goes to `identity`, when a provider is configured, in a check
+/// written in the same transaction: the SMS its answer brings is as sure as the wallet.
 pub async fn register(
     pool: &PgPool,
     vault: &DataVault,
+    identity: Option<&Identity>,
     r: Registration<'_>,
 ) -> Result<OpResult, sqlx::Error> {
     let place = Place { table: "customers", column: "national_id_enc", row: r.msisdn.as_e164() };
     let sealed_id = vault.seal(place, r.national_id).await.map_err(VaultError::into_sqlx)?;
+    let check = match identity {
+        Some(identity) => Some(identity.seal(r.national_id).await.map_err(VaultError::into_sqlx)?),
+        None => None,
+    };
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query_scalar!(
         "INSERT INTO customers (msisdn, first_name, last_name, language, pin_salt, pin_hash,
@@ -114,8 +125,14 @@ pub async fn register(
     )
     .execute(&mut *tx)
     .await?;
+    if let Some(check) = &check {
+        identity::queue(&mut tx, id, r.first_name.as_str(), r.last_name.as_str(), check).await?;
+    }
     tx.commit().await?;
-    Ok(OpResult::new(Outcome::Ok, json!({ "first_name": r.first_name.as_str() })))
+    Ok(OpResult::new(
+        Outcome::Ok,
+        json!({ "first_name": r.first_name.as_str(), "verifying": check.is_some() }),
+    ))
 }
 
 pub async fn set_language(db: impl Db, msisdn: &Msisdn, language: &str) -> Result<OpResult, sqlx::Error> {

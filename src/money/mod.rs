@@ -11,6 +11,7 @@ pub mod customers;
 mod demo;
 pub mod events;
 pub mod group;
+pub mod identity;
 pub mod kek;
 mod lane;
 pub mod ledger;
@@ -130,6 +131,8 @@ pub struct Money {
     grouper: Option<group::Grouper>,
     /// Customers' profiles kept in memory, when they are.
     profiles: Option<Profiles>,
+    /// Checks identities, when a provider is configured.
+    identity: Option<Arc<identity::Identity>>,
 }
 
 /// A send from one customer to another under an idempotency key.
@@ -194,6 +197,7 @@ impl Money {
             validator: Arc::new(merchants::validation::Validator::new(false)),
             grouper: None,
             profiles: None,
+            identity: None,
         }
     }
 
@@ -209,6 +213,18 @@ impl Money {
     pub fn caching_profiles(mut self, options: ProfileOptions) -> Self {
         self.profiles = Some(Profiles::start(&self.pool, options));
         self
+    }
+
+    /// Registrations and upgrades are checked by the identity provider `spec` from now on.
+    pub fn verifying_identity(mut self, spec: identity::ProviderSpec) -> Self {
+        let checks = identity::Identity::new(self.pool.clone(), self.settings.vault.clone(), spec);
+        self.identity = Some(Arc::new(checks));
+        self
+    }
+
+    /// The identity checks, when a provider is configured.
+    pub fn identity(&self) -> Option<&identity::Identity> {
+        self.identity.as_deref()
     }
 
     /// The profiles kept in memory, when they are.

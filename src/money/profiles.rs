@@ -46,6 +46,8 @@ pub struct Profile {
     pub first_name: String,
     pub last_name: String,
     pub language: String,
+    /// In the verified KYC tier (or above).
+    pub verified: bool,
 }
 
 /// What a look in memory found.
@@ -285,7 +287,12 @@ mod tests {
     }
 
     fn amina() -> Profile {
-        Profile { first_name: "Amina".into(), last_name: "Otieno".into(), language: "sw".into() }
+        Profile {
+            first_name: "Amina".into(),
+            last_name: "Otieno".into(),
+            language: "sw".into(),
+            verified: true,
+        }
     }
 
     fn ticket(profiles: &Profiles, msisdn: &Msisdn) -> Ticket {

@@ -1,4 +1,5 @@
-//! `customer.profile`: the subscriber dialling, by name, language and number.
+//! `customer.profile`: the subscriber dialling, by name, language and number, and whether
+//! their identity is verified.
 
 use serde_json::json;
 
@@ -21,7 +22,7 @@ impl Operation for CustomerProfile {
     };
 
     fn sample() -> serde_json::Value {
-        json!({ "first_name": wide(NAME), "last_name": wide(NAME), "language": "sw", "msisdn": "+123456789012345" })
+        json!({ "first_name": wide(NAME), "last_name": wide(NAME), "language": "sw", "msisdn": "+123456789012345", "verified": false })
     }
 
     fn parse(_: &Call<'_>) -> Result<Self, MoneyError> {

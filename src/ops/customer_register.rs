@@ -38,7 +38,7 @@ impl Operation for CustomerRegister {
     };
 
     fn sample() -> serde_json::Value {
-        json!({ "first_name": wide(NAME) })
+        json!({ "first_name": wide(NAME), "verifying": true })
     }
 
     fn parse(call: &Call<'_>) -> Result<Self, MoneyError> {
@@ -76,7 +76,7 @@ impl Operation for CustomerRegister {
             language: &details.language,
             currency: &s.currency,
         };
-        Ok(customers::register(money.pool(), &s.vault, registration).await?)
+        Ok(customers::register(money.pool(), &s.vault, money.identity(), registration).await?)
     }
 }
 

@@ -31,6 +31,7 @@ mod customer_profile;
 mod customer_register;
 mod customer_seal_id;
 mod customer_set_language;
+mod customer_verify;
 mod goods_find;
 mod goods_pay;
 mod merchant_balance;
@@ -86,6 +87,7 @@ pub use self::customer_profile::CustomerProfile;
 pub use self::customer_register::CustomerRegister;
 pub use self::customer_seal_id::CustomerSealId;
 pub use self::customer_set_language::CustomerSetLanguage;
+pub use self::customer_verify::CustomerVerify;
 pub use self::goods_find::GoodsFind;
 pub use self::goods_pay::GoodsPay;
 pub use self::merchant_balance::MerchantBalance;
@@ -118,6 +120,7 @@ pub static REGISTRY: &[&dyn Entry] = &[
     &Registered::<CustomerProfile>(PhantomData),
     &Registered::<CustomerSealId>(PhantomData),
     &Registered::<CustomerRegister>(PhantomData),
+    &Registered::<CustomerVerify>(PhantomData),
     &Registered::<CustomerSetLanguage>(PhantomData),
     &Registered::<PinStage>(PhantomData),
     &Registered::<PinVerify>(PhantomData),

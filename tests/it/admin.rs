@@ -247,7 +247,7 @@ async fn every_operation_needs_the_scope_its_document_names(pool: PgPool) {
             );
         }
     }
-    assert_eq!(operations, 37, "every route the admin API serves is described");
+    assert_eq!(operations, 41, "every route the admin API serves is described");
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]

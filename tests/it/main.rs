@@ -26,6 +26,7 @@ mod flags;
 mod four_eyes;
 mod groups;
 mod hardening;
+mod identity;
 mod inbound;
 mod journeys;
 mod keys;

@@ -107,7 +107,8 @@ pub mod scope {
         Simulator,
         Flags,
         Approvals,
-        Proposals
+        Proposals,
+        Identity
     );
 }
 
@@ -204,6 +205,18 @@ impl PathValue for FlagName {
     const EXAMPLE: &'static str = "merchant_pay";
     fn refused(given: &str) -> String {
         format!("`{given}` is not a flag name (lower-case letters, digits and `_`, starting with a letter)")
+    }
+}
+
+pub struct CheckId;
+
+impl PathValue for CheckId {
+    const NAME: &'static str = "id";
+    const SHAPE: &'static Shape = &shape::CHECK_ID;
+    const ABOUT: &'static str = "the identity check";
+    const EXAMPLE: &'static str = "idc_0123456789abcdef";
+    fn refused(given: &str) -> String {
+        format!("`{given}` is not an identity check id (idc_ and 16 hex digits)")
     }
 }
 

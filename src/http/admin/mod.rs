@@ -20,6 +20,7 @@ mod customers;
 mod error;
 mod extract;
 mod flags;
+mod identity;
 mod merchants;
 mod openapi;
 mod reversals;
@@ -75,6 +76,10 @@ fn documented(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(approvals::show))
         .routes(routes!(approvals::approve))
         .routes(routes!(approvals::reject))
+        .routes(routes!(identity::reviews))
+        .routes(routes!(identity::show))
+        .routes(routes!(identity::verify))
+        .routes(routes!(identity::reject))
         .route_layer(middleware::from_fn_with_state(state.clone(), audited))
         .split_for_parts()
 }

@@ -1,0 +1,505 @@
+//! Identity checks: a customer's national ID and names sent to the identity provider
+//! (`client`), its answer settled once — a match moves the customer to the verified
+//! tier, anything else waits in the operators' review queue — with an SMS either way.
+//!
+//! A check is written in the transaction of the registration or upgrade that asks for
+//! it; a worker on every replica claims the due ones (a lease, `SKIP LOCKED`) and
+//! submits or polls them, with backoff, so that no provider answer, slow or absent,
+//! ever holds up a subscriber's session. The provider's signed callback settles a check
+//! at once; the poll settles it when the callback is lost.
+
+pub mod client;
+pub mod settings;
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool};
+use tracing::{info, warn};
+
+use self::client::{Answer, IdentityClient, Submission};
+use super::crypto::{DataVault, Place, VaultError};
+
+/// A check's id: `idc_` and 16 hex digits.
+pub fn new_id() -> String {
+    format!("idc_{:016x}", rand::random::<u64>())
+}
+
+/// Whether `id` has the shape of a check's id.
+pub fn is_check_id(id: &str) -> bool {
+    id.len() == 20
+        && id.starts_with("idc_")
+        && id[4..].bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Where a check's ID number is sealed: bound to its row.
+fn check_place(id: &str) -> Place<'_> {
+    Place { table: "identity_checks", column: "national_id_enc", row: id }
+}
+
+/// After this long without a final answer a check goes to review as `no_answer`.
+pub const GIVE_UP: Duration = Duration::from_secs(2 * 86_400);
+/// How long a worker holds the checks it claimed before another may take them.
+const LEASE: Duration = Duration::from_secs(60);
+/// The most checks one pass of the worker claims.
+const BATCH: i64 = 20;
+
+/// How long to wait before asking again after `attempts` tries: 5 s doubling to 10
+/// minutes, give or take a fifth, so that checks failed together do not return together.
+pub fn backoff(attempts: i32) -> Duration {
+    let base = 5.0 * 2f64.powi(attempts.clamp(1, 16) - 1);
+    Duration::from_secs_f64(base.min(600.0) * rand::random_range(0.8..1.2))
+}
+
+/// The identity provider as configured (IDENTITY_URL and its companions).
+#[derive(Clone, Debug)]
+pub struct ProviderSpec {
+    pub base_url: String,
+    pub api_key: Option<SecretString>,
+    /// Signs the provider's callbacks.
+    pub webhook_secret: SecretString,
+    /// Where the provider calls back, when it can reach us.
+    pub callback_url: Option<String>,
+}
+
+/// A check's ID sealed for its row, ready to be written with it.
+pub struct Sealed {
+    pub id: String,
+    enc: Vec<u8>,
+    index: Vec<u8>,
+}
+
+/// What a review decides.
+#[derive(Clone, Copy, Debug)]
+pub enum Decision<'a> {
+    /// Verified by operators against the provider's answer (four eyes).
+    Override {
+        by: &'a str,
+        note: &'a str,
+    },
+    Reject {
+        by: &'a str,
+        note: &'a str,
+    },
+}
+
+/// What became of a check asked to be settled.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Settled now, in this state.
+    Now(String),
+    /// Already in a state this settlement cannot leave.
+    Before(String),
+    NoSuchCheck,
+    /// Not verified: another customer's wallet holds the ID.
+    HeldElsewhere,
+}
+
+/// Checks identities against the provider. Cheap to share.
+#[derive(Debug)]
+pub struct Identity {
+    pool: PgPool,
+    vault: DataVault,
+    client: IdentityClient,
+    spec: ProviderSpec,
+}
+
+impl Identity {
+    pub fn new(pool: PgPool, vault: DataVault, spec: ProviderSpec) -> Self {
+        let client = IdentityClient::new(&spec.base_url, spec.api_key.clone(), spec.callback_url.clone());
+        Identity { pool, vault, client, spec }
+    }
+
+    /// The secret the provider's callbacks are signed with.
+    pub fn webhook_secret(&self) -> &SecretString {
+        &self.spec.webhook_secret
+    }
+
+    /// `national_id` sealed for a new check's row.
+    pub async fn seal(&self, national_id: &str) -> Result<Sealed, VaultError> {
+        let id = new_id();
+        let enc = self.vault.seal(check_place(&id), national_id).await?;
+        Ok(Sealed { index: self.vault.blind_index(national_id), id, enc })
+    }
+
+    /// One pass of the worker: the due checks submitted or polled. How many were settled.
+    pub async fn run_due(&self) -> Result<u64, sqlx::Error> {
+        let due = sqlx::query_as!(
+            Due,
+            r#"UPDATE identity_checks c
+                SET next_attempt_at = now() + make_interval(secs => $1), attempts = c.attempts + 1
+               FROM (SELECT id FROM identity_checks
+                      WHERE state IN ('queued', 'submitted') AND next_attempt_at <= now()
+                      ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
+              WHERE c.id = d.id
+          RETURNING c.id, c.state, c.first_name, c.last_name, c.national_id_enc, c.attempts,
+                    now() - c.created_at > make_interval(secs => $3) AS "overdue!""#,
+            LEASE.as_secs_f64(),
+            BATCH,
+            GIVE_UP.as_secs_f64(),
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let looks = due.iter().map(|row| self.look(row));
+        let settled = futures_util::future::join_all(looks).await;
+        let mut count = 0;
+        for result in settled {
+            match result {
+                Ok(true) => count += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(error = %e, "an identity check could not be recorded; it is tried again after its lease")
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// Asks the provider about one claimed check and records what it said.
+    async fn look(&self, due: &Due) -> Result<bool, sqlx::Error> {
+        let (id, attempts) = (&due.id, due.attempts);
+        let mut answer =
+            if due.state == "submitted" { self.client.status(id).await } else { Answer::NotFound };
+        if answer == Answer::NotFound {
+            let national_id = self
+                .vault
+                .open(check_place(id), &due.national_id_enc)
+                .await
+                .map_err(VaultError::into_sqlx)?;
+            let check = Submission {
+                reference: id,
+                id_number: &national_id,
+                first_name: &due.first_name,
+                last_name: &due.last_name,
+            };
+            answer = self.client.submit(&check).await;
+        }
+        let verdict = match answer {
+            Answer::Match => Verdict::Verified,
+            Answer::Mismatch => Verdict::Review { reason: "mismatch", note: None },
+            Answer::Duplicate => Verdict::Review { reason: "duplicate", note: None },
+            Answer::Refused(why) => Verdict::Review { reason: "refused", note: Some(why) },
+            Answer::Pending | Answer::NotFound => {
+                sqlx::query!(
+                    "UPDATE identity_checks
+                        SET state = 'submitted', submitted_at = coalesce(submitted_at, now()),
+                            next_attempt_at = now() + make_interval(secs => $2), last_error = NULL
+                      WHERE id = $1 AND state IN ('queued', 'submitted')",
+                    id,
+                    backoff(attempts).as_secs_f64(),
+                )
+                .execute(&self.pool)
+                .await?;
+                return Ok(false);
+            }
+            Answer::Unavailable(why) if !due.overdue => {
+                warn!(check = %id, attempts, error = %why, "the identity provider did not answer; asking again later");
+                sqlx::query!(
+                    "UPDATE identity_checks SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3
+                      WHERE id = $1 AND state IN ('queued', 'submitted')",
+                    id,
+                    backoff(attempts).as_secs_f64(),
+                    why,
+                )
+                .execute(&self.pool)
+                .await?;
+                return Ok(false);
+            }
+            Answer::Unavailable(why) => Verdict::Review { reason: "no_answer", note: Some(why) },
+        };
+        Ok(matches!(self.settle(id, verdict, "provider").await?, Settled::Now(_)))
+    }
+
+    /// The provider's answer for check `reference`, from its callback.
+    pub async fn answered(&self, reference: &str, answer: &Answer) -> Result<Settled, sqlx::Error> {
+        let verdict = match answer {
+            Answer::Match => Verdict::Verified,
+            Answer::Mismatch => Verdict::Review { reason: "mismatch", note: None },
+            Answer::Duplicate => Verdict::Review { reason: "duplicate", note: None },
+            // Not final: the poll goes on.
+            _ => return Ok(Settled::Before("submitted".into())),
+        };
+        self.settle(reference, verdict, "provider").await
+    }
+
+    /// An operator's decision on a check waiting for review.
+    pub async fn decide(&self, id: &str, decision: Decision<'_>) -> Result<Settled, sqlx::Error> {
+        match decision {
+            Decision::Override { by, note } => self.settle(id, Verdict::Overridden { note }, by).await,
+            Decision::Reject { by, note } => self.settle(id, Verdict::Rejected { note }, by).await,
+        }
+    }
+
+    /// Settles check `id` once, in one transaction with its SMS (and, verified, the
+    /// customer's tier). The provider settles a check still `queued` or `submitted`; an
+    /// operator one under `review`.
+    async fn settle(&self, id: &str, verdict: Verdict<'_>, by: &str) -> Result<Settled, sqlx::Error> {
+        // The ID resealed for the customer's row before any lock is taken: the vault
+        // may need a connection of the same pool.
+        let resealed = match verdict {
+            Verdict::Verified | Verdict::Overridden { .. } => self.resealed(id).await?,
+            Verdict::Review { .. } | Verdict::Rejected { .. } => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        let Some(check) = sqlx::query!(
+            "SELECT c.state, c.customer_id, c.first_name, c.last_name, c.national_id_index,
+                    cu.msisdn, cu.language
+               FROM identity_checks c JOIN customers cu ON cu.id = c.customer_id
+              WHERE c.id = $1 FOR UPDATE OF c",
+            id,
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(Settled::NoSuchCheck);
+        };
+        let state = check.state;
+        let open = match verdict {
+            Verdict::Overridden { .. } | Verdict::Rejected { .. } => state == "review",
+            Verdict::Verified | Verdict::Review { .. } => matches!(state.as_str(), "queued" | "submitted"),
+        };
+        if !open {
+            return Ok(Settled::Before(state));
+        }
+        let (customer_id, msisdn, first_name, index) =
+            (check.customer_id, check.msisdn, check.first_name, check.national_id_index);
+        let mut verdict = verdict;
+        if matches!(verdict, Verdict::Verified | Verdict::Overridden { .. }) {
+            // One verified wallet per ID: another customer holding it makes this one a
+            // duplicate, whatever the provider said (an override included).
+            let held_elsewhere = held_elsewhere(&mut tx, &index, customer_id).await?;
+            if held_elsewhere {
+                if matches!(verdict, Verdict::Overridden { .. }) {
+                    return Ok(Settled::HeldElsewhere);
+                }
+                verdict = Verdict::Review {
+                    reason: "duplicate",
+                    note: Some("another wallet holds this ID".into()),
+                };
+            }
+        }
+        let (state, template, reason, note) = match &verdict {
+            Verdict::Verified => ("verified", "identity_verified", None, None),
+            Verdict::Overridden { note } => ("overridden", "identity_verified", None, Some(*note)),
+            Verdict::Review { reason, note } => ("review", "identity_review", Some(*reason), note.as_deref()),
+            Verdict::Rejected { note } => ("rejected", "identity_rejected", None, Some(*note)),
+        };
+        let mut data = json!({ "name": first_name });
+        if template == "identity_verified" {
+            let Some((resealed, _)) = resealed.filter(|(_, sealed_for)| *sealed_for == msisdn) else {
+                // The number changed since the ID was resealed for it: settled next time.
+                return Err(sqlx::Error::RowNotFound);
+            };
+            let daily = sqlx::query_scalar!(
+                r#"UPDATE customers c
+                    SET kyc_tier = greatest(c.kyc_tier, t.tier), verified_at = now(),
+                        first_name = $2, last_name = $3, national_id_enc = $4, national_id_index = $5
+                   FROM kyc_tiers t
+                  WHERE c.id = $1 AND t.name = 'verified'
+              RETURNING (SELECT max_daily_debit FROM kyc_tiers WHERE tier = c.kyc_tier) AS "daily!""#,
+                customer_id,
+                first_name,
+                check.last_name,
+                resealed,
+                index,
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            data["amount"] = json!(daily);
+        }
+        let decided = !matches!(verdict, Verdict::Review { .. });
+        sqlx::query!(
+            "UPDATE identity_checks
+                SET state = $2, reason = coalesce($3, reason), note = coalesce($4, note), last_error = NULL,
+                    decided_at = CASE WHEN $5 THEN now() END, decided_by = CASE WHEN $5 THEN $6 END
+              WHERE id = $1",
+            id,
+            state,
+            reason,
+            note,
+            decided,
+            by,
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO outbox (op_key, role, msisdn, language, template, data)
+             VALUES ($1, 'identity', $2, $3, $4, $5) ON CONFLICT (op_key) DO NOTHING",
+            format!("identity:{id}:{state}"),
+            msisdn,
+            check.language,
+            template,
+            data,
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        info!(check = %id, state, "identity check settled");
+        Ok(Settled::Now(state.to_owned()))
+    }
+
+    /// The check's ID sealed for its customer's row, and the number it is sealed for.
+    async fn resealed(&self, id: &str) -> Result<Option<(Vec<u8>, String)>, sqlx::Error> {
+        let found = sqlx::query!(
+            "SELECT c.national_id_enc, cu.msisdn FROM identity_checks c JOIN customers cu ON cu.id = c.customer_id
+              WHERE c.id = $1",
+            id,
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(found) = found else { return Ok(None) };
+        let national_id =
+            self.vault.open(check_place(id), &found.national_id_enc).await.map_err(VaultError::into_sqlx)?;
+        let at_rest = Place { table: "customers", column: "national_id_enc", row: &found.msisdn };
+        let sealed = self.vault.seal(at_rest, &national_id).await.map_err(VaultError::into_sqlx)?;
+        Ok(Some((sealed, found.msisdn)))
+    }
+
+    /// `customer.verify`: a new check for customer `customer_id` (the PIN checked), unless
+    /// one is open or the customer is verified already.
+    pub async fn ask(
+        &self,
+        customer_id: i64,
+        first_name: &str,
+        last_name: &str,
+        national_id: &str,
+    ) -> Result<Asked, sqlx::Error> {
+        let sealed = self.seal(national_id).await.map_err(VaultError::into_sqlx)?;
+        let mut tx = self.pool.begin().await?;
+        // Verified by a check, or placed in the tier by other means (an agent's
+        // registration, a migration): nothing to upgrade.
+        let verified = sqlx::query_scalar!(
+            r#"SELECT c.kyc_tier >= t.tier AS "verified!" FROM customers c JOIN kyc_tiers t ON t.name = 'verified'
+              WHERE c.id = $1 FOR UPDATE OF c"#,
+            customer_id,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        match verified {
+            None => return Ok(Asked::NotRegistered),
+            Some(true) => return Ok(Asked::AlreadyVerified),
+            Some(false) => {}
+        }
+        if held_elsewhere(&mut tx, &sealed.index, customer_id).await? {
+            return Ok(Asked::IdTaken);
+        }
+        if !queue(&mut tx, customer_id, first_name, last_name, &sealed).await? {
+            return Ok(Asked::Waiting);
+        }
+        tx.commit().await?;
+        Ok(Asked::Queued(sealed.id))
+    }
+}
+
+/// What asking for a check found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Asked {
+    Queued(String),
+    /// A check is open already.
+    Waiting,
+    AlreadyVerified,
+    IdTaken,
+    NotRegistered,
+}
+
+/// How a check ends, or waits.
+enum Verdict<'a> {
+    Verified,
+    Review { reason: &'static str, note: Option<String> },
+    Overridden { note: &'a str },
+    Rejected { note: &'a str },
+}
+
+/// Writes a check for `customer_id` in the caller's transaction; `false` when one is
+/// open already (nothing written).
+pub async fn queue(
+    tx: &mut PgConnection,
+    customer_id: i64,
+    first_name: &str,
+    last_name: &str,
+    sealed: &Sealed,
+) -> Result<bool, sqlx::Error> {
+    let written = sqlx::query!(
+        "INSERT INTO identity_checks (id, customer_id, first_name, last_name, national_id_enc, national_id_index)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (customer_id) WHERE state IN ('queued', 'submitted', 'review') DO NOTHING",
+        sealed.id,
+        customer_id,
+        first_name,
+        last_name,
+        sealed.enc,
+        sealed.index,
+    )
+    .execute(tx)
+    .await?;
+    Ok(written.rows_affected() == 1)
+}
+
+/// The checks waiting for an operator, oldest first (never the ID number).
+pub async fn reviews(pool: &PgPool, limit: i64) -> Result<Value, sqlx::Error> {
+    let rows = sqlx::query_scalar!(
+        r#"SELECT identity_check_shown(c) AS "check!" FROM identity_checks c
+            WHERE c.state = 'review' ORDER BY c.created_at LIMIT $1"#,
+        limit
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(json!({ "checks": rows }))
+}
+
+/// One check as an operator sees it.
+pub async fn show(pool: &PgPool, id: &str) -> Result<Option<Value>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT identity_check_shown(c) AS "check!" FROM identity_checks c WHERE c.id = $1"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// Whether a customer other than `customer_id` holds the ID of blind index `index`.
+async fn held_elsewhere(tx: &mut PgConnection, index: &[u8], customer_id: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM customers WHERE national_id_index = $1 AND id <> $2) AS "held!""#,
+        index,
+        customer_id,
+    )
+    .fetch_one(tx)
+    .await
+}
+
+/// A claimed check, as the worker asks the provider about it.
+struct Due {
+    id: String,
+    state: String,
+    first_name: String,
+    last_name: String,
+    national_id_enc: Vec<u8>,
+    attempts: i32,
+    overdue: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_doubles_from_five_seconds_to_ten_minutes_give_or_take_a_fifth() {
+        for (attempts, base) in [(1, 5.0), (2, 10.0), (3, 20.0), (8, 600.0), (40, 600.0)] {
+            for _ in 0..50 {
+                let wait = backoff(attempts).as_secs_f64();
+                assert!((base * 0.8..base * 1.2).contains(&wait), "{attempts} tries: {wait} s");
+            }
+        }
+    }
+
+    #[test]
+    fn check_ids_have_one_shape() {
+        let id = new_id();
+        assert!(is_check_id(&id), "{id}");
+        for not in ["idc_0123", "pr_0123456789abcdef", "idc_0123456789ABCDEF", "idc_0123456789abcdeg"] {
+            assert!(!is_check_id(not), "{not}");
+        }
+    }
+}
