@@ -129,9 +129,11 @@ pub struct Settings {
     /// ADMIN_TOKEN: a root token of the admin API with every scope; the API also takes
     /// the scoped tokens of `ussd-gateway admin token create`.
     pub admin_token: Option<SecretString>,
-    /// FOUR_EYES: sensitive admin calls (an agent's onboarding, a reversal, a PIN unlock,
-    /// a float top-up over FOUR_EYES_FLOAT_OVER) are proposed by one token and carried out
-    /// when another approves them with its one-time password.
+    /// FOUR_EYES: sensitive admin calls (README, "Four eyes": an agent's onboarding, a
+    /// reversal, a PIN unlock, a float top-up over FOUR_EYES_FLOAT_OVER, billers,
+    /// merchants, sensitive flags, an identity verified against the provider) are
+    /// proposed by one token and carried out when another approves them with its
+    /// one-time password.
     pub four_eyes: bool,
     /// FOUR_EYES_FLOAT_OVER: float top-ups above this many minor units need four eyes.
     pub four_eyes_float_over: i64,

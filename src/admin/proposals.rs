@@ -49,6 +49,8 @@ pub enum Subject<'a> {
     Biller(&'a str),
     /// An identity check waiting for review.
     CheckInReview(&'a str),
+    /// A merchant by its reference (`MC…`).
+    Merchant(&'a str),
 }
 
 /// Whether the subject is there to act on.
@@ -63,6 +65,10 @@ pub async fn is_there(pool: &PgPool, subject: Subject<'_>) -> Result<bool, sqlx:
         )
         .bind(id),
         Subject::Biller(code) => exists("SELECT EXISTS (SELECT 1 FROM billers WHERE code = $1)").bind(code),
+        Subject::Merchant(reference) => {
+            let id = crate::money::merchants::parse_merchant_ref(reference).unwrap_or(0);
+            exists("SELECT EXISTS (SELECT 1 FROM merchants WHERE id = $1)").bind(id)
+        }
         Subject::CheckInReview(id) => {
             exists("SELECT EXISTS (SELECT 1 FROM identity_checks WHERE id = $1 AND state = 'review')").bind(id)
         }
@@ -151,10 +157,37 @@ pub async fn carried_out(pool: &PgPool, id: &str, status: u16, answer: &Value) -
     sqlx::query("UPDATE admin_proposals SET outcome_status = $2, outcome = $3 WHERE id = $1")
         .bind(id)
         .bind(i16::try_from(status).unwrap_or(i16::MAX))
-        .bind(answer)
+        .bind(without_secrets(answer))
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// What answered `SHOWN_ONCE` in place of a secret an answer shows once (a merchant's
+/// validation or confirmation secret): the approver saw it; the proposal, which others
+/// read later, keeps the rest.
+pub const SHOWN_ONCE: &str = "shown once, to the approver";
+
+/// `answer` with every `secret` (and `…_secret`) replaced by [`SHOWN_ONCE`].
+fn without_secrets(answer: &Value) -> Value {
+    match answer {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, value)| {
+                    let secret = key == "secret" || key.ends_with("_secret");
+                    let kept = if secret && !value.is_null() {
+                        Value::from(SHOWN_ONCE)
+                    } else {
+                        without_secrets(value)
+                    };
+                    (key.clone(), kept)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_secrets).collect()),
+        other => other.clone(),
+    }
 }
 
 /// Rejects `id`; nothing is carried out.

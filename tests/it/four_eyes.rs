@@ -346,3 +346,42 @@ async fn a_lock_that_ended_gives_five_tries_again(pool: PgPool) {
     let (status, approved) = call(&app, "POST", &approve, &checker, json!({ "totp": right })).await;
     assert_eq!((status, approved["status"].clone()), (StatusCode::OK, json!(200)), "{approved}");
 }
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_merchants_onboarding_and_change_need_a_second_token_and_its_secret_goes_to_the_approver_alone(
+    pool: PgPool,
+) {
+    let app = four_eyes(pool.clone()).await;
+    let ops = admin::create(&pool, "ops", &["merchants,proposals".into()]).await.unwrap();
+    let (checker, secret) = approver(&app, "checker").await;
+    let paybill = json!({
+        "kind": "paybill", "business_number": "888123", "legal_name": "Sacco Ltd", "display_name": "Sacco",
+        "owner": AMINA, "notify_msisdn": AMINA, "fee_class": "standard", "fee_payer": "customer",
+        "account_pattern": "[0-9]{4,8}", "account_label": "member number",
+        "validation_url": "http://127.0.0.1:9/validate", "validation_default": "accept",
+    });
+    let (status, proposed) = call(&app, "POST", "/admin/merchants", &ops, paybill).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    let (_, listed) = call(&app, "GET", "/admin/merchants", &ops, Value::Null).await;
+    assert_eq!(listed["merchants"], json!([]), "nothing is onboarded on one token's word: {listed}");
+
+    let id = proposal_of(&proposed);
+    let approve = format!("/admin/proposals/{id}/approve");
+    let (status, approved) =
+        call(&app, "POST", &approve, &checker, json!({ "totp": code(&secret, 0) })).await;
+    assert_eq!((status, approved["status"].clone()), (StatusCode::OK, json!(201)), "{approved}");
+    let shown_once = approved["answer"]["validation"]["secret"].as_str().unwrap();
+    assert!(shown_once.starts_with("whsec_"), "the approver is shown the secret: {approved}");
+    let (_, kept) = call(&app, "GET", &format!("/admin/proposals/{id}"), &ops, Value::Null).await;
+    assert_eq!(kept["outcome"]["answer"]["validation"]["secret"], admin::proposals::SHOWN_ONCE, "{kept}");
+    assert!(!kept.to_string().contains(shown_once), "the proposal keeps no secret: {kept}");
+
+    // A change is proposed too, and refused at once for a merchant that is not there.
+    let merchant = approved["answer"]["merchant"].as_str().unwrap().to_owned();
+    let suspend = json!({ "status": "suspended" });
+    let (status, proposed) =
+        call(&app, "PATCH", &format!("/admin/merchants/{merchant}"), &ops, suspend.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    let (status, _) = call(&app, "PATCH", "/admin/merchants/MC0FFFFFFF", &ops, suspend).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -5,9 +5,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use super::approvals::Guard;
 use super::extract::{Allowed, Body, Example, InPath, Limit, MerchantRef, Trail, scope};
 use super::{AdminError, Answer, AppState, ok};
 use crate::admin::merchants::{self, MerchantChange, NewMerchant, Onboarding};
+use crate::admin::proposals::Subject;
 
 impl Example for NewMerchant {
     const STRING_LISTS: &'static [&'static str] = &["tills"];
@@ -26,15 +28,20 @@ impl Example for MerchantChange {
     request_body = NewMerchant,
     responses(
         (status = 201, description = "the merchant", body = Object),
+        (status = 202, description = "four eyes are on (FOUR_EYES): the call is proposed, and is carried out when another token approves it (`proposal`); the secrets its answer shows once go to the approver, and the proposal keeps the answer without them", body = Object),
         (status = 409, description = "the business number or a till is taken"),
         (status = 422, description = "the owner is no registered customer, a number no numbering plan has, a field the kind does not take or lacks, a pattern that does not compile, a fee class that does not exist, a till or store listed twice"),
     ))]
 pub(super) async fn onboard(
     _: Allowed<scope::Merchants>,
     State(state): State<AppState>,
+    guard: Guard,
     trail: Trail,
     Body { asked, sent }: Body<NewMerchant>,
 ) -> Result<Answer, AdminError> {
+    if let Some(proposed) = guard.propose(&state, &trail, Some(sent.clone())).await? {
+        return Ok(proposed);
+    }
     trail.detail(sent);
     let money = state.money();
     let at = Onboarding {
@@ -87,6 +94,7 @@ pub(super) async fn show(
     request_body = MerchantChange,
     responses(
         (status = 200, description = "the merchant", body = Object),
+        (status = 202, description = "four eyes are on (FOUR_EYES): the call is proposed, and is carried out when another token approves it (`proposal`)", body = Object),
         (status = 404, description = "no such merchant"),
         (status = 422, description = "a paybill's setting for a till merchant, a number no numbering plan has, a pattern that does not compile, a fee class that does not exist"),
     ))]
@@ -94,9 +102,17 @@ pub(super) async fn change(
     _: Allowed<scope::Merchants>,
     State(state): State<AppState>,
     InPath(reference, _): InPath<MerchantRef>,
+    guard: Guard,
     trail: Trail,
     Body { asked, sent }: Body<MerchantChange>,
 ) -> Result<Answer, AdminError> {
+    let absent = AdminError::NotFound(format!("no merchant `{reference}`"));
+    if let Some(proposed) = guard
+        .propose_on(&state, &trail, Some(sent.clone()), Some((Subject::Merchant(&reference), absent)))
+        .await?
+    {
+        return Ok(proposed);
+    }
     trail.detail(sent);
     let money = state.money();
     let at = Onboarding {
