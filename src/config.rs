@@ -130,8 +130,8 @@ pub struct Settings {
     /// the scoped tokens of `ussd-gateway admin token create`.
     pub admin_token: Option<SecretString>,
     /// FOUR_EYES: sensitive admin calls (README, "Four eyes": an agent's onboarding, a
-    /// reversal, a PIN unlock, a float top-up over FOUR_EYES_FLOAT_OVER, billers,
-    /// merchants, sensitive flags, an identity verified against the provider) are
+    /// reversal, a PIN unlock, a float top-up over FOUR_EYES_FLOAT_OVER, billers and
+    /// their credentials, merchants, sensitive flags, an identity verified against the provider) are
     /// proposed by one token and carried out when another approves them with its
     /// one-time password.
     pub four_eyes: bool,

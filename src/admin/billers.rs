@@ -285,7 +285,7 @@ pub async fn change(pool: &PgPool, code: &str, change: &BillerChange) -> Result<
 
 /// The first thing wrong with a biller's credentials, if any: breaking the document
 /// (400) or unusable as they are (422).
-fn credentials_problem(credentials: &Credentials) -> Option<BillerError> {
+pub fn credentials_problem(credentials: &Credentials) -> Option<BillerError> {
     let invalid = |what: &str| Some(BillerError::Invalid(what.to_owned()));
     if let Some(key) = &credentials.api_key {
         if !shape::HEADER_NAME.fits(&key.header) {

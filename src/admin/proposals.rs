@@ -4,6 +4,9 @@
 use serde_json::Value;
 use sqlx::PgPool;
 
+use crate::money::crypto::Place;
+use crate::money::{DataVault, VaultError};
+
 /// A proposal as the admin API shows it.
 const SHOW: &str = "SELECT json_build_object('id', id, 'method', method, 'path', path, 'body', body,
         'proposed_by', proposed_by, 'proposed_at', proposed_at, 'expires_at', expires_at,
@@ -77,27 +80,42 @@ pub async fn is_there(pool: &PgPool, subject: Subject<'_>) -> Result<bool, sqlx:
 }
 
 /// Writes `call` down as proposed by `token`, pending until `ttl` from now; its id.
+/// A `secret` body is sealed by `vault` and carried out in place of `call.body`, which
+/// then only shows what it is.
 pub async fn propose(
     pool: &PgPool,
     token: &str,
     call: &Call,
+    secret: Option<(&DataVault, &Value)>,
     ttl: std::time::Duration,
 ) -> Result<Value, sqlx::Error> {
     let id = format!("pr_{:016x}", rand::random::<u64>());
+    let sealed = match secret {
+        Some((vault, body)) => {
+            Some(vault.seal(body_place(&id), &body.to_string()).await.map_err(VaultError::into_sqlx)?)
+        }
+        None => None,
+    };
     sqlx::query(
-        "INSERT INTO admin_proposals (id, method, path, idempotency_key, body, proposed_by, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))",
+        "INSERT INTO admin_proposals (id, method, path, idempotency_key, body, body_sealed, proposed_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))",
     )
     .bind(&id)
     .bind(&call.method)
     .bind(&call.path)
     .bind(&call.idempotency_key)
     .bind(&call.body)
+    .bind(sealed)
     .bind(token)
     .bind(ttl.as_secs_f64())
     .execute(pool)
     .await?;
     show(pool, &id).await?.ok_or_else(|| sqlx::Error::RowNotFound)
+}
+
+/// Where a proposal's secret body is sealed.
+fn body_place(id: &str) -> Place<'_> {
+    Place { table: "admin_proposals", column: "body_sealed", row: id }
 }
 
 /// The proposal `id` as the API shows it.
@@ -133,19 +151,32 @@ async fn refusal(pool: &PgPool, id: &str, token: &str) -> Result<ProposalError, 
 
 /// Marks `id` approved by `token` (another than its proposer, before it expires), in one
 /// statement so that two approvals cannot both carry it out; the call and who proposed it.
-pub async fn approve(pool: &PgPool, id: &str, token: &str) -> Result<(Call, String), ProposalError> {
-    type Row = (String, String, Option<String>, Option<Value>, String);
+/// A sealed body is opened by `vault`.
+pub async fn approve(
+    pool: &PgPool,
+    vault: &DataVault,
+    id: &str,
+    token: &str,
+) -> Result<(Call, String), ProposalError> {
+    type Row = (String, String, Option<String>, Option<Value>, Option<Vec<u8>>, String);
     let row: Option<Row> = sqlx::query_as(
         "UPDATE admin_proposals SET state = 'approved', decided_by = $2, decided_at = now()
           WHERE id = $1 AND state = 'pending' AND expires_at > now() AND proposed_by <> $2
-          RETURNING method, path, idempotency_key, body, proposed_by",
+          RETURNING method, path, idempotency_key, body, body_sealed, proposed_by",
     )
     .bind(id)
     .bind(token)
     .fetch_optional(pool)
     .await?;
     match row {
-        Some((method, path, idempotency_key, body, by)) => {
+        Some((method, path, idempotency_key, body, sealed, by)) => {
+            let body = match sealed {
+                Some(sealed) => {
+                    let opened = vault.open(body_place(id), &sealed).await.map_err(VaultError::into_sqlx)?;
+                    Some(serde_json::from_str(&opened).map_err(|e| sqlx::Error::Decode(Box::new(e)))?)
+                }
+                None => body,
+            };
             Ok((Call { method, path, idempotency_key, body }, by))
         }
         None => Err(refusal(pool, id, token).await?),
@@ -163,7 +194,7 @@ pub async fn carried_out(pool: &PgPool, id: &str, status: u16, answer: &Value) -
     Ok(())
 }
 
-/// What answered `SHOWN_ONCE` in place of a secret an answer shows once (a merchant's
+/// What a proposal keeps in place of a secret its answer showed once (a merchant's
 /// validation or confirmation secret): the approver saw it; the proposal, which others
 /// read later, keeps the rest.
 pub const SHOWN_ONCE: &str = "shown once, to the approver";

@@ -298,6 +298,47 @@ async fn a_sensitive_flag_and_a_billers_registration_wait_for_a_second_token(poo
     let (status, approved) =
         call(&app, "POST", &approve, &checker, json!({ "totp": code(&secret, 1) })).await;
     assert_eq!((status, approved["status"].clone()), (StatusCode::OK, json!(201)), "{approved}");
+
+    // Credentials are a secret body: sealed with the proposal, which shows only what is set.
+    let credentials = json!({ "api_key": { "header": "X-Api-Key", "value": "kplc-live-key-0123456789" } });
+    let path = "/admin/billers/KPLC/credentials";
+    let (status, proposed) = call(&app, "PUT", path, &risk, credentials).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    assert_eq!(proposed["proposal"]["body"]["credentials"]["api_key"], "X-Api-Key", "{proposed}");
+    let kept: String = sqlx::query_scalar("SELECT row_to_json(p)::text FROM admin_proposals p WHERE id = $1")
+        .bind(proposal_of(&proposed))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let audited: String =
+        sqlx::query_scalar("SELECT coalesce(string_agg(detail::text, ' '), '') FROM admin_audit")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    for (place, text) in
+        [("the proposal", &kept), ("the trail", &audited), ("the answer", &proposed.to_string())]
+    {
+        assert!(!text.contains("kplc-live-key"), "{place} holds the key: {text}");
+    }
+    let sealed: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT credentials_sealed FROM billers WHERE code = 'KPLC'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(sealed.is_none(), "nothing set on one token's word");
+    let (second, second_secret) = approver(&app, "checker-2").await;
+    let approve = format!("/admin/proposals/{}/approve", proposal_of(&proposed));
+    let (status, approved) =
+        call(&app, "POST", &approve, &second, json!({ "totp": code(&second_secret, 0) })).await;
+    assert_eq!((status, approved["status"].clone()), (StatusCode::OK, json!(200)), "{approved}");
+    let sealed: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT credentials_sealed FROM billers WHERE code = 'KPLC'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(sealed.is_some(), "the approved call set the credentials the proposer sent");
+    let (status, _) = call(&app, "PUT", "/admin/billers/NOPE/credentials", &risk, json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no biller: refused, not proposed");
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]

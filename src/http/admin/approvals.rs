@@ -94,6 +94,30 @@ impl Guard {
         body: Option<Value>,
         subject: Option<(Subject<'_>, AdminError)>,
     ) -> Result<Option<Answer>, AdminError> {
+        self.proposing(state, trail, body, None, subject).await
+    }
+
+    /// [`Self::propose_on`] for a call whose body is a secret (credentials): it is
+    /// sealed, and the proposal shows `shown` in its place.
+    pub async fn propose_secret(
+        self,
+        state: &AppState,
+        trail: &Trail,
+        body: Value,
+        shown: Value,
+        subject: Option<(Subject<'_>, AdminError)>,
+    ) -> Result<Option<Answer>, AdminError> {
+        self.proposing(state, trail, Some(shown), Some(body), subject).await
+    }
+
+    async fn proposing(
+        self,
+        state: &AppState,
+        trail: &Trail,
+        body: Option<Value>,
+        secret: Option<Value>,
+        subject: Option<(Subject<'_>, AdminError)>,
+    ) -> Result<Option<Answer>, AdminError> {
         let Some(rules) = state.admin.four_eyes.filter(|_| !self.approved) else { return Ok(None) };
         if let Some((subject, absent)) = subject
             && !proposals::is_there(state.pool(), subject).await?
@@ -101,7 +125,8 @@ impl Guard {
             return Err(absent);
         }
         let call = Call { body, ..self.call };
-        let proposal = proposals::propose(state.pool(), &self.who.name, &call, rules.ttl).await?;
+        let sealed = secret.as_ref().map(|body| (state.money().vault(), body));
+        let proposal = proposals::propose(state.pool(), &self.who.name, &call, sealed, rules.ttl).await?;
         trail.detail(json!({ "proposal": proposal["id"], "body": call.body }));
         Ok(Some((
             StatusCode::ACCEPTED,
@@ -279,7 +304,7 @@ pub(super) async fn approve(
     };
     let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     totp::check(state.pool(), state.money().vault(), approver, &asked.totp, unix).await?;
-    let (call, _) = proposals::approve(state.pool(), &id, approver).await?;
+    let (call, _) = proposals::approve(state.pool(), state.money().vault(), &id, approver).await?;
     let approved = Approved { proposer, proposal: id.clone(), approved_by: approver.clone() };
     let (status, answer) = carry_out(&state, call, approved).await;
     // The call was made: its answer goes back even if it cannot be kept with the proposal.

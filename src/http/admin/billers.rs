@@ -116,6 +116,7 @@ pub(super) async fn list(
     request_body = Credentials,
     responses(
         (status = 200, description = "which credentials are set (the header's name, the signing key's id), never their values", body = Object),
+        (status = 202, description = "four eyes are on (FOUR_EYES): the call is proposed, and is carried out when another token approves it (`proposal`); the credentials are sealed with it, and the proposal shows only which are set", body = Object),
         (status = 404, description = "no biller has this code"),
         (status = 422, description = "a header the gateway sets itself, or a certificate and key that do not make a TLS identity"),
     ))]
@@ -123,9 +124,18 @@ pub(super) async fn set_credentials(
     _: Allowed<scope::Billers>,
     State(state): State<AppState>,
     InPath(code, _): InPath<BillerCode>,
+    guard: Guard,
     trail: Trail,
-    Body { asked: credentials, .. }: Body<Credentials>,
+    Body { asked: credentials, sent }: Body<Credentials>,
 ) -> Result<Answer, AdminError> {
+    if let Some(problem) = billers::credentials_problem(&credentials) {
+        return Err(problem.into());
+    }
+    let subject = Some((Subject::Biller(&code), no_biller(&code)));
+    let shown = json!({ "credentials": credentials.summary() });
+    if let Some(proposed) = guard.propose_secret(&state, &trail, sent, shown, subject).await? {
+        return Ok(proposed);
+    }
     let money = state.money();
     let set = billers::set_credentials(money.pool(), money.vault(), &code, &credentials).await?;
     trail.detail(set["credentials"].clone());
