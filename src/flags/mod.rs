@@ -102,9 +102,10 @@ pub struct Flags {
 }
 
 impl Flags {
-    /// The flags as last read: what a hop decides by.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.load_full()
+    /// The flags as last read: what a hop decides by (borrowed, not cloned: the hop
+    /// drops it before it waits on anything).
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
     }
 
     /// Reads the flags again if they changed since the last read; whether they had.

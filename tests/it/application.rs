@@ -94,21 +94,20 @@ async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: Pg
         .expect("a receipt within 15 s");
     assert!(sms.iter().any(|m| m.text.contains("KES 500.00")), "{sms:?}");
     // The relay runs: the transfer's two events reach the stream.
-    let mut redis = ussd_gateway::events::redis::connect(&redis_url(), Duration::from_secs(2)).await.unwrap();
+    let redis = ussd_gateway::events::redis::connect(&redis_url(), Duration::from_secs(2)).await.unwrap();
     let stream = ussd_gateway::events::redis::stream(&prefix, "transfer", false);
-    let reply: redis::streams::StreamReadReply = redis::cmd("XREAD")
-        .arg("COUNT")
-        .arg(2)
-        .arg("BLOCK")
-        .arg(5_000)
-        .arg("STREAMS")
-        .arg(&stream)
-        .arg("0")
-        .query_async(&mut redis)
+    // The relay may publish the two in two batches: read until both are there.
+    let read = |mut redis: ussd_gateway::events::redis::RedisLink| {
+        let stream = stream.clone();
+        async move {
+            let reply: redis::streams::StreamRangeReply =
+                redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut redis).await.unwrap();
+            reply.ids
+        }
+    };
+    until("the transfer's two events on the stream", || async { read(redis.clone()).await.len() >= 2 }).await;
+    let published: Vec<(String, String)> = read(redis.clone())
         .await
-        .expect("the transfer's events within 5 s");
-    let published: Vec<(String, String)> = reply.keys[0]
-        .ids
         .iter()
         .map(|e| (e.get::<String>("type").unwrap(), e.get::<String>("event").unwrap()))
         .collect();
@@ -117,7 +116,7 @@ async fn the_application_serves_with_its_workers_and_stops_on_its_token(pool: Pg
         published.iter().all(|(kind, event)| kind == "transfer.posted" && event.contains("50000")),
         "{published:?}"
     );
-    let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut redis.clone()).await.unwrap();
     // And to NATS JetStream, on the transfer family's subject.
     let jetstream = async_nats::jetstream::new(async_nats::connect(nats_url()).await.unwrap());
     let on_nats = jetstream.get_stream(&nats_stream).await.expect("the gateway made its stream");
