@@ -11,8 +11,9 @@ CREATE TABLE identity_checks (
     customer_id       bigint NOT NULL REFERENCES customers (id),
     first_name        text NOT NULL,
     last_name         text NOT NULL,
-    -- Sealed by the vault at (identity_checks, national_id_enc, id); never in clear.
-    national_id_enc   bytea NOT NULL,
+    -- Sealed by the vault at (identity_checks, national_id_enc, id); never in clear, and
+    -- dropped once the check is decided (the customer's row keeps the one verified).
+    national_id_enc   bytea,
     -- The blind index of the ID, as customers.national_id_index.
     national_id_index bytea NOT NULL,
     -- queued: to submit; submitted: the provider has it, its answer awaited (callback
@@ -22,8 +23,9 @@ CREATE TABLE identity_checks (
                       CHECK (state IN ('queued', 'submitted', 'review', 'verified', 'overridden', 'rejected')),
     -- Why a check waits for review: the provider found the names do not match the ID,
     -- or the ID already behind another registration (here or with the provider), or
-    -- refused the request, or never answered.
-    reason            text CHECK (reason IN ('mismatch', 'duplicate', 'refused', 'no_answer')),
+    -- refused the request (or the wallet is blocked), or never answered; or it matched
+    -- an ID other than the one the wallet was registered with.
+    reason            text CHECK (reason IN ('mismatch', 'duplicate', 'refused', 'no_answer', 'id_changed')),
     attempts          integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     -- When the worker next looks at it (also the lease while it does).
     next_attempt_at   timestamptz NOT NULL DEFAULT now(),
@@ -34,7 +36,8 @@ CREATE TABLE identity_checks (
     -- The provider (`provider`), or the operator token(s) that decided the review.
     decided_by        text,
     note              text,
-    CHECK (state <> 'review' OR reason IS NOT NULL)
+    CHECK (state <> 'review' OR reason IS NOT NULL),
+    CHECK (state IN ('verified', 'overridden', 'rejected') OR national_id_enc IS NOT NULL)
 );
 CREATE INDEX identity_checks_due ON identity_checks (next_attempt_at) WHERE state IN ('queued', 'submitted');
 CREATE INDEX identity_checks_review ON identity_checks (created_at) WHERE state = 'review';
@@ -44,6 +47,15 @@ CREATE UNIQUE INDEX identity_checks_open ON identity_checks (customer_id)
     WHERE state IN ('queued', 'submitted', 'review');
 
 ALTER TABLE customers ADD COLUMN verified_at timestamptz;
+
+-- The tier a verified identity reaches: the one named `verified`. Named once, so that
+-- no two tiers can answer; a deployment without one verifies nobody (the highest
+-- smallint is no tier), and reads of who is verified still answer.
+CREATE UNIQUE INDEX kyc_tiers_name ON kyc_tiers (name);
+CREATE FUNCTION verified_tier() RETURNS smallint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT tier FROM kyc_tiers WHERE name = 'verified'), 32767::smallint)
+$$;
 
 -- A check as operators see it (the admin API): never the ID number.
 CREATE FUNCTION identity_check_shown(c identity_checks) RETURNS jsonb

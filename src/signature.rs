@@ -41,7 +41,8 @@ pub const TOLERANCE_SECS: i64 = 300;
 /// signature of `body` under `secret` for `id` and `timestamp`, and the timestamp is
 /// within [`TOLERANCE_SECS`] of `now`.
 pub fn verify(secret: &SecretString, id: &str, timestamp: i64, body: &[u8], header: &str, now: i64) -> bool {
-    if (now - timestamp).abs() > TOLERANCE_SECS {
+    // abs_diff: a timestamp sent as i64::MIN must not wrap into the window.
+    if now.abs_diff(timestamp) > TOLERANCE_SECS.unsigned_abs() {
         return false;
     }
     let Some(key) = secret.expose_secret().strip_prefix(PREFIX).and_then(|k| STANDARD.decode(k).ok()) else {
@@ -85,6 +86,7 @@ mod tests {
         assert!(!verify(&other, "msg_1", 1_000, b"{}", &signed, 1_000), "another secret");
         assert!(!verify(&secret, "msg_1", 1_000, b"{}", &signed, 1_001 + TOLERANCE_SECS), "too old");
         assert!(!verify(&secret, "msg_1", 1_000, b"{}", "", 1_000));
+        assert!(!verify(&secret, "msg_1", i64::MIN, b"{}", &signed, 1_000), "no overflow into the window");
     }
 
     #[test]

@@ -50,8 +50,7 @@ pub enum Subject<'a> {
     /// An open reversal request on this send.
     OpenRequest(i64),
     Biller(&'a str),
-    /// An identity check waiting for review.
-    CheckInReview(&'a str),
+
     /// A merchant by its reference (`MC…`).
     Merchant(&'a str),
 }
@@ -71,9 +70,6 @@ pub async fn is_there(pool: &PgPool, subject: Subject<'_>) -> Result<bool, sqlx:
         Subject::Merchant(reference) => {
             let id = crate::money::merchants::parse_merchant_ref(reference).unwrap_or(0);
             exists("SELECT EXISTS (SELECT 1 FROM merchants WHERE id = $1)").bind(id)
-        }
-        Subject::CheckInReview(id) => {
-            exists("SELECT EXISTS (SELECT 1 FROM identity_checks WHERE id = $1 AND state = 'review')").bind(id)
         }
     };
     query.fetch_one(pool).await

@@ -35,6 +35,7 @@ async fn callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, Json<Value>) {
+    // Mounted only with a provider configured.
     let Some(identity) = state.money().identity() else {
         return refused(StatusCode::NOT_FOUND, "identity checks are not configured here");
     };
@@ -70,14 +71,13 @@ async fn callback(
             );
         }
     };
-    match identity.answered(&reference, &answer).await {
+    match identity.answered(&reference, answer).await {
         Ok(Settled::NoSuchCheck) => refused(StatusCode::NOT_FOUND, "no such check"),
         Ok(Settled::Now(state) | Settled::Before(state)) => {
             (StatusCode::OK, Json(json!({ "reference": reference, "state": state })))
         }
-        Ok(Settled::HeldElsewhere) => {
-            (StatusCode::OK, Json(json!({ "reference": reference, "state": "review" })))
-        }
+        // Only an operator's override is refused so; the provider's match goes to review.
+        Ok(Settled::HeldElsewhere) => refused(StatusCode::CONFLICT, "another wallet holds this ID"),
         Err(e) => {
             warn!(error = %e, "an identity callback could not be recorded; the provider is asked to send it again");
             refused(StatusCode::SERVICE_UNAVAILABLE, "not recorded; send it again")

@@ -15,8 +15,8 @@ use crate::outcome::{OpResult, Outcome};
 pub async fn read_profile(db: impl Db, msisdn: &Msisdn) -> Result<Option<Profile>, sqlx::Error> {
     let row = sqlx::query_as!(
         Profile,
-        r#"SELECT c.first_name, c.last_name, c.language, c.kyc_tier >= t.tier AS "verified!"
-             FROM customers c JOIN kyc_tiers t ON t.name = 'verified' WHERE c.msisdn = $1"#,
+        r#"SELECT first_name, last_name, language, kyc_tier >= verified_tier() AS "verified!"
+             FROM customers WHERE msisdn = $1"#,
         msisdn.as_e164()
     )
     .fetch_optional(db)
@@ -24,14 +24,16 @@ pub async fn read_profile(db: impl Db, msisdn: &Msisdn) -> Result<Option<Profile
     Ok(row)
 }
 
-/// What `customer.profile` answers for `msisdn` and the profile found there.
-pub fn profile_answer(msisdn: &Msisdn, profile: Option<&Profile>) -> OpResult {
+/// What `customer.profile` answers for `msisdn` and the profile found there;
+/// `upgradable` when not verified and an identity provider can verify them.
+pub fn profile_answer(msisdn: &Msisdn, profile: Option<&Profile>, provider: bool) -> OpResult {
     match profile {
         None => OpResult::bare(Outcome::NotRegistered),
         Some(Profile { first_name, last_name, language, verified }) => OpResult::new(
             Outcome::Ok,
             json!({
-                "first_name": first_name, "last_name": last_name, "language": language, "verified": verified,
+                "first_name": first_name, "last_name": last_name, "language": language,
+                "verified": verified, "upgradable": provider && !verified,
                 "msisdn": msisdn.as_e164(),
             }),
         ),
@@ -89,7 +91,7 @@ pub async fn register(
     let place = Place { table: "customers", column: "national_id_enc", row: r.msisdn.as_e164() };
     let sealed_id = vault.seal(place, r.national_id).await.map_err(VaultError::into_sqlx)?;
     let check = match identity {
-        Some(identity) => Some(identity.seal(r.national_id).await.map_err(VaultError::into_sqlx)?),
+        Some(identity) => Some(identity.checks().seal(r.national_id).await.map_err(VaultError::into_sqlx)?),
         None => None,
     };
     let mut tx = pool.begin().await?;

@@ -222,9 +222,15 @@ impl Money {
         self
     }
 
-    /// The identity checks, when a provider is configured.
+    /// The identity provider's checks, when one is configured.
     pub fn identity(&self) -> Option<&identity::Identity> {
         self.identity.as_deref()
+    }
+
+    /// The identity checks in the database, to settle and review with or without a
+    /// provider.
+    pub fn identity_checks(&self) -> identity::Checks {
+        identity::Checks::new(self.pool.clone(), self.settings.vault.clone())
     }
 
     /// The profiles kept in memory, when they are.
@@ -237,14 +243,14 @@ impl Money {
         let ticket = match self.profiles.as_ref().map(|profiles| profiles.get(msisdn)) {
             Some(profiles::Cached::Hit(profile)) => {
                 crate::telemetry::record_profile_read(true);
-                return Ok(customers::profile_answer(msisdn, Some(&profile)));
+                return Ok(customers::profile_answer(msisdn, Some(&profile), self.identity.is_some()));
             }
             Some(profiles::Cached::Miss(ticket)) => Some(ticket),
             None => None,
         };
         crate::telemetry::record_profile_read(false);
         let found = customers::read_profile(&self.lane, msisdn).await?;
-        let answer = customers::profile_answer(msisdn, found.as_ref());
+        let answer = customers::profile_answer(msisdn, found.as_ref(), self.identity.is_some());
         if let (Some(profiles), Some(ticket), Some(profile)) = (&self.profiles, ticket, found) {
             profiles.keep(msisdn, profile, ticket);
         }

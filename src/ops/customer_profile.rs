@@ -22,7 +22,7 @@ impl Operation for CustomerProfile {
     };
 
     fn sample() -> serde_json::Value {
-        json!({ "first_name": wide(NAME), "last_name": wide(NAME), "language": "sw", "msisdn": "+123456789012345", "verified": false })
+        json!({ "first_name": wide(NAME), "last_name": wide(NAME), "language": "sw", "msisdn": "+123456789012345", "verified": false, "upgradable": true })
     }
 
     fn parse(_: &Call<'_>) -> Result<Self, MoneyError> {

@@ -66,13 +66,13 @@ impl Operation for CustomerVerify {
         let (first, last) = (self.first_name.as_str(), self.last_name.as_str());
         money
             .with_pin(call.caller(), self.pin.as_ref(), |customer_id| async move {
-                let asked = identity.ask(customer_id, first, last, &national_id).await?;
+                let asked = identity.checks().ask(customer_id, first, last, &national_id).await?;
                 Ok::<_, sqlx::Error>(match asked {
                     Asked::Queued(_) => OpResult::new(O::Ok, json!({ "first_name": first })),
                     Asked::Waiting => OpResult::bare(O::Pending),
                     Asked::AlreadyVerified => OpResult::bare(O::AlreadyVerified),
                     Asked::IdTaken => OpResult::bare(O::IdTaken),
-                    Asked::NotRegistered => OpResult::bare(O::NotRegistered),
+                    Asked::Blocked => OpResult::bare(O::AccountBlocked),
                 })
             })
             .await

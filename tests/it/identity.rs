@@ -4,6 +4,7 @@
 //! provider that is down retried with backoff while the subscriber is answered at once;
 //! the provider's signed callback; "Upgrade my account" from the wallet menu.
 
+use std::future::IntoFuture;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -86,7 +87,7 @@ async fn a_registration_over_ussd_is_verified_and_its_limits_rise(pool: PgPool) 
     let done = register(&app, WANJIRU, "Wanjiru", "12345678").await;
     assert_eq!(
         done,
-        "END Welcome Wanjiru! Your wallet is ready. We are checking your ID and will send you an SMS when your limits rise."
+        "END Welcome Wanjiru! Your wallet is ready. We are checking your ID and will send you an SMS with the result."
     );
     assert_eq!(
         check_of(&pool, WANJIRU).await["state"],
@@ -162,42 +163,73 @@ async fn callback(app: &TestApp, body: &Value, forged: Option<&str>) -> (StatusC
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
-async fn a_slow_answer_comes_by_signed_callback_or_by_the_poll(pool: PgPool) {
-    let (app, _sandbox) = with_provider(pool.clone(), false).await;
+async fn a_slow_answer_comes_by_the_signed_callback(pool: PgPool) {
+    // The gateway's own listener, for the sandbox to call back; no worker runs but the
+    // one pass below, so only the callback can settle the check.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback_url = format!("http://{}/identity/callback", listener.local_addr().unwrap());
+    let (sandbox, _server) = ussd_gateway::http::sandbox_server().await.unwrap();
+    let settings = Settings {
+        identity_callback_url: Some(callback_url),
+        ..provider_settings(&format!("{sandbox}/identity"), false)
+    };
+    let app = spawn_with(pool.clone(), Store::Memory, settings).await;
+    let served = tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+
     // IDs beginning 77 are answered only after a while: pending first.
     register(&app, WANJIRU, "Wanjiru", "77123456").await;
-    register(&app, "+254711000222", "Juma", "77654321").await;
     assert_eq!(work(&app).await, 0);
     let check = check_of(&pool, WANJIRU).await;
     assert_eq!(check["state"], "submitted", "{check}");
     assert!(check["due_in"].as_f64().unwrap() > 3.0, "polled later, not at once: {check}");
-    let id = check["id"].as_str().unwrap().to_owned();
+    until("the sandbox's signed callback verifies Wanjiru", || async {
+        tier_of(&pool, WANJIRU).await == (2, true)
+    })
+    .await;
+    assert_eq!(check_of(&pool, WANJIRU).await["attempts"], 1, "settled without a poll");
+    served.abort();
 
-    // A callback must be signed with IDENTITY_WEBHOOK_SECRET.
+    // A callback must be signed with IDENTITY_WEBHOOK_SECRET. Juma's check is still
+    // queued: the provider's answer may overtake the record of its submission.
+    let juma = "+254711000222";
+    register(&app, juma, "Juma", "12121212").await;
+    let id = check_of(&pool, juma).await["id"].as_str().unwrap().to_owned();
     let answer = json!({ "reference": id, "status": "match" });
     let (status, said) = callback(&app, &answer, Some("v1,AAAA")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{said}");
-    let (status, said) =
-        callback(&app, &json!({ "reference": "idc_0000000000000000", "status": "match" }), None).await;
+    let unknown = json!({ "reference": "idc_0000000000000000", "status": "match" });
+    let (status, said) = callback(&app, &unknown, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{said}");
+    let (status, said) =
+        callback(&app, &json!({ "reference": "idc_0000000000000000", "status": "pending" }), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a pending word about no check: {said}");
     let (status, said) = callback(&app, &json!({ "reference": id, "status": "maybe" }), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{said}");
-    assert_eq!(tier_of(&pool, WANJIRU).await, (1, false), "nothing changed on a refused callback");
+    let (status, said) = callback(&app, &json!({ "reference": id, "status": "pending" }), None).await;
+    assert_eq!((status, &said["state"]), (StatusCode::OK, &json!("queued")), "{said}");
+    assert_eq!(tier_of(&pool, juma).await, (1, false), "nothing changed on those callbacks");
 
     let (status, said) = callback(&app, &answer, None).await;
     assert_eq!((status, &said["state"]), (StatusCode::OK, &json!("verified")), "{said}");
-    assert_eq!(tier_of(&pool, WANJIRU).await, (2, true));
+    assert_eq!(tier_of(&pool, juma).await, (2, true));
     let (status, said) = callback(&app, &answer, None).await;
     assert_eq!(
         (status, &said["state"]),
         (StatusCode::OK, &json!("verified")),
         "a repeat is answered the same"
     );
-    assert_eq!(notices(&pool, WANJIRU).await.len(), 1, "one SMS however many callbacks");
+    assert_eq!(notices(&pool, juma).await.len(), 1, "one SMS however many callbacks");
+    assert_eq!(work(&app).await, 0, "the worker has nothing left of it");
+}
 
-    // Juma's callback never comes (the sandbox could not reach this in-process app): the
-    // poll finds the answer once the sandbox has it.
-    until("the poll settles the slow check", || async {
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_lost_callback_is_made_good_by_the_poll(pool: PgPool) {
+    // No IDENTITY_CALLBACK_URL: the sandbox cannot call back.
+    let (app, _sandbox) = with_provider(pool.clone(), false).await;
+    register(&app, WANJIRU, "Wanjiru", "77123456").await;
+    assert_eq!(work(&app).await, 0);
+    assert_eq!(check_of(&pool, WANJIRU).await["state"], "submitted");
+    until("the poll finds the sandbox's answer", || async {
         sqlx::query("UPDATE identity_checks SET next_attempt_at = now() WHERE state = 'submitted'")
             .execute(&pool)
             .await
@@ -205,13 +237,52 @@ async fn a_slow_answer_comes_by_signed_callback_or_by_the_poll(pool: PgPool) {
         work(&app).await == 1
     })
     .await;
-    assert_eq!(tier_of(&pool, "+254711000222").await, (2, true));
+    assert_eq!(tier_of(&pool, WANJIRU).await, (2, true));
+    assert_eq!(notices(&pool, WANJIRU).await[0].0, "identity_verified");
+}
+
+/// A provider that takes every check and never finishes one.
+async fn forever_pending() -> String {
+    let pending = || async { (StatusCode::ACCEPTED, axum::Json(json!({ "status": "pending" }))) };
+    let router = axum::Router::new()
+        .route("/verifications", axum::routing::post(pending))
+        .route("/verifications/{reference}", axum::routing::get(pending));
+    crate::common::sms::serve(router).await
+}
+
+#[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
+async fn a_check_the_provider_never_finishes_goes_to_review_and_a_late_answer_still_counts(pool: PgPool) {
+    let url = forever_pending().await;
+    let app = spawn_with(pool.clone(), Store::Memory, provider_settings(&url, false)).await;
+    register(&app, WANJIRU, "Wanjiru", "12345678").await;
+    assert_eq!(work(&app).await, 0);
+    assert_eq!(check_of(&pool, WANJIRU).await["state"], "submitted");
+    sqlx::query("UPDATE identity_checks SET next_attempt_at = now()").execute(&pool).await.unwrap();
+    assert_eq!(work(&app).await, 0, "still pending: polled again later");
+    assert_eq!(check_of(&pool, WANJIRU).await["state"], "submitted");
+
+    sqlx::query("UPDATE identity_checks SET created_at = now() - interval '3 days', next_attempt_at = now()")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(work(&app).await, 1);
+    let given_up = check_of(&pool, WANJIRU).await;
+    assert_eq!((&given_up["state"], &given_up["reason"]), (&json!("review"), &json!("no_answer")));
+    assert_eq!(notices(&pool, WANJIRU).await[0].0, "identity_review", "the promised SMS comes");
+
+    // The provider answers at last: its match settles the check an operator had not.
+    let id = given_up["id"].as_str().unwrap().to_owned();
+    let (status, said) = callback(&app, &json!({ "reference": id, "status": "match" }), None).await;
+    assert_eq!((status, &said["state"]), (StatusCode::OK, &json!("verified")), "{said}");
+    assert_eq!(tier_of(&pool, WANJIRU).await, (2, true));
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
 async fn a_provider_that_is_down_is_retried_with_backoff_and_never_holds_up_the_session(pool: PgPool) {
-    // A port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // A port held, and never listened on, for the test's length: connections are refused.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = socket.local_addr().unwrap();
     let url = format!("http://{closed}/identity");
     let app = spawn_with(pool.clone(), Store::Memory, provider_settings(&url, false)).await;
     let done = tokio::time::timeout(Duration::from_secs(5), register(&app, WANJIRU, "Wanjiru", "12345678"))
@@ -305,7 +376,7 @@ async fn a_mismatch_and_a_duplicate_wait_for_review_and_only_four_eyes_verify_th
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         (&shown["state"], &shown["decided_by"], &shown["kyc_tier"]),
-        (&json!("overridden"), &json!("admin:ops"), &json!("verified"))
+        (&json!("overridden"), &json!("admin:ops, approved by admin:checker"), &json!("verified"))
     );
     let sms = notices(&pool, WANJIRU).await;
     assert_eq!(
@@ -329,9 +400,36 @@ async fn a_mismatch_and_a_duplicate_wait_for_review_and_only_four_eyes_verify_th
             Some(note),
         )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "a decided check is not proposed");
+    assert_eq!(status, StatusCode::CONFLICT, "a decided check is not proposed");
     assert_eq!(notices(&pool, juma).await.last().unwrap().0, "identity_rejected");
     assert_eq!(tier_of(&pool, juma).await, (1, false));
+
+    // Juma tries again with another ID: the provider's match alone does not change the
+    // identity a wallet was registered with.
+    let sent = app.journey(juma, &format!("12*Juma*Otieno*12121212*{PIN}")).await;
+    assert!(sent.starts_with("END Thank you Juma."), "{sent}");
+    assert_eq!(work(&app).await, 1);
+    let changed = check_of(&pool, juma).await;
+    assert_eq!(
+        (&changed["state"], &changed["reason"]),
+        (&json!("review"), &json!("id_changed")),
+        "{changed}"
+    );
+    assert_eq!(tier_of(&pool, juma).await, (1, false));
+
+    // With the provider gone, operators still decide what waits, and the SMS still goes.
+    let without = spawn_with(pool.clone(), Store::Memory, settings()).await;
+    let reject = format!("/admin/identity/checks/{}/reject", changed["id"].as_str().unwrap());
+    let note = json!({ "note": "the ID card shown was not his" }).to_string();
+    let (status, rejected) = without.admin("POST", &reject, Some(&ops), None, Some(note)).await;
+    assert_eq!((status, &rejected["state"]), (StatusCode::OK, &json!("rejected")), "{rejected}");
+    let decided: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT national_id_enc FROM identity_checks WHERE id = $1")
+            .bind(changed["id"].as_str().unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(decided.is_none(), "a decided check keeps no ID");
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
@@ -390,10 +488,33 @@ async fn upgrade_my_account_from_the_wallet_menu(pool: PgPool) {
     customer(&pool, other, 1, 0).await;
     let taken = app.journey(other, "12*Zawadi*Mwangi*12345678").await;
     assert_eq!(taken, "END This ID number is already registered. Visit an agent for help.");
+
+    // A blocked wallet is not upgraded.
+    sqlx::query("UPDATE customers SET pin_salt = c.pin_salt, pin_hash = c.pin_hash FROM customers c WHERE c.msisdn = '+254700000001' AND customers.msisdn = $1")
+        .bind(other)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE accounts SET status = 'blocked' FROM customers c WHERE c.id = accounts.customer_id AND c.msisdn = $1")
+        .bind(other)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let blocked = app.journey(other, &format!("12*Zawadi*Mwangi*34343434*{pin}")).await;
+    assert_eq!(blocked, "END Your account is blocked. Please call 100.");
+    assert_eq!(work(&app).await, 0, "no check was written");
+
+    // Without a provider the option says so at once.
+    let without = spawn_with(pool.clone(), Store::Memory, settings()).await;
+    customer(&pool, "+254711000555", 1, 0).await;
+    assert_eq!(
+        without.journey("+254711000555", "12").await,
+        "END Upgrading your account is not available right now. Visit an agent with your ID card."
+    );
 }
 
 #[sqlx::test(migrator = "ussd_gateway::app::MIGRATOR")]
-async fn the_demo_checks_a_registration_with_its_sandbox_and_hears_back_by_callback(pool: PgPool) {
+async fn the_demo_checks_a_registration_with_its_own_sandbox(pool: PgPool) {
     let settings = Settings {
         database_url: database_url(&pool).into(),
         listen_addr: "127.0.0.1:0".into(),
@@ -406,7 +527,7 @@ async fn the_demo_checks_a_registration_with_its_sandbox_and_hears_back_by_callb
     let running = tokio::spawn(app.run_until_stopped());
 
     // The sandbox answers an ID beginning 77 only after a while, by a signed callback to
-    // this gateway's listener (and on the status call its worker polls).
+    // this gateway's listener or on the status call its worker polls, whichever first.
     let client = reqwest::Client::new();
     let session = unique_session();
     let mut typed = String::new();

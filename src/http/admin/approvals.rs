@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use utoipa::ToSchema;
 
-use super::extract::{Allowed, Body, Example, InPath, Limit, PathValue, Trail, scope};
+use super::extract::{Allowed, Body, Example, InPath, Limit, PathValue, Trail, said_why, scope};
 use super::{AdminError, Answer, AppState, ok};
 use crate::admin::proposals::{self, Call, ProposalError, Subject};
 use crate::admin::totp::{self, TotpError};
@@ -41,7 +41,8 @@ pub(super) struct Approved {
 pub(super) struct Guard {
     who: Principal,
     call: Call,
-    approved: bool,
+    /// The approver, when this is an approved call made again.
+    approved_by: Option<String>,
 }
 
 impl FromRequestParts<AppState> for Guard {
@@ -66,7 +67,8 @@ impl FromRequestParts<AppState> for Guard {
                 .map(str::to_owned),
             body: None,
         };
-        Ok(Guard { who, call, approved: parts.extensions.get::<Approved>().is_some() })
+        let approved_by = parts.extensions.get::<Approved>().map(|a| a.approved_by.clone());
+        Ok(Guard { who, call, approved_by })
     }
 }
 
@@ -118,7 +120,9 @@ impl Guard {
         secret: Option<Value>,
         subject: Option<(Subject<'_>, AdminError)>,
     ) -> Result<Option<Answer>, AdminError> {
-        let Some(rules) = state.admin.four_eyes.filter(|_| !self.approved) else { return Ok(None) };
+        let Some(rules) = state.admin.four_eyes.filter(|_| self.approved_by.is_none()) else {
+            return Ok(None);
+        };
         if let Some((subject, absent)) = subject
             && !proposals::is_there(state.pool(), subject).await?
         {
@@ -135,6 +139,15 @@ impl Guard {
                 "next": "another token with the `approvals` scope approves it: POST /admin/proposals/{id}/approve with its one-time password",
             })),
         )))
+    }
+
+    /// Who decided this call, for records beside the trail: `actor`, and with four eyes
+    /// the approver too (`admin:ops, approved by admin:checker`).
+    pub fn deciders(&self, actor: String) -> String {
+        match &self.approved_by {
+            Some(approver) => format!("{actor}, approved by admin:{approver}"),
+            None => actor,
+        }
     }
 
     /// Whether a float top-up of `amount` needs four eyes.
@@ -368,13 +381,7 @@ pub(super) async fn reject(
     Body { asked, .. }: Body<ProposalRejection>,
 ) -> Result<Answer, AdminError> {
     trail.target(id.clone());
-    if !(3..=200).contains(&asked.note.chars().count()) {
-        return Err(AdminError::Malformed("`note` must say why, in 3 to 200 characters".into()));
-    }
-    let note = asked.note.trim();
-    if note.chars().count() < 3 {
-        return Err(AdminError::Unacceptable("`note` must say why: at least 3 visible characters".into()));
-    }
+    let note = said_why("note", &asked.note)?;
     trail.detail(json!({ "note": note }));
     Ok(ok(proposals::reject(state.pool(), &id, &guard.who.name, note).await?))
 }

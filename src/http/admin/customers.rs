@@ -6,7 +6,9 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::approvals::Guard;
-use super::extract::{Allowed, Body, Customer, Example, InPath, Limit, Trail, TransferReference, scope};
+use super::extract::{
+    Allowed, Body, Customer, Example, InPath, Limit, Trail, TransferReference, said_why, scope,
+};
 use super::{AdminError, Answer, AppState, ok};
 use crate::admin::customers;
 use crate::admin::proposals::Subject;
@@ -102,13 +104,7 @@ pub(super) async fn reverse(
     trail: Trail,
     Body { asked, sent }: Body<ReverseRequest>,
 ) -> Result<Answer, AdminError> {
-    if !(3..=200).contains(&asked.reason.chars().count()) {
-        return Err(AdminError::Malformed("`reason` must say why, in 3 to 200 characters".into()));
-    }
-    let reason = asked.reason.trim();
-    if reason.chars().count() < 3 {
-        return Err(AdminError::Unacceptable("`reason` must say why: at least 3 visible characters".into()));
-    }
+    let reason = said_why("reason", &asked.reason)?;
     let not_found = || AdminError::NotFound("no transfer has this reference".into());
     // Written as a reference but naming no transfer there can be (TX0, or past i64).
     let original = crate::money::parse_reference(&reference).ok_or_else(not_found)?;

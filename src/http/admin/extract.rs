@@ -303,6 +303,22 @@ impl FromRequestParts<AppState> for Customer {
     }
 }
 
+/// Why an operator decides as they do (`note`, `reason`), trimmed. The document holds it
+/// to 3–200 characters (a 400 past them, as `Schemas::reason` says); one that says
+/// nothing but white space keeps to the document and is a 422.
+pub(super) fn said_why<'a>(field: &str, given: &'a str) -> Result<&'a str, AdminError> {
+    if !(3..=200).contains(&given.chars().count()) {
+        return Err(AdminError::Malformed(format!("`{field}` must say why, in 3 to 200 characters")));
+    }
+    let said = given.trim();
+    if said.chars().count() < 3 {
+        return Err(AdminError::Unacceptable(format!(
+            "`{field}` must say why: at least 3 visible characters"
+        )));
+    }
+    Ok(said)
+}
+
 /// 400 unless `given` is written as a phone number (whether a numbering plan has it is
 /// the parser's to say).
 pub(super) fn written_as_number(given: &str) -> Result<(), AdminError> {

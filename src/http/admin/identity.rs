@@ -8,15 +8,14 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::approvals::Guard;
-use super::extract::{Allowed, Body, CheckId, Example, InPath, Limit, Trail, scope};
+use super::extract::{Allowed, Body, CheckId, Example, InPath, Limit, Trail, said_why, scope};
 use super::{AdminError, Answer, AppState, ok};
-use crate::admin::proposals::Subject;
 use crate::domain::shape::Schemas;
 use crate::money::identity::{self, Decision, Settled};
 
 /// `GET /admin/identity/reviews`: the checks waiting for an operator.
 #[utoipa::path(get, path = "/admin/identity/reviews", tag = "identity",
-    summary = "The identity checks waiting for review, oldest first, with why (`mismatch`, `duplicate`, `refused`, `no_answer`); the ID number stays sealed",
+    summary = "The identity checks waiting for review, oldest first, with why (`mismatch`, `duplicate`, `refused`, `no_answer`, `id_changed`); the ID number stays sealed",
     extensions(("x-scope" = json!("identity"))),
     params(Limit<500, 50>),
     responses((status = 200, description = "the checks", body = Object)))]
@@ -67,8 +66,9 @@ impl Example for Review {
     responses(
         (status = 200, description = "the check, overridden", body = Object),
         (status = 202, description = "four eyes are on (FOUR_EYES): the call is proposed, and is carried out when another token approves it (`proposal`)", body = Object),
-        (status = 404, description = "no check waits for review under this id"),
+        (status = 404, description = "no such check"),
         (status = 409, description = "the check is not waiting for review, or another wallet holds the ID"),
+        (status = 422, description = "the note says nothing but white space"),
     ))]
 pub(super) async fn verify(
     _: Allowed<scope::Identity>,
@@ -78,15 +78,16 @@ pub(super) async fn verify(
     trail: Trail,
     Body { asked, sent }: Body<Review>,
 ) -> Result<Answer, AdminError> {
-    let note = note(&asked)?;
+    let note = said_why("note", &asked.note)?;
     trail.target(id.clone());
-    if let Some(proposed) =
-        guard.propose_on(&state, &trail, Some(sent), Some((Subject::CheckInReview(&id), no_review()))).await?
-    {
+    // Refused before it is proposed, as when it is carried out: a check that is not
+    // waiting for review is never verified, whoever approves it.
+    in_review(&state, &id).await?;
+    let by = guard.deciders(trail.actor());
+    if let Some(proposed) = guard.propose(&state, &trail, Some(sent)).await? {
         return Ok(proposed);
     }
     trail.detail(json!({ "note": note }));
-    let by = trail.actor();
     decided(&state, &id, Decision::Override { by: &by, note }).await
 }
 
@@ -100,6 +101,7 @@ pub(super) async fn verify(
         (status = 200, description = "the check, rejected", body = Object),
         (status = 404, description = "no such check"),
         (status = 409, description = "the check is not waiting for review"),
+        (status = 422, description = "the note says nothing but white space"),
     ))]
 pub(super) async fn reject(
     _: Allowed<scope::Identity>,
@@ -108,30 +110,31 @@ pub(super) async fn reject(
     trail: Trail,
     Body { asked, .. }: Body<Review>,
 ) -> Result<Answer, AdminError> {
-    let note = note(&asked)?;
+    let note = said_why("note", &asked.note)?;
     trail.target(id.clone());
     trail.detail(json!({ "note": note }));
     let by = trail.actor();
     decided(&state, &id, Decision::Reject { by: &by, note }).await
 }
 
-fn note(review: &Review) -> Result<&str, AdminError> {
-    let note = review.note.trim();
-    if !(3..=200).contains(&note.chars().count()) {
-        return Err(AdminError::Malformed("`note` must say why, in 3 to 200 characters".into()));
+/// Refused unless check `id` waits for review.
+async fn in_review(state: &AppState, id: &str) -> Result<(), AdminError> {
+    let check = identity::show(state.pool(), id).await?.ok_or_else(no_check)?;
+    match check["state"].as_str() {
+        Some("review") => Ok(()),
+        was => Err(not_in_review(was.unwrap_or_default())),
     }
-    Ok(note)
 }
 
+fn not_in_review(was: &str) -> AdminError {
+    AdminError::Conflict(format!("the check is {was}, not waiting for review"))
+}
+
+/// Decided with or without a provider configured: what was promised is kept.
 async fn decided(state: &AppState, id: &str, decision: Decision<'_>) -> Result<Answer, AdminError> {
-    let Some(checks) = state.money().identity() else {
-        return Err(AdminError::Conflict("no identity provider is configured (IDENTITY_URL)".into()));
-    };
-    match checks.decide(id, decision).await? {
+    match state.money().identity_checks().decide(id, decision).await? {
         Settled::NoSuchCheck => Err(no_check()),
-        Settled::Before(was) => {
-            Err(AdminError::Conflict(format!("the check is {was}, not waiting for review")))
-        }
+        Settled::Before(was) => Err(not_in_review(&was)),
         Settled::HeldElsewhere => Err(AdminError::Conflict(
             "another customer's wallet holds this ID: one ID, one verified wallet".into(),
         )),
@@ -141,8 +144,4 @@ async fn decided(state: &AppState, id: &str, decision: Decision<'_>) -> Result<A
 
 fn no_check() -> AdminError {
     AdminError::NotFound("no identity check has this id".into())
-}
-
-fn no_review() -> AdminError {
-    AdminError::NotFound("no identity check waits for review under this id".into())
 }

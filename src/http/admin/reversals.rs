@@ -7,7 +7,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::approvals::Guard;
-use super::extract::{Allowed, Body, Example, InPath, Trail, TransferReference, scope};
+use super::extract::{Allowed, Body, Example, InPath, Trail, TransferReference, said_why, scope};
 use super::{AdminError, Answer, AppState, ok};
 use crate::admin::proposals::Subject;
 use crate::domain::shape::Schemas;
@@ -79,6 +79,7 @@ impl Example for Rejection {
         (status = 200, description = "the request, rejected", body = Object),
         (status = 404, description = "no reversal request was made on this send"),
         (status = 409, description = "the request was decided before"),
+        (status = 422, description = "the note says nothing but white space"),
     ))]
 pub(super) async fn reject(
     _: Allowed<scope::TransfersReverse>,
@@ -87,10 +88,7 @@ pub(super) async fn reject(
     trail: Trail,
     Body { asked, .. }: Body<Rejection>,
 ) -> Result<Answer, AdminError> {
-    let note = asked.note.trim();
-    if !(3..=200).contains(&note.chars().count()) {
-        return Err(AdminError::Malformed("`note` must say why, in 3 to 200 characters".into()));
-    }
+    let note = said_why("note", &asked.note)?;
     trail.detail(json!({ "note": note }));
     let by = trail.actor();
     let decision = Decision::Reject { note: Some(note) };

@@ -121,7 +121,7 @@ impl IdentityClient {
             .body(body.to_string());
         match request.send().await {
             Ok(response) => read(response, false).await,
-            Err(e) => Answer::Unavailable(describe(&e)),
+            Err(e) => Answer::Unavailable(describe(e)),
         }
     }
 
@@ -130,7 +130,7 @@ impl IdentityClient {
         let request = self.authorised(self.http.get(format!("{}/verifications/{reference}", self.base)));
         match request.send().await {
             Ok(response) => read(response, true).await,
-            Err(e) => Answer::Unavailable(describe(&e)),
+            Err(e) => Answer::Unavailable(describe(e)),
         }
     }
 }
@@ -165,13 +165,14 @@ async fn read(response: reqwest::Response, is_status_call: bool) -> Answer {
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// Without the URL: it reaches logs and operators' screens.
+fn describe(e: reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
         "cannot connect".into()
     } else {
-        e.to_string()
+        e.without_url().to_string()
     }
 }
 
