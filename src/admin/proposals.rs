@@ -84,7 +84,7 @@ pub async fn propose(
     call: &Call,
     secret: Option<(&DataVault, &Value)>,
     ttl: std::time::Duration,
-) -> Result<Value, sqlx::Error> {
+) -> Result<Proposed, sqlx::Error> {
     let id = format!("pr_{:016x}", rand::random::<u64>());
     let sealed = match secret {
         Some((vault, body)) => {
@@ -92,6 +92,34 @@ pub async fn propose(
         }
         None => None,
     };
+    let mut tx = pool.begin().await?;
+    if let Some(key) = &call.idempotency_key {
+        // A call sent again with its Idempotency-Key is the proposal made the first
+        // time; two sent side by side wait for each other here.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("proposal:{token}:{}:{}:{key}", call.method, call.path))
+            .execute(&mut *tx)
+            .await?;
+        let first: Option<(String, bool)> = sqlx::query_as(
+            "SELECT id, body IS NOT DISTINCT FROM $5 FROM admin_proposals
+              WHERE proposed_by = $1 AND method = $2 AND path = $3 AND idempotency_key = $4
+              ORDER BY proposed_at LIMIT 1",
+        )
+        .bind(token)
+        .bind(&call.method)
+        .bind(&call.path)
+        .bind(key)
+        .bind(&call.body)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match first {
+            Some((first, true)) => {
+                return Ok(Proposed::Again(show(pool, &first).await?.ok_or(sqlx::Error::RowNotFound)?));
+            }
+            Some((_, false)) => return Ok(Proposed::KeyReused),
+            None => {}
+        }
+    }
     sqlx::query(
         "INSERT INTO admin_proposals (id, method, path, idempotency_key, body, body_sealed, proposed_by, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))",
@@ -104,9 +132,20 @@ pub async fn propose(
     .bind(sealed)
     .bind(token)
     .bind(ttl.as_secs_f64())
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    show(pool, &id).await?.ok_or_else(|| sqlx::Error::RowNotFound)
+    tx.commit().await?;
+    Ok(Proposed::New(show(pool, &id).await?.ok_or(sqlx::Error::RowNotFound)?))
+}
+
+/// What proposing a call did.
+#[derive(Debug)]
+pub enum Proposed {
+    New(Value),
+    /// The call was proposed before under its Idempotency-Key: that proposal, as it is now.
+    Again(Value),
+    /// The Idempotency-Key was proposed before with another body.
+    KeyReused,
 }
 
 /// Where a proposal's secret body is sealed.

@@ -185,6 +185,31 @@ async fn small_top_ups_go_alone_and_proposals_expire_or_are_rejected(pool: PgPoo
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "over it, four eyes: {proposed}");
     assert_eq!(proposed["proposal"]["body"]["amount"], 5_000_000);
+    // Sent again with its Idempotency-Key, it is the same proposal; the key with another
+    // amount is refused.
+    let again = |amount: i64| {
+        app.admin(
+            "POST",
+            &path,
+            Some(&float),
+            Some("topup-key-0002"),
+            Some(json!({ "amount": amount }).to_string()),
+        )
+    };
+    let (status, repeated) = again(5_000_000).await;
+    assert_eq!(
+        (status, proposal_of(&repeated)),
+        (StatusCode::ACCEPTED, proposal_of(&proposed)),
+        "{repeated}"
+    );
+    let (status, reused) = again(6_000_000).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{reused}");
+    let proposals: i64 = sqlx::query_scalar("SELECT count(*) FROM admin_proposals WHERE path = $1")
+        .bind(&path)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(proposals, 1);
 
     let (checker, secret) = approver(&app, "checker").await;
     let id = proposal_of(&proposed);

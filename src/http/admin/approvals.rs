@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::extract::{Allowed, Body, Example, InPath, Limit, PathValue, Trail, said_why, scope};
 use super::{AdminError, Answer, AppState, ok};
-use crate::admin::proposals::{self, Call, ProposalError, Subject};
+use crate::admin::proposals::{self, Call, ProposalError, Proposed, Subject};
 use crate::admin::totp::{self, TotpError};
 use crate::admin::{self, Principal};
 use crate::domain::shape::{self, Schemas, Shape};
@@ -130,7 +130,16 @@ impl Guard {
         }
         let call = Call { body, ..self.call };
         let sealed = secret.as_ref().map(|body| (state.money().vault(), body));
-        let proposal = proposals::propose(state.pool(), &self.who.name, &call, sealed, rules.ttl).await?;
+        let proposal = match proposals::propose(state.pool(), &self.who.name, &call, sealed, rules.ttl)
+            .await?
+        {
+            Proposed::New(proposal) | Proposed::Again(proposal) => proposal,
+            Proposed::KeyReused => {
+                return Err(AdminError::Conflict(
+                    "this Idempotency-Key was proposed before with another body: use a new key for a new call".into(),
+                ));
+            }
+        };
         trail.detail(json!({ "proposal": proposal["id"], "body": call.body }));
         Ok(Some((
             StatusCode::ACCEPTED,
