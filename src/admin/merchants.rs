@@ -469,6 +469,13 @@ async fn validation_secret(
     Ok((secret.expose_secret().to_owned(), sealed))
 }
 
+/// What is wrong with onboarding `new` before anything is looked up, if anything: what
+/// four eyes check before proposing it.
+pub fn onboarding_problem(new: &NewMerchant, region: Region, demo: bool) -> Result<(), MerchantError> {
+    checked(new, region, demo)?;
+    partner_url("confirmation_url", new.confirmation_url.as_deref(), demo)
+}
+
 /// Onboards `new` in one transaction; returns it as [`show`] does, with the secret its
 /// validation calls are signed with, if it has a validation URL.
 pub async fn onboard(pool: &PgPool, new: &NewMerchant, at: Onboarding<'_>) -> Result<Value, MerchantError> {
@@ -614,21 +621,15 @@ pub async fn list(db: &PgPool, limit: i64) -> Result<Value, MerchantError> {
     Ok(serde_json::json!({ "merchants": merchants }))
 }
 
-/// Applies `change` to merchant `reference`; returns it as [`show`] does.
-pub async fn change(
-    pool: &PgPool,
-    reference: &str,
-    change: &MerchantChange,
-    at: Onboarding<'_>,
-) -> Result<Value, MerchantError> {
-    let c = change;
-    validation(
-        c.validation_url.as_deref(),
-        c.validation_default.as_deref(),
-        c.validation_timeout_ms,
-        at.demo,
-    )?;
-    partner_url("confirmation_url", c.confirmation_url.as_deref(), at.demo)?;
+/// What is wrong with `c` before anything is looked up, if anything (what four eyes
+/// check before proposing it); the number to notify, in E.164, when it names one.
+pub fn change_checked(
+    c: &MerchantChange,
+    region: Region,
+    demo: bool,
+) -> Result<Option<String>, MerchantError> {
+    validation(c.validation_url.as_deref(), c.validation_default.as_deref(), c.validation_timeout_ms, demo)?;
+    partner_url("confirmation_url", c.confirmation_url.as_deref(), demo)?;
     if let Some(name) = &c.legal_name {
         text("legal_name", name, 100)?;
     }
@@ -653,10 +654,21 @@ pub async fn change(
     if let Some(p) = &c.account_pattern {
         pattern(p)?;
     }
-    let notify = match &c.notify_msisdn {
-        Some(raw) => Some(phone("notify_msisdn", raw, at.region)?.as_e164().to_owned()),
-        None => None,
-    };
+    match &c.notify_msisdn {
+        Some(raw) => Ok(Some(phone("notify_msisdn", raw, region)?.as_e164().to_owned())),
+        None => Ok(None),
+    }
+}
+
+/// Applies `change` to merchant `reference`; returns it as [`show`] does.
+pub async fn change(
+    pool: &PgPool,
+    reference: &str,
+    change: &MerchantChange,
+    at: Onboarding<'_>,
+) -> Result<Value, MerchantError> {
+    let c = change;
+    let notify = change_checked(c, at.region, at.demo)?;
     let unknown = || MerchantError::Unknown(reference.to_owned());
     let id = merchant_id(reference).ok_or_else(unknown)?;
     let found: Option<(String, Option<String>, bool)> = sqlx::query_as(

@@ -92,6 +92,8 @@ pub async fn propose(
         }
         None => None,
     };
+    // What tells two secret bodies apart without keeping either in clear.
+    let digest = secret.map(|(vault, body)| vault.blind_index(&body.to_string()));
     let mut tx = pool.begin().await?;
     if let Some(key) = &call.idempotency_key {
         // A call sent again with its Idempotency-Key is the proposal made the first
@@ -101,7 +103,7 @@ pub async fn propose(
             .execute(&mut *tx)
             .await?;
         let first: Option<(String, bool)> = sqlx::query_as(
-            "SELECT id, body IS NOT DISTINCT FROM $5 FROM admin_proposals
+            "SELECT id, body IS NOT DISTINCT FROM $5 AND body_digest IS NOT DISTINCT FROM $6 FROM admin_proposals
               WHERE proposed_by = $1 AND method = $2 AND path = $3 AND idempotency_key = $4
               ORDER BY proposed_at LIMIT 1",
         )
@@ -110,19 +112,21 @@ pub async fn propose(
         .bind(&call.path)
         .bind(key)
         .bind(&call.body)
+        .bind(&digest)
         .fetch_optional(&mut *tx)
         .await?;
         match first {
             Some((first, true)) => {
-                return Ok(Proposed::Again(show(pool, &first).await?.ok_or(sqlx::Error::RowNotFound)?));
+                return Ok(Proposed::Again(show(&mut *tx, &first).await?.ok_or(sqlx::Error::RowNotFound)?));
             }
             Some((_, false)) => return Ok(Proposed::KeyReused),
             None => {}
         }
     }
     sqlx::query(
-        "INSERT INTO admin_proposals (id, method, path, idempotency_key, body, body_sealed, proposed_by, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))",
+        "INSERT INTO admin_proposals (id, method, path, idempotency_key, body, body_sealed, body_digest,
+                                      proposed_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))",
     )
     .bind(&id)
     .bind(&call.method)
@@ -130,12 +134,14 @@ pub async fn propose(
     .bind(&call.idempotency_key)
     .bind(&call.body)
     .bind(sealed)
+    .bind(&digest)
     .bind(token)
     .bind(ttl.as_secs_f64())
     .execute(&mut *tx)
     .await?;
+    let proposal = show(&mut *tx, &id).await?.ok_or(sqlx::Error::RowNotFound)?;
     tx.commit().await?;
-    Ok(Proposed::New(show(pool, &id).await?.ok_or(sqlx::Error::RowNotFound)?))
+    Ok(Proposed::New(proposal))
 }
 
 /// What proposing a call did.
@@ -154,8 +160,8 @@ fn body_place(id: &str) -> Place<'_> {
 }
 
 /// The proposal `id` as the API shows it.
-pub async fn show(pool: &PgPool, id: &str) -> Result<Option<Value>, sqlx::Error> {
-    sqlx::query_scalar(&format!("{SHOW} WHERE id = $1")).bind(id).fetch_optional(pool).await
+pub async fn show<'e>(db: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<Value>, sqlx::Error> {
+    sqlx::query_scalar(&format!("{SHOW} WHERE id = $1")).bind(id).fetch_optional(db).await
 }
 
 /// Proposals waiting for a decision and not expired, oldest first.
@@ -193,26 +199,34 @@ pub async fn approve(
     id: &str,
     token: &str,
 ) -> Result<(Call, String), ProposalError> {
-    type Row = (String, String, Option<String>, Option<Value>, Option<Vec<u8>>, String);
+    // A sealed body is opened before the proposal is marked: one that cannot be opened
+    // leaves it pending, its approver's password unspent on it.
+    let sealed: Option<Option<Vec<u8>>> =
+        sqlx::query_scalar("SELECT body_sealed FROM admin_proposals WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    let opened = match sealed.flatten() {
+        Some(sealed) => {
+            let opened = vault.open(body_place(id), &sealed).await.map_err(VaultError::into_sqlx)?;
+            Some(serde_json::from_str::<Value>(&opened).map_err(|e| sqlx::Error::Decode(Box::new(e)))?)
+        }
+        None => None,
+    };
+    // Carried out once, the secret is kept no longer.
+    type Row = (String, String, Option<String>, Option<Value>, String);
     let row: Option<Row> = sqlx::query_as(
-        "UPDATE admin_proposals SET state = 'approved', decided_by = $2, decided_at = now()
+        "UPDATE admin_proposals SET state = 'approved', decided_by = $2, decided_at = now(), body_sealed = NULL
           WHERE id = $1 AND state = 'pending' AND expires_at > now() AND proposed_by <> $2
-          RETURNING method, path, idempotency_key, body, body_sealed, proposed_by",
+          RETURNING method, path, idempotency_key, body, proposed_by",
     )
     .bind(id)
     .bind(token)
     .fetch_optional(pool)
     .await?;
     match row {
-        Some((method, path, idempotency_key, body, sealed, by)) => {
-            let body = match sealed {
-                Some(sealed) => {
-                    let opened = vault.open(body_place(id), &sealed).await.map_err(VaultError::into_sqlx)?;
-                    Some(serde_json::from_str(&opened).map_err(|e| sqlx::Error::Decode(Box::new(e)))?)
-                }
-                None => body,
-            };
-            Ok((Call { method, path, idempotency_key, body }, by))
+        Some((method, path, idempotency_key, body, by)) => {
+            Ok((Call { method, path, idempotency_key, body: opened.or(body) }, by))
         }
         None => Err(refusal(pool, id, token).await?),
     }
@@ -259,7 +273,8 @@ fn without_secrets(answer: &Value) -> Value {
 /// Rejects `id`; nothing is carried out.
 pub async fn reject(pool: &PgPool, id: &str, token: &str, note: &str) -> Result<Value, ProposalError> {
     let done = sqlx::query(
-        "UPDATE admin_proposals SET state = 'rejected', decided_by = $2, decided_at = now(), note = $3
+        "UPDATE admin_proposals SET state = 'rejected', decided_by = $2, decided_at = now(), note = $3,
+                body_sealed = NULL
           WHERE id = $1 AND state = 'pending' AND expires_at > now()",
     )
     .bind(id)

@@ -77,7 +77,9 @@ async fn callback(
             (StatusCode::OK, Json(json!({ "reference": reference, "state": state })))
         }
         // Only an operator's override is refused so; the provider's match goes to review.
-        Ok(Settled::HeldElsewhere) => refused(StatusCode::CONFLICT, "another wallet holds this ID"),
+        Ok(Settled::HeldElsewhere | Settled::NoVerifiedTier) => {
+            refused(StatusCode::CONFLICT, "the check cannot be verified")
+        }
         Err(e) => {
             warn!(error = %e, "an identity callback could not be recorded; the provider is asked to send it again");
             refused(StatusCode::SERVICE_UNAVAILABLE, "not recorded; send it again")

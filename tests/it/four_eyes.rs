@@ -327,7 +327,7 @@ async fn a_sensitive_flag_and_a_billers_registration_wait_for_a_second_token(poo
     // Credentials are a secret body: sealed with the proposal, which shows only what is set.
     let credentials = json!({ "api_key": { "header": "X-Api-Key", "value": "kplc-live-key-0123456789" } });
     let path = "/admin/billers/KPLC/credentials";
-    let (status, proposed) = call(&app, "PUT", path, &risk, credentials).await;
+    let (status, proposed) = call(&app, "PUT", path, &risk, credentials.clone()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
     assert_eq!(proposed["proposal"]["body"]["credentials"]["api_key"], "X-Api-Key", "{proposed}");
     let kept: String = sqlx::query_scalar("SELECT row_to_json(p)::text FROM admin_proposals p WHERE id = $1")
@@ -351,6 +351,12 @@ async fn a_sensitive_flag_and_a_billers_registration_wait_for_a_second_token(poo
             .await
             .unwrap();
     assert!(sealed.is_none(), "nothing set on one token's word");
+    // Sent again under its key it is the same proposal; other values under it are refused.
+    let (status, again) = call(&app, "PUT", path, &risk, credentials.clone()).await;
+    assert_eq!((status, proposal_of(&again)), (StatusCode::ACCEPTED, proposal_of(&proposed)));
+    let other = json!({ "api_key": { "header": "X-Api-Key", "value": "kplc-live-key-9876543210" } });
+    let (status, reused) = call(&app, "PUT", path, &risk, other).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{reused}");
     let (second, second_secret) = approver(&app, "checker-2").await;
     let approve = format!("/admin/proposals/{}/approve", proposal_of(&proposed));
     let (status, approved) =
@@ -362,6 +368,12 @@ async fn a_sensitive_flag_and_a_billers_registration_wait_for_a_second_token(poo
             .await
             .unwrap();
     assert!(sealed.is_some(), "the approved call set the credentials the proposer sent");
+    let kept: Option<Vec<u8>> = sqlx::query_scalar("SELECT body_sealed FROM admin_proposals WHERE id = $1")
+        .bind(proposal_of(&proposed))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(kept.is_none(), "carried out, the proposal keeps the credentials no longer");
     let (status, _) = call(&app, "PUT", "/admin/billers/NOPE/credentials", &risk, json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no biller: refused, not proposed");
 }
@@ -418,15 +430,21 @@ async fn a_merchants_onboarding_and_change_need_a_second_token_and_its_secret_go
     pool: PgPool,
 ) {
     let app = four_eyes(pool.clone()).await;
-    let ops = admin::create(&pool, "ops", &["merchants,proposals".into()]).await.unwrap();
+    let ops = admin::create(&pool, "ops", &["merchants,proposals,webhooks".into()]).await.unwrap();
     let (checker, secret) = approver(&app, "checker").await;
-    let paybill = json!({
+    let mut paybill = json!({
         "kind": "paybill", "business_number": "888123", "legal_name": "Sacco Ltd", "display_name": "Sacco",
         "owner": AMINA, "notify_msisdn": AMINA, "fee_class": "standard", "fee_payer": "customer",
         "account_pattern": "[0-9]{4,8}", "account_label": "member number",
         "validation_url": "http://127.0.0.1:9/validate", "validation_default": "accept",
+        "confirmation_url": "http://127.0.0.1:9/confirm",
     });
-    let (status, proposed) = call(&app, "POST", "/admin/merchants", &ops, paybill).await;
+    // What breaks the document is refused, not proposed.
+    let mut short = paybill.clone();
+    short["business_number"] = json!("12");
+    let (status, refused) = call(&app, "POST", "/admin/merchants", &ops, short).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let (status, proposed) = call(&app, "POST", "/admin/merchants", &ops, paybill.take()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
     let (_, listed) = call(&app, "GET", "/admin/merchants", &ops, Value::Null).await;
     assert_eq!(listed["merchants"], json!([]), "nothing is onboarded on one token's word: {listed}");
@@ -450,4 +468,21 @@ async fn a_merchants_onboarding_and_change_need_a_second_token_and_its_secret_go
     assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
     let (status, _) = call(&app, "PATCH", "/admin/merchants/MC0FFFFFFF", &ops, suspend).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Its confirmation endpoint is the merchant's too: redirected or re-keyed by two tokens.
+    let webhook = approved["answer"]["confirmation"]["webhook"].as_str().unwrap().to_owned();
+    let elsewhere = json!({ "url": "http://127.0.0.1:9/elsewhere" });
+    let (status, proposed) =
+        call(&app, "PATCH", &format!("/admin/webhooks/{webhook}"), &ops, elsewhere).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    let (status, proposed) =
+        call(&app, "POST", &format!("/admin/webhooks/{webhook}/rotate"), &ops, json!({ "grace_secs": 60 }))
+            .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    let url: String = sqlx::query_scalar("SELECT url FROM webhooks WHERE id = $1")
+        .bind(&webhook)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(url, "http://127.0.0.1:9/confirm", "nothing changed on one token's word");
 }

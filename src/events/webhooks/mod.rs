@@ -60,6 +60,19 @@ pub struct Rotation {
     pub grace_secs: Option<i64>,
 }
 
+impl Rotation {
+    /// The grace period in seconds, or why it is refused.
+    pub fn grace(&self) -> Result<f64, WebhookError> {
+        match self.grace_secs {
+            None => Ok(DEFAULT_GRACE.as_secs_f64()),
+            Some(secs @ 0..=604_800) => Ok(secs as f64),
+            Some(secs) => {
+                Err(WebhookError::Invalid(format!("`grace_secs` must be 0 to 604800 (got {secs})")))
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     /// The request breaks the admin API's document (a 400).
@@ -147,13 +160,9 @@ pub async fn create(
 }
 
 /// Changes an endpoint's address, types or status.
-pub async fn change(
-    pool: &PgPool,
-    id: &str,
-    change: &WebhookChange,
-    demo: bool,
-) -> Result<Value, WebhookError> {
-    let problem = change
+/// What is wrong with `change` before anything is looked up, if anything.
+pub fn change_problem(change: &WebhookChange, demo: bool) -> Option<WebhookError> {
+    change
         .url
         .as_deref()
         .and_then(|u| url_problem(u, demo))
@@ -164,8 +173,28 @@ pub async fn change(
                 .as_deref()
                 .filter(|s| !STATUSES.contains(s))
                 .map(|s| WebhookError::Invalid(format!("`status` `{s}` must be `active` or `disabled`")))
-        });
-    if let Some(problem) = problem {
+        })
+}
+
+/// Whether endpoint `id` is a merchant's confirmation endpoint: changed, like the
+/// merchant, by two tokens.
+pub async fn is_merchants(pool: &PgPool, id: &str) -> Result<bool, sqlx::Error> {
+    let owned = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1 AND merchant_id IS NOT NULL) AS "owned!""#,
+        id
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(owned)
+}
+
+pub async fn change(
+    pool: &PgPool,
+    id: &str,
+    change: &WebhookChange,
+    demo: bool,
+) -> Result<Value, WebhookError> {
+    if let Some(problem) = change_problem(change, demo) {
         return Err(problem);
     }
     let updated = sqlx::query!(
@@ -198,13 +227,7 @@ pub async fn rotate(
     id: &str,
     rotation: &Rotation,
 ) -> Result<Value, WebhookError> {
-    let grace = match rotation.grace_secs {
-        None => DEFAULT_GRACE.as_secs_f64(),
-        Some(secs @ 0..=604_800) => secs as f64,
-        Some(secs) => {
-            return Err(WebhookError::Invalid(format!("`grace_secs` must be 0 to 604800 (got {secs})")));
-        }
-    };
+    let grace = rotation.grace()?;
     let secret = sign::new_secret();
     let sealed = vault.seal(place(id), secret.expose_secret()).await?;
     let rotated = sqlx::query_scalar!(

@@ -138,6 +138,9 @@ async fn decided(state: &AppState, id: &str, decision: Decision<'_>) -> Result<A
         Settled::HeldElsewhere => Err(AdminError::Conflict(
             "another customer's wallet holds this ID: one ID, one verified wallet".into(),
         )),
+        Settled::NoVerifiedTier => {
+            Err(AdminError::Conflict("no KYC tier is named `verified`: add one to verify anybody".into()))
+        }
         Settled::Now(_) => identity::show(state.pool(), id).await?.map(ok).ok_or_else(no_check),
     }
 }

@@ -39,6 +39,7 @@ pub(super) async fn onboard(
     trail: Trail,
     Body { asked, sent }: Body<NewMerchant>,
 ) -> Result<Answer, AdminError> {
+    merchants::onboarding_problem(&asked, state.default_region, state.demo)?;
     if let Some(proposed) = guard.propose(&state, &trail, Some(sent.clone())).await? {
         return Ok(proposed);
     }
@@ -106,6 +107,7 @@ pub(super) async fn change(
     trail: Trail,
     Body { asked, sent }: Body<MerchantChange>,
 ) -> Result<Answer, AdminError> {
+    merchants::change_checked(&asked, state.default_region, state.demo)?;
     let absent = AdminError::NotFound(format!("no merchant `{reference}`"));
     if let Some(proposed) = guard
         .propose_on(&state, &trail, Some(sent.clone()), Some((Subject::Merchant(&reference), absent)))

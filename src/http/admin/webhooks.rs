@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use super::approvals::Guard;
 use super::extract::{Allowed, Body, DeliveryId, Example, InPath, Limit, Trail, WebhookId, scope};
 use super::{AdminError, Answer, AppState, ok};
 use crate::events::webhooks::{self, NewWebhook, Rotation, WebhookChange};
@@ -66,6 +67,7 @@ pub(super) async fn list(
     request_body = WebhookChange,
     responses(
         (status = 200, description = "the webhook", body = Object),
+        (status = 202, description = "a merchant's confirmation endpoint and four eyes are on (FOUR_EYES): the call is proposed, and is carried out when another token approves it (`proposal`)", body = Object),
         (status = 404, description = "no webhook has this id"),
         (status = 422, description = "an address the gateway must not call, or a type that names no family of events"),
     ))]
@@ -73,9 +75,19 @@ pub(super) async fn change(
     _: Allowed<scope::Webhooks>,
     State(state): State<AppState>,
     InPath(id, _): InPath<WebhookId>,
+    guard: Guard,
     trail: Trail,
     Body { asked, sent }: Body<WebhookChange>,
 ) -> Result<Answer, AdminError> {
+    if let Some(problem) = webhooks::change_problem(&asked, state.demo) {
+        return Err(problem.into());
+    }
+    // A merchant's confirmations go where two tokens said, as its other settings do.
+    if webhooks::is_merchants(state.pool(), &id).await?
+        && let Some(proposed) = guard.propose(&state, &trail, Some(sent.clone())).await?
+    {
+        return Ok(proposed);
+    }
     trail.detail(sent);
     Ok(ok(webhooks::change(state.pool(), &id, &asked, state.demo).await?))
 }
@@ -89,15 +101,23 @@ pub(super) async fn change(
     request_body = Rotation,
     responses(
         (status = 200, description = "`secret`, and until when the previous one still signs", body = Object),
+        (status = 202, description = "a merchant's confirmation endpoint and four eyes are on (FOUR_EYES): the call is proposed, and is carried out when another token approves it (`proposal`); the new secret goes to the approver", body = Object),
         (status = 404, description = "no webhook has this id"),
     ))]
 pub(super) async fn rotate(
     _: Allowed<scope::Webhooks>,
     State(state): State<AppState>,
     InPath(id, _): InPath<WebhookId>,
+    guard: Guard,
     trail: Trail,
     Body { asked, sent }: Body<Rotation>,
 ) -> Result<Answer, AdminError> {
+    asked.grace()?;
+    if webhooks::is_merchants(state.pool(), &id).await?
+        && let Some(proposed) = guard.propose(&state, &trail, Some(sent.clone())).await?
+    {
+        return Ok(proposed);
+    }
     trail.detail(sent);
     let money = state.money();
     Ok(ok(webhooks::rotate(money.pool(), money.vault(), &id, &asked).await?))

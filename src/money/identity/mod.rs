@@ -40,10 +40,12 @@ fn check_place(id: &str) -> Place<'_> {
 
 /// After this long without a final answer a check goes to review as `no_answer`.
 pub const GIVE_UP: Duration = Duration::from_secs(2 * 86_400);
-/// How long a worker holds the checks it claimed before another may take them.
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a worker holds the checks it claimed before another may take them: longer
+/// than its look at all of them takes (two rounds of a status call and a submit, 10 s
+/// each at most).
+const LEASE: Duration = Duration::from_secs(120);
 /// The most checks one pass of the worker claims.
-const BATCH: i64 = 20;
+const BATCH: i64 = 8;
 /// The most of them asked about at once: each settles on a connection of the pool the
 /// registrations' transactions use too.
 const AT_ONCE: usize = 4;
@@ -97,6 +99,8 @@ pub enum Settled {
     NoSuchCheck,
     /// Not verified: another customer's wallet holds the ID.
     HeldElsewhere,
+    /// Not verified: no KYC tier is named `verified`.
+    NoVerifiedTier,
 }
 
 /// What asking for a check found.
@@ -227,7 +231,8 @@ impl Checks {
             r#"SELECT c.state, c.reason, c.customer_id, c.first_name, c.last_name, c.national_id_index,
                       cu.msisdn, cu.language, cu.national_id_index AS held_index,
                       coalesce((SELECT a.status = 'active' FROM accounts a
-                                 WHERE a.customer_id = cu.id AND a.kind = 'wallet'), false) AS "active!"
+                                 WHERE a.customer_id = cu.id AND a.kind = 'wallet'), false) AS "active!",
+                      EXISTS (SELECT 1 FROM kyc_tiers WHERE name = 'verified') AS "tiered!"
                  FROM identity_checks c JOIN customers cu ON cu.id = c.customer_id
                 WHERE c.id = $1 FOR UPDATE OF c"#,
             id,
@@ -248,6 +253,13 @@ impl Checks {
         }
         let (customer_id, index) = (check.customer_id, &check.national_id_index);
         let mut verdict = verdict;
+        if verdict.verifies() && !check.tiered {
+            // A deployment that named no tier `verified` verifies nobody.
+            if verdict.is_operators() {
+                return Ok(Settled::NoVerifiedTier);
+            }
+            verdict = review("refused", "no KYC tier is named verified");
+        }
         if verdict.verifies() {
             // One verified wallet per ID: checks of two customers for one ID settle one
             // after the other, and another customer holding it makes this one a
